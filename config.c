@@ -1,0 +1,484 @@
+/* config.c - flags and environment into a struct config (DESIGN.md §2, §10).
+ * One table describes every option: its names, environment variables, type,
+ * bounds and help text; parsing, validation and --help all read it.
+ * Precedence: flag, then KBRIDGE_<FLAG>, then the seed alias, then default. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+
+enum opt_type { T_STR, T_BOOL, T_INT, T_BYTES, T_SECS, T_LIST, T_SPECIAL };
+
+struct opt {
+	const char *name;    /* long flag without "--" */
+	char shrt;           /* short flag or 0 */
+	const char *env;     /* KBRIDGE_<FLAG>, or NULL when it has none */
+	const char *alias;   /* seed environment alias, or NULL */
+	enum opt_type type;
+	const char *metavar, *def, *help;
+	double min, max;     /* bounds for T_INT, T_BYTES, T_SECS */
+};
+
+#define MiB (1024.0 * 1024.0)
+static const struct opt opts[] = {
+	{ "brokers", 'b', "KBRIDGE_BROKERS", "KAFKA_BROKERS", T_STR, "LIST", NULL,
+	  "Kafka bootstrap servers host:port,... (required unless --demo)", 0, 0 },
+	{ "topic", 't', "KBRIDGE_TOPIC", "KAFKA_TOPICS", T_LIST, "SPEC", NULL,
+	  "route topic[=channel[:type]]; repeatable; '^' starts a regex (env: comma list)", 0, 0 },
+	{ "group", 'g', "KBRIDGE_GROUP", "KAFKA_CONSUMER_GROUP", T_STR, "ID", NULL,
+	  "consumer group: share partitions and commit offsets (default: fan-out, every partition)", 0, 0 },
+	{ "offset", 'o', "KBRIDGE_OFFSET", "KAFKA_OFFSET", T_SPECIAL, "WHERE", "latest",
+	  "start position: latest, earliest, -N (N before the end), @MS (timestamp)", 0, 0 },
+	{ "X", 'X', NULL, NULL, T_LIST, "KEY=VALUE", NULL,
+	  "librdkafka property, passed through; repeatable", 0, 0 },
+	{ "listen", 'l', "KBRIDGE_LISTEN", "PORT", T_SPECIAL, "ADDR:PORT", "0.0.0.0:8080",
+	  "HTTP and WebSocket listen address (PORT alone: port on 0.0.0.0)", 0, 0 },
+	{ "max-clients", 0, "KBRIDGE_MAX_CLIENTS", "MAX_CLIENTS", T_INT, "N", "10000",
+	  "WebSocket clients at most; beyond it upgrades get 503", 1, 1000000 },
+	{ "client-buffer", 0, "KBRIDGE_CLIENT_BUFFER", NULL, T_BYTES, "BYTES", "1MiB",
+	  "output held for one client before the slow-client policy applies", 1024, 1024 * MiB },
+	{ "client-queue", 0, "KBRIDGE_CLIENT_QUEUE", "MESSAGE_BUFFER_SIZE", T_INT, "N", "1024",
+	  "messages held for one client before the slow-client policy applies", 1, 1000000 },
+	{ "slow-client", 0, "KBRIDGE_SLOW_CLIENT", NULL, T_SPECIAL, "POLICY", "drop-oldest",
+	  "when a client's queue is full: drop-oldest, conflate or disconnect", 0, 0 },
+	{ "max-message", 0, "KBRIDGE_MAX_MESSAGE", NULL, T_BYTES, "BYTES", "65536",
+	  "largest inbound WebSocket message; larger ones close with 1009", 125, 64 * MiB },
+	{ "ping-interval", 0, "KBRIDGE_PING_INTERVAL", NULL, T_SECS, "S", "30",
+	  "seconds between server pings; clients silent for twice this are dropped (0: off)", 0, 86400 },
+	{ "allow-origin", 0, "KBRIDGE_ALLOW_ORIGIN", NULL, T_SPECIAL, "LIST", "*",
+	  "comma-separated Origin values allowed to upgrade, or *", 0, 0 },
+	{ "demo", 0, "KBRIDGE_DEMO", NULL, T_BOOL, NULL, NULL,
+	  "run an embedded mock Kafka cluster with a market-data producer", 0, 0 },
+	{ "demo-rate", 0, "KBRIDGE_DEMO_RATE", NULL, T_INT, "N", "20",
+	  "records per second produced by --demo, across its topics", 0, 1000000 },
+	{ "log-level", 0, "KBRIDGE_LOG_LEVEL", "LOG_LEVEL", T_SPECIAL, "LEVEL", "info",
+	  "debug, info, warn or error", 0, 0 },
+	{ "log-format", 0, "KBRIDGE_LOG_FORMAT", NULL, T_SPECIAL, "FORMAT", "text",
+	  "text or json, one line per event on stderr", 0, 0 },
+	{ "drain-timeout", 0, "KBRIDGE_DRAIN_TIMEOUT", NULL, T_SECS, "S", "5",
+	  "on SIGTERM/SIGINT, seconds to flush clients before exiting", 0, 3600 },
+	{ "header-timeout", 0, "KBRIDGE_HEADER_TIMEOUT", NULL, T_SECS, "S", "10",
+	  "seconds a client has to send complete request headers", 0.1, 3600 },
+	{ "max-subscriptions", 0, "KBRIDGE_MAX_SUBSCRIPTIONS", NULL, T_INT, "N", "256",
+	  "subscriptions per client at most", 1, 100000 },
+	{ "client-rate", 0, "KBRIDGE_CLIENT_RATE", NULL, T_INT, "N", "50",
+	  "control messages per second per client (burst 2x)", 1, 1000000 },
+	{ "headers", 0, "KBRIDGE_HEADERS", NULL, T_BOOL, NULL, NULL,
+	  "add Kafka record headers to data messages", 0, 0 },
+	{ "history", 0, "KBRIDGE_HISTORY", NULL, T_BYTES, "BYTES", "64MiB",
+	  "in-memory record history for resume, in total", 0, 64 * 1024 * MiB },
+	{ "help", 'h', NULL, NULL, T_BOOL, NULL, NULL, "print this help and exit", 0, 0 },
+	{ "version", 'V', NULL, NULL, T_BOOL, NULL, NULL,
+	  "print versions and librdkafka's builtin features, then exit", 0, 0 },
+};
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static const char *prog = "kbridge";
+
+/* The one error exit: one line naming where the value came from. */
+__attribute__((noreturn, format(printf, 2, 3)))
+static void die_usage(const char *source, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: %s: %s (see --help)\n", prog, source, msg);
+	exit(2);
+}
+
+static void usage(void)
+{
+	printf("Usage: %s [OPTIONS]\n"
+	       "Bridges Kafka topics to WebSocket clients (see /docs on the running server).\n\n",
+	       prog);
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct opt *o = &opts[i];
+		char left[64];
+		if (o->shrt && strcmp(o->name, "X") == 0)
+			snprintf(left, sizeof(left), "-X %s", o->metavar);
+		else if (o->shrt)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", o->shrt, o->name,
+				 o->metavar ? " " : "", o->metavar ? o->metavar : "");
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", o->name,
+				 o->metavar ? " " : "", o->metavar ? o->metavar : "");
+		printf("  %-30s %s", left, o->help);
+		if (o->def) printf(" [default: %s]", o->def);
+		if (o->env && o->alias) printf(" [env: %s, %s]", o->env, o->alias);
+		else if (o->env) printf(" [env: %s]", o->env);
+		putchar('\n');
+	}
+	printf("\nBYTES accept K, KiB, M, MiB, G, GiB suffixes (all binary). S accepts decimals.\n"
+	       "Flags win over environment variables. Bad values exit with status 2.\n");
+}
+
+static int parse_long(const char *s, double min, double max, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max) return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_bytes(const char *s, double min, double max, size_t *out)
+{
+	char *end;
+	errno = 0;
+	if (*s < '0' || *s > '9') return -1;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s) return -1;
+	double mult = 1;
+	if (*end) {
+		static const struct { const char *sfx; double m; } sfx[] = {
+			{ "K", 1024 }, { "KiB", 1024 }, { "k", 1024 }, { "KB", 1024 },
+			{ "M", MiB }, { "MiB", MiB }, { "MB", MiB },
+			{ "G", 1024 * MiB }, { "GiB", 1024 * MiB }, { "GB", 1024 * MiB },
+		};
+		size_t i;
+		for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++)
+			if (strcmp(end, sfx[i].sfx) == 0) break;
+		if (i == sizeof(sfx) / sizeof(sfx[0])) return -1;
+		mult = sfx[i].m;
+	}
+	double d = (double)v * mult;
+	if (d < min || d > max) return -1;
+	*out = (size_t)d;
+	return 0;
+}
+
+static int parse_secs(const char *s, double min, double max, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v < min || v > max) return -1;
+	*out = v;
+	return 0;
+}
+
+/* ADDR:PORT, [V6ADDR]:PORT, :PORT or PORT. Names other than "localhost" are
+ * refused: a scratch image has no resolver configuration to ask. */
+static int parse_listen(const char *s, struct config *c)
+{
+	char host[128] = "0.0.0.0";
+	const char *port = s;
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb || rb[1] != ':' || (size_t)(rb - s - 1) >= sizeof(host)) return -1;
+		memcpy(host, s + 1, (size_t)(rb - s - 1));
+		host[rb - s - 1] = '\0';
+		port = rb + 2;
+	} else if (strrchr(s, ':')) {
+		const char *colon = strrchr(s, ':');
+		if ((size_t)(colon - s) >= sizeof(host)) return -1;
+		if (colon != s) {
+			memcpy(host, s, (size_t)(colon - s));
+			host[colon - s] = '\0';
+		}
+		port = colon + 1;
+	}
+	long p;
+	if (parse_long(port, 0, 65535, &p) < 0) return -1;
+	if (strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
+
+	memset(&c->listen, 0, sizeof(c->listen));
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&c->listen;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&c->listen;
+	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)p);
+		c->listen_len = sizeof(*v4);
+	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)p);
+		c->listen_len = sizeof(*v6);
+	} else {
+		return -1;
+	}
+	c->listen_str = s;
+	return 0;
+}
+
+static int parse_offset(const char *s, struct config *c)
+{
+	char *end;
+	if (strcmp(s, "latest") == 0) { c->offset = OFFSET_LATEST; return 0; }
+	if (strcmp(s, "earliest") == 0) { c->offset = OFFSET_EARLIEST; return 0; }
+	if (s[0] == '-' || s[0] == '@') {
+		errno = 0;
+		long long v = strtoll(s + 1, &end, 10);
+		if (errno || end == s + 1 || *end || v < 0 || s[1] < '0' || s[1] > '9') return -1;
+		if (s[0] == '-' && v == 0) return -1;
+		c->offset = s[0] == '-' ? OFFSET_TAIL : OFFSET_TIME;
+		c->offset_arg = v;
+		return 0;
+	}
+	return -1;
+}
+
+static void push(const char ***arr, size_t *n, const char *v)
+{
+	const char **a = realloc(*arr, (*n + 1) * sizeof(*a));
+	if (!a) { fprintf(stderr, "%s: out of memory\n", prog); exit(1); }
+	a[(*n)++] = v;
+	*arr = a;
+}
+
+/* Splits a comma list into the array (the string is leaked on purpose: the
+ * configuration lives as long as the process). */
+static void push_list(const char ***arr, size_t *n, const char *list)
+{
+	char *copy = strdup(list), *save = NULL;
+	if (!copy) { fprintf(stderr, "%s: out of memory\n", prog); exit(1); }
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		while (*t == ' ') t++;
+		char *e = t + strlen(t);
+		while (e > t && e[-1] == ' ') *--e = '\0';
+		if (*t) push(arr, n, t);
+	}
+}
+
+static int parse_bool(const char *s, int *out)
+{
+	if (!strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on")) { *out = 1; return 0; }
+	if (!strcmp(s, "0") || !strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off") || !*s) { *out = 0; return 0; }
+	return -1;
+}
+
+/* Applies one value to the option; `from_env` changes list semantics (a
+ * comma list replaces, a flag appends). Returns 0 or -1 with *why set. */
+static int apply(struct config *c, const struct opt *o, const char *v, int from_env, const char **why)
+{
+	const char *n = o->name;
+	*why = NULL;
+	switch (o->type) {
+	case T_BOOL: {
+		int b = 1;
+		if (v && parse_bool(v, &b) < 0) { *why = "expected 1/0, true/false, yes/no or on/off"; return -1; }
+		if (!strcmp(n, "demo")) c->demo = b;
+		else if (!strcmp(n, "headers")) c->headers = b;
+		return 0;
+	}
+	case T_STR:
+		if (!*v) { *why = "must not be empty"; return -1; }
+		if (!strcmp(n, "brokers")) c->brokers = v;
+		else if (!strcmp(n, "group")) c->group = v;
+		return 0;
+	case T_LIST:
+		if (!strcmp(n, "topic")) {
+			if (from_env) { c->ntopics = 0; push_list(&c->topics, &c->ntopics, v); }
+			else push(&c->topics, &c->ntopics, v);
+			for (size_t i = 0; i < c->ntopics; i++) {
+				const char *t = c->topics[i];
+				if (!*t || *t == '=' || *t == ':') { *why = "expected topic[=channel[:type]]"; return -1; }
+			}
+		} else {
+			if (!strchr(v, '=') || *v == '=') { *why = "expected key=value"; return -1; }
+			push(&c->xprops, &c->nxprops, v);
+		}
+		return 0;
+	case T_INT: {
+		long l;
+		if (parse_long(v, o->min, o->max, &l) < 0) { *why = "expected an integer in range"; return -1; }
+		if (!strcmp(n, "max-clients")) c->max_clients = l;
+		else if (!strcmp(n, "client-queue")) c->client_queue = l;
+		else if (!strcmp(n, "demo-rate")) c->demo_rate = l;
+		else if (!strcmp(n, "max-subscriptions")) c->max_subscriptions = l;
+		else if (!strcmp(n, "client-rate")) c->client_rate = l;
+		return 0;
+	}
+	case T_BYTES: {
+		size_t z;
+		if (parse_bytes(v, o->min, o->max, &z) < 0) { *why = "expected a byte count in range (suffixes K, M, G)"; return -1; }
+		if (!strcmp(n, "client-buffer")) c->client_buffer = z;
+		else if (!strcmp(n, "max-message")) c->max_message = z;
+		else if (!strcmp(n, "history")) c->history = z;
+		return 0;
+	}
+	case T_SECS: {
+		double d;
+		if (parse_secs(v, o->min, o->max, &d) < 0) { *why = "expected seconds in range"; return -1; }
+		if (!strcmp(n, "ping-interval")) c->ping_interval = d;
+		else if (!strcmp(n, "drain-timeout")) c->drain_timeout = d;
+		else if (!strcmp(n, "header-timeout")) c->header_timeout = d;
+		return 0;
+	}
+	case T_SPECIAL:
+		if (!strcmp(n, "offset")) {
+			if (parse_offset(v, c) < 0) { *why = "expected latest, earliest, -N or @MS"; return -1; }
+		} else if (!strcmp(n, "listen")) {
+			if (parse_listen(v, c) < 0) { *why = "expected ADDR:PORT with a numeric address (or localhost) and port 0-65535"; return -1; }
+		} else if (!strcmp(n, "slow-client")) {
+			if (!strcmp(v, "drop-oldest")) c->slow = SLOW_DROP_OLDEST;
+			else if (!strcmp(v, "conflate")) c->slow = SLOW_CONFLATE;
+			else if (!strcmp(v, "disconnect")) c->slow = SLOW_DISCONNECT;
+			else { *why = "expected drop-oldest, conflate or disconnect"; return -1; }
+		} else if (!strcmp(n, "allow-origin")) {
+			c->norigins = 0;
+			if (strcmp(v, "*") != 0) {
+				push_list(&c->origins, &c->norigins, v);
+				for (size_t i = 0; i < c->norigins; i++)
+					if (!strcmp(c->origins[i], "*")) { c->norigins = 0; break; }
+				if (c->norigins == 0 && !strchr(v, '*')) { *why = "expected * or a comma list of scheme://host[:port]"; return -1; }
+			}
+		} else if (!strcmp(n, "log-level")) {
+			int l = log_level_parse(v);
+			if (l < 0) { *why = "expected debug, info, warn or error"; return -1; }
+			c->log_level = l;
+		} else if (!strcmp(n, "log-format")) {
+			if (!strcmp(v, "text")) c->log_json = 0;
+			else if (!strcmp(v, "json")) c->log_json = 1;
+			else { *why = "expected text or json"; return -1; }
+		}
+		return 0;
+	}
+	return -1;
+}
+
+static void apply_or_die(struct config *c, const struct opt *o, const char *v, int from_env,
+			 const char *source)
+{
+	const char *why;
+	if (apply(c, o, v, from_env, &why) < 0)
+		die_usage(source, "bad value '%s': %s", v ? v : "", why);
+}
+
+void config_load(struct config *c, int argc, char **argv, void (*version_line)(void))
+{
+	char src[96];
+	int want_help = 0, want_version = 0;
+
+	if (argc > 0 && argv[0]) {
+		const char *slash = strrchr(argv[0], '/');
+		prog = slash ? slash + 1 : argv[0];
+	}
+	memset(c, 0, sizeof(*c));
+	c->log_level = LOG_INFO;
+	for (size_t i = 0; i < NOPTS; i++)
+		if (opts[i].def) apply_or_die(c, &opts[i], opts[i].def, 0, "default");
+
+	/* Environment: the seed alias first, so KBRIDGE_<FLAG> overrides it. */
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct opt *o = &opts[i];
+		const char *names[2] = { o->alias, o->env };
+		for (int k = 0; k < 2; k++) {
+			const char *v = names[k] ? getenv(names[k]) : NULL;
+			if (!v) continue;
+			char buf[32];
+			if (!strcmp(names[k], "PORT")) {   /* PORT alone is just a port */
+				long p;
+				if (parse_long(v, 0, 65535, &p) < 0)
+					die_usage("environment PORT", "bad value '%s': expected a port 0-65535", v);
+				snprintf(buf, sizeof(buf), "0.0.0.0:%ld", p);
+				v = strdup(buf);
+			}
+			snprintf(src, sizeof(src), "environment %s", names[k]);
+			apply_or_die(c, o, v, 1, src);
+		}
+	}
+
+	/* Flags: --name VALUE, --name=VALUE, -x VALUE, -xVALUE. */
+	int topics_from_flags = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = NULL;
+		const struct opt *o = NULL;
+		if (a[0] == '-' && a[1] == '-' && a[2]) {
+			const char *eq = strchr(a + 2, '=');
+			size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+			for (size_t k = 0; k < NOPTS; k++)
+				if (strlen(opts[k].name) == len && !strncmp(opts[k].name, a + 2, len)
+				    && strcmp(opts[k].name, "X") != 0)
+					o = &opts[k];
+			if (!o) die_usage(a, "unknown option");
+			if (eq) val = eq + 1;
+			snprintf(src, sizeof(src), "--%s", o->name);
+		} else if (a[0] == '-' && a[1] && a[1] != '-') {
+			for (size_t k = 0; k < NOPTS; k++)
+				if (opts[k].shrt == a[1]) o = &opts[k];
+			if (!o) die_usage(a, "unknown option");
+			if (a[2]) val = a + 2;
+			snprintf(src, sizeof(src), "-%c", a[1]);
+		} else {
+			die_usage(a, "unexpected argument");
+		}
+		if (o->type == T_BOOL) {
+			if (val && o->shrt && a[1] != '-') die_usage(src, "takes no value");
+			if (!strcmp(o->name, "help")) { want_help = 1; continue; }
+			if (!strcmp(o->name, "version")) { want_version = 1; continue; }
+		} else if (!val) {
+			if (i + 1 >= argc) die_usage(src, "needs a value (%s)", o->metavar);
+			val = argv[++i];
+		}
+		/* --topic flags replace KAFKA_TOPICS / KBRIDGE_TOPIC (§10). */
+		if (!strcmp(o->name, "topic") && !topics_from_flags) {
+			c->ntopics = 0;
+			topics_from_flags = 1;
+		}
+		apply_or_die(c, o, val, 0, src);
+	}
+
+	if (want_help) { usage(); exit(0); }
+	if (want_version) { version_line(); exit(0); }
+	if (!c->brokers && !c->demo)
+		die_usage("--brokers", "required unless --demo (or set KAFKA_BROKERS)");
+	if (c->brokers && c->demo)
+		die_usage("--demo", "cannot be combined with --brokers: the demo runs its own cluster");
+}
+
+/* -X values whose names look secret are never logged (§ issue: secrets redacted). */
+static int secret_name(const char *kv)
+{
+	static const char *const words[] = { "password", "secret", "key", "token", "jaas", "credential" };
+	size_t n = strcspn(kv, "=");
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		size_t wl = strlen(words[i]);
+		for (size_t k = 0; k + wl <= n; k++)
+			if (strncasecmp(kv + k, words[i], wl) == 0) return 1;
+	}
+	return 0;
+}
+
+void config_log_summary(const struct config *c)
+{
+	char topics[512] = "", xs[1024] = "", origins[256] = "*";
+	size_t o = 0;
+	for (size_t i = 0; i < c->ntopics && o < sizeof(topics); i++)
+		o += (size_t)snprintf(topics + o, sizeof(topics) - o, "%s%s", i ? "," : "", c->topics[i]);
+	o = 0;
+	for (size_t i = 0; i < c->nxprops && o < sizeof(xs); i++) {
+		if (secret_name(c->xprops[i]))
+			o += (size_t)snprintf(xs + o, sizeof(xs) - o, "%s%.*s=***", i ? "," : "",
+					      (int)strcspn(c->xprops[i], "="), c->xprops[i]);
+		else
+			o += (size_t)snprintf(xs + o, sizeof(xs) - o, "%s%s", i ? "," : "", c->xprops[i]);
+	}
+	o = 0;
+	for (size_t i = 0; i < c->norigins && o < sizeof(origins); i++)
+		o += (size_t)snprintf(origins + o, sizeof(origins) - o, "%s%s", i ? "," : "", c->origins[i]);
+	static const char *const slow[] = { "drop-oldest", "conflate", "disconnect" };
+	log_msg(LOG_INFO, "starting",
+		"listen", c->listen_str,
+		"brokers", c->demo ? "(demo)" : c->brokers,
+		"topics", topics,
+		"group", c->group ? c->group : "(fan-out)",
+		"x", xs,
+		"max_clients", log_num(c->max_clients),
+		"client_buffer", log_num((int64_t)c->client_buffer),
+		"client_queue", log_num(c->client_queue),
+		"slow_client", slow[c->slow],
+		"allow_origin", origins,
+		NULL);
+}

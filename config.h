@@ -1,0 +1,50 @@
+/* config.h - kbridge's configuration: every flag of DESIGN.md §2/§10, its
+ * environment variable(s), its default and its validation. config_load()
+ * either fills a struct config or prints one line naming the bad flag and
+ * exits 2: nothing has started yet when it runs. */
+#ifndef KB_CONFIG_H
+#define KB_CONFIG_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum slow_policy { SLOW_DROP_OLDEST, SLOW_CONFLATE, SLOW_DISCONNECT };
+enum offset_kind { OFFSET_LATEST, OFFSET_EARLIEST, OFFSET_TAIL, OFFSET_TIME };
+
+struct config {
+	const char *brokers;
+	const char **topics;   size_t ntopics;    /* "topic[=channel[:type]]" */
+	const char *group;
+	enum offset_kind offset;
+	int64_t offset_arg;                       /* N for TAIL, ms for TIME */
+	const char **xprops;   size_t nxprops;    /* "key=value" */
+
+	struct sockaddr_storage listen;
+	socklen_t listen_len;
+	const char *listen_str;
+
+	long max_clients;
+	size_t client_buffer;
+	long client_queue;
+	enum slow_policy slow;
+	size_t max_message;
+	double ping_interval;                     /* seconds; 0 = no pings */
+	const char **origins;  size_t norigins;   /* empty = any ("*") */
+	int demo;
+	long demo_rate;
+	int log_level;
+	int log_json;
+	double drain_timeout;
+	double header_timeout;
+	long max_subscriptions;
+	long client_rate;
+	int headers;                              /* add record headers to envelopes */
+	size_t history;
+};
+
+/* Parses argv and the environment. Exits 0 after --help or --version, 2 on
+ * a bad value. `version_line` prints the --version text. */
+void config_load(struct config *c, int argc, char **argv, void (*version_line)(void));
+/* Logs the effective configuration in one line, secrets from -X redacted. */
+void config_log_summary(const struct config *c);
+#endif

@@ -1,0 +1,140 @@
+/* frame.c - reference-counted frames and the per-client output ring.
+ * Ownership: whoever holds a pointer holds one reference; outq_push moves the
+ * caller's reference into the queue; outq_write/outq_remove/outq_clear drop
+ * the queue's reference once the bytes are gone. Single-threaded. */
+#include "frame.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#define STATIC_REFS UINT32_MAX
+#define OUTQ_MIN_CAP 4
+#define OUTQ_IOV 64      /* frames per writev(); IOV_MAX is 1024 on Linux */
+
+struct frame *frame_new(size_t len, enum frame_kind kind)
+{
+	if (len > UINT32_MAX) return NULL;
+	struct frame *f = malloc(sizeof(*f) + len);
+	if (!f) return NULL;
+	f->refs = 1;
+	f->kind = (uint8_t)kind;
+	f->len = (uint32_t)len;
+	f->key_hash = 0;
+	return f;
+}
+
+struct frame *frame_ref(struct frame *f)
+{
+	if (f->refs != STATIC_REFS) f->refs++;
+	return f;
+}
+
+void frame_unref(struct frame *f)
+{
+	if (!f || f->refs == STATIC_REFS) return;
+	if (--f->refs == 0) free(f);
+}
+
+static int outq_grow(struct outq *q)
+{
+	uint32_t ncap = q->cap ? q->cap * 2 : OUTQ_MIN_CAP;
+	struct frame **r = malloc(ncap * sizeof(*r));
+	if (!r) return -1;
+	/* Unwrap the ring into the new array, head first. */
+	for (uint32_t i = 0; i < q->count; i++) r[i] = q->ring[(q->head + i) % q->cap];
+	free(q->ring);
+	q->ring = r;
+	q->cap = ncap;
+	q->head = 0;
+	return 0;
+}
+
+int outq_push(struct outq *q, struct frame *f)
+{
+	if (q->count == q->cap && outq_grow(q) < 0) {
+		frame_unref(f);
+		return -1;
+	}
+	q->ring[(q->head + q->count) % q->cap] = f;
+	q->count++;
+	q->bytes += f->len;
+	return 0;
+}
+
+struct frame *outq_at(const struct outq *q, uint32_t i)
+{
+	return i < q->count ? q->ring[(q->head + i) % q->cap] : NULL;
+}
+
+int outq_push_front(struct outq *q, struct frame *f)
+{
+	if (outq_push(q, f) < 0) return -1;
+	/* Rotate the new tail to position pos by shifting the frames between. */
+	uint32_t pos = q->off ? 1 : 0;
+	for (uint32_t i = q->count - 1; i > pos; i--)
+		q->ring[(q->head + i) % q->cap] = q->ring[(q->head + i - 1) % q->cap];
+	q->ring[(q->head + pos) % q->cap] = f;
+	return 0;
+}
+
+void outq_remove(struct outq *q, uint32_t i)
+{
+	if (i >= q->count || (i == 0 && q->off)) return;
+	struct frame *f = q->ring[(q->head + i) % q->cap];
+	q->bytes -= f->len;
+	for (uint32_t k = i; k + 1 < q->count; k++)
+		q->ring[(q->head + k) % q->cap] = q->ring[(q->head + k + 1) % q->cap];
+	q->count--;
+	frame_unref(f);
+	if (q->count == 0) outq_clear(q);
+}
+
+void outq_clear(struct outq *q)
+{
+	for (uint32_t i = 0; i < q->count; i++) frame_unref(q->ring[(q->head + i) % q->cap]);
+	free(q->ring);
+	memset(q, 0, sizeof(*q));
+}
+
+ssize_t outq_write(struct outq *q, int fd)
+{
+	ssize_t total = 0;
+	while (q->count) {
+		struct iovec iov[OUTQ_IOV];
+		int n = 0;
+		size_t offered = 0;
+		for (uint32_t i = 0; i < q->count && n < OUTQ_IOV; i++, n++) {
+			struct frame *f = q->ring[(q->head + i) % q->cap];
+			size_t skip = i == 0 ? q->off : 0;
+			iov[n].iov_base = f->data + skip;
+			iov[n].iov_len = f->len - skip;
+			offered += f->len - skip;
+		}
+		ssize_t w = writev(fd, iov, n);
+		if (w < 0) {
+			if (errno == EINTR) continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+			return -1;
+		}
+		total += w;
+		q->bytes -= (size_t)w;
+		/* Retire every frame the write finished; remember where it stopped. */
+		size_t left = (size_t)w;
+		while (left && q->count) {
+			struct frame *f = q->ring[q->head];
+			size_t rest = f->len - q->off;
+			if (left < rest) { q->off += (uint32_t)left; left = 0; break; }
+			left -= rest;
+			q->off = 0;
+			q->head = (q->head + 1) % q->cap;
+			q->count--;
+			frame_unref(f);
+		}
+		if ((size_t)w < offered) break;   /* the kernel is full: wait for POLLOUT */
+	}
+	if (q->count == 0) outq_clear(q);
+	return total;
+}

@@ -1,0 +1,23 @@
+/* kafka.h - the librdkafka consumer on kbridge's poll loop (DESIGN.md §5, §6):
+ * configuration passthrough, subscription, draining records in bounded
+ * batches into the hub, broker state and lag, and the --demo mock cluster. */
+#ifndef KB_KAFKA_H
+#define KB_KAFKA_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* Starts the consumer. Returns the fd that becomes readable when records or
+ * events wait, -2 for a configuration error (exit 2), -1 for other failures;
+ * err holds one line. */
+int  kafka_start(const struct config *cfg, char *err, size_t errlen);
+/* 1 when the last service() stopped at its per-turn bound with more left. */
+int  kafka_pending(void);
+/* Drains events and up to a bounded batch of records. */
+void kafka_service(void);
+void kafka_stop(void);
+void kafka_print_version(void);
+int  kafka_up(void);       /* a broker is reachable */
+int  kafka_ready(void);    /* metadata fetched and partitions assigned */
+#endif
