@@ -12,6 +12,10 @@ KB_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP $(CFLAGS) $(EXTRA_CFLAGS)
 LIB_SRCS := $(filter-out kbridge.c,$(wildcard *.c))
 MAIN_SRC := kbridge.c
 
+include deps/deps.mk
+KB_CFLAGS += $(RDKAFKA_CFLAGS)
+LDLIBS    += $(RDKAFKA_LIBS)
+
 B        := build
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -20,7 +24,8 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/%)
 .PHONY: all test unit asan fuzz clean
 all: kbridge
 
-$(B)/%.o: %.c | $(B)
+# Objects wait for librdkafka's headers (built into the cache on first use).
+$(B)/%.o: %.c | $(B) $(RDKAFKA_DEV_STAMP)
 	$(CC) $(KB_CFLAGS) -c -o $@ $<
 $(B):
 	mkdir -p $(B)

@@ -48,6 +48,7 @@ struct client {
 	float rl_tokens;
 
 	const char *why;             /* first reason the connection is ending (static text) */
+	uint64_t stamp;              /* hub.c: last record delivered, against duplicates */
 	struct sub *subs;            /* this client's subscriptions (hub.c) */
 	uint32_t nsubs;
 	struct client *flush_next;

@@ -430,6 +430,12 @@ void config_load(struct config *c, int argc, char **argv, void (*version_line)(v
 		apply_or_die(c, o, val, 0, src);
 	}
 
+	/* §7: the demo's three dashboard topics, unless routes were given. */
+	if (c->demo && c->ntopics == 0) {
+		push(&c->topics, &c->ntopics, "token-info=dashboard:token_info");
+		push(&c->topics, &c->ntopics, "trade-info=dashboard:trade_data");
+		push(&c->topics, &c->ntopics, "aggregate-info=dashboard:aggregate_data");
+	}
 	if (want_help) { usage(); exit(0); }
 	if (want_version) { version_line(); exit(0); }
 	if (!c->brokers && !c->demo)

@@ -1,18 +1,650 @@
-/* kafka.c - placeholder until the librdkafka consumer lands: Kafka is
- * reported down and no records flow. */
+/* kafka.c - the librdkafka consumer on kbridge's poll loop (DESIGN.md §5, §6)
+ * and the --demo mock cluster with its market-data producer (§7).
+ * Everything librdkafka reports (records, rebalances, errors, statistics,
+ * logs) arrives on the one consumer queue, whose io-event fd wakes poll()
+ * (KAFKA-NOTES.md: clear the fd first, then drain; bounded per turn).
+ * Nothing here blocks: offsets by timestamp are looked up asynchronously. */
 #include "kafka.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "hub.h"
+#include "json.h"
+#include "log.h"
+#include "map.h"
+
+#define BATCH          256    /* records per consume call */
+#define TURN_BUDGET    4096   /* records per loop turn, so clients are not starved */
+#define MAX_HEADERS    64
+
+/* What we know of one assigned (or once assigned) partition. */
+struct part {
+	int64_t next;      /* offset after the last record routed, -1 if none */
+	int64_t lag;       /* hi_offset - app_offset from statistics, -1 unknown */
+};
+
+static struct {
+	const struct config *cfg;
+	rd_kafka_t *rk;
+	rd_kafka_queue_t *q;
+	rd_kafka_queue_t *adminq;      /* ListOffsets results (--offset @MS) */
+	int efd;
+	int pending;                   /* stopped at the turn budget */
+	int up, ready, assigned_once;
+	int64_t last_err_logged;       /* error code last logged, to log changes only */
+	int down_logged;
+	struct map parts;              /* "topic\0partition" -> struct part * */
+	struct map topics_seen;        /* topic -> (void *)1 once assigned */
+	rd_kafka_topic_partition_list_t *waiting;   /* awaiting timestamp lookup */
+
+	/* --demo */
+	rd_kafka_t *demo;
+	int64_t demo_next_ms;
+	uint64_t demo_n;
+} K;
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t part_key(char *buf, size_t cap, const char *topic, int32_t partition)
+{
+	int n = snprintf(buf, cap, "%s:%" PRId32, topic, partition);
+	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+static struct part *part_get(const char *topic, int32_t partition, int create)
+{
+	char key[300];
+	size_t kl = part_key(key, sizeof(key), topic, partition);
+	struct part *p = map_get(&K.parts, key, kl);
+	if (p || !create) return p;
+	if (!(p = malloc(sizeof(*p)))) return NULL;
+	p->next = -1;
+	p->lag = -1;
+	if (map_put(&K.parts, key, kl, p) < 0) { free(p); return NULL; }
+	return p;
+}
+
+static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, char *err, size_t errlen)
+{
+	char why[512];
+	rd_kafka_conf_res_t r = rd_kafka_conf_set(conf, name, value, why, sizeof(why));
+	if (r == RD_KAFKA_CONF_OK) return 0;
+	if (r == RD_KAFKA_CONF_UNKNOWN)
+		snprintf(err, errlen, "-X %s: unknown librdkafka property", name);
+	else
+		snprintf(err, errlen, "-X %s=%s: %s", name, value, why);
+	return -1;
+}
+
+static void set_state_up(int up, const char *why)
+{
+	if (up == K.up) return;
+	K.up = up;
+	if (up) log_msg(LOG_INFO, "kafka up", NULL);
+	else log_msg(LOG_WARN, "kafka down", "reason", why, NULL);
+}
+
+/* ---- statistics: broker states and lag ------------------------------------ */
+
+/* "brokers": {"name": {"state": "UP", ...}, ...}: up while any broker is. */
+static void stats_brokers(const char *js, const struct json_tok *t, int obj)
+{
+	int any_up = 0;
+	for (int i = obj + 1, k = 0; k < (int)t[obj].size; k++) {
+		int v = (int)t[i].next;
+		int st = json_obj_get(js, t, v, "state");
+		/* Bootstrap entries (nodeid -1) count too: they prove reachability. */
+		if (st >= 0 && json_str_eq(js, t, st, "UP", 2)) any_up = 1;
+		i = (int)t[v].next;
+	}
+	set_state_up(any_up, "no broker reachable");
+}
+
+static void stats_topics(const char *js, const struct json_tok *t, int obj)
+{
+	for (int i = obj + 1, k = 0; k < (int)t[obj].size; k++) {
+		int v = (int)t[i].next;
+		char topic[256];
+		ssize_t tl = json_str_decode(js, t, i, topic, sizeof(topic) - 1);
+		int parts = json_obj_get(js, t, v, "partitions");
+		if (tl > 0 && parts >= 0 && t[parts].type == JSON_OBJECT) {
+			topic[tl] = '\0';
+			for (int pi = parts + 1, pk = 0; pk < (int)t[parts].size; pk++) {
+				int pv = (int)t[pi].next;
+				int64_t id, hi = -1, app = -1;
+				int hi_t = json_obj_get(js, t, pv, "hi_offset");
+				int app_t = json_obj_get(js, t, pv, "app_offset");
+				int pid_t = json_obj_get(js, t, pv, "partition");
+				if (pid_t >= 0 && json_tok_int(js, t, pid_t, &id) == 0 && id >= 0) {
+					if (hi_t >= 0) json_tok_int(js, t, hi_t, &hi);
+					if (app_t >= 0) json_tok_int(js, t, app_t, &app);
+					struct part *p = part_get(topic, (int32_t)id, 0);
+					/* Only partitions we consume; before the first record
+					 * app_offset is -1 and the lag is unknown. */
+					if (p) p->lag = (hi >= 0 && app >= 0) ? (hi > app ? hi - app : 0) : -1;
+				}
+				pi = (int)t[pv].next;
+			}
+		}
+		i = (int)t[v].next;
+	}
+}
+
+static void handle_stats(const char *js, size_t len)
+{
+	int cap = (int)(len / 2) + 16;
+	struct json_tok *t = malloc((size_t)cap * sizeof(*t));
+	if (!t) return;
+	int n = json_parse(js, len, t, cap, 16);
+	if (n > 0 && t[0].type == JSON_OBJECT) {
+		int b = json_obj_get(js, t, 0, "brokers");
+		if (b >= 0 && t[b].type == JSON_OBJECT) stats_brokers(js, t, b);
+		int tp = json_obj_get(js, t, 0, "topics");
+		if (tp >= 0 && t[tp].type == JSON_OBJECT) stats_topics(js, t, tp);
+	}
+	free(t);
+}
+
+/* ---- rebalancing ----------------------------------------------------------- */
+
+/* Start offsets for newly assigned partitions (fan-out mode): partitions of
+ * topics first seen after start-up begin at the beginning, so nothing
+ * produced before the assignment is lost (KAFKA-NOTES.md); partitions seen
+ * before continue after the last record routed; the rest follow --offset. */
+static int choose_offsets(rd_kafka_topic_partition_list_t *parts)
+{
+	int need_lookup = 0;
+	for (int i = 0; i < parts->cnt; i++) {
+		rd_kafka_topic_partition_t *p = &parts->elems[i];
+		struct part *known = part_get(p->topic, p->partition, 0);
+		int topic_known = map_get(&K.topics_seen, p->topic, strlen(p->topic)) != NULL;
+		if (known && known->next >= 0) {
+			p->offset = known->next;
+		} else if (K.assigned_once && (!topic_known || !known)) {
+			p->offset = RD_KAFKA_OFFSET_BEGINNING;
+		} else if (K.cfg->group) {
+			p->offset = RD_KAFKA_OFFSET_INVALID;   /* committed offset wins (§10) */
+		} else {
+			switch (K.cfg->offset) {
+			case OFFSET_LATEST:   p->offset = RD_KAFKA_OFFSET_END; break;
+			case OFFSET_EARLIEST: p->offset = RD_KAFKA_OFFSET_BEGINNING; break;
+			case OFFSET_TAIL:     p->offset = RD_KAFKA_OFFSET_TAIL(K.cfg->offset_arg); break;
+			case OFFSET_TIME:     p->offset = K.cfg->offset_arg; need_lookup = 1; break;
+			}
+		}
+		part_get(p->topic, p->partition, 1);
+		map_put(&K.topics_seen, p->topic, strlen(p->topic), (void *)1);
+	}
+	return need_lookup;
+}
+
+static void do_assign(rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_error_t *e = NULL;
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	if (strcmp(rd_kafka_rebalance_protocol(K.rk), "COOPERATIVE") == 0)
+		e = rd_kafka_incremental_assign(K.rk, parts);
+	else
+		err = rd_kafka_assign(K.rk, parts);
+	if (e) {
+		log_msg(LOG_ERROR, "kafka assign failed", "error", rd_kafka_error_string(e), NULL);
+		rd_kafka_error_destroy(e);
+	} else if (err) {
+		log_msg(LOG_ERROR, "kafka assign failed", "error", rd_kafka_err2str(err), NULL);
+	}
+	K.assigned_once = 1;
+	K.ready = 1;
+	log_msg(LOG_INFO, "partitions assigned", "count", log_num(parts->cnt), NULL);
+}
+
+/* --offset @MS: ask for the first offset at or after the timestamp of each
+ * partition without blocking; the assignment waits for the answer. */
+static void lookup_times(rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_topic_partition_list_t *req = rd_kafka_topic_partition_list_copy(parts);
+	for (int i = 0; i < req->cnt; i++) req->elems[i].offset = K.cfg->offset_arg;
+	if (K.waiting) {
+		for (int i = 0; i < parts->cnt; i++)
+			rd_kafka_topic_partition_list_add(K.waiting, parts->elems[i].topic, parts->elems[i].partition);
+	} else {
+		K.waiting = rd_kafka_topic_partition_list_copy(parts);
+	}
+	rd_kafka_ListOffsets(K.rk, req, NULL, K.adminq);
+	rd_kafka_topic_partition_list_destroy(req);
+}
+
+static void lookup_done(rd_kafka_event_t *ev)
+{
+	const rd_kafka_ListOffsets_result_t *res = rd_kafka_event_ListOffsets_result(ev);
+	rd_kafka_topic_partition_list_t *w = K.waiting;
+	K.waiting = NULL;
+	if (!w) return;
+	for (int i = 0; i < w->cnt; i++) w->elems[i].offset = RD_KAFKA_OFFSET_END;
+	if (rd_kafka_event_error(ev)) {
+		log_msg(LOG_WARN, "offset lookup by timestamp failed: starting at the end",
+			"error", rd_kafka_event_error_string(ev), NULL);
+	} else if (res) {
+		size_t n;
+		const rd_kafka_ListOffsetsResultInfo_t **infos = rd_kafka_ListOffsets_result_infos(res, &n);
+		for (size_t i = 0; i < n; i++) {
+			const rd_kafka_topic_partition_t *tp = rd_kafka_ListOffsetsResultInfo_topic_partition(infos[i]);
+			rd_kafka_topic_partition_t *dst = rd_kafka_topic_partition_list_find(w, tp->topic, tp->partition);
+			/* -1: no record at or after the timestamp: start at the end. */
+			if (dst && !tp->err && tp->offset >= 0) dst->offset = tp->offset;
+		}
+	}
+	do_assign(w);
+	rd_kafka_topic_partition_list_destroy(w);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	(void)opaque;
+	int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		if (choose_offsets(parts)) lookup_times(parts);
+		else do_assign(parts);
+		return;
+	}
+	if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+		log_msg(LOG_INFO, "partitions revoked", "count", log_num(parts->cnt), NULL);
+		if (coop) {
+			rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+			if (e) rd_kafka_error_destroy(e);
+		} else {
+			rd_kafka_assign(rk, NULL);
+		}
+		return;
+	}
+	log_msg(LOG_ERROR, "kafka rebalance failed", "error", rd_kafka_err2str(err), NULL);
+	if (coop) {
+		rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+		if (e) rd_kafka_error_destroy(e);
+	} else {
+		rd_kafka_assign(rk, NULL);
+	}
+}
+
+/* ---- errors, logs ---------------------------------------------------------- */
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)rk; (void)opaque;
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+		set_state_up(0, reason);
+		K.last_err_logged = err;
+		return;
+	}
+	/* One line per change of error, not one per retry. */
+	if (K.last_err_logged == err) return;
+	K.last_err_logged = err;
+	log_msg(rd_kafka_fatal_error(K.rk, NULL, 0) ? LOG_ERROR : LOG_WARN, "kafka error",
+		"code", rd_kafka_err2name((rd_kafka_resp_err_t)err), "reason", reason, NULL);
+}
+
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+	(void)rk; (void)opaque;
+	handle_stats(json, len);
+	return 0;
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	(void)rk;
+	/* syslog levels: 0-3 errors, 4 warning, 5-6 info, 7 debug. */
+	enum log_level l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+	if (l == LOG_INFO) l = LOG_DEBUG;   /* librdkafka's notices are chatty */
+	log_msg(l, "librdkafka", "facility", fac, "text", buf, NULL);
+}
+
+/* ---- demo ------------------------------------------------------------------ */
+
+static const char *const demo_topics[3] = { "token-info", "trade-info", "aggregate-info" };
+
+static int demo_start(rd_kafka_conf_t *consumer_conf, char *err, size_t errlen)
+{
+	rd_kafka_conf_t *pc = rd_kafka_conf_new();
+	char why[512];
+	if (rd_kafka_conf_set(pc, "test.mock.num.brokers", "1", why, sizeof(why)) ||
+	    rd_kafka_conf_set(pc, "linger.ms", "0", why, sizeof(why)) ||
+	    rd_kafka_conf_set(pc, "log.queue", "false", why, sizeof(why))) {
+		snprintf(err, errlen, "demo producer: %s", why);
+		rd_kafka_conf_destroy(pc);
+		return -1;
+	}
+	rd_kafka_conf_set_log_cb(pc, log_cb);
+	if (!(K.demo = rd_kafka_new(RD_KAFKA_PRODUCER, pc, why, sizeof(why)))) {
+		snprintf(err, errlen, "demo producer: %s", why);
+		return -1;
+	}
+	rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(K.demo);
+	if (!mc) {
+		snprintf(err, errlen, "demo: librdkafka did not start its mock cluster");
+		return -1;
+	}
+	rd_kafka_mock_group_initial_rebalance_delay_ms(mc, 0);
+	for (int i = 0; i < 3; i++) rd_kafka_mock_topic_create(mc, demo_topics[i], 1, 1);
+	const char *boot = rd_kafka_mock_cluster_bootstraps(mc);
+	if (rd_kafka_conf_set(consumer_conf, "bootstrap.servers", boot, why, sizeof(why))) {
+		snprintf(err, errlen, "demo: %s", why);
+		return -1;
+	}
+	log_msg(LOG_INFO, "demo mock cluster ready: produce with kcat -P -b BOOTSTRAP -t trade-info",
+		"bootstrap", boot, "rate", log_num(K.cfg->demo_rate), NULL);
+	K.demo_next_ms = now_ms();
+	return 0;
+}
+
+static void demo_produce_one(void)
+{
+	static const struct { const char *sym, *name; double price; } coins[] = {
+		{ "BTC/USDT", "Bitcoin", 97000 }, { "ETH/USDT", "Ethereum", 3600 },
+		{ "SOL/USDT", "Solana", 240 }, { "BNB/USDT", "BNB", 650 },
+		{ "XRP/USDT", "XRP", 2.4 }, { "ADA/USDT", "Cardano", 1.05 },
+	};
+	uint64_t n = K.demo_n++;
+	int ti = (int)(n % 10 < 6 ? 1 : n % 10 < 8 ? 0 : 2);     /* trades dominate */
+	int ci = (int)((n * 7 + n / 3) % 6);
+	double wobble = 1.0 + (double)((int)((n * 2654435761u) % 2001) - 1000) / 100000.0;
+	double price = coins[ci].price * wobble;
+	char ts[32], payload[512];
+	time_t secs = (time_t)(wall_ms() / 1000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	int len;
+	if (ti == 1)
+		len = snprintf(payload, sizeof(payload),
+			       "{\"symbol\":\"%s\",\"price\":%.6g,\"size\":%.4f,\"side\":\"%s\",\"trade_id\":%" PRIu64 ",\"timestamp\":\"%s\"}",
+			       coins[ci].sym, price, 0.01 + (double)(n % 97) / 10.0, n % 2 ? "buy" : "sell", n, ts);
+	else if (ti == 0)
+		len = snprintf(payload, sizeof(payload),
+			       "{\"symbol\":\"%s\",\"name\":\"%s\",\"price\":%.6g,\"change_24h\":%.2f,\"volume_24h\":%.0f,\"timestamp\":\"%s\"}",
+			       coins[ci].sym, coins[ci].name, price, (wobble - 1) * 100 * 50, coins[ci].price * 1e4, ts);
+	else
+		len = snprintf(payload, sizeof(payload),
+			       "{\"symbol\":\"%s\",\"timeframe\":\"5s\",\"open\":%.6g,\"high\":%.6g,\"low\":%.6g,\"close\":%.6g,\"volume\":%.3f,\"timestamp\":\"%s\"}",
+			       coins[ci].sym, coins[ci].price, price * 1.001, price * 0.999, price, (double)(n % 500) / 7.0, ts);
+	if (len <= 0) return;
+	rd_kafka_resp_err_t e = rd_kafka_producev(K.demo,
+		RD_KAFKA_V_TOPIC(demo_topics[ti]),
+		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		RD_KAFKA_V_KEY(coins[ci].sym, strlen(coins[ci].sym)),
+		RD_KAFKA_V_VALUE(payload, (size_t)len),
+		RD_KAFKA_V_END);
+	if (e && e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		log_msg(LOG_WARN, "demo produce failed", "error", rd_kafka_err2str(e), NULL);
+}
+
+static void demo_tick(void)
+{
+	if (!K.demo || K.cfg->demo_rate <= 0) return;
+	int64_t now = now_ms();
+	double gap = 1000.0 / (double)K.cfg->demo_rate;
+	int burst = 0;
+	while (K.demo_next_ms <= now && burst++ < 1000) {
+		demo_produce_one();
+		K.demo_next_ms += gap < 1 ? 1 : (int64_t)gap;
+	}
+	if (K.demo_next_ms < now - 1000) K.demo_next_ms = now;   /* fell behind: do not catch up */
+	rd_kafka_poll(K.demo, 0);
+}
+
+/* ---- start, service, stop -------------------------------------------------- */
 
 int kafka_start(const struct config *cfg, char *err, size_t errlen)
 {
-	(void)cfg; (void)err; (void)errlen;
-	return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);   /* never signalled */
+	char why[512], buf[256];
+	K.cfg = cfg;
+	K.efd = -1;
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+	/* Defaults first, so -X can override any of them. */
+	if (cfg->group) {
+		if (set_prop(conf, "group.id", cfg->group, err, errlen) < 0) goto fail;
+		if (set_prop(conf, "enable.auto.commit", "true", err, errlen) < 0) goto fail;
+	} else {
+		/* Fan-out: a group of our own, so every partition is ours (§6). */
+		char host[64] = "host";
+		gethostname(host, sizeof(host) - 1);
+		snprintf(buf, sizeof(buf), "kbridge-fanout-%s-%d-%" PRId64, host, (int)getpid(), wall_ms());
+		if (set_prop(conf, "group.id", buf, err, errlen) < 0) goto fail;
+		if (set_prop(conf, "enable.auto.commit", "false", err, errlen) < 0) goto fail;
+	}
+	struct { const char *k, *v; } defaults[] = {
+		{ "client.id", "kbridge" },
+		{ "partition.assignment.strategy", "cooperative-sticky" },
+		{ "auto.offset.reset", cfg->offset == OFFSET_EARLIEST ? "earliest" : "latest" },
+		{ "topic.metadata.refresh.interval.ms", "5000" },
+		{ "fetch.queue.backoff.ms", "20" },
+		{ "statistics.interval.ms", "2000" },
+		{ "reconnect.backoff.max.ms", "2000" },
+		{ "log.queue", "true" },
+		{ "enable.partition.eof", "false" },
+	};
+	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+		if (set_prop(conf, defaults[i].k, defaults[i].v, err, errlen) < 0) goto fail;
+	if (cfg->demo) {
+		/* The mock holds every fetch for fetch.wait.max.ms: keep it short. */
+		if (set_prop(conf, "fetch.wait.max.ms", "10", err, errlen) < 0) goto fail;
+	} else if (set_prop(conf, "bootstrap.servers", cfg->brokers, err, errlen) < 0) {
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->nxprops; i++) {
+		char kv[1024];
+		snprintf(kv, sizeof(kv), "%s", cfg->xprops[i]);
+		char *eq = strchr(kv, '=');
+		*eq = '\0';
+		if (set_prop(conf, kv, eq + 1, err, errlen) < 0) {
+			rd_kafka_conf_destroy(conf);
+			return -2;
+		}
+	}
+	if (cfg->demo && demo_start(conf, err, errlen) < 0) goto fail;
+
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	rd_kafka_conf_set_stats_cb(conf, stats_cb);
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+
+	if (!(K.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why)))) {
+		/* Configuration the library rejects as a whole is the user's to fix. */
+		snprintf(err, errlen, "kafka: %s", why);
+		return -2;
+	}
+	rd_kafka_set_log_queue(K.rk, NULL);
+	rd_kafka_poll_set_consumer(K.rk);
+	K.q = rd_kafka_queue_get_consumer(K.rk);
+	K.adminq = rd_kafka_queue_new(K.rk);
+	K.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (K.efd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		return -1;
+	}
+	/* An eventfd wants exactly 8 bytes (KAFKA-NOTES.md). */
+	static const uint64_t one = 1;
+	rd_kafka_queue_io_event_enable(K.q, K.efd, &one, sizeof(one));
+	/* Events queued during rd_kafka_new() produced no wake-up: make one. */
+	if (write(K.efd, &one, sizeof(one)) < 0) { /* cannot fail on a fresh eventfd */ }
+
+	if (cfg->ntopics) {
+		rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)cfg->ntopics);
+		const struct hub_route_info *ri;
+		size_t nr = hub_routes(&ri);
+		for (size_t i = 0; i < nr; i++)
+			rd_kafka_topic_partition_list_add(topics, ri[i].topic, RD_KAFKA_PARTITION_UA);
+		rd_kafka_resp_err_t e = rd_kafka_subscribe(K.rk, topics);
+		rd_kafka_topic_partition_list_destroy(topics);
+		if (e) {
+			snprintf(err, errlen, "kafka subscribe: %s", rd_kafka_err2str(e));
+			return -2;
+		}
+	} else {
+		log_msg(LOG_WARN, "no --topic given: nothing will be consumed", NULL);
+	}
+	return K.efd;
+fail:
+	rd_kafka_conf_destroy(conf);
+	return -2;
 }
-int kafka_pending(void) { return 0; }
-void kafka_service(void) {}
-void kafka_stop(void) {}
-void kafka_print_version(void) { printf("librdkafka (not linked yet)\n"); }
-int kafka_up(void) { return 0; }
-int kafka_ready(void) { return 0; }
+
+static void handle_record(rd_kafka_message_t *m)
+{
+	if (m->err) {
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+		error_cb(K.rk, m->err, rd_kafka_message_errstr(m), NULL);
+		return;
+	}
+	set_state_up(1, NULL);
+	struct hub_header hv[MAX_HEADERS];
+	size_t nh = 0;
+	rd_kafka_headers_t *hdrs = NULL;
+	if (K.cfg->headers && rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		const char *name;
+		const void *val;
+		size_t vl;
+		while (nh < MAX_HEADERS && rd_kafka_header_get_all(hdrs, nh, &name, &val, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			hv[nh] = (struct hub_header){ name, val, vl };
+			nh++;
+		}
+	}
+	rd_kafka_timestamp_type_t tstype;
+	int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+	const char *topic = rd_kafka_topic_name(m->rkt);
+	struct hub_record r = {
+		.topic = topic, .partition = m->partition, .offset = m->offset,
+		.timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
+		.key = m->key, .key_len = m->key_len,
+		.value = m->payload, .value_len = m->len,
+		.headers = hv, .nheaders = nh,
+	};
+	struct part *p = part_get(topic, m->partition, 1);
+	if (p) p->next = m->offset + 1;
+	hub_route(&r);
+}
+
+void kafka_service(void)
+{
+	uint64_t v;
+	/* Clear the wake-up first, then drain: the other order loses wake-ups. */
+	while (read(K.efd, &v, sizeof(v)) > 0) {}
+	rd_kafka_message_t *msgs[BATCH];
+	int budget = TURN_BUDGET;
+	K.pending = 0;
+	while (budget > 0) {
+		ssize_t n = rd_kafka_consume_batch_queue(K.q, 0, msgs, BATCH);
+		if (n <= 0) break;
+		for (ssize_t i = 0; i < n; i++) {
+			handle_record(msgs[i]);
+			rd_kafka_message_destroy(msgs[i]);
+		}
+		budget -= (int)n;
+	}
+	if (budget <= 0) K.pending = 1;
+	if (K.waiting) {
+		rd_kafka_event_t *ev = rd_kafka_queue_poll(K.adminq, 0);
+		if (ev) {
+			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LISTOFFSETS_RESULT) lookup_done(ev);
+			rd_kafka_event_destroy(ev);
+		}
+	}
+	demo_tick();
+}
+
+int kafka_pending(void)
+{
+	return K.pending;
+}
+
+int kafka_timeout_ms(void)
+{
+	if (K.waiting) return 50;
+	if (!K.demo || K.cfg->demo_rate <= 0) return -1;
+	int64_t d = K.demo_next_ms - now_ms();
+	return d < 0 ? 0 : (int)d;
+}
+
+void kafka_stop(void)
+{
+	if (K.rk) {
+		/* Commits in group mode (§8); leaves the group either way. */
+		rd_kafka_resp_err_t e = rd_kafka_consumer_close(K.rk);
+		if (e) log_msg(LOG_WARN, "kafka close", "error", rd_kafka_err2str(e), NULL);
+		if (K.waiting) rd_kafka_topic_partition_list_destroy(K.waiting);
+		rd_kafka_queue_destroy(K.adminq);
+		rd_kafka_queue_destroy(K.q);
+		rd_kafka_destroy(K.rk);
+		K.rk = NULL;
+	}
+	if (K.demo) {
+		rd_kafka_flush(K.demo, 100);
+		rd_kafka_destroy(K.demo);
+		K.demo = NULL;
+	}
+	size_t i = 0;
+	struct map_slot *s;
+	while (map_next(&K.parts, &i, &s)) free(s->val);
+	map_free(&K.parts);
+	map_free(&K.topics_seen);
+	if (K.efd >= 0) close(K.efd);
+}
+
+void kafka_print_version(void)
+{
+	char feat[512];
+	size_t fl = sizeof(feat);
+	rd_kafka_conf_t *c = rd_kafka_conf_new();
+	if (rd_kafka_conf_get(c, "builtin.features", feat, &fl) != RD_KAFKA_CONF_OK) strcpy(feat, "?");
+	rd_kafka_conf_destroy(c);
+	printf("librdkafka %s\nbuiltin.features %s\n", rd_kafka_version_str(), feat);
+}
+
+const char *kafka_version(void)
+{
+	return rd_kafka_version_str();
+}
+
+int kafka_up(void)
+{
+	return K.up;
+}
+
+int kafka_ready(void)
+{
+	return K.ready && K.up;
+}
+
+int kafka_lag_next(size_t *i, const char **tp, int64_t *lag)
+{
+	struct map_slot *s;
+	if (!map_next(&K.parts, i, &s)) return 0;
+	*tp = s->key;
+	*lag = ((const struct part *)s->val)->lag;
+	return 1;
+}

@@ -18,6 +18,11 @@ int  kafka_pending(void);
 void kafka_service(void);
 void kafka_stop(void);
 void kafka_print_version(void);
+/* ms until kafka_service() has timed work (demo producer, lookups), -1 none. */
+int  kafka_timeout_ms(void);
+const char *kafka_version(void);
+/* Iterates partitions: "topic:partition" and its lag (-1 unknown). */
+int  kafka_lag_next(size_t *i, const char **tp, int64_t *lag);
 int  kafka_up(void);       /* a broker is reachable */
 int  kafka_ready(void);    /* metadata fetched and partitions assigned */
 #endif

@@ -1039,6 +1039,8 @@ int main(int argc, char **argv)
 		if (S.stopping && S.stop_deadline < wake) wake = S.stop_deadline;
 		if (S.accept_paused_until && S.accept_paused_until < wake) wake = S.accept_paused_until;
 		int timeout = kafka_pending() ? 0 : (int)(wake > S.now ? wake - S.now : 0);
+		int kt = kafka_timeout_ms();
+		if (kt >= 0 && kt < timeout) timeout = kt;
 
 		if (S.listen_fd >= 0)
 			S.pfds[PFD_LISTEN].fd = S.accept_paused_until > S.now ? -1 : S.listen_fd;
@@ -1054,7 +1056,7 @@ int main(int argc, char **argv)
 		if (S.accept_paused_until && S.now >= S.accept_paused_until) S.accept_paused_until = 0;
 
 		if (S.pfds[PFD_SIGNAL].revents) handle_signals(sfd);
-		if (S.pfds[PFD_KAFKA].revents || kafka_pending()) kafka_service();
+		if (S.pfds[PFD_KAFKA].revents || kafka_pending() || kafka_timeout_ms() == 0) kafka_service();
 		if (n > 0 && S.listen_fd >= 0 && (S.pfds[PFD_LISTEN].revents & POLLIN)) accept_clients();
 
 		/* Only the clients that existed before this turn's accepts have revents. */

@@ -9,12 +9,12 @@
 #include <string.h>
 
 #include "http.h"
+#include "hub.h"
 #include "server.h"
 
 int proto_init(const struct config *cfg, char *err, size_t errlen)
 {
-	(void)cfg; (void)err; (void)errlen;
-	return 0;
+	return hub_init(cfg, err, errlen);
 }
 
 static void pong(const struct msg_ctx *m)
@@ -24,26 +24,384 @@ static void pong(const struct msg_ctx *m)
 	reply_send(m->c, &b);
 }
 
+/* The raw text of token t, quotes included for strings. */
+static void tok_raw(const struct msg_ctx *m, int t, const char **p, size_t *n)
+{
+	int q = m->tok[t].type == JSON_STRING;
+	*p = m->src + m->tok[t].start - q;
+	*n = m->tok[t].len + 2 * (size_t)q;
+}
+
+/* Decoded copy of string token t (NULL when out of memory). */
+static char *tok_strdup(const struct msg_ctx *m, int t)
+{
+	size_t cap = m->tok[t].len + 1;     /* unescaping never grows text */
+	char *s = malloc(cap);
+	if (!s) return NULL;
+	ssize_t n = json_str_decode(m->src, m->tok, t, s, cap);
+	if (n < 0) { free(s); return NULL; }
+	s[n] = '\0';
+	return s;
+}
+
+static int is_star(const struct msg_ctx *m, int t)
+{
+	return m->tok[t].type == JSON_STRING && json_str_eq(m->src, m->tok, t, "*", 1);
+}
+
+static int is_scalar(int type)
+{
+	return type != JSON_ARRAY && type != JSON_OBJECT;
+}
+
+/* A request being turned into subscriptions: its channels, its filter and
+ * the canonical JSON of the filter fields (the ack's "subscription"). */
+struct sub_req {
+	struct channel *chans[64];
+	const char *names[64];     /* for the ack */
+	size_t name_lens[64];
+	int nchans;
+	int all_channels;          /* action dialect without a channel */
+	struct filter f;
+	struct jbuf spec;
+	int has_filter;            /* any filter field given (for unsubscribe) */
+};
+
+static void sub_req_free(struct sub_req *r)
+{
+	filter_free(&r->f);
+	json_free(&r->spec);
+}
+
+/* Collects "channel" / "channels". Returns 0, or -1 after replying. */
+static int take_channels(const struct msg_ctx *m, struct sub_req *r, int required)
+{
+	int one = json_obj_get(m->src, m->tok, 0, "channel");
+	int many = json_obj_get(m->src, m->tok, 0, "channels");
+	const char *bad = NULL;
+	int list[64], n = 0;
+
+	if (one >= 0) {
+		if (m->tok[one].type != JSON_STRING) bad = "\"channel\" must be a string";
+		else list[n++] = one;
+	}
+	if (!bad && many >= 0) {
+		if (m->tok[many].type != JSON_ARRAY) bad = "\"channels\" must be an array of strings";
+		for (int i = many + 1, k = 0; !bad && k < (int)m->tok[many].size; k++, i = (int)m->tok[i].next) {
+			if (m->tok[i].type != JSON_STRING) bad = "\"channels\" must be an array of strings";
+			else if (n == 64) bad = "too many channels in one request (at most 64)";
+			else list[n++] = i;
+		}
+	}
+	if (!bad && n == 0 && required) bad = "subscribe and unsubscribe need \"channel\" or \"channels\"";
+	if (bad) {
+		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", bad);
+		return -1;
+	}
+	r->all_channels = n == 0;
+	for (int i = 0; i < n; i++) {
+		char name[256];
+		ssize_t len = json_str_decode(m->src, m->tok, list[i], name, sizeof(name) - 1);
+		struct channel *ch = len > 0 ? hub_channel(name, (size_t)len) : NULL;
+		if (!ch) {
+			char msg[320];
+			snprintf(msg, sizeof(msg), "no route produces channel \"%.*s\"", len > 0 ? (int)len : 0, name);
+			reply_error(m->c, m->id, m->id_len, "UNKNOWN_CHANNEL", msg);
+			return -1;
+		}
+		int dup = 0;
+		for (int k = 0; k < r->nchans; k++) dup |= r->chans[k] == ch;
+		if (dup) continue;
+		r->chans[r->nchans] = ch;
+		r->names[r->nchans] = hub_channel_name(ch);
+		r->name_lens[r->nchans] = strlen(r->names[r->nchans]);
+		r->nchans++;
+	}
+	return 0;
+}
+
+static int add_key(struct filter *f, char *k)
+{
+	if (!k) return -1;
+	for (uint32_t i = 0; i < f->nkeys; i++)
+		if (strcmp(f->keys[i], k) == 0) { free(k); return 0; }
+	char **nk = realloc(f->keys, (f->nkeys + 1) * sizeof(*nk));
+	if (!nk) { free(k); return -1; }
+	f->keys = nk;
+	f->keys[f->nkeys++] = k;
+	return 0;
+}
+
+static int add_field(struct filter *f, const struct msg_ctx *m, int name_tok, int val_tok)
+{
+	struct field_filter *nf = realloc(f->fields, (f->nfields + 1) * sizeof(*nf));
+	if (!nf) return -1;
+	f->fields = nf;
+	struct field_filter *ff = &f->fields[f->nfields];
+	memset(ff, 0, sizeof(*ff));
+	const char *raw;
+	size_t rl;
+	tok_raw(m, val_tok, &raw, &rl);
+	ff->name = tok_strdup(m, name_tok);
+	ff->any = is_star(m, val_tok);
+	ff->value = strndup(raw, rl);
+	ff->value_len = rl;
+	f->nfields++;
+	return ff->name && ff->value ? 0 : -1;
+}
+
+/* Emits a filter value into the spec: strings re-encoded, scalars verbatim. */
+static void spec_value(struct jbuf *b, const struct msg_ctx *m, int t)
+{
+	if (m->tok[t].type == JSON_STRING) {
+		char *s = tok_strdup(m, t);
+		if (s) json_cstr(b, s); else b->failed = 1;
+		free(s);
+	} else {
+		json_raw(b, m->src + m->tok[t].start, m->tok[t].len);
+	}
+}
+
+/* Native dialect: key / keys / filter. Returns 0, or -1 after replying. */
+static int take_native_filter(const struct msg_ctx *m, struct sub_req *r)
+{
+	const char *src = m->src;
+	int key = json_obj_get(src, m->tok, 0, "key");
+	int keys = json_obj_get(src, m->tok, 0, "keys");
+	int filt = json_obj_get(src, m->tok, 0, "filter");
+	int any_key = 0;
+	struct jbuf *b = &r->spec;
+
+	json_obj_begin(b);
+	if (key >= 0) {
+		if (m->tok[key].type != JSON_STRING) goto bad_key;
+		if (is_star(m, key)) any_key = 1;
+		else if (add_key(&r->f, tok_strdup(m, key)) < 0) goto oom;
+		json_key(b, "key");
+		spec_value(b, m, key);
+	}
+	if (keys >= 0) {
+		if (m->tok[keys].type != JSON_ARRAY || m->tok[keys].size == 0) goto bad_key;
+		json_key(b, "keys");
+		json_arr_begin(b);
+		for (int i = keys + 1, k = 0; k < (int)m->tok[keys].size; k++, i = (int)m->tok[i].next) {
+			if (m->tok[i].type != JSON_STRING) goto bad_key;
+			if (is_star(m, i)) any_key = 1;
+			else if (add_key(&r->f, tok_strdup(m, i)) < 0) goto oom;
+			spec_value(b, m, i);
+		}
+		json_arr_end(b);
+	}
+	/* §10: "*" as a key matches every record, null keys included. */
+	if (any_key) {
+		for (uint32_t i = 0; i < r->f.nkeys; i++) free(r->f.keys[i]);
+		free(r->f.keys);
+		r->f.keys = NULL;
+		r->f.nkeys = 0;
+	}
+	if (filt >= 0) {
+		if (m->tok[filt].type != JSON_OBJECT) {
+			reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "\"filter\" must be an object of field: value");
+			return -1;
+		}
+		json_key(b, "filter");
+		json_obj_begin(b);
+		for (int i = filt + 1, k = 0; k < (int)m->tok[filt].size; k++) {
+			int v = (int)m->tok[i].next;
+			if (!is_scalar(m->tok[v].type)) {
+				reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "filter values must be strings, numbers, booleans or null");
+				return -1;
+			}
+			if (add_field(&r->f, m, i, v) < 0) goto oom;
+			json_key(b, r->f.fields[r->f.nfields - 1].name);
+			spec_value(b, m, v);
+			i = (int)m->tok[v].next;
+		}
+		json_obj_end(b);
+	}
+	json_obj_end(b);
+	r->has_filter = key >= 0 || keys >= 0 || filt >= 0;
+	return 0;
+bad_key:
+	reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "\"key\" must be a string and \"keys\" a non-empty array of strings");
+	return -1;
+oom:
+	reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "out of memory");
+	return -1;
+}
+
+/* Action dialect: every member but action, id, channel(s) is a filter;
+ * "type" matches the message type, others top-level payload fields. */
+static int take_action_filter(const struct msg_ctx *m, struct sub_req *r)
+{
+	struct jbuf *b = &r->spec;
+	json_obj_begin(b);
+	for (int i = 1, k = 0; k < (int)m->tok[0].size; k++) {
+		int v = (int)m->tok[i].next;
+		int skip = json_str_eq(m->src, m->tok, i, "action", 6) || json_str_eq(m->src, m->tok, i, "id", 2) ||
+			   json_str_eq(m->src, m->tok, i, "channel", 7) || json_str_eq(m->src, m->tok, i, "channels", 8);
+		if (!skip) {
+			if (!is_scalar(m->tok[v].type)) {
+				reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "filter values must be strings, numbers, booleans or null");
+				return -1;
+			}
+			if (json_str_eq(m->src, m->tok, i, "type", 4)) {
+				if (m->tok[v].type != JSON_STRING) {
+					reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "\"type\" must be a string");
+					return -1;
+				}
+				free(r->f.type);
+				r->f.type = is_star(m, v) ? NULL : tok_strdup(m, v);
+				json_key(b, "type");
+			} else {
+				if (add_field(&r->f, m, i, v) < 0) {
+					reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "out of memory");
+					return -1;
+				}
+				json_key(b, r->f.fields[r->f.nfields - 1].name);
+			}
+			spec_value(b, m, v);
+			r->has_filter = 1;
+		}
+		i = (int)m->tok[v].next;
+	}
+	json_obj_end(b);
+	return 0;
+}
+
+static void ack(const struct msg_ctx *m, const char *action, const struct sub_req *r, int removed)
+{
+	struct jbuf b;
+	reply_begin(&b, "ack", m->id, m->id_len);
+	json_key(&b, "action");
+	json_cstr(&b, action);
+	json_key(&b, "channels");
+	json_arr_begin(&b);
+	if (r->all_channels) json_cstr(&b, "*");
+	for (int i = 0; i < r->nchans; i++) json_str(&b, r->names[i], r->name_lens[i]);
+	json_arr_end(&b);
+	json_key(&b, "subscription");
+	json_raw(&b, r->spec.buf, r->spec.len);
+	if (removed >= 0) {
+		json_key(&b, "removed");
+		json_int(&b, removed);
+	}
+	reply_send(m->c, &b);
+}
+
+static struct filter filter_copy(const struct filter *f, int *failed)
+{
+	struct filter c = { 0 };
+	if (f->type && !(c.type = strdup(f->type))) *failed = 1;
+	for (uint32_t i = 0; i < f->nkeys && !*failed; i++)
+		if (add_key(&c, strdup(f->keys[i])) < 0) *failed = 1;
+	if (f->nfields && !*failed) {
+		if (!(c.fields = calloc(f->nfields, sizeof(*c.fields)))) *failed = 1;
+		for (uint32_t i = 0; i < f->nfields && !*failed; i++) {
+			c.fields[i] = f->fields[i];
+			c.fields[i].name = strdup(f->fields[i].name);
+			c.fields[i].value = strdup(f->fields[i].value);
+			c.nfields++;
+			if (!c.fields[i].name || !c.fields[i].value) *failed = 1;
+		}
+	}
+	return c;
+}
+
+static void subscribe(const struct msg_ctx *m, int action_dialect)
+{
+	struct sub_req r = { 0 };
+	json_init(&r.spec);
+	if (take_channels(m, &r, !action_dialect) < 0) goto out;
+	if ((action_dialect ? take_action_filter(m, &r) : take_native_filter(m, &r)) < 0) goto out;
+	if (r.spec.failed) { reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "out of memory"); goto out; }
+
+	int want = r.all_channels ? 1 : r.nchans;
+	long max = server_config()->max_subscriptions;
+	if ((long)m->c->nsubs + want > max) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "at most %ld subscriptions per connection", max);
+		reply_error(m->c, m->id, m->id_len, "TOO_MANY_SUBSCRIPTIONS", msg);
+		goto out;
+	}
+	for (int i = 0; i < want; i++) {
+		int failed = 0;
+		struct filter f = filter_copy(&r.f, &failed);
+		char *spec = strndup(r.spec.buf, r.spec.len);
+		if (failed || !spec) {
+			filter_free(&f);
+			free(spec);
+			reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "out of memory");
+			goto out;
+		}
+		if (hub_subscribe(m->c, r.all_channels ? NULL : r.chans[i], &f, spec, r.spec.len) < 0) {
+			reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "out of memory");
+			goto out;
+		}
+	}
+	ack(m, "subscribe", &r, -1);
+out:
+	sub_req_free(&r);
+}
+
+static void unsubscribe(const struct msg_ctx *m, int action_dialect)
+{
+	struct sub_req r = { 0 };
+	json_init(&r.spec);
+	if (take_channels(m, &r, !action_dialect) < 0) goto out;
+	if ((action_dialect ? take_action_filter(m, &r) : take_native_filter(m, &r)) < 0) goto out;
+	const char *spec = r.has_filter ? r.spec.buf : NULL;
+	int removed = 0;
+	if (r.all_channels)
+		removed = hub_unsubscribe(m->c, NULL, 1, spec, r.spec.len);
+	for (int i = 0; i < r.nchans; i++)
+		removed += hub_unsubscribe(m->c, r.chans[i], 0, spec, r.spec.len);
+	ack(m, "unsubscribe", &r, removed);
+out:
+	sub_req_free(&r);
+}
+
+static void list(const struct msg_ctx *m)
+{
+	struct jbuf b;
+	reply_begin(&b, "subscriptions", m->id, m->id_len);
+	json_key(&b, "subscriptions");
+	json_arr_begin(&b);
+	for (const struct sub *s = m->c->subs; s; s = s->cnext) {
+		json_obj_begin(&b);
+		json_key(&b, "channel");
+		json_cstr(&b, hub_channel_name(s->ch));
+		json_key(&b, "subscription");
+		json_raw(&b, s->spec, s->spec_len);
+		json_obj_end(&b);
+	}
+	json_arr_end(&b);
+	reply_send(m->c, &b);
+}
+
 void proto_handle(const struct msg_ctx *m)
 {
 	const char *src = m->src;
 	const struct json_tok *tok = m->tok;
 	int action = json_obj_get(src, tok, 0, "action");
 	int t = action >= 0 ? action : json_obj_get(src, tok, 0, "type");
+	int ad = action >= 0;
 
 	if (t < 0) {
 		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "message needs a \"type\" (or \"action\") string");
 		return;
 	}
 	if (tok[t].type != JSON_STRING) {
-		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", action >= 0 ? "\"action\" must be a string" : "\"type\" must be a string");
+		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", ad ? "\"action\" must be a string" : "\"type\" must be a string");
 		return;
 	}
-	if (json_str_eq(src, tok, t, "ping", 4)) {
-		pong(m);
-		return;
-	}
-	reply_error(m->c, m->id, m->id_len, "UNKNOWN_TYPE", action >= 0 ? "unknown action" : "unknown message type");
+#define IS(word) json_str_eq(src, tok, t, word, sizeof(word) - 1)
+	if (IS("ping")) pong(m);
+	else if (IS("subscribe")) subscribe(m, ad);
+	else if (IS("unsubscribe")) unsubscribe(m, ad);
+	else if ((!ad && IS("list")) || IS("list_subscriptions")) list(m);
+	else reply_error(m->c, m->id, m->id_len, "UNKNOWN_TYPE", ad ? "unknown action" : "unknown message type");
+#undef IS
 }
 
 int proto_upgrade_parse(const char *q, size_t qlen, struct upgrade_opts *o, char *err, size_t errlen)
@@ -62,6 +420,13 @@ int proto_upgrade_parse(const char *q, size_t qlen, struct upgrade_opts *o, char
 			if (used + (size_t)n + 2 > sizeof(o->channels)) { snprintf(err, errlen, "too many channels in the query"); return -1; }
 			if (used) o->channels[used++] = ',';
 			memcpy(o->channels + used, v, (size_t)n + 1);
+			/* Every named channel must be one a route can produce. */
+			char *save = NULL;
+			for (char *name = strtok_r(v, ",", &save); name; name = strtok_r(NULL, ",", &save))
+				if (!hub_channel(name, strlen(name))) {
+					snprintf(err, errlen, "unknown channel '%.64s': no route produces it", name);
+					return -1;
+				}
 		}
 	}
 	n = http_query_param(q, qlen, "format", v, sizeof(v));
@@ -96,14 +461,25 @@ int proto_upgrade_parse(const char *q, size_t qlen, struct upgrade_opts *o, char
 	return 0;
 }
 
+/* Subscribes to the channels named on the upgrade (already validated). */
 void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 {
-	(void)c; (void)o;
+	char list[PROTO_QUERY_MAX], *save = NULL;
+	memcpy(list, o->channels, sizeof(list));
+	for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+		struct channel *ch = hub_channel(name, strlen(name));
+		struct filter f = { 0 };
+		char *spec = strdup("{}");
+		if (ch && spec && (long)c->nsubs < server_config()->max_subscriptions)
+			hub_subscribe(c, ch, &f, spec, 2);
+		else
+			free(spec);
+	}
 }
 
 void proto_client_gone(struct client *c)
 {
-	(void)c;
+	if (c->subs) hub_client_gone(c);
 }
 
 void proto_tick(void)

@@ -1,0 +1,613 @@
+/* hub.c - routes, channels, subscriptions and fan-out.
+ * A record finds its topic's route (cached per topic name), takes the next
+ * seq of its channel and is encoded at most once into a shared frame that
+ * every matching subscriber's queue references. Subscriptions with key
+ * lists are indexed by key, so keyed fan-out touches only the subscribers of
+ * that key; the rest of a channel's subscribers sit in one flat array. */
+#include "hub.h"
+
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base64.h"
+#include "json.h"
+#include "log.h"
+#include "map.h"
+#include "server.h"
+#include "utf8.h"
+#include "ws.h"
+
+struct route {
+	char *topic;              /* literal topic or regex source */
+	regex_t re;
+	int is_regex;
+	char *channel;            /* NULL: the topic's own name */
+	char *type;               /* NULL: the topic's own name */
+};
+
+struct sublist {
+	struct sub **v;
+	uint32_t n, cap;
+};
+
+struct channel {
+	char *name;
+	uint64_t seq;             /* last seq routed (§4: starts at 1) */
+	struct sublist any;       /* subscriptions without a key list */
+	struct map keys;          /* key -> struct sublist * */
+	uint32_t nsubs;
+	int fed;                  /* some topic routes here: keep it forever */
+	int fixed;                /* named by a route: keep it forever */
+};
+
+struct topic {
+	struct channel *ch;       /* NULL: no route */
+	char *type;
+	uint64_t records;
+};
+
+static struct {
+	struct route *routes;
+	size_t nroutes;
+	struct hub_route_info *info;
+	struct map channels;      /* name -> struct channel * */
+	struct map topics;        /* name -> struct topic * */
+	struct sublist all;       /* every-channel subscriptions (action dialect) */
+	uint64_t stamp;           /* per-record mark: one delivery per client */
+	uint64_t records_in;
+	int headers;
+} H;
+
+/* ---- lists --------------------------------------------------------------- */
+
+static int list_add(struct sublist *l, struct sub *s)
+{
+	if (l->n == l->cap) {
+		uint32_t ncap = l->cap ? l->cap * 2 : 4;
+		struct sub **nv = realloc(l->v, ncap * sizeof(*nv));
+		if (!nv) return -1;
+		l->v = nv;
+		l->cap = ncap;
+	}
+	l->v[l->n++] = s;
+	return 0;
+}
+
+/* Swap-removes element i; the moved element's pos is fixed up when the
+ * list tracks positions. */
+static void list_del_at(struct sublist *l, uint32_t i, int track_pos)
+{
+	l->v[i] = l->v[--l->n];
+	if (track_pos && i < l->n) l->v[i]->pos = i;
+	if (l->n == 0) {
+		free(l->v);
+		l->v = NULL;
+		l->cap = 0;
+	}
+}
+
+static void list_del(struct sublist *l, struct sub *s)
+{
+	for (uint32_t i = 0; i < l->n; i++)
+		if (l->v[i] == s) { list_del_at(l, i, 0); return; }
+}
+
+/* ---- routes and channels ------------------------------------------------- */
+
+static int valid_topic_name(const char *t)
+{
+	size_t n = strlen(t);
+	if (n == 0 || n > 249) return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = t[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+static struct channel *channel_new(const char *name, size_t len)
+{
+	struct channel *ch = calloc(1, sizeof(*ch));
+	if (!ch || !(ch->name = strndup(name, len)) || map_put(&H.channels, name, len, ch) < 0) {
+		if (ch) free(ch->name);
+		free(ch);
+		return NULL;
+	}
+	return ch;
+}
+
+static void channel_free(struct channel *ch)
+{
+	size_t i = 0;
+	struct map_slot *s;
+	while (map_next(&ch->keys, &i, &s)) {
+		struct sublist *l = s->val;
+		free(l->v);
+		free(l);
+	}
+	map_free(&ch->keys);
+	free(ch->any.v);
+	free(ch->name);
+	free(ch);
+}
+
+/* A channel nobody routes to and nobody watches is forgotten, so clients
+ * cannot grow the table by subscribing to names a regex could produce. */
+static void channel_maybe_free(struct channel *ch)
+{
+	if (ch->nsubs || ch->fed || ch->fixed) return;
+	map_del(&H.channels, ch->name, strlen(ch->name));
+	channel_free(ch);
+}
+
+int hub_init(const struct config *cfg, char *err, size_t errlen)
+{
+	H.headers = cfg->headers;
+	H.routes = calloc(cfg->ntopics + 1, sizeof(*H.routes));
+	H.info = calloc(cfg->ntopics + 1, sizeof(*H.info));
+	if (!H.routes || !H.info) { snprintf(err, errlen, "out of memory"); return -1; }
+
+	for (size_t i = 0; i < cfg->ntopics; i++) {
+		struct route *r = &H.routes[i];
+		char *spec = strdup(cfg->topics[i]);
+		if (!spec) { snprintf(err, errlen, "out of memory"); return -1; }
+		char *eq = strchr(spec, '=');
+		if (eq) {
+			*eq = '\0';
+			char *colon = strchr(eq + 1, ':');
+			if (colon) {
+				*colon = '\0';
+				if (!colon[1]) { snprintf(err, errlen, "--topic %s: empty type after ':'", cfg->topics[i]); return -1; }
+				r->type = colon + 1;
+			}
+			if (!eq[1]) { snprintf(err, errlen, "--topic %s: empty channel after '='", cfg->topics[i]); return -1; }
+			r->channel = eq + 1;
+		}
+		r->topic = spec;
+		r->is_regex = spec[0] == '^';
+		if (r->is_regex) {
+			int rc = regcomp(&r->re, spec, REG_EXTENDED | REG_NOSUB);
+			if (rc) {
+				char why[128];
+				regerror(rc, &r->re, why, sizeof(why));
+				snprintf(err, errlen, "--topic %s: bad regular expression: %s", cfg->topics[i], why);
+				return -1;
+			}
+		} else if (!valid_topic_name(spec)) {
+			snprintf(err, errlen, "--topic %s: '%s' is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)",
+				 cfg->topics[i], spec);
+			return -1;
+		}
+		/* Channels a route names exist from the start. */
+		const char *cname = r->channel ? r->channel : (r->is_regex ? NULL : r->topic);
+		if (cname) {
+			struct channel *ch = map_get(&H.channels, cname, strlen(cname));
+			if (!ch && !(ch = channel_new(cname, strlen(cname)))) { snprintf(err, errlen, "out of memory"); return -1; }
+			ch->fixed = 1;
+		}
+		H.info[i] = (struct hub_route_info){ r->topic, r->channel, r->type, r->is_regex };
+		H.nroutes++;
+	}
+	return 0;
+}
+
+void hub_free(void)
+{
+	size_t i = 0;
+	struct map_slot *s;
+	while (map_next(&H.channels, &i, &s)) channel_free(s->val);
+	map_free(&H.channels);
+	i = 0;
+	while (map_next(&H.topics, &i, &s)) free(s->val);
+	map_free(&H.topics);
+	for (size_t k = 0; k < H.nroutes; k++) {
+		if (H.routes[k].is_regex) regfree(&H.routes[k].re);
+		free(H.routes[k].topic);
+	}
+	free(H.routes);
+	free(H.info);
+	free(H.all.v);
+	memset(&H, 0, sizeof(H));
+}
+
+static const struct route *route_for(const char *topic)
+{
+	for (size_t i = 0; i < H.nroutes; i++)
+		if (!H.routes[i].is_regex && strcmp(H.routes[i].topic, topic) == 0) return &H.routes[i];
+	for (size_t i = 0; i < H.nroutes; i++)
+		if (H.routes[i].is_regex && regexec(&H.routes[i].re, topic, 0, NULL, 0) == 0) return &H.routes[i];
+	return NULL;
+}
+
+int hub_topic_routed(const char *topic)
+{
+	return route_for(topic) != NULL;
+}
+
+static struct topic *topic_get(const char *name)
+{
+	size_t len = strlen(name);
+	struct topic *t = map_get(&H.topics, name, len);
+	if (t) return t;
+	if (!(t = calloc(1, sizeof(*t)))) return NULL;
+	const struct route *r = route_for(name);
+	if (r) {
+		const char *cname = r->channel ? r->channel : name;
+		t->ch = map_get(&H.channels, cname, strlen(cname));
+		if (!t->ch) t->ch = channel_new(cname, strlen(cname));
+		t->type = strdup(r->type ? r->type : name);
+		if (!t->ch || !t->type) { free(t->type); free(t); return NULL; }
+		t->ch->fed = 1;
+	}
+	if (map_put(&H.topics, name, len, t) < 0) { free(t->type); free(t); return NULL; }
+	return t;
+}
+
+struct channel *hub_channel(const char *name, size_t len)
+{
+	struct channel *ch = map_get(&H.channels, name, len);
+	if (ch) return ch;
+	if (len == 0 || len > 249 || memchr(name, '\0', len)) return NULL;
+	char buf[256];
+	memcpy(buf, name, len);
+	buf[len] = '\0';
+	/* §10: a name a regex route without "=channel" could produce is valid
+	 * before any such topic exists. */
+	for (size_t i = 0; i < H.nroutes; i++)
+		if (H.routes[i].is_regex && !H.routes[i].channel && valid_topic_name(buf) &&
+		    regexec(&H.routes[i].re, buf, 0, NULL, 0) == 0)
+			return channel_new(name, len);
+	return NULL;
+}
+
+const char *hub_channel_name(const struct channel *ch)
+{
+	return ch ? ch->name : "*";
+}
+
+/* ---- subscriptions ------------------------------------------------------- */
+
+void filter_free(struct filter *f)
+{
+	for (uint32_t i = 0; i < f->nkeys; i++) free(f->keys[i]);
+	free(f->keys);
+	for (uint32_t i = 0; i < f->nfields; i++) {
+		free(f->fields[i].name);
+		free(f->fields[i].value);
+	}
+	free(f->fields);
+	free(f->type);
+	memset(f, 0, sizeof(*f));
+}
+
+static void sub_free(struct sub *s)
+{
+	filter_free(&s->f);
+	free(s->spec);
+	free(s);
+}
+
+/* Unlinks s from the channel's structures (not from the client's list). */
+static void sub_detach(struct sub *s)
+{
+	struct channel *ch = s->ch;
+	if (!ch) {
+		list_del_at(&H.all, s->pos, 1);
+		return;
+	}
+	if (!s->f.keys) {
+		list_del_at(&ch->any, s->pos, 1);
+	} else {
+		for (uint32_t i = 0; i < s->f.nkeys; i++) {
+			size_t kl = strlen(s->f.keys[i]);
+			struct sublist *l = map_get(&ch->keys, s->f.keys[i], kl);
+			if (!l) continue;
+			list_del(l, s);
+			if (l->n == 0) {
+				map_del(&ch->keys, s->f.keys[i], kl);
+				free(l);
+			}
+		}
+	}
+	ch->nsubs--;
+	channel_maybe_free(ch);
+}
+
+static int sub_attach(struct sub *s)
+{
+	struct channel *ch = s->ch;
+	if (!ch) {
+		s->pos = H.all.n;
+		return list_add(&H.all, s);
+	}
+	if (!s->f.keys) {
+		s->pos = ch->any.n;
+		if (list_add(&ch->any, s) < 0) return -1;
+	} else {
+		for (uint32_t i = 0; i < s->f.nkeys; i++) {
+			size_t kl = strlen(s->f.keys[i]);
+			struct sublist *l = map_get(&ch->keys, s->f.keys[i], kl);
+			if (!l) {
+				if (!(l = calloc(1, sizeof(*l))) || map_put(&ch->keys, s->f.keys[i], kl, l) < 0) {
+					free(l);
+					goto undo;
+				}
+			}
+			/* keys[] holds no duplicates (proto.c), so one entry per key. */
+			if (list_add(l, s) < 0) goto undo;
+			continue;
+undo:
+			/* Take back the keys already added, then fail. */
+			for (uint32_t k = 0; k < i; k++) {
+				struct sublist *u = map_get(&ch->keys, s->f.keys[k], strlen(s->f.keys[k]));
+				if (u) list_del(u, s);
+			}
+			return -1;
+		}
+	}
+	ch->nsubs++;
+	return 0;
+}
+
+int hub_subscribe(struct client *c, struct channel *ch, struct filter *f, char *spec, size_t spec_len)
+{
+	struct sub **tail = &c->subs;
+	for (struct sub *s = c->subs; s; s = s->cnext) {
+		if (s->ch == ch && s->spec_len == spec_len && memcmp(s->spec, spec, spec_len) == 0) {
+			filter_free(f);
+			free(spec);
+			return 0;
+		}
+		tail = &s->cnext;
+	}
+	struct sub *s = calloc(1, sizeof(*s));
+	if (!s) goto fail;
+	s->c = c;
+	s->ch = ch;
+	s->spec = spec;
+	s->spec_len = spec_len;
+	s->f = *f;
+	memset(f, 0, sizeof(*f));
+	if (sub_attach(s) < 0) {
+		sub_free(s);
+		if (ch) channel_maybe_free(ch);
+		return -1;
+	}
+	*tail = s;
+	c->nsubs++;
+	return 1;
+fail:
+	filter_free(f);
+	free(spec);
+	if (ch) channel_maybe_free(ch);
+	return -1;
+}
+
+int hub_unsubscribe(struct client *c, struct channel *ch, int all_channels, const char *spec, size_t spec_len)
+{
+	int n = 0;
+	for (struct sub **pp = &c->subs; *pp;) {
+		struct sub *s = *pp;
+		int same_ch = all_channels || s->ch == ch;
+		int same_spec = !spec || (s->spec_len == spec_len && memcmp(s->spec, spec, spec_len) == 0);
+		if (same_ch && same_spec) {
+			*pp = s->cnext;
+			sub_detach(s);
+			sub_free(s);
+			c->nsubs--;
+			n++;
+		} else {
+			pp = &s->cnext;
+		}
+	}
+	return n;
+}
+
+void hub_client_gone(struct client *c)
+{
+	hub_unsubscribe(c, NULL, 1, NULL, 0);
+}
+
+/* ---- fan-out ------------------------------------------------------------- */
+
+/* What one record looks like, computed once and only when a filter or the
+ * encoder needs it. */
+struct rec_ctx {
+	const struct hub_record *r;
+	const struct topic *t;
+	int json;                 /* -1 unknown, 0 no, 1 payload is valid JSON */
+	struct frame *frame;      /* encoded on the first delivery */
+	uint64_t seq;
+};
+
+static int rec_is_json(struct rec_ctx *x)
+{
+	if (x->json < 0)
+		x->json = x->r->value && json_validate(x->r->value, x->r->value_len);
+	return x->json;
+}
+
+static void iso8601(char out[32], int64_t ms)
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+}
+
+/* A JSON string holding base64 of p[0..n) (§4: keys, values, headers that
+ * are not UTF-8). */
+static void b64_value(struct jbuf *b, const void *p, size_t n)
+{
+	size_t el = BASE64_ENCODED_LEN(n);
+	char *tmp = malloc(el + 2);
+	if (!tmp) { b->failed = 1; return; }
+	tmp[0] = '"';
+	base64_encode(p, n, tmp + 1);
+	tmp[el + 1] = '"';
+	json_raw(b, tmp, el + 2);
+	free(tmp);
+}
+
+static struct frame *encode(struct rec_ctx *x, const struct channel *ch)
+{
+	const struct hub_record *r = x->r;
+	struct jbuf b;
+	char ts[32];
+	json_init(&b);
+	json_obj_begin(&b);
+	json_key(&b, "type");    json_cstr(&b, x->t->type);
+	json_key(&b, "channel"); json_cstr(&b, ch->name);
+	if (r->key) {
+		json_key(&b, "key");
+		if (utf8_valid(r->key, r->key_len)) {
+			json_str(&b, r->key, r->key_len);
+		} else {
+			b64_value(&b, r->key, r->key_len);
+			json_key(&b, "key_encoding"); json_cstr(&b, "base64");
+		}
+	}
+	json_key(&b, "seq");       json_uint(&b, x->seq);
+	json_key(&b, "topic");     json_cstr(&b, r->topic);
+	json_key(&b, "partition"); json_int(&b, r->partition);
+	json_key(&b, "offset");    json_int(&b, r->offset);
+	if (r->timestamp_ms >= 0) {
+		iso8601(ts, r->timestamp_ms);
+		json_key(&b, "timestamp"); json_cstr(&b, ts);
+	}
+	if (H.headers && r->nheaders) {
+		json_key(&b, "headers");
+		json_arr_begin(&b);
+		for (size_t i = 0; i < r->nheaders; i++) {
+			const struct hub_header *h = &r->headers[i];
+			json_arr_begin(&b);
+			json_cstr(&b, h->name);
+			if (!h->value) {
+				json_null(&b);
+			} else if (utf8_valid(h->value, h->value_len)) {
+				json_str(&b, h->value, h->value_len);
+			} else {
+				json_obj_begin(&b);
+				json_key(&b, "base64");
+				b64_value(&b, h->value, h->value_len);
+				json_obj_end(&b);
+			}
+			json_arr_end(&b);
+		}
+		json_arr_end(&b);
+	}
+	json_key(&b, "data");
+	if (!r->value) {
+		json_null(&b);                          /* tombstone */
+	} else if (rec_is_json(x)) {
+		json_raw(&b, r->value, r->value_len);   /* verbatim */
+	} else if (utf8_valid(r->value, r->value_len)) {
+		json_str(&b, r->value, r->value_len);
+	} else {
+		b64_value(&b, r->value, r->value_len);
+		json_key(&b, "encoding"); json_cstr(&b, "base64");
+	}
+	json_obj_end(&b);
+	struct frame *f = b.failed ? NULL : frame_ws(WS_OP_TEXT, b.buf, b.len, FRAME_DATA);
+	json_free(&b);
+	return f;
+}
+
+static int filter_match(const struct sub *s, struct rec_ctx *x, int check_keys)
+{
+	const struct filter *f = &s->f;
+	const struct hub_record *r = x->r;
+	if (check_keys && f->keys) {
+		if (!r->key) return 0;
+		uint32_t i;
+		for (i = 0; i < f->nkeys; i++)
+			if (strlen(f->keys[i]) == r->key_len && memcmp(f->keys[i], r->key, r->key_len) == 0) break;
+		if (i == f->nkeys) return 0;
+	}
+	if (f->type && strcmp(f->type, x->t->type) != 0) return 0;
+	for (uint32_t i = 0; i < f->nfields; i++) {
+		const struct field_filter *ff = &f->fields[i];
+		const char *v;
+		size_t vl;
+		/* §10: a field filter needs a JSON object payload with that field. */
+		if (!rec_is_json(x) ||
+		    !json_top_field(r->value, r->value_len, ff->name, strlen(ff->name), &v, &vl))
+			return 0;
+		if (!ff->any && !json_value_eq(v, vl, ff->value, ff->value_len)) return 0;
+	}
+	return 1;
+}
+
+static void deliver(struct rec_ctx *x, const struct channel *ch, struct client *c)
+{
+	if (c->stamp == H.stamp) return;   /* several of its subscriptions matched */
+	c->stamp = H.stamp;
+	if (!x->frame && !(x->frame = encode(x, ch))) return;
+	client_send(c, frame_ref(x->frame));
+}
+
+int hub_route(const struct hub_record *r)
+{
+	struct topic *t = topic_get(r->topic);
+	H.records_in++;
+	if (!t) return 0;
+	t->records++;
+	if (!t->ch) return 0;
+	struct channel *ch = t->ch;
+	struct rec_ctx x = { .r = r, .t = t, .json = -1, .seq = ++ch->seq };
+	if (ch->nsubs == 0 && H.all.n == 0) return 1;
+
+	H.stamp++;
+	for (uint32_t i = 0; i < ch->any.n; i++) {
+		struct sub *s = ch->any.v[i];
+		if (filter_match(s, &x, 0)) deliver(&x, ch, s->c);
+	}
+	if (r->key && ch->keys.count) {
+		struct sublist *l = map_get(&ch->keys, r->key, r->key_len);
+		for (uint32_t i = 0; l && i < l->n; i++)
+			if (filter_match(l->v[i], &x, 0)) deliver(&x, ch, l->v[i]->c);
+	}
+	for (uint32_t i = 0; i < H.all.n; i++)
+		if (filter_match(H.all.v[i], &x, 1)) deliver(&x, ch, H.all.v[i]->c);
+	frame_unref(x.frame);
+	return 1;
+}
+
+/* ---- introspection ------------------------------------------------------- */
+
+size_t hub_routes(const struct hub_route_info **out)
+{
+	*out = H.info;
+	return H.nroutes;
+}
+
+int hub_channel_next(size_t *i, const char **name, uint32_t *subs, uint64_t *seq)
+{
+	struct map_slot *s;
+	if (!map_next(&H.channels, i, &s)) return 0;
+	const struct channel *ch = s->val;
+	*name = ch->name;
+	*subs = ch->nsubs;
+	*seq = ch->seq;
+	return 1;
+}
+
+int hub_topic_next(size_t *i, const char **topic, uint64_t *records)
+{
+	struct map_slot *s;
+	if (!map_next(&H.topics, i, &s)) return 0;
+	*topic = s->key;
+	*records = ((const struct topic *)s->val)->records;
+	return 1;
+}
+
+uint64_t hub_records_in(void)
+{
+	return H.records_in;
+}

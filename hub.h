@@ -1,0 +1,92 @@
+/* hub.h - routes and subscriptions (DESIGN.md §4, §10): topic -> channel +
+ * message type, channel -> subscribers, filters, and the fan-out of one Kafka
+ * record, encoded once, to exactly the clients that asked for it. The cost
+ * of a record is O(subscribers of its channel that could match). */
+#ifndef KB_HUB_H
+#define KB_HUB_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client.h"
+#include "config.h"
+
+struct hub_header {
+	const char *name;
+	const void *value;      /* NULL: a header without value */
+	size_t value_len;
+};
+
+/* One consumed Kafka record, borrowed from librdkafka for the call. */
+struct hub_record {
+	const char *topic;
+	int32_t partition;
+	int64_t offset;
+	int64_t timestamp_ms;   /* -1 when the record has none */
+	const void *key;        /* NULL: null key */
+	size_t key_len;
+	const void *value;      /* NULL: tombstone */
+	size_t value_len;
+	const struct hub_header *headers;
+	size_t nheaders;
+};
+
+struct channel;
+
+/* Field filter: payload top-level field `name` equals the raw JSON `value`
+ * (or anything when any = 1). */
+struct field_filter {
+	char *name;
+	char *value;
+	size_t value_len;
+	int any;
+};
+
+struct filter {
+	char **keys;              /* NULL: any key; a list never holds "*" */
+	uint32_t nkeys;
+	struct field_filter *fields;
+	uint32_t nfields;
+	char *type;               /* message type to match (action dialect), NULL: any */
+};
+
+struct sub {
+	struct client *c;
+	struct channel *ch;       /* NULL: every channel (action dialect) */
+	struct sub *cnext;        /* the client's next subscription */
+	uint32_t pos;             /* index in the list that holds it (unkeyed subs) */
+	char *spec;               /* canonical JSON of the filter fields, for acks and list */
+	size_t spec_len;
+	struct filter f;
+};
+
+int  hub_init(const struct config *cfg, char *err, size_t errlen);
+void hub_free(void);
+/* Finds a channel by name, creating it when a route could produce it.
+ * NULL: no route can produce that name (UNKNOWN_CHANNEL). */
+struct channel *hub_channel(const char *name, size_t len);
+const char *hub_channel_name(const struct channel *ch);
+/* Adds a subscription owning `f` and `spec` (moved in). An identical one
+ * (same channel and spec) is not added twice. Returns 1 added, 0 already
+ * there, -1 out of memory (f and spec freed either way when not kept). */
+int  hub_subscribe(struct client *c, struct channel *ch, struct filter *f, char *spec, size_t spec_len);
+/* Removes the client's subscriptions on ch (NULL: the every-channel ones)
+ * whose spec equals spec (spec NULL: all of them). Returns how many. */
+int  hub_unsubscribe(struct client *c, struct channel *ch, int all_channels, const char *spec, size_t spec_len);
+void hub_client_gone(struct client *c);
+void filter_free(struct filter *f);
+
+/* Routes one record: assigns its channel seq, encodes it once, queues it to
+ * every matching subscriber. Returns 1 routed, 0 no route for its topic. */
+int  hub_route(const struct hub_record *r);
+/* 1 if some route matches the topic name. */
+int  hub_topic_routed(const char *topic);
+
+/* Introspection for /stats, /metrics, /docs. */
+struct hub_route_info { const char *topic; const char *channel; const char *type; int regex; };
+size_t hub_routes(const struct hub_route_info **out);
+/* Iterates channels: for (size_t i = 0; hub_channel_next(&i, &name, &subs, &seq);) */
+int hub_channel_next(size_t *i, const char **name, uint32_t *subs, uint64_t *seq);
+/* Iterates topics seen: records consumed per topic. */
+int hub_topic_next(size_t *i, const char **topic, uint64_t *records);
+uint64_t hub_records_in(void);
+#endif
