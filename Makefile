@@ -1,5 +1,14 @@
-# kbridge - plain Makefile. Targets: all (./kbridge), test, asan, fuzz, static,
-# bench, clean. Objects and test programs go to build/ (never committed).
+# kbridge - plain Makefile.
+#   make            ./kbridge for development and tests (librdkafka linked statically)
+#   make demo       install what is missing, build, run ./kbridge --demo
+#   make test       install what is missing, build, run every suite; last line
+#                   "N passed, N failed, N skipped"
+#   make asan       ./kbridge-asan and unit tests under ASan/UBSan (build/asan/)
+#   make fuzz       libFuzzer targets, each run FUZZ_SECONDS (default 60)
+#   make static     fully static musl binary ./kbridge-static (deps/deps.mk)
+#   make clean
+# Objects and test programs go to build/ (never committed); third-party
+# libraries to a cache outside the tree (deps/).
 
 CC      ?= cc
 CLANG   ?= clang
@@ -16,32 +25,74 @@ include deps/deps.mk
 KB_CFLAGS += $(RDKAFKA_CFLAGS)
 LDLIBS    += $(RDKAFKA_LIBS)
 
-B        := build
+# B and BIN are overridden by the asan build (make asan) below.
+B        ?= build
+BIN      ?= kbridge
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/%)
 
-.PHONY: all test unit asan fuzz clean
-all: kbridge
+.PHONY: all demo test setup unit tools asan fuzz fuzz-build clean
+all: $(BIN)
 
 # Objects wait for librdkafka's headers (built into the cache on first use).
-$(B)/%.o: %.c | $(B) $(RDKAFKA_DEV_STAMP)
+$(B)/%.o: %.c | $(B)/.dir $(RDKAFKA_DEV_STAMP)
 	$(CC) $(KB_CFLAGS) -c -o $@ $<
-$(B):
-	mkdir -p $(B)
+$(B)/.dir:
+	mkdir -p $(B) && touch $@
 
-kbridge: $(B)/kbridge.o $(LIB_OBJS)
+$(BIN): $(B)/kbridge.o $(LIB_OBJS)
 	$(CC) $(KB_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/test_%: tests/unit/test_%.c $(LIB_OBJS) tests/unit/check.h
-	$(CC) $(KB_CFLAGS) -I. -o $@ $< $(LIB_OBJS) $(LDLIBS)
+# Unit tests link against an archive, so each pulls in only the modules it uses.
+$(B)/libkb.a: $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+$(B)/test_%: tests/unit/test_%.c $(B)/libkb.a tests/unit/check.h
+	$(CC) $(KB_CFLAGS) -I. -o $@ $< $(B)/libkb.a $(LDLIBS)
 
 unit: $(UNIT_BINS)
 
-test: all unit
-	tests/run.sh
+# Test tools: the mock Kafka cluster the end-to-end tests talk to.
+$(B)/mockkafka: tests/tools/mockkafka.c | $(B)/.dir $(RDKAFKA_DEV_STAMP)
+	$(CC) $(KB_CFLAGS) -o $@ $< $(LDLIBS)
+tools: $(B)/mockkafka
+
+# ---- sanitizers: the same code and tests under ASan + UBSan ---------------
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+asan:
+	$(MAKE) B=build/asan BIN=kbridge-asan CFLAGS="$(ASAN_FLAGS)" kbridge-asan unit
+
+# ---- fuzzing (libFuzzer via clang) ------------------------------------------
+FUZZ_SECONDS ?= 60
+FUZZ_LIB  := http.c ws.c json.c utf8.c sha1.c base64.c
+FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+
+build/fuzz/%: fuzz/%.c $(FUZZ_LIB) $(wildcard *.h)
+	@mkdir -p build/fuzz
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB)
+fuzz-build: $(FUZZ_BINS)
+fuzz: fuzz-build
+	SUITES=fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh
+
+# ---- the two README commands ------------------------------------------------
+setup:
+	@sh tests/setup.sh
+
+demo: setup
+	$(MAKE) all
+	./kbridge --demo
+
+# CI and the README run exactly this. FUZZ_SECONDS is short here: make fuzz
+# is the long run.
+test: setup
+	$(MAKE) all unit tools
+	$(MAKE) asan
+	$(MAKE) fuzz-build
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-15} tests/run.sh
 
 clean:
-	rm -rf $(B) kbridge kbridge-asan
+	rm -rf build kbridge kbridge-asan
 
 -include $(wildcard $(B)/*.d)

@@ -123,10 +123,10 @@ ssize_t outq_write(struct outq *q, int fd)
 		q->bytes -= (size_t)w;
 		/* Retire every frame the write finished; remember where it stopped. */
 		size_t left = (size_t)w;
-		while (left && q->count) {
+		while (q->count) {
 			struct frame *f = q->ring[q->head];
 			size_t rest = f->len - q->off;
-			if (left < rest) { q->off += (uint32_t)left; left = 0; break; }
+			if (left < rest) { q->off += (uint32_t)left; break; }
 			left -= rest;
 			q->off = 0;
 			q->head = (q->head + 1) % q->cap;

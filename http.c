@@ -92,6 +92,7 @@ ssize_t http_parse_request(const char *buf, size_t len, struct http_request *req
 	memset(req, 0, sizeof(*req));
 	/* Skip (a bounded number of) empty lines left over from a previous request. */
 	for (;;) {
+		if (pos > 64) return -400;   /* a flood of empty lines is not a request */
 		if (pos >= len) return 0;
 		if (buf[pos] == '\n') { pos++; continue; }
 		if (buf[pos] == '\r') {
@@ -102,7 +103,6 @@ ssize_t http_parse_request(const char *buf, size_t len, struct http_request *req
 		}
 		break;
 	}
-	if (pos > 64) return -400;
 
 	next = line_end(buf, pos, len, &eol);
 	if (!next) return len >= HTTP_MAX_HEADER_BYTES ? -431 : 0;
@@ -191,11 +191,27 @@ ssize_t http_query_param(const char *q, size_t qlen, const char *name, char *out
 	return -1;
 }
 
+int http_header_has_token(const struct http_request *req, const char *name, const char *token)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+		if (h->name_len == n && strncasecmp(h->name, name, n) == 0 &&
+		    http_has_token(h->value, h->value_len, token))
+			return 1;
+	}
+	return 0;
+}
+
+static int connection_has(const struct http_request *req, const char *token)
+{
+	return http_header_has_token(req, "Connection", token);
+}
+
 int http_keep_alive(const struct http_request *req)
 {
-	const struct http_header *c = http_header_get(req, "Connection");
-	if (c && http_has_token(c->value, c->value_len, "close")) return 0;
-	if (req->minor == 0) return c && http_has_token(c->value, c->value_len, "keep-alive");
+	if (connection_has(req, "close")) return 0;
+	if (req->minor == 0) return connection_has(req, "keep-alive");
 	return 1;
 }
 

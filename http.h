@@ -8,7 +8,7 @@
 #include <sys/types.h>
 
 #define HTTP_MAX_HEADER_BYTES 8192  /* request line + headers (§10: over it, 431) */
-#define HTTP_MAX_HEADERS      64    /* more header lines than this: 431 */
+#define HTTP_MAX_HEADERS      256   /* more header lines than this: 431 */
 
 struct http_header {
 	const char *name, *value;   /* value has surrounding whitespace trimmed */
@@ -36,6 +36,9 @@ const struct http_header *http_header_get(const struct http_request *req, const 
 /* 1 if the comma-separated list value[0..len) holds `token` (case-insensitive),
  * as in "Connection: keep-alive, Upgrade". */
 int http_has_token(const char *value, size_t len, const char *token);
+/* 1 if any header line named `name` lists token (a field may be repeated,
+ * RFC 9110 §5.3). */
+int http_header_has_token(const struct http_request *req, const char *name, const char *token);
 /* Copies the value of query parameter `name` into out (percent-decoded,
  * NUL-terminated). Returns its length, -1 when absent, -2 when it does not
  * fit in cap or is badly encoded. */

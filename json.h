@@ -26,7 +26,7 @@ struct jbuf {
 
 void json_init(struct jbuf *b);
 void json_free(struct jbuf *b);           /* frees buf, back to the init state */
-void json_reset(struct jbuf *b);          /* len = 0, keeps the allocation */
+void json_reset(struct jbuf *b);          /* len = 0, keeps the allocation, clears failed */
 int  json_reserve(struct jbuf *b, size_t extra); /* 0 or -1 (and failed = 1) */
 /* Appends bytes with no comma logic (framing, prefixes, raw text). */
 void json_append(struct jbuf *b, const void *s, size_t n);
@@ -97,11 +97,13 @@ struct json_tok {
 #define JSON_PARSE_MAX_DEPTH 64   /* hard upper bound for maxdepth */
 
 /* Parses exactly one value (surrounding whitespace allowed). Returns the
- * number of tokens (>= 1; token 0 is the root) or a negative JSON_E* code.
+ * number of tokens (>= 1; token 0 is the root) or a negative JSON_E* code:
+ * the first problem met while reading left to right.
  * maxdepth is clamped to JSON_PARSE_MAX_DEPTH. */
 int json_parse(const char *s, size_t n, struct json_tok *tok, int maxtok, int maxdepth);
 
-/* Index of the value of member `key` in object token obj, or -1. */
+/* Index of the value of member `key` in object token obj, or -1. When the
+ * name repeats, the last one wins (as in json_top_field). */
 int json_obj_get(const char *src, const struct json_tok *tok, int obj, const char *key);
 /* 1 if string token t unescapes to exactly s[0..n). */
 int json_str_eq(const char *src, const struct json_tok *tok, int t, const char *s, size_t n);

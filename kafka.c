@@ -218,6 +218,7 @@ static void do_assign(rd_kafka_topic_partition_list_t *parts)
 	}
 	K.assigned_once = 1;
 	K.ready = 1;
+	set_state_up(1, NULL);     /* an assignment needed a coordinator */
 	log_msg(LOG_INFO, "partitions assigned", "count", log_num(parts->cnt), NULL);
 }
 

@@ -235,6 +235,17 @@ void client_send(struct client *c, struct frame *f)
 		return;
 	}
 	if (queue_full(c, f)) {
+		/* Bytes the kernel takes are not ours to count (§10): write what
+		 * this turn has queued so far before judging the client slow. */
+		ssize_t w = outq_write(&c->q, c->fd);
+		if (w < 0) {
+			frame_unref(f);
+			client_kill(c, strerror(errno));
+			return;
+		}
+		S.stats.bytes_out += (uint64_t)w;
+	}
+	if (queue_full(c, f)) {
 		if (S.cfg.slow == SLOW_DISCONNECT) {
 			frame_unref(f);
 			S.stats.slow_disconnects++;
@@ -530,14 +541,12 @@ static int origin_allowed(const struct http_request *req)
 /* Handles GET /ws...: validates the upgrade (RFC 6455 §4.2.1) and switches. */
 static void handle_upgrade(struct client *c, const struct http_request *req)
 {
-	const struct http_header *up = http_header_get(req, "Upgrade");
-	const struct http_header *conn = http_header_get(req, "Connection");
 	const struct http_header *ver = http_header_get(req, "Sec-WebSocket-Version");
 	const struct http_header *key = http_header_get(req, "Sec-WebSocket-Key");
 	char accept[WS_ACCEPT_LEN + 1];
 
-	if (!up || !http_has_token(up->value, up->value_len, "websocket") ||
-	    !conn || !http_has_token(conn->value, conn->value_len, "upgrade")) {
+	if (!http_header_has_token(req, "Upgrade", "websocket") ||
+	    !http_header_has_token(req, "Connection", "upgrade")) {
 		http_error(c, 426, "this endpoint needs a WebSocket upgrade",
 			   "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
 		return;

@@ -1,0 +1,88 @@
+# Third-party libraries for kbridge, built by deps/build.sh into a cache
+# outside the work tree. Include from the top Makefile with:
+#     include deps/deps.mk
+# Versions and checksums live in deps/versions.mk only.
+#
+# Provides:
+#   RDKAFKA_DEV_STAMP     file target: builds librdkafka.a (gcc, Debian libs)
+#   RDKAFKA_CFLAGS        -isystem (rdkafka.h warns under -Wextra; -isystem
+#                         keeps -Werror builds clean), for <librdkafka/rdkafka.h>
+#                         and <librdkafka/rdkafka_mock.h>
+#   RDKAFKA_LIBS          librdkafka.a plus the system libraries it needs
+#   RDKAFKA_STATIC_STAMP  file target: zlib, zstd, OpenSSL, librdkafka (musl)
+#   RDKAFKA_STATIC_CFLAGS / RDKAFKA_STATIC_LIBS / MUSL_CC
+#   kbridge-static, static (phony): the stripped, fully static musl binary
+#   deps, deps-static (phony): just build the libraries
+# Uses from the top Makefile: MAIN_SRC, LIB_SRCS (include this file after
+# they are set: rule targets are expanded as they are read) and KB_CFLAGS.
+
+ifeq ($(origin LIB_SRCS),undefined)
+$(error include deps/deps.mk after LIB_SRCS and MAIN_SRC are defined)
+endif
+
+# Do not let this file's rules become the default goal.
+_DEPS_GOAL := $(.DEFAULT_GOAL)
+
+DEPS_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+include $(DEPS_DIR)/versions.mk
+
+KBRIDGE_CACHE ?= $(HOME)/.cache/kbridge
+DEPS_BUILD = KBRIDGE_CACHE='$(KBRIDGE_CACHE)' sh $(DEPS_DIR)/build.sh
+
+# The prefixes embed a hash of versions.mk + build.sh, so a version bump
+# names a stamp that does not exist yet and the next make rebuilds.
+RDKAFKA_DEV_PREFIX    := $(shell $(DEPS_BUILD) prefix dev)
+RDKAFKA_STATIC_PREFIX := $(shell $(DEPS_BUILD) prefix static)
+
+# --- dev flavour (system gcc, Debian's libssl/zlib/libzstd) ---------------
+RDKAFKA_DEV_STAMP := $(RDKAFKA_DEV_PREFIX)/.stamp
+RDKAFKA_CFLAGS    := -isystem $(RDKAFKA_DEV_PREFIX)/include
+RDKAFKA_LIBS      := $(RDKAFKA_DEV_PREFIX)/lib/librdkafka.a \
+                     -lssl -lcrypto -lzstd -lz -lpthread -lm -ldl
+
+$(RDKAFKA_DEV_STAMP):
+	$(DEPS_BUILD) dev
+
+# --- static flavour (musl-gcc, every dependency built from source) --------
+MUSL_CC := musl-gcc
+RDKAFKA_STATIC_STAMP  := $(RDKAFKA_STATIC_PREFIX)/.stamp
+RDKAFKA_STATIC_CFLAGS := -isystem $(RDKAFKA_STATIC_PREFIX)/include
+RDKAFKA_STATIC_LIBS   := $(addprefix $(RDKAFKA_STATIC_PREFIX)/lib/, \
+                           librdkafka.a libssl.a libcrypto.a libzstd.a libz.a) \
+                         -lpthread -lm
+
+$(RDKAFKA_STATIC_STAMP):
+	$(DEPS_BUILD) static
+
+.PHONY: deps deps-static static static-clean
+deps: $(RDKAFKA_DEV_STAMP)
+deps-static: $(RDKAFKA_STATIC_STAMP)
+
+# --- make static -> ./kbridge-static ---------------------------------------
+KB_CFLAGS ?= -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP
+STATIC_B    := build/static
+STATIC_OBJS  = $(patsubst %.c,$(STATIC_B)/%.o,$(MAIN_SRC) $(LIB_SRCS))
+
+# Objects depend on the stamp (not order-only): -MMD does not list -isystem
+# headers, so this is what recompiles them after a librdkafka bump.
+$(STATIC_OBJS): $(STATIC_B)/%.o: %.c $(RDKAFKA_STATIC_STAMP)
+	@mkdir -p $(@D)
+	$(MUSL_CC) $(KB_CFLAGS) -O2 $(RDKAFKA_STATIC_CFLAGS) -c -o $@ $<
+
+$(STATIC_B)/kbridge: $(STATIC_OBJS) $(RDKAFKA_STATIC_STAMP)
+	$(MUSL_CC) -static -O2 -o $@ $(STATIC_OBJS) $(RDKAFKA_STATIC_LIBS)
+
+kbridge-static: $(STATIC_B)/kbridge
+	strip -o $@ $<
+	@! readelf -d $@ | grep -q NEEDED || { echo "$@ is not static" >&2; exit 1; }
+	@stat -c %s $@ | awk '{ printf "kbridge-static: %d bytes (%.2f MB) stripped\n", $$1, $$1 / 1048576 }'
+
+static: kbridge-static
+
+static-clean:
+	rm -rf $(STATIC_B) kbridge-static
+clean: static-clean
+
+-include $(wildcard $(STATIC_B)/*.d)
+
+.DEFAULT_GOAL := $(_DEPS_GOAL)

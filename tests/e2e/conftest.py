@@ -1,0 +1,486 @@
+"""conftest.py - starts kbridge for the end-to-end tests and prints the one
+summary line tests/run.sh sums: "e2e: N passed, N failed, N skipped".
+
+`kbridge` is a factory fixture: kbridge("--max-clients", "2") starts the binary
+($KBRIDGE_BIN, default ./kbridge) on a free 127.0.0.1 port with an unreachable
+broker, waits for GET /health to answer 200, and on teardown closes the test's
+sockets, sends SIGTERM (10 s, then SIGKILL), and fails the test when kbridge
+did not exit 0 or its log shows a sanitizer report. `server` is one kbridge
+with default flags.
+"""
+import os
+import re
+import resource
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+import wsutil
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
+BIN = os.environ.get("KBRIDGE_BIN", "./kbridge")
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+
+# Configuration variables the user's environment must not leak into tests.
+CONFIG_ENV = re.compile(r"^(KBRIDGE_.*|KAFKA_.*|MAX_CLIENTS|MESSAGE_BUFFER_SIZE|PORT|LOG_LEVEL)$")
+
+
+def bin_path():
+    return BIN if os.path.isabs(BIN) else os.path.join(ROOT, BIN)
+
+
+def clean_env(extra=None):
+    env = {k: v for k, v in os.environ.items() if not CONFIG_ENV.match(k)}
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+    env.update(extra or {})
+    return env
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def is_sanitized_build():
+    try:
+        with open(bin_path(), "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return b"__asan_init" in data or b"AddressSanitizer" in data
+
+
+def run_kbridge(args, env=None, timeout=10):
+    """Runs kbridge to completion (config errors, --help): CompletedProcess."""
+    return subprocess.run([bin_path()] + list(args), env=clean_env(env), capture_output=True,
+                          timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL)
+
+
+class Server:
+    def __init__(self, proc, port, log_path):
+        self.proc = proc
+        self.pid = proc.pid
+        self.port = port
+        self.log_path = log_path
+        self.signalled = False      # the test sent signals itself
+        self.failed_start = False
+        self.sockets = []
+
+    # connections tracked so teardown closes them before SIGTERM
+    def track(self, c):
+        self.sockets.append(c)
+        return c
+
+    def ws(self, path="/ws", **kw):
+        return self.track(wsutil.WS.connect(self.port, path, **kw))
+
+    def conn(self, **kw):
+        return self.track(wsutil.Conn.open(self.port, **kw))
+
+    def http(self, method="GET", path="/health", **kw):
+        return wsutil.http_request(self.port, method, path, **kw)
+
+    def health(self):
+        return wsutil.get_json(self.port, "/health")
+
+    def signal(self, sig):
+        self.signalled = True
+        os.kill(self.pid, sig)
+
+    def wait_exit(self, timeout):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def rss(self):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def log_tail(self, n=30):
+        return "\n".join(self.log().splitlines()[-n:])
+
+
+def _wait_ready(srv, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if srv.proc.poll() is not None:
+            return False
+        try:
+            r = wsutil.http_request(srv.port, "GET", "/health", timeout=1.0)
+            if r.status == 200:
+                return True
+        except (OSError, wsutil.Closed, TimeoutError, AssertionError, ValueError):
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def _set_nofile(n):
+    def fn():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+    return fn
+
+
+@pytest.fixture
+def kbridge(request):
+    servers = []
+    counter = [0]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:100]
+
+    def start(*args, env=None, port=None, listen=True, brokers=True, nofile=None):
+        if not os.path.exists(bin_path()):
+            pytest.fail(f"kbridge binary {bin_path()} not found (build it with make)")
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        for attempt in range(3):
+            p = port or free_port()
+            counter[0] += 1
+            log_path = os.path.join(ARTIFACTS, f"e2e-{name}-{counter[0]}.log")
+            cmd = [bin_path()]
+            if brokers:
+                cmd += ["--brokers", "127.0.0.1:1"]
+            if listen:
+                cmd += ["--listen", f"127.0.0.1:{p}"]
+            cmd += [str(a) for a in args]
+            with open(log_path, "wb") as logf:
+                logf.write(("# " + " ".join(cmd) + "\n").encode())
+                logf.flush()
+                proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, cwd=ROOT, env=clean_env(env),
+                                        preexec_fn=_set_nofile(nofile) if nofile else None)
+            srv = Server(proc, p, log_path)
+            servers.append(srv)
+            if _wait_ready(srv):
+                return srv
+            srv.failed_start = True
+            if proc.poll() is None:
+                pytest.fail(f"kbridge did not answer GET /health within 10 s\n{srv.log_tail()}")
+            if "in use" in srv.log().lower() and port is None:
+                continue        # lost the port race: try another
+            pytest.fail(f"kbridge exited {proc.returncode} at start-up\n{srv.log_tail()}")
+        pytest.fail("could not start kbridge on a free port")
+
+    yield start
+
+    errors = []
+    for srv in servers:
+        for c in srv.sockets:
+            c.close()
+        early = srv.proc.poll()
+        if early is None:
+            os.kill(srv.pid, signal.SIGTERM)
+            try:
+                rc = srv.proc.wait(10)
+                if rc != 0 and not srv.signalled:
+                    errors.append(f"kbridge pid {srv.pid} exited {rc} after SIGTERM (DESIGN §8: exit 0)")
+            except subprocess.TimeoutExpired:
+                srv.proc.kill()
+                srv.proc.wait(10)
+                errors.append(f"kbridge pid {srv.pid} ignored SIGTERM for 10 s; killed")
+        elif not srv.signalled and not srv.failed_start:
+            errors.append(f"kbridge pid {srv.pid} exited during the test with status {early}")
+        log = srv.log()
+        for mark in SANITIZER_MARKS:
+            if mark in log:
+                errors.append(f"sanitizer report in {srv.log_path}:\n"
+                              + log[max(0, log.index(mark) - 200):][:4000])
+                break
+    if errors:
+        pytest.fail("\n".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def server(kbridge):
+    return kbridge()
+
+
+# ---------------------------------------------------------------- summary
+
+_outcomes = {}
+_collect_errors = []
+_notes = []
+
+
+def note(line):
+    """A line printed in the terminal summary (e.g. the per-client RSS)."""
+    _notes.append(line)
+
+
+def pytest_runtest_logreport(report):
+    prev = _outcomes.get(report.nodeid)
+    if report.failed:
+        _outcomes[report.nodeid] = "failed"
+    elif report.skipped and prev != "failed":
+        _outcomes[report.nodeid] = "skipped"
+    elif report.when == "call" and report.passed and prev is None:
+        _outcomes[report.nodeid] = "passed"
+
+
+def pytest_collectreport(report):
+    if report.failed:
+        _collect_errors.append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter):
+    vals = list(_outcomes.values())
+    passed = vals.count("passed")
+    failed = vals.count("failed") + len(_collect_errors)
+    skipped = vals.count("skipped")
+    for line in _notes:
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"e2e: {passed} passed, {failed} failed, {skipped} skipped")
+
+
+# ---------------------------------------------------------------- Kafka (mock cluster)
+#
+# Appended for the test_kafka_*.py files. `mock_kafka` is a factory fixture:
+# mock_kafka({"trades": 3}, brokers=1) starts build/mockkafka (librdkafka's
+# mock cluster as a process, a real Kafka protocol peer on 127.0.0.1) and
+# returns a MockKafka with .bootstrap, .create_topic(), .down()/.up(),
+# .produce() (kafka-python) and .kcat_produce(). `kafka_bridge` starts kbridge
+# against one and waits (bounded) for GET /ready.
+
+MOCK_BIN = os.environ.get("MOCKKAFKA_BIN", os.path.join(ROOT, "build", "mockkafka"))
+
+
+class MockKafka:
+    def __init__(self, proc, bootstrap, lines):
+        self.proc = proc
+        self.bootstrap = bootstrap
+        self._lines = lines          # queue.Queue of stdout lines after bootstrap=
+        self._producer = None
+
+    def command(self, line, timeout=10.0):
+        """Sends one stdin command and returns its reply line."""
+        import queue
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        try:
+            reply = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"mockkafka did not answer {line!r} within {timeout}s")
+        assert reply.startswith("ok"), f"mockkafka {line!r}: {reply!r}"
+        return reply
+
+    def create_topic(self, name, partitions=1):
+        return self.command(f"topic {name} {partitions}")
+
+    def down(self, broker=1):
+        return self.command(f"down {broker}")
+
+    def up(self, broker=1):
+        return self.command(f"up {broker}")
+
+    def producer(self):
+        if self._producer is None:
+            from kafka import KafkaProducer
+            self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=0,
+                                           acks=1, retries=5, request_timeout_ms=10000,
+                                           max_block_ms=20000)
+        return self._producer
+
+    def produce(self, topic, value, key=None, partition=None, timestamp_ms=None, headers=None,
+                wait=True, timeout=20):
+        """One record via kafka-python; returns its RecordMetadata (partition,
+        offset) when wait, else the future."""
+        def enc(v):
+            return v.encode("utf-8") if isinstance(v, str) else v
+        fut = self.producer().send(topic, value=enc(value), key=enc(key), partition=partition,
+                                   timestamp_ms=timestamp_ms,
+                                   headers=[(k, enc(v)) for k, v in (headers or [])] or None)
+        return fut.get(timeout) if wait else fut
+
+    def flush(self, timeout=30):
+        if self._producer is not None:
+            self._producer.flush(timeout)
+
+    def kcat_produce(self, topic, data, partition=None, key_delim=None, codec=None, extra=(),
+                     timeout=120):
+        """Produces newline-separated records from bytes or a file path with kcat."""
+        cmd = ["kcat", "-P", "-b", self.bootstrap, "-t", topic, "-X", "linger.ms=5"]
+        if partition is not None:
+            cmd += ["-p", str(partition)]
+        if key_delim is not None:
+            cmd += ["-K", key_delim]
+        if codec is not None:
+            cmd += ["-z", codec]
+        cmd += list(extra)
+        if isinstance(data, str):          # a file path
+            cmd += ["-l", data]
+            r = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        else:
+            r = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout)
+        assert r.returncode == 0, f"kcat failed ({r.returncode}): {r.stderr.decode(errors='replace')}"
+        return r
+
+    def stop(self):
+        if self._producer is not None:
+            try:
+                self._producer.close(2)
+            except Exception:
+                pass
+            self._producer = None
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+            except (OSError, ValueError):
+                pass
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture
+def mock_kafka():
+    import queue
+    import threading
+    started = []
+
+    def start(topics=None, brokers=1, lifetime=600):
+        if not os.path.exists(MOCK_BIN):
+            pytest.fail(f"{MOCK_BIN} not found (build it with make tools)")
+        items = topics.items() if isinstance(topics, dict) else \
+            [(t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1]) if ":" in t else 1) for t in topics or []]
+        cmd = [MOCK_BIN, "--brokers", str(brokers), "--lifetime", str(lifetime)]
+        for name, parts in items:
+            cmd += ["--topic", f"{name}:{parts}"]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        lines = queue.Queue()
+
+        def reader():
+            for line in proc.stdout:
+                lines.put(line.strip())
+        threading.Thread(target=reader, daemon=True).start()
+        mk = MockKafka(proc, None, lines)
+        started.append(mk)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail("mockkafka printed no bootstrap= line within 10 s")
+            if line.startswith("bootstrap="):
+                mk.bootstrap = line.split("=", 1)[1]
+                return mk
+            if line.startswith("error"):
+                pytest.fail(f"mockkafka: {line}")
+
+    yield start
+    for mk in started:
+        mk.stop()
+
+
+def wait_status(port, path, want, timeout):
+    """Polls GET path until it answers `want`; returns seconds taken or None."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            if wsutil.http_request(port, "GET", path, timeout=1.0).status == want:
+                return time.monotonic() - t0
+        except (OSError, wsutil.Closed, TimeoutError, AssertionError, ValueError):
+            pass
+        time.sleep(0.05)
+    return None
+
+
+@pytest.fixture
+def kafka_bridge(mock_kafka, kbridge):
+    """kafka_bridge(mock, "-t", "trades", ..., ready=True) starts kbridge on
+    the mock (-X fetch.wait.max.ms=10 added) and waits up to 20 s for
+    GET /ready 200. Depends on mock_kafka first so the mock outlives kbridge
+    at teardown (group mode commits at shutdown)."""
+    def start(mock, *args, ready=True, ready_timeout=20.0, **kw):
+        srv = kbridge("--brokers", mock.bootstrap, "-X", "fetch.wait.max.ms=10", *args,
+                      brokers=False, **kw)
+        if ready and wait_status(srv.port, "/ready", 200, ready_timeout) is None:
+            pytest.fail(f"kbridge not ready within {ready_timeout}s\n{srv.log_tail()}")
+        return srv
+    return start
+
+
+# Reading data messages (one per Kafka record) from a wsutil.WS client.
+import json  # noqa: E402
+CONTROL_TYPES = ("ack", "error", "pong", "subscriptions", "snapshot")
+
+
+class DataMsg:
+    """A data message: .obj (parsed), .raw (the frame's bytes)."""
+    def __init__(self, raw):
+        self.raw = raw
+        self.obj = json.loads(raw.decode("utf-8"))
+
+    def __getitem__(self, k):
+        return self.obj[k]
+
+    def get(self, k, d=None):
+        return self.obj.get(k, d)
+
+    def pos(self):
+        return (self.obj.get("topic"), self.obj.get("partition"), self.obj.get("offset"))
+
+    def __repr__(self):
+        return f"<DataMsg {self.raw[:300]!r}>"
+
+
+def read_messages(ws, n=None, timeout=10.0, quiet=None, controls=None):
+    """Reads data messages until n arrived, or (quiet) nothing came for
+    `quiet` seconds, bounded by `timeout`. Control messages (ack, error, ...)
+    are appended to `controls` when given, else an error fails the test."""
+    out = []
+    deadline = time.monotonic() + timeout
+    while n is None or len(out) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            if n is None:
+                break
+            raise AssertionError(f"got {len(out)} of {n} data messages within {timeout}s; "
+                                 f"last: {out[-3:]!r}")
+        wait = min(left, quiet) if quiet is not None else left
+        try:
+            op, payload = ws.recv_message(wait)
+        except TimeoutError:
+            if quiet is not None:
+                break               # quiet period over: return what came
+            continue                # deadline: the check above raises
+        assert op == wsutil.OP_TEXT, f"binary message on a JSON connection: {payload[:100]!r}"
+        obj = json.loads(payload.decode("utf-8"))
+        if obj.get("type") in CONTROL_TYPES and "topic" not in obj:
+            if controls is not None:
+                controls.append(obj)
+                continue
+            raise AssertionError(f"unexpected control message {obj!r}")
+        out.append(DataMsg(payload))
+    return out
+
+
+def ws_subscribe(ws, msg, ident=None):
+    """Sends a subscribe (native or action dialect) and asserts an ack."""
+    msg = dict(msg)
+    if ident is not None:
+        msg["id"] = ident
+    reply = ws.request(msg)
+    assert reply.get("type") == "ack", f"{msg!r} -> {reply!r}"
+    return reply

@@ -1,0 +1,140 @@
+"""Command line and environment (DESIGN §2, §10)."""
+import re
+
+import pytest
+
+from conftest import SANITIZER_MARKS, free_port, run_kbridge
+from wsutil import http_request, upgrade_headers
+
+
+def base_args(port=None):
+    return ["--brokers", "127.0.0.1:1", "--listen", f"127.0.0.1:{port or free_port()}"]
+
+
+def assert_config_error(p, name_re):
+    out = p.stderr.decode(errors="replace")
+    for mark in SANITIZER_MARKS:
+        assert mark not in out, out
+    assert p.returncode == 2, f"exit {p.returncode}, expected 2; stderr={out!r}"
+    lines = [l for l in out.splitlines() if l.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got {lines!r}"
+    assert re.search(name_re, lines[0], re.I), f"{lines[0]!r} does not name {name_re}"
+
+
+BAD = [
+    ("--max-clients", "abc"), ("--max-clients", "-5"), ("--max-clients", "10x"), ("--max-clients", ""),
+    ("--slow-client", "bogus"), ("--listen", "nonsense"), ("--listen", "127.0.0.1:99999"),
+    ("--listen", "127.0.0.1"), ("--ping-interval", "-1"), ("--ping-interval", "soon"),
+    ("--client-buffer", "lots"), ("--client-queue", "-1"), ("--max-message", "abc"),
+    ("--drain-timeout", "-2"), ("--header-timeout", "x"), ("--client-rate", "fast"),
+    ("--log-level", "loud"), ("--log-format", "xml"), ("--offset", "yesterday"),
+]
+
+
+@pytest.mark.parametrize("flag,value", BAD, ids=[f"{f}={v}" for f, v in BAD])
+def test_bad_value_exit_2(flag, value):
+    args = ["--brokers", "127.0.0.1:1"] if flag == "--listen" else base_args()
+    p = run_kbridge(args + [flag, value])
+    assert_config_error(p, re.escape(flag.lstrip("-")))
+
+
+def test_unknown_flag_exit_2():
+    p = run_kbridge(base_args() + ["--bogus-flag", "1"])
+    assert_config_error(p, r"bogus-flag")
+
+
+def test_missing_flag_value_exit_2():
+    p = run_kbridge(base_args() + ["--max-clients"])
+    assert_config_error(p, r"max-clients")
+
+
+def test_missing_brokers_exit_2():
+    p = run_kbridge(["--listen", f"127.0.0.1:{free_port()}"])
+    assert_config_error(p, r"brokers")
+
+
+def test_bad_env_value_exit_2():
+    p = run_kbridge(base_args(), env={"KBRIDGE_MAX_CLIENTS": "abc"})
+    assert_config_error(p, r"max.?clients")
+
+
+HELP_FLAGS = ["--brokers", "--topic", "--group", "--offset", "-X", "--listen", "--max-clients",
+              "--client-buffer", "--client-queue", "--slow-client", "--max-message", "--ping-interval",
+              "--allow-origin", "--demo", "--log-level", "--log-format", "--version", "--demo-rate",
+              "--drain-timeout", "--header-timeout", "--max-subscriptions", "--client-rate",
+              "--history", "--headers", "--help"]
+SHORT = ["-b", "-t", "-g", "-o", "-l"]
+
+
+def test_help_lists_every_flag():
+    p = run_kbridge(["--help"])
+    assert p.returncode == 0, p
+    text = p.stdout.decode()
+    missing = [f for f in HELP_FLAGS if not re.search(re.escape(f) + r"(?![A-Za-z-])", text)]
+    assert not missing, f"--help does not list {missing}"
+    missing = [f for f in SHORT if not re.search(r"(?<![A-Za-z-])" + re.escape(f) + r"\b", text)]
+    assert not missing, f"--help does not list short flags {missing}"
+    # defaults from §2/§10
+    for default in ["10000", "65536", "drop-oldest", "0.0.0.0:8080", "1024", "latest"]:
+        assert default in text, f"--help does not show the default {default}"
+
+
+def test_help_works_without_brokers():
+    p = run_kbridge(["--help"])
+    assert p.returncode == 0 and not p.stderr.strip(), p
+
+
+def test_version():
+    p = run_kbridge(["--version"])
+    assert p.returncode == 0, p
+    text = p.stdout.decode().lower()
+    assert "kbridge" in text and "librdkafka" in text, text
+
+
+def upgrade(port):
+    return http_request(port, "GET", "/ws", headers=upgrade_headers()).status
+
+
+def test_env_max_clients(kbridge):
+    srv = kbridge(env={"KBRIDGE_MAX_CLIENTS": "1"})
+    srv.ws()
+    assert upgrade(srv.port) == 503
+
+
+def test_env_alias_max_clients(kbridge):
+    srv = kbridge(env={"MAX_CLIENTS": "1"})
+    srv.ws()
+    assert upgrade(srv.port) == 503
+
+
+def test_flag_wins_over_env(kbridge):
+    srv = kbridge("--max-clients", "2", env={"KBRIDGE_MAX_CLIENTS": "1", "MAX_CLIENTS": "1"})
+    srv.ws()
+    srv.ws()
+    assert upgrade(srv.port) == 503
+
+
+def test_env_max_message(kbridge):
+    srv = kbridge(env={"KBRIDGE_MAX_MESSAGE": "1024"})
+    c = srv.ws()
+    c.send_text('{"type":"ping","id":"' + "a" * 1100 + '"}')
+    c.expect_close(1009)
+
+
+def test_env_listen(kbridge):
+    port = free_port()
+    srv = kbridge(listen=False, port=port, env={"KBRIDGE_LISTEN": f"127.0.0.1:{port}"})
+    assert srv.health()["status"] == "ok"
+
+
+def test_listen_flag_wins_over_env(kbridge):
+    other = free_port()
+    srv = kbridge(env={"KBRIDGE_LISTEN": f"127.0.0.1:{other}"})
+    assert srv.health()["status"] == "ok"
+    with pytest.raises(OSError):
+        http_request(other, "GET", "/health", timeout=1)
+
+
+def test_env_brokers(kbridge):
+    srv = kbridge(brokers=False, env={"KAFKA_BROKERS": "127.0.0.1:1"})
+    assert srv.health()["kafka"] in ("down", "up")

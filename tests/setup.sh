@@ -1,0 +1,28 @@
+#!/bin/sh
+# tests/setup.sh - installs what building and testing kbridge needs on a
+# Debian 12 machine, and nothing that is already there. Run by `make demo`
+# and `make test`; needs root (or sudo) only when something is missing.
+set -eu
+
+PKGS="gcc make clang libclang-rt-14-dev musl-tools libssl-dev zlib1g-dev libzstd-dev
+      python3 python3-websockets python3-kafka python3-pytest kcat
+      curl file procps util-linux"
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+# Node may come from elsewhere than Debian (its npm conflicts with Debian's):
+# only install Debian's when there is no node at all.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
+[ -z "$missing" ] && exit 0
+
+echo "setup: installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+# Update the package lists first only when an install finds them stale.
+$SUDO apt-get install -y --no-install-recommends $missing || {
+	$SUDO apt-get update
+	$SUDO apt-get install -y --no-install-recommends $missing
+}

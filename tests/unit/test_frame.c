@@ -1,0 +1,416 @@
+/* test_frame.c - refcounted frames and the outq ring. Ordering of push, at,
+ * remove and push_front, wrap-around and growth of the ring, byte accounting;
+ * outq_write over a non-blocking socketpair with a small send buffer, checked
+ * against a model: the bytes the peer reads must be exactly the queued frames
+ * in order (partial writes resume at the exact byte), every reference the
+ * queue held is dropped, and the ring is freed when the queue drains. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "frame.h"
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+static uint32_t rnd(void)
+{
+	rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+	return (uint32_t)(rng >> 16);
+}
+
+/* A frame of len bytes whose content identifies it (id) and each byte's
+ * position, so a misplaced or repeated byte shows in the received stream. */
+static struct frame *mk(uint32_t id, size_t len)
+{
+	struct frame *f = frame_new(len, FRAME_DATA);
+	if (!f) abort();
+	for (size_t i = 0; i < len; i++) f->data[i] = (unsigned char)(id * 131 + i * 7 + (i >> 8));
+	f->key_hash = id;
+	return f;
+}
+
+static int nonblock_pair(int sv[2], int sndbuf)
+{
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) return -1;
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sndbuf, sizeof(sndbuf));
+	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+	fcntl(sv[1], F_SETFL, fcntl(sv[1], F_GETFL) | O_NONBLOCK);
+	return 0;
+}
+
+/* Reads up to max bytes (everything available when max is 0) and appends. */
+static size_t drain(int fd, unsigned char *buf, size_t *have, size_t cap, size_t max)
+{
+	size_t got = 0;
+	for (;;) {
+		size_t want = cap - *have;
+		if (max && max - got < want) want = max - got;
+		if (want == 0) break;
+		ssize_t r = read(fd, buf + *have, want);
+		if (r <= 0) break;
+		*have += (size_t)r;
+		got += (size_t)r;
+	}
+	return got;
+}
+
+static uint32_t ids(const struct outq *q, uint32_t *out)
+{
+	uint32_t i;
+	for (i = 0; i < q->count; i++) out[i] = (uint32_t)outq_at(q, i)->key_hash;
+	return i;
+}
+
+#define CHECK_IDS(q, ...) do { static const uint32_t w_[] = { __VA_ARGS__ }; uint32_t g_[64]; \
+	uint32_t n_ = ids(q, g_); \
+	CHECKF(n_ == sizeof(w_) / sizeof(w_[0]) && memcmp(g_, w_, sizeof(w_)) == 0, \
+	       "queue holds %u frames, first %u", n_, n_ ? g_[0] : 0); } while (0)
+
+static void test_refs(void)
+{
+	struct frame *f = frame_new(10, FRAME_REPLY);
+	CHECK(f && f->refs == 1 && f->len == 10 && f->kind == FRAME_REPLY && f->key_hash == 0);
+	CHECK(frame_ref(f) == f && f->refs == 2);
+	frame_unref(f);
+	CHECK(f->refs == 1);
+	frame_unref(f);                  /* freed; ASan reports a leak otherwise */
+	frame_unref(NULL);
+	f = frame_new(0, FRAME_CONTROL);
+	CHECK(f && f->len == 0);
+	frame_unref(f);
+
+	/* A static frame (refs UINT32_MAX) is never counted or freed. */
+	f = frame_new(4, FRAME_CONTROL);
+	if (!f) abort();
+	f->refs = UINT32_MAX;
+	CHECK(frame_ref(f) == f && f->refs == UINT32_MAX);
+	frame_unref(f);
+	frame_unref(f);
+	CHECK(f->refs == UINT32_MAX);   /* still there: ASan would flag a free */
+	f->refs = 1;
+	frame_unref(f);
+}
+
+static void test_order(void)
+{
+	struct outq q = { 0 };
+	struct frame *f[8];
+	for (uint32_t i = 0; i < 8; i++) f[i] = mk(i, 10 + i);
+
+	CHECK(q.ring == NULL && outq_at(&q, 0) == NULL);
+	for (uint32_t i = 0; i < 3; i++) CHECK(outq_push(&q, frame_ref(f[i])) == 0);
+	CHECK_IDS(&q, 0, 1, 2);
+	CHECK(q.bytes == 10 + 11 + 12 && q.count == 3);
+	CHECK(outq_at(&q, 3) == NULL);
+	outq_remove(&q, 1);
+	CHECK_IDS(&q, 0, 2);
+	CHECK(q.bytes == 22 && f[1]->refs == 1);
+	outq_remove(&q, 5);                          /* out of range: nothing */
+	CHECK_IDS(&q, 0, 2);
+	CHECK(outq_push_front(&q, frame_ref(f[3])) == 0);   /* nothing written: front */
+	CHECK_IDS(&q, 3, 0, 2);
+	for (uint32_t i = 4; i < 8; i++) CHECK(outq_push(&q, frame_ref(f[i])) == 0);  /* grows */
+	CHECK_IDS(&q, 3, 0, 2, 4, 5, 6, 7);
+	CHECK(q.bytes == 13 + 10 + 12 + 14 + 15 + 16 + 17);
+	outq_remove(&q, 6);
+	outq_remove(&q, 0);
+	CHECK_IDS(&q, 0, 2, 4, 5, 6);
+	while (q.count) outq_remove(&q, 0);
+	CHECK(q.ring == NULL && q.bytes == 0 && q.cap == 0);   /* freed when emptied */
+	for (uint32_t i = 0; i < 8; i++) {
+		CHECKF(f[i]->refs == 1, "frame %u refs %u", i, f[i]->refs);
+		frame_unref(f[i]);
+	}
+
+	/* outq_clear drops every reference. */
+	struct frame *g = mk(1, 5);
+	for (int i = 0; i < 20; i++) outq_push(&q, frame_ref(g));
+	CHECK(g->refs == 21 && q.bytes == 100);
+	outq_clear(&q);
+	CHECK(g->refs == 1 && q.ring == NULL && q.count == 0 && q.bytes == 0);
+	frame_unref(g);
+}
+
+/* Wrap-around: write part of the queue so head moves, then push past the
+ * end of the ring, then grow it, with a partly written head throughout. */
+static void test_wrap(void)
+{
+	int sv[2];
+	struct outq q = { 0 };
+	if (nonblock_pair(sv, 4096) < 0) { CHECK(0); return; }
+	size_t cap = 1 << 22, have = 0;
+	unsigned char *rx = malloc(cap), *want = malloc(cap);
+	size_t wn = 0;
+	if (!rx || !want) abort();
+
+	struct frame *a = mk(0, 1), *b = mk(1, 2), *c = mk(2, 3), *big = mk(3, 1 << 20);
+	outq_push(&q, a); outq_push(&q, b); outq_push(&q, c); outq_push(&q, big);
+	CHECK(q.cap == 4);
+	ssize_t w = outq_write(&q, sv[0]);
+	CHECKF(w > 6 && w < (1 << 20) + 6, "wrote %zd", w);
+	CHECK(q.count == 1 && q.head == 3 && q.off == (uint32_t)w - 6);
+	CHECK(q.bytes == (1u << 20) + 6 - (size_t)w);
+	/* The partly written head is never removed... */
+	outq_remove(&q, 0);
+	CHECK(q.count == 1 && outq_at(&q, 0) == big);
+	/* ...and what must go first lands right after it. */
+	CHECK(outq_push_front(&q, mk(4, 5)) == 0);
+	CHECK_IDS(&q, 3, 4);
+	outq_push(&q, mk(5, 6));
+	CHECK(outq_push_front(&q, mk(6, 7)) == 0);
+	CHECK_IDS(&q, 3, 6, 4, 5);                   /* ring indexes 3, 0, 1, 2: wrapped */
+	CHECK(q.cap == 4 && q.head == 3);
+	outq_remove(&q, 2);                           /* remove across the wrap */
+	CHECK_IDS(&q, 3, 6, 5);
+	outq_push(&q, mk(7, 8));
+	outq_push(&q, mk(8, 9));                      /* grows from a wrapped ring */
+	CHECK(q.cap == 8);
+	CHECK_IDS(&q, 3, 6, 5, 7, 8);
+	CHECK(outq_push_front(&q, mk(9, 10)) == 0);
+	CHECK_IDS(&q, 3, 9, 6, 5, 7, 8);
+	CHECK(q.bytes == (1u << 20) + 6 - (size_t)w + 10 + 7 + 6 + 8 + 9);
+
+	/* Expected stream: a b c big 9 6 5 7 8. */
+	static const uint32_t order[] = { 0, 1, 2, 3, 9, 6, 5, 7, 8 };
+	static const size_t lens[] = { 1, 2, 3, 1 << 20, 10, 7, 6, 8, 9 };
+	for (size_t i = 0; i < 9; i++) {
+		struct frame *t = mk(order[i], lens[i]);
+		memcpy(want + wn, t->data, t->len);
+		wn += t->len;
+		frame_unref(t);
+	}
+	int spins = 0;
+	while (q.count && spins++ < 100000) {
+		drain(sv[1], rx, &have, cap, 1 + rnd() % 3000);
+		if (outq_write(&q, sv[0]) < 0) { CHECK(0); break; }
+	}
+	drain(sv[1], rx, &have, cap, 0);
+	CHECK(q.count == 0 && q.ring == NULL && q.bytes == 0 && q.off == 0);
+	CHECKF(have == wn && memcmp(rx, want, wn) == 0, "received %zu of %zu bytes, or wrong bytes", have, wn);
+	close(sv[0]);
+	close(sv[1]);
+	free(rx);
+	free(want);
+}
+
+/* Random operations against a model of the queue. */
+struct model {
+	struct frame *fr[4096];
+	uint32_t n, off;
+};
+
+static void model_check(const struct outq *q, const struct model *m, int step, int *bad)
+{
+	size_t bytes = 0;
+	for (uint32_t i = 0; i < m->n; i++) bytes += m->fr[i]->len;
+	bytes -= m->off;
+	int ok = q->count == m->n && q->off == m->off && q->bytes == bytes && (m->n || q->ring == NULL);
+	for (uint32_t i = 0; ok && i < m->n; i++) ok = outq_at(q, i) == m->fr[i];
+	if (!ok && (*bad)++ == 0)
+		fprintf(stderr, "step %d: queue count %u off %u bytes %zu, model %u %u %zu\n",
+			step, q->count, q->off, q->bytes, m->n, m->off, bytes);
+}
+
+static void test_model(void)
+{
+	enum { POOL = 40, STEPS = 20000 };
+	static struct model m;
+	struct frame *pool[POOL];
+	unsigned inq[POOL] = { 0 };
+	struct outq q = { 0 };
+	int sv[2], bad = 0, refbad = 0;
+	size_t cap = 64 << 20, have = 0, wn = 0, rdone = 0;
+	unsigned char *rx = malloc(cap), *want = malloc(cap);
+	if (!rx || !want || nonblock_pair(sv, 2048) < 0) { CHECK(0); return; }
+
+	for (uint32_t i = 0; i < POOL; i++) {
+		size_t len = i % 5 == 0 ? 1 + rnd() % 40000 : 1 + rnd() % 300;
+		pool[i] = mk(i, len);
+	}
+	for (int step = 0; step < STEPS; step++) {
+		uint32_t r = rnd() % 100, p = rnd() % POOL;
+		if (r < 40 && m.n < 4000) {                     /* push */
+			CHECK(outq_push(&q, frame_ref(pool[p])) == 0);
+			m.fr[m.n++] = pool[p];
+			inq[p]++;
+		} else if (r < 50 && m.n < 4000) {              /* push_front */
+			CHECK(outq_push_front(&q, frame_ref(pool[p])) == 0);
+			uint32_t pos = m.off ? 1 : 0;
+			memmove(m.fr + pos + 1, m.fr + pos, (m.n - pos) * sizeof(m.fr[0]));
+			m.fr[pos] = pool[p];
+			m.n++;
+			inq[p]++;
+		} else if (r < 62) {                            /* remove (maybe the head) */
+			uint32_t i = m.n && r < 55 ? 0 : rnd() % (m.n + 2);
+			outq_remove(&q, i);
+			if (i < m.n && !(i == 0 && m.off)) {
+				inq[m.fr[i]->key_hash]--;
+				memmove(m.fr + i, m.fr + i + 1, (m.n - i - 1) * sizeof(m.fr[0]));
+				m.n--;
+			}
+		} else if (r < 85) {                            /* write */
+			ssize_t w = outq_write(&q, sv[0]);
+			if (w < 0) { CHECKF(0, "outq_write: %s", strerror(errno)); break; }
+			size_t left = (size_t)w;
+			while (left) {                          /* advance the model */
+				if (m.n == 0) { bad++; break; }
+				struct frame *f = m.fr[0];
+				size_t take = f->len - m.off < left ? f->len - m.off : left;
+				if (wn + take > cap) abort();
+				memcpy(want + wn, f->data + m.off, take);
+				wn += take;
+				left -= take;
+				m.off += (uint32_t)take;
+				if (m.off == f->len) {
+					inq[f->key_hash]--;
+					memmove(m.fr, m.fr + 1, (m.n - 1) * sizeof(m.fr[0]));
+					m.n--;
+					m.off = 0;
+				}
+			}
+		} else {                                        /* the peer reads some */
+			rdone += drain(sv[1], rx, &have, cap, r < 95 ? 1 + rnd() % 5000 : 0);
+		}
+		model_check(&q, &m, step, &bad);
+		for (uint32_t i = 0; i < POOL; i++)
+			if (pool[i]->refs != 1 + inq[i] && refbad++ == 0)
+				fprintf(stderr, "step %d: frame %u refs %u, want %u\n", step, i, pool[i]->refs, 1 + inq[i]);
+	}
+	/* Drain everything. */
+	for (int spins = 0; q.count && spins < 1000000; spins++) {
+		ssize_t w = outq_write(&q, sv[0]);
+		if (w < 0) break;
+		size_t left = (size_t)w;
+		while (left && m.n) {
+			struct frame *f = m.fr[0];
+			size_t take = f->len - m.off < left ? f->len - m.off : left;
+			memcpy(want + wn, f->data + m.off, take);
+			wn += take;
+			left -= take;
+			m.off += (uint32_t)take;
+			if (m.off == f->len) {
+				inq[f->key_hash]--;
+				memmove(m.fr, m.fr + 1, (m.n - 1) * sizeof(m.fr[0]));
+				m.n--;
+				m.off = 0;
+			}
+		}
+		drain(sv[1], rx, &have, cap, 0);
+	}
+	drain(sv[1], rx, &have, cap, 0);
+	model_check(&q, &m, STEPS, &bad);
+	CHECKF(bad == 0, "%d steps where the queue and the model disagree", bad);
+	CHECKF(refbad == 0, "%d reference count mismatches", refbad);
+	CHECK(q.count == 0 && q.ring == NULL && q.bytes == 0);
+	CHECKF(have == wn && memcmp(rx, want, wn) == 0, "peer got %zu bytes, queue wrote %zu; or content differs",
+	       have, wn);
+	CHECKF(wn > 1000000 && rdone > 0, "only %zu bytes went through: test too weak", wn);
+	for (uint32_t i = 0; i < POOL; i++) {
+		CHECKF(pool[i]->refs == 1, "frame %u refs %u after drain", i, pool[i]->refs);
+		frame_unref(pool[i]);
+	}
+	close(sv[0]);
+	close(sv[1]);
+	free(rx);
+	free(want);
+}
+
+/* More frames than one writev() takes (OUTQ_IOV is 64), a roomy socket. */
+static void test_many_small(void)
+{
+	int sv[2];
+	struct outq q = { 0 };
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) { CHECK(0); return; }
+	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+	struct frame *f = mk(7, 3);
+	f->data[0] = 'a'; f->data[1] = 'b'; f->data[2] = 'c';
+	for (int i = 0; i < 300; i++) outq_push(&q, frame_ref(f));
+	CHECK(f->refs == 301);
+	ssize_t w = outq_write(&q, sv[0]);
+	CHECKF(w == 900, "wrote %zd of 900", w);
+	CHECK(q.count == 0 && q.ring == NULL && f->refs == 1);
+	char buf[1000];
+	ssize_t r = read(sv[1], buf, sizeof(buf));
+	int ok = r == 900;
+	for (int i = 0; ok && i < 900; i++) ok = buf[i] == "abc"[i % 3];
+	CHECK(ok);
+	/* Empty queue: writes nothing, stays freed. */
+	CHECK(outq_write(&q, sv[0]) == 0 && q.ring == NULL);
+	frame_unref(f);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* EAGAIN is 0, a dead peer is -1 with errno; nothing is lost or leaked. */
+static void test_errors(void)
+{
+	int sv[2];
+	struct outq q = { 0 };
+	if (nonblock_pair(sv, 4096) < 0) { CHECK(0); return; }
+	struct frame *f = mk(1, 1 << 20);
+	outq_push(&q, frame_ref(f));
+	ssize_t w = outq_write(&q, sv[0]);
+	CHECK(w > 0 && q.count == 1 && q.off == (uint32_t)w);
+	CHECK(outq_write(&q, sv[0]) == 0 && q.off == (uint32_t)w);   /* still full */
+	CHECK(q.bytes == (1u << 20) - (size_t)w);
+	close(sv[1]);
+	signal(SIGPIPE, SIG_IGN);
+	errno = 0;
+	CHECK(outq_write(&q, sv[0]) == -1 && errno == EPIPE);
+	CHECK(q.count == 1 && f->refs == 2);
+	outq_clear(&q);
+	CHECK(f->refs == 1 && q.ring == NULL);
+	frame_unref(f);
+	close(sv[0]);
+}
+
+/* A zero-length frame left at the head (after a write that ended exactly at
+ * a frame boundary, or alone) must be retired, not offered to writev() again
+ * and again: writev() returns 0 for 0 bytes offered, which once made
+ * outq_write loop forever. Run in a child with an alarm so a regression
+ * fails instead of hanging. */
+static void test_zero_length(void)
+{
+	pid_t pid = fork();
+	if (pid < 0) { CHECK(0); return; }
+	if (pid == 0) {
+		int sv[2];
+		struct outq q = { 0 };
+		alarm(3);
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) _exit(3);
+		outq_push(&q, mk(1, 4));
+		outq_push(&q, frame_new(0, FRAME_REPLY));
+		ssize_t w = outq_write(&q, sv[0]);
+		if (w != 4 || q.count != 0 || q.ring != NULL) _exit(2);
+		outq_push(&q, frame_new(0, FRAME_REPLY));          /* alone */
+		w = outq_write(&q, sv[0]);
+		if (w != 0 || q.count != 0 || q.ring != NULL) _exit(2);
+		outq_push(&q, frame_new(0, FRAME_REPLY));          /* between two */
+		outq_push(&q, mk(2, 3));
+		outq_push(&q, frame_new(0, FRAME_REPLY));
+		w = outq_write(&q, sv[0]);
+		_exit(w == 3 && q.count == 0 && q.ring == NULL ? 0 : 2);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "outq_write with a zero-length frame: %s",
+	       WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ? "never returns (infinite loop)" : "wrong result");
+}
+
+int main(void)
+{
+	test_refs();
+	test_order();
+	test_wrap();
+	test_model();
+	test_many_small();
+	test_errors();
+	test_zero_length();
+	return check_summary("test_frame");
+}
