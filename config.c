@@ -76,6 +76,10 @@ static const struct opt opts[] = {
 	  "add Kafka record headers to data messages", 0, 0 },
 	{ "history", 0, "KBRIDGE_HISTORY", NULL, T_BYTES, "BYTES", "64MiB",
 	  "in-memory record history for resume, in total", 0, 64 * 1024 * MiB },
+	{ "ca-file", 0, "KBRIDGE_CA_FILE", NULL, T_STR, "PATH", NULL,
+	  "CA certificates (PEM) for TLS to Kafka; same as -X ssl.ca.location=PATH", 0, 0 },
+	{ "healthcheck", 0, NULL, NULL, T_STR, "URL", NULL,
+	  "GET http://ADDR:PORT/PATH, exit 0 on 200 else 1 (container health checks)", 0, 0 },
 	{ "help", 'h', NULL, NULL, T_BOOL, NULL, NULL, "print this help and exit", 0, 0 },
 	{ "version", 'V', NULL, NULL, T_BOOL, NULL, NULL,
 	  "print versions and librdkafka's builtin features, then exit", 0, 0 },
@@ -276,6 +280,8 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 		if (!*v) { *why = "must not be empty"; return -1; }
 		if (!strcmp(n, "brokers")) c->brokers = v;
 		else if (!strcmp(n, "group")) c->group = v;
+		else if (!strcmp(n, "ca-file")) c->ca_file = v;
+		else if (!strcmp(n, "healthcheck")) c->healthcheck = v;
 		return 0;
 	case T_LIST:
 		if (!strcmp(n, "topic")) {
@@ -438,6 +444,7 @@ void config_load(struct config *c, int argc, char **argv, void (*version_line)(v
 	}
 	if (want_help) { usage(); exit(0); }
 	if (want_version) { version_line(); exit(0); }
+	if (c->healthcheck) return;   /* a probe needs no Kafka settings */
 	if (!c->brokers && !c->demo)
 		die_usage("--brokers", "required unless --demo (or set KAFKA_BROKERS)");
 	if (c->brokers && c->demo)

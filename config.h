@@ -40,6 +40,8 @@ struct config {
 	long client_rate;
 	int headers;                              /* add record headers to envelopes */
 	size_t history;
+	const char *ca_file;                      /* -> ssl.ca.location */
+	const char *healthcheck;                  /* URL: probe it and exit */
 };
 
 /* Parses argv and the environment. Exits 0 after --help or --version, 2 on

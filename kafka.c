@@ -305,7 +305,14 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	if (K.last_err_logged == err) return;
 	K.last_err_logged = err;
 	log_msg(rd_kafka_fatal_error(K.rk, NULL, 0) ? LOG_ERROR : LOG_WARN, "kafka error",
-		"code", rd_kafka_err2name((rd_kafka_resp_err_t)err), "reason", reason, NULL);
+		"code", rd_kafka_err2name((rd_kafka_resp_err_t)err), "reason", reason,
+		"hint", err == RD_KAFKA_RESP_ERR__RESOLVE ?
+			"broker name does not resolve; a scratch image has no /etc/hosts or resolv.conf "
+			"(even localhost fails there under musl): use numeric addresses or provide DNS" :
+		err == RD_KAFKA_RESP_ERR__SSL ?
+			"TLS failed; for certificate verification give a CA with --ca-file, "
+			"-X ssl.ca.location=PATH, -X ssl.ca.pem=PEM or SSL_CERT_FILE" : NULL,
+		NULL);
 }
 
 static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
@@ -457,6 +464,7 @@ int kafka_start(const struct config *cfg, char *err, size_t errlen)
 	} else if (set_prop(conf, "bootstrap.servers", cfg->brokers, err, errlen) < 0) {
 		goto fail;
 	}
+	if (cfg->ca_file && set_prop(conf, "ssl.ca.location", cfg->ca_file, err, errlen) < 0) goto fail;
 	for (size_t i = 0; i < cfg->nxprops; i++) {
 		char kv[1024];
 		snprintf(kv, sizeof(kv), "%s", cfg->xprops[i]);

@@ -22,6 +22,7 @@
 #include "client.h"
 #include "config.h"
 #include "frame.h"
+#include "healthcheck.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
@@ -1001,6 +1002,7 @@ int main(int argc, char **argv)
 	char err[512];
 
 	config_load(&S.cfg, argc, argv, print_version);
+	if (S.cfg.healthcheck) return healthcheck_run(S.cfg.healthcheck);
 	log_setup((enum log_level)S.cfg.log_level, S.cfg.log_json);
 	S.now = S.start_ms = mono_ms();
 	raise_fd_limit();

@@ -85,8 +85,9 @@ void log_msg(enum log_level level, const char *msg, ...)
 		json_key(&b, "msg");   json_cstr(&b, msg);
 		for (const char *k; (k = va_arg(ap, const char *));) {
 			const char *v = va_arg(ap, const char *);
+			if (!v) continue;              /* a NULL value leaves the field out */
 			json_key(&b, k);
-			json_cstr(&b, v ? v : "");
+			json_cstr(&b, v);
 		}
 		json_obj_end(&b);
 	} else {
@@ -97,10 +98,11 @@ void log_msg(enum log_level level, const char *msg, ...)
 		json_append(&b, msg, strlen(msg));
 		for (const char *k; (k = va_arg(ap, const char *));) {
 			const char *v = va_arg(ap, const char *);
+			if (!v) continue;
 			json_append(&b, " ", 1);
 			json_append(&b, k, strlen(k));
 			json_append(&b, "=", 1);
-			text_value(&b, v ? v : "");
+			text_value(&b, v);
 		}
 	}
 	va_end(ap);
