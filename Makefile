@@ -41,6 +41,9 @@ $(B)/%.o: %.c | $(B)/.dir $(RDKAFKA_DEV_STAMP)
 $(B)/.dir:
 	mkdir -p $(B) && touch $@
 
+# assets.c pulls these in with .incbin, which -MMD does not see.
+$(B)/assets.o: web/console.html web/docs.html
+
 $(BIN): $(B)/kbridge.o $(LIB_OBJS)
 	$(CC) $(KB_CFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -1,17 +1,92 @@
-/* endpoints.c - plain HTTP endpoints (DESIGN.md §3): health, readiness,
- * stats. Each writes a JSON body into the caller's buffer; none does I/O. */
+/* endpoints.c - plain HTTP endpoints (DESIGN.md §3, §10): /health, /ready,
+ * /stats and /ws/stats, /metrics (Prometheus text format 0.0.4), /docs and
+ * /asyncapi.json (from the live routes) and the console at /. Each fills a
+ * status and a body; none does I/O. Also owns the broadcast latency
+ * histogram that hub.c feeds. */
 #include "endpoints.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "assets.h"
+#include "frame.h"
+#include "hub.h"
 #include "kafka.h"
 #include "server.h"
+
+#ifndef KBRIDGE_VERSION
+#define KBRIDGE_VERSION "0.1.0"
+#endif
+
+#define STATS_CLIENTS_MAX 100   /* per-client summaries in /stats */
+
+/* ---- broadcast latency histogram ------------------------------------------- */
+
+static const double lat_bounds[] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
+};
+#define NLAT (sizeof(lat_bounds) / sizeof(lat_bounds[0]))
+static struct {
+	uint64_t buckets[NLAT + 1];   /* last: +Inf */
+	uint64_t count;
+	double sum;
+} lat;
+
+void endpoints_observe_latency(double seconds)
+{
+	if (seconds < 0) seconds = 0;   /* clocks of producer and host disagree */
+	size_t i = 0;
+	while (i < NLAT && seconds > lat_bounds[i]) i++;
+	lat.buckets[i]++;
+	lat.count++;
+	lat.sum += seconds;
+}
+
+/* ---- helpers ----------------------------------------------------------------- */
 
 static int path_eq(const struct http_request *r, const char *p)
 {
 	size_t n = strlen(p);
 	return r->path_len == n && memcmp(r->path, p, n) == 0;
 }
+
+static void appendf(struct jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void appendf(struct jbuf *b, const char *fmt, ...)
+{
+	char tmp[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n > 0) json_append(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+/* Prometheus label values escape backslash, quote and newline. */
+static void label_value(struct jbuf *b, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"') json_append(b, "\\", 1);
+		if (*v == '\n') { json_append(b, "\\n", 2); continue; }
+		json_append(b, v, 1);
+	}
+}
+
+/* HTML text escaping for the docs page. */
+static void html_text(struct jbuf *b, const char *v)
+{
+	for (; *v; v++) {
+		switch (*v) {
+		case '<': json_append(b, "&lt;", 4); break;
+		case '>': json_append(b, "&gt;", 4); break;
+		case '&': json_append(b, "&amp;", 5); break;
+		case '"': json_append(b, "&quot;", 6); break;
+		default: json_append(b, v, 1);
+		}
+	}
+}
+
+/* ---- JSON endpoints ------------------------------------------------------------ */
 
 static void health(struct http_out *o)
 {
@@ -28,7 +103,7 @@ static void health(struct http_out *o)
 static void ready(struct http_out *o)
 {
 	struct jbuf *b = &o->body;
-	int ok = kafka_up() && kafka_ready();
+	int ok = kafka_ready();
 	o->status = ok ? 200 : 503;
 	json_obj_begin(b);
 	json_key(b, "ready"); json_bool(b, ok);
@@ -40,15 +115,313 @@ static void stats(struct http_out *o)
 {
 	const struct server_stats *s = server_stats();
 	struct jbuf *b = &o->body;
+	const char *name;
+	uint32_t subs;
+	uint64_t seq, n;
+	int64_t lag;
+	size_t i;
+
 	o->status = 200;
 	json_obj_begin(b);
 	json_key(b, "clients");  json_uint(b, server_ws_clients());
 	json_key(b, "uptime_s"); json_int(b, server_uptime_s());
 	json_key(b, "kafka");    json_cstr(b, kafka_up() ? "up" : "down");
-	json_key(b, "bytes_out"); json_uint(b, s->bytes_out);
-	json_key(b, "dropped");  json_uint(b, s->dropped);
-	json_key(b, "slow_disconnects"); json_uint(b, s->slow_disconnects);
+	json_key(b, "ready");    json_bool(b, kafka_ready());
+	json_key(b, "channels");
+	json_obj_begin(b);
+	for (i = 0; hub_channel_next(&i, &name, &subs, &seq);) {
+		json_key(b, name);
+		json_obj_begin(b);
+		json_key(b, "subscribers"); json_uint(b, subs);
+		json_key(b, "seq");         json_uint(b, seq);
+		json_obj_end(b);
+	}
 	json_obj_end(b);
+	json_key(b, "topics");
+	json_obj_begin(b);
+	for (i = 0; hub_topic_next(&i, &name, &n);) {
+		json_key(b, name);
+		json_obj_begin(b);
+		json_key(b, "records"); json_uint(b, n);
+		json_obj_end(b);
+	}
+	json_obj_end(b);
+	json_key(b, "records_in");       json_uint(b, hub_records_in());
+	json_key(b, "messages_out");     json_uint(b, frame_data_sent);
+	json_key(b, "bytes_out");        json_uint(b, s->bytes_out);
+	json_key(b, "dropped");          json_uint(b, s->dropped);
+	json_key(b, "slow_disconnects"); json_uint(b, s->slow_disconnects);
+	json_key(b, "connections");
+	json_obj_begin(b);
+	json_key(b, "accepted");        json_uint(b, s->accepted);
+	json_key(b, "rejected_full");   json_uint(b, s->rejected_full);
+	json_key(b, "rejected_origin"); json_uint(b, s->rejected_origin);
+	json_key(b, "rejected_bad");    json_uint(b, s->rejected_bad);
+	json_obj_end(b);
+	json_key(b, "lag");
+	json_obj_begin(b);
+	for (i = 0; kafka_lag_next(&i, &name, &lag);) {
+		json_key(b, name);
+		if (lag >= 0) json_int(b, lag); else json_null(b);
+	}
+	json_obj_end(b);
+	/* Per-client summaries, capped: a stats call must stay cheap. */
+	json_key(b, "client_list");
+	json_arr_begin(b);
+	uint32_t shown = 0, nc = server_nclients();
+	for (uint32_t k = 0; k < nc && shown < STATS_CLIENTS_MAX; k++) {
+		const struct client *c = server_client(k);
+		if (!c->ws) continue;
+		shown++;
+		json_obj_begin(b);
+		json_key(b, "id");              json_uint(b, c->id);
+		json_key(b, "peer");            json_cstr(b, server_peer(c));
+		json_key(b, "subscriptions");   json_uint(b, c->nsubs);
+		json_key(b, "queued_messages"); json_uint(b, c->q.count);
+		json_key(b, "queued_bytes");    json_uint(b, c->q.bytes);
+		json_obj_end(b);
+	}
+	json_arr_end(b);
+	json_key(b, "client_list_truncated"); json_bool(b, server_ws_clients() > shown);
+	json_key(b, "version");    json_cstr(b, KBRIDGE_VERSION);
+	json_key(b, "librdkafka"); json_cstr(b, kafka_version());
+	json_obj_end(b);
+}
+
+/* ---- /metrics ------------------------------------------------------------------- */
+
+static void metric_head(struct jbuf *b, const char *name, const char *type, const char *help)
+{
+	appendf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void metrics(struct http_out *o)
+{
+	const struct server_stats *s = server_stats();
+	struct jbuf *b = &o->body;
+	const char *name;
+	uint32_t subs;
+	uint64_t seq, n;
+	int64_t lag;
+	size_t i;
+
+	o->status = 200;
+	o->ctype = "text/plain; version=0.0.4; charset=utf-8";
+	metric_head(b, "kbridge_clients", "gauge", "Connected WebSocket clients.");
+	appendf(b, "kbridge_clients %u\n", server_ws_clients());
+
+	metric_head(b, "kbridge_connections_total", "counter",
+		    "WebSocket upgrade attempts by result.");
+	appendf(b, "kbridge_connections_total{result=\"accepted\"} %llu\n", (unsigned long long)s->accepted);
+	appendf(b, "kbridge_connections_total{result=\"rejected_full\"} %llu\n", (unsigned long long)s->rejected_full);
+	appendf(b, "kbridge_connections_total{result=\"rejected_origin\"} %llu\n", (unsigned long long)s->rejected_origin);
+	appendf(b, "kbridge_connections_total{result=\"rejected_bad_request\"} %llu\n", (unsigned long long)s->rejected_bad);
+
+	metric_head(b, "kbridge_subscriptions", "gauge", "Subscriptions per channel.");
+	for (i = 0; hub_channel_next(&i, &name, &subs, &seq);) {
+		json_append(b, "kbridge_subscriptions{channel=\"", 31);
+		label_value(b, name);
+		appendf(b, "\"} %u\n", subs);
+	}
+	metric_head(b, "kbridge_records_consumed_total", "counter", "Kafka records consumed per topic.");
+	for (i = 0; hub_topic_next(&i, &name, &n);) {
+		json_append(b, "kbridge_records_consumed_total{topic=\"", 38);
+		label_value(b, name);
+		appendf(b, "\"} %llu\n", (unsigned long long)n);
+	}
+	metric_head(b, "kbridge_messages_sent_total", "counter", "Data messages written in full to clients.");
+	appendf(b, "kbridge_messages_sent_total %llu\n", (unsigned long long)frame_data_sent);
+	metric_head(b, "kbridge_bytes_sent_total", "counter", "Bytes written to client sockets.");
+	appendf(b, "kbridge_bytes_sent_total %llu\n", (unsigned long long)s->bytes_out);
+	metric_head(b, "kbridge_messages_dropped_total", "counter", "Messages dropped by the slow-client policy.");
+	appendf(b, "kbridge_messages_dropped_total %llu\n", (unsigned long long)s->dropped);
+	metric_head(b, "kbridge_slow_disconnects_total", "counter", "Clients disconnected for reading too slowly.");
+	appendf(b, "kbridge_slow_disconnects_total %llu\n", (unsigned long long)s->slow_disconnects);
+
+	metric_head(b, "kbridge_consumer_lag", "gauge", "Records behind the partition's high watermark.");
+	for (i = 0; kafka_lag_next(&i, &name, &lag);) {
+		if (lag < 0) continue;
+		const char *colon = strrchr(name, ':');
+		char topic[256];
+		snprintf(topic, sizeof(topic), "%.*s", (int)(colon - name), name);
+		json_append(b, "kbridge_consumer_lag{topic=\"", 28);
+		label_value(b, topic);
+		appendf(b, "\",partition=\"%s\"} %lld\n", colon + 1, (long long)lag);
+	}
+	metric_head(b, "kbridge_kafka_up", "gauge", "1 while a Kafka broker is reachable.");
+	appendf(b, "kbridge_kafka_up %d\n", kafka_up());
+
+	metric_head(b, "kbridge_broadcast_latency_seconds", "histogram",
+		    "From a record's Kafka timestamp to its frame being queued to clients.");
+	uint64_t cum = 0;
+	for (size_t k = 0; k < NLAT; k++) {
+		cum += lat.buckets[k];
+		appendf(b, "kbridge_broadcast_latency_seconds_bucket{le=\"%g\"} %llu\n", lat_bounds[k], (unsigned long long)cum);
+	}
+	appendf(b, "kbridge_broadcast_latency_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)lat.count);
+	appendf(b, "kbridge_broadcast_latency_seconds_sum %.6f\n", lat.sum);
+	appendf(b, "kbridge_broadcast_latency_seconds_count %llu\n", (unsigned long long)lat.count);
+
+	metric_head(b, "kbridge_uptime_seconds", "gauge", "Seconds since start.");
+	appendf(b, "kbridge_uptime_seconds %lld\n", (long long)server_uptime_s());
+	metric_head(b, "kbridge_build_info", "gauge", "Version of kbridge and of the librdkafka linked in.");
+	appendf(b, "kbridge_build_info{version=\"%s\",librdkafka=\"%s\"} 1\n", KBRIDGE_VERSION, kafka_version());
+}
+
+/* ---- /docs and /asyncapi.json ------------------------------------------------------- */
+
+static void routes_html(struct jbuf *b)
+{
+	const struct hub_route_info *ri;
+	size_t n = hub_routes(&ri);
+	json_append(b, "<table class=\"routes\"><thead><tr><th>topic</th><th>channel</th><th>type</th></tr></thead><tbody>\n", 85);
+	for (size_t i = 0; i < n; i++) {
+		json_append(b, "<tr><td><code>", 14);
+		html_text(b, ri[i].topic);
+		json_append(b, "</code></td><td><code>", 22);
+		html_text(b, ri[i].channel ? ri[i].channel : ri[i].regex ? "(each matched topic)" : ri[i].topic);
+		json_append(b, "</code></td><td><code>", 22);
+		html_text(b, ri[i].type ? ri[i].type : "(the topic name)");
+		json_append(b, "</code></td></tr>\n", 18);
+	}
+	if (n == 0) json_append(b, "<tr><td colspan=\"3\">no routes configured</td></tr>\n", 51);
+	json_append(b, "</tbody></table>\n", 17);
+}
+
+static void docs(struct http_out *o)
+{
+	struct asset a = asset_docs();
+	const char *page = (const char *)a.data;
+	static const char mark[] = "<!--ROUTES-->";
+	const char *at = memmem(page, a.len, mark, sizeof(mark) - 1);
+	o->status = 200;
+	o->ctype = "text/html; charset=utf-8";
+	if (!at) {
+		json_append(&o->body, page, a.len);
+		return;
+	}
+	json_append(&o->body, page, (size_t)(at - page));
+	routes_html(&o->body);
+	size_t after = (size_t)(at - page) + sizeof(mark) - 1;
+	json_append(&o->body, at + sizeof(mark) - 1, a.len - after);
+}
+
+static void schema_ref(struct jbuf *b, const char *ref)
+{
+	json_obj_begin(b);
+	json_key(b, "$ref");
+	json_cstr(b, ref);
+	json_obj_end(b);
+}
+
+/* Message schemas shared by every channel of the AsyncAPI document. */
+static const char asyncapi_components[] = "{\"messages\":{"
+	"\"data\":{\"name\":\"data\",\"summary\":\"One Kafka record\",\"payload\":{\"type\":\"object\","
+	"\"required\":[\"type\",\"channel\",\"seq\",\"topic\",\"partition\",\"offset\",\"data\"],"
+	"\"properties\":{\"type\":{\"type\":\"string\"},\"channel\":{\"type\":\"string\"},"
+	"\"key\":{\"type\":\"string\"},\"key_encoding\":{\"const\":\"base64\"},\"seq\":{\"type\":\"integer\"},"
+	"\"topic\":{\"type\":\"string\"},\"partition\":{\"type\":\"integer\"},\"offset\":{\"type\":\"integer\"},"
+	"\"timestamp\":{\"type\":\"string\",\"format\":\"date-time\"},\"data\":{},\"encoding\":{\"const\":\"base64\"},"
+	"\"headers\":{\"type\":\"array\"}}}},"
+	"\"control\":{\"name\":\"control\",\"summary\":\"A client control message\",\"payload\":{\"type\":\"object\","
+	"\"properties\":{\"type\":{\"enum\":[\"subscribe\",\"unsubscribe\",\"ping\",\"list\"]},"
+	"\"action\":{\"enum\":[\"subscribe\",\"unsubscribe\",\"ping\",\"list_subscriptions\"]},"
+	"\"channel\":{\"type\":\"string\"},\"channels\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
+	"\"key\":{\"type\":\"string\"},\"keys\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
+	"\"filter\":{\"type\":\"object\"},\"id\":{}}}},"
+	"\"error\":{\"name\":\"error\",\"payload\":{\"type\":\"object\",\"properties\":{\"type\":{\"const\":\"error\"},"
+	"\"code\":{\"enum\":[\"INVALID_JSON\",\"UNKNOWN_TYPE\",\"UNKNOWN_CHANNEL\",\"BAD_REQUEST\",\"RATE_LIMITED\","
+	"\"TOO_MANY_SUBSCRIPTIONS\",\"UNAUTHORIZED\",\"SLOW_CONSUMER\",\"RESUME_GAP\"]},\"message\":{\"type\":\"string\"}}}}"
+	"}}";
+
+static void asyncapi(struct http_out *o, const struct http_request *req)
+{
+	struct jbuf *b = &o->body;
+	const struct http_header *host = http_header_get(req, "Host");
+	char hostbuf[256];
+	snprintf(hostbuf, sizeof(hostbuf), "%.*s", host ? (int)host->value_len : 9, host ? host->value : "localhost");
+	const struct hub_route_info *ri;
+	size_t n = hub_routes(&ri);
+
+	o->status = 200;
+	json_obj_begin(b);
+	json_key(b, "asyncapi"); json_cstr(b, "2.6.0");
+	json_key(b, "info");
+	json_obj_begin(b);
+	json_key(b, "title");       json_cstr(b, "kbridge");
+	json_key(b, "version");     json_cstr(b, KBRIDGE_VERSION);
+	json_key(b, "description"); json_cstr(b, "Kafka records as WebSocket messages. Connect to /ws, send a subscribe message, receive data messages.");
+	json_obj_end(b);
+	json_key(b, "servers");
+	json_obj_begin(b);
+	json_key(b, "kbridge");
+	json_obj_begin(b);
+	json_key(b, "url");      json_cstr(b, hostbuf);
+	json_key(b, "protocol"); json_cstr(b, "ws");
+	json_obj_end(b);
+	json_obj_end(b);
+	json_key(b, "defaultContentType"); json_cstr(b, "application/json");
+	json_key(b, "channels");
+	json_obj_begin(b);
+	/* One AsyncAPI channel per kbridge channel, listing the topics that feed it. */
+	for (size_t i = 0; i < n; i++) {
+		const char *ch = ri[i].channel ? ri[i].channel : ri[i].regex ? "{topic}" : ri[i].topic;
+		size_t k;
+		for (k = 0; k < i; k++) {
+			const char *prev = ri[k].channel ? ri[k].channel : ri[k].regex ? "{topic}" : ri[k].topic;
+			if (strcmp(prev, ch) == 0) break;
+		}
+		if (k < i) continue;          /* already described */
+		json_key(b, ch);
+		json_obj_begin(b);
+		struct jbuf d;
+		json_init(&d);
+		appendf(&d, "Channel '%s' on /ws: subscribe with {\"type\":\"subscribe\",\"channel\":\"%s\"}. Fed by:", ch, ch);
+		for (k = i; k < n; k++) {
+			const char *other = ri[k].channel ? ri[k].channel : ri[k].regex ? "{topic}" : ri[k].topic;
+			if (strcmp(other, ch) != 0) continue;
+			appendf(&d, " %s %s as type '%s';", ri[k].regex ? "topics matching" : "topic", ri[k].topic,
+				ri[k].type ? ri[k].type : "(topic name)");
+		}
+		json_key(b, "description");
+		json_str(b, d.buf ? d.buf : "", d.len);
+		json_free(&d);
+		if (ri[i].regex && !ri[i].channel) {
+			json_key(b, "parameters");
+			json_obj_begin(b);
+			json_key(b, "topic");
+			json_obj_begin(b);
+			json_key(b, "description"); json_cstr(b, "a topic name matching the route's regular expression");
+			json_obj_end(b);
+			json_obj_end(b);
+		}
+		char op[64];
+		json_key(b, "subscribe");
+		json_obj_begin(b);
+		snprintf(op, sizeof(op), "receive_%zu", i);
+		json_key(b, "operationId"); json_cstr(b, op);
+		json_key(b, "message");     schema_ref(b, "#/components/messages/data");
+		json_obj_end(b);
+		json_key(b, "publish");
+		json_obj_begin(b);
+		snprintf(op, sizeof(op), "control_%zu", i);
+		json_key(b, "operationId"); json_cstr(b, op);
+		json_key(b, "message");     schema_ref(b, "#/components/messages/control");
+		json_obj_end(b);
+		json_obj_end(b);
+	}
+	json_obj_end(b);
+	json_key(b, "components");
+	json_raw(b, asyncapi_components, sizeof(asyncapi_components) - 1);
+	json_obj_end(b);
+}
+
+static void console(struct http_out *o)
+{
+	struct asset a = asset_console();
+	o->status = 200;
+	o->ctype = "text/html; charset=utf-8";
+	json_append(&o->body, a.data, a.len);
 }
 
 void endpoints_handle(const struct http_request *req, struct http_out *o)
@@ -57,6 +430,10 @@ void endpoints_handle(const struct http_request *req, struct http_out *o)
 	if (path_eq(req, "/health")) health(o);
 	else if (path_eq(req, "/ready")) ready(o);
 	else if (path_eq(req, "/stats") || path_eq(req, "/ws/stats")) stats(o);
+	else if (path_eq(req, "/metrics")) { metrics(o); return; }
+	else if (path_eq(req, "/docs")) { docs(o); return; }
+	else if (path_eq(req, "/asyncapi.json")) asyncapi(o, req);
+	else if (path_eq(req, "/") || path_eq(req, "/index.html")) { console(o); return; }
 	else {
 		o->status = 404;
 		json_obj_begin(&o->body);

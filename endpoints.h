@@ -12,6 +12,9 @@ struct http_out {
 	struct jbuf body;
 };
 
+/* Records one broadcast's latency (record timestamp -> frame queued). */
+void endpoints_observe_latency(double seconds);
+
 /* GET/HEAD of a non-WebSocket path. */
 void endpoints_handle(const struct http_request *req, struct http_out *out);
 #endif

@@ -11,6 +11,8 @@
 #include <sys/uio.h>
 
 #define STATIC_REFS UINT32_MAX
+
+uint64_t frame_data_sent;
 #define OUTQ_MIN_CAP 4
 #define OUTQ_IOV 64      /* frames per writev(); IOV_MAX is 1024 on Linux */
 
@@ -128,6 +130,7 @@ ssize_t outq_write(struct outq *q, int fd)
 			size_t rest = f->len - q->off;
 			if (left < rest) { q->off += (uint32_t)left; break; }
 			left -= rest;
+			if (f->kind == FRAME_DATA) frame_data_sent++;
 			q->off = 0;
 			q->head = (q->head + 1) % q->cap;
 			q->count--;

@@ -24,6 +24,9 @@ struct frame {
 	unsigned char data[];
 };
 
+/* Data frames (Kafka records) written in full to some client, ever. */
+extern uint64_t frame_data_sent;
+
 /* New frame with room for len bytes, refs = 1. NULL when out of memory. */
 struct frame *frame_new(size_t len, enum frame_kind kind);
 struct frame *frame_ref(struct frame *f);

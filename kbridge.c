@@ -83,8 +83,10 @@ int64_t server_uptime_s(void) { return (S.now - S.start_ms) / 1000; }
 const struct config *server_config(void) { return &S.cfg; }
 struct server_stats *server_stats(void) { return &S.stats; }
 uint32_t server_ws_clients(void) { return S.ws_clients; }
+uint32_t server_nclients(void) { return S.nclients; }
+const struct client *server_client(uint32_t i) { return i < S.nclients ? S.clients[i] : NULL; }
 
-static const char *peer_str(const struct client *c)
+const char *server_peer(const struct client *c)
 {
 	static char buf[INET6_ADDRSTRLEN + 8];
 	char ip[INET6_ADDRSTRLEN] = "?";
@@ -250,7 +252,7 @@ void client_send(struct client *c, struct frame *f)
 		if (S.cfg.slow == SLOW_DISCONNECT) {
 			frame_unref(f);
 			S.stats.slow_disconnects++;
-			log_msg(LOG_WARN, "slow client disconnected", "client", log_num(c->id), "peer", peer_str(c),
+			log_msg(LOG_WARN, "slow client disconnected", "client", log_num(c->id), "peer", server_peer(c),
 				"queued_bytes", log_num((int64_t)c->q.bytes), "queued_messages", log_num(c->q.count), NULL);
 			drop_queued(c);
 			ws_close(c, WS_CLOSE_POLICY, "slow consumer", LINGER_MS);
@@ -337,7 +339,7 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 {
 	if (!rate_ok(c)) {
 		if (S.now - c->rl_since >= RATE_LIMIT_CLOSE_MS) {
-			log_msg(LOG_WARN, "client closed for exceeding the rate limit", "client", log_num(c->id), "peer", peer_str(c), NULL);
+			log_msg(LOG_WARN, "client closed for exceeding the rate limit", "client", log_num(c->id), "peer", server_peer(c), NULL);
 			ws_close(c, WS_CLOSE_POLICY, "rate limit exceeded", CLOSE_WAIT_MS);
 			return;
 		}
@@ -548,20 +550,24 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 
 	if (!http_header_has_token(req, "Upgrade", "websocket") ||
 	    !http_header_has_token(req, "Connection", "upgrade")) {
+		S.stats.rejected_bad++;
 		http_error(c, 426, "this endpoint needs a WebSocket upgrade",
 			   "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
 		return;
 	}
 	if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0 || req->minor < 1) {
+		S.stats.rejected_bad++;
 		http_error(c, 400, "a WebSocket upgrade must be an HTTP/1.1 GET", NULL);
 		return;
 	}
 	if (!ver || ver->value_len != 2 || memcmp(ver->value, "13", 2) != 0) {
+		S.stats.rejected_bad++;
 		http_error(c, 426, "unsupported WebSocket version: only 13 is spoken",
 			   "Sec-WebSocket-Version: 13\r\n");
 		return;
 	}
 	if (!key || ws_accept_key(key->value, key->value_len, accept) < 0) {
+		S.stats.rejected_bad++;
 		http_error(c, 400, "missing or invalid Sec-WebSocket-Key", NULL);
 		return;
 	}
@@ -579,6 +585,7 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 	char err[160];
 	struct upgrade_opts uo;
 	if (proto_upgrade_parse(req->query, req->query_len, &uo, err, sizeof(err)) < 0) {
+		S.stats.rejected_bad++;
 		http_error(c, 400, err, NULL);
 		return;
 	}
@@ -603,7 +610,7 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 	c->rl_last = S.now;
 	c->rl_tokens = (float)(2 * S.cfg.client_rate);
 	c->utf8 = UTF8_ACCEPT;
-	log_msg(LOG_INFO, "websocket open", "client", log_num(c->id), "peer", peer_str(c),
+	log_msg(LOG_INFO, "websocket open", "client", log_num(c->id), "peer", server_peer(c),
 		"path", log_str(req->path, req->path_len), NULL);
 	proto_upgrade_apply(c, &uo);
 }
@@ -787,7 +794,7 @@ static void client_free(struct client *c)
 	uint32_t slot = c->slot;
 	if (c->ws) {
 		S.ws_clients--;
-		log_msg(LOG_INFO, "websocket closed", "client", log_num(c->id), "peer", peer_str(c),
+		log_msg(LOG_INFO, "websocket closed", "client", log_num(c->id), "peer", server_peer(c),
 			"reason", c->why ? c->why : "", NULL);
 	}
 	proto_client_gone(c);
@@ -887,7 +894,7 @@ static void run_timers(void)
 			if (ping_ms <= 0) break;
 			/* §10: no frame at all for twice the interval: drop, no close frame. */
 			if (S.now - c->last_rx >= 2 * ping_ms) {
-				log_msg(LOG_INFO, "client dropped: silent", "client", log_num(c->id), "peer", peer_str(c), NULL);
+				log_msg(LOG_INFO, "client dropped: silent", "client", log_num(c->id), "peer", server_peer(c), NULL);
 				client_kill(c, "silent");
 			} else if (S.now >= c->next_ping) {
 				client_send(c, frame_ref(S.ping_frame));

@@ -15,6 +15,7 @@ struct server_stats {
 	uint64_t accepted;          /* WebSocket upgrades */
 	uint64_t rejected_full;     /* 503: --max-clients or connection cap */
 	uint64_t rejected_origin;   /* 403 */
+	uint64_t rejected_bad;      /* 400/426: an upgrade that is not valid */
 	uint64_t http_requests, http_errors;
 	uint64_t bytes_out;
 	uint64_t dropped;           /* frames dropped by the slow-client policy */
@@ -26,6 +27,10 @@ int64_t server_uptime_s(void);
 const struct config *server_config(void);
 struct server_stats *server_stats(void);
 uint32_t server_ws_clients(void);
+/* All connections, for per-client summaries: i < server_nclients(). */
+uint32_t server_nclients(void);
+const struct client *server_client(uint32_t i);
+const char *server_peer(const struct client *c);   /* "ip:port", static buffer */
 
 /* A WebSocket frame (header + payload) in a new reference-counted buffer. */
 struct frame *frame_ws(enum ws_opcode op, const void *payload, size_t len, enum frame_kind kind);

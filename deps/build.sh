@@ -10,9 +10,8 @@
 # Each flavour installs into $KBRIDGE_CACHE/<flavour>-<librdkafka>-<key>, where
 # <key> hashes the pins in deps/versions.mk that the flavour uses (including
 # DEV_RECIPE / STATIC_RECIPE, bumped when this script's build steps change):
-# any change gets a fresh prefix, so it rebuilds. A prefix is only moved into
-# place after its smoke test passed, then <prefix>/.stamp is written; a
-# second run with the stamp present does nothing.
+# any change gets a fresh prefix, so it rebuilds. <prefix>/.stamp is written
+# only after the smoke test passed; a run that finds it does nothing.
 # Network use: apt (Debian archive) and npm only.
 set -eu
 
@@ -228,20 +227,20 @@ smoke() { # cc prefix log libs...
     sed 's/^/deps:   /' "$_p/smoke.out" >&2
 }
 
-# Start a flavour: returns 1 (skip) if already built; else sets P (final
-# prefix), T (staging prefix), WORK (scratch dir), LOG.
+# Start a flavour: returns 1 (skip) if already built; else sets T (the
+# prefix, built in place: pkg-config files record it), WORK (scratch), LOG.
+# A prefix without its stamp is a failed build and is started afresh.
 begin() { # flavour
-    P=$(prefix_of "$1")
-    if [ -f "$P/.stamp" ]; then
-        say "$1 libraries up to date: $P"
+    T=$(prefix_of "$1")
+    if [ -f "$T/.stamp" ]; then
+        say "$1 libraries up to date: $T"
         return 1
     fi
-    T="$P.partial"
-    WORK="$P.work"
+    WORK="$T.work"
     LOG="$WORK/build.log"
-    rm -rf "$P" "$T" "$WORK"
+    rm -rf "$T" "$WORK"
     mkdir -p "$T" "$WORK"
-    say "building $1 libraries into $P (log: $LOG)"
+    say "building $1 libraries into $T (log: $LOG)"
     START=$(date +%s)
 }
 
@@ -251,12 +250,10 @@ finish() { # flavour
         echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ) seconds=$(($(date +%s) - START))"
         cat "$DEPS_DIR/versions.mk"
     } >"$T/BUILD_INFO"
-    # a prefix is not relocatable in general (pkg-config files), so the
-    # smoke test ran against the staging path; the final move is atomic.
-    mv "$T" "$P"
     rm -rf "$WORK"
-    touch "$P/.stamp"
-    say "$1 done in $(($(date +%s) - START))s: $P"
+    # written last: its presence means "built and smoke-tested".
+    touch "$T/.stamp"
+    say "$1 done in $(($(date +%s) - START))s: $T"
 }
 
 build_dev() {
