@@ -517,6 +517,12 @@ static struct frame *encode(struct rec_ctx *x, const struct channel *ch)
 	json_obj_end(&b);
 	struct frame *f = b.failed ? NULL : frame_ws(WS_OP_TEXT, b.buf, b.len, FRAME_DATA);
 	json_free(&b);
+	/* --slow-client conflate replaces queued records of the same channel and
+	 * key; records without a key are never conflated (hash 0). */
+	if (f && r->key) {
+		uint64_t h = map_hash(ch->name, strlen(ch->name)) ^ (map_hash(r->key, r->key_len) * 31);
+		f->key_hash = h ? h : 1;
+	}
 	return f;
 }
 

@@ -258,9 +258,21 @@ void client_send(struct client *c, struct frame *f)
 			ws_close(c, WS_CLOSE_POLICY, "slow consumer", LINGER_MS);
 			return;
 		}
-		/* drop-oldest (conflate refines this once keys are tracked): drop
-		 * the oldest droppable frames until the new one fits. */
 		uint32_t i = c->q.off ? 1 : 0;
+		/* conflate: an older queued record of the same channel and key
+		 * gives way to the newest; without one, fall back to drop-oldest. */
+		if (S.cfg.slow == SLOW_CONFLATE && f->kind == FRAME_DATA && f->key_hash) {
+			for (uint32_t k = c->q.count; k-- > i;) {
+				struct frame *old = outq_at(&c->q, k);
+				if (old->kind == FRAME_DATA && old->key_hash == f->key_hash) {
+					c->dropped++;
+					S.stats.dropped++;
+					outq_remove(&c->q, k);
+					break;
+				}
+			}
+		}
+		/* drop-oldest: drop the oldest droppable frames until the new one fits. */
 		while (queue_full(c, f) && i < c->q.count) {
 			struct frame *old = outq_at(&c->q, i);
 			if (old->kind == FRAME_DATA || old->kind == FRAME_REPLY) {

@@ -82,12 +82,23 @@ def test_unknown_channel_and_regex_channels(mock_kafka, kafka_bridge):
     assert c.is_open(0.2)
 
 
+# The mock cluster holds a JoinGroup of an already stable group for
+# session.timeout.ms - 1 s before answering (librdkafka rdkafka_mock_cgrp.c);
+# a real broker answers a lone member's rejoin at once. With librdkafka's
+# default session.timeout.ms (45 s) a consumer that learns of a new regex
+# topic by rejoining its group (subscribe()) therefore gets it only after
+# ~45 s on the mock. MOCK_REJOIN shortens that for tests of what happens
+# after the pickup; test_regex_new_topic_pickup_time_default measures the
+# pickup with kbridge's own defaults.
+MOCK_REJOIN = ["-X", "session.timeout.ms=6000"]
+
+
 def test_regex_topic_created_after_start(mock_kafka, kafka_bridge):
     """§6: fan-out picks up new topics of regex routes without a restart;
     records produced right after creation are not lost (KAFKA-NOTES: topics
     first seen after start-up start at the beginning)."""
     mk = mock_kafka({"nt-old": 1})
-    srv = kafka_bridge(mk, "-t", "^nt-.*", "-t", "^ng-.*=ngchan")
+    srv = kafka_bridge(mk, "-t", "^nt-.*", "-t", "^ng-.*=ngchan", *MOCK_REJOIN)
     c = srv.ws()
     # subscribing to a channel the regex could produce works before the topic exists
     ws_subscribe(c, {"type": "subscribe", "channels": ["nt-new", "ngchan"]})
@@ -128,6 +139,26 @@ def test_regex_topic_created_after_start(mock_kafka, kafka_bridge):
     late = read_messages(c, 1, timeout=5)
     assert late[0]["offset"] == 50 and late[0]["partition"] == 1, late
     assert late[0]["seq"] == 101, late
+
+
+def test_regex_new_topic_pickup_time_default(mock_kafka, kafka_bridge):
+    """A topic created after start-up matching a regex route reaches its
+    subscribers within ~15 s with kbridge's default settings (see MOCK_REJOIN)."""
+    mk = mock_kafka({"pt-old": 1})
+    srv = kafka_bridge(mk, "-t", "^pt-.*")
+    c = srv.ws()
+    ws_subscribe(c, {"type": "subscribe", "channel": "pt-new"})
+    t0 = time.monotonic()
+    mk.create_topic("pt-new", 1)
+    mk.produce("pt-new", '{"first":true}', partition=0)
+    try:
+        m = read_messages(c, 1, timeout=16)
+    except AssertionError:
+        raise AssertionError("a record in a topic created after start-up matching ^pt-.* was not "
+                             "delivered within 16 s (default settings; on this mock a group rejoin "
+                             "takes session.timeout.ms - 1 s)") from None
+    assert m[0]["topic"] == "pt-new" and m[0]["offset"] == 0, m
+    assert time.monotonic() - t0 <= 16
 
 
 def test_seq_per_channel_counts_unsubscribed_records(mock_kafka, kafka_bridge):

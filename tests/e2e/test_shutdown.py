@@ -13,9 +13,10 @@ FLOOD_FLAGS = ["--client-rate", "1000000"]
 
 def stuck_client(srv):
     """A client whose pending output can never be flushed: it pipelines
-    pings and never reads, with a tiny receive buffer."""
+    pings and never reads, with a tiny receive buffer, until the replies
+    overflow the kernel's buffers and kbridge itself holds some."""
     c = srv.ws(rcvbuf=4096)
-    flood(c, 20000)
+    flood(c)
     return c
 
 

@@ -12,23 +12,71 @@ import pytest
 
 from wsutil import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, build_frame
 
-N_PINGS = 20000
-
-
-def flood(c, n=N_PINGS):
-    """Sends n pings without reading; stops early when the socket takes
-    nothing for 1 s or the peer is gone. Returns the number of bytes sent."""
-    data = b"".join(build_frame(OP_TEXT, b'{"type":"ping","id":%d}' % i) for i in range(n))
-    sent = 0
-    c.sock.settimeout(1.0)
+def flood_volume():
+    """Bytes of pings whose replies overflow what the kernel can hold for
+    a connection (the server's send buffer autotunes up to tcp_wmem's max,
+    several MiB on loopback), so kbridge itself must hold or drop output."""
     try:
-        while sent < len(data):
-            sent += c.sock.send(data[sent:sent + 65536])
-    except socket.timeout:
-        pass
-    except OSError:       # reset / broken pipe: the server dropped us
-        pass
-    return sent
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            wmem_max = int(f.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        wmem_max = 4 << 20
+    return min(2 * wmem_max + (4 << 20), 64 << 20)
+
+
+ZERO_MASK = b"\x00\x00\x00\x00"   # a valid mask key; keeps building frames cheap
+
+
+def ping_frames(first, count):
+    out = []
+    for i in range(first, first + count):
+        p = b'{"type":"ping","id":%d}' % i
+        out.append(bytes((0x81, 0x80 | len(p))) + ZERO_MASK + p)
+    return b"".join(out)
+
+
+def flood(c, volume=None, until_gone=False, timeout=20.0):
+    """Pipelines JSON pings (ids 0, 1, ...) without reading replies, until
+    `volume` bytes were sent, the socket took nothing for 2 s, the peer went
+    away (until_gone) or `timeout`. Returns (bytes sent, pings sent, gone)."""
+    volume = volume or flood_volume()
+    sock = c.sock
+    sock.setblocking(False)
+    sent = pings = 0
+    pending = b""
+    gone = False
+    last_progress = deadline = time.monotonic()
+    deadline += timeout
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT | select.POLLRDHUP | select.POLLERR | select.POLLHUP)
+    try:
+        while sent < volume and time.monotonic() < deadline:
+            if not pending:
+                pending = ping_frames(pings, 2000)
+                pings += 2000
+            ev = poller.poll(100)
+            bad = any(e & (select.POLLRDHUP | select.POLLERR | select.POLLHUP) for _, e in ev)
+            if bad:
+                gone = True
+                if until_gone:
+                    break
+            if ev and any(e & select.POLLOUT for _, e in ev):
+                try:
+                    k = sock.send(pending)
+                except BlockingIOError:
+                    k = 0
+                except OSError:
+                    gone = True
+                    break
+                pending = pending[k:]
+                sent += k
+                if k:
+                    last_progress = time.monotonic()
+            if time.monotonic() - last_progress > 2.0:
+                break
+    finally:
+        sock.setblocking(True)
+    return sent, pings, gone
 
 
 def wait_peer_gone(sock, timeout):
@@ -91,9 +139,10 @@ def test_slow_client_disconnect(kbridge):
     srv = kbridge("--slow-client", "disconnect", *FLAGS)
     other = srv.ws()
     slow = srv.ws(rcvbuf=4096)
-    flood(slow)
-    assert wait_peer_gone(slow.sock, 8), \
-        "slow client (not reading) still connected 8 s after its queue overflowed (--slow-client disconnect)"
+    sent, _, gone = flood(slow, until_gone=True)
+    assert gone or wait_peer_gone(slow.sock, 8), \
+        f"slow client (not reading) still connected after {sent} bytes of pings whose replies " \
+        "cannot fit in the kernel's buffers (--slow-client disconnect --client-buffer 4096)"
     data, ended = read_all(slow.sock, 10)
     assert ended, "connection not closed"
     frames, rest = parse_frames(slow.buf + data)
@@ -116,8 +165,8 @@ def test_slow_client_drop_oldest_stays(kbridge):
     srv = kbridge("--slow-client", "drop-oldest", *FLAGS)
     other = srv.ws()
     slow = srv.ws(rcvbuf=4096)
-    sent = flood(slow)
-    assert not wait_peer_gone(slow.sock, 1.0), "drop-oldest client was disconnected"
+    sent, pings, gone = flood(slow)
+    assert not gone and not wait_peer_gone(slow.sock, 1.0), "drop-oldest client was disconnected"
     # other clients are served meanwhile
     other.ping_ok()
     assert srv.health()["clients"] == 2
@@ -162,6 +211,7 @@ def test_slow_client_drop_oldest_stays(kbridge):
     sock.setblocking(True)
     assert got_final, f"no pong for the final ping within 15 s ({len(ids)} pongs read, {sent} bytes sent)"
     assert ids == sorted(ids) and len(set(ids)) == len(ids), "pongs out of order or duplicated"
+    print(f"drop-oldest: {len(ids)} of {pings} pongs delivered")
     slow.ping_ok()
     other.ping_ok()
 
