@@ -175,6 +175,7 @@ ssize_t http_query_param(const char *q, size_t qlen, const char *name, char *out
 					if ((hi = hexval(q[s + k + 1])) < 0 || (lo = hexval(q[s + k + 2])) < 0)
 						return -2;
 					c = (char)(hi << 4 | lo);
+					if (c == '\0') return -2;   /* would cut the C string short */
 					k += 2;
 				} else if (c == '+') {
 					c = ' ';

@@ -236,11 +236,11 @@ static void test_model(void)
 	for (int step = 0; step < STEPS; step++) {
 		uint32_t r = rnd() % 100, p = rnd() % POOL;
 		if (r < 40 && m.n < 4000) {                     /* push */
-			CHECK(outq_push(&q, frame_ref(pool[p])) == 0);
+			if (outq_push(&q, frame_ref(pool[p])) != 0) bad++;
 			m.fr[m.n++] = pool[p];
 			inq[p]++;
 		} else if (r < 50 && m.n < 4000) {              /* push_front */
-			CHECK(outq_push_front(&q, frame_ref(pool[p])) == 0);
+			if (outq_push_front(&q, frame_ref(pool[p])) != 0) bad++;
 			uint32_t pos = m.off ? 1 : 0;
 			memmove(m.fr + pos + 1, m.fr + pos, (m.n - pos) * sizeof(m.fr[0]));
 			m.fr[pos] = pool[p];
@@ -412,5 +412,5 @@ int main(void)
 	test_many_small();
 	test_errors();
 	test_zero_length();
-	return check_summary("test_frame");
+	return check_summary("frame");
 }

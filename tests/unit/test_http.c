@@ -650,5 +650,5 @@ int main(void)
 	test_query_param();
 	test_keep_alive();
 	test_format_head();
-	return check_summary("test_http");
+	return check_summary("http");
 }

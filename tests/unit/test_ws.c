@@ -349,5 +349,5 @@ int main(void)
 	test_unmask();
 	test_encode();
 	test_close_codes();
-	return check_summary("test_ws");
+	return check_summary("ws");
 }

@@ -1,0 +1,30 @@
+# bench/bench.mk - the benchmark tools and `make bench` (bench/README.md).
+# Included from the top Makefile (after deps/deps.mk, which provides
+# RDKAFKA_DEV_STAMP and the librdkafka flags in KB_CFLAGS / LDLIBS). Also
+# usable before that include exists: make -f Makefile -f bench/bench.mk bench
+#   make bench-tools   build/bench/wsload and build/bench/produce
+#   make bench         build kbridge, mockkafka and the tools; run every
+#                      scenario; table on stdout, build/bench/results.{json,md}
+#                      (BENCH_ARGS passes options to bench/run.py)
+ifndef BENCH_MK_INCLUDED
+BENCH_MK_INCLUDED := 1
+
+BENCH_B     := build/bench
+BENCH_TOOLS := $(BENCH_B)/wsload $(BENCH_B)/produce
+
+# wsload needs no library at all; produce links librdkafka.
+$(BENCH_B)/wsload: bench/wsload.c
+	@mkdir -p $(@D)
+	$(CC) $(KB_CFLAGS) -o $@ $<
+$(BENCH_B)/produce: bench/produce.c | $(RDKAFKA_DEV_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(KB_CFLAGS) -o $@ $< $(LDLIBS)
+
+.PHONY: bench bench-tools
+bench-tools: $(BENCH_TOOLS)
+
+bench: all tools bench-tools
+	/usr/bin/python3 bench/run.py $(BENCH_ARGS)
+
+-include $(wildcard $(BENCH_B)/*.d)
+endif

@@ -1,0 +1,195 @@
+/* produce.c - rate-controlled Kafka producer for kbridge's benchmarks.
+ * Writes R records/s of S bytes for D seconds, keys cycling over K keys
+ * ("k0".."k<K-1>"), with linger.ms=0 so no record waits for a batch. Each
+ * value is a JSON object of exactly S bytes (when S leaves room for the numbers):
+ *   {"pad":"xxx...","ts_us":<wall clock us at produce>,"n":<global seq from 1>,
+ *    "k":<key index>,"kn":<per-key seq from 1>}
+ * The numbers come last so bench/wsload.c finds them near the end of each
+ * message. Prints {"event":"start",...} when the clock starts and
+ * {"event":"result",...} after the final flush, one JSON object per line. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#define MAX_SIZE (1 << 20)
+
+static struct {
+	uint64_t acked, failed;
+	char first_error[256];
+} P;
+
+static int64_t wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk; (void)opaque;
+	if (m->err) {
+		P.failed++;
+		if (!P.first_error[0]) snprintf(P.first_error, sizeof(P.first_error), "%s", rd_kafka_err2str(m->err));
+	} else {
+		P.acked++;
+	}
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: produce --brokers LIST --topic T [options]\n"
+		"  --rate R        records per second (default 1000)\n"
+		"  --size S        value bytes (default 200)\n"
+		"  --keys K        keys k0..k<K-1>, cycling (default 1)\n"
+		"  --duration D    seconds (default 10)\n"
+		"  --partition P   fixed partition (default: the partitioner's choice)\n"
+		"  -X key=value    librdkafka property (repeatable)\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	const char *brokers = NULL, *topic = NULL;
+	double rate = 1000, duration = 10;
+	long size = 200, keys = 1;
+	int partition = RD_KAFKA_PARTITION_UA;
+	char errstr[512];
+
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	/* Benchmark defaults (KAFKA-NOTES.md, Latency); -X may override them. */
+	static const char *defaults[][2] = {
+		{ "linger.ms", "0" },
+		{ "queue.buffering.max.messages", "1000000" },
+		{ "queue.buffering.max.kbytes", "1048576" },
+		{ "enable.idempotence", "false" },
+		{ "log_level", "4" },
+	};
+	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+		rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], errstr, sizeof(errstr));
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!v) usage();
+		i++;
+		if (!strcmp(a, "--brokers")) brokers = v;
+		else if (!strcmp(a, "--topic")) topic = v;
+		else if (!strcmp(a, "--rate")) rate = atof(v);
+		else if (!strcmp(a, "--size")) size = atol(v);
+		else if (!strcmp(a, "--keys")) keys = atol(v);
+		else if (!strcmp(a, "--duration")) duration = atof(v);
+		else if (!strcmp(a, "--partition")) partition = atoi(v);
+		else if (!strcmp(a, "-X")) {
+			char kv[1024];
+			snprintf(kv, sizeof(kv), "%s", v);
+			char *eq = strchr(kv, '=');
+			if (!eq) usage();
+			*eq = '\0';
+			if (rd_kafka_conf_set(conf, kv, eq + 1, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+				fprintf(stderr, "produce: -X %s: %s\n", v, errstr);
+				return 2;
+			}
+		} else usage();
+	}
+	if (!brokers || !topic || rate <= 0 || duration <= 0 || size < 0 || size > MAX_SIZE || keys < 1)
+		usage();
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+		fprintf(stderr, "produce: %s\n", errstr);
+		return 2;
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (!rk) { fprintf(stderr, "produce: %s\n", errstr); return 1; }
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+
+	/* Connect and learn the topic before the clock starts. */
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t merr = RD_KAFKA_RESP_ERR_NO_ERROR;
+	for (int tries = 0; tries < 20; tries++) {
+		merr = rd_kafka_metadata(rk, 0, rkt, &md, 2000);
+		if (!merr) break;
+	}
+	if (merr) { fprintf(stderr, "produce: metadata for %s: %s\n", topic, rd_kafka_err2str(merr)); return 1; }
+	rd_kafka_metadata_destroy(md);
+
+	/* Timer slack would add up to 50 us to every sleep between records. */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+
+	char *val = malloc((size_t)size + 256);
+	uint64_t *kn = calloc((size_t)keys, sizeof(*kn));
+	if (!val || !kn) { fprintf(stderr, "produce: out of memory\n"); return 1; }
+	uint64_t total = (uint64_t)(rate * duration + 0.5), n = 0, queue_full = 0;
+
+	int64_t start_wall = wall_us(), start = mono_us();
+	printf("{\"event\":\"start\",\"t_us\":%" PRId64 ",\"records\":%" PRIu64 "}\n", start_wall, total);
+	fflush(stdout);
+
+	while (n < total) {
+		/* Record j is due at start + j/R: produce everything that is due,
+		 * then sleep until the next one. */
+		int64_t now = mono_us();
+		uint64_t due = (uint64_t)((double)(now - start) * rate / 1e6) + 1;
+		if (due > total) due = total;
+		while (n < due) {
+			uint32_t k = (uint32_t)(n % (uint64_t)keys);
+			char suffix[160], key[32];
+			int sl = snprintf(suffix, sizeof(suffix), "\",\"ts_us\":%" PRId64 ",\"n\":%" PRIu64 ",\"k\":%u,\"kn\":%" PRIu64 "}",
+					  wall_us(), n + 1, k, kn[k] + 1);
+			int kl = snprintf(key, sizeof(key), "k%u", k);
+			long pad = size - 8 - sl;      /* 8 = strlen("{\"pad\":\"") */
+			if (pad < 0) pad = 0;
+			memcpy(val, "{\"pad\":\"", 8);
+			memset(val + 8, 'x', (size_t)pad);
+			memcpy(val + 8 + pad, suffix, (size_t)sl);
+			size_t vl = (size_t)(8 + pad + sl);
+			if (rd_kafka_produce(rkt, partition, RD_KAFKA_MSG_F_COPY, val, vl, key, (size_t)kl, NULL) < 0) {
+				rd_kafka_resp_err_t e = rd_kafka_last_error();
+				if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+					queue_full++;
+					rd_kafka_poll(rk, 1);
+					continue;          /* retry the same record */
+				}
+				fprintf(stderr, "produce: %s\n", rd_kafka_err2str(e));
+				return 1;
+			}
+			kn[k]++;
+			n++;
+		}
+		rd_kafka_poll(rk, 0);
+		if (n >= total) break;
+		int64_t next = start + (int64_t)((double)n * 1e6 / rate);
+		int64_t wait = next - mono_us();
+		if (wait > 0) {
+			struct timespec ts = { .tv_sec = next / 1000000, .tv_nsec = (long)(next % 1000000) * 1000 };
+			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		}
+	}
+	int64_t end_wall = wall_us();
+	double secs = (double)(mono_us() - start) / 1e6;
+	rd_kafka_flush(rk, 30000);
+	printf("{\"event\":\"result\",\"produced\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"failed\":%" PRIu64 ","
+	       "\"unflushed\":%d,\"queue_full\":%" PRIu64 ",\"keys\":%ld,\"size\":%ld,\"rate\":%.1f,"
+	       "\"duration_s\":%.3f,\"start_us\":%" PRId64 ",\"end_us\":%" PRId64 ",\"first_error\":\"%s\"}\n",
+	       n, P.acked, P.failed, rd_kafka_outq_len(rk), queue_full, keys, size,
+	       secs > 0 ? (double)n / secs : 0.0, secs, start_wall, end_wall, P.first_error);
+	fflush(stdout);
+	free(val);
+	free(kn);
+	rd_kafka_topic_destroy(rkt);
+	rd_kafka_destroy(rk);
+	return P.failed || P.acked != n ? 1 : 0;
+}

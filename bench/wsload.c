@@ -1,0 +1,932 @@
+/* wsload.c - WebSocket load generator for kbridge's benchmarks (bench/README.md).
+ * One thread, one epoll set, thousands of connections: non-blocking connects
+ * with a bound on handshakes in flight, upgrade, subscribe, then read and
+ * parse every frame. Each data message carries the producer's payload
+ * (bench/produce.c) with "ts_us" (wall clock at produce time), "n" (global
+ * sequence), "k" (key index) and "kn" (per-key sequence): wsload records the
+ * latency ts_us -> receipt in a log-linear histogram and checks the sequence
+ * each client should see for gaps. Prints one JSON line when done.
+ * Not a WebSocket library: it speaks just enough of RFC 6455 for a client. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_BUF      (1u << 20)   /* one shared read buffer for every connection */
+#define MAX_FRAME     (READ_BUF / 2) /* a leftover partial frame always fits in front */
+#define MAX_HEAD      8192         /* HTTP response head */
+#define MAX_SOURCES   250          /* 127.0.0.1 .. 127.0.0.250 */
+#define TAIL_WINDOW   128          /* where "ts_us" sits in kbridge's envelope */
+#define EVENTS        1024
+
+/* The RFC 6455 §1.3 example key: every connection may use the same one, and
+ * checking the reply needs no SHA-1 here. */
+#define WS_KEY    "dGhlIHNhbXBsZSBub25jZQ=="
+#define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+/* ---- latency histogram ----------------------------------------------------
+ * Log-linear (HDR style): values below 2^SUB_BITS are exact; above, each
+ * power of two is split into 2^SUB_BITS equal buckets, so a bucket is at most
+ * 1/64 (1.6%) of its value wide. Fixed size, O(1) to record, no samples kept. */
+#define SUB_BITS 6
+#define SUB      (1u << SUB_BITS)
+#define NBUCKETS ((64 - SUB_BITS + 1) * SUB)
+
+struct hist {
+	uint64_t count, sum, min, max;
+	uint64_t b[NBUCKETS];
+};
+
+static unsigned hist_index(uint64_t v)
+{
+	if (v < SUB) return (unsigned)v;
+	unsigned e = 63u - (unsigned)__builtin_clzll(v);   /* v in [2^e, 2^(e+1)) */
+	unsigned shift = e - SUB_BITS;
+	return (shift + 1) * SUB + (unsigned)((v >> shift) - SUB);
+}
+
+/* Highest value that falls into bucket i. */
+static uint64_t hist_upper(unsigned i)
+{
+	if (i < SUB) return i;
+	unsigned shift = i / SUB - 1;
+	uint64_t lower = (uint64_t)(SUB + i % SUB) << shift;
+	return lower + (((uint64_t)1 << shift) - 1);
+}
+
+static void hist_add(struct hist *h, uint64_t v)
+{
+	if (h->count == 0 || v < h->min) h->min = v;
+	if (v > h->max) h->max = v;
+	h->count++;
+	h->sum += v;
+	h->b[hist_index(v)]++;
+}
+
+/* Value at quantile q (0..1): the upper edge of the bucket holding the
+ * ceil(q * count)-th smallest value, capped by the exact maximum. */
+static uint64_t hist_quantile(const struct hist *h, double q)
+{
+	if (h->count == 0) return 0;
+	uint64_t want = (uint64_t)(q * (double)h->count + 0.999999);
+	if (want < 1) want = 1;
+	if (want > h->count) want = h->count;
+	uint64_t seen = 0;
+	for (unsigned i = 0; i < NBUCKETS; i++) {
+		seen += h->b[i];
+		if (seen >= want) {
+			uint64_t u = hist_upper(i);
+			return u < h->max ? u : h->max;
+		}
+	}
+	return h->max;
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+enum conn_state {
+	C_IDLE,        /* not started yet */
+	C_CONNECTING,  /* non-blocking connect in progress */
+	C_HANDSHAKE,   /* upgrade request sent, reading the 101 */
+	C_SUBSCRIBING, /* subscribe sent, waiting for the ack */
+	C_OPEN,        /* subscribed: data flows */
+	C_FAILED,      /* connect, handshake or subscribe failed */
+	C_CLOSED,      /* the server closed it after it was open */
+};
+
+struct conn {
+	int fd;
+	uint8_t state;          /* enum conn_state */
+	uint8_t src;            /* source address 127.0.0.(src+1) */
+	uint8_t frag_op;        /* opcode of a fragmented message in progress */
+	uint8_t frag_has_ts;
+	uint32_t id;            /* index; in keyed mode the key is id % keys */
+	uint32_t gaps;          /* sequence jumps seen */
+	uint32_t part_len;      /* bytes in part */
+	uint32_t out_len;       /* bytes in out */
+	unsigned char *part;    /* unparsed input left from the last read; NULL when none */
+	unsigned char *out;     /* unsent output (rare: pongs, subscribe); NULL when none */
+	uint64_t next_seq;      /* sequence number the next data message should carry */
+	uint64_t msgs;          /* data messages received */
+	int64_t t_start;        /* us: connect started */
+	uint64_t frag_ts, frag_n, frag_k, frag_kn;
+};
+
+struct opts {
+	const char *host, *path, *channel, *sub_tmpl;
+	int port, clients, inflight, keys, src_addrs, no_ack, no_subscribe, control;
+	int seq_any;            /* first message sets the baseline instead of expecting 1 */
+	double duration, timeout;
+	uint64_t expect;
+	int quiet_ms;
+};
+
+static struct {
+	struct opts o;
+	struct conn *conns;
+	int ep;
+	int next_to_start;       /* connections started so far */
+	int in_flight;           /* connecting or handshaking */
+	int src_cur;             /* source used by new connections when they spill over */
+	int src_used;            /* highest source index used + 1 */
+	int connected, subscribed, failed, closed, fail_addr;
+	int64_t t0, t_connected, t_ready, t_first, t_last;   /* us, wall clock */
+	int64_t t_done_deadline;                              /* us: --duration end */
+	int ready_printed;
+	uint64_t msgs, bytes, missing, dups, misrouted, gaps, other, server_errors;
+	uint64_t pings, acks, sub_errors, unparsed;
+	/* drain command: exit when expect reached, or quiet, or at the deadline */
+	int draining;
+	uint64_t drain_expect;
+	int64_t drain_quiet_us, drain_deadline;
+	int stop;
+	struct hist lat;         /* us */
+	struct hist conn_lat;    /* us: connect start -> 101 */
+	char ctl[512];
+	size_t ctl_len;
+	uint64_t rng;
+	unsigned char *rbuf;
+	char first_error[160];
+} W;
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void note_error(const char *fmt, ...)
+{
+	if (W.first_error[0]) return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(W.first_error, sizeof(W.first_error), fmt, ap);
+	va_end(ap);
+}
+
+static uint32_t rng32(void)
+{
+	/* xorshift64*: mask keys need no cryptographic quality here */
+	W.rng ^= W.rng >> 12;
+	W.rng ^= W.rng << 25;
+	W.rng ^= W.rng >> 27;
+	return (uint32_t)((W.rng * 2685821657736338717ull) >> 32);
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+static void set_events(struct conn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+	if (c->state == C_CONNECTING || c->out_len) ev.events |= EPOLLOUT;
+	epoll_ctl(W.ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void conn_fail(struct conn *c, const char *why);
+
+/* Writes now; what the socket does not take waits in c->out for EPOLLOUT. */
+static void conn_write(struct conn *c, const void *p, size_t len)
+{
+	if (c->out_len == 0) {
+		ssize_t w = send(c->fd, p, len, MSG_NOSIGNAL);
+		if (w == (ssize_t)len) return;
+		if (w < 0 && errno != EAGAIN && errno != EINTR) { conn_fail(c, strerror(errno)); return; }
+		if (w > 0) { p = (const char *)p + w; len -= (size_t)w; }
+	}
+	unsigned char *n = realloc(c->out, c->out_len + len);
+	if (!n) { conn_fail(c, "out of memory"); return; }
+	memcpy(n + c->out_len, p, len);
+	c->out = n;
+	c->out_len += (uint32_t)len;
+	set_events(c);
+}
+
+static void flush_out(struct conn *c)
+{
+	ssize_t w = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+	if (w < 0) {
+		if (errno != EAGAIN && errno != EINTR) conn_fail(c, strerror(errno));
+		return;
+	}
+	memmove(c->out, c->out + w, c->out_len - (size_t)w);
+	c->out_len -= (uint32_t)w;
+	if (c->out_len == 0) { free(c->out); c->out = NULL; set_events(c); }
+}
+
+/* A client frame: FIN, opcode, masked payload (RFC 6455 §5.3). */
+static void send_frame(struct conn *c, int op, const void *payload, size_t len)
+{
+	unsigned char buf[14 + 1024];
+	if (len > 1024) len = 1024;
+	size_t h = 0;
+	buf[h++] = (unsigned char)(0x80 | op);
+	if (len < 126) {
+		buf[h++] = (unsigned char)(0x80 | len);
+	} else {
+		buf[h++] = 0x80 | 126;
+		buf[h++] = (unsigned char)(len >> 8);
+		buf[h++] = (unsigned char)len;
+	}
+	uint32_t m = rng32();
+	unsigned char mask[4] = { (unsigned char)m, (unsigned char)(m >> 8), (unsigned char)(m >> 16), (unsigned char)(m >> 24) };
+	memcpy(buf + h, mask, 4);
+	h += 4;
+	const unsigned char *p = payload;
+	for (size_t i = 0; i < len; i++) buf[h + i] = p[i] ^ mask[i & 3];
+	conn_write(c, buf, h + len);
+}
+
+/* ---- connection lifecycle -------------------------------------------------- */
+
+static void start_more(void);
+
+static void conn_release(struct conn *c)
+{
+	if (c->fd >= 0) { close(c->fd); c->fd = -1; }
+	free(c->part); c->part = NULL; c->part_len = 0;
+	free(c->out); c->out = NULL; c->out_len = 0;
+}
+
+static void conn_fail(struct conn *c, const char *why)
+{
+	if (c->state == C_FAILED || c->state == C_CLOSED) return;
+	if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) W.in_flight--;
+	if (c->state == C_OPEN || (c->state == C_SUBSCRIBING && W.o.no_ack)) {
+		c->state = C_CLOSED;
+		W.closed++;
+	} else {
+		c->state = C_FAILED;
+		W.failed++;
+	}
+	note_error("client %u: %s", c->id, why);
+	conn_release(c);
+}
+
+static void addr_for(struct sockaddr_in *a, int src)
+{
+	memset(a, 0, sizeof(*a));
+	a->sin_family = AF_INET;
+	a->sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)src);
+}
+
+/* Opens one connection. Returns 0, or -1 when this source address has no
+ * port left (EADDRNOTAVAIL): the caller moves on to the next address. */
+static int conn_connect(struct conn *c, int src)
+{
+	struct sockaddr_in dst;
+	memset(&dst, 0, sizeof(dst));
+	dst.sin_family = AF_INET;
+	dst.sin_port = htons((uint16_t)W.o.port);
+	if (inet_pton(AF_INET, W.o.host, &dst.sin_addr) != 1) { conn_fail(c, "bad --host"); return 0; }
+
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) { conn_fail(c, strerror(errno)); return 0; }
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (src > 0) {
+		/* Pick the port at connect() from the 4-tuple, not at bind(): each
+		 * source address then has the whole ephemeral range per destination. */
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		struct sockaddr_in sa;
+		addr_for(&sa, src);
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			int e = errno;
+			close(fd);
+			if (e == EADDRINUSE || e == EADDRNOTAVAIL) return -1;
+			conn_fail(c, strerror(e));
+			return 0;
+		}
+	}
+	c->fd = fd;
+	c->src = (uint8_t)src;
+	if (src + 1 > W.src_used) W.src_used = src + 1;
+	c->state = C_CONNECTING;
+	c->t_start = now_us();
+	W.in_flight++;
+	struct epoll_event ev = { .events = EPOLLOUT | EPOLLIN, .data.ptr = c };
+	if (epoll_ctl(W.ep, EPOLL_CTL_ADD, fd, &ev) < 0) { conn_fail(c, strerror(errno)); return 0; }
+	if (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) < 0 && errno != EINPROGRESS) {
+		int e = errno;
+		if (e == EADDRNOTAVAIL) {
+			/* Out of ephemeral ports for this source: undo, try the next one. */
+			epoll_ctl(W.ep, EPOLL_CTL_DEL, fd, NULL);
+			close(fd);
+			c->fd = -1;
+			c->state = C_IDLE;
+			W.in_flight--;
+			return -1;
+		}
+		conn_fail(c, strerror(e));
+	}
+	return 0;
+}
+
+/* Starts connections while fewer than --inflight are handshaking. */
+static void start_more(void)
+{
+	while (W.next_to_start < W.o.clients && W.in_flight < W.o.inflight) {
+		struct conn *c = &W.conns[W.next_to_start];
+		/* --src-addrs N spreads clients over N addresses from the start;
+		 * beyond that a new address is taken when the ports run out. */
+		int src = W.o.src_addrs > 1 ? (int)(c->id % (uint32_t)W.o.src_addrs) : 0;
+		if (src < W.src_cur) src = W.src_cur;
+		while (conn_connect(c, src) < 0) {
+			W.fail_addr++;
+			if (++src >= MAX_SOURCES) { conn_fail(c, "no source address left"); break; }
+			if (src > W.src_cur) W.src_cur = src;
+		}
+		W.next_to_start++;
+	}
+}
+
+static void send_upgrade(struct conn *c)
+{
+	char req[512];
+	int n = snprintf(req, sizeof(req),
+		"GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+		"Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
+		W.o.path, W.o.host, W.o.port);
+	c->state = C_HANDSHAKE;
+	set_events(c);
+	conn_write(c, req, (size_t)n);
+}
+
+/* Fills the subscribe template: {channel}, {key} (k<id % keys>), {id}. */
+static void send_subscribe(struct conn *c)
+{
+	char msg[1024], val[64];
+	size_t o = 0;
+	for (const char *t = W.o.sub_tmpl; *t && o < sizeof(msg) - 64;) {
+		const char *rep = NULL;
+		size_t skip = 1;
+		if (!strncmp(t, "{channel}", 9)) { rep = W.o.channel; skip = 9; }
+		else if (!strncmp(t, "{key}", 5)) {
+			snprintf(val, sizeof(val), "k%u", W.o.keys > 0 ? c->id % (uint32_t)W.o.keys : c->id);
+			rep = val; skip = 5;
+		} else if (!strncmp(t, "{id}", 4)) {
+			snprintf(val, sizeof(val), "%u", c->id);
+			rep = val; skip = 4;
+		}
+		if (rep) {
+			size_t l = strlen(rep);
+			if (l > sizeof(msg) - 64 - o) l = sizeof(msg) - 64 - o;
+			memcpy(msg + o, rep, l);
+			o += l;
+		} else {
+			msg[o++] = *t;
+		}
+		t += skip;
+	}
+	send_frame(c, 0x1, msg, o);
+}
+
+static void became_subscribed(struct conn *c)
+{
+	c->state = C_OPEN;
+	W.subscribed++;
+}
+
+static void on_connected(struct conn *c)
+{
+	int err = 0;
+	socklen_t l = sizeof(err);
+	getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+	if (err) { conn_fail(c, strerror(err)); return; }
+	send_upgrade(c);
+}
+
+/* ---- data messages ---------------------------------------------------------- */
+
+/* Finds `"name":` and parses the unsigned integer after it, looking first at
+ * [from, end) and then in the whole payload. */
+static int find_uint(const unsigned char *p, size_t len, size_t from, const char *needle,
+		     size_t nlen, uint64_t *out, size_t *at)
+{
+	const unsigned char *q = memmem(p + from, len - from, needle, nlen);
+	if (!q && from) q = memmem(p, len, needle, nlen);
+	if (!q) return -1;
+	q += nlen;
+	const unsigned char *e = p + len;
+	while (q < e && (*q == ' ' || *q == '\t')) q++;
+	if (q >= e || *q < '0' || *q > '9') return -1;
+	uint64_t v = 0;
+	while (q < e && *q >= '0' && *q <= '9') v = v * 10 + (uint64_t)(*q++ - '0');
+	*out = v;
+	if (at) *at = (size_t)(q - p);
+	return 0;
+}
+
+/* Pulls ts_us, n, k, kn out of one message (or fragment). kbridge puts the
+ * payload verbatim at the end of its envelope and produce.c puts the numbers
+ * at the end of the payload, so the first search looks at the tail only. */
+static int parse_fields(const unsigned char *p, size_t len, uint64_t *ts, uint64_t *n, uint64_t *k, uint64_t *kn)
+{
+	size_t from = len > TAIL_WINDOW ? len - TAIL_WINDOW : 0, at = 0;
+	if (find_uint(p, len, from, "\"ts_us\":", 8, ts, &at) < 0) return -1;
+	*n = *k = *kn = UINT64_MAX;
+	from = at < len ? at : 0;
+	find_uint(p, len, from, "\"n\":", 4, n, NULL);
+	find_uint(p, len, from, "\"k\":", 4, k, NULL);
+	find_uint(p, len, from, "\"kn\":", 5, kn, NULL);
+	return 0;
+}
+
+static void on_data(struct conn *c, uint64_t ts, uint64_t n, uint64_t k, uint64_t kn, int64_t now)
+{
+	W.msgs++;
+	c->msgs++;
+	if (!W.t_first) W.t_first = now;
+	W.t_last = now;
+	hist_add(&W.lat, now > (int64_t)ts ? (uint64_t)(now - (int64_t)ts) : 0);
+
+	/* Keyed clients follow their key's sequence; channel clients the global one. */
+	uint64_t seq = n;
+	if (W.o.keys > 0) {
+		seq = kn;
+		if (k != UINT64_MAX && k != c->id % (uint64_t)W.o.keys) { W.misrouted++; return; }
+	}
+	if (seq == UINT64_MAX) { W.unparsed++; return; }
+	if (c->next_seq == 0 && W.o.seq_any) c->next_seq = seq;
+	if (c->next_seq == 0) c->next_seq = 1;
+	if (seq == c->next_seq) {
+		c->next_seq++;
+	} else if (seq > c->next_seq) {
+		c->gaps++;
+		W.gaps++;
+		W.missing += seq - c->next_seq;
+		c->next_seq = seq + 1;
+	} else {
+		W.dups++;   /* duplicate or out of order */
+	}
+}
+
+/* A complete text or binary message that is not data: ack, error, pong... */
+static void on_control(struct conn *c, const unsigned char *p, size_t len)
+{
+	int is_ack = memmem(p, len, "\"ack\"", 5) != NULL;
+	int is_err = memmem(p, len, "\"error\"", 7) != NULL;
+	if (is_ack) W.acks++;
+	if (is_err) W.server_errors++;
+	if (!is_ack && !is_err) W.other++;
+	if (c->state == C_SUBSCRIBING) {
+		if (!is_ack) {
+			W.sub_errors++;
+			note_error("client %u: subscribe answered %.*s", c->id, (int)(len > 100 ? 100 : len), (const char *)p);
+		}
+		became_subscribed(c);
+	}
+}
+
+/* One server frame (unmasked, RFC 6455 §5.1). */
+static void on_frame(struct conn *c, int fin, int op, const unsigned char *p, size_t len, int64_t now)
+{
+	uint64_t ts, n, k, kn;
+	switch (op) {
+	case 0x9:     /* ping: answer with a pong carrying the same payload (§5.5.2) */
+		W.pings++;
+		send_frame(c, 0xA, p, len);
+		return;
+	case 0xA:
+		return;
+	case 0x8:     /* close: echo the code, then we are done (§5.5.1) */
+		send_frame(c, 0x8, p, len >= 2 ? 2 : 0);
+		conn_fail(c, "closed by server");
+		return;
+	case 0x1: case 0x2: case 0x0:
+		break;
+	default:
+		conn_fail(c, "unknown opcode");
+		return;
+	}
+	if (op != 0 && c->frag_op) { conn_fail(c, "new message inside a fragmented one"); return; }
+	if (op == 0 && !c->frag_op) { conn_fail(c, "continuation without a message"); return; }
+	int has = parse_fields(p, len, &ts, &n, &k, &kn) == 0;
+	if (!fin || c->frag_op) {
+		/* Fragmented: remember the numbers of whichever fragment had them. */
+		if (!c->frag_op) { c->frag_op = (uint8_t)op; c->frag_has_ts = 0; }
+		if (has) { c->frag_has_ts = 1; c->frag_ts = ts; c->frag_n = n; c->frag_k = k; c->frag_kn = kn; }
+		if (!fin) return;
+		has = c->frag_has_ts;
+		ts = c->frag_ts; n = c->frag_n; k = c->frag_k; kn = c->frag_kn;
+		c->frag_op = 0;
+	}
+	if (has) on_data(c, ts, n, k, kn, now);
+	else on_control(c, p, len);
+}
+
+/* Parses every complete frame in buf; returns the bytes consumed, or -1 when
+ * the connection failed. */
+static ssize_t parse_frames(struct conn *c, const unsigned char *buf, size_t len, int64_t now)
+{
+	size_t off = 0;
+	while (len - off >= 2 && c->fd >= 0) {
+		const unsigned char *h = buf + off;
+		int fin = h[0] >> 7, op = h[0] & 0x0f;
+		if (h[0] & 0x70) { conn_fail(c, "RSV bits set"); return -1; }
+		if (h[1] & 0x80) { conn_fail(c, "masked server frame"); return -1; }
+		uint64_t plen = h[1] & 0x7f;
+		size_t hl = 2;
+		if (plen == 126) {
+			if (len - off < 4) break;
+			plen = (uint64_t)h[2] << 8 | h[3];
+			hl = 4;
+		} else if (plen == 127) {
+			if (len - off < 10) break;
+			plen = 0;
+			for (int i = 0; i < 8; i++) plen = plen << 8 | h[2 + i];
+			hl = 10;
+		}
+		if (plen > MAX_FRAME) { conn_fail(c, "frame too large for wsload"); return -1; }
+		if (len - off < hl + plen) break;
+		W.bytes += hl + plen;
+		on_frame(c, fin, op, h + hl, (size_t)plen, now);
+		off += hl + (size_t)plen;
+	}
+	return c->fd >= 0 ? (ssize_t)off : -1;
+}
+
+/* Checks the 101 (RFC 6455 §4.1 items 1-4 of the client's checks, loosely:
+ * status 101 and our accept value). Returns the head's length, 0 when more
+ * is needed, -1 on failure. */
+static ssize_t parse_head(struct conn *c, const unsigned char *buf, size_t len)
+{
+	const unsigned char *e = memmem(buf, len, "\r\n\r\n", 4);
+	if (!e) {
+		if (len > MAX_HEAD) { conn_fail(c, "response head too long"); return -1; }
+		return 0;
+	}
+	size_t hl = (size_t)(e - buf) + 4;
+	if (len < 12 || memcmp(buf, "HTTP/1.1 101", 12) != 0) {
+		const unsigned char *eol = memchr(buf, '\r', hl);
+		char why[96];
+		snprintf(why, sizeof(why), "upgrade refused: %.*s", (int)((eol ? eol : e) - buf > 60 ? 60 : (eol ? eol : e) - buf), (const char *)buf);
+		conn_fail(c, why);
+		return -1;
+	}
+	if (!memmem(buf, hl, WS_ACCEPT, sizeof(WS_ACCEPT) - 1)) { conn_fail(c, "wrong Sec-WebSocket-Accept"); return -1; }
+	return (ssize_t)hl;
+}
+
+static void on_upgraded(struct conn *c, int64_t now)
+{
+	W.in_flight--;
+	W.connected++;
+	hist_add(&W.conn_lat, (uint64_t)(now - c->t_start));
+	if (W.connected + W.failed == W.o.clients || W.connected == W.o.clients) W.t_connected = now;
+	if (W.o.no_subscribe) {
+		became_subscribed(c);
+	} else {
+		c->state = C_SUBSCRIBING;
+		send_subscribe(c);
+		if (c->fd >= 0 && W.o.no_ack) became_subscribed(c);
+	}
+	start_more();
+}
+
+/* One read per readiness event (level-triggered: fair to every connection).
+ * A leftover partial frame is copied in front of the shared buffer so frames
+ * are always parsed from one contiguous region. */
+static void on_readable(struct conn *c)
+{
+	unsigned char *b = W.rbuf;
+	size_t have = c->part_len;
+	if (have) memcpy(b, c->part, have);
+	ssize_t r = read(c->fd, b + have, READ_BUF - have);
+	if (r < 0) {
+		if (errno == EAGAIN || errno == EINTR) return;
+		conn_fail(c, strerror(errno));
+		return;
+	}
+	if (r == 0) { conn_fail(c, "EOF"); return; }
+	int64_t now = now_us();
+	size_t len = have + (size_t)r, off = 0;
+	if (c->state == C_HANDSHAKE) {
+		ssize_t hl = parse_head(c, b, len);
+		if (hl < 0) return;
+		if (hl == 0) goto keep;
+		off = (size_t)hl;
+		on_upgraded(c, now);
+		if (c->fd < 0) return;
+	}
+	ssize_t used = parse_frames(c, b + off, len - off, now);
+	if (used < 0) return;
+	off += (size_t)used;
+keep:
+	if (off == len) {
+		free(c->part); c->part = NULL; c->part_len = 0;
+		return;
+	}
+	size_t left = len - off;
+	if (left > MAX_FRAME + 14) { conn_fail(c, "frame too large for wsload"); return; }
+	if (left > c->part_len || !c->part) {
+		unsigned char *n = realloc(c->part, left);
+		if (!n) { conn_fail(c, "out of memory"); return; }
+		c->part = n;
+	}
+	memmove(c->part, b + off, left);
+	c->part_len = (uint32_t)left;
+}
+
+/* ---- control on stdin (bench/run.py) ------------------------------------------
+ *   stop                          finish now
+ *   drain EXPECT QUIET_MS MAX_MS  finish once EXPECT data messages arrived in
+ *                                 total, or none came for QUIET_MS, or MAX_MS passed */
+static void on_control_line(char *line)
+{
+	unsigned long long e = 0;
+	int q = 0, m = 0;
+	if (!strncmp(line, "stop", 4)) {
+		W.stop = 1;
+	} else if (sscanf(line, "drain %llu %d %d", &e, &q, &m) == 3) {
+		W.draining = 1;
+		W.drain_expect = e;
+		W.drain_quiet_us = (int64_t)q * 1000;
+		W.drain_deadline = now_us() + (int64_t)m * 1000;
+	}
+}
+
+static void on_stdin(void)
+{
+	ssize_t r = read(0, W.ctl + W.ctl_len, sizeof(W.ctl) - 1 - W.ctl_len);
+	if (r <= 0) {
+		if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+		W.stop = 1;   /* EOF: the driver went away */
+		return;
+	}
+	W.ctl_len += (size_t)r;
+	W.ctl[W.ctl_len] = '\0';
+	char *nl;
+	while ((nl = strchr(W.ctl, '\n'))) {
+		*nl = '\0';
+		on_control_line(W.ctl);
+		size_t rest = W.ctl_len - (size_t)(nl + 1 - W.ctl);
+		memmove(W.ctl, nl + 1, rest + 1);
+		W.ctl_len = rest;
+	}
+	if (W.ctl_len == sizeof(W.ctl) - 1) W.ctl_len = 0;
+}
+
+/* ---- result ---------------------------------------------------------------- */
+
+static void print_hist_ms(FILE *f, const char *name, const struct hist *h)
+{
+	fprintf(f, "\"%s\":{\"count\":%" PRIu64 ",\"mean\":%.3f,\"min\":%.3f,\"p50\":%.3f,\"p90\":%.3f,"
+		"\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f}", name, h->count,
+		h->count ? (double)h->sum / (double)h->count / 1000.0 : 0.0, (double)h->min / 1000.0,
+		(double)hist_quantile(h, 0.5) / 1000.0, (double)hist_quantile(h, 0.9) / 1000.0,
+		(double)hist_quantile(h, 0.99) / 1000.0, (double)hist_quantile(h, 0.999) / 1000.0,
+		(double)h->max / 1000.0);
+}
+
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void print_ready(void)
+{
+	int64_t t = W.t_ready;
+	printf("{\"event\":\"ready\",\"clients\":%d,\"connected\":%d,\"subscribed\":%d,\"failed\":%d,"
+	       "\"connect_s\":%.6f,\"subscribe_s\":%.6f,\"t_us\":%" PRId64 "}\n",
+	       W.o.clients, W.connected, W.subscribed, W.failed,
+	       (double)((W.t_connected ? W.t_connected : t) - W.t0) / 1e6, (double)(t - W.t0) / 1e6, t);
+	fflush(stdout);
+}
+
+static void print_result(void)
+{
+	uint64_t mn = UINT64_MAX, mx = 0;
+	int with_gaps = 0, open = 0;
+	for (int i = 0; i < W.o.clients; i++) {
+		struct conn *c = &W.conns[i];
+		if (c->gaps) with_gaps++;
+		if (c->state == C_OPEN || c->state == C_SUBSCRIBING) open++;
+		if (c->state == C_FAILED) continue;
+		if (c->msgs < mn) mn = c->msgs;
+		if (c->msgs > mx) mx = c->msgs;
+	}
+	if (mn == UINT64_MAX) mn = 0;
+	FILE *f = stdout;
+	fprintf(f, "{\"event\":\"result\",\"clients\":%d,\"keys\":%d,\"connected\":%d,\"subscribed\":%d,"
+		"\"failed\":%d,\"closed\":%d,\"open\":%d,\"src_addrs\":%d,\"addr_exhausted\":%d,"
+		"\"connect_s\":%.6f,\"subscribe_s\":%.6f,",
+		W.o.clients, W.o.keys, W.connected, W.subscribed, W.failed, W.closed, open, W.src_used,
+		W.fail_addr, W.t_connected ? (double)(W.t_connected - W.t0) / 1e6 : -1.0,
+		W.t_ready ? (double)(W.t_ready - W.t0) / 1e6 : -1.0);
+	fprintf(f, "\"msgs\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"msgs_min\":%" PRIu64 ",\"msgs_max\":%" PRIu64 ","
+		"\"gaps\":%" PRIu64 ",\"clients_with_gaps\":%d,\"missing\":%" PRIu64 ",\"dups\":%" PRIu64 ","
+		"\"misrouted\":%" PRIu64 ",\"unparsed\":%" PRIu64 ",\"acks\":%" PRIu64 ",\"sub_errors\":%" PRIu64 ","
+		"\"server_errors\":%" PRIu64 ",\"other\":%" PRIu64 ",\"pings\":%" PRIu64 ",",
+		W.msgs, W.bytes, mn, mx, W.gaps, with_gaps, W.missing, W.dups, W.misrouted, W.unparsed,
+		W.acks, W.sub_errors, W.server_errors, W.other, W.pings);
+	fprintf(f, "\"t0_us\":%" PRId64 ",\"t_ready_us\":%" PRId64 ",\"first_us\":%" PRId64 ",\"last_us\":%" PRId64 ","
+		"\"cpu_s\":%.3f,\"wall_s\":%.3f,",
+		W.t0, W.t_ready, W.t_first, W.t_last, cpu_seconds(), (double)(now_us() - W.t0) / 1e6);
+	print_hist_ms(f, "latency_ms", &W.lat);
+	fputc(',', f);
+	print_hist_ms(f, "connect_ms", &W.conn_lat);
+	fprintf(f, ",\"first_error\":\"");
+	for (const char *p = W.first_error; *p; p++) {
+		if (*p == '"' || *p == '\\') fputc('\\', f);
+		fputc((unsigned char)*p >= 0x20 ? *p : ' ', f);
+	}
+	fprintf(f, "\"}\n");
+	fflush(f);
+}
+
+/* ---- self-test ------------------------------------------------------------- */
+
+static int self_test(void)
+{
+	int pass = 0, fail = 0;
+#define CHECK(cond) do { if (cond) pass++; else { fail++; fprintf(stderr, "FAIL %s:%d %s\n", __FILE__, __LINE__, #cond); } } while (0)
+	/* bucket edges are continuous and every value maps into its bucket */
+	for (uint64_t v = 0; v < 200000; v += 1 + v / 50) {
+		unsigned i = hist_index(v);
+		if (!(hist_upper(i) >= v && (i == 0 || hist_upper(i - 1) < v))) { CHECK(0); break; }
+	}
+	CHECK(hist_index(UINT64_MAX) < NBUCKETS);
+	CHECK(hist_upper(hist_index(UINT64_MAX)) == UINT64_MAX);
+	/* quantiles of 1..100000 us within the bucket precision */
+	static struct hist h;
+	for (uint64_t v = 1; v <= 100000; v++) hist_add(&h, v);
+	uint64_t p50 = hist_quantile(&h, 0.5), p99 = hist_quantile(&h, 0.99), p999 = hist_quantile(&h, 0.999);
+	CHECK(p50 >= 50000 && p50 <= 50000 + 50000 / 64);
+	CHECK(p99 >= 99000 && p99 <= 99000 + 99000 / 64);
+	CHECK(p999 >= 99900 && p999 <= 100000);
+	CHECK(hist_quantile(&h, 1.0) == 100000);
+	CHECK(h.min == 1 && h.max == 100000 && h.count == 100000);
+	/* payload fields, tail fast path and whole-payload fallback */
+	uint64_t ts, n, k, kn;
+	const char *env = "{\"type\":\"bench\",\"seq\":9,\"data\":{\"pad\":\"xxxx\",\"ts_us\":123,\"n\":45,\"k\":6,\"kn\":7}}";
+	CHECK(parse_fields((const unsigned char *)env, strlen(env), &ts, &n, &k, &kn) == 0 && ts == 123 && n == 45 && k == 6 && kn == 7);
+	const char *sorted = "{\"data\": {\"k\": 6, \"kn\": 7, \"n\": 45, \"pad\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\", \"ts_us\": 99}, \"timestamp\": \"2026-01-01T00:00:00.000Z\"}";
+	CHECK(parse_fields((const unsigned char *)sorted, strlen(sorted), &ts, &n, &k, &kn) == 0 && ts == 99 && n == 45 && k == 6 && kn == 7);
+	const char *ack = "{\"type\":\"ack\",\"action\":\"subscribe\"}";
+	CHECK(parse_fields((const unsigned char *)ack, strlen(ack), &ts, &n, &k, &kn) < 0);
+#undef CHECK
+	printf("wsload self-test: %d passed, %d failed\n", pass, fail);
+	return fail ? 1 : 0;
+}
+
+/* ---- main -------------------------------------------------------------------- */
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: wsload --port P [options]\n"
+		"  --host ADDR        server address (default 127.0.0.1)\n"
+		"  --path PATH        upgrade path (default /ws)\n"
+		"  --clients N        connections (default 10)\n"
+		"  --inflight N       connections handshaking at once (default 256)\n"
+		"  --channel NAME     channel to subscribe to (default bench)\n"
+		"  --keys K           keyed: client i subscribes to key k<i%%K> and checks \"kn\"\n"
+		"  --subscribe TMPL   subscribe message; {channel} {key} {id} are replaced\n"
+		"  --no-ack           the server does not answer subscribe\n"
+		"  --no-subscribe     upgrade only (idle clients that subscribe to nothing)\n"
+		"  --seq-any          a client's first message sets its sequence baseline\n"
+		"  --src-addrs N      spread over 127.0.0.1..N (more are taken when ports run out)\n"
+		"  --duration S       after all are subscribed, run S seconds then finish\n"
+		"  --expect N         finish once N data messages arrived in total\n"
+		"  --quiet MS         finish when no data came for MS (after the first)\n"
+		"  --control          read commands on stdin (stop; drain EXPECT QUIET_MS MAX_MS)\n"
+		"  --timeout S        hard bound on the whole run (default 600)\n"
+		"  --self-test        check the histogram and payload parser, then exit\n"
+		"Prints {\"event\":\"ready\",...} once every client is subscribed (or failed)\n"
+		"and {\"event\":\"result\",...} at the end, one JSON object per line.\n");
+	exit(2);
+}
+
+static void parse_args(int argc, char **argv)
+{
+	struct opts *o = &W.o;
+	*o = (struct opts){ .host = "127.0.0.1", .path = "/ws", .channel = "bench", .clients = 10,
+			    .inflight = 256, .src_addrs = 1, .timeout = 600 };
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define ARG(name) (!strcmp(a, name) && v && (i++, 1))
+		if (!strcmp(a, "--self-test")) exit(self_test());
+		else if (!strcmp(a, "--no-ack")) o->no_ack = 1;
+		else if (!strcmp(a, "--no-subscribe")) o->no_subscribe = 1;
+		else if (!strcmp(a, "--seq-any")) o->seq_any = 1;
+		else if (!strcmp(a, "--control")) o->control = 1;
+		else if (ARG("--host")) o->host = v;
+		else if (ARG("--port")) o->port = atoi(v);
+		else if (ARG("--path")) o->path = v;
+		else if (ARG("--clients")) o->clients = atoi(v);
+		else if (ARG("--inflight")) o->inflight = atoi(v);
+		else if (ARG("--channel")) o->channel = v;
+		else if (ARG("--keys")) o->keys = atoi(v);
+		else if (ARG("--subscribe")) o->sub_tmpl = v;
+		else if (ARG("--src-addrs")) o->src_addrs = atoi(v);
+		else if (ARG("--duration")) o->duration = atof(v);
+		else if (ARG("--expect")) o->expect = strtoull(v, NULL, 10);
+		else if (ARG("--quiet")) o->quiet_ms = atoi(v);
+		else if (ARG("--timeout")) o->timeout = atof(v);
+		else { fprintf(stderr, "wsload: unknown or incomplete option %s\n", a); usage(); }
+#undef ARG
+	}
+	if (o->port <= 0 || o->port > 65535 || o->clients <= 0 || o->inflight <= 0 ||
+	    o->src_addrs < 1 || o->src_addrs > MAX_SOURCES || o->keys < 0)
+		usage();
+	if (!o->sub_tmpl)
+		o->sub_tmpl = o->keys > 0 ? "{\"type\":\"subscribe\",\"channel\":\"{channel}\",\"key\":\"{key}\"}"
+					  : "{\"type\":\"subscribe\",\"channel\":\"{channel}\"}";
+}
+
+static void raise_nofile(int need)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < (rlim_t)need)
+		fprintf(stderr, "wsload: RLIMIT_NOFILE is %llu, %d connections need more: raise ulimit -n\n",
+			(unsigned long long)rl.rlim_cur, need);
+}
+
+/* Whether the run is over; also prints the ready line once. */
+static int finished(int64_t now)
+{
+	if (W.stop) return 1;
+	if (now - W.t0 > (int64_t)(W.o.timeout * 1e6)) { note_error("--timeout reached"); return 1; }
+	if (!W.t_ready) {
+		if (W.subscribed + W.failed < W.o.clients) return 0;   /* closed ones were subscribed */
+		W.t_ready = now;
+		if (W.o.duration > 0) W.t_done_deadline = now + (int64_t)(W.o.duration * 1e6);
+	}
+	if (!W.ready_printed) { W.ready_printed = 1; print_ready(); }
+	if (W.subscribed + W.closed > 0 && W.closed + W.failed == W.o.clients) return 1;   /* nobody left */
+	if (W.t_done_deadline && now >= W.t_done_deadline) return 1;
+	if (W.o.expect && W.msgs >= W.o.expect) return 1;
+	if (W.o.quiet_ms && W.t_last && now - W.t_last >= (int64_t)W.o.quiet_ms * 1000) return 1;
+	if (W.draining) {
+		if (W.drain_expect && W.msgs >= W.drain_expect) return 1;
+		if (now >= W.drain_deadline) return 1;
+		int64_t since = now - (W.t_last > W.t_ready ? W.t_last : W.t_ready);
+		if (W.drain_quiet_us && since >= W.drain_quiet_us) return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	parse_args(argc, argv);
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile(W.o.clients + 64);
+	W.rng = (uint64_t)now_us() | 1;
+	W.rbuf = malloc(READ_BUF);
+	W.conns = calloc((size_t)W.o.clients, sizeof(*W.conns));
+	W.ep = epoll_create1(EPOLL_CLOEXEC);
+	if (!W.rbuf || !W.conns || W.ep < 0) { fprintf(stderr, "wsload: out of memory\n"); return 1; }
+	for (int i = 0; i < W.o.clients; i++) W.conns[i] = (struct conn){ .fd = -1, .id = (uint32_t)i };
+	if (W.o.control) {
+		fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+		if (epoll_ctl(W.ep, EPOLL_CTL_ADD, 0, &ev) < 0) { perror("wsload: stdin"); return 1; }
+	}
+
+	W.t0 = now_us();
+	start_more();
+	struct epoll_event evs[EVENTS];
+	while (!finished(now_us())) {
+		int n = epoll_wait(W.ep, evs, EVENTS, 20);
+		if (n < 0 && errno != EINTR) { perror("wsload: epoll_wait"); break; }
+		for (int i = 0; i < n; i++) {
+			struct conn *c = evs[i].data.ptr;
+			if (!c) { on_stdin(); continue; }
+			if (c->fd < 0) continue;
+			uint32_t e = evs[i].events;
+			if (c->state == C_CONNECTING) {
+				if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(c);
+				continue;
+			}
+			if ((e & EPOLLOUT) && c->out_len) flush_out(c);
+			if (c->fd >= 0 && (e & (EPOLLIN | EPOLLERR | EPOLLHUP))) on_readable(c);
+		}
+		start_more();
+	}
+	if (!W.ready_printed) { W.t_ready = W.t_ready ? W.t_ready : now_us(); print_ready(); }
+	print_result();
+	return 0;
+}
