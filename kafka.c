@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@ static struct {
 	struct map parts;              /* "topic\0partition" -> struct part * */
 	struct map topics_seen;        /* topic -> (void *)1 once assigned */
 	rd_kafka_topic_partition_list_t *waiting;   /* awaiting timestamp lookup */
+	int64_t admin_due;             /* next look at adminq while waiting */
 
 	/* --demo */
 	rd_kafka_t *demo;
@@ -577,11 +579,13 @@ void kafka_service(void)
 	}
 	if (budget <= 0) K.pending = 1;
 	if (K.waiting) {
+		/* The lookup's answer has no wake-up fd of its own: look every 50 ms. */
 		rd_kafka_event_t *ev = rd_kafka_queue_poll(K.adminq, 0);
 		if (ev) {
 			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LISTOFFSETS_RESULT) lookup_done(ev);
 			rd_kafka_event_destroy(ev);
 		}
+		K.admin_due = now_ms() + 50;
 	}
 	demo_tick();
 }
@@ -593,10 +597,12 @@ int kafka_pending(void)
 
 int kafka_timeout_ms(void)
 {
-	if (K.waiting) return 50;
-	if (!K.demo || K.cfg->demo_rate <= 0) return -1;
-	int64_t d = K.demo_next_ms - now_ms();
-	return d < 0 ? 0 : (int)d;
+	int64_t due = INT64_MAX;
+	if (K.waiting) due = K.admin_due;
+	if (K.demo && K.cfg->demo_rate > 0 && K.demo_next_ms < due) due = K.demo_next_ms;
+	if (due == INT64_MAX) return -1;
+	int64_t d = due - now_ms();
+	return d < 0 ? 0 : d > 1000 ? 1000 : (int)d;
 }
 
 void kafka_stop(void)
