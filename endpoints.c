@@ -45,6 +45,9 @@ void endpoints_observe_latency(double seconds)
 
 /* ---- helpers ----------------------------------------------------------------- */
 
+/* Appends a string literal; its length comes from the compiler. */
+#define LIT(b, s) json_append((b), (s), sizeof(s) - 1)
+
 static int path_eq(const struct http_request *r, const char *p)
 {
 	size_t n = strlen(p);
@@ -66,8 +69,8 @@ static void appendf(struct jbuf *b, const char *fmt, ...)
 static void label_value(struct jbuf *b, const char *v)
 {
 	for (; *v; v++) {
-		if (*v == '\\' || *v == '"') json_append(b, "\\", 1);
-		if (*v == '\n') { json_append(b, "\\n", 2); continue; }
+		if (*v == '\\' || *v == '"') LIT(b, "\\");
+		if (*v == '\n') { LIT(b, "\\n"); continue; }
 		json_append(b, v, 1);
 	}
 }
@@ -77,10 +80,10 @@ static void html_text(struct jbuf *b, const char *v)
 {
 	for (; *v; v++) {
 		switch (*v) {
-		case '<': json_append(b, "&lt;", 4); break;
-		case '>': json_append(b, "&gt;", 4); break;
-		case '&': json_append(b, "&amp;", 5); break;
-		case '"': json_append(b, "&quot;", 6); break;
+		case '<': LIT(b, "&lt;"); break;
+		case '>': LIT(b, "&gt;"); break;
+		case '&': LIT(b, "&amp;"); break;
+		case '"': LIT(b, "&quot;"); break;
 		default: json_append(b, v, 1);
 		}
 	}
@@ -219,13 +222,13 @@ static void metrics(struct http_out *o)
 
 	metric_head(b, "kbridge_subscriptions", "gauge", "Subscriptions per channel.");
 	for (i = 0; hub_channel_next(&i, &name, &subs, &seq);) {
-		json_append(b, "kbridge_subscriptions{channel=\"", 31);
+		LIT(b, "kbridge_subscriptions{channel=\"");
 		label_value(b, name);
 		appendf(b, "\"} %u\n", subs);
 	}
 	metric_head(b, "kbridge_records_consumed_total", "counter", "Kafka records consumed per topic.");
 	for (i = 0; hub_topic_next(&i, &name, &n);) {
-		json_append(b, "kbridge_records_consumed_total{topic=\"", 38);
+		LIT(b, "kbridge_records_consumed_total{topic=\"");
 		label_value(b, name);
 		appendf(b, "\"} %llu\n", (unsigned long long)n);
 	}
@@ -244,7 +247,7 @@ static void metrics(struct http_out *o)
 		const char *colon = strrchr(name, ':');
 		char topic[256];
 		snprintf(topic, sizeof(topic), "%.*s", (int)(colon - name), name);
-		json_append(b, "kbridge_consumer_lag{topic=\"", 28);
+		LIT(b, "kbridge_consumer_lag{topic=\"");
 		label_value(b, topic);
 		appendf(b, "\",partition=\"%s\"} %lld\n", colon + 1, (long long)lag);
 	}
@@ -274,18 +277,18 @@ static void routes_html(struct jbuf *b)
 {
 	const struct hub_route_info *ri;
 	size_t n = hub_routes(&ri);
-	json_append(b, "<table class=\"routes\"><thead><tr><th>topic</th><th>channel</th><th>type</th></tr></thead><tbody>\n", 85);
+	LIT(b, "<table class=\"routes\"><thead><tr><th>topic</th><th>channel</th><th>type</th></tr></thead><tbody>\n");
 	for (size_t i = 0; i < n; i++) {
-		json_append(b, "<tr><td><code>", 14);
+		LIT(b, "<tr><td><code>");
 		html_text(b, ri[i].topic);
-		json_append(b, "</code></td><td><code>", 22);
+		LIT(b, "</code></td><td><code>");
 		html_text(b, ri[i].channel ? ri[i].channel : ri[i].regex ? "(each matched topic)" : ri[i].topic);
-		json_append(b, "</code></td><td><code>", 22);
+		LIT(b, "</code></td><td><code>");
 		html_text(b, ri[i].type ? ri[i].type : "(the topic name)");
-		json_append(b, "</code></td></tr>\n", 18);
+		LIT(b, "</code></td></tr>\n");
 	}
-	if (n == 0) json_append(b, "<tr><td colspan=\"3\">no routes configured</td></tr>\n", 51);
-	json_append(b, "</tbody></table>\n", 17);
+	if (n == 0) LIT(b, "<tr><td colspan=\"3\">no routes configured</td></tr>\n");
+	LIT(b, "</tbody></table>\n");
 }
 
 static void docs(struct http_out *o)
@@ -441,5 +444,5 @@ void endpoints_handle(const struct http_request *req, struct http_out *o)
 		json_cstr(&o->body, "not found");
 		json_obj_end(&o->body);
 	}
-	json_append(&o->body, "\n", 1);
+	LIT(&o->body, "\n");
 }

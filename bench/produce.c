@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <librdkafka/rdkafka.h>
@@ -181,11 +182,15 @@ int main(int argc, char **argv)
 	int64_t end_wall = wall_us();
 	double secs = (double)(mono_us() - start) / 1e6;
 	rd_kafka_flush(rk, 30000);
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+		     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	printf("{\"event\":\"result\",\"produced\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"failed\":%" PRIu64 ","
 	       "\"unflushed\":%d,\"queue_full\":%" PRIu64 ",\"keys\":%ld,\"size\":%ld,\"rate\":%.1f,"
-	       "\"duration_s\":%.3f,\"start_us\":%" PRId64 ",\"end_us\":%" PRId64 ",\"first_error\":\"%s\"}\n",
+	       "\"duration_s\":%.3f,\"cpu_s\":%.3f,\"start_us\":%" PRId64 ",\"end_us\":%" PRId64 ",\"first_error\":\"%s\"}\n",
 	       n, P.acked, P.failed, rd_kafka_outq_len(rk), queue_full, keys, size,
-	       secs > 0 ? (double)n / secs : 0.0, secs, start_wall, end_wall, P.first_error);
+	       secs > 0 ? (double)n / secs : 0.0, secs, cpu, start_wall, end_wall, P.first_error);
 	fflush(stdout);
 	free(val);
 	free(kn);

@@ -148,6 +148,7 @@ static struct {
 	int ready_printed;
 	uint64_t msgs, bytes, missing, dups, misrouted, gaps, other, server_errors;
 	uint64_t pings, acks, sub_errors, unparsed;
+	uint64_t gap_client, gap_expected, gap_got;   /* the first gap seen, to diagnose */
 	/* drain command: exit when expect reached, or quiet, or at the deadline */
 	int draining;
 	uint64_t drain_expect;
@@ -160,6 +161,8 @@ static struct {
 	uint64_t rng;
 	unsigned char *rbuf;
 	char first_error[160];
+	char req[512];           /* the upgrade request, the same for every connection */
+	size_t req_len;
 } W;
 
 static int64_t now_us(void)
@@ -317,13 +320,10 @@ static int conn_connect(struct conn *c, int src)
 	c->state = C_CONNECTING;
 	c->t_start = now_us();
 	W.in_flight++;
-	struct epoll_event ev = { .events = EPOLLOUT | EPOLLIN, .data.ptr = c };
-	if (epoll_ctl(W.ep, EPOLL_CTL_ADD, fd, &ev) < 0) { conn_fail(c, strerror(errno)); return 0; }
 	if (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) < 0 && errno != EINPROGRESS) {
 		int e = errno;
 		if (e == EADDRNOTAVAIL) {
 			/* Out of ephemeral ports for this source: undo, try the next one. */
-			epoll_ctl(W.ep, EPOLL_CTL_DEL, fd, NULL);
 			close(fd);
 			c->fd = -1;
 			c->state = C_IDLE;
@@ -331,7 +331,29 @@ static int conn_connect(struct conn *c, int src)
 			return -1;
 		}
 		conn_fail(c, strerror(e));
+		return 0;
 	}
+	/* On loopback the TCP handshake has usually completed by the time
+	 * connect() returns: send the upgrade at once and save a wake-up per
+	 * connection. EAGAIN means still connecting: wait for EPOLLOUT. */
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+	ssize_t w = send(fd, W.req, W.req_len, MSG_NOSIGNAL);
+	if (w == (ssize_t)W.req_len) {
+		c->state = C_HANDSHAKE;
+	} else if (w < 0 && (errno == EAGAIN || errno == ENOTCONN)) {
+		ev.events |= EPOLLOUT;
+	} else if (w < 0) {
+		conn_fail(c, strerror(errno));
+		return 0;
+	} else {
+		c->state = C_HANDSHAKE;          /* partial: the rest waits in c->out */
+		c->out = malloc(W.req_len - (size_t)w);
+		if (!c->out) { conn_fail(c, "out of memory"); return 0; }
+		c->out_len = (uint32_t)(W.req_len - (size_t)w);
+		memcpy(c->out, W.req + w, c->out_len);
+		ev.events |= EPOLLOUT;
+	}
+	if (epoll_ctl(W.ep, EPOLL_CTL_ADD, fd, &ev) < 0) conn_fail(c, strerror(errno));
 	return 0;
 }
 
@@ -355,14 +377,9 @@ static void start_more(void)
 
 static void send_upgrade(struct conn *c)
 {
-	char req[512];
-	int n = snprintf(req, sizeof(req),
-		"GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-		"Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
-		W.o.path, W.o.host, W.o.port);
 	c->state = C_HANDSHAKE;
 	set_events(c);
-	conn_write(c, req, (size_t)n);
+	conn_write(c, W.req, W.req_len);
 }
 
 /* Fills the subscribe template: {channel}, {key} (k<id % keys>), {id}. */
@@ -465,6 +482,7 @@ static void on_data(struct conn *c, uint64_t ts, uint64_t n, uint64_t k, uint64_
 	if (seq == c->next_seq) {
 		c->next_seq++;
 	} else if (seq > c->next_seq) {
+		if (!W.gaps) { W.gap_client = c->id; W.gap_expected = c->next_seq; W.gap_got = seq; }
 		c->gaps++;
 		W.gaps++;
 		W.missing += seq - c->next_seq;
@@ -739,6 +757,8 @@ static void print_result(void)
 	fprintf(f, "\"t0_us\":%" PRId64 ",\"t_ready_us\":%" PRId64 ",\"first_us\":%" PRId64 ",\"last_us\":%" PRId64 ","
 		"\"cpu_s\":%.3f,\"wall_s\":%.3f,",
 		W.t0, W.t_ready, W.t_first, W.t_last, cpu_seconds(), (double)(now_us() - W.t0) / 1e6);
+	fprintf(f, "\"first_gap\":{\"client\":%" PRIu64 ",\"expected\":%" PRIu64 ",\"got\":%" PRIu64 "},",
+		W.gap_client, W.gap_expected, W.gap_got);
 	print_hist_ms(f, "latency_ms", &W.lat);
 	fputc(',', f);
 	print_hist_ms(f, "connect_ms", &W.conn_lat);
@@ -905,6 +925,12 @@ int main(int argc, char **argv)
 		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
 		if (epoll_ctl(W.ep, EPOLL_CTL_ADD, 0, &ev) < 0) { perror("wsload: stdin"); return 1; }
 	}
+
+	W.req_len = (size_t)snprintf(W.req, sizeof(W.req),
+		"GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+		"Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
+		W.o.path, W.o.host, W.o.port);
+	if (W.req_len >= sizeof(W.req)) { fprintf(stderr, "wsload: --path too long\n"); return 2; }
 
 	W.t0 = now_us();
 	start_more();

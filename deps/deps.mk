@@ -10,7 +10,7 @@
 #                         and <librdkafka/rdkafka_mock.h>
 #   RDKAFKA_LIBS          librdkafka.a plus the system libraries it needs
 #   RDKAFKA_STATIC_STAMP  file target: zlib, zstd, OpenSSL, librdkafka (musl)
-#   RDKAFKA_STATIC_CFLAGS / RDKAFKA_STATIC_LIBS / MUSL_CC
+#   RDKAFKA_STATIC_CFLAGS / RDKAFKA_STATIC_LIBS / RDKAFKA_STATIC_LDFLAGS / MUSL_CC
 #   kbridge-static, static (phony): the stripped, fully static musl binary
 #   deps, deps-static (phony): just build the libraries
 # Uses from the top Makefile: MAIN_SRC, LIB_SRCS (include this file after
@@ -50,6 +50,7 @@ RDKAFKA_STATIC_CFLAGS := -isystem $(RDKAFKA_STATIC_PREFIX)/include
 RDKAFKA_STATIC_LIBS   := $(addprefix $(RDKAFKA_STATIC_PREFIX)/lib/, \
                            librdkafka.a libssl.a libcrypto.a libzstd.a libz.a) \
                          -lpthread -lm
+RDKAFKA_STATIC_LDFLAGS := -static -Wl,--gc-sections
 
 $(RDKAFKA_STATIC_STAMP):
 	$(DEPS_BUILD) static
@@ -67,10 +68,12 @@ STATIC_OBJS  = $(patsubst %.c,$(STATIC_B)/%.o,$(MAIN_SRC) $(LIB_SRCS))
 # headers, so this is what recompiles them after a librdkafka bump.
 $(STATIC_OBJS): $(STATIC_B)/%.o: %.c $(RDKAFKA_STATIC_STAMP)
 	@mkdir -p $(@D)
-	$(MUSL_CC) $(KB_CFLAGS) -O2 $(RDKAFKA_STATIC_CFLAGS) -c -o $@ $<
+	$(MUSL_CC) $(KB_CFLAGS) -O2 -ffunction-sections -fdata-sections \
+	    $(RDKAFKA_STATIC_CFLAGS) -c -o $@ $<
 
 $(STATIC_B)/kbridge: $(STATIC_OBJS) $(RDKAFKA_STATIC_STAMP)
-	$(MUSL_CC) -static -O2 -o $@ $(STATIC_OBJS) $(RDKAFKA_STATIC_LIBS)
+	$(MUSL_CC) $(RDKAFKA_STATIC_LDFLAGS) -O2 -o $@ $(STATIC_OBJS) \
+	    $(RDKAFKA_STATIC_LIBS)
 
 kbridge-static: $(STATIC_B)/kbridge
 	strip -o $@ $<

@@ -4,7 +4,7 @@
 # Bumping any value here changes the cache key, so the next build rebuilds.
 # *_RECIPE: bump when deps/build.sh changes how that flavour is built.
 DEV_RECIPE=1
-STATIC_RECIPE=1
+STATIC_RECIPE=2
 
 # librdkafka: taken from its copy vendored in this npm package (under
 # package/deps/librdkafka). The sha256 is of the tarball `npm pack` writes.

@@ -6,7 +6,7 @@ set -eu
 
 PKGS="gcc make clang libclang-rt-14-dev musl-tools libssl-dev zlib1g-dev libzstd-dev
       python3 python3-websockets python3-kafka python3-pytest kcat
-      curl file procps util-linux"
+      curl file procps util-linux openssl chromium"
 
 missing=""
 for p in $PKGS; do

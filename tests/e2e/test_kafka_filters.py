@@ -41,6 +41,7 @@ RECORDS = [
     ("misc", 0, "BTC/USDT", b'{"symbol":"BTC/USDT","side":"buy"}'),
     ("misc", 0, None, b"plain text, not json"),
     ("misc", 0, "ETH/USDT", b'{"symbol":"ETH/USDT","qty":5.5,"side":"sell"}'),
+    ("misc", 0, 'q"\u00e9\\k', b'{"symbol":"\\u0041\\"B","side":"sell"}'),
 ]
 
 
@@ -118,6 +119,8 @@ NATIVE = {
                                 "filter": {"symbol": "BTC/USDT", "side": "buy"}},
     "field-float": {"channel": "misc", "filter": {"qty": 5.5}},
     "whole-channel": {"channel": "misc"},
+    "key-needing-escapes": {"channel": "misc", "key": 'q"\u00e9\\k'},
+    "field-value-escaped-in-payload": {"channel": "misc", "filter": {"symbol": 'A"B'}},
     "keys-and-field-star": {"channels": ["market", "misc"], "keys": ["ETH/USDT"],
                             "filter": {"timeframe": "*"}},
 }
@@ -147,7 +150,8 @@ def run_cases(srv, mk, cases, match, path="/ws"):
     clients = {}
     for name, sub in cases.items():
         c = srv.ws(path)
-        ack = ws_subscribe(c, dict(sub, id=name))
+        req = dict(sub, id=name) if "action" in sub else dict(sub, type="subscribe", id=name)
+        ack = ws_subscribe(c, req)
         assert ack.get("id") == name and ack.get("action") == "subscribe", ack
         echo = ack.get("subscription")
         assert isinstance(echo, dict), f"{name}: ack without subscription object: {ack}"
@@ -173,8 +177,10 @@ def run_cases(srv, mk, cases, match, path="/ws"):
         pos_of.append((rec[0], rec[1], counters.get(k, 0)))
         counters[k] = counters.get(k, 0) + 1
     errors = []
+    quiet = 0.5             # the first client waits; the rest got theirs meanwhile
     for name, c in clients.items():
-        got = read_messages(c, None, timeout=3, quiet=0.4)
+        got = read_messages(c, None, timeout=3, quiet=quiet)
+        quiet = 0.1
         got_pos = [m.pos() for m in got]
         want_pos = [pos_of[i] for i, rec in enumerate(RECORDS) if match(cases[name], rec)]
         if len(set(got_pos)) != len(got_pos):
@@ -212,7 +218,10 @@ def test_overlapping_subscriptions_each_record_once(mock_kafka, kafka_bridge):
         ws_subscribe(c, s)
     reply = c.request({"type": "list", "id": "L"})
     assert reply.get("type") == "subscriptions" and reply.get("id") == "L", reply
-    assert isinstance(reply.get("subscriptions"), list) and len(reply["subscriptions"]) == len(subs), reply
+    # the listing's shape is not specified; a multi-channel subscribe may be
+    # listed once per channel
+    assert isinstance(reply.get("subscriptions"), list) and \
+        len(subs) <= len(reply["subscriptions"]) <= len(subs) + 1, reply
     produce_all(mk)
     got = read_messages(c, len(RECORDS), timeout=10)
     got += read_messages(c, None, timeout=2, quiet=0.5)

@@ -45,7 +45,7 @@ def test_sigterm_without_clients_exits_0_quickly(kbridge):
 
 
 def test_sigterm_refuses_new_connections(kbridge):
-    srv = kbridge("--drain-timeout", "3", *FLOOD_FLAGS)
+    srv = kbridge("--drain-timeout", "2", *FLOOD_FLAGS)
     idle = srv.ws()
     stuck_client(srv)
     srv.signal(signal.SIGTERM)
@@ -54,8 +54,8 @@ def test_sigterm_refuses_new_connections(kbridge):
         s = tcp_connect(srv.port, timeout=2)
         s.close()
     idle.expect_close(1001, timeout=3)
-    rc = srv.wait_exit(3 + 4)
-    assert rc == 0, f"exit status {rc} (None = still running 7 s after SIGTERM with --drain-timeout 3)"
+    rc = srv.wait_exit(2 + 4)
+    assert rc == 0, f"exit status {rc} (None = still running 6 s after SIGTERM with --drain-timeout 2)"
 
 
 def test_drain_timeout_bounds_exit(kbridge):

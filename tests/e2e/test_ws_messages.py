@@ -324,22 +324,30 @@ def test_node_ws_client(server):
     assert events[-1].startswith("close:4000:"), events     # the code is echoed (the reason need not be)
 
 
-def test_client_rate_limit(kbridge):
-    """§10: over --client-rate (burst 2x) a message gets RATE_LIMITED (with its
-    id) and is ignored; the connection stays open and recovers."""
-    import time
+def rate_limit_burst(kbridge):
     srv = kbridge("--client-rate", "5")
     c = srv.ws()
     c.send(b"".join(build_frame(OP_TEXT, json.dumps({"type": "ping", "id": i})) for i in range(30)))
-    replies = [c.recv_json() for _ in range(30)]
+    return c, [c.recv_json() for _ in range(30)]
+
+
+def test_client_rate_limit(kbridge):
+    """§10: over --client-rate (burst 2x) a message gets RATE_LIMITED and is
+    ignored; the connection stays open and recovers."""
+    import time
+    c, replies = rate_limit_burst(kbridge)
     pongs = [r for r in replies if r.get("type") == "pong"]
     limited = [r for r in replies if r.get("type") == "error"]
     assert len(pongs) + len(limited) == 30, replies
     assert all(r.get("code") == "RATE_LIMITED" for r in limited), limited
     assert 10 <= len(pongs) <= 11, f"{len(pongs)} pongs for a burst of 30 with --client-rate 5 (burst 10)"
     assert replies[:10] == [{"type": "pong", "id": i} for i in range(10)]
-    # §4: "Every reply carries the request's id when the request had one"
-    missing = [(i, r) for i, r in enumerate(replies) if r.get("id") != i]
-    assert not missing, f"replies without their request's id: {missing[:3]}"
     time.sleep(1.2)
     c.ping_ok()
+
+
+def test_rate_limited_reply_carries_id(kbridge):
+    """§4: "Every reply carries the request's id when the request had one"."""
+    c, replies = rate_limit_burst(kbridge)
+    missing = [(i, r) for i, r in enumerate(replies) if r.get("id") != i]
+    assert not missing, f"replies without their request's id: {missing[:3]}"

@@ -445,6 +445,7 @@ class WS(Conn):
             except OSError:
                 pass
         self.wait_closed(max(3.0, deadline - time.monotonic()))
+        self.close()        # as a client does once the server closed TCP
         return got, why
 
     def wait_closed(self, timeout=DEFAULT_TIMEOUT):

@@ -93,7 +93,7 @@ async function consoleTest() {
   await page.click('#subscribe');
   await page.waitForSelector('#messages > li.err', { timeout: 5000 });
   await page.waitForFunction(() => document.getElementById('errors').textContent.includes('UNKNOWN_CHANNEL'), null, { timeout: 5000 });
-  check(true, 'UNKNOWN_CHANNEL shown as an error row and in the errors panel');
+  check(await page.isVisible('#errs'), 'UNKNOWN_CHANNEL shown as an error row and in the errors panel');
   await page.fill('#channel', 'dashboard');
 
   // pause: the list stops growing while messages are counted as buffered
@@ -112,6 +112,8 @@ async function consoleTest() {
   result.rows = await rows(page);
   check(result.rows <= 500, 'at most 500 rows', result.rows);
 
+  await page.click('#errors-clear');
+  check(!(await page.isVisible('#errs')), 'the errors panel clears');
   await page.waitForTimeout(1200);          // a fresh stats refresh and a settled rate
   await page.screenshot({ path: path.join(outDir, 'console.png') });
 

@@ -1,0 +1,599 @@
+#!/usr/bin/python3
+"""bench/run.py - runs kbridge's benchmark scenarios (bench/README.md).
+
+For each scenario: a fresh mock Kafka cluster (build/mockkafka) and a fresh
+bridge (./kbridge, or the BENCH_BRIDGE command) pinned to one core, the load
+tools (build/bench/wsload, build/bench/produce) and the mock pinned to the
+other. Measures what clients received (wsload), what the bridge cost
+(utime+stime and VmRSS from /proc/PID), prints one table and writes
+build/bench/results.json and results.md. Standard library only.
+
+  bench/run.py                       every scenario (what `make bench` runs)
+  bench/run.py --only fanout-1kx1k,idle-10k
+  bench/run.py --scenario fanout:5x200 --duration 3 --out build/bench-test
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import queue
+import resource
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+TOPIC = CHANNEL = "bench"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+README = os.path.join(ROOT, "bench", "README.md")
+TABLE_BEGIN, TABLE_END = "<!-- bench-table-begin -->", "<!-- bench-table-end -->"
+
+KBRIDGE_CMD = ("{bin} --brokers {brokers} --listen 127.0.0.1:{port} -t {topic} "
+               "-X fetch.wait.max.ms=10 --max-clients 20000 --log-level warn")
+
+
+# ---------------------------------------------------------------- scenarios
+
+def fanout(clients, rate, name=None):
+    return dict(name=name or f"fanout-{k(clients)}x{k(rate)}", kind="fanout", clients=clients,
+                rate=rate, keys=1)
+
+
+def keyed(clients, rate, name=None):
+    return dict(name=name or f"keyed-{k(clients)}", kind="keyed", clients=clients, rate=rate,
+                keys=clients)
+
+
+def idle(clients, name=None):
+    return dict(name=name or f"idle-{k(clients)}", kind="idle", clients=clients)
+
+
+def connect(clients, name=None):
+    return dict(name=name or f"connect-{k(clients)}", kind="connect", clients=clients)
+
+
+def k(n):
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def default_scenarios():
+    return [fanout(100, 1000), fanout(1000, 1000), fanout(5000, 1000), fanout(100, 10000),
+            fanout(1000, 10000), keyed(10000, 10000), idle(1000), idle(10000), connect(10000)]
+
+
+# The issue's targets, on the 2-core machine with the bridge pinned to one core.
+def check_targets(r):
+    """Returns (target text, list of misses) for scenarios that have a target."""
+    n, misses = r["name"], []
+
+    def need(ok, text):
+        if not ok:
+            misses.append(text)
+    if n == "fanout-1kx1k" or n == "keyed-10k":
+        cpu_max = 0.5 if n == "fanout-1kx1k" else 8.0
+        need(r.get("pct", 0) >= 100.0, f"delivered {r.get('pct', 0):.2f}% < 100%")
+        need(r.get("gap_clients", 1) == 0, f"{r.get('gap_clients')} clients with gaps")
+        need(r.get("p99_ms", 1e9) < 20.0, f"p99 {r.get('p99_ms', 0):.1f} ms >= 20 ms")
+        need(r.get("cpu_per_m", 1e9) <= cpu_max,
+             f"{r.get('cpu_per_m', 0):.2f} CPU s/M > {cpu_max}")
+        return f"100%, no gaps, p99<20ms, <={cpu_max} CPU s/M", misses
+    if n == "fanout-5kx1k":
+        need(r.get("per_s", 0) >= 2e6, f"{r.get('per_s', 0) / 1e6:.2f} M/s < 2 M/s")
+        return ">= 2,000,000 deliveries/s", misses
+    if n == "idle-10k":
+        need(r.get("rss_per_conn", 1e9) <= 1024, f"{r.get('rss_per_conn', 0):.0f} B/conn > 1 KiB")
+        return "<= 1 KiB RSS/conn", misses
+    if n == "connect-10k":
+        need(r.get("connect_s", 1e9) < 0.5, f"{r.get('connect_s', 0):.3f} s >= 0.5 s")
+        return "10k connections < 0.5 s", misses
+    return "", misses
+
+
+# ---------------------------------------------------------------- processes
+
+class Proc:
+    """A child whose stdout lines arrive on a queue (so waits are bounded)."""
+
+    def __init__(self, name, argv, log_path, stdin=False, cpu=None):
+        self.name = name
+        if cpu is not None:
+            argv = ["taskset", "-c", str(cpu)] + argv      # taskset execs: same PID
+        self.argv = argv
+        self.log = open(log_path, "ab")
+        self.log.write(("# " + " ".join(shlex.quote(a) for a in argv) + "\n").encode())
+        self.log.flush()
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log, cwd=ROOT,
+                                  stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                  text=True, bufsize=1)
+        self.pid = self.p.pid
+        self.lines = queue.Queue()
+        threading.Thread(target=self._reader, daemon=True).start()
+
+    def _reader(self):
+        for line in self.p.stdout:
+            try:
+                self.log.write(line.encode())
+            except ValueError:      # log closed by stop()
+                pass
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def line(self, timeout, want=None):
+        """Next stdout line (starting with `want` when given) within timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"{self.name}: no {want or 'output'} within {timeout:.0f} s")
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise RuntimeError(f"{self.name} exited ({self.p.wait()}) before {want or 'output'}")
+            if want is None or line.startswith(want):
+                return line
+
+    def event(self, name, timeout):
+        """Next JSON line with "event": name."""
+        while True:
+            line = self.line(timeout, "{")
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if obj.get("event") == name:
+                return obj
+
+    def send(self, text):
+        try:
+            self.p.stdin.write(text + "\n")
+            self.p.stdin.flush()
+        except (OSError, ValueError):
+            pass
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.p.poll() is None:
+            try:
+                self.p.send_signal(sig)
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+        self.log.close()
+        return self.p.returncode
+
+
+def proc_cpu(pid, tid=None):
+    """utime + stime in seconds, from /proc/PID/stat (all threads) or one task."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    with open(path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK      # fields 14 and 15
+
+
+def sys_busy():
+    """Busy CPU seconds of the whole machine (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / CLK_TCK
+
+
+def self_cpu():
+    t = os.times()
+    return t.user + t.system
+
+
+def proc_rss(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_status(port, path, timeout=1.0):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            head = s.recv(64).decode("latin-1")
+            return int(head.split()[1]) if head.startswith("HTTP/") else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def tcp_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- one scenario
+
+class Bench:
+    def __init__(self, args):
+        self.a = args
+        self.out = os.path.join(ROOT, args.out)
+        self.logs = os.path.join(self.out, "logs")
+        os.makedirs(self.logs, exist_ok=True)
+        self.kbridge = os.environ.get("KBRIDGE_BIN", os.path.join(ROOT, "kbridge"))
+        self.mock_bin = os.environ.get("MOCKKAFKA_BIN", os.path.join(ROOT, "build", "mockkafka"))
+        self.tools = os.environ.get("BENCH_TOOLS_DIR", os.path.join(ROOT, "build", "bench"))
+        self.template = os.environ.get("BENCH_BRIDGE") or KBRIDGE_CMD
+        self.custom = bool(os.environ.get("BENCH_BRIDGE"))
+        self.ready = os.environ.get("BENCH_READY", "tcp" if self.custom else "/ready")
+        self.settle = float(os.environ.get("BENCH_SETTLE", "2" if self.custom else "0.5"))
+        self.ws_path = os.environ.get("BENCH_WS_PATH", "/ws")
+        self.sub = os.environ.get("BENCH_SUBSCRIBE")
+        self.keyed_sub = os.environ.get("BENCH_KEYED_SUBSCRIBE")
+        self.no_ack = os.environ.get("BENCH_NO_ACK", "") not in ("", "0")
+        self.bridge_cpu, self.tools_cpu = args.bridge_cpu, args.tools_cpu
+
+    def log_path(self, scen, what):
+        return os.path.join(self.logs, f"{scen['name']}.{what}.log")
+
+    def start_mock(self, scen):
+        m = Proc("mockkafka", [self.mock_bin, "--topic", f"{TOPIC}:1", "--lifetime", "900"],
+                 self.log_path(scen, "mockkafka"), stdin=True, cpu=self.tools_cpu)
+        line = m.line(15, "bootstrap=")
+        return m, line.split("=", 1)[1]
+
+    def start_bridge(self, scen, brokers):
+        port = free_port()
+        cmd = self.template
+        for key, val in (("{bin}", self.kbridge), ("{brokers}", brokers), ("{port}", str(port)),
+                         ("{listen}", f"127.0.0.1:{port}"), ("{topic}", TOPIC),
+                         ("{channel}", CHANNEL)):
+            cmd = cmd.replace(key, val)
+        b = Proc("bridge", shlex.split(cmd), self.log_path(scen, "bridge"), cpu=self.bridge_cpu)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if b.p.poll() is not None:
+                raise RuntimeError(f"bridge exited {b.p.returncode} at start-up "
+                                   f"(see {self.log_path(scen, 'bridge')})")
+            ok = tcp_open(port) if self.ready == "tcp" else http_status(port, self.ready) == 200
+            if ok:
+                time.sleep(self.settle)     # offsets resolved before the first record
+                return b, port
+            time.sleep(0.05)
+        raise RuntimeError(f"bridge not ready ({self.ready}) within 30 s")
+
+    def start_wsload(self, scen, port, extra=()):
+        argv = [os.path.join(self.tools, "wsload"), "--port", str(port), "--path", self.ws_path,
+                "--clients", str(scen["clients"]), "--inflight", str(self.a.inflight),
+                "--channel", CHANNEL, "--control", "--timeout", "300"]
+        if scen["kind"] == "keyed":
+            argv += ["--keys", str(scen["keys"])]
+            if self.keyed_sub:
+                argv += ["--subscribe", self.keyed_sub]
+        elif self.sub:
+            argv += ["--subscribe", self.sub]
+        if self.no_ack:
+            argv += ["--no-ack"]
+        argv += list(extra)
+        return Proc("wsload", argv, self.log_path(scen, "wsload"), stdin=True, cpu=self.tools_cpu)
+
+    def run(self, scen):
+        r = dict(scen)
+        procs = []
+        try:
+            mock, brokers = self.start_mock(scen)
+            procs.append(mock)
+            bridge, port = self.start_bridge(scen, brokers)
+            procs.append(bridge)
+            pid = bridge.pid
+            rss_base = proc_rss(pid)
+            # CPU bookkeeping over the scenario, to tell how much of the
+            # machine something else used meanwhile (the "noise" figure).
+            busy0, self0, t0 = sys_busy(), self_cpu(), time.monotonic()
+            bridge0, mock0 = proc_cpu(pid), proc_cpu(mock.pid)
+            wl = self.start_wsload(scen, port)
+            procs.append(wl)
+            ready = wl.event("ready", 120)
+            r.update(connected=ready["connected"], connect_s=ready["connect_s"],
+                     subscribe_s=ready["subscribe_s"])
+            if scen["kind"] in ("idle", "connect"):
+                self.run_idle(r, wl, pid, rss_base)
+            else:
+                self.run_traffic(r, wl, pid, brokers, mock.pid)
+            wall = time.monotonic() - t0
+            ours = (proc_cpu(pid) - bridge0) + (proc_cpu(mock.pid) - mock0) + (self_cpu() - self0) \
+                + r["wsload"]["cpu_s"] + r.get("produce", {}).get("cpu_s", 0.0)
+            r["noise"] = max(0.0, (sys_busy() - busy0) - ours) / wall
+            if r["noise"] > 0.05:
+                r.setdefault("notes", []).append(
+                    f"other processes used {r['noise'] * 100:.0f}% of a core meanwhile")
+            r["bridge_exit"] = bridge.stop()
+            if r["bridge_exit"] not in (0, None):
+                r.setdefault("notes", []).append(f"bridge exited {r['bridge_exit']}")
+        except Exception as e:      # one broken scenario must not lose the others
+            r["error"] = str(e)
+        finally:
+            for p in reversed(procs):
+                if p.name == "mockkafka":
+                    p.send("quit")
+                if p.name == "wsload":
+                    p.send("stop")
+                p.stop()
+        return r
+
+    def run_idle(self, r, wl, pid, rss_base):
+        time.sleep(1.0)             # let per-connection buffers shrink back
+        rss = proc_rss(pid)
+        wl.send("stop")
+        res = wl.event("result", 30)
+        r["wsload"] = res
+        n = max(1, res["subscribed"])
+        r.update(rss=rss, rss_base=rss_base, rss_per_conn=(rss - rss_base) / n,
+                 failed=res["failed"], closed=res["closed"],
+                 connect_p99_ms=res["connect_ms"]["p99"])
+
+    def run_traffic(self, r, wl, pid, brokers, mock_pid):
+        time.sleep(0.3)
+        cpu0, main0, wl_cpu0 = proc_cpu(pid), proc_cpu(pid, pid), proc_cpu(wl.pid)
+        mock0 = proc_cpu(mock_pid)
+        t0 = time.monotonic()
+        prod = Proc("produce", [os.path.join(self.tools, "produce"), "--brokers", brokers,
+                                "--topic", TOPIC, "--partition", "0", "--rate", str(r["rate"]),
+                                "--size", str(self.a.size), "--keys", str(r["keys"]),
+                                "--duration", str(self.a.duration)],
+                    self.log_path(r, "produce"), cpu=self.tools_cpu)
+        try:
+            start = prod.event("start", 30)
+            rss_max = proc_rss(pid)
+            # Sample RSS while the producer runs (its result line ends the loop).
+            deadline = time.monotonic() + self.a.duration + 60
+            pres = None
+            while pres is None and time.monotonic() < deadline:
+                rss_max = max(rss_max, proc_rss(pid))
+                try:
+                    line = prod.lines.get(timeout=0.25)
+                except queue.Empty:
+                    continue
+                if line is None:
+                    break
+                if line.startswith("{") and json.loads(line).get("event") == "result":
+                    pres = json.loads(line)
+            if pres is None:
+                raise RuntimeError("producer gave no result")
+        finally:
+            prod.stop()
+        acked = pres["acked"]
+        expected = self.expected(r, acked)
+        # Drain: wait until every expected message arrived, or 2 s of silence,
+        # or 20 s; then the window closes.
+        wl.send(f"drain {expected} 2000 20000")
+        res = wl.event("result", 60)
+        wall = time.monotonic() - t0
+        cpu = proc_cpu(pid) - cpu0
+        main = proc_cpu(pid, pid) - main0
+        try:
+            wl_cpu = proc_cpu(wl.pid) - wl_cpu0
+        except OSError:         # already exited
+            wl_cpu = res["cpu_s"]
+        tools_cpu = wl_cpu + (proc_cpu(mock_pid) - mock0) + pres.get("cpu_s", 0.0)
+        rss_max = max(rss_max, proc_rss(pid))
+        msgs = res["msgs"]
+        span = max(pres["duration_s"], (res["last_us"] - start["t_us"]) / 1e6) if msgs else 0
+        lat = res["latency_ms"]
+        r.update(wsload=res, produce=pres, produced=acked, expected=expected, delivered=msgs,
+                 pct=100.0 * msgs / expected if expected else 0.0,
+                 per_s=msgs / span if span else 0.0, expected_per_s=expected / pres["duration_s"],
+                 p50_ms=lat["p50"], p99_ms=lat["p99"], p999_ms=lat["p999"], max_ms=lat["max"],
+                 gap_clients=res["clients_with_gaps"], missing=res["missing"],
+                 dups=res["dups"], server_errors=res["server_errors"],
+                 cpu_s=cpu, cpu_main_s=main, cpu_per_m=cpu / msgs * 1e6 if msgs else None,
+                 bridge_util=cpu / wall, tools_util=tools_cpu / wall, wsload_util=wl_cpu / wall, window_s=wall, rss=rss_max,
+                 closed=res["closed"], failed=res["failed"])
+
+    @staticmethod
+    def expected(r, acked):
+        """Deliveries due: every record to every client, or (keyed) each record
+        to the clients subscribed to its key (client i has key i % keys)."""
+        if r["kind"] != "keyed":
+            return acked * r["clients"]
+        keys, clients = r["keys"], r["clients"]
+        total = 0
+        for key in range(min(keys, clients)):
+            records = acked // keys + (1 if key < acked % keys else 0)
+            subs = clients // keys + (1 if key < clients % keys else 0)
+            total += records * subs
+        return total
+
+
+# ---------------------------------------------------------------- report
+
+def fmt_n(v):
+    if v is None:
+        return "-"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f}M"
+    if v >= 1e4:
+        return f"{v / 1e3:.0f}k"
+    return f"{v:.0f}"
+
+
+def table(results):
+    head = ["scenario", "clients", "rec/s", "delivered/s", "% exp", "p50 ms", "p99 ms",
+            "p99.9 ms", "max ms", "gap cl.", "CPU s/M", "RSS MiB", "other", "target"]
+    rows = []
+    for r in results:
+        if "error" in r:
+            rows.append([r["name"], str(r["clients"])] + ["-"] * 10 + [f"ERROR: {r['error']}", ""])
+            continue
+        tgt, misses = check_targets(r)
+        verdict = "" if not tgt else ("ok" if not misses else "MISS: " + "; ".join(misses))
+        if r["kind"] in ("fanout", "keyed"):
+            other = (f"cpu: bridge {r['bridge_util'] * 100:.0f}%, tools {r['tools_util'] * 100:.0f}%, "
+                     f"noise {r.get('noise', 0) * 100:.0f}%")
+            rows.append([r["name"], str(r["clients"]), fmt_n(r["rate"]), fmt_n(r["per_s"]),
+                         f"{r['pct']:.2f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
+                         f"{r['p999_ms']:.1f}", f"{r['max_ms']:.1f}", str(r["gap_clients"]),
+                         f"{r['cpu_per_m']:.2f}" if r["cpu_per_m"] is not None else "-",
+                         f"{r['rss'] / 1048576:.1f}", other, verdict])
+        else:
+            if r["kind"] == "idle":
+                other = f"{r['rss_per_conn']:.0f} B/conn"
+            else:
+                other = f"{r['connect_s']:.3f} s to connect, {r['subscribe_s']:.3f} s subscribed"
+            if r.get("failed"):
+                other += f", {r['failed']} failed"
+            if r.get("noise", 0) > 0.05:
+                other += f", noise {r['noise'] * 100:.0f}%"
+            rows.append([r["name"], str(r["clients"]), "-", "-", "-", "-", "-", "-", "-", "-", "-",
+                         f"{r['rss'] / 1048576:.1f}", other, verdict])
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
+              for i, h in enumerate(head)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+    return "\n".join(lines)
+
+
+def machine():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return dict(cpu=model, cores=os.cpu_count(), kernel=platform.release(), mem_mib=mem)
+
+
+def header(meta):
+    m = meta["machine"]
+    return (f"{meta['date']} | {m['cpu']}, {m['cores']} cores, {m['mem_mib']} MiB, Linux {m['kernel']} | "
+            f"bridge pinned to CPU {meta['pinning']['bridge']}, mock Kafka + wsload + produce to CPU "
+            f"{meta['pinning']['tools']} (taskset) | bridge: {meta['bridge']} | "
+            f"{meta['duration_s']:g} s per traffic scenario, {meta['size']} B records, "
+            f"fetch.wait.max.ms=10, linger.ms=0")
+
+
+def update_readme(md):
+    with open(README) as f:
+        text = f.read()
+    if TABLE_BEGIN not in text or TABLE_END not in text:
+        print(f"run.py: {README} has no table markers; not updated", file=sys.stderr)
+        return
+    pre, rest = text.split(TABLE_BEGIN, 1)
+    post = rest.split(TABLE_END, 1)[1]
+    with open(README, "w") as f:
+        f.write(pre + TABLE_BEGIN + "\n" + md + "\n" + TABLE_END + post)
+
+
+# ---------------------------------------------------------------- main
+
+def parse_spec(spec):
+    """kind:CLIENTSxRATE (fanout, keyed) or kind:CLIENTS (idle, connect)."""
+    kind, _, arg = spec.partition(":")
+    if kind in ("fanout", "keyed"):
+        c, _, rate = arg.partition("x")
+        return (fanout if kind == "fanout" else keyed)(int(c), int(rate))
+    if kind in ("idle", "connect"):
+        return (idle if kind == "idle" else connect)(int(arg))
+    raise SystemExit(f"run.py: bad --scenario {spec!r} (fanout:CxR, keyed:CxR, idle:C, connect:C)")
+
+
+def main():
+    ncpu = os.cpu_count() or 1
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", help="comma-separated scenario names")
+    ap.add_argument("--scenario", action="append", help="custom scenario (replaces the list)")
+    ap.add_argument("--duration", type=float, default=float(os.environ.get("BENCH_DURATION", 10)))
+    ap.add_argument("--size", type=int, default=200)
+    ap.add_argument("--inflight", type=int, default=256)
+    ap.add_argument("--out", default=os.path.join("build", "bench"))
+    ap.add_argument("--bridge-cpu", default=os.environ.get("BENCH_BRIDGE_CPU", "0"))
+    ap.add_argument("--tools-cpu", default=os.environ.get("BENCH_TOOLS_CPU", "1" if ncpu > 1 else "0"))
+    ap.add_argument("--no-pin", action="store_true", help="do not use taskset")
+    ap.add_argument("--update-readme", action="store_true", help="write the table into bench/README.md")
+    a = ap.parse_args()
+    if a.no_pin:
+        a.bridge_cpu = a.tools_cpu = None
+
+    scens = [parse_spec(s) for s in a.scenario] if a.scenario else default_scenarios()
+    if a.only:
+        want = set(a.only.split(","))
+        unknown = want - {s["name"] for s in scens}
+        if unknown:
+            raise SystemExit(f"run.py: unknown scenario(s) {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(s['name'] for s in scens)}")
+        scens = [s for s in scens if s["name"] in want]
+
+    # Sockets: 10,000 clients need 10,000 descriptors in wsload (and the bridge).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    need = max(s["clients"] for s in scens) + 100
+    if hard < need:
+        print(f"run.py: RLIMIT_NOFILE hard limit {hard} < {need}: some clients will fail",
+              file=sys.stderr)
+    if a.tools_cpu is not None:
+        os.sched_setaffinity(0, {int(a.tools_cpu)})      # this driver stays off the bridge's core
+
+    b = Bench(a)
+    for tool in (os.path.join(b.tools, "wsload"), os.path.join(b.tools, "produce"), b.mock_bin) + \
+            (() if b.custom else (b.kbridge,)):
+        if not os.access(tool, os.X_OK):
+            raise SystemExit(f"run.py: {tool} missing: run make bench (or make all tools bench-tools)")
+    if b.custom and any(s["kind"] == "keyed" for s in scens) and not b.keyed_sub:
+        print("run.py: BENCH_BRIDGE without BENCH_KEYED_SUBSCRIBE: skipping keyed scenarios",
+              file=sys.stderr)
+        scens = [s for s in scens if s["kind"] != "keyed"]
+
+    meta = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                machine=machine(), pinning=dict(bridge=a.bridge_cpu, tools=a.tools_cpu),
+                bridge=b.template if b.custom else "kbridge",
+                duration_s=a.duration, size=a.size, inflight=a.inflight)
+    print("# " + header(meta), flush=True)
+    results = []
+    t_all = time.monotonic()
+    for s in scens:
+        t = time.monotonic()
+        r = b.run(s)
+        results.append(r)
+        status = r.get("error") or (f"{r['delivered']} delivered ({r['pct']:.2f}%), p99 {r['p99_ms']:.1f} ms"
+                                    if "delivered" in r else f"rss/conn {r.get('rss_per_conn', 0):.0f} B, "
+                                    f"connect {r.get('connect_s', 0):.3f} s")
+        print(f"# {s['name']}: {status} ({time.monotonic() - t:.0f} s)", flush=True)
+    meta["total_s"] = round(time.monotonic() - t_all, 1)
+
+    md = f"{header(meta)}\n\n{table(results)}\n"
+    print()
+    print(table(results))
+    with open(os.path.join(b.out, "results.json"), "w") as f:
+        json.dump(dict(meta=meta, results=results), f, indent=1)
+    with open(os.path.join(b.out, "results.md"), "w") as f:
+        f.write(md)
+    print(f"\nresults: {os.path.relpath(os.path.join(b.out, 'results.json'), ROOT)}, "
+          f"{os.path.relpath(os.path.join(b.out, 'results.md'), ROOT)} ({meta['total_s']} s)")
+    if a.update_readme:
+        update_readme(md)
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""test_bench_tools.py - the benchmark tools themselves work (bench/README.md):
+wsload's own checks (histogram, payload parser), a short fan-out run with a
+handful of clients over two source addresses that must deliver everything
+with no gap, keyed clients that get only their key, gap detection that does
+fire on a stream joined midway, and bench/run.py producing its table and JSON.
+These are tests, not benchmarks: small rates, every wait bounded."""
+import json
+import os
+import queue
+import subprocess
+import threading
+import time
+
+import pytest
+
+import conftest
+from conftest import ROOT
+
+BENCH_DIR = os.path.join(ROOT, "build", "bench")
+WSLOAD = os.path.join(BENCH_DIR, "wsload")
+PRODUCE = os.path.join(BENCH_DIR, "produce")
+
+
+@pytest.fixture(scope="module")
+def tools():
+    """Builds the tools (a no-op when they are fresh). Works whether or not
+    the top Makefile includes bench/bench.mk yet (the file guards itself)."""
+    r = subprocess.run(["make", "-s", "-f", "Makefile", "-f", "bench/bench.mk", "bench-tools"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, f"building the bench tools failed:\n{r.stdout}\n{r.stderr}"
+    for t in (WSLOAD, PRODUCE):
+        assert os.access(t, os.X_OK), f"{t} not built"
+
+
+class Load:
+    """A running wsload driven over stdin (the way bench/run.py drives it)."""
+
+    def __init__(self, port, *args):
+        self.p = subprocess.Popen([WSLOAD, "--port", str(port), "--control", "--timeout", "60"]
+                                  + [str(a) for a in args],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, bufsize=1, cwd=ROOT)
+        self.lines = queue.Queue()
+
+        def reader():
+            for line in self.p.stdout:
+                self.lines.put(line)
+            self.lines.put(None)
+        threading.Thread(target=reader, daemon=True).start()
+
+    def event(self, name, timeout=20):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            obj = json.loads(line)          # every stdout line is one JSON object
+            if obj.get("event") == name:
+                return obj
+        self.kill()
+        raise AssertionError(f"wsload gave no {name!r} line within {timeout}s; "
+                             f"stderr: {self.p.stderr.read()[-2000:]}")
+
+    def finish(self, expect, quiet_ms=2000, max_ms=20000):
+        self.p.stdin.write(f"drain {expect} {quiet_ms} {max_ms}\n")
+        self.p.stdin.flush()
+        res = self.event("result", timeout=max_ms / 1000 + 10)
+        assert self.p.wait(10) == 0
+        return res
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait(5)
+
+
+def produce(bootstrap, rate, duration, keys=1, size=200):
+    r = subprocess.run([PRODUCE, "--brokers", bootstrap, "--topic", "bench", "--partition", "0",
+                        "--rate", str(rate), "--duration", str(duration), "--keys", str(keys),
+                        "--size", str(size)],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, f"produce failed ({r.returncode}): {r.stdout}\n{r.stderr}"
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["event"] for x in lines] == ["start", "result"], r.stdout
+    res = lines[1]
+    assert res["produced"] == res["acked"] == round(rate * duration) and res["failed"] == 0, res
+    return res
+
+
+def check_result_shape(res):
+    """The result line is well-formed and self-consistent."""
+    for key in ("clients", "connected", "subscribed", "failed", "msgs", "gaps", "clients_with_gaps",
+                "missing", "dups", "latency_ms", "connect_ms", "first_us", "last_us", "cpu_s"):
+        assert key in res, f"no {key!r} in {res}"
+    lat = res["latency_ms"]
+    assert lat["count"] == res["msgs"]
+    if res["msgs"]:
+        assert 0 <= lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"]
+        # same clock on one machine: seconds of latency would mean a parsing error
+        assert lat["max"] < 10000, lat
+        assert res["first_us"] <= res["last_us"]
+
+
+@pytest.fixture
+def bench_bridge(tools, mock_kafka, kafka_bridge):
+    mock = mock_kafka({"bench": 1})
+    srv = kafka_bridge(mock, "-t", "bench")
+    time.sleep(0.5)     # /ready comes with the assignment; let the start offset resolve
+    return mock, srv
+
+
+def test_wsload_self_test(tools):
+    r = subprocess.run([WSLOAD, "--self-test"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and " 0 failed" in r.stdout, r.stdout + r.stderr
+
+
+def test_fanout_delivers_everything_without_gaps(bench_bridge):
+    mock, srv = bench_bridge
+    load = Load(srv.port, "--clients", 5, "--src-addrs", 2)
+    try:
+        ready = load.event("ready")
+        assert ready["connected"] == ready["subscribed"] == 5 and ready["failed"] == 0, ready
+        assert srv.health()["clients"] == 5
+        pres = produce(mock.bootstrap, rate=200, duration=3)
+        res = load.finish(expect=5 * pres["acked"])
+    finally:
+        load.kill()
+    check_result_shape(res)
+    assert res["msgs"] == 5 * 600, res
+    assert res["msgs_min"] == res["msgs_max"] == 600, res
+    assert res["gaps"] == res["clients_with_gaps"] == res["missing"] == res["dups"] == 0, res
+    assert res["acks"] == 5 and res["sub_errors"] == 0 and res["unparsed"] == 0, res
+    assert res["src_addrs"] == 2, res       # clients spread over 127.0.0.1 and 127.0.0.2
+    assert res["bytes"] > res["msgs"] * 200
+
+
+def test_keyed_clients_get_only_their_key(bench_bridge):
+    mock, srv = bench_bridge
+    load = Load(srv.port, "--clients", 4, "--keys", 4)
+    try:
+        load.event("ready")
+        produce(mock.bootstrap, rate=200, duration=2, keys=4)
+        res = load.finish(expect=400)
+    finally:
+        load.kill()
+    check_result_shape(res)
+    assert res["msgs"] == 400 and res["msgs_min"] == res["msgs_max"] == 100, res
+    assert res["misrouted"] == 0 and res["clients_with_gaps"] == 0 and res["dups"] == 0, res
+
+
+def test_gap_detection_fires(bench_bridge):
+    """Clients that join a stream midway miss its first records: strict
+    clients must report that as a gap, --seq-any clients must not."""
+    mock, srv = bench_bridge
+    prod = subprocess.Popen([PRODUCE, "--brokers", mock.bootstrap, "--topic", "bench", "--partition", "0",
+                             "--rate", "200", "--duration", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    strict = lenient = None
+    try:
+        time.sleep(1.0)
+        strict = Load(srv.port, "--clients", 3)
+        lenient = Load(srv.port, "--clients", 3, "--seq-any")
+        strict.event("ready")
+        lenient.event("ready")
+        out, err = prod.communicate(timeout=30)
+        assert prod.returncode == 0, err
+        r1 = strict.finish(expect=10 ** 9, quiet_ms=1000)
+        r2 = lenient.finish(expect=10 ** 9, quiet_ms=1000)
+    finally:
+        for x in (strict, lenient):
+            if x:
+                x.kill()
+        if prod.poll() is None:
+            prod.kill()
+            prod.wait(5)
+    check_result_shape(r1)
+    assert 0 < r1["msgs"] < 3 * 600, r1
+    assert r1["clients_with_gaps"] == 3 and r1["missing"] >= 3 * 100, r1
+    assert r2["clients_with_gaps"] == 0 and r2["missing"] == 0 and r2["msgs"] > 0, r2
+
+
+def test_run_py_prints_table_and_json(tools):
+    """The driver end to end on a tiny scenario set: fresh mock + kbridge."""
+    if not os.path.exists(conftest.MOCK_BIN):
+        pytest.fail(f"{conftest.MOCK_BIN} not found (build it with make tools)")
+    out = os.path.join("build", "bench-test")
+    env = conftest.clean_env({"KBRIDGE_BIN": conftest.bin_path(), "MOCKKAFKA_BIN": conftest.MOCK_BIN})
+    env.pop("BENCH_BRIDGE", None)
+    pin = [] if (os.cpu_count() or 1) >= 2 else ["--no-pin"]
+    r = subprocess.run(["/usr/bin/python3", "bench/run.py", "--scenario", "fanout:3x100",
+                        "--scenario", "keyed:3x60", "--scenario", "idle:20", "--duration", "2",
+                        "--out", out] + pin,
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, f"run.py failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    assert "| fanout-3x100 " in r.stdout and "| idle-20 " in r.stdout, r.stdout
+    with open(os.path.join(ROOT, out, "results.json")) as f:
+        data = json.load(f)
+    assert data["meta"]["machine"]["cores"] >= 1
+    by = {x["name"]: x for x in data["results"]}
+    assert set(by) == {"fanout-3x100", "keyed-3", "idle-20"}, by.keys()
+    for name in ("fanout-3x100", "keyed-3"):
+        x = by[name]
+        assert "error" not in x, x
+        assert x["delivered"] == x["expected"] > 0 and x["pct"] == 100.0, x
+        assert x["gap_clients"] == 0 and x["cpu_s"] >= 0 and x["rss"] > 0, x
+    assert by["fanout-3x100"]["expected"] == 3 * 200
+    assert by["keyed-3"]["expected"] == 120
+    assert "error" not in by["idle-20"] and by["idle-20"]["connected"] == 20, by["idle-20"]

@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# tests/static/run.sh - the static-binary suite (make test-static; the
+# "static" suite of tests/run.sh). Builds ./kbridge-static with `make static`,
+# then proves it is scratch-ready: statically linked, small, and working in
+# an empty chroot (no /etc at all) as a non-root numeric user: --version,
+# --demo with live records over WebSocket, --healthcheck, exit 0 on SIGTERM,
+# and TLS to a local `openssl s_server` with and without a CA.
+# Prints one line per check and ends with exactly one line
+#     static: N passed, N failed
+# Needs root for chroot (or falls back to `unshare -r chroot`, without the
+# numeric-user checks, which then fail). Every wait is bounded; every
+# process it starts is stopped by PID and its temp dir removed on exit.
+# Logs of failed checks are copied to tests/artifacts/static-*.log.
+#   STATIC_MAX_BYTES   size limit for the stripped binary (default 6 MB = 6000000)
+#   STATIC_MAKE_TIMEOUT  seconds `make static` may take (default 5400: a cold
+#                        cache builds OpenSSL, zstd, zlib and librdkafka)
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+ROOT=$PWD
+PY=/usr/bin/python3
+BIN=$ROOT/kbridge-static
+MAX_BYTES=${STATIC_MAX_BYTES:-6000000}
+NOBODY=65534:65534
+pass=0 fail=0
+PIDS=()
+
+T=$(mktemp -d /tmp/kbridge-static.XXXXXX) || { echo "static: 0 passed, 1 failed"; exit 1; }
+ROOTFS=$T/root                    # the chroot: will hold /kbridge (and /ca.pem) only
+mkdir -p "$ROOTFS" "$T/pki" && chmod 755 "$T" "$ROOTFS"
+
+cleanup() {
+	local p n alive
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for n in $(seq 20); do
+		alive=0
+		for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=$n; done
+		[ "$alive" = 0 ] && break
+		sleep 0.1
+	done
+	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ok()  { echo "ok   - $1"; pass=$((pass + 1)); }
+# bad DESC [LOGFILE]: prints the log's tail and keeps a copy in tests/artifacts.
+bad() {
+	echo "FAIL - $1"; fail=$((fail + 1))
+	if [ -n "${2:-}" ] && [ -f "$2" ]; then
+		tail -n 15 "$2" | cut -c1-400 | sed 's/^/       | /'
+		mkdir -p tests/artifacts
+		cp "$2" "tests/artifacts/static-$fail-$(basename "$2")" 2>/dev/null
+	fi
+}
+finish() { echo "static: $pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit; }
+
+free_port() {
+	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# wait_for SECONDS CMD...: polls CMD every 0.2 s until it succeeds.
+wait_for() {
+	local end=$((SECONDS + $1)); shift
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -ge $end ] && return 1
+		sleep 0.2
+	done
+}
+http_200() { # URL
+	$PY - "$1" <<-'EOF'
+	import sys, urllib.request
+	sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=1).status == 200 else 1)
+	EOF
+}
+tcp_open() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+# wait_pid PID SECONDS: exit status of a background job, 124 if still running.
+wait_pid() {
+	local end=$((SECONDS + $2))
+	while kill -0 "$1" 2>/dev/null; do
+		[ $SECONDS -ge $end ] && return 124
+		sleep 0.1
+	done
+	wait "$1"
+}
+
+# chroot as root; otherwise inside a user namespace (no numeric-user checks).
+if [ "$(id -u)" = 0 ]; then
+	CHROOT=(chroot)
+	AS_NOBODY=(chroot --userspec="$NOBODY")
+else
+	CHROOT=(unshare -r chroot)
+	AS_NOBODY=()
+fi
+# as_nobody ARGS...: /kbridge ARGS in the chroot as the numeric user, <= 20 s.
+as_nobody() {
+	[ ${#AS_NOBODY[@]} -gt 0 ] || { echo "running as uid $(id -u): chroot --userspec needs root"; return 97; }
+	env -i PATH="$PATH" timeout -k 5 20 "${AS_NOBODY[@]}" "$ROOTFS" /kbridge "$@"
+}
+# start_bridge LOG [ENV=V...] -- ARGS...: runs /kbridge in the chroot as the
+# numeric user, in the background, for at most 120 s; sets BRIDGE_PID
+# (timeout's PID: it passes SIGTERM on and exits with kbridge's status).
+start_bridge() {
+	local log=$1; shift
+	local envs=()
+	while [ "$1" != -- ]; do envs+=("$1"); shift; done; shift
+	local how=("${AS_NOBODY[@]}")
+	[ ${#how[@]} -gt 0 ] || how=("${CHROOT[@]}")
+	# env -i: nothing from the caller's environment (SSL_CERT_FILE, KBRIDGE_*)
+	# leaks in; PATH only lets timeout find chroot.
+	env -i PATH="$PATH" "${envs[@]}" timeout -k 5 120 "${how[@]}" "$ROOTFS" /kbridge "$@" >"$log" 2>&1 &
+	BRIDGE_PID=$!
+	PIDS+=("$BRIDGE_PID")
+}
+# stop_bridge: SIGTERM, then kbridge's exit status (bounded by 20 s).
+stop_bridge() {
+	kill -TERM "$BRIDGE_PID" 2>/dev/null
+	wait_pid "$BRIDGE_PID" 20
+}
+
+# ---- prerequisites: install what is missing, never skip ---------------------
+need() { # command debian-package
+	command -v "$1" >/dev/null 2>&1 && return 0
+	echo "installing $2 (for $1)"
+	if [ "$1" = musl-gcc ] && [ -f tests/setup.sh ]; then sh tests/setup.sh; fi
+	command -v "$1" >/dev/null 2>&1 && return 0
+	local sudo=; [ "$(id -u)" = 0 ] || sudo="sudo -n"
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "$2" >/dev/null 2>&1 ||
+		{ $sudo apt-get update >/dev/null 2>&1 &&
+		  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "$2" >/dev/null 2>&1; }
+	command -v "$1" >/dev/null 2>&1
+}
+missing=
+for pair in musl-gcc:musl-tools file:file openssl:openssl chroot:coreutils \
+	unshare:util-linux make:make; do
+	need "${pair%%:*}" "${pair#*:}" || missing="$missing ${pair%%:*}"
+done
+$PY -c 'import websockets' 2>/dev/null || need /nonexistent-websockets python3-websockets
+$PY -c 'import websockets' 2>/dev/null || missing="$missing python3-websockets"
+if [ -n "$missing" ]; then bad "prerequisites missing and not installable:$missing"; finish; fi
+ok "prerequisites: musl-gcc, file, openssl, chroot, python3-websockets"
+
+# ---- build -----------------------------------------------------------------
+if timeout "${STATIC_MAKE_TIMEOUT:-5400}" make static >"$T/make.log" 2>&1 && [ -x "$BIN" ]; then
+	ok "make static -> kbridge-static ($(grep -E '^kbridge-static: [0-9]+ bytes' "$T/make.log" | tail -n 1))"
+else
+	bad "make static failed" "$T/make.log"; finish
+fi
+
+# ---- static, stripped, small -----------------------------------------------
+f=$(file -b "$BIN")
+case $f in
+*ELF\ 64-bit*x86-64*statically\ linked*) ok "file: $(cut -d, -f1-2 <<<"$f"), statically linked" ;;
+*) bad "file does not say statically linked x86-64: $f" ;;
+esac
+case $f in
+*", stripped"*) ok "file: stripped" ;;
+*) bad "file does not say stripped: $f" ;;
+esac
+l=$(ldd "$BIN" 2>&1)
+if grep -q 'not a dynamic executable' <<<"$l"; then ok "ldd: not a dynamic executable"
+else bad "ldd: $l"; fi
+if readelf -lW "$BIN" 2>/dev/null | grep -q INTERP; then bad "has a PT_INTERP (program interpreter)"
+else ok "no program interpreter (PT_INTERP)"; fi
+size=$(stat -c %s "$BIN")
+mb=$(awk -v s="$size" 'BEGIN { printf "%.2f MB (%.2f MiB)", s / 1e6, s / 1048576 }')
+if [ "$size" -lt "$MAX_BYTES" ]; then ok "stripped size $size bytes = $mb < $MAX_BYTES bytes"
+else bad "stripped size $size bytes = $mb is not under $MAX_BYTES bytes"; fi
+
+# ---- --version ---------------------------------------------------------------
+pinned=$(sed -n 's/^LIBRDKAFKA_VERSION=//p' deps/versions.mk)
+ver=$("$BIN" --version 2>&1); rc=$?
+echo "$ver" | sed 's/^/       | /'
+if [ $rc = 0 ] && grep -qE '^kbridge [0-9]' <<<"$ver" && grep -qx "librdkafka $pinned" <<<"$ver"; then
+	ok "--version: kbridge version and librdkafka $pinned (the pin in deps/versions.mk)"
+else
+	bad "--version (rc $rc) lacks 'kbridge X' or 'librdkafka $pinned'"
+fi
+if [ -x ./kbridge ]; then
+	dev=$(./kbridge --version 2>/dev/null | grep '^librdkafka ')
+	if [ "$dev" = "librdkafka $pinned" ]; then ok "development build reports the same: $dev"
+	else bad "development ./kbridge reports '$dev', static reports 'librdkafka $pinned'"; fi
+fi
+feats=$(sed -n 's/^builtin.features //p' <<<"$ver" | tr ',' '\n')
+absent=
+for feat in gzip snappy lz4 zstd ssl sasl_plain sasl_scram; do
+	grep -qx "$feat" <<<"$feats" || absent="$absent $feat"
+done
+if [ -z "$absent" ]; then ok "builtin.features has gzip snappy lz4 zstd ssl sasl_plain sasl_scram"
+else bad "builtin.features lacks:$absent"; fi
+
+# ---- alone in an empty chroot ------------------------------------------------
+cp "$BIN" "$ROOTFS/kbridge" && chmod 755 "$ROOTFS/kbridge"
+contents=$(cd "$ROOTFS" && find . -mindepth 1 | sort | tr '\n' ' ')
+if [ "$contents" = "./kbridge " ]; then ok "chroot dir holds only /kbridge (no /etc, /lib, /dev, /proc)"
+else bad "chroot dir is not just /kbridge: $contents"; fi
+
+out=$(env -i PATH="$PATH" timeout -k 5 20 "${CHROOT[@]}" "$ROOTFS" /kbridge --version 2>&1); rc=$?
+if [ $rc = 0 ] && [ "$out" = "$ver" ]; then ok "chroot: /kbridge --version"
+else bad "chroot: /kbridge --version: rc $rc: $out"; fi
+out=$(as_nobody --version 2>&1); rc=$?
+if [ $rc = 0 ] && [ "$out" = "$ver" ]; then ok "chroot --userspec=$NOBODY: /kbridge --version"
+else bad "chroot --userspec=$NOBODY: /kbridge --version: rc $rc: $out"; fi
+
+# ---- --demo in the chroot, WebSocket from outside ----------------------------
+P=$(free_port)
+start_bridge "$T/demo.log" -- --demo --listen 127.0.0.1:"$P"
+if wait_for 20 http_200 "http://127.0.0.1:$P/ready"; then
+	ok "chroot: --demo --listen 127.0.0.1:$P is ready (GET /ready 200, from outside)"
+	if out=$(timeout 60 $PY tests/static/ws_live.py "ws://127.0.0.1:$P/ws" 10 20 2>&1); then
+		ok "outside the chroot: $out"
+	else
+		bad "live records over WebSocket: $out" "$T/demo.log"
+	fi
+	out=$(as_nobody --healthcheck "http://127.0.0.1:$P/health" 2>&1); rc=$?
+	if [ $rc = 0 ]; then ok "chroot: --healthcheck http://127.0.0.1:$P/health exits 0"
+	else bad "chroot: --healthcheck http://127.0.0.1:$P/health: rc $rc: $out"; fi
+	out=$(as_nobody --healthcheck "http://localhost:$P/health" 2>&1); rc=$?
+	if [ $rc = 0 ]; then ok "chroot: --healthcheck http://localhost:$P/health exits 0 (localhost taken as 127.0.0.1)"
+	else bad "chroot: --healthcheck http://localhost:$P/health: rc $rc: $out"; fi
+	closed=$(free_port)
+	out=$(as_nobody --healthcheck "http://127.0.0.1:$closed/health" 2>&1); rc=$?
+	if [ $rc = 1 ]; then ok "chroot: --healthcheck on a closed port exits 1 ($out)"
+	else bad "chroot: --healthcheck on closed port $closed: rc $rc (want 1): $out"; fi
+	out=$(as_nobody --healthcheck "http://127.0.0.1:$P/nonexistent" 2>&1); rc=$?
+	if [ $rc = 1 ]; then ok "chroot: --healthcheck on a non-200 path exits 1"
+	else bad "chroot: --healthcheck http://127.0.0.1:$P/nonexistent: rc $rc (want 1): $out"; fi
+else
+	bad "chroot: --demo did not become ready within 20 s" "$T/demo.log"
+fi
+stop_bridge; rc=$?
+if [ $rc = 0 ] && grep -q 'info stopped' "$T/demo.log"; then ok "chroot: --demo exits 0 on SIGTERM"
+else bad "chroot: --demo after SIGTERM: exit status $rc (want 0)" "$T/demo.log"; fi
+if grep -qE '^[^ ]+ (warn|error) ' "$T/demo.log"; then
+	echo "       note: warnings/errors in the demo log:"; grep -E '^[^ ]+ (warn|error) ' "$T/demo.log" | head -n 5 | cut -c1-300 | sed 's/^/       | /'
+fi
+
+# ---- no /etc/hosts: "localhost" does not resolve, and kbridge says so --------
+P=$(free_port)
+start_bridge "$T/resolve.log" -- --brokers localhost:9092 -t x --listen 127.0.0.1:"$P"
+if wait_for 15 grep -q 'kafka error.*code=_RESOLVE' "$T/resolve.log" &&
+	grep 'kafka error.*code=_RESOLVE' "$T/resolve.log" | grep -q '/etc/hosts'; then
+	ok "chroot: --brokers localhost:9092 logs a _RESOLVE kafka error naming the missing /etc/hosts"
+else
+	bad "chroot: --brokers localhost:9092: no _RESOLVE kafka error with a /etc/hosts hint" "$T/resolve.log"
+fi
+stop_bridge; rc=$?
+if [ $rc = 0 ]; then ok "chroot: exits 0 on SIGTERM while the broker does not resolve"
+else bad "chroot: exit status $rc after SIGTERM (unresolvable broker)" "$T/resolve.log"; fi
+
+# ---- TLS ---------------------------------------------------------------------
+# A throwaway CA and a server certificate for IP 127.0.0.1 signed by it.
+pki() {
+	cd "$T/pki" &&
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=kbridge static test CA" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+		-keyout ca.key -out ca.pem &&
+	openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout srv.key -out srv.csr &&
+	printf '%s\n' subjectAltName=IP:127.0.0.1 basicConstraints=CA:FALSE \
+		keyUsage=digitalSignature,keyEncipherment extendedKeyUsage=serverAuth >ext.cnf &&
+	openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+		-extfile ext.cnf -out srv.pem &&
+	openssl verify -CAfile ca.pem srv.pem
+}
+if ! (pki) >"$T/pki.log" 2>&1; then bad "openssl: could not make a test CA and server certificate" "$T/pki.log"; finish; fi
+cp "$T/pki/ca.pem" "$ROOTFS/ca.pem" && chmod 644 "$ROOTFS/ca.pem"
+
+TP=$(free_port)
+timeout -k 5 600 openssl s_server -accept 127.0.0.1:"$TP" -cert "$T/pki/srv.pem" -key "$T/pki/srv.key" \
+	-www -quiet >"$T/s_server.log" 2>&1 &
+SPID=$!; PIDS+=("$SPID")
+if wait_for 10 tcp_open "$TP"; then ok "openssl s_server (CA-signed, SAN IP:127.0.0.1) listening on 127.0.0.1:$TP"
+else bad "openssl s_server did not listen on $TP" "$T/s_server.log"; finish; fi
+
+# s_server is not Kafka: once TLS is up, librdkafka's ApiVersionRequest gets no
+# answer. A short api.version.request.timeout.ms makes that show at the default
+# log level as "ApiVersionRequest failed ... in state APIVERSION_QUERY", a
+# state reached only after the handshake, certificate verification included.
+# With -X debug=security librdkafka also logs "Broker SSL certificate verified".
+PAST_TLS='in state APIVERSION_QUERY'
+VERIFIED='Broker SSL certificate verified'
+VERIFY_FAILED='certificate verify failed'
+TLS_ARGS=(--brokers 127.0.0.1:"$TP" -t x -X security.protocol=ssl -X api.version.request.timeout.ms=1000)
+
+# tls_case NAME "ENV=V ..." PATTERN-TO-WAIT-FOR ARGS...: runs kbridge in the
+# chroot until PATTERN shows in its log (at most 20 s), then SIGTERM; sets
+# LOG and RC.
+tls_case() {
+	local name=$1 envstr=$2 pat=$3; shift 3
+	LOG=$T/tls-$name.log
+	# shellcheck disable=SC2086 # envstr: zero or more ENV=V words
+	start_bridge "$LOG" $envstr -- "${TLS_ARGS[@]}" --listen 127.0.0.1:"$(free_port)" "$@"
+	wait_for 20 grep -qE "$pat" "$LOG"
+	stop_bridge; RC=$?
+}
+expect_verified() { # description [need-debug-line]
+	local seen=
+	[ -n "${2:-}" ] && seen=" ($VERIFIED)"
+	if grep -q "$PAST_TLS" "$LOG" && ! grep -q "$VERIFY_FAILED" "$LOG" &&
+		{ [ -z "${2:-}" ] || grep -q "$VERIFIED" "$LOG"; } && [ "$RC" = 0 ]; then
+		ok "TLS: $1: past certificate verification$seen, then the Kafka handshake fails; exit 0 on SIGTERM"
+	else
+		bad "TLS: $1: did not get past certificate verification (or exit status $RC)" "$LOG"
+	fi
+}
+
+tls_case ca-location "" "$PAST_TLS|$VERIFY_FAILED" \
+	-X ssl.ca.location=/ca.pem --log-level debug -X debug=security
+expect_verified "-X ssl.ca.location=/ca.pem" debug
+tls_case ca-file "" "$PAST_TLS|$VERIFY_FAILED" --ca-file /ca.pem
+expect_verified "--ca-file /ca.pem"
+tls_case ca-pem "" "$PAST_TLS|$VERIFY_FAILED" -X "ssl.ca.pem=$(cat "$T/pki/ca.pem")"
+expect_verified "-X ssl.ca.pem=<PEM text>"
+tls_case ssl-cert-file "SSL_CERT_FILE=/ca.pem" "$PAST_TLS|$VERIFY_FAILED"
+expect_verified "SSL_CERT_FILE=/ca.pem (no -X)"
+
+tls_case no-ca "" "kafka error.*$VERIFY_FAILED"
+line=$(grep -m1 "kafka error.*$VERIFY_FAILED" "$LOG")
+if [ -n "$line" ] && grep -q 'code=_SSL' <<<"$line" && grep -q -- '--ca-file' <<<"$line" &&
+	! grep -q "$PAST_TLS" "$LOG"; then
+	ok "TLS: no CA: fails with a clear message: $(sed -E 's/.*(kafka error code=_SSL).*(certificate verify failed).*(hint=.{0,60}).*/\1 ... \2 ... \3.../' <<<"$line")"
+else
+	bad "TLS: no CA: no 'kafka error code=_SSL ... certificate verify failed ... --ca-file' line" "$LOG"
+fi
+if [ "$RC" = 0 ]; then ok "TLS: no CA: exits 0 on SIGTERM"
+else bad "TLS: no CA: exit status $RC after SIGTERM" "$LOG"; fi
+
+finish
