@@ -347,15 +347,31 @@ static int rate_ok(struct client *c)
 	return 0;
 }
 
+/* The raw "id" of a message that parsed as an object, else NULL. */
+static const char *message_id(const char *m, const struct json_tok *tok, int n, size_t *id_len)
+{
+	if (n <= 0 || tok[0].type != JSON_OBJECT) return NULL;
+	int t = json_obj_get(m, tok, 0, "id");
+	if (t < 0) return NULL;
+	int quoted = tok[t].type == JSON_STRING;
+	*id_len = tok[t].len + 2 * (size_t)quoted;
+	return m + tok[t].start - quoted;
+}
+
 static void handle_message(struct client *c, int binary, const char *m, size_t len)
 {
+	struct json_tok tok[MAX_TOKENS];
+	int n = binary && !c->msgpack ? JSON_EINVAL : json_parse(m, len, tok, MAX_TOKENS, MAX_DEPTH);
+	size_t id_len = 0;
+	const char *id = message_id(m, tok, n, &id_len);
+
 	if (!rate_ok(c)) {
 		if (S.now - c->rl_since >= RATE_LIMIT_CLOSE_MS) {
 			log_msg(LOG_WARN, "client closed for exceeding the rate limit", "client", log_num(c->id), "peer", server_peer(c), NULL);
 			ws_close(c, WS_CLOSE_POLICY, "rate limit exceeded", CLOSE_WAIT_MS);
 			return;
 		}
-		reply_error(c, NULL, 0, "RATE_LIMITED", "too many messages: this one was ignored");
+		reply_error(c, id, id_len, "RATE_LIMITED", "too many messages: this one was ignored");
 		return;
 	}
 	if (binary && !c->msgpack) {
@@ -363,8 +379,6 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 		return;
 	}
 
-	struct json_tok tok[MAX_TOKENS];
-	int n = json_parse(m, len, tok, MAX_TOKENS, MAX_DEPTH);
 	if (n == JSON_EINVAL) {
 		reply_error(c, NULL, 0, "INVALID_JSON", "message is not valid JSON");
 		return;
@@ -378,14 +392,6 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 		return;
 	}
 	/* The id is echoed verbatim, whatever JSON value it is (§4). */
-	const char *id = NULL;
-	size_t id_len = 0;
-	int t = json_obj_get(m, tok, 0, "id");
-	if (t >= 0) {
-		int quoted = tok[t].type == JSON_STRING;
-		id = m + tok[t].start - quoted;
-		id_len = tok[t].len + 2 * (size_t)quoted;
-	}
 	struct msg_ctx ctx = { .c = c, .src = m, .tok = tok, .ntok = n, .id = id, .id_len = id_len };
 	proto_handle(&ctx);
 }
@@ -393,6 +399,7 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 /* Appends a fragment to the message being assembled, enforcing --max-message. */
 static int msg_append(struct client *c, const unsigned char *p, size_t n)
 {
+	if (n == 0) return 0;    /* empty fragments are legal (RFC 6455 §5.4) */
 	if ((uint64_t)c->msg_len + n > S.cfg.max_message) return -WS_CLOSE_TOO_BIG;
 	if (c->msg_len + n > c->msg_cap) {
 		size_t cap = c->msg_cap ? c->msg_cap : 256;

@@ -363,9 +363,9 @@ def mock_kafka():
             pytest.fail(f"{MOCK_BIN} not found (build it with make tools)")
         items = topics.items() if isinstance(topics, dict) else \
             [(t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1]) if ":" in t else 1) for t in topics or []]
+        # Topics are created with stdin commands once the cluster runs: with
+        # many --topic flags mockkafka takes seconds to start.
         cmd = [MOCK_BIN, "--brokers", str(brokers), "--lifetime", str(lifetime)]
-        for name, parts in items:
-            cmd += ["--topic", f"{name}:{parts}"]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True, bufsize=1)
         lines = queue.Queue()
@@ -384,6 +384,8 @@ def mock_kafka():
                 pytest.fail("mockkafka printed no bootstrap= line within 10 s")
             if line.startswith("bootstrap="):
                 mk.bootstrap = line.split("=", 1)[1]
+                for name, parts in items:
+                    mk.create_topic(name, parts)
                 return mk
             if line.startswith("error"):
                 pytest.fail(f"mockkafka: {line}")
