@@ -35,17 +35,18 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/%)
 .PHONY: all demo test setup unit tools asan fuzz fuzz-build clean
 all: $(BIN)
 
-# Objects wait for librdkafka's headers (built into the cache on first use).
-$(B)/%.o: %.c | $(B)/.dir $(RDKAFKA_DEV_STAMP)
+# Objects depend on librdkafka's stamp (built into the cache on first use):
+# -MMD does not list -isystem headers, so this is what rebuilds after a bump.
+$(B)/%.o: %.c $(RDKAFKA_DEV_STAMP) | $(B)/.dir
 	$(CC) $(KB_CFLAGS) -c -o $@ $<
 $(B)/.dir:
 	mkdir -p $(B) && touch $@
 
 # assets.c pulls these in with .incbin, which -MMD does not see.
-$(B)/assets.o: web/console.html web/docs.html
+$(B)/assets.o $(STATIC_B)/assets.o: web/console.html web/docs.html
 
-$(BIN): $(B)/kbridge.o $(LIB_OBJS)
-	$(CC) $(KB_CFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN): $(B)/kbridge.o $(LIB_OBJS) $(RDKAFKA_DEV_STAMP)
+	$(CC) $(KB_CFLAGS) -o $@ $(B)/kbridge.o $(LIB_OBJS) $(LDLIBS)
 
 # Unit tests link against an archive, so each pulls in only the modules it uses.
 $(B)/libkb.a: $(LIB_OBJS)
@@ -56,8 +57,8 @@ $(B)/test_%: tests/unit/test_%.c $(B)/libkb.a tests/unit/check.h
 unit: $(UNIT_BINS)
 
 # Test tools: the mock Kafka cluster the end-to-end tests talk to.
-$(B)/mockkafka: tests/tools/mockkafka.c | $(B)/.dir $(RDKAFKA_DEV_STAMP)
-	$(CC) $(KB_CFLAGS) -o $@ $< $(LDLIBS)
+$(B)/mockkafka: tests/tools/mockkafka.c $(RDKAFKA_DEV_STAMP) | $(B)/.dir
+	$(CC) $(KB_CFLAGS) -o $@ tests/tools/mockkafka.c $(LDLIBS)
 tools: $(B)/mockkafka
 
 # ---- sanitizers: the same code and tests under ASan + UBSan ---------------

@@ -137,16 +137,22 @@ static void stats_topics(const char *js, const struct json_tok *t, int obj)
 			topic[tl] = '\0';
 			for (int pi = parts + 1, pk = 0; pk < (int)t[parts].size; pk++) {
 				int pv = (int)t[pi].next;
-				int64_t id, hi = -1, app = -1;
+				int64_t id, hi = -1, app = -1, next = -1, lo = -1;
 				int hi_t = json_obj_get(js, t, pv, "hi_offset");
 				int app_t = json_obj_get(js, t, pv, "app_offset");
+				int next_t = json_obj_get(js, t, pv, "next_offset");
+				int lo_t = json_obj_get(js, t, pv, "lo_offset");
 				int pid_t = json_obj_get(js, t, pv, "partition");
 				if (pid_t >= 0 && json_tok_int(js, t, pid_t, &id) == 0 && id >= 0) {
 					if (hi_t >= 0) json_tok_int(js, t, hi_t, &hi);
 					if (app_t >= 0) json_tok_int(js, t, app_t, &app);
+					if (next_t >= 0) json_tok_int(js, t, next_t, &next);
+					if (lo_t >= 0) json_tok_int(js, t, lo_t, &lo);
+					/* Before the first record app_offset is -1: the fetch
+					 * position stands in; an empty partition lags 0. */
+					if (app < 0) app = next;
+					if (app < 0 && hi >= 0 && hi == lo) app = hi;
 					struct part *p = part_get(topic, (int32_t)id, 0);
-					/* Only partitions we consume; before the first record
-					 * app_offset is -1 and the lag is unknown. */
 					if (p) p->lag = (hi >= 0 && app >= 0) ? (hi > app ? hi - app : 0) : -1;
 				}
 				pi = (int)t[pv].next;
@@ -184,12 +190,14 @@ static int choose_offsets(rd_kafka_topic_partition_list_t *parts)
 		rd_kafka_topic_partition_t *p = &parts->elems[i];
 		struct part *known = part_get(p->topic, p->partition, 0);
 		int topic_known = map_get(&K.topics_seen, p->topic, strlen(p->topic)) != NULL;
-		if (known && known->next >= 0) {
+		if (K.cfg->group) {
+			/* Committed offsets win (§10), even over what this instance
+			 * routed itself: another member may have moved on since. */
+			p->offset = RD_KAFKA_OFFSET_INVALID;
+		} else if (known && known->next >= 0) {
 			p->offset = known->next;
 		} else if (K.assigned_once && (!topic_known || !known)) {
 			p->offset = RD_KAFKA_OFFSET_BEGINNING;
-		} else if (K.cfg->group) {
-			p->offset = RD_KAFKA_OFFSET_INVALID;   /* committed offset wins (§10) */
 		} else {
 			switch (K.cfg->offset) {
 			case OFFSET_LATEST:   p->offset = RD_KAFKA_OFFSET_END; break;
@@ -446,6 +454,10 @@ int kafka_start(const struct config *cfg, char *err, size_t errlen)
 		snprintf(buf, sizeof(buf), "kbridge-fanout-%s-%d-%" PRId64, host, (int)getpid(), wall_ms());
 		if (set_prop(conf, "group.id", buf, err, errlen) < 0) goto fail;
 		if (set_prop(conf, "enable.auto.commit", "false", err, errlen) < 0) goto fail;
+		/* Alone in its group, a member gains nothing from a long session;
+		 * a short one lets a rejoin (new topic or partitions) finish in
+		 * seconds where a coordinator holds it for the session timeout. */
+		if (set_prop(conf, "session.timeout.ms", "6000", err, errlen) < 0) goto fail;
 	}
 	struct { const char *k, *v; } defaults[] = {
 		{ "client.id", "kbridge" },
@@ -468,14 +480,14 @@ int kafka_start(const struct config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->ca_file && set_prop(conf, "ssl.ca.location", cfg->ca_file, err, errlen) < 0) goto fail;
 	for (size_t i = 0; i < cfg->nxprops; i++) {
-		char kv[1024];
-		snprintf(kv, sizeof(kv), "%s", cfg->xprops[i]);
+		/* Values may be long (ssl.ca.pem holds a whole certificate). */
+		char *kv = strdup(cfg->xprops[i]);
+		if (!kv) { snprintf(err, errlen, "out of memory"); goto fail; }
 		char *eq = strchr(kv, '=');
 		*eq = '\0';
-		if (set_prop(conf, kv, eq + 1, err, errlen) < 0) {
-			rd_kafka_conf_destroy(conf);
-			return -2;
-		}
+		int rc = set_prop(conf, kv, eq + 1, err, errlen);
+		free(kv);
+		if (rc < 0) goto fail;
 	}
 	if (cfg->demo && demo_start(conf, err, errlen) < 0) goto fail;
 

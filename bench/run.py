@@ -213,6 +213,19 @@ def http_status(port, path, timeout=1.0):
         return None
 
 
+def http_json(port, path, timeout=5.0):
+    import http.client
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        c.request("GET", path)
+        resp = c.getresponse()
+        body = resp.read()
+        c.close()
+        return json.loads(body) if resp.status == 200 else None
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+
+
 def tcp_open(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
@@ -271,6 +284,31 @@ class Bench:
             time.sleep(0.05)
         raise RuntimeError(f"bridge not ready ({self.ready}) within 30 s")
 
+    def start_perf(self, scen, pid):
+        """--perf: sample the bridge's stacks over the scenario (perf record)."""
+        if not self.a.perf:
+            return None
+        data = self.log_path(scen, "perf").replace(".log", ".data")
+        p = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-p", str(pid), "-o", data],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        return p, data
+
+    def stop_perf(self, scen, perf):
+        p, data = perf
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        report = self.log_path(scen, "perf").replace(".log", ".txt")
+        with open(report, "w") as f:
+            subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "sym",
+                            "--stdio", "-g", "none", "--percent-limit", "0.5"],
+                           stdout=f, stderr=subprocess.DEVNULL, timeout=120)
+        return os.path.relpath(report, ROOT)
+
     def start_wsload(self, scen, port, extra=()):
         argv = [os.path.join(self.tools, "wsload"), "--port", str(port), "--path", self.ws_path,
                 "--clients", str(scen["clients"]), "--inflight", str(self.a.inflight),
@@ -300,6 +338,7 @@ class Bench:
             # machine something else used meanwhile (the "noise" figure).
             busy0, self0, t0 = sys_busy(), self_cpu(), time.monotonic()
             bridge0, mock0 = proc_cpu(pid), proc_cpu(mock.pid)
+            perf = self.start_perf(scen, pid)
             wl = self.start_wsload(scen, port)
             procs.append(wl)
             ready = wl.event("ready", 120)
@@ -309,10 +348,26 @@ class Bench:
                 self.run_idle(r, wl, pid, rss_base)
             else:
                 self.run_traffic(r, wl, pid, brokers, mock.pid)
+                if not self.custom:
+                    # kbridge's own counters tell where missing records went:
+                    # never consumed (the mock keeps only 5 MB per partition,
+                    # so a lagging consumer skips ahead) or dropped per client.
+                    st = http_json(port, "/stats") or {}
+                    r["bridge_stats"] = {k: st.get(k) for k in ("records_in", "messages_out",
+                                                                "dropped", "slow_disconnects")}
+                    if st.get("records_in") is not None and st["records_in"] < r["produced"]:
+                        r.setdefault("notes", []).append(
+                            f"kbridge consumed {st['records_in']} of {r['produced']} records "
+                            "(lag beyond the mock's 5 MB retention)")
+                    if st.get("dropped"):
+                        r.setdefault("notes", []).append(f"kbridge dropped {st['dropped']} "
+                                                         "messages to slow clients")
             wall = time.monotonic() - t0
             ours = (proc_cpu(pid) - bridge0) + (proc_cpu(mock.pid) - mock0) + (self_cpu() - self0) \
                 + r["wsload"]["cpu_s"] + r.get("produce", {}).get("cpu_s", 0.0)
             r["noise"] = max(0.0, (sys_busy() - busy0) - ours) / wall
+            if perf:
+                r["perf"] = self.stop_perf(scen, perf)
             if r["noise"] > 0.05:
                 r.setdefault("notes", []).append(
                     f"other processes used {r['noise'] * 100:.0f}% of a core meanwhile")
@@ -464,6 +519,14 @@ def table(results):
     return "\n".join(lines)
 
 
+def notes(results):
+    out = []
+    for r in results:
+        for n in r.get("notes", []):
+            out.append(f"- {r['name']}: {n}")
+    return "\n".join(out)
+
+
 def machine():
     model = "?"
     try:
@@ -529,6 +592,8 @@ def main():
     ap.add_argument("--bridge-cpu", default=os.environ.get("BENCH_BRIDGE_CPU", "0"))
     ap.add_argument("--tools-cpu", default=os.environ.get("BENCH_TOOLS_CPU", "1" if ncpu > 1 else "0"))
     ap.add_argument("--no-pin", action="store_true", help="do not use taskset")
+    ap.add_argument("--perf", action="store_true",
+                    help="perf record the bridge per scenario (build/bench/logs/NAME.perf.txt)")
     ap.add_argument("--update-readme", action="store_true", help="write the table into bench/README.md")
     a = ap.parse_args()
     if a.no_pin:
@@ -582,8 +647,12 @@ def main():
     meta["total_s"] = round(time.monotonic() - t_all, 1)
 
     md = f"{header(meta)}\n\n{table(results)}\n"
+    if notes(results):
+        md += f"\n{notes(results)}\n"
     print()
     print(table(results))
+    if notes(results):
+        print(notes(results))
     with open(os.path.join(b.out, "results.json"), "w") as f:
         json.dump(dict(meta=meta, results=results), f, indent=1)
     with open(os.path.join(b.out, "results.md"), "w") as f:

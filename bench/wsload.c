@@ -428,37 +428,92 @@ static void on_connected(struct conn *c)
 
 /* ---- data messages ---------------------------------------------------------- */
 
-/* Finds `"name":` and parses the unsigned integer after it, looking first at
- * [from, end) and then in the whole payload. */
-static int find_uint(const unsigned char *p, size_t len, size_t from, const char *needle,
-		     size_t nlen, uint64_t *out, size_t *at)
+/* Last occurrence of a needle in [p, p + len). A few memrchr() steps over a
+ * short tail: glibc's memmem() spends more on set-up than this whole search. */
+static const unsigned char *find_last(const unsigned char *p, size_t len, const char *needle, size_t nlen)
 {
-	const unsigned char *q = memmem(p + from, len - from, needle, nlen);
-	if (!q && from) q = memmem(p, len, needle, nlen);
-	if (!q) return -1;
-	q += nlen;
-	const unsigned char *e = p + len;
+	size_t end = len;
+	while (end >= nlen) {
+		const unsigned char *q = memrchr(p, needle[0], end - nlen + 1);
+		if (!q) return NULL;
+		if (memcmp(q, needle, nlen) == 0) return q;
+		end = (size_t)(q - p) + nlen - 1;      /* candidates before q only */
+	}
+	return NULL;
+}
+
+/* An unsigned integer at q (after optional blanks); NULL when none. */
+static const unsigned char *parse_num(const unsigned char *q, const unsigned char *e, uint64_t *out)
+{
 	while (q < e && (*q == ' ' || *q == '\t')) q++;
-	if (q >= e || *q < '0' || *q > '9') return -1;
+	if (q >= e || *q < '0' || *q > '9') return NULL;
 	uint64_t v = 0;
 	while (q < e && *q >= '0' && *q <= '9') v = v * 10 + (uint64_t)(*q++ - '0');
 	*out = v;
-	if (at) *at = (size_t)(q - p);
-	return 0;
+	return q;
 }
 
-/* Pulls ts_us, n, k, kn out of one message (or fragment). kbridge puts the
- * payload verbatim at the end of its envelope and produce.c puts the numbers
- * at the end of the payload, so the first search looks at the tail only. */
+static int lit(const unsigned char **q, const unsigned char *e, const char *s, size_t l)
+{
+	if ((size_t)(e - *q) < l || memcmp(*q, s, l) != 0) return 0;
+	*q += l;
+	return 1;
+}
+
+static void find_uint(const unsigned char *p, size_t len, const char *needle, size_t nlen, uint64_t *out)
+{
+	const unsigned char *q = find_last(p, len, needle, nlen);
+	if (q) parse_num(q + nlen, p + len, out);
+}
+
+/* The fast path: produce.c's payload ends `"ts_us":T,"n":N,"k":K,"kn":KN}`
+ * and kbridge's envelope ends with the payload, so the four numbers are
+ * parsed backwards from the last byte: ~50 bytes looked at once, no search. */
+static const unsigned char *back_num(const unsigned char *p, const unsigned char *q, uint64_t *out)
+{
+	const unsigned char *d = q;
+	while (q > p && q[-1] >= '0' && q[-1] <= '9') q--;
+	if (q == d || d - q > 19) return NULL;
+	uint64_t v = 0;
+	for (const unsigned char *x = q; x < d; x++) v = v * 10 + (uint64_t)(*x - '0');
+	*out = v;
+	return q;
+}
+
+/* Steps back over the literal s (a constant: memcmp is inlined). */
+#define BACK_LIT(q, p, s) ((size_t)((q) - (p)) >= sizeof(s) - 1 && \
+			   memcmp((q) - (sizeof(s) - 1), s, sizeof(s) - 1) == 0 && ((q) -= sizeof(s) - 1, 1))
+
+static int parse_tail(const unsigned char *p, size_t len, uint64_t *ts, uint64_t *n, uint64_t *k, uint64_t *kn)
+{
+	const unsigned char *q = p + len;
+	while (q > p && (q[-1] == '}' || q[-1] == ' ' || q[-1] == '\n')) q--;
+	if ((q = back_num(p, q, kn)) && BACK_LIT(q, p, ",\"kn\":") &&
+	    (q = back_num(p, q, k)) && BACK_LIT(q, p, ",\"k\":") &&
+	    (q = back_num(p, q, n)) && BACK_LIT(q, p, ",\"n\":") &&
+	    (q = back_num(p, q, ts)) && BACK_LIT(q, p, "\"ts_us\":"))
+		return 0;
+	return -1;
+}
+
+/* Pulls ts_us, n, k, kn out of one message (or fragment): the fast path
+ * above, else a search (a bridge that re-encodes the JSON, reorders fields,
+ * or puts something after "data"). */
 static int parse_fields(const unsigned char *p, size_t len, uint64_t *ts, uint64_t *n, uint64_t *k, uint64_t *kn)
 {
-	size_t from = len > TAIL_WINDOW ? len - TAIL_WINDOW : 0, at = 0;
-	if (find_uint(p, len, from, "\"ts_us\":", 8, ts, &at) < 0) return -1;
+	if (parse_tail(p, len, ts, n, k, kn) == 0) return 0;
+	const unsigned char *e = p + len;
+	size_t from = len > TAIL_WINDOW ? len - TAIL_WINDOW : 0;
+	const unsigned char *q = find_last(p + from, len - from, "\"ts_us\":", 8);
+	if (!q && from) q = find_last(p, len, "\"ts_us\":", 8);
+	if (!q || !(q = parse_num(q + 8, e, ts))) return -1;
 	*n = *k = *kn = UINT64_MAX;
-	from = at < len ? at : 0;
-	find_uint(p, len, from, "\"n\":", 4, n, NULL);
-	find_uint(p, len, from, "\"k\":", 4, k, NULL);
-	find_uint(p, len, from, "\"kn\":", 5, kn, NULL);
+	if (lit(&q, e, ",\"n\":", 5) && (q = parse_num(q, e, n)) && lit(&q, e, ",\"k\":", 5) &&
+	    (q = parse_num(q, e, k)) && lit(&q, e, ",\"kn\":", 6) && parse_num(q, e, kn))
+		return 0;
+	find_uint(p, len, "\"n\":", 4, n);
+	find_uint(p, len, "\"k\":", 4, k);
+	find_uint(p, len, "\"kn\":", 5, kn);
 	return 0;
 }
 
@@ -799,6 +854,16 @@ static int self_test(void)
 	CHECK(parse_fields((const unsigned char *)env, strlen(env), &ts, &n, &k, &kn) == 0 && ts == 123 && n == 45 && k == 6 && kn == 7);
 	const char *sorted = "{\"data\": {\"k\": 6, \"kn\": 7, \"n\": 45, \"pad\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\", \"ts_us\": 99}, \"timestamp\": \"2026-01-01T00:00:00.000Z\"}";
 	CHECK(parse_fields((const unsigned char *)sorted, strlen(sorted), &ts, &n, &k, &kn) == 0 && ts == 99 && n == 45 && k == 6 && kn == 7);
+	const char *odd = "{\"ts_us\":5,\"n\":6,\"x\":1,\"kn\":8,\"k\":7}";
+	CHECK(parse_fields((const unsigned char *)odd, strlen(odd), &ts, &n, &k, &kn) == 0 && ts == 5 && n == 6 && k == 7 && kn == 8);
+	const unsigned char *hay = (const unsigned char *)"xx\"ab\"yy\"ab\"zz";
+	CHECK(find_last(hay, 14, "\"ab\"", 4) == hay + 8);
+	CHECK(find_last(hay, 8, "\"ab\"", 4) == hay + 2);
+	CHECK(find_last(hay, 5, "\"ab\"", 4) == NULL);
+	const char *extra = "{\"data\":{\"pad\":\"x\",\"ts_us\":1,\"n\":2,\"k\":3,\"kn\":4},\"seq\":5}";
+	CHECK(parse_fields((const unsigned char *)extra, strlen(extra), &ts, &n, &k, &kn) == 0 && ts == 1 && n == 2 && k == 3 && kn == 4);
+	CHECK(parse_tail((const unsigned char *)env, strlen(env), &ts, &n, &k, &kn) == 0);
+	CHECK(parse_tail((const unsigned char *)extra, strlen(extra), &ts, &n, &k, &kn) < 0);
 	const char *ack = "{\"type\":\"ack\",\"action\":\"subscribe\"}";
 	CHECK(parse_fields((const unsigned char *)ack, strlen(ack), &ts, &n, &k, &kn) < 0);
 #undef CHECK

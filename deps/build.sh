@@ -6,6 +6,7 @@
 #   deps/build.sh static         zlib, zstd, OpenSSL, librdkafka with musl-gcc
 #   deps/build.sh prefix FLAVOUR print the install prefix (used by deps/deps.mk)
 #   deps/build.sh fetch          download + verify every source only
+#   deps/build.sh showsrc        Debian source versions available now (to bump pins)
 #
 # Each flavour installs into $KBRIDGE_CACHE/<flavour>-<librdkafka>-<key>, where
 # <key> hashes the pins in deps/versions.mk that the flavour uses (including
@@ -107,8 +108,9 @@ fetch_librdkafka() {
 # entries: the system's sources stay untouched, and the archive host is
 # read from the machine's own config rather than written anywhere here.
 APT_DIR="$KBRIDGE_CACHE/apt"
-apt_src() {
-    apt-get -o Dir::Etc::SourceList=/dev/null \
+apt_src() { # apt-get or apt-cache, then its arguments
+    _tool=$1; shift
+    "$_tool" -o Dir::Etc::SourceList=/dev/null \
         -o Dir::Etc::SourceParts="$APT_DIR/sources" \
         -o Dir::State::Lists="$APT_DIR/lists" \
         -o Dir::Cache="$APT_DIR/cache" "$@"
@@ -139,7 +141,7 @@ setup_apt_src() {
     [ -s "$APT_DIR/sources/kbridge-src.sources" ] || [ -s "$APT_DIR/sources/kbridge-src.list" ] ||
         die "no Debian archive entry found in /etc/apt/sources.list* to derive deb-src from"
     say "apt-get update (private deb-src lists in $APT_DIR)"
-    run "$APT_DIR/update.log" apt_src update
+    run "$APT_DIR/update.log" apt_src apt-get update
     touch "$APT_DIR/ready"
 }
 
@@ -150,12 +152,11 @@ fetch_deb_orig() { # pkg version orig-file sha256
         setup_apt_src
         _t=$(mktemp -d "$DL/apt.XXXXXX")
         say "apt-get source $1=$2"
-        if ! (cd "$_t" && apt_src source --download-only "$1=$2" >"$_t/log" 2>&1); then
+        if ! (cd "$_t" && apt_src apt-get source --download-only "$1=$2" >"$_t/log" 2>&1); then
             tail -n 5 "$_t/log" >&2
-            # the pinned version may have been superseded: drop the cached
-            # index once (it may just be stale) before giving up.
+            # the private index may just be stale: the next run refreshes it.
             rm -f "$APT_DIR/ready"
-            die "apt-get source $1=$2 failed (no longer in the archive? see 'apt-cache showsrc $1'; pins are in deps/versions.mk)"
+            die "apt-get source $1=$2 failed (no longer in the archive? 'deps/build.sh showsrc' lists current versions; pins are in deps/versions.mk)"
         fi
         [ -f "$_t/$3" ] || die "apt-get source $1=$2 did not produce $3"
         check_sha "$_t/$3" "$4"
@@ -163,6 +164,16 @@ fetch_deb_orig() { # pkg version orig-file sha256
         rm -rf "$_t"
     fi
     check_sha "$_f" "$4"
+}
+
+# For bumping pins: what the archive offers now, with orig tarball sha256.
+showsrc() {
+    rm -f "$APT_DIR/ready"
+    setup_apt_src
+    apt_src apt-cache showsrc "$ZLIB_DEB_PKG" "$ZSTD_DEB_PKG" "$OPENSSL_DEB_PKG" |
+        awk '/^Package:/ { p = $2 } /^Version:/ { v = $2 }
+             /^Checksums-Sha256:/ { s = 1; next } /^[^ ]/ { s = 0 }
+             s && $3 ~ /\.orig\.tar\.[a-z0-9]+$/ { print p, v, $3, $1 }' | sort -u
 }
 
 fetch_all_static() {
@@ -200,6 +211,9 @@ build_librdkafka() { # prefix log [extra configure args...]
     _p=$1; _log=$2; shift 2
     (
         cd "$WORK/librdkafka"
+        # configure insists on a C++ compiler though only C is built here;
+        # handing it the C compiler saves installing g++.
+        export CXX="${CC:-gcc}"
         run "$_log" ./configure --prefix="$_p" --no-download \
             --enable-ssl --enable-zlib --enable-zstd \
             --disable-gssapi --disable-curl --disable-lz4-ext "$@"
@@ -220,6 +234,7 @@ build_librdkafka() { # prefix log [extra configure args...]
 # Link deps/smoke.c against the fresh prefix and run it.
 smoke() { # cc prefix log libs...
     _cc=$1; _p=$2; _log=$3; shift 3
+    # shellcheck disable=SC2086 # $_cc may carry flags ("musl-gcc -static")
     run "$_log" $_cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror \
         -isystem "$_p/include" -o "$_p/smoke" "$DEPS_DIR/smoke.c" "$@"
     "$_p/smoke" "$REQUIRED_FEATURES" >"$_p/smoke.out" 2>>"$_log" ||
@@ -363,7 +378,7 @@ build_static() {
 
 # --- main ------------------------------------------------------------------
 
-usage() { die "usage: $0 dev|static|fetch|prefix dev|prefix static"; }
+usage() { die "usage: $0 dev|static|fetch|showsrc|prefix dev|prefix static"; }
 [ $# -ge 1 ] || usage
 case $1 in
 prefix)
@@ -371,7 +386,7 @@ prefix)
     prefix_of "$2"
     exit 0
     ;;
-dev | static | fetch) ;;
+dev | static | fetch | showsrc) ;;
 *) usage ;;
 esac
 
@@ -384,4 +399,5 @@ case $1 in
 dev) build_dev ;;
 static) build_static ;;
 fetch) fetch_all_static ;;
+showsrc) showsrc ;;
 esac

@@ -29,8 +29,10 @@ include $(DEPS_DIR)/versions.mk
 KBRIDGE_CACHE ?= $(HOME)/.cache/kbridge
 DEPS_BUILD = KBRIDGE_CACHE='$(KBRIDGE_CACHE)' sh $(DEPS_DIR)/build.sh
 
-# The prefixes embed a hash of versions.mk + build.sh, so a version bump
-# names a stamp that does not exist yet and the next make rebuilds.
+# The prefixes embed a hash of the pins in versions.mk, so a version bump
+# names a stamp that does not exist yet and the next make rebuilds. Anything
+# linking these libraries should depend on the stamp as a normal (not
+# order-only) prerequisite, or it will not be relinked after a bump.
 RDKAFKA_DEV_PREFIX    := $(shell $(DEPS_BUILD) prefix dev)
 RDKAFKA_STATIC_PREFIX := $(shell $(DEPS_BUILD) prefix static)
 
@@ -66,10 +68,12 @@ STATIC_OBJS  = $(patsubst %.c,$(STATIC_B)/%.o,$(MAIN_SRC) $(LIB_SRCS))
 
 # Objects depend on the stamp (not order-only): -MMD does not list -isystem
 # headers, so this is what recompiles them after a librdkafka bump.
+# RDKAFKA_STATIC_CFLAGS comes first: KB_CFLAGS may carry the dev -isystem
+# path too, and the first directory searched wins.
 $(STATIC_OBJS): $(STATIC_B)/%.o: %.c $(RDKAFKA_STATIC_STAMP)
 	@mkdir -p $(@D)
-	$(MUSL_CC) $(KB_CFLAGS) -O2 -ffunction-sections -fdata-sections \
-	    $(RDKAFKA_STATIC_CFLAGS) -c -o $@ $<
+	$(MUSL_CC) $(RDKAFKA_STATIC_CFLAGS) $(KB_CFLAGS) -O2 \
+	    -ffunction-sections -fdata-sections -c -o $@ $<
 
 $(STATIC_B)/kbridge: $(STATIC_OBJS) $(RDKAFKA_STATIC_STAMP)
 	$(MUSL_CC) $(RDKAFKA_STATIC_LDFLAGS) -O2 -o $@ $(STATIC_OBJS) \

@@ -209,3 +209,30 @@ def test_run_py_prints_table_and_json(tools):
     assert by["fanout-3x100"]["expected"] == 3 * 200
     assert by["keyed-3"]["expected"] == 120
     assert "error" not in by["idle-20"] and by["idle-20"]["connected"] == 20, by["idle-20"]
+
+
+def test_bench_bridge_hook_drives_another_command(tools):
+    """BENCH_BRIDGE: the same scenario against a command template (here
+    kbridge again, started through the template, with its own subscribe
+    template): the hook substitutes, starts, waits and measures it."""
+    out = os.path.join("build", "bench-test-hook")
+    env = conftest.clean_env({
+        "KBRIDGE_BIN": conftest.bin_path(), "MOCKKAFKA_BIN": conftest.MOCK_BIN,
+        "BENCH_BRIDGE": "{bin} --brokers {brokers} --listen {listen} -t {topic} "
+                        "-X fetch.wait.max.ms=10 --log-level warn",
+        "BENCH_READY": "/ready", "BENCH_SETTLE": "0.5",
+        "BENCH_SUBSCRIBE": '{"type":"subscribe","channels":["{channel}"],"id":"c{id}"}',
+    })
+    pin = [] if (os.cpu_count() or 1) >= 2 else ["--no-pin"]
+    r = subprocess.run(["/usr/bin/python3", "bench/run.py", "--scenario", "fanout:2x100",
+                        "--scenario", "keyed:2x100", "--duration", "1", "--out", out] + pin,
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"run.py failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    assert "skipping keyed" in r.stderr        # no BENCH_KEYED_SUBSCRIBE given
+    with open(os.path.join(ROOT, out, "results.json")) as f:
+        data = json.load(f)
+    assert data["meta"]["bridge"].startswith("{bin} --brokers {brokers}")
+    [res] = data["results"]
+    assert "error" not in res, res
+    assert res["delivered"] == res["expected"] == 200 and res["gap_clients"] == 0, res
+    assert res["wsload"]["acks"] == 2 and res["wsload"]["sub_errors"] == 0, res["wsload"]

@@ -205,3 +205,36 @@ def test_compressed_records_delivered(mock_kafka, kafka_bridge):
     for p in (0, 1):
         offs = [m["offset"] for m in msgs if m["partition"] == p]
         assert offs == list(range(len(offs))), f"partition {p}: offsets not contiguous"
+
+
+def test_python_websockets_client_large_records(mock_kafka, kafka_bridge):
+    """A real client library (websockets, asyncio) receives records small and
+    large (payload lengths needing the 16- and 64-bit frame length forms),
+    subscribed with the action dialect on /ws/crypto."""
+    import asyncio
+    import json
+    import websockets
+
+    mk = mock_kafka({"big": 1})
+    srv = kafka_bridge(mk, "-t", "big=bigc:blob")
+    sizes = [10, 125, 126, 65535, 65536, 200_000, 700_000]
+    bodies = ['{"n":%d,"s":"%s"}' % (n, "x" * n) for n in sizes]
+
+    async def run():
+        uri = f"ws://127.0.0.1:{srv.port}/ws/crypto"
+        async with websockets.connect(uri, ping_interval=None, open_timeout=5, close_timeout=5,
+                                      max_size=4 << 20) as ws:
+            await ws.send(json.dumps({"action": "subscribe", "type": "blob", "n": "*", "id": 1}))
+            ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert ack.get("type") == "ack" and ack.get("id") == 1, ack
+            loop = asyncio.get_running_loop()
+            for b in bodies:
+                await loop.run_in_executor(None, lambda b=b: mk.produce("big", b, key="k"))
+            for i, b in enumerate(bodies):
+                raw = await asyncio.wait_for(ws.recv(), 10)
+                assert isinstance(raw, str)
+                m = json.loads(raw)
+                assert m["offset"] == i and m["type"] == "blob" and m["channel"] == "bigc", raw[:200]
+                assert ('"data":' + b) in raw, f"record {i} ({sizes[i]} bytes) not verbatim"
+            await ws.close(code=1000)
+    asyncio.run(asyncio.wait_for(run(), 30))

@@ -12,8 +12,6 @@ Every filtered client's result is compared with a Python model of the rules:
 An unfiltered observer client tells when everything was routed."""
 import json
 
-import pytest
-
 from conftest import read_messages, ws_subscribe
 
 ROUTES = ["-t", "trades=market:trade_data", "-t", "candles=market:candle", "-t", "misc"]

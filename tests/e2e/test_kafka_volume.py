@@ -10,10 +10,10 @@ import os
 import re
 import socket
 import struct
+import subprocess
 import tempfile
 import time
 
-from conftest import ws_subscribe
 from wsutil import WS, get_json
 
 PARTS = 3
@@ -138,7 +138,6 @@ def test_three_partitions_100k_each_three_clients(mock_kafka, kafka_bridge):
             path = os.path.join(d, f"p{p}.txt")
             with open(path, "w") as f:
                 f.write("".join('{"p":%d,"i":%d}\n' % (p, i) for i in range(PER_PART)))
-            import subprocess
             kcats.append(subprocess.Popen(
                 ["kcat", "-P", "-b", mk.bootstrap, "-t", "vol", "-p", str(p), "-l", path,
                  "-X", "linger.ms=20", "-X", "batch.num.messages=10000"],

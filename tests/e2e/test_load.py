@@ -63,6 +63,8 @@ def test_2000_clients_ping_and_idle_memory(kbridge):
         time.sleep(0.1)
     assert srv.health()["clients"] == 0
 
-    if conftest.is_sanitized_build():
-        pytest.skip(f"sanitizer build: memory figure not meaningful ({per_client:.0f} bytes/client)")
-    assert per_client <= 4096, line
+    # Under ASan every allocation carries redzones and quarantine: the
+    # 4 KiB bound is checked on the release build only (the same test runs
+    # there); everything above is checked on both.
+    if not conftest.is_sanitized_build():
+        assert per_client <= 4096, line
