@@ -6,6 +6,7 @@
 #   make asan       ./kbridge-asan and unit tests under ASan/UBSan (build/asan/)
 #   make fuzz       libFuzzer targets, each run FUZZ_SECONDS (default 60)
 #   make static     fully static musl binary ./kbridge-static (deps/deps.mk)
+#   make test-static  the static binary in an empty chroot, TLS (tests/static/)
 #   make clean
 # Objects and test programs go to build/ (never committed); third-party
 # libraries to a cache outside the tree (deps/).
@@ -32,7 +33,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/%)
 
-.PHONY: all demo test setup unit tools asan fuzz fuzz-build clean
+.PHONY: all demo test test-static setup unit tools asan fuzz fuzz-build clean
 all: $(BIN)
 
 # Objects depend on librdkafka's stamp (built into the cache on first use):
@@ -95,6 +96,9 @@ test: setup
 	$(MAKE) asan
 	$(MAKE) fuzz-build
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-15} tests/run.sh
+
+test-static: setup
+	SUITES=static tests/run.sh
 
 clean:
 	rm -rf build kbridge kbridge-asan

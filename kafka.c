@@ -106,6 +106,7 @@ static void set_state_up(int up, const char *why)
 {
 	if (up == K.up) return;
 	K.up = up;
+	if (up) K.last_err_logged = 0;   /* a later failure is news again */
 	if (up) log_msg(LOG_INFO, "kafka up", NULL);
 	else log_msg(LOG_WARN, "kafka down", "reason", why, NULL);
 }
@@ -303,23 +304,33 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- errors, logs ---------------------------------------------------------- */
 
+/* TLS failures arrive as _SSL and, for the same handshake, as _TRANSPORT
+ * with OpenSSL's text: one class, so they are logged once and hinted. */
+static int tls_failure(int err, const char *reason)
+{
+	return err == RD_KAFKA_RESP_ERR__SSL ||
+	       (err == RD_KAFKA_RESP_ERR__TRANSPORT && reason &&
+		(strstr(reason, "SSL") || strstr(reason, "certificate")));
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	(void)rk; (void)opaque;
 	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
 		set_state_up(0, reason);
-		K.last_err_logged = err;
 		return;
 	}
+	int cls = tls_failure(err, reason) ? RD_KAFKA_RESP_ERR__SSL : err;
 	/* One line per change of error, not one per retry. */
-	if (K.last_err_logged == err) return;
-	K.last_err_logged = err;
+	if (K.last_err_logged == cls) return;
+	K.last_err_logged = cls;
 	log_msg(rd_kafka_fatal_error(K.rk, NULL, 0) ? LOG_ERROR : LOG_WARN, "kafka error",
 		"code", rd_kafka_err2name((rd_kafka_resp_err_t)err), "reason", reason,
 		"hint", err == RD_KAFKA_RESP_ERR__RESOLVE ?
-			"broker name does not resolve; a scratch image has no /etc/hosts or resolv.conf "
-			"(even localhost fails there under musl): use numeric addresses or provide DNS" :
-		err == RD_KAFKA_RESP_ERR__SSL ?
+			"broker name does not resolve; a bare chroot or scratch root without /etc/hosts "
+			"and resolv.conf cannot resolve names (even localhost under musl): use numeric "
+			"addresses or provide them" :
+		cls == RD_KAFKA_RESP_ERR__SSL ?
 			"TLS failed; for certificate verification give a CA with --ca-file, "
 			"-X ssl.ca.location=PATH, -X ssl.ca.pem=PEM or SSL_CERT_FILE" : NULL,
 		NULL);

@@ -177,16 +177,83 @@ def proc_cpu(pid, tid=None):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK      # fields 14 and 15
 
 
-def sys_busy():
-    """Busy CPU seconds of the whole machine (all cores), from /proc/stat."""
+def cpu_times():
+    """{"cpu": [...], "cpu0": [...], ...} from /proc/stat, in seconds."""
+    out = {}
     with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / CLK_TCK
+        for line in f:
+            if not line.startswith("cpu"):
+                break
+            name, *vals = line.split()
+            out[name] = [int(v) / CLK_TCK for v in vals]
+    return out
+
+
+class CpuWindow:
+    """Machine CPU time between start() and stop(). Task time (user, nice,
+    system) is what processes are charged; softirq and irq time is not charged
+    to any process here (IRQ time accounting), yet on loopback it is mostly
+    the TCP work of the sender running on the sender's core; steal is time the
+    hypervisor gave to someone else."""
+
+    def __init__(self, bridge_cpu):
+        self.key = f"cpu{bridge_cpu}" if bridge_cpu is not None else "cpu"
+        self.t0 = cpu_times()
+
+    def delta(self):
+        t1 = cpu_times()
+
+        def d(key, idx):
+            return sum(t1[key][i] - self.t0[key][i] for i in idx if i < len(t1[key]))
+        return dict(task=d("cpu", (0, 1, 2)), softirq_bridge_core=d(self.key, (5, 6)),
+                    softirq=d("cpu", (5, 6)), steal=d("cpu", (7,)))
+
+
+def all_procs_cpu():
+    """{pid: (comm, cpu seconds)} for every process, to name the noise."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1:raw.rindex(")")]
+        fields = raw.rsplit(")", 1)[1].split()
+        out[int(d)] = (comm, (int(fields[11]) + int(fields[12])) / CLK_TCK)
+    return out
+
+
+def top_noise(before, after, ours, n=3):
+    """The n processes, other than ours, that used the most CPU in between."""
+    used = []
+    for pid, (comm, cpu) in after.items():
+        if pid in ours:
+            continue
+        d = cpu - before.get(pid, (comm, 0.0))[1]
+        if d >= 0.05:
+            used.append((d, f"{comm}[{pid}]"))
+    used.sort(reverse=True)
+    return [f"{name} {d:.1f}s" for d, name in used[:n]]
 
 
 def self_cpu():
     t = os.times()
     return t.user + t.system
+
+
+def proc_cpus(pid):
+    """The CPUs a process may run on (what taskset set), e.g. "0"."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Cpus_allowed_list:"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
 
 
 def proc_rss(pid):
@@ -327,6 +394,7 @@ class Bench:
     def run(self, scen):
         r = dict(scen)
         procs = []
+        perf = None
         try:
             mock, brokers = self.start_mock(scen)
             procs.append(mock)
@@ -336,12 +404,14 @@ class Bench:
             rss_base = proc_rss(pid)
             # CPU bookkeeping over the scenario, to tell how much of the
             # machine something else used meanwhile (the "noise" figure).
-            busy0, self0, t0 = sys_busy(), self_cpu(), time.monotonic()
+            win, self0, t0 = CpuWindow(self.bridge_cpu), self_cpu(), time.monotonic()
+            procs0 = all_procs_cpu()
             bridge0, mock0 = proc_cpu(pid), proc_cpu(mock.pid)
             perf = self.start_perf(scen, pid)
             wl = self.start_wsload(scen, port)
             procs.append(wl)
             ready = wl.event("ready", 120)
+            r["cpus"] = dict(bridge=proc_cpus(pid), wsload=proc_cpus(wl.pid), mock=proc_cpus(mock.pid))
             r.update(connected=ready["connected"], connect_s=ready["connect_s"],
                      subscribe_s=ready["subscribe_s"])
             if scen["kind"] in ("idle", "connect"):
@@ -365,18 +435,27 @@ class Bench:
             wall = time.monotonic() - t0
             ours = (proc_cpu(pid) - bridge0) + (proc_cpu(mock.pid) - mock0) + (self_cpu() - self0) \
                 + r["wsload"]["cpu_s"] + r.get("produce", {}).get("cpu_s", 0.0)
-            r["noise"] = max(0.0, (sys_busy() - busy0) - ours) / wall
+            d = win.delta()
+            r["noise"] = max(0.0, d["task"] - ours) / wall
+            r["steal"] = d["steal"] / wall
+            r["noise_top"] = top_noise(procs0, all_procs_cpu(),
+                                       {os.getpid(), pid, mock.pid, wl.pid, r.get("produce_pid")})
             if perf:
                 r["perf"] = self.stop_perf(scen, perf)
+                perf = None
             if r["noise"] > 0.05:
                 r.setdefault("notes", []).append(
-                    f"other processes used {r['noise'] * 100:.0f}% of a core meanwhile")
+                    f"other processes used {r['noise'] * 100:.0f}% of a core meanwhile"
+                    + (f" ({', '.join(r['noise_top'])})" if r["noise_top"] else ""))
             r["bridge_exit"] = bridge.stop()
             if r["bridge_exit"] not in (0, None):
                 r.setdefault("notes", []).append(f"bridge exited {r['bridge_exit']}")
         except Exception as e:      # one broken scenario must not lose the others
             r["error"] = str(e)
         finally:
+            if perf and perf[0].poll() is None:
+                perf[0].kill()
+                perf[0].wait()
             for p in reversed(procs):
                 if p.name == "mockkafka":
                     p.send("quit")
@@ -398,6 +477,7 @@ class Bench:
 
     def run_traffic(self, r, wl, pid, brokers, mock_pid):
         time.sleep(0.3)
+        win = CpuWindow(self.bridge_cpu)
         cpu0, main0, wl_cpu0 = proc_cpu(pid), proc_cpu(pid, pid), proc_cpu(wl.pid)
         mock0 = proc_cpu(mock_pid)
         t0 = time.monotonic()
@@ -406,6 +486,7 @@ class Bench:
                                 "--size", str(self.a.size), "--keys", str(r["keys"]),
                                 "--duration", str(self.a.duration)],
                     self.log_path(r, "produce"), cpu=self.tools_cpu)
+        r["produce_pid"] = prod.pid
         try:
             start = prod.event("start", 30)
             rss_max = proc_rss(pid)
@@ -441,6 +522,7 @@ class Bench:
             wl_cpu = res["cpu_s"]
         tools_cpu = wl_cpu + (proc_cpu(mock_pid) - mock0) + pres.get("cpu_s", 0.0)
         rss_max = max(rss_max, proc_rss(pid))
+        soft = win.delta()["softirq_bridge_core"] if self.bridge_cpu is not None else None
         msgs = res["msgs"]
         span = max(pres["duration_s"], (res["last_us"] - start["t_us"]) / 1e6) if msgs else 0
         lat = res["latency_ms"]
@@ -451,6 +533,8 @@ class Bench:
                  gap_clients=res["clients_with_gaps"], missing=res["missing"],
                  dups=res["dups"], server_errors=res["server_errors"],
                  cpu_s=cpu, cpu_main_s=main, cpu_per_m=cpu / msgs * 1e6 if msgs else None,
+                 softirq_s=soft, softirq_util=soft / wall if soft is not None else None,
+                 softirq_per_m=soft / msgs * 1e6 if msgs and soft is not None else None,
                  bridge_util=cpu / wall, tools_util=tools_cpu / wall, wsload_util=wl_cpu / wall, window_s=wall, rss=rss_max,
                  closed=res["closed"], failed=res["failed"])
 
@@ -492,8 +576,10 @@ def table(results):
         tgt, misses = check_targets(r)
         verdict = "" if not tgt else ("ok" if not misses else "MISS: " + "; ".join(misses))
         if r["kind"] in ("fanout", "keyed"):
-            other = (f"cpu: bridge {r['bridge_util'] * 100:.0f}%, tools {r['tools_util'] * 100:.0f}%, "
-                     f"noise {r.get('noise', 0) * 100:.0f}%")
+            soft = (f" +{r['softirq_util'] * 100:.0f}% softirq"
+                    if r.get("softirq_util") is not None else "")
+            other = (f"cpu: bridge {r['bridge_util'] * 100:.0f}%{soft}, tools {r['tools_util'] * 100:.0f}%"
+                     + (f", noise {r['noise'] * 100:.0f}%" if r.get("noise", 0) > 0.05 else ""))
             rows.append([r["name"], str(r["clients"]), fmt_n(r["rate"]), fmt_n(r["per_s"]),
                          f"{r['pct']:.2f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
                          f"{r['p999_ms']:.1f}", f"{r['max_ms']:.1f}", str(r["gap_clients"]),
@@ -550,7 +636,8 @@ def header(meta):
     m = meta["machine"]
     return (f"{meta['date']} | {m['cpu']}, {m['cores']} cores, {m['mem_mib']} MiB, Linux {m['kernel']} | "
             f"bridge pinned to CPU {meta['pinning']['bridge']}, mock Kafka + wsload + produce to CPU "
-            f"{meta['pinning']['tools']} (taskset) | bridge: {meta['bridge']} | "
+            f"{meta['pinning']['tools']} (taskset) | bridge: {meta['bridge']} "
+            f"({meta['version'] or 'BENCH_BRIDGE'}, tree {meta['commit']}) | "
             f"{meta['duration_s']:g} s per traffic scenario, {meta['size']} B records, "
             f"fetch.wait.max.ms=10, linger.ms=0")
 
@@ -629,7 +716,15 @@ def main():
               file=sys.stderr)
         scens = [s for s in scens if s["kind"] != "keyed"]
 
-    meta = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    def first_line(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=10,
+                                  cwd=ROOT).stdout.splitlines()[0].strip()
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return "?"
+    meta = dict(commit=first_line(["git", "describe", "--always", "--dirty"]),
+                version=None if b.custom else first_line([b.kbridge, "--version"]),
+                date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 machine=machine(), pinning=dict(bridge=a.bridge_cpu, tools=a.tools_cpu),
                 bridge=b.template if b.custom else "kbridge",
                 duration_s=a.duration, size=a.size, inflight=a.inflight)

@@ -267,7 +267,10 @@ static void conn_release(struct conn *c)
 static void conn_fail(struct conn *c, const char *why)
 {
 	if (c->state == C_FAILED || c->state == C_CLOSED) return;
-	if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) W.in_flight--;
+	if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) {
+		W.in_flight--;
+		if (W.connected + W.failed + 1 == W.o.clients) W.t_connected = now_us();
+	}
 	if (c->state == C_OPEN || (c->state == C_SUBSCRIBING && W.o.no_ack)) {
 		c->state = C_CLOSED;
 		W.closed++;

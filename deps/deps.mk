@@ -82,9 +82,10 @@ $(STATIC_B)/kbridge: $(STATIC_OBJS) $(RDKAFKA_STATIC_STAMP)
 kbridge-static: $(STATIC_B)/kbridge
 	strip -o $@ $<
 	@! readelf -d $@ | grep -q NEEDED || { echo "$@ is not static" >&2; exit 1; }
-	@stat -c %s $@ | awk '{ printf "kbridge-static: %d bytes (%.2f MB) stripped\n", $$1, $$1 / 1048576 }'
 
+# The size is printed on every run, not only when the binary was relinked.
 static: kbridge-static
+	@stat -c %s kbridge-static | awk '{ printf "kbridge-static: %d bytes (%.2f MB) stripped\n", $$1, $$1 / 1048576 }'
 
 static-clean:
 	rm -rf $(STATIC_B) kbridge-static
