@@ -346,9 +346,10 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	(void)rk;
-	/* syslog levels: 0-3 errors, 4 warning, 5-6 info, 7 debug. */
-	enum log_level l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
-	if (l == LOG_INFO) l = LOG_DEBUG;   /* librdkafka's notices are chatty */
+	/* librdkafka logs every failed connection attempt (FAIL, level 3) on
+	 * each retry; error_cb reports state changes once, so its own lines
+	 * are debug detail, except critical ones and configuration warnings. */
+	enum log_level l = level <= 2 ? LOG_ERROR : strcmp(fac, "CONFWARN") == 0 ? LOG_WARN : LOG_DEBUG;
 	log_msg(l, "librdkafka", "facility", fac, "text", buf, NULL);
 }
 
