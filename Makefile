@@ -5,6 +5,7 @@
 #                   "N passed, N failed, N skipped"
 #   make asan       ./kbridge-asan and unit tests under ASan/UBSan (build/asan/)
 #   make fuzz       libFuzzer targets, each run FUZZ_SECONDS (default 60)
+#   make bench      every benchmark scenario: table + build/bench/results.json (~3 min)
 #   make static     fully static musl binary ./kbridge-static (deps/deps.mk)
 #   make test-static  the static binary in an empty chroot, TLS (tests/static/)
 #   make clean
@@ -23,6 +24,7 @@ LIB_SRCS := $(filter-out kbridge.c,$(wildcard *.c))
 MAIN_SRC := kbridge.c
 
 include deps/deps.mk
+include bench/bench.mk
 KB_CFLAGS += $(RDKAFKA_CFLAGS)
 LDLIBS    += $(RDKAFKA_LIBS)
 
@@ -92,7 +94,7 @@ demo: setup
 # CI and the README run exactly this. FUZZ_SECONDS is short here: make fuzz
 # is the long run.
 test: setup
-	$(MAKE) all unit tools
+	$(MAKE) all unit tools bench-tools
 	$(MAKE) asan
 	$(MAKE) fuzz-build
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-15} tests/run.sh

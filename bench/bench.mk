@@ -1,13 +1,16 @@
 # bench/bench.mk - the benchmark tools and `make bench` (bench/README.md).
-# Included from the top Makefile (after deps/deps.mk, which provides
-# RDKAFKA_DEV_STAMP and the librdkafka flags in KB_CFLAGS / LDLIBS). Also
-# usable before that include exists: make -f Makefile -f bench/bench.mk bench
+# Included from the top Makefile right after deps/deps.mk (which provides
+# RDKAFKA_DEV_STAMP, used here as a prerequisite, and the librdkafka flags in
+# KB_CFLAGS / LDLIBS). Also usable on its own, included or not (it guards
+# against being read twice): make -f Makefile -f bench/bench.mk bench
 #   make bench-tools   build/bench/wsload and build/bench/produce
 #   make bench         build kbridge, mockkafka and the tools; run every
 #                      scenario; table on stdout, build/bench/results.{json,md}
 #                      (BENCH_ARGS passes options to bench/run.py)
 ifndef BENCH_MK_INCLUDED
 BENCH_MK_INCLUDED := 1
+# Do not let this file's rules become the default goal.
+_BENCH_GOAL := $(.DEFAULT_GOAL)
 
 BENCH_B     := build/bench
 BENCH_TOOLS := $(BENCH_B)/wsload $(BENCH_B)/produce
@@ -27,4 +30,5 @@ bench: all tools bench-tools
 	/usr/bin/python3 bench/run.py $(BENCH_ARGS)
 
 -include $(wildcard $(BENCH_B)/*.d)
+.DEFAULT_GOAL := $(_BENCH_GOAL)
 endif

@@ -104,6 +104,18 @@ def check_result_shape(res):
         assert res["first_us"] <= res["last_us"]
 
 
+def check_bridge_logs(out, results):
+    """Bridges run.py started exited 0 after SIGTERM, without a sanitizer
+    report (the kbridge fixture's checks, for processes it did not start)."""
+    for x in results:
+        assert x.get("bridge_exit") == 0, f"{x['name']}: bridge exited {x.get('bridge_exit')}"
+        path = os.path.join(ROOT, out, "logs", f"{x['name']}.bridge.log")
+        with open(path, errors="replace") as f:
+            log = f.read()
+        for mark in conftest.SANITIZER_MARKS:
+            assert mark not in log, f"sanitizer report in {path}:\n{log[max(0, log.index(mark) - 200):][:3000]}"
+
+
 @pytest.fixture
 def bench_bridge(tools, mock_kafka, kafka_bridge):
     mock = mock_kafka({"bench": 1})
@@ -207,6 +219,7 @@ def test_run_py_prints_table_and_json(tools):
         assert x["delivered"] == x["expected"] > 0 and x["pct"] == 100.0, x
         assert x["gap_clients"] == 0 and x["cpu_s"] >= 0 and x["rss"] > 0, x
     assert by["fanout-3x100"]["expected"] == 3 * 200
+    check_bridge_logs(out, data["results"])
     assert by["keyed-3"]["expected"] == 120
     assert "error" not in by["idle-20"] and by["idle-20"]["connected"] == 20, by["idle-20"]
 
@@ -236,3 +249,32 @@ def test_bench_bridge_hook_drives_another_command(tools):
     assert "error" not in res, res
     assert res["delivered"] == res["expected"] == 200 and res["gap_clients"] == 0, res
     assert res["wsload"]["acks"] == 2 and res["wsload"]["sub_errors"] == 0, res["wsload"]
+    check_bridge_logs(out, data["results"])
+
+
+def test_more_source_addresses_when_ports_run_out(tools):
+    """In a network namespace of its own with 101 ephemeral ports, 350
+    connections need four source addresses: wsload must move on to
+    127.0.0.2, .3, .4 when connect() says EADDRNOTAVAIL."""
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        pytest.skip("unshare -n not permitted here")
+    script = f"""
+        set -e
+        ip link set lo up
+        echo "40000 40100" > /proc/sys/net/ipv4/ip_local_port_range
+        {conftest.bin_path()} --brokers 127.0.0.1:1 --listen 127.0.0.1:18095 -t bench --log-level error &
+        kb=$!
+        for i in $(seq 100); do
+            (exec 3<>/dev/tcp/127.0.0.1/18095) 2>/dev/null && break
+            sleep 0.05
+        done
+        {WSLOAD} --port 18095 --clients 350 --no-subscribe --duration 0.2 --timeout 30
+        kill $kb
+        wait $kb
+    """
+    r = subprocess.run(["unshare", "-n", "bash", "-c", script], capture_output=True, text=True,
+                       timeout=60, env=conftest.clean_env(), cwd=ROOT)
+    assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["connected"] == 350 and res["failed"] == 0, res
+    assert res["src_addrs"] >= 4 and res["addr_exhausted"] >= 3, res
