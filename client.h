@@ -29,7 +29,8 @@ struct client {
 		 wr_shut : 1,        /* shutdown(SHUT_WR) done (linger) */
 		 got_bytes : 1,      /* any request byte arrived (for 408 vs silent close) */
 		 msgpack : 1,        /* format=msgpack connection */
-		 ws : 1;             /* upgraded: counts toward --max-clients */
+		 ws : 1,             /* upgraded: counts toward --max-clients */
+		 ev_out : 1;         /* EPOLLOUT is registered */
 	uint32_t utf8;               /* UTF-8 validator state of the text message in progress */
 
 	unsigned char *rbuf;         /* unconsumed input; NULL when empty */

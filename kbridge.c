@@ -1,7 +1,10 @@
 /* kbridge.c - main(), the poll() loop, client lifecycle and signals.
  * One thread runs one poll() over the listener, the signal fd, librdkafka's
- * wake-up fd and every client. A turn: poll, accept, read and handle input,
- * run due timers, flush queued output (one writev per client), reap the dead.
+ * wake-up fd and the client set: an epoll fd that is readable when any
+ * client is ready, so a turn costs O(ready clients), not O(all clients).
+ * A turn: poll, accept, read and handle input, run due timers, flush queued
+ * output (one writev per client), reap the dead. Data frames are corked for
+ * up to FLUSH_CORK_MS so one writev carries several records.
  * Protocol parsing lives in http.c/ws.c/json.c; routing in hub.c. */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -46,20 +50,24 @@
 #define MAX_TOKENS       512     /* JSON tokens in one control message */
 #define MAX_DEPTH        16      /* JSON nesting in one control message */
 #define RATE_LIMIT_CLOSE_MS 10000 /* §10: ten seconds over the rate in a row */
-#define FIXED_FDS        3       /* listener, signal fd, Kafka wake-up fd */
+#define EPOLL_BATCH      1024    /* ready clients handled per turn */
+#define FLUSH_CORK_MS    2       /* data waits this long for company in one writev */
 
-enum { PFD_LISTEN, PFD_SIGNAL, PFD_KAFKA };
+enum { PFD_LISTEN, PFD_SIGNAL, PFD_KAFKA, PFD_CLIENTS, NPFD };
 
 static struct {
 	struct config cfg;
-	struct pollfd *pfds;          /* FIXED_FDS then one per client */
-	struct client **clients;      /* clients[i] owns pfds[FIXED_FDS + i] */
+	struct pollfd pfds[NPFD];
+	int epfd;                     /* every client socket, level-triggered */
+	struct client **clients;      /* all clients, for timers and stats */
 	uint32_t nclients, cap;
 	uint32_t ws_clients, http_conns;
 	uint32_t next_id;
 	int listen_fd;
 	int64_t accept_paused_until;  /* out of fds: retry accept later */
 	struct client *flush_head;    /* clients with output queued this turn */
+	int64_t flush_due;            /* when the flush list must be written */
+	int dead_on_flush_list;       /* flush before reaping */
 	int64_t start_ms, now, next_tick;
 	int stopping;                 /* first signal seen */
 	int64_t stop_deadline;
@@ -104,12 +112,20 @@ const char *server_peer(const struct client *c)
 
 /* ---- output -------------------------------------------------------------- */
 
-static void want_flush(struct client *c)
+/* Puts c on the flush list. Replies go out at the end of this turn; data
+ * may wait FLUSH_CORK_MS for more records to share its writev. */
+static void want_flush_at(struct client *c, int64_t due)
 {
+	if (!S.flush_head || due < S.flush_due) S.flush_due = due;
 	if (c->in_flush) return;
 	c->in_flush = 1;
 	c->flush_next = S.flush_head;
 	S.flush_head = c;
+}
+
+static void want_flush(struct client *c)
+{
+	want_flush_at(c, S.now);
 }
 
 /* Queues a frame regardless of limits (replies to HTTP, close frames). */
@@ -164,6 +180,7 @@ static void client_kill(struct client *c, const char *why)
 {
 	if (c->state == CS_DEAD) return;
 	if (!c->why) c->why = why;
+	if (c->in_flush) S.dead_on_flush_list = 1;
 	set_state(c, CS_DEAD);
 }
 
@@ -291,7 +308,8 @@ void client_send(struct client *c, struct frame *f)
 			return;
 		}
 	}
-	if (outq_push(&c->q, f) == 0) want_flush(c);
+	int data = f->kind == FRAME_DATA;
+	if (outq_push(&c->q, f) == 0) want_flush_at(c, data ? S.now + FLUSH_CORK_MS : S.now);
 }
 
 /* ---- replies --------------------------------------------------------------- */
@@ -788,9 +806,6 @@ static struct client *client_new(int fd, const struct sockaddr *sa, socklen_t sa
 		struct client **nc = realloc(S.clients, ncap * sizeof(*nc));
 		if (!nc) return NULL;
 		S.clients = nc;
-		struct pollfd *np = realloc(S.pfds, (FIXED_FDS + ncap) * sizeof(*np));
-		if (!np) return NULL;
-		S.pfds = np;
 		S.cap = ncap;
 	}
 	struct client *c = calloc(1, sizeof(*c));
@@ -800,9 +815,13 @@ static struct client *client_new(int fd, const struct sockaddr *sa, socklen_t sa
 	c->state = CS_HTTP;
 	c->deadline = S.now + (int64_t)(S.cfg.header_timeout * 1000);
 	if ((size_t)salen <= sizeof(c->peer)) memcpy(&c->peer, sa, (size_t)salen);
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+	if (epoll_ctl(S.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		free(c);
+		return NULL;
+	}
 	c->slot = S.nclients;
 	S.clients[S.nclients] = c;
-	S.pfds[FIXED_FDS + S.nclients] = (struct pollfd){ .fd = fd, .events = POLLIN };
 	S.nclients++;
 	S.http_conns++;
 	return c;
@@ -826,7 +845,6 @@ static void client_free(struct client *c)
 	if (slot != S.nclients) {
 		S.clients[slot] = S.clients[S.nclients];
 		S.clients[slot]->slot = slot;
-		S.pfds[FIXED_FDS + slot] = S.pfds[FIXED_FDS + S.nclients];
 	}
 	free(c);
 }
@@ -863,6 +881,16 @@ static void accept_clients(void)
 	}
 }
 
+/* What epoll watches for is derived from the queue alone: always input,
+ * and output while bytes wait for the kernel. Told only on a change. */
+static void sync_events(struct client *c)
+{
+	unsigned want_out = c->q.count > 0;
+	if (want_out == c->ev_out || c->state == CS_DEAD) return;
+	struct epoll_event ev = { .events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = c };
+	if (epoll_ctl(S.epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->ev_out = want_out;
+}
+
 /* Writes queued output of every client that got some this turn. */
 static void flush_all(void)
 {
@@ -883,18 +911,11 @@ static void flush_all(void)
 					shutdown(c->fd, SHUT_WR);
 					c->wr_shut = 1;
 				}
+				sync_events(c);
 			}
 		}
 		c = next;
 	}
-}
-
-/* What poll() should watch for, derived from the state alone. */
-static short client_events(const struct client *c)
-{
-	short ev = POLLIN;
-	if (c->q.count) ev |= POLLOUT;
-	return ev;
 }
 
 static void run_timers(void)
@@ -930,6 +951,11 @@ static void run_timers(void)
 
 static void reap(void)
 {
+	/* A corked flush list may still hold a client about to be freed. */
+	if (S.dead_on_flush_list) {
+		flush_all();
+		S.dead_on_flush_list = 0;
+	}
 	for (uint32_t i = 0; i < S.nclients;) {
 		struct client *c = S.clients[i];
 		if (c->state == CS_DEAD) {
@@ -1061,30 +1087,34 @@ int main(int argc, char **argv)
 
 	S.cap = 64;
 	S.clients = calloc(S.cap, sizeof(*S.clients));
-	S.pfds = calloc(FIXED_FDS + S.cap, sizeof(*S.pfds));
-	if (!S.clients || !S.pfds) { fprintf(stderr, "kbridge: out of memory\n"); return 1; }
+	if (!S.clients) { fprintf(stderr, "kbridge: out of memory\n"); return 1; }
+	if ((S.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+		fprintf(stderr, "kbridge: epoll: %s\n", strerror(errno));
+		return 1;
+	}
 	S.pfds[PFD_LISTEN] = (struct pollfd){ .fd = S.listen_fd, .events = POLLIN };
 	S.pfds[PFD_SIGNAL] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	S.pfds[PFD_KAFKA] = (struct pollfd){ .fd = kfd, .events = POLLIN };
+	S.pfds[PFD_CLIENTS] = (struct pollfd){ .fd = S.epfd, .events = POLLIN };
 
 	config_log_summary(&S.cfg);
 	S.next_tick = S.now + TICK_MS;
 
+	static struct epoll_event evs[EPOLL_BATCH];
 	for (;;) {
-		/* Timeout: the next tick, sooner when Kafka has a backlog to drain. */
+		/* Timeout: the next tick or flush, sooner when Kafka has work. */
 		int64_t wake = S.next_tick;
 		if (S.stopping && S.stop_deadline < wake) wake = S.stop_deadline;
 		if (S.accept_paused_until && S.accept_paused_until < wake) wake = S.accept_paused_until;
+		if (S.flush_head && S.flush_due < wake) wake = S.flush_due;
 		int timeout = kafka_pending() ? 0 : (int)(wake > S.now ? wake - S.now : 0);
 		int kt = kafka_timeout_ms();
 		if (kt >= 0 && kt < timeout) timeout = kt;
 
 		if (S.listen_fd >= 0)
 			S.pfds[PFD_LISTEN].fd = S.accept_paused_until > S.now ? -1 : S.listen_fd;
-		for (uint32_t i = 0; i < S.nclients; i++)
-			S.pfds[FIXED_FDS + i].events = client_events(S.clients[i]);
 
-		int n = poll(S.pfds, FIXED_FDS + S.nclients, timeout);
+		int n = poll(S.pfds, NPFD, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_msg(LOG_ERROR, "poll failed", "error", strerror(errno), NULL);
 			return 1;
@@ -1092,25 +1122,26 @@ int main(int argc, char **argv)
 		S.now = mono_ms();
 		if (S.accept_paused_until && S.now >= S.accept_paused_until) S.accept_paused_until = 0;
 
-		if (S.pfds[PFD_SIGNAL].revents) handle_signals(sfd);
-		if (S.pfds[PFD_KAFKA].revents || kafka_pending() || kafka_timeout_ms() == 0) kafka_service();
+		if (n > 0 && S.pfds[PFD_SIGNAL].revents) handle_signals(sfd);
+		if ((n > 0 && S.pfds[PFD_KAFKA].revents) || kafka_pending() || kafka_timeout_ms() == 0) kafka_service();
+
+		/* Ready clients first (events refer to clients that exist now:
+		 * nobody is freed before the end of the turn), then new ones. */
+		int ne = n > 0 && S.pfds[PFD_CLIENTS].revents ? epoll_wait(S.epfd, evs, EPOLL_BATCH, 0) : 0;
+		for (int i = 0; i < ne; i++) {
+			struct client *c = evs[i].data.ptr;
+			if (c->state == CS_DEAD) continue;
+			if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) client_read(c);
+			if ((evs[i].events & EPOLLOUT) && c->state != CS_DEAD) want_flush(c);
+		}
 		if (n > 0 && S.listen_fd >= 0 && (S.pfds[PFD_LISTEN].revents & POLLIN)) accept_clients();
 
-		/* Only the clients that existed before this turn's accepts have revents. */
-		for (uint32_t i = 0; n > 0 && i < S.nclients; i++) {
-			struct pollfd *p = &S.pfds[FIXED_FDS + i];
-			struct client *c = S.clients[i];
-			if (!p->revents || c->state == CS_DEAD) continue;
-			if (p->revents & (POLLIN | POLLHUP | POLLERR)) client_read(c);
-			if ((p->revents & POLLOUT) && c->state != CS_DEAD) want_flush(c);
-			p->revents = 0;
-		}
 		if (S.now >= S.next_tick) {
 			run_timers();
 			proto_tick();
 			S.next_tick = S.now + TICK_MS;
 		}
-		flush_all();
+		if (S.flush_head && S.now >= S.flush_due) flush_all();
 		reap();
 
 		if (S.stopping && (S.nclients == 0 || S.now >= S.stop_deadline)) break;
