@@ -51,7 +51,7 @@
 #define MAX_DEPTH        16      /* JSON nesting in one control message */
 #define RATE_LIMIT_CLOSE_MS 10000 /* §10: ten seconds over the rate in a row */
 #define EPOLL_BATCH      1024    /* ready clients handled per turn */
-#define FLUSH_CORK_MS    2       /* data waits this long for company in one writev */
+#define FLUSH_CORK_MS    3       /* data waits this long for company in one writev */
 
 enum { PFD_LISTEN, PFD_SIGNAL, PFD_KAFKA, PFD_CLIENTS, NPFD };
 
