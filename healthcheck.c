@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 #define PROBE_TIMEOUT_MS 3000
 
 static int fail(const char *url, const char *why)
@@ -26,9 +28,7 @@ static int fail(const char *url, const char *why)
 /* Waits for fd to be ready for events; 0 ready, -1 timeout or error. */
 static int wait_fd(int fd, short events, int64_t deadline_ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	int64_t now = mono_ms();
 	if (now >= deadline_ms) return -1;
 	struct pollfd p = { .fd = fd, .events = events };
 	return poll(&p, 1, (int)(deadline_ms - now)) == 1 ? 0 : -1;
@@ -62,9 +62,7 @@ int healthcheck_run(const char *url)
 	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
 		return fail(url, "host must be a numeric IPv4 address (no name resolution in a scratch image)");
 
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + PROBE_TIMEOUT_MS;
+	int64_t deadline = mono_ms() + PROBE_TIMEOUT_MS;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) return fail(url, strerror(errno));
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "base64.h"
+#include "clock.h"
 #include "endpoints.h"
 #include "json.h"
 #include "log.h"
@@ -582,12 +583,8 @@ int hub_route(const struct hub_record *r)
 	}
 	for (uint32_t i = 0; i < H.all.n; i++)
 		if (filter_match(H.all.v[i], &x, 1)) deliver(&x, ch, H.all.v[i]->c);
-	if (x.frame && r->timestamp_ms >= 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-		endpoints_observe_latency((double)(now - r->timestamp_ms) / 1000.0);
-	}
+	if (x.frame && r->timestamp_ms >= 0)
+		endpoints_observe_latency((double)(wall_ms() - r->timestamp_ms) / 1000.0);
 	frame_unref(x.frame);
 	return 1;
 }

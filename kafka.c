@@ -19,6 +19,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "clock.h"
 #include "hub.h"
 #include "json.h"
 #include "log.h"
@@ -56,20 +57,6 @@ static struct {
 } K;
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static size_t part_key(char *buf, size_t cap, const char *topic, int32_t partition)
 {
@@ -387,7 +374,7 @@ static int demo_start(rd_kafka_conf_t *consumer_conf, char *err, size_t errlen)
 	}
 	log_msg(LOG_INFO, "demo mock cluster ready: produce with kcat -P -b BOOTSTRAP -t trade-info",
 		"bootstrap", boot, "rate", log_num(K.cfg->demo_rate), NULL);
-	K.demo_next_ms = now_ms();
+	K.demo_next_ms = mono_ms();
 	return 0;
 }
 
@@ -435,7 +422,7 @@ static void demo_produce_one(void)
 static void demo_tick(void)
 {
 	if (!K.demo || K.cfg->demo_rate <= 0) return;
-	int64_t now = now_ms();
+	int64_t now = mono_ms();
 	double gap = 1000.0 / (double)K.cfg->demo_rate;
 	int burst = 0;
 	while (K.demo_next_ms <= now && burst++ < 1000) {
@@ -609,7 +596,7 @@ void kafka_service(void)
 			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LISTOFFSETS_RESULT) lookup_done(ev);
 			rd_kafka_event_destroy(ev);
 		}
-		K.admin_due = now_ms() + 50;
+		K.admin_due = mono_ms() + 50;
 	}
 	demo_tick();
 }
@@ -625,7 +612,7 @@ int kafka_timeout_ms(void)
 	if (K.waiting) due = K.admin_due;
 	if (K.demo && K.cfg->demo_rate > 0 && K.demo_next_ms < due) due = K.demo_next_ms;
 	if (due == INT64_MAX) return -1;
-	int64_t d = due - now_ms();
+	int64_t d = due - mono_ms();
 	return d < 0 ? 0 : d > 1000 ? 1000 : (int)d;
 }
 

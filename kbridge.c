@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "clock.h"
 #include "config.h"
 #include "frame.h"
 #include "healthcheck.h"
@@ -78,13 +79,6 @@ static struct {
 static unsigned char read_buf[READ_CHUNK];
 
 /* ---- time ---------------------------------------------------------------- */
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int64_t server_now(void) { return S.now; }
 int64_t server_uptime_s(void) { return (S.now - S.start_ms) / 1000; }
