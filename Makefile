@@ -66,8 +66,10 @@ tools: $(B)/mockkafka
 
 # ---- sanitizers: the same code and tests under ASan + UBSan ---------------
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# Built with clang, so every `make test` also proves the code clang-clean
+# (the release build is gcc's).
 asan:
-	$(MAKE) B=build/asan BIN=kbridge-asan CFLAGS="$(ASAN_FLAGS)" kbridge-asan unit
+	$(MAKE) B=build/asan BIN=kbridge-asan CC=$(CLANG) CFLAGS="$(ASAN_FLAGS)" kbridge-asan unit
 
 # ---- fuzzing (libFuzzer via clang) ------------------------------------------
 FUZZ_SECONDS ?= 60

@@ -1053,11 +1053,12 @@ int main(int argc, char **argv)
 	S.now = S.start_ms = mono_ms();
 	raise_fd_limit();
 
-	static struct { struct frame f; unsigned char b[2]; } ping_storage;
-	S.ping_frame = &ping_storage.f;
+	/* One empty ping frame shared by every client, never freed. */
+	if (!(S.ping_frame = frame_ws(WS_OP_PING, NULL, 0, FRAME_CONTROL))) {
+		fprintf(stderr, "kbridge: out of memory\n");
+		return 1;
+	}
 	S.ping_frame->refs = UINT32_MAX;
-	S.ping_frame->kind = FRAME_CONTROL;
-	S.ping_frame->len = (uint32_t)ws_header_encode(S.ping_frame->data, WS_OP_PING, 0);
 
 	int sfd = setup_signals();
 	if (sfd < 0) { fprintf(stderr, "kbridge: signals: %s\n", strerror(errno)); return 1; }
