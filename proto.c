@@ -311,6 +311,10 @@ static struct filter filter_copy(const struct filter *f, int *failed)
 static void subscribe(const struct msg_ctx *m, int action_dialect)
 {
 	struct sub_req r = { 0 };
+	if (!action_dialect && json_obj_get(m->src, m->tok, 0, "resume") >= 0) {
+		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "resume is not supported by this version of kbridge");
+		return;
+	}
 	json_init(&r.spec);
 	if (take_channels(m, &r, !action_dialect) < 0) goto out;
 	if ((action_dialect ? take_action_filter(m, &r) : take_native_filter(m, &r)) < 0) goto out;
@@ -400,6 +404,8 @@ void proto_handle(const struct msg_ctx *m)
 	else if (IS("subscribe")) subscribe(m, ad);
 	else if (IS("unsubscribe")) unsubscribe(m, ad);
 	else if ((!ad && IS("list")) || IS("list_subscriptions")) list(m);
+	else if (!ad && IS("refresh"))
+		reply_error(m->c, m->id, m->id_len, "UNKNOWN_TYPE", "refresh (snapshots) is not supported by this version of kbridge");
 	else reply_error(m->c, m->id, m->id_len, "UNKNOWN_TYPE", ad ? "unknown action" : "unknown message type");
 #undef IS
 }
@@ -455,9 +461,9 @@ int proto_upgrade_parse(const char *q, size_t qlen, struct upgrade_opts *o, char
 		else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0) o->snapshot = 0;
 		else { snprintf(err, errlen, "snapshot must be 1 or 0"); return -1; }
 	}
+	/* Replay is not in this version: refusing beats silently not replaying. */
 	n = http_query_param(q, qlen, "resume", v, sizeof(v));
-	if (n == -2) { snprintf(err, errlen, "query parameter resume is badly encoded or too long"); return -1; }
-	if (n >= 0) memcpy(o->resume, v, (size_t)n + 1);
+	if (n != -1) { snprintf(err, errlen, "resume= is not supported by this version of kbridge"); return -1; }
 	return 0;
 }
 

@@ -28,7 +28,6 @@ struct upgrade_opts {
 	int msgpack;
 	int interval_ms;                  /* conflation, 0 = none */
 	int snapshot;
-	char resume[PROTO_QUERY_MAX];
 };
 
 int  proto_init(const struct config *cfg, char *err, size_t errlen);
