@@ -61,6 +61,7 @@ static struct {
 	uint64_t stamp;           /* per-record mark: one delivery per client */
 	uint64_t records_in;
 	int headers;
+	int gc_due;               /* some channel may be unused: see hub_gc() */
 } H;
 
 /* ---- lists --------------------------------------------------------------- */
@@ -139,12 +140,27 @@ static void channel_free(struct channel *ch)
 }
 
 /* A channel nobody routes to and nobody watches is forgotten, so clients
- * cannot grow the table by subscribing to names a regex could produce. */
+ * cannot grow the table by subscribing to names a regex could produce.
+ * Only marked here and freed by hub_gc() between turns' work: a request
+ * being handled may still hold the pointer (or its name). */
 static void channel_maybe_free(struct channel *ch)
 {
 	if (ch->nsubs || ch->fed || ch->fixed) return;
-	map_del(&H.channels, ch->name, strlen(ch->name));
-	channel_free(ch);
+	H.gc_due = 1;
+}
+
+void hub_gc(void)
+{
+	if (!H.gc_due) return;
+	H.gc_due = 0;
+	size_t i = 0;
+	struct map_slot *s;
+	while (map_next(&H.channels, &i, &s)) {
+		struct channel *ch = s->val;
+		if (ch->nsubs || ch->fed || ch->fixed) continue;
+		map_del(&H.channels, ch->name, strlen(ch->name));   /* leaves a tombstone: iteration goes on */
+		channel_free(ch);
+	}
 }
 
 int hub_init(const struct config *cfg, char *err, size_t errlen)
@@ -262,8 +278,10 @@ struct channel *hub_channel(const char *name, size_t len)
 	 * before any such topic exists. */
 	for (size_t i = 0; i < H.nroutes; i++)
 		if (H.routes[i].is_regex && !H.routes[i].channel && valid_topic_name(buf) &&
-		    regexec(&H.routes[i].re, buf, 0, NULL, 0) == 0)
+		    regexec(&H.routes[i].re, buf, 0, NULL, 0) == 0) {
+			H.gc_due = 1;   /* freed again unless a subscription keeps it */
 			return channel_new(name, len);
+		}
 	return NULL;
 }
 

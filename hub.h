@@ -73,6 +73,9 @@ int  hub_subscribe(struct client *c, struct channel *ch, struct filter *f, char 
  * whose spec equals spec (spec NULL: all of them). Returns how many. */
 int  hub_unsubscribe(struct client *c, struct channel *ch, int all_channels, const char *spec, size_t spec_len);
 void hub_client_gone(struct client *c);
+/* Frees channels no route feeds and nobody subscribes to. Call between
+ * requests (the loop's timer tick), never while one is being handled. */
+void hub_gc(void);
 void filter_free(struct filter *f);
 
 /* Routes one record: assigns its channel seq, encodes it once, queues it to

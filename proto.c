@@ -490,4 +490,5 @@ void proto_client_gone(struct client *c)
 
 void proto_tick(void)
 {
+	hub_gc();
 }

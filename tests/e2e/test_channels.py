@@ -1,0 +1,38 @@
+"""Channels a regex route could produce (DESIGN §10) exist while someone
+subscribes to them and are forgotten after: clients cannot grow the channel
+table, and acks keep naming the channels correctly when the last
+subscription goes (this ran into freed memory once; the suite also runs
+under ASan)."""
+import time
+
+from wsutil import get_json
+
+
+def test_regex_channels_come_and_go(kbridge):
+    srv = kbridge("-t", "^rx-.*", "-t", "fixed")
+    c = srv.ws()
+    for i in range(30):
+        name = f"rx-n{i}"
+        c.send_json({"type": "subscribe", "channels": [name, "fixed"], "id": i})
+        m = c.recv_json()
+        assert m["type"] == "ack" and m["channels"] == [name, "fixed"], m
+        c.send_json({"type": "unsubscribe", "channels": [name, "fixed"], "id": i})
+        m = c.recv_json()
+        assert m["type"] == "ack" and m["channels"] == [name, "fixed"] and m["removed"] == 2, m
+        # a failing request must not leave channels behind either
+        c.send_json({"type": "subscribe", "channels": [f"rx-f{i}", "nope"], "id": "f"})
+        m = c.recv_json()
+        assert m["code"] == "UNKNOWN_CHANNEL", m
+    time.sleep(0.6)      # channels are collected on the 250 ms timer tick
+    chans = get_json(srv.port, "/stats")["channels"]
+    assert set(chans) == {"fixed"}, chans
+    c.send_json({"type": "subscribe", "channel": "rx-keep"})
+    assert c.recv_json()["type"] == "ack"
+    time.sleep(0.6)
+    assert set(get_json(srv.port, "/stats")["channels"]) == {"fixed", "rx-keep"}
+    c.close()
+    time.sleep(0.6)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and "rx-keep" in get_json(srv.port, "/stats")["channels"]:
+        time.sleep(0.1)
+    assert set(get_json(srv.port, "/stats")["channels"]) == {"fixed"}
