@@ -18,6 +18,7 @@
 #include "json.h"
 #include "log.h"
 #include "map.h"
+#include "msgpack.h"
 #include "server.h"
 #include "utf8.h"
 #include "ws.h"
@@ -441,7 +442,9 @@ struct rec_ctx {
 	const struct hub_record *r;
 	const struct topic *t;
 	int json;                 /* -1 unknown, 0 no, 1 payload is valid JSON */
-	struct frame *frame;      /* encoded on the first delivery */
+	struct jbuf text;         /* the JSON envelope, built on first delivery */
+	struct frame *frame;      /* JSON frame, built on first delivery */
+	struct frame *mp_frame;   /* MessagePack frame, built on first need */
 	uint64_t seq;
 };
 
@@ -475,74 +478,104 @@ static void b64_value(struct jbuf *b, const void *p, size_t n)
 	free(tmp);
 }
 
-static struct frame *encode(struct rec_ctx *x, const struct channel *ch)
+/* The data envelope of §4 into b. seq 0 leaves "seq" out (a record this
+ * instance never routed); data_json says the value is valid JSON. */
+static void envelope(struct jbuf *b, const struct hub_record *r, const char *type,
+		     const char *channel, uint64_t seq, int data_json)
 {
-	const struct hub_record *r = x->r;
-	struct jbuf b;
 	char ts[32];
-	json_init(&b);
-	json_obj_begin(&b);
-	json_key(&b, "type");    json_cstr(&b, x->t->type);
-	json_key(&b, "channel"); json_cstr(&b, ch->name);
+	json_obj_begin(b);
+	json_key(b, "type");    json_cstr(b, type);
+	json_key(b, "channel"); json_cstr(b, channel);
 	if (r->key) {
-		json_key(&b, "key");
+		json_key(b, "key");
 		if (utf8_valid(r->key, r->key_len)) {
-			json_str(&b, r->key, r->key_len);
+			json_str(b, r->key, r->key_len);
 		} else {
-			b64_value(&b, r->key, r->key_len);
-			json_key(&b, "key_encoding"); json_cstr(&b, "base64");
+			b64_value(b, r->key, r->key_len);
+			json_key(b, "key_encoding"); json_cstr(b, "base64");
 		}
 	}
-	json_key(&b, "seq");       json_uint(&b, x->seq);
-	json_key(&b, "topic");     json_cstr(&b, r->topic);
-	json_key(&b, "partition"); json_int(&b, r->partition);
-	json_key(&b, "offset");    json_int(&b, r->offset);
+	if (seq) { json_key(b, "seq"); json_uint(b, seq); }
+	json_key(b, "topic");     json_cstr(b, r->topic);
+	json_key(b, "partition"); json_int(b, r->partition);
+	json_key(b, "offset");    json_int(b, r->offset);
 	if (r->timestamp_ms >= 0) {
 		iso8601(ts, r->timestamp_ms);
-		json_key(&b, "timestamp"); json_cstr(&b, ts);
+		json_key(b, "timestamp"); json_cstr(b, ts);
 	}
 	if (H.headers && r->nheaders) {
-		json_key(&b, "headers");
-		json_arr_begin(&b);
+		json_key(b, "headers");
+		json_arr_begin(b);
 		for (size_t i = 0; i < r->nheaders; i++) {
 			const struct hub_header *h = &r->headers[i];
-			json_arr_begin(&b);
-			json_cstr(&b, h->name);
+			json_arr_begin(b);
+			json_cstr(b, h->name);
 			if (!h->value) {
-				json_null(&b);
+				json_null(b);
 			} else if (utf8_valid(h->value, h->value_len)) {
-				json_str(&b, h->value, h->value_len);
+				json_str(b, h->value, h->value_len);
 			} else {
-				json_obj_begin(&b);
-				json_key(&b, "base64");
-				b64_value(&b, h->value, h->value_len);
-				json_obj_end(&b);
+				json_obj_begin(b);
+				json_key(b, "base64");
+				b64_value(b, h->value, h->value_len);
+				json_obj_end(b);
 			}
-			json_arr_end(&b);
+			json_arr_end(b);
 		}
-		json_arr_end(&b);
+		json_arr_end(b);
 	}
-	json_key(&b, "data");
+	json_key(b, "data");
 	if (!r->value) {
-		json_null(&b);                          /* tombstone */
-	} else if (rec_is_json(x)) {
-		json_raw(&b, r->value, r->value_len);   /* verbatim */
+		json_null(b);                          /* tombstone */
+	} else if (data_json) {
+		json_raw(b, r->value, r->value_len);   /* verbatim */
 	} else if (utf8_valid(r->value, r->value_len)) {
-		json_str(&b, r->value, r->value_len);
+		json_str(b, r->value, r->value_len);
 	} else {
-		b64_value(&b, r->value, r->value_len);
-		json_key(&b, "encoding"); json_cstr(&b, "base64");
+		b64_value(b, r->value, r->value_len);
+		json_key(b, "encoding"); json_cstr(b, "base64");
 	}
-	json_obj_end(&b);
-	struct frame *f = b.failed ? NULL : frame_ws(WS_OP_TEXT, b.buf, b.len, FRAME_DATA);
-	json_free(&b);
-	/* --slow-client conflate replaces queued records of the same channel and
-	 * key; records without a key are never conflated (hash 0). */
-	if (f && r->key) {
-		uint64_t h = map_hash(ch->name, strlen(ch->name)) ^ (map_hash(r->key, r->key_len) * 31);
-		f->key_hash = h ? h : 1;
+	json_obj_end(b);
+}
+
+/* --slow-client conflate replaces queued records of the same channel and
+ * key; records without a key are never conflated (hash 0). */
+static void set_key_hash(struct frame *f, const struct hub_record *r, const char *channel)
+{
+	if (!f || !r->key) return;
+	uint64_t h = map_hash(channel, strlen(channel)) ^ (map_hash(r->key, r->key_len) * 31);
+	f->key_hash = h ? h : 1;
+}
+
+/* The record's frame for one format, built once per record on first need:
+ * JSON text, or the same object as MessagePack. */
+static struct frame *record_frame(struct rec_ctx *x, const struct channel *ch, int msgpack)
+{
+	struct frame **slot = msgpack ? &x->mp_frame : &x->frame;
+	if (*slot) return *slot;
+	if (!x->text.len) envelope(&x->text, x->r, x->t->type, ch->name, x->seq, rec_is_json(x));
+	if (x->text.failed) return NULL;
+	if (!msgpack) {
+		*slot = frame_ws(WS_OP_TEXT, x->text.buf, x->text.len, FRAME_DATA);
+	} else {
+		struct jbuf mp;
+		json_init(&mp);
+		if (mp_from_json(&mp, x->text.buf, x->text.len) < 0) {
+			/* Nested deeper than MessagePack transcoding goes: send the
+			 * payload as a string rather than not at all. */
+			struct jbuf flat;
+			json_init(&flat);
+			envelope(&flat, x->r, x->t->type, ch->name, x->seq, 0);
+			json_reset(&mp);
+			if (flat.failed || mp_from_json(&mp, flat.buf, flat.len) < 0) mp.failed = 1;
+			json_free(&flat);
+		}
+		if (!mp.failed) *slot = frame_ws(WS_OP_BINARY, mp.buf, mp.len, FRAME_DATA);
+		json_free(&mp);
 	}
-	return f;
+	set_key_hash(*slot, x->r, ch->name);
+	return *slot;
 }
 
 static int filter_match(const struct sub *s, struct rec_ctx *x, int check_keys)
@@ -574,8 +607,8 @@ static void deliver(struct rec_ctx *x, const struct channel *ch, struct client *
 {
 	if (c->stamp == H.stamp) return;   /* several of its subscriptions matched */
 	c->stamp = H.stamp;
-	if (!x->frame && !(x->frame = encode(x, ch))) return;
-	client_send(c, frame_ref(x->frame));
+	struct frame *f = record_frame(x, ch, c->msgpack);
+	if (f) client_send(c, frame_ref(f));
 }
 
 int hub_route(const struct hub_record *r)
@@ -587,6 +620,7 @@ int hub_route(const struct hub_record *r)
 	if (!t->ch) return 0;
 	struct channel *ch = t->ch;
 	struct rec_ctx x = { .r = r, .t = t, .json = -1, .seq = ++ch->seq };
+	json_init(&x.text);
 	if (ch->nsubs == 0 && H.all.n == 0) return 1;
 
 	H.stamp++;
@@ -601,9 +635,11 @@ int hub_route(const struct hub_record *r)
 	}
 	for (uint32_t i = 0; i < H.all.n; i++)
 		if (filter_match(H.all.v[i], &x, 1)) deliver(&x, ch, H.all.v[i]->c);
-	if (x.frame && r->timestamp_ms >= 0)
+	if ((x.frame || x.mp_frame) && r->timestamp_ms >= 0)
 		endpoints_observe_latency((double)(wall_ms() - r->timestamp_ms) / 1000.0);
 	frame_unref(x.frame);
+	frame_unref(x.mp_frame);
+	json_free(&x.text);
 	return 1;
 }
 

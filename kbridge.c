@@ -29,10 +29,11 @@
 #include "frame.h"
 #include "healthcheck.h"
 #include "http.h"
-#include "json.h"
-#include "log.h"
 #include "endpoints.h"
+#include "json.h"
 #include "kafka.h"
+#include "log.h"
+#include "msgpack.h"
 #include "proto.h"
 #include "server.h"
 #include "utf8.h"
@@ -127,6 +128,19 @@ static void queue_raw(struct client *c, struct frame *f)
 {
 	if (!f) return;
 	if (outq_push(&c->q, f) == 0) want_flush(c);
+}
+
+/* A server message for c, given as JSON text: a text frame, or for a
+ * format=msgpack client the same object as MessagePack in a binary frame. */
+struct frame *frame_for(const struct client *c, const char *json, size_t len, enum frame_kind kind)
+{
+	if (!c->msgpack) return frame_ws(WS_OP_TEXT, json, len, kind);
+	struct jbuf mp;
+	json_init(&mp);
+	struct frame *f = mp_from_json(&mp, json, len) == 0 && !mp.failed ?
+		frame_ws(WS_OP_BINARY, mp.buf, mp.len, kind) : NULL;
+	json_free(&mp);
+	return f;
 }
 
 /* Builds a frame holding a WebSocket header + payload. */
@@ -229,7 +243,7 @@ static void insert_notice(struct client *c)
 	json_key(&b, "message"); json_cstr(&b, "messages were dropped because this client reads too slowly");
 	json_key(&b, "dropped"); json_uint(&b, total);
 	json_obj_end(&b);
-	struct frame *f = b.failed ? NULL : frame_ws(WS_OP_TEXT, b.buf, b.len, FRAME_NOTICE);
+	struct frame *f = b.failed ? NULL : frame_for(c, b.buf, b.len, FRAME_NOTICE);
 	json_free(&b);
 	if (!f) return;
 	f->key_hash = total;
@@ -325,7 +339,7 @@ void reply_begin(struct jbuf *b, const char *type, const char *id, size_t id_len
 void reply_send(struct client *c, struct jbuf *b)
 {
 	json_obj_end(b);
-	if (!b->failed) client_send(c, frame_ws(WS_OP_TEXT, b->buf, b->len, FRAME_REPLY));
+	if (!b->failed) client_send(c, frame_for(c, b->buf, b->len, FRAME_REPLY));
 	json_free(b);
 }
 
@@ -372,6 +386,20 @@ static const char *message_id(const char *m, const struct json_tok *tok, int n, 
 
 static void handle_message(struct client *c, int binary, const char *m, size_t len)
 {
+	/* MessagePack control messages become JSON and are handled as such. */
+	if (binary && c->msgpack) {
+		struct jbuf js;
+		json_init(&js);
+		if (mp_to_json(&js, (const unsigned char *)m, len, MAX_DEPTH) < 0 || js.failed) {
+			json_free(&js);
+			if (!rate_ok(c)) return;
+			reply_error(c, NULL, 0, "INVALID_JSON", "message is not valid MessagePack");
+			return;
+		}
+		handle_message(c, 0, js.buf, js.len);
+		json_free(&js);
+		return;
+	}
 	struct json_tok tok[MAX_TOKENS];
 	int n = binary && !c->msgpack ? JSON_EINVAL : json_parse(m, len, tok, MAX_TOKENS, MAX_DEPTH);
 	size_t id_len = 0;

@@ -438,7 +438,7 @@ int proto_upgrade_parse(const char *q, size_t qlen, struct upgrade_opts *o, char
 	n = http_query_param(q, qlen, "format", v, sizeof(v));
 	if (n >= 0) {
 		if (strcmp(v, "json") == 0) o->msgpack = 0;
-		else if (strcmp(v, "msgpack") == 0) { snprintf(err, errlen, "format=msgpack is not supported by this version"); return -1; }
+		else if (strcmp(v, "msgpack") == 0) o->msgpack = 1;
 		else { snprintf(err, errlen, "format must be json or msgpack"); return -1; }
 	} else if (n == -2) { snprintf(err, errlen, "query parameter format is badly encoded"); return -1; }
 
@@ -470,6 +470,7 @@ int proto_upgrade_parse(const char *q, size_t qlen, struct upgrade_opts *o, char
 /* Subscribes to the channels named on the upgrade (already validated). */
 void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 {
+	c->msgpack = (unsigned)o->msgpack;
 	char list[PROTO_QUERY_MAX], *save = NULL;
 	memcpy(list, o->channels, sizeof(list));
 	for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {

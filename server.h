@@ -32,6 +32,10 @@ uint32_t server_nclients(void);
 const struct client *server_client(uint32_t i);
 const char *server_peer(const struct client *c);   /* "ip:port", static buffer */
 
+/* A server message for c from its JSON text: text frame, or MessagePack in
+ * a binary frame on a format=msgpack connection. NULL when out of memory. */
+struct frame *frame_for(const struct client *c, const char *json, size_t len, enum frame_kind kind);
+
 /* A WebSocket frame (header + payload) in a new reference-counted buffer. */
 struct frame *frame_ws(enum ws_opcode op, const void *payload, size_t len, enum frame_kind kind);
 

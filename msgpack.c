@@ -1,0 +1,304 @@
+/* msgpack.c - JSON <-> MessagePack transcoding (spec: msgpack/msgpack
+ * spec.md). JSON -> MessagePack walks json_parse()'s tokens, which come in
+ * document order with container sizes known, so one linear pass suffices.
+ * MessagePack -> JSON keeps an explicit stack of open containers. */
+#include "msgpack.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base64.h"
+
+/* ---- writing ------------------------------------------------------------- */
+
+static void put8(struct jbuf *o, unsigned v)
+{
+	unsigned char b = (unsigned char)v;
+	json_append(o, &b, 1);
+}
+
+/* tag followed by v in n big-endian bytes. */
+static void put_be(struct jbuf *o, unsigned tag, uint64_t v, int n)
+{
+	unsigned char b[9];
+	b[0] = (unsigned char)tag;
+	for (int i = 0; i < n; i++) b[1 + i] = (unsigned char)(v >> (8 * (n - 1 - i)));
+	json_append(o, b, (size_t)n + 1);
+}
+
+static void put_uint(struct jbuf *o, uint64_t v)
+{
+	if (v < 128) put8(o, (unsigned)v);                     /* positive fixint */
+	else if (v <= UINT8_MAX) put_be(o, 0xcc, v, 1);
+	else if (v <= UINT16_MAX) put_be(o, 0xcd, v, 2);
+	else if (v <= UINT32_MAX) put_be(o, 0xce, v, 4);
+	else put_be(o, 0xcf, v, 8);
+}
+
+static void put_int(struct jbuf *o, int64_t v)
+{
+	if (v >= 0) { put_uint(o, (uint64_t)v); return; }
+	if (v >= -32) put8(o, (unsigned)(uint8_t)(int8_t)v);  /* negative fixint */
+	else if (v >= INT8_MIN) put_be(o, 0xd0, (uint64_t)v, 1);
+	else if (v >= INT16_MIN) put_be(o, 0xd1, (uint64_t)v, 2);
+	else if (v >= INT32_MIN) put_be(o, 0xd2, (uint64_t)v, 4);
+	else put_be(o, 0xd3, (uint64_t)v, 8);
+}
+
+static void put_double(struct jbuf *o, double d)
+{
+	uint64_t bits;
+	memcpy(&bits, &d, 8);
+	put_be(o, 0xcb, bits, 8);
+}
+
+static void put_len(struct jbuf *o, uint32_t n, unsigned fix, unsigned fixmax,
+		    unsigned t8, unsigned t16, unsigned t32)
+{
+	if (n <= fixmax) put8(o, fix | n);
+	else if (t8 && n <= UINT8_MAX) put_be(o, t8, n, 1);
+	else if (n <= UINT16_MAX) put_be(o, t16, n, 2);
+	else put_be(o, t32, n, 4);
+}
+
+static void put_str(struct jbuf *o, const void *s, size_t n)
+{
+	put_len(o, (uint32_t)n, 0xa0, 31, 0xd9, 0xda, 0xdb);
+	json_append(o, s, n);
+}
+
+/* A JSON number: an integer when it has no fraction or exponent and fits,
+ * else a float64 (§10). */
+static void put_number(struct jbuf *o, const char *s, size_t n)
+{
+	char buf[400];
+	if (n >= sizeof(buf)) n = sizeof(buf) - 1;   /* longer digits do not change a double */
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (!strpbrk(buf, ".eE")) {
+		char *end;
+		errno = 0;
+		if (buf[0] == '-') {
+			long long v = strtoll(buf, &end, 10);
+			if (!errno && !*end) { put_int(o, v); return; }
+		} else {
+			unsigned long long v = strtoull(buf, &end, 10);
+			if (!errno && !*end) { put_uint(o, v); return; }
+		}
+	}
+	put_double(o, strtod(buf, NULL));
+}
+
+int mp_from_json(struct jbuf *o, const char *json, size_t len)
+{
+	size_t cap = len / 2 + 2;
+	if (cap > (size_t)INT32_MAX) return -1;
+	struct json_tok *t = malloc(cap * sizeof(*t));
+	if (!t) return -1;
+	int n = json_parse(json, len, t, (int)cap, MP_MAX_DEPTH);
+	if (n <= 0) { free(t); return -1; }
+
+	size_t mark = o->len;
+	char *tmp = NULL;
+	size_t tmp_cap = 0;
+	for (int i = 0; i < n && !o->failed; i++) {
+		switch (t[i].type) {
+		case JSON_NULL:  put8(o, 0xc0); break;
+		case JSON_FALSE: put8(o, 0xc2); break;
+		case JSON_TRUE:  put8(o, 0xc3); break;
+		case JSON_NUMBER: put_number(o, json + t[i].start, t[i].len); break;
+		case JSON_ARRAY:  put_len(o, t[i].size, 0x90, 15, 0, 0xdc, 0xdd); break;
+		case JSON_OBJECT: put_len(o, t[i].size, 0x80, 15, 0, 0xde, 0xdf); break;
+		case JSON_STRING: {
+			/* Unescaping never makes a string longer. */
+			if (tmp_cap < (size_t)t[i].len + 1) {
+				free(tmp);
+				tmp_cap = (size_t)t[i].len + 1;
+				if (!(tmp = malloc(tmp_cap))) { o->failed = 1; break; }
+			}
+			ssize_t sl = json_str_decode(json, t, i, tmp, tmp_cap);
+			if (sl < 0) { o->failed = 1; break; }
+			put_str(o, tmp, (size_t)sl);
+			break;
+		}
+		}
+	}
+	free(tmp);
+	free(t);
+	if (o->failed) {
+		o->len = mark;
+		o->failed = 0;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+struct rd {
+	const unsigned char *p;
+	size_t n, i;
+};
+
+static int need(const struct rd *r, size_t k)
+{
+	return r->n - r->i >= k;
+}
+
+static uint64_t be(const struct rd *r, int k)
+{
+	uint64_t v = 0;
+	for (int j = 0; j < k; j++) v = v << 8 | r->p[r->i + (size_t)j];
+	return v;
+}
+
+/* Open containers: items left, and for maps whether a key comes next. */
+struct level {
+	uint64_t left;
+	int map, want_key;
+};
+
+/* Reads a length of k bytes after the tag; -1 if truncated. */
+static int64_t read_len(struct rd *r, int k)
+{
+	if (!need(r, (size_t)k)) return -1;
+	uint64_t v = be(r, k);
+	r->i += (size_t)k;
+	return (int64_t)v;
+}
+
+static void emit_base64(struct jbuf *o, const unsigned char *p, size_t n)
+{
+	char *tmp = malloc(BASE64_ENCODED_LEN(n) + 1);
+	if (!tmp) { o->failed = 1; return; }
+	size_t el = base64_encode(p, n, tmp);
+	json_str(o, tmp, el);
+	free(tmp);
+}
+
+int mp_to_json(struct jbuf *o, const unsigned char *mp, size_t len, int maxdepth)
+{
+	struct level st[MP_MAX_DEPTH + 1];
+	int depth = 0;
+	struct rd r = { mp, len, 0 };
+	size_t mark = o->len;
+	char key[64];
+	if (maxdepth > MP_MAX_DEPTH) maxdepth = MP_MAX_DEPTH;
+
+	do {
+		/* A map key that is not a string is written as its text. */
+		int as_key = depth > 0 && st[depth - 1].map && st[depth - 1].want_key;
+		if (depth > 0) {
+			st[depth - 1].left--;
+			if (st[depth - 1].map) st[depth - 1].want_key = !st[depth - 1].want_key;
+		}
+		if (!need(&r, 1)) goto bad;
+		unsigned tag = r.p[r.i++];
+		int64_t n = -1;
+		int container = 0, is_map = 0;
+
+		if (tag <= 0x7f || tag >= 0xe0 || (tag >= 0xcc && tag <= 0xd3)) {
+			/* integers */
+			int64_t sv = 0;
+			uint64_t uv = 0;
+			int is_unsigned = 0;
+			if (tag <= 0x7f) { uv = tag; is_unsigned = 1; }
+			else if (tag >= 0xe0) sv = (int8_t)tag;
+			else {
+				static const int sizes[] = { 1, 2, 4, 8, 1, 2, 4, 8 };
+				int k = sizes[tag - 0xcc];
+				if (!need(&r, (size_t)k)) goto bad;
+				uint64_t v = be(&r, k);
+				r.i += (size_t)k;
+				if (tag <= 0xcf) { uv = v; is_unsigned = 1; }
+				else if (k == 1) sv = (int8_t)v;
+				else if (k == 2) sv = (int16_t)v;
+				else if (k == 4) sv = (int32_t)v;
+				else sv = (int64_t)v;
+			}
+			if (as_key) {
+				if (is_unsigned) snprintf(key, sizeof(key), "%llu", (unsigned long long)uv);
+				else snprintf(key, sizeof(key), "%lld", (long long)sv);
+				json_key(o, key);
+			} else if (is_unsigned) {
+				json_uint(o, uv);
+			} else {
+				json_int(o, sv);
+			}
+		} else if ((tag & 0xf0) == 0x80 || tag == 0xde || tag == 0xdf) {
+			n = (tag & 0xf0) == 0x80 ? (int64_t)(tag & 0x0f) : read_len(&r, tag == 0xde ? 2 : 4);
+			container = 1;
+			is_map = 1;
+		} else if ((tag & 0xf0) == 0x90 || tag == 0xdc || tag == 0xdd) {
+			n = (tag & 0xf0) == 0x90 ? (int64_t)(tag & 0x0f) : read_len(&r, tag == 0xdc ? 2 : 4);
+			container = 1;
+		} else if ((tag & 0xe0) == 0xa0 || tag == 0xd9 || tag == 0xda || tag == 0xdb ||
+			   tag == 0xc4 || tag == 0xc5 || tag == 0xc6) {
+			int bin = tag >= 0xc4 && tag <= 0xc6;
+			if ((tag & 0xe0) == 0xa0) n = tag & 0x1f;
+			else if (tag == 0xd9 || tag == 0xc4) n = read_len(&r, 1);
+			else if (tag == 0xda || tag == 0xc5) n = read_len(&r, 2);
+			else n = read_len(&r, 4);
+			if (n < 0 || !need(&r, (size_t)n)) goto bad;
+			const unsigned char *s = r.p + r.i;
+			r.i += (size_t)n;
+			if (as_key && !bin) json_keyn(o, (const char *)s, (size_t)n);
+			else if (as_key) goto bad;             /* bin keys are not text */
+			else if (bin) emit_base64(o, s, (size_t)n);
+			else json_str(o, (const char *)s, (size_t)n);   /* invalid UTF-8 becomes U+FFFD */
+		} else if (tag == 0xc0 || tag == 0xc2 || tag == 0xc3) {
+			if (as_key) json_key(o, tag == 0xc0 ? "null" : tag == 0xc2 ? "false" : "true");
+			else if (tag == 0xc0) json_null(o);
+			else json_bool(o, tag == 0xc3);
+		} else if (tag == 0xca || tag == 0xcb) {
+			double d;
+			if (tag == 0xca) {
+				if (!need(&r, 4)) goto bad;
+				uint32_t bits = (uint32_t)be(&r, 4);
+				float f;
+				memcpy(&f, &bits, 4);
+				d = f;
+				r.i += 4;
+			} else {
+				if (!need(&r, 8)) goto bad;
+				uint64_t bits = be(&r, 8);
+				memcpy(&d, &bits, 8);
+				r.i += 8;
+			}
+			if (as_key) {
+				snprintf(key, sizeof(key), "%.17g", d);
+				json_key(o, key);
+			} else {
+				json_double(o, d);
+			}
+		} else {
+			goto bad;      /* 0xc1 (never used) and ext types */
+		}
+
+		if (container) {
+			if (n < 0 || as_key || depth >= maxdepth) goto bad;
+			/* Each element takes at least one byte: refuse absurd counts early. */
+			if ((uint64_t)n * (is_map ? 2 : 1) > len - r.i) goto bad;
+			if (is_map) json_obj_begin(o); else json_arr_begin(o);
+			st[depth++] = (struct level){ (uint64_t)n * (is_map ? 2 : 1), is_map, 1 };
+		}
+		/* Close every container that is complete. */
+		while (depth > 0 && st[depth - 1].left == 0) {
+			if (st[depth - 1].map) json_obj_end(o); else json_arr_end(o);
+			depth--;
+		}
+	} while (depth > 0 && !o->failed);
+
+	if (o->failed || r.i != len) goto bad;
+	return 0;
+bad:
+	o->len = mark;
+	o->failed = 0;
+	o->depth = 0;
+	o->after_key = 0;
+	o->has_items = 0;
+	return -1;
+}

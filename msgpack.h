@@ -1,0 +1,25 @@
+/* msgpack.h - MessagePack for format=msgpack connections (DESIGN.md §4, §10):
+ * every server message is built as JSON once and transcoded here, so JSON
+ * and MessagePack clients see the same objects; client control messages in
+ * MessagePack are transcoded to JSON and handled like JSON ones. Neither
+ * direction recurses: nesting costs a bounded, explicit stack. */
+#ifndef KB_MSGPACK_H
+#define KB_MSGPACK_H
+#include <stddef.h>
+
+#include "json.h"
+
+#define MP_MAX_DEPTH 64   /* deeper JSON is not transcoded (caller falls back) */
+
+/* Appends the MessagePack form of one valid JSON value: objects become
+ * maps, arrays arrays, strings str, integers that fit int64/uint64 ints,
+ * other numbers float64. Returns 0, or -1 (out untouched beyond its old
+ * length) when the text is not JSON or nests deeper than MP_MAX_DEPTH. */
+int mp_from_json(struct jbuf *out, const char *json, size_t len);
+
+/* Appends the JSON form of exactly one MessagePack value. Map keys that are
+ * not strings become their JSON text as a string; bin becomes a base64
+ * string; ext types are refused. Returns 0, or -1 on malformed input,
+ * trailing bytes or nesting deeper than maxdepth. */
+int mp_to_json(struct jbuf *out, const unsigned char *mp, size_t len, int maxdepth);
+#endif
