@@ -76,6 +76,8 @@ static const struct opt opts[] = {
 	  "add Kafka record headers to data messages", 0, 0 },
 	{ "history", 0, "KBRIDGE_HISTORY", NULL, T_BYTES, "BYTES", "64MiB",
 	  "in-memory record history for resume, in total", 0, 64 * 1024 * MiB },
+	{ "snapshot-keys", 0, "KBRIDGE_SNAPSHOT_KEYS", NULL, T_INT, "N", "10000",
+	  "keys per channel in the last-value cache for snapshots; beyond it the least recently updated goes (0: off)", 0, 10000000 },
 	{ "ca-file", 0, "KBRIDGE_CA_FILE", NULL, T_STR, "PATH", NULL,
 	  "CA certificates (PEM) for TLS to Kafka; same as -X ssl.ca.location=PATH", 0, 0 },
 	{ "healthcheck", 0, NULL, NULL, T_STR, "URL", NULL,
@@ -304,6 +306,7 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 		else if (!strcmp(n, "demo-rate")) c->demo_rate = l;
 		else if (!strcmp(n, "max-subscriptions")) c->max_subscriptions = l;
 		else if (!strcmp(n, "client-rate")) c->client_rate = l;
+		else if (!strcmp(n, "snapshot-keys")) c->snapshot_keys = l;
 		return 0;
 	}
 	case T_BYTES: {

@@ -40,6 +40,7 @@ struct config {
 	long client_rate;
 	int headers;                              /* add record headers to envelopes */
 	size_t history;
+	long snapshot_keys;                       /* last-value cache bound per channel */
 	const char *ca_file;                      /* -> ssl.ca.location */
 	const char *healthcheck;                  /* URL: probe it and exit */
 };

@@ -36,9 +36,24 @@ struct sublist {
 	uint32_t n, cap;
 };
 
+/* Last-value cache entry: the newest value of one key of a channel, in a
+ * list from least to most recently updated (the eviction order). */
+enum lv_kind { LV_JSON, LV_TEXT, LV_BINARY };
+struct lv {
+	struct lv *prev, *next;
+	char *key;                /* raw key bytes (a copy) */
+	size_t key_len;
+	unsigned char *val;       /* raw value bytes (a copy) */
+	size_t val_len;
+	uint8_t kind;             /* enum lv_kind: how "data" renders it (§4) */
+};
+
 struct channel {
 	char *name;
 	uint64_t seq;             /* last seq routed (§4: starts at 1) */
+	struct map lvc;           /* key -> struct lv *: the last-value cache */
+	struct lv *lv_old, *lv_new;
+	uint32_t nlv;
 	struct sublist any;       /* subscriptions without a key list */
 	struct map keys;          /* key -> struct sublist * */
 	uint32_t nsubs;
@@ -61,6 +76,8 @@ static struct {
 	struct sublist all;       /* every-channel subscriptions (action dialect) */
 	uint64_t stamp;           /* per-record mark: one delivery per client */
 	uint64_t records_in;
+	uint64_t lv_evicted;      /* keys dropped by --snapshot-keys */
+	uint32_t snapshot_keys;
 	int headers;
 	int gc_due;               /* some channel may be unused: see hub_gc() */
 } H;
@@ -125,10 +142,34 @@ static struct channel *channel_new(const char *name, size_t len)
 	return ch;
 }
 
+static void lv_unlink(struct channel *ch, struct lv *e)
+{
+	if (e->prev) e->prev->next = e->next; else ch->lv_old = e->next;
+	if (e->next) e->next->prev = e->prev; else ch->lv_new = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void lv_free(struct lv *e)
+{
+	free(e->key);
+	free(e->val);
+	free(e);
+}
+
+static void lv_remove(struct channel *ch, struct lv *e)
+{
+	lv_unlink(ch, e);
+	map_del(&ch->lvc, e->key, e->key_len);
+	ch->nlv--;
+	lv_free(e);
+}
+
 static void channel_free(struct channel *ch)
 {
 	size_t i = 0;
 	struct map_slot *s;
+	while (ch->lv_old) lv_remove(ch, ch->lv_old);
+	map_free(&ch->lvc);
 	while (map_next(&ch->keys, &i, &s)) {
 		struct sublist *l = s->val;
 		free(l->v);
@@ -167,6 +208,7 @@ void hub_gc(void)
 int hub_init(const struct config *cfg, char *err, size_t errlen)
 {
 	H.headers = cfg->headers;
+	H.snapshot_keys = (uint32_t)cfg->snapshot_keys;
 	H.routes = calloc(cfg->ntopics + 1, sizeof(*H.routes));
 	H.info = calloc(cfg->ntopics + 1, sizeof(*H.info));
 	if (!H.routes || !H.info) { snprintf(err, errlen, "out of memory"); return -1; }
@@ -575,6 +617,7 @@ static struct frame *record_frame(struct rec_ctx *x, const struct channel *ch, i
 		json_free(&mp);
 	}
 	set_key_hash(*slot, x->r, ch->name);
+	if (*slot) (*slot)->chan = ch;
 	return *slot;
 }
 
@@ -611,6 +654,110 @@ static void deliver(struct rec_ctx *x, const struct channel *ch, struct client *
 	if (f) client_send(c, frame_ref(f));
 }
 
+/* ---- last-value cache and snapshots (§4 refresh, §10) ---------------------- */
+
+/* Keeps the newest value of r's key, as a compacted topic would: a
+ * tombstone removes the key, records without a key are not cached. Past
+ * --snapshot-keys the least recently updated key is evicted. */
+static void lvc_update(struct channel *ch, struct rec_ctx *x)
+{
+	const struct hub_record *r = x->r;
+	if (!r->key || !H.snapshot_keys) return;
+	struct lv *e = map_get(&ch->lvc, r->key, r->key_len);
+	if (!r->value) {
+		if (e) lv_remove(ch, e);
+		return;
+	}
+	unsigned char *val = malloc(r->value_len ? r->value_len : 1);
+	if (!val) return;
+	if (r->value_len) memcpy(val, r->value, r->value_len);
+	if (!e) {
+		if (!(e = calloc(1, sizeof(*e))) || !(e->key = malloc(r->key_len ? r->key_len : 1))) {
+			free(e);
+			free(val);
+			return;
+		}
+		memcpy(e->key, r->key, r->key_len);
+		e->key_len = r->key_len;
+		if (map_put(&ch->lvc, e->key, e->key_len, e) < 0) {
+			lv_free(e);
+			free(val);
+			return;
+		}
+		ch->nlv++;
+	} else {
+		lv_unlink(ch, e);
+		free(e->val);
+	}
+	e->val = val;
+	e->val_len = r->value_len;
+	e->kind = rec_is_json(x) ? LV_JSON : utf8_valid(r->value, r->value_len) ? LV_TEXT : LV_BINARY;
+	/* Newest at the tail. */
+	e->prev = ch->lv_new;
+	if (ch->lv_new) ch->lv_new->next = e; else ch->lv_old = e;
+	ch->lv_new = e;
+	while (ch->nlv > H.snapshot_keys) {
+		lv_remove(ch, ch->lv_old);
+		H.lv_evicted++;
+	}
+}
+
+/* {"type":"snapshot","channel":C,"seq":N,"data":{key: value,...}} with the
+ * keys and values that are not UTF-8 listed (§10). */
+void hub_snapshot_json(struct jbuf *b, const struct channel *ch, const char *id, size_t id_len)
+{
+	json_obj_begin(b);
+	json_key(b, "type");    json_cstr(b, "snapshot");
+	if (id) { json_key(b, "id"); json_raw(b, id, id_len); }
+	json_key(b, "channel"); json_cstr(b, ch->name);
+	json_key(b, "seq");     json_uint(b, ch->seq);
+	json_key(b, "data");
+	json_obj_begin(b);
+	size_t b64k = 0, b64v = 0;
+	char *kb = NULL;
+	for (const struct lv *e = ch->lv_old; e; e = e->next) {
+		if (utf8_valid(e->key, e->key_len)) {
+			json_keyn(b, e->key, e->key_len);
+		} else {
+			size_t el = BASE64_ENCODED_LEN(e->key_len);
+			char *nk = realloc(kb, el + 1);
+			if (!nk) { b->failed = 1; break; }
+			kb = nk;
+			json_keyn(b, kb, base64_encode(e->key, e->key_len, kb));
+			b64k++;
+		}
+		if (e->kind == LV_JSON) json_raw(b, (const char *)e->val, e->val_len);
+		else if (e->kind == LV_TEXT) json_str(b, (const char *)e->val, e->val_len);
+		else { b64_value(b, e->val, e->val_len); b64v++; }
+	}
+	json_obj_end(b);
+	/* The lists name keys as they appear in "data". */
+	if (b64k) {
+		json_key(b, "base64_keys");
+		json_arr_begin(b);
+		for (const struct lv *e = ch->lv_old; e; e = e->next)
+			if (!utf8_valid(e->key, e->key_len)) b64_value(b, e->key, e->key_len);
+		json_arr_end(b);
+	}
+	if (b64v) {
+		json_key(b, "base64_values");
+		json_arr_begin(b);
+		for (const struct lv *e = ch->lv_old; e; e = e->next) {
+			if (e->kind != LV_BINARY) continue;
+			if (utf8_valid(e->key, e->key_len)) json_str(b, e->key, e->key_len);
+			else b64_value(b, e->key, e->key_len);
+		}
+		json_arr_end(b);
+	}
+	free(kb);
+	json_obj_end(b);
+}
+
+uint64_t hub_snapshot_evicted(void)
+{
+	return H.lv_evicted;
+}
+
 int hub_route(const struct hub_record *r)
 {
 	struct topic *t = topic_get(r->topic);
@@ -621,6 +768,7 @@ int hub_route(const struct hub_record *r)
 	struct channel *ch = t->ch;
 	struct rec_ctx x = { .r = r, .t = t, .json = -1, .seq = ++ch->seq };
 	json_init(&x.text);
+	lvc_update(ch, &x);
 	if (ch->nsubs == 0 && H.all.n == 0) return 1;
 
 	H.stamp++;

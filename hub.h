@@ -9,6 +9,7 @@
 
 #include "client.h"
 #include "config.h"
+#include "json.h"
 
 struct hub_header {
 	const char *name;
@@ -83,6 +84,11 @@ void filter_free(struct filter *f);
 int  hub_route(const struct hub_record *r);
 /* 1 if some route matches the topic name. */
 int  hub_topic_routed(const char *topic);
+
+/* The snapshot message of channel ch as JSON (§4 refresh; §10): seq is the
+ * channel's last routed seq, data its last-value cache. */
+void hub_snapshot_json(struct jbuf *b, const struct channel *ch, const char *id, size_t id_len);
+uint64_t hub_snapshot_evicted(void);
 
 /* Introspection for /stats, /metrics, /docs. */
 struct hub_route_info { const char *topic; const char *channel; const char *type; int regex; };

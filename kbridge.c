@@ -320,6 +320,28 @@ void client_send(struct client *c, struct frame *f)
 	if (outq_push(&c->q, f) == 0) want_flush_at(c, data ? S.now + FLUSH_CORK_MS : S.now);
 }
 
+/* Queues a frame past the slow-client limits (snapshots: dropping one would
+ * break the stream's consistency; what follows it stays under the policy). */
+void client_send_always(struct client *c, struct frame *f)
+{
+	if (!f) return;
+	if (c->state != CS_WS || c->close_sent) {
+		frame_unref(f);
+		return;
+	}
+	queue_raw(c, f);
+}
+
+/* Drops queued, unsent data frames of one channel: a snapshot about to be
+ * queued already holds them (§4: nothing at or before it is repeated). */
+void client_drop_channel(struct client *c, const void *chan)
+{
+	for (uint32_t i = c->q.count; i-- > (c->q.off ? 1u : 0u);) {
+		struct frame *f = outq_at(&c->q, i);
+		if (f->kind == FRAME_DATA && f->chan == chan) outq_remove(&c->q, i);
+	}
+}
+
 /* ---- replies --------------------------------------------------------------- */
 
 /* Starts a reply object: {"type":TYPE[,"id":ID] ... (caller adds fields). */

@@ -269,6 +269,20 @@ static int take_action_filter(const struct msg_ctx *m, struct sub_req *r)
 	return 0;
 }
 
+/* Sends channel ch's snapshot to c, after dropping what c still has queued
+ * of ch: the snapshot covers it, and everything routed later follows. */
+static void send_snapshot(struct client *c, struct channel *ch, const char *id, size_t id_len)
+{
+	struct jbuf b;
+	json_init(&b);
+	hub_snapshot_json(&b, ch, id, id_len);
+	if (!b.failed) {
+		client_drop_channel(c, ch);
+		client_send_always(c, frame_for(c, b.buf, b.len, FRAME_CONTROL));
+	}
+	json_free(&b);
+}
+
 static void ack(const struct msg_ctx *m, const char *action, const struct sub_req *r, int removed)
 {
 	struct jbuf b;
@@ -311,6 +325,11 @@ static struct filter filter_copy(const struct filter *f, int *failed)
 static void subscribe(const struct msg_ctx *m, int action_dialect)
 {
 	struct sub_req r = { 0 };
+	int snap_tok = action_dialect ? -1 : json_obj_get(m->src, m->tok, 0, "snapshot");
+	if (snap_tok >= 0 && m->tok[snap_tok].type != JSON_TRUE && m->tok[snap_tok].type != JSON_FALSE) {
+		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "\"snapshot\" must be true or false");
+		return;
+	}
 	if (!action_dialect && json_obj_get(m->src, m->tok, 0, "resume") >= 0) {
 		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "resume is not supported by this version of kbridge");
 		return;
@@ -344,6 +363,33 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 		}
 	}
 	ack(m, "subscribe", &r, -1);
+	/* "snapshot":true: the current state of each channel right after the ack. */
+	if (snap_tok >= 0 && m->tok[snap_tok].type == JSON_TRUE)
+		for (int i = 0; i < r.nchans; i++) send_snapshot(m->c, r.chans[i], m->id, m->id_len);
+out:
+	sub_req_free(&r);
+}
+
+/* refresh: a snapshot of the named channels, or of every subscribed one. */
+static void refresh(const struct msg_ctx *m)
+{
+	struct sub_req r = { 0 };
+	json_init(&r.spec);
+	if (take_channels(m, &r, 0) < 0) goto out;
+	if (r.all_channels) {
+		int sent = 0;
+		for (const struct sub *s = m->c->subs; s; s = s->cnext) {
+			if (!s->ch) continue;
+			/* once per channel, even with several subscriptions to it */
+			const struct sub *p;
+			for (p = m->c->subs; p != s && p->ch != s->ch; p = p->cnext) {}
+			if (p != s) continue;
+			send_snapshot(m->c, s->ch, m->id, m->id_len);
+			sent++;
+		}
+		if (!sent) reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "refresh without a channel needs a subscription to refresh");
+	}
+	for (int i = 0; i < r.nchans; i++) send_snapshot(m->c, r.chans[i], m->id, m->id_len);
 out:
 	sub_req_free(&r);
 }
@@ -404,8 +450,7 @@ void proto_handle(const struct msg_ctx *m)
 	else if (IS("subscribe")) subscribe(m, ad);
 	else if (IS("unsubscribe")) unsubscribe(m, ad);
 	else if ((!ad && IS("list")) || IS("list_subscriptions")) list(m);
-	else if (!ad && IS("refresh"))
-		reply_error(m->c, m->id, m->id_len, "UNKNOWN_TYPE", "refresh (snapshots) is not supported by this version of kbridge");
+	else if (!ad && IS("refresh")) refresh(m);
 	else reply_error(m->c, m->id, m->id_len, "UNKNOWN_TYPE", ad ? "unknown action" : "unknown message type");
 #undef IS
 }
@@ -477,10 +522,11 @@ void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 		struct channel *ch = hub_channel(name, strlen(name));
 		struct filter f = { 0 };
 		char *spec = strdup("{}");
-		if (ch && spec && (long)c->nsubs < server_config()->max_subscriptions)
-			hub_subscribe(c, ch, &f, spec, 2);
-		else
+		if (ch && spec && (long)c->nsubs < server_config()->max_subscriptions) {
+			if (hub_subscribe(c, ch, &f, spec, 2) >= 0 && o->snapshot) send_snapshot(c, ch, NULL, 0);
+		} else {
 			free(spec);
+		}
 	}
 }
 
