@@ -243,12 +243,23 @@ static void push(const char ***arr, size_t *n, const char *v)
 	*arr = a;
 }
 
-/* Splits a comma list into the array (the string is leaked on purpose: the
- * configuration lives as long as the process). */
+/* Strings the configuration points into live as long as the process; they
+ * are kept here so they stay reachable even when a later flag replaces the
+ * value that used them (leak checkers then stay quiet, rightly). */
+static char *keep(const char *s)
+{
+	static const char **kept;
+	static size_t nkept;
+	char *copy = strdup(s);
+	if (!copy) { fprintf(stderr, "%s: out of memory\n", prog); exit(1); }
+	push(&kept, &nkept, copy);
+	return copy;
+}
+
+/* Splits a comma list into the array. */
 static void push_list(const char ***arr, size_t *n, const char *list)
 {
-	char *copy = strdup(list), *save = NULL;
-	if (!copy) { fprintf(stderr, "%s: out of memory\n", prog); exit(1); }
+	char *copy = keep(list), *save = NULL;
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		while (*t == ' ') t++;
 		char *e = t + strlen(t);
@@ -392,7 +403,7 @@ void config_load(struct config *c, int argc, char **argv, void (*version_line)(v
 				if (parse_long(v, 0, 65535, &p) < 0)
 					die_usage("environment PORT", "bad value '%s': expected a port 0-65535", v);
 				snprintf(buf, sizeof(buf), "0.0.0.0:%ld", p);
-				v = strdup(buf);
+				v = keep(buf);
 			}
 			snprintf(src, sizeof(src), "environment %s", names[k]);
 			apply_or_die(c, o, v, 1, src);

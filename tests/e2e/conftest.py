@@ -486,3 +486,249 @@ def ws_subscribe(ws, msg, ident=None):
     reply = ws.request(msg)
     assert reply.get("type") == "ack", f"{msg!r} -> {reply!r}"
     return reply
+
+
+# ---------------------------------------------------------------- state tests
+#
+# Appended for the test_state_*.py files (snapshots, resume, conflation,
+# MessagePack): a threaded bulk reader, /stats polling, a rate-controlled
+# producer through kcat's stdin.
+
+def mp_unpack(payload):
+    """Decodes one MessagePack message with Debian's python3-msgpack (an
+    independent decoder): exactly one object, str as str, bin as bytes."""
+    import msgpack
+    return msgpack.unpackb(payload, raw=False, strict_map_key=False)
+
+
+def mp_pack(obj):
+    import msgpack
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def decode_message(op, payload):
+    """A server message as an object: JSON from a text frame, MessagePack
+    from a binary frame."""
+    if op == wsutil.OP_TEXT:
+        return json.loads(payload.decode("utf-8"))
+    assert op == wsutil.OP_BINARY, f"opcode {op}"
+    return mp_unpack(payload)
+
+
+def is_data(obj):
+    return isinstance(obj, dict) and "topic" in obj and "offset" in obj
+
+
+class BulkReader:
+    """Reads a wsutil.WS in a thread with big recv()s and keeps every
+    complete message as (monotonic time, opcode, payload bytes, decoded
+    object). Pings get pongs; a close frame or EOF ends it. stop() ends it
+    from outside; abort() also resets the TCP connection (no close frame)."""
+
+    def __init__(self, ws, name="reader", decode=True):
+        import threading
+        self.ws = ws
+        self.name = name
+        self.decode = decode
+        self.msgs = []
+        self.closed = None          # (code, reason) or "eof"/"reset"
+        self.error = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        import socket as _s
+        import struct as _st
+        sock = self.ws.sock
+        buf = bytearray(self.ws.buf)
+        self.ws.buf = b""
+        pos = 0
+        frag_op, frags = None, []
+        try:
+            sock.settimeout(0.1)
+            while not self._stop.is_set():
+                while True:
+                    n_avail = len(buf) - pos
+                    if n_avail < 2:
+                        break
+                    b0, b1 = buf[pos], buf[pos + 1]
+                    n, hl = b1 & 0x7F, 2
+                    if n == 126:
+                        if n_avail < 4:
+                            break
+                        n, hl = _st.unpack_from("!H", buf, pos + 2)[0], 4
+                    elif n == 127:
+                        if n_avail < 10:
+                            break
+                        n, hl = _st.unpack_from("!Q", buf, pos + 2)[0], 10
+                    if n_avail < hl + n:
+                        break
+                    if b1 & 0x80:
+                        raise AssertionError("server frame is masked")
+                    payload = bytes(buf[pos + hl:pos + hl + n])
+                    pos += hl + n
+                    op, fin = b0 & 0x0F, b0 & 0x80
+                    if op == wsutil.OP_PING:
+                        sock.sendall(wsutil.build_frame(wsutil.OP_PONG, payload))
+                        continue
+                    if op == wsutil.OP_PONG:
+                        continue
+                    if op == wsutil.OP_CLOSE:
+                        code = _st.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+                        self.closed = (code, payload[2:].decode("utf-8", "replace"))
+                        return
+                    if op != wsutil.OP_CONT:
+                        frag_op, frags = op, []
+                    frags.append(payload)
+                    if fin:
+                        whole = b"".join(frags)
+                        obj = decode_message(frag_op, whole) if self.decode else None
+                        with self._lock:
+                            self.msgs.append((time.monotonic(), frag_op, whole, obj))
+                        frag_op, frags = None, []
+                if pos > (1 << 20):
+                    del buf[:pos]
+                    pos = 0
+                try:
+                    chunk = sock.recv(1 << 20)
+                except _s.timeout:
+                    continue
+                except (ConnectionResetError, BrokenPipeError):
+                    self.closed = "reset"
+                    return
+                except OSError:
+                    if self._stop.is_set():
+                        return
+                    raise
+                if not chunk:
+                    self.closed = "eof"
+                    return
+                buf += chunk
+        except Exception as e:          # reported by check()
+            self.error = e
+
+    def objs(self):
+        with self._lock:
+            return [m[3] for m in self.msgs]
+
+    def data(self):
+        return [o for o in self.objs() if is_data(o)]
+
+    def controls(self):
+        return [o for o in self.objs() if not is_data(o)]
+
+    def wait_for(self, pred, timeout, what="condition"):
+        """Waits until pred(objs) is true; raises with a summary if not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred(self.objs()):
+                return True
+            if self.error or (self.closed and not self.thread.is_alive()):
+                break
+            time.sleep(0.02)
+        objs = self.objs()
+        raise AssertionError(f"{self.name}: no {what} within {timeout}s: {len(objs)} messages, "
+                             f"closed={self.closed}, error={self.error!r}, "
+                             f"last={objs[-3:]!r}, controls={[o for o in objs if not is_data(o)][-5:]!r}")
+
+    def stop(self, timeout=5):
+        self._stop.set()
+        self.thread.join(timeout)
+        self.check()
+
+    def abort(self):
+        """Abrupt disconnect: RST without a close frame; returns the
+        messages read so far (only complete ones)."""
+        import socket as _s
+        import struct as _st
+        self._stop.set()
+        self.thread.join(5)
+        try:
+            self.ws.sock.setsockopt(_s.SOL_SOCKET, _s.SO_LINGER, _st.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self.ws.close()
+        self.check()
+        return self.objs()
+
+    def check(self):
+        if self.error is not None:
+            raise AssertionError(f"{self.name}: reader failed: {self.error!r}")
+
+
+def channel_seq(port, channel):
+    """The channel's seq from GET /stats (DESIGN §10), 0 when absent."""
+    st = wsutil.get_json(port, "/stats")
+    return int(((st.get("channels") or {}).get(channel) or {}).get("seq", 0))
+
+
+def wait_channel_seq(port, channel, n, timeout=20.0):
+    """Waits until /stats shows channel's seq >= n (records routed)."""
+    deadline = time.monotonic() + timeout
+    seq = 0
+    while time.monotonic() < deadline:
+        seq = channel_seq(port, channel)
+        if seq >= n:
+            return seq
+        time.sleep(0.05)
+    raise AssertionError(f"channel {channel}: seq {seq} after {timeout}s, expected {n}")
+
+
+class PacedProducer:
+    """Produces `rate` records/s for `seconds` through one kcat process fed
+    on stdin (keyed lines, tab as key delimiter), in a thread. Line i is
+    key fmt_key(i), value fmt_value(i). .count is the number written."""
+
+    def __init__(self, mk, topic, rate, seconds, fmt_key=None, fmt_value=None, batch_ms=10,
+                 partition=None):
+        import threading
+        self.rate, self.seconds = rate, seconds
+        self.fmt_key = fmt_key or (lambda i: "k%d" % (i % 20))
+        self.fmt_value = fmt_value or (lambda i: '{"i":%d}' % i)
+        cmd = ["kcat", "-P", "-b", mk.bootstrap, "-t", topic, "-K", "\t",
+               "-X", "linger.ms=5", "-X", "queue.buffering.max.messages=1000000"]
+        if partition is not None:
+            cmd += ["-p", str(partition)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        self.count = 0
+        self.batch_ms = batch_ms
+        self.done = threading.Event()
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            t0 = time.monotonic()
+            per_batch = max(1, int(self.rate * self.batch_ms / 1000))
+            while True:
+                el = time.monotonic() - t0
+                if el >= self.seconds:
+                    break
+                want = min(int(el * self.rate) + per_batch, int(self.seconds * self.rate))
+                if want > self.count:
+                    lines = "".join("%s\t%s\n" % (self.fmt_key(i), self.fmt_value(i))
+                                    for i in range(self.count, want))
+                    self.proc.stdin.write(lines.encode())
+                    self.proc.stdin.flush()
+                    self.count = want
+                time.sleep(self.batch_ms / 1000)
+        except Exception as e:
+            self.error = e
+        finally:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            self.done.set()
+
+    def wait(self, timeout=60):
+        """Waits for the thread and kcat (all delivered); returns count."""
+        self.thread.join(timeout)
+        _, err = self.proc.communicate(timeout=timeout)
+        assert self.error is None, f"producer: {self.error!r}"
+        assert self.proc.returncode == 0, f"kcat: {err.decode(errors='replace')}"
+        return self.count
