@@ -17,6 +17,7 @@ enum client_state {
 };
 
 struct sub;        /* hub.c: one subscription */
+struct conflation; /* conflate.c */
 
 struct client {
 	int fd;
@@ -50,6 +51,8 @@ struct client {
 
 	const char *why;             /* first reason the connection is ending (static text) */
 	uint64_t stamp;              /* hub.c: last record delivered, against duplicates */
+	uint32_t interval_ms;        /* conflation asked on the upgrade, 0 = none */
+	struct conflation *cf;       /* conflate.c state, NULL until needed */
 	struct sub *subs;            /* this client's subscriptions (hub.c) */
 	uint32_t nsubs;
 	struct client *flush_next;

@@ -14,6 +14,7 @@
 
 #include "base64.h"
 #include "clock.h"
+#include "conflate.h"
 #include "endpoints.h"
 #include "json.h"
 #include "log.h"
@@ -417,11 +418,13 @@ undo:
 	return 0;
 }
 
-int hub_subscribe(struct client *c, struct channel *ch, struct filter *f, char *spec, size_t spec_len)
+int hub_subscribe(struct client *c, struct channel *ch, struct filter *f, char *spec, size_t spec_len,
+		  uint32_t interval_ms)
 {
 	struct sub **tail = &c->subs;
 	for (struct sub *s = c->subs; s; s = s->cnext) {
 		if (s->ch == ch && s->spec_len == spec_len && memcmp(s->spec, spec, spec_len) == 0) {
+			s->interval_ms = interval_ms;   /* the same subscription, asked again */
 			filter_free(f);
 			free(spec);
 			return 0;
@@ -434,6 +437,7 @@ int hub_subscribe(struct client *c, struct channel *ch, struct filter *f, char *
 	s->ch = ch;
 	s->spec = spec;
 	s->spec_len = spec_len;
+	s->interval_ms = interval_ms;
 	s->f = *f;
 	memset(f, 0, sizeof(*f));
 	if (sub_attach(s) < 0) {
@@ -646,12 +650,16 @@ static int filter_match(const struct sub *s, struct rec_ctx *x, int check_keys)
 	return 1;
 }
 
-static void deliver(struct rec_ctx *x, const struct channel *ch, struct client *c)
+static void deliver(struct rec_ctx *x, const struct channel *ch, const struct sub *s)
 {
+	struct client *c = s->c;
 	if (c->stamp == H.stamp) return;   /* several of its subscriptions matched */
 	c->stamp = H.stamp;
 	struct frame *f = record_frame(x, ch, c->msgpack);
-	if (f) client_send(c, frame_ref(f));
+	if (!f) return;
+	uint32_t interval = s->interval_ms ? s->interval_ms : c->interval_ms;
+	if (interval) conflate_offer(c, ch, x->r->key, x->r->key ? x->r->key_len : 0, frame_ref(f), interval);
+	else client_send(c, frame_ref(f));
 }
 
 /* ---- last-value cache and snapshots (§4 refresh, §10) ---------------------- */
@@ -774,15 +782,15 @@ int hub_route(const struct hub_record *r)
 	H.stamp++;
 	for (uint32_t i = 0; i < ch->any.n; i++) {
 		struct sub *s = ch->any.v[i];
-		if (filter_match(s, &x, 0)) deliver(&x, ch, s->c);
+		if (filter_match(s, &x, 0)) deliver(&x, ch, s);
 	}
 	if (r->key && ch->keys.count) {
 		struct sublist *l = map_get(&ch->keys, r->key, r->key_len);
 		for (uint32_t i = 0; l && i < l->n; i++)
-			if (filter_match(l->v[i], &x, 0)) deliver(&x, ch, l->v[i]->c);
+			if (filter_match(l->v[i], &x, 0)) deliver(&x, ch, l->v[i]);
 	}
 	for (uint32_t i = 0; i < H.all.n; i++)
-		if (filter_match(H.all.v[i], &x, 1)) deliver(&x, ch, H.all.v[i]->c);
+		if (filter_match(H.all.v[i], &x, 1)) deliver(&x, ch, H.all.v[i]);
 	if ((x.frame || x.mp_frame) && r->timestamp_ms >= 0)
 		endpoints_observe_latency((double)(wall_ms() - r->timestamp_ms) / 1000.0);
 	frame_unref(x.frame);

@@ -56,6 +56,7 @@ struct sub {
 	struct sub *cnext;        /* the client's next subscription */
 	uint32_t pos;             /* index in the list that holds it (unkeyed subs) */
 	char *spec;               /* canonical JSON of the filter fields, for acks and list */
+	uint32_t interval_ms;     /* conflation asked on subscribe, 0 = the client's */
 	size_t spec_len;
 	struct filter f;
 };
@@ -69,7 +70,8 @@ const char *hub_channel_name(const struct channel *ch);
 /* Adds a subscription owning `f` and `spec` (moved in). An identical one
  * (same channel and spec) is not added twice. Returns 1 added, 0 already
  * there, -1 out of memory (f and spec freed either way when not kept). */
-int  hub_subscribe(struct client *c, struct channel *ch, struct filter *f, char *spec, size_t spec_len);
+int  hub_subscribe(struct client *c, struct channel *ch, struct filter *f, char *spec, size_t spec_len,
+		   uint32_t interval_ms);
 /* Removes the client's subscriptions on ch (NULL: the every-channel ones)
  * whose spec equals spec (spec NULL: all of them). Returns how many. */
 int  hub_unsubscribe(struct client *c, struct channel *ch, int all_channels, const char *spec, size_t spec_len);

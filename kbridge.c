@@ -26,6 +26,7 @@
 #include "client.h"
 #include "clock.h"
 #include "config.h"
+#include "conflate.h"
 #include "frame.h"
 #include "healthcheck.h"
 #include "http.h"
@@ -1155,6 +1156,8 @@ int main(int argc, char **argv)
 		int timeout = kafka_pending() ? 0 : (int)(wake > S.now ? wake - S.now : 0);
 		int kt = kafka_timeout_ms();
 		if (kt >= 0 && kt < timeout) timeout = kt;
+		int ct = conflate_timeout_ms(S.now);
+		if (ct >= 0 && ct < timeout) timeout = ct;
 
 		if (S.listen_fd >= 0)
 			S.pfds[PFD_LISTEN].fd = S.accept_paused_until > S.now ? -1 : S.listen_fd;
@@ -1186,6 +1189,7 @@ int main(int argc, char **argv)
 			proto_tick();
 			S.next_tick = S.now + TICK_MS;
 		}
+		conflate_service(S.now);
 		if (S.flush_head && S.now >= S.flush_due) flush_all();
 		reap();
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "conflate.h"
 #include "hub.h"
 #include "server.h"
 
@@ -278,6 +279,7 @@ static void send_snapshot(struct client *c, struct channel *ch, const char *id, 
 	hub_snapshot_json(&b, ch, id, id_len);
 	if (!b.failed) {
 		client_drop_channel(c, ch);
+		conflate_drop_channel(c, ch);
 		client_send_always(c, frame_for(c, b.buf, b.len, FRAME_CONTROL));
 	}
 	json_free(&b);
@@ -326,6 +328,14 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 {
 	struct sub_req r = { 0 };
 	int snap_tok = action_dialect ? -1 : json_obj_get(m->src, m->tok, 0, "snapshot");
+	int iv_tok = action_dialect ? -1 : json_obj_get(m->src, m->tok, 0, "interval");
+	int64_t iv = 0;
+	if (iv_tok >= 0 && (m->tok[iv_tok].type != JSON_NUMBER || json_tok_int(m->src, m->tok, iv_tok, &iv) < 0 ||
+			    iv < 0 || iv > 3600000)) {
+		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "\"interval\" must be milliseconds 0-3600000");
+		return;
+	}
+	uint32_t interval = (uint32_t)iv;
 	if (snap_tok >= 0 && m->tok[snap_tok].type != JSON_TRUE && m->tok[snap_tok].type != JSON_FALSE) {
 		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "\"snapshot\" must be true or false");
 		return;
@@ -357,7 +367,7 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 			reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "out of memory");
 			goto out;
 		}
-		if (hub_subscribe(m->c, r.all_channels ? NULL : r.chans[i], &f, spec, r.spec.len) < 0) {
+		if (hub_subscribe(m->c, r.all_channels ? NULL : r.chans[i], &f, spec, r.spec.len, interval) < 0) {
 			reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "out of memory");
 			goto out;
 		}
@@ -516,6 +526,7 @@ int proto_upgrade_parse(const char *q, size_t qlen, struct upgrade_opts *o, char
 void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 {
 	c->msgpack = (unsigned)o->msgpack;
+	c->interval_ms = (uint32_t)o->interval_ms;
 	char list[PROTO_QUERY_MAX], *save = NULL;
 	memcpy(list, o->channels, sizeof(list));
 	for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
@@ -523,7 +534,7 @@ void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 		struct filter f = { 0 };
 		char *spec = strdup("{}");
 		if (ch && spec && (long)c->nsubs < server_config()->max_subscriptions) {
-			if (hub_subscribe(c, ch, &f, spec, 2) >= 0 && o->snapshot) send_snapshot(c, ch, NULL, 0);
+			if (hub_subscribe(c, ch, &f, spec, 2, 0) >= 0 && o->snapshot) send_snapshot(c, ch, NULL, 0);
 		} else {
 			free(spec);
 		}
@@ -533,6 +544,7 @@ void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 void proto_client_gone(struct client *c)
 {
 	if (c->subs) hub_client_gone(c);
+	conflate_client_gone(c);
 }
 
 void proto_tick(void)

@@ -1,0 +1,24 @@
+/* conflate.h - per-client conflation (DESIGN.md §3 type=/interval=, §4,
+ * §10): at most one message per channel and key per interval, always the
+ * newest, and every key that changed in an interval is delivered. */
+#ifndef KB_CONFLATE_H
+#define KB_CONFLATE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client.h"
+#include "frame.h"
+
+/* Delivers f (a record's frame; the caller's reference moves in) to c now,
+ * or holds it as the newest of its channel and key until the interval
+ * since that key's last delivery has passed. */
+void conflate_offer(struct client *c, const void *chan, const void *key, size_t key_len,
+		    struct frame *f, uint32_t interval_ms);
+/* Sends what is due. Call every loop turn (cheap when nothing waits). */
+void conflate_service(int64_t now);
+/* ms until something is due, -1 when nothing waits. */
+int  conflate_timeout_ms(int64_t now);
+/* Forgets what c holds for chan (a snapshot is about to cover it). */
+void conflate_drop_channel(struct client *c, const void *chan);
+void conflate_client_gone(struct client *c);
+#endif
