@@ -18,6 +18,7 @@ enum client_state {
 
 struct sub;        /* hub.c: one subscription */
 struct conflation; /* conflate.c */
+struct resume;     /* hub.c */
 
 struct client {
 	int fd;
@@ -53,6 +54,7 @@ struct client {
 	uint64_t stamp;              /* hub.c: last record delivered, against duplicates */
 	uint32_t interval_ms;        /* conflation asked on the upgrade, 0 = none */
 	struct conflation *cf;       /* conflate.c state, NULL until needed */
+	struct resume *rs;           /* hub.c resume state, NULL unless resumed */
 	struct sub *subs;            /* this client's subscriptions (hub.c) */
 	uint32_t nsubs;
 	struct client *flush_next;

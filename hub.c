@@ -65,7 +65,27 @@ struct channel {
 struct topic {
 	struct channel *ch;       /* NULL: no route */
 	char *type;
+	char *name;
 	uint64_t records;
+};
+
+/* History for resume: every routed record, newest last, in one FIFO across
+ * partitions (eviction order) and one list per partition (offset order). */
+struct hist {
+	struct hist *gnext, *pnext;
+	struct hpart *part;
+	int64_t offset, ts;
+	uint64_t seq;
+	uint32_t key_len, val_len;
+	uint8_t key_null, val_null;
+	unsigned char data[];     /* key bytes, then value bytes */
+};
+
+struct hpart {
+	struct topic *t;
+	int32_t partition;
+	struct hist *first, *last;
+	int64_t covered_from;     /* every record routed from this offset on is here */
 };
 
 static struct {
@@ -80,6 +100,9 @@ static struct {
 	uint64_t lv_evicted;      /* keys dropped by --snapshot-keys */
 	uint32_t snapshot_keys;
 	int headers;
+	struct hist *hist_old, *hist_new;
+	size_t hist_bytes, hist_max;
+	struct map hparts;        /* "topic:partition" -> struct hpart * */
 	int gc_due;               /* some channel may be unused: see hub_gc() */
 } H;
 
@@ -210,6 +233,7 @@ int hub_init(const struct config *cfg, char *err, size_t errlen)
 {
 	H.headers = cfg->headers;
 	H.snapshot_keys = (uint32_t)cfg->snapshot_keys;
+	H.hist_max = cfg->history;
 	H.routes = calloc(cfg->ntopics + 1, sizeof(*H.routes));
 	H.info = calloc(cfg->ntopics + 1, sizeof(*H.info));
 	if (!H.routes || !H.info) { snprintf(err, errlen, "out of memory"); return -1; }
@@ -306,7 +330,12 @@ static struct topic *topic_get(const char *name)
 		if (!t->ch || !t->type) { free(t->type); free(t); return NULL; }
 		t->ch->fed = 1;
 	}
-	if (map_put(&H.topics, name, len, t) < 0) { free(t->type); free(t); return NULL; }
+	if (!(t->name = strdup(name)) || map_put(&H.topics, name, len, t) < 0) {
+		free(t->name);
+		free(t->type);
+		free(t);
+		return NULL;
+	}
 	return t;
 }
 
@@ -650,6 +679,219 @@ static int filter_match(const struct sub *s, struct rec_ctx *x, int check_keys)
 	return 1;
 }
 
+/* ---- history ring and resume (§4 Resume, §10) -------------------------------- */
+
+static size_t hpart_key(char *buf, size_t cap, const char *topic, int32_t partition)
+{
+	int n = snprintf(buf, cap, "%s:%d", topic, (int)partition);
+	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+static struct hpart *hpart_get(struct topic *t, int32_t partition, int create)
+{
+	char key[300];
+	size_t kl = hpart_key(key, sizeof(key), t->name, partition);
+	struct hpart *hp = map_get(&H.hparts, key, kl);
+	if (hp || !create) return hp;
+	if (!(hp = calloc(1, sizeof(*hp)))) return NULL;
+	hp->t = t;
+	hp->partition = partition;
+	hp->covered_from = -1;
+	if (map_put(&H.hparts, key, kl, hp) < 0) { free(hp); return NULL; }
+	return hp;
+}
+
+/* Appends a routed record to the history, evicting the oldest records of
+ * any partition past --history bytes. */
+static void hist_append(struct topic *t, const struct hub_record *r, uint64_t seq)
+{
+	if (!H.hist_max) return;
+	struct hpart *hp = hpart_get(t, r->partition, 1);
+	if (!hp) return;
+	size_t kl = r->key ? r->key_len : 0, vl = r->value ? r->value_len : 0;
+	size_t cost = sizeof(struct hist) + kl + vl;
+	if (cost > H.hist_max) { hp->covered_from = r->offset + 1; return; }
+	struct hist *h = malloc(cost);
+	if (!h) { hp->covered_from = r->offset + 1; return; }
+	*h = (struct hist){ .part = hp, .offset = r->offset, .ts = r->timestamp_ms, .seq = seq,
+			    .key_len = (uint32_t)kl, .val_len = (uint32_t)vl,
+			    .key_null = !r->key, .val_null = !r->value };
+	if (kl) memcpy(h->data, r->key, kl);
+	if (vl) memcpy(h->data + kl, r->value, vl);
+	/* A partition's history starts with the first record routed here; a
+	 * record that skips ahead of what we hold (a reassignment) restarts it. */
+	if (hp->covered_from < 0 || (hp->last && r->offset != hp->last->offset + 1 && r->offset <= hp->last->offset))
+		hp->covered_from = r->offset;
+	if (hp->last) hp->last->pnext = h; else hp->first = h;
+	hp->last = h;
+	if (H.hist_new) H.hist_new->gnext = h; else H.hist_old = h;
+	H.hist_new = h;
+	H.hist_bytes += cost;
+	while (H.hist_bytes > H.hist_max && H.hist_old) {
+		struct hist *o = H.hist_old;
+		struct hpart *op = o->part;
+		H.hist_old = o->gnext;
+		if (!H.hist_old) H.hist_new = NULL;
+		op->first = o->pnext;             /* the oldest of the FIFO is its partition's first */
+		if (!op->first) op->last = NULL;
+		op->covered_from = o->offset + 1;
+		H.hist_bytes -= sizeof(struct hist) + o->key_len + o->val_len;
+		free(o);
+	}
+}
+
+/* The client's resume state for one partition. */
+struct rpart {
+	const struct topic *t;
+	int32_t partition;
+	int64_t next;             /* offsets below it were delivered (or skipped) */
+	int active;               /* a replay from Kafka is running: hold live records */
+	struct held { struct frame *f; int64_t offset; } *held;
+	uint32_t nheld, cap;
+};
+
+struct resume {
+	struct rpart *v;
+	uint32_t n;
+};
+
+static struct rpart *rpart_find(const struct client *c, const struct topic *t, int32_t partition)
+{
+	if (!c->rs) return NULL;
+	for (uint32_t i = 0; i < c->rs->n; i++)
+		if (c->rs->v[i].t == t && c->rs->v[i].partition == partition) return &c->rs->v[i];
+	return NULL;
+}
+
+/* Live delivery gate for a resumed partition: 1 = send now, 0 = not now
+ * (already delivered by the replay, or held until the replay catches up). */
+static int resume_gate(struct client *c, const struct topic *t, const struct hub_record *r, struct frame *f)
+{
+	struct rpart *rp = rpart_find(c, t, r->partition);
+	if (!rp) return 1;
+	if (r->offset < rp->next) return 0;            /* the replay had it */
+	if (!rp->active) {
+		rp->next = r->offset + 1;
+		return 1;
+	}
+	uint32_t limit = (uint32_t)server_config()->client_queue;
+	if (rp->nheld == limit) {
+		/* A replay slower than the live stream: hold at most a queue's
+		 * worth, dropping the oldest like a slow client would. */
+		frame_unref(rp->held[0].f);
+		memmove(rp->held, rp->held + 1, (rp->nheld - 1) * sizeof(*rp->held));
+		rp->nheld--;
+		c->dropped++;
+	}
+	if (rp->nheld == rp->cap) {
+		uint32_t ncap = rp->cap ? rp->cap * 2 : 16;
+		void *nh = realloc(rp->held, ncap * sizeof(*rp->held));
+		if (!nh) return 0;
+		rp->held = nh;
+		rp->cap = ncap;
+	}
+	rp->held[rp->nheld++] = (struct held){ frame_ref(f), r->offset };
+	return 0;
+}
+
+/* Ends the replay of one partition: held live records not already
+ * replayed go out in order, and the client is live again. */
+static void rpart_release(struct client *c, struct rpart *rp)
+{
+	for (uint32_t i = 0; i < rp->nheld; i++) {
+		if (rp->held[i].offset >= rp->next) {
+			rp->next = rp->held[i].offset + 1;
+			client_send(c, rp->held[i].f);
+		} else {
+			frame_unref(rp->held[i].f);
+		}
+	}
+	free(rp->held);
+	rp->held = NULL;
+	rp->nheld = rp->cap = 0;
+	rp->active = 0;
+}
+
+/* Sends one replayed record to c if one of its subscriptions wants it. */
+static void replay_one(struct client *c, struct topic *t, const struct hub_record *r, uint64_t seq)
+{
+	struct rpart *rp = rpart_find(c, t, r->partition);
+	if (!t->ch || (rp && r->offset < rp->next)) return;
+	if (rp) rp->next = r->offset + 1;
+	struct rec_ctx x = { .r = r, .t = t, .json = -1, .seq = seq };
+	json_init(&x.text);
+	for (const struct sub *s = c->subs; s; s = s->cnext) {
+		if (s->ch && s->ch != t->ch) continue;
+		if (!filter_match(s, &x, 1)) continue;
+		struct frame *f = record_frame(&x, t->ch, c->msgpack);
+		if (f) client_send(c, frame_ref(f));
+		break;
+	}
+	frame_unref(x.frame);
+	frame_unref(x.mp_frame);
+	json_free(&x.text);
+	if (rp && rp->active && rp->nheld && rp->next >= rp->held[0].offset) rpart_release(c, rp);
+}
+
+int hub_resume(struct client *c, const char *topic, int32_t partition, int64_t last)
+{
+	struct topic *t = topic_get(topic);
+	if (!t || !t->ch) return -1;
+	if (!c->rs && !(c->rs = calloc(1, sizeof(*c->rs)))) return -1;
+	struct rpart *rp = rpart_find(c, t, partition);
+	if (!rp) {
+		struct rpart *nv = realloc(c->rs->v, (c->rs->n + 1) * sizeof(*nv));
+		if (!nv) return -1;
+		c->rs->v = nv;
+		rp = &nv[c->rs->n++];
+		*rp = (struct rpart){ .t = t, .partition = partition };
+	}
+	rp->next = last + 1;
+	struct hpart *hp = hpart_get(t, partition, 0);
+	/* The history covers it: replay now, in this turn; live records that
+	 * follow have higher offsets. */
+	if (hp && hp->covered_from >= 0 && last + 1 >= hp->covered_from) {
+		for (const struct hist *h = hp->first; h; h = h->pnext) {
+			if (h->offset <= last) continue;
+			struct hub_record r = {
+				.topic = t->name, .partition = partition, .offset = h->offset, .timestamp_ms = h->ts,
+				.key = h->key_null ? NULL : h->data, .key_len = h->key_len,
+				.value = h->val_null ? NULL : (h->val_len ? h->data + h->key_len : (const void *)""),
+				.value_len = h->val_len,
+			};
+			replay_one(c, t, &r, h->seq);
+		}
+		return 0;
+	}
+	rp->active = 1;   /* hold live records until Kafka's replay catches up */
+	return 1;
+}
+
+void hub_replay_record(struct client *c, const struct hub_record *r)
+{
+	struct topic *t = topic_get(r->topic);
+	if (t) replay_one(c, t, r, 0);
+}
+
+void hub_replay_done(struct client *c, const char *topic, int32_t partition)
+{
+	struct topic *t = map_get(&H.topics, topic, strlen(topic));
+	struct rpart *rp = t ? rpart_find(c, t, partition) : NULL;
+	if (rp && rp->active) rpart_release(c, rp);
+}
+
+void hub_resume_gone(struct client *c)
+{
+	if (!c->rs) return;
+	for (uint32_t i = 0; i < c->rs->n; i++) {
+		for (uint32_t k = 0; k < c->rs->v[i].nheld; k++) frame_unref(c->rs->v[i].held[k].f);
+		free(c->rs->v[i].held);
+	}
+	free(c->rs->v);
+	free(c->rs);
+	c->rs = NULL;
+}
+
 static void deliver(struct rec_ctx *x, const struct channel *ch, const struct sub *s)
 {
 	struct client *c = s->c;
@@ -657,6 +899,7 @@ static void deliver(struct rec_ctx *x, const struct channel *ch, const struct su
 	c->stamp = H.stamp;
 	struct frame *f = record_frame(x, ch, c->msgpack);
 	if (!f) return;
+	if (c->rs && !resume_gate(c, x->t, x->r, f)) return;
 	uint32_t interval = s->interval_ms ? s->interval_ms : c->interval_ms;
 	if (interval) conflate_offer(c, ch, x->r->key, x->r->key ? x->r->key_len : 0, frame_ref(f), interval);
 	else client_send(c, frame_ref(f));
@@ -777,6 +1020,7 @@ int hub_route(const struct hub_record *r)
 	struct rec_ctx x = { .r = r, .t = t, .json = -1, .seq = ++ch->seq };
 	json_init(&x.text);
 	lvc_update(ch, &x);
+	hist_append(t, r, x.seq);
 	if (ch->nsubs == 0 && H.all.n == 0) return 1;
 
 	H.stamp++;

@@ -92,6 +92,17 @@ int  hub_topic_routed(const char *topic);
 void hub_snapshot_json(struct jbuf *b, const struct channel *ch, const char *id, size_t id_len);
 uint64_t hub_snapshot_evicted(void);
 
+/* Resume (§4): the client saw `last` of topic:partition. Replays what the
+ * history holds after it and returns 0, or returns 1 when Kafka must be
+ * asked (live records of that partition are then held for the client until
+ * hub_replay_done), or -1 when no route consumes that topic. */
+int  hub_resume(struct client *c, const char *topic, int32_t partition, int64_t last);
+/* A record fetched back from Kafka for c (it carries no seq). */
+void hub_replay_record(struct client *c, const struct hub_record *r);
+/* The replay of topic:partition for c reached Kafka's end (or failed). */
+void hub_replay_done(struct client *c, const char *topic, int32_t partition);
+void hub_resume_gone(struct client *c);
+
 /* Introspection for /stats, /metrics, /docs. */
 struct hub_route_info { const char *topic; const char *channel; const char *type; int regex; };
 size_t hub_routes(const struct hub_route_info **out);

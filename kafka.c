@@ -24,6 +24,7 @@
 #include "json.h"
 #include "log.h"
 #include "map.h"
+#include "server.h"
 
 #define BATCH          256    /* records per consume call */
 #define TURN_BUDGET    4096   /* records per loop turn, so clients are not starved */
@@ -48,6 +49,8 @@ static struct {
 	struct map parts;              /* "topic\0partition" -> struct part * */
 	struct map topics_seen;        /* topic -> (void *)1 once assigned */
 	rd_kafka_topic_partition_list_t *waiting;   /* awaiting timestamp lookup */
+	const char *bootstrap;         /* what the live consumer connects to (replays too) */
+	int64_t replay_due;            /* next poll of the replay consumers */
 	int64_t admin_due;             /* next look at adminq while waiting */
 
 	/* --demo */
@@ -368,6 +371,7 @@ static int demo_start(rd_kafka_conf_t *consumer_conf, char *err, size_t errlen)
 	rd_kafka_mock_group_initial_rebalance_delay_ms(mc, 0);
 	for (int i = 0; i < 3; i++) rd_kafka_mock_topic_create(mc, demo_topics[i], 1, 1);
 	const char *boot = rd_kafka_mock_cluster_bootstraps(mc);
+	K.bootstrap = strdup(boot);
 	if (rd_kafka_conf_set(consumer_conf, "bootstrap.servers", boot, why, sizeof(why))) {
 		snprintf(err, errlen, "demo: %s", why);
 		return -1;
@@ -433,6 +437,197 @@ static void demo_tick(void)
 	rd_kafka_poll(K.demo, 0);
 }
 
+/* ---- replay from Kafka (§4 Resume) ------------------------------------------ */
+
+#define MAX_REPLAYS   16     /* replay consumers at once */
+#define REPLAY_BUDGET 512    /* records per replay per loop turn */
+
+struct replay_part {
+	char topic[256];
+	int32_t partition;
+	int done;
+};
+
+struct replay {
+	struct client *c;
+	rd_kafka_t *rk;
+	struct replay_part *parts;
+	int nparts, left;
+	struct replay *next;
+};
+
+static struct replay *replays;
+static int nreplays;
+
+static void replay_free(struct replay *rp)
+{
+	if (rp->rk) rd_kafka_destroy_flags(rp->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	free(rp->parts);
+	free(rp);
+	nreplays--;
+}
+
+static void replay_part_done(struct replay *rp, int i)
+{
+	if (rp->parts[i].done) return;
+	rp->parts[i].done = 1;
+	rp->left--;
+	hub_replay_done(rp->c, rp->parts[i].topic, rp->parts[i].partition);
+}
+
+static int replay_find(const struct replay *rp, const char *topic, int32_t partition)
+{
+	for (int i = 0; i < rp->nparts; i++)
+		if (rp->parts[i].partition == partition && strcmp(rp->parts[i].topic, topic) == 0) return i;
+	return -1;
+}
+
+int kafka_replay_start(struct client *c, const struct kafka_replay_req *req, int n, char *err, size_t errlen)
+{
+	char why[512], gid[96];
+	if (nreplays >= MAX_REPLAYS) {
+		snprintf(err, errlen, "too many resumes are being served from Kafka right now; retry shortly");
+		return -1;
+	}
+	struct replay *rp = calloc(1, sizeof(*rp));
+	if (!rp || !(rp->parts = calloc((size_t)n, sizeof(*rp->parts)))) {
+		free(rp);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	nreplays++;
+	rp->c = c;
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	snprintf(gid, sizeof(gid), "kbridge-replay-%d-%" PRId64, (int)getpid(), mono_ms());
+	struct { const char *k, *v; } props[] = {
+		{ "bootstrap.servers", K.bootstrap },
+		{ "group.id", gid },
+		{ "enable.auto.commit", "false" },
+		{ "auto.offset.reset", "error" },      /* a gap must be reported, not skipped */
+		{ "enable.partition.eof", "true" },    /* "caught up" */
+		{ "fetch.queue.backoff.ms", "20" },
+		{ "client.id", "kbridge-replay" },
+	};
+	for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
+		if (set_prop(conf, props[i].k, props[i].v, err, errlen) < 0) goto fail;
+	if (K.cfg->demo && set_prop(conf, "fetch.wait.max.ms", "10", err, errlen) < 0) goto fail;
+	if (K.cfg->ca_file && set_prop(conf, "ssl.ca.location", K.cfg->ca_file, err, errlen) < 0) goto fail;
+	/* The same -X passthrough as the live consumer (security, fetch tuning). */
+	for (size_t i = 0; i < K.cfg->nxprops; i++) {
+		char *kv = strdup(K.cfg->xprops[i]);
+		if (!kv) goto fail;
+		char *eq = strchr(kv, '=');
+		*eq = '\0';
+		if (strcmp(kv, "group.id") != 0 && strcmp(kv, "enable.partition.eof") != 0 &&
+		    strcmp(kv, "auto.offset.reset") != 0)
+			rd_kafka_conf_set(conf, kv, eq + 1, why, sizeof(why));
+		free(kv);
+	}
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	if (!(rp->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why)))) {
+		snprintf(err, errlen, "replay consumer: %s", why);
+		replay_free(rp);
+		return -1;
+	}
+	rd_kafka_poll_set_consumer(rp->rk);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+	for (int i = 0; i < n; i++) {
+		snprintf(rp->parts[i].topic, sizeof(rp->parts[i].topic), "%s", req[i].topic);
+		rp->parts[i].partition = req[i].partition;
+		rd_kafka_topic_partition_list_add(l, req[i].topic, req[i].partition)->offset = req[i].last + 1;
+	}
+	rp->nparts = rp->left = n;
+	rd_kafka_resp_err_t e = rd_kafka_assign(rp->rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e) {
+		snprintf(err, errlen, "replay assign: %s", rd_kafka_err2str(e));
+		replay_free(rp);
+		return -1;
+	}
+	rp->next = replays;
+	replays = rp;
+	return 0;
+fail:
+	rd_kafka_conf_destroy(conf);
+	replay_free(rp);
+	return -1;
+}
+
+/* RESUME_GAP: Kafka no longer has the offset asked for; name the first
+ * one it has, when librdkafka learnt it from the failed fetch. */
+static void replay_gap(struct replay *rp, int i)
+{
+	int64_t lo = -1, hi = -1;
+	rd_kafka_get_watermark_offsets(rp->rk, rp->parts[i].topic, rp->parts[i].partition, &lo, &hi);
+	struct jbuf b;
+	char tp[300];
+	snprintf(tp, sizeof(tp), "%s:%d", rp->parts[i].topic, (int)rp->parts[i].partition);
+	reply_begin(&b, "error", NULL, 0);
+	json_key(&b, "code");    json_cstr(&b, "RESUME_GAP");
+	json_key(&b, "message"); json_cstr(&b, "Kafka no longer holds the records after the resume offset; "
+					      "live records continue, ask for a snapshot to catch up");
+	json_key(&b, "earliest");
+	json_obj_begin(&b);
+	json_key(&b, tp);
+	if (lo >= 0) json_int(&b, lo); else json_null(&b);
+	json_obj_end(&b);
+	reply_send(rp->c, &b);
+	replay_part_done(rp, i);
+}
+
+static void kafka_replay_service(void)
+{
+	K.replay_due = mono_ms() + 5;   /* polled, not woken: every 5 ms while any runs */
+	for (struct replay **pp = &replays; *pp;) {
+		struct replay *rp = *pp;
+		for (int k = 0; k < REPLAY_BUDGET && rp->left > 0; k++) {
+			rd_kafka_message_t *m = rd_kafka_consumer_poll(rp->rk, 0);
+			if (!m) break;
+			const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
+			int i = replay_find(rp, topic, m->partition);
+			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+				if (i >= 0) replay_part_done(rp, i);
+			} else if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+				   m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+				if (i >= 0) replay_gap(rp, i);
+			} else if (m->err) {
+				log_msg(LOG_WARN, "replay error", "code", rd_kafka_err2name(m->err),
+					"reason", rd_kafka_message_errstr(m), NULL);
+			} else if (i >= 0 && !rp->parts[i].done) {
+				rd_kafka_timestamp_type_t tstype;
+				int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+				struct hub_record r = {
+					.topic = topic, .partition = m->partition, .offset = m->offset,
+					.timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
+					.key = m->key, .key_len = m->key_len,
+					.value = m->payload, .value_len = m->len,
+				};
+				hub_replay_record(rp->c, &r);
+			}
+			rd_kafka_message_destroy(m);
+		}
+		if (rp->left == 0) {
+			*pp = rp->next;
+			replay_free(rp);
+		} else {
+			pp = &rp->next;
+		}
+	}
+}
+
+void kafka_replay_client_gone(struct client *c)
+{
+	for (struct replay **pp = &replays; *pp;) {
+		struct replay *rp = *pp;
+		if (rp->c == c) {
+			*pp = rp->next;
+			replay_free(rp);
+		} else {
+			pp = &rp->next;
+		}
+	}
+}
+
 /* ---- start, service, stop -------------------------------------------------- */
 
 int kafka_start(const struct config *cfg, char *err, size_t errlen)
@@ -476,6 +671,8 @@ int kafka_start(const struct config *cfg, char *err, size_t errlen)
 		if (set_prop(conf, "fetch.wait.max.ms", "10", err, errlen) < 0) goto fail;
 	} else if (set_prop(conf, "bootstrap.servers", cfg->brokers, err, errlen) < 0) {
 		goto fail;
+	} else {
+		K.bootstrap = cfg->brokers;
 	}
 	if (cfg->ca_file && set_prop(conf, "ssl.ca.location", cfg->ca_file, err, errlen) < 0) goto fail;
 	for (size_t i = 0; i < cfg->nxprops; i++) {
@@ -599,6 +796,7 @@ void kafka_service(void)
 		K.admin_due = mono_ms() + 50;
 	}
 	demo_tick();
+	kafka_replay_service();
 }
 
 int kafka_pending(void)
@@ -609,6 +807,7 @@ int kafka_pending(void)
 int kafka_timeout_ms(void)
 {
 	int64_t due = INT64_MAX;
+	if (replays && K.replay_due < due) due = K.replay_due;
 	if (K.waiting) due = K.admin_due;
 	if (K.demo && K.cfg->demo_rate > 0 && K.demo_next_ms < due) due = K.demo_next_ms;
 	if (due == INT64_MAX) return -1;

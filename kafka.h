@@ -23,6 +23,13 @@ int  kafka_timeout_ms(void);
 const char *kafka_version(void);
 /* Iterates partitions: "topic:partition" and its lag (-1 unknown). */
 int  kafka_lag_next(size_t *i, const char **tp, int64_t *lag);
+/* Resume from Kafka: fetch topic:partition from last + 1 for c until
+ * caught up, on a consumer of its own (hub_replay_record/hub_replay_done
+ * get the results). 0, or -1 with err set. */
+struct client;
+struct kafka_replay_req { const char *topic; int32_t partition; int64_t last; };
+int  kafka_replay_start(struct client *c, const struct kafka_replay_req *req, int n, char *err, size_t errlen);
+void kafka_replay_client_gone(struct client *c);
 int  kafka_up(void);       /* a broker is reachable */
 int  kafka_ready(void);    /* metadata fetched and partitions assigned */
 #endif

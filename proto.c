@@ -11,6 +11,7 @@
 #include "http.h"
 #include "conflate.h"
 #include "hub.h"
+#include "kafka.h"
 #include "server.h"
 
 int proto_init(const struct config *cfg, char *err, size_t errlen)
@@ -324,6 +325,74 @@ static struct filter filter_copy(const struct filter *f, int *failed)
 	return c;
 }
 
+#define RESUME_MAX 256   /* partitions in one resume request */
+
+/* "topic:partition" -> topic (NUL-terminated copy) and partition. */
+static int split_tp(const char *tp, size_t n, char *topic, size_t cap, int32_t *partition)
+{
+	const char *colon = NULL;
+	for (size_t i = 0; i < n; i++) if (tp[i] == ':') colon = tp + i;
+	if (!colon || colon == tp || (size_t)(colon - tp) >= cap || colon + 1 == tp + n) return -1;
+	long p = 0;
+	for (const char *q = colon + 1; q < tp + n; q++) {
+		if (*q < '0' || *q > '9' || p > 100000000) return -1;
+		p = p * 10 + (*q - '0');
+	}
+	memcpy(topic, tp, (size_t)(colon - tp));
+	topic[colon - tp] = '\0';
+	*partition = (int32_t)p;
+	return 0;
+}
+
+/* Starts the resume of each listed partition: replayed at once from the
+ * history, or fetched back from Kafka. Returns 0, or -1 with err set. */
+static int start_resume(struct client *c, char (*topics)[256], const int32_t *parts, const int64_t *last,
+			int n, char *err, size_t errlen)
+{
+	struct kafka_replay_req req[RESUME_MAX];
+	int nk = 0;
+	for (int i = 0; i < n; i++) {
+		int rc = hub_resume(c, topics[i], parts[i], last[i]);
+		if (rc < 0) {
+			snprintf(err, errlen, "cannot resume %s:%d: no route consumes that topic", topics[i], (int)parts[i]);
+			return -1;
+		}
+		if (rc == 1) req[nk++] = (struct kafka_replay_req){ topics[i], parts[i], last[i] };
+	}
+	if (nk && kafka_replay_start(c, req, nk, err, errlen) < 0) {
+		for (int i = 0; i < nk; i++) hub_replay_done(c, req[i].topic, req[i].partition);
+		return -1;
+	}
+	return 0;
+}
+
+/* "resume":{"topic:partition":last_offset,...}: parsed before subscribing,
+ * so a malformed request changes nothing. */
+static int parse_resume(const struct msg_ctx *m, int t, char (*topics)[256], int32_t *parts, int64_t *last, int *n)
+{
+	const char *bad = NULL;
+	*n = 0;
+	if (m->tok[t].type != JSON_OBJECT) bad = "\"resume\" must be an object of \"topic:partition\": offset";
+	for (int i = t + 1, k = 0; !bad && k < (int)m->tok[t].size; k++) {
+		int v = (int)m->tok[i].next;
+		char name[300];
+		ssize_t nl = json_str_decode(m->src, m->tok, i, name, sizeof(name));
+		if (*n == RESUME_MAX) bad = "too many partitions in \"resume\"";
+		else if (nl < 0 || split_tp(name, (size_t)nl, topics[*n], 256, &parts[*n]) < 0)
+			bad = "\"resume\" keys must be \"topic:partition\"";
+		else if (m->tok[v].type != JSON_NUMBER || json_tok_int(m->src, m->tok, v, &last[*n]) < 0 || last[*n] < -1)
+			bad = "\"resume\" offsets must be integers >= -1";
+		else
+			(*n)++;
+		i = (int)m->tok[v].next;
+	}
+	if (bad) {
+		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", bad);
+		return -1;
+	}
+	return 0;
+}
+
 static void subscribe(const struct msg_ctx *m, int action_dialect)
 {
 	struct sub_req r = { 0 };
@@ -340,10 +409,12 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "\"snapshot\" must be true or false");
 		return;
 	}
-	if (!action_dialect && json_obj_get(m->src, m->tok, 0, "resume") >= 0) {
-		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "resume is not supported by this version of kbridge");
-		return;
-	}
+	static char rtopics[RESUME_MAX][256];
+	static int32_t rparts[RESUME_MAX];
+	static int64_t rlast[RESUME_MAX];
+	int nres = 0;
+	int res_tok = action_dialect ? -1 : json_obj_get(m->src, m->tok, 0, "resume");
+	if (res_tok >= 0 && parse_resume(m, res_tok, rtopics, rparts, rlast, &nres) < 0) return;
 	json_init(&r.spec);
 	if (take_channels(m, &r, !action_dialect) < 0) goto out;
 	if ((action_dialect ? take_action_filter(m, &r) : take_native_filter(m, &r)) < 0) goto out;
@@ -376,6 +447,12 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 	/* "snapshot":true: the current state of each channel right after the ack. */
 	if (snap_tok >= 0 && m->tok[snap_tok].type == JSON_TRUE)
 		for (int i = 0; i < r.nchans; i++) send_snapshot(m->c, r.chans[i], m->id, m->id_len);
+	/* Resume after the ack: replayed records, then the live stream. */
+	if (nres) {
+		char err[300];
+		if (start_resume(m->c, rtopics, rparts, rlast, nres, err, sizeof(err)) < 0)
+			reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", err);
+	}
 out:
 	sub_req_free(&r);
 }
@@ -516,10 +593,27 @@ int proto_upgrade_parse(const char *q, size_t qlen, struct upgrade_opts *o, char
 		else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0) o->snapshot = 0;
 		else { snprintf(err, errlen, "snapshot must be 1 or 0"); return -1; }
 	}
-	/* Replay is not in this version: refusing beats silently not replaying. */
+	/* resume=TOPIC:PARTITION:OFFSET,... (§3) */
 	n = http_query_param(q, qlen, "resume", v, sizeof(v));
-	if (n != -1) { snprintf(err, errlen, "resume= is not supported by this version of kbridge"); return -1; }
+	if (n == -2) { snprintf(err, errlen, "query parameter resume is badly encoded or too long"); return -1; }
+	char *save = NULL;
+	for (char *item = n > 0 ? strtok_r(v, ",", &save) : NULL; item; item = strtok_r(NULL, ",", &save)) {
+		char *last_colon = strrchr(item, ':'), *end;
+		if (o->nresume == PROTO_RESUME_MAX || !last_colon) goto bad_resume;
+		*last_colon = '\0';
+		long long off = strtoll(last_colon + 1, &end, 10);
+		if (!last_colon[1] || *end || off < -1) goto bad_resume;
+		if (split_tp(item, strlen(item), o->rtopics[o->nresume], 256, &o->rparts[o->nresume]) < 0) goto bad_resume;
+		o->rlast[o->nresume++] = off;
+	}
+	if (o->nresume && !o->channels[0]) {
+		snprintf(err, errlen, "resume= needs channel= or channels= to say what to resume");
+		return -1;
+	}
 	return 0;
+bad_resume:
+	snprintf(err, errlen, "resume must be TOPIC:PARTITION:OFFSET,... (at most %d)", PROTO_RESUME_MAX);
+	return -1;
 }
 
 /* Subscribes to the channels named on the upgrade (already validated). */
@@ -539,12 +633,19 @@ void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 			free(spec);
 		}
 	}
+	if (o->nresume) {
+		char err[300];
+		if (start_resume(c, (char (*)[256])o->rtopics, o->rparts, o->rlast, o->nresume, err, sizeof(err)) < 0)
+			reply_error(c, NULL, 0, "BAD_REQUEST", err);
+	}
 }
 
 void proto_client_gone(struct client *c)
 {
 	if (c->subs) hub_client_gone(c);
 	conflate_client_gone(c);
+	kafka_replay_client_gone(c);
+	hub_resume_gone(c);
 }
 
 void proto_tick(void)

@@ -4,6 +4,7 @@
 #ifndef KB_PROTO_H
 #define KB_PROTO_H
 #include <stddef.h>
+#include <stdint.h>
 
 #include "client.h"
 #include "config.h"
@@ -21,6 +22,7 @@ struct msg_ctx {
 };
 
 #define PROTO_QUERY_MAX 2048
+#define PROTO_RESUME_MAX 16     /* partitions in resume= on the upgrade */
 
 /* Query parameters of the upgrade request (§3), validated before the 101. */
 struct upgrade_opts {
@@ -28,6 +30,10 @@ struct upgrade_opts {
 	int msgpack;
 	int interval_ms;                  /* conflation, 0 = none */
 	int snapshot;
+	int nresume;                      /* resume=TOPIC:PARTITION:OFFSET,... */
+	char rtopics[PROTO_RESUME_MAX][256];
+	int32_t rparts[PROTO_RESUME_MAX];
+	int64_t rlast[PROTO_RESUME_MAX];
 };
 
 int  proto_init(const struct config *cfg, char *err, size_t errlen);
