@@ -92,6 +92,7 @@ static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, 
 	return -1;
 }
 
+/* K.up: -1 before anything is known, then 0 or 1; each change is one line. */
 static void set_state_up(int up, const char *why)
 {
 	if (up == K.up) return;
@@ -635,6 +636,7 @@ int kafka_start(const struct config *cfg, char *err, size_t errlen)
 	char why[512], buf[256];
 	K.cfg = cfg;
 	K.efd = -1;
+	K.up = -1;
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
 	/* Defaults first, so -X can override any of them. */
@@ -857,12 +859,12 @@ const char *kafka_version(void)
 
 int kafka_up(void)
 {
-	return K.up;
+	return K.up == 1;
 }
 
 int kafka_ready(void)
 {
-	return K.ready && K.up;
+	return K.ready && K.up == 1;
 }
 
 int kafka_lag_next(size_t *i, const char **tp, int64_t *lag)
