@@ -74,8 +74,8 @@ static void put_str(struct jbuf *o, const void *s, size_t n)
  * else a float64 (§10). */
 static void put_number(struct jbuf *o, const char *s, size_t n)
 {
-	char buf[400];
-	if (n >= sizeof(buf)) n = sizeof(buf) - 1;   /* longer digits do not change a double */
+	char small[64], *buf = n < sizeof(small) ? small : malloc(n + 1);
+	if (!buf) { o->failed = 1; return; }
 	memcpy(buf, s, n);
 	buf[n] = '\0';
 	if (!strpbrk(buf, ".eE")) {
@@ -83,13 +83,15 @@ static void put_number(struct jbuf *o, const char *s, size_t n)
 		errno = 0;
 		if (buf[0] == '-') {
 			long long v = strtoll(buf, &end, 10);
-			if (!errno && !*end) { put_int(o, v); return; }
+			if (!errno && !*end) { put_int(o, v); goto done; }
 		} else {
 			unsigned long long v = strtoull(buf, &end, 10);
-			if (!errno && !*end) { put_uint(o, v); return; }
+			if (!errno && !*end) { put_uint(o, v); goto done; }
 		}
 	}
 	put_double(o, strtod(buf, NULL));
+done:
+	if (buf != small) free(buf);
 }
 
 int mp_from_json(struct jbuf *o, const char *json, size_t len)
@@ -184,9 +186,13 @@ int mp_to_json(struct jbuf *o, const unsigned char *mp, size_t len, int maxdepth
 	struct level st[MP_MAX_DEPTH + 1];
 	int depth = 0;
 	struct rd r = { mp, len, 0 };
+	/* What to restore on failure: the output and the emitter's state. */
 	size_t mark = o->len;
+	unsigned o_depth = o->depth;
+	uint64_t o_items = o->has_items;
+	int o_after_key = o->after_key;
 	char key[64];
-	if (maxdepth > MP_MAX_DEPTH) maxdepth = MP_MAX_DEPTH;
+	if (maxdepth > MP_MAX_DEPTH - (int)o->depth) maxdepth = MP_MAX_DEPTH - (int)o->depth;
 
 	do {
 		/* A map key that is not a string is written as its text. */
@@ -269,8 +275,13 @@ int mp_to_json(struct jbuf *o, const unsigned char *mp, size_t len, int maxdepth
 				r.i += 8;
 			}
 			if (as_key) {
-				snprintf(key, sizeof(key), "%.17g", d);
-				json_key(o, key);
+				/* The key is the value's JSON text, as json_double writes it. */
+				struct jbuf kt;
+				json_init(&kt);
+				json_double(&kt, d);
+				if (kt.failed) { json_free(&kt); goto bad; }
+				json_keyn(o, kt.buf, kt.len);
+				json_free(&kt);
 			} else {
 				json_double(o, d);
 			}
@@ -297,8 +308,8 @@ int mp_to_json(struct jbuf *o, const unsigned char *mp, size_t len, int maxdepth
 bad:
 	o->len = mark;
 	o->failed = 0;
-	o->depth = 0;
-	o->after_key = 0;
-	o->has_items = 0;
+	o->depth = o_depth;
+	o->after_key = o_after_key;
+	o->has_items = o_items;
 	return -1;
 }

@@ -9,7 +9,9 @@
 
 #include "json.h"
 
-#define MP_MAX_DEPTH 64   /* deeper JSON is not transcoded (caller falls back) */
+/* Deeper nesting is not transcoded either way (the caller falls back): the
+ * JSON emitter's own limit, so what one direction makes the other reads. */
+#define MP_MAX_DEPTH JSON_EMIT_MAX_DEPTH
 
 /* Appends the MessagePack form of one valid JSON value: objects become
  * maps, arrays arrays, strings str, integers that fit int64/uint64 ints,
@@ -18,8 +20,10 @@
 int mp_from_json(struct jbuf *out, const char *json, size_t len);
 
 /* Appends the JSON form of exactly one MessagePack value. Map keys that are
- * not strings become their JSON text as a string; bin becomes a base64
- * string; ext types are refused. Returns 0, or -1 on malformed input,
- * trailing bytes or nesting deeper than maxdepth. */
+ * not strings become their JSON text as a string (NaN and infinities:
+ * "null"); bin becomes a base64 string; ext types are refused. Returns 0,
+ * or -1 on malformed input, trailing bytes or nesting deeper than maxdepth
+ * (at most MP_MAX_DEPTH, less what out already has open); on -1, out is as
+ * it was. */
 int mp_to_json(struct jbuf *out, const unsigned char *mp, size_t len, int maxdepth);
 #endif
