@@ -25,7 +25,6 @@ struct frame *frame_new(size_t len, enum frame_kind kind)
 	f->kind = (uint8_t)kind;
 	f->len = (uint32_t)len;
 	f->key_hash = 0;
-	f->chan = NULL;
 	return f;
 }
 

@@ -21,7 +21,6 @@ struct frame {
 	uint8_t kind;
 	uint32_t len;          /* bytes in data[] */
 	uint64_t key_hash;     /* record key hash for conflation (0: none) */
-	const void *chan;      /* data frames: the channel (hub.c) they belong to */
 	unsigned char data[];
 };
 

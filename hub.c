@@ -269,6 +269,13 @@ int hub_init(const struct config *cfg, char *err, size_t errlen)
 				 cfg->topics[i], spec);
 			return -1;
 		}
+		/* A literal topic has one route: a second one could never apply. */
+		for (size_t k = 0; !r->is_regex && k < i; k++)
+			if (!H.routes[k].is_regex && strcmp(H.routes[k].topic, r->topic) == 0) {
+				snprintf(err, errlen, "--topic %s: topic %s is already routed by an earlier --topic",
+					 cfg->topics[i], r->topic);
+				return -1;
+			}
 		/* Channels a route names exist from the start. */
 		const char *cname = r->channel ? r->channel : (r->is_regex ? NULL : r->topic);
 		if (cname) {
@@ -650,7 +657,6 @@ static struct frame *record_frame(struct rec_ctx *x, const struct channel *ch, i
 		json_free(&mp);
 	}
 	set_key_hash(*slot, x->r, ch->name);
-	if (*slot) (*slot)->chan = ch;
 	return *slot;
 }
 

@@ -451,6 +451,8 @@ struct replay_part {
 
 struct replay {
 	struct client *c;
+	char *id;                 /* the resume request's raw "id", echoed by RESUME_GAP */
+	size_t id_len;
 	rd_kafka_t *rk;
 	struct replay_part *parts;
 	int nparts, left;
@@ -463,6 +465,7 @@ static int nreplays;
 static void replay_free(struct replay *rp)
 {
 	if (rp->rk) rd_kafka_destroy_flags(rp->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	free(rp->id);
 	free(rp->parts);
 	free(rp);
 	nreplays--;
@@ -483,7 +486,8 @@ static int replay_find(const struct replay *rp, const char *topic, int32_t parti
 	return -1;
 }
 
-int kafka_replay_start(struct client *c, const struct kafka_replay_req *req, int n, char *err, size_t errlen)
+int kafka_replay_start(struct client *c, const struct kafka_replay_req *req, int n,
+		       const char *id, size_t id_len, char *err, size_t errlen)
 {
 	char why[512], gid[96];
 	if (nreplays >= MAX_REPLAYS) {
@@ -498,6 +502,10 @@ int kafka_replay_start(struct client *c, const struct kafka_replay_req *req, int
 	}
 	nreplays++;
 	rp->c = c;
+	if (id && (rp->id = malloc(id_len))) {
+		memcpy(rp->id, id, id_len);
+		rp->id_len = id_len;
+	}
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	snprintf(gid, sizeof(gid), "kbridge-replay-%d-%" PRId64, (int)getpid(), mono_ms());
 	struct { const char *k, *v; } props[] = {
@@ -563,7 +571,7 @@ static void replay_gap(struct replay *rp, int i)
 	struct jbuf b;
 	char tp[300];
 	snprintf(tp, sizeof(tp), "%s:%d", rp->parts[i].topic, (int)rp->parts[i].partition);
-	reply_begin(&b, "error", NULL, 0);
+	reply_begin(&b, "error", rp->id, rp->id_len);
 	json_key(&b, "code");    json_cstr(&b, "RESUME_GAP");
 	json_key(&b, "message"); json_cstr(&b, "Kafka no longer holds the records after the resume offset; "
 					      "live records continue, ask for a snapshot to catch up");
@@ -724,6 +732,9 @@ int kafka_start(const struct config *cfg, char *err, size_t errlen)
 		rd_kafka_topic_partition_list_destroy(topics);
 		if (e) {
 			snprintf(err, errlen, "kafka subscribe: %s", rd_kafka_err2str(e));
+			/* Stop librdkafka's threads before the process exits. */
+			rd_kafka_destroy(K.rk);
+			K.rk = NULL;
 			return -2;
 		}
 	} else {

@@ -28,7 +28,8 @@ int  kafka_lag_next(size_t *i, const char **tp, int64_t *lag);
  * get the results). 0, or -1 with err set. */
 struct client;
 struct kafka_replay_req { const char *topic; int32_t partition; int64_t last; };
-int  kafka_replay_start(struct client *c, const struct kafka_replay_req *req, int n, char *err, size_t errlen);
+int  kafka_replay_start(struct client *c, const struct kafka_replay_req *req, int n,
+			const char *id, size_t id_len, char *err, size_t errlen);
 void kafka_replay_client_gone(struct client *c);
 int  kafka_up(void);       /* a broker is reachable */
 int  kafka_ready(void);    /* metadata fetched and partitions assigned */

@@ -333,16 +333,6 @@ void client_send_always(struct client *c, struct frame *f)
 	queue_raw(c, f);
 }
 
-/* Drops queued, unsent data frames of one channel: a snapshot about to be
- * queued already holds them (§4: nothing at or before it is repeated). */
-void client_drop_channel(struct client *c, const void *chan)
-{
-	for (uint32_t i = c->q.count; i-- > (c->q.off ? 1u : 0u);) {
-		struct frame *f = outq_at(&c->q, i);
-		if (f->kind == FRAME_DATA && f->chan == chan) outq_remove(&c->q, i);
-	}
-}
-
 /* ---- replies --------------------------------------------------------------- */
 
 /* Starts a reply object: {"type":TYPE[,"id":ID] ... (caller adds fields). */

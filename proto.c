@@ -271,15 +271,15 @@ static int take_action_filter(const struct msg_ctx *m, struct sub_req *r)
 	return 0;
 }
 
-/* Sends channel ch's snapshot to c, after dropping what c still has queued
- * of ch: the snapshot covers it, and everything routed later follows. */
+/* Sends channel ch's snapshot to c. Records already queued come before it
+ * (all have seq <= its seq); records held back by conflation would come
+ * after it, so they go: the snapshot holds their values. */
 static void send_snapshot(struct client *c, struct channel *ch, const char *id, size_t id_len)
 {
 	struct jbuf b;
 	json_init(&b);
 	hub_snapshot_json(&b, ch, id, id_len);
 	if (!b.failed) {
-		client_drop_channel(c, ch);
 		conflate_drop_channel(c, ch);
 		client_send_always(c, frame_for(c, b.buf, b.len, FRAME_CONTROL));
 	}
@@ -347,7 +347,7 @@ static int split_tp(const char *tp, size_t n, char *topic, size_t cap, int32_t *
 /* Starts the resume of each listed partition: replayed at once from the
  * history, or fetched back from Kafka. Returns 0, or -1 with err set. */
 static int start_resume(struct client *c, char (*topics)[256], const int32_t *parts, const int64_t *last,
-			int n, char *err, size_t errlen)
+			int n, const char *id, size_t id_len, char *err, size_t errlen)
 {
 	struct kafka_replay_req req[RESUME_MAX];
 	int nk = 0;
@@ -359,7 +359,7 @@ static int start_resume(struct client *c, char (*topics)[256], const int32_t *pa
 		}
 		if (rc == 1) req[nk++] = (struct kafka_replay_req){ topics[i], parts[i], last[i] };
 	}
-	if (nk && kafka_replay_start(c, req, nk, err, errlen) < 0) {
+	if (nk && kafka_replay_start(c, req, nk, id, id_len, err, errlen) < 0) {
 		for (int i = 0; i < nk; i++) hub_replay_done(c, req[i].topic, req[i].partition);
 		return -1;
 	}
@@ -450,7 +450,7 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 	/* Resume after the ack: replayed records, then the live stream. */
 	if (nres) {
 		char err[300];
-		if (start_resume(m->c, rtopics, rparts, rlast, nres, err, sizeof(err)) < 0)
+		if (start_resume(m->c, rtopics, rparts, rlast, nres, m->id, m->id_len, err, sizeof(err)) < 0)
 			reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", err);
 	}
 out:
@@ -635,7 +635,7 @@ void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 	}
 	if (o->nresume) {
 		char err[300];
-		if (start_resume(c, (char (*)[256])o->rtopics, o->rparts, o->rlast, o->nresume, err, sizeof(err)) < 0)
+		if (start_resume(c, (char (*)[256])o->rtopics, o->rparts, o->rlast, o->nresume, NULL, 0, err, sizeof(err)) < 0)
 			reply_error(c, NULL, 0, "BAD_REQUEST", err);
 	}
 }

@@ -40,7 +40,6 @@ struct frame *frame_for(const struct client *c, const char *json, size_t len, en
 struct frame *frame_ws(enum ws_opcode op, const void *payload, size_t len, enum frame_kind kind);
 
 void client_send_always(struct client *c, struct frame *f);
-void client_drop_channel(struct client *c, const void *chan);
 
 /* Replies: begin writes {"type":TYPE[,"id":ID]; the caller adds fields;
  * send closes the object, queues it to c and frees the buffer. */

@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="gcc make clang libclang-rt-14-dev musl-tools libssl-dev zlib1g-dev libzstd-dev
-      python3 python3-websockets python3-kafka python3-pytest python3-prometheus-client kcat
+      python3 python3-websockets python3-kafka python3-pytest python3-prometheus-client python3-msgpack kcat
       curl file procps util-linux openssl chromium"
 
 missing=""

@@ -728,7 +728,8 @@ class PacedProducer:
     def wait(self, timeout=60):
         """Waits for the thread and kcat (all delivered); returns count."""
         self.thread.join(timeout)
-        _, err = self.proc.communicate(timeout=timeout)
+        self.proc.wait(timeout)
+        err = self.proc.stderr.read()
         assert self.error is None, f"producer: {self.error!r}"
         assert self.proc.returncode == 0, f"kcat: {err.decode(errors='replace')}"
         return self.count
