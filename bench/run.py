@@ -11,10 +11,12 @@ build/bench/results.json and results.md. Standard library only.
   bench/run.py                       every scenario (what `make bench` runs)
   bench/run.py --only fanout-1kx1k,idle-10k
   bench/run.py --scenario fanout:5x200 --duration 3 --out build/bench-test
+  bench/run.py --scenario fanout:100x1000:msgpack --scenario fanout:100x1000:interval=250:keys=100
 """
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import queue
@@ -39,14 +41,25 @@ KBRIDGE_CMD = ("{bin} --brokers {brokers} --listen 127.0.0.1:{port} -t {topic} "
 
 # ---------------------------------------------------------------- scenarios
 
-def fanout(clients, rate, name=None):
-    return dict(name=name or f"fanout-{k(clients)}x{k(rate)}", kind="fanout", clients=clients,
-                rate=rate, keys=1)
+def variant(fmt, interval, keys, default_keys):
+    """Name suffix of a format=msgpack and/or conflated (interval=MS) scenario."""
+    return (("-msgpack" if fmt == "msgpack" else "") + (f"-i{interval}" if interval else "")
+            + (f"-k{keys}" if keys != default_keys else ""))
 
 
-def keyed(clients, rate, name=None):
-    return dict(name=name or f"keyed-{k(clients)}", kind="keyed", clients=clients, rate=rate,
-                keys=clients)
+def fanout(clients, rate, name=None, fmt="json", interval=0, keys=1):
+    """C clients on the channel. fmt="msgpack": format=msgpack clients;
+    interval: conflating clients (at most one message per key per interval);
+    keys: the producer cycles over that many keys."""
+    base = f"fanout-{k(clients)}x{k(rate)}"
+    return dict(name=name or base + variant(fmt, interval, keys, 1), base=base, kind="fanout",
+                clients=clients, rate=rate, keys=keys, format=fmt, interval=interval)
+
+
+def keyed(clients, rate, name=None, fmt="json", interval=0):
+    base = f"keyed-{k(clients)}"
+    return dict(name=name or base + variant(fmt, interval, clients, clients), base=base, kind="keyed",
+                clients=clients, rate=rate, keys=clients, format=fmt, interval=interval)
 
 
 def idle(clients, name=None):
@@ -62,7 +75,12 @@ def k(n):
 
 
 def default_scenarios():
-    return [fanout(100, 1000), fanout(1000, 1000), fanout(5000, 1000), fanout(100, 10000),
+    # The msgpack and conflated variants of fanout-1kx1k sit right after it,
+    # so their cost reads beside plain JSON's.
+    return [fanout(100, 1000), fanout(1000, 1000),
+            fanout(1000, 1000, "fanout-1kx1k-msgpack", fmt="msgpack"),
+            fanout(1000, 1000, "fanout-1kx1k-conflated", interval=250, keys=100),
+            fanout(5000, 1000), fanout(100, 10000),
             fanout(1000, 10000), keyed(10000, 10000), idle(1000), idle(10000), connect(10000)]
 
 
@@ -374,6 +392,10 @@ class Bench:
             argv += ["--subscribe", self.sub]
         if self.no_ack:
             argv += ["--no-ack"]
+        if scen.get("format", "json") != "json":
+            argv += ["--format", scen["format"]]
+        if scen.get("interval"):
+            argv += ["--interval", str(scen["interval"])]
         argv += list(extra)
         return Proc("wsload", argv, self.log_path(scen, "wsload"), stdin=True, cpu=self.tools_cpu)
 
@@ -416,6 +438,15 @@ class Bench:
                     if st.get("dropped"):
                         r.setdefault("notes", []).append(f"kbridge dropped {st['dropped']} "
                                                          "messages to slow clients")
+                res = r["wsload"]
+                if res.get("wrong_format"):
+                    r.setdefault("notes", []).append(
+                        f"{res['wrong_format']} messages not in the format asked for ({res['format']})")
+                if r.get("interval") and (res.get("clients_disorder") or res.get("clients_stale")):
+                    r.setdefault("notes", []).append(
+                        f"conflation: {res['clients_disorder']} clients saw a key's n repeat or go "
+                        f"back ({res['dups']} times), {res['clients_stale']} clients missed the newest "
+                        f"value of {res['stale']} keys in all")
             wall = time.monotonic() - t0
             other, r["noise_top"] = other_cpu(procs0, all_procs_cpu(),
                                               {os.getpid(), pid, mock.pid, wl.pid, r.get("produce_pid")},
@@ -493,9 +524,11 @@ class Bench:
             prod.stop()
         acked = pres["acked"]
         expected = self.expected(r, acked)
+        plain = self.expected(dict(r, interval=0), acked)     # records x their subscribers
         # Drain: wait until every expected message arrived, or 2 s of silence,
-        # or 20 s; then the window closes.
-        wl.send(f"drain {expected} 2000 20000")
+        # or 20 s; then the window closes. Conflation: the expected figure is
+        # only a bound, and every key's newest value must arrive: silence ends it.
+        wl.send(f"drain {0 if r.get('interval') else expected} 2000 20000")
         res = wl.event("result", 60)
         wall = time.monotonic() - t0
         cpu = proc_cpu(pid) - cpu0
@@ -509,27 +542,47 @@ class Bench:
         msgs = res["msgs"]
         span = max(pres["duration_s"], (res["last_us"] - start["t_us"]) / 1e6) if msgs else 0
         lat = res["latency_ms"]
+        conflated = bool(r.get("interval"))
         r.update(wsload=res, produce=pres, produced=acked, expected=expected, delivered=msgs,
+                 records_x_clients=plain,
                  pct=100.0 * msgs / expected if expected else 0.0,
                  per_s=msgs / span if span else 0.0, expected_per_s=expected / pres["duration_s"],
                  p50_ms=lat["p50"], p99_ms=lat["p99"], p999_ms=lat["p999"], max_ms=lat["max"],
-                 gap_clients=res["clients_with_gaps"], missing=res["missing"],
-                 dups=res["dups"], server_errors=res["server_errors"],
-                 cpu_s=cpu, cpu_main_s=main, cpu_per_m=cpu / msgs * 1e6 if msgs else None,
+                 # Conflation skips records by design: a "gap client" there is one
+                 # that saw a key's "n" repeat or go back, or missed a key's newest value.
+                 gap_clients=res["clients_bad"] if conflated else res["clients_with_gaps"],
+                 missing=res["missing"], dups=res["dups"], server_errors=res["server_errors"],
+                 bytes_per_msg=res["bytes"] / msgs if msgs else None,
+                 cpu_s=cpu, cpu_main_s=main,
+                 # CPU s per million deliveries; conflated: per million records x
+                 # clients (what the same clients would get without conflation),
+                 # comparable with plain JSON, and per delivery beside it.
+                 cpu_per_m=(cpu / plain * 1e6 if plain else None) if conflated else
+                 (cpu / msgs * 1e6 if msgs else None),
+                 cpu_per_m_deliveries=cpu / msgs * 1e6 if msgs else None,
                  bridge_util=cpu / wall, tools_util=tools_cpu / wall, wsload_util=wl_cpu / wall, window_s=wall, rss=rss_max,
                  closed=res["closed"], failed=res["failed"])
 
     @staticmethod
     def expected(r, acked):
         """Deliveries due: every record to every client, or (keyed) each record
-        to the clients subscribed to its key (client i has key i % keys)."""
-        if r["kind"] != "keyed":
-            return acked * r["clients"]
-        keys, clients = r["keys"], r["clients"]
+        to the clients subscribed to its key (client i has key i % keys).
+        Conflated (interval I): at most, per client and key, the first record
+        at once and then one per I while records come: the records of a key
+        span (records - 1) x keys / rate seconds, so ceil(span / I) + 1."""
+        keys, clients, iv = r["keys"], r["clients"], r.get("interval", 0)
+        if r["kind"] != "keyed" and not iv:
+            return acked * clients
         total = 0
-        for key in range(min(keys, clients)):
+        for key in range(min(keys, clients) if r["kind"] == "keyed" else keys):
             records = acked // keys + (1 if key < acked % keys else 0)
-            subs = clients // keys + (1 if key < clients % keys else 0)
+            if r["kind"] == "keyed":
+                subs = clients // keys + (1 if key < clients % keys else 0)
+            else:
+                subs = clients
+            if iv and records:
+                span_ms = (records - 1) * keys / r["rate"] * 1000
+                records = min(records, math.ceil(span_ms / iv - 1e-9) + 1)
             total += records * subs
         return total
 
@@ -559,6 +612,8 @@ def table(results):
         if r["kind"] in ("fanout", "keyed"):
             other = (f"cpu: bridge {r['bridge_util'] * 100:.0f}%, tools {r['tools_util'] * 100:.0f}%"
                      + (f", noise {r['noise'] * 100:.0f}%" if r.get("noise", 0) > 0.05 else ""))
+            if r.get("interval") and r.get("cpu_per_m_deliveries") is not None:
+                other += f"; {r['cpu_per_m_deliveries']:.2f} CPU s/M deliveries"
             rows.append([r["name"], str(r["clients"]), fmt_n(r["rate"]), fmt_n(r["per_s"]),
                          f"{r['pct']:.2f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
                          f"{r['p999_ms']:.1f}", f"{r['max_ms']:.1f}", str(r["gap_clients"]),
@@ -584,11 +639,47 @@ def table(results):
     return "\n".join(lines)
 
 
+def compare(results):
+    """Each msgpack or conflated scenario against the plain JSON one it
+    varies (same clients and rate), when both ran: bridge CPU per million
+    records x clients, and bytes on the wire per message."""
+    by = {r["name"]: r for r in results if "error" not in r and "cpu_s" in r}
+    out = []
+    for r in results:
+        base = by.get(r.get("base"))
+        if r["name"] not in by or base is None or base is r:
+            continue
+        if not r.get("interval") and r.get("format", "json") == "json":
+            continue
+        what = []
+        if r.get("format", "json") != "json":
+            what.append("format=" + r["format"])
+        if r.get("interval"):
+            what.append(f"interval={r['interval']} ms over {r['keys']} keys")
+        cpu_r = r["cpu_s"] / r["records_x_clients"] * 1e6 if r.get("records_x_clients") else None
+        cpu_b = base["cpu_s"] / base["records_x_clients"] * 1e6 if base.get("records_x_clients") else None
+        text = f"{', '.join(what)} vs {base['name']} (JSON"
+        text += ", no conflation)" if r.get("interval") else ")"
+        if cpu_r is not None and cpu_b:
+            text += (f": bridge CPU {cpu_r:.2f} vs {cpu_b:.2f} s per million records x clients "
+                     f"({cpu_r / cpu_b:.2f}x)")
+        if r.get("interval") and r.get("records_x_clients"):
+            text += (f", {r['delivered'] / r['records_x_clients'] * 100:.1f}% of the records "
+                     f"delivered")
+        if r.get("bytes_per_msg") and base.get("bytes_per_msg"):
+            text += f"; {r['bytes_per_msg']:.0f} B per message on the wire vs {base['bytes_per_msg']:.0f} B"
+        out.append(text)
+        r.setdefault("compare", text)
+    return out
+
+
 def notes(results):
     out = []
     for r in results:
         for n in r.get("notes", []):
             out.append(f"- {r['name']}: {n}")
+        if r.get("compare"):
+            out.append(f"- {r['name']}: {r['compare']}")
     return "\n".join(out)
 
 
@@ -636,14 +727,30 @@ def update_readme(md):
 # ---------------------------------------------------------------- main
 
 def parse_spec(spec):
-    """kind:CLIENTSxRATE (fanout, keyed) or kind:CLIENTS (idle, connect)."""
+    """kind:CLIENTSxRATE[:msgpack][:interval=MS][:keys=K] (fanout, keyed; keys:
+    fanout only) or kind:CLIENTS (idle, connect)."""
     kind, _, arg = spec.partition(":")
     if kind in ("fanout", "keyed"):
+        arg, *opts = arg.split(":")
         c, _, rate = arg.partition("x")
-        return (fanout if kind == "fanout" else keyed)(int(c), int(rate))
+        kw = {}
+        try:
+            for o in opts:
+                if o == "msgpack":
+                    kw["fmt"] = "msgpack"
+                elif o.startswith("interval="):
+                    kw["interval"] = int(o.split("=", 1)[1])
+                elif o.startswith("keys=") and kind == "fanout":
+                    kw["keys"] = int(o.split("=", 1)[1])
+                else:
+                    raise ValueError(o)
+            return (fanout if kind == "fanout" else keyed)(int(c), int(rate), **kw)
+        except ValueError:
+            pass
     if kind in ("idle", "connect"):
         return (idle if kind == "idle" else connect)(int(arg))
-    raise SystemExit(f"run.py: bad --scenario {spec!r} (fanout:CxR, keyed:CxR, idle:C, connect:C)")
+    raise SystemExit(f"run.py: bad --scenario {spec!r} (fanout:CxR[:msgpack][:interval=MS][:keys=K], "
+                     "keyed:CxR[:msgpack][:interval=MS], idle:C, connect:C)")
 
 
 def main():
@@ -694,6 +801,10 @@ def main():
         print("run.py: BENCH_BRIDGE without BENCH_KEYED_SUBSCRIBE: skipping keyed scenarios",
               file=sys.stderr)
         scens = [s for s in scens if s["kind"] != "keyed"]
+    if b.custom and any(s.get("format", "json") != "json" or s.get("interval") for s in scens):
+        print("run.py: BENCH_BRIDGE: skipping the format=msgpack and conflation scenarios "
+              "(kbridge's query parameters)", file=sys.stderr)
+        scens = [s for s in scens if s.get("format", "json") == "json" and not s.get("interval")]
 
     def first_line(argv):
         try:
@@ -719,6 +830,7 @@ def main():
                                     f"connect {r.get('connect_s', 0):.3f} s")
         print(f"# {s['name']}: {status} ({time.monotonic() - t:.0f} s)", flush=True)
     meta["total_s"] = round(time.monotonic() - t_all, 1)
+    compare(results)
 
     md = f"{header(meta)}\n\n{table(results)}\n"
     if notes(results):

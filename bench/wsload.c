@@ -6,6 +6,13 @@
  * sequence), "k" (key index) and "kn" (per-key sequence): wsload records the
  * latency ts_us -> receipt in a log-linear histogram and checks the sequence
  * each client should see for gaps. Prints one JSON line when done.
+ * --format msgpack: the connection asks for format=msgpack and every server
+ * message is walked as MessagePack (a minimal decoder, below) instead.
+ * --interval MS: the clients ask for conflation (at most one message per
+ * channel and key per interval, always the newest): skipped sequence numbers
+ * are then by design, so instead of gaps wsload checks that each key's "n"
+ * strictly increases (no duplicate, no reordering) and that every client
+ * ends up with each key's newest value.
  * Not a WebSocket library: it speaks just enough of RFC 6455 for a client. */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +38,7 @@
 #define MAX_SOURCES   250          /* 127.0.0.1 .. 127.0.0.250 */
 #define TAIL_WINDOW   128          /* where "ts_us" sits in kbridge's envelope */
 #define EVENTS        1024
+#define MAX_KEY_INDEX (1u << 20)   /* conflation checks: highest "k" tracked */
 
 /* The RFC 6455 §1.3 example key: every connection may use the same one, and
  * checking the reply needs no SHA-1 here. */
@@ -123,12 +131,19 @@ struct conn {
 	uint64_t msgs;          /* data messages received */
 	int64_t t_start;        /* us: connect started */
 	uint64_t frag_ts, frag_n, frag_k, frag_kn;
+	unsigned char *mfrag;   /* msgpack: a fragmented binary message so far */
+	uint32_t mfrag_len;
+	uint32_t disorder;      /* --interval: a key's "n" did not increase */
+	uint32_t nlast;         /* --interval: entries in last_n */
+	uint64_t *last_n;       /* --interval: last "n" per key index (keyed: [0]) */
 };
 
 struct opts {
 	const char *host, *path, *channel, *sub_tmpl;
 	int port, clients, inflight, keys, src_addrs, no_ack, no_subscribe, control;
 	int seq_any;            /* first message sets the baseline instead of expecting 1 */
+	int msgpack;            /* --format msgpack */
+	int interval_ms;        /* --interval: conflation asked for */
 	double duration, timeout;
 	uint64_t expect;
 	int quiet_ms;
@@ -147,7 +162,9 @@ static struct {
 	int64_t t_done_deadline;                              /* us: --duration end */
 	int ready_printed;
 	uint64_t msgs, bytes, missing, dups, misrouted, gaps, other, server_errors;
-	uint64_t pings, acks, sub_errors, unparsed;
+	uint64_t pings, acks, sub_errors, unparsed, wrong_format;
+	uint64_t *key_max;       /* --interval: newest "n" seen per key index, any client */
+	uint32_t nkey_max;
 	uint64_t gap_client, gap_expected, gap_got;   /* the first gap seen, to diagnose */
 	/* drain command: exit when expect reached, or quiet, or at the deadline */
 	int draining;
@@ -161,7 +178,7 @@ static struct {
 	uint64_t rng;
 	unsigned char *rbuf;
 	char first_error[160];
-	char req[512];           /* the upgrade request, the same for every connection */
+	char req[1024];          /* the upgrade request, the same for every connection */
 	size_t req_len;
 } W;
 
@@ -262,6 +279,7 @@ static void conn_release(struct conn *c)
 	if (c->fd >= 0) { close(c->fd); c->fd = -1; }
 	free(c->part); c->part = NULL; c->part_len = 0;
 	free(c->out); c->out = NULL; c->out_len = 0;
+	free(c->mfrag); c->mfrag = NULL; c->mfrag_len = 0;
 }
 
 static void conn_fail(struct conn *c, const char *why)
@@ -385,7 +403,8 @@ static void send_upgrade(struct conn *c)
 	conn_write(c, W.req, W.req_len);
 }
 
-/* Fills the subscribe template: {channel}, {key} (k<id % keys>), {id}. */
+/* Fills the subscribe template: {channel}, {key} (k<id % keys>), {id},
+ * {interval} (--interval). */
 static void send_subscribe(struct conn *c)
 {
 	char msg[1024], val[64];
@@ -400,6 +419,9 @@ static void send_subscribe(struct conn *c)
 		} else if (!strncmp(t, "{id}", 4)) {
 			snprintf(val, sizeof(val), "%u", c->id);
 			rep = val; skip = 4;
+		} else if (!strncmp(t, "{interval}", 10)) {
+			snprintf(val, sizeof(val), "%d", W.o.interval_ms);
+			rep = val; skip = 10;
 		}
 		if (rep) {
 			size_t l = strlen(rep);
@@ -520,6 +542,186 @@ static int parse_fields(const unsigned char *p, size_t len, uint64_t *ts, uint64
 	return 0;
 }
 
+/* ---- MessagePack (--format msgpack) ---------------------------------------------
+ * Just enough to walk kbridge's envelope: the top-level map's "type" (a
+ * string) and "data" (a map holding "ts_us", "n", "k", "kn" as integers);
+ * every other value is skipped by its encoded length, nested maps and
+ * arrays included, without recursion. */
+enum mp_kind { MP_NIL, MP_BOOL, MP_UINT, MP_NINT, MP_FLOAT, MP_STR, MP_BIN, MP_EXT, MP_ARR, MP_MAP };
+
+struct mp_item {
+	int kind;
+	uint64_t u;                 /* MP_UINT: value; MP_NINT: -value; str/bin/ext: length; arr/map: count */
+	const unsigned char *s;     /* str/bin/ext: the bytes */
+};
+
+static uint64_t be(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++) v = v << 8 | p[i];
+	return v;
+}
+
+/* Reads one value's head at p (and the bytes of a str, bin or ext); the
+ * elements of an array or map follow it. Returns the byte after what it
+ * read, or NULL when the input is cut short or not MessagePack (0xc1). */
+static const unsigned char *mp_head(const unsigned char *p, const unsigned char *e, struct mp_item *it)
+{
+	if (p >= e) return NULL;
+	unsigned b = *p++;
+	int w = 0;          /* width of a length or number that follows */
+	size_t extra = 0;   /* ext: the type byte */
+	it->s = NULL;
+	if (b <= 0x7f) { it->kind = MP_UINT; it->u = b; return p; }
+	if (b >= 0xe0) { it->kind = MP_NINT; it->u = 256 - b; return p; }
+	if (b <= 0x8f) { it->kind = MP_MAP; it->u = b & 0x0f; return p; }
+	if (b <= 0x9f) { it->kind = MP_ARR; it->u = b & 0x0f; return p; }
+	if (b <= 0xbf) { it->kind = MP_STR; it->u = b & 0x1f; goto bytes; }
+	switch (b) {
+	case 0xc0: it->kind = MP_NIL; it->u = 0; return p;
+	case 0xc2: case 0xc3: it->kind = MP_BOOL; it->u = b & 1; return p;
+	case 0xc4: case 0xc5: case 0xc6: it->kind = MP_BIN; w = 1 << (b - 0xc4); break;
+	case 0xc7: case 0xc8: case 0xc9: it->kind = MP_EXT; w = 1 << (b - 0xc7); extra = 1; break;
+	case 0xca: case 0xcb:
+		w = b == 0xca ? 4 : 8;
+		if (e - p < w) return NULL;
+		it->kind = MP_FLOAT; it->u = 0;
+		return p + w;
+	case 0xcc: case 0xcd: case 0xce: case 0xcf:
+		w = 1 << (b - 0xcc);
+		if (e - p < w) return NULL;
+		it->kind = MP_UINT; it->u = be(p, w);
+		return p + w;
+	case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+		w = 1 << (b - 0xd0);
+		if (e - p < w) return NULL;
+		uint64_t v = be(p, w);
+		int sh = 64 - 8 * w;
+		int64_t sv = (int64_t)(v << sh) >> sh;        /* sign-extend */
+		if (sv >= 0) { it->kind = MP_UINT; it->u = (uint64_t)sv; }
+		else { it->kind = MP_NINT; it->u = (uint64_t)0 - (uint64_t)sv; }
+		return p + w;
+	}
+	case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+		it->kind = MP_EXT; it->u = (uint64_t)1 << (b - 0xd4); extra = 1;
+		goto bytes;
+	case 0xd9: case 0xda: case 0xdb: it->kind = MP_STR; w = 1 << (b - 0xd9); break;
+	case 0xdc: case 0xdd: case 0xde: case 0xdf:
+		w = b & 1 ? 4 : 2;
+		if (e - p < w) return NULL;
+		it->kind = b <= 0xdd ? MP_ARR : MP_MAP; it->u = be(p, w);
+		return p + w;
+	default:
+		return NULL;   /* 0xc1 */
+	}
+	if (e - p < w) return NULL;      /* bin, ext, str8/16/32: the length */
+	it->u = be(p, w);
+	p += w;
+bytes:
+	if ((size_t)(e - p) < extra || (uint64_t)(e - p) - extra < it->u) return NULL;
+	it->s = p + extra;
+	return p + extra + it->u;
+}
+
+/* Skips the elements that follow the head it (none unless an array or a
+ * map), nested ones included, with a count instead of a stack. */
+static const unsigned char *mp_skip_rest(const unsigned char *p, const unsigned char *e, const struct mp_item *it)
+{
+	uint64_t left = it->kind == MP_ARR ? it->u : it->kind == MP_MAP ? 2 * it->u : 0;
+	struct mp_item x;
+	while (left) {
+		if (left > (uint64_t)(e - p)) return NULL;   /* every value takes a byte at least */
+		if (!(p = mp_head(p, e, &x))) return NULL;
+		left--;
+		if (x.kind == MP_ARR) left += x.u;
+		else if (x.kind == MP_MAP) left += 2 * x.u;
+	}
+	return p;
+}
+
+static int mp_key_is(const struct mp_item *k, const char *s, size_t l)
+{
+	return k->kind == MP_STR && k->u == l && memcmp(k->s, s, l) == 0;
+}
+
+/* One server message: 0 and the numbers when it is a data message (a map
+ * with "data", a map holding "ts_us"); 1 and its "type" (type_len 0 when it
+ * has none) when it is some other well-formed message; -1 when it is not
+ * one MessagePack map. Fields missing from data are UINT64_MAX. */
+static int parse_msgpack(const unsigned char *p, size_t len, uint64_t *ts, uint64_t *n, uint64_t *k,
+			 uint64_t *kn, const unsigned char **type, size_t *type_len)
+{
+	const unsigned char *e = p + len;
+	struct mp_item top, key, val;
+	int has_ts = 0;
+	*type = NULL;
+	*type_len = 0;
+	*ts = *n = *k = *kn = UINT64_MAX;
+	if (!(p = mp_head(p, e, &top)) || top.kind != MP_MAP) return -1;
+	for (uint64_t i = 0; i < top.u; i++) {
+		if (!(p = mp_head(p, e, &key)) || !(p = mp_skip_rest(p, e, &key))) return -1;
+		if (!(p = mp_head(p, e, &val))) return -1;
+		if (mp_key_is(&key, "type", 4) && val.kind == MP_STR) {
+			*type = val.s;
+			*type_len = (size_t)val.u;
+		} else if (mp_key_is(&key, "data", 4) && val.kind == MP_MAP) {
+			for (uint64_t j = 0; j < val.u; j++) {
+				struct mp_item dk, dv;
+				if (!(p = mp_head(p, e, &dk)) || !(p = mp_skip_rest(p, e, &dk))) return -1;
+				if (!(p = mp_head(p, e, &dv))) return -1;
+				if (dv.kind == MP_UINT && dk.kind == MP_STR) {
+					if (mp_key_is(&dk, "ts_us", 5)) { *ts = dv.u; has_ts = 1; }
+					else if (mp_key_is(&dk, "n", 1)) *n = dv.u;
+					else if (mp_key_is(&dk, "k", 1)) *k = dv.u;
+					else if (mp_key_is(&dk, "kn", 2)) *kn = dv.u;
+				} else if (!(p = mp_skip_rest(p, e, &dv))) {
+					return -1;
+				}
+			}
+			continue;
+		}
+		if (!(p = mp_skip_rest(p, e, &val))) return -1;
+	}
+	if (p != e) return -1;      /* one value, nothing after it */
+	return has_ts ? 0 : 1;
+}
+
+/* --interval: grows a per-key array of "n" to hold index i. */
+static int grow_n(uint64_t **a, uint32_t *cap, uint64_t i)
+{
+	if (i < *cap) return 0;
+	if (i >= MAX_KEY_INDEX) return -1;
+	uint32_t nc = *cap ? *cap : 16;
+	while (nc <= i) nc *= 2;
+	uint64_t *na = realloc(*a, nc * sizeof(**a));
+	if (!na) return -1;
+	memset(na + *cap, 0, (nc - *cap) * sizeof(**a));
+	*a = na;
+	*cap = nc;
+	return 0;
+}
+
+/* --interval: conflation skips records by design, so no gap counts; what
+ * must hold is that each key's "n" strictly increases (no duplicate, no
+ * reordering). The newest "n" of each key any client saw is kept too, so
+ * the result can tell clients that never got a key's newest value. */
+static void on_conflated(struct conn *c, uint64_t n, uint64_t k)
+{
+	uint64_t slot = W.o.keys > 0 ? 0 : k;
+	if (n == UINT64_MAX || k == UINT64_MAX || grow_n(&c->last_n, &c->nlast, slot) < 0 ||
+	    grow_n(&W.key_max, &W.nkey_max, k) < 0) {
+		W.unparsed++;
+		return;
+	}
+	if (n <= c->last_n[slot]) {
+		W.dups++;   /* duplicate or out of order */
+		c->disorder++;
+	} else {
+		c->last_n[slot] = n;
+	}
+	if (n > W.key_max[k]) W.key_max[k] = n;
+}
+
 static void on_data(struct conn *c, uint64_t ts, uint64_t n, uint64_t k, uint64_t kn, int64_t now)
 {
 	W.msgs++;
@@ -534,6 +736,7 @@ static void on_data(struct conn *c, uint64_t ts, uint64_t n, uint64_t k, uint64_
 		seq = kn;
 		if (k != UINT64_MAX && k != c->id % (uint64_t)W.o.keys) { W.misrouted++; return; }
 	}
+	if (W.o.interval_ms) { on_conflated(c, n, k); return; }
 	if (seq == UINT64_MAX) { W.unparsed++; return; }
 	if (c->next_seq == 0 && W.o.seq_any) c->next_seq = seq;
 	if (c->next_seq == 0) c->next_seq = 1;
@@ -550,21 +753,62 @@ static void on_data(struct conn *c, uint64_t ts, uint64_t n, uint64_t k, uint64_
 	}
 }
 
-/* A complete text or binary message that is not data: ack, error, pong... */
-static void on_control(struct conn *c, const unsigned char *p, size_t len)
+/* A complete message that is not data: ack, error, pong... For JSON, p is
+ * the text; for MessagePack, p is the message's "type" (NULL when none). */
+static void on_control(struct conn *c, const unsigned char *p, size_t len, int msgpack)
 {
-	int is_ack = memmem(p, len, "\"ack\"", 5) != NULL;
-	int is_err = memmem(p, len, "\"error\"", 7) != NULL;
+	int is_ack, is_err;
+	if (msgpack) {
+		is_ack = p && len == 3 && memcmp(p, "ack", 3) == 0;
+		is_err = p && len == 5 && memcmp(p, "error", 5) == 0;
+	} else {
+		is_ack = memmem(p, len, "\"ack\"", 5) != NULL;
+		is_err = memmem(p, len, "\"error\"", 7) != NULL;
+	}
 	if (is_ack) W.acks++;
 	if (is_err) W.server_errors++;
 	if (!is_ack && !is_err) W.other++;
 	if (c->state == C_SUBSCRIBING) {
 		if (!is_ack) {
 			W.sub_errors++;
-			note_error("client %u: subscribe answered %.*s", c->id, (int)(len > 100 ? 100 : len), (const char *)p);
+			if (msgpack)
+				note_error("client %u: subscribe answered a MessagePack message of type \"%.*s\"",
+					   c->id, p ? (int)(len > 40 ? 40 : len) : 0, p ? (const char *)p : "");
+			else
+				note_error("client %u: subscribe answered %.*s", c->id, (int)(len > 100 ? 100 : len), (const char *)p);
 		}
 		became_subscribed(c);
 	}
+}
+
+/* A binary frame on a --format msgpack connection. A message must be whole
+ * to be walked, so fragments are gathered first (kbridge sends none). */
+static void on_msgpack(struct conn *c, int fin, int op, const unsigned char *p, size_t len, int64_t now)
+{
+	uint64_t ts, n, k, kn;
+	const unsigned char *type;
+	size_t tl;
+	if (!fin || c->frag_op) {
+		if (op) c->frag_op = (uint8_t)op;
+		if ((size_t)c->mfrag_len + len > MAX_FRAME) { conn_fail(c, "fragmented message too large for wsload"); return; }
+		unsigned char *nb = realloc(c->mfrag, c->mfrag_len + len + 1);
+		if (!nb) { conn_fail(c, "out of memory"); return; }
+		memcpy(nb + c->mfrag_len, p, len);
+		c->mfrag = nb;
+		c->mfrag_len += (uint32_t)len;
+		if (!fin) return;
+		c->frag_op = 0;
+		p = c->mfrag;
+		len = c->mfrag_len;
+	}
+	int r = parse_msgpack(p, len, &ts, &n, &k, &kn, &type, &tl);
+	if (r == 0) {
+		on_data(c, ts, n, k, kn, now);
+	} else {
+		if (r < 0) W.wrong_format++;
+		on_control(c, r > 0 ? type : NULL, r > 0 ? tl : 0, 1);
+	}
+	if (p == c->mfrag) { free(c->mfrag); c->mfrag = NULL; c->mfrag_len = 0; }
 }
 
 /* One server frame (unmasked, RFC 6455 §5.1). */
@@ -590,6 +834,11 @@ static void on_frame(struct conn *c, int fin, int op, const unsigned char *p, si
 	}
 	if (op != 0 && c->frag_op) { conn_fail(c, "new message inside a fragmented one"); return; }
 	if (op == 0 && !c->frag_op) { conn_fail(c, "continuation without a message"); return; }
+	if (W.o.msgpack && (op == 0x2 || (op == 0 && c->frag_op == 0x2))) {
+		on_msgpack(c, fin, op, p, len, now);
+		return;
+	}
+	if (W.o.msgpack && op == 0x1) W.wrong_format++;   /* counted once per text message */
 	int has = parse_fields(p, len, &ts, &n, &k, &kn) == 0;
 	if (!fin || c->frag_op) {
 		/* Fragmented: remember the numbers of whichever fragment had them. */
@@ -601,7 +850,7 @@ static void on_frame(struct conn *c, int fin, int op, const unsigned char *p, si
 		c->frag_op = 0;
 	}
 	if (has) on_data(c, ts, n, k, kn, now);
-	else on_control(c, p, len);
+	else on_control(c, p, len, 0);
 }
 
 /* Parses every complete frame in buf; returns the bytes consumed, or -1 when
@@ -786,13 +1035,42 @@ static void print_ready(void)
 	fflush(stdout);
 }
 
+/* --interval: keys whose newest value (the highest "n" any client saw)
+ * client c, still subscribed, never got. A conflating bridge holds a key's
+ * newest record at most one interval, so after the drain there is none. */
+static unsigned key_count(void)
+{
+	unsigned n = 0;
+	for (uint32_t i = 0; i < W.nkey_max; i++) n += W.key_max[i] > 0;
+	return n;
+}
+
+static uint64_t stale_keys(const struct conn *c)
+{
+	uint64_t stale = 0;
+	if (c->state != C_OPEN) return 0;
+	if (W.o.keys > 0) {
+		uint64_t key = c->id % (uint64_t)W.o.keys;
+		uint64_t last = c->nlast ? c->last_n[0] : 0;
+		return key < W.nkey_max && last < W.key_max[key];
+	}
+	for (uint32_t key = 0; key < W.nkey_max; key++)
+		if ((key < c->nlast ? c->last_n[key] : 0) < W.key_max[key]) stale++;
+	return stale;
+}
+
 static void print_result(void)
 {
-	uint64_t mn = UINT64_MAX, mx = 0;
-	int with_gaps = 0, open = 0;
+	uint64_t mn = UINT64_MAX, mx = 0, stale = 0;
+	int with_gaps = 0, open = 0, disorder = 0, with_stale = 0, bad = 0;
 	for (int i = 0; i < W.o.clients; i++) {
 		struct conn *c = &W.conns[i];
 		if (c->gaps) with_gaps++;
+		uint64_t st = W.o.interval_ms ? stale_keys(c) : 0;
+		stale += st;
+		if (st) with_stale++;
+		if (c->disorder) disorder++;
+		if (c->gaps || c->disorder || st) bad++;
 		if (c->state == C_OPEN || c->state == C_SUBSCRIBING) open++;
 		if (c->state == C_FAILED) continue;
 		if (c->msgs < mn) mn = c->msgs;
@@ -812,6 +1090,10 @@ static void print_result(void)
 		"\"server_errors\":%" PRIu64 ",\"other\":%" PRIu64 ",\"pings\":%" PRIu64 ",",
 		W.msgs, W.bytes, mn, mx, W.gaps, with_gaps, W.missing, W.dups, W.misrouted, W.unparsed,
 		W.acks, W.sub_errors, W.server_errors, W.other, W.pings);
+	fprintf(f, "\"format\":\"%s\",\"wrong_format\":%" PRIu64 ",\"interval_ms\":%d,\"keys_seen\":%u,"
+		"\"stale\":%" PRIu64 ",\"clients_stale\":%d,\"clients_disorder\":%d,\"clients_bad\":%d,",
+		W.o.msgpack ? "msgpack" : "json", W.wrong_format, W.o.interval_ms, W.nkey_max ? key_count() : 0,
+		stale, with_stale, disorder, bad);
 	fprintf(f, "\"t0_us\":%" PRId64 ",\"t_ready_us\":%" PRId64 ",\"first_us\":%" PRId64 ",\"last_us\":%" PRId64 ","
 		"\"cpu_s\":%.3f,\"wall_s\":%.3f,",
 		W.t0, W.t_ready, W.t_first, W.t_last, cpu_seconds(), (double)(now_us() - W.t0) / 1e6);
@@ -830,6 +1112,83 @@ static void print_result(void)
 }
 
 /* ---- self-test ------------------------------------------------------------- */
+
+/* A MessagePack writer for the self-test's messages (the widths are the
+ * caller's choice, so every encoding the decoder meets can be produced). */
+struct mpw { unsigned char b[2048]; size_t n; };
+
+static void mpw_raw(struct mpw *w, const void *p, size_t l) { memcpy(w->b + w->n, p, l); w->n += l; }
+static void mpw_byte(struct mpw *w, unsigned v) { w->b[w->n++] = (unsigned char)v; }
+static void mpw_be(struct mpw *w, uint64_t v, int width)
+{
+	for (int i = width - 1; i >= 0; i--) mpw_byte(w, (unsigned)(v >> (8 * i)) & 0xff);
+}
+static void mpw_str(struct mpw *w, const char *s)
+{
+	size_t l = strlen(s);
+	if (l < 32) mpw_byte(w, 0xa0 | (unsigned)l);
+	else if (l < 256) { mpw_byte(w, 0xd9); mpw_be(w, l, 1); }
+	else { mpw_byte(w, 0xda); mpw_be(w, l, 2); }
+	mpw_raw(w, s, l);
+}
+static void mpw_uint(struct mpw *w, uint64_t v)
+{
+	if (v < 128) mpw_byte(w, (unsigned)v);
+	else if (v < 256) { mpw_byte(w, 0xcc); mpw_be(w, v, 1); }
+	else if (v < 65536) { mpw_byte(w, 0xcd); mpw_be(w, v, 2); }
+	else if (v < 4294967296ull) { mpw_byte(w, 0xce); mpw_be(w, v, 4); }
+	else { mpw_byte(w, 0xcf); mpw_be(w, v, 8); }
+}
+
+/* kbridge's envelope as MessagePack, with a few awkward values thrown in
+ * before "data" and inside it; numbers in the given widths (0: smallest). */
+static size_t mpw_envelope(struct mpw *w, int odd)
+{
+	w->n = 0;
+	mpw_byte(w, 0x80 | (odd ? 10 : 9));
+	mpw_str(w, "type"); mpw_str(w, "bench");
+	mpw_str(w, "channel"); mpw_str(w, "bench");
+	mpw_str(w, "key"); mpw_str(w, "k6");
+	mpw_str(w, "seq"); mpw_uint(w, 100000);
+	mpw_str(w, "topic"); mpw_str(w, "bench");
+	mpw_str(w, "partition"); mpw_uint(w, 0);
+	mpw_str(w, "offset"); mpw_byte(w, 0xd3); mpw_be(w, 5000000000ull, 8);   /* int64 */
+	if (odd) {
+		/* "headers": [["a", nil], ["b", {"base64": bin}]], "f": -1.5 (float64) */
+		mpw_str(w, "headers"); mpw_byte(w, 0xdc); mpw_be(w, 2, 2);
+		mpw_byte(w, 0x92); mpw_str(w, "a"); mpw_byte(w, 0xc0);
+		mpw_byte(w, 0x92); mpw_str(w, "b"); mpw_byte(w, 0x81); mpw_str(w, "base64");
+		mpw_byte(w, 0xc4); mpw_be(w, 3, 1); mpw_raw(w, "\x00\x01\x02", 3);
+		mpw_str(w, "f"); mpw_byte(w, 0xcb); mpw_be(w, 0xbff8000000000000ull, 8);
+	} else {
+		mpw_str(w, "timestamp"); mpw_str(w, "2026-11-22T15:39:33.123Z");
+	}
+	mpw_str(w, "data");
+	if (!odd) {
+		mpw_byte(w, 0x85);
+		char pad[181];
+		memset(pad, 'x', 180); pad[180] = '\0';
+		mpw_str(w, "pad"); mpw_str(w, pad);
+		mpw_str(w, "ts_us"); mpw_uint(w, 1795370786793684ull);
+		mpw_str(w, "n"); mpw_uint(w, 45);
+		mpw_str(w, "k"); mpw_uint(w, 6);
+		mpw_str(w, "kn"); mpw_uint(w, 70000);
+	} else {
+		/* sorted keys, a nested map and array, an int16, a float32, an ext,
+		 * a negative number; and the numbers in non-minimal widths */
+		mpw_byte(w, 0xde); mpw_be(w, 8, 2);
+		mpw_str(w, "deep"); mpw_byte(w, 0x81); mpw_str(w, "x"); mpw_byte(w, 0x93);
+		mpw_byte(w, 0x01); mpw_byte(w, 0xca); mpw_be(w, 0x3f800000, 4); mpw_byte(w, 0x91); mpw_byte(w, 0x80);
+		mpw_str(w, "ts_us"); mpw_byte(w, 0x81); mpw_str(w, "ts_us"); mpw_uint(w, 1);  /* not this one */
+		mpw_str(w, "e"); mpw_byte(w, 0xd6); mpw_byte(w, 0xff); mpw_be(w, 0, 4);
+		mpw_str(w, "k"); mpw_byte(w, 0xd1); mpw_be(w, 7, 2);
+		mpw_str(w, "kn"); mpw_byte(w, 0xcf); mpw_be(w, 8, 8);
+		mpw_str(w, "n"); mpw_byte(w, 0xd2); mpw_be(w, 9, 4);
+		mpw_str(w, "neg"); mpw_byte(w, 0xff);
+		mpw_str(w, "ts_us"); mpw_byte(w, 0xd3); mpw_be(w, 123456789, 8);
+	}
+	return w->n;
+}
 
 static int self_test(void)
 {
@@ -869,6 +1228,54 @@ static int self_test(void)
 	CHECK(parse_tail((const unsigned char *)extra, strlen(extra), &ts, &n, &k, &kn) < 0);
 	const char *ack = "{\"type\":\"ack\",\"action\":\"subscribe\"}";
 	CHECK(parse_fields((const unsigned char *)ack, strlen(ack), &ts, &n, &k, &kn) < 0);
+	/* MessagePack: kbridge's envelope, an awkward one, every truncation of
+	 * both, an ack, and things that are not one map */
+	static struct mpw w;
+	const unsigned char *ty;
+	size_t tl;
+	for (int awkward = 0; awkward < 2; awkward++) {
+		size_t len = mpw_envelope(&w, awkward);
+		int r = parse_msgpack(w.b, len, &ts, &n, &k, &kn, &ty, &tl);
+		if (!awkward) CHECK(r == 0 && ts == 1795370786793684ull && n == 45 && k == 6 && kn == 70000);
+		else CHECK(r == 0 && ts == 123456789 && n == 9 && k == 7 && kn == 8);
+		CHECK(ty && tl == 5 && memcmp(ty, "bench", 5) == 0);
+		int cut_ok = 1;
+		for (size_t cut = 0; cut < len; cut++)
+			if (parse_msgpack(w.b, cut, &ts, &n, &k, &kn, &ty, &tl) != -1) cut_ok = 0;
+		CHECK(cut_ok);
+		w.b[len] = 0xc0;                                  /* a second value after the map */
+		CHECK(parse_msgpack(w.b, len + 1, &ts, &n, &k, &kn, &ty, &tl) == -1);
+	}
+	w.n = 0;
+	mpw_byte(&w, 0x83); mpw_str(&w, "type"); mpw_str(&w, "ack");
+	mpw_str(&w, "action"); mpw_str(&w, "subscribe");
+	mpw_str(&w, "channels"); mpw_byte(&w, 0x91); mpw_str(&w, "bench");
+	CHECK(parse_msgpack(w.b, w.n, &ts, &n, &k, &kn, &ty, &tl) == 1 && tl == 3 && memcmp(ty, "ack", 3) == 0);
+	w.n = 0;
+	mpw_byte(&w, 0x82); mpw_str(&w, "data"); mpw_str(&w, "{\"ts_us\":1}"); mpw_str(&w, "type"); mpw_str(&w, "x");
+	CHECK(parse_msgpack(w.b, w.n, &ts, &n, &k, &kn, &ty, &tl) == 1);   /* data as a string: not ours */
+	CHECK(parse_msgpack((const unsigned char *)env, strlen(env), &ts, &n, &k, &kn, &ty, &tl) == -1);
+	const unsigned char bad[] = { 0x81, 0xc1, 0x00 }, huge[] = { 0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1 };
+	CHECK(parse_msgpack(bad, sizeof(bad), &ts, &n, &k, &kn, &ty, &tl) == -1);
+	CHECK(parse_msgpack(huge, sizeof(huge), &ts, &n, &k, &kn, &ty, &tl) == -1);
+	const unsigned char arr[] = { 0xdd, 0xff, 0xff, 0xff, 0xff };   /* an array claiming 2^32-1 elements */
+	struct mp_item it;
+	const unsigned char *q = mp_head(arr, arr + sizeof(arr), &it);
+	CHECK(q && it.kind == MP_ARR && mp_skip_rest(q, arr + sizeof(arr), &it) == NULL);
+	/* --interval checks: per-key order, and the newest value of every key */
+	static struct conn cc[2];
+	cc[0].state = cc[1].state = C_OPEN;
+	on_conflated(&cc[0], 5, 1);
+	on_conflated(&cc[0], 7, 1);
+	on_conflated(&cc[0], 6, 1);       /* older than 7: out of order */
+	on_conflated(&cc[0], 2, 0);       /* another key: no order across keys */
+	on_conflated(&cc[1], 7, 1);
+	on_conflated(&cc[1], 7, 1);       /* duplicate */
+	on_conflated(&cc[1], 9, 3);
+	CHECK(cc[0].disorder == 1 && cc[1].disorder == 1 && W.dups == 2);
+	CHECK(key_count() == 3 && W.key_max[0] == 2 && W.key_max[1] == 7 && W.key_max[3] == 9);
+	CHECK(stale_keys(&cc[0]) == 1 && stale_keys(&cc[1]) == 1);   /* key 3; key 0 */
+	W.dups = 0;
 #undef CHECK
 	printf("wsload self-test: %d passed, %d failed\n", pass, fail);
 	return fail ? 1 : 0;
@@ -890,6 +1297,11 @@ static void usage(void)
 		"  --no-ack           the server does not answer subscribe\n"
 		"  --no-subscribe     upgrade only (idle clients that subscribe to nothing)\n"
 		"  --seq-any          a client's first message sets its sequence baseline\n"
+		"  --format F         json (default) or msgpack: ?format=msgpack on the upgrade,\n"
+		"                     server messages parsed as MessagePack\n"
+		"  --interval MS      conflation: \"interval\":MS on subscribe (or {interval} in\n"
+		"                     --subscribe; without it ?interval=MS on the upgrade); no\n"
+		"                     gap check, per-key order and newest-value checks instead"
 		"  --src-addrs N      spread over 127.0.0.1..N (more are taken when ports run out)\n"
 		"  --duration S       after all are subscribed, run S seconds then finish\n"
 		"  --expect N         finish once N data messages arrived in total\n"
@@ -929,12 +1341,21 @@ static void parse_args(int argc, char **argv)
 		else if (ARG("--expect")) o->expect = strtoull(v, NULL, 10);
 		else if (ARG("--quiet")) o->quiet_ms = atoi(v);
 		else if (ARG("--timeout")) o->timeout = atof(v);
+		else if (ARG("--interval")) o->interval_ms = atoi(v);
+		else if (ARG("--format")) {
+			if (!strcmp(v, "msgpack")) o->msgpack = 1;
+			else if (!strcmp(v, "json")) o->msgpack = 0;
+			else { fprintf(stderr, "wsload: --format json|msgpack\n"); usage(); }
+		}
 		else { fprintf(stderr, "wsload: unknown or incomplete option %s\n", a); usage(); }
 #undef ARG
 	}
 	if (o->port <= 0 || o->port > 65535 || o->clients <= 0 || o->inflight <= 0 ||
-	    o->src_addrs < 1 || o->src_addrs > MAX_SOURCES || o->keys < 0)
+	    o->src_addrs < 1 || o->src_addrs > MAX_SOURCES || o->keys < 0 || o->interval_ms < 0)
 		usage();
+	if (!o->sub_tmpl && o->interval_ms)
+		o->sub_tmpl = o->keys > 0 ? "{\"type\":\"subscribe\",\"channel\":\"{channel}\",\"key\":\"{key}\",\"interval\":{interval}}"
+					  : "{\"type\":\"subscribe\",\"channel\":\"{channel}\",\"interval\":{interval}}";
 	if (!o->sub_tmpl)
 		o->sub_tmpl = o->keys > 0 ? "{\"type\":\"subscribe\",\"channel\":\"{channel}\",\"key\":\"{key}\"}"
 					  : "{\"type\":\"subscribe\",\"channel\":\"{channel}\"}";
@@ -994,10 +1415,20 @@ int main(int argc, char **argv)
 		if (epoll_ctl(W.ep, EPOLL_CTL_ADD, 0, &ev) < 0) { perror("wsload: stdin"); return 1; }
 	}
 
+	/* The path, plus format=msgpack, plus interval=MS when the subscribe
+	 * template has no {interval} to carry it. */
+	char path[600];
+	int pl = snprintf(path, sizeof(path), "%s", W.o.path);
+	if (W.o.msgpack && pl > 0 && (size_t)pl < sizeof(path))
+		pl += snprintf(path + pl, sizeof(path) - (size_t)pl, "%cformat=msgpack", strchr(path, '?') ? '&' : '?');
+	if (W.o.interval_ms && !strstr(W.o.sub_tmpl, "{interval}") && pl > 0 && (size_t)pl < sizeof(path))
+		pl += snprintf(path + pl, sizeof(path) - (size_t)pl, "%cinterval=%d", strchr(path, '?') ? '&' : '?',
+			       W.o.interval_ms);
+	if (pl < 0 || (size_t)pl >= sizeof(path)) { fprintf(stderr, "wsload: --path too long\n"); return 2; }
 	W.req_len = (size_t)snprintf(W.req, sizeof(W.req),
 		"GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
 		"Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
-		W.o.path, W.o.host, W.o.port);
+		path, W.o.host, W.o.port);
 	if (W.req_len >= sizeof(W.req)) { fprintf(stderr, "wsload: --path too long\n"); return 2; }
 
 	W.t0 = now_us();
