@@ -2,7 +2,8 @@
 wsload's own checks (histogram, payload parser), a short fan-out run with a
 handful of clients over two source addresses that must deliver everything
 with no gap, keyed clients that get only their key, gap detection that does
-fire on a stream joined midway, and bench/run.py producing its table and JSON.
+fire on a stream joined midway, format=msgpack clients (--format msgpack) and
+conflating ones (--interval), and bench/run.py producing its table and JSON.
 These are tests, not benchmarks: small rates, every wait bounded."""
 import json
 import os
@@ -163,6 +164,66 @@ def test_keyed_clients_get_only_their_key(bench_bridge):
     assert res["misrouted"] == 0 and res["clients_with_gaps"] == 0 and res["dups"] == 0, res
 
 
+def test_wsload_msgpack(bench_bridge):
+    """--format msgpack: the upgrade asks for format=msgpack, every server
+    message (acks included) arrives as MessagePack in a binary frame and is
+    walked as such: all 3,000 messages, no gap, nothing in the wrong format."""
+    mock, srv = bench_bridge
+    load = Load(srv.port, "--clients", 5, "--format", "msgpack")
+    try:
+        ready = load.event("ready")
+        assert ready["subscribed"] == 5 and ready["failed"] == 0, ready
+        pres = produce(mock.bootstrap, rate=200, duration=3)
+        res = load.finish(expect=5 * pres["acked"])
+    finally:
+        load.kill()
+    check_result_shape(res)
+    assert res["format"] == "msgpack" and res["wrong_format"] == 0, res
+    assert res["msgs"] == 5 * 600 and res["msgs_min"] == res["msgs_max"] == 600, res
+    assert res["gaps"] == res["clients_with_gaps"] == res["dups"] == 0, res
+    assert res["acks"] == 5 and res["sub_errors"] == 0 and res["unparsed"] == 0, res
+    # the same payload as JSON takes ~350 B a message; MessagePack less
+    assert 200 < res["bytes"] / res["msgs"] < 330, res["bytes"] / res["msgs"]
+
+
+def test_wsload_interval(bench_bridge):
+    """--interval 250 over 10 keys: deliveries are conflated (per client and
+    key at most the first record and then one per 250 ms: 13 for 60 records
+    spanning 2.95 s), skipped numbers are not gaps, each key's n strictly
+    increases and every client ends with each key's newest value. Once with
+    "interval" on subscribe (JSON), once on the upgrade (a --subscribe
+    template without {interval}) with format=msgpack."""
+    mock, srv = bench_bridge
+    on_sub = Load(srv.port, "--clients", 3, "--interval", 250)
+    on_url = Load(srv.port, "--clients", 3, "--interval", 250, "--format", "msgpack",
+                  "--subscribe", '{"type":"subscribe","channel":"{channel}"}')
+    try:
+        on_sub.event("ready")
+        on_url.event("ready")
+        assert srv.health()["clients"] == 6
+        produce(mock.bootstrap, rate=200, duration=3, keys=10)
+        r1 = on_sub.finish(expect=0, quiet_ms=1500)
+        r2 = on_url.finish(expect=0, quiet_ms=1500)
+    finally:
+        on_sub.kill()
+        on_url.kill()
+    for res in (r1, r2):
+        check_result_shape(res)
+        assert res["interval_ms"] == 250 and res["keys_seen"] == 10, res
+        assert res["acks"] == 3 and res["sub_errors"] == 0 and res["wrong_format"] == 0, res
+        # conflated: far fewer than 600 each, but every key several times
+        assert 10 * 8 <= res["msgs_min"] <= res["msgs_max"] <= 10 * 14, res
+        assert res["gaps"] == res["missing"] == res["clients_with_gaps"] == 0, res
+        assert res["dups"] == res["clients_disorder"] == 0, res
+        assert res["stale"] == res["clients_stale"] == res["clients_bad"] == 0, res
+        assert res["unparsed"] == res["misrouted"] == 0, res
+        # what goes out at the end of an interval is the newest record, at most
+        # one key period (50 ms) old plus the pipeline (a loose bound: the
+        # suite also runs the sanitizer build)
+        assert res["latency_ms"]["max"] < 1000, res["latency_ms"]
+    assert r2["format"] == "msgpack" and r1["format"] == "json"
+
+
 def test_gap_detection_fires(bench_bridge):
     """Clients that join a stream midway miss its first records: strict
     clients must report that as a gap, --seq-any clients must not."""
@@ -203,6 +264,7 @@ def test_run_py_prints_table_and_json(tools):
     env.pop("BENCH_BRIDGE", None)
     pin = [] if (os.cpu_count() or 1) >= 2 else ["--no-pin"]
     r = subprocess.run(["/usr/bin/python3", "bench/run.py", "--scenario", "fanout:3x100",
+                        "--scenario", "fanout:3x100:msgpack:interval=250:keys=5",
                         "--scenario", "keyed:3x60", "--scenario", "idle:20", "--duration", "2",
                         "--out", out] + pin,
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
@@ -212,7 +274,7 @@ def test_run_py_prints_table_and_json(tools):
         data = json.load(f)
     assert data["meta"]["machine"]["cores"] >= 1
     by = {x["name"]: x for x in data["results"]}
-    assert set(by) == {"fanout-3x100", "keyed-3", "idle-20"}, by.keys()
+    assert set(by) == {"fanout-3x100", "fanout-3x100-msgpack-i250-k5", "keyed-3", "idle-20"}, by.keys()
     for name in ("fanout-3x100", "keyed-3"):
         x = by[name]
         assert "error" not in x, x
@@ -221,6 +283,16 @@ def test_run_py_prints_table_and_json(tools):
     assert by["fanout-3x100"]["expected"] == 3 * 200
     check_bridge_logs(out, data["results"])
     assert by["keyed-3"]["expected"] == 120
+    # msgpack + conflation: 200 records over 5 keys, 40 a key spanning 1.95 s:
+    # at most ceil(1950 / 250) + 1 = 9 a key and client
+    x = by["fanout-3x100-msgpack-i250-k5"]
+    assert "error" not in x, x
+    assert x["records_x_clients"] == 600 and x["expected"] == 3 * 5 * 9, x
+    assert 0.6 * x["expected"] <= x["delivered"] <= x["expected"] + 3 * 5, x
+    assert x["gap_clients"] == 0 and x["wsload"]["wrong_format"] == 0, x["wsload"]
+    assert x["cpu_per_m"] == pytest.approx(x["cpu_s"] / 600 * 1e6), x
+    assert "| fanout-3x100-msgpack-i250-k5 " in r.stdout and "CPU s/M deliveries" in r.stdout, r.stdout
+    assert "vs fanout-3x100 (JSON, no conflation)" in r.stdout, r.stdout
     assert "error" not in by["idle-20"] and by["idle-20"]["connected"] == 20, by["idle-20"]
 
 
