@@ -97,7 +97,6 @@ static struct {
 	struct sublist all;       /* every-channel subscriptions (action dialect) */
 	uint64_t stamp;           /* per-record mark: one delivery per client */
 	uint64_t records_in;
-	uint64_t lv_evicted;      /* keys dropped by --snapshot-keys */
 	uint32_t snapshot_keys;
 	int headers;
 	struct hist *hist_old, *hist_new;
@@ -289,25 +288,6 @@ int hub_init(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-void hub_free(void)
-{
-	size_t i = 0;
-	struct map_slot *s;
-	while (map_next(&H.channels, &i, &s)) channel_free(s->val);
-	map_free(&H.channels);
-	i = 0;
-	while (map_next(&H.topics, &i, &s)) free(s->val);
-	map_free(&H.topics);
-	for (size_t k = 0; k < H.nroutes; k++) {
-		if (H.routes[k].is_regex) regfree(&H.routes[k].re);
-		free(H.routes[k].topic);
-	}
-	free(H.routes);
-	free(H.info);
-	free(H.all.v);
-	memset(&H, 0, sizeof(H));
-}
-
 static const struct route *route_for(const char *topic)
 {
 	for (size_t i = 0; i < H.nroutes; i++)
@@ -315,11 +295,6 @@ static const struct route *route_for(const char *topic)
 	for (size_t i = 0; i < H.nroutes; i++)
 		if (H.routes[i].is_regex && regexec(&H.routes[i].re, topic, 0, NULL, 0) == 0) return &H.routes[i];
 	return NULL;
-}
-
-int hub_topic_routed(const char *topic)
-{
-	return route_for(topic) != NULL;
 }
 
 static struct topic *topic_get(const char *name)
@@ -953,10 +928,7 @@ static void lvc_update(struct channel *ch, struct rec_ctx *x)
 	e->prev = ch->lv_new;
 	if (ch->lv_new) ch->lv_new->next = e; else ch->lv_old = e;
 	ch->lv_new = e;
-	while (ch->nlv > H.snapshot_keys) {
-		lv_remove(ch, ch->lv_old);
-		H.lv_evicted++;
-	}
+	while (ch->nlv > H.snapshot_keys) lv_remove(ch, ch->lv_old);
 }
 
 /* {"type":"snapshot","channel":C,"seq":N,"data":{key: value,...}} with the
@@ -1008,11 +980,6 @@ void hub_snapshot_json(struct jbuf *b, const struct channel *ch, const char *id,
 	}
 	free(kb);
 	json_obj_end(b);
-}
-
-uint64_t hub_snapshot_evicted(void)
-{
-	return H.lv_evicted;
 }
 
 int hub_route(const struct hub_record *r)

@@ -62,7 +62,6 @@ struct sub {
 };
 
 int  hub_init(const struct config *cfg, char *err, size_t errlen);
-void hub_free(void);
 /* Finds a channel by name, creating it when a route could produce it.
  * NULL: no route can produce that name (UNKNOWN_CHANNEL). */
 struct channel *hub_channel(const char *name, size_t len);
@@ -84,13 +83,10 @@ void filter_free(struct filter *f);
 /* Routes one record: assigns its channel seq, encodes it once, queues it to
  * every matching subscriber. Returns 1 routed, 0 no route for its topic. */
 int  hub_route(const struct hub_record *r);
-/* 1 if some route matches the topic name. */
-int  hub_topic_routed(const char *topic);
 
 /* The snapshot message of channel ch as JSON (§4 refresh; §10): seq is the
  * channel's last routed seq, data its last-value cache. */
 void hub_snapshot_json(struct jbuf *b, const struct channel *ch, const char *id, size_t id_len);
-uint64_t hub_snapshot_evicted(void);
 
 /* Resume (§4): the client saw `last` of topic:partition. Replays what the
  * history holds after it and returns 0, or returns 1 when Kafka must be

@@ -93,6 +93,51 @@ static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, 
 }
 
 /* K.up: -1 before anything is known, then 0 or 1; each change is one line. */
+/* The user's settings: --ca-file, then every -X (so -X wins), except the
+ * names in skip (NULL-terminated; the caller owns those). */
+static int set_user_props(rd_kafka_conf_t *conf, const char *const *skip, char *err, size_t errlen)
+{
+	if (K.cfg->ca_file && set_prop(conf, "ssl.ca.location", K.cfg->ca_file, err, errlen) < 0) return -1;
+	for (size_t i = 0; i < K.cfg->nxprops; i++) {
+		/* Values may be long (ssl.ca.pem holds a whole certificate). */
+		char *kv = strdup(K.cfg->xprops[i]);
+		if (!kv) { snprintf(err, errlen, "out of memory"); return -1; }
+		char *eq = strchr(kv, '=');
+		*eq = '\0';
+		int skipped = 0;
+		for (const char *const *s = skip; s && *s; s++) skipped |= strcmp(kv, *s) == 0;
+		int rc = skipped ? 0 : set_prop(conf, kv, eq + 1, err, errlen);
+		free(kv);
+		if (rc < 0) return -1;
+	}
+	return 0;
+}
+
+/* A consumed message as the hub sees it, borrowing its memory; record
+ * headers go to hv (up to MAX_HEADERS) when hv is given and --headers is on. */
+static struct hub_record record_of(rd_kafka_message_t *m, struct hub_header *hv)
+{
+	rd_kafka_timestamp_type_t tstype;
+	int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+	struct hub_record r = {
+		.topic = rd_kafka_topic_name(m->rkt), .partition = m->partition, .offset = m->offset,
+		.timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
+		.key = m->key, .key_len = m->key_len,
+		.value = m->payload, .value_len = m->len,
+		.headers = hv,
+	};
+	rd_kafka_headers_t *hdrs = NULL;
+	if (hv && K.cfg->headers && rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		const char *name;
+		const void *val;
+		size_t vl;
+		while (r.nheaders < MAX_HEADERS &&
+		       rd_kafka_header_get_all(hdrs, r.nheaders, &name, &val, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR)
+			hv[r.nheaders++] = (struct hub_header){ name, val, vl };
+	}
+	return r;
+}
+
 static void set_state_up(int up, const char *why)
 {
 	if (up == K.up) return;
@@ -520,18 +565,10 @@ int kafka_replay_start(struct client *c, const struct kafka_replay_req *req, int
 	for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
 		if (set_prop(conf, props[i].k, props[i].v, err, errlen) < 0) goto fail;
 	if (K.cfg->demo && set_prop(conf, "fetch.wait.max.ms", "10", err, errlen) < 0) goto fail;
-	if (K.cfg->ca_file && set_prop(conf, "ssl.ca.location", K.cfg->ca_file, err, errlen) < 0) goto fail;
-	/* The same -X passthrough as the live consumer (security, fetch tuning). */
-	for (size_t i = 0; i < K.cfg->nxprops; i++) {
-		char *kv = strdup(K.cfg->xprops[i]);
-		if (!kv) goto fail;
-		char *eq = strchr(kv, '=');
-		*eq = '\0';
-		if (strcmp(kv, "group.id") != 0 && strcmp(kv, "enable.partition.eof") != 0 &&
-		    strcmp(kv, "auto.offset.reset") != 0)
-			rd_kafka_conf_set(conf, kv, eq + 1, why, sizeof(why));
-		free(kv);
-	}
+	/* The same settings as the live consumer (security, fetch tuning), but
+	 * not those that make this consumer a replay. */
+	static const char *const replay_own[] = { "group.id", "enable.partition.eof", "auto.offset.reset", NULL };
+	if (set_user_props(conf, replay_own, err, errlen) < 0) goto fail;
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	if (!(rp->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why)))) {
 		snprintf(err, errlen, "replay consumer: %s", why);
@@ -603,14 +640,8 @@ static void kafka_replay_service(void)
 				log_msg(LOG_WARN, "replay error", "code", rd_kafka_err2name(m->err),
 					"reason", rd_kafka_message_errstr(m), NULL);
 			} else if (i >= 0 && !rp->parts[i].done) {
-				rd_kafka_timestamp_type_t tstype;
-				int64_t ts = rd_kafka_message_timestamp(m, &tstype);
-				struct hub_record r = {
-					.topic = topic, .partition = m->partition, .offset = m->offset,
-					.timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
-					.key = m->key, .key_len = m->key_len,
-					.value = m->payload, .value_len = m->len,
-				};
+				/* The history keeps no headers: replays from Kafka carry none either. */
+				struct hub_record r = record_of(m, NULL);
 				hub_replay_record(rp->c, &r);
 			}
 			rd_kafka_message_destroy(m);
@@ -684,17 +715,7 @@ int kafka_start(const struct config *cfg, char *err, size_t errlen)
 	} else {
 		K.bootstrap = cfg->brokers;
 	}
-	if (cfg->ca_file && set_prop(conf, "ssl.ca.location", cfg->ca_file, err, errlen) < 0) goto fail;
-	for (size_t i = 0; i < cfg->nxprops; i++) {
-		/* Values may be long (ssl.ca.pem holds a whole certificate). */
-		char *kv = strdup(cfg->xprops[i]);
-		if (!kv) { snprintf(err, errlen, "out of memory"); goto fail; }
-		char *eq = strchr(kv, '=');
-		*eq = '\0';
-		int rc = set_prop(conf, kv, eq + 1, err, errlen);
-		free(kv);
-		if (rc < 0) goto fail;
-	}
+	if (set_user_props(conf, NULL, err, errlen) < 0) goto fail;
 	if (cfg->demo && demo_start(conf, err, errlen) < 0) goto fail;
 
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
@@ -755,28 +776,8 @@ static void handle_record(rd_kafka_message_t *m)
 	}
 	set_state_up(1, NULL);
 	struct hub_header hv[MAX_HEADERS];
-	size_t nh = 0;
-	rd_kafka_headers_t *hdrs = NULL;
-	if (K.cfg->headers && rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		const char *name;
-		const void *val;
-		size_t vl;
-		while (nh < MAX_HEADERS && rd_kafka_header_get_all(hdrs, nh, &name, &val, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-			hv[nh] = (struct hub_header){ name, val, vl };
-			nh++;
-		}
-	}
-	rd_kafka_timestamp_type_t tstype;
-	int64_t ts = rd_kafka_message_timestamp(m, &tstype);
-	const char *topic = rd_kafka_topic_name(m->rkt);
-	struct hub_record r = {
-		.topic = topic, .partition = m->partition, .offset = m->offset,
-		.timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
-		.key = m->key, .key_len = m->key_len,
-		.value = m->payload, .value_len = m->len,
-		.headers = hv, .nheaders = nh,
-	};
-	struct part *p = part_get(topic, m->partition, 1);
+	struct hub_record r = record_of(m, hv);
+	struct part *p = part_get(r.topic, m->partition, 1);
 	if (p) p->next = m->offset + 1;
 	hub_route(&r);
 }

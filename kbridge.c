@@ -414,7 +414,7 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 		return;
 	}
 	struct json_tok tok[MAX_TOKENS];
-	int n = binary && !c->msgpack ? JSON_EINVAL : json_parse(m, len, tok, MAX_TOKENS, MAX_DEPTH);
+	int n = binary ? JSON_EINVAL : json_parse(m, len, tok, MAX_TOKENS, MAX_DEPTH);
 	size_t id_len = 0;
 	const char *id = message_id(m, tok, n, &id_len);
 
@@ -427,7 +427,7 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 		reply_error(c, id, id_len, "RATE_LIMITED", "too many messages: this one was ignored");
 		return;
 	}
-	if (binary && !c->msgpack) {
+	if (binary) {   /* MessagePack connections took the branch above */
 		reply_error(c, NULL, 0, "BAD_REQUEST", "binary frames are not accepted on a JSON connection");
 		return;
 	}
@@ -613,6 +613,14 @@ static int origin_allowed(const struct http_request *req)
 	return 0;
 }
 
+/* An upgrade that is not a valid one: counted, then answered like any
+ * HTTP error. */
+static void upgrade_refused(struct client *c, int status, const char *msg, const char *extra)
+{
+	S.stats.rejected_bad++;
+	http_error(c, status, msg, extra);
+}
+
 /* Handles GET /ws...: validates the upgrade (RFC 6455 §4.2.1) and switches. */
 static void handle_upgrade(struct client *c, const struct http_request *req)
 {
@@ -622,25 +630,21 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 
 	if (!http_header_has_token(req, "Upgrade", "websocket") ||
 	    !http_header_has_token(req, "Connection", "upgrade")) {
-		S.stats.rejected_bad++;
-		http_error(c, 426, "this endpoint needs a WebSocket upgrade",
+		upgrade_refused(c, 426, "this endpoint needs a WebSocket upgrade",
 			   "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
 		return;
 	}
 	if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0 || req->minor < 1) {
-		S.stats.rejected_bad++;
-		http_error(c, 400, "a WebSocket upgrade must be an HTTP/1.1 GET", NULL);
+		upgrade_refused(c, 400, "a WebSocket upgrade must be an HTTP/1.1 GET", NULL);
 		return;
 	}
 	if (!ver || ver->value_len != 2 || memcmp(ver->value, "13", 2) != 0) {
-		S.stats.rejected_bad++;
-		http_error(c, 426, "unsupported WebSocket version: only 13 is spoken",
+		upgrade_refused(c, 426, "unsupported WebSocket version: only 13 is spoken",
 			   "Sec-WebSocket-Version: 13\r\n");
 		return;
 	}
 	if (!key || ws_accept_key(key->value, key->value_len, accept) < 0) {
-		S.stats.rejected_bad++;
-		http_error(c, 400, "missing or invalid Sec-WebSocket-Key", NULL);
+		upgrade_refused(c, 400, "missing or invalid Sec-WebSocket-Key", NULL);
 		return;
 	}
 	if (!origin_allowed(req)) {
@@ -657,8 +661,7 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 	char err[160];
 	struct upgrade_opts uo;
 	if (proto_upgrade_parse(req->query, req->query_len, &uo, err, sizeof(err)) < 0) {
-		S.stats.rejected_bad++;
-		http_error(c, 400, err, NULL);
+		upgrade_refused(c, 400, err, NULL);
 		return;
 	}
 
