@@ -385,6 +385,12 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 	/* librdkafka logs every failed connection attempt (FAIL, level 3) on
 	 * each retry; error_cb reports state changes once, so its own lines
 	 * are debug detail, except critical ones and configuration warnings. */
+	if (level <= 4 && strcmp(fac, "OFFSET") == 0) {
+		/* A position out of range (retention deleted records not yet
+		 * routed): records were skipped, which an operator must see. */
+		log_msg(LOG_WARN, "kafka offset reset: records were skipped", "text", buf, NULL);
+		return;
+	}
 	enum log_level l = level <= 2 ? LOG_ERROR : strcmp(fac, "CONFWARN") == 0 ? LOG_WARN : LOG_DEBUG;
 	log_msg(l, "librdkafka", "facility", fac, "text", buf, NULL);
 }
@@ -697,7 +703,11 @@ int kafka_start(const struct config *cfg, char *err, size_t errlen)
 	struct { const char *k, *v; } defaults[] = {
 		{ "client.id", "kbridge" },
 		{ "partition.assignment.strategy", "cooperative-sticky" },
-		{ "auto.offset.reset", cfg->offset == OFFSET_EARLIEST ? "earliest" : "latest" },
+		/* Fan-out assigns every start offset itself, so this only decides
+		 * where a partition goes when its position fell out of retention:
+		 * the oldest record left loses the fewest. Group mode: where a
+		 * partition without a committed offset starts. */
+		{ "auto.offset.reset", cfg->offset == OFFSET_EARLIEST || !cfg->group ? "earliest" : "latest" },
 		{ "topic.metadata.refresh.interval.ms", "5000" },
 		{ "fetch.queue.backoff.ms", "20" },
 		{ "statistics.interval.ms", "2000" },

@@ -226,3 +226,42 @@ def test_offset_forms(mock_kafka, kafka_bridge):
             if offs != sorted(offs):
                 errors.append(f"--offset {forms[name]}: partition {p} out of order {offs}")
     assert not errors, "\n".join(errors)
+
+
+def test_fan_out_behind_retention_continues_from_oldest_record(mock_kafka, kafka_bridge):
+    """A fan-out instance whose position was deleted by retention (the mock
+    keeps ~5 MB per partition) goes on from the oldest record still there,
+    not from the end, and says in its log that records were skipped. kbridge
+    is stopped (SIGSTOP) while 7 MB are produced, so its next fetch asks for
+    an offset the broker no longer has."""
+    from conftest import BulkReader, note, wait_channel_seq
+    mk = mock_kafka({"ret": 1})
+    srv = kafka_bridge(mk, "-t", "ret", "--client-buffer", "64M", "--client-queue", "100000")
+    c = srv.ws()
+    ws_subscribe(c, {"type": "subscribe", "channel": "ret"})
+    reader = BulkReader(c, "ret")
+    time.sleep(0.5)
+    for i in range(10):
+        mk.produce("ret", '{"i":%d}' % i)
+    wait_channel_seq(srv.port, "ret", 10)
+    srv.signal(signal.SIGSTOP)
+    try:
+        mk.kcat_produce("ret", b"".join(b'{"i":%d,"pad":"%s"}\n' % (i, b"z" * 10000) for i in range(10, 710)))
+    finally:
+        srv.signal(signal.SIGCONT)
+    mk.produce("ret", '{"i":710}')
+    reader.wait_for(lambda objs: any(o.get("offset") == 710 for o in objs if "offset" in o), 30,
+                    "record at offset 710")
+    reader.stop()
+    offs = [o["offset"] for o in reader.data()]
+    assert offs[:10] == list(range(10)), offs[:20]
+    assert offs == sorted(set(offs)), "duplicates or reordering"
+    # Where the skip happened, the rest is contiguous up to the end: the
+    # oldest retained record onwards (5 MB is about 500 records of 10 KB).
+    jump = max(k for k in range(1, len(offs)) if offs[k] != offs[k - 1] + 1)
+    assert offs[jump:] == list(range(offs[jump], 711)), offs[jump:jump + 5]
+    assert 711 - offs[jump] >= 400, f"only {711 - offs[jump]} records after the skip: {offs[jump - 2:jump + 3]}"
+    log = srv.log()
+    resets = [l for l in log.splitlines() if "kafka offset reset: records were skipped" in l]
+    assert resets and "ret [0]" in resets[0] and "offset 10" in resets[0], srv.log_tail()
+    note(f"retention: {resets[0]}")
