@@ -40,7 +40,7 @@ static struct {
 	const struct config *cfg;
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *q;
-	rd_kafka_queue_t *adminq;      /* ListOffsets results (--offset @MS) */
+	rd_kafka_queue_t *adminq;      /* ListOffsets results (--offset latest, @MS) */
 	int efd;
 	int pending;                   /* stopped at the turn budget */
 	int up, ready, assigned_once;
@@ -48,10 +48,13 @@ static struct {
 	int down_logged;
 	struct map parts;              /* "topic\0partition" -> struct part * */
 	struct map topics_seen;        /* topic -> (void *)1 once assigned */
-	rd_kafka_topic_partition_list_t *waiting;   /* awaiting timestamp lookup */
+	rd_kafka_topic_partition_list_t *waiting;   /* assignment awaiting offset lookups */
+	rd_kafka_topic_partition_list_t *lookup;    /* still to look up, spec as offset */
+	int lookups;                   /* ListOffsets requests not answered yet */
+	int64_t lookup_due;            /* when to ask again after a failure, 0: not */
+	int lookup_backoff;            /* ms, doubling to 2 s */
 	const char *bootstrap;         /* what the live consumer connects to (replays too) */
 	int64_t replay_due;            /* next poll of the replay consumers */
-	int64_t admin_due;             /* next look at adminq while waiting */
 
 	/* --demo */
 	rd_kafka_t *demo;
@@ -219,14 +222,20 @@ static void handle_stats(const char *js, size_t len)
 /* Start offsets for newly assigned partitions (fan-out mode): partitions of
  * topics first seen after start-up begin at the beginning, so nothing
  * produced before the assignment is lost (KAFKA-NOTES.md); partitions seen
- * before continue after the last record routed; the rest follow --offset. */
-static int choose_offsets(rd_kafka_topic_partition_list_t *parts)
+ * before continue after the last record routed or where they first started;
+ * the rest follow --offset. "latest" and @MS are looked up (ListOffsets,
+ * asynchronously) and assigned as concrete offsets: librdkafka's own END
+ * is resolved only after the assignment, so a record produced between
+ * /ready and that moment would be skipped. Returns the partitions to look
+ * up, with the spec (LATEST or a timestamp) as offset, or NULL. */
+static rd_kafka_topic_partition_list_t *choose_offsets(rd_kafka_topic_partition_list_t *parts)
 {
-	int need_lookup = 0;
+	rd_kafka_topic_partition_list_t *req = NULL;
 	for (int i = 0; i < parts->cnt; i++) {
 		rd_kafka_topic_partition_t *p = &parts->elems[i];
 		struct part *known = part_get(p->topic, p->partition, 0);
 		int topic_known = map_get(&K.topics_seen, p->topic, strlen(p->topic)) != NULL;
+		int64_t spec = INT64_MIN;
 		if (K.cfg->group) {
 			/* Committed offsets win (§10), even over what this instance
 			 * routed itself: another member may have moved on since. */
@@ -237,22 +246,33 @@ static int choose_offsets(rd_kafka_topic_partition_list_t *parts)
 			p->offset = RD_KAFKA_OFFSET_BEGINNING;
 		} else {
 			switch (K.cfg->offset) {
-			case OFFSET_LATEST:   p->offset = RD_KAFKA_OFFSET_END; break;
+			case OFFSET_LATEST:   spec = RD_KAFKA_OFFSET_SPEC_LATEST; break;
 			case OFFSET_EARLIEST: p->offset = RD_KAFKA_OFFSET_BEGINNING; break;
 			case OFFSET_TAIL:     p->offset = RD_KAFKA_OFFSET_TAIL(K.cfg->offset_arg); break;
-			case OFFSET_TIME:     p->offset = K.cfg->offset_arg; need_lookup = 1; break;
+			case OFFSET_TIME:     spec = K.cfg->offset_arg; break;
 			}
+		}
+		if (spec != INT64_MIN) {
+			p->offset = RD_KAFKA_OFFSET_END;       /* if the lookup fails */
+			if (!req) req = rd_kafka_topic_partition_list_new(parts->cnt);
+			rd_kafka_topic_partition_list_add(req, p->topic, p->partition)->offset = spec;
 		}
 		part_get(p->topic, p->partition, 1);
 		map_put(&K.topics_seen, p->topic, strlen(p->topic), (void *)1);
 	}
-	return need_lookup;
+	return req;
 }
 
 static void do_assign(rd_kafka_topic_partition_list_t *parts)
 {
 	rd_kafka_error_t *e = NULL;
 	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	/* A partition that routed nothing yet starts here again if it is
+	 * revoked and assigned back (a rejoin), not at a new "latest". */
+	for (int i = 0; i < parts->cnt; i++) {
+		struct part *p = part_get(parts->elems[i].topic, parts->elems[i].partition, 1);
+		if (p && p->next < 0 && parts->elems[i].offset >= 0) p->next = parts->elems[i].offset;
+	}
 	if (strcmp(rd_kafka_rebalance_protocol(K.rk), "COOPERATIVE") == 0)
 		e = rd_kafka_incremental_assign(K.rk, parts);
 	else
@@ -269,44 +289,99 @@ static void do_assign(rd_kafka_topic_partition_list_t *parts)
 	log_msg(LOG_INFO, "partitions assigned", "count", log_num(parts->cnt), NULL);
 }
 
-/* --offset @MS: ask for the first offset at or after the timestamp of each
- * partition without blocking; the assignment waits for the answer. */
-static void lookup_times(rd_kafka_topic_partition_list_t *parts)
+/* Every offset is in: the waiting assignment goes ahead. */
+static void lookup_finish(void)
 {
-	rd_kafka_topic_partition_list_t *req = rd_kafka_topic_partition_list_copy(parts);
-	for (int i = 0; i < req->cnt; i++) req->elems[i].offset = K.cfg->offset_arg;
-	if (K.waiting) {
-		for (int i = 0; i < parts->cnt; i++)
-			rd_kafka_topic_partition_list_add(K.waiting, parts->elems[i].topic, parts->elems[i].partition);
-	} else {
-		K.waiting = rd_kafka_topic_partition_list_copy(parts);
-	}
-	rd_kafka_ListOffsets(K.rk, req, NULL, K.adminq);
-	rd_kafka_topic_partition_list_destroy(req);
+	rd_kafka_topic_partition_list_t *w = K.waiting;
+	rd_kafka_topic_partition_list_destroy(K.lookup);
+	K.lookup = NULL;
+	K.waiting = NULL;
+	K.lookup_backoff = 0;
+	K.lookup_due = 0;
+	if (w->cnt) do_assign(w);
+	rd_kafka_topic_partition_list_destroy(w);
 }
 
+/* Sends one ListOffsets request for the partitions still to look up. */
+static void lookup_send(void)
+{
+	K.lookup_due = 0;
+	if (!K.lookup->cnt) {              /* all revoked meanwhile */
+		lookup_finish();
+		return;
+	}
+	K.lookups++;
+	/* The same view of the end as the consumer: read_committed unless
+	 * -X isolation.level says otherwise (librdkafka's default). */
+	char iso[32] = "";
+	size_t isz = sizeof(iso);
+	rd_kafka_conf_get(rd_kafka_conf(K.rk), "isolation.level", iso, &isz);
+	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(K.rk, RD_KAFKA_ADMIN_OP_LISTOFFSETS);
+	rd_kafka_error_t *e = rd_kafka_AdminOptions_set_isolation_level(o,
+		strcmp(iso, "read_uncommitted") == 0 ? RD_KAFKA_ISOLATION_LEVEL_READ_UNCOMMITTED
+						     : RD_KAFKA_ISOLATION_LEVEL_READ_COMMITTED);
+	if (e) rd_kafka_error_destroy(e);
+	rd_kafka_ListOffsets(K.rk, K.lookup, o, K.adminq);
+	rd_kafka_AdminOptions_destroy(o);
+}
+
+/* Looks up the offsets of req without blocking; the assignment of parts
+ * waits for the answers (lookup_done), together with any assignment
+ * already waiting. */
+static void lookup_offsets(rd_kafka_topic_partition_list_t *parts, rd_kafka_topic_partition_list_t *req)
+{
+	rd_kafka_topic_partition_list_t **lists[2] = { &K.waiting, &K.lookup };
+	rd_kafka_topic_partition_list_t *from[2] = { parts, req };
+	for (int l = 0; l < 2; l++) {
+		if (!*lists[l]) *lists[l] = rd_kafka_topic_partition_list_new(from[l]->cnt);
+		for (int i = 0; i < from[l]->cnt; i++)
+			rd_kafka_topic_partition_list_add(*lists[l], from[l]->elems[i].topic,
+							  from[l]->elems[i].partition)->offset = from[l]->elems[i].offset;
+	}
+	K.lookup_backoff = 0;
+	if (!K.lookups) lookup_send();      /* else sent again when the answer is in */
+}
+
+/* An answer: partitions looked up take their offsets; failed ones are asked
+ * again with a backoff (the assignment, and /ready, wait: starting at an
+ * unknown "end" could skip records produced meanwhile). */
 static void lookup_done(rd_kafka_event_t *ev)
 {
 	const rd_kafka_ListOffsets_result_t *res = rd_kafka_event_ListOffsets_result(ev);
 	rd_kafka_topic_partition_list_t *w = K.waiting;
-	K.waiting = NULL;
-	if (!w) return;
-	for (int i = 0; i < w->cnt; i++) w->elems[i].offset = RD_KAFKA_OFFSET_END;
-	if (rd_kafka_event_error(ev)) {
-		log_msg(LOG_WARN, "offset lookup by timestamp failed: starting at the end",
-			"error", rd_kafka_event_error_string(ev), NULL);
-	} else if (res) {
+	K.lookups--;
+	if (!w || !K.lookup) return;
+	const char *why = rd_kafka_event_error(ev) ? rd_kafka_event_error_string(ev) : NULL;
+	if (!why && res) {
 		size_t n;
 		const rd_kafka_ListOffsetsResultInfo_t **infos = rd_kafka_ListOffsets_result_infos(res, &n);
 		for (size_t i = 0; i < n; i++) {
 			const rd_kafka_topic_partition_t *tp = rd_kafka_ListOffsetsResultInfo_topic_partition(infos[i]);
+			if (tp->err) {
+				why = rd_kafka_err2str(tp->err);
+				continue;
+			}
 			rd_kafka_topic_partition_t *dst = rd_kafka_topic_partition_list_find(w, tp->topic, tp->partition);
 			/* -1: no record at or after the timestamp: start at the end. */
-			if (dst && !tp->err && tp->offset >= 0) dst->offset = tp->offset;
+			if (dst && tp->offset >= 0) dst->offset = tp->offset;
+			rd_kafka_topic_partition_list_del(K.lookup, tp->topic, tp->partition);
 		}
 	}
-	do_assign(w);
-	rd_kafka_topic_partition_list_destroy(w);
+	if (K.lookups) return;             /* the answer to a later request is due */
+	if (K.lookup->cnt) {
+		if (!why) {                    /* partitions added since the request */
+			lookup_send();
+			return;
+		}
+		if (!K.lookup_backoff)
+			log_msg(LOG_WARN, "offset lookup failed: retrying, not ready until it succeeds",
+				"partitions", log_num(K.lookup->cnt), "error", why, NULL);
+		K.lookup_backoff = K.lookup_backoff ? K.lookup_backoff * 2 : 100;
+		if (K.lookup_backoff > 2000) K.lookup_backoff = 2000;
+		K.lookup_due = mono_ms() + K.lookup_backoff;
+		return;
+	}
+	lookup_finish();
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -315,12 +390,22 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	(void)opaque;
 	int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		if (choose_offsets(parts)) lookup_times(parts);
-		else do_assign(parts);
+		rd_kafka_topic_partition_list_t *req = choose_offsets(parts);
+		if (req) {
+			lookup_offsets(parts, req);
+			rd_kafka_topic_partition_list_destroy(req);
+		} else {
+			do_assign(parts);
+		}
 		return;
 	}
 	if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
 		log_msg(LOG_INFO, "partitions revoked", "count", log_num(parts->cnt), NULL);
+		for (int i = 0; i < parts->cnt; i++) {
+			/* Not assigned yet: the lookup's answer must not assign them. */
+			if (K.waiting) rd_kafka_topic_partition_list_del(K.waiting, parts->elems[i].topic, parts->elems[i].partition);
+			if (K.lookup) rd_kafka_topic_partition_list_del(K.lookup, parts->elems[i].topic, parts->elems[i].partition);
+		}
 		if (coop) {
 			rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
 			if (e) rd_kafka_error_destroy(e);
@@ -750,6 +835,7 @@ int kafka_start(const struct config *cfg, char *err, size_t errlen)
 	/* An eventfd wants exactly 8 bytes (KAFKA-NOTES.md). */
 	static const uint64_t one = 1;
 	rd_kafka_queue_io_event_enable(K.q, K.efd, &one, sizeof(one));
+	rd_kafka_queue_io_event_enable(K.adminq, K.efd, &one, sizeof(one));
 	/* Events queued during rd_kafka_new() produced no wake-up: make one. */
 	if (write(K.efd, &one, sizeof(one)) < 0) { /* cannot fail on a fresh eventfd */ }
 
@@ -810,15 +896,12 @@ void kafka_service(void)
 		budget -= (int)n;
 	}
 	if (budget <= 0) K.pending = 1;
-	if (K.waiting) {
-		/* The lookup's answer has no wake-up fd of its own: look every 50 ms. */
-		rd_kafka_event_t *ev = rd_kafka_queue_poll(K.adminq, 0);
-		if (ev) {
-			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LISTOFFSETS_RESULT) lookup_done(ev);
-			rd_kafka_event_destroy(ev);
-		}
-		K.admin_due = mono_ms() + 50;
+	rd_kafka_event_t *ev;
+	while ((ev = rd_kafka_queue_poll(K.adminq, 0))) {
+		if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LISTOFFSETS_RESULT) lookup_done(ev);
+		rd_kafka_event_destroy(ev);
 	}
+	if (K.lookup_due && mono_ms() >= K.lookup_due) lookup_send();
 	demo_tick();
 	kafka_replay_service();
 }
@@ -832,7 +915,7 @@ int kafka_timeout_ms(void)
 {
 	int64_t due = INT64_MAX;
 	if (replays && K.replay_due < due) due = K.replay_due;
-	if (K.waiting) due = K.admin_due;
+	if (K.lookup_due && K.lookup_due < due) due = K.lookup_due;
 	if (K.demo && K.cfg->demo_rate > 0 && K.demo_next_ms < due) due = K.demo_next_ms;
 	if (due == INT64_MAX) return -1;
 	int64_t d = due - mono_ms();
@@ -846,6 +929,7 @@ void kafka_stop(void)
 		rd_kafka_resp_err_t e = rd_kafka_consumer_close(K.rk);
 		if (e) log_msg(LOG_WARN, "kafka close", "error", rd_kafka_err2str(e), NULL);
 		if (K.waiting) rd_kafka_topic_partition_list_destroy(K.waiting);
+		if (K.lookup) rd_kafka_topic_partition_list_destroy(K.lookup);
 		rd_kafka_queue_destroy(K.adminq);
 		rd_kafka_queue_destroy(K.q);
 		rd_kafka_destroy(K.rk);

@@ -290,6 +290,11 @@ class MockKafka:
     def up(self, broker=1):
         return self.command(f"up {broker}")
 
+    def request_errors(self, api_key, err, rtt_ms, count=1, broker=1):
+        """The next `count` requests of Kafka API `api_key` to `broker` fail
+        with error code `err`, answered after `rtt_ms`."""
+        return self.command(f"reqerr {broker} {api_key} {err} {rtt_ms} {count}")
+
     def producer(self):
         if self._producer is None:
             from kafka import KafkaProducer

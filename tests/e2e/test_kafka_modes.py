@@ -265,3 +265,29 @@ def test_fan_out_behind_retention_continues_from_oldest_record(mock_kafka, kafka
     resets = [l for l in log.splitlines() if "kafka offset reset: records were skipped" in l]
     assert resets and "ret [0]" in resets[0] and "offset 10" in resets[0], srv.log_tail()
     note(f"retention: {resets[0]}")
+
+
+def test_latest_is_resolved_before_ready(mock_kafka, kafka_bridge):
+    """--offset latest is resolved to a concrete offset before /ready turns
+    200, so a record produced once /ready says 200 is delivered. The broker
+    answers the first two offset lookups (ListOffsets, API key 2) with
+    NOT_LEADER after 1 s: kbridge stays not ready, logs one line and asks
+    again. (Had the end been left to librdkafka after the assignment, the
+    record produced meanwhile would be skipped.)"""
+    mk = mock_kafka({"rdy": 2})
+    mk.produce("rdy", '{"old":1}', partition=0)
+    mk.produce("rdy", '{"old":1}', partition=1)
+    mk.request_errors(2, 6, 1000, count=2)      # NOT_LEADER_FOR_PARTITION
+    srv = kafka_bridge(mk, "-t", "rdy", ready=False)
+    c = srv.ws()
+    ws_subscribe(c, {"type": "subscribe", "channel": "rdy"})
+    assert wait_status(srv.port, "/ready", 200, 30) is not None, srv.log_tail()
+    for p in (0, 1):
+        mk.produce("rdy", '{"new":1}', partition=p)
+    got = read_messages(c, 2, timeout=10)
+    got += read_messages(c, None, timeout=2, quiet=1)
+    assert sorted((m["partition"], m["offset"], m["data"]) for m in got) == \
+        [(0, 1, {"new": 1}), (1, 1, {"new": 1})], got
+    log = srv.log()
+    fails = [l for l in log.splitlines() if "offset lookup failed" in l]
+    assert len(fails) == 1 and "not ready until it succeeds" in fails[0], srv.log_tail()

@@ -4,6 +4,8 @@
  * ready, then obeys one command per line on stdin:
  *   down ID | up ID          take broker ID down / bring it back
  *   topic NAME PARTITIONS    create a topic
+ *   reqerr ID API ERR MS N   broker ID fails the next N requests with ApiKey
+ *                            API with error code ERR, answering after MS ms
  *   quit                     exit (so does EOF on stdin, or --lifetime)
  * Usage: mockkafka [--brokers N] [--topic NAME:PARTITIONS]... [--lifetime S] */
 #include <poll.h>
@@ -69,6 +71,18 @@ int main(int argc, char **argv)
 		} else if (got >= 2 && !strcmp(cmd, "up")) {
 			rd_kafka_mock_broker_set_up(mc, atoi(arg));
 			printf("ok up %s\n", arg);
+		} else if (got >= 2 && !strcmp(cmd, "reqerr")) {
+			/* reqerr BROKER APIKEY ERR RTT_MS COUNT: the next COUNT
+			 * requests of that kind fail with ERR after RTT_MS. */
+			int broker, api, e, rtt, cnt;
+			if (sscanf(line, "%*s %d %d %d %d %d", &broker, &api, &e, &rtt, &cnt) == 5) {
+				for (int k = 0; k < cnt; k++)
+					rd_kafka_mock_broker_push_request_error_rtts(mc, broker, (int16_t)api, 1,
+										     (rd_kafka_resp_err_t)e, rtt);
+				printf("ok reqerr\n");
+			} else {
+				printf("error reqerr BROKER APIKEY ERR RTT_MS COUNT\n");
+			}
 		} else if (got >= 3 && !strcmp(cmd, "topic")) {
 			create_topic(mc, arg, n);
 		} else {
