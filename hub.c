@@ -76,9 +76,9 @@ struct hist {
 	struct hpart *part;
 	int64_t offset, ts;
 	uint64_t seq;
-	uint32_t key_len, val_len;
-	uint8_t key_null, val_null;
-	unsigned char data[];     /* key bytes, then value bytes */
+	uint32_t key_len, val_len, hdr_len;
+	uint8_t key_null, val_null, nheaders;
+	unsigned char data[];     /* key bytes, value bytes, then headers (hdr_put) */
 };
 
 struct hpart {
@@ -682,6 +682,41 @@ static struct hpart *hpart_get(struct topic *t, int32_t partition, int create)
 	return hp;
 }
 
+/* Headers in the history, each as: name with its NUL, a 4-byte value
+ * length (UINT32_MAX: no value), the value. hdr_put(NULL, ...) measures. */
+static size_t hdr_put(unsigned char *out, const struct hub_record *r)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->nheaders && i < HUB_MAX_HEADERS; i++) {
+		const struct hub_header *h = &r->headers[i];
+		size_t nl = strlen(h->name) + 1;
+		uint32_t vl = h->value ? (uint32_t)h->value_len : UINT32_MAX;
+		if (out) {
+			memcpy(out + n, h->name, nl);
+			memcpy(out + n + nl, &vl, 4);
+			if (h->value) memcpy(out + n + nl + 4, h->value, h->value_len);
+		}
+		n += nl + 4 + (h->value ? h->value_len : 0);
+	}
+	return n;
+}
+
+static size_t hdr_get(const struct hist *h, struct hub_header *hv)
+{
+	const unsigned char *p = h->data + h->key_len + h->val_len;
+	for (size_t i = 0; i < h->nheaders; i++) {
+		uint32_t vl;
+		hv[i].name = (const char *)p;
+		p += strlen(hv[i].name) + 1;
+		memcpy(&vl, p, 4);
+		p += 4;
+		hv[i].value = vl == UINT32_MAX ? NULL : p;
+		hv[i].value_len = vl == UINT32_MAX ? 0 : vl;
+		if (vl != UINT32_MAX) p += vl;
+	}
+	return h->nheaders;
+}
+
 /* Appends a routed record to the history, evicting the oldest records of
  * any partition past --history bytes. */
 static void hist_append(struct topic *t, const struct hub_record *r, uint64_t seq)
@@ -690,15 +725,18 @@ static void hist_append(struct topic *t, const struct hub_record *r, uint64_t se
 	struct hpart *hp = hpart_get(t, r->partition, 1);
 	if (!hp) return;
 	size_t kl = r->key ? r->key_len : 0, vl = r->value ? r->value_len : 0;
-	size_t cost = sizeof(struct hist) + kl + vl;
+	size_t hl = H.headers ? hdr_put(NULL, r) : 0;
+	size_t cost = sizeof(struct hist) + kl + vl + hl;
 	if (cost > H.hist_max) { hp->covered_from = r->offset + 1; return; }
 	struct hist *h = malloc(cost);
 	if (!h) { hp->covered_from = r->offset + 1; return; }
 	*h = (struct hist){ .part = hp, .offset = r->offset, .ts = r->timestamp_ms, .seq = seq,
-			    .key_len = (uint32_t)kl, .val_len = (uint32_t)vl,
-			    .key_null = !r->key, .val_null = !r->value };
+			    .key_len = (uint32_t)kl, .val_len = (uint32_t)vl, .hdr_len = (uint32_t)hl,
+			    .key_null = !r->key, .val_null = !r->value,
+			    .nheaders = (uint8_t)(hl ? (r->nheaders < HUB_MAX_HEADERS ? r->nheaders : HUB_MAX_HEADERS) : 0) };
 	if (kl) memcpy(h->data, r->key, kl);
 	if (vl) memcpy(h->data + kl, r->value, vl);
+	if (hl) hdr_put(h->data + kl + vl, r);
 	/* A partition's history starts with the first record routed here; a
 	 * record that skips ahead of what we hold (a reassignment) restarts it. */
 	if (hp->covered_from < 0 || (hp->last && r->offset != hp->last->offset + 1 && r->offset <= hp->last->offset))
@@ -716,7 +754,7 @@ static void hist_append(struct topic *t, const struct hub_record *r, uint64_t se
 		op->first = o->pnext;             /* the oldest of the FIFO is its partition's first */
 		if (!op->first) op->last = NULL;
 		op->covered_from = o->offset + 1;
-		H.hist_bytes -= sizeof(struct hist) + o->key_len + o->val_len;
+		H.hist_bytes -= sizeof(struct hist) + o->key_len + o->val_len + o->hdr_len;
 		free(o);
 	}
 }
@@ -834,11 +872,12 @@ int hub_resume(struct client *c, const char *topic, int32_t partition, int64_t l
 	if (hp && hp->covered_from >= 0 && last + 1 >= hp->covered_from) {
 		for (const struct hist *h = hp->first; h; h = h->pnext) {
 			if (h->offset <= last) continue;
+			struct hub_header hv[HUB_MAX_HEADERS];
 			struct hub_record r = {
 				.topic = t->name, .partition = partition, .offset = h->offset, .timestamp_ms = h->ts,
 				.key = h->key_null ? NULL : h->data, .key_len = h->key_len,
 				.value = h->val_null ? NULL : (h->val_len ? h->data + h->key_len : (const void *)""),
-				.value_len = h->val_len,
+				.value_len = h->val_len, .headers = hv, .nheaders = hdr_get(h, hv),
 			};
 			replay_one(c, t, &r, h->seq);
 		}

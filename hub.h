@@ -11,6 +11,8 @@
 #include "config.h"
 #include "json.h"
 
+#define HUB_MAX_HEADERS 64    /* per record; more are not forwarded */
+
 struct hub_header {
 	const char *name;
 	const void *value;      /* NULL: a header without value */

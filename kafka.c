@@ -28,7 +28,6 @@
 
 #define BATCH          256    /* records per consume call */
 #define TURN_BUDGET    4096   /* records per loop turn, so clients are not starved */
-#define MAX_HEADERS    64
 
 /* What we know of one assigned (or once assigned) partition. */
 struct part {
@@ -117,7 +116,7 @@ static int set_user_props(rd_kafka_conf_t *conf, const char *const *skip, char *
 }
 
 /* A consumed message as the hub sees it, borrowing its memory; record
- * headers go to hv (up to MAX_HEADERS) when hv is given and --headers is on. */
+ * headers go to hv (up to HUB_MAX_HEADERS) when hv is given and --headers is on. */
 static struct hub_record record_of(rd_kafka_message_t *m, struct hub_header *hv)
 {
 	rd_kafka_timestamp_type_t tstype;
@@ -134,7 +133,7 @@ static struct hub_record record_of(rd_kafka_message_t *m, struct hub_header *hv)
 		const char *name;
 		const void *val;
 		size_t vl;
-		while (r.nheaders < MAX_HEADERS &&
+		while (r.nheaders < HUB_MAX_HEADERS &&
 		       rd_kafka_header_get_all(hdrs, r.nheaders, &name, &val, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR)
 			hv[r.nheaders++] = (struct hub_header){ name, val, vl };
 	}
@@ -731,8 +730,8 @@ static void kafka_replay_service(void)
 				log_msg(LOG_WARN, "replay error", "code", rd_kafka_err2name(m->err),
 					"reason", rd_kafka_message_errstr(m), NULL);
 			} else if (i >= 0 && !rp->parts[i].done) {
-				/* The history keeps no headers: replays from Kafka carry none either. */
-				struct hub_record r = record_of(m, NULL);
+				struct hub_header hv[HUB_MAX_HEADERS];
+				struct hub_record r = record_of(m, hv);
 				hub_replay_record(rp->c, &r);
 			}
 			rd_kafka_message_destroy(m);
@@ -871,7 +870,7 @@ static void handle_record(rd_kafka_message_t *m)
 		return;
 	}
 	set_state_up(1, NULL);
-	struct hub_header hv[MAX_HEADERS];
+	struct hub_header hv[HUB_MAX_HEADERS];
 	struct hub_record r = record_of(m, hv);
 	struct part *p = part_get(r.topic, m->partition, 1);
 	if (p) p->next = m->offset + 1;
