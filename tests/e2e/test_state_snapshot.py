@@ -446,8 +446,10 @@ def test_refresh_keeps_records_already_queued(mock_kafka, kafka_bridge):
     still arrive (before it, since their seq is <= the snapshot's). The
     client reads nothing while ~9 MB arrive, so most of it waits in
     kbridge's queue (generous limits: no slow-client policy applies) when
-    the refresh comes."""
-    mk = mock_kafka({"rq": 1})
+    the refresh comes. Three partitions keep each under the mock's 5 MB
+    retention, which a kbridge slowed by a loaded machine could otherwise
+    fall behind."""
+    mk = mock_kafka({"rq": 3})
     srv = kafka_bridge(mk, "-t", "rq=rqc", "--client-queue", "1000000", "--client-buffer", "1GiB")
     from wsutil import WS
     c = srv.track(WS.connect(srv.port, "/ws", rcvbuf=4096))
