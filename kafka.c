@@ -39,7 +39,7 @@ static struct {
 	const struct config *cfg;
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *q;
-	rd_kafka_queue_t *adminq;      /* ListOffsets results (--offset latest, @MS) */
+	rd_kafka_queue_t *adminq;      /* ListOffsets, ListConsumerGroupOffsets results */
 	int efd;
 	int pending;                   /* stopped at the turn budget */
 	int up, ready, assigned_once;
@@ -50,6 +50,7 @@ static struct {
 	rd_kafka_topic_partition_list_t *waiting;   /* assignment awaiting offset lookups */
 	rd_kafka_topic_partition_list_t *lookup;    /* still to look up, spec as offset */
 	int lookups;                   /* ListOffsets requests not answered yet */
+	int committed_pending;         /* ListConsumerGroupOffsets not answered yet */
 	int64_t lookup_due;            /* when to ask again after a failure, 0: not */
 	int lookup_backoff;            /* ms, doubling to 2 s */
 	const char *bootstrap;         /* what the live consumer connects to (replays too) */
@@ -292,13 +293,33 @@ static void do_assign(rd_kafka_topic_partition_list_t *parts)
 static void lookup_finish(void)
 {
 	rd_kafka_topic_partition_list_t *w = K.waiting;
-	rd_kafka_topic_partition_list_destroy(K.lookup);
+	if (K.lookup) rd_kafka_topic_partition_list_destroy(K.lookup);
 	K.lookup = NULL;
 	K.waiting = NULL;
 	K.lookup_backoff = 0;
 	K.lookup_due = 0;
-	if (w->cnt) do_assign(w);
+	if (!w) return;
+	do_assign(w);      /* even if all were revoked: librdkafka waits for the call */
 	rd_kafka_topic_partition_list_destroy(w);
+}
+
+static void lookup_send(void);
+
+/* After an answer: ask for what is still unknown, or assign. */
+static void lookup_progress(void)
+{
+	if (K.lookups || K.committed_pending) return;
+	if (K.lookup && K.lookup->cnt) lookup_send();
+	else lookup_finish();
+}
+
+/* Adds parts, with their offsets, to the assignment waiting for lookups. */
+static void waiting_add(rd_kafka_topic_partition_list_t **l, const rd_kafka_topic_partition_list_t *parts)
+{
+	if (!*l) *l = rd_kafka_topic_partition_list_new(parts->cnt);
+	for (int i = 0; i < parts->cnt; i++)
+		rd_kafka_topic_partition_list_add(*l, parts->elems[i].topic,
+						  parts->elems[i].partition)->offset = parts->elems[i].offset;
 }
 
 /* Sends one ListOffsets request for the partitions still to look up. */
@@ -306,7 +327,7 @@ static void lookup_send(void)
 {
 	K.lookup_due = 0;
 	if (!K.lookup->cnt) {              /* all revoked meanwhile */
-		lookup_finish();
+		lookup_progress();
 		return;
 	}
 	K.lookups++;
@@ -329,16 +350,77 @@ static void lookup_send(void)
  * already waiting. */
 static void lookup_offsets(rd_kafka_topic_partition_list_t *parts, rd_kafka_topic_partition_list_t *req)
 {
-	rd_kafka_topic_partition_list_t **lists[2] = { &K.waiting, &K.lookup };
-	rd_kafka_topic_partition_list_t *from[2] = { parts, req };
-	for (int l = 0; l < 2; l++) {
-		if (!*lists[l]) *lists[l] = rd_kafka_topic_partition_list_new(from[l]->cnt);
-		for (int i = 0; i < from[l]->cnt; i++)
-			rd_kafka_topic_partition_list_add(*lists[l], from[l]->elems[i].topic,
-							  from[l]->elems[i].partition)->offset = from[l]->elems[i].offset;
-	}
+	waiting_add(&K.waiting, parts);
+	waiting_add(&K.lookup, req);
 	K.lookup_backoff = 0;
-	if (!K.lookups) lookup_send();      /* else sent again when the answer is in */
+	lookup_progress();                  /* sent now or when the answers are in */
+}
+
+/* Group mode with --offset latest, -N or @MS: a partition without a
+ * committed offset would follow auto.offset.reset, which knows neither -N
+ * nor @MS and resolves "latest" only after the assignment. So the group's
+ * committed offsets are listed first (asynchronously); partitions without
+ * one then take --offset like fan-out's first assignment. */
+static void committed_lookup(rd_kafka_topic_partition_list_t *parts)
+{
+	waiting_add(&K.waiting, parts);
+	rd_kafka_ListConsumerGroupOffsets_t *q = rd_kafka_ListConsumerGroupOffsets_new(K.cfg->group, parts);
+	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(K.rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
+	/* Offsets of a pending transactional commit count, as for the consumer. */
+	rd_kafka_error_t *e = rd_kafka_AdminOptions_set_require_stable_offsets(o, 1);
+	if (e) rd_kafka_error_destroy(e);
+	K.committed_pending++;
+	rd_kafka_ListConsumerGroupOffsets(K.rk, &q, 1, o, K.adminq);
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_ListConsumerGroupOffsets_destroy(q);
+}
+
+static void committed_done(rd_kafka_event_t *ev)
+{
+	K.committed_pending--;
+	const rd_kafka_ListConsumerGroupOffsets_result_t *res = rd_kafka_event_ListConsumerGroupOffsets_result(ev);
+	const rd_kafka_topic_partition_list_t *got = NULL;
+	const char *why = rd_kafka_event_error(ev) ? rd_kafka_event_error_string(ev) : NULL;
+	if (!why && res) {
+		size_t n;
+		const rd_kafka_group_result_t **g = rd_kafka_ListConsumerGroupOffsets_result_groups(res, &n);
+		const rd_kafka_error_t *ge = n ? rd_kafka_group_result_error(g[0]) : NULL;
+		if (ge) why = rd_kafka_error_string(ge);
+		else if (n) got = rd_kafka_group_result_partitions(g[0]);
+	}
+	if (why) {
+		/* The consumer fetches them itself; only -N, @MS and the instant
+		 * of "latest" are then approximate (auto.offset.reset=latest). */
+		log_msg(LOG_WARN, "committed offset lookup failed: partitions without a commit start at the end",
+			"group", K.cfg->group, "error", why, NULL);
+	}
+	rd_kafka_topic_partition_list_t *req = NULL;
+	for (int i = 0; got && K.waiting && i < got->cnt; i++) {
+		const rd_kafka_topic_partition_t *tp = &got->elems[i];
+		rd_kafka_topic_partition_t *dst = rd_kafka_topic_partition_list_find(K.waiting, tp->topic, tp->partition);
+		if (!dst || tp->err) continue;          /* revoked, or left to the consumer */
+		if (tp->offset >= 0) {
+			dst->offset = tp->offset;       /* committed offsets win (§10) */
+			continue;
+		}
+		int64_t spec = INT64_MIN;
+		switch (K.cfg->offset) {
+		case OFFSET_LATEST:   spec = RD_KAFKA_OFFSET_SPEC_LATEST; break;
+		case OFFSET_EARLIEST: dst->offset = RD_KAFKA_OFFSET_BEGINNING; break;
+		case OFFSET_TAIL:     dst->offset = RD_KAFKA_OFFSET_TAIL(K.cfg->offset_arg); break;
+		case OFFSET_TIME:     spec = K.cfg->offset_arg; break;
+		}
+		if (spec != INT64_MIN) {
+			dst->offset = RD_KAFKA_OFFSET_END;
+			if (!req) req = rd_kafka_topic_partition_list_new(got->cnt);
+			rd_kafka_topic_partition_list_add(req, tp->topic, tp->partition)->offset = spec;
+		}
+	}
+	if (req) {
+		waiting_add(&K.lookup, req);
+		rd_kafka_topic_partition_list_destroy(req);
+	}
+	lookup_progress();
 }
 
 /* An answer: partitions looked up take their offsets; failed ones are asked
@@ -350,6 +432,10 @@ static void lookup_done(rd_kafka_event_t *ev)
 	rd_kafka_topic_partition_list_t *w = K.waiting;
 	K.lookups--;
 	if (!w || !K.lookup) return;
+	if (!K.lookup->cnt) {              /* all revoked meanwhile */
+		lookup_progress();
+		return;
+	}
 	const char *why = rd_kafka_event_error(ev) ? rd_kafka_event_error_string(ev) : NULL;
 	if (!why && res) {
 		size_t n;
@@ -367,11 +453,7 @@ static void lookup_done(rd_kafka_event_t *ev)
 		}
 	}
 	if (K.lookups) return;             /* the answer to a later request is due */
-	if (K.lookup->cnt) {
-		if (!why) {                    /* partitions added since the request */
-			lookup_send();
-			return;
-		}
+	if (K.lookup->cnt && why) {
 		if (!K.lookup_backoff)
 			log_msg(LOG_WARN, "offset lookup failed: retrying, not ready until it succeeds",
 				"partitions", log_num(K.lookup->cnt), "error", why, NULL);
@@ -380,7 +462,7 @@ static void lookup_done(rd_kafka_event_t *ev)
 		K.lookup_due = mono_ms() + K.lookup_backoff;
 		return;
 	}
-	lookup_finish();
+	lookup_progress();                 /* partitions added since the request, or done */
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -389,6 +471,16 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	(void)opaque;
 	int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		/* A cooperative rebalance may add nothing: acknowledge it now,
+		 * librdkafka waits for the call. */
+		if (parts->cnt == 0) {
+			do_assign(parts);
+			return;
+		}
+		if (K.cfg->group && K.cfg->offset != OFFSET_EARLIEST) {
+			committed_lookup(parts);
+			return;
+		}
 		rd_kafka_topic_partition_list_t *req = choose_offsets(parts);
 		if (req) {
 			lookup_offsets(parts, req);
@@ -898,6 +990,7 @@ void kafka_service(void)
 	rd_kafka_event_t *ev;
 	while ((ev = rd_kafka_queue_poll(K.adminq, 0))) {
 		if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LISTOFFSETS_RESULT) lookup_done(ev);
+		else if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT) committed_done(ev);
 		rd_kafka_event_destroy(ev);
 	}
 	if (K.lookup_due && mono_ms() >= K.lookup_due) lookup_send();

@@ -4,6 +4,8 @@
 import signal
 import time
 
+import pytest
+
 from conftest import read_messages, wait_status, ws_subscribe
 
 # The mock cluster answers a JoinGroup of an already stable group only after
@@ -139,13 +141,14 @@ def test_group_split_failover_and_rejoin(mock_kafka, kafka_bridge):
     assert not problems, "\n".join(problems)
 
 
-def test_group_restart_resumes_after_commit(mock_kafka, kafka_bridge):
+@pytest.mark.parametrize("where", ["latest", "-3"])
+def test_group_restart_resumes_after_commit(mock_kafka, kafka_bridge, where):
     """One instance in a group reads, stops (SIGTERM commits), records are
     produced while none runs, a new instance with the same group and
-    --offset latest starts: it delivers exactly those (committed offsets win
-    over --offset) and none of the earlier ones."""
+    --offset latest (or -3) starts: it delivers exactly those (committed
+    offsets win over --offset) and none of the earlier ones."""
     mk = mock_kafka({"rs": 2})
-    args = ["-t", "rs", "--group", "g-restart", *MOCK_REJOIN]
+    args = ["-t", "rs", "--group", "g-restart", "--offset", where, *MOCK_REJOIN]
     a = kafka_bridge(mk, *args)
     ca = a.ws()
     ws_subscribe(ca, {"type": "subscribe", "channel": "rs"})
@@ -174,6 +177,42 @@ def test_group_restart_resumes_after_commit(mock_kafka, kafka_bridge):
     produce_round(mk, "rs", 2, 1, "live")
     live = read_messages(cb, 2, timeout=10)
     assert {m["data"]["tag"] for m in live} == {"live"}
+
+
+def test_group_offset_forms_without_commits(mock_kafka, kafka_bridge):
+    """Group mode, a group without committed offsets: --offset -3 starts at
+    the last 3 records of each partition and latest at the end, resolved
+    before /ready (the broker fails the first offset lookup after 1 s: a
+    record produced once /ready says 200 still arrives)."""
+    mk = mock_kafka({"gof": 2})
+    old = {0: 10, 1: 2}
+    for p, n in old.items():
+        for i in range(n):
+            mk.produce("gof", '{"old":%d}' % i, partition=p)
+    mk.down(1)
+    srvs, clients = {}, {}
+    for name, where in (("tail3", "-3"), ("latest", "latest")):
+        srvs[name] = kafka_bridge(mk, "-t", "gof", "--group", f"g-{name}", "--offset", where,
+                                  *MOCK_REJOIN, ready=False)
+        clients[name] = srvs[name].ws()
+        ws_subscribe(clients[name], {"type": "subscribe", "channel": "gof"})
+    mk.request_errors(2, 6, 1000, count=1)      # ListOffsets: NOT_LEADER_FOR_PARTITION
+    mk.up(1)
+    for name, s in srvs.items():
+        assert wait_status(s.port, "/ready", 200, 30) is not None, f"{name} not ready\n{s.log_tail()}"
+    for p in range(2):
+        mk.produce("gof", '{"new":1}', partition=p)
+    new = {("gof", p, old[p]) for p in range(2)}
+    expect = {
+        "tail3": {("gof", p, o) for p in range(2) for o in range(max(0, old[p] - 3), old[p])} | new,
+        "latest": new,
+    }
+    for name, c in clients.items():
+        got = read_messages(c, len(expect[name]), timeout=15)
+        got += read_messages(c, None, timeout=2, quiet=0.7)
+        pos = positions(got)
+        assert len(pos) == len(set(pos)) and set(pos) == expect[name], \
+            f"--group --offset {name}: got {sorted(pos)}, expected {sorted(expect[name])}\n{srvs[name].log_tail()}"
 
 
 def test_offset_forms(mock_kafka, kafka_bridge):
