@@ -397,6 +397,20 @@ static const char *message_id(const char *m, const struct json_tok *tok, int n, 
 	return m + tok[t].start - quoted;
 }
 
+/* The rate limit (§4): 1 when this message is not to be handled; a client
+ * over the limit for too long is closed, else told RATE_LIMITED. */
+static int rate_limited(struct client *c, const char *id, size_t id_len)
+{
+	if (rate_ok(c)) return 0;
+	if (S.now - c->rl_since >= RATE_LIMIT_CLOSE_MS) {
+		log_msg(LOG_WARN, "client closed for exceeding the rate limit", "client", log_num(c->id), "peer", server_peer(c), NULL);
+		ws_close(c, WS_CLOSE_POLICY, "rate limit exceeded", CLOSE_WAIT_MS);
+	} else {
+		reply_error(c, id, id_len, "RATE_LIMITED", "too many messages: this one was ignored");
+	}
+	return 1;
+}
+
 static void handle_message(struct client *c, int binary, const char *m, size_t len)
 {
 	/* MessagePack control messages become JSON and are handled as such. */
@@ -405,7 +419,7 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 		json_init(&js);
 		if (mp_to_json(&js, (const unsigned char *)m, len, MAX_DEPTH) < 0 || js.failed) {
 			json_free(&js);
-			if (!rate_ok(c)) return;
+			if (rate_limited(c, NULL, 0)) return;
 			reply_error(c, NULL, 0, "INVALID_JSON", "message is not valid MessagePack");
 			return;
 		}
@@ -418,15 +432,7 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 	size_t id_len = 0;
 	const char *id = message_id(m, tok, n, &id_len);
 
-	if (!rate_ok(c)) {
-		if (S.now - c->rl_since >= RATE_LIMIT_CLOSE_MS) {
-			log_msg(LOG_WARN, "client closed for exceeding the rate limit", "client", log_num(c->id), "peer", server_peer(c), NULL);
-			ws_close(c, WS_CLOSE_POLICY, "rate limit exceeded", CLOSE_WAIT_MS);
-			return;
-		}
-		reply_error(c, id, id_len, "RATE_LIMITED", "too many messages: this one was ignored");
-		return;
-	}
+	if (rate_limited(c, id, id_len)) return;
 	if (binary) {   /* MessagePack connections took the branch above */
 		reply_error(c, NULL, 0, "BAD_REQUEST", "binary frames are not accepted on a JSON connection");
 		return;

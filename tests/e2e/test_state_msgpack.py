@@ -237,3 +237,17 @@ def test_msgpack_snapshot_equals_json_snapshot(mock_kafka, kafka_bridge):
     assert ms["data"]["a"] == {"v": 9223372036854775807} and type(ms["data"]["b"]) is float, ms
     r = mp_request(m, {"type": "refresh", "channel": "mpsc", "id": "r2"})
     assert r.get("type") == "snapshot" and r.get("id") == "r2", r
+
+
+def test_invalid_msgpack_over_the_rate_limit_is_rate_limited(kbridge):
+    """§10: every message over --client-rate (burst 2x) gets RATE_LIMITED,
+    an invalid MessagePack one too (it was dropped without a reply)."""
+    from wsutil import build_frame
+    srv = kbridge("--client-rate", "5")
+    m = srv.ws(path="/ws?format=msgpack")
+    bad = b"\xc1"                       # never used in MessagePack
+    m.send(b"".join(build_frame(OP_BINARY, bad) for _ in range(30)))
+    replies = [mp_recv(m) for _ in range(30)]
+    codes = [r.get("code") for r in replies]
+    assert codes[:10] == ["INVALID_JSON"] * 10, codes
+    assert set(codes[10:]) <= {"INVALID_JSON", "RATE_LIMITED"} and codes.count("RATE_LIMITED") >= 19, codes
