@@ -321,6 +321,12 @@ static struct topic *topic_get(const char *name)
 	return t;
 }
 
+const struct channel *hub_topic_channel(const char *topic)
+{
+	const struct topic *t = topic_get(topic);
+	return t ? t->ch : NULL;
+}
+
 struct channel *hub_channel(const char *name, size_t len)
 {
 	struct channel *ch = map_get(&H.channels, name, len);

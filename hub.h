@@ -67,6 +67,8 @@ int  hub_init(const struct config *cfg, char *err, size_t errlen);
 /* Finds a channel by name, creating it when a route could produce it.
  * NULL: no route can produce that name (UNKNOWN_CHANNEL). */
 struct channel *hub_channel(const char *name, size_t len);
+/* The channel a topic's records go to, NULL when no route consumes it. */
+const struct channel *hub_topic_channel(const char *topic);
 const char *hub_channel_name(const struct channel *ch);
 /* Adds a subscription owning `f` and `spec` (moved in). An identical one
  * (same channel and spec) is not added twice. Returns 1 added, 0 already

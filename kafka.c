@@ -1065,6 +1065,19 @@ int kafka_ready(void)
 	return K.ready && K.up == 1;
 }
 
+int kafka_position_next(size_t *i, const char **tp, int64_t *last)
+{
+	struct map_slot *s;
+	while (map_next(&K.parts, i, &s)) {
+		const struct part *p = s->val;
+		if (p->next < 0) continue;
+		*tp = s->key;
+		*last = p->next - 1;
+		return 1;
+	}
+	return 0;
+}
+
 int kafka_lag_next(size_t *i, const char **tp, int64_t *lag)
 {
 	struct map_slot *s;

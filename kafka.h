@@ -23,6 +23,9 @@ int  kafka_timeout_ms(void);
 const char *kafka_version(void);
 /* Iterates partitions: "topic:partition" and its lag (-1 unknown). */
 int  kafka_lag_next(size_t *i, const char **tp, int64_t *lag);
+/* Iterates partitions with a known position: "topic:partition" and the
+ * offset of the last record routed (start offset - 1 before the first). */
+int  kafka_position_next(size_t *i, const char **tp, int64_t *last);
 /* Resume from Kafka: fetch topic:partition from last + 1 for c until
  * caught up, on a consumer of its own (hub_replay_record/hub_replay_done
  * get the results). 0, or -1 with err set. */

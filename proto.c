@@ -286,7 +286,55 @@ static void send_snapshot(struct client *c, struct channel *ch, const char *id, 
 	json_free(&b);
 }
 
-static void ack(const struct msg_ctx *m, const char *action, const struct sub_req *r, int removed)
+/* Partitions a subscribe named in "resume": their position is the client's. */
+struct resume_list {
+	const char (*topics)[256];
+	const int32_t *parts;
+	int n;
+};
+
+static int in_resume(const struct resume_list *rl, const char *tp)
+{
+	for (int i = 0; rl && i < rl->n; i++) {
+		size_t tl = strlen(rl->topics[i]);
+		char pn[16];
+		snprintf(pn, sizeof(pn), "%d", (int)rl->parts[i]);
+		if (strncmp(tp, rl->topics[i], tl) == 0 && tp[tl] == ':' && strcmp(tp + tl + 1, pn) == 0) return 1;
+	}
+	return 0;
+}
+
+/* "positions" of a subscribe ack: for each partition feeding the subscribed
+ * channels, the offset of the last record routed before the subscription
+ * began. Everything after it reaches the client live, so a client that
+ * stores these with the positions of the data messages can later resume
+ * also the partitions that sent it nothing. */
+static void ack_positions(struct jbuf *b, const struct sub_req *r, const struct resume_list *rl)
+{
+	size_t i = 0;
+	const char *tp;
+	int64_t last;
+	char topic[256];
+	json_key(b, "positions");
+	json_obj_begin(b);
+	while (kafka_position_next(&i, &tp, &last)) {
+		const char *colon = strrchr(tp, ':');
+		if (!colon || (size_t)(colon - tp) >= sizeof(topic) || in_resume(rl, tp)) continue;
+		memcpy(topic, tp, (size_t)(colon - tp));
+		topic[colon - tp] = 0;
+		const struct channel *ch = hub_topic_channel(topic);
+		if (!ch) continue;
+		int wanted = r->all_channels;
+		for (int k = 0; k < r->nchans && !wanted; k++) wanted = r->chans[k] == ch;
+		if (!wanted) continue;
+		json_key(b, tp);
+		json_int(b, last);
+	}
+	json_obj_end(b);
+}
+
+static void ack(const struct msg_ctx *m, const char *action, const struct sub_req *r, int removed,
+		const struct resume_list *rl)
 {
 	struct jbuf b;
 	reply_begin(&b, "ack", m->id, m->id_len);
@@ -302,6 +350,8 @@ static void ack(const struct msg_ctx *m, const char *action, const struct sub_re
 	if (removed >= 0) {
 		json_key(&b, "removed");
 		json_int(&b, removed);
+	} else {
+		ack_positions(&b, r, rl);
 	}
 	reply_send(m->c, &b);
 }
@@ -443,7 +493,8 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 			goto out;
 		}
 	}
-	ack(m, "subscribe", &r, -1);
+	struct resume_list rl = { rtopics, rparts, nres };
+	ack(m, "subscribe", &r, -1, &rl);
 	/* "snapshot":true: the current state of each channel right after the ack. */
 	if (snap_tok >= 0 && m->tok[snap_tok].type == JSON_TRUE)
 		for (int i = 0; i < r.nchans; i++) send_snapshot(m->c, r.chans[i], m->id, m->id_len);
@@ -493,7 +544,7 @@ static void unsubscribe(const struct msg_ctx *m, int action_dialect)
 		removed = hub_unsubscribe(m->c, NULL, 1, spec, r.spec.len);
 	for (int i = 0; i < r.nchans; i++)
 		removed += hub_unsubscribe(m->c, r.chans[i], 0, spec, r.spec.len);
-	ack(m, "unsubscribe", &r, removed);
+	ack(m, "unsubscribe", &r, removed, NULL);
 out:
 	sub_req_free(&r);
 }

@@ -16,7 +16,7 @@ import re
 import signal
 import time
 
-from conftest import BulkReader, PacedProducer, is_data, wait_channel_seq, ws_subscribe
+from conftest import BulkReader, PacedProducer, is_data, read_messages, wait_channel_seq, ws_subscribe
 
 
 def offsets_by_partition(msgs, topic):
@@ -445,3 +445,46 @@ def test_replayed_records_carry_their_headers(mock_kafka, kafka_bridge):
             assert x == want, f"{r.name}: replayed {x!r}\nlive {live[x['offset']]!r}"
     history = [x for x in readers[1][0].data() if "seq" in x]
     assert history, "nothing came from the history"
+
+
+def test_subscribe_ack_positions_cover_silent_partitions(mock_kafka, kafka_bridge):
+    """The subscribe ack names, per partition feeding the channel, the last
+    offset routed before the subscription ("positions"; start offset - 1
+    where nothing was routed yet), except partitions the request resumes.
+    A client that keeps them resumes also a partition that sent it nothing
+    before it went away."""
+    mk = mock_kafka({"pp": 2, "other": 1})
+    for i in range(3):
+        mk.produce("pp", '{"old":%d}' % i, partition=0)
+    srv = kafka_bridge(mk, "-t", "pp=ppc", "-t", "other=otherc")      # --offset latest
+    c = srv.ws()
+    ack = ws_subscribe(c, {"type": "subscribe", "channel": "ppc", "id": "a"})
+    assert ack.get("positions") == {"pp:0": 2, "pp:1": -1}, ack
+    saved = dict(ack["positions"])          # what a client keeps: the ack's, then each record's
+    mk.produce("pp", '{"live":0}', partition=0)
+    for m in read_messages(c, 1):
+        saved[f"{m['topic']}:{m['partition']}"] = m["offset"]
+    assert saved == {"pp:0": 3, "pp:1": -1}
+    ack = ws_subscribe(srv.ws(), {"type": "subscribe", "channel": "ppc", "id": "b"})
+    assert ack.get("positions") == {"pp:0": 3, "pp:1": -1}, ack
+    # Partitions named in "resume" keep the client's own position.
+    r = srv.ws()
+    r.send_json({"type": "subscribe", "channel": "ppc", "resume": {"pp:0": 2}, "id": "c"})
+    got = BulkReader(r, "resumer")
+    got.wait_for(lambda objs: any(o.get("type") == "ack" for o in objs), 5, "ack")
+    assert next(o for o in got.objs() if o.get("type") == "ack").get("positions") == {"pp:1": -1}
+    got.stop()
+
+    # The first client goes away having seen nothing of partition 1; what
+    # arrives there meanwhile comes back on resume with the ack's positions.
+    c.close()
+    mk.produce("pp", '{"away":1}', partition=1)
+    mk.produce("pp", '{"away":0}', partition=0)
+    wait_channel_seq(srv.port, "ppc", 3)
+    back = srv.ws()
+    back.send_json({"type": "subscribe", "channel": "ppc", "resume": saved, "id": "back"})
+    br = BulkReader(back, "back")
+    br.wait_for(lambda objs: len([o for o in objs if is_data(o)]) >= 2, 10, "2 records")
+    time.sleep(0.3)
+    br.stop()
+    assert sorted((o["partition"], o["offset"]) for o in br.data()) == [(0, 4), (1, 0)], br.objs()

@@ -5,7 +5,8 @@
 //
 // The first subscribe asks for a snapshot (the newest value of each key) and
 // then gets live records. The feed remembers the last offset it saw of every
-// "topic:partition"; after a reconnect (also to another or a restarted
+// "topic:partition" (and, from the ack, where each partition stood when it
+// subscribed, so quiet partitions are covered too); after a reconnect (also to another or a restarted
 // kbridge) it subscribes with "resume", so kbridge replays exactly the records
 // missed and continues live: no gap, no duplicate. If Kafka no longer holds
 // them (RESUME_GAP) it asks for a fresh snapshot. To survive a page reload,
@@ -28,6 +29,8 @@ function kbridgeFeed(url, channel, onRecord, onSnapshot, positions = {}) {
         onRecord(m);
       } else if (m.type === 'ack') {
         delay = 500;                                  // subscribed: reset the backoff
+        for (const [tp, off] of Object.entries(m.positions || {}))
+          if (!(tp in positions)) positions[tp] = off; // partitions that sent nothing yet
       } else if (m.type === 'snapshot') {
         onSnapshot(m.data);                           // {key: newest value, ...}
       } else if (m.code === 'RESUME_GAP') {           // missed records are gone from Kafka
