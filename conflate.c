@@ -31,12 +31,17 @@ struct conflation {
 static struct conflation *waiting;
 static int64_t next_due = INT64_MAX;   /* earliest held record's due time */
 
-static size_t entry_key(char *buf, size_t cap, const void *chan, const void *key, size_t key_len)
+/* The map key: the channel pointer, then the whole record key (in buf when
+ * it fits, else in a buffer the caller frees: distinct long keys must not
+ * share an entry). NULL when out of memory. */
+static char *entry_key(char *buf, size_t cap, const void *chan, const void *key, size_t key_len, size_t *len)
 {
-	if (key_len > cap - sizeof(chan)) key_len = cap - sizeof(chan);
-	memcpy(buf, &chan, sizeof(chan));
-	if (key_len) memcpy(buf + sizeof(chan), key, key_len);
-	return sizeof(chan) + key_len;
+	*len = sizeof(chan) + key_len;
+	char *k = *len <= cap ? buf : malloc(*len);
+	if (!k) return NULL;
+	memcpy(k, &chan, sizeof(chan));
+	if (key_len) memcpy(k + sizeof(chan), key, key_len);
+	return k;
 }
 
 static void list_add(struct conflation *cf)
@@ -72,22 +77,26 @@ void conflate_offer(struct client *c, const void *chan, const void *key, size_t 
 		c->cf = cf;
 	}
 	cf->interval_ms = interval_ms;
-	char kb[512];
-	size_t kl = entry_key(kb, sizeof(kb), chan, key, key_len);
+	char buf[512];
+	size_t kl;
+	char *kb = entry_key(buf, sizeof(buf), chan, key, key_len, &kl);
+	if (!kb) { client_send(c, f); return; }
 	struct centry *e = map_get(&cf->keys, kb, kl);
 	if (!e) {
 		if (cf->keys.count >= CONF_MAX_KEYS) prune(cf, now);
-		if (cf->keys.count >= CONF_MAX_KEYS || !(e = calloc(1, sizeof(*e)))) {
-			client_send(c, f);
-			return;
+		if (cf->keys.count < CONF_MAX_KEYS && (e = calloc(1, sizeof(*e)))) {
+			e->chan = chan;
+			e->last_sent = now - interval_ms;
+			if (map_put(&cf->keys, kb, kl, e) < 0) {
+				free(e);
+				e = NULL;
+			}
 		}
-		e->chan = chan;
-		e->last_sent = now - interval_ms;
-		if (map_put(&cf->keys, kb, kl, e) < 0) {
-			free(e);
-			client_send(c, f);
-			return;
-		}
+	}
+	if (kb != buf) free(kb);
+	if (!e) {                     /* no room: the record passes unconflated */
+		client_send(c, f);
+		return;
 	}
 	if (!e->pending && now - e->last_sent >= (int64_t)interval_ms) {
 		e->last_sent = now;

@@ -192,3 +192,20 @@ def test_slow_client_conflate_keeps_newest_per_key(mock_kafka, kafka_bridge):
         assert vals and vals[-1] == last, f"key {k}: last delivered {vals[-1:]}, newest produced {last}"
     offs = [o["offset"] for o in data]
     assert offs == sorted(set(offs)), "offsets out of order"
+
+
+def test_long_keys_that_share_a_prefix_are_distinct(mock_kafka, kafka_bridge):
+    """Conflation is per key, whole key: two 2 KB keys that differ only in
+    their last byte are two keys (each one's first record goes at once), and
+    a key's newer record within the interval replaces only its own."""
+    mk = mock_kafka({"lk": 1})
+    srv = kafka_bridge(mk, "-t", "lk=lkc")
+    r = BulkReader(srv.ws(path="/ws?channel=lkc&interval=2000"), "long-keys")
+    time.sleep(0.5)
+    a, b = "k" * 2047 + "a", "k" * 2047 + "b"
+    for key, i in ((a, 1), (b, 1), (a, 2)):
+        mk.produce("lk", '{"i":%d}' % i, key=key)
+    r.wait_for(lambda objs: len([o for o in objs if is_data(o)]) >= 3, 10, "3 records")
+    r.stop()
+    got = [(o["key"][-1], o["data"]["i"]) for o in r.data()]
+    assert got == [("a", 1), ("b", 1), ("a", 2)], got
