@@ -49,6 +49,7 @@ struct client {
 	int64_t rl_last;             /* ms: last rate-limit refill */
 	int64_t rl_since;            /* ms: start of an unbroken run of RATE_LIMITED, 0 if none */
 	float rl_tokens;
+	uint32_t rl_latest;          /* ms after rl_since of the run's latest RATE_LIMITED */
 
 	const char *why;             /* first reason the connection is ending (static text) */
 	uint64_t stamp;              /* hub.c: last record delivered, against duplicates */

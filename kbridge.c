@@ -53,6 +53,7 @@
 #define MAX_TOKENS       512     /* JSON tokens in one control message */
 #define MAX_DEPTH        16      /* JSON nesting in one control message */
 #define RATE_LIMIT_CLOSE_MS 10000 /* §10: ten seconds over the rate in a row */
+#define RATE_LIMIT_QUIET_MS 1000  /* a run of RATE_LIMITED ends after this long without one */
 #define EPOLL_BATCH      1024    /* ready clients handled per turn */
 #define FLUSH_CORK_MS    3       /* data waits this long for company in one writev */
 
@@ -379,10 +380,13 @@ static int rate_ok(struct client *c)
 	if (c->rl_tokens > 2 * rate) c->rl_tokens = (float)(2 * rate);
 	if (c->rl_tokens >= 1) {
 		c->rl_tokens -= 1;
-		c->rl_since = 0;
+		/* A flood lets a message through whenever a token refills: the
+		 * run only ends after a quiet second without RATE_LIMITED. */
+		if (c->rl_since && S.now - (c->rl_since + c->rl_latest) >= RATE_LIMIT_QUIET_MS) c->rl_since = 0;
 		return 1;
 	}
 	if (!c->rl_since) c->rl_since = S.now;
+	c->rl_latest = (uint32_t)(S.now - c->rl_since);
 	return 0;
 }
 

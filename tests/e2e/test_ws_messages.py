@@ -351,3 +351,41 @@ def test_rate_limited_reply_carries_id(kbridge):
     c, replies = rate_limit_burst(kbridge)
     missing = [(i, r) for i, r in enumerate(replies) if r.get("id") != i]
     assert not missing, f"replies without their request's id: {missing[:3]}"
+
+
+def test_rate_limit_flood_closes_after_ten_seconds(kbridge):
+    """§10: "ten seconds of that in a row: close 1008". A steady flood at
+    three times --client-rate lets a message through whenever a token
+    refills; it is still one run of RATE_LIMITED and ends in 1008."""
+    import threading
+    import time
+    from wsutil import CloseFrame
+    srv = kbridge("--client-rate", "5")
+    c = srv.ws()
+    t0 = time.monotonic()
+    stop = threading.Event()
+
+    def flood():
+        i = 0
+        while not stop.is_set() and time.monotonic() - t0 < 20:
+            try:
+                c.send_json({"type": "ping", "id": i})
+            except OSError:
+                return
+            i += 1
+            time.sleep(1 / 15)
+    th = threading.Thread(target=flood, daemon=True)
+    th.start()
+    codes = {}
+    try:
+        while True:
+            m = c.recv_json(timeout=max(0.1, 25 - (time.monotonic() - t0)))
+            codes[m.get("code", m.get("type"))] = codes.get(m.get("code", m.get("type")), 0) + 1
+    except CloseFrame as e:
+        closed = (e.code, e.reason, time.monotonic() - t0)
+    finally:
+        stop.set()
+        th.join(5)
+    assert closed[0] == 1008 and "rate" in closed[1], closed
+    assert 9.5 <= closed[2] <= 14, f"closed after {closed[2]:.1f}s ({codes})"
+    assert codes.get("RATE_LIMITED", 0) > 50 and codes.get("pong", 0) > 10, codes
