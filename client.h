@@ -32,7 +32,8 @@ struct client {
 		 got_bytes : 1,      /* any request byte arrived (for 408 vs silent close) */
 		 msgpack : 1,        /* format=msgpack connection */
 		 ws : 1,             /* upgraded: counts toward --max-clients */
-		 ev_out : 1;         /* EPOLLOUT is registered */
+		 ev_out : 1,         /* EPOLLOUT is registered */
+		 snapshots : 1;      /* snapshot=1 or type=tui|web: a snapshot after every subscribe */
 	uint32_t utf8;               /* UTF-8 validator state of the text message in progress */
 
 	unsigned char *rbuf;         /* unconsumed input; NULL when empty */

@@ -495,8 +495,10 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 	}
 	struct resume_list rl = { rtopics, rparts, nres };
 	ack(m, "subscribe", &r, -1, &rl);
-	/* "snapshot":true: the current state of each channel right after the ack. */
-	if (snap_tok >= 0 && m->tok[snap_tok].type == JSON_TRUE)
+	/* "snapshot":true, or snapshot=1 / type=tui|web on the upgrade (§10; not
+	 * with a resume, whose replay would follow the snapshot unless asked):
+	 * the current state of each channel right after the ack. */
+	if (snap_tok >= 0 ? m->tok[snap_tok].type == JSON_TRUE : m->c->snapshots && !nres)
 		for (int i = 0; i < r.nchans; i++) send_snapshot(m->c, r.chans[i], m->id, m->id_len);
 	/* Resume after the ack: replayed records, then the live stream. */
 	if (nres) {
@@ -672,6 +674,7 @@ void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 {
 	c->msgpack = (unsigned)o->msgpack;
 	c->interval_ms = (uint32_t)o->interval_ms;
+	c->snapshots = (unsigned)o->snapshot;
 	char list[PROTO_QUERY_MAX], *save = NULL;
 	memcpy(list, o->channels, sizeof(list));
 	for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {

@@ -227,6 +227,22 @@ def test_unasked_snapshot_only_when_requested(mock_kafka, kafka_bridge):
     w = srv.ws(path="/ws?channel=unac&snapshot=0")
     no_more(w)
 
+    # The Dashboard Server's way (DESIGN §1): type=tui (or web, or snapshot=1)
+    # on the upgrade, then subscribe by message: the ack, then a snapshot per
+    # channel; "snapshot":false on that subscribe still wins.
+    for path in ("/ws?type=tui", "/ws?type=web&format=json", "/ws?snapshot=1"):
+        w = srv.ws(path=path)
+        w.send_json({"type": "subscribe", "channels": ["unac", "unac2"], "id": "d"})
+        msgs = [w.recv_json(5) for _ in range(3)]
+        assert msgs[0].get("type") == "ack", f"{path}: {msgs!r}"
+        snaps = {m.get("channel"): m for m in msgs[1:] if m.get("type") == "snapshot"}
+        assert set(snaps) == {"unac", "unac2"}, f"{path}: {msgs!r}"
+        assert all(m["data"] == want and m.get("id") == "d" for m in snaps.values()), msgs
+        no_more(w, 0.4)
+        w.send_json({"type": "subscribe", "channel": "unac", "snapshot": False, "id": "e"})
+        assert w.recv_json(5).get("type") == "ack"
+        no_more(w, 0.4)
+
     # A channel nothing was routed to yet: empty data, seq 0 (none routed).
     mk.create_topic("una-empty", 1)
     srv2 = kafka_bridge(mk, "-t", "una-empty=emptyc")
