@@ -435,6 +435,10 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 	int n = binary ? JSON_EINVAL : json_parse(m, len, tok, MAX_TOKENS, MAX_DEPTH);
 	size_t id_len = 0;
 	const char *id = message_id(m, tok, n, &id_len);
+	/* Valid JSON beyond the parser's limits still has its id echoed (§4). */
+	if (n == JSON_ETOOMANY || n == JSON_EDEPTH) {
+		if (!json_top_field(m, len, "id", 2, &id, &id_len)) id = NULL;
+	}
 
 	if (rate_limited(c, id, id_len)) return;
 	if (binary) {   /* MessagePack connections took the branch above */
@@ -447,7 +451,7 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 		return;
 	}
 	if (n < 0) {
-		reply_error(c, NULL, 0, "BAD_REQUEST", n == JSON_EDEPTH ? "message nested too deeply" : "message has too many elements");
+		reply_error(c, id, id_len, "BAD_REQUEST", n == JSON_EDEPTH ? "message nested too deeply" : "message has too many elements");
 		return;
 	}
 	if (tok[0].type != JSON_OBJECT) {

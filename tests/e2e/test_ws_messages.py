@@ -389,3 +389,16 @@ def test_rate_limit_flood_closes_after_ten_seconds(kbridge):
     assert closed[0] == 1008 and "rate" in closed[1], closed
     assert 9.5 <= closed[2] <= 14, f"closed after {closed[2]:.1f}s ({codes})"
     assert codes.get("RATE_LIMITED", 0) > 50 and codes.get("pong", 0) > 10, codes
+
+
+def test_id_echoed_when_message_exceeds_parser_limits(server):
+    """§4: "Every reply carries the request's id when the request had one",
+    also the BAD_REQUEST for a message too big or too deep to handle."""
+    c = server.ws()
+    big = {"type": "subscribe", "channel": "x", "keys": ["k%d" % i for i in range(2000)], "id": "many"}
+    r = c.request(big)
+    assert r.get("type") == "error" and r.get("code") == "BAD_REQUEST" and r.get("id") == "many", r
+    deep = '{"id":{"n":7},"type":"ping","x":' + "[" * 40 + "]" * 40 + "}"
+    r = c.request(deep)
+    assert r.get("code") == "BAD_REQUEST" and r.get("id") == {"n": 7}, r
+    c.ping_ok()
