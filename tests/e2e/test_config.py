@@ -38,6 +38,18 @@ def test_bad_value_exit_2(flag, value):
     assert_config_error(p, re.escape(flag.lstrip("-")))
 
 
+RANGES = [("--max-clients", "0", r"from 1 to 1000000"), ("--client-queue", "-1", r"from \d+ to \d+"),
+          ("--client-buffer", "1", r"from 1024 to \d+"), ("--ping-interval", "-1", r"seconds from \S+ to \S+"),
+          ("--client-rate", "fast", r"from \d+ to \d+")]
+
+
+@pytest.mark.parametrize("flag,value,accepted", RANGES, ids=[f"{f}={v}" for f, v, _ in RANGES])
+def test_bad_number_names_the_accepted_range(flag, value, accepted):
+    """§2: "a one-line error naming the flag and the accepted values"."""
+    p = run_kbridge(base_args() + [flag, value])
+    assert_config_error(p, re.escape(flag.lstrip("-")) + ".*" + accepted)
+
+
 def test_unknown_flag_exit_2():
     p = run_kbridge(base_args() + ["--bogus-flag", "1"])
     assert_config_error(p, r"bogus-flag")
