@@ -852,6 +852,15 @@ void kafka_replay_client_gone(struct client *c)
 
 /* ---- start, service, stop -------------------------------------------------- */
 
+int kafka_check_props(const struct config *cfg, char *err, size_t errlen)
+{
+	K.cfg = cfg;
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	int rc = set_user_props(conf, NULL, err, errlen);
+	rd_kafka_conf_destroy(conf);
+	return rc;
+}
+
 int kafka_start(const struct config *cfg, char *err, size_t errlen)
 {
 	char why[512], buf[256];

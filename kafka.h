@@ -20,6 +20,9 @@ void kafka_stop(void);
 void kafka_print_version(void);
 /* ms until kafka_service() has timed work (demo producer, lookups), -1 none. */
 int  kafka_timeout_ms(void);
+/* Checks every -X (and --ca-file) against librdkafka without starting
+ * anything: 0, or -1 with err set (a configuration error, exit 2). */
+int  kafka_check_props(const struct config *cfg, char *err, size_t errlen);
 const char *kafka_version(void);
 /* Iterates partitions: "topic:partition" and its lag (-1 unknown). */
 int  kafka_lag_next(size_t *i, const char **tp, int64_t *lag);

@@ -1120,13 +1120,15 @@ int main(int argc, char **argv)
 
 	int sfd = setup_signals();
 	if (sfd < 0) { fprintf(stderr, "kbridge: signals: %s\n", strerror(errno)); return 1; }
+	/* Configuration errors (routes, -X) exit 2 before anything starts,
+	 * also when the port is taken. */
+	if (proto_init(&S.cfg, err, sizeof(err)) < 0 || kafka_check_props(&S.cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kbridge: %s\n", err);
+		return 2;
+	}
 	if ((S.listen_fd = open_listener(err, sizeof(err))) < 0) {
 		fprintf(stderr, "kbridge: %s\n", err);
 		return 1;
-	}
-	if (proto_init(&S.cfg, err, sizeof(err)) < 0) {
-		fprintf(stderr, "kbridge: %s\n", err);
-		return 2;
 	}
 	int kfd = kafka_start(&S.cfg, err, sizeof(err));
 	if (kfd == -2) {

@@ -150,3 +150,22 @@ def test_listen_flag_wins_over_env(kbridge):
 def test_env_brokers(kbridge):
     srv = kbridge(brokers=False, env={"KAFKA_BROKERS": "127.0.0.1:1"})
     assert srv.health()["kafka"] in ("down", "up")
+
+
+@pytest.mark.parametrize("args,name", [
+    (["-X", "foo.bar=1"], r"foo\.bar"),
+    (["-X", "fetch.wait.max.ms=abc"], r"fetch\.wait\.max\.ms"),
+    (["--topic", "^(bad"], r"\^\(bad"),
+], ids=["unknown -X", "bad -X value", "bad topic regex"])
+def test_config_errors_exit_2_before_listening(args, name):
+    """§2: a bad value exits 2 "before anything starts": also when the
+    listen port is taken (the error is the configuration's, not the port's)."""
+    import socket
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        p = run_kbridge(base_args(busy.getsockname()[1]) + args)
+    finally:
+        busy.close()
+    assert_config_error(p, name)
