@@ -406,9 +406,54 @@ void config_load(struct config *c, int argc, char **argv, void (*version_line)(v
 	for (size_t i = 0; i < NOPTS; i++)
 		if (opts[i].def) apply_or_die(c, &opts[i], opts[i].def, 0, "default");
 
+	/* Flags first read, then applied after the environment: a flag wins,
+	 * so a bad environment value under a flag does not matter.
+	 * Forms: --name VALUE, --name=VALUE, -x VALUE, -xVALUE. */
+	struct given { const struct opt *o; const char *val; char src[48]; } *flags = calloc((size_t)argc + 1, sizeof(*flags));
+	int nflags = 0;
+	if (!flags) { fprintf(stderr, "%s: out of memory\n", prog); exit(1); }
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = NULL;
+		const struct opt *o = NULL;
+		struct given *g = &flags[nflags];
+		if (a[0] == '-' && a[1] == '-' && a[2]) {
+			const char *eq = strchr(a + 2, '=');
+			size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+			for (size_t k = 0; k < NOPTS; k++)
+				if (strlen(opts[k].name) == len && !strncmp(opts[k].name, a + 2, len)
+				    && strcmp(opts[k].name, "X") != 0)
+					o = &opts[k];
+			if (!o) die_usage(a, "unknown option");
+			if (eq) val = eq + 1;
+			snprintf(g->src, sizeof(g->src), "--%s", o->name);
+		} else if (a[0] == '-' && a[1] && a[1] != '-') {
+			for (size_t k = 0; k < NOPTS; k++)
+				if (opts[k].shrt == a[1]) o = &opts[k];
+			if (!o) die_usage(a, "unknown option");
+			if (a[2]) val = a + 2;
+			snprintf(g->src, sizeof(g->src), "-%c", a[1]);
+		} else {
+			die_usage(a, "unexpected argument");
+		}
+		if (o->type == T_BOOL) {
+			if (val && o->shrt && a[1] != '-') die_usage(g->src, "takes no value");
+			if (!strcmp(o->name, "help")) { want_help = 1; continue; }
+			if (!strcmp(o->name, "version")) { want_version = 1; continue; }
+		} else if (!val) {
+			if (i + 1 >= argc) die_usage(g->src, "needs a value (%s)", o->metavar);
+			val = argv[++i];
+		}
+		g->o = o;
+		g->val = val;
+		nflags++;
+	}
+
 	/* Environment: the seed alias first, so KBRIDGE_<FLAG> overrides it. */
 	for (size_t i = 0; i < NOPTS; i++) {
 		const struct opt *o = &opts[i];
+		int flagged = 0;
+		for (int f = 0; f < nflags && !flagged; f++) flagged = flags[f].o == o;
+		if (flagged) continue;
 		const char *names[2] = { o->alias, o->env };
 		for (int k = 0; k < 2; k++) {
 			const char *v = names[k] ? getenv(names[k]) : NULL;
@@ -426,45 +471,10 @@ void config_load(struct config *c, int argc, char **argv, void (*version_line)(v
 		}
 	}
 
-	/* Flags: --name VALUE, --name=VALUE, -x VALUE, -xVALUE. */
-	int topics_from_flags = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *val = NULL;
-		const struct opt *o = NULL;
-		if (a[0] == '-' && a[1] == '-' && a[2]) {
-			const char *eq = strchr(a + 2, '=');
-			size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-			for (size_t k = 0; k < NOPTS; k++)
-				if (strlen(opts[k].name) == len && !strncmp(opts[k].name, a + 2, len)
-				    && strcmp(opts[k].name, "X") != 0)
-					o = &opts[k];
-			if (!o) die_usage(a, "unknown option");
-			if (eq) val = eq + 1;
-			snprintf(src, sizeof(src), "--%s", o->name);
-		} else if (a[0] == '-' && a[1] && a[1] != '-') {
-			for (size_t k = 0; k < NOPTS; k++)
-				if (opts[k].shrt == a[1]) o = &opts[k];
-			if (!o) die_usage(a, "unknown option");
-			if (a[2]) val = a + 2;
-			snprintf(src, sizeof(src), "-%c", a[1]);
-		} else {
-			die_usage(a, "unexpected argument");
-		}
-		if (o->type == T_BOOL) {
-			if (val && o->shrt && a[1] != '-') die_usage(src, "takes no value");
-			if (!strcmp(o->name, "help")) { want_help = 1; continue; }
-			if (!strcmp(o->name, "version")) { want_version = 1; continue; }
-		} else if (!val) {
-			if (i + 1 >= argc) die_usage(src, "needs a value (%s)", o->metavar);
-			val = argv[++i];
-		}
-		/* --topic flags replace KAFKA_TOPICS / KBRIDGE_TOPIC (§10). */
-		if (!strcmp(o->name, "topic") && !topics_from_flags) {
-			c->ntopics = 0;
-			topics_from_flags = 1;
-		}
-		apply_or_die(c, o, val, 0, src);
-	}
+	/* --topic flags replace KAFKA_TOPICS / KBRIDGE_TOPIC (§10): the
+	 * environment's were skipped above. */
+	for (int f = 0; f < nflags; f++) apply_or_die(c, flags[f].o, flags[f].val, 0, flags[f].src);
+	free(flags);
 
 	/* §7: the demo's three dashboard topics, unless routes were given. */
 	if (c->demo && c->ntopics == 0) {

@@ -169,3 +169,12 @@ def test_config_errors_exit_2_before_listening(args, name):
     finally:
         busy.close()
     assert_config_error(p, name)
+
+
+def test_flag_wins_over_a_bad_environment_value(kbridge):
+    """§2: flags win over environment variables, so a bad value in the
+    environment of an option given as a flag is not an error; alone it is."""
+    srv = kbridge("--max-clients", "5", "--topic", "a", env={"MAX_CLIENTS": "abc", "KAFKA_TOPICS": "=bad"})
+    assert srv.health() is not None
+    p = run_kbridge(base_args(), env={"MAX_CLIENTS": "abc"})
+    assert_config_error(p, r"MAX_CLIENTS")
