@@ -1075,7 +1075,7 @@ int hub_channel_next(size_t *i, const char **name, uint32_t *subs, uint64_t *seq
 	if (!map_next(&H.channels, i, &s)) return 0;
 	const struct channel *ch = s->val;
 	*name = ch->name;
-	*subs = ch->nsubs;
+	*subs = ch->nsubs + H.all.n;    /* channel-less (action dialect) ones cover every channel */
 	*seq = ch->seq;
 	return 1;
 }

@@ -114,6 +114,15 @@ def test_stats_shape(traffic):
         assert len(st["client_list"]) == 2
         for c in st["client_list"]:
             assert c["subscriptions"] == 1 and "peer" in c and "queued_bytes" in c
+    # A channel-less action-dialect subscription covers every channel: it
+    # counts toward each channel's subscriptions, in /stats and /metrics.
+    w = srv.ws("/ws/crypto")
+    assert w.request({"action": "subscribe", "type": "obs_type"}).get("type") == "ack"
+    st = get_json(srv.port, "/stats")
+    assert st["channels"]["obs"]["subscribers"] == 3 and st["channels"]["other-t"]["subscribers"] == 1, st["channels"]
+    _, fams = metrics(srv.port)
+    assert sample(fams, "kbridge_subscriptions", channel="obs") == 3
+    w.close()
 
 
 def test_docs_and_asyncapi_show_live_routes(traffic):
