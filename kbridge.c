@@ -738,7 +738,7 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 	}
 	S.stats.http_requests++;
 
-	int is_ws_path = (path_is(&req, "/ws") || (req.path_len > 4 && memcmp(req.path, "/ws/", 4) == 0)) &&
+	int is_ws_path = (path_is(&req, "/ws") || (req.path_len >= 4 && memcmp(req.path, "/ws/", 4) == 0)) &&
 			 !path_is(&req, "/ws/stats");
 	if (!get && !head) {
 		http_error(c, 405, "method not allowed", "Allow: GET, HEAD\r\n");

@@ -331,7 +331,7 @@ def test_stats_json(server, path):
     assert s["clients"] == 0, s
 
 
-@pytest.mark.parametrize("path", ["/ws", "/ws/anything", "/ws/crypto", "/ws/a/b", "/ws?format=json",
+@pytest.mark.parametrize("path", ["/ws", "/ws/", "/ws/anything", "/ws/crypto", "/ws/a/b", "/ws?format=json",
                                   "/ws/stats2", "/ws/statsx"])
 def test_ws_paths_upgrade(server, path):
     c = server.ws(path)
