@@ -32,6 +32,7 @@
 /* What we know of one assigned (or once assigned) partition. */
 struct part {
 	int64_t next;      /* offset after the last record routed, -1 if none */
+	int64_t start;     /* logical start assigned (BEGINNING, END, TAIL) while next < 0 */
 	int64_t lag;       /* hi_offset - app_offset from statistics, -1 unknown */
 };
 
@@ -78,6 +79,7 @@ static struct part *part_get(const char *topic, int32_t partition, int create)
 	if (p || !create) return p;
 	if (!(p = malloc(sizeof(*p)))) return NULL;
 	p->next = -1;
+	p->start = RD_KAFKA_OFFSET_INVALID;
 	p->lag = -1;
 	if (map_put(&K.parts, key, kl, p) < 0) { free(p); return NULL; }
 	return p;
@@ -272,6 +274,7 @@ static void do_assign(rd_kafka_topic_partition_list_t *parts)
 	for (int i = 0; i < parts->cnt; i++) {
 		struct part *p = part_get(parts->elems[i].topic, parts->elems[i].partition, 1);
 		if (p && p->next < 0 && parts->elems[i].offset >= 0) p->next = parts->elems[i].offset;
+		else if (p && p->next < 0) p->start = parts->elems[i].offset;
 	}
 	if (strcmp(rd_kafka_rebalance_protocol(K.rk), "COOPERATIVE") == 0)
 		e = rd_kafka_incremental_assign(K.rk, parts);
@@ -1091,7 +1094,27 @@ int kafka_lag_next(size_t *i, const char **tp, int64_t *lag)
 {
 	struct map_slot *s;
 	if (!map_next(&K.parts, i, &s)) return 0;
+	const struct part *p = s->val;
 	*tp = s->key;
-	*lag = ((const struct part *)s->val)->lag;
+	*lag = p->lag;
+	/* Fresher than the 2 s statistics, and known from the first fetch on:
+	 * the cached high watermark (no broker call) minus our position. */
+	const char *colon = strrchr(s->key, ':');
+	char topic[256];
+	int64_t lo, hi;
+	if (K.rk && colon && (size_t)(colon - s->key) < sizeof(topic)) {
+		memcpy(topic, s->key, (size_t)(colon - s->key));
+		topic[colon - s->key] = 0;
+		if (rd_kafka_get_watermark_offsets(K.rk, topic, (int32_t)atoi(colon + 1), &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+		    hi < 0)
+			return 1;
+		/* Before the first record: where the assignment said to start. */
+		int64_t at = p->next >= 0 ? p->next :
+			     p->start == RD_KAFKA_OFFSET_BEGINNING && lo >= 0 ? lo :
+			     p->start <= RD_KAFKA_OFFSET_TAIL_BASE && lo >= 0 ?
+				(hi - (RD_KAFKA_OFFSET_TAIL_BASE - p->start) > lo ? hi - (RD_KAFKA_OFFSET_TAIL_BASE - p->start) : lo) :
+			     p->start == RD_KAFKA_OFFSET_END ? hi : -1;
+		if (at >= 0) *lag = hi > at ? hi - at : 0;
+	}
 	return 1;
 }

@@ -95,6 +95,23 @@ def test_consumer_lag_in_stats_and_metrics(mock_kafka, kafka_bridge):
     assert any('topic="lagt"' in l and 'partition="0"' in l for l in lines), lines
 
 
+def test_lag_known_right_after_ready(mock_kafka, kafka_bridge):
+    """§10 "lag":{"topic:partition":N}: numbers from the first fetch on, not
+    null until librdkafka's first statistics (every 2 s); a backlog shows."""
+    mk = mock_kafka({"lag2": 2})
+    for i in range(3):
+        mk.produce("lag2", "{}", partition=1)
+    srv = kafka_bridge(mk, "-t", "lag2", "--offset", "earliest", "--client-queue", "10")
+    t0 = time.monotonic()
+    lag = {}
+    while time.monotonic() - t0 < 1.0:
+        lag = get_json(srv.port, "/stats").get("lag") or {}
+        if all(isinstance(lag.get(k), int) for k in ("lag2:0", "lag2:1")):
+            break
+        time.sleep(0.05)
+    assert lag.get("lag2:0") == 0 and lag.get("lag2:1") in (0, 3), f"/stats lag 1 s after /ready: {lag}"
+
+
 # ---------------------------------------------------------------- --demo
 
 DEMO_TYPES = {"token-info": "token_info", "trade-info": "trade_data", "aggregate-info": "aggregate_data"}
