@@ -269,12 +269,14 @@ static void do_assign(rd_kafka_topic_partition_list_t *parts)
 {
 	rd_kafka_error_t *e = NULL;
 	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-	/* A partition that routed nothing yet starts here again if it is
-	 * revoked and assigned back (a rejoin), not at a new "latest". */
+	/* Where each partition now starts: a partition that routed nothing yet
+	 * starts here again if it is revoked and assigned back (a rejoin), not
+	 * at a new "latest"; lag is measured from here until the first record. */
 	for (int i = 0; i < parts->cnt; i++) {
 		struct part *p = part_get(parts->elems[i].topic, parts->elems[i].partition, 1);
-		if (p && p->next < 0 && parts->elems[i].offset >= 0) p->next = parts->elems[i].offset;
-		else if (p && p->next < 0) p->start = parts->elems[i].offset;
+		if (!p) continue;
+		if (parts->elems[i].offset >= 0) p->next = parts->elems[i].offset;
+		else if (p->next < 0) p->start = parts->elems[i].offset;
 	}
 	if (strcmp(rd_kafka_rebalance_protocol(K.rk), "COOPERATIVE") == 0)
 		e = rd_kafka_incremental_assign(K.rk, parts);
