@@ -221,6 +221,23 @@ static void handle_stats(const char *js, size_t len)
 
 /* ---- rebalancing ----------------------------------------------------------- */
 
+/* Starts p where --offset says. "latest" and @MS need a lookup: p then
+ * starts at the end unless the lookup answers, and is added to *req with
+ * the spec (LATEST or the timestamp) as offset. */
+static void start_by_offset_flag(rd_kafka_topic_partition_t *p, rd_kafka_topic_partition_list_t **req, int cap)
+{
+	int64_t spec = RD_KAFKA_OFFSET_SPEC_LATEST;
+	switch (K.cfg->offset) {
+	case OFFSET_EARLIEST: p->offset = RD_KAFKA_OFFSET_BEGINNING; return;
+	case OFFSET_TAIL:     p->offset = RD_KAFKA_OFFSET_TAIL(K.cfg->offset_arg); return;
+	case OFFSET_TIME:     spec = K.cfg->offset_arg; break;
+	case OFFSET_LATEST:   break;
+	}
+	p->offset = RD_KAFKA_OFFSET_END;
+	if (!*req) *req = rd_kafka_topic_partition_list_new(cap);
+	rd_kafka_topic_partition_list_add(*req, p->topic, p->partition)->offset = spec;
+}
+
 /* Start offsets for newly assigned partitions (fan-out mode): partitions of
  * topics first seen after start-up begin at the beginning, so nothing
  * produced before the assignment is lost (KAFKA-NOTES.md); partitions seen
@@ -237,7 +254,6 @@ static rd_kafka_topic_partition_list_t *choose_offsets(rd_kafka_topic_partition_
 		rd_kafka_topic_partition_t *p = &parts->elems[i];
 		struct part *known = part_get(p->topic, p->partition, 0);
 		int topic_known = map_get(&K.topics_seen, p->topic, strlen(p->topic)) != NULL;
-		int64_t spec = INT64_MIN;
 		if (K.cfg->group) {
 			/* Committed offsets win (§10), even over what this instance
 			 * routed itself: another member may have moved on since. */
@@ -247,17 +263,7 @@ static rd_kafka_topic_partition_list_t *choose_offsets(rd_kafka_topic_partition_
 		} else if (K.assigned_once && (!topic_known || !known)) {
 			p->offset = RD_KAFKA_OFFSET_BEGINNING;
 		} else {
-			switch (K.cfg->offset) {
-			case OFFSET_LATEST:   spec = RD_KAFKA_OFFSET_SPEC_LATEST; break;
-			case OFFSET_EARLIEST: p->offset = RD_KAFKA_OFFSET_BEGINNING; break;
-			case OFFSET_TAIL:     p->offset = RD_KAFKA_OFFSET_TAIL(K.cfg->offset_arg); break;
-			case OFFSET_TIME:     spec = K.cfg->offset_arg; break;
-			}
-		}
-		if (spec != INT64_MIN) {
-			p->offset = RD_KAFKA_OFFSET_END;       /* if the lookup fails */
-			if (!req) req = rd_kafka_topic_partition_list_new(parts->cnt);
-			rd_kafka_topic_partition_list_add(req, p->topic, p->partition)->offset = spec;
+			start_by_offset_flag(p, &req, parts->cnt);
 		}
 		part_get(p->topic, p->partition, 1);
 		map_put(&K.topics_seen, p->topic, strlen(p->topic), (void *)1);
@@ -408,18 +414,7 @@ static void committed_done(rd_kafka_event_t *ev)
 			dst->offset = tp->offset;       /* committed offsets win (§10) */
 			continue;
 		}
-		int64_t spec = INT64_MIN;
-		switch (K.cfg->offset) {
-		case OFFSET_LATEST:   spec = RD_KAFKA_OFFSET_SPEC_LATEST; break;
-		case OFFSET_EARLIEST: dst->offset = RD_KAFKA_OFFSET_BEGINNING; break;
-		case OFFSET_TAIL:     dst->offset = RD_KAFKA_OFFSET_TAIL(K.cfg->offset_arg); break;
-		case OFFSET_TIME:     spec = K.cfg->offset_arg; break;
-		}
-		if (spec != INT64_MIN) {
-			dst->offset = RD_KAFKA_OFFSET_END;
-			if (!req) req = rd_kafka_topic_partition_list_new(got->cnt);
-			rd_kafka_topic_partition_list_add(req, tp->topic, tp->partition)->offset = spec;
-		}
+		start_by_offset_flag(dst, &req, got->cnt);
 	}
 	if (req) {
 		waiting_add(&K.lookup, req);
