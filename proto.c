@@ -286,6 +286,23 @@ static void send_snapshot(struct client *c, struct channel *ch, const char *id, 
 	json_free(&b);
 }
 
+/* "topic:partition" -> topic (NUL-terminated copy) and partition. */
+static int split_tp(const char *tp, size_t n, char *topic, size_t cap, int32_t *partition)
+{
+	const char *colon = NULL;
+	for (size_t i = 0; i < n; i++) if (tp[i] == ':') colon = tp + i;
+	if (!colon || colon == tp || (size_t)(colon - tp) >= cap || colon + 1 == tp + n) return -1;
+	long p = 0;
+	for (const char *q = colon + 1; q < tp + n; q++) {
+		if (*q < '0' || *q > '9' || p > 100000000) return -1;
+		p = p * 10 + (*q - '0');
+	}
+	memcpy(topic, tp, (size_t)(colon - tp));
+	topic[colon - tp] = '\0';
+	*partition = (int32_t)p;
+	return 0;
+}
+
 /* Partitions a subscribe named in "resume": their position is the client's. */
 struct resume_list {
 	const char (*topics)[256];
@@ -293,14 +310,10 @@ struct resume_list {
 	int n;
 };
 
-static int in_resume(const struct resume_list *rl, const char *tp)
+static int in_resume(const struct resume_list *rl, const char *topic, int32_t partition)
 {
-	for (int i = 0; rl && i < rl->n; i++) {
-		size_t tl = strlen(rl->topics[i]);
-		char pn[16];
-		snprintf(pn, sizeof(pn), "%d", (int)rl->parts[i]);
-		if (strncmp(tp, rl->topics[i], tl) == 0 && tp[tl] == ':' && strcmp(tp + tl + 1, pn) == 0) return 1;
-	}
+	for (int i = 0; rl && i < rl->n; i++)
+		if (rl->parts[i] == partition && strcmp(rl->topics[i], topic) == 0) return 1;
 	return 0;
 }
 
@@ -315,13 +328,12 @@ static void ack_positions(struct jbuf *b, const struct sub_req *r, const struct 
 	const char *tp;
 	int64_t last;
 	char topic[256];
+	int32_t partition;
 	json_key(b, "positions");
 	json_obj_begin(b);
 	while (kafka_position_next(&i, &tp, &last)) {
-		const char *colon = strrchr(tp, ':');
-		if (!colon || (size_t)(colon - tp) >= sizeof(topic) || in_resume(rl, tp)) continue;
-		memcpy(topic, tp, (size_t)(colon - tp));
-		topic[colon - tp] = 0;
+		if (split_tp(tp, strlen(tp), topic, sizeof(topic), &partition) < 0 || in_resume(rl, topic, partition))
+			continue;
 		const struct channel *ch = hub_topic_channel(topic);
 		if (!ch) continue;
 		int wanted = r->all_channels;
@@ -376,23 +388,6 @@ static struct filter filter_copy(const struct filter *f, int *failed)
 }
 
 #define RESUME_MAX 256   /* partitions in one resume request */
-
-/* "topic:partition" -> topic (NUL-terminated copy) and partition. */
-static int split_tp(const char *tp, size_t n, char *topic, size_t cap, int32_t *partition)
-{
-	const char *colon = NULL;
-	for (size_t i = 0; i < n; i++) if (tp[i] == ':') colon = tp + i;
-	if (!colon || colon == tp || (size_t)(colon - tp) >= cap || colon + 1 == tp + n) return -1;
-	long p = 0;
-	for (const char *q = colon + 1; q < tp + n; q++) {
-		if (*q < '0' || *q > '9' || p > 100000000) return -1;
-		p = p * 10 + (*q - '0');
-	}
-	memcpy(topic, tp, (size_t)(colon - tp));
-	topic[colon - tp] = '\0';
-	*partition = (int32_t)p;
-	return 0;
-}
 
 /* Starts the resume of each listed partition: replayed at once from the
  * history, or fetched back from Kafka. Returns 0, or -1 with err set. */
