@@ -275,11 +275,20 @@ static int parse_bool(const char *s, int *out)
 	return -1;
 }
 
+/* A bad-value reason naming the option's accepted range (§2):
+ * "expected <what> from <min> to <max><after>". */
+static const char *range_why(const char *what, const char *after, const struct opt *o)
+{
+	static char why[160];
+	char lo[32], hi[32];
+	snprintf(lo, sizeof(lo), o->min == (long long)o->min ? "%.0f" : "%g", o->min);
+	snprintf(hi, sizeof(hi), o->max == (long long)o->max ? "%.0f" : "%g", o->max);
+	snprintf(why, sizeof(why), "expected %s from %s to %s%s", what, lo, hi, after);
+	return why;
+}
+
 /* Applies one value to the option; `from_env` changes list semantics (a
  * comma list replaces, a flag appends). Returns 0 or -1 with *why set. */
-/* Room for a bad-value reason that names the accepted range. */
-static char whybuf[160];
-
 static int apply(struct config *c, const struct opt *o, const char *v, int from_env, const char **why)
 {
 	const char *n = o->name;
@@ -314,11 +323,7 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 		return 0;
 	case T_INT: {
 		long l;
-		if (parse_long(v, o->min, o->max, &l) < 0) {
-			snprintf(whybuf, sizeof(whybuf), "expected an integer from %.0f to %.0f", o->min, o->max);
-			*why = whybuf;
-			return -1;
-		}
+		if (parse_long(v, o->min, o->max, &l) < 0) { *why = range_why("an integer", "", o); return -1; }
 		if (!strcmp(n, "max-clients")) c->max_clients = l;
 		else if (!strcmp(n, "client-queue")) c->client_queue = l;
 		else if (!strcmp(n, "demo-rate")) c->demo_rate = l;
@@ -330,9 +335,7 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 	case T_BYTES: {
 		size_t z;
 		if (parse_bytes(v, o->min, o->max, &z) < 0) {
-			snprintf(whybuf, sizeof(whybuf), "expected a byte count from %.0f to %.0f (suffixes K, M, G: 1024s)",
-				 o->min, o->max);
-			*why = whybuf;
+			*why = range_why("a byte count", " (suffixes K, M, G: 1024s)", o);
 			return -1;
 		}
 		if (!strcmp(n, "client-buffer")) c->client_buffer = z;
@@ -342,11 +345,7 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 	}
 	case T_SECS: {
 		double d;
-		if (parse_secs(v, o->min, o->max, &d) < 0) {
-			snprintf(whybuf, sizeof(whybuf), "expected seconds from %g to %g", o->min, o->max);
-			*why = whybuf;
-			return -1;
-		}
+		if (parse_secs(v, o->min, o->max, &d) < 0) { *why = range_why("seconds", "", o); return -1; }
 		if (!strcmp(n, "ping-interval")) c->ping_interval = d;
 		else if (!strcmp(n, "drain-timeout")) c->drain_timeout = d;
 		else if (!strcmp(n, "header-timeout")) c->header_timeout = d;
