@@ -15,6 +15,7 @@
   recently updated key is evicted.
 Every reply carries the request's `id`."""
 import base64
+import itertools
 import json
 import random
 import re
@@ -303,12 +304,10 @@ def test_snapshot_keys_evicts_least_recently_updated(mock_kafka, kafka_bridge):
     c.ping_ok()
 
 
-def truth_at(observed, seq):
-    """Per key, the newest data among the observer's records with seq <= seq."""
-    state = {}
-    for m in observed:
-        if m["seq"] > seq:
-            break
+def apply_records(state, msgs):
+    """Per key, the newest data: each keyed record sets its key, a tombstone
+    removes it. Returns state, updated in place."""
+    for m in msgs:
         if "key" not in m:
             continue
         if m["data"] is None:
@@ -316,6 +315,11 @@ def truth_at(observed, seq):
         else:
             state[m["key"]] = m["data"]
     return state
+
+
+def truth_at(observed, seq):
+    """Per key, the newest data among the observer's records with seq <= seq."""
+    return apply_records({}, itertools.takewhile(lambda m: m["seq"] <= seq, observed))
 
 
 def check_stream_around_snapshots(name, objs, observed, last_seq):
@@ -354,15 +358,7 @@ def check_stream_around_snapshots(name, objs, observed, last_seq):
                              f"seq {first + 1}..{last_seq}: missing {missing[:10]} ({len(missing)}), "
                              f"{dups} duplicates, in order: {seqs == sorted(seqs)}; snapshots at seq "
                              f"{[objs[i]['seq'] for i in snaps]}, ids {[objs[i].get('id') for i in snaps]}")
-    state = dict(objs[snaps[0]]["data"])
-    for m in after:
-        if "key" not in m:
-            continue
-        if m["data"] is None:
-            state.pop(m["key"], None)
-        else:
-            state[m["key"]] = m["data"]
-    return state
+    return apply_records(dict(objs[snaps[0]]["data"]), after)
 
 
 def test_snapshot_consistent_with_stream_under_production(mock_kafka, kafka_bridge):
