@@ -46,7 +46,7 @@ $(B)/.dir:
 	mkdir -p $(B) && touch $@
 
 # assets.c pulls these in with .incbin, which -MMD does not see.
-$(B)/assets.o $(STATIC_B)/assets.o: web/console.html web/docs.html
+$(B)/assets.o $(STATIC_B)/assets.o: web/console.html web/docs.html LICENSE THIRD-PARTY-NOTICES
 
 $(BIN): $(B)/kbridge.o $(LIB_OBJS) $(RDKAFKA_DEV_STAMP)
 	$(CC) $(KB_CFLAGS) -o $@ $(B)/kbridge.o $(LIB_OBJS) $(LDLIBS)

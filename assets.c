@@ -1,6 +1,7 @@
-/* assets.c - embeds web/console.html and web/docs.html with the assembler's
- * .incbin, so the build needs no generator and nothing generated is kept.
- * Paths are relative to the repository root, where make runs the compiler. */
+/* assets.c - embeds web/console.html, web/docs.html, LICENSE and
+ * THIRD-PARTY-NOTICES with the assembler's .incbin, so the build needs no
+ * generator and nothing generated is kept. Paths are relative to the
+ * repository root, where make runs the compiler. */
 #include "assets.h"
 
 #define EMBED(sym, path)                                        \
@@ -17,6 +18,8 @@
 
 EMBED(kb_console, "web/console.html")
 EMBED(kb_docs, "web/docs.html")
+EMBED(kb_license, "LICENSE")
+EMBED(kb_notices, "THIRD-PARTY-NOTICES")
 
 struct asset asset_console(void)
 {
@@ -26,4 +29,14 @@ struct asset asset_console(void)
 struct asset asset_docs(void)
 {
 	return (struct asset){ kb_docs_start, (size_t)(kb_docs_end - kb_docs_start) };
+}
+
+struct asset asset_license(void)
+{
+	return (struct asset){ kb_license_start, (size_t)(kb_license_end - kb_license_start) };
+}
+
+struct asset asset_notices(void)
+{
+	return (struct asset){ kb_notices_start, (size_t)(kb_notices_end - kb_notices_start) };
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "assets.h"
 #include "log.h"
 
 enum opt_type { T_STR, T_BOOL, T_INT, T_BYTES, T_SECS, T_LIST, T_SPECIAL };
@@ -85,6 +86,8 @@ static const struct opt opts[] = {
 	{ "help", 'h', NULL, NULL, T_BOOL, NULL, NULL, "print this help and exit", 0, 0 },
 	{ "version", 'V', NULL, NULL, T_BOOL, NULL, NULL,
 	  "print versions and librdkafka's builtin features, then exit", 0, 0 },
+	{ "licenses", 0, NULL, NULL, T_BOOL, NULL, NULL,
+	  "print the licences of kbridge and of the code linked into it, then exit", 0, 0 },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -127,6 +130,16 @@ static void usage(void)
 	}
 	printf("\nBYTES accept K, KiB, M, MiB, G, GiB suffixes (all binary). S accepts decimals.\n"
 	       "Flags win over environment variables. Bad values exit with status 2.\n");
+}
+
+/* The binary is shipped alone, so the notices its licences require travel
+ * inside it: LICENSE, then THIRD-PARTY-NOTICES. -1 if stdout fails. */
+static int print_licenses(void)
+{
+	struct asset l = asset_license(), n = asset_notices();
+	if (fwrite(l.data, 1, l.len, stdout) != l.len) return -1;
+	if (fwrite(n.data, 1, n.len, stdout) != n.len) return -1;
+	return fflush(stdout) == 0 ? 0 : -1;
 }
 
 static int parse_long(const char *s, double min, double max, long *out)
@@ -394,7 +407,7 @@ static void apply_or_die(struct config *c, const struct opt *o, const char *v, i
 void config_load(struct config *c, int argc, char **argv, void (*version_line)(void))
 {
 	char src[96];
-	int want_help = 0, want_version = 0;
+	int want_help = 0, want_version = 0, want_licenses = 0;
 
 	if (argc > 0 && argv[0]) {
 		const char *slash = strrchr(argv[0], '/');
@@ -438,6 +451,7 @@ void config_load(struct config *c, int argc, char **argv, void (*version_line)(v
 			if (val && o->shrt && a[1] != '-') die_usage(g->src, "takes no value");
 			if (!strcmp(o->name, "help")) { want_help = 1; continue; }
 			if (!strcmp(o->name, "version")) { want_version = 1; continue; }
+			if (!strcmp(o->name, "licenses")) { want_licenses = 1; continue; }
 		} else if (!val) {
 			if (i + 1 >= argc) die_usage(g->src, "needs a value (%s)", o->metavar);
 			val = argv[++i];
@@ -483,6 +497,7 @@ void config_load(struct config *c, int argc, char **argv, void (*version_line)(v
 	}
 	if (want_help) { usage(); exit(0); }
 	if (want_version) { version_line(); exit(0); }
+	if (want_licenses) exit(print_licenses() < 0 ? 1 : 0);
 	if (c->healthcheck) return;   /* a probe needs no Kafka settings */
 	if (!c->brokers && !c->demo)
 		die_usage("--brokers", "required unless --demo (or set KAFKA_BROKERS)");

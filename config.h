@@ -45,8 +45,8 @@ struct config {
 	const char *healthcheck;                  /* URL: probe it and exit */
 };
 
-/* Parses argv and the environment. Exits 0 after --help or --version, 2 on
- * a bad value. `version_line` prints the --version text. */
+/* Parses argv and the environment. Exits 0 after --help, --version or
+ * --licenses, 2 on a bad value. `version_line` prints the --version text. */
 void config_load(struct config *c, int argc, char **argv, void (*version_line)(void));
 /* Logs the effective configuration in one line, secrets from -X redacted. */
 void config_log_summary(const struct config *c);
