@@ -1,4 +1,4 @@
-/* config.c - flags and environment into a struct config (DESIGN.md §2, §10).
+/* config.c - flags and environment into a struct config (docs/operations.md).
  * One table describes every option: its names, environment variables, type,
  * bounds and help text; parsing, validation and --help all read it.
  * Precedence: flag, then KBRIDGE_<FLAG>, then the seed alias, then default. */
@@ -288,7 +288,7 @@ static int parse_bool(const char *s, int *out)
 	return -1;
 }
 
-/* A bad-value reason naming the option's accepted range (§2):
+/* A bad-value reason naming the option's accepted range (docs/operations.md):
  * "expected <what> from <min> to <max><after>". */
 static const char *range_why(const char *what, const char *after, const struct opt *o)
 {
@@ -484,12 +484,13 @@ void config_load(struct config *c, int argc, char **argv, void (*version_line)(v
 		}
 	}
 
-	/* --topic flags replace KAFKA_TOPICS / KBRIDGE_TOPIC (§10): the
-	 * environment's were skipped above. */
+	/* --topic flags replace KAFKA_TOPICS / KBRIDGE_TOPIC
+	 * (docs/operations.md): the environment's were skipped above. */
 	for (int f = 0; f < nflags; f++) apply_or_die(c, flags[f].o, flags[f].val, 0, flags[f].src);
 	free(flags);
 
-	/* §7: the demo's three dashboard topics, unless routes were given. */
+	/* The demo's three dashboard topics, unless routes were given
+	 * (docs/operations.md). */
 	if (c->demo && c->ntopics == 0) {
 		push(&c->topics, &c->ntopics, "token-info=dashboard:token_info");
 		push(&c->topics, &c->ntopics, "trade-info=dashboard:trade_data");
@@ -505,7 +506,7 @@ void config_load(struct config *c, int argc, char **argv, void (*version_line)(v
 		die_usage("--demo", "cannot be combined with --brokers: the demo runs its own cluster");
 }
 
-/* -X values whose names look secret are never logged (§ issue: secrets redacted). */
+/* -X values whose names look secret are never logged (docs/operations.md). */
 static int secret_name(const char *kv)
 {
 	static const char *const words[] = { "password", "secret", "key", "token", "jaas", "credential" };

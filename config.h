@@ -1,4 +1,4 @@
-/* config.h - kbridge's configuration: every flag of DESIGN.md §2/§10, its
+/* config.h - kbridge's configuration: every flag of docs/operations.md, its
  * environment variable(s), its default and its validation. config_load()
  * either fills a struct config or prints one line naming the bad flag and
  * exits 2: nothing has started yet when it runs. */
