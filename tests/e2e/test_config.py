@@ -1,9 +1,10 @@
-"""Command line and environment (DESIGN §2, §10)."""
+"""Command line and environment (docs/operations.md)."""
+import os
 import re
 
 import pytest
 
-from conftest import SANITIZER_MARKS, free_port, run_kbridge
+from conftest import ROOT, SANITIZER_MARKS, free_port, run_kbridge
 from wsutil import http_request, upgrade_headers
 
 
@@ -45,7 +46,7 @@ RANGES = [("--max-clients", "0", r"from 1 to 1000000"), ("--client-queue", "-1",
 
 @pytest.mark.parametrize("flag,value,accepted", RANGES, ids=[f"{f}={v}" for f, v, _ in RANGES])
 def test_bad_number_names_the_accepted_range(flag, value, accepted):
-    """§2: "a one-line error naming the flag and the accepted values"."""
+    """A one-line error naming the flag and the accepted values (docs/operations.md)."""
     p = run_kbridge(base_args() + [flag, value])
     assert_config_error(p, re.escape(flag.lstrip("-")) + ".*" + accepted)
 
@@ -74,7 +75,7 @@ HELP_FLAGS = ["--brokers", "--topic", "--group", "--offset", "-X", "--listen", "
               "--client-buffer", "--client-queue", "--slow-client", "--max-message", "--ping-interval",
               "--allow-origin", "--demo", "--log-level", "--log-format", "--version", "--demo-rate",
               "--drain-timeout", "--header-timeout", "--max-subscriptions", "--client-rate",
-              "--history", "--headers", "--help"]
+              "--history", "--headers", "--help", "--licenses"]
 SHORT = ["-b", "-t", "-g", "-o", "-l"]
 
 
@@ -86,7 +87,7 @@ def test_help_lists_every_flag():
     assert not missing, f"--help does not list {missing}"
     missing = [f for f in SHORT if not re.search(r"(?<![A-Za-z-])" + re.escape(f) + r"\b", text)]
     assert not missing, f"--help does not list short flags {missing}"
-    # defaults from §2/§10
+    # defaults from docs/operations.md
     for default in ["10000", "65536", "drop-oldest", "0.0.0.0:8080", "1024", "latest"]:
         assert default in text, f"--help does not show the default {default}"
 
@@ -101,6 +102,62 @@ def test_version():
     assert p.returncode == 0, p
     text = p.stdout.decode().lower()
     assert "kbridge" in text and "librdkafka" in text, text
+
+
+LICENSES_HELP = ("      --licenses                 print the licences of kbridge and of the code"
+                 " linked into it, then exit")
+
+
+def test_help_lists_licenses():
+    p = run_kbridge(["--help"])
+    assert p.returncode == 0, p
+    lines = p.stdout.decode().splitlines()
+    assert LICENSES_HELP in lines, f"--help has no line {LICENSES_HELP!r}"
+    at = lines.index(LICENSES_HELP)
+    assert "--version" in lines[at - 1], "--licenses is not right after --version in --help"
+
+
+def repo_file(name):
+    with open(os.path.join(ROOT, name), "rb") as f:
+        return f.read()
+
+
+def test_licenses_prints_license_then_notices():
+    """The binary is shipped alone, so the notices are built into it: exit 0
+    without any other flag, and exactly LICENSE + THIRD-PARTY-NOTICES as in
+    the repository (a stale build or a missing file shows as a difference)."""
+    p = run_kbridge(["--licenses"])
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 0 and not err.strip(), f"exit {p.returncode}, stderr={err!r}"
+    out = p.stdout
+    assert out.lstrip().startswith(b"Apache License\n"), out[:200]
+    assert b"Version 2.0, January 2004" in out[:200], out[:200]
+    license, notices = repo_file("LICENSE"), repo_file("THIRD-PARTY-NOTICES")
+    assert out[:len(license)] == license, "--licenses does not start with LICENSE byte for byte"
+    assert out[len(license):] == notices, "--licenses: THIRD-PARTY-NOTICES does not follow LICENSE byte for byte"
+    text = out[len(license):].decode()
+    # librdkafka, what it bundles (LICENSES.txt), and what kbridge-static links
+    for name in ["librdkafka", "LICENSE.lz4", "LICENSE.snappy", "OpenSSL", "zlib", "Zstandard", "zstd",
+                 "musl"]:
+        assert name in text, f"THIRD-PARTY-NOTICES does not name {name}"
+
+
+def pins():
+    with open(os.path.join(ROOT, "deps", "versions.mk")) as f:
+        return dict(l.strip().split("=", 1) for l in f if re.match(r"^[A-Z][A-Z0-9_]*=", l))
+
+
+def test_notices_name_the_pinned_versions():
+    """The notices name the versions deps/versions.mk builds: a bump that
+    forgets them fails here."""
+    v = pins()
+    upstream = lambda deb: re.match(r"^(?:\d+:)?(\d+(?:\.\d+)+)", deb).group(1)
+    want = {"librdkafka": v["LIBRDKAFKA_VERSION"], "OpenSSL": upstream(v["OPENSSL_DEB_VERSION"]),
+            "zlib": upstream(v["ZLIB_DEB_VERSION"]), "Zstandard (zstd)": upstream(v["ZSTD_DEB_VERSION"])}
+    text = repo_file("THIRD-PARTY-NOTICES").decode()
+    for name, version in want.items():
+        assert re.search(r"^\d+\. " + re.escape(f"{name} {version}") + "$", text, re.M), \
+            f"THIRD-PARTY-NOTICES has no heading '{name} {version}' (the pin in deps/versions.mk)"
 
 
 def upgrade(port):
@@ -158,7 +215,7 @@ def test_env_brokers(kbridge):
     (["--topic", "^(bad"], r"\^\(bad"),
 ], ids=["unknown -X", "bad -X value", "bad topic regex"])
 def test_config_errors_exit_2_before_listening(args, name):
-    """§2: a bad value exits 2 "before anything starts": also when the
+    """A bad value exits 2 "before anything starts" (docs/operations.md): also when the
     listen port is taken (the error is the configuration's, not the port's)."""
     import socket
     busy = socket.socket()
@@ -172,7 +229,7 @@ def test_config_errors_exit_2_before_listening(args, name):
 
 
 def test_flag_wins_over_a_bad_environment_value(kbridge):
-    """§2: flags win over environment variables, so a bad value in the
+    """Flags win over environment variables (docs/operations.md), so a bad value in the
     environment of an option given as a flag is not an error; alone it is."""
     srv = kbridge("--max-clients", "5", "--topic", "a", env={"MAX_CLIENTS": "abc", "KAFKA_TOPICS": "=bad"})
     assert srv.health() is not None
