@@ -3,8 +3,8 @@
 # "static" suite of tests/run.sh). Builds ./kbridge-static with `make static`,
 # then proves it is scratch-ready: statically linked, small, and working in
 # an empty chroot (no /etc at all) as a non-root numeric user: --version,
-# --demo with live records over WebSocket, --healthcheck, exit 0 on SIGTERM,
-# and TLS to a local `openssl s_server` with and without a CA.
+# --licenses, --demo with live records over WebSocket, --healthcheck, exit 0
+# on SIGTERM, and TLS to a local `openssl s_server` with and without a CA.
 # Prints one line per check and ends with exactly one line
 #     static: N passed, N failed
 # Needs root for chroot (or falls back to `unshare -r chroot`, without the
@@ -208,6 +208,14 @@ else bad "chroot: /kbridge --version: rc $rc: $out"; fi
 out=$(as_nobody --version 2>&1); rc=$?
 if [ $rc = 0 ] && [ "$out" = "$ver" ]; then ok "chroot --userspec=$NOBODY: /kbridge --version"
 else bad "chroot --userspec=$NOBODY: /kbridge --version: rc $rc: $out"; fi
+# The binary ships alone: its licence notices must come out of it, with
+# nothing else in the chroot, exactly as the repository has them.
+env -i PATH="$PATH" timeout -k 5 20 "${CHROOT[@]}" "$ROOTFS" /kbridge --licenses >"$T/licenses.out" 2>"$T/licenses.err"; rc=$?
+if [ $rc = 0 ] && [ ! -s "$T/licenses.err" ] && cat LICENSE THIRD-PARTY-NOTICES | cmp -s - "$T/licenses.out"; then
+	ok "chroot: /kbridge --licenses prints LICENSE + THIRD-PARTY-NOTICES ($(stat -c %s "$T/licenses.out") bytes, as in the repository)"
+else
+	bad "chroot: /kbridge --licenses: rc $rc, output differs from LICENSE + THIRD-PARTY-NOTICES or stderr not empty" "$T/licenses.err"
+fi
 
 # ---- --demo in the chroot, WebSocket from outside ----------------------------
 P=$(free_port)
