@@ -1,7 +1,7 @@
 /* base64.c - RFC 4648 §4 base64 (standard alphabet, '=' padding). The decoder
  * is strict because it only reads Sec-WebSocket-Key, where anything but the
  * canonical form of 16 bytes is a bad handshake: no whitespace, no URL-safe
- * alphabet, no missing padding, no non-zero pad bits (§3.5). */
+ * alphabet, no missing padding, no non-zero pad bits (RFC 4648 §3.5). */
 #include "base64.h"
 
 #include <stdint.h>
@@ -73,7 +73,7 @@ ssize_t base64_decode(const char *in, size_t len, unsigned char *out)
 				return -1;
 			if (c < 0) {
 				if (p[i + 2] != '=' || (b & 15))
-					return -1;  /* §3.5: pad bits must be zero */
+					return -1;  /* RFC 4648 §3.5: pad bits must be zero */
 				out[o++] = (unsigned char)(a << 2 | b >> 4);
 			} else {
 				if (c & 3)

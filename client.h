@@ -1,12 +1,20 @@
-/* client.h - one connection: its state machine, buffers and timers, shared by
- * the loop (kbridge.c) and the routing code that queues frames to clients.
- * Kept small: an idle WebSocket client owns no buffers at all (§5). */
+/* client.h - one connection: its state machine, buffers and timers, and its
+ * output queue under the slow-client policy (docs/operations.md, "Slow
+ * clients"). This layer queues frames, builds replies and notices, changes
+ * a connection's state and writes its queue to the socket; it does not read
+ * sockets, parse protocols or route records (the session, protocol and
+ * routing layers above do). It tells the server layer that a client has
+ * output through the callback given to client_init.
+ * Kept small: an idle WebSocket client owns no buffers at all. */
 #ifndef KB_CLIENT_H
 #define KB_CLIENT_H
 #include <netinet/in.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
+#include "config.h"
 #include "frame.h"
+#include "json.h"
 
 enum client_state {
 	CS_HTTP,      /* reading a request head (plain HTTP or upgrade) */
@@ -16,17 +24,23 @@ enum client_state {
 	CS_DEAD,      /* to be freed at the end of the turn */
 };
 
+#define CLIENT_LINGER_MS     2000  /* after our last bytes: wait for the peer's FIN */
+#define CLIENT_CLOSE_WAIT_MS 5000  /* after our close frame: wait for the peer's */
+#define CLIENT_CORK_MS       3     /* data waits this long for company in one writev */
+
+/* State that modules above keep per client; declared by them, reached only
+ * through their own functions. */
 struct sub;        /* hub.c: one subscription */
 struct conflation; /* conflate.c */
-struct resume;     /* hub.c */
+struct resume;     /* history.c: per-partition resume gates */
 
 struct client {
 	int fd;
 	uint32_t id;
-	uint32_t slot;               /* index in the loop's pollfd array */
+	uint32_t slot;               /* index in the server's registry */
 	uint8_t state;               /* enum client_state */
 	uint8_t msg_op;              /* opcode of the fragmented message in progress, 0 if none */
-	unsigned in_flush : 1,       /* on the loop's flush list this turn */
+	unsigned in_flush : 1,       /* on the server's flush list this turn */
 		 close_sent : 1,     /* a close frame is queued or sent */
 		 wr_shut : 1,        /* shutdown(SHUT_WR) done (linger) */
 		 got_bytes : 1,      /* any request byte arrived (for 408 vs silent close) */
@@ -56,14 +70,81 @@ struct client {
 	uint64_t stamp;              /* hub.c: last record delivered, against duplicates */
 	uint32_t interval_ms;        /* conflation asked on the upgrade, 0 = none */
 	struct conflation *cf;       /* conflate.c state, NULL until needed */
-	struct resume *rs;           /* hub.c resume state, NULL unless resumed */
+	struct resume *rs;           /* history.c resume state, NULL unless resumed */
 	struct sub *subs;            /* this client's subscriptions (hub.c) */
 	uint32_t nsubs;
-	struct client *flush_next;
+	struct client *flush_next;   /* the server's flush list */
 	union { struct sockaddr sa; struct sockaddr_in v4; struct sockaddr_in6 v6; } peer;
 };
 
+/* Called when c has output to write, no later than `due` (turn-clock ms):
+ * the server puts it on its flush list. */
+typedef void client_flush_fn(struct client *c, int64_t due);
+
+/* The slow-client policy and the header timeout come from cfg; on_output
+ * is the server's flush list. Call once before any other function. */
+void client_init(const struct config *cfg, client_flush_fn *on_output);
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+/* A connection in CS_HTTP with its header deadline set. NULL: out of memory.
+ * The caller registers it (slot) and later frees it with client_free after
+ * the layers above have forgotten it. */
+struct client *client_new(int fd, const struct sockaddr *sa, socklen_t salen);
+/* Closes the socket and frees the client's own buffers and queue. */
+void client_free(struct client *c);
+/* The handshake is done: c is a WebSocket and counts toward --max-clients. */
+void client_upgrade(struct client *c);
+/* Connections now reading a request head, and open WebSocket clients. */
+uint32_t client_http_count(void);
+uint32_t client_ws_count(void);
+/* Clients killed since the last call: the server reaps only when non-zero. */
+uint32_t client_take_dead(void);
+/* "ip:port" of the peer, in a static buffer valid until the next call. */
+const char *client_peer(const struct client *c);
+
+/* ---- state changes -------------------------------------------------------- */
+
+/* Marks c to be freed at the end of the turn; why (static text) is kept
+ * when it is the first reason given. */
+void client_kill(struct client *c, const char *why);
+/* Stop talking: send what is queued, then FIN, then read until the peer's
+ * FIN (or CLIENT_LINGER_MS), so our last bytes are not lost to an RST. */
+void client_linger(struct client *c);
+/* Starts a clean WebSocket close (RFC 6455 §7.1.2) and waits up to wait_ms
+ * for the peer's close frame. Only from CS_WS. */
+void client_ws_close(struct client *c, unsigned code, const char *reason, int64_t wait_ms);
+/* Fails the WebSocket connection (RFC 6455 §7.1.7): drops queued output,
+ * sends a close frame unless one went, then lingers. */
+void client_ws_fail(struct client *c, unsigned code, const char *reason);
+/* Queues a close frame with code (0: none) and reason, past every limit. */
+void client_close_frame(struct client *c, unsigned code, const char *reason);
+/* Drops everything queued except a partly written frame. */
+void client_drop_queued(struct client *c);
+
+/* ---- output ---------------------------------------------------------------- */
+
 /* Queues a frame to a WebSocket client under the slow-client policy; the
- * caller's reference moves in (it is dropped when the client cannot take it). */
+ * caller's reference moves in (it is dropped when the client cannot take
+ * it, and f may be NULL). Data frames may wait CLIENT_CORK_MS for company. */
 void client_send(struct client *c, struct frame *f);
+/* Queues past the slow-client limits (a snapshot: dropping one would break
+ * the stream's consistency; what follows it stays under the policy). Only
+ * to an open WebSocket. */
+void client_send_always(struct client *c, struct frame *f);
+/* Queues regardless of state and limits (HTTP responses, the 101). */
+void client_queue(struct client *c, struct frame *f);
+/* Writes what c has queued (a pending SLOW_CONSUMER notice first). Returns
+ * 0, or -1 after killing c on a socket error. After a linger's last byte
+ * it shuts down the write side. */
+int  client_write(struct client *c);
+
+/* A server message for c from its JSON text, in c's format. */
+struct frame *client_message(const struct client *c, const char *json, size_t len, enum frame_kind kind);
+
+/* Replies: begin writes {"type":TYPE[,"id":ID]; the caller adds fields;
+ * send closes the object, queues it to c and frees the buffer. */
+void reply_begin(struct jbuf *b, const char *type, const char *id, size_t id_len);
+void reply_send(struct client *c, struct jbuf *b);
+void reply_error(struct client *c, const char *id, size_t id_len, const char *code, const char *msg);
 #endif

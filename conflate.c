@@ -1,14 +1,16 @@
-/* conflate.c - per-client conflation. Each conflating client has a map from
- * (channel, key) to the time of that key's last delivery and the newest
- * record held back since. Clients holding anything sit on one list that the
- * loop services; a held record goes out when its key's interval is over. */
+/* conflate.c - per-client conflation (conflate.h). Each conflating client
+ * has a map from (channel, key) to the time of that key's last delivery and
+ * the newest record held back since. Clients holding anything sit on one
+ * list that the loop services; a held record goes out when its key's
+ * interval is over, through client_send like any other frame. Knows
+ * channels only as opaque pointers: routing is the layer above. */
 #include "conflate.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "map.h"
-#include "server.h"
+#include "clock.h"
 
 #define CONF_MAX_KEYS 10000   /* per client; beyond it records pass unconflated */
 
@@ -69,7 +71,7 @@ static void prune(struct conflation *cf, int64_t now)
 void conflate_offer(struct client *c, const void *chan, const void *key, size_t key_len,
 		    struct frame *f, uint32_t interval_ms)
 {
-	int64_t now = server_now();
+	int64_t now = clock_now();
 	struct conflation *cf = c->cf;
 	if (!cf) {
 		if (!(cf = calloc(1, sizeof(*cf)))) { client_send(c, f); return; }
@@ -103,7 +105,7 @@ void conflate_offer(struct client *c, const void *chan, const void *key, size_t 
 		client_send(c, f);
 		return;
 	}
-	/* Within the interval: keep only the newest (§4: no notice for these). */
+	/* Within the interval: keep only the newest (asked for: no notice). */
 	if (e->pending) frame_unref(e->pending);
 	else cf->npending++;
 	e->pending = f;

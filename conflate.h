@@ -1,6 +1,7 @@
-/* conflate.h - per-client conflation (DESIGN.md §3 type=/interval=, §4,
- * §10): at most one message per channel and key per interval, always the
- * newest, and every key that changed in an interval is delivered. */
+/* conflate.h - per-client conflation (docs/protocol.md#conflation): at most
+ * one message per channel and key per interval, always the newest, and
+ * every key that changed in an interval is delivered. Part of the client
+ * layer: it holds frames for a client and hands them to client_send. */
 #ifndef KB_CONFLATE_H
 #define KB_CONFLATE_H
 #include <stddef.h>

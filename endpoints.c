@@ -1,8 +1,9 @@
-/* endpoints.c - plain HTTP endpoints (DESIGN.md §3, §10): /health, /ready,
- * /stats and /ws/stats, /metrics (Prometheus text format 0.0.4), /docs and
- * /asyncapi.json (from the live routes) and the console at /. Each fills a
- * status and a body; none does I/O. Also owns the broadcast latency
- * histogram that hub.c feeds. */
+/* endpoints.c - the plain HTTP endpoints (endpoints.h; docs/operations.md
+ * for what each reports): /health, /ready, /stats and /ws/stats, /metrics
+ * (Prometheus text format 0.0.4), /docs and /asyncapi.json (from the live
+ * routes) and the console at /. Each fills a status and a body; none does
+ * I/O. Counters come from metrics.c; live state of the layers above
+ * (clients, channels, Kafka) through the sources given to endpoints_init. */
 #include "endpoints.h"
 
 #include <stdarg.h>
@@ -10,49 +11,23 @@
 #include <string.h>
 
 #include "assets.h"
-#include "frame.h"
-#include "hub.h"
-#include "kafka.h"
-#include "server.h"
-
-#ifndef KBRIDGE_VERSION
-#define KBRIDGE_VERSION "0.1.0"
-#endif
+#include "metrics.h"
+#include "tp.h"
+#include "version.h"
 
 #define STATS_CLIENTS_MAX 100   /* per-client summaries in /stats */
 
-/* ---- broadcast latency histogram ------------------------------------------- */
+static const struct endpoints_sources *src;
 
-static const double lat_bounds[] = {
-	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
-};
-#define NLAT (sizeof(lat_bounds) / sizeof(lat_bounds[0]))
-static struct {
-	uint64_t buckets[NLAT + 1];   /* last: +Inf */
-	uint64_t count;
-	double sum;
-} lat;
-
-void endpoints_observe_latency(double seconds)
+void endpoints_init(const struct endpoints_sources *sources)
 {
-	if (seconds < 0) seconds = 0;   /* clocks of producer and host disagree */
-	size_t i = 0;
-	while (i < NLAT && seconds > lat_bounds[i]) i++;
-	lat.buckets[i]++;
-	lat.count++;
-	lat.sum += seconds;
+	src = sources;
 }
 
 /* ---- helpers ----------------------------------------------------------------- */
 
 /* Appends a string literal; its length comes from the compiler. */
 #define LIT(b, s) json_append((b), (s), sizeof(s) - 1)
-
-static int path_eq(const struct http_request *r, const char *p)
-{
-	size_t n = strlen(p);
-	return r->path_len == n && memcmp(r->path, p, n) == 0;
-}
 
 static void appendf(struct jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void appendf(struct jbuf *b, const char *fmt, ...)
@@ -89,6 +64,15 @@ static void html_text(struct jbuf *b, const char *v)
 	}
 }
 
+/* Upgrade outcomes: /stats "connections" and kbridge_connections_total. */
+static const struct { enum metric m; const char *stats_key, *label; } conn_results[] = {
+	{ M_ACCEPTED,        "accepted",        "accepted" },
+	{ M_REJECTED_FULL,   "rejected_full",   "rejected_full" },
+	{ M_REJECTED_ORIGIN, "rejected_origin", "rejected_origin" },
+	{ M_REJECTED_BAD,    "rejected_bad",    "rejected_bad_request" },
+};
+#define NCONN (sizeof(conn_results) / sizeof(conn_results[0]))
+
 /* ---- JSON endpoints ------------------------------------------------------------ */
 
 static void health(struct http_out *o)
@@ -97,26 +81,25 @@ static void health(struct http_out *o)
 	o->status = 200;
 	json_obj_begin(b);
 	json_key(b, "status");   json_cstr(b, "ok");
-	json_key(b, "kafka");    json_cstr(b, kafka_up() ? "up" : "down");
-	json_key(b, "clients");  json_uint(b, server_ws_clients());
-	json_key(b, "uptime_s"); json_int(b, server_uptime_s());
+	json_key(b, "kafka");    json_cstr(b, src->kafka_up() ? "up" : "down");
+	json_key(b, "clients");  json_uint(b, src->clients());
+	json_key(b, "uptime_s"); json_int(b, metrics_uptime_s());
 	json_obj_end(b);
 }
 
 static void ready(struct http_out *o)
 {
 	struct jbuf *b = &o->body;
-	int ok = kafka_ready();
+	int ok = src->kafka_ready();
 	o->status = ok ? 200 : 503;
 	json_obj_begin(b);
 	json_key(b, "ready"); json_bool(b, ok);
-	json_key(b, "kafka"); json_cstr(b, kafka_up() ? "up" : "down");
+	json_key(b, "kafka"); json_cstr(b, src->kafka_up() ? "up" : "down");
 	json_obj_end(b);
 }
 
 static void stats(struct http_out *o)
 {
-	const struct server_stats *s = server_stats();
 	struct jbuf *b = &o->body;
 	const char *name;
 	uint32_t subs;
@@ -126,13 +109,13 @@ static void stats(struct http_out *o)
 
 	o->status = 200;
 	json_obj_begin(b);
-	json_key(b, "clients");  json_uint(b, server_ws_clients());
-	json_key(b, "uptime_s"); json_int(b, server_uptime_s());
-	json_key(b, "kafka");    json_cstr(b, kafka_up() ? "up" : "down");
-	json_key(b, "ready");    json_bool(b, kafka_ready());
+	json_key(b, "clients");  json_uint(b, src->clients());
+	json_key(b, "uptime_s"); json_int(b, metrics_uptime_s());
+	json_key(b, "kafka");    json_cstr(b, src->kafka_up() ? "up" : "down");
+	json_key(b, "ready");    json_bool(b, src->kafka_ready());
 	json_key(b, "channels");
 	json_obj_begin(b);
-	for (i = 0; hub_channel_next(&i, &name, &subs, &seq);) {
+	for (i = 0; src->channel_next(&i, &name, &subs, &seq);) {
 		json_key(b, name);
 		json_obj_begin(b);
 		json_key(b, "subscribers"); json_uint(b, subs);
@@ -142,28 +125,28 @@ static void stats(struct http_out *o)
 	json_obj_end(b);
 	json_key(b, "topics");
 	json_obj_begin(b);
-	for (i = 0; hub_topic_next(&i, &name, &n);) {
+	for (i = 0; metrics_topic_next(&i, &name, &n);) {
 		json_key(b, name);
 		json_obj_begin(b);
 		json_key(b, "records"); json_uint(b, n);
 		json_obj_end(b);
 	}
 	json_obj_end(b);
-	json_key(b, "records_in");       json_uint(b, hub_records_in());
-	json_key(b, "messages_out");     json_uint(b, frame_data_sent);
-	json_key(b, "bytes_out");        json_uint(b, s->bytes_out);
-	json_key(b, "dropped");          json_uint(b, s->dropped);
-	json_key(b, "slow_disconnects"); json_uint(b, s->slow_disconnects);
+	json_key(b, "records_in");       json_uint(b, metrics_get(M_RECORDS_IN));
+	json_key(b, "messages_out");     json_uint(b, metrics_get(M_MESSAGES_OUT));
+	json_key(b, "bytes_out");        json_uint(b, metrics_get(M_BYTES_OUT));
+	json_key(b, "dropped");          json_uint(b, metrics_get(M_DROPPED));
+	json_key(b, "slow_disconnects"); json_uint(b, metrics_get(M_SLOW_DISCONNECTS));
 	json_key(b, "connections");
 	json_obj_begin(b);
-	json_key(b, "accepted");        json_uint(b, s->accepted);
-	json_key(b, "rejected_full");   json_uint(b, s->rejected_full);
-	json_key(b, "rejected_origin"); json_uint(b, s->rejected_origin);
-	json_key(b, "rejected_bad");    json_uint(b, s->rejected_bad);
+	for (size_t k = 0; k < NCONN; k++) {
+		json_key(b, conn_results[k].stats_key);
+		json_uint(b, metrics_get(conn_results[k].m));
+	}
 	json_obj_end(b);
 	json_key(b, "lag");
 	json_obj_begin(b);
-	for (i = 0; kafka_lag_next(&i, &name, &lag);) {
+	for (i = 0; src->lag_next(&i, &name, &lag);) {
 		json_key(b, name);
 		if (lag >= 0) json_int(b, lag); else json_null(b);
 	}
@@ -171,23 +154,21 @@ static void stats(struct http_out *o)
 	/* Per-client summaries, capped: a stats call must stay cheap. */
 	json_key(b, "client_list");
 	json_arr_begin(b);
-	uint32_t shown = 0, nc = server_nclients();
-	for (uint32_t k = 0; k < nc && shown < STATS_CLIENTS_MAX; k++) {
-		const struct client *c = server_client(k);
-		if (!c->ws) continue;
-		shown++;
+	uint32_t shown = 0;
+	struct endpoints_client c;
+	for (i = 0; shown < STATS_CLIENTS_MAX && src->client_next(&i, &c); shown++) {
 		json_obj_begin(b);
-		json_key(b, "id");              json_uint(b, c->id);
-		json_key(b, "peer");            json_cstr(b, server_peer(c));
-		json_key(b, "subscriptions");   json_uint(b, c->nsubs);
-		json_key(b, "queued_messages"); json_uint(b, c->q.count);
-		json_key(b, "queued_bytes");    json_uint(b, c->q.bytes);
+		json_key(b, "id");              json_uint(b, c.id);
+		json_key(b, "peer");            json_cstr(b, c.peer);
+		json_key(b, "subscriptions");   json_uint(b, c.subscriptions);
+		json_key(b, "queued_messages"); json_uint(b, c.queued_messages);
+		json_key(b, "queued_bytes");    json_uint(b, c.queued_bytes);
 		json_obj_end(b);
 	}
 	json_arr_end(b);
-	json_key(b, "client_list_truncated"); json_bool(b, server_ws_clients() > shown);
+	json_key(b, "client_list_truncated"); json_bool(b, src->clients() > shown);
 	json_key(b, "version");    json_cstr(b, KBRIDGE_VERSION);
-	json_key(b, "librdkafka"); json_cstr(b, kafka_version());
+	json_key(b, "librdkafka"); json_cstr(b, src->kafka_version());
 	json_obj_end(b);
 }
 
@@ -200,7 +181,6 @@ static void metric_head(struct jbuf *b, const char *name, const char *type, cons
 
 static void metrics(struct http_out *o)
 {
-	const struct server_stats *s = server_stats();
 	struct jbuf *b = &o->body;
 	const char *name;
 	uint32_t subs;
@@ -211,78 +191,78 @@ static void metrics(struct http_out *o)
 	o->status = 200;
 	o->ctype = "text/plain; version=0.0.4; charset=utf-8";
 	metric_head(b, "kbridge_clients", "gauge", "Connected WebSocket clients.");
-	appendf(b, "kbridge_clients %u\n", server_ws_clients());
+	appendf(b, "kbridge_clients %u\n", src->clients());
 
 	metric_head(b, "kbridge_connections_total", "counter",
 		    "WebSocket upgrade attempts by result.");
-	appendf(b, "kbridge_connections_total{result=\"accepted\"} %llu\n", (unsigned long long)s->accepted);
-	appendf(b, "kbridge_connections_total{result=\"rejected_full\"} %llu\n", (unsigned long long)s->rejected_full);
-	appendf(b, "kbridge_connections_total{result=\"rejected_origin\"} %llu\n", (unsigned long long)s->rejected_origin);
-	appendf(b, "kbridge_connections_total{result=\"rejected_bad_request\"} %llu\n", (unsigned long long)s->rejected_bad);
+	for (size_t k = 0; k < NCONN; k++)
+		appendf(b, "kbridge_connections_total{result=\"%s\"} %llu\n", conn_results[k].label,
+			(unsigned long long)metrics_get(conn_results[k].m));
 
 	metric_head(b, "kbridge_subscriptions", "gauge", "Subscriptions per channel.");
-	for (i = 0; hub_channel_next(&i, &name, &subs, &seq);) {
+	for (i = 0; src->channel_next(&i, &name, &subs, &seq);) {
 		LIT(b, "kbridge_subscriptions{channel=\"");
 		label_value(b, name);
 		appendf(b, "\"} %u\n", subs);
 	}
 	metric_head(b, "kbridge_records_consumed_total", "counter", "Kafka records consumed per topic.");
-	for (i = 0; hub_topic_next(&i, &name, &n);) {
+	for (i = 0; metrics_topic_next(&i, &name, &n);) {
 		LIT(b, "kbridge_records_consumed_total{topic=\"");
 		label_value(b, name);
 		appendf(b, "\"} %llu\n", (unsigned long long)n);
 	}
 	metric_head(b, "kbridge_messages_sent_total", "counter", "Data messages written in full to clients.");
-	appendf(b, "kbridge_messages_sent_total %llu\n", (unsigned long long)frame_data_sent);
+	appendf(b, "kbridge_messages_sent_total %llu\n", (unsigned long long)metrics_get(M_MESSAGES_OUT));
 	metric_head(b, "kbridge_bytes_sent_total", "counter", "Bytes written to client sockets.");
-	appendf(b, "kbridge_bytes_sent_total %llu\n", (unsigned long long)s->bytes_out);
+	appendf(b, "kbridge_bytes_sent_total %llu\n", (unsigned long long)metrics_get(M_BYTES_OUT));
 	metric_head(b, "kbridge_messages_dropped_total", "counter", "Messages dropped by the slow-client policy.");
-	appendf(b, "kbridge_messages_dropped_total %llu\n", (unsigned long long)s->dropped);
+	appendf(b, "kbridge_messages_dropped_total %llu\n", (unsigned long long)metrics_get(M_DROPPED));
 	metric_head(b, "kbridge_slow_disconnects_total", "counter", "Clients disconnected for reading too slowly.");
-	appendf(b, "kbridge_slow_disconnects_total %llu\n", (unsigned long long)s->slow_disconnects);
+	appendf(b, "kbridge_slow_disconnects_total %llu\n", (unsigned long long)metrics_get(M_SLOW_DISCONNECTS));
 
 	metric_head(b, "kbridge_consumer_lag", "gauge", "Records behind the partition's high watermark.");
-	for (i = 0; kafka_lag_next(&i, &name, &lag);) {
-		if (lag < 0) continue;
-		const char *colon = strrchr(name, ':');
-		char topic[256];
-		snprintf(topic, sizeof(topic), "%.*s", (int)(colon - name), name);
+	for (i = 0; src->lag_next(&i, &name, &lag);) {
+		char topic[TP_TOPIC_MAX];
+		int32_t partition;
+		if (lag < 0 || tp_parse(name, strlen(name), topic, sizeof(topic), &partition) < 0) continue;
 		LIT(b, "kbridge_consumer_lag{topic=\"");
 		label_value(b, topic);
-		appendf(b, "\",partition=\"%s\"} %lld\n", colon + 1, (long long)lag);
+		appendf(b, "\",partition=\"%d\"} %lld\n", (int)partition, (long long)lag);
 	}
 	metric_head(b, "kbridge_kafka_up", "gauge", "1 while a Kafka broker is reachable.");
-	appendf(b, "kbridge_kafka_up %d\n", kafka_up());
+	appendf(b, "kbridge_kafka_up %d\n", src->kafka_up());
 
 	metric_head(b, "kbridge_broadcast_latency_seconds", "histogram",
 		    "From a record's Kafka timestamp to its frame being queued to clients.");
+	struct metrics_histogram lat;
+	metrics_latency(&lat);
 	uint64_t cum = 0;
-	for (size_t k = 0; k < NLAT; k++) {
+	for (size_t k = 0; k < lat.nbounds; k++) {
 		cum += lat.buckets[k];
-		appendf(b, "kbridge_broadcast_latency_seconds_bucket{le=\"%g\"} %llu\n", lat_bounds[k], (unsigned long long)cum);
+		appendf(b, "kbridge_broadcast_latency_seconds_bucket{le=\"%g\"} %llu\n", lat.bounds[k], (unsigned long long)cum);
 	}
 	appendf(b, "kbridge_broadcast_latency_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)lat.count);
 	appendf(b, "kbridge_broadcast_latency_seconds_sum %.6f\n", lat.sum);
 	appendf(b, "kbridge_broadcast_latency_seconds_count %llu\n", (unsigned long long)lat.count);
 
 	metric_head(b, "kbridge_uptime_seconds", "gauge", "Seconds since start.");
-	appendf(b, "kbridge_uptime_seconds %lld\n", (long long)server_uptime_s());
+	appendf(b, "kbridge_uptime_seconds %lld\n", (long long)metrics_uptime_s());
 	metric_head(b, "kbridge_build_info", "gauge", "Version of kbridge and of the librdkafka linked in.");
-	appendf(b, "kbridge_build_info{version=\"%s\",librdkafka=\"%s\"} 1\n", KBRIDGE_VERSION, kafka_version());
+	appendf(b, "kbridge_build_info{version=\"%s\",librdkafka=\"%s\"} 1\n", KBRIDGE_VERSION, src->kafka_version());
 }
 
 /* ---- /docs and /asyncapi.json ------------------------------------------------------- */
 
 static void routes_html(struct jbuf *b)
 {
-	const struct hub_route_info *ri;
-	size_t n = hub_routes(&ri);
+	const struct route *ri;
+	size_t n = src->routes(&ri);
 	LIT(b, "<table class=\"routes\"><thead><tr><th>topic</th><th>channel</th><th>type</th></tr></thead><tbody>\n");
 	for (size_t i = 0; i < n; i++) {
 		LIT(b, "<tr><td><code>");
 		html_text(b, ri[i].topic);
 		LIT(b, "</code></td><td><code>");
-		html_text(b, ri[i].channel ? ri[i].channel : ri[i].regex ? "(each matched topic)" : ri[i].topic);
+		html_text(b, ri[i].channel ? ri[i].channel : ri[i].is_regex ? "(each matched topic)" : ri[i].topic);
 		LIT(b, "</code></td><td><code>");
 		html_text(b, ri[i].type ? ri[i].type : "(the topic name)");
 		LIT(b, "</code></td></tr>\n");
@@ -343,8 +323,8 @@ static void asyncapi(struct http_out *o, const struct http_request *req)
 	const struct http_header *host = http_header_get(req, "Host");
 	char hostbuf[256];
 	snprintf(hostbuf, sizeof(hostbuf), "%.*s", host ? (int)host->value_len : 9, host ? host->value : "localhost");
-	const struct hub_route_info *ri;
-	size_t n = hub_routes(&ri);
+	const struct route *ri;
+	size_t n = src->routes(&ri);
 
 	o->status = 200;
 	json_obj_begin(b);
@@ -368,10 +348,10 @@ static void asyncapi(struct http_out *o, const struct http_request *req)
 	json_obj_begin(b);
 	/* One AsyncAPI channel per kbridge channel, listing the topics that feed it. */
 	for (size_t i = 0; i < n; i++) {
-		const char *ch = ri[i].channel ? ri[i].channel : ri[i].regex ? "{topic}" : ri[i].topic;
+		const char *ch = ri[i].channel ? ri[i].channel : ri[i].is_regex ? "{topic}" : ri[i].topic;
 		size_t k;
 		for (k = 0; k < i; k++) {
-			const char *prev = ri[k].channel ? ri[k].channel : ri[k].regex ? "{topic}" : ri[k].topic;
+			const char *prev = ri[k].channel ? ri[k].channel : ri[k].is_regex ? "{topic}" : ri[k].topic;
 			if (strcmp(prev, ch) == 0) break;
 		}
 		if (k < i) continue;          /* already described */
@@ -381,15 +361,15 @@ static void asyncapi(struct http_out *o, const struct http_request *req)
 		json_init(&d);
 		appendf(&d, "Channel '%s' on /ws: subscribe with {\"type\":\"subscribe\",\"channel\":\"%s\"}. Fed by:", ch, ch);
 		for (k = i; k < n; k++) {
-			const char *other = ri[k].channel ? ri[k].channel : ri[k].regex ? "{topic}" : ri[k].topic;
+			const char *other = ri[k].channel ? ri[k].channel : ri[k].is_regex ? "{topic}" : ri[k].topic;
 			if (strcmp(other, ch) != 0) continue;
-			appendf(&d, " %s %s as type '%s';", ri[k].regex ? "topics matching" : "topic", ri[k].topic,
+			appendf(&d, " %s %s as type '%s';", ri[k].is_regex ? "topics matching" : "topic", ri[k].topic,
 				ri[k].type ? ri[k].type : "(topic name)");
 		}
 		json_key(b, "description");
 		json_str(b, d.buf ? d.buf : "", d.len);
 		json_free(&d);
-		if (ri[i].regex && !ri[i].channel) {
+		if (ri[i].is_regex && !ri[i].channel) {
 			json_key(b, "parameters");
 			json_obj_begin(b);
 			json_key(b, "topic");
@@ -430,13 +410,13 @@ static void console(struct http_out *o)
 void endpoints_handle(const struct http_request *req, struct http_out *o)
 {
 	json_init(&o->body);
-	if (path_eq(req, "/health")) health(o);
-	else if (path_eq(req, "/ready")) ready(o);
-	else if (path_eq(req, "/stats") || path_eq(req, "/ws/stats")) stats(o);
-	else if (path_eq(req, "/metrics")) { metrics(o); return; }
-	else if (path_eq(req, "/docs")) { docs(o); return; }
-	else if (path_eq(req, "/asyncapi.json")) asyncapi(o, req);
-	else if (path_eq(req, "/") || path_eq(req, "/index.html")) { console(o); return; }
+	if (http_path_is(req, "/health")) health(o);
+	else if (http_path_is(req, "/ready")) ready(o);
+	else if (http_path_is(req, "/stats") || http_path_is(req, "/ws/stats")) stats(o);
+	else if (http_path_is(req, "/metrics")) { metrics(o); return; }
+	else if (http_path_is(req, "/docs")) { docs(o); return; }
+	else if (http_path_is(req, "/asyncapi.json")) asyncapi(o, req);
+	else if (http_path_is(req, "/") || http_path_is(req, "/index.html")) { console(o); return; }
 	else {
 		o->status = 404;
 		json_obj_begin(&o->body);

@@ -1,9 +1,17 @@
-/* endpoints.h - the plain HTTP endpoints of DESIGN.md §3 (/health, /ready,
- * /stats, ...): each fills a status and a body; the loop sends it. */
+/* endpoints.h - the plain HTTP endpoints (docs/operations.md): /health,
+ * /ready, /stats, /metrics, /docs, /asyncapi.json and the console. Each
+ * request fills a status and a body; the session layer sends them. The
+ * live state of layers above this one (clients, channels, Kafka) is read
+ * through sources registered once at start-up; counters come from
+ * metrics.c. */
 #ifndef KB_ENDPOINTS_H
 #define KB_ENDPOINTS_H
+#include <stddef.h>
+#include <stdint.h>
+
 #include "http.h"
 #include "json.h"
+#include "route.h"
 
 struct http_out {
 	int status;
@@ -12,8 +20,30 @@ struct http_out {
 	struct jbuf body;
 };
 
-/* Records one broadcast's latency (record timestamp -> frame queued). */
-void endpoints_observe_latency(double seconds);
+/* One WebSocket client as /stats lists it. */
+struct endpoints_client {
+	uint32_t id;
+	const char *peer;      /* "ip:port", valid until the next call */
+	uint32_t subscriptions;
+	uint32_t queued_messages;
+	size_t queued_bytes;
+};
+
+/* What the endpoints read from the layers above them. Iterators start
+ * with *i = 0 and return 0 when done. */
+struct endpoints_sources {
+	uint32_t (*clients)(void);                                  /* open WebSocket clients */
+	int (*client_next)(size_t *i, struct endpoints_client *out);
+	int (*kafka_up)(void);
+	int (*kafka_ready)(void);
+	const char *(*kafka_version)(void);
+	int (*lag_next)(size_t *i, const char **tp, int64_t *lag);  /* "topic:partition", -1 unknown */
+	int (*channel_next)(size_t *i, const char **name, uint32_t *subs, uint64_t *seq);
+	size_t (*routes)(const struct route **out);
+};
+
+/* sources must stay valid for the process's life. */
+void endpoints_init(const struct endpoints_sources *sources);
 
 /* GET/HEAD of a non-WebSocket path. */
 void endpoints_handle(const struct http_request *req, struct http_out *out);

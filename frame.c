@@ -10,9 +10,11 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "json.h"
+#include "msgpack.h"
+
 #define STATIC_REFS UINT32_MAX
 
-uint64_t frame_data_sent;
 #define OUTQ_MIN_CAP 4
 #define OUTQ_IOV 64      /* frames per writev(); IOV_MAX is 1024 on Linux */
 
@@ -38,6 +40,29 @@ void frame_unref(struct frame *f)
 {
 	if (!f || f->refs == STATIC_REFS) return;
 	if (--f->refs == 0) free(f);
+}
+
+struct frame *frame_ws(enum ws_opcode op, const void *payload, size_t len, enum frame_kind kind)
+{
+	size_t hl = ws_header_len(len);
+	struct frame *f = frame_new(hl + len, kind);
+	if (!f) return NULL;
+	ws_header_encode(f->data, op, len);
+	if (len) memcpy(f->data + hl, payload, len);
+	return f;
+}
+
+struct frame *frame_message(int msgpack, const char *json, size_t len, enum frame_kind kind)
+{
+	if (!msgpack) return frame_ws(WS_OP_TEXT, json, len, kind);
+	/* Every server message is built as JSON once; MessagePack clients get
+	 * the same object transcoded, so both formats carry the same fields. */
+	struct jbuf mp;
+	json_init(&mp);
+	struct frame *f = mp_from_json(&mp, json, len) == 0 && !mp.failed ?
+		frame_ws(WS_OP_BINARY, mp.buf, mp.len, kind) : NULL;
+	json_free(&mp);
+	return f;
 }
 
 static int outq_grow(struct outq *q)
@@ -101,7 +126,7 @@ void outq_clear(struct outq *q)
 	memset(q, 0, sizeof(*q));
 }
 
-ssize_t outq_write(struct outq *q, int fd)
+ssize_t outq_write(struct outq *q, int fd, uint64_t *data_done)
 {
 	ssize_t total = 0;
 	while (q->count) {
@@ -130,7 +155,7 @@ ssize_t outq_write(struct outq *q, int fd)
 			size_t rest = f->len - q->off;
 			if (left < rest) { q->off += (uint32_t)left; break; }
 			left -= rest;
-			if (f->kind == FRAME_DATA) frame_data_sent++;
+			if (f->kind == FRAME_DATA && data_done) (*data_done)++;
 			q->off = 0;
 			q->head = (q->head + 1) % q->cap;
 			q->count--;

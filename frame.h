@@ -1,12 +1,17 @@
 /* frame.h - reference-counted output buffers and the per-client queue of
- * references to them (DESIGN.md §5). A broadcast record is encoded once into
- * a frame; every subscriber's queue holds a pointer to it; writev() sends many
- * queued frames per syscall and resumes a partial write at the exact byte. */
+ * references to them (docs/architecture.md, "Ownership"). A broadcast record
+ * is encoded once into a frame; every subscriber's queue holds a pointer to
+ * it; writev() sends many queued frames per syscall and resumes a partial
+ * write at the exact byte. Also builds WebSocket frames around a payload.
+ * Knows nothing of clients or policies: the client layer decides what to
+ * queue and what to drop. */
 #ifndef KB_FRAME_H
 #define KB_FRAME_H
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "ws.h"
 
 /* Frame kinds, so queue policies know what they may drop or replace. */
 enum frame_kind {
@@ -24,13 +29,17 @@ struct frame {
 	unsigned char data[];
 };
 
-/* Data frames (Kafka records) written in full to some client, ever. */
-extern uint64_t frame_data_sent;
-
 /* New frame with room for len bytes, refs = 1. NULL when out of memory. */
 struct frame *frame_new(size_t len, enum frame_kind kind);
 struct frame *frame_ref(struct frame *f);
 void frame_unref(struct frame *f);
+
+/* A WebSocket frame (unmasked server header + payload) in a new frame. */
+struct frame *frame_ws(enum ws_opcode op, const void *payload, size_t len, enum frame_kind kind);
+/* A server message given as JSON text: a text frame, or with msgpack set the
+ * same object as MessagePack in a binary frame. NULL when out of memory (or
+ * the JSON cannot be transcoded). */
+struct frame *frame_message(int msgpack, const char *json, size_t len, enum frame_kind kind);
 
 /* A bounded ring of frame references. The ring array is allocated on the
  * first push and freed when the queue drains, so an idle client holds none. */
@@ -38,7 +47,7 @@ struct outq {
 	struct frame **ring;
 	uint32_t cap, head, count;
 	uint32_t off;          /* bytes of ring[head] already written */
-	size_t bytes;          /* bytes held and not yet written (§10) */
+	size_t bytes;          /* bytes held and not yet written (what --client-buffer bounds) */
 };
 
 /* Appends a reference the queue now owns (the caller's reference moves in).
@@ -53,8 +62,9 @@ struct frame *outq_at(const struct outq *q, uint32_t i);
  * drops its reference. */
 void outq_remove(struct outq *q, uint32_t i);
 /* Writes as much as the socket takes with writev(). Returns bytes written
- * (>= 0, 0 also on EAGAIN) or -1 with errno set on a real error. */
-ssize_t outq_write(struct outq *q, int fd);
+ * (>= 0, 0 also on EAGAIN) or -1 with errno set on a real error. When
+ * data_done is not NULL, adds to it the FRAME_DATA frames written in full. */
+ssize_t outq_write(struct outq *q, int fd, uint64_t *data_done);
 /* Drops every reference and the ring. */
 void outq_clear(struct outq *q);
 #endif

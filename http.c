@@ -126,6 +126,12 @@ ssize_t http_parse_request(const char *buf, size_t len, struct http_request *req
 	}
 }
 
+int http_path_is(const struct http_request *req, const char *p)
+{
+	size_t n = strlen(p);
+	return req->path_len == n && memcmp(req->path, p, n) == 0;
+}
+
 const struct http_header *http_header_get(const struct http_request *req, const char *name)
 {
 	size_t n = strlen(name);

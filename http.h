@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define HTTP_MAX_HEADER_BYTES 8192  /* request line + headers (§10: over it, 431) */
+#define HTTP_MAX_HEADER_BYTES 8192  /* request line + headers (over it: 431, docs/protocol.md#http-errors) */
 #define HTTP_MAX_HEADERS      256   /* more header lines than this: 431 */
 
 struct http_header {
@@ -30,6 +30,9 @@ struct http_request {
  * Empty lines before the request line are skipped (RFC 9112 §2.2); lines may
  * end in CRLF or a bare LF. */
 ssize_t http_parse_request(const char *buf, size_t len, struct http_request *req);
+
+/* 1 if the request's path (query excluded) is exactly p. */
+int http_path_is(const struct http_request *req, const char *p);
 
 /* Value of the first header named `name` (case-insensitive), or NULL. */
 const struct http_header *http_header_get(const struct http_request *req, const char *name);

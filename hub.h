@@ -1,7 +1,11 @@
-/* hub.h - routes and subscriptions (DESIGN.md §4, §10): topic -> channel +
- * message type, channel -> subscribers, filters, and the fan-out of one Kafka
- * record, encoded once, to exactly the clients that asked for it. The cost
- * of a record is O(subscribers of its channel that could match). */
+/* hub.h - routing (docs/architecture.md, "Routing"): routes (topic ->
+ * channel + message type), channels, subscriptions with their filters, a key
+ * index, and the fan-out of one Kafka record, encoded once, to exactly the
+ * clients that asked for it. The cost of a record is O(subscribers of its
+ * channel that could match). Also the entry points for snapshots (lvc.c
+ * holds the values) and resume (history.c holds the records and gates).
+ * Knows clients only as queues to send to; it parses no client messages
+ * (proto.c does) and reads no Kafka (records are handed in). */
 #ifndef KB_HUB_H
 #define KB_HUB_H
 #include <stddef.h>
@@ -10,28 +14,8 @@
 #include "client.h"
 #include "config.h"
 #include "json.h"
-
-#define HUB_MAX_HEADERS 64    /* per record; more are not forwarded */
-
-struct hub_header {
-	const char *name;
-	const void *value;      /* NULL: a header without value */
-	size_t value_len;
-};
-
-/* One consumed Kafka record, borrowed from librdkafka for the call. */
-struct hub_record {
-	const char *topic;
-	int32_t partition;
-	int64_t offset;
-	int64_t timestamp_ms;   /* -1 when the record has none */
-	const void *key;        /* NULL: null key */
-	size_t key_len;
-	const void *value;      /* NULL: tombstone */
-	size_t value_len;
-	const struct hub_header *headers;
-	size_t nheaders;
-};
+#include "record.h"
+#include "route.h"
 
 struct channel;
 
@@ -45,7 +29,7 @@ struct field_filter {
 };
 
 struct filter {
-	char **keys;              /* NULL: any key; a list never holds "*" */
+	char **keys;              /* NULL: any key; a list never holds "*" nor twice one key */
 	uint32_t nkeys;
 	struct field_filter *fields;
 	uint32_t nfields;
@@ -63,52 +47,59 @@ struct sub {
 	struct filter f;
 };
 
+/* Parses the routes (--topic) and sets up the routing layer (history,
+ * last-value cache, envelopes) from cfg. 0, or -1 with a one-line reason
+ * in err (a configuration error: exit 2). */
 int  hub_init(const struct config *cfg, char *err, size_t errlen);
+
+/* ---- channels and subscriptions --------------------------------------------- */
+
 /* Finds a channel by name, creating it when a route could produce it.
  * NULL: no route can produce that name (UNKNOWN_CHANNEL). */
 struct channel *hub_channel(const char *name, size_t len);
 /* The channel a topic's records go to, NULL when no route consumes it. */
 const struct channel *hub_topic_channel(const char *topic);
-const char *hub_channel_name(const struct channel *ch);
+const char *hub_channel_name(const struct channel *ch);   /* "*" for NULL */
 /* Adds a subscription owning `f` and `spec` (moved in). An identical one
  * (same channel and spec) is not added twice. Returns 1 added, 0 already
  * there, -1 out of memory (f and spec freed either way when not kept). */
 int  hub_subscribe(struct client *c, struct channel *ch, struct filter *f, char *spec, size_t spec_len,
 		   uint32_t interval_ms);
-/* Removes the client's subscriptions on ch (NULL: the every-channel ones)
- * whose spec equals spec (spec NULL: all of them). Returns how many. */
+/* Removes the client's subscriptions on ch (all_channels: on any channel,
+ * ch ignored) whose spec equals spec (spec NULL: all of them). Returns how
+ * many. */
 int  hub_unsubscribe(struct client *c, struct channel *ch, int all_channels, const char *spec, size_t spec_len);
+/* Forgets everything the routing layer holds for c (subscriptions, gates). */
 void hub_client_gone(struct client *c);
 /* Frees channels no route feeds and nobody subscribes to. Call between
  * requests (the loop's timer tick), never while one is being handled. */
 void hub_gc(void);
 void filter_free(struct filter *f);
 
-/* Routes one record: assigns its channel seq, encodes it once, queues it to
- * every matching subscriber. Returns 1 routed, 0 no route for its topic. */
-int  hub_route(const struct hub_record *r);
+/* ---- records -------------------------------------------------------------- */
 
-/* The snapshot message of channel ch as JSON (§4 refresh; §10): seq is the
- * channel's last routed seq, data its last-value cache. */
+/* Routes one record: assigns its channel seq, updates the last-value cache
+ * and the history, encodes it once, queues it to every matching subscriber.
+ * Returns 1 routed, 0 no route for its topic. */
+int  hub_route(const struct record *r);
+
+/* The snapshot message of channel ch as JSON (docs/protocol.md#snapshots):
+ * seq is the channel's last routed seq, data its last-value cache. */
 void hub_snapshot_json(struct jbuf *b, const struct channel *ch, const char *id, size_t id_len);
 
-/* Resume (§4): the client saw `last` of topic:partition. Replays what the
- * history holds after it and returns 0, or returns 1 when Kafka must be
- * asked (live records of that partition are then held for the client until
- * hub_replay_done), or -1 when no route consumes that topic. */
+/* Resume (docs/protocol.md#resume): c saw `last` of topic:partition.
+ * Replays what the history holds after it and returns 0, or returns 1 when
+ * Kafka must be asked (live records of that partition are then held for c
+ * until hub_replay_done), or -1 when no route consumes that topic. */
 int  hub_resume(struct client *c, const char *topic, int32_t partition, int64_t last);
 /* A record fetched back from Kafka for c (it carries no seq). */
-void hub_replay_record(struct client *c, const struct hub_record *r);
+void hub_replay_record(struct client *c, const struct record *r);
 /* The replay of topic:partition for c reached Kafka's end (or failed). */
 void hub_replay_done(struct client *c, const char *topic, int32_t partition);
-void hub_resume_gone(struct client *c);
 
-/* Introspection for /stats, /metrics, /docs. */
-struct hub_route_info { const char *topic; const char *channel; const char *type; int regex; };
-size_t hub_routes(const struct hub_route_info **out);
-/* Iterates channels: for (size_t i = 0; hub_channel_next(&i, &name, &subs, &seq);) */
+/* ---- introspection (/stats, /metrics, /docs, the Kafka subscription) ------- */
+
+size_t hub_routes(const struct route **out);
+/* for (size_t i = 0; hub_channel_next(&i, &name, &subs, &seq);) */
 int hub_channel_next(size_t *i, const char **name, uint32_t *subs, uint64_t *seq);
-/* Iterates topics seen: records consumed per topic. */
-int hub_topic_next(size_t *i, const char **topic, uint64_t *records);
-uint64_t hub_records_in(void);
 #endif

@@ -1,7 +1,6 @@
-/* json.h - JSON (RFC 8259) for kbridge: an emitter into a growable buffer, a
- * validator for record payloads, a scanner for top-level payload fields, and
- * a small bounded parser for client control messages. No recursion anywhere:
- * hostile nesting costs a bounded stack. */
+/* json.h - writing JSON (RFC 8259): an emitter into a growable buffer that
+ * never fails loudly and always produces valid JSON. Reading JSON is
+ * json_parse.h. */
 #ifndef KB_JSON_H
 #define KB_JSON_H
 #include <stddef.h>
@@ -51,66 +50,12 @@ void json_null(struct jbuf *b);
 /* A complete JSON value, already valid, inserted verbatim as one value. */
 void json_raw(struct jbuf *b, const char *s, size_t n);
 
-/* ---- Validation and payload scanning (no allocation) ------------------- */
+/* A JSON string holding the base64 (RFC 4648) of p[0..n): how bytes that
+ * are not UTF-8 travel in messages (keys, values, headers). */
+void json_base64(struct jbuf *b, const void *p, size_t n);
 
-/* Payloads nested deeper than this are reported as not JSON. */
-#define JSON_VALIDATE_MAX_DEPTH 1024
-
-/* 1 if s[0..n) is exactly one RFC 8259 value with optional surrounding
- * whitespace (strings must be valid UTF-8), else 0. Linear time. */
-int json_validate(const char *s, size_t n);
-
-/* If s[0..n) is a JSON object with a top-level member whose (unescaped) name
- * equals key[0..keylen), stores the raw text span of its value in *val and *vlen
- * and returns 1. Returns 0 when absent, not an object, or malformed. When a
- * name occurs twice the last one wins (as in JavaScript). */
-int json_top_field(const char *s, size_t n, const char *key, size_t keylen,
-		   const char **val, size_t *vlen);
-
-/* JSON equality of two raw values: strings compare by their unescaped
- * content, numbers by numeric value (1 == 1.0 == 1e0), true/false/null by
- * literal; values of different types are never equal; objects and arrays
- * compare byte for byte after trimming whitespace. Returns 1 or 0. */
-int json_value_eq(const char *a, size_t alen, const char *b, size_t blen);
-
-/* ---- Parser for client control messages -------------------------------- */
-
-enum json_type {
-	JSON_NULL, JSON_FALSE, JSON_TRUE, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT
-};
-
-/* One token per value and per object member name. Members are laid out as
- * name token then value token. Children of a container follow it directly;
- * `next` is the index of the first token after the whole subtree, so
- * siblings are walked with i = tok[i].next. */
-struct json_tok {
-	uint8_t type;        /* enum json_type; member names are JSON_STRING */
-	uint32_t start, len; /* raw span in the source; strings exclude quotes */
-	uint32_t size;       /* arrays: elements; objects: members; else 0 */
-	uint32_t next;
-};
-
-#define JSON_EINVAL   (-1)  /* not JSON (syntax, bad escape, bad UTF-8, trailing bytes) */
-#define JSON_ETOOMANY (-2)  /* more tokens than maxtok */
-#define JSON_EDEPTH   (-3)  /* nested deeper than maxdepth */
-
-#define JSON_PARSE_MAX_DEPTH 64   /* hard upper bound for maxdepth */
-
-/* Parses exactly one value (surrounding whitespace allowed). Returns the
- * number of tokens (>= 1; token 0 is the root) or a negative JSON_E* code:
- * the first problem met while reading left to right.
- * maxdepth is clamped to JSON_PARSE_MAX_DEPTH. */
-int json_parse(const char *s, size_t n, struct json_tok *tok, int maxtok, int maxdepth);
-
-/* Index of the value of member `key` in object token obj, or -1. When the
- * name repeats, the last one wins (as in json_top_field). */
-int json_obj_get(const char *src, const struct json_tok *tok, int obj, const char *key);
-/* 1 if string token t unescapes to exactly s[0..n). */
-int json_str_eq(const char *src, const struct json_tok *tok, int t, const char *s, size_t n);
-/* Unescapes string token t into out (UTF-8, no NUL unless room). Returns the
- * unescaped length, or -1 when it needs more than cap bytes. */
-ssize_t json_str_decode(const char *src, const struct json_tok *tok, int t, char *out, size_t cap);
-/* Number token t as an integer: 0 on success, -1 if not an integral number
- * within int64 range. */
-int json_tok_int(const char *src, const struct json_tok *tok, int t, int64_t *out);
+/* Length of the run of bytes at the start of p[0..n) that a JSON string
+ * carries as they are (printable ASCII but '"' and '\\'): the hot loop of
+ * both the emitter and the validator (json_parse.c). */
+size_t json_plain_run(const unsigned char *p, size_t n);
 #endif

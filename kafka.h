@@ -1,42 +1,60 @@
-/* kafka.h - the librdkafka consumer on kbridge's poll loop (DESIGN.md §5, §6):
- * configuration passthrough, subscription, draining records in bounded
- * batches into the hub, broker state and lag, and the --demo mock cluster. */
+/* kafka.h - the live librdkafka consumer on kbridge's poll loop
+ * (docs/operations.md, "Kafka"): configuration passthrough (-X), the
+ * subscription, draining records in bounded batches and handing them to
+ * the routing layer through a callback, broker state. The Kafka layer's
+ * other modules build on it: assign.c (start offsets, positions, lag),
+ * replay.c (resume from Kafka), demo.c (the --demo mock cluster). */
 #ifndef KB_KAFKA_H
 #define KB_KAFKA_H
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include <librdkafka/rdkafka.h>
 
-/* Starts the consumer. Returns the fd that becomes readable when records or
- * events wait, -2 for a configuration error (exit 2), -1 for other failures;
- * err holds one line. */
-int  kafka_start(const struct config *cfg, char *err, size_t errlen);
-/* 1 when the last service() stopped at its per-turn bound with more left. */
-int  kafka_pending(void);
-/* Drains events and up to a bounded batch of records. */
-void kafka_service(void);
-void kafka_stop(void);
-void kafka_print_version(void);
-/* ms until kafka_service() has timed work (demo producer, lookups), -1 none. */
-int  kafka_timeout_ms(void);
+#include "config.h"
+#include "record.h"
+
+/* Receives each consumed record; the record borrows librdkafka's memory
+ * for the duration of the call. */
+typedef void kafka_record_fn(const struct record *r);
+
 /* Checks every -X (and --ca-file) against librdkafka without starting
  * anything: 0, or -1 with err set (a configuration error, exit 2). */
 int  kafka_check_props(const struct config *cfg, char *err, size_t errlen);
-const char *kafka_version(void);
-/* Iterates partitions: "topic:partition" and its lag (-1 unknown). */
-int  kafka_lag_next(size_t *i, const char **tp, int64_t *lag);
-/* Iterates partitions with a known position: "topic:partition" and the
- * offset of the last record routed (start offset - 1 before the first). */
-int  kafka_position_next(size_t *i, const char **tp, int64_t *last);
-/* Resume from Kafka: fetch topic:partition from last + 1 for c until
- * caught up, on a consumer of its own (hub_replay_record/hub_replay_done
- * get the results). 0, or -1 with err set. */
-struct client;
-struct kafka_replay_req { const char *topic; int32_t partition; int64_t last; };
-int  kafka_replay_start(struct client *c, const struct kafka_replay_req *req, int n,
-			const char *id, size_t id_len, char *err, size_t errlen);
-void kafka_replay_client_gone(struct client *c);
+/* Starts the consumer on topics (literal names or '^' regexes). With
+ * --demo, demo_bootstrap is the mock cluster's address (else NULL: the
+ * brokers of cfg). Returns the fd that becomes readable when records or
+ * events wait, -2 for a configuration error (exit 2), -1 for other
+ * failures; err holds one line. */
+int  kafka_start(const struct config *cfg, const char *demo_bootstrap, const char *const *topics, size_t ntopics,
+		 kafka_record_fn *on_record, char *err, size_t errlen);
+/* Drains events and up to a bounded batch of records. */
+void kafka_service(void);
+/* 1 when the last kafka_service() stopped at its per-turn bound with more left. */
+int  kafka_pending(void);
+/* ms until kafka_service() has timed work (offset lookup retries), -1 none. */
+int  kafka_timeout_ms(void);
+/* Closes the consumer (committing in group mode) and frees everything. */
+void kafka_stop(void);
+
 int  kafka_up(void);       /* a broker is reachable */
 int  kafka_ready(void);    /* metadata fetched and partitions assigned */
+void kafka_print_version(void);
+const char *kafka_version(void);
+
+/* ---- for the Kafka layer's other consumers (replay.c, demo.c) ------------ */
+
+/* Sets one property; the error names it as a -X flag. 0 or -1. */
+int  kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err, size_t errlen);
+/* The user's settings: --ca-file, then every -X (so -X wins), except the
+ * names in skip (NULL-terminated; the caller sets those itself). 0 or -1. */
+int  kafka_conf_user(rd_kafka_conf_t *conf, const char *const *skip, char *err, size_t errlen);
+/* A consumed message as a record, borrowing its memory; its headers go to
+ * hv (up to RECORD_MAX_HEADERS) when --headers is on. */
+struct record kafka_record(rd_kafka_message_t *m, struct record_header *hv);
+/* librdkafka's log lines into kbridge's log (the log callback of every
+ * client kbridge creates). */
+void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+/* The bootstrap servers the live consumer uses. */
+const char *kafka_bootstrap(void);
 #endif

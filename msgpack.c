@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base64.h"
+#include "json_parse.h"
 
 /* ---- writing ------------------------------------------------------------- */
 
@@ -71,7 +72,7 @@ static void put_str(struct jbuf *o, const void *s, size_t n)
 }
 
 /* A JSON number: an integer when it has no fraction or exponent and fits,
- * else a float64 (§10). */
+ * else a float64 (docs/protocol.md#messagepack). */
 static void put_number(struct jbuf *o, const char *s, size_t n)
 {
 	char small[64], *buf = n < sizeof(small) ? small : malloc(n + 1);

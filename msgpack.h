@@ -1,5 +1,5 @@
-/* msgpack.h - MessagePack for format=msgpack connections (DESIGN.md §4, §10):
- * every server message is built as JSON once and transcoded here, so JSON
+/* msgpack.h - MessagePack for format=msgpack connections
+ * (docs/protocol.md#messagepack): every server message is built as JSON once and transcoded here, so JSON
  * and MessagePack clients see the same objects; client control messages in
  * MessagePack are transcoded to JSON and handled like JSON ones. Neither
  * direction recurses: nesting costs a bounded, explicit stack. */

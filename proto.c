@@ -1,21 +1,67 @@
-/* proto.c - the client side of kbridge's WebSocket protocol (DESIGN.md §4):
- * dispatches control messages of both dialects ("type" and the CryptoViz
- * "action" form), validates upgrade query parameters, and answers with acks,
- * pongs and errors. Routing records to subscribers is hub.c's job. */
+/* proto.c - the protocol layer (proto.h): client control messages of both
+ * dialects ("type" and the CryptoViz "action" form) turned into
+ * subscriptions, snapshots and resumes, answered with acks, pongs and
+ * errors; upgrade query parameters validated before the 101 and applied
+ * after it; resume orchestrated across the history and Kafka, RESUME_GAP
+ * included. It receives whole, parsed messages from the session layer and
+ * calls down into routing (hub.c), the Kafka layer (positions, replays)
+ * and the client layer (replies, conflation). Routing records to
+ * subscribers is hub.c's job. */
 #include "proto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "assign.h"
 #include "conflate.h"
+#include "http.h"
 #include "hub.h"
-#include "kafka.h"
-#include "server.h"
+#include "json_parse.h"
+#include "replay.h"
+#include "tp.h"
+
+static long max_subscriptions;   /* --max-subscriptions */
+
+/* ---- replays from Kafka: their outcomes come back here ----------------------- */
+
+static void replay_record(void *owner, const struct record *r)
+{
+	hub_replay_record(owner, r);
+}
+
+static void replay_done(void *owner, const char *topic, int32_t partition)
+{
+	hub_replay_done(owner, topic, partition);
+}
+
+/* RESUME_GAP (docs/protocol.md#resume): Kafka no longer holds the records
+ * after the resume offset; name the first one it has. The cookie is the
+ * resume request's raw "id". */
+static void replay_gap(void *owner, const char *cookie, size_t cookie_len, const char *topic, int32_t partition,
+		       int64_t earliest)
+{
+	char tp[TP_KEY_MAX];
+	struct jbuf b;
+	tp_format(tp, sizeof(tp), topic, partition);
+	reply_begin(&b, "error", cookie, cookie_len);
+	json_key(&b, "code");    json_cstr(&b, "RESUME_GAP");
+	json_key(&b, "message"); json_cstr(&b, "Kafka no longer holds the records after the resume offset; "
+					      "live records continue, ask for a snapshot to catch up");
+	json_key(&b, "earliest");
+	json_obj_begin(&b);
+	json_key(&b, tp);
+	if (earliest >= 0) json_int(&b, earliest); else json_null(&b);
+	json_obj_end(&b);
+	reply_send(owner, &b);
+}
+
+static const struct replay_hooks replay_hooks = { replay_record, replay_gap, replay_done };
 
 int proto_init(const struct config *cfg, char *err, size_t errlen)
 {
+	max_subscriptions = cfg->max_subscriptions;
+	replay_init(cfg, &replay_hooks);
 	return hub_init(cfg, err, errlen);
 }
 
@@ -194,7 +240,7 @@ static int take_native_filter(const struct msg_ctx *m, struct sub_req *r)
 		}
 		json_arr_end(b);
 	}
-	/* §10: "*" as a key matches every record, null keys included. */
+	/* "*" as a key matches every record, null keys included. */
 	if (any_key) {
 		for (uint32_t i = 0; i < r->f.nkeys; i++) free(r->f.keys[i]);
 		free(r->f.keys);
@@ -281,26 +327,9 @@ static void send_snapshot(struct client *c, struct channel *ch, const char *id, 
 	hub_snapshot_json(&b, ch, id, id_len);
 	if (!b.failed) {
 		conflate_drop_channel(c, ch);
-		client_send_always(c, frame_for(c, b.buf, b.len, FRAME_CONTROL));
+		client_send_always(c, client_message(c, b.buf, b.len, FRAME_CONTROL));
 	}
 	json_free(&b);
-}
-
-/* "topic:partition" -> topic (NUL-terminated copy) and partition. */
-static int split_tp(const char *tp, size_t n, char *topic, size_t cap, int32_t *partition)
-{
-	const char *colon = NULL;
-	for (size_t i = 0; i < n; i++) if (tp[i] == ':') colon = tp + i;
-	if (!colon || colon == tp || (size_t)(colon - tp) >= cap || colon + 1 == tp + n) return -1;
-	long p = 0;
-	for (const char *q = colon + 1; q < tp + n; q++) {
-		if (*q < '0' || *q > '9' || p > 100000000) return -1;
-		p = p * 10 + (*q - '0');
-	}
-	memcpy(topic, tp, (size_t)(colon - tp));
-	topic[colon - tp] = '\0';
-	*partition = (int32_t)p;
-	return 0;
 }
 
 /* Partitions a subscribe named in "resume": their position is the client's. */
@@ -331,8 +360,8 @@ static void ack_positions(struct jbuf *b, const struct sub_req *r, const struct 
 	int32_t partition;
 	json_key(b, "positions");
 	json_obj_begin(b);
-	while (kafka_position_next(&i, &tp, &last)) {
-		if (split_tp(tp, strlen(tp), topic, sizeof(topic), &partition) < 0 || in_resume(rl, topic, partition))
+	while (assign_position_next(&i, &tp, &last)) {
+		if (tp_parse(tp, strlen(tp), topic, sizeof(topic), &partition) < 0 || in_resume(rl, topic, partition))
 			continue;
 		const struct channel *ch = hub_topic_channel(topic);
 		if (!ch) continue;
@@ -394,7 +423,7 @@ static struct filter filter_copy(const struct filter *f, int *failed)
 static int start_resume(struct client *c, char (*topics)[256], const int32_t *parts, const int64_t *last,
 			int n, const char *id, size_t id_len, char *err, size_t errlen)
 {
-	struct kafka_replay_req req[RESUME_MAX];
+	struct replay_req req[RESUME_MAX];
 	int nk = 0;
 	for (int i = 0; i < n; i++) {
 		int rc = hub_resume(c, topics[i], parts[i], last[i]);
@@ -402,9 +431,11 @@ static int start_resume(struct client *c, char (*topics)[256], const int32_t *pa
 			snprintf(err, errlen, "cannot resume %s:%d: no route consumes that topic", topics[i], (int)parts[i]);
 			return -1;
 		}
-		if (rc == 1) req[nk++] = (struct kafka_replay_req){ topics[i], parts[i], last[i] };
+		if (rc == 1) req[nk++] = (struct replay_req){ topics[i], parts[i], last[i] };
 	}
-	if (nk && kafka_replay_start(c, req, nk, id, id_len, err, errlen) < 0) {
+	/* What the history does not cover comes from Kafka; the id comes
+	 * back with a RESUME_GAP. */
+	if (nk && replay_start(c, req, nk, id, id_len, err, errlen) < 0) {
 		for (int i = 0; i < nk; i++) hub_replay_done(c, req[i].topic, req[i].partition);
 		return -1;
 	}
@@ -423,7 +454,7 @@ static int parse_resume(const struct msg_ctx *m, int t, char (*topics)[256], int
 		char name[300];
 		ssize_t nl = json_str_decode(m->src, m->tok, i, name, sizeof(name));
 		if (*n == RESUME_MAX) bad = "too many partitions in \"resume\"";
-		else if (nl < 0 || split_tp(name, (size_t)nl, topics[*n], 256, &parts[*n]) < 0)
+		else if (nl < 0 || tp_parse(name, (size_t)nl, topics[*n], 256, &parts[*n]) < 0)
 			bad = "\"resume\" keys must be \"topic:partition\"";
 		else if (m->tok[v].type != JSON_NUMBER || json_tok_int(m->src, m->tok, v, &last[*n]) < 0 || last[*n] < -1)
 			bad = "\"resume\" offsets must be integers >= -1";
@@ -466,7 +497,7 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 	if (r.spec.failed) { reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "out of memory"); goto out; }
 
 	int want = r.all_channels ? 1 : r.nchans;
-	long max = server_config()->max_subscriptions;
+	long max = max_subscriptions;
 	if ((long)m->c->nsubs + want > max) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "at most %ld subscriptions per connection", max);
@@ -490,7 +521,7 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 	}
 	struct resume_list rl = { rtopics, rparts, nres };
 	ack(m, "subscribe", &r, -1, &rl);
-	/* "snapshot":true, or snapshot=1 / type=tui|web on the upgrade (§10; not
+	/* "snapshot":true, or snapshot=1 / type=tui|web on the upgrade (not
 	 * with a resume, whose replay would follow the snapshot unless asked):
 	 * the current state of each channel right after the ack. */
 	if (snap_tok >= 0 ? m->tok[snap_tok].type == JSON_TRUE : m->c->snapshots && !nres)
@@ -641,7 +672,7 @@ int proto_upgrade_parse(const char *q, size_t qlen, struct upgrade_opts *o, char
 		else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0) o->snapshot = 0;
 		else { snprintf(err, errlen, "snapshot must be 1 or 0"); return -1; }
 	}
-	/* resume=TOPIC:PARTITION:OFFSET,... (§3) */
+	/* resume=TOPIC:PARTITION:OFFSET,... (docs/protocol.md#resume) */
 	n = http_query_param(q, qlen, "resume", v, sizeof(v));
 	if (n == -2) { snprintf(err, errlen, "query parameter resume is badly encoded or too long"); return -1; }
 	char *save = NULL;
@@ -651,7 +682,7 @@ int proto_upgrade_parse(const char *q, size_t qlen, struct upgrade_opts *o, char
 		*last_colon = '\0';
 		long long off = strtoll(last_colon + 1, &end, 10);
 		if (!last_colon[1] || *end || off < -1) goto bad_resume;
-		if (split_tp(item, strlen(item), o->rtopics[o->nresume], 256, &o->rparts[o->nresume]) < 0) goto bad_resume;
+		if (tp_parse(item, strlen(item), o->rtopics[o->nresume], 256, &o->rparts[o->nresume]) < 0) goto bad_resume;
 		o->rlast[o->nresume++] = off;
 	}
 	if (o->nresume && !o->channels[0]) {
@@ -676,7 +707,7 @@ void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 		struct channel *ch = hub_channel(name, strlen(name));
 		struct filter f = { 0 };
 		char *spec = strdup("{}");
-		if (ch && spec && (long)c->nsubs < server_config()->max_subscriptions) {
+		if (ch && spec && (long)c->nsubs < max_subscriptions) {
 			if (hub_subscribe(c, ch, &f, spec, 2, 0) >= 0 && o->snapshot) send_snapshot(c, ch, NULL, 0);
 		} else {
 			free(spec);
@@ -691,10 +722,9 @@ void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 
 void proto_client_gone(struct client *c)
 {
-	if (c->subs) hub_client_gone(c);
+	hub_client_gone(c);
 	conflate_client_gone(c);
-	kafka_replay_client_gone(c);
-	hub_resume_gone(c);
+	replay_owner_gone(c);
 }
 
 void proto_tick(void)

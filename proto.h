@@ -1,6 +1,8 @@
-/* proto.h - kbridge's application protocol over WebSocket (DESIGN.md §4):
- * client control messages in both dialects, upgrade query parameters, and
- * the per-client side of subscriptions. */
+/* proto.h - the protocol layer: kbridge's application protocol over
+ * WebSocket (docs/protocol.md). Client control messages of both dialects,
+ * upgrade query parameters, and the per-client side of subscriptions,
+ * snapshots and resume. Below the session layer (which parses frames and
+ * JSON), above routing, Kafka and the client layer. */
 #ifndef KB_PROTO_H
 #define KB_PROTO_H
 #include <stddef.h>
@@ -8,7 +10,7 @@
 
 #include "client.h"
 #include "config.h"
-#include "json.h"
+#include "json_parse.h"
 
 /* One parsed client message: tok[0] is a JSON object; id is the raw text
  * of its "id" member (NULL if none), echoed in every reply. */
@@ -24,7 +26,7 @@ struct msg_ctx {
 #define PROTO_QUERY_MAX 2048
 #define PROTO_RESUME_MAX 16     /* partitions in resume= on the upgrade */
 
-/* Query parameters of the upgrade request (§3), validated before the 101. */
+/* Query parameters of the upgrade request, validated before the 101. */
 struct upgrade_opts {
 	char channels[PROTO_QUERY_MAX];   /* comma list from channel= / channels= */
 	int msgpack;
@@ -36,11 +38,21 @@ struct upgrade_opts {
 	int64_t rlast[PROTO_RESUME_MAX];
 };
 
+/* Sets up this layer and the routing layer below it (routes from cfg)
+ * and registers for the outcomes of replays from Kafka. 0, or -1 with a
+ * one-line reason in err (a configuration error: exit 2). */
 int  proto_init(const struct config *cfg, char *err, size_t errlen);
+/* Handles one client control message (a JSON object); every reply goes to
+ * m->c through the client layer. */
 void proto_handle(const struct msg_ctx *m);
-/* 0, or -1 with a one-line reason in err (answered 400). */
+/* Validates the upgrade's query: 0, or -1 with a one-line reason in err
+ * (answered 400 before the 101). */
 int  proto_upgrade_parse(const char *query, size_t qlen, struct upgrade_opts *o, char *err, size_t errlen);
+/* After the 101: applies the validated options (format, conflation,
+ * subscriptions, snapshots, resume). */
 void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o);
+/* c is about to be freed: every layer below forgets it. */
 void proto_client_gone(struct client *c);
+/* Once per loop tick (between requests): frees unused channels. */
 void proto_tick(void);
 #endif

@@ -1,49 +1,44 @@
-/* server.h - what the loop in kbridge.c offers the other modules: the clock
- * of the current turn, counters, and the ways to answer a client. */
+/* server.h - the server layer: the listener, the connection registry, the
+ * epoll set of client sockets, reading (bytes go to the session layer),
+ * the flush list (writes go through the client layer), per-client timers,
+ * reaping the dead at the end of a turn, and the drain on shutdown. The
+ * program's loop (kbridge.c) polls the fds this layer names and calls it
+ * in a fixed order each turn. */
 #ifndef KB_SERVER_H
 #define KB_SERVER_H
 #include <stddef.h>
 #include <stdint.h>
 
-#include "client.h"
 #include "config.h"
-#include "frame.h"
-#include "json.h"
-#include "ws.h"
+#include "endpoints.h"
 
-struct server_stats {
-	uint64_t accepted;          /* WebSocket upgrades */
-	uint64_t rejected_full;     /* 503: --max-clients or connection cap */
-	uint64_t rejected_origin;   /* 403 */
-	uint64_t rejected_bad;      /* 400/426: an upgrade that is not valid */
-	uint64_t http_requests, http_errors;
-	uint64_t bytes_out;
-	uint64_t dropped;           /* frames dropped by the slow-client policy */
-	uint64_t slow_disconnects;
-};
+/* Opens the listener and the epoll set, and initialises the client and
+ * session layers. 0, or -1 with one line in err (exit 1). */
+int  server_open(const struct config *cfg, char *err, size_t errlen);
 
-int64_t server_now(void);                 /* ms, monotonic, fixed for one loop turn */
-int64_t server_uptime_s(void);
-const struct config *server_config(void);
-struct server_stats *server_stats(void);
-uint32_t server_ws_clients(void);
-/* All connections, for per-client summaries: i < server_nclients(). */
-uint32_t server_nclients(void);
-const struct client *server_client(uint32_t i);
-const char *server_peer(const struct client *c);   /* "ip:port", static buffer */
+/* The fds to poll: the listener (-1 while accepting is paused or after
+ * shutdown began) and the epoll set (readable when a client is ready). */
+int  server_listen_fd(void);
+int  server_epoll_fd(void);
 
-/* A server message for c from its JSON text: text frame, or MessagePack in
- * a binary frame on a format=msgpack connection. NULL when out of memory. */
-struct frame *frame_for(const struct client *c, const char *json, size_t len, enum frame_kind kind);
+/* One turn's work, in the loop's order: */
+void server_accept(void);       /* new connections (bounded per turn) */
+void server_ready(void);        /* ready clients: read and handle input */
+void server_tick(void);         /* timers: header timeouts, pings, close deadlines */
+void server_flush(void);        /* write queued output that is due */
+void server_reap(void);         /* free clients that died this turn */
 
-/* A WebSocket frame (header + payload) in a new reference-counted buffer. */
-struct frame *frame_ws(enum ws_opcode op, const void *payload, size_t len, enum frame_kind kind);
+/* Turn-clock ms of the server's next timed work (a corked flush, resuming
+ * accept, the drain deadline), INT64_MAX when none. */
+int64_t server_next_wake(void);
 
-void client_send_always(struct client *c, struct frame *f);
+/* SIGTERM: refuse new connections, close every WebSocket with 1001 and
+ * give them drain_s seconds. server_done() is then true once every client
+ * is gone or the time is up. */
+void server_shutdown(double drain_s);
+int  server_done(void);
+uint32_t server_connections(void);
 
-/* Replies: begin writes {"type":TYPE[,"id":ID]; the caller adds fields;
- * send closes the object, queues it to c and frees the buffer. */
-void reply_begin(struct jbuf *b, const char *type, const char *id, size_t id_len);
-void reply_send(struct client *c, struct jbuf *b);
-void reply_error(struct client *c, const char *id, size_t id_len, const char *code, const char *msg);
+/* /stats' client list (an endpoints source): open WebSocket clients. */
+int  server_client_next(size_t *i, struct endpoints_client *out);
 #endif

@@ -77,7 +77,7 @@ void sha1_final(struct sha1_ctx *c, unsigned char out[SHA1_DIGEST_LEN])
 	uint64_t bits = c->nbytes * 8;
 	int i;
 
-	/* §5.1.1 padding: 0x80, zeros to 56 mod 64, then the 64-bit bit length */
+	/* FIPS 180-4 §5.1.1 padding: 0x80, zeros to 56 mod 64, then the 64-bit bit length */
 	c->block[c->used++] = 0x80;
 	if (c->used > 56) {
 		memset(c->block + c->used, 0, 64 - c->used);

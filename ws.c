@@ -8,7 +8,7 @@
 #include "base64.h"
 #include "sha1.h"
 
-/* §1.3: the GUID every server appends to the client's key. */
+/* RFC 6455 §1.3: the GUID every server appends to the client's key. */
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 int ws_parse_header(const unsigned char *b, size_t len, struct ws_frame *f)
@@ -18,19 +18,19 @@ int ws_parse_header(const unsigned char *b, size_t len, struct ws_frame *f)
 	f->fin = b[0] >> 7;
 	f->opcode = op;
 	f->masked = b[1] >> 7;
-	/* RSV1-3 must be 0 without a negotiated extension (§5.2). */
+	/* RSV1-3 must be 0 without a negotiated extension (RFC 6455 §5.2). */
 	if (b[0] & 0x70) return -WS_CLOSE_PROTOCOL;
 	switch (op) {
 	case WS_OP_CONT: case WS_OP_TEXT: case WS_OP_BINARY:
 		break;
 	case WS_OP_CLOSE: case WS_OP_PING: case WS_OP_PONG:
-		/* §5.5: control frames are never fragmented, payload <= 125. */
+		/* RFC 6455 §5.5: control frames are never fragmented, payload <= 125. */
 		if (!f->fin || (b[1] & 0x7f) > WS_MAX_CONTROL) return -WS_CLOSE_PROTOCOL;
 		break;
 	default:
-		return -WS_CLOSE_PROTOCOL;     /* reserved opcodes (§5.2) */
+		return -WS_CLOSE_PROTOCOL;     /* reserved opcodes (RFC 6455 §5.2) */
 	}
-	/* §5.1: a server MUST close on an unmasked client frame. */
+	/* RFC 6455 §5.1: a server MUST close on an unmasked client frame. */
 	if (!f->masked) return -WS_CLOSE_PROTOCOL;
 
 	size_t need = 2;
@@ -44,7 +44,7 @@ int ws_parse_header(const unsigned char *b, size_t len, struct ws_frame *f)
 	} else if (n == 127) {
 		n = 0;
 		for (int i = 0; i < 8; i++) n = n << 8 | b[2 + i];
-		if (n >> 63) return -WS_CLOSE_PROTOCOL;   /* §5.2: MSB must be 0 */
+		if (n >> 63) return -WS_CLOSE_PROTOCOL;   /* RFC 6455 §5.2: MSB must be 0 */
 	}
 	memcpy(f->mask, b + need - 4, 4);
 	f->len = n;
@@ -99,7 +99,7 @@ size_t ws_header_encode(unsigned char *out, enum ws_opcode op, uint64_t len)
 int ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1])
 {
 	unsigned char raw[18], digest[SHA1_DIGEST_LEN];
-	/* §4.1: the key is a base64-encoded 16-byte value, i.e. 24 characters. */
+	/* RFC 6455 §4.1: the key is a base64-encoded 16-byte value, i.e. 24 characters. */
 	if (key_len != 24 || base64_decode(key, key_len, raw) != 16) return -1;
 
 	struct sha1_ctx c;

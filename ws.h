@@ -2,7 +2,7 @@
  * incremental frame-header parser for client frames, the server frame-header
  * encoder, unmasking and close-code rules. Pure functions: the connection
  * state machine (fragmentation, UTF-8 across fragments, close handshake)
- * lives with the client in kbridge.c. */
+ * is session.c's. */
 #ifndef KB_WS_H
 #define KB_WS_H
 #include <stddef.h>
@@ -22,7 +22,7 @@ enum {
 
 #define WS_MAX_HEADER 14         /* 2 + 8 (length) + 4 (mask) */
 #define WS_MAX_SERVER_HEADER 10  /* server frames are unmasked */
-#define WS_MAX_CONTROL 125       /* §5.5: control payloads */
+#define WS_MAX_CONTROL 125       /* RFC 6455 §5.5: control payloads */
 #define WS_ACCEPT_LEN 28         /* base64 of a SHA-1 digest */
 
 struct ws_frame {
@@ -36,7 +36,7 @@ struct ws_frame {
  * length (> 0) when complete, 0 when more bytes are needed, or a negative
  * close code when the header alone breaks RFC 6455: -1002 for reserved bits
  * (no extension is negotiated), unknown opcodes, fragmented or oversized
- * control frames, an unmasked frame (§5.1) or a 64-bit length with its high
+ * control frames, an unmasked frame (RFC 6455 §5.1) or a 64-bit length with its high
  * bit set. */
 int ws_parse_header(const unsigned char *buf, size_t len, struct ws_frame *f);
 
@@ -50,12 +50,12 @@ size_t ws_header_encode(unsigned char *out, enum ws_opcode op, uint64_t len);
 /* Header length ws_header_encode would write. */
 size_t ws_header_len(uint64_t len);
 
-/* Computes Sec-WebSocket-Accept for a Sec-WebSocket-Key (§4.2.2) into out
+/* Computes Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §4.2.2) into out
  * (WS_ACCEPT_LEN bytes + NUL). Returns -1 when the key is not the base64 of
- * exactly 16 bytes, as §4.1 requires. */
+ * exactly 16 bytes, as RFC 6455 §4.1 requires. */
 int ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1]);
 
-/* 1 if a peer may send this code in a close frame (§7.4; 1012-1014 from the
+/* 1 if a peer may send this code in a close frame (RFC 6455 §7.4; 1012-1014 from the
  * IANA registry accepted too), else 0. */
 int ws_close_code_valid(unsigned code);
 #endif

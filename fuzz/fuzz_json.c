@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "json_parse.h"
 #include "utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

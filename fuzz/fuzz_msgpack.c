@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "json_parse.h"
 #include "msgpack.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -152,7 +152,7 @@ static void test_wrap(void)
 	struct frame *a = mk(0, 1), *b = mk(1, 2), *c = mk(2, 3), *big = mk(3, 1 << 20);
 	outq_push(&q, a); outq_push(&q, b); outq_push(&q, c); outq_push(&q, big);
 	CHECK(q.cap == 4);
-	ssize_t w = outq_write(&q, sv[0]);
+	ssize_t w = outq_write(&q, sv[0], NULL);
 	CHECKF(w > 6 && w < (1 << 20) + 6, "wrote %zd", w);
 	CHECK(q.count == 1 && q.head == 3 && q.off == (uint32_t)w - 6);
 	CHECK(q.bytes == (1u << 20) + 6 - (size_t)w);
@@ -188,7 +188,7 @@ static void test_wrap(void)
 	int spins = 0;
 	while (q.count && spins++ < 100000) {
 		drain(sv[1], rx, &have, cap, 1 + rnd() % 3000);
-		if (outq_write(&q, sv[0]) < 0) { CHECK(0); break; }
+		if (outq_write(&q, sv[0], NULL) < 0) { CHECK(0); break; }
 	}
 	drain(sv[1], rx, &have, cap, 0);
 	CHECK(q.count == 0 && q.ring == NULL && q.bytes == 0 && q.off == 0);
@@ -255,7 +255,7 @@ static void test_model(void)
 				m.n--;
 			}
 		} else if (r < 85) {                            /* write */
-			ssize_t w = outq_write(&q, sv[0]);
+			ssize_t w = outq_write(&q, sv[0], NULL);
 			if (w < 0) { CHECKF(0, "outq_write: %s", strerror(errno)); break; }
 			size_t left = (size_t)w;
 			while (left) {                          /* advance the model */
@@ -284,7 +284,7 @@ static void test_model(void)
 	}
 	/* Drain everything. */
 	for (int spins = 0; q.count && spins < 1000000; spins++) {
-		ssize_t w = outq_write(&q, sv[0]);
+		ssize_t w = outq_write(&q, sv[0], NULL);
 		if (w < 0) break;
 		size_t left = (size_t)w;
 		while (left && m.n) {
@@ -332,7 +332,7 @@ static void test_many_small(void)
 	f->data[0] = 'a'; f->data[1] = 'b'; f->data[2] = 'c';
 	for (int i = 0; i < 300; i++) outq_push(&q, frame_ref(f));
 	CHECK(f->refs == 301);
-	ssize_t w = outq_write(&q, sv[0]);
+	ssize_t w = outq_write(&q, sv[0], NULL);
 	CHECKF(w == 900, "wrote %zd of 900", w);
 	CHECK(q.count == 0 && q.ring == NULL && f->refs == 1);
 	char buf[1000];
@@ -341,7 +341,7 @@ static void test_many_small(void)
 	for (int i = 0; ok && i < 900; i++) ok = buf[i] == "abc"[i % 3];
 	CHECK(ok);
 	/* Empty queue: writes nothing, stays freed. */
-	CHECK(outq_write(&q, sv[0]) == 0 && q.ring == NULL);
+	CHECK(outq_write(&q, sv[0], NULL) == 0 && q.ring == NULL);
 	frame_unref(f);
 	close(sv[0]);
 	close(sv[1]);
@@ -355,14 +355,14 @@ static void test_errors(void)
 	if (nonblock_pair(sv, 4096) < 0) { CHECK(0); return; }
 	struct frame *f = mk(1, 1 << 20);
 	outq_push(&q, frame_ref(f));
-	ssize_t w = outq_write(&q, sv[0]);
+	ssize_t w = outq_write(&q, sv[0], NULL);
 	CHECK(w > 0 && q.count == 1 && q.off == (uint32_t)w);
-	CHECK(outq_write(&q, sv[0]) == 0 && q.off == (uint32_t)w);   /* still full */
+	CHECK(outq_write(&q, sv[0], NULL) == 0 && q.off == (uint32_t)w);   /* still full */
 	CHECK(q.bytes == (1u << 20) - (size_t)w);
 	close(sv[1]);
 	signal(SIGPIPE, SIG_IGN);
 	errno = 0;
-	CHECK(outq_write(&q, sv[0]) == -1 && errno == EPIPE);
+	CHECK(outq_write(&q, sv[0], NULL) == -1 && errno == EPIPE);
 	CHECK(q.count == 1 && f->refs == 2);
 	outq_clear(&q);
 	CHECK(f->refs == 1 && q.ring == NULL);
@@ -386,15 +386,15 @@ static void test_zero_length(void)
 		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) _exit(3);
 		outq_push(&q, mk(1, 4));
 		outq_push(&q, frame_new(0, FRAME_REPLY));
-		ssize_t w = outq_write(&q, sv[0]);
+		ssize_t w = outq_write(&q, sv[0], NULL);
 		if (w != 4 || q.count != 0 || q.ring != NULL) _exit(2);
 		outq_push(&q, frame_new(0, FRAME_REPLY));          /* alone */
-		w = outq_write(&q, sv[0]);
+		w = outq_write(&q, sv[0], NULL);
 		if (w != 0 || q.count != 0 || q.ring != NULL) _exit(2);
 		outq_push(&q, frame_new(0, FRAME_REPLY));          /* between two */
 		outq_push(&q, mk(2, 3));
 		outq_push(&q, frame_new(0, FRAME_REPLY));
-		w = outq_write(&q, sv[0]);
+		w = outq_write(&q, sv[0], NULL);
 		_exit(w == 3 && q.count == 0 && q.ring == NULL ? 0 : 2);
 	}
 	int st = 0;

@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "json.h"
+#include "json_parse.h"
 #include "utf8.h"
 
 /* ---- Emitter ------------------------------------------------------------ */

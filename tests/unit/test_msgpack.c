@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "json.h"
+#include "json_parse.h"
 #include "msgpack.h"
 
 /* ---- helpers ------------------------------------------------------------ */

@@ -1,0 +1,354 @@
+/* client.c - the client layer (client.h): a connection's state changes, its
+ * output queue under the slow-client policy, SLOW_CONSUMER notices, replies.
+ * Frames come in by reference from the layers above (one encoded record is
+ * shared by every subscriber's queue); this module decides what stays
+ * queued when a client is slow and writes the queue with writev. */
+#include "client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "ws.h"
+
+static struct {
+	size_t max_bytes;            /* --client-buffer */
+	uint32_t max_messages;       /* --client-queue */
+	enum slow_policy slow;       /* --slow-client */
+	int64_t header_timeout_ms;   /* --header-timeout: a new connection's deadline */
+	client_flush_fn *on_output;  /* the server's flush list */
+	uint32_t next_id;
+	uint32_t http, ws;           /* connections reading a head; open WebSockets */
+	uint32_t dead;               /* killed since client_take_dead() */
+} C;
+
+void client_init(const struct config *cfg, client_flush_fn *on_output)
+{
+	C.max_bytes = cfg->client_buffer;
+	C.max_messages = (uint32_t)cfg->client_queue;
+	C.slow = cfg->slow;
+	C.header_timeout_ms = (int64_t)(cfg->header_timeout * 1000);
+	C.on_output = on_output;
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+struct client *client_new(int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	struct client *c = calloc(1, sizeof(*c));
+	if (!c) return NULL;
+	c->fd = fd;
+	c->id = ++C.next_id;
+	c->state = CS_HTTP;
+	c->deadline = clock_now() + C.header_timeout_ms;
+	if ((size_t)salen <= sizeof(c->peer)) memcpy(&c->peer, sa, (size_t)salen);
+	C.http++;
+	return c;
+}
+
+void client_free(struct client *c)
+{
+	if (c->ws) {
+		C.ws--;
+		log_msg(LOG_INFO, "websocket closed", "client", log_num(c->id), "peer", client_peer(c),
+			"reason", c->why ? c->why : "", NULL);
+	}
+	if (c->state == CS_HTTP) C.http--;   /* freed before it ever left CS_HTTP */
+	close(c->fd);
+	outq_clear(&c->q);
+	free(c->rbuf);
+	free(c->msg);
+	free(c);
+}
+
+/* Every state change goes through here, so the counts stay exact. */
+static void set_state(struct client *c, enum client_state st)
+{
+	if (c->state == CS_HTTP && st != CS_HTTP) C.http--;
+	if (st == CS_DEAD && c->state != CS_DEAD) C.dead++;
+	c->state = (uint8_t)st;
+}
+
+void client_upgrade(struct client *c)
+{
+	set_state(c, CS_WS);
+	c->ws = 1;
+	C.ws++;
+}
+
+uint32_t client_http_count(void) { return C.http; }
+uint32_t client_ws_count(void) { return C.ws; }
+
+uint32_t client_take_dead(void)
+{
+	uint32_t n = C.dead;
+	C.dead = 0;
+	return n;
+}
+
+const char *client_peer(const struct client *c)
+{
+	static char buf[INET6_ADDRSTRLEN + 8];
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	if (c->peer.sa.sa_family == AF_INET) {
+		inet_ntop(AF_INET, &c->peer.v4.sin_addr, ip, sizeof(ip));
+		port = ntohs(c->peer.v4.sin_port);
+	} else if (c->peer.sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &c->peer.v6.sin6_addr, ip, sizeof(ip));
+		port = ntohs(c->peer.v6.sin6_port);
+	}
+	snprintf(buf, sizeof(buf), "%s:%u", ip, port);
+	return buf;
+}
+
+/* ---- state changes ---------------------------------------------------------- */
+
+void client_kill(struct client *c, const char *why)
+{
+	if (c->state == CS_DEAD) return;
+	if (!c->why) c->why = why;
+	set_state(c, CS_DEAD);
+}
+
+void client_linger(struct client *c)
+{
+	set_state(c, CS_LINGER);
+	c->deadline = clock_now() + CLIENT_LINGER_MS;
+	C.on_output(c, clock_now());
+}
+
+void client_queue(struct client *c, struct frame *f)
+{
+	if (!f) return;
+	if (outq_push(&c->q, f) == 0) C.on_output(c, clock_now());
+}
+
+void client_close_frame(struct client *c, unsigned code, const char *reason)
+{
+	unsigned char p[2 + WS_MAX_CONTROL];
+	size_t n = 0;
+	if (code) {
+		/* RFC 6455 §5.5: a control payload is at most 125 bytes. */
+		size_t rl = reason ? strlen(reason) : 0;
+		if (rl > WS_MAX_CONTROL - 2) rl = WS_MAX_CONTROL - 2;
+		p[0] = (unsigned char)(code >> 8);
+		p[1] = (unsigned char)code;
+		if (rl) memcpy(p + 2, reason, rl);
+		n = 2 + rl;
+	}
+	client_queue(c, frame_ws(WS_OP_CLOSE, p, n, FRAME_CONTROL));
+	c->close_sent = 1;
+}
+
+void client_drop_queued(struct client *c)
+{
+	/* A partly written frame must still go out whole, or the peer's
+	 * framing would break. */
+	while (c->q.count > (c->q.off ? 1u : 0u))
+		outq_remove(&c->q, c->q.count - 1);
+}
+
+void client_ws_fail(struct client *c, unsigned code, const char *reason)
+{
+	if (!c->why) c->why = reason;
+	if (!c->close_sent) {
+		client_drop_queued(c);
+		client_close_frame(c, code, reason);
+	}
+	if (log_enabled(LOG_DEBUG))
+		log_msg(LOG_DEBUG, "websocket failed", "client", log_num(c->id), "code", log_num(code),
+			"reason", reason ? reason : "", NULL);
+	client_linger(c);
+}
+
+void client_ws_close(struct client *c, unsigned code, const char *reason, int64_t wait_ms)
+{
+	if (c->state != CS_WS) return;
+	if (!c->why) c->why = reason;
+	client_close_frame(c, code, reason);
+	set_state(c, CS_CLOSING);
+	c->deadline = clock_now() + wait_ms;
+}
+
+/* ---- output ------------------------------------------------------------------- */
+
+struct frame *client_message(const struct client *c, const char *json, size_t len, enum frame_kind kind)
+{
+	return frame_message(c->msgpack, json, len, kind);
+}
+
+/* Writes what the socket takes; counts bytes and whole data messages.
+ * Returns 0, or -1 after killing c on a socket error. */
+static int write_queue(struct client *c)
+{
+	uint64_t done = 0;
+	ssize_t w = outq_write(&c->q, c->fd, &done);
+	int saved = errno;
+	metrics_add(M_MESSAGES_OUT, done);
+	if (w < 0) {
+		client_kill(c, strerror(saved));
+		return -1;
+	}
+	metrics_add(M_BYTES_OUT, (uint64_t)w);
+	return 0;
+}
+
+/* SLOW_CONSUMER notices go right where the gap is: in front of whatever is
+ * still queued (docs/protocol.md, "Ordering and loss"). A notice not yet
+ * sent absorbs later drops; its running total rides in key_hash. */
+static void insert_notice(struct client *c)
+{
+	uint64_t total = c->dropped;
+	uint32_t pos = c->q.off ? 1 : 0;
+	struct frame *front = outq_at(&c->q, pos);
+	if (front && front->kind == FRAME_NOTICE) {
+		total += front->key_hash;
+		outq_remove(&c->q, pos);
+	}
+	struct jbuf b;
+	json_init(&b);
+	json_obj_begin(&b);
+	json_key(&b, "type"); json_cstr(&b, "error");
+	json_key(&b, "code"); json_cstr(&b, "SLOW_CONSUMER");
+	json_key(&b, "message"); json_cstr(&b, "messages were dropped because this client reads too slowly");
+	json_key(&b, "dropped"); json_uint(&b, total);
+	json_obj_end(&b);
+	struct frame *f = b.failed ? NULL : client_message(c, b.buf, b.len, FRAME_NOTICE);
+	json_free(&b);
+	if (!f) return;
+	f->key_hash = total;
+	if (outq_push_front(&c->q, f) == 0) c->dropped = 0;
+}
+
+int client_write(struct client *c)
+{
+	if (c->dropped) insert_notice(c);
+	if (write_queue(c) < 0) return -1;
+	if (c->q.count == 0 && c->state == CS_LINGER && !c->wr_shut) {
+		shutdown(c->fd, SHUT_WR);
+		c->wr_shut = 1;
+	}
+	return 0;
+}
+
+static int queue_full(const struct client *c, const struct frame *f)
+{
+	return c->q.count >= C.max_messages || c->q.bytes + f->len > C.max_bytes;
+}
+
+/* The queue is full and f waits: apply --slow-client. Returns 1 when f may
+ * now be queued, 0 when it was consumed (dropped, or the client closed). */
+static int make_room(struct client *c, struct frame *f)
+{
+	if (C.slow == SLOW_DISCONNECT) {
+		frame_unref(f);
+		metrics_add(M_SLOW_DISCONNECTS, 1);
+		log_msg(LOG_WARN, "slow client disconnected", "client", log_num(c->id), "peer", client_peer(c),
+			"queued_bytes", log_num((int64_t)c->q.bytes), "queued_messages", log_num(c->q.count), NULL);
+		client_drop_queued(c);
+		client_ws_close(c, WS_CLOSE_POLICY, "slow consumer", CLIENT_LINGER_MS);
+		return 0;
+	}
+	uint32_t i = c->q.off ? 1 : 0;       /* never the partly written head */
+	/* conflate: an older queued record of the same channel and key gives
+	 * way to the newest; without one, fall back to drop-oldest. */
+	if (C.slow == SLOW_CONFLATE && f->kind == FRAME_DATA && f->key_hash) {
+		for (uint32_t k = c->q.count; k-- > i;) {
+			struct frame *old = outq_at(&c->q, k);
+			if (old->kind == FRAME_DATA && old->key_hash == f->key_hash) {
+				c->dropped++;
+				metrics_add(M_DROPPED, 1);
+				outq_remove(&c->q, k);
+				break;
+			}
+		}
+	}
+	/* drop-oldest: drop the oldest droppable frames until the new one fits.
+	 * Replies may go too (uncounted in the notice); controls and notices stay. */
+	while (queue_full(c, f) && i < c->q.count) {
+		struct frame *old = outq_at(&c->q, i);
+		if (old->kind == FRAME_DATA || old->kind == FRAME_REPLY) {
+			if (old->kind == FRAME_DATA) c->dropped++;
+			metrics_add(M_DROPPED, 1);
+			outq_remove(&c->q, i);
+		} else {
+			i++;
+		}
+	}
+	if (queue_full(c, f)) {              /* nothing left to drop: drop the newcomer */
+		if (f->kind == FRAME_DATA) c->dropped++;
+		metrics_add(M_DROPPED, 1);
+		frame_unref(f);
+		C.on_output(c, clock_now());     /* the notice goes out this turn */
+		return 0;
+	}
+	return 1;
+}
+
+void client_send(struct client *c, struct frame *f)
+{
+	if (!f) return;
+	if (c->state != CS_WS || c->close_sent) {
+		frame_unref(f);
+		return;
+	}
+	/* Bytes the kernel takes are not ours to count (docs/operations.md):
+	 * write what this turn has queued so far before judging c slow. */
+	if (queue_full(c, f) && write_queue(c) < 0) {
+		frame_unref(f);
+		return;
+	}
+	if (queue_full(c, f) && !make_room(c, f)) return;
+	int data = f->kind == FRAME_DATA;
+	if (outq_push(&c->q, f) == 0) C.on_output(c, clock_now() + (data ? CLIENT_CORK_MS : 0));
+}
+
+void client_send_always(struct client *c, struct frame *f)
+{
+	if (!f) return;
+	if (c->state != CS_WS || c->close_sent) {
+		frame_unref(f);
+		return;
+	}
+	client_queue(c, f);
+}
+
+/* ---- replies ------------------------------------------------------------------- */
+
+void reply_begin(struct jbuf *b, const char *type, const char *id, size_t id_len)
+{
+	json_init(b);
+	json_obj_begin(b);
+	json_key(b, "type");
+	json_cstr(b, type);
+	if (id) {
+		/* The request's id is echoed verbatim, whatever JSON value it is. */
+		json_key(b, "id");
+		json_raw(b, id, id_len);
+	}
+}
+
+void reply_send(struct client *c, struct jbuf *b)
+{
+	json_obj_end(b);
+	if (!b->failed) client_send(c, client_message(c, b->buf, b->len, FRAME_REPLY));
+	json_free(b);
+}
+
+void reply_error(struct client *c, const char *id, size_t id_len, const char *code, const char *msg)
+{
+	struct jbuf b;
+	reply_begin(&b, "error", id, id_len);
+	json_key(&b, "code");
+	json_cstr(&b, code);
+	json_key(&b, "message");
+	json_cstr(&b, msg);
+	reply_send(c, &b);
+}

@@ -1,0 +1,144 @@
+/* envelope.c - record -> data message (envelope.h). The JSON text is the
+ * one encoding; MessagePack is transcoded from it, so both formats carry the
+ * same fields. A frame's key_hash identifies its (channel, key) for the
+ * conflating slow-client policy. */
+#include "envelope.h"
+
+#include <string.h>
+
+#include "clock.h"
+#include "map.h"
+#include "msgpack.h"
+#include "json_parse.h"
+#include "utf8.h"
+
+static int with_headers;
+
+void envelope_configure(int headers)
+{
+	with_headers = headers;
+}
+
+void envelope_init(struct envelope *e, const struct record *r, const char *type, const char *channel, uint64_t seq)
+{
+	*e = (struct envelope){ .r = r, .type = type, .channel = channel, .seq = seq, .json = -1 };
+	json_init(&e->text);
+}
+
+int envelope_is_json(struct envelope *e)
+{
+	if (e->json < 0)
+		e->json = e->r->value && json_validate(e->r->value, e->r->value_len);
+	return e->json;
+}
+
+/* The data message of docs/protocol.md into b. data_json says the value is
+ * valid JSON and goes in verbatim. */
+static void encode(struct jbuf *b, const struct envelope *e, int data_json)
+{
+	const struct record *r = e->r;
+	char ts[CLOCK_ISO8601_LEN];
+	json_obj_begin(b);
+	json_key(b, "type");    json_cstr(b, e->type);
+	json_key(b, "channel"); json_cstr(b, e->channel);
+	if (r->key) {
+		json_key(b, "key");
+		if (utf8_valid(r->key, r->key_len)) {
+			json_str(b, r->key, r->key_len);
+		} else {
+			json_base64(b, r->key, r->key_len);
+			json_key(b, "key_encoding"); json_cstr(b, "base64");
+		}
+	}
+	if (e->seq) { json_key(b, "seq"); json_uint(b, e->seq); }
+	json_key(b, "topic");     json_cstr(b, r->topic);
+	json_key(b, "partition"); json_int(b, r->partition);
+	json_key(b, "offset");    json_int(b, r->offset);
+	if (r->timestamp_ms >= 0) {
+		clock_iso8601(ts, r->timestamp_ms);
+		json_key(b, "timestamp"); json_cstr(b, ts);
+	}
+	if (with_headers && r->nheaders) {
+		/* [["name","value"],...]: a value that is not UTF-8 becomes
+		 * {"base64":"..."}, a header without value null. */
+		json_key(b, "headers");
+		json_arr_begin(b);
+		for (size_t i = 0; i < r->nheaders; i++) {
+			const struct record_header *h = &r->headers[i];
+			json_arr_begin(b);
+			json_cstr(b, h->name);
+			if (!h->value) {
+				json_null(b);
+			} else if (utf8_valid(h->value, h->value_len)) {
+				json_str(b, h->value, h->value_len);
+			} else {
+				json_obj_begin(b);
+				json_key(b, "base64");
+				json_base64(b, h->value, h->value_len);
+				json_obj_end(b);
+			}
+			json_arr_end(b);
+		}
+		json_arr_end(b);
+	}
+	json_key(b, "data");
+	if (!r->value) {
+		json_null(b);                          /* tombstone */
+	} else if (data_json) {
+		json_raw(b, r->value, r->value_len);   /* verbatim */
+	} else if (utf8_valid(r->value, r->value_len)) {
+		json_str(b, r->value, r->value_len);
+	} else {
+		json_base64(b, r->value, r->value_len);
+		json_key(b, "encoding"); json_cstr(b, "base64");
+	}
+	json_obj_end(b);
+}
+
+/* --slow-client conflate replaces queued records of the same channel and
+ * key; records without a key are never conflated (hash 0). */
+static void set_key_hash(struct frame *f, const struct envelope *e)
+{
+	if (!f || !e->r->key) return;
+	uint64_t h = map_hash(e->channel, strlen(e->channel)) ^ (map_hash(e->r->key, e->r->key_len) * 31);
+	f->key_hash = h ? h : 1;
+}
+
+/* The MessagePack frame: transcoded from the JSON text. A value nested
+ * deeper than the transcoder goes is sent as a string rather than not at
+ * all (the same envelope with data as text). */
+static struct frame *msgpack_frame(struct envelope *e)
+{
+	struct frame *f = NULL;
+	struct jbuf mp;
+	json_init(&mp);
+	if (mp_from_json(&mp, e->text.buf, e->text.len) < 0) {
+		struct jbuf flat;
+		json_init(&flat);
+		encode(&flat, e, 0);
+		json_reset(&mp);
+		if (flat.failed || mp_from_json(&mp, flat.buf, flat.len) < 0) mp.failed = 1;
+		json_free(&flat);
+	}
+	if (!mp.failed) f = frame_ws(WS_OP_BINARY, mp.buf, mp.len, FRAME_DATA);
+	json_free(&mp);
+	return f;
+}
+
+struct frame *envelope_frame(struct envelope *e, int msgpack)
+{
+	struct frame **slot = &e->frame[msgpack ? 1 : 0];
+	if (*slot) return *slot;
+	if (!e->text.len) encode(&e->text, e, envelope_is_json(e));
+	if (e->text.failed) return NULL;
+	*slot = msgpack ? msgpack_frame(e) : frame_ws(WS_OP_TEXT, e->text.buf, e->text.len, FRAME_DATA);
+	set_key_hash(*slot, e);
+	return *slot;
+}
+
+void envelope_done(struct envelope *e)
+{
+	frame_unref(e->frame[0]);
+	frame_unref(e->frame[1]);
+	json_free(&e->text);
+}

@@ -1,0 +1,36 @@
+/* envelope.h - one Kafka record as a data message (docs/protocol.md, "Data
+ * messages"): the JSON envelope built once per record, and the WebSocket
+ * frame of each format (JSON text, MessagePack binary) built at most once,
+ * on first need, and shared by reference by every client that gets it.
+ * Knows records and formats, not subscribers or clients. */
+#ifndef KB_ENVELOPE_H
+#define KB_ENVELOPE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame.h"
+#include "json.h"
+#include "record.h"
+
+/* With on, data messages carry the record's headers (--headers). */
+void envelope_configure(int headers);
+
+/* The encodings of one record, valid for one routing call. */
+struct envelope {
+	const struct record *r;
+	const char *type, *channel;
+	uint64_t seq;             /* 0: no "seq" (a record this instance never routed) */
+	int json;                 /* -1 unknown, 0 no, 1 the value is valid JSON */
+	struct jbuf text;         /* the JSON envelope, built on first need */
+	struct frame *frame[2];   /* [0] JSON, [1] MessagePack, built on first need */
+};
+
+void envelope_init(struct envelope *e, const struct record *r, const char *type, const char *channel, uint64_t seq);
+/* 1 when the record's value is valid JSON (computed once). */
+int  envelope_is_json(struct envelope *e);
+/* The record's frame in one format, borrowed until envelope_done (take a
+ * reference to keep it). NULL when out of memory. */
+struct frame *envelope_frame(struct envelope *e, int msgpack);
+/* Drops the envelope's own references and buffers. */
+void envelope_done(struct envelope *e);
+#endif

@@ -1,0 +1,53 @@
+/* metrics.h - every counter kbridge keeps, per-topic record counts and the
+ * broadcast latency histogram. This module owns them; the modules that see
+ * the events add to them, and /stats and /metrics (endpoints.c) read the
+ * same numbers from here. Live state that is not a counter (clients,
+ * channels, lag) stays with the module that owns it. */
+#ifndef KB_METRICS_H
+#define KB_METRICS_H
+#include <stddef.h>
+#include <stdint.h>
+
+enum metric {
+	M_ACCEPTED,          /* WebSocket upgrades that succeeded */
+	M_REJECTED_FULL,     /* 503: --max-clients, shutting down, or the plain-HTTP cap */
+	M_REJECTED_ORIGIN,   /* 403: Origin not allowed */
+	M_REJECTED_BAD,      /* 400/426: an upgrade that is not a valid one */
+	M_HTTP_REQUESTS,     /* request heads parsed (upgrades included) */
+	M_HTTP_ERRORS,       /* error responses that close the connection */
+	M_BYTES_OUT,         /* bytes written to client sockets */
+	M_MESSAGES_OUT,      /* data messages (Kafka records) written in full */
+	M_DROPPED,           /* messages dropped by the slow-client policy */
+	M_SLOW_DISCONNECTS,  /* clients closed by --slow-client disconnect */
+	M_RECORDS_IN,        /* Kafka records consumed, routed or not */
+	M_COUNT
+};
+
+void     metrics_add(enum metric m, uint64_t n);
+uint64_t metrics_get(enum metric m);
+
+/* Seconds since metrics_start() (called once at start-up), by the turn clock. */
+void    metrics_start(void);
+int64_t metrics_uptime_s(void);
+
+/* Records consumed per topic. A handle stays valid for the process's life,
+ * so the hot path adds through it without a lookup. NULL: out of memory
+ * (adding to NULL is a no-op). */
+struct metrics_topic;
+struct metrics_topic *metrics_topic(const char *name);
+void metrics_topic_add(struct metrics_topic *t, uint64_t n);
+/* for (size_t i = 0; metrics_topic_next(&i, &name, &records);) */
+int  metrics_topic_next(size_t *i, const char **name, uint64_t *records);
+
+/* The broadcast latency histogram: from a record's Kafka timestamp to its
+ * frame being queued to clients. */
+void metrics_observe_latency(double seconds);
+struct metrics_histogram {
+	const double *bounds;     /* upper bounds, ascending */
+	size_t nbounds;
+	const uint64_t *buckets;  /* nbounds + 1 (the last is +Inf), not cumulative */
+	uint64_t count;
+	double sum;
+};
+void metrics_latency(struct metrics_histogram *out);
+#endif

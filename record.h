@@ -1,0 +1,30 @@
+/* record.h - one Kafka record as kbridge's modules pass it around: the Kafka
+ * layer fills it from a librdkafka message (borrowing that memory for the
+ * duration of one call), the routing layer encodes it, the history keeps a
+ * copy. Types only: no functions live behind this header. */
+#ifndef KB_RECORD_H
+#define KB_RECORD_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define RECORD_MAX_HEADERS 64    /* per record; more are not forwarded */
+
+struct record_header {
+	const char *name;
+	const void *value;      /* NULL: a header without value */
+	size_t value_len;
+};
+
+struct record {
+	const char *topic;
+	int32_t partition;
+	int64_t offset;
+	int64_t timestamp_ms;   /* -1 when the record has none */
+	const void *key;        /* NULL: null key */
+	size_t key_len;
+	const void *value;      /* NULL: tombstone */
+	size_t value_len;
+	const struct record_header *headers;
+	size_t nheaders;
+};
+#endif

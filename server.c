@@ -1,0 +1,395 @@
+/* server.c - the server layer (server.h). Owns every connection from
+ * accept to free: a dense registry for timers and /stats, an epoll set
+ * (level-triggered, EPOLLOUT only while output waits) so a turn costs
+ * O(ready clients), and the flush list of clients with output this turn.
+ * What the bytes mean is the session layer's business; what may be queued
+ * is the client layer's. A client is never freed in the middle of a turn:
+ * it is marked dead and reaped at the end, after the flush. */
+#include "server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "clock.h"
+#include "frame.h"
+#include "log.h"
+#include "metrics.h"
+#include "proto.h"
+#include "session.h"
+#include "ws.h"
+
+#define ACCEPT_BATCH     256     /* accepts per turn, so clients are not starved */
+#define READ_CHUNK       65536
+#define HTTP_CONN_CAP    1024    /* plain HTTP / not-yet-upgraded connections */
+#define EPOLL_BATCH      1024    /* ready clients handled per turn */
+
+static struct {
+	const struct config *cfg;
+	int listen_fd;
+	int epfd;                     /* every client socket, level-triggered */
+	struct client **clients;      /* all connections, dense: for timers and stats */
+	uint32_t nclients, cap;
+	int64_t accept_paused_until;  /* out of fds: retry accept later */
+	struct client *flush_head;    /* clients with output queued this turn */
+	int64_t flush_due;            /* when the flush list must be written */
+	int stopping;                 /* shutdown began */
+	int64_t stop_deadline;
+	struct frame *ping_frame;     /* one empty ping shared by every client, never freed */
+} S;
+
+/* Shared by every read: a client keeps only what a read leaves unconsumed. */
+static unsigned char read_buf[READ_CHUNK];
+
+/* ---- output ---------------------------------------------------------------- */
+
+/* The client layer's callback: c has output, to be written by `due`. Data
+ * may wait a few ms for more records to share one writev; replies go at
+ * the end of this turn. */
+static void want_flush(struct client *c, int64_t due)
+{
+	if (!S.flush_head || due < S.flush_due) S.flush_due = due;
+	if (c->in_flush) return;
+	c->in_flush = 1;
+	c->flush_next = S.flush_head;
+	S.flush_head = c;
+}
+
+/* What epoll watches for is derived from the queue alone: always input,
+ * and output while bytes wait for the kernel. Told only on a change. */
+static void sync_events(struct client *c)
+{
+	unsigned want_out = c->q.count > 0;
+	if (want_out == c->ev_out || c->state == CS_DEAD) return;
+	struct epoll_event ev = { .events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = c };
+	if (epoll_ctl(S.epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->ev_out = want_out;
+}
+
+/* Writes queued output of every client on the flush list. */
+static void flush_all(void)
+{
+	struct client *c = S.flush_head;
+	S.flush_head = NULL;
+	while (c) {
+		struct client *next = c->flush_next;
+		c->in_flush = 0;
+		c->flush_next = NULL;
+		if (c->state != CS_DEAD && client_write(c) == 0) sync_events(c);
+		c = next;
+	}
+}
+
+void server_flush(void)
+{
+	if (S.flush_head && clock_now() >= S.flush_due) flush_all();
+}
+
+/* ---- registry -------------------------------------------------------------- */
+
+static struct client *add_client(int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	if (S.nclients == S.cap) {
+		uint32_t ncap = S.cap ? S.cap * 2 : 64;
+		struct client **nc = realloc(S.clients, ncap * sizeof(*nc));
+		if (!nc) return NULL;
+		S.clients = nc;
+		S.cap = ncap;
+	}
+	struct client *c = client_new(fd, sa, salen);
+	if (!c) return NULL;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+	if (epoll_ctl(S.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		c->fd = -1;               /* the caller closes fd */
+		client_free(c);
+		return NULL;
+	}
+	c->slot = S.nclients;
+	S.clients[S.nclients++] = c;
+	return c;
+}
+
+/* The layers above forget c, then it is freed; the last client moves into
+ * its slot so the registry stays dense. */
+static void remove_client(struct client *c)
+{
+	uint32_t slot = c->slot;
+	proto_client_gone(c);
+	client_free(c);
+	S.nclients--;
+	if (slot != S.nclients) {
+		S.clients[slot] = S.clients[S.nclients];
+		S.clients[slot]->slot = slot;
+	}
+}
+
+void server_reap(void)
+{
+	if (!client_take_dead()) return;
+	/* A corked flush list may still hold a client about to be freed:
+	 * write it out first (the list is emptied either way). */
+	for (uint32_t i = 0; i < S.nclients; i++)
+		if (S.clients[i]->state == CS_DEAD && S.clients[i]->in_flush) {
+			flush_all();
+			break;
+		}
+	for (uint32_t i = 0; i < S.nclients;) {
+		struct client *c = S.clients[i];
+		if (c->state == CS_DEAD) {
+			remove_client(c);
+			continue;   /* slot i now holds the former last client */
+		}
+		i++;
+	}
+}
+
+uint32_t server_connections(void)
+{
+	return S.nclients;
+}
+
+int server_client_next(size_t *i, struct endpoints_client *out)
+{
+	while (*i < S.nclients) {
+		const struct client *c = S.clients[(*i)++];
+		if (!c->ws) continue;
+		*out = (struct endpoints_client){ c->id, client_peer(c), c->nsubs, c->q.count, c->q.bytes };
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- accepting and reading ------------------------------------------------------ */
+
+void server_accept(void)
+{
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(S.listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED) continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* Out of descriptors: stop accepting for a moment rather than spin. */
+				log_msg(LOG_WARN, "accept paused", "error", strerror(errno), NULL);
+				S.accept_paused_until = clock_now() + 100;
+			}
+			return;
+		}
+		if (client_http_count() >= HTTP_CONN_CAP) {
+			/* Too many heads in progress: one cheap answer, no state. */
+			static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+			ssize_t w = write(fd, busy, sizeof(busy) - 1);
+			(void)w;
+			close(fd);
+			metrics_add(M_REJECTED_FULL, 1);
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (!add_client(fd, (struct sockaddr *)&ss, sl)) {
+			close(fd);
+			return;
+		}
+	}
+}
+
+/* Keeps unconsumed bytes in the client's own buffer, sized to fit: idle
+ * clients hold no input buffer, and one that grew for a big frame shrinks. */
+static int keep_rest(struct client *c, const unsigned char *p, size_t n)
+{
+	if (n == 0) {
+		free(c->rbuf);
+		c->rbuf = NULL;
+		c->rlen = c->rcap = 0;
+		return 0;
+	}
+	size_t want = n < 1024 ? 1024 : n;
+	if (!c->rbuf || n > c->rcap || c->rcap > 4 * want) {
+		unsigned char *nb = malloc(want);
+		if (!nb) return -1;
+		memcpy(nb, p, n);        /* p may point into the old buffer */
+		free(c->rbuf);
+		c->rbuf = nb;
+		c->rcap = (uint32_t)want;
+	} else {
+		memmove(c->rbuf, p, n);
+	}
+	c->rlen = (uint32_t)n;
+	return 0;
+}
+
+static void client_read(struct client *c)
+{
+	ssize_t n;
+	unsigned char *base;
+	size_t have;
+
+	if (c->rlen == 0) {
+		/* Nothing left over: read into the shared buffer, no allocation. */
+		n = read(c->fd, read_buf, sizeof(read_buf));
+		base = read_buf;
+		have = 0;
+	} else {
+		/* Grow so a whole frame up to --max-message (or a full head) fits. */
+		size_t need = c->rlen + READ_CHUNK;
+		if (c->rcap < need) {
+			unsigned char *nb = realloc(c->rbuf, need);
+			if (!nb) { client_kill(c, "out of memory"); return; }
+			c->rbuf = nb;
+			c->rcap = (uint32_t)need;
+		}
+		n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+		base = c->rbuf;
+		have = c->rlen;
+	}
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+		client_kill(c, strerror(errno));
+		return;
+	}
+	if (n == 0) {
+		client_kill(c, c->state == CS_LINGER ? "closed" : "peer closed the connection");
+		return;
+	}
+	size_t len = have + (size_t)n;
+	if (c->state == CS_LINGER) {   /* discard: we are only waiting for the FIN */
+		keep_rest(c, NULL, 0);
+		return;
+	}
+	size_t used = session_input(c, base, len);
+	if (c->state == CS_DEAD) return;
+	if (keep_rest(c, base + used, len - used) < 0) client_kill(c, "out of memory");
+}
+
+void server_ready(void)
+{
+	static struct epoll_event evs[EPOLL_BATCH];
+	int ne = epoll_wait(S.epfd, evs, EPOLL_BATCH, 0);
+	/* Events refer to clients that exist now: nobody is freed before the
+	 * end of the turn. */
+	for (int i = 0; i < ne; i++) {
+		struct client *c = evs[i].data.ptr;
+		if (c->state == CS_DEAD) continue;
+		if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) client_read(c);
+		if ((evs[i].events & EPOLLOUT) && c->state != CS_DEAD) want_flush(c, clock_now());
+	}
+}
+
+/* ---- timers ------------------------------------------------------------------- */
+
+void server_tick(void)
+{
+	int64_t now = clock_now();
+	int64_t ping_ms = (int64_t)(S.cfg->ping_interval * 1000);
+	for (uint32_t i = 0; i < S.nclients; i++) {
+		struct client *c = S.clients[i];
+		switch (c->state) {
+		case CS_HTTP:
+			if (now >= c->deadline) session_head_timeout(c);
+			break;
+		case CS_WS:
+			if (ping_ms <= 0) break;
+			/* No frame at all for twice the interval: drop, no close frame. */
+			if (now - c->last_rx >= 2 * ping_ms) {
+				log_msg(LOG_INFO, "client dropped: silent", "client", log_num(c->id), "peer", client_peer(c), NULL);
+				client_kill(c, "silent");
+			} else if (now >= c->next_ping) {
+				client_send(c, frame_ref(S.ping_frame));
+				c->next_ping = now + ping_ms;
+			}
+			break;
+		case CS_CLOSING:
+		case CS_LINGER:
+			if (now >= c->deadline) client_kill(c, "close timeout");
+			break;
+		}
+	}
+}
+
+int64_t server_next_wake(void)
+{
+	int64_t wake = INT64_MAX;
+	if (S.stopping && S.stop_deadline < wake) wake = S.stop_deadline;
+	if (S.accept_paused_until && S.accept_paused_until < wake) wake = S.accept_paused_until;
+	if (S.flush_head && S.flush_due < wake) wake = S.flush_due;
+	return wake;
+}
+
+/* ---- start and shutdown ------------------------------------------------------- */
+
+static int open_listener(char *err, size_t errlen)
+{
+	int fd = socket(S.cfg->listen.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) { snprintf(err, errlen, "socket: %s", strerror(errno)); return -1; }
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&S.cfg->listen, S.cfg->listen_len) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", S.cfg->listen_str, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (listen(fd, 4096) < 0) {
+		snprintf(err, errlen, "listen: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int server_open(const struct config *cfg, char *err, size_t errlen)
+{
+	S.cfg = cfg;
+	client_init(cfg, want_flush);
+	session_init(cfg);
+	if (!(S.ping_frame = frame_ws(WS_OP_PING, NULL, 0, FRAME_CONTROL))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	S.ping_frame->refs = UINT32_MAX;   /* static: references cost nothing */
+	if ((S.listen_fd = open_listener(err, errlen)) < 0) return -1;
+	if ((S.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "epoll: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int server_listen_fd(void)
+{
+	if (S.accept_paused_until && clock_now() >= S.accept_paused_until) S.accept_paused_until = 0;
+	return S.accept_paused_until ? -1 : S.listen_fd;
+}
+
+int server_epoll_fd(void)
+{
+	return S.epfd;
+}
+
+void server_shutdown(double drain_s)
+{
+	S.stopping = 1;
+	S.stop_deadline = clock_now() + (int64_t)(drain_s * 1000);
+	log_msg(LOG_INFO, "shutting down", "clients", log_num(client_ws_count()),
+		"drain_timeout_s", log_num((int64_t)drain_s), NULL);
+	/* Refuse new connections at once: the port is closed, not just ignored. */
+	close(S.listen_fd);
+	S.listen_fd = -1;
+	session_drain();
+	for (uint32_t i = 0; i < S.nclients; i++) {
+		struct client *c = S.clients[i];
+		if (c->state == CS_WS) client_ws_close(c, WS_CLOSE_GOING_AWAY, "server shutting down", S.stop_deadline - clock_now());
+		else if (c->state == CS_HTTP && c->q.count == 0) client_kill(c, "shutdown");
+	}
+}
+
+int server_done(void)
+{
+	return S.stopping && (S.nclients == 0 || clock_now() >= S.stop_deadline);
+}

@@ -1,0 +1,466 @@
+/* session.c - the session layer (session.h): what a peer says. Bytes read
+ * by the server become, in CS_HTTP, request heads answered from the plain
+ * endpoints (endpoints.c) or turned into a WebSocket upgrade
+ * (RFC 6455 §4.2); in CS_WS and CS_CLOSING, frames assembled into messages
+ * (fragments, UTF-8 of text, control frames, the close handshake, the
+ * --max-message and --client-rate limits) and handed as parsed JSON to
+ * the protocol layer (proto.c). MessagePack control messages are
+ * transcoded to JSON first, so proto.c sees one form.
+ * It never reads or writes sockets: the server does, the client layer
+ * queues. Everything here runs inside one call from the server and leaves
+ * the client in a state the server acts on (more output, linger, dead). */
+#include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "clock.h"
+#include "endpoints.h"
+#include "http.h"
+#include "json.h"
+#include "json_parse.h"
+#include "log.h"
+#include "metrics.h"
+#include "msgpack.h"
+#include "proto.h"
+#include "utf8.h"
+#include "ws.h"
+
+#define MAX_TOKENS          512    /* JSON tokens in one control message */
+#define MAX_DEPTH           16     /* JSON nesting in one control message */
+#define RATE_LIMIT_CLOSE_MS 10000  /* ten seconds over --client-rate in a row: close 1008 */
+#define RATE_LIMIT_QUIET_MS 1000   /* a run of RATE_LIMITED ends after this long without one */
+
+static struct {
+	const struct config *cfg;
+	int draining;             /* shutting down: upgrades get 503 */
+} SS;
+
+void session_init(const struct config *cfg)
+{
+	SS.cfg = cfg;
+}
+
+void session_drain(void)
+{
+	SS.draining = 1;
+}
+
+/* ---- WebSocket messages -------------------------------------------------- */
+
+/* Token bucket of --client-rate messages per second, burst twice that. */
+static int rate_ok(struct client *c)
+{
+	double rate = (double)SS.cfg->client_rate;
+	double elapsed = (double)(clock_now() - c->rl_last) / 1000.0;
+	c->rl_last = clock_now();
+	c->rl_tokens += (float)(elapsed * rate);
+	if (c->rl_tokens > 2 * rate) c->rl_tokens = (float)(2 * rate);
+	if (c->rl_tokens >= 1) {
+		c->rl_tokens -= 1;
+		/* A flood lets a message through whenever a token refills: the
+		 * run only ends after a quiet second without RATE_LIMITED. */
+		if (c->rl_since && clock_now() - (c->rl_since + c->rl_latest) >= RATE_LIMIT_QUIET_MS) c->rl_since = 0;
+		return 1;
+	}
+	if (!c->rl_since) c->rl_since = clock_now();
+	c->rl_latest = (uint32_t)(clock_now() - c->rl_since);
+	return 0;
+}
+
+/* The raw "id" of a message that parsed as an object, else NULL. */
+static const char *message_id(const char *m, const struct json_tok *tok, int n, size_t *id_len)
+{
+	if (n <= 0 || tok[0].type != JSON_OBJECT) return NULL;
+	int t = json_obj_get(m, tok, 0, "id");
+	if (t < 0) return NULL;
+	int quoted = tok[t].type == JSON_STRING;
+	*id_len = tok[t].len + 2 * (size_t)quoted;
+	return m + tok[t].start - quoted;
+}
+
+/* The rate limit (--client-rate): 1 when this message is not to be handled; a client
+ * over the limit for too long is closed, else told RATE_LIMITED. */
+static int rate_limited(struct client *c, const char *id, size_t id_len)
+{
+	if (rate_ok(c)) return 0;
+	if (clock_now() - c->rl_since >= RATE_LIMIT_CLOSE_MS) {
+		log_msg(LOG_WARN, "client closed for exceeding the rate limit", "client", log_num(c->id), "peer", client_peer(c), NULL);
+		client_ws_close(c, WS_CLOSE_POLICY, "rate limit exceeded", CLIENT_CLOSE_WAIT_MS);
+	} else {
+		reply_error(c, id, id_len, "RATE_LIMITED", "too many messages: this one was ignored");
+	}
+	return 1;
+}
+
+static void handle_message(struct client *c, int binary, const char *m, size_t len)
+{
+	/* MessagePack control messages become JSON and are handled as such. */
+	if (binary && c->msgpack) {
+		struct jbuf js;
+		json_init(&js);
+		if (mp_to_json(&js, (const unsigned char *)m, len, MAX_DEPTH) < 0 || js.failed) {
+			json_free(&js);
+			if (rate_limited(c, NULL, 0)) return;
+			reply_error(c, NULL, 0, "INVALID_JSON", "message is not valid MessagePack");
+			return;
+		}
+		handle_message(c, 0, js.buf, js.len);
+		json_free(&js);
+		return;
+	}
+	struct json_tok tok[MAX_TOKENS];
+	int n = binary ? JSON_EINVAL : json_parse(m, len, tok, MAX_TOKENS, MAX_DEPTH);
+	size_t id_len = 0;
+	const char *id = message_id(m, tok, n, &id_len);
+	/* Valid JSON beyond the parser's limits still has its id echoed. */
+	if (n == JSON_ETOOMANY || n == JSON_EDEPTH) {
+		if (!json_top_field(m, len, "id", 2, &id, &id_len)) id = NULL;
+	}
+
+	if (rate_limited(c, id, id_len)) return;
+	if (binary) {   /* MessagePack connections took the branch above */
+		reply_error(c, NULL, 0, "BAD_REQUEST", "binary frames are not accepted on a JSON connection");
+		return;
+	}
+
+	if (n == JSON_EINVAL) {
+		reply_error(c, NULL, 0, "INVALID_JSON", "message is not valid JSON");
+		return;
+	}
+	if (n < 0) {
+		reply_error(c, id, id_len, "BAD_REQUEST", n == JSON_EDEPTH ? "message nested too deeply" : "message has too many elements");
+		return;
+	}
+	if (tok[0].type != JSON_OBJECT) {
+		reply_error(c, NULL, 0, "BAD_REQUEST", "message must be a JSON object");
+		return;
+	}
+	/* The id is echoed verbatim, whatever JSON value it is. */
+	struct msg_ctx ctx = { .c = c, .src = m, .tok = tok, .ntok = n, .id = id, .id_len = id_len };
+	proto_handle(&ctx);
+}
+
+/* Appends a fragment to the message being assembled, enforcing --max-message. */
+static int msg_append(struct client *c, const unsigned char *p, size_t n)
+{
+	if (n == 0) return 0;    /* empty fragments are legal (RFC 6455 §5.4) */
+	if ((uint64_t)c->msg_len + n > SS.cfg->max_message) return -WS_CLOSE_TOO_BIG;
+	if (c->msg_len + n > c->msg_cap) {
+		size_t cap = c->msg_cap ? c->msg_cap : 256;
+		while (cap < c->msg_len + n) cap *= 2;
+		if (cap > SS.cfg->max_message) cap = SS.cfg->max_message;
+		unsigned char *nm = realloc(c->msg, cap);
+		if (!nm) return -WS_CLOSE_INTERNAL;
+		c->msg = nm;
+		c->msg_cap = (uint32_t)cap;
+	}
+	memcpy(c->msg + c->msg_len, p, n);
+	c->msg_len += (uint32_t)n;
+	return 0;
+}
+
+static void msg_reset(struct client *c)
+{
+	free(c->msg);
+	c->msg = NULL;
+	c->msg_len = c->msg_cap = 0;
+	c->msg_op = 0;
+	c->utf8 = UTF8_ACCEPT;
+}
+
+static void handle_close_frame(struct client *c, const unsigned char *p, size_t n)
+{
+	unsigned code = 0;
+	if (n == 1) { client_ws_fail(c, WS_CLOSE_PROTOCOL, "close payload of one byte"); return; }
+	if (n >= 2) {
+		code = (unsigned)p[0] << 8 | p[1];
+		if (!ws_close_code_valid(code)) { client_ws_fail(c, WS_CLOSE_PROTOCOL, "invalid close code"); return; }
+		if (!utf8_valid(p + 2, n - 2)) { client_ws_fail(c, WS_CLOSE_BAD_DATA, "close reason is not UTF-8"); return; }
+	}
+	if (!c->why) c->why = c->close_sent ? "close handshake complete" : "client closed";
+	/* RFC 6455 §5.5.1: answer with a close echoing the status code, then close TCP. */
+	if (!c->close_sent) {
+		client_drop_queued(c);
+		client_close_frame(c, code, NULL);
+	}
+	client_linger(c);
+}
+
+/* Feeds a text message's next bytes to its UTF-8 validator, starting from
+ * state: invalid text fails the connection with 1007 at the first byte
+ * that makes it impossible (RFC 6455 §8.1), or at the end of a message
+ * that stops inside a code point. Returns 1 while the text is valid. */
+static int text_ok(struct client *c, uint32_t state, const unsigned char *p, size_t n, int fin)
+{
+	c->utf8 = utf8_feed(state, p, n);
+	if (c->utf8 == UTF8_REJECT || (fin && c->utf8 != UTF8_ACCEPT)) {
+		client_ws_fail(c, WS_CLOSE_BAD_DATA, "text is not valid UTF-8");
+		return 0;
+	}
+	return 1;
+}
+
+/* One complete client frame, payload unmasked. */
+static void handle_frame(struct client *c, const struct ws_frame *f, unsigned char *p)
+{
+	size_t n = (size_t)f->len;
+	switch (f->opcode) {
+	case WS_OP_PING:
+		if (c->state == CS_WS)
+			client_send(c, frame_ws(WS_OP_PONG, p, n, FRAME_CONTROL));
+		return;
+	case WS_OP_PONG:
+		return;
+	case WS_OP_CLOSE:
+		handle_close_frame(c, p, n);
+		return;
+	case WS_OP_TEXT:
+	case WS_OP_BINARY:
+		if (c->msg_op) { client_ws_fail(c, WS_CLOSE_PROTOCOL, "new message inside a fragmented one"); return; }
+		if (f->opcode == WS_OP_TEXT && !text_ok(c, UTF8_ACCEPT, p, n, f->fin)) return;
+		if (f->fin) {   /* the common case: one frame, no copy */
+			c->utf8 = UTF8_ACCEPT;
+			if (c->state == CS_WS) handle_message(c, f->opcode == WS_OP_BINARY, (const char *)p, n);
+			return;
+		}
+		c->msg_op = (uint8_t)f->opcode;
+		break;
+	case WS_OP_CONT:
+		if (!c->msg_op) { client_ws_fail(c, WS_CLOSE_PROTOCOL, "continuation without a message"); return; }
+		if (c->msg_op == WS_OP_TEXT && !text_ok(c, c->utf8, p, n, f->fin)) return;
+		break;
+	}
+	int rc = msg_append(c, p, n);
+	if (rc < 0) { client_ws_fail(c, (unsigned)-rc, rc == -WS_CLOSE_TOO_BIG ? "message too big" : "out of memory"); return; }
+	if (f->fin) {
+		if (c->state == CS_WS) handle_message(c, c->msg_op == WS_OP_BINARY, (const char *)c->msg, c->msg_len);
+		msg_reset(c);
+	}
+}
+
+/* Consumes complete frames from buf; returns bytes consumed. */
+static size_t process_ws(struct client *c, unsigned char *buf, size_t len)
+{
+	size_t pos = 0;
+	while (pos < len && (c->state == CS_WS || c->state == CS_CLOSING)) {
+		struct ws_frame f;
+		int hl = ws_parse_header(buf + pos, len - pos, &f);
+		if (hl == 0) break;
+		if (hl < 0) { client_ws_fail(c, (unsigned)-hl, "protocol error"); break; }
+		/* Refuse oversized data before buffering it (1009). */
+		if (f.opcode < WS_OP_CLOSE && (uint64_t)c->msg_len + f.len > SS.cfg->max_message) {
+			client_ws_fail(c, WS_CLOSE_TOO_BIG, "message too big");
+			break;
+		}
+		if (len - pos - (size_t)hl < f.len) break;
+		unsigned char *p = buf + pos + hl;
+		ws_unmask(p, (size_t)f.len, f.mask, 0);
+		pos += (size_t)hl + (size_t)f.len;
+		c->last_rx = clock_now();
+		handle_frame(c, &f, p);
+	}
+	return pos;
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+/* Queues a complete HTTP response as one private frame. */
+static void http_respond(struct client *c, int status, const char *ctype, const char *body, size_t blen,
+		  int keep_alive, int head_only, const char *extra)
+{
+	char head[1024];
+	int hl = http_format_head(head, sizeof(head), status, ctype, blen, keep_alive, extra);
+	if (hl < 0) return;
+	size_t total = (size_t)hl + (head_only ? 0 : blen);
+	struct frame *f = frame_new(total, FRAME_REPLY);
+	if (!f) return;
+	memcpy(f->data, head, (size_t)hl);
+	if (!head_only && blen) memcpy(f->data + hl, body, blen);
+	client_queue(c, f);
+}
+
+static void http_error(struct client *c, int status, const char *msg, const char *extra)
+{
+	char body[256];
+	struct jbuf b;
+	json_init(&b);
+	json_obj_begin(&b);
+	json_key(&b, "error");
+	json_cstr(&b, msg);
+	json_obj_end(&b);
+	snprintf(body, sizeof(body), "%.*s\n", (int)b.len, b.buf ? b.buf : "");
+	json_free(&b);
+	http_respond(c, status, "application/json", body, strlen(body), 0, 0, extra);
+	metrics_add(M_HTTP_ERRORS, 1);
+	client_linger(c);
+}
+
+static int origin_allowed(const struct http_request *req)
+{
+	const struct http_header *o = http_header_get(req, "Origin");
+	if (!o || SS.cfg->norigins == 0) return 1;
+	for (size_t i = 0; i < SS.cfg->norigins; i++)
+		if (strlen(SS.cfg->origins[i]) == o->value_len &&
+		    strncasecmp(SS.cfg->origins[i], o->value, o->value_len) == 0)
+			return 1;
+	return 0;
+}
+
+/* An upgrade that is not a valid one: counted, then answered like any
+ * HTTP error. */
+static void upgrade_refused(struct client *c, int status, const char *msg, const char *extra)
+{
+	metrics_add(M_REJECTED_BAD, 1);
+	http_error(c, status, msg, extra);
+}
+
+/* Handles GET /ws...: validates the upgrade (RFC 6455 §4.2.1) and switches. */
+static void handle_upgrade(struct client *c, const struct http_request *req)
+{
+	const struct http_header *ver = http_header_get(req, "Sec-WebSocket-Version");
+	const struct http_header *key = http_header_get(req, "Sec-WebSocket-Key");
+	char accept[WS_ACCEPT_LEN + 1];
+
+	if (!http_header_has_token(req, "Upgrade", "websocket") ||
+	    !http_header_has_token(req, "Connection", "upgrade")) {
+		upgrade_refused(c, 426, "this endpoint needs a WebSocket upgrade",
+			   "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
+		return;
+	}
+	if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0 || req->minor < 1) {
+		upgrade_refused(c, 400, "a WebSocket upgrade must be an HTTP/1.1 GET", NULL);
+		return;
+	}
+	if (!ver || ver->value_len != 2 || memcmp(ver->value, "13", 2) != 0) {
+		upgrade_refused(c, 426, "unsupported WebSocket version: only 13 is spoken",
+			   "Sec-WebSocket-Version: 13\r\n");
+		return;
+	}
+	if (!key || ws_accept_key(key->value, key->value_len, accept) < 0) {
+		upgrade_refused(c, 400, "missing or invalid Sec-WebSocket-Key", NULL);
+		return;
+	}
+	if (!origin_allowed(req)) {
+		metrics_add(M_REJECTED_ORIGIN, 1);
+		http_error(c, 403, "origin not allowed", NULL);
+		return;
+	}
+	if (client_ws_count() >= (uint32_t)SS.cfg->max_clients || SS.draining) {
+		metrics_add(M_REJECTED_FULL, 1);
+		http_error(c, 503, SS.draining ? "shutting down" : "too many clients", "Retry-After: 1\r\n");
+		return;
+	}
+	/* Validate query parameters before switching: errors are still HTTP. */
+	char err[160];
+	struct upgrade_opts uo;
+	if (proto_upgrade_parse(req->query, req->query_len, &uo, err, sizeof(err)) < 0) {
+		upgrade_refused(c, 400, err, NULL);
+		return;
+	}
+
+	char resp[256];
+	int n = snprintf(resp, sizeof(resp),
+			 "HTTP/1.1 101 Switching Protocols\r\n"
+			 "Upgrade: websocket\r\n"
+			 "Connection: Upgrade\r\n"
+			 "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+	struct frame *f = frame_new((size_t)n, FRAME_CONTROL);
+	if (!f) { client_kill(c, "out of memory"); return; }
+	memcpy(f->data, resp, (size_t)n);
+	client_queue(c, f);
+
+	client_upgrade(c);
+	metrics_add(M_ACCEPTED, 1);
+	c->last_rx = clock_now();
+	c->next_ping = clock_now() + (int64_t)(SS.cfg->ping_interval * 1000);
+	c->rl_last = clock_now();
+	c->rl_tokens = (float)(2 * SS.cfg->client_rate);   /* a full burst to start with */
+	c->utf8 = UTF8_ACCEPT;
+	log_msg(LOG_INFO, "websocket open", "client", log_num(c->id), "peer", client_peer(c),
+		"path", log_str(req->path, req->path_len), NULL);
+	proto_upgrade_apply(c, &uo);
+}
+
+/* Returns bytes consumed, 0 when the head is incomplete. */
+static size_t process_http(struct client *c, unsigned char *buf, size_t len)
+{
+	struct http_request req;
+	ssize_t r = http_parse_request((const char *)buf, len, &req);
+	if (len) c->got_bytes = 1;
+	if (r == 0) return 0;
+	if (r < 0) {
+		int st = (int)-r;
+		http_error(c, st, st == 431 ? "request header fields too large" :
+				  st == 505 ? "HTTP version not supported" : "malformed request", NULL);
+		return len;
+	}
+	int get = req.method_len == 3 && memcmp(req.method, "GET", 3) == 0;
+	int head = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
+	int keep = http_keep_alive(&req);
+	/* We never read bodies: a request announcing one cannot share the connection. */
+	if (http_header_get(&req, "Content-Length") || http_header_get(&req, "Transfer-Encoding")) {
+		const struct http_header *cl = http_header_get(&req, "Content-Length");
+		if (!cl || cl->value_len != 1 || cl->value[0] != '0') keep = 0;
+	}
+	/* RFC 9112 §3.2: an HTTP/1.1 request without Host is answered 400. */
+	if (req.minor >= 1 && !http_header_get(&req, "Host")) {
+		http_error(c, 400, "missing Host header", NULL);
+		return len;
+	}
+	metrics_add(M_HTTP_REQUESTS, 1);
+
+	int is_ws_path = (http_path_is(&req, "/ws") || (req.path_len >= 4 && memcmp(req.path, "/ws/", 4) == 0)) &&
+			 !http_path_is(&req, "/ws/stats");
+	if (!get && !head) {
+		http_error(c, 405, "method not allowed", "Allow: GET, HEAD\r\n");
+		return len;
+	}
+	if (is_ws_path) {
+		handle_upgrade(c, &req);
+		return (size_t)r;
+	}
+	struct http_out out = { .status = 404 };
+	endpoints_handle(&req, &out);
+	http_respond(c, out.status, out.ctype ? out.ctype : "application/json", out.body.buf, out.body.len,
+		     keep, head, out.extra);
+	json_free(&out.body);
+	if (!keep) {
+		client_linger(c);
+		return len;
+	}
+	c->deadline = clock_now() + (int64_t)(SS.cfg->header_timeout * 1000);
+	c->got_bytes = 0;
+	return (size_t)r;
+}
+
+/* ---- input --------------------------------------------------------------- */
+
+size_t session_input(struct client *c, unsigned char *buf, size_t len)
+{
+	size_t pos = 0;
+	while (pos < len) {
+		size_t used;
+		if (c->state == CS_HTTP) used = process_http(c, buf + pos, len - pos);
+		else if (c->state == CS_WS || c->state == CS_CLOSING) used = process_ws(c, buf + pos, len - pos);
+		else used = len - pos;   /* lingering or dead: discard */
+		if (used == 0) break;
+		pos += used;
+	}
+	/* A head that has not ended within the limit never will: 431. */
+	if (c->state == CS_HTTP && len - pos >= HTTP_MAX_HEADER_BYTES) {
+		http_error(c, 431, "request header fields too large", NULL);
+		pos = len;
+	}
+	return pos;
+}
+
+void session_head_timeout(struct client *c)
+{
+	/* A peer that sent nothing is not owed an answer. */
+	if (c->got_bytes) http_error(c, 408, "request headers not received in time", NULL);
+	else client_kill(c, "idle");
+}
+

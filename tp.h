@@ -1,0 +1,21 @@
+/* tp.h - "topic:partition" keys: the one place that formats and parses the
+ * text form of a Kafka partition, used as map keys (lag, positions, history)
+ * and on the wire (resume positions, "earliest" of RESUME_GAP). */
+#ifndef KB_TP_H
+#define KB_TP_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* Kafka topic names are at most 249 bytes; ':' and an int32 fit in the rest. */
+#define TP_TOPIC_MAX 256
+#define TP_KEY_MAX   300
+
+/* Writes "topic:partition" into buf (truncated to cap - 1 bytes, always
+ * NUL-terminated) and returns its length. */
+size_t tp_format(char *buf, size_t cap, const char *topic, int32_t partition);
+
+/* Splits tp[0..n) at its last ':' into topic (a NUL-terminated copy; cap
+ * bytes at most, NUL included) and partition (decimal digits only, at most
+ * 100000000). Returns 0, or -1 when it is not of that form. */
+int tp_parse(const char *tp, size_t n, char *topic, size_t cap, int32_t *partition);
+#endif
