@@ -117,6 +117,8 @@ void client_kill(struct client *c, const char *why)
 	set_state(c, CS_DEAD);
 }
 
+/* Lingering clients are written until empty, then shut down for writing
+ * (client_write), then read until EOF or the deadline (server). */
 void client_linger(struct client *c)
 {
 	set_state(c, CS_LINGER);
@@ -229,6 +231,8 @@ static void insert_notice(struct client *c)
 
 int client_write(struct client *c)
 {
+	/* The notice is made at write time, once per flush, however many
+	 * records were dropped since the last one. */
 	if (c->dropped) insert_notice(c);
 	if (write_queue(c) < 0) return -1;
 	if (c->q.count == 0 && c->state == CS_LINGER && !c->wr_shut) {
@@ -238,6 +242,8 @@ int client_write(struct client *c)
 	return 0;
 }
 
+/* Whether f would take c past --client-queue messages or --client-buffer
+ * bytes. Only bytes still held here count: the kernel's are not ours. */
 static int queue_full(const struct client *c, const struct frame *f)
 {
 	return c->q.count >= C.max_messages || c->q.bytes + f->len > C.max_bytes;
@@ -306,6 +312,8 @@ void client_send(struct client *c, struct frame *f)
 		return;
 	}
 	if (queue_full(c, f) && !make_room(c, f)) return;
+	/* Data may wait a few ms so one writev carries several records;
+	 * replies and controls go at the end of this turn. */
 	int data = f->kind == FRAME_DATA;
 	if (outq_push(&c->q, f) == 0) C.on_output(c, clock_now() + (data ? CLIENT_CORK_MS : 0));
 }

@@ -85,6 +85,9 @@ void conflate_offer(struct client *c, const void *chan, const void *key, size_t 
 	if (!kb) { client_send(c, f); return; }
 	struct centry *e = map_get(&cf->keys, kb, kl);
 	if (!e) {
+		/* A new key starts as if last sent an interval ago: it goes now.
+		 * The map is bounded: idle entries go first, and past the bound
+		 * records pass unconflated rather than being lost. */
 		if (cf->keys.count >= CONF_MAX_KEYS) prune(cf, now);
 		if (cf->keys.count < CONF_MAX_KEYS && (e = calloc(1, sizeof(*e)))) {
 			e->chan = chan;
@@ -114,6 +117,8 @@ void conflate_offer(struct client *c, const void *chan, const void *key, size_t 
 	list_add(cf);
 }
 
+/* Sends every held record whose key's interval is over and recomputes
+ * the earliest due time. Cheap when nothing is due: one comparison. */
 void conflate_service(int64_t now)
 {
 	if (now < next_due) return;

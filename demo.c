@@ -57,6 +57,9 @@ const char *demo_start(const struct config *cfg, char *err, size_t errlen)
 	return boot;
 }
 
+/* One record of plausible market data: mostly trades, some token
+ * updates and candles, over six symbols, keyed by symbol (so snapshots and
+ * key filters have something to show). Deterministic from the counter. */
 static void demo_produce_one(void)
 {
 	static const struct { const char *sym, *name; double price; } coins[] = {
@@ -98,6 +101,8 @@ static void demo_produce_one(void)
 		log_msg(LOG_WARN, "demo produce failed", "error", rd_kafka_err2str(e), NULL);
 }
 
+/* Produces what is due at --demo-rate; a producer that fell behind (a
+ * stopped process, a slow machine) skips ahead instead of bursting. */
 void demo_tick(void)
 {
 	if (!D.rk || D.cfg->demo_rate <= 0) return;

@@ -56,12 +56,15 @@ static void remove_lv(struct lvc *l, struct lv *e)
 
 void lvc_update(struct lvc *l, const void *key, size_t key_len, const void *value, size_t value_len, int is_json)
 {
+	/* As a compacted topic: a null key is not cached, a tombstone deletes. */
 	if (!key || !max_keys) return;
 	struct lv *e = map_get(&l->index, key, key_len);
 	if (!value) {
 		if (e) remove_lv(l, e);
 		return;
 	}
+	/* The value is copied before the entry changes: out of memory keeps
+	 * the old value rather than none. */
 	unsigned char *val = malloc(value_len ? value_len : 1);
 	if (!val) return;
 	if (value_len) memcpy(val, value, value_len);
@@ -103,6 +106,9 @@ void lvc_snapshot_json(struct jbuf *b, const struct lvc *l, const char *channel,
 	json_key(b, "seq");     json_uint(b, seq);
 	json_key(b, "data");
 	json_obj_begin(b);
+	/* Oldest first, so a client applying the snapshot in order ends with
+	 * the same newest values. Bytes that are not UTF-8 travel as base64
+	 * and are named in the lists after "data". */
 	size_t b64k = 0, b64v = 0;
 	struct jbuf kb;           /* a key that is not UTF-8, as base64 text */
 	json_init(&kb);

@@ -92,18 +92,24 @@ static char *tok_strdup(const struct msg_ctx *m, int t)
 	return s;
 }
 
+/* "*": any key, any value, any type, wherever a filter takes a value. */
 static int is_star(const struct msg_ctx *m, int t)
 {
 	return m->tok[t].type == JSON_STRING && json_str_eq(m->src, m->tok, t, "*", 1);
 }
 
+/* Filter values are strings, numbers, booleans or null: things a
+ * top-level payload field can equal. */
 static int is_scalar(int type)
 {
 	return type != JSON_ARRAY && type != JSON_OBJECT;
 }
 
 /* A request being turned into subscriptions: its channels, its filter and
- * the canonical JSON of the filter fields (the ack's "subscription"). */
+ * the canonical JSON of the filter fields (the ack's "subscription"). The
+ * canonical JSON is also the subscription's identity: subscribing twice
+ * with the same filter is one subscription, and unsubscribe names one by
+ * repeating its filter. */
 struct sub_req {
 	struct channel *chans[64];
 	const char *names[64];     /* for the ack */
@@ -147,6 +153,8 @@ static int take_channels(const struct msg_ctx *m, struct sub_req *r, int require
 		return -1;
 	}
 	r->all_channels = n == 0;
+	/* Resolve every name before anything is subscribed: one unknown
+	 * channel fails the whole request. */
 	for (int i = 0; i < n; i++) {
 		char name[256];
 		ssize_t len = json_str_decode(m->src, m->tok, list[i], name, sizeof(name) - 1);
@@ -168,6 +176,9 @@ static int take_channels(const struct msg_ctx *m, struct sub_req *r, int require
 	return 0;
 }
 
+/* Adds key k (owned: freed on failure or when already there) to the
+ * filter's key list; the hub indexes subscriptions by these keys, so a key
+ * must appear once. */
 static int add_key(struct filter *f, char *k)
 {
 	if (!k) return -1;
@@ -180,6 +191,8 @@ static int add_key(struct filter *f, char *k)
 	return 0;
 }
 
+/* A field filter: the name unescaped, the value kept as raw JSON text so
+ * the hub compares it by JSON equality ("5" is not 5, 1 is 1.0). */
 static int add_field(struct filter *f, const struct msg_ctx *m, int name_tok, int val_tok)
 {
 	struct field_filter *nf = realloc(f->fields, (f->nfields + 1) * sizeof(*nf));
@@ -220,6 +233,8 @@ static int take_native_filter(const struct msg_ctx *m, struct sub_req *r)
 	int any_key = 0;
 	struct jbuf *b = &r->spec;
 
+	/* The spec echoes the fields in a fixed order (key, keys, filter),
+	 * strings re-encoded, so equal filters give equal specs. */
 	json_obj_begin(b);
 	if (key >= 0) {
 		if (m->tok[key].type != JSON_STRING) goto bad_key;
@@ -254,6 +269,8 @@ static int take_native_filter(const struct msg_ctx *m, struct sub_req *r)
 		}
 		json_key(b, "filter");
 		json_obj_begin(b);
+		/* Members are name token then value token; .next skips a whole
+		 * value, nested or not. */
 		for (int i = filt + 1, k = 0; k < (int)m->tok[filt].size; k++) {
 			int v = (int)m->tok[i].next;
 			if (!is_scalar(m->tok[v].type)) {
@@ -374,6 +391,8 @@ static void ack_positions(struct jbuf *b, const struct sub_req *r, const struct 
 	json_obj_end(b);
 }
 
+/* The ack of subscribe (with "positions") or unsubscribe (with "removed",
+ * removed >= 0): the channels and the canonical filter echoed back. */
 static void ack(const struct msg_ctx *m, const char *action, const struct sub_req *r, int removed,
 		const struct resume_list *rl)
 {
@@ -397,6 +416,9 @@ static void ack(const struct msg_ctx *m, const char *action, const struct sub_re
 	reply_send(m->c, &b);
 }
 
+/* A deep copy of f (*failed set when out of memory): a request naming
+ * several channels gives each subscription a filter of its own, since
+ * each is freed on its own. */
 static struct filter filter_copy(const struct filter *f, int *failed)
 {
 	struct filter c = { 0 };
@@ -433,9 +455,12 @@ static int start_resume(struct client *c, char (*topics)[256], const int32_t *pa
 		}
 		if (rc == 1) req[nk++] = (struct replay_req){ topics[i], parts[i], last[i] };
 	}
+	/* One replay consumer serves all of them; its records come back
+	 * through replay_record() above, its end through replay_done(). */
 	/* What the history does not cover comes from Kafka; the id comes
 	 * back with a RESUME_GAP. */
 	if (nk && replay_start(c, req, nk, id, id_len, err, errlen) < 0) {
+		/* No replay: release the live records held for it. */
 		for (int i = 0; i < nk; i++) hub_replay_done(c, req[i].topic, req[i].partition);
 		return -1;
 	}
@@ -469,6 +494,10 @@ static int parse_resume(const struct msg_ctx *m, int t, char (*topics)[256], int
 	return 0;
 }
 
+/* subscribe, in either dialect. Everything is validated before anything
+ * changes (a bad request subscribes nothing); then the subscriptions, the
+ * ack, any snapshot, and last the resume, so the client sees: ack,
+ * replayed records, live records. */
 static void subscribe(const struct msg_ctx *m, int action_dialect)
 {
 	struct sub_req r = { 0 };
@@ -485,6 +514,8 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "\"snapshot\" must be true or false");
 		return;
 	}
+	/* Static: 64 KiB is too much for the stack, and one request is
+	 * handled at a time. */
 	static char rtopics[RESUME_MAX][256];
 	static int32_t rparts[RESUME_MAX];
 	static int64_t rlast[RESUME_MAX];
@@ -496,6 +527,7 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 	if ((action_dialect ? take_action_filter(m, &r) : take_native_filter(m, &r)) < 0) goto out;
 	if (r.spec.failed) { reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "out of memory"); goto out; }
 
+	/* One subscription per channel, or one for every channel. */
 	int want = r.all_channels ? 1 : r.nchans;
 	long max = max_subscriptions;
 	if ((long)m->c->nsubs + want > max) {
@@ -560,6 +592,8 @@ out:
 	sub_req_free(&r);
 }
 
+/* unsubscribe: with filter fields, only the subscriptions with exactly
+ * that filter; without, every subscription on the named channels. */
 static void unsubscribe(const struct msg_ctx *m, int action_dialect)
 {
 	struct sub_req r = { 0 };
@@ -577,6 +611,8 @@ out:
 	sub_req_free(&r);
 }
 
+/* list / list_subscriptions: every subscription with its channel ("*"
+ * for every channel) and its canonical filter. */
 static void list(const struct msg_ctx *m)
 {
 	struct jbuf b;
@@ -602,7 +638,8 @@ void proto_handle(const struct msg_ctx *m)
 	int action = json_obj_get(src, tok, 0, "action");
 	int t = action >= 0 ? action : json_obj_get(src, tok, 0, "type");
 	int ad = action >= 0;
-
+	/* The dialect is decided by "action": with it, "type" is a filter
+	 * (the message type to match), not the operation. */
 	if (t < 0) {
 		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "message needs a \"type\" (or \"action\") string");
 		return;
@@ -653,6 +690,8 @@ int proto_upgrade_parse(const char *q, size_t qlen, struct upgrade_opts *o, char
 		else { snprintf(err, errlen, "format must be json or msgpack"); return -1; }
 	} else if (n == -2) { snprintf(err, errlen, "query parameter format is badly encoded"); return -1; }
 
+	/* type=tui|web: the Dashboard Server's client types, conflated at
+	 * their refresh rates and given snapshots; interval= overrides. */
 	n = http_query_param(q, qlen, "type", v, sizeof(v));
 	if (n >= 0) {
 		if (strcmp(v, "tui") == 0) { o->interval_ms = 100; o->snapshot = 1; }

@@ -90,6 +90,8 @@ int replay_start(void *owner, const struct replay_req *req, int n,
 		memcpy(rp->cookie, cookie, cookie_len);
 		rp->cookie_len = cookie_len;
 	}
+	/* assign() needs a group.id but commits nothing: a unique one keeps
+	 * replays out of every real group. */
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	snprintf(gid, sizeof(gid), "kbridge-replay-%d-%" PRId64, (int)getpid(), mono_ms());
 	struct { const char *k, *v; } props[] = {
@@ -150,6 +152,9 @@ static void replay_gap(struct replay *rp, int i)
 	replay_part_done(rp, i);
 }
 
+/* Drains each replay consumer up to REPLAY_BUDGET messages a turn, so a
+ * long replay shares the loop with live traffic. A replay is freed once
+ * every one of its partitions reported its end (EOF) or a gap. */
 void replay_service(void)
 {
 	R.due = mono_ms() + 5;   /* polled, not woken: every 5 ms while any runs */
@@ -169,6 +174,8 @@ void replay_service(void)
 				log_msg(LOG_WARN, "replay error", "code", rd_kafka_err2name(m->err),
 					"reason", rd_kafka_message_errstr(m), NULL);
 			} else if (i >= 0 && !rp->parts[i].done) {
+				/* Records of a partition already done (fetched before
+				 * its EOF was seen) are not the owner's any more. */
 				struct record_header hv[RECORD_MAX_HEADERS];
 				struct record r = kafka_record(m, hv);
 				R.hooks->record(rp->owner, &r);

@@ -56,6 +56,8 @@ static int route_parse(const char *spec, struct route *r, char *err, size_t errl
 	return 0;
 }
 
+/* All routes at once, so a duplicate can be named against the one it
+ * repeats; one spare zeroed entry ends the array. */
 int routes_parse(const char *const *specs, size_t n, struct route **out, char *err, size_t errlen)
 {
 	struct route *v = calloc(n + 1, sizeof(*v));
@@ -96,6 +98,8 @@ const struct route *route_match(const struct route *v, size_t n, const char *top
 	return NULL;
 }
 
+/* Such a channel is only a name until its topic appears; the name must
+ * be a valid topic name itself, since the topic would be named so. */
 int route_could_name(const struct route *v, size_t n, const char *name, size_t len)
 {
 	char buf[256];

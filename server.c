@@ -93,6 +93,9 @@ void server_flush(void)
 
 /* ---- registry -------------------------------------------------------------- */
 
+/* A new connection: a client in CS_HTTP (the client layer counts it
+ * toward the plain-HTTP cap), in the epoll set for input, in the
+ * registry. NULL when any step fails; the caller then closes fd. */
 static struct client *add_client(int fd, const struct sockaddr *sa, socklen_t salen)
 {
 	if (S.nclients == S.cap) {
@@ -191,6 +194,7 @@ void server_accept(void)
 			metrics_add(M_REJECTED_FULL, 1);
 			continue;
 		}
+		/* Small messages must not wait for Nagle: corking is ours. */
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (!add_client(fd, (struct sockaddr *)&ss, sl)) {
@@ -284,6 +288,9 @@ void server_ready(void)
 
 /* ---- timers ------------------------------------------------------------------- */
 
+/* Every TICK (not every turn): deadlines are seconds, so a scan of all
+ * connections four times a second is cheap enough and keeps no timer
+ * structure per client. */
 void server_tick(void)
 {
 	int64_t now = clock_now();
@@ -301,12 +308,13 @@ void server_tick(void)
 				log_msg(LOG_INFO, "client dropped: silent", "client", log_num(c->id), "peer", client_peer(c), NULL);
 				client_kill(c, "silent");
 			} else if (now >= c->next_ping) {
+				/* The shared static ping: a reference, no allocation. */
 				client_send(c, frame_ref(S.ping_frame));
 				c->next_ping = now + ping_ms;
 			}
 			break;
-		case CS_CLOSING:
-		case CS_LINGER:
+		case CS_CLOSING:   /* the peer's close frame did not come */
+		case CS_LINGER:    /* the peer's FIN did not come */
 			if (now >= c->deadline) client_kill(c, "close timeout");
 			break;
 		}
@@ -382,6 +390,8 @@ void server_shutdown(double drain_s)
 	close(S.listen_fd);
 	S.listen_fd = -1;
 	session_drain();
+	/* WebSockets get a close 1001 and the drain time to answer it; plain
+	 * requests still being answered finish; idle ones go now. */
 	for (uint32_t i = 0; i < S.nclients; i++) {
 		struct client *c = S.clients[i];
 		if (c->state == CS_WS) client_ws_close(c, WS_CLOSE_GOING_AWAY, "server shutting down", S.stop_deadline - clock_now());

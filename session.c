@@ -95,6 +95,10 @@ static int rate_limited(struct client *c, const char *id, size_t id_len)
 	return 1;
 }
 
+/* One complete client message. The order of checks is the protocol's:
+ * the rate limit applies to every message, valid or not (so garbage cannot
+ * flood either), and the id is found first so even errors echo it. Only a
+ * JSON object reaches the protocol layer. */
 static void handle_message(struct client *c, int binary, const char *m, size_t len)
 {
 	/* MessagePack control messages become JSON and are handled as such. */
@@ -111,6 +115,8 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 		json_free(&js);
 		return;
 	}
+	/* Parsed once into tokens on the stack: bounded by MAX_TOKENS and
+	 * MAX_DEPTH whatever the client sends. */
 	struct json_tok tok[MAX_TOKENS];
 	int n = binary ? JSON_EINVAL : json_parse(m, len, tok, MAX_TOKENS, MAX_DEPTH);
 	size_t id_len = 0;
@@ -143,7 +149,10 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 	proto_handle(&ctx);
 }
 
-/* Appends a fragment to the message being assembled, enforcing --max-message. */
+/* Appends a fragment to the message being assembled, enforcing
+ * --max-message. The buffer doubles but never past the limit, and is freed
+ * with the message (msg_reset): an idle client holds none. Returns 0 or a
+ * negative close code. */
 static int msg_append(struct client *c, const unsigned char *p, size_t n)
 {
 	if (n == 0) return 0;    /* empty fragments are legal (RFC 6455 §5.4) */
@@ -171,6 +180,9 @@ static void msg_reset(struct client *c)
 	c->utf8 = UTF8_ACCEPT;
 }
 
+/* The peer's close frame (RFC 6455 §5.5.1, §7.4): a malformed one fails
+ * the connection; a valid one is echoed (unless ours went first) and the
+ * connection lingers until the peer's FIN. */
 static void handle_close_frame(struct client *c, const unsigned char *p, size_t n)
 {
 	unsigned code = 0;
@@ -203,12 +215,17 @@ static int text_ok(struct client *c, uint32_t state, const unsigned char *p, siz
 	return 1;
 }
 
-/* One complete client frame, payload unmasked. */
+/* One complete client frame, payload unmasked. Control frames may arrive
+ * between the fragments of a message (RFC 6455 §5.4) and are answered at
+ * once; data frames either form a message alone or are assembled. In
+ * CS_CLOSING frames are still read (the peer's close frame is due) but
+ * messages are no longer handled. */
 static void handle_frame(struct client *c, const struct ws_frame *f, unsigned char *p)
 {
 	size_t n = (size_t)f->len;
 	switch (f->opcode) {
 	case WS_OP_PING:
+		/* RFC 6455 §5.5.3: the pong carries the ping's payload. */
 		if (c->state == CS_WS)
 			client_send(c, frame_ws(WS_OP_PONG, p, n, FRAME_CONTROL));
 		return;
@@ -241,7 +258,9 @@ static void handle_frame(struct client *c, const struct ws_frame *f, unsigned ch
 	}
 }
 
-/* Consumes complete frames from buf; returns bytes consumed. */
+/* Consumes complete frames from buf; returns bytes consumed (a frame not
+ * yet whole stays for the next read). Unmasking happens in place, in the
+ * read buffer: a single-frame message is handled without a copy. */
 static size_t process_ws(struct client *c, unsigned char *buf, size_t len)
 {
 	size_t pos = 0;
@@ -259,7 +278,7 @@ static size_t process_ws(struct client *c, unsigned char *buf, size_t len)
 		unsigned char *p = buf + pos + hl;
 		ws_unmask(p, (size_t)f.len, f.mask, 0);
 		pos += (size_t)hl + (size_t)f.len;
-		c->last_rx = clock_now();
+		c->last_rx = clock_now();        /* any frame proves the peer alive */
 		handle_frame(c, &f, p);
 	}
 	return pos;
@@ -267,7 +286,8 @@ static size_t process_ws(struct client *c, unsigned char *buf, size_t len)
 
 /* ---- HTTP ---------------------------------------------------------------- */
 
-/* Queues a complete HTTP response as one private frame. */
+/* Queues a complete HTTP response as one private frame (head and body in
+ * one buffer: one write). HEAD gets the head of the same response. */
 static void http_respond(struct client *c, int status, const char *ctype, const char *body, size_t blen,
 		  int keep_alive, int head_only, const char *extra)
 {
@@ -282,6 +302,8 @@ static void http_respond(struct client *c, int status, const char *ctype, const 
 	client_queue(c, f);
 }
 
+/* An error answer {"error":msg} that ends the connection: after an error
+ * the rest of the input cannot be trusted to be a request. */
 static void http_error(struct client *c, int status, const char *msg, const char *extra)
 {
 	char body[256];
@@ -298,6 +320,8 @@ static void http_error(struct client *c, int status, const char *msg, const char
 	client_linger(c);
 }
 
+/* --allow-origin: exact Origin values; a request without Origin is not
+ * from a browser page and is allowed (docs/operations.md). */
 static int origin_allowed(const struct http_request *req)
 {
 	const struct http_header *o = http_header_get(req, "Origin");
@@ -361,6 +385,9 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 		return;
 	}
 
+	/* The 101 is queued like any frame; from here on the bytes of this
+	 * connection are WebSocket frames (the client's first may already be
+	 * in the same read). */
 	char resp[256];
 	int n = snprintf(resp, sizeof(resp),
 			 "HTTP/1.1 101 Switching Protocols\r\n"
@@ -384,7 +411,9 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 	proto_upgrade_apply(c, &uo);
 }
 
-/* Returns bytes consumed, 0 when the head is incomplete. */
+/* One request head from buf. Returns bytes consumed, 0 when the head is
+ * incomplete; after an answer that ends the connection, all of buf (what
+ * follows is not read as requests). */
 static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 {
 	struct http_request req;
@@ -412,6 +441,8 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 	}
 	metrics_add(M_HTTP_REQUESTS, 1);
 
+	/* /ws and /ws/<anything> upgrade, except /ws/stats, which is always
+	 * the stats endpoint. */
 	int is_ws_path = (http_path_is(&req, "/ws") || (req.path_len >= 4 && memcmp(req.path, "/ws/", 4) == 0)) &&
 			 !http_path_is(&req, "/ws/stats");
 	if (!get && !head) {
@@ -431,6 +462,8 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 		client_linger(c);
 		return len;
 	}
+	/* Keep-alive: the next request has the same time to arrive, and an
+	 * idle connection that sends nothing more is closed silently. */
 	c->deadline = clock_now() + (int64_t)(SS.cfg->header_timeout * 1000);
 	c->got_bytes = 0;
 	return (size_t)r;
@@ -438,6 +471,8 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 
 /* ---- input --------------------------------------------------------------- */
 
+/* Pipelined requests and several frames per read are handled in one
+ * call; a request that upgrades switches the rest of buf to frames. */
 size_t session_input(struct client *c, unsigned char *buf, size_t len)
 {
 	size_t pos = 0;
