@@ -53,8 +53,8 @@ void assign_init(const struct config *cfg, rd_kafka_t *rk, rd_kafka_queue_t *adm
 static struct part *part_get(const char *topic, int32_t partition, int create)
 {
 	char key[TP_KEY_MAX];
-	size_t kl = tp_format(key, sizeof(key), topic, partition);
-	struct part *p = map_get(&A.parts, key, kl);
+	size_t kl;
+	struct part *p = tp_map_get(&A.parts, topic, partition, key, &kl);
 	if (p || !create) return p;
 	if (!(p = malloc(sizeof(*p)))) return NULL;
 	p->next = -1;

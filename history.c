@@ -63,8 +63,8 @@ void history_configure(size_t max_bytes, int headers, uint32_t hold_max)
 static struct hpart *hpart_get(const char *topic, int32_t partition, int create)
 {
 	char key[TP_KEY_MAX];
-	size_t kl = tp_format(key, sizeof(key), topic, partition);
-	struct hpart *hp = map_get(&H.parts, key, kl);
+	size_t kl;
+	struct hpart *hp = tp_map_get(&H.parts, topic, partition, key, &kl);
 	if (hp || !create) return hp;
 	if (!(hp = calloc(1, sizeof(*hp)))) return NULL;
 	if (!(hp->topic = strdup(topic)) || map_put(&H.parts, key, kl, hp) < 0) {

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "map.h"
+
 size_t tp_format(char *buf, size_t cap, const char *topic, int32_t partition)
 {
 	int n = snprintf(buf, cap, "%s:%" PRId32, topic, partition);
@@ -27,4 +29,10 @@ int tp_parse(const char *tp, size_t n, char *topic, size_t cap, int32_t *partiti
 	topic[colon - tp] = '\0';
 	*partition = (int32_t)p;
 	return 0;
+}
+
+void *tp_map_get(const struct map *m, const char *topic, int32_t partition, char key[TP_KEY_MAX], size_t *klen)
+{
+	*klen = tp_format(key, TP_KEY_MAX, topic, partition);
+	return map_get(m, key, *klen);
 }

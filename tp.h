@@ -18,4 +18,9 @@ size_t tp_format(char *buf, size_t cap, const char *topic, int32_t partition);
  * bytes at most, NUL included) and partition (decimal digits only, at most
  * 100000000). Returns 0, or -1 when it is not of that form. */
 int tp_parse(const char *tp, size_t n, char *topic, size_t cap, int32_t *partition);
+
+/* The value m holds under "topic:partition", or NULL. The key is left in
+ * key/klen for a map_put that adds one. */
+struct map;
+void *tp_map_get(const struct map *m, const char *topic, int32_t partition, char key[TP_KEY_MAX], size_t *klen);
 #endif
