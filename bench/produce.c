@@ -75,7 +75,8 @@ int main(int argc, char **argv)
 	char errstr[512];
 
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	/* Benchmark defaults (KAFKA-NOTES.md, Latency); -X may override them. */
+	/* Benchmark defaults (bench/README.md, "Latency settings": linger.ms=0 so
+	 * the producer adds no delay of its own); -X may override them. */
 	static const char *defaults[][2] = {
 		{ "linger.ms", "0" },
 		{ "queue.buffering.max.messages", "1000000" },

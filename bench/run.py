@@ -84,7 +84,8 @@ def default_scenarios():
             fanout(1000, 10000), keyed(10000, 10000), idle(1000), idle(10000), connect(10000)]
 
 
-# The issue's targets, on the 2-core machine with the bridge pinned to one core.
+# The performance targets (bench/README.md, "Scenarios and targets"), on the
+# 2-core machine with the bridge pinned to one core.
 def check_targets(r):
     """Returns (target text, list of misses) for scenarios that have a target."""
     n, misses = r["name"], []

@@ -816,13 +816,13 @@ static void on_frame(struct conn *c, int fin, int op, const unsigned char *p, si
 {
 	uint64_t ts, n, k, kn;
 	switch (op) {
-	case 0x9:     /* ping: answer with a pong carrying the same payload (§5.5.2) */
+	case 0x9:     /* ping: answer with a pong carrying the same payload (RFC 6455 §5.5.2) */
 		W.pings++;
 		send_frame(c, 0xA, p, len);
 		return;
 	case 0xA:
 		return;
-	case 0x8:     /* close: echo the code, then we are done (§5.5.1) */
+	case 0x8:     /* close: echo the code, then we are done (RFC 6455 §5.5.1) */
 		send_frame(c, 0x8, p, len >= 2 ? 2 : 0);
 		conn_fail(c, "closed by server");
 		return;

@@ -664,7 +664,8 @@ class BulkReader:
 
 
 def channel_seq(port, channel):
-    """The channel's seq from GET /stats (DESIGN §10), 0 when absent."""
+    """The channel's seq from GET /stats (docs/operations.md#stats), 0 when
+    absent."""
     st = wsutil.get_json(port, "/stats")
     return int(((st.get("channels") or {}).get(channel) or {}).get("seq", 0))
 

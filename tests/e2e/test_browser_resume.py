@@ -1,8 +1,9 @@
-"""test_browser_resume.py - the README's browser reconnect-and-resume example
-(web/examples/resume.js, DESIGN §4 "Resume", §10 "State and recovery") run as
-is in headless Chromium through tests/e2e/browser/resume.mjs (playwright-core
-driving /usr/bin/chromium; both installed on demand as in test_console.py,
-skipped without them).
+"""test_browser_resume.py - the browser reconnect-and-resume example
+(web/examples/resume.js, linked from the README; the rules it follows are
+docs/protocol.md#resume and #snapshots) run as is in headless Chromium
+through tests/e2e/browser/resume.mjs (playwright-core driving
+/usr/bin/chromium; both installed on demand as in test_console.py, skipped
+without them).
 
 A tiny page served from a temporary directory by an in-process HTTP server on
 another 127.0.0.1 port loads resume.js and calls kbridgeFeed(); the test

@@ -1,8 +1,8 @@
-"""Channels a regex route could produce (DESIGN §10) exist while someone
-subscribes to them and are forgotten after: clients cannot grow the channel
-table, and acks keep naming the channels correctly when the last
-subscription goes (this ran into freed memory once; the suite also runs
-under ASan)."""
+"""Channels a regex route could produce (docs/protocol.md#overview) exist
+while someone subscribes to them and are forgotten after: clients cannot
+grow the channel table, and acks keep naming the channels correctly when
+the last subscription goes (this ran into freed memory once; the suite also
+runs under ASan)."""
 import time
 
 from wsutil import get_json

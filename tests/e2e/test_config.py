@@ -1,4 +1,4 @@
-"""Command line and environment (docs/operations.md)."""
+"""Command line and environment (docs/operations.md#configuration)."""
 import os
 import re
 
@@ -46,7 +46,8 @@ RANGES = [("--max-clients", "0", r"from 1 to 1000000"), ("--client-queue", "-1",
 
 @pytest.mark.parametrize("flag,value,accepted", RANGES, ids=[f"{f}={v}" for f, v, _ in RANGES])
 def test_bad_number_names_the_accepted_range(flag, value, accepted):
-    """A one-line error naming the flag and the accepted values (docs/operations.md)."""
+    """A bad value is one line naming the flag and the accepted values
+    (docs/operations.md#configuration)."""
     p = run_kbridge(base_args() + [flag, value])
     assert_config_error(p, re.escape(flag.lstrip("-")) + ".*" + accepted)
 
@@ -87,7 +88,7 @@ def test_help_lists_every_flag():
     assert not missing, f"--help does not list {missing}"
     missing = [f for f in SHORT if not re.search(r"(?<![A-Za-z-])" + re.escape(f) + r"\b", text)]
     assert not missing, f"--help does not list short flags {missing}"
-    # defaults from docs/operations.md
+    # defaults from docs/operations.md#flags
     for default in ["10000", "65536", "drop-oldest", "0.0.0.0:8080", "1024", "latest"]:
         assert default in text, f"--help does not show the default {default}"
 
@@ -215,8 +216,9 @@ def test_env_brokers(kbridge):
     (["--topic", "^(bad"], r"\^\(bad"),
 ], ids=["unknown -X", "bad -X value", "bad topic regex"])
 def test_config_errors_exit_2_before_listening(args, name):
-    """A bad value exits 2 "before anything starts" (docs/operations.md): also when the
-    listen port is taken (the error is the configuration's, not the port's)."""
+    """A bad value exits 2 before anything starts
+    (docs/operations.md#exit-status): also when the listen port is taken
+    (the error is the configuration's, not the port's)."""
     import socket
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
@@ -229,8 +231,9 @@ def test_config_errors_exit_2_before_listening(args, name):
 
 
 def test_flag_wins_over_a_bad_environment_value(kbridge):
-    """Flags win over environment variables (docs/operations.md), so a bad value in the
-    environment of an option given as a flag is not an error; alone it is."""
+    """Flags win over environment variables (docs/operations.md#configuration),
+    so a bad value in the environment of an option given as a flag is not an
+    error; alone it is."""
     srv = kbridge("--max-clients", "5", "--topic", "a", env={"MAX_CLIENTS": "abc", "KAFKA_TOPICS": "=bad"})
     assert srv.health() is not None
     p = run_kbridge(base_args(), env={"MAX_CLIENTS": "abc"})

@@ -1,4 +1,5 @@
-"""HTTP/1.1 side of kbridge (DESIGN §3, §10 "Connections"), no Kafka."""
+"""HTTP/1.1 side of kbridge (docs/protocol.md#endpoints-and-upgrade and
+#http-errors, docs/operations.md#health-and-readiness), no Kafka."""
 import json
 import time
 
@@ -25,7 +26,8 @@ def test_health_ok(kbridge):
     assert isinstance(h["clients"], int) and not isinstance(h["clients"], bool) and h["clients"] == 0
     assert isinstance(h["uptime_s"], (int, float)) and not isinstance(h["uptime_s"], bool)
     assert 0 <= h["uptime_s"] < 60
-    # the broker 127.0.0.1:1 never answers: "down" (within 10 s at most, §10)
+    # the broker 127.0.0.1:1 never answers: "down" (within 10 s at most,
+    # docs/operations.md#health-and-readiness)
     deadline = time.monotonic() + 11
     while h["kafka"] != "down" and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -178,7 +180,8 @@ def test_headers_just_under_8k_accepted(server, shape):
 
 
 def test_many_small_headers_under_8k_accepted(server):
-    """§10 limits the header block by bytes (8 KiB), not by line count."""
+    """The header block is limited by bytes (8 KiB), not by line count
+    (docs/protocol.md#http-errors: 431 only beyond 256 lines)."""
     req = build_request("GET", "/health", [(f"X-H{i}", "c" * 8) for i in range(100)])
     assert len(req) < 2500
     c = server.conn()

@@ -1,7 +1,7 @@
-"""Data messages, one per Kafka record: every envelope field of DESIGN §4 and
-the payload rules of §10 "Filters and payloads", checked on the raw frame text
-as well as parsed. Records come from kafka-python (keys, headers, explicit
-CreateTime) and kcat (compression codecs)."""
+"""Data messages, one per Kafka record: every envelope field and the payload
+rules of docs/protocol.md#data-messages (and #headers), checked on the raw
+frame text as well as parsed. Records come from kafka-python (keys, headers,
+explicit CreateTime) and kcat (compression codecs)."""
 import base64
 import datetime
 import re
@@ -178,7 +178,8 @@ CODECS = ["gzip", "snappy", "lz4", "zstd"]
 
 def test_compressed_records_delivered(mock_kafka, kafka_bridge):
     """Batches produced with every codec (kcat, librdkafka) are decompressed
-    and delivered (§9: gzip, snappy, lz4, zstd)."""
+    and delivered (gzip, snappy, lz4, zstd: the codecs the build must have,
+    docs/operations.md#one-binary)."""
     mk = mock_kafka({"comp": 2})
     srv = kafka_bridge(mk, "-t", "comp")
     c = srv.ws()

@@ -1,5 +1,5 @@
-"""Subscriptions and filters on real records: DESIGN §4 (client messages,
-action dialect) and §10 "Filters and payloads" / "Client messages".
+"""Subscriptions and filters on real records: docs/protocol.md#subscribe,
+#filters, #unsubscribe, #other-messages and #action-dialect.
 
 Every filtered client's result is compared with a Python model of the rules:
 - key: equal to the record key; "*" matches every record, null keys included;

@@ -1,6 +1,8 @@
-"""Consumer modes and start positions: DESIGN §2 --group/--offset, §6
-(fan-out vs group mode), §10 "Group mode: committed offsets win over
---offset; offsets are committed periodically and at shutdown"."""
+"""Consumer modes and start positions: --group and --offset
+(docs/operations.md#fan-out-and-group-mode and #start-position): fan-out vs
+group mode; in group mode committed offsets win over --offset, and offsets
+are committed periodically and at shutdown; #retention for a fan-out
+instance that fell behind."""
 import signal
 import time
 
@@ -222,7 +224,7 @@ def test_offset_forms(mock_kafka, kafka_bridge):
     delivers new records.
     Not verifiable here: that @MS starts at the first record at or after MS.
     The mock answers every offsets-by-timestamp lookup with -1 (= the end,
-    KAFKA-NOTES), so on it @MS behaves like latest."""
+    docs/operations.md#start-position), so on it @MS behaves like latest."""
     mk = mock_kafka({"off": 3})
     old = {0: 10, 1: 10, 2: 2}
     for p, n in old.items():

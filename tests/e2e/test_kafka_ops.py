@@ -1,6 +1,7 @@
-"""Operations: Kafka going away and coming back (DESIGN §6, §10 "/ready is
-503 whenever Kafka is down. /health reports kafka down within 10 s"),
-consumer lag (§6), --demo (§7, §10), and configuration errors (§2, §10)."""
+"""Operations: Kafka going away and coming back
+(docs/operations.md#health-and-readiness: /ready is 503 whenever Kafka is
+down, /health reports kafka down within 10 s), consumer lag (#lag), --demo
+(#demo), and configuration errors (#exit-status)."""
 import json
 import re
 import subprocess
@@ -71,7 +72,7 @@ def test_broker_down_and_back(mock_kafka, kafka_bridge):
 
 
 def test_consumer_lag_in_stats_and_metrics(mock_kafka, kafka_bridge):
-    """§6: lag per partition from librdkafka's statistics appears in /stats
+    """Lag per partition (docs/operations.md#lag) appears in /stats
     ("lag":{"topic:partition":N}) and /metrics (kbridge_consumer_lag)."""
     mk = mock_kafka({"lagt": 2})
     srv = kafka_bridge(mk, "-t", "lagt")
@@ -96,8 +97,9 @@ def test_consumer_lag_in_stats_and_metrics(mock_kafka, kafka_bridge):
 
 
 def test_lag_known_right_after_ready(mock_kafka, kafka_bridge):
-    """§10 "lag":{"topic:partition":N}: numbers from the first fetch on, not
-    null until librdkafka's first statistics (every 2 s); a backlog shows."""
+    """"lag":{"topic:partition":N} (docs/operations.md#lag): numbers from the
+    first fetch on, not null until librdkafka's first statistics (every
+    2 s); a backlog shows."""
     mk = mock_kafka({"lag2": 2})
     for i in range(3):
         mk.produce("lag2", "{}", partition=1)

@@ -1,6 +1,7 @@
 """Routes and channels against a real Kafka protocol peer (librdkafka's mock
-cluster, build/mockkafka): DESIGN §2 --topic, §6 (new regex topics), §10
-"Routes and channels", and `seq` (§4)."""
+cluster, build/mockkafka): --topic (docs/operations.md#routes), new regex
+topics (#rebalancing-and-new-topics), channels (docs/protocol.md#overview),
+and `seq` (docs/protocol.md#seq)."""
 import time
 
 from conftest import read_messages, ws_subscribe
@@ -19,7 +20,7 @@ ROUTES = ["-t", "plain", "-t", "t2=c2", "-t", "t3=c3:ty3", "-t", "^rx.*",
           "-t", "^xg.*=xchan", "-t", "^yg.*=ychan:yt"]
 TOPICS = {"plain": 1, "t2": 1, "t3": 1, "rx-a": 1, "rx-b": 2, "xg-1": 1, "xg-2": 1,
           "yg-1": 1, "nrx": 1, "arx": 1}
-# topic -> (channel, type) per DESIGN §2/§10; None: not routed
+# topic -> (channel, type) per docs/operations.md#routes; None: not routed
 EXPECTED = {
     "plain": ("plain", "plain"),          # topic: channel = type = topic
     "t2": ("c2", "t2"),                   # topic=channel: type = topic name
@@ -94,9 +95,10 @@ MOCK_REJOIN = ["-X", "session.timeout.ms=6000"]
 
 
 def test_regex_topic_created_after_start(mock_kafka, kafka_bridge):
-    """§6: fan-out picks up new topics of regex routes without a restart;
-    records produced right after creation are not lost (KAFKA-NOTES: topics
-    first seen after start-up start at the beginning)."""
+    """Fan-out picks up new topics of regex routes without a restart;
+    records produced right after creation are not lost (topics first seen
+    after start-up start at the beginning:
+    docs/operations.md#rebalancing-and-new-topics)."""
     mk = mock_kafka({"nt-old": 1})
     srv = kafka_bridge(mk, "-t", "^nt-.*", "-t", "^ng-.*=ngchan", *MOCK_REJOIN)
     c = srv.ws()
@@ -165,9 +167,10 @@ def test_regex_new_topic_pickup_time_default(mock_kafka, kafka_bridge):
 
 
 def test_seq_per_channel_counts_unsubscribed_records(mock_kafka, kafka_bridge):
-    """§4: seq starts at 1 per channel and grows by one for every record routed
-    to the channel, subscribed or not; a channel fed by two topics shares one
-    sequence; filters skip numbers (the delivered record keeps its seq)."""
+    """docs/protocol.md#seq: seq starts at 1 per channel and grows by one for
+    every record routed to the channel, subscribed or not; a channel fed by
+    two topics shares one sequence; filters skip numbers (the delivered
+    record keeps its seq)."""
     mk = mock_kafka({"sa": 1, "sb": 1, "solo": 1})
     srv = kafka_bridge(mk, "-t", "sa=shared", "-t", "sb=shared", "-t", "solo")
     for i in range(3):
@@ -215,8 +218,8 @@ def test_seq_per_channel_counts_unsubscribed_records(mock_kafka, kafka_bridge):
 
 
 def test_topics_from_environment(mock_kafka, kafka_bridge):
-    """§2/§10: KAFKA_TOPICS is a comma list of route specs; --topic flags,
-    when given, replace it (they are not added to it)."""
+    """KAFKA_TOPICS is a comma list of route specs; --topic flags, when
+    given, replace it (they are not added to it): docs/operations.md#routes."""
     mk = mock_kafka({"ea": 1, "eb": 1, "ec": 1})
     env = {"KAFKA_TOPICS": "ea,eb=ebc:ebt"}
     e = kafka_bridge(mk, env=env)
@@ -239,7 +242,8 @@ def test_topics_from_environment(mock_kafka, kafka_bridge):
 def test_static_topic_created_after_start(mock_kafka, kafka_bridge):
     """A plain --topic route whose topic does not exist yet: its channel can
     be subscribed to at once, and records flow once the topic is created
-    (what a careful user expects; §6 says new partitions are picked up)."""
+    (what a careful user expects; new partitions are picked up too:
+    docs/operations.md#rebalancing-and-new-topics)."""
     mk = mock_kafka({"present": 1})
     srv = kafka_bridge(mk, "-t", "present", "-t", "later=latec", *MOCK_REJOIN)
     c = srv.ws()

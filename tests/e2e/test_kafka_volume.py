@@ -1,10 +1,11 @@
 """Volume: 3 partitions x 100,000 records (kcat from files) to 3 WebSocket
-clients at once. DESIGN §4: within a partition every client sees the records
-it asked for in offset order with no duplicates; nothing is missing unless the
-slow-client policy dropped it (then SLOW_CONSUMER) - with a generous
---client-queue/--client-buffer and clients that read fast it must not.
-`seq` (§4) is per channel, +1 per routed record: an unfiltered subscriber of
-the channel sees 1, 2, 3, ... in delivery order."""
+clients at once. docs/protocol.md#ordering-and-loss: within a partition
+every client sees the records it asked for in offset order with no
+duplicates; nothing is missing unless the slow-client policy dropped it
+(then SLOW_CONSUMER) - with a generous --client-queue/--client-buffer and
+clients that read fast it must not. `seq` (docs/protocol.md#seq) is per
+channel, +1 per routed record: an unfiltered subscriber of the channel sees
+1, 2, 3, ... in delivery order."""
 import multiprocessing
 import os
 import re

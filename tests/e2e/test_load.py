@@ -1,5 +1,5 @@
-"""2,000 concurrent WebSocket clients, and the idle cost of each (DESIGN §5:
-"an idle client costs at most 4 KiB of user-space memory")."""
+"""2,000 concurrent WebSocket clients, and the idle cost of each (at most
+4 KiB of user-space memory per idle client: docs/operations.md#how-it-runs)."""
 import json
 import os
 import resource

@@ -1,7 +1,7 @@
-"""Operability (DESIGN §3, §8, §10 "Observability names"): /metrics parsed
-by Prometheus' own text-format parser and checked against known traffic,
-/stats and /ws/stats shape, /docs and /asyncapi.json from the live routes,
-structured logs with secrets redacted, SIGHUP."""
+"""Operability (docs/operations.md#monitoring, #logs, #signals-and-shutdown):
+/metrics parsed by Prometheus' own text-format parser and checked against
+known traffic, /stats and /ws/stats shape, /docs and /asyncapi.json from the
+live routes, structured logs with secrets redacted, SIGHUP."""
 import json
 import signal
 import time
@@ -64,7 +64,7 @@ def test_metrics_parse_and_count_traffic(traffic):
         if sample(fams, "kbridge_messages_sent", "kbridge_messages_sent_total") >= 2 * N or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    # every family of §10 with HELP and TYPE
+    # every family of docs/operations.md#metrics with HELP and TYPE
     want = {
         "kbridge_clients": "gauge", "kbridge_connections": "counter", "kbridge_subscriptions": "gauge",
         "kbridge_records_consumed": "counter", "kbridge_messages_sent": "counter",

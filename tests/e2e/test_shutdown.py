@@ -1,4 +1,4 @@
-"""SIGTERM / SIGINT (DESIGN §8, §10 "Connections")."""
+"""SIGTERM / SIGINT (docs/operations.md#signals-and-shutdown)."""
 import signal
 import socket
 import time

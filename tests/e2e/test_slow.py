@@ -1,4 +1,4 @@
-"""Slow-client policy (DESIGN §2 --slow-client, §10 "Connections").
+"""Slow-client policy (--slow-client, docs/protocol.md#slow_consumer).
 
 Without Kafka, server->client traffic comes from replies: the client
 pipelines thousands of {"type":"ping","id":N} without reading, with a small
@@ -233,9 +233,10 @@ def test_slow_client_drop_oldest_stays(kbridge):
 @pytest.mark.parametrize("limit", ["queue", "bytes"])
 def test_fast_client_pipelining_is_not_slow(kbridge, policy, limit):
     """A client that reads promptly is not a slow consumer: bytes the kernel
-    can take do not count toward --client-buffer / --client-queue (§10), so
-    a burst of pipelined requests is answered in full, even when the burst's
-    replies exceed the limits within one loop turn."""
+    can take do not count toward --client-buffer / --client-queue
+    (docs/protocol.md#slow_consumer), so a burst of pipelined requests is
+    answered in full, even when the burst's replies exceed the limits within
+    one loop turn."""
     if limit == "queue":        # 64 replies > 4 messages
         flags, n = ["--client-queue", "4", "--client-buffer", "1MiB"], 64
     else:                       # 400 replies of ~28 bytes > 4 KiB

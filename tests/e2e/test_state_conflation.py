@@ -1,10 +1,10 @@
-"""Conflation: DESIGN §3 (`type=tui` 100 ms, `type=web` 250 ms, `interval=MS`
-on the upgrade), §4 (conflation delivers only the newest value of each key
-per interval, without notice), §10 "State and recovery" (per client, per
-channel and key; a conflated message carries the `seq` of the record it
-delivers), and the slow-client policy `--slow-client conflate` (§2: keep only
-the newest queued record per key; §4: SLOW_CONSUMER with `dropped` precedes
-the next message)."""
+"""Conflation (docs/protocol.md#conflation): `type=tui` 100 ms, `type=web`
+250 ms, `interval=MS` on the upgrade (#query-parameters); only the newest
+value of each key per interval, without notice; per client, per channel and
+key; a conflated message carries the `seq` of the record it delivers. And
+the slow-client policy `--slow-client conflate` (#slow_consumer: keep only
+the newest queued record per key; SLOW_CONSUMER with `dropped` precedes the
+next message)."""
 import time
 
 from conftest import BulkReader, PacedProducer, is_data, wait_channel_seq, ws_subscribe
@@ -114,7 +114,7 @@ def test_conflation_intervals_newest_wins_no_starvation(mock_kafka, kafka_bridge
     live_by_seq = {o["seq"]: o for o in live if o["channel"] == "cfc"}
     live2_by_seq = {o["seq"]: o for o in live if o["channel"] == "cf2c"}
 
-    # Unasked snapshots: only type=tui|web (§10).
+    # Unasked snapshots: only type=tui|web (docs/protocol.md#snapshots).
     for r, want in ((up250, 0), (sub250, 0), (web, 1), (tui, 1)):
         snaps = [o for o in r.controls() if o.get("type") == "snapshot"]
         assert len(snaps) == want, f"{r.name}: {len(snaps)} snapshots, expected {want}"

@@ -1,9 +1,9 @@
-"""format=msgpack: DESIGN §3 (`format=json|msgpack` on the upgrade), §4
-("`format=msgpack` sends the same objects as MessagePack in binary frames";
-clients may send MessagePack maps in binary frames), §10 ("every server
-message is MessagePack, `data` as native maps/arrays/numbers (integers that
-fit int64/uint64 stay integers, other numbers become float64)"; "a binary
-frame ... on a `format=msgpack` connection is a MessagePack control message").
+"""format=msgpack (docs/protocol.md#messagepack): `format=json|msgpack` on
+the upgrade; every server message is the same object as MessagePack in a
+binary frame, `data` as native maps/arrays/numbers (integers that fit
+int64/uint64 stay integers, other numbers become float64); clients may send
+MessagePack maps in binary frames, which are control messages like JSON
+ones.
 
 Frames are decoded with Debian's python3-msgpack, an independent decoder,
 and compared type-strictly (int vs float vs bool, str vs bytes) with the JSON
@@ -18,8 +18,9 @@ INT64_MIN, UINT64_MAX = -(1 << 63), (1 << 64) - 1
 
 
 def expected_mp(v):
-    """The MessagePack form of a parsed JSON value (§10): integers within
-    int64/uint64 stay integers, other numbers float64."""
+    """The MessagePack form of a parsed JSON value
+    (docs/protocol.md#messagepack): integers within int64/uint64 stay
+    integers, other numbers float64."""
     if isinstance(v, bool) or v is None or isinstance(v, str):
         return v
     if isinstance(v, int):
@@ -240,8 +241,9 @@ def test_msgpack_snapshot_equals_json_snapshot(mock_kafka, kafka_bridge):
 
 
 def test_invalid_msgpack_over_the_rate_limit_is_rate_limited(kbridge):
-    """§10: every message over --client-rate (burst 2x) gets RATE_LIMITED,
-    an invalid MessagePack one too (it was dropped without a reply)."""
+    """docs/protocol.md#rate-limit: every message over --client-rate (burst
+    2x) gets RATE_LIMITED, an invalid MessagePack one too (it was dropped
+    without a reply)."""
     from wsutil import build_frame
     srv = kbridge("--client-rate", "5")
     m = srv.ws(path="/ws?format=msgpack")

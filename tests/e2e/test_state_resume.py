@@ -1,5 +1,5 @@
-"""Resume from Kafka positions: DESIGN §4 "Resume", §3 (`resume=` on the
-upgrade), §10 "State and recovery".
+"""Resume from Kafka positions: docs/protocol.md#resume (also `resume=` on
+the upgrade, #query-parameters) and #resume_gap.
 
 A client that reconnects names the last position it saw of each partition
 (`"resume":{"topic:partition":offset}` on subscribe, or
@@ -387,9 +387,9 @@ def test_resume_bad_values_are_bad_request(mock_kafka, kafka_bridge):
 
 
 def test_resume_delivers_only_what_matches_the_subscription(mock_kafka, kafka_bridge):
-    """§4: kbridge delivers every record after the offsets 'that still
-    matches the subscription': a key filter applies to replayed records,
-    from the history and from Kafka (a fresh instance) alike."""
+    """docs/protocol.md#resume: of the records after the offsets, kbridge
+    replays those the subscription matches: a key filter applies to replayed
+    records, from the history and from Kafka (a fresh instance) alike."""
     mk = mock_kafka({"rf": 1})
     srv = kafka_bridge(mk, "-t", "rf=rfc")
     time.sleep(0.5)

@@ -1,11 +1,12 @@
-"""Last-value cache and snapshots: DESIGN §4 (`refresh` -> `snapshot`), §3
-(`snapshot=1`, `type=tui|web` on the upgrade) and §10 "State and recovery":
+"""Last-value cache and snapshots (docs/protocol.md#snapshots): `refresh` ->
+`snapshot`, and `snapshot=1`, `type=tui|web` on the upgrade:
 
 - `seq` of a snapshot is the channel's last routed `seq` when it was taken;
-  `data` maps each key to its newest `data` (§4 data rules); null keys are not
-  cached; a tombstone removes the key; non-UTF-8 keys appear base64-encoded and
-  are listed in `base64_keys`; binary values are base64 strings whose keys are
-  listed in `base64_values`.
+  `data` maps each key to its newest `data` (the rules of
+  docs/protocol.md#data-messages); null keys are not cached; a tombstone
+  removes the key; non-UTF-8 keys appear base64-encoded and are listed in
+  `base64_keys`; binary values are base64 strings whose keys are listed in
+  `base64_values`.
 - `refresh` without a channel: one snapshot per subscribed channel. A snapshot
   comes unasked only with `"snapshot":true`, `snapshot=1` or `type=tui|web`.
 - Consistency with the stream: after a snapshot with seq S, a client gets
@@ -153,8 +154,9 @@ def test_refresh_last_value_per_key_with_data_rules(mock_kafka, kafka_bridge):
     want["gone"] = []
     assert snap["data"] == want, f"snapshot data\n got {snap['data']!r}\nwant {want!r}"
 
-    # The raw text of a snapshot of JSON values holds them verbatim (§10: valid
-    # JSON is inserted byte for byte), like data messages.
+    # The raw text of a snapshot of JSON values holds them verbatim (valid
+    # JSON is inserted byte for byte, docs/protocol.md#data-messages), like
+    # data messages.
     mk.produce("snap", b'{"z" : 1.50e+3 , "w":[ ]}', key="raw")
     recv_until(c, lambda o: is_data(o) and o.get("key") == "raw", 10, "live record")
     c.send_json({"type": "refresh", "channel": "snapc", "id": "raw"})
@@ -228,7 +230,7 @@ def test_unasked_snapshot_only_when_requested(mock_kafka, kafka_bridge):
     w = srv.ws(path="/ws?channel=unac&snapshot=0")
     no_more(w)
 
-    # The Dashboard Server's way (DESIGN §1): type=tui (or web, or snapshot=1)
+    # The Dashboard Server clients' way: type=tui (or web, or snapshot=1)
     # on the upgrade, then subscribe by message: the ack, then a snapshot per
     # channel; "snapshot":false on that subscribe still wins.
     for path in ("/ws?type=tui", "/ws?type=web&format=json", "/ws?snapshot=1"):
@@ -452,15 +454,15 @@ def test_snapshot_consistent_with_stream_under_production(mock_kafka, kafka_brid
 
 
 def test_refresh_keeps_records_already_queued(mock_kafka, kafka_bridge):
-    """DESIGN §4: records are missing only where the slow-client policy
-    dropped them (with SLOW_CONSUMER) or the client asked for conflation. A
-    refresh is neither: records queued for the client before the snapshot
-    still arrive (before it, since their seq is <= the snapshot's). The
-    client reads nothing while ~9 MB arrive, so most of it waits in
-    kbridge's queue (generous limits: no slow-client policy applies) when
-    the refresh comes. Three partitions keep each under the mock's 5 MB
-    retention, which a kbridge slowed by a loaded machine could otherwise
-    fall behind."""
+    """docs/protocol.md#ordering-and-loss: records are missing only where
+    the slow-client policy dropped them (with SLOW_CONSUMER) or the client
+    asked for conflation. A refresh is neither: records queued for the
+    client before the snapshot still arrive (before it, since their seq is
+    <= the snapshot's). The client reads nothing while ~9 MB arrive, so most
+    of it waits in kbridge's queue (generous limits: no slow-client policy
+    applies) when the refresh comes. Three partitions keep each under the
+    mock's 5 MB retention, which a kbridge slowed by a loaded machine could
+    otherwise fall behind."""
     mk = mock_kafka({"rq": 3})
     srv = kafka_bridge(mk, "-t", "rq=rqc", "--client-queue", "1000000", "--client-buffer", "1GiB")
     from wsutil import WS

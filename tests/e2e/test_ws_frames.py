@@ -1,4 +1,5 @@
-"""RFC 6455 framing rules (DESIGN §4 "WebSocket rules", §10 "Connections"):
+"""RFC 6455 framing rules (docs/protocol.md#websocket-rules, #close-codes,
+#pings):
 protocol errors close 1002, bad UTF-8 1007, oversized messages 1009, the
 close handshake, and server keep-alive pings."""
 import struct
@@ -331,7 +332,8 @@ def test_client_answering_pings_stays(kbridge):
 
 
 def test_client_sending_data_not_answering_pings_stays(kbridge):
-    """Any frame counts as a sign of life (§10: "no frame at all")."""
+    """Any frame counts as a sign of life (docs/protocol.md#pings: dropped
+    only when no frame at all arrived)."""
     srv = kbridge("--ping-interval", "1")
     c = srv.ws()
     t0 = time.monotonic()

@@ -1,5 +1,6 @@
 """WebSocket handshake and the JSON control messages that need no Kafka
-(DESIGN §4, §10 "Client messages"), with raw frames and with real clients."""
+(docs/protocol.md#client-messages, #errors), with raw frames and with real
+clients."""
 import asyncio
 import json
 import os
@@ -332,8 +333,9 @@ def rate_limit_burst(kbridge):
 
 
 def test_client_rate_limit(kbridge):
-    """§10: over --client-rate (burst 2x) a message gets RATE_LIMITED and is
-    ignored; the connection stays open and recovers."""
+    """docs/protocol.md#rate-limit: over --client-rate (burst 2x) a message
+    gets RATE_LIMITED and is ignored; the connection stays open and
+    recovers."""
     import time
     c, replies = rate_limit_burst(kbridge)
     pongs = [r for r in replies if r.get("type") == "pong"]
@@ -347,16 +349,18 @@ def test_client_rate_limit(kbridge):
 
 
 def test_rate_limited_reply_carries_id(kbridge):
-    """§4: "Every reply carries the request's id when the request had one"."""
+    """Every reply carries the request's id when the request had one
+    (docs/protocol.md#request-ids)."""
     c, replies = rate_limit_burst(kbridge)
     missing = [(i, r) for i, r in enumerate(replies) if r.get("id") != i]
     assert not missing, f"replies without their request's id: {missing[:3]}"
 
 
 def test_rate_limit_flood_closes_after_ten_seconds(kbridge):
-    """§10: "ten seconds of that in a row: close 1008". A steady flood at
-    three times --client-rate lets a message through whenever a token
-    refills; it is still one run of RATE_LIMITED and ends in 1008."""
+    """docs/protocol.md#rate-limit: ten seconds of RATE_LIMITED in a row
+    closes with 1008. A steady flood at three times --client-rate lets a
+    message through whenever a token refills; it is still one run of
+    RATE_LIMITED and ends in 1008."""
     import threading
     import time
     from wsutil import CloseFrame
@@ -392,8 +396,9 @@ def test_rate_limit_flood_closes_after_ten_seconds(kbridge):
 
 
 def test_id_echoed_when_message_exceeds_parser_limits(server):
-    """§4: "Every reply carries the request's id when the request had one",
-    also the BAD_REQUEST for a message too big or too deep to handle."""
+    """Every reply carries the request's id when the request had one
+    (docs/protocol.md#request-ids), also the BAD_REQUEST for a message too
+    big or too deep to handle."""
     c = server.ws()
     big = {"type": "subscribe", "channel": "x", "keys": ["k%d" % i for i in range(2000)], "id": "many"}
     r = c.request(big)

@@ -2,9 +2,9 @@
 
 Raw sockets only (loopback), so tests can send what a library never would:
 malformed HTTP, unmasked or reserved-bit frames, bad close codes. Every wait
-is bounded by a timeout. Server frames are checked on every read: RFC 6455
-§5.1 says they are never masked, and no extension is negotiated, so their
-RSV bits must be 0.
+is bounded by a timeout. Server frames are checked on every read:
+RFC 6455 §5.1 says they are never masked, and no extension is negotiated,
+so their RSV bits must be 0.
 """
 import base64
 import hashlib

@@ -38,8 +38,9 @@ int main(int argc, char **argv)
 	if (!rk) { fprintf(stderr, "mockkafka: %s\n", errstr); return 1; }
 	rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, brokers);
 	if (!mc) { fprintf(stderr, "mockkafka: cannot create mock cluster\n"); return 1; }
-	/* Admin calls hang without a controller (KAFKA-NOTES.md); joins are
-	 * slow without the delay set to zero. */
+	/* On librdkafka 2.15 the mock needs a controller set, or admin calls
+	 * such as DescribeTopics hang; joins are slow without the
+	 * initial rebalance delay set to zero. */
 	rd_kafka_mock_set_controller_id(mc, 1);
 	rd_kafka_mock_group_initial_rebalance_delay_ms(mc, 0);
 
