@@ -141,7 +141,8 @@ static void start_by_offset_flag(rd_kafka_topic_partition_t *p, rd_kafka_topic_p
 
 /* Start offsets for newly assigned partitions (fan-out mode): partitions of
  * topics first seen after start-up begin at the beginning, so nothing
- * produced before the assignment is lost (docs/operations.md, "Kafka");
+ * produced before the assignment is lost
+ * (docs/operations.md#rebalancing-and-new-topics);
  * partitions seen
  * before continue after the last record routed or where they first started;
  * the rest follow --offset. "latest" and @MS are looked up (ListOffsets,
@@ -157,7 +158,7 @@ static rd_kafka_topic_partition_list_t *choose_offsets(rd_kafka_topic_partition_
 		struct part *known = part_get(p->topic, p->partition, 0);
 		int topic_known = map_get(&A.topics_seen, p->topic, strlen(p->topic)) != NULL;
 		if (A.cfg->group) {
-			/* Committed offsets win (docs/operations.md), even over what this instance
+			/* Committed offsets win (docs/operations.md#start-position), even over what this instance
 			 * routed itself: another member may have moved on since. */
 			p->offset = RD_KAFKA_OFFSET_INVALID;
 		} else if (known && known->next >= 0) {

@@ -203,7 +203,7 @@ static int write_queue(struct client *c)
 }
 
 /* SLOW_CONSUMER notices go right where the gap is: in front of whatever is
- * still queued (docs/protocol.md, "Ordering and loss"). A notice not yet
+ * still queued (docs/protocol.md#slow_consumer). A notice not yet
  * sent absorbs later drops; its running total rides in key_hash. */
 static void insert_notice(struct client *c)
 {
@@ -305,7 +305,7 @@ void client_send(struct client *c, struct frame *f)
 		frame_unref(f);
 		return;
 	}
-	/* Bytes the kernel takes are not ours to count (docs/operations.md):
+	/* Bytes the kernel takes are not ours to count (docs/operations.md#flags):
 	 * write what this turn has queued so far before judging c slow. */
 	if (queue_full(c, f) && write_queue(c) < 0) {
 		frame_unref(f);

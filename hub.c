@@ -202,7 +202,7 @@ struct channel *hub_channel(const char *name, size_t len)
 	struct channel *ch = map_get(&H.channels, name, len);
 	if (ch) return ch;
 	/* A name a regex route without "=channel" could produce is valid
-	 * before any such topic exists (docs/protocol.md, "Channels"). */
+	 * before any such topic exists (docs/protocol.md#overview). */
 	if (!route_could_name(H.routes, H.nroutes, name, len)) return NULL;
 	H.gc_due = 1;   /* freed again unless a subscription keeps it */
 	return channel_new(name, len);

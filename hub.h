@@ -1,4 +1,4 @@
-/* hub.h - routing (docs/architecture.md, "Routing"): routes (topic ->
+/* hub.h - routing (docs/architecture.md#layers): routes (topic ->
  * channel + message type), channels, subscriptions with their filters, a key
  * index, and the fan-out of one Kafka record, encoded once, to exactly the
  * clients that asked for it. The cost of a record is O(subscribers of its

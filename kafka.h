@@ -1,5 +1,5 @@
 /* kafka.h - the live librdkafka consumer on kbridge's poll loop
- * (docs/operations.md, "Kafka"): configuration passthrough (-X), the
+ * (docs/operations.md#kafka): configuration passthrough (-X), the
  * subscription, draining records in bounded batches and handing them to
  * the routing layer through a callback, broker state. The Kafka layer's
  * other modules build on it: assign.c (start offsets, positions, lag),

@@ -191,7 +191,7 @@ def kbridge(request):
             try:
                 rc = srv.proc.wait(10)
                 if rc != 0 and not srv.signalled:
-                    errors.append(f"kbridge pid {srv.pid} exited {rc} after SIGTERM (DESIGN §8: exit 0)")
+                    errors.append(f"kbridge pid {srv.pid} exited {rc} after SIGTERM (docs/operations.md#signals-and-shutdown: exit 0)")
             except subprocess.TimeoutExpired:
                 srv.proc.kill()
                 srv.proc.wait(10)

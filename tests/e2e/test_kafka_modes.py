@@ -96,7 +96,7 @@ def test_group_split_failover_and_rejoin(mock_kafka, kafka_bridge):
             if old:
                 problems.append(
                     f"{name}: {who} re-delivered {len(old)} records of earlier phases that were "
-                    f"already delivered and committed (committed offsets must win, DESIGN §10); "
+                    f"already delivered and committed (committed offsets must win, docs/operations.md#fan-out-and-group-mode); "
                     f"partitions {sorted({m['partition'] for m in old})}, first {[m.pos() for m in old[:3]]}")
         cur = [p for ms in got.values() for p in positions(ms) if p in set(want)]
         if sorted(cur) != sorted(want):

@@ -1,7 +1,7 @@
 /* test_base64.c - RFC 4648 §10 vectors in both directions, the RFC 6455
  * handshake key, round trips of every length up to 64, and every invalid
  * form the strict decoder must refuse: bad length, non-alphabet bytes,
- * whitespace, misplaced or partial padding, and non-zero pad bits (§3.5). */
+ * whitespace, misplaced or partial padding, and non-zero pad bits (RFC 4648 §3.5). */
 #include "base64.h"
 #include "check.h"
 
@@ -100,7 +100,7 @@ int main(void)
 	BAD("Zg==Zm9v");  /* padding before the last quad */
 	BAD("Zm8=Zm9v");
 	BAD("Zm9v=Zg=");
-	/* Non-zero trailing (pad) bits, §3.5: canonical "Zg==" and "Zm8=" */
+	/* Non-zero trailing (pad) bits, RFC 4648 §3.5: canonical "Zg==" and "Zm8=" */
 	BAD("Zh==");
 	BAD("Zv==");
 	BAD("Zm9=");

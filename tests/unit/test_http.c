@@ -292,9 +292,9 @@ static void test_malformed(void)
 	BAD("GET / HTTP/1.1\r\n: empty-name\r\n\r\n", -400);
 	BAD("GET / HTTP/1.1\r\nA(b: c\r\n\r\n", -400);     /* non-tchar in name */
 	BAD("GET / HTTP/1.1\r\nA\x80: c\r\n\r\n", -400);
-	BAD("GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", -400);   /* obs-fold (§5.2) */
+	BAD("GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", -400);   /* obs-fold (RFC 9112 §5.2) */
 	BAD("GET / HTTP/1.1\r\nA: b\r\n\tc\r\n\r\n", -400);
-	BAD("GET / HTTP/1.1\r\n X: y\r\n\r\n", -400);        /* space before first field (§2.2) */
+	BAD("GET / HTTP/1.1\r\n X: y\r\n\r\n", -400);        /* space before first field (RFC 9112 §2.2) */
 	BAD("GET / HTTP/1.1\r\nA: b\x01" "c\r\n\r\n", -400); /* control chars in values */
 	BAD("GET / HTTP/1.1\r\nA: b\x1b" "c\r\n\r\n", -400);
 	BAD("GET / HTTP/1.1\r\nA: b\x7f\r\n\r\n", -400);

@@ -1,5 +1,5 @@
-/* test_ws.c - RFC 6455 primitives: the §1.3 handshake vector and every key
- * §4.1 forbids; client frame headers of every length encoding fed byte by
+/* test_ws.c - RFC 6455 primitives: the RFC 6455 §1.3 handshake vector and every key
+ * RFC 6455 §4.1 forbids; client frame headers of every length encoding fed byte by
  * byte from exact-size buffers; every header-level protocol error (-1002);
  * unmasking against a naive loop, whole and in pieces at every offset; the
  * server header encoder decoded back; close codes checked exhaustively. */
@@ -40,7 +40,7 @@ static void accept_bad(const char *key, size_t n, int line)
 
 static void test_accept(void)
 {
-	/* RFC 6455 §1.3 (and §4.2.2 step 5.4). */
+	/* RFC 6455 §1.3 (and RFC 6455 §4.2.2 step 5.4). */
 	accept_ok("dGhlIHNhbXBsZSBub25jZQ==", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", __LINE__);
 	accept_ok("x3JJHMbDL1EzLkh9GBhXDw==", "HSmrc0sMlYUkAGmm5OPpG2HaGWk=", __LINE__);
 	accept_ok("AAAAAAAAAAAAAAAAAAAAAA==", "ICX+Yqv66kxgM0FcWaLWlFLwTAI=", __LINE__);
@@ -168,7 +168,7 @@ static void test_parse_header(void)
 		CHECK_MEM(p, 5, "Hello", 5);
 	}
 
-	/* Reserved bits (no extension negotiated, §5.2). */
+	/* Reserved bits (no extension negotiated, RFC 6455 §5.2). */
 	HBAD(0xc1, 0x80, 1, 2, 3, 4);
 	HBAD(0xa1, 0x80, 1, 2, 3, 4);
 	HBAD(0x91, 0x80, 1, 2, 3, 4);
@@ -182,20 +182,20 @@ static void test_parse_header(void)
 		header_bad(b1, 6, __LINE__);
 		header_bad(b2, 6, __LINE__);
 	}
-	/* Control frames: never fragmented, payload <= 125 (§5.5). */
+	/* Control frames: never fragmented, payload <= 125 (RFC 6455 §5.5). */
 	HBAD(0x08, 0x80, 1, 2, 3, 4);
 	HBAD(0x09, 0x80, 1, 2, 3, 4);
 	HBAD(0x0a, 0x80, 1, 2, 3, 4);
 	HBAD(0x88, 0xfe, 0x00, 0x02, 1, 2, 3, 4);           /* close, 16-bit length 2 */
 	HBAD(0x89, 0xfe, 0x00, 0x7e, 1, 2, 3, 4);           /* ping, 126 */
 	HBAD(0x8a, 0xff, 0, 0, 0, 0, 0, 0, 0, 0x7e, 1, 2, 3, 4);
-	/* Unmasked client frames (§5.1). */
+	/* Unmasked client frames (RFC 6455 §5.1). */
 	HBAD(0x81, 0x05, 'H', 'e', 'l', 'l', 'o');
 	HBAD(0x81, 0x00);
 	HBAD(0x88, 0x02, 0x03, 0xe8);
 	HBAD(0x82, 0x7e, 0x01, 0x00);
 	HBAD(0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0);
-	/* 64-bit length with the most significant bit set (§5.2). */
+	/* 64-bit length with the most significant bit set (RFC 6455 §5.2). */
 	HBAD(0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4);
 	HBAD(0x82, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4);
 }
