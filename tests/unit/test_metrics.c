@@ -1,0 +1,133 @@
+/* test_metrics.c - counters, per-topic record counts and the latency
+ * histogram (metrics.h). Counters start at zero and add independently;
+ * a topic's handle is the same pointer every time it is asked for (the hot
+ * path keeps it), adding through it shows in the iteration under that name
+ * only, and adding through NULL is harmless. The histogram puts a value equal
+ * to a bound in that bound's bucket (Prometheus "le"), one just above it in
+ * the next, past the last bound in +Inf; buckets are per bucket (not
+ * cumulative); a negative latency (producer clock ahead) counts as 0. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "clock.h"
+#include "metrics.h"
+
+static void test_counters(void)
+{
+	for (int m = 0; m < M_COUNT; m++) CHECKF(metrics_get((enum metric)m) == 0, "metric %d starts at %llu", m,
+						    (unsigned long long)metrics_get((enum metric)m));
+	metrics_add(M_DROPPED, 3);
+	metrics_add(M_DROPPED, 4);
+	metrics_add(M_BYTES_OUT, 1ull << 40);
+	metrics_add(M_RECORDS_IN, 0);
+	CHECK(metrics_get(M_DROPPED) == 7);
+	CHECK(metrics_get(M_BYTES_OUT) == 1ull << 40);
+	CHECK(metrics_get(M_RECORDS_IN) == 0);
+	for (int m = 0; m < M_COUNT; m++)
+		if (m != M_DROPPED && m != M_BYTES_OUT) CHECKF(metrics_get((enum metric)m) == 0, "metric %d moved", m);
+
+	/* Uptime by the turn clock: 0 right after the start. */
+	clock_advance();
+	metrics_start();
+	CHECK(metrics_uptime_s() == 0);
+}
+
+/* Records counted for name by the iteration, -1 when it is not listed. */
+static int64_t topic_records(const char *want, int *listed)
+{
+	const char *name;
+	uint64_t records;
+	int64_t got = -1;
+	*listed = 0;
+	for (size_t i = 0; metrics_topic_next(&i, &name, &records);) {
+		(*listed)++;
+		if (strcmp(name, want) == 0) got = (int64_t)records;
+	}
+	return got;
+}
+
+static void test_topics(void)
+{
+	int listed;
+	CHECK(topic_records("orders", &listed) == -1 && listed == 0);
+	struct metrics_topic *a = metrics_topic("orders");
+	struct metrics_topic *b = metrics_topic("prices");
+	CHECK(a && b && a != b);
+	CHECK(topic_records("orders", &listed) == 0 && listed == 2);   /* listed once asked for */
+	metrics_topic_add(a, 5);
+	metrics_topic_add(b, 1);
+	metrics_topic_add(a, 2);
+	metrics_topic_add(NULL, 9);
+	CHECK(topic_records("orders", &listed) == 7 && listed == 2);
+	CHECK(topic_records("prices", &listed) == 1);
+
+	/* Many more topics (the map grows): the old handles stay valid. */
+	char name[32];
+	for (int i = 0; i < 500; i++) {
+		snprintf(name, sizeof(name), "topic-%d", i);
+		metrics_topic_add(metrics_topic(name), (uint64_t)i);
+	}
+	CHECK(metrics_topic("orders") == a && metrics_topic("prices") == b);
+	metrics_topic_add(a, 1);
+	CHECK(topic_records("orders", &listed) == 8 && listed == 502);
+	CHECK(topic_records("topic-499", &listed) == 499);
+	CHECK(topic_records("topic-0", &listed) == 0);
+	/* A name that is a prefix of another is its own topic. */
+	CHECK(metrics_topic("topic-4") != metrics_topic("topic-49"));
+}
+
+static void test_histogram(void)
+{
+	struct metrics_histogram h;
+	metrics_latency(&h);
+	CHECK(h.count == 0 && h.sum == 0 && h.nbounds >= 2 && h.bounds && h.buckets);
+	if (!h.bounds || h.nbounds < 2) return;
+	int ascending = 1;
+	for (size_t i = 1; i < h.nbounds; i++) ascending &= h.bounds[i] > h.bounds[i - 1];
+	CHECK(ascending);
+	CHECK(h.bounds[0] == 0.0005 && h.bounds[h.nbounds - 1] == 10);
+
+	/* Exactly at each bound: that bound's bucket. Just above: the next. */
+	for (size_t i = 0; i < h.nbounds; i++) metrics_observe_latency(h.bounds[i]);
+	metrics_latency(&h);
+	int ok = h.count == h.nbounds && h.buckets[h.nbounds] == 0;
+	for (size_t i = 0; i < h.nbounds; i++) ok &= h.buckets[i] == 1;
+	CHECKF(ok, "values equal to the bounds landed in the wrong buckets");
+
+	uint64_t before[32];
+	memcpy(before, h.buckets, (h.nbounds + 1) * sizeof(uint64_t));
+	for (size_t i = 0; i < h.nbounds; i++) metrics_observe_latency(nextafter(h.bounds[i], INFINITY));
+	metrics_latency(&h);
+	ok = h.buckets[0] == before[0];
+	for (size_t i = 1; i <= h.nbounds; i++) ok &= h.buckets[i] == before[i] + 1;
+	CHECKF(ok, "values just above the bounds landed in the wrong buckets");
+	CHECK(h.count == 2 * h.nbounds);
+
+	/* 0, negative (clamped to 0: bucket 0, adds nothing to the sum), huge. */
+	double sum = h.sum;
+	memcpy(before, h.buckets, (h.nbounds + 1) * sizeof(uint64_t));
+	metrics_observe_latency(0);
+	metrics_observe_latency(-3.5);
+	metrics_observe_latency(1e9);
+	metrics_latency(&h);
+	CHECK(h.buckets[0] == before[0] + 2);
+	CHECK(h.buckets[h.nbounds] == before[h.nbounds] + 1);
+	CHECK(h.count == 2 * h.nbounds + 3);
+	CHECKF(h.sum == sum + 1e9, "sum %.17g, want %.17g (a negative latency must add 0)", h.sum, sum + 1e9);
+
+	/* Sum and one value in a middle bucket. */
+	metrics_observe_latency(0.03);   /* 0.025 < 0.03 <= 0.05 */
+	metrics_latency(&h);
+	size_t b = 0;
+	while (h.bounds[b] != 0.05) b++;
+	CHECK(h.buckets[b] == 3);        /* the bound, the value above 0.025, and 0.03 */
+}
+
+int main(void)
+{
+	test_counters();
+	test_topics();
+	test_histogram();
+	return check_summary("metrics");
+}
