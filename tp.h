@@ -15,8 +15,9 @@
 size_t tp_format(char *buf, size_t cap, const char *topic, int32_t partition);
 
 /* Splits tp[0..n) at its last ':' into topic (a NUL-terminated copy; cap
- * bytes at most, NUL included) and partition (decimal digits only, at most
- * 100000000). Returns 0, or -1 when it is not of that form. */
+ * bytes at most, NUL included) and partition (decimal digits only, about a
+ * billion at most: far beyond any real partition number). Returns 0, or -1
+ * when it is not of that form. */
 int tp_parse(const char *tp, size_t n, char *topic, size_t cap, int32_t *partition);
 
 /* The value m holds under "topic:partition", or NULL. The key is left in
