@@ -1,8 +1,8 @@
 /* assign.h - the Kafka layer's partition assignment: start offsets chosen
  * in the rebalance callback (looked up asynchronously where --offset or the
  * group's commits ask for it), and per partition the next offset to route
- * and the lag (docs/operations.md#start-position). Used by kafka.c, which owns the
- * consumer; never blocks the loop. */
+ * and the lag (docs/operations.md#start-position). Used by kafka.c, which
+ * owns the consumer; never blocks the loop. */
 #ifndef KB_ASSIGN_H
 #define KB_ASSIGN_H
 #include <stddef.h>

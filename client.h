@@ -1,6 +1,7 @@
 /* client.h - one connection: its state machine, buffers and timers, and its
- * output queue under the slow-client policy (docs/protocol.md#slow_consumer). This layer queues frames, builds replies and notices, changes
- * a connection's state and writes its queue to the socket; it does not read
+ * output queue under the slow-client policy (docs/protocol.md#slow_consumer).
+ * This layer queues frames, builds replies and notices, changes a
+ * connection's state and writes its queue to the socket; it does not read
  * sockets, parse protocols or route records (the session, protocol and
  * routing layers above do). It tells the server layer that a client has
  * output through the callback given to client_init.

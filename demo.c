@@ -1,7 +1,8 @@
 /* demo.c - --demo: librdkafka's in-process mock cluster with the topics
  * token-info, trade-info and aggregate-info, and a producer of plausible
- * market data at --demo-rate records per second (docs/operations.md#demo). The live consumer reads the cluster like any other; any Kafka
- * client can produce into it at the logged bootstrap address. */
+ * market data at --demo-rate records per second (docs/operations.md#demo).
+ * The live consumer reads the cluster like any other; any Kafka client
+ * can produce into it at the logged bootstrap address. */
 #include "demo.h"
 
 #include <inttypes.h>

@@ -1,4 +1,6 @@
-/* demo.h - the --demo mock Kafka cluster and its market-data producer. */
+/* demo.h - the --demo mock Kafka cluster and its market-data producer.
+ * Only started with --demo; it does not consume (the live consumer of
+ * kafka.c reads the mock like any Kafka). */
 #ifndef KB_DEMO_H
 #define KB_DEMO_H
 #include <stddef.h>

@@ -1,7 +1,8 @@
 /* envelope.h - one Kafka record as a data message
- * (docs/protocol.md#data-messages): the JSON envelope built once per record, and the WebSocket
- * frame of each format (JSON text, MessagePack binary) built at most once,
- * on first need, and shared by reference by every client that gets it.
+ * (docs/protocol.md#data-messages): the JSON envelope built once per
+ * record, and the WebSocket frame of each format (JSON text, MessagePack
+ * binary) built at most once, on first need, and shared by reference by
+ * every client that gets it.
  * Knows records and formats, not subscribers or clients. */
 #ifndef KB_ENVELOPE_H
 #define KB_ENVELOPE_H

@@ -1,8 +1,8 @@
 /* frame.h - reference-counted output buffers and the per-client queue of
- * references to them (docs/architecture.md#ownership-and-freeing). A broadcast record
- * is encoded once into a frame; every subscriber's queue holds a pointer to
- * it; writev() sends many queued frames per syscall and resumes a partial
- * write at the exact byte. Also builds WebSocket frames around a payload.
+ * references to them (docs/architecture.md#ownership-and-freeing). A
+ * broadcast record is encoded once into a frame; every subscriber's queue
+ * holds a pointer to it; writev() sends many queued frames per syscall and
+ * resumes a partial write at the exact byte. Also builds WebSocket frames around a payload.
  * Knows nothing of clients or policies: the client layer decides what to
  * queue and what to drop. */
 #ifndef KB_FRAME_H

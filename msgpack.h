@@ -1,6 +1,7 @@
 /* msgpack.h - MessagePack for format=msgpack connections
- * (docs/protocol.md#messagepack): every server message is built as JSON once and transcoded here, so JSON
- * and MessagePack clients see the same objects; client control messages in
+ * (docs/protocol.md#messagepack): every server message is built as JSON
+ * once and transcoded here, so JSON and MessagePack clients see the same
+ * objects; client control messages in
  * MessagePack are transcoded to JSON and handled like JSON ones. Neither
  * direction recurses: nesting costs a bounded, explicit stack. */
 #ifndef KB_MSGPACK_H

@@ -1,4 +1,5 @@
-/* tp.c - "topic:partition" keys (tp.h). */
+/* tp.c - "topic:partition" keys (tp.h): formatting, parsing and map
+ * lookups by partition. No state of its own. */
 #include "tp.h"
 
 #include <inttypes.h>

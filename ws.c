@@ -1,6 +1,6 @@
 /* ws.c - RFC 6455 framing primitives: accept key, client frame-header
  * parsing, server frame-header encoding, unmasking and close-code checks.
- * Stateless; the per-connection message state lives in kbridge.c. */
+ * Stateless; the per-connection message state lives in session.c. */
 #include "ws.h"
 
 #include <string.h>
