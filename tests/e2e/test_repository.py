@@ -84,10 +84,10 @@ def test_product_files_are_small_and_say_what_they_are():
 
 
 def test_nothing_points_outside_the_repository():
-    bad = re.compile(r"\.\./shared|DESIGN\.md|KAFKA-NOTES|closing note")
-    me = os.path.relpath(__file__, ROOT)
+    # Assembled from parts so this file does not match itself.
+    bad = re.compile("|".join([r"\.\./" + "shared", "DESIGN" + r"\.md", "KAFKA" + "-NOTES", "closing" + " note"]))
     hits = ["%s:%d: %s" % (f, i + 1, line.strip())
-            for f, text in text_files() if f != me
+            for f, text in text_files()
             for i, line in enumerate(text.splitlines()) if bad.search(line)]
     assert not hits, "\n".join(hits[:20])
 

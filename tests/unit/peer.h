@@ -17,8 +17,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <inttypes.h>
+#include <stdio.h>
+
 #include "client.h"
 #include "config.h"
+#include "json.h"
+#include "json_parse.h"
+#include "msgpack.h"
+#include "record.h"
+#include "ws.h"
 
 /* Clients that asked to be flushed (client_init's callback), and when. */
 #define PEER_MAX_WANT 256
@@ -190,6 +198,118 @@ static inline int peer_recv(int fd, struct pframe *out, int max)
 {
 	peer_flush();
 	return peer_read(fd, out, max);
+}
+
+/* Like peer_recv, with MessagePack (binary) frames turned into their JSON
+ * text (op stays WS_OP_BINARY, so a test can tell which format came). */
+static inline int peer_recv_json(int fd, struct pframe *f, int max)
+{
+	int n = peer_recv(fd, f, max);
+	for (int i = 0; i < n; i++) {
+		if (f[i].op != WS_OP_BINARY) continue;
+		struct jbuf b;
+		json_init(&b);
+		if (mp_to_json(&b, (const unsigned char *)f[i].data, f[i].len, 64) < 0 || b.failed) {
+			json_free(&b);
+			continue;   /* left binary: field checks fail */
+		}
+		json_append(&b, "", 1);
+		free(f[i].data);
+		f[i].data = b.buf;
+		f[i].len = b.len - 1;
+	}
+	return n;
+}
+
+/* The raw JSON of top-level field name of a JSON frame, NULL when absent. */
+static inline const char *pframe_field(const struct pframe *f, const char *name, size_t *len)
+{
+	const char *v;
+	if (!f->data || !json_top_field(f->data, f->len, name, strlen(name), &v, len)) return NULL;
+	return v;
+}
+
+static inline int pframe_has_field(const struct pframe *f, const char *name)
+{
+	size_t vl;
+	return pframe_field(f, name, &vl) != NULL;
+}
+
+/* 1 when field name is JSON-equal to raw (objects and arrays: same text). */
+static inline int pframe_is(const struct pframe *f, const char *name, const char *raw)
+{
+	size_t vl;
+	const char *v = pframe_field(f, name, &vl);
+	return v && json_value_eq(v, vl, raw, strlen(raw));
+}
+
+/* Integer field, INT64_MIN when absent. */
+static inline int64_t pframe_int(const struct pframe *f, const char *name)
+{
+	size_t vl;
+	const char *v = pframe_field(f, name, &vl);
+	char buf[32];
+	if (!v || vl >= sizeof(buf)) return INT64_MIN;
+	memcpy(buf, v, vl);
+	buf[vl] = '\0';
+	return strtoll(buf, NULL, 10);
+}
+
+/* A data message (one Kafka record): it has a topic and an offset. */
+static inline int pframe_is_data(const struct pframe *f)
+{
+	size_t vl;
+	return pframe_field(f, "topic", &vl) && pframe_field(f, "offset", &vl);
+}
+
+/* Offsets of the data messages the peer has now, in arrival order; -1
+ * when anything else arrived (printed on stderr). */
+static inline int peer_recv_offsets(int fd, int64_t *out, int max)
+{
+	struct pframe f[512];
+	int n = peer_recv_json(fd, f, 512), k = 0, other = 0;
+	for (int i = 0; i < n; i++) {
+		if (!pframe_is_data(&f[i])) {
+			fprintf(stderr, "  unexpected frame: %s\n", f[i].data);
+			other = 1;
+		} else if (k < max) {
+			out[k++] = pframe_int(&f[i], "offset");
+		}
+	}
+	peer_frames_free(f, n);
+	return other ? -1 : k;
+}
+
+static inline const char *peer_fmt_offsets(const int64_t *v, int n)
+{
+	static char buf[1024];
+	size_t used = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < n && used < sizeof(buf) - 24; i++)
+		used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%s%" PRId64, i ? "," : "", v[i]);
+	return buf;
+}
+
+/* The data messages the peer has now carry exactly these offsets, in order. */
+#define CHECK_OFFS(fd, ...) do { static const int64_t w_[] = { __VA_ARGS__ }; int64_t g_[512]; \
+	int n_ = peer_recv_offsets(fd, g_, 512); \
+	CHECKF(n_ == (int)(sizeof(w_) / sizeof(w_[0])) && memcmp(g_, w_, sizeof(w_)) == 0, \
+	       "got %d offsets [%s]", n_, n_ > 0 ? peer_fmt_offsets(g_, n_) : ""); } while (0)
+
+/* Nothing arrived at all. */
+#define CHECK_NONE(fd) do { int64_t g_[512]; int n_ = peer_recv_offsets(fd, g_, 512); \
+	CHECKF(n_ == 0, "got %d messages [%s]", n_, n_ > 0 ? peer_fmt_offsets(g_, n_) : ""); } while (0)
+
+/* A record with string key and value (NULL: null key / tombstone),
+ * borrowing them; ts -1: no timestamp. */
+static inline struct record peer_record(const char *topic, int32_t p, int64_t off, const char *key, const char *val,
+					int64_t ts)
+{
+	return (struct record){
+		.topic = topic, .partition = p, .offset = off, .timestamp_ms = ts,
+		.key = key, .key_len = key ? strlen(key) : 0,
+		.value = val, .value_len = val ? strlen(val) : 0,
+	};
 }
 
 /* 1 if text frame f contains the substring s. */

@@ -123,11 +123,7 @@ static struct channel *chan(const char *name)
 
 static int route_ts(const char *topic, int32_t p, int64_t off, const char *key, const char *val, int64_t ts)
 {
-	struct record r = {
-		.topic = topic, .partition = p, .offset = off, .timestamp_ms = ts,
-		.key = key, .key_len = key ? strlen(key) : 0,
-		.value = val, .value_len = val ? strlen(val) : 0,
-	};
+	struct record r = peer_record(topic, p, off, key, val, ts);
 	return hub_route(&r);
 }
 
@@ -139,107 +135,11 @@ static int route(const char *topic, int32_t p, int64_t off, const char *key, con
 /* A record fetched back from Kafka for c (no seq). */
 static void replay(struct client *c, const char *topic, int32_t p, int64_t off, const char *key, const char *val)
 {
-	struct record r = {
-		.topic = topic, .partition = p, .offset = off, .timestamp_ms = -1,
-		.key = key, .key_len = key ? strlen(key) : 0,
-		.value = val, .value_len = val ? strlen(val) : 0,
-	};
+	struct record r = peer_record(topic, p, off, key, val, -1);
 	hub_replay_record(c, &r);
 }
 
 /* ---- what the peer receives ---------------------------------------------------- */
-
-/* Frames the peer has now; MessagePack (binary) ones become their JSON. */
-static int recv_frames(int fd, struct pframe *f, int max)
-{
-	int n = peer_recv(fd, f, max);
-	for (int i = 0; i < n; i++) {
-		if (f[i].op != WS_OP_BINARY) continue;
-		struct jbuf b;
-		json_init(&b);
-		if (mp_to_json(&b, (const unsigned char *)f[i].data, f[i].len, 64) < 0 || b.failed) {
-			json_free(&b);
-			continue;   /* left binary: field checks fail */
-		}
-		json_append(&b, "", 1);
-		free(f[i].data);
-		f[i].data = b.buf;
-		f[i].len = b.len - 1;
-	}
-	return n;
-}
-
-/* The raw JSON of top-level field name, NULL when absent. */
-static const char *field(const struct pframe *f, const char *name, size_t *len)
-{
-	const char *v;
-	if (!f->data || !json_top_field(f->data, f->len, name, strlen(name), &v, len)) return NULL;
-	return v;
-}
-
-/* 1 when field name is JSON-equal to raw. */
-static int fis(const struct pframe *f, const char *name, const char *raw)
-{
-	size_t vl;
-	const char *v = field(f, name, &vl);
-	return v && json_value_eq(v, vl, raw, strlen(raw));
-}
-
-/* Integer field, INT64_MIN when absent. */
-static int64_t fint(const struct pframe *f, const char *name)
-{
-	size_t vl;
-	const char *v = field(f, name, &vl);
-	char buf[32];
-	if (!v || vl >= sizeof(buf)) return INT64_MIN;
-	memcpy(buf, v, vl);
-	buf[vl] = '\0';
-	return strtoll(buf, NULL, 10);
-}
-
-static int is_data(const struct pframe *f)
-{
-	size_t vl;
-	return field(f, "topic", &vl) && field(f, "offset", &vl);
-}
-
-/* Offsets of the data messages the peer has now, in arrival order; -1
- * when anything else arrived. */
-static int recv_offsets(int fd, int64_t *out, int max)
-{
-	struct pframe f[512];
-	int n = recv_frames(fd, f, 512), k = 0, other = 0;
-	for (int i = 0; i < n; i++) {
-		if (!is_data(&f[i])) {
-			fprintf(stderr, "  unexpected frame: %s\n", f[i].data);
-			other = 1;
-		} else if (k < max) {
-			out[k++] = fint(&f[i], "offset");
-		}
-	}
-	peer_frames_free(f, n);
-	return other ? -1 : k;
-}
-
-static const char *fmt_offsets(const int64_t *v, int n)
-{
-	static char buf[1024];
-	size_t used = 0;
-	buf[0] = '\0';
-	for (int i = 0; i < n && used < sizeof(buf) - 24; i++)
-		used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%s%" PRId64, i ? "," : "", v[i]);
-	return buf;
-}
-
-/* The data messages the peer has now carry exactly these offsets, in order. */
-#define CHECK_OFFS(fd, ...) do { static const int64_t w_[] = { __VA_ARGS__ }; int64_t g_[512]; \
-	int n_ = recv_offsets(fd, g_, 512); \
-	CHECKF(n_ == (int)(sizeof(w_) / sizeof(w_[0])) && memcmp(g_, w_, sizeof(w_)) == 0, \
-	       "got %d offsets [%s]", n_, n_ > 0 ? fmt_offsets(g_, n_) : ""); } while (0)
-
-/* Nothing arrived at all. */
-#define CHECK_NONE(fd) do { int64_t g_[512]; int n_ = recv_offsets(fd, g_, 512); \
-	CHECKF(n_ == 0, "got %d messages [%s]", n_, n_ > 0 ? fmt_offsets(g_, n_) : ""); } while (0)
 
 /* Channel name's entry in hub_channel_next; 0 when not listed. */
 static int chan_info(const char *name, uint32_t *subs, uint64_t *seq)
@@ -314,18 +214,18 @@ static void test_routes_and_channels(void)
 	CHECK(route("misc", 0, 40, NULL, "{\"a\":4}") == 1);
 	CHECK(route("nope", 0, 50, NULL, "{}") == 0);
 	struct pframe f[8];
-	int n = recv_frames(a.fd, f, 8);
+	int n = peer_recv_json(a.fd, f, 8);
 	CHECKF(n == 4, "%d frames", n);
 	if (n == 4) {
-		CHECK(fis(&f[0], "type", "\"trade_data\"") && fis(&f[0], "channel", "\"market\"") &&
-		      fis(&f[0], "topic", "\"trades\"") && fis(&f[0], "data", "{\"a\":1}"));
-		CHECK(fis(&f[1], "type", "\"candle\"") && fis(&f[1], "channel", "\"market\"") &&
-		      fis(&f[1], "topic", "\"candles\""));
-		CHECK(fis(&f[2], "type", "\"md.quotes\"") && fis(&f[2], "channel", "\"mdchan\"") &&
-		      fis(&f[2], "partition", "3") && fint(&f[2], "offset") == 30);
-		CHECK(fis(&f[3], "type", "\"misc\"") && fis(&f[3], "channel", "\"misc\""));
+		CHECK(pframe_is(&f[0], "type", "\"trade_data\"") && pframe_is(&f[0], "channel", "\"market\"") &&
+		      pframe_is(&f[0], "topic", "\"trades\"") && pframe_is(&f[0], "data", "{\"a\":1}"));
+		CHECK(pframe_is(&f[1], "type", "\"candle\"") && pframe_is(&f[1], "channel", "\"market\"") &&
+		      pframe_is(&f[1], "topic", "\"candles\""));
+		CHECK(pframe_is(&f[2], "type", "\"md.quotes\"") && pframe_is(&f[2], "channel", "\"mdchan\"") &&
+		      pframe_is(&f[2], "partition", "3") && pframe_int(&f[2], "offset") == 30);
+		CHECK(pframe_is(&f[3], "type", "\"misc\"") && pframe_is(&f[3], "channel", "\"misc\""));
 		/* two topics, one channel: one seq sequence */
-		CHECK(fint(&f[1], "seq") == fint(&f[0], "seq") + 1);
+		CHECK(pframe_int(&f[1], "seq") == pframe_int(&f[0], "seq") + 1);
 	}
 	peer_frames_free(f, n);
 	tc_free(&a);
@@ -411,14 +311,14 @@ static void test_seq(void)
 	route("rx-seq", 0, 3, NULL, NULL);
 	route("rx-seq2", 0, 0, "k", "{}");    /* another channel counts on its own */
 	struct pframe f[4];
-	int n = recv_frames(a.fd, f, 4);
+	int n = peer_recv_json(a.fd, f, 4);
 	CHECKF(n == 2, "%d frames", n);
 	if (n == 2) {
-		CHECK(fint(&f[0], "seq") == 4 && fint(&f[0], "offset") == 7 && fint(&f[0], "partition") == 1);
-		CHECK(fis(&f[0], "key", "\"k\"") && fis(&f[0], "data", "{\"v\":1}") && fis(&f[0], "channel", "\"rx-seq\""));
-		CHECK(field(&f[0], "timestamp", &(size_t){ 0 }) == NULL);   /* the record had none */
+		CHECK(pframe_int(&f[0], "seq") == 4 && pframe_int(&f[0], "offset") == 7 && pframe_int(&f[0], "partition") == 1);
+		CHECK(pframe_is(&f[0], "key", "\"k\"") && pframe_is(&f[0], "data", "{\"v\":1}") && pframe_is(&f[0], "channel", "\"rx-seq\""));
+		CHECK(pframe_field(&f[0], "timestamp", &(size_t){ 0 }) == NULL);   /* the record had none */
 		/* a tombstone without key: data null, no key */
-		CHECK(fint(&f[1], "seq") == 5 && fis(&f[1], "data", "null") && field(&f[1], "key", &(size_t){ 0 }) == NULL);
+		CHECK(pframe_int(&f[1], "seq") == 5 && pframe_is(&f[1], "data", "null") && pframe_field(&f[1], "key", &(size_t){ 0 }) == NULL);
 	}
 	peer_frames_free(f, n);
 	CHECK(chan_info("rx-seq", NULL, &seq) && seq == 5);
@@ -509,8 +409,8 @@ static void test_field_filters(void)
 	for (int64_t o = 0; o < (int64_t)(sizeof(vals) / sizeof(vals[0])); o++) route("rx-fields", 0, o, "k", vals[o]);
 	for (int i = 0; i < NC; i++) {
 		int64_t g[64];
-		int n = recv_offsets(t[i].fd, g, 64);
-		const char *got = n >= 0 ? fmt_offsets(g, n) : "(other frames)";
+		int n = peer_recv_offsets(t[i].fd, g, 64);
+		const char *got = n >= 0 ? peer_fmt_offsets(g, n) : "(other frames)";
 		CHECKF(strcmp(got, cases[i].want) == 0, "filter %s=%s: got [%s], want [%s]",
 		       cases[i].fields[0], cases[i].fields[1], got, cases[i].want);
 		tc_free(&t[i]);
@@ -622,13 +522,13 @@ static void test_value_encodings(void)
 	route("rx-val", 0, 1, "k", "plain \"text\"");
 	route("rx-val", 0, 2, "k", "");
 	struct pframe f[4];
-	int n = recv_frames(a.fd, f, 4);
+	int n = peer_recv_json(a.fd, f, 4);
 	CHECKF(n == 3, "%d frames", n);
 	if (n == 3) {
-		CHECK(fis(&f[0], "key", "\"/wE=\"") && fis(&f[0], "key_encoding", "\"base64\""));
-		CHECK(fis(&f[0], "data", "\"//4=\"") && fis(&f[0], "encoding", "\"base64\""));
-		CHECK(fis(&f[1], "data", "\"plain \\\"text\\\"\"") && !field(&f[1], "encoding", &(size_t){ 0 }));
-		CHECK(fis(&f[2], "data", "\"\""));    /* empty, not a tombstone */
+		CHECK(pframe_is(&f[0], "key", "\"/wE=\"") && pframe_is(&f[0], "key_encoding", "\"base64\""));
+		CHECK(pframe_is(&f[0], "data", "\"//4=\"") && pframe_is(&f[0], "encoding", "\"base64\""));
+		CHECK(pframe_is(&f[1], "data", "\"plain \\\"text\\\"\"") && !pframe_field(&f[1], "encoding", &(size_t){ 0 }));
+		CHECK(pframe_is(&f[2], "data", "\"\""));    /* empty, not a tombstone */
 	}
 	peer_frames_free(f, n);
 	tc_free(&a);
@@ -659,15 +559,15 @@ static void test_conflation(void)
 	conflate_service(now + 1000);
 	/* The newest of each key, with its own seq. */
 	struct pframe f[8];
-	int n = recv_frames(a.fd, f, 8);
+	int n = peer_recv_json(a.fd, f, 8);
 	CHECKF(n == 2, "%d frames", n);
 	if (n == 2) {
-		int k1 = fint(&f[0], "offset") == 3 ? 0 : 1;
-		CHECK(fint(&f[k1], "offset") == 3 && fint(&f[k1], "seq") == 4 && fis(&f[k1], "data", "{\"v\":3}"));
-		CHECK(fint(&f[1 - k1], "offset") == 5 && fint(&f[1 - k1], "seq") == 6);
+		int k1 = pframe_int(&f[0], "offset") == 3 ? 0 : 1;
+		CHECK(pframe_int(&f[k1], "offset") == 3 && pframe_int(&f[k1], "seq") == 4 && pframe_is(&f[k1], "data", "{\"v\":3}"));
+		CHECK(pframe_int(&f[1 - k1], "offset") == 5 && pframe_int(&f[1 - k1], "seq") == 6);
 	}
 	peer_frames_free(f, n);
-	n = recv_frames(b.fd, f, 8);
+	n = peer_recv_json(b.fd, f, 8);
 	CHECK(n == 2);
 	peer_frames_free(f, n);
 	CHECK(conflate_timeout_ms(now + 1000) == -1);
@@ -702,13 +602,13 @@ static void test_last_value_cache(void)
 	route("rx-lvc", 0, 3, "c", "text");            /* not JSON: a string */
 	route("rx-lvc", 1, 1, "b", NULL);              /* tombstone: b goes */
 	snapshot("rx-lvc", "7", &s);
-	CHECK(fis(&s, "type", "\"snapshot\"") && fis(&s, "id", "7") && fis(&s, "channel", "\"rx-lvc\""));
-	CHECK(fint(&s, "seq") == 6);
+	CHECK(pframe_is(&s, "type", "\"snapshot\"") && pframe_is(&s, "id", "7") && pframe_is(&s, "channel", "\"rx-lvc\""));
+	CHECK(pframe_int(&s, "seq") == 6);
 	size_t dl;
-	const char *d = field(&s, "data", &dl);
+	const char *d = pframe_field(&s, "data", &dl);
 	static const char want[] = "{\"a\": {\"v\" : 2} ,\"c\":\"text\"}";
 	CHECKF(d && dl == sizeof(want) - 1 && memcmp(d, want, dl) == 0, "data %.*s", d ? (int)dl : 0, d ? d : "");
-	CHECK(!field(&s, "base64_keys", &dl) && !field(&s, "base64_values", &dl));
+	CHECK(!pframe_field(&s, "base64_keys", &dl) && !pframe_field(&s, "base64_values", &dl));
 	free(s.data);
 
 	/* A tombstone for a key never cached, and binary values. */
@@ -717,9 +617,9 @@ static void test_last_value_cache(void)
 			    .key = "bin", .key_len = 3, .value = "\xff\xfe", .value_len = 2 };
 	hub_route(&r);
 	snapshot("rx-lvc", "\"s\"", &s);
-	CHECK(fis(&s, "id", "\"s\"") && fint(&s, "seq") == 8);
-	CHECK(fis(&s, "base64_values", "[\"bin\"]"));
-	d = field(&s, "data", &dl);
+	CHECK(pframe_is(&s, "id", "\"s\"") && pframe_int(&s, "seq") == 8);
+	CHECK(pframe_is(&s, "base64_values", "[\"bin\"]"));
+	d = pframe_field(&s, "data", &dl);
 	CHECK(d && json_top_field(d, dl, "bin", 3, &d, &dl) && json_value_eq(d, dl, "\"//4=\"", 6));
 	free(s.data);
 
@@ -730,12 +630,12 @@ static void test_last_value_cache(void)
 	route("rx-lvc2", 0, 2, "k3", "3");
 	route("rx-lvc2", 0, 3, "k4", "4");
 	snapshot("rx-lvc2", NULL, &s);
-	CHECK(fis(&s, "data", "{\"k2\":2,\"k3\":3,\"k4\":4}"));
+	CHECK(pframe_is(&s, "data", "{\"k2\":2,\"k3\":3,\"k4\":4}"));
 	free(s.data);
 	route("rx-lvc2", 0, 4, "k2", "22");    /* k2 is now the newest: k3 goes next */
 	route("rx-lvc2", 0, 5, "k5", "5");
 	snapshot("rx-lvc2", NULL, &s);
-	CHECK(fis(&s, "data", "{\"k4\":4,\"k2\":22,\"k5\":5}") && fint(&s, "seq") == 6);
+	CHECK(pframe_is(&s, "data", "{\"k4\":4,\"k2\":22,\"k5\":5}") && pframe_int(&s, "seq") == 6);
 	free(s.data);
 }
 
@@ -753,10 +653,10 @@ static void test_resume_from_history(void)
 	CHECK(hub_resume(b.c, "rx-res", 0, -1) == 0);    /* from the start */
 	CHECK(hub_resume(m.c, "rx-res", 0, 9) == 0);     /* saw everything */
 	struct pframe f[16];
-	int n = recv_frames(a.fd, f, 16);
+	int n = peer_recv_json(a.fd, f, 16);
 	CHECKF(n == 3, "%d frames", n);
 	for (int i = 0; i < n && n == 3; i++)
-		CHECK(fint(&f[i], "offset") == 4 + 2 * i && fint(&f[i], "seq") == 5 + 2 * i && fis(&f[i], "key", "\"a\""));
+		CHECK(pframe_int(&f[i], "offset") == 4 + 2 * i && pframe_int(&f[i], "seq") == 5 + 2 * i && pframe_is(&f[i], "key", "\"a\""));
 	peer_frames_free(f, n);
 	CHECK_OFFS(b.fd, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
 	CHECK_NONE(m.fd);
@@ -801,15 +701,15 @@ static void test_resume_from_kafka(void)
 	hub_replay_done(a.c, "rx-rk", 0);
 	route("rx-rk", 0, 107, "k", "{}");   /* seq 8: live again */
 	struct pframe f[32];
-	int n = recv_frames(a.fd, f, 32);
+	int n = peer_recv_json(a.fd, f, 32);
 	static const int64_t want_off[] = { 98, 99, 100, 101, 102, 103, 104, 105, 106, 107 };
 	CHECKF(n == 10, "%d frames", n);
 	for (int i = 0; i < n && n == 10; i++) {
-		CHECKF(fint(&f[i], "offset") == want_off[i], "frame %d: %s", i, f[i].data);
+		CHECKF(pframe_int(&f[i], "offset") == want_off[i], "frame %d: %s", i, f[i].data);
 		if (want_off[i] < 105)   /* fetched from Kafka: no seq */
-			CHECKF(fint(&f[i], "seq") == INT64_MIN && fis(&f[i], "data", "{\"r\":1}"), "frame %d: %s", i, f[i].data);
+			CHECKF(pframe_int(&f[i], "seq") == INT64_MIN && pframe_is(&f[i], "data", "{\"r\":1}"), "frame %d: %s", i, f[i].data);
 		else                     /* the live records, with their seq */
-			CHECKF(fint(&f[i], "seq") == want_off[i] - 99 && fis(&f[i], "data", "{}"), "frame %d: %s", i, f[i].data);
+			CHECKF(pframe_int(&f[i], "seq") == want_off[i] - 99 && pframe_is(&f[i], "data", "{}"), "frame %d: %s", i, f[i].data);
 	}
 	peer_frames_free(f, n);
 

@@ -85,70 +85,12 @@ static void ask(struct client *c, const char *text)
 
 /* ---- what the peer receives ---------------------------------------------------- */
 
-/* Frames the peer has now; MessagePack (binary) ones become their JSON
- * (op stays WS_OP_BINARY, so a test can tell which format came). */
-static int recv_frames(int fd, struct pframe *f, int max)
-{
-	int n = peer_recv(fd, f, max);
-	for (int i = 0; i < n; i++) {
-		if (f[i].op != WS_OP_BINARY) continue;
-		struct jbuf b;
-		json_init(&b);
-		if (mp_to_json(&b, (const unsigned char *)f[i].data, f[i].len, 64) < 0 || b.failed) {
-			json_free(&b);
-			continue;
-		}
-		json_append(&b, "", 1);
-		free(f[i].data);
-		f[i].data = b.buf;
-		f[i].len = b.len - 1;
-	}
-	return n;
-}
-
-static const char *field(const struct pframe *f, const char *name, size_t *len)
-{
-	const char *v;
-	if (!f->data || !json_top_field(f->data, f->len, name, strlen(name), &v, len)) return NULL;
-	return v;
-}
-
-static int has(const struct pframe *f, const char *name)
-{
-	size_t vl;
-	return field(f, name, &vl) != NULL;
-}
-
-/* 1 when field name is JSON-equal to raw (objects and arrays: same text). */
-static int fis(const struct pframe *f, const char *name, const char *raw)
-{
-	size_t vl;
-	const char *v = field(f, name, &vl);
-	return v && json_value_eq(v, vl, raw, strlen(raw));
-}
-
-static int64_t fint(const struct pframe *f, const char *name)
-{
-	size_t vl;
-	const char *v = field(f, name, &vl);
-	char buf[32];
-	if (!v || vl >= sizeof(buf)) return INT64_MIN;
-	memcpy(buf, v, vl);
-	buf[vl] = '\0';
-	return strtoll(buf, NULL, 10);
-}
-
-static int is_data(const struct pframe *f)
-{
-	return has(f, "topic") && has(f, "offset");
-}
-
 /* Asks and expects exactly one reply, returned in *out (free out->data). */
 static int ask1(struct tc *t, const char *text, struct pframe *out)
 {
 	struct pframe f[16];
 	ask(t->c, text);
-	int n = recv_frames(t->fd, f, 16);
+	int n = peer_recv_json(t->fd, f, 16);
 	if (n != 1) {
 		CHECKF(n == 1, "%s: %d replies%s%s", text, n, n > 0 ? ", first " : "", n > 0 ? f[0].data : "");
 		peer_frames_free(f, n);
@@ -178,10 +120,10 @@ static void ask_error(struct tc *t, const char *text, const char *code, const ch
 	char want_code[64];
 	snprintf(want_code, sizeof(want_code), "\"%s\"", code);
 	size_t ml;
-	const char *msg = field(&r, "message", &ml);
-	CHECKF(fis(&r, "type", "\"error\"") && fis(&r, "code", want_code) && msg && ml > 2 && msg[0] == '"',
+	const char *msg = pframe_field(&r, "message", &ml);
+	CHECKF(pframe_is(&r, "type", "\"error\"") && pframe_is(&r, "code", want_code) && msg && ml > 2 && msg[0] == '"',
 	       "%s: got %s, want %s", text, r.data, code);
-	CHECKF(id ? fis(&r, "id", id) : !has(&r, "id"), "%s: got %s, want id %s", text, r.data, id ? id : "none");
+	CHECKF(id ? pframe_is(&r, "id", id) : !pframe_has_field(&r, "id"), "%s: got %s, want id %s", text, r.data, id ? id : "none");
 	if (about) CHECKF(strstr(r.data, about) != NULL, "%s: got %s, want it to mention %s", text, r.data, about);
 	free(r.data);
 }
@@ -189,11 +131,11 @@ static void ask_error(struct tc *t, const char *text, const char *code, const ch
 /* The ack of a subscribe: id, channels and subscription as raw JSON. */
 static void check_ack(const struct pframe *r, const char *what, const char *id, const char *channels, const char *subscription)
 {
-	CHECKF(fis(r, "type", "\"ack\"") && fis(r, "action", "\"subscribe\""), "%s: %s", what, r->data);
-	CHECKF(id ? fis(r, "id", id) : !has(r, "id"), "%s: id in %s", what, r->data);
-	CHECKF(fis(r, "channels", channels), "%s: channels in %s, want %s", what, r->data, channels);
-	CHECKF(fis(r, "subscription", subscription), "%s: subscription in %s, want %s", what, r->data, subscription);
-	CHECKF(fis(r, "positions", "{}") && !has(r, "removed"), "%s: positions in %s", what, r->data);
+	CHECKF(pframe_is(r, "type", "\"ack\"") && pframe_is(r, "action", "\"subscribe\""), "%s: %s", what, r->data);
+	CHECKF(id ? pframe_is(r, "id", id) : !pframe_has_field(r, "id"), "%s: id in %s", what, r->data);
+	CHECKF(pframe_is(r, "channels", channels), "%s: channels in %s, want %s", what, r->data, channels);
+	CHECKF(pframe_is(r, "subscription", subscription), "%s: subscription in %s, want %s", what, r->data, subscription);
+	CHECKF(pframe_is(r, "positions", "{}") && !pframe_has_field(r, "removed"), "%s: positions in %s", what, r->data);
 }
 
 static void ask_ack(struct tc *t, const char *text, const char *id, const char *channels, const char *subscription)
@@ -204,48 +146,9 @@ static void ask_ack(struct tc *t, const char *text, const char *id, const char *
 	free(r.data);
 }
 
-/* Offsets of the data messages the peer has now; -1 when anything else came. */
-static int recv_offsets(int fd, int64_t *out, int max)
-{
-	struct pframe f[256];
-	int n = recv_frames(fd, f, 256), k = 0, other = 0;
-	for (int i = 0; i < n; i++) {
-		if (!is_data(&f[i])) {
-			fprintf(stderr, "  unexpected frame: %s\n", f[i].data);
-			other = 1;
-		} else if (k < max) {
-			out[k++] = fint(&f[i], "offset");
-		}
-	}
-	peer_frames_free(f, n);
-	return other ? -1 : k;
-}
-
-static const char *fmt_offsets(const int64_t *v, int n)
-{
-	static char buf[1024];
-	size_t used = 0;
-	buf[0] = '\0';
-	for (int i = 0; i < n && used < sizeof(buf) - 24; i++)
-		used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%s%" PRId64, i ? "," : "", v[i]);
-	return buf;
-}
-
-#define CHECK_OFFS(fd, ...) do { static const int64_t w_[] = { __VA_ARGS__ }; int64_t g_[256]; \
-	int n_ = recv_offsets(fd, g_, 256); \
-	CHECKF(n_ == (int)(sizeof(w_) / sizeof(w_[0])) && memcmp(g_, w_, sizeof(w_)) == 0, \
-	       "got %d offsets [%s]", n_, n_ > 0 ? fmt_offsets(g_, n_) : ""); } while (0)
-
-#define CHECK_NONE(fd) do { int64_t g_[256]; int n_ = recv_offsets(fd, g_, 256); \
-	CHECKF(n_ == 0, "got %d messages [%s]", n_, n_ > 0 ? fmt_offsets(g_, n_) : ""); } while (0)
-
 static int route(const char *topic, int32_t p, int64_t off, const char *key, const char *val)
 {
-	struct record r = {
-		.topic = topic, .partition = p, .offset = off, .timestamp_ms = -1,
-		.key = key, .key_len = key ? strlen(key) : 0,
-		.value = val, .value_len = val ? strlen(val) : 0,
-	};
+	struct record r = peer_record(topic, p, off, key, val, -1);
 	return hub_route(&r);
 }
 
@@ -420,7 +323,7 @@ static void test_too_many_subscriptions(void)
 	/* Room again after an unsubscribe. */
 	struct pframe r;
 	if (ask1(&a, "{\"type\":\"unsubscribe\",\"channel\":\"ticks\"}", &r)) {
-		CHECK(fis(&r, "type", "\"ack\"") && fis(&r, "removed", "1"));
+		CHECK(pframe_is(&r, "type", "\"ack\"") && pframe_is(&r, "removed", "1"));
 		free(r.data);
 	}
 	ask_ack(&a, "{\"type\":\"subscribe\",\"channel\":\"market\",\"key\":\"ETH\"}", NULL, "[\"market\"]", "{\"key\":\"ETH\"}");
@@ -487,12 +390,12 @@ static int check_snapshots(const struct pframe *f, int n, const char *id, const 
 {
 	int k = 0;
 	for (int i = 0; i < n; i++) {
-		if (!fis(&f[i], "type", "\"snapshot\"")) continue;
+		if (!pframe_is(&f[i], "type", "\"snapshot\"")) continue;
 		char want[64];
 		snprintf(want, sizeof(want), "\"%s\"", channels[k] ? channels[k] : "");
-		CHECKF(channels[k] && fis(&f[i], "channel", want), "%s: snapshot %d: %s", what, k, f[i].data);
-		CHECKF(id ? fis(&f[i], "id", id) : !has(&f[i], "id"), "%s: snapshot id: %s", what, f[i].data);
-		CHECKF(has(&f[i], "seq") && has(&f[i], "data"), "%s: %s", what, f[i].data);
+		CHECKF(channels[k] && pframe_is(&f[i], "channel", want), "%s: snapshot %d: %s", what, k, f[i].data);
+		CHECKF(id ? pframe_is(&f[i], "id", id) : !pframe_has_field(&f[i], "id"), "%s: snapshot id: %s", what, f[i].data);
+		CHECKF(pframe_has_field(&f[i], "seq") && pframe_has_field(&f[i], "data"), "%s: %s", what, f[i].data);
 		if (channels[k]) k++;
 	}
 	return k;
@@ -515,10 +418,10 @@ static void test_refresh(void)
 	/* A named channel, subscribed or not. */
 	struct pframe r;
 	if (ask1(&a, "{\"type\":\"refresh\",\"channel\":\"misc\",\"id\":5}", &r)) {
-		CHECK(fis(&r, "type", "\"snapshot\"") && fis(&r, "id", "5") && fis(&r, "channel", "\"misc\""));
-		CHECK(fint(&r, "seq") == (int64_t)misc_seq && misc_seq >= 3);
+		CHECK(pframe_is(&r, "type", "\"snapshot\"") && pframe_is(&r, "id", "5") && pframe_is(&r, "channel", "\"misc\""));
+		CHECK(pframe_int(&r, "seq") == (int64_t)misc_seq && misc_seq >= 3);
 		size_t dl;
-		const char *d = field(&r, "data", &dl), *v;
+		const char *d = pframe_field(&r, "data", &dl), *v;
 		size_t vl;
 		CHECK(d && json_top_field(d, dl, "a", 1, &v, &vl) && json_value_eq(v, vl, "{\"v\":3}", 7));
 		CHECK(d && json_top_field(d, dl, "b", 1, &v, &vl) && json_value_eq(v, vl, "{\"v\":2}", 7));
@@ -535,14 +438,14 @@ static void test_refresh(void)
 	ask_ack(&a, "{\"type\":\"subscribe\",\"channel\":\"misc\",\"key\":\"a\"}", NULL, "[\"misc\"]", "{\"key\":\"a\"}");
 	ask(a.c, "{\"type\":\"refresh\",\"id\":77}");
 	struct pframe f[8];
-	int n = recv_frames(a.fd, f, 8);
+	int n = peer_recv_json(a.fd, f, 8);
 	CHECKF(n == 2 && check_snapshots(f, n, "77", (const char *const[]){ "misc", "rx-ref", NULL }, "refresh") == 2,
 	       "%d frames", n);
-	if (n == 2) CHECK(fint(&f[1], "seq") == 0 && fis(&f[1], "data", "{}"));
+	if (n == 2) CHECK(pframe_int(&f[1], "seq") == 0 && pframe_is(&f[1], "data", "{}"));
 	peer_frames_free(f, n);
 	/* Named channels, in the order named. */
 	ask(a.c, "{\"type\":\"refresh\",\"channels\":[\"rx-ref\",\"market\"]}");
-	n = recv_frames(a.fd, f, 8);
+	n = peer_recv_json(a.fd, f, 8);
 	CHECKF(n == 2 && check_snapshots(f, n, NULL, (const char *const[]){ "rx-ref", "market", NULL }, "refresh") == 2,
 	       "%d frames", n);
 	peer_frames_free(f, n);
@@ -556,7 +459,7 @@ static void test_refresh(void)
 	route("rx-rc", 0, 1, "k", "{\"v\":1}");    /* held */
 	CHECK_OFFS(b.fd, 0);
 	if (ask1(&b, "{\"type\":\"refresh\",\"channel\":\"rx-rc\"}", &r)) {
-		CHECK(fis(&r, "type", "\"snapshot\"") && fint(&r, "seq") == 2 && fis(&r, "data", "{\"k\":{\"v\":1}}"));
+		CHECK(pframe_is(&r, "type", "\"snapshot\"") && pframe_int(&r, "seq") == 2 && pframe_is(&r, "data", "{\"k\":{\"v\":1}}"));
 		free(r.data);
 	}
 	conflate_service(now + 1000);
@@ -570,12 +473,12 @@ static void test_subscribe_snapshot(void)
 	struct tc a = tc_new(0);
 	ask(a.c, "{\"type\":\"subscribe\",\"channels\":[\"rx-ss\",\"ticks\"],\"snapshot\":true,\"id\":\"s\"}");
 	struct pframe f[8];
-	int n = recv_frames(a.fd, f, 8);
+	int n = peer_recv_json(a.fd, f, 8);
 	CHECKF(n == 3, "%d frames", n);
 	if (n == 3) {
 		check_ack(&f[0], "snapshot:true", "\"s\"", "[\"rx-ss\",\"ticks\"]", "{}");
 		CHECK(check_snapshots(f, n, "\"s\"", (const char *const[]){ "rx-ss", "ticks", NULL }, "snapshot:true") == 2);
-		CHECK(fint(&f[1], "seq") == 1 && fis(&f[1], "data", "{\"k\":{\"v\":1}}"));
+		CHECK(pframe_int(&f[1], "seq") == 1 && pframe_is(&f[1], "data", "{\"k\":{\"v\":1}}"));
 	}
 	peer_frames_free(f, n);
 	/* "snapshot": false, or not asked: the ack only. */
@@ -588,16 +491,16 @@ static void test_subscribe_snapshot(void)
 	struct tc b = tc_new(0);
 	b.c->snapshots = 1;
 	ask(b.c, "{\"type\":\"subscribe\",\"channel\":\"rx-ss\",\"id\":\"d\"}");
-	n = recv_frames(b.fd, f, 8);
-	CHECKF(n == 2 && fis(&f[0], "type", "\"ack\"") &&
+	n = peer_recv_json(b.fd, f, 8);
+	CHECKF(n == 2 && pframe_is(&f[0], "type", "\"ack\"") &&
 	       check_snapshots(f, n, "\"d\"", (const char *const[]){ "rx-ss", NULL }, "snapshots=1") == 1, "%d frames", n);
 	peer_frames_free(f, n);
 	ask_ack(&b, "{\"type\":\"subscribe\",\"channel\":\"misc\",\"snapshot\":false}", NULL, "[\"misc\"]", "{}");
 	/* The action dialect has no "snapshot" member (it would be a field
 	 * filter) but the connection's setting applies to named channels. */
 	ask(b.c, "{\"action\":\"subscribe\",\"channel\":\"ticks\"}");
-	n = recv_frames(b.fd, f, 8);
-	CHECKF(n == 2 && fis(&f[0], "type", "\"ack\"") &&
+	n = peer_recv_json(b.fd, f, 8);
+	CHECKF(n == 2 && pframe_is(&f[0], "type", "\"ack\"") &&
 	       check_snapshots(f, n, NULL, (const char *const[]){ "ticks", NULL }, "action") == 1, "%d frames", n);
 	peer_frames_free(f, n);
 	tc_free(&b);
@@ -626,8 +529,8 @@ static void test_action_dialect(void)
 	/* Messages name the route's type and channel. */
 	route("candles", 3, 6, "BTC", "{\"symbol\":\"BTC\"}");
 	struct pframe r[2];
-	int n = recv_frames(typed.fd, r, 2);
-	CHECK(n == 1 && fis(&r[0], "type", "\"candle\"") && fis(&r[0], "channel", "\"market\"") && fint(&r[0], "offset") == 6);
+	int n = peer_recv_json(typed.fd, r, 2);
+	CHECK(n == 1 && pframe_is(&r[0], "type", "\"candle\"") && pframe_is(&r[0], "channel", "\"market\"") && pframe_int(&r[0], "offset") == 6);
 	peer_frames_free(r, n);
 	CHECK_OFFS(all.fd, 6);
 	tc_free(&all); tc_free(&typed); tc_free(&narrow); tc_free(&anytype);
@@ -640,15 +543,15 @@ static void test_resume(void)
 	struct tc a = tc_new(0);
 	ask(a.c, "{\"type\":\"subscribe\",\"channel\":\"rpc\",\"resume\":{\"rp:0\":2,\"rp:1\":-1},\"id\":\"r\"}");
 	struct pframe f[16];
-	int n = recv_frames(a.fd, f, 16);
+	int n = peer_recv_json(a.fd, f, 16);
 	static const int64_t want_off[] = { 3, 4, 5, 0, 1, 2 }, want_seq[] = { 4, 5, 6, 7, 8, 9 };
 	CHECKF(n == 7, "%d frames", n);
 	if (n == 7) {
 		/* The ack first, then what was missed, with its seq. */
 		check_ack(&f[0], "resume", "\"r\"", "[\"rpc\"]", "{}");
 		for (int i = 0; i < 6; i++)
-			CHECKF(fint(&f[i + 1], "offset") == want_off[i] && fint(&f[i + 1], "seq") == want_seq[i] &&
-			       fint(&f[i + 1], "partition") == (i < 3 ? 0 : 1), "frame %d: %s", i + 1, f[i + 1].data);
+			CHECKF(pframe_int(&f[i + 1], "offset") == want_off[i] && pframe_int(&f[i + 1], "seq") == want_seq[i] &&
+			       pframe_int(&f[i + 1], "partition") == (i < 3 ? 0 : 1), "frame %d: %s", i + 1, f[i + 1].data);
 	}
 	peer_frames_free(f, n);
 	/* Then live. */
@@ -658,18 +561,18 @@ static void test_resume(void)
 	/* Only what the subscription wants is replayed. */
 	struct tc b = tc_new(0);
 	ask(b.c, "{\"type\":\"subscribe\",\"channel\":\"rpc\",\"key\":\"k2\",\"resume\":{\"rp:0\":-1}}");
-	n = recv_frames(b.fd, f, 16);
-	CHECKF(n == 4 && fis(&f[0], "type", "\"ack\"") && fint(&f[1], "offset") == 1 && fint(&f[2], "offset") == 3 &&
-	       fint(&f[3], "offset") == 5, "%d frames", n);
+	n = peer_recv_json(b.fd, f, 16);
+	CHECKF(n == 4 && pframe_is(&f[0], "type", "\"ack\"") && pframe_int(&f[1], "offset") == 1 && pframe_int(&f[2], "offset") == 3 &&
+	       pframe_int(&f[3], "offset") == 5, "%d frames", n);
 	peer_frames_free(f, n);
 
 	/* A resume of a topic no route consumes: the subscription stands, the
 	 * resume is refused after the ack. */
 	struct tc c = tc_new(0);
 	ask(c.c, "{\"type\":\"subscribe\",\"channel\":\"rpc\",\"resume\":{\"nope:0\":1},\"id\":9}");
-	n = recv_frames(c.fd, f, 16);
-	CHECKF(n == 2 && fis(&f[0], "type", "\"ack\"") && fis(&f[1], "type", "\"error\"") &&
-	       fis(&f[1], "code", "\"BAD_REQUEST\"") && fis(&f[1], "id", "9") && strstr(f[1].data, "nope:0"),
+	n = peer_recv_json(c.fd, f, 16);
+	CHECKF(n == 2 && pframe_is(&f[0], "type", "\"ack\"") && pframe_is(&f[1], "type", "\"error\"") &&
+	       pframe_is(&f[1], "code", "\"BAD_REQUEST\"") && pframe_is(&f[1], "id", "9") && strstr(f[1].data, "nope:0"),
 	       "%d frames: %s", n, n > 1 ? f[1].data : "");
 	peer_frames_free(f, n);
 	CHECK(c.c->nsubs == 1);
@@ -678,12 +581,12 @@ static void test_resume(void)
 	struct tc d = tc_new(0);
 	d.c->snapshots = 1;
 	ask(d.c, "{\"type\":\"subscribe\",\"channel\":\"rpc\",\"resume\":{\"rp:1\":1}}");
-	n = recv_frames(d.fd, f, 16);
-	CHECKF(n == 2 && fis(&f[0], "type", "\"ack\"") && fint(&f[1], "offset") == 2, "%d frames", n);
+	n = peer_recv_json(d.fd, f, 16);
+	CHECKF(n == 2 && pframe_is(&f[0], "type", "\"ack\"") && pframe_int(&f[1], "offset") == 2, "%d frames", n);
 	peer_frames_free(f, n);
 	ask(d.c, "{\"type\":\"subscribe\",\"channel\":\"rpc\",\"key\":\"k1\",\"snapshot\":true,\"resume\":{\"rp:1\":1}}");
-	n = recv_frames(d.fd, f, 16);
-	CHECKF(n == 3 && fis(&f[0], "type", "\"ack\"") && fis(&f[1], "type", "\"snapshot\"") && fint(&f[2], "offset") == 2,
+	n = peer_recv_json(d.fd, f, 16);
+	CHECKF(n == 3 && pframe_is(&f[0], "type", "\"ack\"") && pframe_is(&f[1], "type", "\"snapshot\"") && pframe_int(&f[2], "offset") == 2,
 	       "%d frames", n);
 	peer_frames_free(f, n);
 	tc_free(&a); tc_free(&b); tc_free(&c); tc_free(&d);
@@ -778,25 +681,25 @@ static void test_upgrade_apply(void)
 	if (parse_ok("channels=rx-up,misc&format=msgpack&snapshot=1", &o)) {
 		proto_upgrade_apply(a.c, &o);
 		CHECK(a.c->msgpack == 1 && a.c->snapshots == 1 && a.c->interval_ms == 0 && a.c->nsubs == 2);
-		n = recv_frames(a.fd, f, 16);
+		n = peer_recv_json(a.fd, f, 16);
 		CHECKF(n == 2 && f[0].op == WS_OP_BINARY && f[1].op == WS_OP_BINARY &&
 		       check_snapshots(f, n, NULL, (const char *const[]){ "rx-up", "misc", NULL }, "apply") == 2, "%d frames", n);
-		if (n == 2) CHECK(fint(&f[0], "seq") == 1 && fis(&f[0], "data", "{\"k\":{\"v\":1}}"));
+		if (n == 2) CHECK(pframe_int(&f[0], "seq") == 1 && pframe_is(&f[0], "data", "{\"k\":{\"v\":1}}"));
 		peer_frames_free(f, n);
 		ask(a.c, "{\"type\":\"ping\",\"id\":1}");
-		n = recv_frames(a.fd, f, 16);
+		n = peer_recv_json(a.fd, f, 16);
 		CHECKF(n == 1 && f[0].op == WS_OP_BINARY && strcmp(f[0].data, "{\"type\":\"pong\",\"id\":1}") == 0,
 		       "%d frames: %s", n, n ? f[0].data : "");
 		peer_frames_free(f, n);
 		ask(a.c, "{\"type\":\"list\"}");
-		n = recv_frames(a.fd, f, 16);
+		n = peer_recv_json(a.fd, f, 16);
 		CHECKF(n == 1 && f[0].op == WS_OP_BINARY &&
-		       fis(&f[0], "subscriptions", "[{\"channel\":\"rx-up\",\"subscription\":{}},{\"channel\":\"misc\",\"subscription\":{}}]"),
+		       pframe_is(&f[0], "subscriptions", "[{\"channel\":\"rx-up\",\"subscription\":{}},{\"channel\":\"misc\",\"subscription\":{}}]"),
 		       "%d frames: %s", n, n ? f[0].data : "");
 		peer_frames_free(f, n);
 		route("rx-up", 0, 1, "k", "{\"v\":2}");
-		n = recv_frames(a.fd, f, 16);
-		CHECK(n == 1 && f[0].op == WS_OP_BINARY && fint(&f[0], "offset") == 1 && fis(&f[0], "data", "{\"v\":2}"));
+		n = peer_recv_json(a.fd, f, 16);
+		CHECK(n == 1 && f[0].op == WS_OP_BINARY && pframe_int(&f[0], "offset") == 1 && pframe_is(&f[0], "data", "{\"v\":2}"));
 		peer_frames_free(f, n);
 		ask_error(&a, "{\"type\":\"bogus\"}", "UNKNOWN_TYPE", NULL, NULL);
 	}
@@ -807,7 +710,7 @@ static void test_upgrade_apply(void)
 	if (parse_ok("channel=rx-up&type=tui", &o)) {
 		proto_upgrade_apply(b.c, &o);
 		CHECK(b.c->msgpack == 0 && b.c->interval_ms == 100 && b.c->snapshots == 1);
-		n = recv_frames(b.fd, f, 16);
+		n = peer_recv_json(b.fd, f, 16);
 		CHECKF(n == 1 && f[0].op == WS_OP_TEXT && check_snapshots(f, n, NULL, (const char *const[]){ "rx-up", NULL }, "tui") == 1,
 		       "%d frames", n);
 		peer_frames_free(f, n);
@@ -818,8 +721,8 @@ static void test_upgrade_apply(void)
 		conflate_service(now + 100);
 		CHECK_OFFS(b.fd, 3);
 		ask(b.c, "{\"type\":\"subscribe\",\"channel\":\"misc\",\"id\":2}");
-		n = recv_frames(b.fd, f, 16);
-		CHECKF(n == 2 && fis(&f[0], "type", "\"ack\"") &&
+		n = peer_recv_json(b.fd, f, 16);
+		CHECKF(n == 2 && pframe_is(&f[0], "type", "\"ack\"") &&
 		       check_snapshots(f, n, "2", (const char *const[]){ "misc", NULL }, "tui subscribe") == 1, "%d frames", n);
 		peer_frames_free(f, n);
 	}
@@ -855,8 +758,8 @@ static void test_upgrade_apply(void)
 	struct tc g = tc_new(0);
 	if (parse_ok("channel=misc&resume=nope:0:1", &o)) {
 		proto_upgrade_apply(g.c, &o);
-		n = recv_frames(g.fd, f, 16);
-		CHECKF(n == 1 && fis(&f[0], "code", "\"BAD_REQUEST\"") && !has(&f[0], "id") && strstr(f[0].data, "nope:0"),
+		n = peer_recv_json(g.fd, f, 16);
+		CHECKF(n == 1 && pframe_is(&f[0], "code", "\"BAD_REQUEST\"") && !pframe_has_field(&f[0], "id") && strstr(f[0].data, "nope:0"),
 		       "%d frames: %s", n, n ? f[0].data : "");
 		peer_frames_free(f, n);
 		CHECK(g.c->nsubs == 1);
