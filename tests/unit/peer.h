@@ -89,6 +89,19 @@ static inline struct client *peer_client(int *fd, int msgpack, int sndbuf)
 	return c;
 }
 
+/* A test client and its peer fd. */
+struct tc {
+	struct client *c;
+	int fd;
+};
+
+static inline struct tc tc_new(int msgpack)
+{
+	struct tc t;
+	t.c = peer_client(&t.fd, msgpack, 0);
+	return t;
+}
+
 /* Writes every client that asked (client_write, as the server's flush). */
 static inline void peer_flush(void)
 {

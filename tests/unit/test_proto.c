@@ -42,18 +42,6 @@ static const char *const routes[] = {
 
 /* ---- clients ------------------------------------------------------------------ */
 
-struct tc {
-	struct client *c;
-	int fd;
-};
-
-static struct tc tc_new(int msgpack)
-{
-	struct tc t;
-	t.c = peer_client(&t.fd, msgpack, 0);
-	return t;
-}
-
 static void tc_free(struct tc *t)
 {
 	proto_client_gone(t->c);
