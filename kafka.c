@@ -39,8 +39,6 @@ static struct {
 	kafka_record_fn *on_record;
 } K;
 
-static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
-
 /* ---- configuration and records -------------------------------------------- */
 
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err, size_t errlen)
