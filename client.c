@@ -243,10 +243,18 @@ int client_write(struct client *c)
 }
 
 /* Whether f would take c past --client-queue messages or --client-buffer
- * bytes. Only bytes still held here count: the kernel's are not ours. */
+ * bytes (docs/protocol.md#slow_consumer). The limits bound what waits
+ * behind the message being written (the head of the queue), as an output
+ * buffer limit does: an empty queue takes any message whatever its size,
+ * and so does a queue where only the head waits, so a record larger than
+ * --client-buffer reaches every client that keeps reading. Only bytes
+ * still held here count: the kernel's are not ours. */
 static int queue_full(const struct client *c, const struct frame *f)
 {
-	return c->q.count >= C.max_messages || c->q.bytes + f->len > C.max_bytes;
+	if (c->q.count == 0) return 0;
+	if (c->q.count >= C.max_messages) return 1;
+	size_t behind = c->q.bytes - (outq_at(&c->q, 0)->len - c->q.off);
+	return behind > 0 && behind + f->len > C.max_bytes;
 }
 
 /* The queue is full and f waits: apply --slow-client. Returns 1 when f may

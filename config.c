@@ -46,7 +46,7 @@ static const struct opt opts[] = {
 	{ "max-clients", 0, "KBRIDGE_MAX_CLIENTS", "MAX_CLIENTS", T_INT, "N", "10000",
 	  "WebSocket clients at most; beyond it upgrades get 503", 1, 1000000 },
 	{ "client-buffer", 0, "KBRIDGE_CLIENT_BUFFER", NULL, T_BYTES, "BYTES", "1MiB",
-	  "output held for one client before the slow-client policy applies", 1024, 1024 * MiB },
+	  "output waiting for one client behind the message being written before the slow-client policy applies; one message of any size always goes (records up to librdkafka's receive.message.max.bytes, 100MB)", 1024, 1024 * MiB },
 	{ "client-queue", 0, "KBRIDGE_CLIENT_QUEUE", "MESSAGE_BUFFER_SIZE", T_INT, "N", "1024",
 	  "messages held for one client before the slow-client policy applies", 1, 1000000 },
 	{ "slow-client", 0, "KBRIDGE_SLOW_CLIENT", NULL, T_SPECIAL, "POLICY", "drop-oldest",

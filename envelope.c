@@ -8,7 +8,6 @@
 
 #include "clock.h"
 #include "map.h"
-#include "msgpack.h"
 #include "json_parse.h"
 #include "utf8.h"
 
@@ -58,9 +57,10 @@ static void encode(struct jbuf *b, const struct envelope *e, int data_json)
 		clock_iso8601(ts, r->timestamp_ms);
 		json_key(b, "timestamp"); json_cstr(b, ts);
 	}
-	if (with_headers && r->nheaders) {
+	if (with_headers && (r->nheaders || r->headers_truncated)) {
 		/* [["name","value"],...]: a value that is not UTF-8 becomes
-		 * {"base64":"..."}, a header without value null. */
+		 * {"base64":"..."}, a header without value null. Headers past
+		 * the bound are counted, never dropped unsaid. */
 		json_key(b, "headers");
 		json_arr_begin(b);
 		for (size_t i = 0; i < r->nheaders; i++) {
@@ -80,6 +80,10 @@ static void encode(struct jbuf *b, const struct envelope *e, int data_json)
 			json_arr_end(b);
 		}
 		json_arr_end(b);
+		if (r->headers_truncated) {
+			json_key(b, "headers_truncated");
+			json_uint(b, r->headers_truncated);
+		}
 	}
 	json_key(b, "data");
 	if (!r->value) {
@@ -104,36 +108,20 @@ static void set_key_hash(struct frame *f, const struct envelope *e)
 	f->key_hash = h ? h : 1;
 }
 
-/* The MessagePack frame: transcoded from the JSON text. A value nested
- * deeper than the transcoder goes is sent as a string rather than not at
- * all (the same envelope with data as text). */
-static struct frame *msgpack_frame(struct envelope *e)
-{
-	struct frame *f = NULL;
-	struct jbuf mp;
-	json_init(&mp);
-	if (mp_from_json(&mp, e->text.buf, e->text.len) < 0) {
-		struct jbuf flat;
-		json_init(&flat);
-		encode(&flat, e, 0);
-		json_reset(&mp);
-		if (flat.failed || mp_from_json(&mp, flat.buf, flat.len) < 0) mp.failed = 1;
-		json_free(&flat);
-	}
-	if (!mp.failed) f = frame_ws(WS_OP_BINARY, mp.buf, mp.len, FRAME_DATA);
-	json_free(&mp);
-	return f;
-}
-
 struct frame *envelope_frame(struct envelope *e, int msgpack)
 {
-	struct frame **slot = &e->frame[msgpack ? 1 : 0];
-	if (*slot) return *slot;
+	int i = msgpack ? 1 : 0;
+	if (e->frame[i] || ((e->failed >> i) & 1)) return e->frame[i];
 	if (!e->text.len) encode(&e->text, e, envelope_is_json(e));
-	if (e->text.failed) return NULL;
-	*slot = msgpack ? msgpack_frame(e) : frame_ws(WS_OP_TEXT, e->text.buf, e->text.len, FRAME_DATA);
-	set_key_hash(*slot, e);
-	return *slot;
+	/* MessagePack is transcoded from the JSON text: the same object at
+	 * any depth the JSON carries (docs/protocol.md#messagepack). */
+	if (!e->text.failed) e->frame[i] = frame_message(msgpack, e->text.buf, e->text.len, FRAME_DATA);
+	if (!e->frame[i]) {
+		e->failed |= 1 << i;        /* not tried again for the next client */
+		return NULL;
+	}
+	set_key_hash(e->frame[i], e);
+	return e->frame[i];
 }
 
 void envelope_done(struct envelope *e)

@@ -24,13 +24,15 @@ struct envelope {
 	int json;                 /* -1 unknown, 0 no, 1 the value is valid JSON */
 	struct jbuf text;         /* the JSON envelope, built on first need */
 	struct frame *frame[2];   /* [0] JSON, [1] MessagePack, built on first need */
+	unsigned failed;          /* bit i: frame[i] could not be built (memory, size) */
 };
 
 void envelope_init(struct envelope *e, const struct record *r, const char *type, const char *channel, uint64_t seq);
 /* 1 when the record's value is valid JSON (computed once). */
 int  envelope_is_json(struct envelope *e);
 /* The record's frame in one format, borrowed until envelope_done (take a
- * reference to keep it). NULL when out of memory. */
+ * reference to keep it). NULL when out of memory or when the message would
+ * pass the largest frame (docs/operations.md#limits); e->failed says so. */
 struct frame *envelope_frame(struct envelope *e, int msgpack);
 /* Drops the envelope's own references and buffers. */
 void envelope_done(struct envelope *e);

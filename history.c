@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "map.h"
 #include "tp.h"
@@ -17,7 +18,8 @@ struct hist {
 	int64_t offset, ts;
 	uint64_t seq;
 	uint32_t key_len, val_len, hdr_len;
-	uint8_t key_null, val_null, nheaders;
+	uint32_t nheaders, headers_truncated;
+	uint8_t key_null, val_null;
 	unsigned char data[];     /* key bytes, value bytes, then headers (hdr_put) */
 };
 
@@ -49,6 +51,8 @@ static struct {
 	uint32_t hold_max;
 	struct hist *old, *new;   /* the FIFO */
 	struct map parts;         /* "topic:partition" -> struct hpart * */
+	struct record_header *hv; /* history_replay's header list, grown as needed */
+	size_t hcap;
 } H;
 
 void history_configure(size_t max_bytes, int headers, uint32_t hold_max)
@@ -82,7 +86,7 @@ static struct hpart *hpart_get(const char *topic, int32_t partition, int create)
 static size_t hdr_put(unsigned char *out, const struct record *r)
 {
 	size_t n = 0;
-	for (size_t i = 0; i < r->nheaders && i < RECORD_MAX_HEADERS; i++) {
+	for (size_t i = 0; i < r->nheaders; i++) {
 		const struct record_header *h = &r->headers[i];
 		size_t nl = strlen(h->name) + 1;
 		uint32_t vl = h->value ? (uint32_t)h->value_len : UINT32_MAX;
@@ -96,8 +100,16 @@ static size_t hdr_put(unsigned char *out, const struct record *r)
 	return n;
 }
 
-static size_t hdr_get(const struct hist *h, struct record_header *hv)
+/* h's headers into H.hv. Returns how many, or -1 when out of memory. */
+static ssize_t hdr_get(const struct hist *h)
 {
+	if (h->nheaders > H.hcap) {
+		struct record_header *v = realloc(H.hv, h->nheaders * sizeof(*v));
+		if (!v) return -1;
+		H.hv = v;
+		H.hcap = h->nheaders;
+	}
+	struct record_header *hv = H.hv;
 	const unsigned char *p = h->data + h->key_len + h->val_len;
 	for (size_t i = 0; i < h->nheaders; i++) {
 		uint32_t vl;
@@ -109,7 +121,7 @@ static size_t hdr_get(const struct hist *h, struct record_header *hv)
 		hv[i].value_len = vl == UINT32_MAX ? 0 : vl;
 		if (vl != UINT32_MAX) p += vl;
 	}
-	return h->nheaders;
+	return (ssize_t)h->nheaders;
 }
 
 static size_t hist_cost(const struct hist *h)
@@ -127,13 +139,14 @@ void history_append(const struct record *r, uint64_t seq)
 	size_t cost = sizeof(struct hist) + kl + vl + hl;
 	/* A record that cannot be kept breaks the partition's coverage: a
 	 * resume from before it must go to Kafka. */
-	if (cost > H.max_bytes) { hp->covered_from = r->offset + 1; return; }
+	if (cost > H.max_bytes || hl > UINT32_MAX) { hp->covered_from = r->offset + 1; return; }
 	struct hist *h = malloc(cost);
 	if (!h) { hp->covered_from = r->offset + 1; return; }
 	*h = (struct hist){ .part = hp, .offset = r->offset, .ts = r->timestamp_ms, .seq = seq,
 			    .key_len = (uint32_t)kl, .val_len = (uint32_t)vl, .hdr_len = (uint32_t)hl,
 			    .key_null = !r->key, .val_null = !r->value,
-			    .nheaders = (uint8_t)(hl ? (r->nheaders < RECORD_MAX_HEADERS ? r->nheaders : RECORD_MAX_HEADERS) : 0) };
+			    .nheaders = H.headers ? (uint32_t)r->nheaders : 0,
+			    .headers_truncated = H.headers ? (uint32_t)r->headers_truncated : 0 };
 	if (kl) memcpy(h->data, r->key, kl);
 	if (vl) memcpy(h->data + kl, r->value, vl);
 	if (hl) hdr_put(h->data + kl + vl, r);
@@ -171,13 +184,16 @@ void history_replay(const char *topic, int32_t partition, int64_t last, history_
 	const struct hpart *hp = hpart_get(topic, partition, 0);
 	for (const struct hist *h = hp ? hp->first : NULL; h; h = h->pnext) {
 		if (h->offset <= last) continue;
-		struct record_header hv[RECORD_MAX_HEADERS];
+		/* Out of memory for the header list: the record goes without
+		 * headers and says how many it had. */
+		ssize_t nh = hdr_get(h);
 		/* An empty value is "" (not a tombstone): it needs a non-NULL pointer. */
 		struct record r = {
 			.topic = hp->topic, .partition = partition, .offset = h->offset, .timestamp_ms = h->ts,
 			.key = h->key_null ? NULL : h->data, .key_len = h->key_len,
 			.value = h->val_null ? NULL : (h->val_len ? h->data + h->key_len : (const void *)""),
-			.value_len = h->val_len, .headers = hv, .nheaders = hdr_get(h, hv),
+			.value_len = h->val_len, .headers = H.hv, .nheaders = nh < 0 ? 0 : (size_t)nh,
+			.headers_truncated = h->headers_truncated + (nh < 0 ? h->nheaders : 0),
 		};
 		fn(arg, &r, h->seq);
 	}

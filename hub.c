@@ -16,6 +16,7 @@
 #include "envelope.h"
 #include "history.h"
 #include "json_parse.h"
+#include "log.h"
 #include "lvc.h"
 #include "map.h"
 #include "metrics.h"
@@ -391,6 +392,20 @@ static int filter_match(const struct sub *s, struct envelope *e, int check_keys)
 	return 1;
 }
 
+/* Releases e; a record whose message could not be built for some client
+ * is said once, in one line (docs/operations.md#limits). */
+static void envelope_finish(struct envelope *e)
+{
+	if (e->failed) {
+		const struct record *r = e->r;
+		metrics_add(M_DROPPED, 1);
+		log_msg(LOG_WARN, "record not delivered", "topic", r->topic, "partition", log_num(r->partition),
+			"offset", log_num(r->offset), "value_bytes", log_num((int64_t)r->value_len),
+			"reason", "out of memory, or the message would pass the largest frame (4 GiB)", NULL);
+	}
+	envelope_done(e);
+}
+
 /* Hands the record's shared frame to s's client: through its resume gate
  * when it resumes, through conflation when it asked for an interval. */
 static void deliver(struct envelope *e, const struct topic *t, const struct sub *s)
@@ -440,7 +455,7 @@ int hub_route(const struct record *r)
 		if (filter_match(H.all.v[i], &e, 1)) deliver(&e, t, H.all.v[i]);
 	if ((e.frame[0] || e.frame[1]) && r->timestamp_ms >= 0)
 		metrics_observe_latency((double)(wall_ms() - r->timestamp_ms) / 1000.0);
-	envelope_done(&e);
+	envelope_finish(&e);
 	return 1;
 }
 
@@ -472,7 +487,7 @@ static void replay_one(void *arg, const struct record *r, uint64_t seq)
 		if (f) client_send(c, frame_ref(f));
 		break;
 	}
-	envelope_done(&e);
+	envelope_finish(&e);
 	history_gate_settle(c, x->t, r->partition);
 }
 

@@ -157,7 +157,7 @@ struct walk {
 	size_t n;
 	struct json_tok *tok;  /* NULL: validate only, build nothing */
 	int maxtok, ntok;
-	unsigned maxdepth;     /* <= JSON_VALIDATE_MAX_DEPTH; <= JSON_PARSE_MAX_DEPTH with tok */
+	unsigned maxdepth;     /* <= JSON_PARSE_MAX_DEPTH */
 };
 
 /* Appends a token; returns its index, 0 when not building tokens, or
@@ -211,7 +211,7 @@ static int walk_name(struct walk *w, size_t *i, uint32_t parent)
  * index. The first problem met is the one reported. */
 static int walk(struct walk *w, size_t *pos)
 {
-	uint64_t isobj[JSON_VALIDATE_MAX_DEPTH / 64 + 1];
+	uint64_t isobj[JSON_PARSE_MAX_DEPTH / 64 + 1];
 	uint32_t open[JSON_PARSE_MAX_DEPTH];
 	const unsigned char *p = w->p;
 	size_t n = w->n, i = *pos, end;

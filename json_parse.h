@@ -51,7 +51,9 @@ struct json_tok {
 #define JSON_ETOOMANY (-2)  /* more tokens than maxtok */
 #define JSON_EDEPTH   (-3)  /* nested deeper than maxdepth */
 
-#define JSON_PARSE_MAX_DEPTH 64   /* hard upper bound for maxdepth */
+/* Hard upper bound for maxdepth: room for any payload json_validate accepts
+ * inside the server message that carries it (a snapshot adds two levels). */
+#define JSON_PARSE_MAX_DEPTH (JSON_VALIDATE_MAX_DEPTH + 8)
 
 /* Parses exactly one value (surrounding whitespace allowed). Returns the
  * number of tokens (>= 1; token 0 is the root) or a negative JSON_E* code:

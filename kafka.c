@@ -37,6 +37,8 @@ static struct {
 	int64_t last_err_logged;       /* error class last logged, to log changes only */
 	const char *bootstrap;         /* what the live consumer connects to (replays too) */
 	kafka_record_fn *on_record;
+	struct record_header *hv;      /* kafka_record's header list, grown as needed */
+	size_t hcap;
 } K;
 
 /* ---- configuration and records -------------------------------------------- */
@@ -71,7 +73,20 @@ int kafka_conf_user(rd_kafka_conf_t *conf, const char *const *skip, char *err, s
 	return 0;
 }
 
-struct record kafka_record(rd_kafka_message_t *m, struct record_header *hv)
+/* Grows hv to hold n headers; 0, or -1 when out of memory. */
+static int headers_reserve(size_t n)
+{
+	if (n <= K.hcap) return 0;
+	size_t cap = K.hcap ? K.hcap : 16;
+	while (cap < n) cap *= 2;
+	struct record_header *v = realloc(K.hv, cap * sizeof(*v));
+	if (!v) return -1;
+	K.hv = v;
+	K.hcap = cap;
+	return 0;
+}
+
+struct record kafka_record(rd_kafka_message_t *m)
 {
 	rd_kafka_timestamp_type_t tstype;
 	int64_t ts = rd_kafka_message_timestamp(m, &tstype);
@@ -80,17 +95,22 @@ struct record kafka_record(rd_kafka_message_t *m, struct record_header *hv)
 		.timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
 		.key = m->key, .key_len = m->key_len,
 		.value = m->payload, .value_len = m->len,
-		.headers = hv,
 	};
 	rd_kafka_headers_t *hdrs = NULL;
-	if (hv && K.cfg->headers && rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		const char *name;
-		const void *val;
-		size_t vl;
-		while (r.nheaders < RECORD_MAX_HEADERS &&
-		       rd_kafka_header_get_all(hdrs, r.nheaders, &name, &val, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR)
-			hv[r.nheaders++] = (struct record_header){ name, val, vl };
-	}
+	if (!K.cfg->headers || rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return r;
+	size_t total = rd_kafka_header_cnt(hdrs);
+	size_t want = total < RECORD_MAX_HEADERS ? total : RECORD_MAX_HEADERS;
+	/* Out of memory forwards none, and says how many, like the bound. */
+	if (headers_reserve(want) < 0) want = 0;
+	const char *name;
+	const void *val;
+	size_t vl;
+	while (r.nheaders < want &&
+	       rd_kafka_header_get_all(hdrs, r.nheaders, &name, &val, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		K.hv[r.nheaders++] = (struct record_header){ name, val, vl };
+	r.headers = K.hv;
+	r.headers_truncated = total - r.nheaders;
 	return r;
 }
 
@@ -365,8 +385,7 @@ static void handle_record(rd_kafka_message_t *m)
 		return;
 	}
 	set_state_up(1, NULL);
-	struct record_header hv[RECORD_MAX_HEADERS];
-	struct record r = kafka_record(m, hv);
+	struct record r = kafka_record(m);
 	assign_routed(r.topic, r.partition, r.offset);
 	K.on_record(&r);
 }
@@ -426,6 +445,9 @@ void kafka_stop(void)
 	 * runs the rebalance callback one last time. */
 	assign_stop();
 	if (K.efd >= 0) close(K.efd);
+	free(K.hv);
+	K.hv = NULL;
+	K.hcap = 0;
 }
 
 void kafka_print_version(void)

@@ -49,9 +49,10 @@ int  kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, 
 /* The user's settings: --ca-file, then every -X (so -X wins), except the
  * names in skip (NULL-terminated; the caller sets those itself). 0 or -1. */
 int  kafka_conf_user(rd_kafka_conf_t *conf, const char *const *skip, char *err, size_t errlen);
-/* A consumed message as a record, borrowing its memory; its headers go to
- * hv (up to RECORD_MAX_HEADERS) when --headers is on. */
-struct record kafka_record(rd_kafka_message_t *m, struct record_header *hv);
+/* A consumed message as a record, borrowing its memory; with --headers
+ * its headers too (up to RECORD_MAX_HEADERS), listed in an array of this
+ * module's that stays valid until the next call. */
+struct record kafka_record(rd_kafka_message_t *m);
 /* librdkafka's log lines into kbridge's log (the log callback of every
  * client kbridge creates). */
 void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);

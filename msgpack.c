@@ -67,6 +67,7 @@ static void put_len(struct jbuf *o, uint32_t n, unsigned fix, unsigned fixmax,
 
 static void put_str(struct jbuf *o, const void *s, size_t n)
 {
+	if (n > UINT32_MAX) { o->failed = 1; return; }    /* str 32 is the longest */
 	put_len(o, (uint32_t)n, 0xa0, 31, 0xd9, 0xda, 0xdb);
 	json_append(o, s, n);
 }
@@ -97,11 +98,20 @@ done:
 
 int mp_from_json(struct jbuf *o, const char *json, size_t len)
 {
-	size_t cap = len / 2 + 2;
-	if (cap > (size_t)INT32_MAX) return -1;
-	struct json_tok *t = malloc(cap * sizeof(*t));
-	if (!t) return -1;
-	int n = json_parse(json, len, t, (int)cap, MP_MAX_DEPTH);
+	/* A value has at most len / 2 + 2 tokens, but a large record is mostly
+	 * one long string: start small and grow only while tokens run out. */
+	size_t most = len / 2 + 2, cap = 256;
+	if (most > (size_t)INT32_MAX) return -1;
+	struct json_tok *t;
+	int n;
+	for (;;) {
+		if (cap > most) cap = most;
+		if (!(t = malloc(cap * sizeof(*t)))) return -1;
+		n = json_parse(json, len, t, (int)cap, MP_FROM_JSON_MAX_DEPTH);
+		if (n != JSON_ETOOMANY || cap == most) break;
+		free(t);
+		cap *= 8;
+	}
 	if (n <= 0) { free(t); return -1; }
 
 	size_t mark = o->len;

@@ -10,14 +10,18 @@
 
 #include "json.h"
 
-/* Deeper nesting is not transcoded either way (the caller falls back): the
- * JSON emitter's own limit, so what one direction makes the other reads. */
+/* JSON -> MessagePack goes as deep as any payload kbridge accepts as JSON
+ * (with the levels of the message around it), so MessagePack clients get
+ * the same objects as JSON clients. MessagePack -> JSON (client control
+ * messages) stops at the JSON emitter's own limit. */
+#define MP_FROM_JSON_MAX_DEPTH JSON_PARSE_MAX_DEPTH
 #define MP_MAX_DEPTH JSON_EMIT_MAX_DEPTH
 
 /* Appends the MessagePack form of one valid JSON value: objects become
  * maps, arrays arrays, strings str, integers that fit int64/uint64 ints,
  * other numbers float64. Returns 0, or -1 (out untouched beyond its old
- * length) when the text is not JSON or nests deeper than MP_MAX_DEPTH. */
+ * length) when the text is not JSON, nests deeper than
+ * MP_FROM_JSON_MAX_DEPTH or memory runs out. */
 int mp_from_json(struct jbuf *out, const char *json, size_t len);
 
 /* Appends the JSON form of exactly one MessagePack value. Map keys that are

@@ -18,6 +18,7 @@
 #include "http.h"
 #include "hub.h"
 #include "json_parse.h"
+#include "log.h"
 #include "replay.h"
 #include "tp.h"
 
@@ -342,9 +343,14 @@ static void send_snapshot(struct client *c, struct channel *ch, const char *id, 
 	struct jbuf b;
 	json_init(&b);
 	hub_snapshot_json(&b, ch, id, id_len);
-	if (!b.failed) {
+	struct frame *f = b.failed ? NULL : client_message(c, b.buf, b.len, FRAME_CONTROL);
+	if (f) {
 		conflate_drop_channel(c, ch);
-		client_send_always(c, client_message(c, b.buf, b.len, FRAME_CONTROL));
+		client_send_always(c, f);
+	} else {
+		log_msg(LOG_WARN, "snapshot not sent", "client", log_num(c->id), "channel", hub_channel_name(ch),
+			"bytes", log_num((int64_t)b.len),
+			"reason", "out of memory, or it would pass the largest frame (4 GiB)", NULL);
 	}
 	json_free(&b);
 }

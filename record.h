@@ -7,7 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RECORD_MAX_HEADERS 64    /* per record; more are not forwarded */
+/* Headers forwarded per record: all of them up to this bound, which only a
+ * hostile producer reaches; past it the first ones go and headers_truncated
+ * counts the rest (docs/operations.md#limits). */
+#define RECORD_MAX_HEADERS 10000
 
 struct record_header {
 	const char *name;
@@ -26,5 +29,6 @@ struct record {
 	size_t value_len;
 	const struct record_header *headers;
 	size_t nheaders;
+	size_t headers_truncated; /* headers the record had beyond nheaders */
 };
 #endif

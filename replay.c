@@ -176,8 +176,7 @@ void replay_service(void)
 			} else if (i >= 0 && !rp->parts[i].done) {
 				/* Records of a partition already done (fetched before
 				 * its EOF was seen) are not the owner's any more. */
-				struct record_header hv[RECORD_MAX_HEADERS];
-				struct record r = kafka_record(m, hv);
+				struct record r = kafka_record(m);
 				R.hooks->record(rp->owner, &r);
 			}
 			rd_kafka_message_destroy(m);

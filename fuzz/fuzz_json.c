@@ -89,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * a valid text, and an invalid one never parses. */
 	tok = malloc((size + 1) * sizeof *tok);
 	ASSERT(tok != NULL);
-	big = json_parse(s, size, tok, (int)size + 1, JSON_PARSE_MAX_DEPTH);
+	big = json_parse(s, size, tok, (int)size + 1, JSON_VALIDATE_MAX_DEPTH);
 	ASSERT(big != JSON_ETOOMANY);
 	if (valid)
 		ASSERT(big > 0 || big == JSON_EDEPTH);
@@ -118,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			ASSERT(json_value_eq(val, vl, val, vl));
 		}
 		/* Agrees with the parser whenever the parser can say. */
-		big = json_parse(doc, dn, tok, (int)dn + 1, JSON_PARSE_MAX_DEPTH);
+		big = json_parse(doc, dn, tok, (int)dn + 1, JSON_VALIDATE_MAX_DEPTH);
 		if (big > 0 && tok[0].type == JSON_OBJECT && !memchr(key, 0, kl)) {
 			char k[8];
 			int i;

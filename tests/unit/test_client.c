@@ -312,12 +312,20 @@ static void test_queue_limit(void)
 	frame_unref(d2);
 }
 
-/* --client-buffer: queued bytes stay within it; a frame larger than the
- * whole buffer is never queued. */
+/* Bytes waiting behind the head of c's queue (the message being written). */
+static size_t behind(const struct client *c)
+{
+	return c->q.count ? c->q.bytes - (outq_at(&c->q, 0)->len - c->q.off) : 0;
+}
+
+/* --client-buffer bounds what waits behind the message being written: the
+ * head of the queue is not counted, and one waiting message of any size is
+ * taken, so a message larger than the whole buffer still reaches a client
+ * that reads; what a stalled client holds stays bounded all the same. */
 static void test_buffer_limit(void)
 {
 	int fd;
-	setup(1000, 350, SLOW_DROP_OLDEST);           /* three frames of 102 bytes fit */
+	setup(1000, 350, SLOW_DROP_OLDEST);           /* three frames of 102 bytes wait behind the head */
 	struct client *c = peer_client(&fd, 0, 0);
 	stall(c);
 	int over = 0;
@@ -325,14 +333,40 @@ static void test_buffer_limit(void)
 		char name[8];
 		snprintf(name, sizeof(name), "B%d", i);
 		client_send(c, mkp(name, 100, FRAME_DATA, 0));
-		over += c->q.bytes > 350;
+		over += behind(c) > 350;
 	}
-	CHECK(over == 0 && c->q.count == 3 && c->q.bytes == 306 && c->dropped == 2);
-	CHECK_RX(c, fd, "N2,B3,B4,B5");
+	/* B1 was the head but not yet started: the oldest, it went first. */
+	CHECK(over == 0 && c->q.count == 4 && c->q.bytes == 408 && c->dropped == 1);
+	CHECK_RX(c, fd, "N1,B2,B3,B4,B5");
 
-	client_send(c, mkp("HUGE", 400, FRAME_DATA, 0));
-	CHECK(c->q.count == 0 && c->dropped == 1);
-	CHECK_RX(c, fd, "N1");
+	/* An empty queue takes a frame of four buffers, whole. */
+	client_send(c, big(1400, 0));
+	CHECK(c->q.count == 1 && c->dropped == 0);
+	CHECK_RX(c, fd, "BIG1400");
+
+	/* Behind a head, one lone big frame may wait. One more frame is too
+	 * much: drop-oldest takes the head, not yet started, and the big one
+	 * becomes the head. */
+	stall(c);
+	client_send(c, data("H"));
+	client_send(c, big(1400, 0));
+	CHECK(c->q.count == 2 && c->dropped == 0);
+	client_send(c, data("S"));                    /* behind: 1402 + 3 > 350 */
+	CHECK(c->q.count == 2 && c->dropped == 1);
+	CHECK_RX(c, fd, "N1,BIG1400,S");
+
+	bye(c, fd);
+
+	/* A partly written big head stays; a second big one waits alone and
+	 * a third takes its place. */
+	c = peer_client(&fd, 0, 4096);
+	client_send(c, big(200000, 0));
+	CHECK(client_write(c) == 0 && c->q.off > 0);
+	client_send(c, big(200001, 0));
+	CHECK(c->q.count == 2 && c->dropped == 0);
+	client_send(c, big(200002, 0));
+	CHECK(c->q.count == 2 && c->dropped == 1 && behind(c) == 200002 + 10);
+	CHECK_RX(c, fd, "BIG200000,N1,BIG200002");
 	bye(c, fd);
 }
 

@@ -7,8 +7,8 @@
  * with milliseconds or absent when -1, "headers" only with --headers (null
  * and base64 header values). Each format's frame is built once and shared
  * (the same pointer on a second call), a text frame for JSON and a binary
- * frame for MessagePack that decodes (mp_to_json) to the same object; a value
- * nested deeper than MP_MAX_DEPTH still reaches MessagePack clients, as a
+ * frame for MessagePack that decodes (mp_to_json) to the same object, also
+ * for a value nested as deep as JSON goes; deeper, both carry the same
  * string. key_hash: non-zero for keyed records, 0 for null keys, the same in
  * both formats, distinct for distinct channel or key. */
 #include <stdlib.h>
@@ -156,6 +156,17 @@ static void test_headers(void)
 	r.nheaders = 0;                           /* on, but none: no "headers" */
 	CHECK_JSON(&r, 0, plain);
 
+	/* Headers the Kafka layer could not forward are counted, never
+	 * dropped unsaid. */
+	r.nheaders = 4;
+	r.headers_truncated = 9;
+	CHECK_JSON(&r, 0, "{\"type\":\"order\",\"channel\":\"ch\",\"key\":\"k\",\"topic\":\"orders\",\"partition\":2,\"offset\":42,"
+		   "\"headers\":[[\"trace\",\"abc\"],[\"empty\",\"\"],[\"none\",null],[\"bin\",{\"base64\":\"/wA=\"}]],"
+		   "\"headers_truncated\":9,\"data\":1}");
+	r.nheaders = 0;
+	CHECK_JSON(&r, 0, "{\"type\":\"order\",\"channel\":\"ch\",\"key\":\"k\",\"topic\":\"orders\",\"partition\":2,\"offset\":42,"
+		   "\"headers\":[],\"headers_truncated\":9,\"data\":1}");
+
 	/* MessagePack carries the headers too. */
 	r.nheaders = 4;
 	struct envelope e;
@@ -194,39 +205,66 @@ static void test_frames(void)
 	frame_unref(j);
 }
 
-/* A value nested past MP_MAX_DEPTH is valid JSON (sent verbatim to JSON
- * clients) but cannot be transcoded: MessagePack clients get it as a string
- * in the same envelope. A shallow one stays structured. */
+/* The bytes after the "data" key of a MessagePack data message (the last
+ * member), or NULL. */
+static const unsigned char *mp_data(const struct frame *f, size_t *len)
+{
+	size_t n;
+	int op;
+	const unsigned char *p = (const unsigned char *)payload(f, &n, &op);
+	for (size_t i = 0; i + 5 <= n; i++)
+		if (memcmp(p + i, "\xa4" "data", 5) == 0) {
+			*len = n - i - 5;
+			return p + i + 5;
+		}
+	return NULL;
+}
+
+/* Nesting: a value nested JSON_VALIDATE_MAX_DEPTH levels is JSON, verbatim
+ * to JSON clients and the same arrays to MessagePack clients; one level
+ * more is text that is not JSON, the same string in both formats. */
 static void test_depth(void)
 {
-	enum { D = MP_MAX_DEPTH + 2 };
-	char deep[2 * D + 1];
-	memset(deep, '[', D);
-	memset(deep + D, ']', D);
-	deep[2 * D] = '\0';
-	struct record r = rec("k", 1, deep, 2 * D);
-	struct envelope e;
-	envelope_init(&e, &r, "order", "ch", 1);
-	CHECK(envelope_is_json(&e) == 1);
-	char *js = message(&e, 0);
-	const char *d = strstr(js, "\"data\":");
-	CHECKF(d && strncmp(d + 7, deep, 2 * D) == 0 && strcmp(d + 7 + 2 * D, "}") == 0, "json: %s", js);
-	struct frame *m = envelope_frame(&e, 1);
-	CHECK(m != NULL);
-	char *ms = message(&e, 1);
-	char want[4 * D];
-	snprintf(want, sizeof(want), "\"data\":\"%s\"}", deep);
-	const char *md = strstr(ms, "\"data\":");
-	CHECKF(md && strcmp(md, want) == 0, "msgpack: %s", ms);
-	CHECKF(strncmp(ms, js, (size_t)(d - js)) == 0, "msgpack envelope differs before data: %s", ms);
-	CHECK(m && m->key_hash == envelope_frame(&e, 0)->key_hash && m->key_hash != 0);
-	free(js);
-	free(ms);
-	envelope_done(&e);
+	enum { D = JSON_VALIDATE_MAX_DEPTH + 1 };
+	static char deep[2 * D + 2];
+	for (int d = D - 1; d <= D; d++) {
+		memset(deep, '[', (size_t)d);
+		deep[d] = '0';
+		memset(deep + d + 1, ']', (size_t)d);
+		size_t dl = 2 * (size_t)d + 1;
+		struct record r = rec("k", 1, deep, dl);
+		struct envelope e;
+		envelope_init(&e, &r, "order", "ch", 1);
+		CHECKF(envelope_is_json(&e) == (d < D), "depth %d", d);
+		char *js = message(&e, 0);
+		const char *jd = strstr(js, "\"data\":");
+		if (d < D)
+			CHECKF(jd && strncmp(jd + 7, deep, dl) == 0 && strcmp(jd + 7 + dl, "}") == 0, "json depth %d", d);
+		else
+			CHECKF(jd && jd[7] == '"' && strncmp(jd + 8, deep, dl) == 0 && strcmp(jd + 8 + dl, "\"}") == 0,
+			       "json depth %d", d);
+		struct frame *m = envelope_frame(&e, 1);
+		CHECKF(m != NULL, "msgpack depth %d", d);
+		size_t ml = 0;
+		const unsigned char *md = m ? mp_data(m, &ml) : NULL;
+		int same;
+		if (d < D) {            /* d fixarrays of one element, then 0 */
+			same = md && ml == (size_t)d + 1 && md[d] == 0;
+			for (int k = 0; same && k < d; k++) same = md[k] == 0x91;
+		} else {                /* str 16: 0xda, length, the text */
+			same = md && ml == dl + 3 && md[0] == 0xda && (size_t)(md[1] << 8 | md[2]) == dl &&
+			       memcmp(md + 3, deep, dl) == 0;
+		}
+		CHECKF(same, "msgpack data at depth %d", d);
+		CHECK(m && m->key_hash == envelope_frame(&e, 0)->key_hash && m->key_hash != 0);
+		free(js);
+		envelope_done(&e);
+	}
 
 	struct record s = rec("k", 1, "[[[1]]]", 7);
+	struct envelope e;
 	envelope_init(&e, &s, "order", "ch", 1);
-	ms = message(&e, 1);
+	char *ms = message(&e, 1);
 	CHECKF(strstr(ms, "\"data\":[[[1]]]}") != NULL, "msgpack: %s", ms);
 	free(ms);
 	envelope_done(&e);

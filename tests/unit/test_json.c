@@ -616,18 +616,23 @@ static void test_parse_errors(void)
 	CHECK(deep != NULL);
 	if (!deep)
 		return;
-	/* maxdepth is clamped to JSON_PARSE_MAX_DEPTH */
-	for (d = JSON_PARSE_MAX_DEPTH; d <= JSON_PARSE_MAX_DEPTH + 1; d++) {
+	/* maxdepth is clamped to JSON_PARSE_MAX_DEPTH, which holds any payload
+	 * json_validate accepts with the levels of a message around it. */
+	CHECK(JSON_PARSE_MAX_DEPTH >= JSON_VALIDATE_MAX_DEPTH + 2);
+	struct json_tok *many = malloc((JSON_PARSE_MAX_DEPTH + 2) * sizeof(*many));
+	CHECK(many != NULL);
+	for (d = JSON_PARSE_MAX_DEPTH; many && d <= JSON_PARSE_MAX_DEPTH + 1; d++) {
 		memset(deep, '[', (size_t)d);
 		memset(deep + d, ']', (size_t)d);
-		CHECKF(json_parse(deep, 2 * (size_t)d, tok, NTOK, 100000) ==
+		CHECKF(json_parse(deep, 2 * (size_t)d, many, JSON_PARSE_MAX_DEPTH + 2, 100000) ==
 		       (d == JSON_PARSE_MAX_DEPTH ? d : JSON_EDEPTH), "depth %d", d);
 	}
 	/* 100000 '[' fail fast with EDEPTH and no stack growth. */
 	memset(deep, '[', 100000);
 	t0 = clock();
-	for (i = 0; i < 1000; i++)
-		d = json_parse(deep, 100000, tok, NTOK, JSON_PARSE_MAX_DEPTH);
+	for (i = 0; many && i < 1000; i++)
+		d = json_parse(deep, 100000, many, JSON_PARSE_MAX_DEPTH + 2, JSON_PARSE_MAX_DEPTH);
+	free(many);
 	CHECK(d == JSON_EDEPTH);
 	CHECKF(clock() - t0 < CLOCKS_PER_SEC, "1000 deep parses took %ld ticks", (long)(clock() - t0));
 	memset(deep, '{', 1);

@@ -412,24 +412,26 @@ static void test_from_json_errors(void)
 	from_json_bad("[1]\0", 4, __LINE__);
 	from_json_bad("\"a\0b\"", 5, __LINE__);
 
-	/* MP_MAX_DEPTH levels transcode; one more is refused. */
+	/* MP_FROM_JSON_MAX_DEPTH levels transcode (any payload JSON clients get
+	 * as JSON, inside its message); one more is refused. */
+	CHECK(MP_FROM_JSON_MAX_DEPTH >= JSON_VALIDATE_MAX_DEPTH + 2);
 	for (d = 0; d < 2; d++) {
-		unsigned char *want = malloc(MP_MAX_DEPTH * 3 + 1);
+		unsigned char *want = malloc(MP_FROM_JSON_MAX_DEPTH * 3 + 1);
 		size_t w = 0;
 		int k;
 
-		for (k = 0; k < MP_MAX_DEPTH; k++) {
+		for (k = 0; k < MP_FROM_JSON_MAX_DEPTH; k++) {
 			if (d) { want[w++] = 0x81; want[w++] = 0xa1; want[w++] = 'a'; }
 			else want[w++] = 0x91;
 		}
 		want[w++] = 0x00;
-		s = nested(MP_MAX_DEPTH, d, &n);
+		s = nested(MP_FROM_JSON_MAX_DEPTH, d, &n);
 		from_json(s, n, want, w, __LINE__);
 		free(s);
-		s = nested(MP_MAX_DEPTH + 1, d, &n);
+		s = nested(MP_FROM_JSON_MAX_DEPTH + 1, d, &n);
 		from_json_bad(s, n, __LINE__);
 		free(s);
-		s = nested(1000, d, &n);
+		s = nested(10000, d, &n);
 		from_json_bad(s, n, __LINE__);
 		free(s);
 		free(want);
