@@ -90,7 +90,9 @@ void view_prepare(struct state_view *v, const struct state_chan *s, uint64_t tic
 {
 	if (v->tick == tick) return;
 	v->tick = tick;
-	v->shape_changed = v->shape != s->shape;
+	/* A channel of unknown shape shows as an empty map: becoming a map
+	 * changes nothing a client holds. */
+	v->shape_changed = (v->shape == SHAPE_NONE ? SHAPE_MAP : v->shape) != (s->shape == SHAPE_NONE ? SHAPE_MAP : s->shape);
 	v->value_changed = v->value != s->value;
 	if (v->ver == s->ver || s->shape == SHAPE_VALUE) return;
 	size_t klen, seen = 0;
