@@ -84,6 +84,8 @@ static size_t diff(struct jbuf *out, struct jbuf *path, const struct side *a, in
 	char name[NAME_MAX_LEN + 1];
 	for (uint32_t k = 0, i = (uint32_t)ib + 1; k < b->t[ib].size; k++, i = b->t[i + 1].next) {
 		name_of(b, (int)i, name);
+		/* A repeated name counts once, as its last occurrence (JavaScript). */
+		if (json_obj_get(b->s, b->t, ib, name) != (int)i + 1) continue;
 		int va = json_obj_get(a->s, a->t, ia, name);
 		json_append(path, ".", 1);
 		json_append(path, name, strlen(name));
