@@ -30,7 +30,8 @@ LAYERS = [
     ("client", ["client", "conflate"]),
     ("observability", ["endpoints", "metrics"]),
     ("leaves", ["config", "route", "filter", "frame", "http", "ws", "json", "json_parse", "msgpack",
-                "statediff", "utf8", "sha1", "base64", "map", "tp", "clock", "log", "assets", "healthcheck"]),
+                "statediff", "utf8", "sha1", "base64", "map", "tp", "clock", "log", "assets", "healthcheck",
+                "cors"]),
 ]
 
 
