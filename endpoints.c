@@ -1,7 +1,7 @@
 /* endpoints.c - the plain HTTP endpoints (endpoints.h; docs/operations.md
  * for what each reports): /health, /ready, /stats and /ws/stats, /metrics
- * (Prometheus text format 0.0.4), /docs and /asyncapi.json (from the live
- * routes) and the console at /.
+ * (Prometheus text format 0.0.4), /docs, /asyncapi.json and /openapi.json
+ * (openapi.c; from the live routes and configuration) and the console at /.
  * One table says which paths exist and which of them pages of other
  * origins may read. Each fills a status and a body; none does I/O.
  * Counters come from metrics.c; live state of the layers above (clients,
@@ -14,15 +14,18 @@
 
 #include "assets.h"
 #include "metrics.h"
+#include "openapi.h"
 #include "tp.h"
 #include "version.h"
 
 #define STATS_CLIENTS_MAX 100   /* per-client summaries in /stats */
 
 static const struct endpoints_sources *src;
+static const struct config *conf;
 
-void endpoints_init(const struct endpoints_sources *sources)
+void endpoints_init(const struct config *cfg, const struct endpoints_sources *sources)
 {
+	conf = cfg;
 	src = sources;
 }
 
@@ -424,6 +427,15 @@ static void console(struct http_out *o, const struct http_request *req)
 	json_append(&o->body, a.data, a.len);
 }
 
+static void openapi(struct http_out *o, const struct http_request *req)
+{
+	const struct http_header *host = http_header_get(req, "Host");
+	struct openapi_input in = { .cfg = conf, .host = host ? host->value : NULL, .host_len = host ? host->value_len : 0 };
+	in.nroutes = src->routes(&in.routes);
+	o->status = 200;
+	openapi_write(&o->body, &in);
+}
+
 /* ---- the table ---------------------------------------------------------------------- */
 
 #define METHODS "GET, HEAD, OPTIONS"
@@ -440,6 +452,7 @@ static const struct endpoint {
 	{ "/ws/stats",      stats,    1, 1 },
 	{ "/metrics",       metrics,  1, 0 },
 	{ "/asyncapi.json", asyncapi, 1, 1 },
+	{ "/openapi.json",  openapi,  1, 1 },
 	{ "/docs",          docs,     0, 0 },
 	{ "/",              console,  0, 0 },
 	{ "/index.html",    console,  0, 0 },
