@@ -268,6 +268,13 @@ async function stateTest() {
   await page.click('#refresh');
   await page.waitForFunction(s => +document.getElementById('st-snaps').textContent > s, snaps1, { timeout: 10000 });
   await waitCaption(page, 'bulk', 'bulk map · 10,000 keys');
+  await page.waitForTimeout(200);           // the message list draws in the same or the next frame
+  const cutRow = await page.$eval('#messages > li.state[data-type="snapshot"]', li => {
+    li.click();
+    const t = li.querySelector('.json').textContent;
+    return { open: li.classList.contains('open'), len: t.length, end: t.slice(-1) };
+  });
+  check(cutRow.open && cutRow.end === '…' && cutRow.len < 100000, 'the message list keeps a 10,000-key snapshot cut at 64 KiB', cutRow);
   await page.fill('#state-filter', 'k9999');
   c = await waitCell(page, 'bulk', 'k9999', 'v', '19999');
   more = await page.textContent('#state-body .tbl[data-channel="bulk"] .more');
