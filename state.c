@@ -13,6 +13,7 @@
 #include "hub.h"
 #include "json.h"
 #include "map.h"
+#include "metrics.h"
 #include "msgpack.h"
 #include "statediff.h"
 #include "stateview.h"
@@ -291,6 +292,7 @@ static void send_snapshot(struct client *c, const char *id, size_t id_len)
 		if (f) {
 			sc->seq++;
 			sc->resync = 0;
+			metrics_add(M_MESSAGES_OUT, 1);   /* counted when queued: never dropped */
 			client_send_always(c, f);
 		}
 	}
@@ -597,6 +599,7 @@ static void send_update(struct client *c, struct frame *body, int msgpack)
 			client_queue(c, frame_ref(body));
 			c->sc->seq++;
 			S.updates++;
+			metrics_add(M_MESSAGES_OUT, 1);
 		}
 	}
 	json_free(&head);

@@ -8,15 +8,27 @@ The console test runs kbridge --demo, subscribes to `dashboard`, waits for
 data rows and a msg/s above 0, pauses and checks the list stops growing, and
 saves tests/artifacts/console.png (and console-phone.png); it is copied to
 web/console-screenshot.png when that is missing or KBRIDGE_SCREENSHOT=1.
+
+The state test runs kbridge on the mock cluster and opens the console with
+?type=web (docs/protocol.md#state-dialect): console.mjs checks the State card
+after the snapshot, then stops at each step while this file produces the
+step's records (updates: a changed field, a deleted key, new keys, one named
+__proto__, a value, a list; bulk: 10,000 keys), and saves console-state.png
+(and console-state-phone.png).
 """
 import json
 import os
+import queue
 import shutil
+import signal
 import subprocess
+import tempfile
+import threading
+import time
 
 import pytest
 
-from conftest import ARTIFACTS, ROOT
+from conftest import ARTIFACTS, ROOT, wait_channel_seq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -67,21 +79,67 @@ def need_browser():
         pytest.skip(_browser["reason"])
 
 
-def run_browser(mode, base, timeout=90):
-    """Runs console.mjs; returns (parsed last JSON line, whole output)."""
+def run_browser(mode, base, timeout=90, steps=None):
+    """Runs console.mjs; returns (parsed last JSON line, whole output). With
+    steps, each {"step": NAME} line the script prints calls steps(NAME) and
+    then lets the script go on (a line on its stdin)."""
     os.makedirs(ARTIFACTS, exist_ok=True)
     env = dict(os.environ, CHROMIUM=CHROMIUM)
-    try:
-        p = subprocess.run(["node", SCRIPT, mode, base, ARTIFACTS], cwd=HERE, env=env, capture_output=True,
-                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"browser script ran over {timeout}s:\n{e.stdout or ''}{e.stderr or ''}")
-    out = p.stdout + p.stderr
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-    assert lines, f"browser script printed no result (exit {p.returncode}):\n{out[-4000:]}"
+    cmd = ["node", SCRIPT, mode, base, ARTIFACTS]
+    if steps:
+        rc, stdout, stderr = _run_steps(cmd, env, timeout, steps)
+    else:
+        try:
+            p = subprocess.run(cmd, cwd=HERE, env=env, capture_output=True,
+                               text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as e:
+            raise AssertionError(f"browser script ran over {timeout}s:\n{e.stdout or ''}{e.stderr or ''}")
+        rc, stdout, stderr = p.returncode, p.stdout, p.stderr
+    out = stdout + stderr
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("{") and not ln.startswith('{"step"')]
+    assert lines, f"browser script printed no result (exit {rc}):\n{out[-4000:]}"
     result = json.loads(lines[-1])
-    assert p.returncode == 0 and result.get("ok"), f"browser {mode} test failed:\n{out[-6000:]}"
+    assert rc == 0 and result.get("ok"), f"browser {mode} test failed:\n{out[-6000:]}"
     return result, out
+
+
+def _run_steps(cmd, env, timeout, steps):
+    """console.mjs with a conversation on its stdin, bounded by timeout; on
+    any failure node and the browser it started are killed (its own process
+    group). Returns (exit code, stdout, stderr)."""
+    err = tempfile.TemporaryFile(mode="w+")
+    p = subprocess.Popen(cmd, cwd=HERE, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                         text=True, bufsize=1, start_new_session=True)
+    lines = queue.Queue()
+
+    def reader():
+        for ln in p.stdout:
+            lines.put(ln)
+        lines.put(None)
+    threading.Thread(target=reader, daemon=True).start()
+    out, deadline = [], time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                ln = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"browser script ran over {timeout}s:\n{''.join(out)[-6000:]}")
+            if ln is None:
+                break
+            out.append(ln)
+            if ln.startswith('{"step"'):
+                steps(json.loads(ln)["step"])
+                p.stdin.write("next\n")
+                p.stdin.flush()
+        p.wait(max(1, deadline - time.monotonic()))
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)
+        err.seek(0)
+        stderr = err.read()
+        err.close()
+    return p.returncode, "".join(out), stderr
 
 
 def test_console_subscribes_shows_rate_and_pauses(kbridge):
@@ -97,6 +155,44 @@ def test_console_subscribes_shows_rate_and_pauses(kbridge):
     # test run does not leave a changed tracked file behind.
     if not os.path.exists(SCREENSHOT_COPY) or os.environ.get("KBRIDGE_SCREENSHOT") == "1":
         shutil.copyfile(shot, SCREENSHOT_COPY)
+
+
+def test_console_shows_state_of_a_type_web_connection(mock_kafka, kafka_bridge):
+    need_browser()
+    mk = mock_kafka({"md": 1, "acct": 1, "orders": 1, "bulk": 1})
+    srv = kafka_bridge(mk, "-o", "earliest", "-t", "md=market_data", "-t", "acct=account", "-t", "orders",
+                       "-t", "bulk", "--state-shape", "market_data=map", "--state-shape", "account=value",
+                       "--state-shape", "orders=list")
+    # What the first snapshot holds.
+    mk.produce("md", '{"symbol":"BTC","last_price":97000.5,"book":{"bid":96999,"ask":97001}}', key="BTC")
+    mk.produce("md", '{"symbol":"ETH","last_price":3500}', key="ETH")
+    mk.produce("acct", '{"total_balance":10250.5,"currency":"USD"}')
+    mk.produce("orders", '{"id":"o1","symbol":"BTC","status":"new"}', key="o1")
+    for ch, n in (("market_data", 2), ("account", 1), ("orders", 1)):
+        wait_channel_seq(srv.port, ch, n)
+
+    def steps(name):
+        if name == "updates":
+            mk.produce("md", '{"symbol":"BTC","last_price":97001,"book":{"bid":96999,"ask":97001}}', key="BTC")
+            mk.produce("md", None, key="ETH")                  # a tombstone: the key is deleted
+            mk.produce("md", '{"symbol":"SOL","last_price":150}', key="SOL")
+            mk.produce("md", '{"symbol":"PROTO","polluted":false}', key="__proto__")
+            mk.produce("md", '{"symbol":"PROTO","polluted":true}', key="__proto__")
+            mk.produce("acct", '{"total_balance":10240.5,"currency":"USD"}')
+            mk.produce("orders", '{"id":"o1","symbol":"BTC","status":"filled"}', key="o1")
+            mk.produce("orders", '{"id":"o2","symbol":"ETH","status":"new"}', key="o2")
+            wait_channel_seq(srv.port, "market_data", 7)
+            wait_channel_seq(srv.port, "orders", 3)
+        elif name == "bulk":
+            mk.kcat_produce("bulk", "".join('k%d\t{"i":%d,"v":%d,"side":"%s"}\n' % (i, i, 10000 + i, "buy" if i % 2 else "sell")
+                                            for i in range(10000)).encode(), key_delim="\t")
+            wait_channel_seq(srv.port, "bulk", 10000)
+        else:
+            raise AssertionError(f"unknown step {name!r}")
+
+    result, out = run_browser("state", f"http://127.0.0.1:{srv.port}", timeout=150, steps=steps)
+    assert "the deleted key shows as deleted" in result["checks"], out
+    assert os.path.getsize(os.path.join(ARTIFACTS, "console-state.png")) > 10000, "screenshot looks empty"
 
 
 def test_docs_page_lists_live_routes(kbridge):

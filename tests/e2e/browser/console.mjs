@@ -3,12 +3,15 @@
 //
 //   node console.mjs console BASE_URL OUT_DIR   the console at BASE_URL/
 //   node console.mjs docs    BASE_URL OUT_DIR   the protocol page at BASE_URL/docs
+//   node console.mjs state   BASE_URL OUT_DIR   the console at BASE_URL/?type=web (the
+//                                               state dialect), in steps: see stateTest
 //
 // Prints progress lines, then one JSON line {"ok":true|false,...} last; exits
 // 0 only when every check passed. Screenshots go to OUT_DIR. Run by
 // tests/e2e/test_console.py.
 import { chromium } from 'playwright-core';
 import path from 'node:path';
+import readline from 'node:readline';
 
 const [mode, base, outDir] = process.argv.slice(2);
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -17,7 +20,8 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
 const result = { ok: false, mode, checks: [] };
 
 // Everything is bounded: a hung browser fails the run instead of the suite.
-const watchdog = setTimeout(() => finish(new Error('browser script exceeded 75 s')), 75000);
+const LIMIT_S = mode === 'state' ? 110 : 75;
+const watchdog = setTimeout(() => finish(new Error('browser script exceeded ' + LIMIT_S + ' s')), LIMIT_S * 1000);
 
 let browser;
 async function finish(err) {
@@ -132,6 +136,172 @@ async function consoleTest() {
   check(problems.length === 0, 'no console errors, exceptions, failed or external requests', problems);
 }
 
+// ---- the state dialect: ?type=web on the page goes onto the WebSocket URL.
+// step(NAME) prints {"step":NAME} and waits for a line on stdin: the test
+// produces NAME's records meanwhile (test_console.py says which).
+const stdinLines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function step(name) {
+  console.log(JSON.stringify({ step: name }));
+  const r = await stdinLines.next();
+  if (r.done) throw new Error('stdin closed at step ' + name);
+}
+// A cell of the State card, in the page: {text, chg} or null. col null: the row's first td.
+const CELL = ([ch, key, col]) => {
+  const q = s => '"' + CSS.escape(s) + '"';
+  const el = document.querySelector('#state-body .tbl[data-channel=' + q(ch) + '] tr[data-key=' + q(key) + '] td' +
+    (col === null ? '' : '[data-col=' + q(col) + ']'));
+  return el && { text: el.textContent, chg: el.classList.contains('chg') };
+};
+const cell = (page, ch, key, col) => page.evaluate(CELL, [ch, key, col]);
+// Waits (bounded) until the cell reads `text` (and, when chg is given, is or
+// is not highlighted as changed); returns the cell.
+async function waitCell(page, ch, key, col, text, chg, ms = 10000) {
+  try {
+    await page.waitForFunction(`(() => { const got = (${CELL})(${JSON.stringify([ch, key, col])});
+      return !!got && got.text === ${JSON.stringify(text)}${chg === undefined ? '' : ' && got.chg === ' + chg}; })()`, null, { timeout: ms });
+  } catch (e) {
+    throw new Error(`cell ${ch}/${key}/${col} never read ${JSON.stringify(text)}` + (chg === undefined ? '' : ` with chg=${chg}`) +
+      `: now ${JSON.stringify(await cell(page, ch, key, col))}`);
+  }
+  return cell(page, ch, key, col);
+}
+const caption = (page, ch) => page.$eval(`#state-body .tbl[data-channel="${ch}"] caption`, el => el.textContent).catch(() => null);
+async function waitCaption(page, ch, text, ms = 10000) {
+  try {
+    await page.waitForFunction(([c, t]) => { const el = document.querySelector(`#state-body .tbl[data-channel="${c}"] caption`); return el && el.textContent === t; },
+      [ch, text], { timeout: ms });
+  } catch (e) { throw new Error(`caption of ${ch} never read ${JSON.stringify(text)}: now ${JSON.stringify(await caption(page, ch))}`); }
+  check(true, `table ${ch}: ${text}`);
+}
+const counters = page => page.evaluate(() => Object.fromEntries(['st-snaps', 'st-upds', 'st-seq', 'st-time'].map(id => [id, document.getElementById(id).textContent])));
+
+async function stateTest() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' });
+  const page = await openPage(context);
+  // Every task over 50 ms the page runs, for "10,000 keys must not freeze the page".
+  await page.addInitScript(() => {
+    window.__longTasks = [];
+    new PerformanceObserver(l => { for (const e of l.getEntries()) window.__longTasks.push(Math.round(e.duration)); })
+      .observe({ type: 'longtask', buffered: true });
+  });
+  await page.goto(base + '/?type=web', { waitUntil: 'load', timeout: 10000 });
+  const url = await page.inputValue('#url');
+  check(url === base.replace(/^http/, 'ws') + '/ws?type=web', 'the page\'s ?type=web goes onto the WebSocket URL', url);
+  await page.waitForSelector('#status[data-state="open"]', { timeout: 10000 });
+  check(await page.isVisible('#state'), 'the State card shows');
+  const note = await page.textContent('#mode-note');
+  check(await page.isVisible('#mode-note') && note.includes('receives state, not records') && note.includes('250 ms'),
+    'the stream card says this connection receives state, not records', note);
+  const labels = await page.evaluate(() => ({ card: document.getElementById('state').getAttribute('aria-label'),
+    filter: document.getElementById('state-filter').labels[0].textContent, note: document.getElementById('mode-note').getAttribute('role') }));
+  check(labels.card === 'State' && labels.filter === 'Filter rows by key' && labels.note === 'note',
+    'the State card, its filter and the stream\'s note are labelled', labels);
+
+  // subscribe: an ack, one snapshot with what the channels held
+  await page.fill('#channel', 'market_data, account, orders');
+  await page.click('#subscribe');
+  await page.waitForSelector('#messages > li.ctl[data-type="ack"]', { timeout: 5000 });
+  await page.waitForSelector('#messages > li.state[data-type="snapshot"]', { timeout: 5000 });
+  await waitCaption(page, 'market_data', 'market_data map · 2 keys');
+  let c = await waitCell(page, 'market_data', 'BTC', 'last_price', '97000.5');
+  check(true, 'a map: a row per key, the fields as columns', c);
+  c = await cell(page, 'market_data', 'BTC', 'book');
+  check(c && c.text === '{"bid":96999,"ask":97001}', 'a nested value is compact JSON', c);
+  c = await cell(page, 'market_data', 'ETH', 'book');
+  check(c && c.text === '', 'a field a value lacks is an empty cell', c);
+  const heads = await page.$$eval('#state-body .tbl[data-channel="market_data"] thead th', els => els.map(e => [e.textContent, e.getAttribute('scope')]));
+  check(JSON.stringify(heads) === JSON.stringify([['key', 'col'], ['symbol', 'col'], ['last_price', 'col'], ['book', 'col']]),
+    'the map\'s columns: key, then the values\' fields in order', heads);
+  const rowHeads = await page.$$eval('#state-body .tbl[data-channel="market_data"] tbody th[scope="row"]', els => els.map(e => e.textContent));
+  check(JSON.stringify(rowHeads) === '["BTC","ETH"]', 'each row is headed by its key', rowHeads);
+  await waitCaption(page, 'account', 'account value · 2 fields');
+  c = await waitCell(page, 'account', 'total_balance', 'value', '10250.5');
+  check((await cell(page, 'account', 'currency', 'value') || {}).text === 'USD', 'a single value: field/value rows', c);
+  await waitCaption(page, 'orders', 'orders list · 1 items');
+  c = await waitCell(page, 'orders', '0', 'status', 'new');
+  check(true, 'a list: rows in order', c);
+  let n = await counters(page);
+  check(n['st-snaps'] === '1' && /^\d+$/.test(n['st-seq']) && /^\d\d:\d\d:\d\d\.\d{3}$/.test(n['st-time']),
+    'one snapshot counted, its seq and timestamp shown', n);
+  check(await page.$$eval('#messages > li.data', els => els.length) === 0, 'no record rows on a state connection');
+  const seq0 = +n['st-seq'];
+
+  // updates: a changed field, a deleted key, a new key, a value, a list
+  await step('updates');
+  c = await waitCell(page, 'market_data', 'BTC', 'last_price', '97001', true);
+  check(true, 'the changed field shows its newest value, highlighted', c);
+  c = await cell(page, 'market_data', 'BTC', 'symbol');
+  check(c && c.text === 'BTC' && !c.chg, 'an unchanged cell is not highlighted', c);
+  c = await waitCell(page, 'market_data', 'ETH', null, 'deleted');
+  const gone = await page.$eval('#state-body .tbl[data-channel="market_data"] tr[data-key="ETH"]', el => el.className);
+  check(gone === 'gone', 'the deleted key shows as deleted', { c, gone });
+  c = await waitCell(page, 'market_data', 'SOL', 'last_price', '150');
+  check(true, 'a new key gets a row', c);
+  // "market_data.__proto__": {...}, set naively, would be market_data's prototype, not a key
+  c = await waitCell(page, 'market_data', '__proto__', 'polluted', 'true');
+  const polluted = await page.evaluate(() => ({}).polluted);
+  check(polluted === undefined, 'a key named __proto__ is a row, never the prototype', { c, polluted });
+  await waitCaption(page, 'market_data', 'market_data map · 4 keys');
+  c = await waitCell(page, 'account', 'total_balance', 'value', '10240.5');
+  check(true, 'the single value\'s changed field', c);
+  c = await waitCell(page, 'orders', '0', 'status', 'filled');
+  const o2 = await waitCell(page, 'orders', '1', 'id', 'o2');
+  check(true, 'the list, replaced whole, in order', [c, o2]);
+  await waitCaption(page, 'orders', 'orders list · 2 items');
+  n = await counters(page);
+  check(+n['st-upds'] >= 1 && +n['st-seq'] > seq0 && n['st-snaps'] === '1', 'updates counted, the last seq grew', n);
+  check(await page.$$eval('#messages > li.state[data-type="update"]', els => els.length) >= 1, 'updates listed in the stream');
+  await page.screenshot({ path: path.join(outDir, 'console-state.png') });
+
+  // 10,000 keys: arrive as updates, then again as one snapshot (refresh)
+  await page.fill('#channel', 'bulk');
+  await page.click('#subscribe');
+  await waitCaption(page, 'bulk', 'bulk map · 0 keys');
+  const snaps1 = +(await counters(page))['st-snaps'];
+  await step('bulk');
+  await waitCaption(page, 'bulk', 'bulk map · 10,000 keys', 30000);
+  let rowsShown = await page.$$eval('#state-body .tbl[data-channel="bulk"] tbody tr', els => els.length);
+  let more = await page.textContent('#state-body .tbl[data-channel="bulk"] .more');
+  check(rowsShown === 200 && more.includes('9,800 more not shown'), 'at most 200 rows drawn, the rest counted', { rowsShown, more });
+  c = await waitCell(page, 'bulk', 'k0', 'v', '10000');
+  check(true, 'the newest value of a bulk key', c);
+  await page.click('#refresh');
+  await page.waitForFunction(s => +document.getElementById('st-snaps').textContent > s, snaps1, { timeout: 10000 });
+  await waitCaption(page, 'bulk', 'bulk map · 10,000 keys');
+  await page.waitForTimeout(200);           // the message list draws in the same or the next frame
+  const cutRow = await page.$eval('#messages > li.state[data-type="snapshot"]', li => {
+    li.click();
+    const t = li.querySelector('.json').textContent;
+    return { open: li.classList.contains('open'), len: t.length, end: t.slice(-1) };
+  });
+  check(cutRow.open && cutRow.end === '…' && cutRow.len < 100000, 'the message list keeps a 10,000-key snapshot cut at 64 KiB', cutRow);
+  await page.fill('#state-filter', 'k9999');
+  c = await waitCell(page, 'bulk', 'k9999', 'v', '19999');
+  more = await page.textContent('#state-body .tbl[data-channel="bulk"] .more');
+  check(more.includes('1 of 10,000 match'), 'the filter finds a key beyond the first 200', { c, more });
+  await page.fill('#state-filter', '');
+  await waitCell(page, 'market_data', 'BTC', 'last_price', '97001');
+  const long = await page.evaluate(() => window.__longTasks);
+  result.longTasks = long;
+  const worst = Math.max(0, ...long);
+  check(worst < 500, 'no task froze the page for half a second (10,000 keys as updates and as a snapshot)', { worst, tasks: long.length });
+  rowsShown = await page.$$eval('#state-body tbody tr', els => els.length);
+  check(rowsShown <= 4 * 200, 'rows drawn stay capped', rowsShown);
+
+  // a phone: no horizontal overflow, the State card first
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2,
+    isMobile: true, hasTouch: true, colorScheme: 'dark' });
+  const p2 = await openPage(phone);
+  await p2.goto(base + '/?type=web&channel=market_data,orders', { waitUntil: 'load', timeout: 10000 });
+  await waitCell(p2, 'market_data', 'BTC', 'last_price', '97001');
+  const overflow = await p2.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, 'phone layout has no horizontal overflow', overflow);
+  await p2.screenshot({ path: path.join(outDir, 'console-state-phone.png') });
+
+  const problems = page.problems.concat(p2.problems);
+  check(problems.length === 0, 'no console errors, exceptions, failed or external requests', problems);
+}
+
 async function docsTest() {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   const page = await openPage(context);
@@ -152,9 +322,9 @@ async function docsTest() {
 }
 
 try {
-  if (!base || !outDir || !['console', 'docs'].includes(mode)) throw new Error('usage: node console.mjs console|docs BASE_URL OUT_DIR');
+  if (!base || !outDir || !['console', 'docs', 'state'].includes(mode)) throw new Error('usage: node console.mjs console|docs|state BASE_URL OUT_DIR');
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 20000 });
-  await (mode === 'console' ? consoleTest() : docsTest());
+  await (mode === 'console' ? consoleTest() : mode === 'docs' ? docsTest() : stateTest());
   await finish();
 } catch (e) {
   await finish(e);
