@@ -434,9 +434,9 @@ int hub_route(const struct record *r)
 	struct envelope e;
 	envelope_init(&e, r, t->type, ch->name, ++ch->seq);
 	/* Validating the value as JSON is paid only where it is needed. */
+	state_record(&ch->st, r, state_wants_json(&ch->st) && r->value && envelope_is_json(&e));
 	if (r->key && lvc_enabled())
 		lvc_update(&ch->lvc, r->key, r->key_len, r->value, r->value_len, r->value && envelope_is_json(&e));
-	state_record(&ch->st, r, state_wants_json(&ch->st) && r->value && envelope_is_json(&e));
 	history_append(r, e.seq);
 	if (ch->nsubs == 0 && H.all.n == 0) {
 		envelope_done(&e);

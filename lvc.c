@@ -166,6 +166,12 @@ void lvc_snapshot_json(struct jbuf *b, const struct lvc *l, const char *channel,
 	json_obj_end(b);
 }
 
+const struct lv *lvc_victim(const struct lvc *l, const void *key, size_t key_len)
+{
+	if (!max_keys || l->n < max_keys || map_get(&l->index, key, key_len)) return NULL;
+	return l->old;
+}
+
 const struct lv *lvc_first(const struct lvc *l) { return l->old; }
 const struct lv *lv_next(const struct lv *e) { return e->next; }
 struct lv_value *lv_val(const struct lv *e) { return e->val; }

@@ -48,6 +48,9 @@ void lvc_update(struct lvc *l, const void *key, size_t key_len, const void *valu
  *  [,"base64_keys":[...]][,"base64_values":[...]]} */
 void lvc_snapshot_json(struct jbuf *b, const struct lvc *l, const char *channel, uint64_t seq,
 		       const char *id, size_t id_len);
+/* The entry that caching a value for a new key would evict (the least
+ * recently updated, when the cache is full), or NULL. */
+const struct lv *lvc_victim(const struct lvc *l, const void *key, size_t key_len);
 /* The entries, least recently updated first:
  * for (const struct lv *e = lvc_first(l); e; e = lv_next(e)) */
 const struct lv *lvc_first(const struct lvc *l);

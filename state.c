@@ -115,6 +115,14 @@ int state_wants_json(const struct state_chan *s)
 void state_record(struct state_chan *s, const struct record *r, int is_json)
 {
 	s->ver++;
+	/* Before the cache takes it: the key a tombstone deletes, or the one
+	 * a new key evicts, is noted for clients whose snapshot holds it. */
+	if (s->views && r->key && s->shape != SHAPE_VALUE) {
+		const struct lv *gone = r->value ? lvc_victim(s->lvc, r->key, r->key_len) : lvc_get(s->lvc, r->key, r->key_len);
+		size_t gl;
+		const char *gk = gone ? lv_key(gone, &gl) : NULL;
+		if (gk) view_note_removed(s, gk, gl);
+	}
 	/* The first record decides, unless --state-shape did: a record without
 	 * a key makes the channel one value, keyed ones a map. */
 	if (s->shape == SHAPE_NONE) s->shape = r->key ? SHAPE_MAP : SHAPE_VALUE;
@@ -178,9 +186,21 @@ static int by_born(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Whether two cached values are the same to a client. */
+static int same_value(const struct lv_value *a, const struct lv_value *b)
+{
+	if (!a || !b || a->kind != b->kind) return a == b;
+	if (a->kind == LV_JSON) return statediff_equal((const char *)a->bytes, a->len, (const char *)b->bytes, b->len);
+	return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
+}
+
 /* The channel's whole state as m0's subscriptions see it. */
 static void put_state(struct jbuf *b, const struct client *m0, const struct state_chan *s)
 {
+	if (s->shape == SHAPE_NONE) {              /* nothing routed yet: any shape may follow */
+		json_null(b);
+		return;
+	}
 	if (s->shape == SHAPE_VALUE) {
 		put_value(b, s->value && visible(m0, s, s->vkey, s->vkey_len, s->value) ? s->value : NULL);
 		return;
@@ -527,8 +547,12 @@ static size_t build_changes(struct jbuf *b, const struct group *g, int whole)
 			int vn = c->nw && visible(m0, s, c->key, c->klen, c->nw);
 			if (!vo && !vn) continue;
 			seen++;
-			all = s->shape == SHAPE_LIST || memchr(c->key, '.', c->klen) != NULL;
+			all = memchr(c->key, '.', c->klen) != NULL ||
+			      (s->shape == SHAPE_LIST && (whole || !vo || !vn || !same_value(c->old, c->nw)));
 		}
+		/* A client whose snapshot came after the last tick may hold keys
+		 * created and deleted since: a list goes whole, a map names them. */
+		if (whole && s->shape == SHAPE_LIST && v->removed.count) all = 1;
 		if (all) {
 			json_key(b, name);
 			put_state(b, m0, s);
@@ -555,6 +579,20 @@ static size_t build_changes(struct jbuf *b, const struct group *g, int whole)
 			json_reset(&ov); put_value(&ov, c->old);
 			json_reset(&nv); put_value(&nv, c->nw);
 			n += statediff(b, &path, ov.buf, ov.len, nv.buf, nv.len);
+		}
+		size_t r = 0;
+		struct map_slot *slot;
+		while (whole && s->shape == SHAPE_MAP && map_next(&v->removed, &r, &slot)) {
+			if (lvc_get(s->lvc, slot->key, slot->klen) || map_get(&v->keys, slot->key, slot->klen)) continue;
+			size_t tl;
+			const char *t = key_text(&tmp, slot->key, slot->klen, &tl);
+			json_reset(&path);
+			json_append(&path, name, strlen(name));
+			json_append(&path, ".", 1);
+			json_append(&path, t, tl);
+			json_keyn(b, path.buf, path.len);
+			json_null(b);
+			n++;
 		}
 	}
 	json_obj_end(b);

@@ -50,7 +50,7 @@ int  state_shape_of(const char *channel);
 /* Sets up / frees a channel's state (no client may still view it). */
 void state_chan_init(struct state_chan *s, const char *name, struct lvc *lvc);
 void state_chan_free(struct state_chan *s);
-/* A record routed to the channel, after its last-value cache took it;
+/* A record routed to the channel, before its last-value cache takes it;
  * is_json: its value is valid JSON (needed only while the shape is value
  * or not yet known: state_wants_json). */
 void state_record(struct state_chan *s, const struct record *r, int is_json);

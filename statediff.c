@@ -70,12 +70,56 @@ static int names_ok(const struct side *x, int o, const struct side *other, int o
 	return 1;
 }
 
+/* Whether two values are the same to a client: strings by their unescaped
+ * text, arrays element by element, objects member by member whatever
+ * their order or spacing; numbers and literals by their text (1 and 1.0
+ * differ: MessagePack clients see an integer and a float). */
+static int equal(const struct side *a, int ia, const struct side *b, int ib, int depth)
+{
+	int type = a->t[ia].type;
+	if (type != b->t[ib].type) return 0;
+	if (same(a, ia, b, ib)) return 1;
+	if (type == JSON_STRING) {
+		const char *p, *q;
+		size_t n, m;
+		raw(a, ia, &p, &n);
+		raw(b, ib, &q, &m);
+		return json_value_eq(p, n, q, m);
+	}
+	if ((type != JSON_ARRAY && type != JSON_OBJECT) || depth >= STATEDIFF_MAX_DEPTH ||
+	    a->t[ia].size != b->t[ib].size)
+		return 0;
+	if (type == JSON_ARRAY) {
+		for (uint32_t k = 0, i = (uint32_t)ia + 1, j = (uint32_t)ib + 1; k < a->t[ia].size;
+		     k++, i = a->t[i].next, j = b->t[j].next)
+			if (!equal(a, (int)i, b, (int)j, depth + 1)) return 0;
+		return 1;
+	}
+	if ((uint64_t)a->t[ia].size * b->t[ib].size > PAIRS_MAX) return 0;
+	char name[NAME_MAX_LEN + 1];
+	for (uint32_t k = 0, i = (uint32_t)ib + 1; k < b->t[ib].size; k++, i = b->t[i + 1].next) {
+		ssize_t n = json_str_decode(b->s, b->t, (int)i, name, NAME_MAX_LEN);
+		if (n < 0 || memchr(name, '\0', (size_t)n)) return 0;
+		name[n] = '\0';
+		int va = json_obj_get(a->s, a->t, ia, name);
+		if (va < 0 || !equal(a, va, b, json_obj_get(b->s, b->t, ib, name), depth + 1)) return 0;
+	}
+	/* and each of a's in b (repeated names could hide one) */
+	for (uint32_t k = 0, i = (uint32_t)ia + 1; k < a->t[ia].size; k++, i = a->t[i + 1].next) {
+		ssize_t n = json_str_decode(a->s, a->t, (int)i, name, NAME_MAX_LEN);
+		if (n < 0) return 0;
+		name[n] = '\0';
+		if (json_obj_get(b->s, b->t, ib, name) < 0) return 0;
+	}
+	return 1;
+}
+
 static size_t diff(struct jbuf *out, struct jbuf *path, const struct side *a, int ia, const struct side *b, int ib,
 		   int depth)
 {
 	if (same(a, ia, b, ib)) return 0;
 	if (a->t[ia].type != JSON_OBJECT || b->t[ib].type != JSON_OBJECT || depth >= STATEDIFF_MAX_DEPTH)
-		return whole(out, path, b, ib);
+		return equal(a, ia, b, ib, depth) ? 0 : whole(out, path, b, ib);
 	/* Field by field only when no field disappeared and every name can
 	 * be a path step; otherwise this object goes whole. */
 	if ((uint64_t)a->t[ia].size * b->t[ib].size > PAIRS_MAX || !names_ok(a, ia, b, ib) || !names_ok(b, ib, NULL, 0))
@@ -93,6 +137,20 @@ static size_t diff(struct jbuf *out, struct jbuf *path, const struct side *a, in
 		path->len = base;
 	}
 	return added;
+}
+
+int statediff_equal(const char *x, size_t xl, const char *y, size_t yl)
+{
+	struct json_tok *ta = NULL, *tb = NULL;
+	int eq = xl == yl && memcmp(x, y, xl) == 0;
+	if (!eq && json_parse_alloc(x, xl, JSON_VALIDATE_MAX_DEPTH, &ta) > 0 &&
+	    json_parse_alloc(y, yl, JSON_VALIDATE_MAX_DEPTH, &tb) > 0) {
+		struct side a = { x, ta }, b = { y, tb };
+		eq = equal(&a, 0, &b, 0, 0);
+	}
+	free(ta);
+	free(tb);
+	return eq;
 }
 
 size_t statediff(struct jbuf *out, struct jbuf *path, const char *old, size_t old_len,

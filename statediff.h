@@ -20,4 +20,8 @@
  * was on return). Both are valid JSON texts. Returns the members added. */
 size_t statediff(struct jbuf *out, struct jbuf *path, const char *old, size_t old_len,
 		 const char *nw, size_t new_len);
+/* 1 when two JSON values are the same to a client: strings by content,
+ * arrays element by element, objects whatever their member order and
+ * spacing; numbers and literals by their text. */
+int statediff_equal(const char *a, size_t a_len, const char *b, size_t b_len);
 #endif

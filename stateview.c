@@ -30,6 +30,7 @@ static void view_free(struct state_view *v)
 	struct map_slot *slot;
 	while (map_next(&v->keys, &i, &slot)) lv_value_unref(slot->val);
 	map_free(&v->keys);
+	map_free(&v->removed);
 	lv_value_unref(v->value);
 	free(v->vkey);
 	free(v->chg);
@@ -90,9 +91,7 @@ void view_prepare(struct state_view *v, const struct state_chan *s, uint64_t tic
 {
 	if (v->tick == tick) return;
 	v->tick = tick;
-	/* A channel of unknown shape shows as an empty map: becoming a map
-	 * changes nothing a client holds. */
-	v->shape_changed = (v->shape == SHAPE_NONE ? SHAPE_MAP : v->shape) != (s->shape == SHAPE_NONE ? SHAPE_MAP : s->shape);
+	v->shape_changed = v->shape != s->shape;
 	v->value_changed = v->value != s->value;
 	if (v->ver == s->ver || s->shape == SHAPE_VALUE) return;
 	size_t klen, seen = 0;
@@ -108,6 +107,12 @@ void view_prepare(struct state_view *v, const struct state_chan *s, uint64_t tic
 	struct map_slot *slot;
 	while (map_next(&v->keys, &i, &slot))
 		if (!lvc_get(s->lvc, slot->key, slot->klen)) add_change(v, slot->key, slot->klen, slot->val, NULL);
+}
+
+void view_note_removed(struct state_chan *s, const char *key, size_t klen)
+{
+	for (struct state_view *v = s->views; v; v = v->next)
+		map_put(&v->removed, key, klen, v);   /* out of memory: that late client keeps a stale key */
 }
 
 /* After the tick's messages: the view holds what its clients now hold. */
@@ -126,6 +131,7 @@ void view_apply(struct state_view *v, const struct state_chan *s)
 		free(c->key);
 	}
 	v->nchg = 0;
+	map_free(&v->removed);
 	if (v->value_changed) view_set_value(v, s);
 	v->shape = s->shape;
 	v->ver = s->ver;

@@ -26,6 +26,7 @@ struct state_view {
 	struct lv_value *value;    /* value: a reference, NULL for null */
 	char *vkey;
 	size_t vkey_len;
+	struct map removed;        /* keys the channel lost since the last tick (for late snapshots) */
 	/* this tick's comparison with the channel */
 	uint64_t tick, applied;
 	int shape_changed, value_changed;
@@ -43,6 +44,10 @@ void view_release(struct state_chan *s, uint32_t ms);
 /* Fills v's changes: what differs in s since the view's last apply
  * (values compared by reference; once per tick number). */
 void view_prepare(struct state_view *v, const struct state_chan *s, uint64_t tick);
+/* The channel is about to lose key (a tombstone, or evicted): every view
+ * notes it, since a client whose snapshot came after the last tick may
+ * hold it though the view does not. */
+void view_note_removed(struct state_chan *s, const char *key, size_t klen);
 /* After the tick's messages: the view holds what its clients now hold. */
 void view_apply(struct state_view *v, const struct state_chan *s);
 #endif

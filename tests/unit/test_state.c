@@ -101,8 +101,9 @@ static void test_shapes(void)
 {
 	struct tc a = dial("type=web");
 	ask(a.c, "{\"type\":\"subscribe\",\"channels\":[\"market_data\",\"orders\",\"positions\",\"account\"]}");
-	/* Before any record: a map {}, a list [], a channel of unknown shape {} */
-	CHECK_NEXT(&a, "\"ack\"|\"snapshot\":1:{\"market_data\":{},\"orders\":[],\"positions\":{},\"account\":{}}");
+	/* Before any record: a list [], a channel of unknown shape null (any
+	 * shape may follow; a client creates objects as it applies changes) */
+	CHECK_NEXT(&a, "\"ack\"|\"snapshot\":1:{\"market_data\":null,\"orders\":[],\"positions\":null,\"account\":null}");
 	route("md", "BTC", "{\"p\":1,\"q\":{\"b\":1,\"a\":2}}");
 	route("md", "ETH", "{\"p\":2}");
 	route("acct", NULL, "{\"total\":5}");   /* no key: the account is one value */
@@ -110,10 +111,10 @@ static void test_shapes(void)
 	route("ord", "o2", "{\"id\":\"o2\",\"s\":\"new\"}");
 	route("pos", "BTC", NULL);              /* a tombstone of nothing */
 	tick();
-	/* The first tick after a snapshot: each changed key whole; the
-	 * account's shape became known: whole. */
-	CHECK_NEXT(&a, "\"update\":2:{\"market_data.BTC\":{\"p\":1,\"q\":{\"b\":1,\"a\":2}},\"market_data.ETH\":{\"p\":2},"
-		       "\"orders\":[{\"id\":\"o1\",\"s\":\"new\"},{\"id\":\"o2\",\"s\":\"new\"}],\"account\":{\"total\":5}}");
+	/* Shapes became known: those channels whole. */
+	CHECK_NEXT(&a, "\"update\":2:{\"market_data\":{\"BTC\":{\"p\":1,\"q\":{\"b\":1,\"a\":2}},\"ETH\":{\"p\":2}},"
+		       "\"orders\":[{\"id\":\"o1\",\"s\":\"new\"},{\"id\":\"o2\",\"s\":\"new\"}],\"positions\":{},"
+		       "\"account\":{\"total\":5}}");
 	tick();
 	CHECK_NEXT(&a, "");                      /* nothing changed: nothing sent */
 	route("md", "BTC", "{\"p\":3,\"q\":{\"b\":1,\"a\":2}}");
@@ -271,12 +272,38 @@ static void test_slow(void)
 	peer_init();
 }
 
+/* A client whose snapshot came between two ticks holds keys created since
+ * the last tick: when they go before the next one, it is told (a map
+ * names them null, a list goes whole), though nothing changed for the
+ * clients that never saw them. */
+static void test_late_snapshot(void)
+{
+	struct tc a = dial("type=web&channels=market_data,orders");
+	next(&a);
+	route("md", "early", "1");
+	tick();
+	next(&a);
+	route("md", "gone", "{\"g\":1}");
+	route("ord", "o9", "{\"id\":\"o9\"}");
+	struct tc b = dial("type=web&channels=market_data,orders");
+	const char *snap = next(&b);
+	CHECKF(strstr(snap, "\"gone\":{\"g\":1}") && strstr(snap, "{\"id\":\"o9\"}"), "%s", snap);
+	route("md", "gone", NULL);
+	route("ord", "o9", NULL);
+	tick();
+	CHECK_NEXT(&a, "");                       /* never saw them: nothing */
+	const char *u = next(&b);
+	CHECKF(strstr(u, "\"market_data.gone\":null") && strstr(u, "\"orders\":[") && !strstr(u, "o9"), "%s", u);
+	bye(&a);
+	bye(&b);
+}
+
 /* A channel named with a '.' cannot be a path: its changes come as
  * snapshots. */
 static void test_dotted_channel(void)
 {
 	struct tc a = dial("type=web&channel=a.b");
-	CHECK_NEXT(&a, "\"snapshot\":1:{\"a.b\":{}}");
+	CHECK_NEXT(&a, "\"snapshot\":1:{\"a.b\":null}");
 	route("dots", "k", "1");
 	tick();
 	CHECK_NEXT(&a, "\"snapshot\":2:{\"a.b\":{\"k\":1}}");
@@ -302,6 +329,7 @@ int main(void)
 	test_sharing();
 	test_filters();
 	test_slow();
+	test_late_snapshot();
 	test_dotted_channel();
 	return check_summary("state");
 }

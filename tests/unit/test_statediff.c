@@ -208,6 +208,15 @@ static void test_cases(void)
 	CHECK_DIFF("{\"p\":{\"c\":1}}", "{\"p\":{\"c\":1,\"x.y\":0}}", "{\"ch.k.p\":{\"c\":1,\"x.y\":0}}");
 	/* an escaped name is a name: "\u0061" is "a" */
 	CHECK_DIFF("{\"a\":1}", "{\"\\u0061\":2}", "{\"ch.k.a\":2}");
+	/* the same value written otherwise is no change; another number
+	 * spelling is (MessagePack clients would see another type) */
+	CHECK_DIFF("{\"arr\":[1, \"x\"],\"t\":\"\\u00e9\"}", "{\"arr\":[1,\"x\"],\"t\":\"\xc3\xa9\"}", "{}");
+	CHECK_DIFF("{\"v\":[{\"a\":1,\"b\":[2]}]}", "{\"v\":[{ \"b\":[2] ,\"a\":1}]}", "{}");
+	CHECK_DIFF("[1]", "[ 1 ]", "{}");
+	CHECK_DIFF("{\"n\":1}", "{\"n\":1.0}", "{\"ch.k.n\":1.0}");
+	CHECK_DIFF("{\"v\":[{\"a\":1,\"a\":1}]}", "{\"v\":[{\"a\":1,\"b\":1}]}", "{\"ch.k.v\":[{\"a\":1,\"b\":1}]}");
+	CHECK(statediff_equal("{\"a\":[1,\"x\"]}", 13, "{ \"a\" : [1, \"x\"] }", 18));
+	CHECK(!statediff_equal("[1,2]", 5, "[2,1]", 5));
 	/* several leaves */
 	CHECK_DIFF("{\"a\":1,\"b\":{\"c\":true,\"d\":\"x\"},\"e\":[]}", "{\"a\":2,\"b\":{\"c\":false,\"d\":\"x\"},\"e\":[]}",
 		   "{\"ch.k.a\":2,\"ch.k.b.c\":false}");
