@@ -2,11 +2,14 @@
 # tests/setup.sh - installs what building and testing kbridge needs on a
 # Debian 12 machine, and nothing that is already there. Run by `make demo`
 # and `make test`; needs root (or sudo) only when something is missing.
+# The Go packages build the state-dialect Go client offline
+# (tests/e2e/state/goclient); the npm packages are tests/e2e/package.json's.
 set -eu
 
 PKGS="gcc make clang libclang-rt-14-dev musl-tools libssl-dev zlib1g-dev libzstd-dev
       python3 python3-websockets python3-kafka python3-pytest python3-prometheus-client python3-msgpack kcat
-      curl file procps util-linux openssl chromium"
+      curl file procps util-linux openssl chromium
+      golang-go golang-github-gorilla-websocket-dev golang-github-vmihailenco-msgpack.v5-dev"
 
 missing=""
 for p in $PKGS; do
@@ -15,14 +18,27 @@ done
 # Node may come from elsewhere than Debian (its npm conflicts with Debian's):
 # only install Debian's when there is no node at all.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
-[ -z "$missing" ] && exit 0
 
-echo "setup: installing:$missing"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-export DEBIAN_FRONTEND=noninteractive
-# Update the package lists first only when an install finds them stale.
-$SUDO apt-get install -y --no-install-recommends $missing || {
-	$SUDO apt-get update
-	$SUDO apt-get install -y --no-install-recommends $missing
-}
+if [ -n "$missing" ]; then
+	echo "setup: installing:$missing"
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	export DEBIAN_FRONTEND=noninteractive
+	# Update the package lists first only when an install finds them stale.
+	$SUDO apt-get install -y --no-install-recommends $missing || {
+		$SUDO apt-get update
+		$SUDO apt-get install -y --no-install-recommends $missing
+	}
+fi
+
+# tests/e2e's npm packages (ws, @msgpack/msgpack, playwright-core, which
+# downloads no browser), when one of them is missing.
+e2e=$(dirname "$0")/e2e
+for m in ws @msgpack/msgpack playwright-core; do
+	if [ ! -d "$e2e/node_modules/$m" ]; then
+		echo "setup: npm install in tests/e2e"
+		(cd "$e2e" && npm install --no-audit --no-fund --loglevel=error) ||
+			echo "setup: npm install failed: the tests that run Node will skip"
+		break
+	fi
+done
