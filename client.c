@@ -153,7 +153,7 @@ void client_drop_queued(struct client *c)
 {
 	/* A partly written frame must still go out whole, or the peer's
 	 * framing would break. */
-	while (c->q.count > (c->q.off ? 1u : 0u))
+	while (c->q.count > outq_first_free(&c->q))
 		outq_remove(&c->q, c->q.count - 1);
 }
 
@@ -208,7 +208,7 @@ static int write_queue(struct client *c)
 static void insert_notice(struct client *c)
 {
 	uint64_t total = c->dropped;
-	uint32_t pos = c->q.off ? 1 : 0;
+	uint32_t pos = outq_first_free(&c->q);
 	struct frame *front = outq_at(&c->q, pos);
 	if (front && front->kind == FRAME_NOTICE) {
 		total += front->key_hash;
@@ -257,6 +257,12 @@ static int queue_full(const struct client *c, const struct frame *f)
 	return behind > 0 && behind + f->len > C.max_bytes;
 }
 
+int client_would_wait(const struct client *c, size_t len)
+{
+	struct frame probe = { .len = (uint32_t)(len > UINT32_MAX ? UINT32_MAX : len) };
+	return queue_full(c, &probe);
+}
+
 /* The queue is full and f waits: apply --slow-client. Returns 1 when f may
  * now be queued, 0 when it was consumed (dropped, or the client closed). */
 static int make_room(struct client *c, struct frame *f)
@@ -270,7 +276,7 @@ static int make_room(struct client *c, struct frame *f)
 		client_ws_close(c, WS_CLOSE_POLICY, "slow consumer", CLIENT_LINGER_MS);
 		return 0;
 	}
-	uint32_t i = c->q.off ? 1 : 0;       /* never the partly written head */
+	uint32_t i = outq_first_free(&c->q);   /* never the partly written head */
 	/* conflate: an older queued record of the same channel and key gives
 	 * way to the newest; without one, fall back to drop-oldest. */
 	if (C.slow == SLOW_CONFLATE && f->kind == FRAME_DATA && f->key_hash) {

@@ -33,6 +33,7 @@ enum client_state {
 struct sub;        /* hub.c: one subscription */
 struct conflation; /* conflate.c */
 struct resume;     /* history.c: per-partition resume gates */
+struct state_client; /* state.c: a client of the state dialect */
 
 struct client {
 	int fd;
@@ -47,7 +48,8 @@ struct client {
 		 msgpack : 1,        /* format=msgpack connection */
 		 ws : 1,             /* upgraded: counts toward --max-clients */
 		 ev_out : 1,         /* EPOLLOUT is registered */
-		 snapshots : 1;      /* snapshot=1 or type=tui|web: a snapshot after every subscribe */
+		 snapshots : 1,      /* snapshot=1: a snapshot after every subscribe */
+		 dialect : 1;        /* type=tui|web: the state dialect (state.h) */
 	uint32_t utf8;               /* UTF-8 validator state of the text message in progress */
 
 	unsigned char *rbuf;         /* unconsumed input; NULL when empty */
@@ -68,9 +70,10 @@ struct client {
 
 	const char *why;             /* first reason the connection is ending (static text) */
 	uint64_t stamp;              /* hub.c: last record delivered, against duplicates */
-	uint32_t interval_ms;        /* conflation asked on the upgrade, 0 = none */
+	uint32_t interval_ms;        /* conflation asked on the upgrade, 0 = none; the state dialect's period */
 	struct conflation *cf;       /* conflate.c state, NULL until needed */
 	struct resume *rs;           /* history.c resume state, NULL unless resumed */
+	struct state_client *sc;     /* state.c, NULL unless the state dialect */
 	struct sub *subs;            /* this client's subscriptions (hub.c) */
 	uint32_t nsubs;
 	struct client *flush_next;   /* the server's flush list */
@@ -128,6 +131,9 @@ void client_drop_queued(struct client *c);
  * caller's reference moves in (it is dropped when the client cannot take
  * it, and f may be NULL). Data frames may wait CLIENT_CORK_MS for company. */
 void client_send(struct client *c, struct frame *f);
+/* Whether a message of len bytes would pass c's queue limits now (the
+ * state dialect sends a snapshot later instead of an update then). */
+int  client_would_wait(const struct client *c, size_t len);
 /* Queues past the slow-client limits (a snapshot: dropping one would break
  * the stream's consistency; what follows it stays under the policy). Only
  * to an open WebSocket. */

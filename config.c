@@ -79,6 +79,8 @@ static const struct opt opts[] = {
 	  "in-memory record history for resume, in total", 0, 64 * 1024 * MiB },
 	{ "snapshot-keys", 0, "KBRIDGE_SNAPSHOT_KEYS", NULL, T_INT, "N", "10000",
 	  "keys per channel in the last-value cache for snapshots; beyond it the least recently updated goes (0: off)", 0, 10000000 },
+	{ "state-shape", 0, "KBRIDGE_STATE_SHAPE", NULL, T_LIST, "CHANNEL=SHAPE", NULL,
+	  "shape of a channel's state for type=tui|web clients: map, value or list; repeatable (default: the first record decides)", 0, 0 },
 	{ "ca-file", 0, "KBRIDGE_CA_FILE", NULL, T_STR, "PATH", NULL,
 	  "CA certificates (PEM) for TLS to Kafka; same as -X ssl.ca.location=PATH", 0, 0 },
 	{ "healthcheck", 0, NULL, NULL, T_STR, "URL", NULL,
@@ -328,6 +330,17 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 			for (size_t i = 0; i < c->ntopics; i++) {
 				const char *t = c->topics[i];
 				if (!*t || *t == '=' || *t == ':') { *why = "expected topic[=channel[:type]]"; return -1; }
+			}
+		} else if (!strcmp(n, "state-shape")) {
+			if (from_env) { c->nstate_shapes = 0; push_list(&c->state_shapes, &c->nstate_shapes, v); }
+			else push(&c->state_shapes, &c->nstate_shapes, v);
+			for (size_t i = 0; i < c->nstate_shapes; i++) {
+				const char *eq = strrchr(c->state_shapes[i], '=');
+				if (!eq || eq == c->state_shapes[i] ||
+				    (strcmp(eq, "=map") && strcmp(eq, "=value") && strcmp(eq, "=list"))) {
+					*why = "expected CHANNEL=map, CHANNEL=value or CHANNEL=list";
+					return -1;
+				}
 			}
 		} else {
 			if (!strchr(v, '=') || *v == '=') { *why = "expected key=value"; return -1; }

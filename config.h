@@ -41,6 +41,7 @@ struct config {
 	int headers;                              /* add record headers to envelopes */
 	size_t history;
 	long snapshot_keys;                       /* last-value cache bound per channel */
+	const char **state_shapes; size_t nstate_shapes;   /* "channel=map|value|list" */
 	const char *ca_file;                      /* -> ssl.ca.location */
 	const char *healthcheck;                  /* URL: probe it and exit */
 };

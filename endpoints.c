@@ -137,6 +137,15 @@ static void stats(struct http_out *o)
 	json_key(b, "bytes_out");        json_uint(b, metrics_get(M_BYTES_OUT));
 	json_key(b, "dropped");          json_uint(b, metrics_get(M_DROPPED));
 	json_key(b, "slow_disconnects"); json_uint(b, metrics_get(M_SLOW_DISCONNECTS));
+	uint32_t sc, sg;
+	uint64_t su;
+	src->state_counts(&sc, &sg, &su);
+	json_key(b, "state");
+	json_obj_begin(b);
+	json_key(b, "clients"); json_uint(b, sc);
+	json_key(b, "groups");  json_uint(b, sg);
+	json_key(b, "updates"); json_uint(b, su);
+	json_obj_end(b);
 	json_key(b, "connections");
 	json_obj_begin(b);
 	for (size_t k = 0; k < NCONN; k++) {

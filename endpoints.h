@@ -40,6 +40,8 @@ struct endpoints_sources {
 	int (*lag_next)(size_t *i, const char **tp, int64_t *lag);  /* "topic:partition", -1 unknown */
 	int (*channel_next)(size_t *i, const char **name, uint32_t *subs, uint64_t *seq);
 	size_t (*routes)(const struct route **out);
+	/* the state dialect: its clients, their groups, updates sent */
+	void (*state_counts)(uint32_t *clients, uint32_t *groups, uint64_t *updates);
 };
 
 /* sources must stay valid for the process's life. */

@@ -25,6 +25,7 @@ struct frame *frame_new(size_t len, enum frame_kind kind)
 	if (!f) return NULL;
 	f->refs = 1;
 	f->kind = (uint8_t)kind;
+	f->glued = 0;
 	f->len = (uint32_t)len;
 	f->key_hash = 0;
 	return f;
@@ -96,11 +97,18 @@ struct frame *outq_at(const struct outq *q, uint32_t i)
 	return i < q->count ? q->ring[(q->head + i) % q->cap] : NULL;
 }
 
+uint32_t outq_first_free(const struct outq *q)
+{
+	uint32_t i = q->off ? 1 : 0;
+	while (i && i < q->count && q->ring[(q->head + i) % q->cap]->glued) i++;
+	return i;
+}
+
 int outq_push_front(struct outq *q, struct frame *f)
 {
+	uint32_t pos = outq_first_free(q);
 	if (outq_push(q, f) < 0) return -1;
 	/* Rotate the new tail to position pos by shifting the frames between. */
-	uint32_t pos = q->off ? 1 : 0;
 	for (uint32_t i = q->count - 1; i > pos; i--)
 		q->ring[(q->head + i) % q->cap] = q->ring[(q->head + i - 1) % q->cap];
 	q->ring[(q->head + pos) % q->cap] = f;

@@ -24,6 +24,7 @@ enum frame_kind {
 struct frame {
 	uint32_t refs;         /* UINT32_MAX: static, never freed */
 	uint8_t kind;
+	uint8_t glued;         /* continues the previous frame's WebSocket frame: goes or stays with it */
 	uint32_t len;          /* bytes in data[] */
 	uint64_t key_hash;     /* record key hash for conflation (0: none) */
 	unsigned char data[];
@@ -53,9 +54,12 @@ struct outq {
 /* Appends a reference the queue now owns (the caller's reference moves in).
  * Returns 0, or -1 when out of memory (the reference is then dropped). */
 int outq_push(struct outq *q, struct frame *f);
-/* Inserts right after the frame being written (or at the front when nothing
- * is partly written): used for notices that must precede what follows. */
+/* Inserts at outq_first_free: used for notices that must precede what
+ * follows. */
 int outq_push_front(struct outq *q, struct frame *f);
+/* The first position behind the frame being written: 0 when nothing is
+ * partly written, else past the head and the frames glued to it. */
+uint32_t outq_first_free(const struct outq *q);
 /* Frame at position i (0 = head), or NULL. */
 struct frame *outq_at(const struct outq *q, uint32_t i);
 /* Removes the frame at position i (never the partly written head) and

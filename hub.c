@@ -20,6 +20,7 @@
 #include "lvc.h"
 #include "map.h"
 #include "metrics.h"
+#include "state.h"
 
 struct sublist {
 	struct sub **v;
@@ -30,6 +31,7 @@ struct channel {
 	char *name;
 	uint64_t seq;             /* last seq routed (starts at 1 for the first record) */
 	struct lvc lvc;           /* the last-value cache, for snapshots */
+	struct state_chan st;     /* the state dialect's state (beside the cache) */
 	struct sublist any;       /* subscriptions without a key list */
 	struct map keys;          /* key -> struct sublist *: subscriptions by key */
 	uint32_t nsubs;
@@ -100,6 +102,7 @@ static struct channel *channel_new(const char *name, size_t len)
 		free(ch);
 		return NULL;
 	}
+	state_chan_init(&ch->st, ch->name, &ch->lvc);
 	return ch;
 }
 
@@ -107,6 +110,7 @@ static void channel_free(struct channel *ch)
 {
 	size_t i = 0;
 	struct map_slot *s;
+	state_chan_free(&ch->st);
 	lvc_clear(&ch->lvc);
 	while (map_next(&ch->keys, &i, &s)) {
 		struct sublist *l = s->val;
@@ -151,6 +155,7 @@ int hub_init(const struct config *cfg, char *err, size_t errlen)
 	history_configure(cfg->history, cfg->headers, (uint32_t)cfg->client_queue);
 	if (routes_parse(cfg->topics, cfg->ntopics, &H.routes, err, errlen) < 0) return -1;
 	H.nroutes = cfg->ntopics;
+	if (state_configure(cfg, err, errlen) < 0) return -1;
 	/* Channels a route names exist from the start: they can be subscribed
 	 * to before their first record. A regex route without "=channel"
 	 * names none (each matched topic is its own channel). */
@@ -161,6 +166,15 @@ int hub_init(const struct config *cfg, char *err, size_t errlen)
 		struct channel *ch = map_get(&H.channels, cname, strlen(cname));
 		if (!ch && !(ch = channel_new(cname, strlen(cname)))) { snprintf(err, errlen, "out of memory"); return -1; }
 		ch->fixed = 1;
+	}
+	/* --state-shape may name only channels a route can produce. */
+	for (size_t i = 0; i < cfg->nstate_shapes; i++) {
+		const char *item = cfg->state_shapes[i];
+		size_t nl = (size_t)(strrchr(item, '=') - item);
+		if (!map_get(&H.channels, item, nl) && !route_could_name(H.routes, H.nroutes, item, nl)) {
+			snprintf(err, errlen, "--state-shape: no route produces channel '%.*s'", (int)(nl > 100 ? 100 : nl), item);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -216,19 +230,6 @@ const char *hub_channel_name(const struct channel *ch)
 
 /* ---- subscriptions ------------------------------------------------------- */
 
-void filter_free(struct filter *f)
-{
-	for (uint32_t i = 0; i < f->nkeys; i++) free(f->keys[i]);
-	free(f->keys);
-	for (uint32_t i = 0; i < f->nfields; i++) {
-		free(f->fields[i].name);
-		free(f->fields[i].value);
-	}
-	free(f->fields);
-	free(f->type);
-	memset(f, 0, sizeof(*f));
-}
-
 static void sub_free(struct sub *s)
 {
 	filter_free(&s->f);
@@ -244,7 +245,9 @@ static void sub_detach(struct sub *s)
 		list_del_at(&H.all, s->pos, 1);
 		return;
 	}
-	if (!s->f.keys) {
+	if (s->st) {
+		/* a state-dialect subscription sits in no fan-out list */
+	} else if (!s->f.keys) {
 		list_del_at(&ch->any, s->pos, 1);
 	} else {
 		for (uint32_t i = 0; i < s->f.nkeys; i++) {
@@ -271,7 +274,9 @@ static int sub_attach(struct sub *s)
 		s->pos = H.all.n;
 		return list_add(&H.all, s);
 	}
-	if (!s->f.keys) {
+	if (s->st) {
+		/* a state-dialect subscription sits in no fan-out list */
+	} else if (!s->f.keys) {
 		s->pos = ch->any.n;
 		if (list_add(&ch->any, s) < 0) return -1;
 	} else {
@@ -300,8 +305,8 @@ undo:
 	return 0;
 }
 
-int hub_subscribe(struct client *c, struct channel *ch, struct filter *f, char *spec, size_t spec_len,
-		  uint32_t interval_ms)
+static int subscribe(struct client *c, struct channel *ch, struct filter *f, char *spec, size_t spec_len,
+		     uint32_t interval_ms, int state)
 {
 	struct sub **tail = &c->subs;
 	for (struct sub *s = c->subs; s; s = s->cnext) {
@@ -325,6 +330,7 @@ int hub_subscribe(struct client *c, struct channel *ch, struct filter *f, char *
 	s->spec = spec;
 	s->spec_len = spec_len;
 	s->interval_ms = interval_ms;
+	s->st = state ? &ch->st : NULL;
 	s->f = *f;                       /* the filter's memory moves in */
 	memset(f, 0, sizeof(*f));
 	if (sub_attach(s) < 0) {
@@ -335,6 +341,17 @@ int hub_subscribe(struct client *c, struct channel *ch, struct filter *f, char *
 	*tail = s;
 	c->nsubs++;
 	return 1;
+}
+
+int hub_subscribe(struct client *c, struct channel *ch, struct filter *f, char *spec, size_t spec_len,
+		  uint32_t interval_ms)
+{
+	return subscribe(c, ch, f, spec, spec_len, interval_ms, 0);
+}
+
+int hub_state_subscribe(struct client *c, struct channel *ch, struct filter *f, char *spec, size_t spec_len)
+{
+	return subscribe(c, ch, f, spec, spec_len, 0, 1);
 }
 
 int hub_unsubscribe(struct client *c, struct channel *ch, int all_channels, const char *spec, size_t spec_len)
@@ -371,25 +388,10 @@ static int filter_match(const struct sub *s, struct envelope *e, int check_keys)
 {
 	const struct filter *f = &s->f;
 	const struct record *r = e->r;
-	if (check_keys && f->keys) {
-		if (!r->key) return 0;
-		uint32_t i;
-		for (i = 0; i < f->nkeys; i++)
-			if (strlen(f->keys[i]) == r->key_len && memcmp(f->keys[i], r->key, r->key_len) == 0) break;
-		if (i == f->nkeys) return 0;
-	}
+	if (check_keys && !filter_key_ok(f, r->key, r->key_len)) return 0;
 	if (f->type && strcmp(f->type, e->type) != 0) return 0;
-	for (uint32_t i = 0; i < f->nfields; i++) {
-		const struct field_filter *ff = &f->fields[i];
-		const char *v;
-		size_t vl;
-		/* A field filter needs a JSON object payload with that field. */
-		if (!envelope_is_json(e) ||
-		    !json_top_field(r->value, r->value_len, ff->name, strlen(ff->name), &v, &vl))
-			return 0;
-		if (!ff->any && !json_value_eq(v, vl, ff->value, ff->value_len)) return 0;
-	}
-	return 1;
+	/* Validating the value as JSON is paid only when a field filter asks. */
+	return !f->nfields || filter_fields_ok(f, r->value, r->value_len, envelope_is_json(e));
 }
 
 /* Releases e; a record whose message could not be built for some client
@@ -434,6 +436,7 @@ int hub_route(const struct record *r)
 	/* Validating the value as JSON is paid only where it is needed. */
 	if (r->key && lvc_enabled())
 		lvc_update(&ch->lvc, r->key, r->key_len, r->value, r->value_len, r->value && envelope_is_json(&e));
+	state_record(&ch->st, r, state_wants_json(&ch->st) && r->value && envelope_is_json(&e));
 	history_append(r, e.seq);
 	if (ch->nsubs == 0 && H.all.n == 0) {
 		envelope_done(&e);

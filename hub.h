@@ -13,28 +13,13 @@
 
 #include "client.h"
 #include "config.h"
+#include "filter.h"
 #include "json.h"
 #include "record.h"
 #include "route.h"
 
 struct channel;
-
-/* Field filter: payload top-level field `name` equals the raw JSON `value`
- * (or anything when any = 1). */
-struct field_filter {
-	char *name;
-	char *value;
-	size_t value_len;
-	int any;
-};
-
-struct filter {
-	char **keys;              /* NULL: any key; a list never holds "*" nor twice one key */
-	uint32_t nkeys;
-	struct field_filter *fields;
-	uint32_t nfields;
-	char *type;               /* message type to match (action dialect), NULL: any */
-};
+struct state_chan;
 
 struct sub {
 	struct client *c;
@@ -43,6 +28,7 @@ struct sub {
 	uint32_t pos;             /* index in the list that holds it (unkeyed subs) */
 	char *spec;               /* canonical JSON of the filter fields, for acks and list */
 	uint32_t interval_ms;     /* conflation asked on subscribe, 0 = the client's */
+	struct state_chan *st;    /* the state dialect's: the channel's state; never gets records */
 	size_t spec_len;
 	struct filter f;
 };
@@ -65,6 +51,10 @@ const char *hub_channel_name(const struct channel *ch);   /* "*" for NULL */
  * there, -1 out of memory (f and spec freed either way when not kept). */
 int  hub_subscribe(struct client *c, struct channel *ch, struct filter *f, char *spec, size_t spec_len,
 		   uint32_t interval_ms);
+/* The same for a client of the state dialect (type=tui|web): the
+ * subscription names what state the client sees (state.h) and gets no
+ * records. */
+int  hub_state_subscribe(struct client *c, struct channel *ch, struct filter *f, char *spec, size_t spec_len);
 /* Removes the client's subscriptions on ch (all_channels: on any channel,
  * ch ignored) whose spec equals spec (spec NULL: all of them). Returns how
  * many. */
@@ -74,7 +64,6 @@ void hub_client_gone(struct client *c);
 /* Frees channels no route feeds and nobody subscribes to. Call between
  * requests (the loop's timer tick), never while one is being handled. */
 void hub_gc(void);
-void filter_free(struct filter *f);
 
 /* ---- records -------------------------------------------------------------- */
 

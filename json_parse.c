@@ -354,6 +354,25 @@ int json_parse(const char *s, size_t n, struct json_tok *tok, int maxtok, int ma
 	return w.ntok;
 }
 
+int json_parse_alloc(const char *s, size_t n, int maxdepth, struct json_tok **out)
+{
+	/* A value has at most n / 2 + 2 tokens; start small, grow by 8. */
+	size_t most = n / 2 + 2, cap = 256;
+	int r;
+	*out = NULL;
+	if (most > (size_t)INT32_MAX) return JSON_ETOOMANY;
+	for (;;) {
+		if (cap > most) cap = most;
+		struct json_tok *t = malloc(cap * sizeof(*t));
+		if (!t) return JSON_ETOOMANY;
+		r = json_parse(s, n, t, (int)cap, maxdepth);
+		if (r > 0) { *out = t; return r; }
+		free(t);
+		if (r != JSON_ETOOMANY || cap == most) return r;
+		cap *= 8;
+	}
+}
+
 /* ---- Unescaping ------------------------------------------------------------ */
 
 /* Reads the content of a string that scan_str accepted (no quotes) as

@@ -61,6 +61,12 @@ struct json_tok {
  * maxdepth is clamped to JSON_PARSE_MAX_DEPTH. */
 int json_parse(const char *s, size_t n, struct json_tok *tok, int maxtok, int maxdepth);
 
+/* json_parse into a token array of its own, grown as needed (a long
+ * string is one token, so no array of n / 2 tokens up front). Returns the
+ * count (> 0; *out is malloc'd, the caller frees it) or a negative JSON_E*
+ * code (JSON_ETOOMANY also when out of memory; *out is then NULL). */
+int json_parse_alloc(const char *s, size_t n, int maxdepth, struct json_tok **out);
+
 /* Index of the value of member `key` in object token obj, or -1. When the
  * name repeats, the last one wins (as in json_top_field). */
 int json_obj_get(const char *src, const struct json_tok *tok, int obj, const char *key);

@@ -34,6 +34,7 @@
 #include "proto.h"
 #include "replay.h"
 #include "server.h"
+#include "state.h"
 #include "version.h"
 
 #define TICK_MS 250     /* timer resolution: pings, timeouts, channel gc */
@@ -108,6 +109,7 @@ static const struct endpoints_sources sources = {
 	.lag_next = assign_lag_next,
 	.channel_next = hub_channel_next,
 	.routes = hub_routes,
+	.state_counts = state_counts,
 };
 
 /* Starts everything but the loop. Returns the Kafka wake-up fd, or exits:
@@ -157,7 +159,8 @@ static int next_timeout(int64_t next_tick)
 	int64_t sw = server_next_wake();
 	if (sw < wake) wake = sw;
 	int timeout = (int)(wake > now ? wake - now : 0);
-	int layer[] = { kafka_timeout_ms(), conflate_timeout_ms(now), replay_timeout_ms(), demo_timeout_ms() };
+	int layer[] = { kafka_timeout_ms(), conflate_timeout_ms(now), replay_timeout_ms(), demo_timeout_ms(),
+			state_timeout_ms(now) };
 	for (size_t i = 0; i < sizeof(layer) / sizeof(layer[0]); i++)
 		if (layer[i] >= 0 && layer[i] < timeout) timeout = layer[i];
 	return timeout;
@@ -210,6 +213,7 @@ int main(int argc, char **argv)
 			next_tick = now + TICK_MS;
 		}
 		conflate_service(now);
+		if (state_timeout_ms(now) == 0) state_service(now);
 		server_flush();
 		server_reap();
 		if (server_done()) break;

@@ -8,17 +8,35 @@
 
 #include "utf8.h"
 
-/* How "data" renders a cached value. */
-enum lv_kind { LV_JSON, LV_TEXT, LV_BINARY };
-
 struct lv {
 	struct lv *prev, *next;
 	char *key;                /* raw key bytes (a copy) */
 	size_t key_len;
-	unsigned char *val;       /* raw value bytes (a copy) */
-	size_t val_len;
-	uint8_t kind;             /* enum lv_kind */
+	struct lv_value *val;
+	uint64_t born;            /* the cache's birth number when the key arrived */
 };
+
+struct lv_value *lv_value_new(const void *p, size_t n, int is_json)
+{
+	struct lv_value *v = malloc(sizeof(*v) + (n ? n : 1));
+	if (!v) return NULL;
+	v->refs = 1;
+	v->len = n;
+	if (n) memcpy(v->bytes, p, n);
+	v->kind = is_json ? LV_JSON : utf8_valid(p, n) ? LV_TEXT : LV_BINARY;
+	return v;
+}
+
+struct lv_value *lv_value_ref(struct lv_value *v)
+{
+	if (v) v->refs++;
+	return v;
+}
+
+void lv_value_unref(struct lv_value *v)
+{
+	if (v && --v->refs == 0) free(v);
+}
 
 static uint32_t max_keys;
 
@@ -42,7 +60,7 @@ static void unlink_lv(struct lvc *l, struct lv *e)
 static void free_lv(struct lv *e)
 {
 	free(e->key);
-	free(e->val);
+	lv_value_unref(e->val);
 	free(e);
 }
 
@@ -65,30 +83,28 @@ void lvc_update(struct lvc *l, const void *key, size_t key_len, const void *valu
 	}
 	/* The value is copied before the entry changes: out of memory keeps
 	 * the old value rather than none. */
-	unsigned char *val = malloc(value_len ? value_len : 1);
+	struct lv_value *val = lv_value_new(value, value_len, is_json);
 	if (!val) return;
-	if (value_len) memcpy(val, value, value_len);
 	if (!e) {
 		if (!(e = calloc(1, sizeof(*e))) || !(e->key = malloc(key_len ? key_len : 1))) {
 			free(e);
-			free(val);
+			lv_value_unref(val);
 			return;
 		}
 		memcpy(e->key, key, key_len);
 		e->key_len = key_len;
 		if (map_put(&l->index, e->key, e->key_len, e) < 0) {
 			free_lv(e);
-			free(val);
+			lv_value_unref(val);
 			return;
 		}
+		e->born = ++l->born;
 		l->n++;
 	} else {
 		unlink_lv(l, e);
-		free(e->val);
+		lv_value_unref(e->val);
 	}
 	e->val = val;
-	e->val_len = value_len;
-	e->kind = is_json ? LV_JSON : utf8_valid(value, value_len) ? LV_TEXT : LV_BINARY;
 	/* Newest at the tail; past the bound the least recently updated goes. */
 	e->prev = l->new;
 	if (l->new) l->new->next = e; else l->old = e;
@@ -113,6 +129,7 @@ void lvc_snapshot_json(struct jbuf *b, const struct lvc *l, const char *channel,
 	struct jbuf kb;           /* a key that is not UTF-8, as base64 text */
 	json_init(&kb);
 	for (const struct lv *e = l->old; e; e = e->next) {
+		const struct lv_value *v = e->val;
 		if (utf8_valid(e->key, e->key_len)) {
 			json_keyn(b, e->key, e->key_len);
 		} else {
@@ -122,9 +139,9 @@ void lvc_snapshot_json(struct jbuf *b, const struct lvc *l, const char *channel,
 			json_keyn(b, kb.buf + 1, kb.len - 2);   /* without its quotes */
 			b64k++;
 		}
-		if (e->kind == LV_JSON) json_raw(b, (const char *)e->val, e->val_len);
-		else if (e->kind == LV_TEXT) json_str(b, (const char *)e->val, e->val_len);
-		else { json_base64(b, e->val, e->val_len); b64v++; }
+		if (v->kind == LV_JSON) json_raw(b, (const char *)v->bytes, v->len);
+		else if (v->kind == LV_TEXT) json_str(b, (const char *)v->bytes, v->len);
+		else { json_base64(b, v->bytes, v->len); b64v++; }
 	}
 	json_free(&kb);
 	json_obj_end(b);
@@ -140,13 +157,29 @@ void lvc_snapshot_json(struct jbuf *b, const struct lvc *l, const char *channel,
 		json_key(b, "base64_values");
 		json_arr_begin(b);
 		for (const struct lv *e = l->old; e; e = e->next) {
-			if (e->kind != LV_BINARY) continue;
+			if (e->val->kind != LV_BINARY) continue;
 			if (utf8_valid(e->key, e->key_len)) json_str(b, e->key, e->key_len);
 			else json_base64(b, e->key, e->key_len);
 		}
 		json_arr_end(b);
 	}
 	json_obj_end(b);
+}
+
+const struct lv *lvc_first(const struct lvc *l) { return l->old; }
+const struct lv *lv_next(const struct lv *e) { return e->next; }
+struct lv_value *lv_val(const struct lv *e) { return e->val; }
+uint64_t lv_born(const struct lv *e) { return e->born; }
+
+const struct lv *lvc_get(const struct lvc *l, const void *key, size_t key_len)
+{
+	return map_get(&l->index, key, key_len);
+}
+
+const char *lv_key(const struct lv *e, size_t *len)
+{
+	*len = e->key_len;
+	return e->key;
 }
 
 void lvc_clear(struct lvc *l)

@@ -72,6 +72,39 @@ static void put_str(struct jbuf *o, const void *s, size_t n)
 	json_append(o, s, n);
 }
 
+void mp_put_map(struct jbuf *o, uint32_t n)
+{
+	put_len(o, n, 0x80, 15, 0, 0xde, 0xdf);
+}
+
+void mp_put_str(struct jbuf *o, const char *s, size_t n)
+{
+	put_str(o, s, n);
+}
+
+void mp_put_uint(struct jbuf *o, uint64_t v)
+{
+	put_uint(o, v);
+}
+
+void mp_put_timestamp(struct jbuf *o, int64_t ms)
+{
+	int64_t sec = ms / 1000, msr = ms % 1000;
+	if (msr < 0) { msr += 1000; sec--; }
+	uint64_t nsec = (uint64_t)msr * 1000000u;
+	if (sec >= 0 && (uint64_t)sec < (1ull << 34)) {
+		unsigned char b[10] = { 0xd7, 0xff };      /* fixext 8, type -1 */
+		uint64_t v = nsec << 34 | (uint64_t)sec;
+		for (int i = 0; i < 8; i++) b[2 + i] = (unsigned char)(v >> (8 * (7 - i)));
+		json_append(o, b, 10);
+	} else {
+		unsigned char b[15] = { 0xc7, 12, 0xff };  /* ext 8, 12 bytes, type -1 */
+		for (int i = 0; i < 4; i++) b[3 + i] = (unsigned char)(nsec >> (8 * (3 - i)));
+		for (int i = 0; i < 8; i++) b[7 + i] = (unsigned char)((uint64_t)sec >> (8 * (7 - i)));
+		json_append(o, b, 15);
+	}
+}
+
 /* A JSON number: an integer when it has no fraction or exponent and fits,
  * else a float64 (docs/protocol.md#messagepack). */
 static void put_number(struct jbuf *o, const char *s, size_t n)
@@ -98,21 +131,9 @@ done:
 
 int mp_from_json(struct jbuf *o, const char *json, size_t len)
 {
-	/* A value has at most len / 2 + 2 tokens, but a large record is mostly
-	 * one long string: start small and grow only while tokens run out. */
-	size_t most = len / 2 + 2, cap = 256;
-	if (most > (size_t)INT32_MAX) return -1;
 	struct json_tok *t;
-	int n;
-	for (;;) {
-		if (cap > most) cap = most;
-		if (!(t = malloc(cap * sizeof(*t)))) return -1;
-		n = json_parse(json, len, t, (int)cap, MP_FROM_JSON_MAX_DEPTH);
-		if (n != JSON_ETOOMANY || cap == most) break;
-		free(t);
-		cap *= 8;
-	}
-	if (n <= 0) { free(t); return -1; }
+	int n = json_parse_alloc(json, len, MP_FROM_JSON_MAX_DEPTH, &t);
+	if (n <= 0) return -1;
 
 	size_t mark = o->len;
 	char *tmp = NULL;

@@ -7,6 +7,7 @@
 #ifndef KB_MSGPACK_H
 #define KB_MSGPACK_H
 #include <stddef.h>
+#include <stdint.h>
 
 #include "json.h"
 
@@ -23,6 +24,15 @@
  * length) when the text is not JSON, nests deeper than
  * MP_FROM_JSON_MAX_DEPTH or memory runs out. */
 int mp_from_json(struct jbuf *out, const char *json, size_t len);
+
+/* Writers for messages built piece by piece (the state dialect's, whose
+ * timestamp has no JSON form). */
+void mp_put_map(struct jbuf *out, uint32_t n);            /* a map of n pairs follows */
+void mp_put_str(struct jbuf *out, const char *s, size_t n);
+void mp_put_uint(struct jbuf *out, uint64_t v);
+/* The Timestamp extension (type -1) for ms since the epoch: 64-bit form
+ * when the seconds fit in 34 bits, else the 96-bit one. */
+void mp_put_timestamp(struct jbuf *out, int64_t ms);
 
 /* Appends the JSON form of exactly one MessagePack value. Map keys that are
  * not strings become their JSON text as a string (NaN and infinities:

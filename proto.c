@@ -20,6 +20,7 @@
 #include "json_parse.h"
 #include "log.h"
 #include "replay.h"
+#include "state.h"
 #include "tp.h"
 
 static long max_subscriptions;   /* --max-subscriptions */
@@ -177,21 +178,6 @@ static int take_channels(const struct msg_ctx *m, struct sub_req *r, int require
 	return 0;
 }
 
-/* Adds key k (owned: freed on failure or when already there) to the
- * filter's key list; the hub indexes subscriptions by these keys, so a key
- * must appear once. */
-static int add_key(struct filter *f, char *k)
-{
-	if (!k) return -1;
-	for (uint32_t i = 0; i < f->nkeys; i++)
-		if (strcmp(f->keys[i], k) == 0) { free(k); return 0; }
-	char **nk = realloc(f->keys, (f->nkeys + 1) * sizeof(*nk));
-	if (!nk) { free(k); return -1; }
-	f->keys = nk;
-	f->keys[f->nkeys++] = k;
-	return 0;
-}
-
 /* A field filter: the name unescaped, the value kept as raw JSON text so
  * the hub compares it by JSON equality ("5" is not 5, 1 is 1.0). */
 static int add_field(struct filter *f, const struct msg_ctx *m, int name_tok, int val_tok)
@@ -240,7 +226,7 @@ static int take_native_filter(const struct msg_ctx *m, struct sub_req *r)
 	if (key >= 0) {
 		if (m->tok[key].type != JSON_STRING) goto bad_key;
 		if (is_star(m, key)) any_key = 1;
-		else if (add_key(&r->f, tok_strdup(m, key)) < 0) goto oom;
+		else if (filter_add_key(&r->f, tok_strdup(m, key)) < 0) goto oom;
 		json_key(b, "key");
 		spec_value(b, m, key);
 	}
@@ -251,7 +237,7 @@ static int take_native_filter(const struct msg_ctx *m, struct sub_req *r)
 		for (int i = keys + 1, k = 0; k < (int)m->tok[keys].size; k++, i = (int)m->tok[i].next) {
 			if (m->tok[i].type != JSON_STRING) goto bad_key;
 			if (is_star(m, i)) any_key = 1;
-			else if (add_key(&r->f, tok_strdup(m, i)) < 0) goto oom;
+			else if (filter_add_key(&r->f, tok_strdup(m, i)) < 0) goto oom;
 			spec_value(b, m, i);
 		}
 		json_arr_end(b);
@@ -416,32 +402,10 @@ static void ack(const struct msg_ctx *m, const char *action, const struct sub_re
 	if (removed >= 0) {
 		json_key(&b, "removed");
 		json_int(&b, removed);
-	} else {
+	} else if (!m->c->dialect) {
 		ack_positions(&b, r, rl);
 	}
 	reply_send(m->c, &b);
-}
-
-/* A deep copy of f (*failed set when out of memory): a request naming
- * several channels gives each subscription a filter of its own, since
- * each is freed on its own. */
-static struct filter filter_copy(const struct filter *f, int *failed)
-{
-	struct filter c = { 0 };
-	if (f->type && !(c.type = strdup(f->type))) *failed = 1;
-	for (uint32_t i = 0; i < f->nkeys && !*failed; i++)
-		if (add_key(&c, strdup(f->keys[i])) < 0) *failed = 1;
-	if (f->nfields && !*failed) {
-		if (!(c.fields = calloc(f->nfields, sizeof(*c.fields)))) *failed = 1;
-		for (uint32_t i = 0; i < f->nfields && !*failed; i++) {
-			c.fields[i] = f->fields[i];
-			c.fields[i].name = strdup(f->fields[i].name);
-			c.fields[i].value = strdup(f->fields[i].value);
-			c.nfields++;
-			if (!c.fields[i].name || !c.fields[i].value) *failed = 1;
-		}
-	}
-	return c;
 }
 
 #define RESUME_MAX 256   /* partitions in one resume request */
@@ -527,6 +491,13 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 	static int64_t rlast[RESUME_MAX];
 	int nres = 0;
 	int res_tok = action_dialect ? -1 : json_obj_get(m->src, m->tok, 0, "resume");
+	if (m->c->dialect && (res_tok >= 0 || iv_tok >= 0)) {
+		/* The state dialect's period is the upgrade's; a state has no
+		 * positions to resume from (a snapshot replaces it whole). */
+		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST",
+			    "\"resume\" and \"interval\" do not apply to type=tui|web connections");
+		return;
+	}
 	if (res_tok >= 0 && parse_resume(m, res_tok, rtopics, rparts, rlast, &nres) < 0) return;
 	json_init(&r.spec);
 	if (take_channels(m, &r, !action_dialect) < 0) goto out;
@@ -542,6 +513,7 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 		reply_error(m->c, m->id, m->id_len, "TOO_MANY_SUBSCRIPTIONS", msg);
 		goto out;
 	}
+	int added = 0;
 	for (int i = 0; i < want; i++) {
 		int failed = 0;
 		struct filter f = filter_copy(&r.f, &failed);
@@ -552,13 +524,21 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 			reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "out of memory");
 			goto out;
 		}
-		if (hub_subscribe(m->c, r.all_channels ? NULL : r.chans[i], &f, spec, r.spec.len, interval) < 0) {
+		int rc = m->c->dialect ? hub_state_subscribe(m->c, r.chans[i], &f, spec, r.spec.len) :
+			 hub_subscribe(m->c, r.all_channels ? NULL : r.chans[i], &f, spec, r.spec.len, interval);
+		if (rc < 0) {
 			reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "out of memory");
 			goto out;
 		}
+		added += rc;
 	}
 	struct resume_list rl = { rtopics, rparts, nres };
 	ack(m, "subscribe", &r, -1, &rl);
+	if (m->c->dialect) {
+		/* The state dialect: a new set means a new snapshot, whole. */
+		if (added) state_client_changed(m->c, m->id, m->id_len);
+		goto out;
+	}
 	/* "snapshot":true, or snapshot=1 / type=tui|web on the upgrade (not
 	 * with a resume, whose replay would follow the snapshot unless asked):
 	 * the current state of each channel right after the ack. */
@@ -577,6 +557,10 @@ out:
 /* refresh: a snapshot of the named channels, or of every subscribed one. */
 static void refresh(const struct msg_ctx *m)
 {
+	if (m->c->dialect) {                 /* every subscribed channel, in one snapshot */
+		state_client_snapshot(m->c, m->id, m->id_len);
+		return;
+	}
 	struct sub_req r = { 0 };
 	json_init(&r.spec);
 	if (take_channels(m, &r, 0) < 0) goto out;
@@ -613,6 +597,7 @@ static void unsubscribe(const struct msg_ctx *m, int action_dialect)
 	for (int i = 0; i < r.nchans; i++)
 		removed += hub_unsubscribe(m->c, r.chans[i], 0, spec, r.spec.len);
 	ack(m, "unsubscribe", &r, removed, NULL);
+	if (m->c->dialect && removed) state_client_changed(m->c, m->id, m->id_len);
 out:
 	sub_req_free(&r);
 }
@@ -652,6 +637,10 @@ void proto_handle(const struct msg_ctx *m)
 	}
 	if (tok[t].type != JSON_STRING) {
 		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", ad ? "\"action\" must be a string" : "\"type\" must be a string");
+		return;
+	}
+	if (ad && m->c->dialect) {
+		reply_error(m->c, m->id, m->id_len, "UNKNOWN_TYPE", "type=tui|web connections take \"type\" messages");
 		return;
 	}
 #define IS(word) json_str_eq(src, tok, t, word, sizeof(word) - 1)
@@ -696,12 +685,12 @@ int proto_upgrade_parse(const char *q, size_t qlen, struct upgrade_opts *o, char
 		else { snprintf(err, errlen, "format must be json or msgpack"); return -1; }
 	} else if (n == -2) { snprintf(err, errlen, "query parameter format is badly encoded"); return -1; }
 
-	/* type=tui|web: the Dashboard Server's client types, conflated at
-	 * their refresh rates and given snapshots; interval= overrides. */
+	/* type=tui|web: the Dashboard Server's client types speak the state
+	 * dialect (state.h), one update per 100 or 250 ms; interval= overrides. */
 	n = http_query_param(q, qlen, "type", v, sizeof(v));
 	if (n >= 0) {
-		if (strcmp(v, "tui") == 0) { o->interval_ms = 100; o->snapshot = 1; }
-		else if (strcmp(v, "web") == 0) { o->interval_ms = 250; o->snapshot = 1; }
+		if (strcmp(v, "tui") == 0) { o->state = 1; o->interval_ms = 100; }
+		else if (strcmp(v, "web") == 0) { o->state = 1; o->interval_ms = 250; }
 		else { snprintf(err, errlen, "type must be tui or web"); return -1; }
 	}
 	n = http_query_param(q, qlen, "interval", v, sizeof(v));
@@ -730,6 +719,10 @@ int proto_upgrade_parse(const char *q, size_t qlen, struct upgrade_opts *o, char
 		if (tp_parse(item, strlen(item), o->rtopics[o->nresume], 256, &o->rparts[o->nresume]) < 0) goto bad_resume;
 		o->rlast[o->nresume++] = off;
 	}
+	if (o->nresume && o->state) {
+		snprintf(err, errlen, "resume= does not apply to type=tui|web (a snapshot gives the whole state)");
+		return -1;
+	}
 	if (o->nresume && !o->channels[0]) {
 		snprintf(err, errlen, "resume= needs channel= or channels= to say what to resume");
 		return -1;
@@ -746,6 +739,7 @@ void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 	c->msgpack = (unsigned)o->msgpack;
 	c->interval_ms = (uint32_t)o->interval_ms;
 	c->snapshots = (unsigned)o->snapshot;
+	c->dialect = (unsigned)o->state;
 	char list[PROTO_QUERY_MAX], *save = NULL;
 	memcpy(list, o->channels, sizeof(list));
 	for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
@@ -753,11 +747,13 @@ void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 		struct filter f = { 0 };
 		char *spec = strdup("{}");
 		if (ch && spec && (long)c->nsubs < max_subscriptions) {
-			if (hub_subscribe(c, ch, &f, spec, 2, 0) >= 0 && o->snapshot) send_snapshot(c, ch, NULL, 0);
+			if (c->dialect) hub_state_subscribe(c, ch, &f, spec, 2);
+			else if (hub_subscribe(c, ch, &f, spec, 2, 0) >= 0 && o->snapshot) send_snapshot(c, ch, NULL, 0);
 		} else {
 			free(spec);
 		}
 	}
+	if (c->dialect && c->nsubs) state_client_changed(c, NULL, 0);
 	if (o->nresume) {
 		char err[300];
 		if (start_resume(c, (char (*)[256])o->rtopics, o->rparts, o->rlast, o->nresume, NULL, 0, err, sizeof(err)) < 0)
@@ -767,6 +763,7 @@ void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 
 void proto_client_gone(struct client *c)
 {
+	state_client_gone(c);              /* before its subscriptions go */
 	hub_client_gone(c);
 	conflate_client_gone(c);
 	replay_owner_gone(c);

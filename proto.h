@@ -30,7 +30,8 @@ struct msg_ctx {
 struct upgrade_opts {
 	char channels[PROTO_QUERY_MAX];   /* comma list from channel= / channels= */
 	int msgpack;
-	int interval_ms;                  /* conflation, 0 = none */
+	int interval_ms;                  /* conflation, 0 = none; the state dialect's period */
+	int state;                        /* type=tui|web: the state dialect */
 	int snapshot;
 	int nresume;                      /* resume=TOPIC:PARTITION:OFFSET,... */
 	char rtopics[PROTO_RESUME_MAX][256];

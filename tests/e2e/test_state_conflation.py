@@ -1,5 +1,7 @@
-"""Conflation (docs/protocol.md#conflation): `type=tui` 100 ms, `type=web`
-250 ms, `interval=MS` on the upgrade (#query-parameters); only the newest
+"""Conflation (docs/protocol.md#conflation): `interval=MS` on the upgrade
+(#query-parameters) or on a subscribe (100 ms and 250 ms, the periods the
+Dashboard Server's clients once meant by `type=tui|web`, which now select
+the state dialect, test_state_dialect.py); only the newest
 value of each key per interval, without notice; per client, per channel and
 key; a conflated message carries the `seq` of the record it delivers. And
 the slow-client policy `--slow-client conflate` (#slow_consumer: keep only
@@ -87,8 +89,8 @@ def test_conflation_intervals_newest_wins_no_starvation(mock_kafka, kafka_bridge
     sub = srv.ws()
     ws_subscribe(sub, {"type": "subscribe", "channels": ["cfc", "cf2c"], "interval": 250}, ident="sub")
     sub250 = BulkReader(sub, "subscribe interval 250")
-    web = BulkReader(srv.ws(path="/ws?channel=cfc&type=web"), "type=web")
-    tui = BulkReader(srv.ws(path="/ws?channel=cfc&type=tui"), "type=tui")
+    web = BulkReader(srv.ws(path="/ws?channel=cfc&interval=250&snapshot=1"), "interval=250&snapshot=1")
+    tui = BulkReader(srv.ws(path="/ws?channel=cfc&interval=100&snapshot=1"), "interval=100&snapshot=1")
     time.sleep(0.5)                     # --offset latest
     rate, seconds = 2000, 4.0
     t_start = time.monotonic()
@@ -114,7 +116,7 @@ def test_conflation_intervals_newest_wins_no_starvation(mock_kafka, kafka_bridge
     live_by_seq = {o["seq"]: o for o in live if o["channel"] == "cfc"}
     live2_by_seq = {o["seq"]: o for o in live if o["channel"] == "cf2c"}
 
-    # Unasked snapshots: only type=tui|web (docs/protocol.md#snapshots).
+    # Unasked snapshots: only with snapshot=1 (docs/protocol.md#snapshots).
     for r, want in ((up250, 0), (sub250, 0), (web, 1), (tui, 1)):
         snaps = [o for o in r.controls() if o.get("type") == "snapshot"]
         assert len(snaps) == want, f"{r.name}: {len(snaps)} snapshots, expected {want}"

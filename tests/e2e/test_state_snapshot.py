@@ -1,5 +1,6 @@
 """Last-value cache and snapshots (docs/protocol.md#snapshots): `refresh` ->
-`snapshot`, and `snapshot=1`, `type=tui|web` on the upgrade:
+`snapshot`, and `snapshot=1` on the upgrade (`type=tui|web` select the
+state dialect, whose snapshots are tested in test_state_dialect.py):
 
 - `seq` of a snapshot is the channel's last routed `seq` when it was taken;
   `data` maps each key to its newest `data` (the rules of
@@ -8,7 +9,7 @@
   `base64_keys`; binary values are base64 strings whose keys are listed in
   `base64_values`.
 - `refresh` without a channel: one snapshot per subscribed channel. A snapshot
-  comes unasked only with `"snapshot":true`, `snapshot=1` or `type=tui|web`.
+  comes unasked only with `"snapshot":true` or `snapshot=1`.
 - Consistency with the stream: after a snapshot with seq S, a client gets
   exactly the records with seq > S (nothing at or before S repeated, nothing
   after it missing), so snapshot + later updates = the newest value per key.
@@ -210,11 +211,11 @@ def test_unasked_snapshot_only_when_requested(mock_kafka, kafka_bridge):
         assert s.get("id") == "s" and s["seq"] == 2 and s["data"] == want, s
     no_more(c3)
 
-    # On the upgrade: snapshot=1 (with channels=), type=web, type=tui; plain
-    # channel= does not send one.
+    # On the upgrade: snapshot=1 (with channels=, also beside interval=);
+    # plain channel= does not send one.
     for path, chans in (("/ws?channels=unac,unac2&snapshot=1", {"unac", "unac2"}),
-                        ("/ws?channel=unac&type=web", {"unac"}),
-                        ("/ws?channel=unac2&type=tui", {"unac2"})):
+                        ("/ws?channel=unac&interval=250&snapshot=1", {"unac"}),
+                        ("/ws?channel=unac2&snapshot=true", {"unac2"})):
         w = srv.ws(path=path)
         got = {}
         for _ in chans:
@@ -230,10 +231,9 @@ def test_unasked_snapshot_only_when_requested(mock_kafka, kafka_bridge):
     w = srv.ws(path="/ws?channel=unac&snapshot=0")
     no_more(w)
 
-    # The Dashboard Server clients' way: type=tui (or web, or snapshot=1)
-    # on the upgrade, then subscribe by message: the ack, then a snapshot per
-    # channel; "snapshot":false on that subscribe still wins.
-    for path in ("/ws?type=tui", "/ws?type=web&format=json", "/ws?snapshot=1"):
+    # snapshot=1 on the upgrade, then subscribe by message: the ack, then a
+    # snapshot per channel; "snapshot":false on that subscribe still wins.
+    for path in ("/ws?snapshot=1", "/ws?snapshot=1&format=json", "/ws?interval=100&snapshot=1"):
         w = srv.ws(path=path)
         w.send_json({"type": "subscribe", "channels": ["unac", "unac2"], "id": "d"})
         msgs = [w.recv_json(5) for _ in range(3)]

@@ -25,12 +25,12 @@ LAYERS = [
     ("server", ["server"]),
     ("session", ["session"]),
     ("protocol", ["proto"]),
-    ("routing", ["hub", "envelope", "lvc", "history"]),
+    ("routing", ["hub", "envelope", "lvc", "history", "state", "stateview"]),
     ("kafka", ["kafka", "assign", "replay", "demo"]),
     ("client", ["client", "conflate"]),
     ("observability", ["endpoints", "metrics"]),
-    ("leaves", ["config", "route", "frame", "http", "ws", "json", "json_parse", "msgpack", "utf8",
-                "sha1", "base64", "map", "tp", "clock", "log", "assets", "healthcheck"]),
+    ("leaves", ["config", "route", "filter", "frame", "http", "ws", "json", "json_parse", "msgpack",
+                "statediff", "utf8", "sha1", "base64", "map", "tp", "clock", "log", "assets", "healthcheck"]),
 ]
 
 

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "msgpack.h"
 #include "proto.h"
+#include "state.h"
 
 static const char *const routes[] = {
 	"trades=market:trade_data",
@@ -617,11 +618,15 @@ static void test_upgrade_parse(void)
 	parse_bad("format=xml", "format");
 	parse_bad("format=", "format");
 
-	if (parse_ok("type=tui", &o)) CHECK(o.interval_ms == 100 && o.snapshot == 1);
-	if (parse_ok("type=web", &o)) CHECK(o.interval_ms == 250 && o.snapshot == 1);
-	if (parse_ok("type=tui&interval=5", &o)) CHECK(o.interval_ms == 5 && o.snapshot == 1);
-	if (parse_ok("interval=7&type=web&snapshot=0", &o)) CHECK(o.interval_ms == 7 && o.snapshot == 0);
+	/* type=tui|web: the state dialect, with its period; interval= alone
+	 * is conflation of records. */
+	if (parse_ok("type=tui", &o)) CHECK(o.state == 1 && o.interval_ms == 100);
+	if (parse_ok("type=web", &o)) CHECK(o.state == 1 && o.interval_ms == 250);
+	if (parse_ok("type=tui&interval=5", &o)) CHECK(o.state == 1 && o.interval_ms == 5);
+	if (parse_ok("interval=7&type=web&snapshot=0", &o)) CHECK(o.state == 1 && o.interval_ms == 7 && o.snapshot == 0);
+	if (parse_ok("interval=7", &o)) CHECK(o.state == 0 && o.interval_ms == 7);
 	parse_bad("type=cli", "type");
+	parse_bad("type=web&channel=rx-up&resume=rx-up:0:5", "resume");
 
 	if (parse_ok("interval=0", &o)) CHECK(o.interval_ms == 0);
 	if (parse_ok("interval=3600000", &o)) CHECK(o.interval_ms == 3600000);
@@ -693,26 +698,41 @@ static void test_upgrade_apply(void)
 	}
 	tc_free(&a);
 
-	/* type=tui: conflation at 100 ms and a snapshot after each subscribe. */
+	/* type=tui: the state dialect. A snapshot of every subscribed channel,
+	 * no records, updates at the period's tick, a new snapshot when the
+	 * set changes. */
 	struct tc b = tc_new(0);
 	if (parse_ok("channel=rx-up&type=tui", &o)) {
 		proto_upgrade_apply(b.c, &o);
-		CHECK(b.c->msgpack == 0 && b.c->interval_ms == 100 && b.c->snapshots == 1);
+		CHECK(b.c->msgpack == 0 && b.c->interval_ms == 100 && b.c->dialect == 1);
 		n = peer_recv_json(b.fd, f, 16);
-		CHECKF(n == 1 && f[0].op == WS_OP_TEXT && check_snapshots(f, n, NULL, (const char *const[]){ "rx-up", NULL }, "tui") == 1,
-		       "%d frames", n);
+		CHECKF(n == 1 && pframe_is(&f[0], "type", "\"snapshot\"") && pframe_int(&f[0], "seq") == 1 &&
+		       pframe_is(&f[0], "data", "{\"rx-up\":{\"k\":{\"v\":2}}}"), "%d frames", n);
 		peer_frames_free(f, n);
-		int64_t now = clock_now();
 		route("rx-up", 0, 2, "k", "{\"v\":3}");
-		route("rx-up", 0, 3, "k", "{\"v\":4}");    /* within 100 ms: held */
-		CHECK_OFFS(b.fd, 2);
-		conflate_service(now + 100);
-		CHECK_OFFS(b.fd, 3);
+		route("rx-up", 0, 3, "k", "{\"v\":4}");
+		CHECK_NONE(b.fd);                          /* records are not sent as such */
+		state_service(clock_now() + 100);
+		n = peer_recv_json(b.fd, f, 16);
+		/* The first tick after a snapshot sends changed keys whole. */
+		CHECKF(n == 1 && pframe_is(&f[0], "type", "\"update\"") && pframe_int(&f[0], "seq") == 2 &&
+		       pframe_is(&f[0], "changes", "{\"rx-up.k\":{\"v\":4}}"), "%d frames: %s", n, n ? f[0].data : "");
+		peer_frames_free(f, n);
+		route("rx-up", 0, 4, "k", "{\"v\":5}");
+		state_service(clock_now() + 200);
+		n = peer_recv_json(b.fd, f, 16);
+		CHECKF(n == 1 && pframe_int(&f[0], "seq") == 3 && pframe_is(&f[0], "changes", "{\"rx-up.k.v\":5}"),
+		       "%d frames: %s", n, n ? f[0].data : "");
+		peer_frames_free(f, n);
+		state_service(clock_now() + 300);         /* nothing changed: nothing sent */
+		CHECK_NONE(b.fd);
 		ask(b.c, "{\"type\":\"subscribe\",\"channel\":\"misc\",\"id\":2}");
 		n = peer_recv_json(b.fd, f, 16);
-		CHECKF(n == 2 && pframe_is(&f[0], "type", "\"ack\"") &&
-		       check_snapshots(f, n, "2", (const char *const[]){ "misc", NULL }, "tui subscribe") == 1, "%d frames", n);
+		CHECKF(n == 2 && pframe_is(&f[0], "type", "\"ack\"") && pframe_is(&f[1], "type", "\"snapshot\"") &&
+		       pframe_int(&f[1], "seq") == 4 && pframe_is(&f[1], "id", "2") &&
+		       pframe_is(&f[1], "data", "{\"rx-up\":{\"k\":{\"v\":5}},\"misc\":{\"other\":1}}"), "%d frames", n);
 		peer_frames_free(f, n);
+		ask_error(&b, "{\"type\":\"subscribe\",\"channel\":\"misc\",\"resume\":{\"misc:0\":1}}", "BAD_REQUEST", NULL, NULL);
 	}
 	tc_free(&b);
 

@@ -1,0 +1,74 @@
+/* filter.c - subscription filters (filter.h). */
+#include "filter.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_parse.h"
+
+int filter_add_key(struct filter *f, char *k)
+{
+	if (!k) return -1;
+	for (uint32_t i = 0; i < f->nkeys; i++)
+		if (strcmp(f->keys[i], k) == 0) { free(k); return 0; }
+	char **nk = realloc(f->keys, (f->nkeys + 1) * sizeof(*nk));
+	if (!nk) { free(k); return -1; }
+	f->keys = nk;
+	f->keys[f->nkeys++] = k;
+	return 0;
+}
+
+struct filter filter_copy(const struct filter *f, int *failed)
+{
+	struct filter c = { 0 };
+	if (f->type && !(c.type = strdup(f->type))) *failed = 1;
+	for (uint32_t i = 0; i < f->nkeys && !*failed; i++)
+		if (filter_add_key(&c, strdup(f->keys[i])) < 0) *failed = 1;
+	if (f->nfields && !*failed) {
+		if (!(c.fields = calloc(f->nfields, sizeof(*c.fields)))) *failed = 1;
+		for (uint32_t i = 0; i < f->nfields && !*failed; i++) {
+			c.fields[i] = f->fields[i];
+			c.fields[i].name = strdup(f->fields[i].name);
+			c.fields[i].value = strdup(f->fields[i].value);
+			c.nfields++;
+			if (!c.fields[i].name || !c.fields[i].value) *failed = 1;
+		}
+	}
+	return c;
+}
+
+void filter_free(struct filter *f)
+{
+	for (uint32_t i = 0; i < f->nkeys; i++) free(f->keys[i]);
+	free(f->keys);
+	for (uint32_t i = 0; i < f->nfields; i++) {
+		free(f->fields[i].name);
+		free(f->fields[i].value);
+	}
+	free(f->fields);
+	free(f->type);
+	memset(f, 0, sizeof(*f));
+}
+
+int filter_key_ok(const struct filter *f, const void *key, size_t key_len)
+{
+	if (!f->keys) return 1;
+	if (!key) return 0;
+	for (uint32_t i = 0; i < f->nkeys; i++)
+		if (strlen(f->keys[i]) == key_len && memcmp(f->keys[i], key, key_len) == 0) return 1;
+	return 0;
+}
+
+int filter_fields_ok(const struct filter *f, const void *value, size_t value_len, int is_json)
+{
+	for (uint32_t i = 0; i < f->nfields; i++) {
+		const struct field_filter *ff = &f->fields[i];
+		const char *v;
+		size_t vl;
+		/* A field filter needs a JSON object payload with that field. */
+		if (!is_json || !json_top_field(value, value_len, ff->name, strlen(ff->name), &v, &vl))
+			return 0;
+		if (!ff->any && !json_value_eq(v, vl, ff->value, ff->value_len)) return 0;
+	}
+	return 1;
+}
