@@ -597,6 +597,36 @@ def test_plan_clients_refresh_and_unsubscribe(mock_kafka, kafka_bridge):
         c.stop()
 
 
+@pytest.mark.parametrize("account_shape", ["first-record", "value"])
+def test_plan_page_code_runs_from_the_first_snapshot(mock_kafka, kafka_bridge, account_shape):
+    """What the plan's page does with the state on every snapshot and
+    update (state.account.total_balance.toFixed(2) when state.account is
+    truthy; the sum of Object.values(state.positions)' unrealized_pnl when
+    state.positions is truthy) throws nothing, from the snapshot taken
+    before any record on: the plan's routes with account's shape left to
+    its first (null-key) record, or given as value."""
+    need_node()
+    mk = mock_kafka({"md": 1, "ord": 1, "pos": 1, "acct": 1})
+    extra = ["--state-shape", "account=value"] if account_shape == "value" else []
+    srv = kafka_bridge(mk, *PLAN_ROUTES, *extra)
+    c = node_client(srv.port, f"node-page-{account_shape}")
+    deadline = time.monotonic() + 10
+    while c.report()["snapshots"] < 1:
+        assert time.monotonic() < deadline, "no snapshot"
+        time.sleep(0.05)
+    model = Model({"orders": "list"})
+    feed = PlanFeed(mk, model, seed=99)
+    feed.run(80)
+    for ch in PLAN_CHANNELS:
+        wait_channel_seq(srv.port, ch, model.count.get(ch, 0))
+    rep = wait_proc_state(c, "state", model.full(PLAN_CHANNELS), model.shape)
+    c.stop()
+    check_proc_report(rep, c.name)
+    assert rep["ui_errors"] == 0, f"the plan's page code threw {rep['ui_errors']} times: {rep['problems'][:3]}"
+    assert rep["ui"].get("balance") == "$%.2f" % model.state("account")["total_balance"], rep["ui"]
+    assert "pnl" in rep["ui"], rep["ui"]
+
+
 # ---------------------------------------------------------------- (b) raw clients, scripted
 
 SCRIPT_ROUTES = ["-t", "tm=m", "-t", "tv=v", "-t", "tl=l",
@@ -1086,12 +1116,13 @@ def test_slow_client_gets_fresh_snapshot(mock_kafka, kafka_bridge):
             got.append(json.loads(payload) if op == OP_TEXT else msgpack.unpackb(payload, raw=False))
         model = Model(SCRIPT_SHAPES)
         r = random.Random(11)
-        blob = "".join(r.choice("abcdefghij") for _ in range(20000))
-        for i in range(600):
+        # About 12 MB of changes: more than the kernel's socket buffers take.
+        blob = "".join(r.choice("abcdefghij") for _ in range(50000))
+        for i in range(500):
             key = "k%d" % (i % 40)
             ch = "m" if i % 10 else "l"
-            off = r.randrange(0, 10000)
-            produce(mk, model, TOPIC[ch], ch, key, {"i": i, "blob": blob[off:off + 6000], "n": {"x": i}})
+            off = r.randrange(0, 25000)
+            produce(mk, model, TOPIC[ch], ch, key, {"i": i, "blob": blob[off:off + 24000], "n": {"x": i}})
             if i % 20 == 0:
                 mk.flush()
                 time.sleep(0.03)

@@ -19,7 +19,11 @@
 //   {"event":"final","state":...,"snapshots":N,"updates":N,"decode_errors":N,
 //    "apply_errors":N,"seqs":[...],"types":{type:count},"timestamps":{kind:count},
 //    "errors":[error messages],"problems":[first few decode/apply problems],
-//    "closed":null|{code,reason},"open":bool}
+//    "ui_errors":N,"ui":{"balance":..,"pnl":..},"closed":null|{code,reason},"open":bool}
+// After each snapshot and update it runs what the plan's page does with the
+// state (the balance of state.account, the sum of the positions'
+// unrealized_pnl, each only when that channel is truthy); an exception
+// there counts in ui_errors.
 'use strict';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
@@ -43,6 +47,7 @@ const useJson = /[?&]format=json(&|$)/.test(url);
 const report = {
   event: 'final', state: {}, snapshots: 0, updates: 0, decode_errors: 0, apply_errors: 0,
   seqs: [], types: {}, timestamps: {}, errors: [], problems: [], closed: null, open: false,
+  ui_errors: 0, ui: {},
 };
 function problem(what) {
   if (report.problems.length < 20) report.problems.push(String(what).slice(0, 500));
@@ -51,20 +56,39 @@ function problem(what) {
 
 // The plan's client, method for method.
 class DashboardClient {
-  constructor() { this.currentState = {}; }
+  constructor() { this.currentState = {}; this.onStateUpdate = undefined; }
 
   handleMessage(message) {
     switch (message.type) {
       case 'snapshot':
-        if (message.data) this.currentState = message.data;
+        if (message.data) {
+          this.currentState = message.data;
+          this.notifyUpdate();
+        }
         break;
       case 'update':
-        if (message.changes) this.applyChanges(message.changes);
+        if (message.changes) {
+          this.applyChanges(message.changes);
+          this.notifyUpdate();
+        }
         break;
       case 'error':
         break;
     }
   }
+
+  notifyUpdate() {
+    if (this.onStateUpdate) {
+      try {
+        this.onStateUpdate(this.currentState);
+      } catch (e) {
+        report.ui_errors++;
+        problem(`ui: ${e.message}: ${JSON.stringify(this.currentState).slice(0, 300)}`);
+      }
+    }
+  }
+
+  onUpdate(callback) { this.onStateUpdate = callback; }
 
   applyChanges(changes) {
     for (const [path, value] of Object.entries(changes)) {
@@ -89,6 +113,16 @@ class DashboardClient {
 }
 
 const client = new DashboardClient();
+// What the plan's page does on every state change.
+client.onUpdate((state) => {
+  if (state.account) {
+    report.ui.balance = `$${state.account.total_balance.toFixed(2)}`;
+  }
+  if (state.positions) {
+    const totalPnl = Object.values(state.positions).reduce((sum, pos) => sum + pos.unrealized_pnl, 0);
+    report.ui.pnl = `$${totalPnl.toFixed(2)}`;
+  }
+});
 const ws = new WebSocket(url);
 ws.binaryType = 'arraybuffer';
 
