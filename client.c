@@ -254,7 +254,15 @@ static int queue_full(const struct client *c, const struct frame *f)
 	if (c->q.count == 0) return 0;
 	if (c->q.count >= C.max_messages) return 1;
 	size_t behind = c->q.bytes - (outq_at(&c->q, 0)->len - c->q.off);
-	return behind > 0 && behind + f->len > C.max_bytes;
+	if (behind + f->len <= C.max_bytes) return 0;
+	/* Over the bytes: full unless all that waits is what the policy never
+	 * drops (a SLOW_CONSUMER notice, a ping): f is then the lone waiting
+	 * message, and the newest record still reaches a stalled client. */
+	for (uint32_t i = 1; i < c->q.count; i++) {
+		uint8_t k = outq_at(&c->q, i)->kind;
+		if (k == FRAME_DATA || k == FRAME_REPLY) return 1;
+	}
+	return 0;
 }
 
 int client_would_wait(const struct client *c, size_t len)

@@ -366,7 +366,13 @@ static void test_buffer_limit(void)
 	CHECK(c->q.count == 2 && c->dropped == 0);
 	client_send(c, big(200002, 0));
 	CHECK(c->q.count == 2 && c->dropped == 1 && behind(c) == 200002 + 10);
-	CHECK_RX(c, fd, "BIG200000,N1,BIG200002");
+	/* The notice now waits behind the head too: it is not a message the
+	 * policy can drop, so the newest big frame still takes the waiting
+	 * place (the newest record reaches a stalled client). */
+	CHECK(client_write(c) == 0 && c->q.count == 3 && outq_at(&c->q, 1)->kind == FRAME_NOTICE);
+	client_send(c, big(200003, 0));
+	CHECK(c->q.count == 3 && c->dropped == 1);
+	CHECK_RX(c, fd, "BIG200000,N2,BIG200003");
 	bye(c, fd);
 }
 
