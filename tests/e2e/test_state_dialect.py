@@ -837,6 +837,32 @@ def test_empty_shapes_and_first_record_decides(mock_kafka, kafka_bridge):
     c.check()
 
 
+def test_channel_name_with_a_dot(mock_kafka, kafka_bridge):
+    """A channel whose name holds '.' cannot be named by a path: its
+    changes come as fresh snapshots, at most one per period, and the state
+    stays exact; a channel without a dot beside it still gets updates."""
+    mk = mock_kafka({"td": 1, "tm": 1})
+    srv = kafka_bridge(mk, "-t", "td=prices.eu", "-t", "tm=m")
+    shapes = {"prices.eu": "map", "m": "map"}
+    c = StateClient(srv, "type=tui&format=msgpack", "msgpack")
+    c.subscribe(["prices.eu", "m"])
+    c.wait_count("snapshot", 1)
+    model = Model(shapes)
+    for i in range(30):
+        produce(mk, model, "td", "prices.eu", f"k{i % 4}", {"p": i, "n": {"q": i % 3}})
+        produce(mk, model, "tm", "m", f"k{i % 3}", {"p": i})
+        time.sleep(0.02)
+    mk.flush()
+    c.wait_state(model.full(["prices.eu", "m"]), shapes)
+    d = c.check()
+    times = [t for t, _, _, o in c.msgs() if o.get("type") in DIALECT]
+    assert min(b - a for a, b in zip(times, times[1:])) >= 0.05, "more than one message per period"
+    for o in d:
+        if o["type"] == "update":
+            bad = [p for p in o["changes"] if p.startswith("prices")]
+            assert not bad, f"paths for a channel with a dot: {bad}"
+
+
 def test_subscribe_between_ticks(mock_kafka, kafka_bridge):
     """A client that subscribes between two ticks ends in the exact state,
     also when what its snapshot holds is undone before the tick (the
@@ -979,8 +1005,10 @@ def test_seq_per_connection_when_frames_are_shared(mock_kafka, kafka_bridge):
 
 def test_keys_filter_restricts_state(mock_kafka, kafka_bridge):
     """`keys` on the subscribe restricts the state to those keys, for a map
-    and for a list (which keeps its first-appearance order); a second
-    client without filters sees everything."""
+    and for a list (which keeps its first-appearance order); a field
+    `filter` to the keys whose value matches (a key whose value stops
+    matching disappears as if deleted); a client without filters sees
+    everything."""
     mk = mock_kafka({"tm": 1, "tv": 1, "tl": 1})
     srv = kafka_bridge(mk, *SCRIPT_ROUTES)
     keys = ["A", "C.c", "E"]
@@ -988,21 +1016,25 @@ def test_keys_filter_restricts_state(mock_kafka, kafka_bridge):
     f.subscribe(["m", "l"], keys=keys)
     u = StateClient(srv, "type=tui&format=json", "unfiltered")
     u.subscribe(["m", "l"])
-    for c in (f, u):
+    ff = StateClient(srv, "type=web&format=json", "field-filtered")
+    ff.subscribe(["m"], filter={"st": "open"})
+    for c in (f, u, ff):
         c.wait_count("snapshot", 1)
     mf, mu = Model(SCRIPT_SHAPES), Model(SCRIPT_SHAPES)
     r = random.Random(5)
     for i in range(150):
         ch = r.choice(["m", "l"])
         key = r.choice(["A", "B", "C.c", "D", "E"])
-        value = TOMB if r.random() < 0.1 else {"i": i, "n": {"x": r.randint(0, 3)}}
+        value = TOMB if r.random() < 0.1 else {"i": i, "st": r.choice(["open", "closed", 1]),
+                                                "n": {"x": r.randint(0, 3)}}
         produce(mk, mf, TOPIC[ch], ch, key, value, keys=keys)
         mu.add(ch, key, value)
         time.sleep(r.choice([0, 0.01]))
     mk.flush()
     f.wait_state(mf.full(["m", "l"]), SCRIPT_SHAPES)
     u.wait_state(mu.full(["m", "l"]), SCRIPT_SHAPES)
-    for c in (f, u):
+    ff.wait_state({"m": {k: v for k, v in mu.state("m").items() if v.get("st") == "open"}}, SCRIPT_SHAPES)
+    for c in (f, u, ff):
         c.check()
     f.send({"type": "refresh"})
     f.wait_count("snapshot", 2)
