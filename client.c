@@ -267,8 +267,12 @@ static int queue_full(const struct client *c, const struct frame *f)
 
 int client_would_wait(const struct client *c, size_t len)
 {
-	struct frame probe = { .len = (uint32_t)(len > UINT32_MAX ? UINT32_MAX : len) };
-	return queue_full(c, &probe);
+	/* The bytes alone: the state dialect's messages are never dropped by
+	 * the policy, so they would never count as droppable. */
+	if (c->q.count == 0) return 0;
+	if (c->q.count >= C.max_messages) return 1;
+	size_t behind = c->q.bytes - (outq_at(&c->q, 0)->len - c->q.off);
+	return behind > 0 && behind + len > C.max_bytes;
 }
 
 /* The queue is full and f waits: apply --slow-client. Returns 1 when f may

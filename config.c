@@ -56,7 +56,7 @@ static const struct opt opts[] = {
 	{ "ping-interval", 0, "KBRIDGE_PING_INTERVAL", NULL, T_SECS, "S", "30",
 	  "seconds between server pings; clients silent for twice this are dropped (0: off)", 0, 86400 },
 	{ "allow-origin", 0, "KBRIDGE_ALLOW_ORIGIN", NULL, T_SPECIAL, "LIST", "*",
-	  "comma-separated Origin values allowed to upgrade, or *", 0, 0 },
+	  "comma-separated Origin values allowed to upgrade and to read the JSON endpoints (CORS), or *", 0, 0 },
 	{ "demo", 0, "KBRIDGE_DEMO", NULL, T_BOOL, NULL, NULL,
 	  "run an embedded mock Kafka cluster with a market-data producer", 0, 0 },
 	{ "demo-rate", 0, "KBRIDGE_DEMO_RATE", NULL, T_INT, "N", "20",

@@ -1,9 +1,11 @@
 /* endpoints.c - the plain HTTP endpoints (endpoints.h; docs/operations.md
  * for what each reports): /health, /ready, /stats and /ws/stats, /metrics
- * (Prometheus text format 0.0.4), /docs and /asyncapi.json (from the live
- * routes) and the console at /. Each fills a status and a body; none does
- * I/O. Counters come from metrics.c; live state of the layers above
- * (clients, channels, Kafka) through the sources given to endpoints_init. */
+ * (Prometheus text format 0.0.4), /docs, /asyncapi.json and /openapi.json
+ * (openapi.c; from the live routes and configuration) and the console at /.
+ * One table says which paths exist and which of them pages of other
+ * origins may read. Each fills a status and a body; none does I/O.
+ * Counters come from metrics.c; live state of the layers above (clients,
+ * channels, Kafka) through the sources given to endpoints_init. */
 #include "endpoints.h"
 
 #include <stdarg.h>
@@ -12,15 +14,18 @@
 
 #include "assets.h"
 #include "metrics.h"
+#include "openapi.h"
 #include "tp.h"
 #include "version.h"
 
 #define STATS_CLIENTS_MAX 100   /* per-client summaries in /stats */
 
 static const struct endpoints_sources *src;
+static const struct config *conf;
 
-void endpoints_init(const struct endpoints_sources *sources)
+void endpoints_init(const struct config *cfg, const struct endpoints_sources *sources)
 {
+	conf = cfg;
 	src = sources;
 }
 
@@ -75,8 +80,9 @@ static const struct { enum metric m; const char *stats_key, *label; } conn_resul
 
 /* ---- JSON endpoints ------------------------------------------------------------ */
 
-static void health(struct http_out *o)
+static void health(struct http_out *o, const struct http_request *req)
 {
+	(void)req;
 	struct jbuf *b = &o->body;
 	o->status = 200;
 	json_obj_begin(b);
@@ -87,8 +93,9 @@ static void health(struct http_out *o)
 	json_obj_end(b);
 }
 
-static void ready(struct http_out *o)
+static void ready(struct http_out *o, const struct http_request *req)
 {
+	(void)req;
 	struct jbuf *b = &o->body;
 	int ok = src->kafka_ready();
 	o->status = ok ? 200 : 503;
@@ -98,8 +105,9 @@ static void ready(struct http_out *o)
 	json_obj_end(b);
 }
 
-static void stats(struct http_out *o)
+static void stats(struct http_out *o, const struct http_request *req)
 {
+	(void)req;
 	struct jbuf *b = &o->body;
 	const char *name;
 	uint32_t subs;
@@ -188,8 +196,9 @@ static void metric_head(struct jbuf *b, const char *name, const char *type, cons
 	appendf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void metrics(struct http_out *o)
+static void metrics(struct http_out *o, const struct http_request *req)
 {
+	(void)req;
 	struct jbuf *b = &o->body;
 	const char *name;
 	uint32_t subs;
@@ -280,8 +289,9 @@ static void routes_html(struct jbuf *b)
 	LIT(b, "</tbody></table>\n");
 }
 
-static void docs(struct http_out *o)
+static void docs(struct http_out *o, const struct http_request *req)
 {
+	(void)req;
 	struct asset a = asset_docs();
 	const char *page = (const char *)a.data;
 	static const char mark[] = "<!--ROUTES-->";
@@ -408,30 +418,75 @@ static void asyncapi(struct http_out *o, const struct http_request *req)
 	json_obj_end(b);
 }
 
-static void console(struct http_out *o)
+static void console(struct http_out *o, const struct http_request *req)
 {
+	(void)req;
 	struct asset a = asset_console();
 	o->status = 200;
 	o->ctype = "text/html; charset=utf-8";
 	json_append(&o->body, a.data, a.len);
 }
 
+static void openapi(struct http_out *o, const struct http_request *req)
+{
+	const struct http_header *host = http_header_get(req, "Host");
+	struct openapi_input in = { .cfg = conf, .host = host ? host->value : NULL, .host_len = host ? host->value_len : 0 };
+	in.nroutes = src->routes(&in.routes);
+	o->status = 200;
+	openapi_write(&o->body, &in);
+}
+
+/* ---- the table ---------------------------------------------------------------------- */
+
+#define METHODS "GET, HEAD, OPTIONS"
+
+static const struct endpoint {
+	const char *path;
+	void (*answer)(struct http_out *o, const struct http_request *req);
+	int cors;           /* JSON or text: pages of other origins may read it */
+	int newline;        /* a JSON body, ended with a newline */
+} endpoints[] = {
+	{ "/health",        health,   1, 1 },
+	{ "/ready",         ready,    1, 1 },
+	{ "/stats",         stats,    1, 1 },
+	{ "/ws/stats",      stats,    1, 1 },
+	{ "/metrics",       metrics,  1, 0 },
+	{ "/asyncapi.json", asyncapi, 1, 1 },
+	{ "/openapi.json",  openapi,  1, 1 },
+	{ "/docs",          docs,     0, 0 },
+	{ "/",              console,  0, 0 },
+	{ "/index.html",    console,  0, 0 },
+};
+
+static const struct endpoint *find(const struct http_request *req)
+{
+	for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++)
+		if (http_path_is(req, endpoints[i].path)) return &endpoints[i];
+	return NULL;
+}
+
+int endpoints_find(const struct http_request *req, struct endpoint_info *info)
+{
+	const struct endpoint *e = find(req);
+	if (!e) return -1;
+	info->methods = METHODS;
+	info->cors = e->cors;
+	return 0;
+}
+
 void endpoints_handle(const struct http_request *req, struct http_out *o)
 {
+	const struct endpoint *e = find(req);
 	json_init(&o->body);
-	if (http_path_is(req, "/health")) health(o);
-	else if (http_path_is(req, "/ready")) ready(o);
-	else if (http_path_is(req, "/stats") || http_path_is(req, "/ws/stats")) stats(o);
-	else if (http_path_is(req, "/metrics")) { metrics(o); return; }
-	else if (http_path_is(req, "/docs")) { docs(o); return; }
-	else if (http_path_is(req, "/asyncapi.json")) asyncapi(o, req);
-	else if (http_path_is(req, "/") || http_path_is(req, "/index.html")) { console(o); return; }
-	else {
-		o->status = 404;
-		json_obj_begin(&o->body);
-		json_key(&o->body, "error");
-		json_cstr(&o->body, "not found");
-		json_obj_end(&o->body);
+	if (e) {
+		e->answer(o, req);
+		if (e->newline) LIT(&o->body, "\n");
+		return;
 	}
+	o->status = 404;
+	json_obj_begin(&o->body);
+	json_key(&o->body, "error");
+	json_cstr(&o->body, "not found");
+	json_obj_end(&o->body);
 	LIT(&o->body, "\n");
 }

@@ -1,6 +1,7 @@
 /* endpoints.h - the plain HTTP endpoints (docs/operations.md): /health,
- * /ready, /stats, /metrics, /docs, /asyncapi.json and the console. Each
- * request fills a status and a body; the session layer sends them. The
+ * /ready, /stats, /metrics, /docs, /asyncapi.json, /openapi.json and the
+ * console. Each request fills a status and a body; the session layer sends
+ * them, and asks first what a path is (OPTIONS, CORS). The
  * live state of layers above this one (clients, channels, Kafka) is read
  * through sources registered once at start-up; counters come from
  * metrics.c. */
@@ -9,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "http.h"
 #include "json.h"
 #include "route.h"
@@ -44,8 +46,19 @@ struct endpoints_sources {
 	void (*state_counts)(uint32_t *clients, uint32_t *groups, uint64_t *updates);
 };
 
-/* sources must stay valid for the process's life. */
-void endpoints_init(const struct endpoints_sources *sources);
+/* cfg and sources must stay valid for the process's life. */
+void endpoints_init(const struct config *cfg, const struct endpoints_sources *sources);
+
+/* What a path is, before it is answered. */
+struct endpoint_info {
+	const char *methods;   /* what Allow and a preflight's answer list */
+	int cors;              /* JSON or text: pages of other origins may read it
+	                        * (docs/protocol.md#cors); the HTML pages may not */
+};
+
+/* 0 and *info for a path endpoints_handle answers, -1 for one it answers
+ * with 404. */
+int endpoints_find(const struct http_request *req, struct endpoint_info *info);
 
 /* GET/HEAD of a non-WebSocket path. */
 void endpoints_handle(const struct http_request *req, struct http_out *out);

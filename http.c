@@ -227,6 +227,7 @@ const char *http_reason(int status)
 	switch (status) {
 	case 101: return "Switching Protocols";
 	case 200: return "OK";
+	case 204: return "No Content";
 	case 400: return "Bad Request";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
@@ -244,14 +245,24 @@ const char *http_reason(int status)
 int http_format_head(char *out, size_t cap, int status, const char *content_type,
 		     size_t content_length, int keep_alive, const char *extra)
 {
-	int n = snprintf(out, cap,
-			 "HTTP/1.1 %d %s\r\n"
-			 "Content-Type: %s\r\n"
-			 "Content-Length: %zu\r\n"
-			 "Connection: %s\r\n"
-			 "Cache-Control: no-store\r\n"
-			 "%s\r\n",
-			 status, http_reason(status), content_type, content_length,
-			 keep_alive ? "keep-alive" : "close", extra ? extra : "");
+	const char *conn = keep_alive ? "keep-alive" : "close";
+	if (!extra) extra = "";
+	/* A 204 has no content: no Content-Type, and no Content-Length
+	 * (RFC 9110 §8.6: a server MUST NOT send one in a 204). */
+	int n = status == 204
+		? snprintf(out, cap,
+			   "HTTP/1.1 204 %s\r\n"
+			   "Connection: %s\r\n"
+			   "Cache-Control: no-store\r\n"
+			   "%s\r\n",
+			   http_reason(status), conn, extra)
+		: snprintf(out, cap,
+			   "HTTP/1.1 %d %s\r\n"
+			   "Content-Type: %s\r\n"
+			   "Content-Length: %zu\r\n"
+			   "Connection: %s\r\n"
+			   "Cache-Control: no-store\r\n"
+			   "%s\r\n",
+			   status, http_reason(status), content_type, content_length, conn, extra);
 	return (n < 0 || (size_t)n >= cap) ? -1 : n;
 }

@@ -1,7 +1,7 @@
 /* http.h - incremental HTTP/1.1 request parsing (RFC 9112) and response
  * writing for kbridge's plain endpoints and the WebSocket upgrade. The parser
  * is pure: bytes in, a request with pointers into those bytes out. It never
- * reads bodies: kbridge serves only GET and HEAD. */
+ * reads bodies: kbridge serves only GET, HEAD and OPTIONS. */
 #ifndef KB_HTTP_H
 #define KB_HTTP_H
 #include <stddef.h>
@@ -54,8 +54,9 @@ const char *http_reason(int status);
 
 
 /* Writes a response head (status line, Content-Type, Content-Length,
- * Connection, then `extra` verbatim: zero or more "Name: value\r\n" lines)
- * into out. Returns its length, or -1 when cap is too small. */
+ * Connection, Cache-Control, then `extra` verbatim: zero or more
+ * "Name: value\r\n" lines) into out; a 204 gets no Content-Type and no
+ * Content-Length (it has no content). Returns its length, or -1 when cap is too small. */
 int http_format_head(char *out, size_t cap, int status, const char *content_type,
 		     size_t content_length, int keep_alive, const char *extra);
 #endif

@@ -127,7 +127,7 @@ static int start(void)
 		fprintf(stderr, "kbridge: %s\n", err);
 		exit(1);
 	}
-	endpoints_init(&sources);
+	endpoints_init(&cfg, &sources);
 	const char *demo_bootstrap = NULL;
 	if (cfg.demo && !(demo_bootstrap = demo_start(&cfg, err, sizeof(err)))) {
 		fprintf(stderr, "kbridge: %s\n", err);

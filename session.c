@@ -6,6 +6,8 @@
  * --max-message and --client-rate limits) and handed as parsed JSON to
  * the protocol layer (proto.c). MessagePack control messages are
  * transcoded to JSON first, so proto.c sees one form.
+ * OPTIONS and the CORS headers of the JSON and text endpoints are answered
+ * here too (cors.c says what they hold).
  * It never reads or writes sockets: the server does, the client layer
  * queues. Everything here runs inside one call from the server and leaves
  * the client in a state the server acts on (more output, linger, dead). */
@@ -14,9 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "clock.h"
+#include "cors.h"
 #include "endpoints.h"
 #include "http.h"
 #include "json.h"
@@ -291,7 +293,7 @@ static size_t process_ws(struct client *c, unsigned char *buf, size_t len)
 static void http_respond(struct client *c, int status, const char *ctype, const char *body, size_t blen,
 		  int keep_alive, int head_only, const char *extra)
 {
-	char head[1024];
+	char head[2048];
 	int hl = http_format_head(head, sizeof(head), status, ctype, blen, keep_alive, extra);
 	if (hl < 0) return;
 	size_t total = (size_t)hl + (head_only ? 0 : blen);
@@ -302,9 +304,8 @@ static void http_respond(struct client *c, int status, const char *ctype, const 
 	client_queue(c, f);
 }
 
-/* An error answer {"error":msg} that ends the connection: after an error
- * the rest of the input cannot be trusted to be a request. */
-static void http_error(struct client *c, int status, const char *msg, const char *extra)
+/* An answer {"error":msg}. */
+static void http_error_body(struct client *c, int status, const char *msg, int keep, const char *extra)
 {
 	char body[256];
 	struct jbuf b;
@@ -315,7 +316,14 @@ static void http_error(struct client *c, int status, const char *msg, const char
 	json_obj_end(&b);
 	snprintf(body, sizeof(body), "%.*s\n", (int)b.len, b.buf ? b.buf : "");
 	json_free(&b);
-	http_respond(c, status, "application/json", body, strlen(body), 0, 0, extra);
+	http_respond(c, status, "application/json", body, strlen(body), keep, 0, extra);
+}
+
+/* An error answer that ends the connection: after an error the rest of the
+ * input cannot be trusted to be a request. */
+static void http_error(struct client *c, int status, const char *msg, const char *extra)
+{
+	http_error_body(c, status, msg, 0, extra);
 	metrics_add(M_HTTP_ERRORS, 1);
 	client_linger(c);
 }
@@ -325,12 +333,42 @@ static void http_error(struct client *c, int status, const char *msg, const char
 static int origin_allowed(const struct http_request *req)
 {
 	const struct http_header *o = http_header_get(req, "Origin");
-	if (!o || SS.cfg->norigins == 0) return 1;
-	for (size_t i = 0; i < SS.cfg->norigins; i++)
-		if (strlen(SS.cfg->origins[i]) == o->value_len &&
-		    strncasecmp(SS.cfg->origins[i], o->value, o->value_len) == 0)
-			return 1;
-	return 0;
+	return cors_origin_allowed(SS.cfg->origins, SS.cfg->norigins, o ? o->value : NULL, o ? o->value_len : 0);
+}
+
+/* Appends the CORS header lines of an answer to req (methods: a preflight's)
+ * after the n bytes already in extra. */
+static void add_cors(char *extra, size_t cap, const struct http_request *req, const char *methods)
+{
+	size_t n = strlen(extra);
+	if (cors_headers(extra + n, cap - n, SS.cfg->origins, SS.cfg->norigins, req, methods) < 0) extra[n] = '\0';
+}
+
+/* OPTIONS of a path that exists (RFC 9110 §9.3.7): 204 with Allow. A CORS
+ * preflight gets the cross-origin answer when the path is one other
+ * origins may read and --allow-origin allows the Origin, else 403; a plain
+ * OPTIONS of such a path the CORS headers of a GET. A refused preflight was
+ * a valid request: the connection stays open (docs/protocol.md#cors). */
+static void answer_options(struct client *c, const struct http_request *req, const struct endpoint_info *ei, int keep)
+{
+	char extra[1024];
+	snprintf(extra, sizeof(extra), "Allow: %s\r\n", ei->methods);
+	if (cors_is_preflight(req)) {
+		if (!ei->cors) {
+			http_error_body(c, 403, "this path does not answer other origins", keep, NULL);
+			return;
+		}
+		if (!origin_allowed(req)) {
+			char vary[64] = "";
+			add_cors(vary, sizeof(vary), req, NULL);   /* Vary: Origin, with a list */
+			http_error_body(c, 403, "origin not allowed", keep, vary);
+			return;
+		}
+		add_cors(extra, sizeof(extra), req, ei->methods);
+	} else if (ei->cors) {
+		add_cors(extra, sizeof(extra), req, NULL);
+	}
+	http_respond(c, 204, NULL, NULL, 0, keep, 0, extra);
 }
 
 /* An upgrade that is not a valid one: counted, then answered like any
@@ -428,6 +466,7 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 	}
 	int get = req.method_len == 3 && memcmp(req.method, "GET", 3) == 0;
 	int head = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
+	int options = req.method_len == 7 && memcmp(req.method, "OPTIONS", 7) == 0;
 	int keep = http_keep_alive(&req);
 	/* We never read bodies: a request announcing one cannot share the connection. */
 	if (http_header_get(&req, "Content-Length") || http_header_get(&req, "Transfer-Encoding")) {
@@ -445,19 +484,28 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 	 * the stats endpoint. */
 	int is_ws_path = (http_path_is(&req, "/ws") || (req.path_len >= 4 && memcmp(req.path, "/ws/", 4) == 0)) &&
 			 !http_path_is(&req, "/ws/stats");
-	if (!get && !head) {
-		http_error(c, 405, "method not allowed", "Allow: GET, HEAD\r\n");
+	if (!get && !head && !options) {
+		http_error(c, 405, "method not allowed", "Allow: GET, HEAD, OPTIONS\r\n");
 		return len;
 	}
-	if (is_ws_path) {
+	struct endpoint_info ei = { .methods = "GET, HEAD, OPTIONS", .cors = 0 };   /* /ws: no CORS */
+	int known = is_ws_path || endpoints_find(&req, &ei) == 0;
+	if (is_ws_path && !options) {
 		handle_upgrade(c, &req);
 		return (size_t)r;
 	}
-	struct http_out out = { .status = 404 };
-	endpoints_handle(&req, &out);
-	http_respond(c, out.status, out.ctype ? out.ctype : "application/json", out.body.buf, out.body.len,
-		     keep, head, out.extra);
-	json_free(&out.body);
+	if (options && known) {
+		answer_options(c, &req, &ei, keep);
+	} else {
+		struct http_out out = { .status = 404 };
+		endpoints_handle(&req, &out);
+		char extra[1024];
+		snprintf(extra, sizeof(extra), "%s", out.extra ? out.extra : "");
+		if (known && ei.cors) add_cors(extra, sizeof(extra), &req, NULL);
+		http_respond(c, out.status, out.ctype ? out.ctype : "application/json", out.body.buf, out.body.len,
+			     keep, head, extra);
+		json_free(&out.body);
+	}
 	if (!keep) {
 		client_linger(c);
 		return len;

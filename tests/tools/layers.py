@@ -28,9 +28,10 @@ LAYERS = [
     ("routing", ["hub", "envelope", "lvc", "history", "state", "stateview"]),
     ("kafka", ["kafka", "assign", "replay", "demo"]),
     ("client", ["client", "conflate"]),
-    ("observability", ["endpoints", "metrics"]),
+    ("observability", ["endpoints", "openapi", "metrics"]),
     ("leaves", ["config", "route", "filter", "frame", "http", "ws", "json", "json_parse", "msgpack",
-                "statediff", "utf8", "sha1", "base64", "map", "tp", "clock", "log", "assets", "healthcheck"]),
+                "statediff", "utf8", "sha1", "base64", "map", "tp", "clock", "log", "assets", "healthcheck",
+                "cors"]),
 ]
 
 

@@ -615,6 +615,19 @@ static void test_format_head(void)
 	n = http_format_head(out, sizeof(out), 405, "text/plain", 0, 0, "Allow: GET, HEAD\r\n");
 	CHECK_MEM(out, n < 0 ? 0 : (size_t)n, want2, sizeof(want2) - 1);
 
+	/* A 204 (an OPTIONS answer) has no content: no Content-Type, no
+	 * Content-Length (RFC 9110 §8.6), whatever the caller passes. */
+	static const char want3[] =
+		"HTTP/1.1 204 No Content\r\n"
+		"Connection: keep-alive\r\n"
+		"Cache-Control: no-store\r\n"
+		"Allow: GET, HEAD, OPTIONS\r\n"
+		"\r\n";
+	n = http_format_head(out, sizeof(out), 204, "application/json", 3, 1, "Allow: GET, HEAD, OPTIONS\r\n");
+	CHECK_MEM(out, n < 0 ? 0 : (size_t)n, want3, sizeof(want3) - 1);
+	n = http_format_head(out, sizeof(out), 204, NULL, 0, 0, NULL);
+	CHECK(n > 0 && strstr(out, "Content-") == NULL && strstr(out, "Connection: close\r\n") != NULL);
+
 	n = http_format_head(out, sizeof(out), 299, "x/y", 0, 0, "");
 	CHECK(n > 0 && memcmp(out, "HTTP/1.1 299 Unknown\r\n", 22) == 0);
 	CHECK(strcmp(http_reason(431), "Request Header Fields Too Large") == 0);

@@ -1,0 +1,604 @@
+/* openapi.c - GET /openapi.json (openapi.h): the OpenAPI 3.1.0 document of
+ * kbridge's HTTP endpoints. What every kbridge serves (paths, parameters,
+ * response schemas, the CORS headers) is fixed text below, kept with
+ * docs/protocol.md and docs/operations.md; what depends on the instance is
+ * written per request, as /asyncapi.json is: the routes (the values of the
+ * channel parameter), the servers (--listen, and the request's Host when
+ * kbridge listens on every address), the origins CORS admits
+ * (--allow-origin) and --max-clients. The messages after the WebSocket
+ * upgrade are /asyncapi.json's subject; this document stops at the 101. */
+#include "openapi.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cors.h"
+#include "version.h"
+
+/* A literal appended as it is, or inserted as one JSON value. */
+#define LIT(b, s) json_append((b), (s), sizeof(s) - 1)
+#define RAW(b, s) json_raw((b), (s), strlen(s))
+#define REF(what) "{\"$ref\":\"#/components/" what "\"}"
+#define JSON_MEDIA "application/json"
+#define STRING "{\"type\":\"string\"}"
+
+/* ---- the plain endpoints ------------------------------------------------------ */
+
+struct api_response {
+	const char *status, *description, *media, *schema;
+};
+
+static const struct api_path {
+	const char *path, *id, *tag, *summary, *description;
+	int cors;                       /* JSON or text: other origins may read it */
+	struct api_response resp[2];    /* GET's answers besides the 4XX ones */
+} api_paths[] = {
+	{ "/health", "Health", "health", "Liveness",
+	  "200 while kbridge's loop runs, whatever Kafka's state: for liveness probes. `clients` counts "
+	  "WebSocket clients.", 1,
+	  { { "200", "kbridge runs", JSON_MEDIA, REF("schemas/Health") } } },
+	{ "/ready", "Ready", "health", "Readiness",
+	  "200 once partitions were assigned (every start position resolved) and while a Kafka broker is "
+	  "up; 503 otherwise. Without any route never 200.", 1,
+	  { { "200", "ready", JSON_MEDIA, REF("schemas/Ready") },
+	    { "503", "not ready", JSON_MEDIA, REF("schemas/Ready") } } },
+	{ "/stats", "Stats", "monitoring", "Counters and live state",
+	  "Clients, channels, topics, lag and counters, as docs/operations.md describes them.", 1,
+	  { { "200", "the stats", JSON_MEDIA, REF("schemas/Stats") } } },
+	{ "/ws/stats", "WsStats", "monitoring", "Counters and live state (the same as /stats)",
+	  "The same answer as `GET /stats`; never a WebSocket upgrade.", 1,
+	  { { "200", "the stats", JSON_MEDIA, REF("schemas/Stats") } } },
+	{ "/metrics", "Metrics", "monitoring", "Prometheus metrics",
+	  "Every counter and gauge in the Prometheus text format 0.0.4.", 1,
+	  { { "200", "the metrics", "text/plain; version=0.0.4; charset=utf-8", STRING } } },
+	{ "/asyncapi.json", "AsyncApi", "documents", "AsyncAPI document of the WebSocket protocol",
+	  "AsyncAPI 2.6.0: this instance's channels and the messages exchanged on `/ws`.", 1,
+	  { { "200", "the AsyncAPI document", JSON_MEDIA, REF("schemas/AsyncApiDocument") } } },
+	{ "/openapi.json", "OpenApi", "documents", "This document",
+	  "OpenAPI 3.1.0 of kbridge's HTTP endpoints, generated from the live configuration.", 1,
+	  { { "200", "the OpenAPI document", JSON_MEDIA, REF("schemas/OpenApiDocument") } } },
+	{ "/docs", "Docs", "documents", "The protocol page",
+	  "HTML: the WebSocket protocol, with this instance's live routes.", 0,
+	  { { "200", "the page", "text/html; charset=utf-8", STRING } } },
+	{ "/", "Console", "documents", "The web console",
+	  "HTML: connect, subscribe, watch messages and stats.", 0,
+	  { { "200", "the console", "text/html; charset=utf-8", STRING } } },
+	{ "/index.html", "ConsoleIndex", "documents", "The web console (the same as /)",
+	  "The same page as `GET /`.", 0,
+	  { { "200", "the console", "text/html; charset=utf-8", STRING } } },
+};
+
+/* Response headers of every answer, and of the endpoints other origins read. */
+static const char plain_headers[] = "{\"Cache-Control\":" REF("headers/Cache-Control") "}";
+static const char cors_response_headers[] = "{\"Cache-Control\":" REF("headers/Cache-Control") ","
+	"\"Access-Control-Allow-Origin\":" REF("headers/Access-Control-Allow-Origin") ","
+	"\"Access-Control-Allow-Credentials\":" REF("headers/Access-Control-Allow-Credentials") ","
+	"\"Vary\":" REF("headers/Vary") "}";
+static const char http_errors[] = REF("responses/HttpError");
+
+static void operation_head(struct jbuf *b, const char *verb, const char *id, const char *tag, const char *summary)
+{
+	char opid[64];
+	snprintf(opid, sizeof(opid), "%s%s", verb, id);
+	json_key(b, "operationId"); json_cstr(b, opid);
+	json_key(b, "tags");
+	json_arr_begin(b);
+	json_cstr(b, tag);
+	json_arr_end(b);
+	json_key(b, "summary"); json_cstr(b, summary);
+}
+
+/* OPTIONS of any path: 204 with Allow; a preflight gets the CORS answer
+ * (cors) or 403. */
+static void options_operation(struct jbuf *b, const char *id, const char *tag, int cors)
+{
+	json_key(b, "options");
+	json_obj_begin(b);
+	operation_head(b, "options", id, tag, cors ? "Allowed methods, or a CORS preflight" : "Allowed methods");
+	json_key(b, "parameters");
+	RAW(b, "[" REF("parameters/Origin") "," REF("parameters/Access-Control-Request-Method") ","
+	       REF("parameters/Access-Control-Request-Headers") "]");
+	json_key(b, "responses");
+	RAW(b, cors ? "{\"204\":" REF("responses/OptionsCors") ",\"403\":" REF("responses/PreflightRefused") "}"
+		    : "{\"204\":" REF("responses/Options") ",\"403\":" REF("responses/PreflightRefused") "}");
+	json_obj_end(b);
+}
+
+/* GET, HEAD and OPTIONS of one plain endpoint. */
+static void api_path(struct jbuf *b, const struct api_path *p)
+{
+	const char *headers = p->cors ? cors_response_headers : plain_headers;
+	json_key(b, p->path);
+	json_obj_begin(b);
+	for (int head = 0; head <= 1; head++) {
+		char summary[160];
+		snprintf(summary, sizeof(summary), head ? "The head of GET %s" : "%s", head ? p->path : p->summary);
+		json_key(b, head ? "head" : "get");
+		json_obj_begin(b);
+		operation_head(b, head ? "head" : "get", p->id, p->tag, summary);
+		json_key(b, "description");
+		json_cstr(b, head ? "The same status and headers as GET, without the body." : p->description);
+		if (p->cors) {
+			json_key(b, "parameters");
+			RAW(b, "[" REF("parameters/Origin") "]");
+		}
+		json_key(b, "responses");
+		json_obj_begin(b);
+		for (size_t i = 0; i < sizeof(p->resp) / sizeof(p->resp[0]) && p->resp[i].status; i++) {
+			const struct api_response *r = &p->resp[i];
+			json_key(b, r->status);
+			json_obj_begin(b);
+			json_key(b, "description"); json_cstr(b, r->description);
+			json_key(b, "headers");     RAW(b, headers);
+			if (!head) {
+				json_key(b, "content");
+				json_obj_begin(b);
+				json_key(b, r->media);
+				json_obj_begin(b);
+				json_key(b, "schema"); RAW(b, r->schema);
+				json_obj_end(b);
+				json_obj_end(b);
+			}
+			json_obj_end(b);
+		}
+		json_key(b, "4XX"); RAW(b, http_errors);
+		json_obj_end(b);
+		json_obj_end(b);
+	}
+	options_operation(b, p->id, p->tag, p->cors);
+	json_obj_end(b);
+}
+
+/* ---- what depends on the instance ------------------------------------------------- */
+
+/* The channel a route names, or NULL for a regex route whose matched
+ * topics are their own channels. */
+static const char *route_channel(const struct route *r)
+{
+	return r->channel ? r->channel : r->is_regex ? NULL : r->topic;
+}
+
+static void code(struct jbuf *d, const char *s)
+{
+	LIT(d, "`");
+	json_append(d, s, strlen(s));
+	LIT(d, "`");
+}
+
+/* One line per route: "topic `t` -> channel `c`, type `y`". */
+static void routes_text(struct jbuf *d, const struct openapi_input *in, const char *bullet)
+{
+	for (size_t i = 0; i < in->nroutes; i++) {
+		const struct route *r = &in->routes[i];
+		json_append(d, bullet, strlen(bullet));
+		if (r->is_regex) LIT(d, "topics matching ");
+		else LIT(d, "topic ");
+		code(d, r->topic);
+		LIT(d, " -> channel ");
+		if (route_channel(r)) code(d, route_channel(r));
+		else LIT(d, "named after each topic");
+		LIT(d, ", type ");
+		if (r->type) code(d, r->type);
+		else LIT(d, "the topic's name");
+	}
+	if (in->nroutes == 0) {
+		json_append(d, bullet, strlen(bullet));
+		LIT(d, "none: every channel is unknown");
+	}
+}
+
+/* A channel name: the routes' closed set as an enum; with a regex route
+ * whose topics are their own channels the set is open (those names are
+ * POSIX regular expressions, which JSON Schema's pattern does not speak),
+ * so the names go to examples and the description says the rest. */
+static void channel_schema(struct jbuf *b, const struct openapi_input *in)
+{
+	int open = 0;
+	size_t named = 0;
+	for (size_t i = 0; i < in->nroutes; i++) {
+		if (route_channel(&in->routes[i])) named++;
+		else open = 1;
+	}
+	json_obj_begin(b);
+	json_key(b, "type"); json_cstr(b, "string");
+	struct jbuf d;
+	json_init(&d);
+	LIT(&d, "A channel of this instance. Routes:");
+	routes_text(&d, in, "\n- ");
+	if (open) LIT(&d, "\n\nA topic name a regular expression above matches is a channel too, also before such a topic exists.");
+	json_key(b, "description");
+	json_str(b, d.buf ? d.buf : "", d.len);
+	json_free(&d);
+	if (named) {
+		json_key(b, open ? "examples" : "enum");
+		json_arr_begin(b);
+		for (size_t i = 0; i < in->nroutes; i++) {
+			const char *ch = route_channel(&in->routes[i]);
+			size_t k = 0;
+			if (!ch) continue;
+			while (k < i && !(route_channel(&in->routes[k]) && strcmp(route_channel(&in->routes[k]), ch) == 0)) k++;
+			if (k == i) json_cstr(b, ch);      /* first route naming it */
+		}
+		json_arr_end(b);
+	}
+	json_obj_end(b);
+}
+
+static void origins_text(struct jbuf *d, const struct config *c)
+{
+	if (c->norigins == 0) {
+		LIT(d, "any origin (`--allow-origin *`)");
+		return;
+	}
+	for (size_t i = 0; i < c->norigins; i++) {
+		if (i) LIT(d, ", ");
+		code(d, c->origins[i]);
+	}
+}
+
+/* servers: the document's own location first (right behind any proxy),
+ * then the listen address. On a wildcard address the host is the one the
+ * request named; on port 0 the port too. */
+static void servers(struct jbuf *b, const struct openapi_input *in)
+{
+	char host[INET6_ADDRSTRLEN + 2] = "";
+	unsigned port = 0;
+	const struct sockaddr_storage *ss = &in->cfg->listen;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *v4 = (const struct sockaddr_in *)(const void *)ss;
+		port = ntohs(v4->sin_port);
+		if (v4->sin_addr.s_addr != htonl(INADDR_ANY)) inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)ss;
+		port = ntohs(v6->sin6_port);
+		if (!IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr) && inet_ntop(AF_INET6, &v6->sin6_addr, host + 1, sizeof(host) - 2)) {
+			host[0] = '[';
+			strcat(host, "]");
+		}
+	}
+	/* The request's Host: "name", "name:port" or "[v6]:port". */
+	const char *h = in->host ? in->host : "";
+	size_t hl = in->host ? in->host_len : 0, name_len = hl;
+	const char *rb = hl && h[0] == '[' ? memchr(h, ']', hl) : NULL;
+	const char *colon = memchr(rb ? rb : h, ':', hl - (size_t)((rb ? rb : h) - h));
+	if (colon) name_len = (size_t)(colon - h);
+	char portbuf[16];
+	if (port) snprintf(portbuf, sizeof(portbuf), "%u", port);
+	else if (colon) snprintf(portbuf, sizeof(portbuf), "%.*s", (int)(hl - name_len - 1), colon + 1);
+	else snprintf(portbuf, sizeof(portbuf), "80");
+
+	json_key(b, "servers");
+	json_arr_begin(b);
+	json_obj_begin(b);
+	json_key(b, "url");         json_cstr(b, "/");
+	json_key(b, "description"); json_cstr(b, "this kbridge, where this document was loaded from");
+	json_obj_end(b);
+	json_obj_begin(b);
+	json_key(b, "url");         json_cstr(b, "http://{host}:{port}");
+	struct jbuf d;
+	json_init(&d);
+	LIT(&d, "the listen address, `--listen ");
+	json_append(&d, in->cfg->listen_str, strlen(in->cfg->listen_str));
+	LIT(&d, "`");
+	json_key(b, "description"); json_str(b, d.buf ? d.buf : "", d.len);
+	json_free(&d);
+	json_key(b, "variables");
+	json_obj_begin(b);
+	json_key(b, "host");
+	json_obj_begin(b);
+	json_key(b, "default");
+	if (host[0]) json_cstr(b, host);
+	else if (name_len) json_str(b, h, name_len);
+	else json_cstr(b, "localhost");
+	json_key(b, "description"); json_cstr(b, host[0] ? "the listen address" : "kbridge listens on every address: the name it was reached at");
+	json_obj_end(b);
+	json_key(b, "port");
+	json_obj_begin(b);
+	json_key(b, "default"); json_cstr(b, portbuf);
+	json_obj_end(b);
+	json_obj_end(b);
+	json_obj_end(b);
+	json_arr_end(b);
+}
+
+/* ---- /ws ------------------------------------------------------------------------- */
+
+static const char ws_parameters[] = "["
+	REF("parameters/Upgrade") "," REF("parameters/Connection") ","
+	REF("parameters/Sec-WebSocket-Key") "," REF("parameters/Sec-WebSocket-Version") ","
+	REF("parameters/Origin") ","
+	REF("parameters/channel") "," REF("parameters/channels") "," REF("parameters/format") ","
+	REF("parameters/type") "," REF("parameters/interval") "," REF("parameters/snapshot") ","
+	REF("parameters/resume") "]";
+
+static const char ws_101[] = "{\"description\":\"Switching Protocols: from here on the connection carries "
+	"WebSocket frames, the messages `/asyncapi.json` describes. No subprotocol and no extension is negotiated.\","
+	"\"headers\":{\"Upgrade\":{\"schema\":{\"const\":\"websocket\"}},\"Connection\":{\"schema\":{\"const\":\"Upgrade\"}},"
+	"\"Sec-WebSocket-Accept\":{\"description\":\"base64 of the SHA-1 of the key and the RFC 6455 GUID\",\"schema\":{\"type\":\"string\"}}}}";
+
+static const char ws_400[] = "{\"description\":\"Not an HTTP/1.1 GET, a missing or invalid `Sec-WebSocket-Key`, "
+	"a bad query parameter (the error names it) or an unknown channel. The connection is closed.\","
+	"\"content\":{\"application/json\":{\"schema\":" REF("schemas/Error") "}}}";
+
+static const char ws_426[] = "{\"description\":\"No `Upgrade: websocket` and `Connection: upgrade`, or a "
+	"`Sec-WebSocket-Version` other than 13. The connection is closed.\","
+	"\"headers\":{\"Upgrade\":{\"description\":\"only when the upgrade headers were missing\",\"schema\":{\"const\":\"websocket\"}},"
+	"\"Sec-WebSocket-Version\":{\"schema\":{\"const\":\"13\"}}},"
+	"\"content\":{\"application/json\":{\"schema\":" REF("schemas/Error") "}}}";
+
+static void error_response(struct jbuf *b, const char *status, const struct jbuf *d, const char *headers)
+{
+	json_key(b, status);
+	json_obj_begin(b);
+	json_key(b, "description"); json_str(b, d->buf ? d->buf : "", d->len);
+	if (headers) { json_key(b, "headers"); RAW(b, headers); }
+	json_key(b, "content");
+	RAW(b, "{\"application/json\":{\"schema\":" REF("schemas/Error") "}}");
+	json_obj_end(b);
+}
+
+static void ws_path(struct jbuf *b, const struct openapi_input *in)
+{
+	struct jbuf d;
+	json_init(&d);
+	json_key(b, "/ws");
+	json_obj_begin(b);
+	json_key(b, "get");
+	json_obj_begin(b);
+	operation_head(b, "get", "Ws", "websocket", "Open a WebSocket");
+	LIT(&d, "A WebSocket upgrade (RFC 6455, version 13). `/ws/<anything>` other than `/ws/stats` is the same "
+		"endpoint. After the 101 the client subscribes with messages (see `/asyncapi.json` and `/docs`), or "
+		"at once with `channel=`/`channels=`. Query parameters apply to the whole connection; values are "
+		"percent-decoded, at most 2,047 bytes each. Routes of this instance:");
+	routes_text(&d, in, "\n- ");
+	json_key(b, "description"); json_str(b, d.buf ? d.buf : "", d.len);
+	json_key(b, "parameters");  RAW(b, ws_parameters);
+	json_key(b, "responses");
+	json_obj_begin(b);
+	json_key(b, "101"); RAW(b, ws_101);
+	json_key(b, "400"); RAW(b, ws_400);
+	json_reset(&d);
+	LIT(&d, "The `Origin` is not one `--allow-origin` allows (requests without `Origin` are allowed). Allowed here: ");
+	origins_text(&d, in->cfg);
+	LIT(&d, ". The connection is closed.");
+	error_response(b, "403", &d, NULL);
+	json_key(b, "426"); RAW(b, ws_426);
+	json_reset(&d);
+	char n[32];
+	snprintf(n, sizeof(n), "%ld", in->cfg->max_clients);
+	LIT(&d, "`--max-clients` (here ");
+	json_append(&d, n, strlen(n));
+	LIT(&d, ") WebSocket clients are connected, or the server is shutting down. Retry later or elsewhere. "
+		"The connection is closed.");
+	error_response(b, "503", &d, "{\"Retry-After\":{\"schema\":{\"const\":\"1\"}}}");
+	json_key(b, "4XX"); RAW(b, http_errors);
+	json_obj_end(b);
+	json_obj_end(b);
+	options_operation(b, "Ws", "websocket", 0);
+	json_obj_end(b);
+	json_free(&d);
+}
+
+/* ---- components ---------------------------------------------------------------- */
+
+struct named { const char *name, *json; };
+
+/* The JSON bodies, as docs/operations.md describes them. */
+static const struct named schemas[] = {
+	{ "Health", "{\"type\":\"object\",\"required\":[\"status\",\"kafka\",\"clients\",\"uptime_s\"],\"properties\":{"
+		"\"status\":{\"const\":\"ok\"},\"kafka\":" REF("schemas/KafkaState") ","
+		"\"clients\":{\"type\":\"integer\",\"minimum\":0,\"description\":\"open WebSocket clients\"},"
+		"\"uptime_s\":{\"type\":\"integer\",\"minimum\":0,\"description\":\"seconds since start\"}}}" },
+	{ "Ready", "{\"type\":\"object\",\"required\":[\"ready\",\"kafka\"],\"properties\":{"
+		"\"ready\":{\"type\":\"boolean\",\"description\":\"partitions were assigned at least once and Kafka is up now\"},"
+		"\"kafka\":" REF("schemas/KafkaState") "}}" },
+	{ "KafkaState", "{\"type\":\"string\",\"enum\":[\"up\",\"down\"],\"description\":\"`up` while a Kafka broker is reachable\"}" },
+	{ "Count", "{\"type\":\"integer\",\"minimum\":0}" },
+	{ "Stats", "{\"type\":\"object\",\"required\":[\"clients\",\"uptime_s\",\"kafka\",\"ready\",\"channels\",\"topics\","
+		"\"records_in\",\"messages_out\",\"bytes_out\",\"dropped\",\"slow_disconnects\",\"state\",\"connections\",\"lag\","
+		"\"client_list\",\"client_list_truncated\",\"version\",\"librdkafka\"],\"properties\":{"
+		"\"clients\":" REF("schemas/Count") ",\"uptime_s\":" REF("schemas/Count") ","
+		"\"kafka\":" REF("schemas/KafkaState") ",\"ready\":{\"type\":\"boolean\"},"
+		"\"channels\":{\"type\":\"object\",\"description\":\"every known channel: its subscriptions (every-channel ones "
+		"included) and the last routed seq\",\"additionalProperties\":{\"type\":\"object\",\"required\":[\"subscribers\",\"seq\"],"
+		"\"properties\":{\"subscribers\":" REF("schemas/Count") ",\"seq\":" REF("schemas/Count") "}}},"
+		"\"topics\":{\"type\":\"object\",\"description\":\"records consumed per topic\",\"additionalProperties\":{"
+		"\"type\":\"object\",\"required\":[\"records\"],\"properties\":{\"records\":" REF("schemas/Count") "}}},"
+		"\"records_in\":" REF("schemas/Count") ",\"messages_out\":" REF("schemas/Count") ","
+		"\"bytes_out\":" REF("schemas/Count") ",\"dropped\":" REF("schemas/Count") ","
+		"\"slow_disconnects\":" REF("schemas/Count") ","
+		"\"state\":{\"type\":\"object\",\"description\":\"the state dialect (`type=tui|web`): the clients "
+		"speaking it, the groups they form, updates sent\",\"required\":[\"clients\",\"groups\",\"updates\"],"
+		"\"properties\":{\"clients\":" REF("schemas/Count") ",\"groups\":" REF("schemas/Count") ","
+		"\"updates\":" REF("schemas/Count") "}},"
+		"\"connections\":{\"type\":\"object\",\"description\":\"WebSocket upgrade attempts by result\","
+		"\"required\":[\"accepted\",\"rejected_full\",\"rejected_origin\",\"rejected_bad\"],\"properties\":{"
+		"\"accepted\":" REF("schemas/Count") ",\"rejected_full\":" REF("schemas/Count") ","
+		"\"rejected_origin\":" REF("schemas/Count") ",\"rejected_bad\":" REF("schemas/Count") "}},"
+		"\"lag\":{\"type\":\"object\",\"description\":\"records behind the high watermark per `topic:partition`; null "
+		"while unknown\",\"additionalProperties\":{\"type\":[\"integer\",\"null\"],\"minimum\":0}},"
+		"\"client_list\":{\"type\":\"array\",\"maxItems\":100,\"description\":\"up to 100 WebSocket clients\",\"items\":{"
+		"\"type\":\"object\",\"required\":[\"id\",\"peer\",\"subscriptions\",\"queued_messages\",\"queued_bytes\"],"
+		"\"properties\":{\"id\":" REF("schemas/Count") ",\"peer\":{\"type\":\"string\",\"description\":\"ip:port\"},"
+		"\"subscriptions\":" REF("schemas/Count") ",\"queued_messages\":" REF("schemas/Count") ","
+		"\"queued_bytes\":" REF("schemas/Count") "}}},"
+		"\"client_list_truncated\":{\"type\":\"boolean\",\"description\":\"more clients than listed\"},"
+		"\"version\":{\"type\":\"string\"},\"librdkafka\":{\"type\":\"string\"}}}" },
+	{ "Error", "{\"type\":\"object\",\"required\":[\"error\"],\"properties\":{\"error\":{\"type\":\"string\","
+		"\"description\":\"what was wrong\"}}}" },
+	{ "AsyncApiDocument", "{\"type\":\"object\",\"description\":\"an AsyncAPI 2.6.0 document\","
+		"\"required\":[\"asyncapi\",\"info\",\"channels\"],\"properties\":{\"asyncapi\":{\"const\":\"2.6.0\"}}}" },
+	{ "OpenApiDocument", "{\"type\":\"object\",\"description\":\"an OpenAPI 3.1.0 document: this one\","
+		"\"required\":[\"openapi\",\"info\",\"paths\"],\"properties\":{\"openapi\":{\"const\":\"3.1.0\"}}}" },
+};
+
+#define HEADER_PARAM(name, req, desc, schema) { name, "{\"name\":\"" name "\",\"in\":\"header\",\"required\":" \
+	req ",\"description\":\"" desc "\",\"schema\":" schema "}" }
+#define QUERY_PARAM(name, extra, desc, schema) { name, "{\"name\":\"" name "\",\"in\":\"query\"," extra \
+	"\"description\":\"" desc "\",\"schema\":" schema "}" }
+
+static const struct named parameters[] = {
+	HEADER_PARAM("Origin", "false", "sent by browsers from other pages' origins; see `--allow-origin`", STRING),
+	HEADER_PARAM("Access-Control-Request-Method", "false",
+		     "with `Origin`, makes an OPTIONS a CORS preflight: the method the page means to use", STRING),
+	HEADER_PARAM("Access-Control-Request-Headers", "false",
+		     "in a CORS preflight: the headers the page means to send; `" CORS_ALLOW_HEADERS "` are allowed", STRING),
+	HEADER_PARAM("Upgrade", "true", "must list `websocket`", "{\"type\":\"string\",\"examples\":[\"websocket\"]}"),
+	HEADER_PARAM("Connection", "true", "must list `upgrade`", "{\"type\":\"string\",\"examples\":[\"Upgrade\"]}"),
+	HEADER_PARAM("Sec-WebSocket-Key", "true", "base64 of 16 random bytes",
+		     "{\"type\":\"string\",\"pattern\":\"^[A-Za-z0-9+/]{21}[AQgw]==$\"}"),
+	HEADER_PARAM("Sec-WebSocket-Version", "true", "the only version spoken", "{\"const\":\"13\"}"),
+	QUERY_PARAM("channel", "", "subscribe to this channel at once, without filters, as if the first message "
+		    "were a subscribe (no ack is sent); an unknown channel fails the upgrade with 400",
+		    REF("schemas/Channel")),
+	QUERY_PARAM("channels", "\"style\":\"form\",\"explode\":false,", "more channels, comma-separated, "
+		    "subscribed like `channel`; names beyond `--max-subscriptions` are ignored",
+		    "{\"type\":\"array\",\"items\":" REF("schemas/Channel") "}"),
+	QUERY_PARAM("format", "", "`json`: every server message as JSON in a text frame; `msgpack`: as "
+		    "MessagePack in a binary frame", "{\"type\":\"string\",\"enum\":[\"json\",\"msgpack\"],\"default\":\"json\"}"),
+	QUERY_PARAM("type", "", "the state dialect: the client holds a state and gets it whole, then what "
+		    "changed at most every 100 ms (`tui`) or 250 ms (`web`)",
+		    "{\"type\":\"string\",\"enum\":[\"tui\",\"web\"]}"),
+	QUERY_PARAM("interval", "", "conflation for every subscription of the connection, in milliseconds (`0`: "
+		    "none); with `type`, the state dialect's period instead (at least 10 ms)",
+		    "{\"type\":\"integer\",\"minimum\":0,\"maximum\":3600000}"),
+	QUERY_PARAM("snapshot", "", "`1` or `true`: a snapshot of each channel named on the upgrade, and one after "
+		    "every later subscribe", "{\"type\":\"string\",\"enum\":[\"1\",\"true\",\"0\",\"false\"]}"),
+	QUERY_PARAM("resume", "\"style\":\"form\",\"explode\":false,", "resume after these positions, the last "
+		    "offset seen of each partition (`-1`: from its start); needs `channel` or `channels`; not with `type`",
+		    "{\"type\":\"array\",\"maxItems\":16,\"items\":{\"type\":\"string\","
+		    "\"pattern\":\"^[A-Za-z0-9._-]{1,249}:[0-9]+:(-1|[0-9]+)$\"}}"),
+};
+
+#define STR_(x) #x
+#define XSTR(x) STR_(x)
+
+static const struct named headers[] = {
+	{ "Cache-Control", "{\"description\":\"on every answer\",\"schema\":{\"const\":\"no-store\"}}" },
+	{ "Access-Control-Allow-Credentials", "{\"description\":\"`true` when `--allow-origin` lists origins and "
+		"the request's `Origin` is one of them; never with `--allow-origin *`\",\"schema\":{\"const\":\"true\"}}" },
+	{ "Vary", "{\"description\":\"`Origin` on every answer when `--allow-origin` lists origins (the answer "
+		"depends on it); absent with `--allow-origin *`\",\"schema\":{\"const\":\"Origin\"}}" },
+	{ "Allow", "{\"description\":\"the methods the path takes\",\"schema\":{\"type\":\"string\","
+		"\"examples\":[\"GET, HEAD, OPTIONS\"]}}" },
+	{ "Access-Control-Allow-Methods", "{\"description\":\"a preflight from an allowed origin: the methods the "
+		"path takes\",\"schema\":{\"type\":\"string\",\"examples\":[\"GET, HEAD, OPTIONS\"]}}" },
+	{ "Access-Control-Allow-Headers", "{\"description\":\"a preflight from an allowed origin: the request headers "
+		"a page may send\",\"schema\":{\"const\":\"" CORS_ALLOW_HEADERS "\"}}" },
+	{ "Access-Control-Max-Age", "{\"description\":\"a preflight from an allowed origin: seconds a browser may "
+		"reuse the answer\",\"schema\":{\"const\":\"" XSTR(CORS_MAX_AGE) "\"}}" },
+};
+
+static const struct named responses[] = {
+	{ "HttpError", "{\"description\":\"The request itself was refused and the connection is closed: 400 (a "
+		"malformed request line or header line, HTTP/1.1 without `Host`), 408 (the head did not arrive within "
+		"`--header-timeout`), 431 (a head over 8 KiB or with more than 256 header lines)\","
+		"\"content\":{\"application/json\":{\"schema\":" REF("schemas/Error") "}}}" },
+	{ "Options", "{\"description\":\"the methods the path takes; other origins do not read this path, so a "
+		"CORS preflight gets 403\",\"headers\":{\"Allow\":" REF("headers/Allow") ","
+		"\"Cache-Control\":" REF("headers/Cache-Control") "}}" },
+	{ "OptionsCors", "{\"description\":\"the methods the path takes. A CORS preflight (`Origin` and "
+		"`Access-Control-Request-Method`) from an allowed origin also gets the methods, headers and max-age "
+		"other origins may use; a plain OPTIONS the CORS headers of a GET\",\"headers\":{"
+		"\"Allow\":" REF("headers/Allow") ",\"Cache-Control\":" REF("headers/Cache-Control") ","
+		"\"Access-Control-Allow-Origin\":" REF("headers/Access-Control-Allow-Origin") ","
+		"\"Access-Control-Allow-Credentials\":" REF("headers/Access-Control-Allow-Credentials") ","
+		"\"Access-Control-Allow-Methods\":" REF("headers/Access-Control-Allow-Methods") ","
+		"\"Access-Control-Allow-Headers\":" REF("headers/Access-Control-Allow-Headers") ","
+		"\"Access-Control-Max-Age\":" REF("headers/Access-Control-Max-Age") ","
+		"\"Vary\":" REF("headers/Vary") "}}" },
+	{ "PreflightRefused", "{\"description\":\"a CORS preflight from an origin `--allow-origin` does not allow, "
+		"or for a path other origins do not read (`/docs`, the console, `/ws`); the connection stays open\","
+		"\"headers\":{\"Vary\":" REF("headers/Vary") ",\"Cache-Control\":" REF("headers/Cache-Control") "},"
+		"\"content\":{\"application/json\":{\"schema\":" REF("schemas/Error") "}}}" },
+};
+
+static void named_members(struct jbuf *b, const struct named *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		json_key(b, v[i].name);
+		RAW(b, v[i].json);
+	}
+}
+
+#define NAMED(b, v) named_members((b), (v), sizeof(v) / sizeof((v)[0]))
+
+static void components(struct jbuf *b, const struct openapi_input *in)
+{
+	json_key(b, "components");
+	json_obj_begin(b);
+	json_key(b, "schemas");
+	json_obj_begin(b);
+	NAMED(b, schemas);
+	json_key(b, "Channel");
+	channel_schema(b, in);
+	json_obj_end(b);
+	json_key(b, "parameters");
+	json_obj_begin(b);
+	NAMED(b, parameters);
+	json_obj_end(b);
+	json_key(b, "headers");
+	json_obj_begin(b);
+	NAMED(b, headers);
+	/* Which origins get it depends on --allow-origin. */
+	struct jbuf d;
+	json_init(&d);
+	LIT(&d, "`*` with `--allow-origin *`; with a list, the request's `Origin` when it is one of them, else "
+		"absent (the browser then keeps the answer from the page). Here: ");
+	origins_text(&d, in->cfg);
+	json_key(b, "Access-Control-Allow-Origin");
+	json_obj_begin(b);
+	json_key(b, "description"); json_str(b, d.buf ? d.buf : "", d.len);
+	json_key(b, "schema");      RAW(b, STRING);
+	json_obj_end(b);
+	json_free(&d);
+	json_obj_end(b);
+	json_key(b, "responses");
+	json_obj_begin(b);
+	NAMED(b, responses);
+	json_obj_end(b);
+	json_obj_end(b);
+}
+
+/* ---- the document ------------------------------------------------------------------ */
+
+static const char tags[] = "["
+	"{\"name\":\"health\",\"description\":\"liveness and readiness probes\"},"
+	"{\"name\":\"monitoring\",\"description\":\"stats and Prometheus metrics\"},"
+	"{\"name\":\"documents\",\"description\":\"descriptions of this kbridge, and its pages\"},"
+	"{\"name\":\"websocket\",\"description\":\"the WebSocket endpoint\"}]";
+
+void openapi_write(struct jbuf *b, const struct openapi_input *in)
+{
+	struct jbuf d;
+	json_init(&d);
+	json_obj_begin(b);
+	json_key(b, "openapi"); json_cstr(b, "3.1.0");
+	json_key(b, "info");
+	json_obj_begin(b);
+	json_key(b, "title");   json_cstr(b, "kbridge");
+	json_key(b, "version"); json_cstr(b, KBRIDGE_VERSION);
+	json_key(b, "summary"); json_cstr(b, "Kafka topics as WebSocket streams: the HTTP endpoints");
+	LIT(&d, "The HTTP endpoints of this kbridge. Clients connect to `/ws` and speak the protocol that "
+		"`/asyncapi.json` and `/docs` describe. The JSON and text endpoints answer pages of other origins "
+		"(CORS) allowed by `--allow-origin`; here: ");
+	origins_text(&d, in->cfg);
+	LIT(&d, ".\n\nRoutes of this instance:\n");
+	routes_text(&d, in, "\n- ");
+	json_key(b, "description"); json_str(b, d.buf ? d.buf : "", d.len);
+	json_free(&d);
+	json_key(b, "license");
+	RAW(b, "{\"name\":\"Apache-2.0\",\"identifier\":\"Apache-2.0\"}");
+	json_obj_end(b);
+	servers(b, in);
+	json_key(b, "tags"); RAW(b, tags);
+	json_key(b, "paths");
+	json_obj_begin(b);
+	for (size_t i = 0; i < sizeof(api_paths) / sizeof(api_paths[0]); i++) api_path(b, &api_paths[i]);
+	ws_path(b, in);
+	json_obj_end(b);
+	components(b, in);
+	json_obj_end(b);
+}
