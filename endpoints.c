@@ -324,9 +324,17 @@ static const char asyncapi_components[] = "{\"messages\":{"
 	"\"key\":{\"type\":\"string\"},\"key_encoding\":{\"const\":\"base64\"},\"seq\":{\"type\":\"integer\"},"
 	"\"topic\":{\"type\":\"string\"},\"partition\":{\"type\":\"integer\"},\"offset\":{\"type\":\"integer\"},"
 	"\"timestamp\":{\"type\":\"string\",\"format\":\"date-time\"},\"data\":{},\"encoding\":{\"const\":\"base64\"},"
-	"\"headers\":{\"type\":\"array\"}}}},"
+	"\"headers\":{\"type\":\"array\"},\"headers_truncated\":{\"type\":\"integer\"}}}},"
+	"\"state_snapshot\":{\"name\":\"state_snapshot\",\"summary\":\"type=tui|web: the whole state of every "
+	"subscribed channel\",\"payload\":{\"type\":\"object\",\"required\":[\"type\",\"seq\",\"timestamp\",\"data\"],"
+	"\"properties\":{\"type\":{\"const\":\"snapshot\"},\"seq\":{\"type\":\"integer\"},"
+	"\"timestamp\":{\"type\":\"string\",\"format\":\"date-time\"},\"data\":{\"type\":\"object\"},\"id\":{}}}},"
+	"\"state_update\":{\"name\":\"state_update\",\"summary\":\"type=tui|web: what changed, as paths joined by "
+	"'.'\",\"payload\":{\"type\":\"object\",\"required\":[\"type\",\"seq\",\"timestamp\",\"changes\"],"
+	"\"properties\":{\"type\":{\"const\":\"update\"},\"seq\":{\"type\":\"integer\"},"
+	"\"timestamp\":{\"type\":\"string\",\"format\":\"date-time\"},\"changes\":{\"type\":\"object\"}}}},"
 	"\"control\":{\"name\":\"control\",\"summary\":\"A client control message\",\"payload\":{\"type\":\"object\","
-	"\"properties\":{\"type\":{\"enum\":[\"subscribe\",\"unsubscribe\",\"ping\",\"list\"]},"
+	"\"properties\":{\"type\":{\"enum\":[\"subscribe\",\"unsubscribe\",\"ping\",\"list\",\"refresh\"]},"
 	"\"action\":{\"enum\":[\"subscribe\",\"unsubscribe\",\"ping\",\"list_subscriptions\"]},"
 	"\"channel\":{\"type\":\"string\"},\"channels\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
 	"\"key\":{\"type\":\"string\"},\"keys\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
@@ -402,7 +410,16 @@ static void asyncapi(struct http_out *o, const struct http_request *req)
 		json_obj_begin(b);
 		snprintf(op, sizeof(op), "receive_%zu", i);
 		json_key(b, "operationId"); json_cstr(b, op);
-		json_key(b, "message");     schema_ref(b, "#/components/messages/data");
+		/* records, or with type=tui|web the state dialect's messages */
+		json_key(b, "message");
+		json_obj_begin(b);
+		json_key(b, "oneOf");
+		json_arr_begin(b);
+		schema_ref(b, "#/components/messages/data");
+		schema_ref(b, "#/components/messages/state_snapshot");
+		schema_ref(b, "#/components/messages/state_update");
+		json_arr_end(b);
+		json_obj_end(b);
 		json_obj_end(b);
 		json_key(b, "publish");
 		json_obj_begin(b);
