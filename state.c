@@ -559,6 +559,7 @@ static size_t build_changes(struct jbuf *b, const struct group *g, int whole)
 			n++;
 			continue;
 		}
+		if (s->shape == SHAPE_LIST) continue;     /* every change the same value again */
 		for (uint32_t k = 0; seen && k < v->nchg; k++) {
 			const struct state_change *c = &v->chg[k];
 			int vo = c->old && visible(m0, s, c->key, c->klen, c->old);

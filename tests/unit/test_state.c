@@ -131,6 +131,10 @@ static void test_shapes(void)
 	tick();
 	CHECK_NEXT(&a, "\"update\":4:{\"market_data.BTC\":{\"p\":3},\"market_data.ETH\":null,"
 		       "\"orders\":[{\"id\":\"o2\",\"s\":\"new\"},{\"id\":\"o1\",\"s\":\"again\"}],\"account\":null}");
+	route("ord", "o2", "{ \"s\":\"new\", \"id\":\"o2\" }");   /* the same value, written otherwise */
+	route("md", "BTC", "{\"p\" : 3}");
+	tick();
+	CHECK_NEXT(&a, "");
 	route("md", "BTC", "7");                /* object -> scalar */
 	route("md", "SOL", "\"x\"");
 	route("md", "a.b", "{\"k\":1}");        /* a key no path can name: the channel whole */
@@ -139,7 +143,7 @@ static void test_shapes(void)
 	/* refresh: the whole state, the request's id */
 	ask(a.c, "{\"type\":\"refresh\",\"id\":9}");
 	CHECK_NEXT(&a, "\"snapshot\":6:{\"market_data\":{\"BTC\":7,\"SOL\":\"x\",\"a.b\":{\"k\":1}},"
-		       "\"orders\":[{\"id\":\"o2\",\"s\":\"new\"},{\"id\":\"o1\",\"s\":\"again\"}],\"positions\":{},\"account\":null}");
+		       "\"orders\":[{ \"s\":\"new\", \"id\":\"o2\" },{\"id\":\"o1\",\"s\":\"again\"}],\"positions\":{},\"account\":null}");
 	/* the same subscription again: an ack, no snapshot; unsubscribe: one */
 	ask(a.c, "{\"type\":\"subscribe\",\"channel\":\"orders\"}");
 	CHECK_NEXT(&a, "\"ack\"");
