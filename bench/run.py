@@ -628,7 +628,8 @@ class Bench:
                      update_bytes=res["update_bytes"],
                      cpu_per_m=cpu / upd * 1e6 if upd else None, cpu_per_m_deliveries=cpu / upd * 1e6 if upd else None,
                      cpu_per_m_records=cpu / plain * 1e6 if plain else None,
-                     update_gap_ms=res["update_gap_ms"], newest_age_ms=res["newest_age_ms"])
+                     update_gap_ms=res["update_gap_ms"], newest_age_ms=res["newest_age_ms"],
+                     update_delay_ms=res["update_delay_ms"])
 
     @staticmethod
     def expected(r, acked):
@@ -790,12 +791,15 @@ def compare_state(r, base):
                  f"({r.get('bytes_per_value') or 0:.0f} B per value carried) vs {fmt_n(base['per_s'])} messages/s "
                  f"of {base['bytes_per_msg']:.0f} B: {r['per_s'] * r['bytes_per_msg'] / 1e6:.0f} vs "
                  f"{base['per_s'] * base['bytes_per_msg'] / 1e6:.0f} MB/s on the wire")
-    gap, age = r.get("update_gap_ms"), r.get("newest_age_ms")
+    gap, age, dly = r.get("update_gap_ms"), r.get("newest_age_ms"), r.get("update_delay_ms")
     if gap and gap.get("count"):
         text += (f"; a client's updates {gap['p50']:.0f} ms apart at p50, {gap['min']:.0f}-{gap['max']:.0f} ms "
                  f"(p99 {gap['p99']:.0f})")
     if age and age.get("count"):
         text += f"; an update's newest value {age['p50']:.1f} ms old at p50, {age['p99']:.1f} at p99"
+        if dly and dly.get("count"):
+            text += (f", of which {dly['p50']:.1f} / {dly['p99']:.1f} ms from the update's timestamp to "
+                     f"its receipt (written to one client after another, read by wsload in turn)")
     return text
 
 

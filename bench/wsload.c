@@ -22,7 +22,9 @@
  * "<channel>.k<N>.kn" and ".ts_us" values it carries: per client and key
  * "kn" must never go back and must end at the newest; each "ts_us" gives
  * the age of the value when its update arrived; the time between a
- * client's updates and the age of each update's newest value are kept too.
+ * client's updates, the age of each update's newest value (but a client's
+ * last: it follows the end of the records) and the time from an update's
+ * "timestamp" to its receipt are kept too.
  * Not a WebSocket library: it speaks just enough of RFC 6455 for a client. */
 #include <errno.h>
 #include <fcntl.h>
@@ -151,6 +153,8 @@ struct conn {
 	uint64_t *last_n;       /* --interval: last "n" per key index (keyed: [0]);
 				 * several channels, --state: last "kn" per key */
 	int64_t t_update;       /* --state: when the last update arrived (us) */
+	uint64_t newest_held;   /* --state: the last update's newest-value age + 1 (us),
+				 * counted once another update follows; 0: none */
 	uint32_t mwire;         /* --state: wire bytes of the message gathered so far */
 };
 
@@ -192,6 +196,7 @@ static struct {
 	uint64_t snapshots, updates, snapshot_bytes, update_bytes, values, superseded, repeats, seq_errors;
 	struct hist newest_age;  /* us: per update, the age of the newest value in it */
 	struct hist update_gap;  /* us: per client, time between two updates */
+	struct hist update_delay; /* us: an update's "timestamp" (when made) to its receipt */
 	struct leaf { uint32_t slot; uint8_t ts; uint64_t v; } *leaf;  /* one message's values */
 	size_t nleaf, leafcap;
 	uint64_t frame_wire;     /* bytes of the frame being handled, head included */
@@ -892,7 +897,60 @@ struct sw {
 	size_t type_len;
 	uint64_t seq;
 	int has_seq;
+	int64_t made_us;            /* the top-level "timestamp" (wall clock us), 0: none */
 };
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+ * days_from_civil): no timegm(), no time zone. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* kbridge's JSON timestamp, "2026-12-03T09:30:00.250Z" (the fraction may
+ * have any number of digits), as us since the epoch; 0 when not that. */
+static int64_t iso_us(const unsigned char *s, size_t l)
+{
+	static const char pat[] = "dddd-dd-ddTdd:dd:dd";
+	int v[6] = { 0 }, f = 0;
+	if (l < sizeof(pat)) return 0;
+	for (size_t i = 0; i < sizeof(pat) - 1; i++) {
+		if (pat[i] == 'd') {
+			if (s[i] < '0' || s[i] > '9') return 0;
+			v[f] = v[f] * 10 + (s[i] - '0');
+		} else if (s[i] != (unsigned char)pat[i]) {
+			return 0;
+		} else {
+			f++;
+		}
+	}
+	size_t i = sizeof(pat) - 1;
+	int64_t frac = 0, scale = 1000000;
+	if (i < l && s[i] == '.')
+		for (i++; i < l && s[i] >= '0' && s[i] <= '9'; i++)
+			if (scale > 1) { scale /= 10; frac += (s[i] - '0') * scale; }
+	if (i + 1 != l || s[i] != 'Z' || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31) return 0;
+	int64_t days = days_from_civil(v[0], (unsigned)v[1], (unsigned)v[2]);
+	return ((days * 24 + v[3]) * 60 + v[4]) * 60 * 1000000 + (int64_t)v[5] * 1000000 + frac;
+}
+
+/* The MessagePack Timestamp extension (type -1: 32, 64 or 96 bits) as us. */
+static int64_t mp_timestamp_us(const struct mp_item *it)
+{
+	if (it->kind != MP_EXT || (signed char)it->s[-1] != -1) return 0;
+	if (it->u == 4) return (int64_t)be(it->s, 4) * 1000000;
+	if (it->u == 8) {
+		uint64_t x = be(it->s, 8);
+		return (int64_t)(x & 0x3ffffffffull) * 1000000 + (int64_t)(x >> 34) / 1000;
+	}
+	if (it->u == 12) return (int64_t)be(it->s + 4, 8) * 1000000 + (int64_t)be(it->s, 4) / 1000;
+	return 0;
+}
 
 /* An unsigned integer at the current path: kept when the path is
  * <one of --channel>.k<digits>.(kn|ts_us). */
@@ -1079,6 +1137,11 @@ static int sw_json(struct sw *w)
 			int r;
 			if (l == 4 && memcmp(s, "type", 4) == 0 && w->p < w->e && *w->p == '"') {
 				r = jw_str(w, &w->type, &w->type_len);
+			} else if (l == 9 && memcmp(s, "timestamp", 9) == 0 && w->p < w->e && *w->p == '"') {
+				const unsigned char *ts;
+				size_t tl;
+				r = jw_str(w, &ts, &tl);
+				if (r == 0) w->made_us = iso_us(ts, tl);
 			} else if (l == 3 && memcmp(s, "seq", 3) == 0 && w->p < w->e && *w->p >= '0' && *w->p <= '9') {
 				const unsigned char *v0 = w->p;
 				r = jw_value(w, 1, 0, 0);
@@ -1159,6 +1222,8 @@ static int sw_msgpack(struct sw *w)
 			} else if (mp_key_is(&key, "seq", 3) && val.kind == MP_UINT) {
 				w->seq = val.u;
 				w->has_seq = 1;
+			} else if (mp_key_is(&key, "timestamp", 9) && val.kind == MP_EXT) {
+				w->made_us = mp_timestamp_us(&val);
 			} else if (!(q = mp_skip_rest(w->p, w->e, &val))) {
 				return -1;
 			} else {
@@ -1229,6 +1294,12 @@ static void on_state_msg(struct conn *c, const unsigned char *p, size_t len, int
 		W.t_last = now;
 		if (c->t_update) hist_add(&W.update_gap, (uint64_t)(now - c->t_update));
 		c->t_update = now;
+		if (w.made_us) hist_add(&W.update_delay, now > w.made_us ? (uint64_t)(now - w.made_us) : 0);
+		/* the previous update's newest-value age counts now that it was not
+		 * the last: the last one follows the end of the records, and its
+		 * newest value is as old as the time since the last record */
+		if (c->newest_held) hist_add(&W.newest_age, c->newest_held - 1);
+		c->newest_held = 0;
 	}
 	uint64_t newest = 0;
 	for (size_t i = 0; i < W.nleaf; i++) {
@@ -1241,7 +1312,7 @@ static void on_state_msg(struct conn *c, const unsigned char *p, size_t len, int
 			if (l->v > newest) newest = l->v;
 		}
 	}
-	if (newest) hist_add(&W.newest_age, now > (int64_t)newest ? (uint64_t)(now - (int64_t)newest) : 0);
+	if (newest) c->newest_held = (now > (int64_t)newest ? (uint64_t)(now - (int64_t)newest) : 0) + 1;
 }
 
 /* --state: a data frame; fragments are gathered into one message first
@@ -1570,6 +1641,8 @@ static void print_result(void)
 		fputc(',', f);
 		print_hist_ms(f, "update_gap_ms", &W.update_gap);
 		fputc(',', f);
+		print_hist_ms(f, "update_delay_ms", &W.update_delay);
+		fputc(',', f);
 	}
 	fprintf(f, "\"t0_us\":%" PRId64 ",\"t_ready_us\":%" PRId64 ",\"first_us\":%" PRId64 ",\"last_us\":%" PRId64 ","
 		"\"cpu_s\":%.3f,\"wall_s\":%.3f,",
@@ -1794,6 +1867,17 @@ static int self_test(void)
 	sw = (struct sw){ .p = (const unsigned char *)snap, .e = (const unsigned char *)snap + strlen(snap) };
 	W.nleaf = 0;
 	CHECK(sw_json(&sw) == 0 && sw.type_len == 8 && W.nleaf == 2 && W.leaf[0].slot == 0 && W.leaf[0].v == 1);
+	/* timestamps: ISO 8601 as kbridge writes it; MessagePack's 64- and 96-bit forms */
+	CHECK(iso_us((const unsigned char *)"2026-12-03T09:30:00.250Z", 24) == 1796290200250000ll);
+	CHECK(iso_us((const unsigned char *)"2000-02-29T23:59:59Z", 20) == 951868799000000ll);
+	CHECK(iso_us((const unsigned char *)"1970-01-01T00:00:00.000001Z", 27) == 1);
+	CHECK(iso_us((const unsigned char *)"2026-12-03 09:30:00.250Z", 24) == 0);
+	CHECK(iso_us((const unsigned char *)"2026-12-03T09:30:00.250", 23) == 0);
+	const unsigned char ts64[] = { 0xd7, 0xff, 0xee, 0x6b, 0x27, 0xfc, 0x6b, 0x11, 0x15, 0x50 };   /* 999999999 ns, s */
+	const unsigned char ts96[] = { 0xc7, 12, 0xff, 0, 0, 0x03, 0xe8, 0, 0, 0, 0, 0x6b, 0x11, 0x15, 0x50 };
+	struct mp_item ti;
+	CHECK(mp_head(ts64, ts64 + sizeof(ts64), &ti) && mp_timestamp_us(&ti) == 0x6b111550ll * 1000000 + 999999);
+	CHECK(mp_head(ts96, ts96 + sizeof(ts96), &ti) && mp_timestamp_us(&ti) == 0x6b111550ll * 1000000 + 1);
 	const char *two = "{\"type\":\"ack\"} {}";
 	sw = (struct sw){ .p = (const unsigned char *)two, .e = (const unsigned char *)two + strlen(two) };
 	CHECK(sw_json(&sw) == -1);
@@ -1817,6 +1901,7 @@ static int self_test(void)
 	sw = (struct sw){ .p = w.b, .e = w.b + w.n };
 	W.nleaf = 0;
 	CHECK(sw_msgpack(&sw) == 0 && sw.type_len == 6 && sw.has_seq && sw.seq == 7 && W.nleaf == 5);
+	CHECK(sw.made_us == 1796290000ll * 1000000);
 	if (W.nleaf == 5)
 		CHECK(W.leaf[2].slot == 21 && W.leaf[2].ts && W.leaf[2].v == 200 && W.leaf[3].v == 4 && W.leaf[4].slot == 14);
 	cuts_fail = 1;
@@ -1838,11 +1923,14 @@ static int self_test(void)
 	CHECK(W.snapshots == 1 && W.updates == 1 && W.snapshot_bytes == 100 && W.update_bytes == 1000);
 	CHECK(W.seq_errors == 1);         /* 1 then 7 */
 	CHECK(W.values == 4 && W.superseded == 0 + 4 + 3 + 1 && W.repeats == 0 && sc.disorder == 0);
-	CHECK(W.lat.count == 2 && W.newest_age.count == 1 && W.update_gap.count == 0);
+	CHECK(W.lat.count == 2 && W.newest_age.count == 0 && W.update_gap.count == 0);   /* the age waits */
+	CHECK(W.update_delay.count == 1 && W.update_delay.min == (uint64_t)(t + 250000 - 1796290200250000));
 	const char *back = "{\"type\":\"update\",\"seq\":8,\"changes\":{\"a.k3.kn\":5,\"a.k7.kn\":1,\"bench2.k10.kn\":6}}";
 	on_state_msg(&sc, (const unsigned char *)back, strlen(back), 0, 50, t + 500000);
 	CHECK(W.repeats == 1 && W.dups == 1 && sc.disorder == 1 && W.values == 5 && W.superseded == 9);
 	CHECK(W.update_gap.count == 1 && W.update_gap.max == 250000 && W.seq_errors == 1);
+	CHECK(W.newest_age.count == 1 && W.newest_age.max == (uint64_t)(t + 250000 - 200));   /* now counted */
+	CHECK(W.update_delay.count == 1);                                                    /* no timestamp */
 	CHECK(stale_keys(&sc) == 0 && key_count() == 4);
 	W.o.state = NULL;
 	W.nch = 0;

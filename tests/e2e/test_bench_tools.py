@@ -273,7 +273,11 @@ def test_wsload_state_and_several_channels(tools, mock_kafka, kafka_bridge):
         assert res["values"] >= n * 600 // 2, res
         assert res["dups"] == res["clients_disorder"] == res["stale"] == res["clients_bad"] == 0, res
         lat, gap, newest = res["latency_ms"], res["update_gap_ms"], res["newest_age_ms"]
-        assert lat["count"] == res["values"] and newest["count"] == res["updates"], res
+        # every value's age; each update's newest one but a client's last
+        # (after the records end), and its delay from its own timestamp
+        assert lat["count"] == res["values"] and newest["count"] == res["updates"] - n, res
+        assert res["update_delay_ms"]["count"] == res["updates"], res
+        assert res["update_delay_ms"]["p50"] <= newest["p50"] + 1, res   # ms-resolution timestamps
         # a value waits for the period's tick: its age spans the period (loose
         # bounds: the suite also runs the sanitizer build)
         assert lat["min"] < 125 < lat["max"] < 1500, lat
