@@ -2,12 +2,24 @@
  * Writes R records/s of S bytes for D seconds, keys cycling over K keys
  * ("k0".."k<K-1>"), with linger.ms=0 so no record waits for a batch; it
  * wakes at most once per --tick-us (1 ms) and hands librdkafka every record
- * due by then in one call. Each
+ * due by then in one call per topic. Each
  * value is a JSON object of exactly S bytes (when S leaves room for the numbers):
  *   {"pad":"xxx...","ts_us":<wall clock us at produce>,"n":<global seq from 1>,
  *    "k":<key index>,"kn":<per-key seq from 1>}
  * The numbers come last so bench/wsload.c finds them near the end of each
- * message. Prints {"event":"start",...} when the clock starts and
+ * message.
+ * --topic A,B,C,D: record j goes to topic j % T with key k<(j / T) % K>, so
+ * each topic has K keys of its own; "k" is then the key's index over all
+ * topics (t * K + key) and "kn" counts per topic and key.
+ * --layout state: values for state-dialect clients (docs/protocol.md#state-dialect),
+ * where what changes between two records of a key is what travels:
+ *   {"pad":"xxx...","px":<price, changes every other record of the key>,
+ *    "ts_us":..,"n":..,"k":..,"kn":..}
+ * and the pad keeps one length all run long, so it never shows up as a
+ * change: values are then at most S bytes (exactly S for the widest numbers
+ * of the run), not exactly S. (Blanks after the object to make up the
+ * width would travel too: a new key's value goes out verbatim.)
+ * Prints {"event":"start",...} when the clock starts and
  * {"event":"result",...} after the final flush, one JSON object per line. */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,7 +32,8 @@
 
 #include <librdkafka/rdkafka.h>
 
-#define MAX_SIZE (1 << 20)
+#define MAX_SIZE   (1 << 20)
+#define MAX_TOPICS 64
 
 static struct {
 	uint64_t acked, failed;
@@ -55,10 +68,14 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: produce --brokers LIST --topic T [options]\n"
+		"usage: produce --brokers LIST --topic T[,T2...] [options]\n"
+		"  --topic LIST    topic(s): record j goes to topic j %% T (at most 64)\n"
 		"  --rate R        records per second (default 1000)\n"
 		"  --size S        value bytes (default 200)\n"
-		"  --keys K        keys k0..k<K-1>, cycling (default 1)\n"
+		"  --keys K        keys k0..k<K-1> per topic, cycling (default 1)\n"
+		"  --layout L      stream (default) or state: a \"px\" field that changes every\n"
+		"                  other record of a key, a pad of one length all run long\n"
+		"                  (values then at most S bytes)\n"
 		"  --duration D    seconds (default 10)\n"
 		"  --partition P   fixed partition (default: the partitioner's choice)\n"
 		"  --tick-us T     wake at most every T us; records due meanwhile go in one call (1000)\n"
@@ -71,6 +88,7 @@ int main(int argc, char **argv)
 	const char *brokers = NULL, *topic = NULL;
 	double rate = 1000, duration = 10;
 	long size = 200, keys = 1, tick_us = 1000;
+	int state_layout = 0;
 	int partition = RD_KAFKA_PARTITION_UA;
 	char errstr[512];
 
@@ -99,6 +117,11 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--duration")) duration = atof(v);
 		else if (!strcmp(a, "--partition")) partition = atoi(v);
 		else if (!strcmp(a, "--tick-us")) tick_us = atol(v);
+		else if (!strcmp(a, "--layout")) {
+			if (!strcmp(v, "state")) state_layout = 1;
+			else if (!strcmp(v, "stream")) state_layout = 0;
+			else usage();
+		}
 		else if (!strcmp(a, "-X")) {
 			char kv[1024];
 			snprintf(kv, sizeof(kv), "%s", v);
@@ -120,17 +143,31 @@ int main(int argc, char **argv)
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (!rk) { fprintf(stderr, "produce: %s\n", errstr); return 1; }
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-
-	/* Connect and learn the topic before the clock starts. */
-	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_resp_err_t merr = RD_KAFKA_RESP_ERR_NO_ERROR;
-	for (int tries = 0; tries < 20; tries++) {
-		merr = rd_kafka_metadata(rk, 0, rkt, &md, 2000);
-		if (!merr) break;
+	/* --topic A,B,...: one handle per topic. */
+	rd_kafka_topic_t *rkt[MAX_TOPICS];
+	uint32_t ntopics = 0;
+	char tlist[4096];
+	snprintf(tlist, sizeof(tlist), "%s", topic);
+	for (char *save = NULL, *t = strtok_r(tlist, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (ntopics == MAX_TOPICS) usage();
+		rkt[ntopics++] = rd_kafka_topic_new(rk, t, NULL);
 	}
-	if (merr) { fprintf(stderr, "produce: metadata for %s: %s\n", topic, rd_kafka_err2str(merr)); return 1; }
-	rd_kafka_metadata_destroy(md);
+	if (!ntopics) usage();
+
+	/* Connect and learn the topics before the clock starts. */
+	for (uint32_t t = 0; t < ntopics; t++) {
+		const struct rd_kafka_metadata *md = NULL;
+		rd_kafka_resp_err_t merr = RD_KAFKA_RESP_ERR_NO_ERROR;
+		for (int tries = 0; tries < 20; tries++) {
+			merr = rd_kafka_metadata(rk, 0, rkt[t], &md, 2000);
+			if (!merr) break;
+		}
+		if (merr) {
+			fprintf(stderr, "produce: metadata for %s: %s\n", rd_kafka_topic_name(rkt[t]), rd_kafka_err2str(merr));
+			return 1;
+		}
+		rd_kafka_metadata_destroy(md);
+	}
 
 	/* Timer slack would add up to 50 us to every sleep between records. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
@@ -146,9 +183,24 @@ int main(int argc, char **argv)
 	char *arena = malloc(cap * slot);
 	char (*keybuf)[24] = calloc(cap, sizeof(*keybuf));
 	rd_kafka_message_t *msgs = calloc(cap, sizeof(*msgs));
-	uint64_t *kn = calloc((size_t)keys, sizeof(*kn));
-	if (!arena || !keybuf || !msgs || !kn) { fprintf(stderr, "produce: out of memory\n"); return 1; }
+	rd_kafka_message_t *scratch = calloc(cap, sizeof(*scratch));    /* one topic's share */
+	uint64_t nkeys = (uint64_t)keys * ntopics;         /* keys over all topics */
+	uint64_t *kn = calloc((size_t)nkeys, sizeof(*kn));
+	if (!arena || !keybuf || !msgs || !scratch || !kn) { fprintf(stderr, "produce: out of memory\n"); return 1; }
 	uint64_t total = (uint64_t)(rate * duration + 0.5), n = 0, calls = 0;
+
+	/* --layout state: the pad's length is set once, for the widest numbers
+	 * of the run (the last n, the last kn, a 16-digit ts_us), so it never
+	 * changes; values with narrower numbers are that much shorter. */
+	long state_pad = 0;
+	if (state_layout) {
+		char widest[200];
+		int wl = snprintf(widest, sizeof(widest),
+				  "\",\"px\":100.00,\"ts_us\":%" PRId64 ",\"n\":%" PRIu64 ",\"k\":%" PRIu64 ",\"kn\":%" PRIu64 "}",
+				  (int64_t)9999999999999999, total, nkeys - 1, total / nkeys + 1);
+		state_pad = size - 8 - wl;
+		if (state_pad < 0) state_pad = 0;
+	}
 
 	int64_t start_wall = wall_us(), start = mono_us();
 	printf("{\"event\":\"start\",\"t_us\":%" PRId64 ",\"records\":%" PRIu64 "}\n", start_wall, total);
@@ -165,12 +217,20 @@ int main(int argc, char **argv)
 			int64_t ts = wall_us();
 			for (size_t i = 0; i < m; i++) {
 				uint64_t j = n + i;
-				uint32_t k = (uint32_t)(j % (uint64_t)keys);
-				char suffix[160];
+				uint32_t t = (uint32_t)(j % ntopics);
+				uint32_t key = (uint32_t)((j / ntopics) % (uint64_t)keys);
+				uint32_t k = t * (uint32_t)keys + key;       /* = key with one topic */
+				uint64_t kk = ++kn[k];
+				char suffix[200], px[32] = "";
+				if (state_layout) {
+					/* a price that moves every other record of the key */
+					unsigned c = (unsigned)((k * 7919u + (unsigned)((kk + 1) / 2) * 13u) % 10000u);
+					snprintf(px, sizeof(px), "\",\"px\":%u.%02u", 100 + c / 100, c % 100);
+				}
 				int sl = snprintf(suffix, sizeof(suffix),
-						  "\",\"ts_us\":%" PRId64 ",\"n\":%" PRIu64 ",\"k\":%u,\"kn\":%" PRIu64 "}",
-						  ts, j + 1, k, ++kn[k]);
-				long pad = size - 8 - sl;      /* 8 = strlen("{\"pad\":\"") */
+						  "%s%s\"ts_us\":%" PRId64 ",\"n\":%" PRIu64 ",\"k\":%u,\"kn\":%" PRIu64 "}",
+						  px, state_layout ? "," : "\",", ts, j + 1, k, kk);
+				long pad = state_layout ? state_pad : size - 8 - sl;      /* 8 = strlen("{\"pad\":\"") */
 				if (pad < 0) pad = 0;
 				char *v = arena + i * slot;
 				memcpy(v, "{\"pad\":\"", 8);
@@ -178,19 +238,34 @@ int main(int argc, char **argv)
 				memcpy(v + 8 + pad, suffix, (size_t)sl);
 				msgs[i] = (rd_kafka_message_t){ .payload = v, .len = (size_t)(8 + pad + sl),
 								.key = keybuf[i] };
-				msgs[i].key_len = (size_t)snprintf(keybuf[i], sizeof(keybuf[i]), "k%u", k);
+				msgs[i].key_len = (size_t)snprintf(keybuf[i], sizeof(keybuf[i]), "k%u", key);
 			}
-			int got = rd_kafka_produce_batch(rkt, partition, RD_KAFKA_MSG_F_COPY, msgs, (int)m);
-			calls++;
-			if (got != (int)m) {
-				/* A retry could reorder the sequence: the queue is sized so
-				 * this does not happen; when it does, say so and stop. */
-				for (size_t i = 0; i < m; i++)
-					if (msgs[i].err) {
-						fprintf(stderr, "produce: record %" PRIu64 ": %s\n", n + i + 1, rd_kafka_err2str(msgs[i].err));
-						break;
-					}
-				return 1;
+			/* One call per topic: its records of this tick share a batch. */
+			for (uint32_t t = 0; t < ntopics; t++) {
+				rd_kafka_message_t *tm = msgs;
+				size_t cnt = 0;
+				if (ntopics > 1) {
+					/* this topic's records, in order */
+					for (size_t i = (size_t)((t + ntopics - n % ntopics) % ntopics); i < m; i += ntopics)
+						scratch[cnt++] = msgs[i];
+					tm = scratch;
+				} else {
+					cnt = m;
+				}
+				if (!cnt) continue;
+				int got = rd_kafka_produce_batch(rkt[t], partition, RD_KAFKA_MSG_F_COPY, tm, (int)cnt);
+				calls++;
+				if (got != (int)cnt) {
+					/* A retry could reorder the sequence: the queue is sized so
+					 * this does not happen; when it does, say so and stop. */
+					for (size_t i = 0; i < cnt; i++)
+						if (tm[i].err) {
+							fprintf(stderr, "produce: %s: %s\n", rd_kafka_topic_name(rkt[t]),
+								rd_kafka_err2str(tm[i].err));
+							break;
+						}
+					return 1;
+				}
 			}
 			n += m;
 		}
@@ -211,16 +286,17 @@ int main(int argc, char **argv)
 	double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 		     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	printf("{\"event\":\"result\",\"produced\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"failed\":%" PRIu64 ","
-	       "\"unflushed\":%d,\"calls\":%" PRIu64 ",\"keys\":%ld,\"size\":%ld,\"rate\":%.1f,"
+	       "\"unflushed\":%d,\"calls\":%" PRIu64 ",\"topics\":%u,\"keys\":%ld,\"size\":%ld,\"rate\":%.1f,"
 	       "\"duration_s\":%.3f,\"cpu_s\":%.3f,\"start_us\":%" PRId64 ",\"end_us\":%" PRId64 ",\"first_error\":\"%s\"}\n",
-	       n, P.acked, P.failed, rd_kafka_outq_len(rk), calls, keys, size,
+	       n, P.acked, P.failed, rd_kafka_outq_len(rk), calls, ntopics, keys, size,
 	       secs > 0 ? (double)n / secs : 0.0, secs, cpu, start_wall, end_wall, P.first_error);
 	fflush(stdout);
 	free(arena);
 	free(keybuf);
 	free(msgs);
+	free(scratch);
 	free(kn);
-	rd_kafka_topic_destroy(rkt);
+	for (uint32_t t = 0; t < ntopics; t++) rd_kafka_topic_destroy(rkt[t]);
 	rd_kafka_destroy(rk);
 	return P.failed || P.acked != n ? 1 : 0;
 }

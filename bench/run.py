@@ -12,6 +12,7 @@ build/bench/results.json and results.md. Standard library only.
   bench/run.py --only fanout-1kx1k,idle-10k
   bench/run.py --scenario fanout:5x200 --duration 3 --out build/bench-test
   bench/run.py --scenario fanout:100x1000:msgpack --scenario fanout:100x1000:interval=250:keys=100
+  bench/run.py --scenario state:100x1000 --scenario fanout:100x1000:channels=4:keys=100:layout=state
 """
 import argparse
 import datetime
@@ -35,7 +36,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 README = os.path.join(ROOT, "bench", "README.md")
 TABLE_BEGIN, TABLE_END = "<!-- bench-table-begin -->", "<!-- bench-table-end -->"
 
-KBRIDGE_CMD = ("{bin} --brokers {brokers} --listen 127.0.0.1:{port} -t {topic} "
+KBRIDGE_CMD = ("{bin} --brokers {brokers} --listen 127.0.0.1:{port} {routes} "
                "-X fetch.wait.max.ms=10 --max-clients 20000 --log-level warn")
 
 
@@ -47,13 +48,34 @@ def variant(fmt, interval, keys, default_keys):
             + (f"-k{keys}" if keys != default_keys else ""))
 
 
-def fanout(clients, rate, name=None, fmt="json", interval=0, keys=1):
+def topics(channels):
+    """The topics (each routed to the channel of its name) of a scenario
+    with that many channels: "bench", or "bench1".."benchN"."""
+    return [TOPIC] if channels == 1 else [f"{TOPIC}{i + 1}" for i in range(channels)]
+
+
+def fanout(clients, rate, name=None, fmt="json", interval=0, keys=1, channels=1, layout="stream"):
     """C clients on the channel. fmt="msgpack": format=msgpack clients;
     interval: conflating clients (at most one message per key per interval);
-    keys: the producer cycles over that many keys."""
+    keys: the producer cycles over that many keys (per channel); channels:
+    that many topics, each its own channel, every client subscribed to all
+    (records spread over them in turn); layout: produce.c's --layout."""
     base = f"fanout-{k(clients)}x{k(rate)}"
-    return dict(name=name or base + variant(fmt, interval, keys, 1), base=base, kind="fanout",
-                clients=clients, rate=rate, keys=keys, format=fmt, interval=interval)
+    suffix = ((f"-c{channels}" if channels != 1 else "") + variant(fmt, interval, keys, 1)
+              + ("-" + layout if layout != "stream" else ""))
+    return dict(name=name or base + suffix, base=base, kind="fanout",
+                clients=clients, rate=rate, keys=keys, format=fmt, interval=interval,
+                topics=topics(channels), layout=layout)
+
+
+def state(clients, rate, name=None, fmt="json", channels=4, keys=100, base=None, stype="web"):
+    """C clients of the state dialect (type=web: one snapshot, then at most
+    one update per 250 ms) subscribed to `channels` channels with `keys`
+    keys each; values in produce.c's state layout. base: the record-stream
+    scenario the row is compared with (default: fanout-CxR)."""
+    return dict(name=name or f"state-{k(clients)}x{k(rate)}" + ("-msgpack" if fmt == "msgpack" else ""),
+                base=base or f"fanout-{k(clients)}x{k(rate)}", kind="state", state=stype, clients=clients, rate=rate, keys=keys,
+                format=fmt, interval=0, topics=topics(channels), layout="state")
 
 
 def keyed(clients, rate, name=None, fmt="json", interval=0):
@@ -75,9 +97,13 @@ def k(n):
 
 
 def default_scenarios():
-    # The msgpack and conflated variants of fanout-1kx1k sit right after it,
-    # so their cost reads beside plain JSON's.
-    return [fanout(100, 1000), fanout(1000, 1000),
+    # The state-dialect row and the msgpack and conflated variants of
+    # fanout-1kx1k sit right after it, so their cost reads beside plain
+    # JSON's. The state row's records are spread over 4 channels x 100 keys;
+    # a record stream of those very records (fanout:1000x1000:channels=4:
+    # keys=100:layout=state) costs the bridge what fanout-1kx1k does per
+    # delivery, within a few percent (bench/README.md), so it is not run too.
+    return [fanout(100, 1000), fanout(1000, 1000), state(1000, 1000),
             fanout(1000, 1000, "fanout-1kx1k-msgpack", fmt="msgpack"),
             fanout(1000, 1000, "fanout-1kx1k-conflated", interval=250, keys=100),
             fanout(5000, 1000), fanout(100, 10000),
@@ -331,17 +357,21 @@ class Bench:
         return os.path.join(self.logs, f"{scen['name']}.{what}.log")
 
     def start_mock(self, scen):
-        m = Proc("mockkafka", [self.mock_bin, "--topic", f"{TOPIC}:1", "--lifetime", "900"],
-                 self.log_path(scen, "mockkafka"), stdin=True, cpu=self.tools_cpu)
+        argv = [self.mock_bin, "--lifetime", "900"]
+        for t in scen.get("topics", [TOPIC]):
+            argv += ["--topic", f"{t}:1"]
+        m = Proc("mockkafka", argv, self.log_path(scen, "mockkafka"), stdin=True, cpu=self.tools_cpu)
         line = m.line(15, "bootstrap=")
         return m, line.split("=", 1)[1]
 
     def start_bridge(self, scen, brokers):
         port = free_port()
         cmd = self.template
+        tops = scen.get("topics", [TOPIC])
         for key, val in (("{bin}", self.kbridge), ("{brokers}", brokers), ("{port}", str(port)),
-                         ("{listen}", f"127.0.0.1:{port}"), ("{topic}", TOPIC),
-                         ("{channel}", CHANNEL)):
+                         ("{listen}", f"127.0.0.1:{port}"), ("{topic}", tops[0]),
+                         ("{routes}", " ".join(f"-t {t}" for t in tops)),
+                         ("{channel}", tops[0])):
             cmd = cmd.replace(key, val)
         b = Proc("bridge", shlex.split(cmd), self.log_path(scen, "bridge"), cpu=self.bridge_cpu)
         deadline = time.monotonic() + 30
@@ -384,8 +414,10 @@ class Bench:
     def start_wsload(self, scen, port, extra=()):
         argv = [os.path.join(self.tools, "wsload"), "--port", str(port), "--path", self.ws_path,
                 "--clients", str(scen["clients"]), "--inflight", str(self.a.inflight),
-                "--channel", CHANNEL, "--control", "--timeout", "300"]
-        if scen["kind"] == "keyed":
+                "--channel", ",".join(scen.get("topics", [CHANNEL])), "--control", "--timeout", "300"]
+        if scen["kind"] == "state":
+            argv += ["--state", scen["state"]]
+        elif scen["kind"] == "keyed":
             argv += ["--keys", str(scen["keys"])]
             if self.keyed_sub:
                 argv += ["--subscribe", self.keyed_sub]
@@ -431,7 +463,7 @@ class Bench:
                     # so a lagging consumer skips ahead) or dropped per client.
                     st = http_json(port, "/stats") or {}
                     r["bridge_stats"] = {k: st.get(k) for k in ("records_in", "messages_out",
-                                                                "dropped", "slow_disconnects")}
+                                                                "dropped", "slow_disconnects", "state")}
                     if st.get("records_in") is not None and st["records_in"] < r["produced"]:
                         r.setdefault("notes", []).append(
                             f"kbridge consumed {st['records_in']} of {r['produced']} records "
@@ -443,9 +475,22 @@ class Bench:
                 if res.get("wrong_format"):
                     r.setdefault("notes", []).append(
                         f"{res['wrong_format']} messages not in the format asked for ({res['format']})")
-                if r.get("interval") and (res.get("clients_disorder") or res.get("clients_stale")):
+                if scen["kind"] == "state":
+                    if res.get("seq_errors"):
+                        r.setdefault("notes", []).append(f"{res['seq_errors']} snapshots or updates out of seq")
+                    if res.get("snapshots", 0) > res.get("subscribed", 0):
+                        r.setdefault("notes", []).append(
+                            f"{res['snapshots'] - res['subscribed']} snapshots beyond each client's first "
+                            "(clients resynced after a full queue)")
+                    if res.get("superseded"):
+                        r.setdefault("notes", []).append(
+                            f"{res['superseded']} records x clients never carried (a newer value of the key "
+                            "came within the same period)")
+                if (r.get("interval") or scen["kind"] == "state") and \
+                        (res.get("clients_disorder") or res.get("clients_stale")):
                     r.setdefault("notes", []).append(
-                        f"conflation: {res['clients_disorder']} clients saw a key's n repeat or go "
+                        f"{'state' if scen['kind'] == 'state' else 'conflation'}: {res['clients_disorder']} "
+                        f"clients saw a key's {'kn go' if scen['kind'] == 'state' else 'n repeat or go'} "
                         f"back ({res['dups']} times), {res['clients_stale']} clients missed the newest "
                         f"value of {res['stale']} keys in all")
             wall = time.monotonic() - t0
@@ -498,7 +543,8 @@ class Bench:
         mock0 = proc_cpu(mock_pid)
         t0 = time.monotonic()
         prod = Proc("produce", [os.path.join(self.tools, "produce"), "--brokers", brokers,
-                                "--topic", TOPIC, "--partition", "0", "--rate", str(r["rate"]),
+                                "--topic", ",".join(r.get("topics", [TOPIC])), "--partition", "0",
+                                "--rate", str(r["rate"]), "--layout", r.get("layout", "stream"),
                                 "--size", str(self.a.size), "--keys", str(r["keys"]),
                                 "--duration", str(self.a.duration)],
                     self.log_path(r, "produce"), cpu=self.tools_cpu)
@@ -529,6 +575,9 @@ class Bench:
         # Drain: wait until every expected message arrived, or 2 s of silence,
         # or 20 s; then the window closes. Conflation: the expected figure is
         # only a bound, and every key's newest value must arrive: silence ends it.
+        # State dialect: wsload counts the values carried (each record's "kn"
+        # per client), and every one is due unless a newer one of its key came
+        # within the same period.
         wl.send(f"drain {0 if r.get('interval') else expected} 2000 20000")
         res = wl.event("result", 60)
         wall = time.monotonic() - t0
@@ -563,6 +612,24 @@ class Bench:
                  cpu_per_m_deliveries=cpu / msgs * 1e6 if msgs else None,
                  bridge_util=cpu / wall, tools_util=tools_cpu / wall, wsload_util=wl_cpu / wall, window_s=wall, rss=rss_max,
                  closed=res["closed"], failed=res["failed"])
+        if r["kind"] == "state":
+            # A delivery is a client-update; "% exp" is the share of records x
+            # clients whose value reached the client (in some update); the
+            # latency is each value's age when its update arrived (production
+            # to receipt: up to a period of waiting for the tick, plus the
+            # pipeline); CPU per million client-updates (= us per update), and
+            # per million records x clients to compare with a record stream.
+            values, upd = res["values"], res["updates"]
+            r.update(delivered=upd, values=values, pct=100.0 * values / expected if expected else 0.0,
+                     expected_per_s=None, gap_clients=res["clients_bad"], missing=res["superseded"],
+                     bytes_per_msg=res["update_bytes"] / upd if upd else None,
+                     bytes_per_value=res["update_bytes"] / values if values else None,
+                     snapshots=res["snapshots"], snapshot_bytes=res["snapshot_bytes"],
+                     update_bytes=res["update_bytes"],
+                     cpu_per_m=cpu / upd * 1e6 if upd else None, cpu_per_m_deliveries=cpu / upd * 1e6 if upd else None,
+                     cpu_per_m_records=cpu / plain * 1e6 if plain else None,
+                     update_gap_ms=res["update_gap_ms"], newest_age_ms=res["newest_age_ms"],
+                     update_delay_ms=res["update_delay_ms"])
 
     @staticmethod
     def expected(r, acked):
@@ -574,6 +641,8 @@ class Bench:
         keys, clients, iv = r["keys"], r["clients"], r.get("interval", 0)
         if r["kind"] != "keyed" and not iv:
             return acked * clients
+        if r["kind"] != "keyed":
+            keys *= len(r.get("topics", [TOPIC]))        # keys are per channel
         total = 0
         for key in range(min(keys, clients) if r["kind"] == "keyed" else keys):
             records = acked // keys + (1 if key < acked % keys else 0)
@@ -610,7 +679,22 @@ def table(results):
             continue
         tgt, misses = check_targets(r)
         verdict = "" if not tgt else ("ok" if not misses else "MISS: " + "; ".join(misses))
-        if r["kind"] in ("fanout", "keyed"):
+        if r["kind"] == "state":
+            # delivered/s: client-updates; % exp: values carried of records x
+            # clients; latency: each value's age at its update's receipt;
+            # CPU s/M: per million client-updates (= us per client-update)
+            other = (f"cpu: bridge {r['bridge_util'] * 100:.0f}%, tools {r['tools_util'] * 100:.0f}%"
+                     + (f", noise {r['noise'] * 100:.0f}%" if r.get("noise", 0) > 0.05 else ""))
+            if r.get("bytes_per_msg"):
+                other += f"; {r['bytes_per_msg'] / 1024:.1f} KiB/update"
+            if r.get("cpu_per_m_records") is not None:
+                other += f"; {r['cpu_per_m_records']:.2f} CPU s/M records x clients"
+            rows.append([r["name"], str(r["clients"]), fmt_n(r["rate"]), fmt_n(r["per_s"]),
+                         f"{r['pct']:.2f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
+                         f"{r['p999_ms']:.1f}", f"{r['max_ms']:.1f}", str(r["gap_clients"]),
+                         f"{r['cpu_per_m']:.2f}" if r["cpu_per_m"] is not None else "-",
+                         f"{r['rss'] / 1048576:.1f}", other, "none"])
+        elif r["kind"] in ("fanout", "keyed"):
             other = (f"cpu: bridge {r['bridge_util'] * 100:.0f}%, tools {r['tools_util'] * 100:.0f}%"
                      + (f", noise {r['noise'] * 100:.0f}%" if r.get("noise", 0) > 0.05 else ""))
             if r.get("interval") and r.get("cpu_per_m_deliveries") is not None:
@@ -650,6 +734,22 @@ def compare(results):
         base = by.get(r.get("base"))
         if r["name"] not in by or base is None or base is r:
             continue
+        if r["kind"] == "state":
+            text = compare_state(r, base)
+            out.append(text)
+            r.setdefault("compare", text)
+            continue
+        if r.get("layout", "stream") != "stream" or len(r.get("topics", [TOPIC])) > 1:
+            what = [f"{len(r['topics'])} channels x {r['keys']} keys, {r['layout']} layout"]
+            cpu_r, cpu_b = r.get("cpu_per_m_deliveries"), base.get("cpu_per_m_deliveries")
+            text = f"{', '.join(what)} vs {base['name']}"
+            if cpu_r and cpu_b:
+                text += f": bridge CPU {cpu_r:.2f} vs {cpu_b:.2f} s per million deliveries ({cpu_r / cpu_b:.2f}x)"
+            if r.get("bytes_per_msg") and base.get("bytes_per_msg"):
+                text += f"; {r['bytes_per_msg']:.0f} B per message on the wire vs {base['bytes_per_msg']:.0f} B"
+            out.append(text)
+            r.setdefault("compare", text)
+            continue
         if not r.get("interval") and r.get("format", "json") == "json":
             continue
         what = []
@@ -672,6 +772,35 @@ def compare(results):
         out.append(text)
         r.setdefault("compare", text)
     return out
+
+
+def compare_state(r, base):
+    """The state row against the record stream it stands beside: what the
+    same clients cost per record x client, what they receive and how often."""
+    fmt = "MessagePack" if r.get("format") == "msgpack" else "JSON"
+    chans = len(r.get("topics", [TOPIC]))
+    text = (f"type={r['state']} {fmt}, {chans} channels x {r['keys']} keys vs {base['name']} "
+            f"(every record to every client)")
+    cpu_b = base["cpu_s"] / base["records_x_clients"] * 1e6 if base.get("records_x_clients") else None
+    cpu_r = r.get("cpu_per_m_records")
+    if cpu_r is not None and cpu_b:
+        text += (f": bridge CPU {cpu_r:.2f} vs {cpu_b:.2f} s per million records x clients "
+                 f"({cpu_r / cpu_b:.2f}x; {r['cpu_per_m']:.1f} us per client-update)")
+    if r.get("bytes_per_msg") and base.get("bytes_per_msg"):
+        text += (f"; {fmt_n(r['per_s'])} client-updates/s of {r['bytes_per_msg'] / 1024:.1f} KiB "
+                 f"({r.get('bytes_per_value') or 0:.0f} B per value carried) vs {fmt_n(base['per_s'])} messages/s "
+                 f"of {base['bytes_per_msg']:.0f} B: {r['per_s'] * r['bytes_per_msg'] / 1e6:.0f} vs "
+                 f"{base['per_s'] * base['bytes_per_msg'] / 1e6:.0f} MB/s on the wire")
+    gap, age, dly = r.get("update_gap_ms"), r.get("newest_age_ms"), r.get("update_delay_ms")
+    if gap and gap.get("count"):
+        text += (f"; a client's updates {gap['p50']:.0f} ms apart at p50, {gap['min']:.0f}-{gap['max']:.0f} ms "
+                 f"(p99 {gap['p99']:.0f})")
+    if age and age.get("count"):
+        text += f"; an update's newest value {age['p50']:.1f} ms old at p50, {age['p99']:.1f} at p99"
+        if dly and dly.get("count"):
+            text += (f", of which {dly['p50']:.1f} / {dly['p99']:.1f} ms from the update's timestamp to "
+                     f"its receipt (written to one client after another, read by wsload in turn)")
+    return text
 
 
 def notes(results):
@@ -728,9 +857,29 @@ def update_readme(md):
 # ---------------------------------------------------------------- main
 
 def parse_spec(spec):
-    """kind:CLIENTSxRATE[:msgpack][:interval=MS][:keys=K] (fanout, keyed; keys:
-    fanout only) or kind:CLIENTS (idle, connect)."""
+    """kind:CLIENTSxRATE[:msgpack][:interval=MS][:keys=K][:channels=N][:layout=L]
+    (fanout, keyed; keys, channels, layout: fanout only),
+    state:CLIENTSxRATE[:msgpack][:keys=K][:channels=N] (4 channels, 100 keys
+    by default; compared with fanout:CLIENTSxRATE when that ran too) or
+    kind:CLIENTS (idle, connect)."""
     kind, _, arg = spec.partition(":")
+    if kind == "state":
+        arg, *opts = arg.split(":")
+        c, _, rate = arg.partition("x")
+        kw = {}
+        try:
+            for o in opts:
+                if o == "msgpack":
+                    kw["fmt"] = "msgpack"
+                elif o.startswith("keys="):
+                    kw["keys"] = int(o.split("=", 1)[1])
+                elif o.startswith("channels="):
+                    kw["channels"] = int(o.split("=", 1)[1])
+                else:
+                    raise ValueError(o)
+            return state(int(c), int(rate), **kw)
+        except ValueError:
+            pass
     if kind in ("fanout", "keyed"):
         arg, *opts = arg.split(":")
         c, _, rate = arg.partition("x")
@@ -743,6 +892,10 @@ def parse_spec(spec):
                     kw["interval"] = int(o.split("=", 1)[1])
                 elif o.startswith("keys=") and kind == "fanout":
                     kw["keys"] = int(o.split("=", 1)[1])
+                elif o.startswith("channels=") and kind == "fanout":
+                    kw["channels"] = int(o.split("=", 1)[1])
+                elif o.startswith("layout=") and kind == "fanout" and o[7:] in ("stream", "state"):
+                    kw["layout"] = o[7:]
                 else:
                     raise ValueError(o)
             return (fanout if kind == "fanout" else keyed)(int(c), int(rate), **kw)
@@ -750,8 +903,9 @@ def parse_spec(spec):
             pass
     if kind in ("idle", "connect"):
         return (idle if kind == "idle" else connect)(int(arg))
-    raise SystemExit(f"run.py: bad --scenario {spec!r} (fanout:CxR[:msgpack][:interval=MS][:keys=K], "
-                     "keyed:CxR[:msgpack][:interval=MS], idle:C, connect:C)")
+    raise SystemExit(f"run.py: bad --scenario {spec!r} (fanout:CxR[:msgpack][:interval=MS][:keys=K]"
+                     "[:channels=N][:layout=stream|state], keyed:CxR[:msgpack][:interval=MS], "
+                     "state:CxR[:msgpack][:keys=K][:channels=N], idle:C, connect:C)")
 
 
 def main():
@@ -802,10 +956,14 @@ def main():
         print("run.py: BENCH_BRIDGE without BENCH_KEYED_SUBSCRIBE: skipping keyed scenarios",
               file=sys.stderr)
         scens = [s for s in scens if s["kind"] != "keyed"]
-    if b.custom and any(s.get("format", "json") != "json" or s.get("interval") for s in scens):
-        print("run.py: BENCH_BRIDGE: skipping the format=msgpack and conflation scenarios "
-              "(kbridge's query parameters)", file=sys.stderr)
-        scens = [s for s in scens if s.get("format", "json") == "json" and not s.get("interval")]
+
+    def kbridge_only(s):
+        return (s.get("format", "json") != "json" or s.get("interval") or s["kind"] == "state"
+                or len(s.get("topics", [TOPIC])) > 1)
+    if b.custom and any(kbridge_only(s) for s in scens):
+        print("run.py: BENCH_BRIDGE: skipping the format=msgpack, conflation, state-dialect and "
+              "several-channel scenarios (kbridge's query parameters and routes)", file=sys.stderr)
+        scens = [s for s in scens if not kbridge_only(s)]
 
     def first_line(argv):
         try:

@@ -13,6 +13,18 @@
  * are then by design, so instead of gaps wsload checks that each key's "n"
  * strictly increases (no duplicate, no reordering) and that every client
  * ends up with each key's newest value.
+ * --channel A,B,C: clients subscribe to several channels ("channels":[...]);
+ * records of different topics interleave, so instead of the global "n"
+ * each key's "kn" is checked ("k" tells the key).
+ * --state web|tui: the state dialect (docs/protocol.md#state-dialect):
+ * type=web on the upgrade, one snapshot then updates of changed paths.
+ * Every snapshot and update is walked (JSON or MessagePack) for the
+ * "<channel>.k<N>.kn" and ".ts_us" values it carries: per client and key
+ * "kn" must never go back and must end at the newest; each "ts_us" gives
+ * the age of the value when its update arrived; the time between a
+ * client's updates, the age of each update's newest value (but a client's
+ * last: it follows the end of the records) and the time from an update's
+ * "timestamp" to its receipt are kept too.
  * Not a WebSocket library: it speaks just enough of RFC 6455 for a client. */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +34,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +52,8 @@
 #define TAIL_WINDOW   128          /* where "ts_us" sits in kbridge's envelope */
 #define EVENTS        1024
 #define MAX_KEY_INDEX (1u << 20)   /* conflation checks: highest "k" tracked */
+#define MAX_CHANNELS  64           /* --channel A,B,...: names at most */
+#define SW_DEPTH      32           /* --state: nesting walked at most */
 
 /* The RFC 6455 §1.3 example key: every connection may use the same one, and
  * checking the reply needs no SHA-1 here. */
@@ -135,7 +150,12 @@ struct conn {
 	uint32_t mfrag_len;
 	uint32_t disorder;      /* --interval: a key's "n" did not increase */
 	uint32_t nlast;         /* --interval: entries in last_n */
-	uint64_t *last_n;       /* --interval: last "n" per key index (keyed: [0]) */
+	uint64_t *last_n;       /* --interval: last "n" per key index (keyed: [0]);
+				 * several channels, --state: last "kn" per key */
+	int64_t t_update;       /* --state: when the last update arrived (us) */
+	uint64_t newest_held;   /* --state: the last update's newest-value age + 1 (us),
+				 * counted once another update follows; 0: none */
+	uint32_t mwire;         /* --state: wire bytes of the message gathered so far */
 };
 
 struct opts {
@@ -144,6 +164,8 @@ struct opts {
 	int seq_any;            /* first message sets the baseline instead of expecting 1 */
 	int msgpack;            /* --format msgpack */
 	int interval_ms;        /* --interval: conflation asked for */
+	const char *state;      /* --state: the dialect's type (web, tui), NULL: none */
+	int period_ms;          /* --state: the update period asked for (250 for web) */
 	double duration, timeout;
 	uint64_t expect;
 	int quiet_ms;
@@ -163,8 +185,21 @@ static struct {
 	int ready_printed;
 	uint64_t msgs, bytes, missing, dups, misrouted, gaps, other, server_errors;
 	uint64_t pings, acks, sub_errors, unparsed, wrong_format;
-	uint64_t *key_max;       /* --interval: newest "n" seen per key index, any client */
+	uint64_t *key_max;       /* --interval: newest "n" seen per key index, any client;
+				  * several channels, --state: newest "kn" */
 	uint32_t nkey_max;
+	/* --channel A,B,...: the names; a key's slot is k (streams) or, in the
+	 * state dialect, key number x channels + channel index */
+	struct { const char *s; size_t l; } chans[MAX_CHANNELS];
+	int nch;
+	/* --state */
+	uint64_t snapshots, updates, snapshot_bytes, update_bytes, values, superseded, repeats, seq_errors;
+	struct hist newest_age;  /* us: per update, the age of the newest value in it */
+	struct hist update_gap;  /* us: per client, time between two updates */
+	struct hist update_delay; /* us: an update's "timestamp" (when made) to its receipt */
+	struct leaf { uint32_t slot; uint8_t ts; uint64_t v; } *leaf;  /* one message's values */
+	size_t nleaf, leafcap;
+	uint64_t frame_wire;     /* bytes of the frame being handled, head included */
 	uint64_t gap_client, gap_expected, gap_got;   /* the first gap seen, to diagnose */
 	/* drain command: exit when expect reached, or quiet, or at the deadline */
 	int draining;
@@ -403,16 +438,23 @@ static void send_upgrade(struct conn *c)
 	conn_write(c, W.req, W.req_len);
 }
 
-/* Fills the subscribe template: {channel}, {key} (k<id % keys>), {id},
- * {interval} (--interval). */
+/* Fills the subscribe template: {channel} (the first of --channel),
+ * {channels} (all of them, as JSON strings: "a","b"), {key} (k<id % keys>),
+ * {id}, {interval} (--interval). */
 static void send_subscribe(struct conn *c)
 {
-	char msg[1024], val[64];
+	char msg[1024], val[64], list[900];
 	size_t o = 0;
 	for (const char *t = W.o.sub_tmpl; *t && o < sizeof(msg) - 64;) {
 		const char *rep = NULL;
 		size_t skip = 1;
-		if (!strncmp(t, "{channel}", 9)) { rep = W.o.channel; skip = 9; }
+		if (!strncmp(t, "{channel}", 9)) { rep = W.chans[0].s; skip = 9; }
+		else if (!strncmp(t, "{channels}", 10)) {
+			size_t l = 0;
+			for (int i = 0; i < W.nch && l + W.chans[i].l + 4 < sizeof(list); i++)
+				l += (size_t)snprintf(list + l, sizeof(list) - l, "%s\"%s\"", i ? "," : "", W.chans[i].s);
+			rep = list; skip = 10;
+		}
 		else if (!strncmp(t, "{key}", 5)) {
 			snprintf(val, sizeof(val), "k%u", W.o.keys > 0 ? c->id % (uint32_t)W.o.keys : c->id);
 			rep = val; skip = 5;
@@ -722,6 +764,30 @@ static void on_conflated(struct conn *c, uint64_t n, uint64_t k)
 	if (n > W.key_max[k]) W.key_max[k] = n;
 }
 
+/* Several channels (--channel A,B,...): the records of different topics
+ * interleave, so a client follows each key's "kn" ("k" tells the key, over
+ * all topics) instead of the global "n": 1, 2, 3, ... per key. */
+static void on_perkey(struct conn *c, uint64_t k, uint64_t kn)
+{
+	if (k == UINT64_MAX || kn == UINT64_MAX || grow_n(&c->last_n, &c->nlast, k) < 0) {
+		W.unparsed++;
+		return;
+	}
+	uint64_t last = c->last_n[k];
+	if (last == 0 && W.o.seq_any) last = kn - 1;
+	if (kn == last + 1) {
+		c->last_n[k] = kn;
+	} else if (kn > last + 1) {
+		if (!W.gaps) { W.gap_client = c->id; W.gap_expected = last + 1; W.gap_got = kn; }
+		c->gaps++;
+		W.gaps++;
+		W.missing += kn - last - 1;
+		c->last_n[k] = kn;
+	} else {
+		W.dups++;   /* duplicate or out of order */
+	}
+}
+
 static void on_data(struct conn *c, uint64_t ts, uint64_t n, uint64_t k, uint64_t kn, int64_t now)
 {
 	W.msgs++;
@@ -737,6 +803,7 @@ static void on_data(struct conn *c, uint64_t ts, uint64_t n, uint64_t k, uint64_
 		if (k != UINT64_MAX && k != c->id % (uint64_t)W.o.keys) { W.misrouted++; return; }
 	}
 	if (W.o.interval_ms) { on_conflated(c, n, k); return; }
+	if (W.nch > 1 && W.o.keys == 0) { on_perkey(c, k, kn); return; }
 	if (seq == UINT64_MAX) { W.unparsed++; return; }
 	if (c->next_seq == 0 && W.o.seq_any) c->next_seq = seq;
 	if (c->next_seq == 0) c->next_seq = 1;
@@ -811,6 +878,470 @@ static void on_msgpack(struct conn *c, int fin, int op, const unsigned char *p, 
 	if (p == c->mfrag) { free(c->mfrag); c->mfrag = NULL; c->mfrag_len = 0; }
 }
 
+/* ---- the state dialect (--state) ------------------------------------------------
+ * A snapshot {"type":"snapshot","seq":S,"data":{channel:{key:value}}} or an
+ * update {"type":"update","seq":S,"changes":{"channel.key.field":v,
+ * "channel.key":{...},"channel":{...}}} is walked whole, JSON or MessagePack
+ * alike, with the path so far as segments: the dots of a changes path split
+ * it, each nested member adds one. Where the path is <a --channel>.k<N>.kn
+ * or .ts_us and the value an unsigned integer, the message carries key N of
+ * that channel: such values are gathered (W.leaf), then counted by
+ * on_state_msg(). Arrays are skipped (no key of ours is inside one). */
+enum { ST_OTHER, ST_SNAPSHOT, ST_UPDATE };
+
+struct sw {
+	const unsigned char *p, *e;
+	struct { const unsigned char *s; size_t l; } seg[3];   /* the path's first three segments */
+	int nseg;                   /* segments of the path so far (may be more than 3) */
+	const unsigned char *type;  /* the top-level "type" */
+	size_t type_len;
+	uint64_t seq;
+	int has_seq;
+	int64_t made_us;            /* the top-level "timestamp" (wall clock us), 0: none */
+};
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+ * days_from_civil): no timegm(), no time zone. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* kbridge's JSON timestamp, "2026-12-03T09:30:00.250Z" (the fraction may
+ * have any number of digits), as us since the epoch; 0 when not that. */
+static int64_t iso_us(const unsigned char *s, size_t l)
+{
+	static const char pat[] = "dddd-dd-ddTdd:dd:dd";
+	int v[6] = { 0 }, f = 0;
+	if (l < sizeof(pat)) return 0;
+	for (size_t i = 0; i < sizeof(pat) - 1; i++) {
+		if (pat[i] == 'd') {
+			if (s[i] < '0' || s[i] > '9') return 0;
+			v[f] = v[f] * 10 + (s[i] - '0');
+		} else if (s[i] != (unsigned char)pat[i]) {
+			return 0;
+		} else {
+			f++;
+		}
+	}
+	size_t i = sizeof(pat) - 1;
+	int64_t frac = 0, scale = 1000000;
+	if (i < l && s[i] == '.')
+		for (i++; i < l && s[i] >= '0' && s[i] <= '9'; i++)
+			if (scale > 1) { scale /= 10; frac += (s[i] - '0') * scale; }
+	if (i + 1 != l || s[i] != 'Z' || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31) return 0;
+	int64_t days = days_from_civil(v[0], (unsigned)v[1], (unsigned)v[2]);
+	return ((days * 24 + v[3]) * 60 + v[4]) * 60 * 1000000 + (int64_t)v[5] * 1000000 + frac;
+}
+
+/* The MessagePack Timestamp extension (type -1: 32, 64 or 96 bits) as us. */
+static int64_t mp_timestamp_us(const struct mp_item *it)
+{
+	if (it->kind != MP_EXT || (signed char)it->s[-1] != -1) return 0;
+	if (it->u == 4) return (int64_t)be(it->s, 4) * 1000000;
+	if (it->u == 8) {
+		uint64_t x = be(it->s, 8);
+		return (int64_t)(x & 0x3ffffffffull) * 1000000 + (int64_t)(x >> 34) / 1000;
+	}
+	if (it->u == 12) return (int64_t)be(it->s + 4, 8) * 1000000 + (int64_t)be(it->s, 4) / 1000;
+	return 0;
+}
+
+/* An unsigned integer at the current path: kept when the path is
+ * <one of --channel>.k<digits>.(kn|ts_us). */
+static void sw_leaf(struct sw *w, uint64_t v)
+{
+	if (w->nseg != 3) return;
+	int ts;
+	if (w->seg[2].l == 2 && memcmp(w->seg[2].s, "kn", 2) == 0) ts = 0;
+	else if (w->seg[2].l == 5 && memcmp(w->seg[2].s, "ts_us", 5) == 0) ts = 1;
+	else return;
+	int ch = -1;
+	for (int i = 0; i < W.nch; i++)
+		if (W.chans[i].l == w->seg[0].l && memcmp(W.chans[i].s, w->seg[0].s, w->seg[0].l) == 0) { ch = i; break; }
+	const unsigned char *k = w->seg[1].s;
+	size_t kl = w->seg[1].l;
+	if (ch < 0 || kl < 2 || kl > 8 || k[0] != 'k') return;
+	uint64_t key = 0;
+	for (size_t i = 1; i < kl; i++) {
+		if (k[i] < '0' || k[i] > '9') return;
+		key = key * 10 + (uint64_t)(k[i] - '0');
+	}
+	uint64_t slot = key * (uint64_t)W.nch + (uint64_t)ch;
+	if (slot >= MAX_KEY_INDEX) return;
+	if (W.nleaf == W.leafcap) {
+		size_t nc = W.leafcap ? 2 * W.leafcap : 1024;
+		struct leaf *nl = realloc(W.leaf, nc * sizeof(*nl));
+		if (!nl) return;
+		W.leaf = nl;
+		W.leafcap = nc;
+	}
+	W.leaf[W.nleaf++] = (struct leaf){ .slot = (uint32_t)slot, .ts = (uint8_t)ts, .v = v };
+}
+
+static void sw_push(struct sw *w, const unsigned char *s, size_t l)
+{
+	if (w->nseg < 3) { w->seg[w->nseg].s = s; w->seg[w->nseg].l = l; }
+	w->nseg++;
+}
+
+/* Pushes a member's name; split (an update's changes): its dots separate
+ * segments. Returns the segments pushed. */
+static int sw_push_name(struct sw *w, const unsigned char *s, size_t l, int split)
+{
+	int n = 1;
+	const unsigned char *d;
+	while (split && (d = memchr(s, '.', l))) {
+		sw_push(w, s, (size_t)(d - s));
+		l -= (size_t)(d - s) + 1;
+		s = d + 1;
+		n++;
+	}
+	sw_push(w, s, l);
+	return n;
+}
+
+static void jw_ws(struct sw *w)
+{
+	while (w->p < w->e && (*w->p == ' ' || *w->p == '\n' || *w->p == '\r' || *w->p == '\t')) w->p++;
+}
+
+/* A JSON string at p (its quote): its raw bytes, escapes as they are. */
+static int jw_str(struct sw *w, const unsigned char **s, size_t *l)
+{
+	if (w->p >= w->e || *w->p != '"') return -1;
+	const unsigned char *b = w->p + 1, *q = b;
+	for (;;) {
+		q = memchr(q, '"', (size_t)(w->e - q));
+		if (!q) return -1;
+		size_t bs = 0;                     /* backslashes right before the quote */
+		while ((size_t)(q - b) > bs && q[-(ptrdiff_t)bs - 1] == '\\') bs++;
+		if (!(bs & 1)) break;
+		q++;
+	}
+	*s = b;
+	*l = (size_t)(q - b);
+	w->p = q + 1;
+	return 0;
+}
+
+static int jw_lit(struct sw *w, const char *s, size_t l)
+{
+	if ((size_t)(w->e - w->p) < l || memcmp(w->p, s, l) != 0) return -1;
+	w->p += l;
+	return 0;
+}
+
+static int jw_value(struct sw *w, int depth, int leaf_ok, int split);
+
+/* A JSON object at p; split: its member names are paths (an update's changes). */
+static int jw_object(struct sw *w, int depth, int leaf_ok, int split)
+{
+	if (depth > SW_DEPTH) return -1;
+	w->p++;
+	jw_ws(w);
+	if (w->p < w->e && *w->p == '}') { w->p++; return 0; }
+	for (;;) {
+		const unsigned char *s;
+		size_t l;
+		jw_ws(w);
+		if (jw_str(w, &s, &l) < 0) return -1;
+		jw_ws(w);
+		if (w->p >= w->e || *w->p != ':') return -1;
+		w->p++;
+		int pushed = sw_push_name(w, s, l, split);
+		int r = jw_value(w, depth + 1, leaf_ok, 0);
+		w->nseg -= pushed;
+		if (r < 0) return -1;
+		jw_ws(w);
+		if (w->p >= w->e) return -1;
+		if (*w->p == ',') { w->p++; continue; }
+		if (*w->p == '}') { w->p++; return 0; }
+		return -1;
+	}
+}
+
+static int jw_value(struct sw *w, int depth, int leaf_ok, int split)
+{
+	jw_ws(w);
+	if (w->p >= w->e) return -1;
+	unsigned char ch = *w->p;
+	if (ch == '{') return jw_object(w, depth, leaf_ok, split);
+	if (ch == '[') {
+		if (depth > SW_DEPTH) return -1;
+		w->p++;
+		jw_ws(w);
+		if (w->p < w->e && *w->p == ']') { w->p++; return 0; }
+		for (;;) {
+			if (jw_value(w, depth + 1, 0, 0) < 0) return -1;
+			jw_ws(w);
+			if (w->p >= w->e) return -1;
+			if (*w->p == ',') { w->p++; continue; }
+			if (*w->p == ']') { w->p++; return 0; }
+			return -1;
+		}
+	}
+	if (ch == '"') {
+		const unsigned char *s;
+		size_t l;
+		return jw_str(w, &s, &l);
+	}
+	if (ch == 't') return jw_lit(w, "true", 4);
+	if (ch == 'f') return jw_lit(w, "false", 5);
+	if (ch == 'n') return jw_lit(w, "null", 4);
+	if (ch != '-' && (ch < '0' || ch > '9')) return -1;
+	/* a number: a leaf when it is an unsigned integer that fits */
+	uint64_t v = 0;
+	int plain = ch != '-';
+	if (!plain) w->p++;
+	const unsigned char *d = w->p;
+	while (w->p < w->e && *w->p >= '0' && *w->p <= '9') {
+		if (v > (UINT64_MAX - 9) / 10) plain = 0;
+		v = v * 10 + (uint64_t)(*w->p++ - '0');
+	}
+	if (w->p == d) return -1;
+	while (w->p < w->e && (*w->p == '.' || *w->p == 'e' || *w->p == 'E' || *w->p == '+' || *w->p == '-' ||
+			       (*w->p >= '0' && *w->p <= '9'))) {
+		w->p++;
+		plain = 0;
+	}
+	if (leaf_ok && plain) sw_leaf(w, v);
+	return 0;
+}
+
+/* One JSON message: 0 when it is one well-formed object ("type", "seq" and
+ * the values of "data" or "changes" taken), -1 otherwise. */
+static int sw_json(struct sw *w)
+{
+	jw_ws(w);
+	if (w->p >= w->e || *w->p != '{') return -1;
+	w->p++;
+	jw_ws(w);
+	if (w->p < w->e && *w->p == '}') {
+		w->p++;
+	} else {
+		for (;;) {
+			const unsigned char *s;
+			size_t l;
+			jw_ws(w);
+			if (jw_str(w, &s, &l) < 0) return -1;
+			jw_ws(w);
+			if (w->p >= w->e || *w->p != ':') return -1;
+			w->p++;
+			jw_ws(w);
+			int r;
+			if (l == 4 && memcmp(s, "type", 4) == 0 && w->p < w->e && *w->p == '"') {
+				r = jw_str(w, &w->type, &w->type_len);
+			} else if (l == 9 && memcmp(s, "timestamp", 9) == 0 && w->p < w->e && *w->p == '"') {
+				const unsigned char *ts;
+				size_t tl;
+				r = jw_str(w, &ts, &tl);
+				if (r == 0) w->made_us = iso_us(ts, tl);
+			} else if (l == 3 && memcmp(s, "seq", 3) == 0 && w->p < w->e && *w->p >= '0' && *w->p <= '9') {
+				const unsigned char *v0 = w->p;
+				r = jw_value(w, 1, 0, 0);
+				w->has_seq = r == 0 && parse_num(v0, w->p, &w->seq) == w->p;   /* an integer, all of it */
+			} else if (l == 4 && memcmp(s, "data", 4) == 0) {
+				r = jw_value(w, 1, 1, 0);
+			} else if (l == 7 && memcmp(s, "changes", 7) == 0) {
+				r = jw_value(w, 1, 1, 1);
+			} else {
+				r = jw_value(w, 1, 0, 0);
+			}
+			if (r < 0) return -1;
+			jw_ws(w);
+			if (w->p >= w->e) return -1;
+			if (*w->p == ',') { w->p++; continue; }
+			if (*w->p == '}') { w->p++; break; }
+			return -1;
+		}
+	}
+	jw_ws(w);
+	return w->p == w->e ? 0 : -1;
+}
+
+/* A MessagePack value at p, walked like jw_value(). */
+static int mw_value(struct sw *w, int depth, int leaf_ok, int split)
+{
+	struct mp_item it, k;
+	const unsigned char *q = mp_head(w->p, w->e, &it);
+	if (!q) return -1;
+	w->p = q;
+	if (it.kind == MP_UINT) {
+		if (leaf_ok) sw_leaf(w, it.u);
+		return 0;
+	}
+	if (it.kind != MP_MAP || depth > SW_DEPTH) {
+		if (!(q = mp_skip_rest(w->p, w->e, &it))) return -1;
+		w->p = q;
+		return 0;
+	}
+	for (uint64_t i = 0; i < it.u; i++) {
+		if (!(q = mp_head(w->p, w->e, &k))) return -1;
+		w->p = q;
+		int pushed;
+		if (k.kind == MP_STR) {
+			pushed = sw_push_name(w, k.s, (size_t)k.u, split);
+		} else {
+			if (!(q = mp_skip_rest(w->p, w->e, &k))) return -1;
+			w->p = q;
+			sw_push(w, (const unsigned char *)"", 0);
+			pushed = 1;
+		}
+		int r = mw_value(w, depth + 1, leaf_ok, 0);
+		w->nseg -= pushed;
+		if (r < 0) return -1;
+	}
+	return 0;
+}
+
+/* One MessagePack message, as sw_json(). */
+static int sw_msgpack(struct sw *w)
+{
+	struct mp_item top, key, val;
+	const unsigned char *q = mp_head(w->p, w->e, &top);
+	if (!q || top.kind != MP_MAP) return -1;
+	w->p = q;
+	for (uint64_t i = 0; i < top.u; i++) {
+		if (!(q = mp_head(w->p, w->e, &key)) || !(q = mp_skip_rest(q, w->e, &key))) return -1;
+		w->p = q;
+		int r = 0;
+		if (mp_key_is(&key, "data", 4) || mp_key_is(&key, "changes", 7)) {
+			r = mw_value(w, 1, 1, key.u == 7);
+		} else {
+			if (!(q = mp_head(w->p, w->e, &val))) return -1;
+			w->p = q;
+			if (mp_key_is(&key, "type", 4) && val.kind == MP_STR) {
+				w->type = val.s;
+				w->type_len = (size_t)val.u;
+			} else if (mp_key_is(&key, "seq", 3) && val.kind == MP_UINT) {
+				w->seq = val.u;
+				w->has_seq = 1;
+			} else if (mp_key_is(&key, "timestamp", 9) && val.kind == MP_EXT) {
+				w->made_us = mp_timestamp_us(&val);
+			} else if (!(q = mp_skip_rest(w->p, w->e, &val))) {
+				return -1;
+			} else {
+				w->p = q;
+			}
+		}
+		if (r < 0) return -1;
+	}
+	return w->p == w->e ? 0 : -1;
+}
+
+/* --state: key slot's "kn" as a snapshot or update carries it. It may
+ * never go back; the same again is a repeat (allowed: the first update
+ * after a snapshot may repeat it); a jump skips records the client never
+ * got, which the bridge merged into one update by design (superseded). */
+static void on_state_kn(struct conn *c, uint32_t slot, uint64_t kn)
+{
+	if (grow_n(&c->last_n, &c->nlast, slot) < 0 || grow_n(&W.key_max, &W.nkey_max, slot) < 0) {
+		W.unparsed++;
+		return;
+	}
+	uint64_t last = c->last_n[slot];
+	if (kn > last) {
+		W.values++;
+		W.superseded += kn - last - 1;
+		c->last_n[slot] = kn;
+	} else if (kn == last) {
+		W.repeats++;
+	} else {
+		W.dups++;
+		c->disorder++;
+	}
+	if (kn > W.key_max[slot]) W.key_max[slot] = kn;
+}
+
+/* --state: one whole message, `wire` bytes on the wire (frame heads too). */
+static void on_state_msg(struct conn *c, const unsigned char *p, size_t len, int msgpack, uint64_t wire, int64_t now)
+{
+	struct sw w = { .p = p, .e = p + len };
+	W.nleaf = 0;
+	int r = msgpack ? sw_msgpack(&w) : sw_json(&w);
+	int kind = ST_OTHER;
+	if (r == 0 && w.type) {
+		if (w.type_len == 8 && memcmp(w.type, "snapshot", 8) == 0) kind = ST_SNAPSHOT;
+		else if (w.type_len == 6 && memcmp(w.type, "update", 6) == 0) kind = ST_UPDATE;
+	}
+	if (kind == ST_OTHER) {
+		if (r < 0) {
+			if (msgpack) W.wrong_format++;
+			else W.unparsed++;
+		}
+		if (msgpack) on_control(c, r == 0 ? w.type : NULL, r == 0 ? w.type_len : 0, 1);
+		else on_control(c, p, len, 0);
+		return;
+	}
+	if (c->state == C_SUBSCRIBING) became_subscribed(c);    /* a snapshot before any ack */
+	if (!w.has_seq || (c->next_seq && w.seq != c->next_seq)) W.seq_errors++;
+	c->next_seq = w.seq + 1;
+	if (kind == ST_SNAPSHOT) {
+		W.snapshots++;
+		W.snapshot_bytes += wire;
+	} else {
+		W.updates++;
+		W.msgs++;
+		c->msgs++;
+		W.update_bytes += wire;
+		if (!W.t_first) W.t_first = now;
+		W.t_last = now;
+		if (c->t_update) hist_add(&W.update_gap, (uint64_t)(now - c->t_update));
+		c->t_update = now;
+		if (w.made_us) hist_add(&W.update_delay, now > w.made_us ? (uint64_t)(now - w.made_us) : 0);
+		/* the previous update's newest-value age counts now that it was not
+		 * the last: the last one follows the end of the records, and its
+		 * newest value is as old as the time since the last record */
+		if (c->newest_held) hist_add(&W.newest_age, c->newest_held - 1);
+		c->newest_held = 0;
+	}
+	uint64_t newest = 0;
+	for (size_t i = 0; i < W.nleaf; i++) {
+		const struct leaf *l = &W.leaf[i];
+		if (!l->ts) {
+			on_state_kn(c, l->slot, l->v);
+		} else if (kind == ST_UPDATE) {
+			/* the age of the value: its production to this update's receipt */
+			hist_add(&W.lat, now > (int64_t)l->v ? (uint64_t)(now - (int64_t)l->v) : 0);
+			if (l->v > newest) newest = l->v;
+		}
+	}
+	if (newest) c->newest_held = (now > (int64_t)newest ? (uint64_t)(now - (int64_t)newest) : 0) + 1;
+}
+
+/* --state: a data frame; fragments are gathered into one message first
+ * (kbridge sends none). */
+static void on_state_frame(struct conn *c, int fin, int op, const unsigned char *p, size_t len, int64_t now)
+{
+	uint64_t wire = W.frame_wire;
+	if (!fin || c->frag_op) {
+		if (op) { c->frag_op = (uint8_t)op; c->mwire = 0; }
+		if ((size_t)c->mfrag_len + len > MAX_FRAME) { conn_fail(c, "fragmented message too large for wsload"); return; }
+		unsigned char *nb = realloc(c->mfrag, c->mfrag_len + len + 1);
+		if (!nb) { conn_fail(c, "out of memory"); return; }
+		memcpy(nb + c->mfrag_len, p, len);
+		c->mfrag = nb;
+		c->mfrag_len += (uint32_t)len;
+		c->mwire += (uint32_t)wire;
+		if (!fin) return;
+		op = c->frag_op;
+		c->frag_op = 0;
+		p = c->mfrag;
+		len = c->mfrag_len;
+		wire = c->mwire;
+	}
+	int msgpack = op == 0x2;
+	if (msgpack != W.o.msgpack) W.wrong_format++;
+	on_state_msg(c, p, len, msgpack, wire, now);
+	if (p == c->mfrag) { free(c->mfrag); c->mfrag = NULL; c->mfrag_len = 0; }
+}
+
 /* One server frame (unmasked, RFC 6455 §5.1). */
 static void on_frame(struct conn *c, int fin, int op, const unsigned char *p, size_t len, int64_t now)
 {
@@ -834,6 +1365,10 @@ static void on_frame(struct conn *c, int fin, int op, const unsigned char *p, si
 	}
 	if (op != 0 && c->frag_op) { conn_fail(c, "new message inside a fragmented one"); return; }
 	if (op == 0 && !c->frag_op) { conn_fail(c, "continuation without a message"); return; }
+	if (W.o.state) {
+		on_state_frame(c, fin, op, p, len, now);
+		return;
+	}
 	if (W.o.msgpack && (op == 0x2 || (op == 0 && c->frag_op == 0x2))) {
 		on_msgpack(c, fin, op, p, len, now);
 		return;
@@ -878,6 +1413,7 @@ static ssize_t parse_frames(struct conn *c, const unsigned char *buf, size_t len
 		if (plen > MAX_FRAME) { conn_fail(c, "frame too large for wsload"); return -1; }
 		if (len - off < hl + plen) break;
 		W.bytes += hl + plen;
+		W.frame_wire = hl + plen;
 		on_frame(c, fin, op, h + hl, (size_t)plen, now);
 		off += hl + (size_t)plen;
 	}
@@ -1066,7 +1602,7 @@ static void print_result(void)
 	for (int i = 0; i < W.o.clients; i++) {
 		struct conn *c = &W.conns[i];
 		if (c->gaps) with_gaps++;
-		uint64_t st = W.o.interval_ms ? stale_keys(c) : 0;
+		uint64_t st = W.o.interval_ms || W.o.state ? stale_keys(c) : 0;
 		stale += st;
 		if (st) with_stale++;
 		if (c->disorder) disorder++;
@@ -1094,6 +1630,20 @@ static void print_result(void)
 		"\"stale\":%" PRIu64 ",\"clients_stale\":%d,\"clients_disorder\":%d,\"clients_bad\":%d,",
 		W.o.msgpack ? "msgpack" : "json", W.wrong_format, W.o.interval_ms, W.nkey_max ? key_count() : 0,
 		stale, with_stale, disorder, bad);
+	fprintf(f, "\"channels\":%d,", W.nch);
+	if (W.o.state) {
+		fprintf(f, "\"state\":\"%s\",\"period_ms\":%d,\"snapshots\":%" PRIu64 ",\"updates\":%" PRIu64 ","
+			"\"snapshot_bytes\":%" PRIu64 ",\"update_bytes\":%" PRIu64 ",\"values\":%" PRIu64 ","
+			"\"superseded\":%" PRIu64 ",\"repeats\":%" PRIu64 ",\"seq_errors\":%" PRIu64 ",",
+			W.o.state, W.o.period_ms, W.snapshots, W.updates, W.snapshot_bytes, W.update_bytes, W.values,
+			W.superseded, W.repeats, W.seq_errors);
+		print_hist_ms(f, "newest_age_ms", &W.newest_age);
+		fputc(',', f);
+		print_hist_ms(f, "update_gap_ms", &W.update_gap);
+		fputc(',', f);
+		print_hist_ms(f, "update_delay_ms", &W.update_delay);
+		fputc(',', f);
+	}
 	fprintf(f, "\"t0_us\":%" PRId64 ",\"t_ready_us\":%" PRId64 ",\"first_us\":%" PRId64 ",\"last_us\":%" PRId64 ","
 		"\"cpu_s\":%.3f,\"wall_s\":%.3f,",
 		W.t0, W.t_ready, W.t_first, W.t_last, cpu_seconds(), (double)(now_us() - W.t0) / 1e6);
@@ -1276,6 +1826,114 @@ static int self_test(void)
 	CHECK(key_count() == 3 && W.key_max[0] == 2 && W.key_max[1] == 7 && W.key_max[3] == 9);
 	CHECK(stale_keys(&cc[0]) == 1 && stale_keys(&cc[1]) == 1);   /* key 3; key 0 */
 	W.dups = 0;
+	/* several channels: each key's "kn" 1, 2, 3, ... */
+	static struct conn pk;
+	pk.state = C_OPEN;
+	on_perkey(&pk, 3, 1);
+	on_perkey(&pk, 3, 2);
+	on_perkey(&pk, 5, 1);
+	on_perkey(&pk, 3, 4);             /* 3 skipped: a gap of one */
+	on_perkey(&pk, 3, 4);             /* again: a duplicate */
+	CHECK(pk.gaps == 1 && W.gaps == 1 && W.missing == 1 && W.dups == 1 && pk.last_n[3] == 4 && pk.last_n[5] == 1);
+	W.gaps = W.missing = W.dups = 0;
+	/* --state: the walkers find <channel>.k<N>.kn and .ts_us, whether a
+	 * path, a key sent whole or a channel sent whole; nothing in arrays,
+	 * other channels, other keys, negative or fractional numbers */
+	W.nch = 2;
+	W.chans[0].s = "a"; W.chans[0].l = 1;
+	W.chans[1].s = "bench2"; W.chans[1].l = 6;
+	const char *upd = "{\"type\":\"update\",\"seq\":7,\"timestamp\":\"2026-12-03T09:30:00.250Z\",\"changes\":{"
+		"\"a.k3.kn\":5,\"a.k3.ts_us\":100,\"a.k3.px\":1.5,"
+		"\"bench2.k10\":{\"pad\":\"x\\\\\\\"y\\\\\",\"px\":2.25,\"ts_us\":200,\"n\":9,\"k\":1,\"kn\":4,\"arr\":[{\"kn\":99}]},"
+		"\"a\":{\"k7\":{\"kn\":2}}, \"zz.k1.kn\":3,\"a.k1.kn\":-4,\"a.kx.kn\":8,\"a.k2.kn\":1.0,\"a.k4\":null,\"a.k5.kn\":true}}";
+	struct sw sw = { .p = (const unsigned char *)upd, .e = (const unsigned char *)upd + strlen(upd) };
+	W.nleaf = 0;
+	CHECK(sw_json(&sw) == 0 && sw.type_len == 6 && memcmp(sw.type, "update", 6) == 0 && sw.has_seq && sw.seq == 7);
+	CHECK(W.nleaf == 5);
+	if (W.nleaf == 5) {
+		CHECK(W.leaf[0].slot == 6 && !W.leaf[0].ts && W.leaf[0].v == 5);
+		CHECK(W.leaf[1].slot == 6 && W.leaf[1].ts && W.leaf[1].v == 100);
+		CHECK(W.leaf[2].slot == 21 && W.leaf[2].ts && W.leaf[2].v == 200);
+		CHECK(W.leaf[3].slot == 21 && !W.leaf[3].ts && W.leaf[3].v == 4);
+		CHECK(W.leaf[4].slot == 14 && !W.leaf[4].ts && W.leaf[4].v == 2);
+	}
+	int cuts_fail = 1;
+	for (size_t cut = 0; cut < strlen(upd); cut++) {
+		struct sw x = { .p = (const unsigned char *)upd, .e = (const unsigned char *)upd + cut };
+		if (sw_json(&x) != -1) cuts_fail = 0;
+	}
+	CHECK(cuts_fail);
+	const char *snap = "{\"type\":\"snapshot\",\"seq\":1,\"data\":{\"a\":{\"k0\":{\"kn\":1,\"ts_us\":5}},\"bench2\":{}}} ";
+	sw = (struct sw){ .p = (const unsigned char *)snap, .e = (const unsigned char *)snap + strlen(snap) };
+	W.nleaf = 0;
+	CHECK(sw_json(&sw) == 0 && sw.type_len == 8 && W.nleaf == 2 && W.leaf[0].slot == 0 && W.leaf[0].v == 1);
+	/* timestamps: ISO 8601 as kbridge writes it; MessagePack's 64- and 96-bit forms */
+	CHECK(iso_us((const unsigned char *)"2026-12-03T09:30:00.250Z", 24) == 1796290200250000ll);
+	CHECK(iso_us((const unsigned char *)"2000-02-29T23:59:59Z", 20) == 951868799000000ll);
+	CHECK(iso_us((const unsigned char *)"1970-01-01T00:00:00.000001Z", 27) == 1);
+	CHECK(iso_us((const unsigned char *)"2026-12-03 09:30:00.250Z", 24) == 0);
+	CHECK(iso_us((const unsigned char *)"2026-12-03T09:30:00.250", 23) == 0);
+	const unsigned char ts64[] = { 0xd7, 0xff, 0xee, 0x6b, 0x27, 0xfc, 0x6b, 0x11, 0x15, 0x50 };   /* 999999999 ns, s */
+	const unsigned char ts96[] = { 0xc7, 12, 0xff, 0, 0, 0x03, 0xe8, 0, 0, 0, 0, 0x6b, 0x11, 0x15, 0x50 };
+	struct mp_item ti;
+	CHECK(mp_head(ts64, ts64 + sizeof(ts64), &ti) && mp_timestamp_us(&ti) == 0x6b111550ll * 1000000 + 999999);
+	CHECK(mp_head(ts96, ts96 + sizeof(ts96), &ti) && mp_timestamp_us(&ti) == 0x6b111550ll * 1000000 + 1);
+	const char *two = "{\"type\":\"ack\"} {}";
+	sw = (struct sw){ .p = (const unsigned char *)two, .e = (const unsigned char *)two + strlen(two) };
+	CHECK(sw_json(&sw) == -1);
+	/* the same update in MessagePack */
+	w.n = 0;
+	mpw_byte(&w, 0x84);
+	mpw_str(&w, "type"); mpw_str(&w, "update");
+	mpw_str(&w, "seq"); mpw_uint(&w, 7);
+	mpw_str(&w, "timestamp"); mpw_byte(&w, 0xd6); mpw_byte(&w, 0xff); mpw_be(&w, 1796290000, 4);
+	mpw_str(&w, "changes"); mpw_byte(&w, 0x87);
+	mpw_str(&w, "a.k3.kn"); mpw_uint(&w, 5);
+	mpw_str(&w, "a.k3.ts_us"); mpw_byte(&w, 0xcf); mpw_be(&w, 100, 8);
+	mpw_str(&w, "a.k3.px"); mpw_byte(&w, 0xcb); mpw_be(&w, 0x3ff8000000000000ull, 8);
+	mpw_str(&w, "bench2.k10"); mpw_byte(&w, 0x83);
+	mpw_str(&w, "ts_us"); mpw_uint(&w, 200);
+	mpw_str(&w, "arr"); mpw_byte(&w, 0x91); mpw_byte(&w, 0x81); mpw_str(&w, "kn"); mpw_uint(&w, 99);
+	mpw_str(&w, "kn"); mpw_uint(&w, 4);
+	mpw_str(&w, "a"); mpw_byte(&w, 0x81); mpw_str(&w, "k7"); mpw_byte(&w, 0x81); mpw_str(&w, "kn"); mpw_uint(&w, 2);
+	mpw_str(&w, "a.k1.kn"); mpw_byte(&w, 0xff);
+	mpw_str(&w, "a.k4"); mpw_byte(&w, 0xc0);
+	sw = (struct sw){ .p = w.b, .e = w.b + w.n };
+	W.nleaf = 0;
+	CHECK(sw_msgpack(&sw) == 0 && sw.type_len == 6 && sw.has_seq && sw.seq == 7 && W.nleaf == 5);
+	CHECK(sw.made_us == 1796290000ll * 1000000);
+	if (W.nleaf == 5)
+		CHECK(W.leaf[2].slot == 21 && W.leaf[2].ts && W.leaf[2].v == 200 && W.leaf[3].v == 4 && W.leaf[4].slot == 14);
+	cuts_fail = 1;
+	for (size_t cut = 0; cut < w.n; cut++) {
+		struct sw x = { .p = w.b, .e = w.b + cut };
+		if (sw_msgpack(&x) != -1) cuts_fail = 0;
+	}
+	CHECK(cuts_fail);
+	/* --state counting: snapshot, updates, a repeat, a step back, a jump */
+	static struct conn sc;
+	sc.state = C_OPEN;
+	free(W.key_max);                  /* forget the --interval checks' keys */
+	W.key_max = NULL;
+	W.nkey_max = 0;
+	W.o.state = "web";
+	int64_t t = now_us();
+	on_state_msg(&sc, (const unsigned char *)snap, strlen(snap), 0, 100, t);
+	on_state_msg(&sc, (const unsigned char *)upd, strlen(upd), 0, 1000, t + 250000);
+	CHECK(W.snapshots == 1 && W.updates == 1 && W.snapshot_bytes == 100 && W.update_bytes == 1000);
+	CHECK(W.seq_errors == 1);         /* 1 then 7 */
+	CHECK(W.values == 4 && W.superseded == 0 + 4 + 3 + 1 && W.repeats == 0 && sc.disorder == 0);
+	CHECK(W.lat.count == 2 && W.newest_age.count == 0 && W.update_gap.count == 0);   /* the age waits */
+	CHECK(W.update_delay.count == 1 && W.update_delay.min == (uint64_t)(t + 250000 - 1796290200250000));
+	const char *back = "{\"type\":\"update\",\"seq\":8,\"changes\":{\"a.k3.kn\":5,\"a.k7.kn\":1,\"bench2.k10.kn\":6}}";
+	on_state_msg(&sc, (const unsigned char *)back, strlen(back), 0, 50, t + 500000);
+	CHECK(W.repeats == 1 && W.dups == 1 && sc.disorder == 1 && W.values == 5 && W.superseded == 9);
+	CHECK(W.update_gap.count == 1 && W.update_gap.max == 250000 && W.seq_errors == 1);
+	CHECK(W.newest_age.count == 1 && W.newest_age.max == (uint64_t)(t + 250000 - 200));   /* now counted */
+	CHECK(W.update_delay.count == 1);                                                    /* no timestamp */
+	CHECK(stale_keys(&sc) == 0 && key_count() == 4);
+	W.o.state = NULL;
+	W.nch = 0;
 #undef CHECK
 	printf("wsload self-test: %d passed, %d failed\n", pass, fail);
 	return fail ? 1 : 0;
@@ -1291,9 +1949,11 @@ static void usage(void)
 		"  --path PATH        upgrade path (default /ws)\n"
 		"  --clients N        connections (default 10)\n"
 		"  --inflight N       connections handshaking at once (default 256)\n"
-		"  --channel NAME     channel to subscribe to (default bench)\n"
+		"  --channel LIST     channel(s) to subscribe to, comma-separated (default bench);\n"
+		"                     several: \"channels\":[...], each key's \"kn\" checked\n"
 		"  --keys K           keyed: client i subscribes to key k<i%%K> and checks \"kn\"\n"
-		"  --subscribe TMPL   subscribe message; {channel} {key} {id} are replaced\n"
+		"  --subscribe TMPL   subscribe message; {channel} (the first) {channels} {key}\n"
+		"                     {id} are replaced\n"
 		"  --no-ack           the server does not answer subscribe\n"
 		"  --no-subscribe     upgrade only (idle clients that subscribe to nothing)\n"
 		"  --seq-any          a client's first message sets its sequence baseline\n"
@@ -1301,7 +1961,10 @@ static void usage(void)
 		"                     server messages parsed as MessagePack\n"
 		"  --interval MS      conflation: \"interval\":MS on subscribe (or {interval} in\n"
 		"                     --subscribe; without it ?interval=MS on the upgrade); no\n"
-		"                     gap check, per-key order and newest-value checks instead"
+		"                     gap check, per-key order and newest-value checks instead\n"
+		"  --state TYPE       the state dialect: ?type=TYPE (web, tui) on the upgrade;\n"
+		"                     counts snapshots and updates, checks each key's \"kn\",\n"
+		"                     the age of each \"ts_us\" carried (--interval: ?interval=MS)\n"
 		"  --src-addrs N      spread over 127.0.0.1..N (more are taken when ports run out)\n"
 		"  --duration S       after all are subscribed, run S seconds then finish\n"
 		"  --expect N         finish once N data messages arrived in total\n"
@@ -1342,6 +2005,7 @@ static void parse_args(int argc, char **argv)
 		else if (ARG("--quiet")) o->quiet_ms = atoi(v);
 		else if (ARG("--timeout")) o->timeout = atof(v);
 		else if (ARG("--interval")) o->interval_ms = atoi(v);
+		else if (ARG("--state")) o->state = v;
 		else if (ARG("--format")) {
 			if (!strcmp(v, "msgpack")) o->msgpack = 1;
 			else if (!strcmp(v, "json")) o->msgpack = 0;
@@ -1353,6 +2017,26 @@ static void parse_args(int argc, char **argv)
 	if (o->port <= 0 || o->port > 65535 || o->clients <= 0 || o->inflight <= 0 ||
 	    o->src_addrs < 1 || o->src_addrs > MAX_SOURCES || o->keys < 0 || o->interval_ms < 0)
 		usage();
+	/* --channel A,B,...: the names, each its own string */
+	char *names = strdup(o->channel);
+	for (char *save = NULL, *t = names ? strtok_r(names, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+		if (W.nch == MAX_CHANNELS) { fprintf(stderr, "wsload: at most %d channels\n", MAX_CHANNELS); usage(); }
+		W.chans[W.nch].s = t;
+		W.chans[W.nch++].l = strlen(t);
+	}
+	if (!W.nch) usage();
+	if (o->state) {
+		for (const char *s = o->state; *s; s++)
+			if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9'))) { fprintf(stderr, "wsload: --state web|tui\n"); usage(); }
+		o->period_ms = o->interval_ms ? o->interval_ms : !strcmp(o->state, "tui") ? 100 : 250;
+		if (o->keys) { fprintf(stderr, "wsload: --state takes no --keys\n"); usage(); }
+	}
+	/* The state dialect and several channels subscribe with "channels";
+	 * the state dialect takes its period on the upgrade only. */
+	if (!o->sub_tmpl && (o->state || W.nch > 1) && !o->keys)
+		o->sub_tmpl = o->interval_ms && !o->state
+			? "{\"type\":\"subscribe\",\"channels\":[{channels}],\"interval\":{interval}}"
+			: "{\"type\":\"subscribe\",\"channels\":[{channels}]}";
 	if (!o->sub_tmpl && o->interval_ms)
 		o->sub_tmpl = o->keys > 0 ? "{\"type\":\"subscribe\",\"channel\":\"{channel}\",\"key\":\"{key}\",\"interval\":{interval}}"
 					  : "{\"type\":\"subscribe\",\"channel\":\"{channel}\",\"interval\":{interval}}";
@@ -1387,10 +2071,12 @@ static int finished(int64_t now)
 	if (!W.ready_printed) { W.ready_printed = 1; print_ready(); }
 	if (W.subscribed + W.closed > 0 && W.closed + W.failed == W.o.clients) return 1;   /* nobody left */
 	if (W.t_done_deadline && now >= W.t_done_deadline) return 1;
-	if (W.o.expect && W.msgs >= W.o.expect) return 1;
+	/* the state dialect counts values carried (each key's new "kn"), not messages */
+	uint64_t got = W.o.state ? W.values : W.msgs;
+	if (W.o.expect && got >= W.o.expect) return 1;
 	if (W.o.quiet_ms && W.t_last && now - W.t_last >= (int64_t)W.o.quiet_ms * 1000) return 1;
 	if (W.draining) {
-		if (W.drain_expect && W.msgs >= W.drain_expect) return 1;
+		if (W.drain_expect && got >= W.drain_expect) return 1;
 		if (now >= W.drain_deadline) return 1;
 		int64_t since = now - (W.t_last > W.t_ready ? W.t_last : W.t_ready);
 		if (W.drain_quiet_us && since >= W.drain_quiet_us) return 1;
@@ -1419,6 +2105,8 @@ int main(int argc, char **argv)
 	 * template has no {interval} to carry it. */
 	char path[600];
 	int pl = snprintf(path, sizeof(path), "%s", W.o.path);
+	if (W.o.state && pl > 0 && (size_t)pl < sizeof(path))
+		pl += snprintf(path + pl, sizeof(path) - (size_t)pl, "%ctype=%s", strchr(path, '?') ? '&' : '?', W.o.state);
 	if (W.o.msgpack && pl > 0 && (size_t)pl < sizeof(path))
 		pl += snprintf(path + pl, sizeof(path) - (size_t)pl, "%cformat=msgpack", strchr(path, '?') ? '&' : '?');
 	if (W.o.interval_ms && !strstr(W.o.sub_tmpl, "{interval}") && pl > 0 && (size_t)pl < sizeof(path))

@@ -3,7 +3,9 @@ wsload's own checks (histogram, payload parser), a short fan-out run with a
 handful of clients over two source addresses that must deliver everything
 with no gap, keyed clients that get only their key, gap detection that does
 fire on a stream joined midway, format=msgpack clients (--format msgpack) and
-conflating ones (--interval), and bench/run.py producing its table and JSON.
+conflating ones (--interval), state-dialect clients (--state web) and clients
+of several channels (--channel A,B,...), and bench/run.py producing its
+table and JSON.
 These are tests, not benchmarks: small rates, every wait bounded."""
 import json
 import os
@@ -78,10 +80,10 @@ class Load:
             self.p.wait(5)
 
 
-def produce(bootstrap, rate, duration, keys=1, size=200):
-    r = subprocess.run([PRODUCE, "--brokers", bootstrap, "--topic", "bench", "--partition", "0",
+def produce(bootstrap, rate, duration, keys=1, size=200, topic="bench", layout="stream"):
+    r = subprocess.run([PRODUCE, "--brokers", bootstrap, "--topic", topic, "--partition", "0",
                         "--rate", str(rate), "--duration", str(duration), "--keys", str(keys),
-                        "--size", str(size)],
+                        "--size", str(size), "--layout", layout],
                        capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert r.returncode == 0, f"produce failed ({r.returncode}): {r.stdout}\n{r.stderr}"
     lines = [json.loads(x) for x in r.stdout.splitlines()]
@@ -224,6 +226,66 @@ def test_wsload_interval(bench_bridge):
     assert r2["format"] == "msgpack" and r1["format"] == "json"
 
 
+STATE_CHANNELS = ["bench1", "bench2", "bench3", "bench4"]
+
+
+def test_wsload_state_and_several_channels(tools, mock_kafka, kafka_bridge):
+    """--state web: 600 records (state layout) over 4 channels x 10 keys, so
+    a key changes every 200 ms, sometimes twice in one 250 ms period. JSON
+    and MessagePack clients each get one snapshot and then about one update
+    per 250 ms; every record either reached a client in an update or was
+    superseded within its period (values + superseded = 600 per client, no
+    key going back, every key's newest value at the end); each value's age
+    is counted. Plain clients of the same 4 channels (--channel A,B,C,D)
+    get every record, each key's kn in order, though the topics interleave."""
+    mock = mock_kafka({t: 1 for t in STATE_CHANNELS})
+    srv = kafka_bridge(mock, *[a for t in STATE_CHANNELS for a in ("-t", t)])
+    time.sleep(0.5)
+    chans = ",".join(STATE_CHANNELS)
+    js = Load(srv.port, "--clients", 3, "--state", "web", "--channel", chans)
+    mp = Load(srv.port, "--clients", 2, "--state", "web", "--channel", chans, "--format", "msgpack")
+    plain = Load(srv.port, "--clients", 2, "--channel", chans)
+    loads = (js, mp, plain)
+    try:
+        for x, n in zip(loads, (3, 2, 2)):
+            ready = x.event("ready")
+            assert ready["subscribed"] == n and ready["failed"] == 0, ready
+        pres = produce(mock.bootstrap, rate=200, duration=3, keys=10, topic=chans, layout="state")
+        assert pres["topics"] == 4 and pres["acked"] == 600, pres
+        r_plain = plain.finish(expect=2 * 600)
+        r_js = js.finish(expect=3 * 600, quiet_ms=1500)
+        r_mp = mp.finish(expect=2 * 600, quiet_ms=1500)
+    finally:
+        for x in loads:
+            x.kill()
+    check_result_shape(r_plain)
+    assert r_plain["channels"] == 4 and r_plain["msgs"] == 2 * 600, r_plain
+    assert r_plain["gaps"] == r_plain["clients_with_gaps"] == r_plain["dups"] == 0, r_plain
+    assert r_plain["unparsed"] == 0 and r_plain["acks"] == 2, r_plain
+    for res, n, fmt in ((r_js, 3, "json"), (r_mp, 2, "msgpack")):
+        assert res["state"] == "web" and res["period_ms"] == 250 and res["format"] == fmt, res
+        assert res["acks"] == n and res["sub_errors"] == res["server_errors"] == 0, res
+        assert res["wrong_format"] == res["unparsed"] == res["seq_errors"] == 0, res
+        assert res["snapshots"] == n and res["snapshot_bytes"] > 0, res
+        # 3 s of records: 12 periods with changes, give or take one at each end
+        assert res["updates"] == res["msgs"] and 10 <= res["msgs_min"] <= res["msgs_max"] <= 15, res
+        assert res["keys_seen"] == 40 and res["values"] + res["superseded"] == n * 600, res
+        assert res["values"] >= n * 600 // 2, res
+        assert res["dups"] == res["clients_disorder"] == res["stale"] == res["clients_bad"] == 0, res
+        lat, gap, newest = res["latency_ms"], res["update_gap_ms"], res["newest_age_ms"]
+        # every value's age; each update's newest one but a client's last
+        # (after the records end), and its delay from its own timestamp
+        assert lat["count"] == res["values"] and newest["count"] == res["updates"] - n, res
+        assert res["update_delay_ms"]["count"] == res["updates"], res
+        assert res["update_delay_ms"]["p50"] <= newest["p50"] + 1, res   # ms-resolution timestamps
+        # a value waits for the period's tick: its age spans the period (loose
+        # bounds: the suite also runs the sanitizer build)
+        assert lat["min"] < 125 < lat["max"] < 1500, lat
+        assert newest["p50"] <= lat["p50"], (newest, lat)
+        assert gap["count"] == res["updates"] - n and 150 <= gap["p50"] <= 350, gap
+        assert res["bytes"] >= res["snapshot_bytes"] + res["update_bytes"] > res["update_bytes"] > 0, res
+
+
 def test_gap_detection_fires(bench_bridge):
     """Clients that join a stream midway miss its first records: strict
     clients must report that as a gap, --seq-any clients must not."""
@@ -265,6 +327,7 @@ def test_run_py_prints_table_and_json(tools):
     pin = [] if (os.cpu_count() or 1) >= 2 else ["--no-pin"]
     r = subprocess.run(["/usr/bin/python3", "bench/run.py", "--scenario", "fanout:3x100",
                         "--scenario", "fanout:3x100:msgpack:interval=250:keys=5",
+                        "--scenario", "state:3x100:channels=2:keys=10",
                         "--scenario", "keyed:3x60", "--scenario", "idle:20", "--duration", "2",
                         "--out", out] + pin,
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
@@ -274,7 +337,8 @@ def test_run_py_prints_table_and_json(tools):
         data = json.load(f)
     assert data["meta"]["machine"]["cores"] >= 1
     by = {x["name"]: x for x in data["results"]}
-    assert set(by) == {"fanout-3x100", "fanout-3x100-msgpack-i250-k5", "keyed-3", "idle-20"}, by.keys()
+    assert set(by) == {"fanout-3x100", "fanout-3x100-msgpack-i250-k5", "state-3x100", "keyed-3",
+                       "idle-20"}, by.keys()
     for name in ("fanout-3x100", "keyed-3"):
         x = by[name]
         assert "error" not in x, x
@@ -294,6 +358,20 @@ def test_run_py_prints_table_and_json(tools):
     assert "| fanout-3x100-msgpack-i250-k5 " in r.stdout and "CPU s/M deliveries" in r.stdout, r.stdout
     assert "vs fanout-3x100 (JSON, no conflation)" in r.stdout, r.stdout
     assert "error" not in by["idle-20"] and by["idle-20"]["connected"] == 20, by["idle-20"]
+    # the state dialect over 2 channels x 10 keys: 200 records, each key every
+    # 200 ms; deliveries are client-updates (about 8 a client in 2 s), and
+    # every record x client was carried or superseded within its period
+    x = by["state-3x100"]
+    assert "error" not in x, x
+    assert x["topics"] == ["bench1", "bench2"] and x["expected"] == 600, x
+    assert 3 * 5 <= x["delivered"] <= 3 * 11 and x["values"] + x["missing"] == 600, x
+    assert x["gap_clients"] == 0 and x["wsload"]["snapshots"] == 3, x["wsload"]
+    assert x["cpu_per_m"] == pytest.approx(x["cpu_s"] / x["delivered"] * 1e6), x
+    assert x["cpu_per_m_records"] == pytest.approx(x["cpu_s"] / 600 * 1e6), x
+    assert x["bytes_per_msg"] == pytest.approx(x["wsload"]["update_bytes"] / x["delivered"]), x
+    row = [line for line in r.stdout.splitlines() if line.startswith("| state-3x100 ")]
+    assert row and row[0].rstrip(" |").endswith("none") and "KiB/update" in row[0], r.stdout
+    assert "state-3x100: type=web JSON, 2 channels x 10 keys vs fanout-3x100" in r.stdout, r.stdout
 
 
 def test_bench_bridge_hook_drives_another_command(tools):
