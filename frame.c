@@ -99,7 +99,9 @@ struct frame *outq_at(const struct outq *q, uint32_t i)
 
 uint32_t outq_first_free(const struct outq *q)
 {
-	uint32_t i = q->off ? 1 : 0;
+	/* A glued frame at the head is in flight too: the frame it continues
+	 * is already written. */
+	uint32_t i = q->count && (q->off || q->ring[q->head]->glued) ? 1 : 0;
 	while (i && i < q->count && q->ring[(q->head + i) % q->cap]->glued) i++;
 	return i;
 }
@@ -117,7 +119,7 @@ int outq_push_front(struct outq *q, struct frame *f)
 
 void outq_remove(struct outq *q, uint32_t i)
 {
-	if (i >= q->count || (i == 0 && q->off)) return;
+	if (i >= q->count || (i == 0 && (q->off || q->ring[q->head]->glued))) return;
 	struct frame *f = q->ring[(q->head + i) % q->cap];
 	q->bytes -= f->len;
 	for (uint32_t k = i; k + 1 < q->count; k++)

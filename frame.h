@@ -58,7 +58,8 @@ int outq_push(struct outq *q, struct frame *f);
  * follows. */
 int outq_push_front(struct outq *q, struct frame *f);
 /* The first position behind the frame being written: 0 when nothing is
- * partly written, else past the head and the frames glued to it. */
+ * partly written, else past the head and the frames glued to it (a glued
+ * head counts as partly written: what it continues went out already). */
 uint32_t outq_first_free(const struct outq *q);
 /* Frame at position i (0 = head), or NULL. */
 struct frame *outq_at(const struct outq *q, uint32_t i);

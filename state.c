@@ -156,6 +156,15 @@ static int visible(const struct client *m0, const struct state_chan *s, const ch
 	return 0;
 }
 
+/* Whether one of m0's subscriptions on s lets key through whatever the
+ * value (its key filter): what a late client may hold. */
+static int key_possible(const struct client *m0, const struct state_chan *s, const char *key, size_t klen)
+{
+	for (const struct sub *u = m0->subs; u; u = u->cnext)
+		if (u->st == s && filter_key_ok(&u->f, key, klen)) return 1;
+	return 0;
+}
+
 /* A cached value as JSON: verbatim, as a string, or as base64; NULL: null. */
 static void put_value(struct jbuf *b, const struct lv_value *v)
 {
@@ -520,11 +529,14 @@ static size_t build_changes(struct jbuf *b, const struct group *g, int whole)
 		const struct state_view *v = view_find(s, g->p->ms);
 		const char *name = s->name;
 		int all = v->shape_changed;
+		/* A client whose snapshot came after the last tick (whole) may
+		 * hold what the view never saw: anything touched since is sent,
+		 * null when it does not see it now. */
 		if (!all && s->shape == SHAPE_VALUE) {
-			if (!v->value_changed) continue;
+			if (!v->value_changed && !(whole && v->ver != s->ver)) continue;
 			const struct lv_value *o = v->value && visible(m0, s, v->vkey, v->vkey_len, v->value) ? v->value : NULL;
 			const struct lv_value *w = s->value && visible(m0, s, s->vkey, s->vkey_len, s->value) ? s->value : NULL;
-			if (!o && !w) continue;
+			if (!o && !w && !whole) continue;
 			if (whole || !o || !w) {
 				json_key(b, name);
 				put_value(b, w);
@@ -545,7 +557,7 @@ static size_t build_changes(struct jbuf *b, const struct group *g, int whole)
 			const struct state_change *c = &v->chg[k];
 			int vo = c->old && visible(m0, s, c->key, c->klen, c->old);
 			int vn = c->nw && visible(m0, s, c->key, c->klen, c->nw);
-			if (!vo && !vn) continue;
+			if (!vo && !vn && !(whole && key_possible(m0, s, c->key, c->klen))) continue;
 			seen++;
 			all = memchr(c->key, '.', c->klen) != NULL ||
 			      (s->shape == SHAPE_LIST && (whole || !vo || !vn || !same_value(c->old, c->nw)));
@@ -564,7 +576,7 @@ static size_t build_changes(struct jbuf *b, const struct group *g, int whole)
 			const struct state_change *c = &v->chg[k];
 			int vo = c->old && visible(m0, s, c->key, c->klen, c->old);
 			int vn = c->nw && visible(m0, s, c->key, c->klen, c->nw);
-			if (!vo && !vn) continue;
+			if (!vo && !vn && !(whole && key_possible(m0, s, c->key, c->klen))) continue;
 			size_t tl;
 			const char *t = key_text(&tmp, c->key, c->klen, &tl);
 			json_reset(&path);
@@ -584,7 +596,9 @@ static size_t build_changes(struct jbuf *b, const struct group *g, int whole)
 		size_t r = 0;
 		struct map_slot *slot;
 		while (whole && s->shape == SHAPE_MAP && map_next(&v->removed, &r, &slot)) {
-			if (lvc_get(s->lvc, slot->key, slot->klen) || map_get(&v->keys, slot->key, slot->klen)) continue;
+			if (lvc_get(s->lvc, slot->key, slot->klen) || map_get(&v->keys, slot->key, slot->klen) ||
+			    !key_possible(m0, s, slot->key, slot->klen))
+				continue;
 			size_t tl;
 			const char *t = key_text(&tmp, slot->key, slot->klen, &tl);
 			json_reset(&path);

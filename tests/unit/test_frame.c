@@ -403,6 +403,35 @@ static void test_zero_length(void)
 	       WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ? "never returns (infinite loop)" : "wrong result");
 }
 
+/* A glued frame continues the WebSocket frame before it: once that one is
+ * written, the glued one at the head is in flight, never removed or
+ * passed by a notice, though nothing of it was written yet. */
+static void test_glued(void)
+{
+	struct outq q = { 0 };
+	struct frame *head = frame_new(10, FRAME_CONTROL), *body = frame_new(3000, FRAME_CONTROL);
+	struct frame *next = frame_new(5, FRAME_DATA);
+	body->glued = 1;
+	outq_push(&q, head);
+	outq_push(&q, body);
+	outq_push(&q, next);
+	CHECK(outq_first_free(&q) == 0);                 /* nothing written: all of it may go */
+	outq_clear(&q);
+	/* As after a writev that took exactly the head: the body leads, with
+	 * nothing of it written. */
+	body = frame_new(3000, FRAME_CONTROL);
+	body->glued = 1;
+	next = frame_new(5, FRAME_DATA);
+	outq_push(&q, body);
+	outq_push(&q, next);
+	CHECK(q.off == 0 && outq_first_free(&q) == 1);
+	outq_remove(&q, 0);                              /* refused */
+	CHECK(q.count == 2 && outq_at(&q, 0) == body);
+	struct frame *n = frame_new(3, FRAME_NOTICE);
+	CHECK(outq_push_front(&q, n) == 0 && outq_at(&q, 1) == n && outq_at(&q, 2) == next);
+	outq_clear(&q);
+}
+
 int main(void)
 {
 	test_refs();
@@ -412,5 +441,6 @@ int main(void)
 	test_many_small();
 	test_errors();
 	test_zero_length();
+	test_glued();
 	return check_summary("frame");
 }
