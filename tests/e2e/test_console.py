@@ -162,7 +162,7 @@ def test_console_shows_state_of_a_type_web_connection(mock_kafka, kafka_bridge):
     mk = mock_kafka({"md": 1, "acct": 1, "orders": 1, "bulk": 1})
     srv = kafka_bridge(mk, "-o", "earliest", "-t", "md=market_data", "-t", "acct=account", "-t", "orders",
                        "-t", "bulk", "--state-shape", "market_data=map", "--state-shape", "account=value",
-                       "--state-shape", "orders=list")
+                       "--state-shape", "orders=list", "--state-shape", "bulk=map")
     # What the first snapshot holds.
     mk.produce("md", '{"symbol":"BTC","last_price":97000.5,"book":{"bid":96999,"ask":97001}}', key="BTC")
     mk.produce("md", '{"symbol":"ETH","last_price":3500}', key="ETH")
