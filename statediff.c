@@ -87,7 +87,7 @@ static int equal(const struct side *a, int ia, const struct side *b, int ib, int
 		return json_value_eq(p, n, q, m);
 	}
 	if ((type != JSON_ARRAY && type != JSON_OBJECT) || depth >= STATEDIFF_MAX_DEPTH ||
-	    a->t[ia].size != b->t[ib].size)
+	    (type == JSON_ARRAY && a->t[ia].size != b->t[ib].size))
 		return 0;
 	if (type == JSON_ARRAY) {
 		for (uint32_t k = 0, i = (uint32_t)ia + 1, j = (uint32_t)ib + 1; k < a->t[ia].size;
@@ -123,7 +123,7 @@ static size_t diff(struct jbuf *out, struct jbuf *path, const struct side *a, in
 	/* Field by field only when no field disappeared and every name can
 	 * be a path step; otherwise this object goes whole. */
 	if ((uint64_t)a->t[ia].size * b->t[ib].size > PAIRS_MAX || !names_ok(a, ia, b, ib) || !names_ok(b, ib, NULL, 0))
-		return whole(out, path, b, ib);
+		return equal(a, ia, b, ib, depth) ? 0 : whole(out, path, b, ib);
 	size_t base = path->len, added = 0;
 	char name[NAME_MAX_LEN + 1];
 	for (uint32_t k = 0, i = (uint32_t)ib + 1; k < b->t[ib].size; k++, i = b->t[i + 1].next) {
