@@ -217,6 +217,10 @@ static void test_cases(void)
 	CHECK_DIFF("{\"v\":[{\"a\":1,\"a\":1}]}", "{\"v\":[{\"a\":1,\"b\":1}]}", "{\"ch.k.v\":[{\"a\":1,\"b\":1}]}");
 	CHECK(statediff_equal("{\"a\":[1,\"x\"]}", 13, "{ \"a\" : [1, \"x\"] }", 18));
 	CHECK(!statediff_equal("[1,2]", 5, "[2,1]", 5));
+	/* an object with a '.' in a name, the same value reordered: no change;
+	 * repeated names count once, the last */
+	CHECK_DIFF("{\"a.b\":1,\"c\":2}", "{\"c\":2,\"a.b\":1}", "{}");
+	CHECK(statediff_equal("{\"d\":1,\"d\":2}", 13, "{\"d\":2}", 7));
 	/* several leaves */
 	CHECK_DIFF("{\"a\":1,\"b\":{\"c\":true,\"d\":\"x\"},\"e\":[]}", "{\"a\":2,\"b\":{\"c\":false,\"d\":\"x\"},\"e\":[]}",
 		   "{\"ch.k.a\":2,\"ch.k.b.c\":false}");
