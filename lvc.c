@@ -112,6 +112,27 @@ void lvc_update(struct lvc *l, const void *key, size_t key_len, const void *valu
 	while (l->n > max_keys) remove_lv(l, l->old);
 }
 
+void lv_value_json(struct jbuf *b, const struct lv_value *v)
+{
+	if (!v) json_null(b);
+	else if (v->kind == LV_JSON) json_raw(b, (const char *)v->bytes, v->len);
+	else if (v->kind == LV_TEXT) json_str(b, (const char *)v->bytes, v->len);
+	else json_base64(b, v->bytes, v->len);
+}
+
+const char *lv_key_text(struct jbuf *tmp, const char *key, size_t key_len, size_t *len)
+{
+	if (utf8_valid(key, key_len)) {
+		*len = key_len;
+		return key;
+	}
+	json_reset(tmp);
+	json_base64(tmp, key, key_len);
+	if (tmp->failed) return NULL;
+	*len = tmp->len - 2;
+	return tmp->buf + 1;                      /* without its quotes */
+}
+
 void lvc_snapshot_json(struct jbuf *b, const struct lvc *l, const char *channel, uint64_t seq,
 		       const char *id, size_t id_len)
 {
@@ -129,19 +150,13 @@ void lvc_snapshot_json(struct jbuf *b, const struct lvc *l, const char *channel,
 	struct jbuf kb;           /* a key that is not UTF-8, as base64 text */
 	json_init(&kb);
 	for (const struct lv *e = l->old; e; e = e->next) {
-		const struct lv_value *v = e->val;
-		if (utf8_valid(e->key, e->key_len)) {
-			json_keyn(b, e->key, e->key_len);
-		} else {
-			json_reset(&kb);
-			json_base64(&kb, e->key, e->key_len);
-			if (kb.failed) { b->failed = 1; break; }
-			json_keyn(b, kb.buf + 1, kb.len - 2);   /* without its quotes */
-			b64k++;
-		}
-		if (v->kind == LV_JSON) json_raw(b, (const char *)v->bytes, v->len);
-		else if (v->kind == LV_TEXT) json_str(b, (const char *)v->bytes, v->len);
-		else { json_base64(b, v->bytes, v->len); b64v++; }
+		size_t kl;
+		const char *k = lv_key_text(&kb, e->key, e->key_len, &kl);
+		if (!k) { b->failed = 1; break; }
+		json_keyn(b, k, kl);
+		b64k += k != e->key;
+		lv_value_json(b, e->val);
+		b64v += e->val->kind == LV_BINARY;
 	}
 	json_free(&kb);
 	json_obj_end(b);

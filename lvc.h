@@ -44,6 +44,12 @@ struct lvc {
  * is sent as a string when UTF-8, as base64 otherwise. A NULL key is not
  * cached. Out of memory: the update is skipped. */
 void lvc_update(struct lvc *l, const void *key, size_t key_len, const void *value, size_t value_len, int is_json);
+/* A cached value as JSON: verbatim, as a string, or as a base64 string;
+ * NULL: null. */
+void lv_value_json(struct jbuf *b, const struct lv_value *v);
+/* A record key's name in a JSON object: itself when UTF-8, else its
+ * base64 text, written into tmp (without quotes). NULL when out of memory. */
+const char *lv_key_text(struct jbuf *tmp, const char *key, size_t key_len, size_t *len);
 /* {"type":"snapshot"[,"id":ID],"channel":C,"seq":N,"data":{key: value,...}
  *  [,"base64_keys":[...]][,"base64_values":[...]]} */
 void lvc_snapshot_json(struct jbuf *b, const struct lvc *l, const char *channel, uint64_t seq,

@@ -17,7 +17,6 @@
 #include "msgpack.h"
 #include "statediff.h"
 #include "stateview.h"
-#include "utf8.h"
 
 #define PERIOD_MIN_MS 10   /* interval=0 (or less) in this dialect: as often as this */
 
@@ -165,30 +164,6 @@ static int key_possible(const struct client *m0, const struct state_chan *s, con
 	return 0;
 }
 
-/* A cached value as JSON: verbatim, as a string, or as base64; NULL: null. */
-static void put_value(struct jbuf *b, const struct lv_value *v)
-{
-	if (!v) json_null(b);
-	else if (v->kind == LV_JSON) json_raw(b, (const char *)v->bytes, v->len);
-	else if (v->kind == LV_TEXT) json_str(b, (const char *)v->bytes, v->len);
-	else json_base64(b, v->bytes, v->len);
-}
-
-/* A record key as the name it has in the state: itself when UTF-8, else
- * its base64 text (in tmp). */
-static const char *key_text(struct jbuf *tmp, const char *key, size_t klen, size_t *out_len)
-{
-	if (utf8_valid(key, klen)) {
-		*out_len = klen;
-		return key;
-	}
-	json_reset(tmp);
-	json_base64(tmp, key, klen);
-	if (tmp->failed || tmp->len < 2) { *out_len = 0; return ""; }
-	*out_len = tmp->len - 2;
-	return tmp->buf + 1;                      /* without its quotes */
-}
-
 static int by_born(const void *a, const void *b)
 {
 	uint64_t x = lv_born(*(const struct lv *const *)a), y = lv_born(*(const struct lv *const *)b);
@@ -211,7 +186,7 @@ static void put_state(struct jbuf *b, const struct client *m0, const struct stat
 		return;
 	}
 	if (s->shape == SHAPE_VALUE) {
-		put_value(b, s->value && visible(m0, s, s->vkey, s->vkey_len, s->value) ? s->value : NULL);
+		lv_value_json(b, s->value && visible(m0, s, s->vkey, s->vkey_len, s->value) ? s->value : NULL);
 		return;
 	}
 	size_t klen;
@@ -226,7 +201,7 @@ static void put_state(struct jbuf *b, const struct client *m0, const struct stat
 		}
 		qsort(v, n, sizeof(*v), by_born);
 		json_arr_begin(b);
-		for (uint32_t i = 0; i < n; i++) put_value(b, lv_val(v[i]));
+		for (uint32_t i = 0; i < n; i++) lv_value_json(b, lv_val(v[i]));
 		json_arr_end(b);
 		free(v);
 		return;
@@ -238,9 +213,10 @@ static void put_state(struct jbuf *b, const struct client *m0, const struct stat
 		const char *key = lv_key(e, &klen);
 		if (!visible(m0, s, key, klen, lv_val(e))) continue;
 		size_t tl;
-		const char *t = key_text(&tmp, key, klen, &tl);
+		const char *t = lv_key_text(&tmp, key, klen, &tl);
+		if (!t) { b->failed = 1; break; }
 		json_keyn(b, t, tl);
-		put_value(b, lv_val(e));
+		lv_value_json(b, lv_val(e));
 	}
 	json_obj_end(b);
 	json_free(&tmp);
@@ -539,12 +515,12 @@ static size_t build_changes(struct jbuf *b, const struct group *g, int whole)
 			if (!o && !w && !whole) continue;
 			if (whole || !o || !w) {
 				json_key(b, name);
-				put_value(b, w);
+				lv_value_json(b, w);
 				n++;
 				continue;
 			}
-			json_reset(&ov); put_value(&ov, o);
-			json_reset(&nv); put_value(&nv, w);
+			json_reset(&ov); lv_value_json(&ov, o);
+			json_reset(&nv); lv_value_json(&nv, w);
 			json_reset(&path); json_append(&path, name, strlen(name));
 			n += statediff(b, &path, ov.buf, ov.len, nv.buf, nv.len);
 			continue;
@@ -578,19 +554,20 @@ static size_t build_changes(struct jbuf *b, const struct group *g, int whole)
 			int vn = c->nw && visible(m0, s, c->key, c->klen, c->nw);
 			if (!vo && !vn && !(whole && key_possible(m0, s, c->key, c->klen))) continue;
 			size_t tl;
-			const char *t = key_text(&tmp, c->key, c->klen, &tl);
+			const char *t = lv_key_text(&tmp, c->key, c->klen, &tl);
+			if (!t) { b->failed = 1; break; }
 			json_reset(&path);
 			json_append(&path, name, strlen(name));
 			json_append(&path, ".", 1);
 			json_append(&path, t, tl);
 			if (whole || !vo || !vn) {
 				json_keyn(b, path.buf, path.len);
-				put_value(b, vn ? c->nw : NULL);
+				lv_value_json(b, vn ? c->nw : NULL);
 				n++;
 				continue;
 			}
-			json_reset(&ov); put_value(&ov, c->old);
-			json_reset(&nv); put_value(&nv, c->nw);
+			json_reset(&ov); lv_value_json(&ov, c->old);
+			json_reset(&nv); lv_value_json(&nv, c->nw);
 			n += statediff(b, &path, ov.buf, ov.len, nv.buf, nv.len);
 		}
 		size_t r = 0;
@@ -600,7 +577,8 @@ static size_t build_changes(struct jbuf *b, const struct group *g, int whole)
 			    !key_possible(m0, s, slot->key, slot->klen))
 				continue;
 			size_t tl;
-			const char *t = key_text(&tmp, slot->key, slot->klen, &tl);
+			const char *t = lv_key_text(&tmp, slot->key, slot->klen, &tl);
+			if (!t) { b->failed = 1; break; }
 			json_reset(&path);
 			json_append(&path, name, strlen(name));
 			json_append(&path, ".", 1);
