@@ -488,6 +488,20 @@ void state_client_gone(struct client *c)
 
 /* ---- ticks -------------------------------------------------------------------- */
 
+/* path = "channel.key" (the key's name as in the state; tmp is scratch).
+ * 0, or -1 when out of memory. */
+static int key_path(struct jbuf *path, struct jbuf *tmp, const char *channel, const char *key, size_t klen)
+{
+	size_t tl;
+	const char *t = lv_key_text(tmp, key, klen, &tl);
+	if (!t) return -1;
+	json_reset(path);
+	json_append(path, channel, strlen(channel));
+	json_append(path, ".", 1);
+	json_append(path, t, tl);
+	return path->failed ? -1 : 0;
+}
+
 /* The group's changes since the period's last tick as JSON ({} when none):
  * field by field, or (whole) each changed key's value whole. */
 static size_t build_changes(struct jbuf *b, const struct group *g, int whole)
@@ -553,13 +567,7 @@ static size_t build_changes(struct jbuf *b, const struct group *g, int whole)
 			int vo = c->old && visible(m0, s, c->key, c->klen, c->old);
 			int vn = c->nw && visible(m0, s, c->key, c->klen, c->nw);
 			if (!vo && !vn && !(whole && key_possible(m0, s, c->key, c->klen))) continue;
-			size_t tl;
-			const char *t = lv_key_text(&tmp, c->key, c->klen, &tl);
-			if (!t) { b->failed = 1; break; }
-			json_reset(&path);
-			json_append(&path, name, strlen(name));
-			json_append(&path, ".", 1);
-			json_append(&path, t, tl);
+			if (key_path(&path, &tmp, name, c->key, c->klen) < 0) { b->failed = 1; break; }
 			if (whole || !vo || !vn) {
 				json_keyn(b, path.buf, path.len);
 				lv_value_json(b, vn ? c->nw : NULL);
@@ -576,13 +584,7 @@ static size_t build_changes(struct jbuf *b, const struct group *g, int whole)
 			if (lvc_get(s->lvc, slot->key, slot->klen) || map_get(&v->keys, slot->key, slot->klen) ||
 			    !key_possible(m0, s, slot->key, slot->klen))
 				continue;
-			size_t tl;
-			const char *t = lv_key_text(&tmp, slot->key, slot->klen, &tl);
-			if (!t) { b->failed = 1; break; }
-			json_reset(&path);
-			json_append(&path, name, strlen(name));
-			json_append(&path, ".", 1);
-			json_append(&path, t, tl);
+			if (key_path(&path, &tmp, name, slot->key, slot->klen) < 0) { b->failed = 1; break; }
 			json_keyn(b, path.buf, path.len);
 			json_null(b);
 			n++;
