@@ -863,42 +863,29 @@ def parse_spec(spec):
     by default; compared with fanout:CLIENTSxRATE when that ran too) or
     kind:CLIENTS (idle, connect)."""
     kind, _, arg = spec.partition(":")
-    if kind == "state":
+    # The options each CLIENTSxRATE kind takes.
+    takes = {"state": ("msgpack", "keys", "channels"),
+             "fanout": ("msgpack", "interval", "keys", "channels", "layout"),
+             "keyed": ("msgpack", "interval")}
+    if kind in takes:
         arg, *opts = arg.split(":")
         c, _, rate = arg.partition("x")
         kw = {}
         try:
             for o in opts:
-                if o == "msgpack":
-                    kw["fmt"] = "msgpack"
-                elif o.startswith("keys="):
-                    kw["keys"] = int(o.split("=", 1)[1])
-                elif o.startswith("channels="):
-                    kw["channels"] = int(o.split("=", 1)[1])
-                else:
+                name, _, val = o.partition("=")
+                if name not in takes[kind] or (name == "msgpack") != (val == "" and "=" not in o):
                     raise ValueError(o)
-            return state(int(c), int(rate), **kw)
-        except ValueError:
-            pass
-    if kind in ("fanout", "keyed"):
-        arg, *opts = arg.split(":")
-        c, _, rate = arg.partition("x")
-        kw = {}
-        try:
-            for o in opts:
-                if o == "msgpack":
+                if name == "msgpack":
                     kw["fmt"] = "msgpack"
-                elif o.startswith("interval="):
-                    kw["interval"] = int(o.split("=", 1)[1])
-                elif o.startswith("keys=") and kind == "fanout":
-                    kw["keys"] = int(o.split("=", 1)[1])
-                elif o.startswith("channels=") and kind == "fanout":
-                    kw["channels"] = int(o.split("=", 1)[1])
-                elif o.startswith("layout=") and kind == "fanout" and o[7:] in ("stream", "state"):
-                    kw["layout"] = o[7:]
+                elif name == "layout":
+                    if val not in ("stream", "state"):
+                        raise ValueError(o)
+                    kw["layout"] = val
                 else:
-                    raise ValueError(o)
-            return (fanout if kind == "fanout" else keyed)(int(c), int(rate), **kw)
+                    kw[name] = int(val)
+            make = {"state": state, "fanout": fanout, "keyed": keyed}[kind]
+            return make(int(c), int(rate), **kw)
         except ValueError:
             pass
     if kind in ("idle", "connect"):
