@@ -34,6 +34,7 @@ struct sub;        /* hub.c: one subscription */
 struct conflation; /* conflate.c */
 struct resume;     /* history.c: per-partition resume gates */
 struct state_client; /* state.c: a client of the state dialect */
+struct auth_client;  /* auth.c: identity and permissions */
 
 struct client {
 	int fd;
@@ -74,6 +75,8 @@ struct client {
 	struct conflation *cf;       /* conflate.c state, NULL until needed */
 	struct resume *rs;           /* history.c resume state, NULL unless resumed */
 	struct state_client *sc;     /* state.c, NULL unless the state dialect */
+	struct auth_client *au;      /* auth.c, NULL unless authenticated */
+	int64_t auth_deadline;       /* ms: token expiry or auth timeout (auth.c), 0 = none */
 	struct sub *subs;            /* this client's subscriptions (hub.c) */
 	uint32_t nsubs;
 	struct client *flush_next;   /* the server's flush list */

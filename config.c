@@ -85,6 +85,32 @@ static const struct opt opts[] = {
 	  "CA certificates (PEM) for TLS to Kafka; same as -X ssl.ca.location=PATH", 0, 0 },
 	{ "healthcheck", 0, NULL, NULL, T_STR, "URL", NULL,
 	  "GET http://ADDR:PORT/PATH, exit 0 on 200 else 1 (container health checks)", 0, 0 },
+	{ "jwt-key", 0, "KBRIDGE_JWT_KEY", NULL, T_STR, "FILE", NULL,
+	  "JWT verification keys: PEM public keys or certificates (RSA, EC, Ed25519), or a JWKS document; clients must then authenticate (reloaded on SIGHUP and on change)", 0, 0 },
+	{ "jwt-secret", 0, "KBRIDGE_JWT_SECRET", NULL, T_STR, "FILE", NULL,
+	  "HMAC secret for HS256/384/512 tokens: the file's bytes, one trailing newline removed; clients must then authenticate", 0, 0 },
+	{ "jwt-audience", 0, "KBRIDGE_JWT_AUDIENCE", NULL, T_STR, "S", NULL,
+	  "a token's aud must contain S", 0, 0 },
+	{ "jwt-issuer", 0, "KBRIDGE_JWT_ISSUER", NULL, T_STR, "S", NULL,
+	  "a token's iss must equal S", 0, 0 },
+	{ "jwt-leeway", 0, "KBRIDGE_JWT_LEEWAY", NULL, T_SECS, "S", "30",
+	  "clock skew allowed for a token's exp and nbf", 0, 86400 },
+	{ "jwt-claim", 0, "KBRIDGE_JWT_CLAIM", NULL, T_STR, "NAME", "kbridge",
+	  "the token claim holding the client's permissions (channels, keys, filter, publish)", 0, 0 },
+	{ "public-channels", 0, "KBRIDGE_PUBLIC_CHANNELS", NULL, T_LIST, "GLOBS", NULL,
+	  "channels anyone may read without a token, comma list of globs ('*': any run of characters)", 0, 0 },
+	{ "auth-timeout", 0, "KBRIDGE_AUTH_TIMEOUT", NULL, T_SECS, "S", "10",
+	  "seconds an upgraded client has to authenticate by message before close 1008", 0.1, 3600 },
+	{ "admin-listen", 0, "KBRIDGE_ADMIN_LISTEN", NULL, T_SPECIAL, "ADDR:PORT", NULL,
+	  "serve /metrics, /stats and /ws/stats here, no longer on --listen (bind it to loopback)", 0, 0 },
+	{ "admin-token", 0, "KBRIDGE_ADMIN_TOKEN", NULL, T_STR, "FILE", NULL,
+	  "/metrics, /stats and /ws/stats require Authorization: Bearer <the file's content>, else 401", 0, 0 },
+	{ "max-clients-per-ip", 0, "KBRIDGE_MAX_CLIENTS_PER_IP", NULL, T_INT, "N", "0",
+	  "WebSocket clients per source address; beyond it upgrades get 429 (0: off)", 0, 1000000 },
+	{ "upgrade-rate", 0, "KBRIDGE_UPGRADE_RATE", NULL, T_INT, "N", "0",
+	  "upgrades per second per source address, burst 2x; beyond it 429 with Retry-After (0: off)", 0, 1000000 },
+	{ "trusted-proxy", 0, "KBRIDGE_TRUSTED_PROXY", NULL, T_SPECIAL, "CIDRS", NULL,
+	  "peers in these ranges may name the client address with X-Forwarded-For or X-Real-IP (comma list)", 0, 0 },
 	{ "help", 'h', NULL, NULL, T_BOOL, NULL, NULL, "print this help and exit", 0, 0 },
 	{ "version", 'V', NULL, NULL, T_BOOL, NULL, NULL,
 	  "print versions and librdkafka's builtin features, then exit", 0, 0 },
@@ -192,7 +218,7 @@ static int parse_secs(const char *s, double min, double max, double *out)
 
 /* ADDR:PORT, [V6ADDR]:PORT, :PORT or PORT. Names other than "localhost" are
  * refused: a scratch image has no resolver configuration to ask. */
-static int parse_listen(const char *s, struct config *c)
+static int parse_addr(const char *s, struct sockaddr_storage *out, socklen_t *outlen)
 {
 	char host[128] = "0.0.0.0";
 	const char *port = s;
@@ -215,21 +241,62 @@ static int parse_listen(const char *s, struct config *c)
 	if (parse_long(port, 0, 65535, &p) < 0) return -1;
 	if (strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
 
-	memset(&c->listen, 0, sizeof(c->listen));
-	struct sockaddr_in *v4 = (struct sockaddr_in *)&c->listen;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&c->listen;
+	memset(out, 0, sizeof(*out));
+	struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
 	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
 		v4->sin_family = AF_INET;
 		v4->sin_port = htons((uint16_t)p);
-		c->listen_len = sizeof(*v4);
+		*outlen = sizeof(*v4);
 	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
 		v6->sin6_family = AF_INET6;
 		v6->sin6_port = htons((uint16_t)p);
-		c->listen_len = sizeof(*v6);
+		*outlen = sizeof(*v6);
 	} else {
 		return -1;
 	}
-	c->listen_str = s;
+	return 0;
+}
+
+/* ADDR[/BITS], IPv4 or IPv6; a bare address is a range of one. */
+static int parse_cidr(const char *s, struct cidr *r)
+{
+	char host[64];
+	const char *slash = strchr(s, '/');
+	size_t hl = slash ? (size_t)(slash - s) : strlen(s);
+	if (hl == 0 || hl >= sizeof(host)) return -1;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	memset(r, 0, sizeof(*r));
+	if (inet_pton(AF_INET, host, r->addr) == 1) r->family = AF_INET;
+	else if (inet_pton(AF_INET6, host, r->addr) == 1) r->family = AF_INET6;
+	else return -1;
+	long max = r->family == AF_INET ? 32 : 128, bits = max;
+	if (slash && parse_long(slash + 1, 0, (double)max, &bits) < 0) return -1;
+	r->bits = (unsigned)bits;
+	return 0;
+}
+
+int cidr_match(const struct cidr *r, size_t n, const struct sockaddr *sa)
+{
+	static const unsigned char mapped[12] = { 0,0,0,0, 0,0,0,0, 0,0,0xff,0xff };
+	const unsigned char *a;
+	int fam = sa->sa_family;
+	if (fam == AF_INET) {
+		a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+	} else if (fam == AF_INET6) {
+		a = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (!memcmp(a, mapped, 12)) { a += 12; fam = AF_INET; }
+	} else {
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].family != fam) continue;
+		unsigned full = r[i].bits / 8, rest = r[i].bits % 8;
+		if (memcmp(a, r[i].addr, full) != 0) continue;
+		if (rest && ((a[full] ^ r[i].addr[full]) & (0xff00 >> rest) & 0xff)) continue;
+		return 1;
+	}
 	return 0;
 }
 
@@ -322,6 +389,12 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 		else if (!strcmp(n, "group")) c->group = v;
 		else if (!strcmp(n, "ca-file")) c->ca_file = v;
 		else if (!strcmp(n, "healthcheck")) c->healthcheck = v;
+		else if (!strcmp(n, "jwt-key")) c->jwt_key = v;
+		else if (!strcmp(n, "jwt-secret")) c->jwt_secret = v;
+		else if (!strcmp(n, "jwt-audience")) c->jwt_audience = v;
+		else if (!strcmp(n, "jwt-issuer")) c->jwt_issuer = v;
+		else if (!strcmp(n, "jwt-claim")) c->jwt_claim = v;
+		else if (!strcmp(n, "admin-token")) c->admin_token = v;
 		return 0;
 	case T_LIST:
 		if (!strcmp(n, "topic")) {
@@ -342,6 +415,9 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 					return -1;
 				}
 			}
+		} else if (!strcmp(n, "public-channels")) {
+			if (from_env) c->npublic_channels = 0;
+			push_list(&c->public_channels, &c->npublic_channels, v);
 		} else {
 			if (!strchr(v, '=') || *v == '=') { *why = "expected key=value"; return -1; }
 			push(&c->xprops, &c->nxprops, v);
@@ -356,6 +432,8 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 		else if (!strcmp(n, "max-subscriptions")) c->max_subscriptions = l;
 		else if (!strcmp(n, "client-rate")) c->client_rate = l;
 		else if (!strcmp(n, "snapshot-keys")) c->snapshot_keys = l;
+		else if (!strcmp(n, "max-clients-per-ip")) c->max_clients_per_ip = l;
+		else if (!strcmp(n, "upgrade-rate")) c->upgrade_rate = l;
 		return 0;
 	}
 	case T_BYTES: {
@@ -375,13 +453,36 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 		if (!strcmp(n, "ping-interval")) c->ping_interval = d;
 		else if (!strcmp(n, "drain-timeout")) c->drain_timeout = d;
 		else if (!strcmp(n, "header-timeout")) c->header_timeout = d;
+		else if (!strcmp(n, "jwt-leeway")) c->jwt_leeway = d;
+		else if (!strcmp(n, "auth-timeout")) c->auth_timeout = d;
 		return 0;
 	}
 	case T_SPECIAL:
 		if (!strcmp(n, "offset")) {
 			if (parse_offset(v, c) < 0) { *why = "expected latest, earliest, -N or @MS"; return -1; }
 		} else if (!strcmp(n, "listen")) {
-			if (parse_listen(v, c) < 0) { *why = "expected ADDR:PORT with a numeric address (or localhost) and port 0-65535"; return -1; }
+			if (parse_addr(v, &c->listen, &c->listen_len) < 0) { *why = "expected ADDR:PORT with a numeric address (or localhost) and port 0-65535"; return -1; }
+			c->listen_str = v;
+		} else if (!strcmp(n, "admin-listen")) {
+			if (parse_addr(v, &c->admin_listen, &c->admin_listen_len) < 0) { *why = "expected ADDR:PORT with a numeric address (or localhost) and port 0-65535"; return -1; }
+			c->admin_listen_str = v;
+		} else if (!strcmp(n, "trusted-proxy")) {
+			const char **list = NULL;
+			size_t nl = 0;
+			push_list(&list, &nl, v);
+			struct cidr *r = nl ? calloc(nl, sizeof(*r)) : NULL;
+			if (nl && !r) { fprintf(stderr, "%s: out of memory\n", prog); exit(1); }
+			for (size_t i = 0; i < nl; i++)
+				if (parse_cidr(list[i], &r[i]) < 0) {
+					free(list);
+					free(r);
+					*why = "expected a comma list of ADDR or ADDR/BITS (IPv4 or IPv6)";
+					return -1;
+				}
+			free(list);
+			free(c->trusted);
+			c->trusted = r;
+			c->ntrusted = nl;
 		} else if (!strcmp(n, "slow-client")) {
 			if (!strcmp(v, "drop-oldest")) c->slow = SLOW_DROP_OLDEST;
 			else if (!strcmp(v, "conflate")) c->slow = SLOW_CONFLATE;
@@ -517,6 +618,12 @@ void config_load(struct config *c, int argc, char **argv, void (*version_line)(v
 		die_usage("--brokers", "required unless --demo (or set KAFKA_BROKERS)");
 	if (c->brokers && c->demo)
 		die_usage("--demo", "cannot be combined with --brokers: the demo runs its own cluster");
+	if (c->admin_listen_len && c->admin_listen_len == c->listen_len &&
+	    !memcmp(&c->admin_listen, &c->listen, c->listen_len))
+		die_usage("--admin-listen", "must differ from --listen");
+	if ((c->jwt_audience || c->jwt_issuer) && !c->jwt_key && !c->jwt_secret)
+		die_usage(c->jwt_audience ? "--jwt-audience" : "--jwt-issuer",
+			  "needs --jwt-key or --jwt-secret to check tokens with");
 }
 
 /* -X values whose names look secret are never logged (docs/operations.md). */
@@ -561,5 +668,7 @@ void config_log_summary(const struct config *c)
 		"client_queue", log_num(c->client_queue),
 		"slow_client", slow[c->slow],
 		"allow_origin", origins,
+		"auth", c->jwt_key || c->jwt_secret ? "jwt" : "off",
+		"admin_listen", c->admin_listen_str ? c->admin_listen_str : "(main port)",
 		NULL);
 }

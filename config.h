@@ -44,7 +44,34 @@ struct config {
 	const char **state_shapes; size_t nstate_shapes;   /* "channel=map|value|list" */
 	const char *ca_file;                      /* -> ssl.ca.location */
 	const char *healthcheck;                  /* URL: probe it and exit */
+
+	/* Authentication and abuse limits (docs/security.md). */
+	const char *jwt_key;                      /* file: PEM keys/certificates or a JWKS document */
+	const char *jwt_secret;                   /* file: the HMAC secret */
+	const char *jwt_audience, *jwt_issuer;
+	double jwt_leeway;                        /* seconds of clock skew for exp and nbf */
+	const char *jwt_claim;                    /* the claim object holding permissions */
+	const char **public_channels; size_t npublic_channels;   /* globs */
+	double auth_timeout;                      /* seconds to authenticate by message */
+	struct sockaddr_storage admin_listen;     /* admin_listen_len 0: no admin listener */
+	socklen_t admin_listen_len;
+	const char *admin_listen_str;
+	const char *admin_token;                  /* file: the admin bearer token */
+	long max_clients_per_ip;                  /* 0: off */
+	long upgrade_rate;                        /* upgrades per second per address, 0: off */
+	struct cidr *trusted; size_t ntrusted;    /* --trusted-proxy */
 };
+
+/* An address range of --trusted-proxy. IPv4 ranges are kept as IPv4;
+ * IPv4-mapped IPv6 peers are compared as IPv4. */
+struct cidr {
+	int family;                               /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned bits;
+};
+
+/* 1 when the address sa falls in one of the n ranges. */
+int cidr_match(const struct cidr *r, size_t n, const struct sockaddr *sa);
 
 /* Parses argv and the environment. Exits 0 after --help, --version or
  * --licenses, 2 on a bad value. `version_line` prints the --version text. */
