@@ -39,11 +39,13 @@ enum jwt_error auth_upgrade(struct client *c, const char *token, size_t len);
 void auth_message(struct client *c, const char *token, size_t len, const char *id, size_t id_len);
 /* Whether c may send a message of this kind now (auth and ping always;
  * the rest once authenticated, or subscribe alone for public channels). */
-int  auth_may(const struct client *c, int is_subscribe);
+int  auth_may(const struct client *c);
 
-/* Narrows f (a new subscription's filter on channel ch, NULL: every
- * channel) to what c's token allows: 0, or -1 when ch is not readable. */
-int  auth_narrow(const struct client *c, const struct channel *ch, struct filter *f);
+/* Narrows f, a new subscription's filter on channel ch (NULL: every
+ * channel), to what c may read. 0, or -1 after answering UNAUTHORIZED
+ * (ch not readable, or none of the keys asked is permitted) or BAD_REQUEST
+ * (out of memory); id is echoed. */
+int  auth_filter(struct client *c, const struct channel *ch, struct filter *f, const char *id, size_t id_len);
 /* The restriction on what c may read of ch for a snapshot (keys and
  * forced fields), or NULL when it may read all of it. */
 const struct filter *auth_view(const struct client *c, const struct channel *ch);
@@ -51,6 +53,9 @@ const struct filter *auth_view(const struct client *c, const struct channel *ch)
 /* c->auth_deadline passed: the token expired (TOKEN_EXPIRED, close 1008)
  * or no token came in time (close 1008). */
 void auth_deadline(struct client *c);
+/* The reason in words ("token expired", "bad signature", ...), for the
+ * 401 body beside jwt_error_name(). */
+const char *auth_reason_text(enum jwt_error e);
 /* The token's sub of c, NULL when c has none. */
 const char *auth_identity(const struct client *c);
 /* c is about to be freed. */

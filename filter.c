@@ -50,6 +50,55 @@ void filter_free(struct filter *f)
 	memset(f, 0, sizeof(*f));
 }
 
+static int has_key(const struct filter *f, const char *k)
+{
+	for (uint32_t i = 0; i < f->nkeys; i++)
+		if (strcmp(f->keys[i], k) == 0) return 1;
+	return 0;
+}
+
+static int has_field(const struct filter *f, const struct field_filter *ff)
+{
+	for (uint32_t i = 0; i < f->nfields; i++)
+		if (f->fields[i].any == ff->any && strcmp(f->fields[i].name, ff->name) == 0 &&
+		    f->fields[i].value_len == ff->value_len && memcmp(f->fields[i].value, ff->value, ff->value_len) == 0)
+			return 1;
+	return 0;
+}
+
+int filter_restrict(struct filter *f, const struct filter *only)
+{
+	if (only->keys) {
+		if (f->keys) {
+			uint32_t kept = 0;
+			for (uint32_t i = 0; i < f->nkeys; i++) kept += has_key(only, f->keys[i]);
+			if (!kept) return -1;
+			for (uint32_t i = 0, w = 0; i < f->nkeys; i++) {
+				if (has_key(only, f->keys[i])) f->keys[w++] = f->keys[i];
+				else free(f->keys[i]);
+			}
+			f->nkeys = kept;
+		} else {
+			if (!only->nkeys) return -1;
+			for (uint32_t i = 0; i < only->nkeys; i++)
+				if (filter_add_key(f, strdup(only->keys[i])) < 0) return -2;
+		}
+	}
+	for (uint32_t i = 0; i < only->nfields; i++) {
+		const struct field_filter *ff = &only->fields[i];
+		if (has_field(f, ff)) continue;
+		struct field_filter *nf = realloc(f->fields, (f->nfields + 1) * sizeof(*nf));
+		if (!nf) return -2;
+		f->fields = nf;
+		nf[f->nfields] = *ff;
+		nf[f->nfields].name = strdup(ff->name);
+		nf[f->nfields].value = strdup(ff->value);
+		f->nfields++;
+		if (!nf[f->nfields - 1].name || !nf[f->nfields - 1].value) return -2;
+	}
+	return 0;
+}
+
 int filter_key_ok(const struct filter *f, const void *key, size_t key_len)
 {
 	if (!f->keys) return 1;

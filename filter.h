@@ -30,6 +30,11 @@ int  filter_add_key(struct filter *f, char *k);
 /* A deep copy of f (*failed set when out of memory). */
 struct filter filter_copy(const struct filter *f, int *failed);
 void filter_free(struct filter *f);
+/* Narrows f to what `only` allows: its key list becomes the intersection
+ * with only's (only's when f has none), and only's field filters are
+ * added (ANDed) unless f has the same one. 0; -1 when no key is left (f
+ * unchanged); -2 out of memory (f may be partly narrowed: free it). */
+int  filter_restrict(struct filter *f, const struct filter *only);
 
 /* 1 when the key passes f's key list (check_keys = 0: the caller found
  * the subscription through the key index already). */

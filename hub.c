@@ -374,6 +374,33 @@ int hub_unsubscribe(struct client *c, struct channel *ch, int all_channels, cons
 	return n;
 }
 
+int hub_restrict(struct client *c, const struct channel *ch, const struct filter *only)
+{
+	int removed = 0;
+	for (struct sub **pp = &c->subs; *pp;) {
+		struct sub *s = *pp;
+		if (s->ch != ch) { pp = &s->cnext; continue; }
+		int failed = 0;
+		struct filter f = filter_copy(&s->f, &failed);
+		int rc = failed ? -2 : filter_restrict(&f, only);
+		if (rc == -2) { filter_free(&f); return -1; }
+		sub_detach(s);
+		if (rc == 0) {
+			filter_free(&s->f);
+			s->f = f;
+			if (sub_attach(s) == 0) { pp = &s->cnext; continue; }
+		} else {
+			filter_free(&f);
+		}
+		/* Nothing left to read (or no memory to index it): it goes. */
+		*pp = s->cnext;
+		sub_free(s);
+		c->nsubs--;
+		removed++;
+	}
+	return removed;
+}
+
 void hub_client_gone(struct client *c)
 {
 	if (c->subs) hub_unsubscribe(c, NULL, 1, NULL, 0);
@@ -462,9 +489,10 @@ int hub_route(const struct record *r)
 	return 1;
 }
 
-void hub_snapshot_json(struct jbuf *b, const struct channel *ch, const char *id, size_t id_len)
+void hub_snapshot_json(struct jbuf *b, const struct channel *ch, const char *id, size_t id_len,
+		       const struct filter *only)
 {
-	lvc_snapshot_json(b, &ch->lvc, ch->name, ch->seq, id, id_len);
+	lvc_snapshot_json(b, &ch->lvc, ch->name, ch->seq, id, id_len, only);
 }
 
 /* ---- resume ---------------------------------------------------------------- */

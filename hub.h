@@ -73,8 +73,15 @@ void hub_gc(void);
 int  hub_route(const struct record *r);
 
 /* The snapshot message of channel ch as JSON (docs/protocol.md#snapshots):
- * seq is the channel's last routed seq, data its last-value cache. */
-void hub_snapshot_json(struct jbuf *b, const struct channel *ch, const char *id, size_t id_len);
+ * seq is the channel's last routed seq, data its last-value cache (only
+ * what passes `only` when not NULL: the reader's permissions). */
+void hub_snapshot_json(struct jbuf *b, const struct channel *ch, const char *id, size_t id_len,
+		       const struct filter *only);
+/* Replaces the filter of every subscription of c on ch (ch NULL: the
+ * every-channel ones) with itself narrowed by `only` (filter_restrict).
+ * Returns how many were narrowed to nothing (those are removed), or -1
+ * when out of memory. */
+int  hub_restrict(struct client *c, const struct channel *ch, const struct filter *only);
 
 /* Resume (docs/protocol.md#resume): c saw `last` of topic:partition.
  * Replays what the history holds after it and returns 0, or returns 1 when

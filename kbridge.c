@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "assign.h"
+#include "auth.h"
 #include "client.h"
 #include "clock.h"
 #include "config.h"
@@ -66,7 +67,9 @@ static void handle_signals(int sfd)
 	struct signalfd_siginfo si;
 	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			log_msg(LOG_INFO, "SIGHUP ignored (logs go to stderr; nothing to reopen)", NULL);
+			/* Key files are read again (docs/security.md#rotating-keys);
+			 * logs go to stderr, so there is nothing to reopen. */
+			auth_reload();
 			continue;
 		}
 		if (stopping) {

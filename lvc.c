@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "filter.h"
 #include "utf8.h"
 
 struct lv {
@@ -133,8 +134,16 @@ const char *lv_key_text(struct jbuf *tmp, const char *key, size_t key_len, size_
 	return tmp->buf + 1;                      /* without its quotes */
 }
 
+/* Whether a snapshot restricted to `only` shows entry e. */
+static int shown(const struct filter *only, const struct lv *e)
+{
+	if (!only) return 1;
+	return filter_key_ok(only, e->key, e->key_len) &&
+	       (!only->nfields || filter_fields_ok(only, e->val->bytes, e->val->len, e->val->kind == LV_JSON));
+}
+
 void lvc_snapshot_json(struct jbuf *b, const struct lvc *l, const char *channel, uint64_t seq,
-		       const char *id, size_t id_len)
+		       const char *id, size_t id_len, const struct filter *only)
 {
 	json_obj_begin(b);
 	json_key(b, "type");    json_cstr(b, "snapshot");
@@ -150,6 +159,7 @@ void lvc_snapshot_json(struct jbuf *b, const struct lvc *l, const char *channel,
 	struct jbuf kb;           /* a key that is not UTF-8, as base64 text */
 	json_init(&kb);
 	for (const struct lv *e = l->old; e; e = e->next) {
+		if (!shown(only, e)) continue;
 		size_t kl;
 		const char *k = lv_key_text(&kb, e->key, e->key_len, &kl);
 		if (!k) { b->failed = 1; break; }
@@ -165,14 +175,14 @@ void lvc_snapshot_json(struct jbuf *b, const struct lvc *l, const char *channel,
 		json_key(b, "base64_keys");
 		json_arr_begin(b);
 		for (const struct lv *e = l->old; e; e = e->next)
-			if (!utf8_valid(e->key, e->key_len)) json_base64(b, e->key, e->key_len);
+			if (shown(only, e) && !utf8_valid(e->key, e->key_len)) json_base64(b, e->key, e->key_len);
 		json_arr_end(b);
 	}
 	if (b64v) {
 		json_key(b, "base64_values");
 		json_arr_begin(b);
 		for (const struct lv *e = l->old; e; e = e->next) {
-			if (e->val->kind != LV_BINARY) continue;
+			if (e->val->kind != LV_BINARY || !shown(only, e)) continue;
 			if (utf8_valid(e->key, e->key_len)) json_str(b, e->key, e->key_len);
 			else json_base64(b, e->key, e->key_len);
 		}

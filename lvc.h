@@ -51,9 +51,12 @@ void lv_value_json(struct jbuf *b, const struct lv_value *v);
  * base64 text, written into tmp (without quotes). NULL when out of memory. */
 const char *lv_key_text(struct jbuf *tmp, const char *key, size_t key_len, size_t *len);
 /* {"type":"snapshot"[,"id":ID],"channel":C,"seq":N,"data":{key: value,...}
- *  [,"base64_keys":[...]][,"base64_values":[...]]} */
+ *  [,"base64_keys":[...]][,"base64_values":[...]]}; with `only` (not
+ *  NULL), just the entries whose key and value pass that filter (what a
+ *  client's token lets it read). */
+struct filter;
 void lvc_snapshot_json(struct jbuf *b, const struct lvc *l, const char *channel, uint64_t seq,
-		       const char *id, size_t id_len);
+		       const char *id, size_t id_len, const struct filter *only);
 /* The entry that caching a value for a new key would evict (the least
  * recently updated, when the cache is full), or NULL. */
 const struct lv *lvc_victim(const struct lvc *l, const void *key, size_t key_len);

@@ -87,3 +87,15 @@ void metrics_latency(struct metrics_histogram *out)
 {
 	*out = (struct metrics_histogram){ lat_bounds, NLAT, M.lat_buckets, M.lat_count, M.lat_sum };
 }
+
+static uint64_t auth_failures[JWT_NERRORS];
+
+void metrics_auth_failure(enum jwt_error e)
+{
+	if (e > JWT_OK && e < JWT_NERRORS) auth_failures[e]++;
+}
+
+uint64_t metrics_auth_failures(enum jwt_error e)
+{
+	return e > JWT_OK && e < JWT_NERRORS ? auth_failures[e] : 0;
+}

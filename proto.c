@@ -1,8 +1,9 @@
 /* proto.c - the protocol layer (proto.h): client control messages of both
  * dialects ("type" and the CryptoViz "action" form) turned into
  * subscriptions, snapshots and resumes, answered with acks, pongs and
- * errors; upgrade query parameters validated before the 101 and applied
- * after it; resume orchestrated across the history and Kafka, RESUME_GAP
+ * errors; upgrade query parameters (proto_query.c validates them before
+ * the 101) applied after it; a token's limits (auth.c) on every
+ * subscription and snapshot; resume orchestrated across the history and Kafka, RESUME_GAP
  * included. It receives whole, parsed messages from the session layer and
  * calls down into routing (hub.c), the Kafka layer (positions, replays)
  * and the client layer (replies, conflation). Routing records to
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "assign.h"
+#include "auth.h"
 #include "conflate.h"
 #include "http.h"
 #include "hub.h"
@@ -64,7 +66,20 @@ int proto_init(const struct config *cfg, char *err, size_t errlen)
 {
 	max_subscriptions = cfg->max_subscriptions;
 	replay_init(cfg, &replay_hooks);
+	if (auth_init(cfg, err, errlen) < 0) return -1;
 	return hub_init(cfg, err, errlen);
+}
+
+/* {"type":"auth","token":T}: auth.c checks it and answers. */
+static void auth_msg(const struct msg_ctx *m)
+{
+	int t = json_obj_get(m->src, m->tok, 0, "token");
+	if (t < 0 || m->tok[t].type != JSON_STRING) {
+		reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "auth needs a \"token\" string");
+		return;
+	}
+	/* A JWT is base64url and dots: escapes would be malformed anyway. */
+	auth_message(m->c, m->src + m->tok[t].start, m->tok[t].len, m->id, m->id_len);
 }
 
 static void pong(const struct msg_ctx *m)
@@ -328,7 +343,7 @@ static void send_snapshot(struct client *c, struct channel *ch, const char *id, 
 {
 	struct jbuf b;
 	json_init(&b);
-	hub_snapshot_json(&b, ch, id, id_len);
+	hub_snapshot_json(&b, ch, id, id_len, auth_view(c, ch));
 	struct frame *f = b.failed ? NULL : client_message(c, b.buf, b.len, FRAME_CONTROL);
 	if (f) {
 		conflate_drop_channel(c, ch);
@@ -513,15 +528,24 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 		reply_error(m->c, m->id, m->id_len, "TOO_MANY_SUBSCRIPTIONS", msg);
 		goto out;
 	}
+	/* The token's limits first (docs/security.md): one channel it does
+	 * not allow fails the whole request. */
+	for (int i = 0, failed = 0; i < want; i++) {
+		struct filter f = filter_copy(&r.f, &failed);
+		int rc = failed ? -1 : auth_filter(m->c, r.all_channels ? NULL : r.chans[i], &f, m->id, m->id_len);
+		filter_free(&f);
+		if (failed) reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "out of memory");
+		if (rc < 0) goto out;
+	}
 	int added = 0;
 	for (int i = 0; i < want; i++) {
 		int failed = 0;
 		struct filter f = filter_copy(&r.f, &failed);
 		char *spec = strndup(r.spec.buf, r.spec.len);
-		if (failed || !spec) {
+		if (failed || !spec || auth_filter(m->c, r.all_channels ? NULL : r.chans[i], &f, m->id, m->id_len) < 0) {
 			filter_free(&f);
 			free(spec);
-			reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "out of memory");
+			if (failed || !spec) reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "out of memory");
 			goto out;
 		}
 		int rc = m->c->dialect ? hub_state_subscribe(m->c, r.chans[i], &f, spec, r.spec.len) :
@@ -577,7 +601,12 @@ static void refresh(const struct msg_ctx *m)
 		}
 		if (!sent) reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "refresh without a channel needs a subscription to refresh");
 	}
-	for (int i = 0; i < r.nchans; i++) send_snapshot(m->c, r.chans[i], m->id, m->id_len);
+	for (int i = 0; i < r.nchans; i++) {
+		struct filter none = { 0 };
+		if (auth_filter(m->c, r.chans[i], &none, m->id, m->id_len) < 0) break;
+		filter_free(&none);
+		send_snapshot(m->c, r.chans[i], m->id, m->id_len);
+	}
 out:
 	sub_req_free(&r);
 }
@@ -645,92 +674,16 @@ void proto_handle(const struct msg_ctx *m)
 	}
 #define IS(word) json_str_eq(src, tok, t, word, sizeof(word) - 1)
 	if (IS("ping")) pong(m);
+	else if (IS("auth")) auth_msg(m);
+	else if (!auth_may(m->c))
+		reply_error(m->c, m->id, m->id_len, "UNAUTHORIZED", ad ? "authenticate first: {\"action\":\"auth\",\"token\":...}" :
+			    "authenticate first: {\"type\":\"auth\",\"token\":...}");
 	else if (IS("subscribe")) subscribe(m, ad);
 	else if (IS("unsubscribe")) unsubscribe(m, ad);
 	else if ((!ad && IS("list")) || IS("list_subscriptions")) list(m);
 	else if (!ad && IS("refresh")) refresh(m);
 	else reply_error(m->c, m->id, m->id_len, "UNKNOWN_TYPE", ad ? "unknown action" : "unknown message type");
 #undef IS
-}
-
-int proto_upgrade_parse(const char *q, size_t qlen, struct upgrade_opts *o, char *err, size_t errlen)
-{
-	char v[PROTO_QUERY_MAX];
-	ssize_t n;
-	memset(o, 0, sizeof(*o));
-
-	/* channel= and channels= both name channels to subscribe to at once. */
-	static const char *const chan_params[] = { "channel", "channels" };
-	for (int i = 0; i < 2; i++) {
-		n = http_query_param(q, qlen, chan_params[i], v, sizeof(v));
-		if (n == -2) { snprintf(err, errlen, "query parameter %s is badly encoded or too long", chan_params[i]); return -1; }
-		if (n > 0) {
-			size_t used = strlen(o->channels);
-			if (used + (size_t)n + 2 > sizeof(o->channels)) { snprintf(err, errlen, "too many channels in the query"); return -1; }
-			if (used) o->channels[used++] = ',';
-			memcpy(o->channels + used, v, (size_t)n + 1);
-			/* Every named channel must be one a route can produce. */
-			char *save = NULL;
-			for (char *name = strtok_r(v, ",", &save); name; name = strtok_r(NULL, ",", &save))
-				if (!hub_channel(name, strlen(name))) {
-					snprintf(err, errlen, "unknown channel '%.64s': no route produces it", name);
-					return -1;
-				}
-		}
-	}
-	n = http_query_param(q, qlen, "format", v, sizeof(v));
-	if (n >= 0) {
-		if (strcmp(v, "json") == 0) o->msgpack = 0;
-		else if (strcmp(v, "msgpack") == 0) o->msgpack = 1;
-		else { snprintf(err, errlen, "format must be json or msgpack"); return -1; }
-	} else if (n == -2) { snprintf(err, errlen, "query parameter format is badly encoded"); return -1; }
-
-	/* type=tui|web: the Dashboard Server's client types speak the state
-	 * dialect (state.h), one update per 100 or 250 ms; interval= overrides. */
-	n = http_query_param(q, qlen, "type", v, sizeof(v));
-	if (n >= 0) {
-		if (strcmp(v, "tui") == 0) { o->state = 1; o->interval_ms = 100; }
-		else if (strcmp(v, "web") == 0) { o->state = 1; o->interval_ms = 250; }
-		else { snprintf(err, errlen, "type must be tui or web"); return -1; }
-	}
-	n = http_query_param(q, qlen, "interval", v, sizeof(v));
-	if (n >= 0) {
-		char *end;
-		long ms = strtol(v, &end, 10);
-		if (!*v || *end || ms < 0 || ms > 3600000) { snprintf(err, errlen, "interval must be milliseconds 0-3600000"); return -1; }
-		o->interval_ms = (int)ms;
-	}
-	n = http_query_param(q, qlen, "snapshot", v, sizeof(v));
-	if (n >= 0) {
-		if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0) o->snapshot = 1;
-		else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0) o->snapshot = 0;
-		else { snprintf(err, errlen, "snapshot must be 1 or 0"); return -1; }
-	}
-	/* resume=TOPIC:PARTITION:OFFSET,... (docs/protocol.md#resume) */
-	n = http_query_param(q, qlen, "resume", v, sizeof(v));
-	if (n == -2) { snprintf(err, errlen, "query parameter resume is badly encoded or too long"); return -1; }
-	char *save = NULL;
-	for (char *item = n > 0 ? strtok_r(v, ",", &save) : NULL; item; item = strtok_r(NULL, ",", &save)) {
-		char *last_colon = strrchr(item, ':'), *end;
-		if (o->nresume == PROTO_RESUME_MAX || !last_colon) goto bad_resume;
-		*last_colon = '\0';
-		long long off = strtoll(last_colon + 1, &end, 10);
-		if (!last_colon[1] || *end || off < -1) goto bad_resume;
-		if (tp_parse(item, strlen(item), o->rtopics[o->nresume], 256, &o->rparts[o->nresume]) < 0) goto bad_resume;
-		o->rlast[o->nresume++] = off;
-	}
-	if (o->nresume && o->state) {
-		snprintf(err, errlen, "resume= does not apply to type=tui|web (a snapshot gives the whole state)");
-		return -1;
-	}
-	if (o->nresume && !o->channels[0]) {
-		snprintf(err, errlen, "resume= needs channel= or channels= to say what to resume");
-		return -1;
-	}
-	return 0;
-bad_resume:
-	snprintf(err, errlen, "resume must be TOPIC:PARTITION:OFFSET,... (at most %d)", PROTO_RESUME_MAX);
-	return -1;
 }
 
 /* Subscribes to the channels named on the upgrade (already validated). */
@@ -746,10 +699,11 @@ void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 		struct channel *ch = hub_channel(name, strlen(name));
 		struct filter f = { 0 };
 		char *spec = strdup("{}");
-		if (ch && spec && (long)c->nsubs < max_subscriptions) {
+		if (ch && spec && (long)c->nsubs < max_subscriptions && auth_filter(c, ch, &f, NULL, 0) == 0) {
 			if (c->dialect) hub_state_subscribe(c, ch, &f, spec, 2);
 			else if (hub_subscribe(c, ch, &f, spec, 2, 0) >= 0 && o->snapshot) send_snapshot(c, ch, NULL, 0);
 		} else {
+			filter_free(&f);
 			free(spec);
 		}
 	}
@@ -764,6 +718,7 @@ void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 void proto_client_gone(struct client *c)
 {
 	state_client_gone(c);              /* before its subscriptions go */
+	auth_client_gone(c);
 	hub_client_gone(c);
 	conflate_client_gone(c);
 	replay_owner_gone(c);
@@ -771,5 +726,6 @@ void proto_client_gone(struct client *c)
 
 void proto_tick(void)
 {
+	auth_tick();
 	hub_gc();
 }

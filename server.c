@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "client.h"
 #include "clock.h"
 #include "frame.h"
@@ -302,6 +303,10 @@ void server_tick(void)
 			if (now >= c->deadline) session_head_timeout(c);
 			break;
 		case CS_WS:
+			if (c->auth_deadline && now >= c->auth_deadline) {
+				auth_deadline(c);
+				if (c->state != CS_WS) break;
+			}
 			if (ping_ms <= 0) break;
 			/* No frame at all for twice the interval: drop, no close frame. */
 			if (now - c->last_rx >= 2 * ping_ms) {

@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "auth.h"
 #include "clock.h"
 #include "cors.h"
 #include "endpoints.h"
@@ -379,6 +381,47 @@ static void upgrade_refused(struct client *c, int status, const char *msg, const
 	http_error(c, status, msg, extra);
 }
 
+/* The upgrade's token, if it brings one (docs/security.md#tokens):
+ * Authorization: Bearer, else access_token=. A bad one is answered 401
+ * (RFC 6750 §3) with the reason; -1 then. */
+static int upgrade_token(struct client *c, const struct http_request *req)
+{
+	const struct http_header *az = http_header_get(req, "Authorization");
+	static char qtok[JWT_MAX_LEN + 1];
+	const char *tok = NULL;
+	size_t len = 0;
+	ssize_t n;
+	if (az && az->value_len >= 7 && strncasecmp(az->value, "Bearer ", 7) == 0) {
+		tok = az->value + 7;
+		len = az->value_len - 7;
+		while (len && *tok == ' ') { tok++; len--; }
+	} else if ((n = http_query_param(req->query, req->query_len, "access_token", qtok, sizeof(qtok))) >= 0) {
+		tok = qtok;
+		len = (size_t)n;
+	} else if (n == -2) {
+		tok = qtok;                    /* too long or badly encoded: malformed */
+		len = JWT_MAX_LEN + 1;
+	}
+	enum jwt_error e = auth_upgrade(c, tok, len);
+	if (e == JWT_OK) return 0;
+	char body[256];
+	struct jbuf b;
+	json_init(&b);
+	json_obj_begin(&b);
+	json_key(&b, "error");  json_cstr(&b, auth_reason_text(e));
+	json_key(&b, "reason"); json_cstr(&b, jwt_error_name(e));
+	json_obj_end(&b);
+	snprintf(body, sizeof(body), "%.*s\n", (int)b.len, b.buf ? b.buf : "");
+	json_free(&b);
+	char extra[160];
+	snprintf(extra, sizeof(extra), "WWW-Authenticate: Bearer error=\"invalid_token\", error_description=\"%s\"\r\n",
+		 auth_reason_text(e));
+	http_respond(c, 401, "application/json", body, strlen(body), 0, 0, extra);
+	metrics_add(M_HTTP_ERRORS, 1);
+	client_linger(c);
+	return -1;
+}
+
 /* Handles GET /ws...: validates the upgrade (RFC 6455 §4.2.1) and switches. */
 static void handle_upgrade(struct client *c, const struct http_request *req)
 {
@@ -422,6 +465,7 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 		upgrade_refused(c, 400, err, NULL);
 		return;
 	}
+	if (upgrade_token(c, req) < 0) return;
 
 	/* The 101 is queued like any frame; from here on the bytes of this
 	 * connection are WebSocket frames (the client's first may already be

@@ -24,7 +24,7 @@ LAYERS = [
     ("program", ["kbridge"]),
     ("server", ["server"]),
     ("session", ["session"]),
-    ("protocol", ["proto"]),
+    ("protocol", ["proto", "proto_query", "auth"]),
     ("routing", ["hub", "envelope", "lvc", "history", "state", "stateview"]),
     ("kafka", ["kafka", "assign", "replay", "demo"]),
     ("client", ["client", "conflate"]),

@@ -566,7 +566,7 @@ static void snapshot(const char *channel, const char *id, struct pframe *out)
 {
 	struct jbuf b;
 	json_init(&b);
-	hub_snapshot_json(&b, chan(channel), id, id ? strlen(id) : 0);
+	hub_snapshot_json(&b, chan(channel), id, id ? strlen(id) : 0, NULL);
 	json_append(&b, "", 1);
 	out->op = WS_OP_TEXT;
 	out->data = b.buf;

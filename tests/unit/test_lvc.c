@@ -20,7 +20,7 @@ static char *snap(const struct lvc *l, const char *channel, uint64_t seq, const 
 {
 	struct jbuf b;
 	json_init(&b);
-	lvc_snapshot_json(&b, l, channel, seq, id, id ? strlen(id) : 0);
+	lvc_snapshot_json(&b, l, channel, seq, id, id ? strlen(id) : 0, NULL);
 	CHECK(!b.failed);
 	json_append(&b, "", 1);               /* NUL-terminate */
 	char *s = b.failed ? NULL : strdup(b.buf);
