@@ -6,13 +6,16 @@ bridge (./kbridge, or the BENCH_BRIDGE command) pinned to one core, the load
 tools (build/bench/wsload, build/bench/produce) and the mock pinned to the
 other. Measures what clients received (wsload), what the bridge cost
 (utime+stime and VmRSS from /proc/PID), prints one table and writes
-build/bench/results.json and results.md. Standard library only.
+build/bench/results.json and results.md. Standard library only, but for
+the auth scenario's tokens: Debian's PyJWT (python3-jwt), so they are made
+by a library independent of kbridge's own JWT code.
 
   bench/run.py                       every scenario (what `make bench` runs)
   bench/run.py --only fanout-1kx1k,idle-10k
   bench/run.py --scenario fanout:5x200 --duration 3 --out build/bench-test
   bench/run.py --scenario fanout:100x1000:msgpack --scenario fanout:100x1000:interval=250:keys=100
   bench/run.py --scenario state:100x1000 --scenario fanout:100x1000:channels=4:keys=100:layout=state
+  bench/run.py --only fanout-1kx1k,fanout-1kx1k-auth
 """
 import argparse
 import datetime
@@ -54,18 +57,22 @@ def topics(channels):
     return [TOPIC] if channels == 1 else [f"{TOPIC}{i + 1}" for i in range(channels)]
 
 
-def fanout(clients, rate, name=None, fmt="json", interval=0, keys=1, channels=1, layout="stream"):
+def fanout(clients, rate, name=None, fmt="json", interval=0, keys=1, channels=1, layout="stream",
+           auth=False):
     """C clients on the channel. fmt="msgpack": format=msgpack clients;
     interval: conflating clients (at most one message per key per interval);
     keys: the producer cycles over that many keys (per channel); channels:
     that many topics, each its own channel, every client subscribed to all
-    (records spread over them in turn); layout: produce.c's --layout."""
+    (records spread over them in turn); layout: produce.c's --layout;
+    auth: the bridge runs with --jwt-secret and every client brings a token
+    allowing the channels, every other one narrowed by its token to the
+    keys the producer uses (so it still gets every record: see mint_tokens)."""
     base = f"fanout-{k(clients)}x{k(rate)}"
     suffix = ((f"-c{channels}" if channels != 1 else "") + variant(fmt, interval, keys, 1)
-              + ("-" + layout if layout != "stream" else ""))
+              + ("-" + layout if layout != "stream" else "") + ("-auth" if auth else ""))
     return dict(name=name or base + suffix, base=base, kind="fanout",
                 clients=clients, rate=rate, keys=keys, format=fmt, interval=interval,
-                topics=topics(channels), layout=layout)
+                topics=topics(channels), layout=layout, auth=bool(auth))
 
 
 def state(clients, rate, name=None, fmt="json", channels=4, keys=100, base=None, stype="web"):
@@ -97,13 +104,13 @@ def k(n):
 
 
 def default_scenarios():
-    # The state-dialect row and the msgpack and conflated variants of
+    # The authenticated, state-dialect, msgpack and conflated variants of
     # fanout-1kx1k sit right after it, so their cost reads beside plain
     # JSON's. The state row's records are spread over 4 channels x 100 keys;
     # a record stream of those very records (fanout:1000x1000:channels=4:
     # keys=100:layout=state) costs the bridge what fanout-1kx1k does per
     # delivery, within a few percent (bench/README.md), so it is not run too.
-    return [fanout(100, 1000), fanout(1000, 1000), state(1000, 1000),
+    return [fanout(100, 1000), fanout(1000, 1000), fanout(1000, 1000, auth=True), state(1000, 1000),
             fanout(1000, 1000, "fanout-1kx1k-msgpack", fmt="msgpack"),
             fanout(1000, 1000, "fanout-1kx1k-conflated", interval=250, keys=100),
             fanout(5000, 1000), fanout(100, 10000),
@@ -112,13 +119,26 @@ def default_scenarios():
 
 # The performance targets (bench/README.md, "Scenarios and targets"), on the
 # 2-core machine with the bridge pinned to one core.
+AUTH_CPU_RATIO_MAX = 1.10     # fanout-1kx1k-auth: CPU per delivery vs fanout-1kx1k's
+
+
 def check_targets(r):
-    """Returns (target text, list of misses) for scenarios that have a target."""
+    """Returns (target text, list of misses) for scenarios that have a target.
+    fanout-1kx1k-auth is judged against fanout-1kx1k of the same run (the
+    ratio compare() put in r["cpu_ratio"]); without that row, no target."""
     n, misses = r["name"], []
 
     def need(ok, text):
         if not ok:
             misses.append(text)
+    if n == "fanout-1kx1k-auth":
+        if r.get("cpu_ratio") is None:
+            return "", misses
+        need(r.get("pct", 0) >= 100.0, f"delivered {r.get('pct', 0):.2f}% < 100%")
+        need(r.get("gap_clients", 1) == 0, f"{r.get('gap_clients')} clients with gaps")
+        need(r["cpu_ratio"] <= AUTH_CPU_RATIO_MAX,
+             f"{r['cpu_ratio']:.2f}x {r['base']}'s CPU s/M > {AUTH_CPU_RATIO_MAX:.2f}x")
+        return f"100%, no gaps, <={AUTH_CPU_RATIO_MAX:.2f}x {r['base']}'s CPU s/M", misses
     if n == "fanout-1kx1k" or n == "keyed-10k":
         cpu_max = 0.5 if n == "fanout-1kx1k" else 8.0
         need(r.get("pct", 0) >= 100.0, f"delivered {r.get('pct', 0):.2f}% < 100%")
@@ -364,6 +384,37 @@ class Bench:
         line = m.line(15, "bootstrap=")
         return m, line.split("=", 1)[1]
 
+    def mint_tokens(self, scen):
+        """The auth scenario's HMAC secret (random, written with a trailing
+        newline, which kbridge strips) and one HS256 token per client, made
+        with PyJWT: exp an hour ahead, claim "kbridge" allowing every channel
+        of the scenario; every odd client's also narrowed by "keys" to the
+        keys the producer writes (k0..k<K-1>; one key, k0, in the default
+        rows), so it receives every record as the others do, but its
+        subscription sits in the channel's key index, not its flat list.
+        Files in the output dir; the paths go into scen."""
+        try:
+            import jwt
+        except ImportError:
+            raise RuntimeError("the auth scenario mints its tokens with PyJWT: apt-get install python3-jwt")
+        secret = os.urandom(32).hex()
+        base = os.path.join(self.out, scen["name"])
+        with open(base + ".secret", "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(secret + "\n")
+        exp = int(time.time()) + 3600
+        keys = [f"k{i}" for i in range(scen["keys"])]
+        chans = scen.get("topics", [CHANNEL])
+        with open(base + ".tokens", "w") as f:
+            for i in range(scen["clients"]):
+                perm = {"channels": chans}
+                if i % 2:
+                    perm["keys"] = keys
+                tok = jwt.encode({"sub": f"bench-{i}", "exp": exp, "kbridge": perm}, secret, algorithm="HS256")
+                f.write((tok.decode() if isinstance(tok, bytes) else tok) + "\n")
+        scen.update(jwt_secret=base + ".secret", tokens=base + ".tokens", narrowed_keys=keys,
+                    narrowed_clients=scen["clients"] // 2)
+
     def start_bridge(self, scen, brokers):
         port = free_port()
         cmd = self.template
@@ -373,7 +424,10 @@ class Bench:
                          ("{routes}", " ".join(f"-t {t}" for t in tops)),
                          ("{channel}", tops[0])):
             cmd = cmd.replace(key, val)
-        b = Proc("bridge", shlex.split(cmd), self.log_path(scen, "bridge"), cpu=self.bridge_cpu)
+        argv = shlex.split(cmd)
+        if scen.get("auth"):
+            argv += ["--jwt-secret", scen["jwt_secret"]]
+        b = Proc("bridge", argv, self.log_path(scen, "bridge"), cpu=self.bridge_cpu)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if b.p.poll() is not None:
@@ -429,6 +483,8 @@ class Bench:
             argv += ["--format", scen["format"]]
         if scen.get("interval"):
             argv += ["--interval", str(scen["interval"])]
+        if scen.get("tokens"):
+            argv += ["--tokens", scen["tokens"]]
         argv += list(extra)
         return Proc("wsload", argv, self.log_path(scen, "wsload"), stdin=True, cpu=self.tools_cpu)
 
@@ -437,6 +493,9 @@ class Bench:
         procs = []
         perf = None
         try:
+            if scen.get("auth"):
+                self.mint_tokens(r)
+                scen = r
             mock, brokers = self.start_mock(scen)
             procs.append(mock)
             bridge, port = self.start_bridge(scen, brokers)
@@ -447,9 +506,12 @@ class Bench:
             # machine something else used meanwhile (the "noise" figure).
             steal0, t0, procs0 = steal_s(), time.monotonic(), all_procs_cpu()
             perf = self.start_perf(scen, pid)
+            cpu_c0 = proc_cpu(pid)
             wl = self.start_wsload(scen, port)
             procs.append(wl)
             ready = wl.event("ready", 120)
+            # bridge CPU for the upgrades and subscribes (token checks included)
+            r["connect_cpu_s"] = proc_cpu(pid) - cpu_c0
             r["cpus"] = dict(bridge=proc_cpus(pid), wsload=proc_cpus(wl.pid), mock=proc_cpus(mock.pid))
             r.update(connected=ready["connected"], connect_s=ready["connect_s"],
                      subscribe_s=ready["subscribe_s"])
@@ -739,6 +801,11 @@ def compare(results):
             out.append(text)
             r.setdefault("compare", text)
             continue
+        if r.get("auth"):
+            text = compare_auth(r, base)
+            out.append(text)
+            r.setdefault("compare", text)
+            continue
         if r.get("layout", "stream") != "stream" or len(r.get("topics", [TOPIC])) > 1:
             what = [f"{len(r['topics'])} channels x {r['keys']} keys, {r['layout']} layout"]
             cpu_r, cpu_b = r.get("cpu_per_m_deliveries"), base.get("cpu_per_m_deliveries")
@@ -772,6 +839,31 @@ def compare(results):
         out.append(text)
         r.setdefault("compare", text)
     return out
+
+
+def compare_auth(r, base):
+    """The authenticated row against the same clients without tokens: bridge
+    CPU per delivery (the ratio check_targets judges), what arrived, and the
+    bridge's CPU for the upgrades and subscribes, where the tokens are checked."""
+    keys = r.get("narrowed_keys") or []
+    what = ", ".join(keys) if len(keys) <= 3 else f"{len(keys)} keys"
+    text = (f"{r['clients']} clients with HS256 tokens ({r.get('narrowed_clients', 0)} narrowed to "
+            f"{'key' if len(keys) == 1 else 'keys'} {what}, which every record carries) vs "
+            f"{base['name']} (no auth)")
+    cpu_r, cpu_b = r.get("cpu_per_m_deliveries"), base.get("cpu_per_m_deliveries")
+    if cpu_r is not None and cpu_b:
+        r["cpu_ratio"] = cpu_r / cpu_b
+        text += (f": bridge CPU {cpu_r:.3f} vs {cpu_b:.3f} s per million deliveries "
+                 f"({r['cpu_ratio']:.2f}x)")
+    text += f"; {r['delivered']} vs {base['delivered']} delivered"
+    if r.get("connect_cpu_s") is not None and base.get("connect_cpu_s") is not None:
+        text += (f"; upgrades + subscribes cost the bridge {r['connect_cpu_s']:.2f} vs "
+                 f"{base['connect_cpu_s']:.2f} CPU s")
+    if r.get("steal") is not None and base.get("steal") is not None:
+        text += (f"; meanwhile the hypervisor stole {r['steal'] * 100:.1f}% vs {base['steal'] * 100:.1f}% "
+                 f"of a core, other processes used {r.get('noise', 0) * 100:.0f}% vs "
+                 f"{base.get('noise', 0) * 100:.0f}%")
+    return text
 
 
 def compare_state(r, base):
@@ -857,15 +949,15 @@ def update_readme(md):
 # ---------------------------------------------------------------- main
 
 def parse_spec(spec):
-    """kind:CLIENTSxRATE[:msgpack][:interval=MS][:keys=K][:channels=N][:layout=L]
-    (fanout, keyed; keys, channels, layout: fanout only),
+    """kind:CLIENTSxRATE[:msgpack][:interval=MS][:keys=K][:channels=N][:layout=L][:auth]
+    (fanout, keyed; keys, channels, layout, auth: fanout only),
     state:CLIENTSxRATE[:msgpack][:keys=K][:channels=N] (4 channels, 100 keys
     by default; compared with fanout:CLIENTSxRATE when that ran too) or
     kind:CLIENTS (idle, connect)."""
     kind, _, arg = spec.partition(":")
     # The options each CLIENTSxRATE kind takes.
     takes = {"state": ("msgpack", "keys", "channels"),
-             "fanout": ("msgpack", "interval", "keys", "channels", "layout"),
+             "fanout": ("msgpack", "interval", "keys", "channels", "layout", "auth"),
              "keyed": ("msgpack", "interval")}
     if kind in takes:
         arg, *opts = arg.split(":")
@@ -874,10 +966,13 @@ def parse_spec(spec):
         try:
             for o in opts:
                 name, _, val = o.partition("=")
-                if name not in takes[kind] or (name == "msgpack") != (val == "" and "=" not in o):
+                flag = name in ("msgpack", "auth")
+                if name not in takes[kind] or flag != (val == "" and "=" not in o):
                     raise ValueError(o)
                 if name == "msgpack":
                     kw["fmt"] = "msgpack"
+                elif name == "auth":
+                    kw["auth"] = True
                 elif name == "layout":
                     if val not in ("stream", "state"):
                         raise ValueError(o)
@@ -891,7 +986,7 @@ def parse_spec(spec):
     if kind in ("idle", "connect"):
         return (idle if kind == "idle" else connect)(int(arg))
     raise SystemExit(f"run.py: bad --scenario {spec!r} (fanout:CxR[:msgpack][:interval=MS][:keys=K]"
-                     "[:channels=N][:layout=stream|state], keyed:CxR[:msgpack][:interval=MS], "
+                     "[:channels=N][:layout=stream|state][:auth], keyed:CxR[:msgpack][:interval=MS], "
                      "state:CxR[:msgpack][:keys=K][:channels=N], idle:C, connect:C)")
 
 
@@ -946,10 +1041,11 @@ def main():
 
     def kbridge_only(s):
         return (s.get("format", "json") != "json" or s.get("interval") or s["kind"] == "state"
-                or len(s.get("topics", [TOPIC])) > 1)
+                or len(s.get("topics", [TOPIC])) > 1 or s.get("auth"))
     if b.custom and any(kbridge_only(s) for s in scens):
-        print("run.py: BENCH_BRIDGE: skipping the format=msgpack, conflation, state-dialect and "
-              "several-channel scenarios (kbridge's query parameters and routes)", file=sys.stderr)
+        print("run.py: BENCH_BRIDGE: skipping the format=msgpack, conflation, state-dialect, "
+              "several-channel and auth scenarios (kbridge's query parameters, routes and "
+              "--jwt-secret)", file=sys.stderr)
         scens = [s for s in scens if not kbridge_only(s)]
 
     def first_line(argv):

@@ -25,6 +25,8 @@
  * client's updates, the age of each update's newest value (but a client's
  * last: it follows the end of the records) and the time from an update's
  * "timestamp" to its receipt are kept too.
+ * --tokens FILE: one token per line; client i sends line i % lines as
+ * "Authorization: Bearer" on its upgrade (a server with authentication on).
  * Not a WebSocket library: it speaks just enough of RFC 6455 for a client. */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +56,7 @@
 #define MAX_KEY_INDEX (1u << 20)   /* conflation checks: highest "k" tracked */
 #define MAX_CHANNELS  64           /* --channel A,B,...: names at most */
 #define SW_DEPTH      32           /* --state: nesting walked at most */
+#define MAX_TOKEN     7000         /* --tokens: a line at most (kbridge reads 8 KiB of head) */
 
 /* The RFC 6455 §1.3 example key: every connection may use the same one, and
  * checking the reply needs no SHA-1 here. */
@@ -165,6 +168,7 @@ struct opts {
 	int msgpack;            /* --format msgpack */
 	int interval_ms;        /* --interval: conflation asked for */
 	const char *state;      /* --state: the dialect's type (web, tui), NULL: none */
+	const char *tokens;     /* --tokens FILE: a bearer token per line */
 	int period_ms;          /* --state: the update period asked for (250 for web) */
 	double duration, timeout;
 	uint64_t expect;
@@ -215,6 +219,12 @@ static struct {
 	char first_error[160];
 	char req[1024];          /* the upgrade request, the same for every connection */
 	size_t req_len;
+	/* --tokens: the lines, and the request with client i's token in it
+	 * (W.req's head, then "Authorization: Bearer <token>", built per send) */
+	char **tok;
+	uint32_t *tok_len, ntok;
+	char *req_auth;
+	uint64_t refused;        /* upgrades answered with a status other than 101 */
 } W;
 
 static int64_t now_us(void)
@@ -240,6 +250,103 @@ static uint32_t rng32(void)
 	W.rng ^= W.rng << 25;
 	W.rng ^= W.rng >> 27;
 	return (uint32_t)((W.rng * 2685821657736338717ull) >> 32);
+}
+
+/* ---- tokens (--tokens) ------------------------------------------------------- */
+
+/* Splits text (NUL-terminated, modified in place) into W.tok: one token a
+ * line, "\r\n" or "\n", blank lines skipped. A line with a space or a
+ * control character, or longer than MAX_TOKEN, would not make one header
+ * line: -1 with the reason in err. Else the number of tokens (0: none). */
+static int parse_tokens(char *text, char *err, size_t errlen)
+{
+	uint32_t n = 0, cap = 0, line = 0;
+	free(W.tok); free(W.tok_len);
+	W.tok = NULL; W.tok_len = NULL; W.ntok = 0;
+	for (char *p = text; *p;) {
+		char *eol = strchr(p, '\n'), *next = eol ? eol + 1 : p + strlen(p);
+		size_t l = (size_t)((eol ? eol : next) - p);
+		line++;
+		if (l && p[l - 1] == '\r') l--;
+		p[l] = '\0';
+		if (l) {
+			for (size_t i = 0; i < l; i++)
+				if ((unsigned char)p[i] <= ' ' || p[i] == 0x7f) {
+					snprintf(err, errlen, "line %u: a token has no space or control character", line);
+					return -1;
+				}
+			if (l > MAX_TOKEN) { snprintf(err, errlen, "line %u: token longer than %d", line, MAX_TOKEN); return -1; }
+			if (n == cap) {
+				cap = cap ? 2 * cap : 64;
+				char **t = realloc(W.tok, cap * sizeof(*t));
+				if (t) W.tok = t;
+				uint32_t *tl = t ? realloc(W.tok_len, cap * sizeof(*tl)) : NULL;
+				if (tl) W.tok_len = tl;
+				if (!t || !tl) { snprintf(err, errlen, "out of memory"); return -1; }
+			}
+			W.tok[n] = p;
+			W.tok_len[n++] = (uint32_t)l;
+		}
+		p = next;
+	}
+	W.ntok = n;
+	return (int)n;
+}
+
+/* The upgrade request of client c: W.req, or with --tokens W.req's head
+ * plus client c's token (line id % lines) in W.req_auth, valid until the
+ * next call (a partial send copies what is left). */
+static const char *upgrade_request(const struct conn *c, size_t *len)
+{
+	if (!W.ntok) { *len = W.req_len; return W.req; }
+	uint32_t i = c->id % W.ntok;
+	size_t o = W.req_len - 2;                 /* W.req's head without its blank line */
+	memcpy(W.req_auth + o, "Authorization: Bearer ", 22);
+	o += 22;
+	memcpy(W.req_auth + o, W.tok[i], W.tok_len[i]);
+	o += W.tok_len[i];
+	memcpy(W.req_auth + o, "\r\n\r\n", 4);
+	*len = o + 4;
+	return W.req_auth;
+}
+
+/* Once W.req is built: room for the longest token, and W.req's head in front. */
+static int tokens_ready(void)
+{
+	free(W.req_auth);
+	W.req_auth = malloc(W.req_len + 22 + MAX_TOKEN + 4);
+	if (!W.req_auth) return -1;
+	memcpy(W.req_auth, W.req, W.req_len - 2);
+	return 0;
+}
+
+/* --tokens FILE: the whole file, split. -1 after saying why. */
+static int load_tokens(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) { fprintf(stderr, "wsload: --tokens %s: %s\n", path, strerror(errno)); return -1; }
+	size_t cap = 1 << 16, len = 0;
+	char *text = malloc(cap);
+	for (size_t r; text && (r = fread(text + len, 1, cap - len - 1, f)) > 0;) {
+		len += r;
+		if (len + 1 == cap) {
+			char *t = realloc(text, cap *= 2);
+			if (!t) { free(text); text = NULL; }
+			else text = t;
+		}
+	}
+	int rerr = ferror(f);
+	fclose(f);
+	if (!text || rerr) { fprintf(stderr, "wsload: --tokens %s: %s\n", path, text ? "read error" : "out of memory"); free(text); return -1; }
+	text[len] = '\0';
+	if (memchr(text, '\0', len)) { fprintf(stderr, "wsload: --tokens %s: a NUL byte\n", path); free(text); return -1; }
+	char err[128];
+	int n = parse_tokens(text, err, sizeof(err));   /* W.tok points into text, kept all run long */
+	if (n <= 0) {
+		fprintf(stderr, "wsload: --tokens %s: %s\n", path, n < 0 ? err : "no token in it");
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- output ---------------------------------------------------------------- */
@@ -393,8 +500,10 @@ static int conn_connect(struct conn *c, int src)
 	 * connect() returns: send the upgrade at once and save a wake-up per
 	 * connection. EAGAIN means still connecting: wait for EPOLLOUT. */
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-	ssize_t w = send(fd, W.req, W.req_len, MSG_NOSIGNAL);
-	if (w == (ssize_t)W.req_len) {
+	size_t req_len;
+	const char *req = upgrade_request(c, &req_len);
+	ssize_t w = send(fd, req, req_len, MSG_NOSIGNAL);
+	if (w == (ssize_t)req_len) {
 		c->state = C_HANDSHAKE;
 	} else if (w < 0 && (errno == EAGAIN || errno == ENOTCONN)) {
 		ev.events |= EPOLLOUT;
@@ -403,10 +512,10 @@ static int conn_connect(struct conn *c, int src)
 		return 0;
 	} else {
 		c->state = C_HANDSHAKE;          /* partial: the rest waits in c->out */
-		c->out = malloc(W.req_len - (size_t)w);
+		c->out = malloc(req_len - (size_t)w);
 		if (!c->out) { conn_fail(c, "out of memory"); return 0; }
-		c->out_len = (uint32_t)(W.req_len - (size_t)w);
-		memcpy(c->out, W.req + w, c->out_len);
+		c->out_len = (uint32_t)(req_len - (size_t)w);
+		memcpy(c->out, req + w, c->out_len);
 		ev.events |= EPOLLOUT;
 	}
 	if (epoll_ctl(W.ep, EPOLL_CTL_ADD, fd, &ev) < 0) conn_fail(c, strerror(errno));
@@ -435,7 +544,9 @@ static void send_upgrade(struct conn *c)
 {
 	c->state = C_HANDSHAKE;
 	set_events(c);
-	conn_write(c, W.req, W.req_len);
+	size_t len;
+	const char *req = upgrade_request(c, &len);
+	conn_write(c, req, len);
 }
 
 /* Fills the subscribe template: {channel} (the first of --channel),
@@ -1432,6 +1543,7 @@ static ssize_t parse_head(struct conn *c, const unsigned char *buf, size_t len)
 	}
 	size_t hl = (size_t)(e - buf) + 4;
 	if (len < 12 || memcmp(buf, "HTTP/1.1 101", 12) != 0) {
+		W.refused++;
 		const unsigned char *eol = memchr(buf, '\r', hl);
 		char why[96];
 		snprintf(why, sizeof(why), "upgrade refused: %.*s", (int)((eol ? eol : e) - buf > 60 ? 60 : (eol ? eol : e) - buf), (const char *)buf);
@@ -1630,7 +1742,7 @@ static void print_result(void)
 		"\"stale\":%" PRIu64 ",\"clients_stale\":%d,\"clients_disorder\":%d,\"clients_bad\":%d,",
 		W.o.msgpack ? "msgpack" : "json", W.wrong_format, W.o.interval_ms, W.nkey_max ? key_count() : 0,
 		stale, with_stale, disorder, bad);
-	fprintf(f, "\"channels\":%d,", W.nch);
+	fprintf(f, "\"channels\":%d,\"tokens\":%u,\"refused\":%" PRIu64 ",", W.nch, W.ntok, W.refused);
 	if (W.o.state) {
 		fprintf(f, "\"state\":\"%s\",\"period_ms\":%d,\"snapshots\":%" PRIu64 ",\"updates\":%" PRIu64 ","
 			"\"snapshot_bytes\":%" PRIu64 ",\"update_bytes\":%" PRIu64 ",\"values\":%" PRIu64 ","
@@ -1934,6 +2046,24 @@ static int self_test(void)
 	CHECK(stale_keys(&sc) == 0 && key_count() == 4);
 	W.o.state = NULL;
 	W.nch = 0;
+	/* --tokens: lines (CRLF or LF, blank ones skipped), client i takes line
+	 * i % lines, the request gets one Authorization line; a space refused */
+	char tokens[] = "aa.bb.cc\r\n\nx.y.z\n", spaced[] = "a b\n", err[128];
+	CHECK(parse_tokens(tokens, err, sizeof(err)) == 2 && W.tok_len[0] == 8 && !strcmp(W.tok[1], "x.y.z"));
+	W.req_len = (size_t)snprintf(W.req, sizeof(W.req), "GET /ws HTTP/1.1\r\nHost: h\r\n\r\n");
+	CHECK(tokens_ready() == 0);
+	struct conn tc = { .id = 3 };
+	size_t rl;
+	const char *rq = upgrade_request(&tc, &rl);
+	const char *want = "GET /ws HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer x.y.z\r\n\r\n";
+	CHECK(rl == strlen(want) && !memcmp(rq, want, rl));
+	tc.id = 4;
+	rq = upgrade_request(&tc, &rl);
+	CHECK(rl == strlen(want) + 3 && !memcmp(rq + rl - 19, "Bearer aa.bb.cc\r\n\r\n", 19));
+	CHECK(parse_tokens(spaced, err, sizeof(err)) == -1 && W.ntok == 0 && strstr(err, "line 1"));
+	tc.id = 0;
+	rq = upgrade_request(&tc, &rl);   /* no tokens: the plain request */
+	CHECK(rq == W.req && rl == W.req_len);
 #undef CHECK
 	printf("wsload self-test: %d passed, %d failed\n", pass, fail);
 	return fail ? 1 : 0;
@@ -1965,6 +2095,8 @@ static void usage(void)
 		"  --state TYPE       the state dialect: ?type=TYPE (web, tui) on the upgrade;\n"
 		"                     counts snapshots and updates, checks each key's \"kn\",\n"
 		"                     the age of each \"ts_us\" carried (--interval: ?interval=MS)\n"
+		"  --tokens FILE      one token a line: client i sends line i %% lines as\n"
+		"                     Authorization: Bearer on its upgrade\n"
 		"  --src-addrs N      spread over 127.0.0.1..N (more are taken when ports run out)\n"
 		"  --duration S       after all are subscribed, run S seconds then finish\n"
 		"  --expect N         finish once N data messages arrived in total\n"
@@ -2006,6 +2138,7 @@ static void parse_args(int argc, char **argv)
 		else if (ARG("--timeout")) o->timeout = atof(v);
 		else if (ARG("--interval")) o->interval_ms = atoi(v);
 		else if (ARG("--state")) o->state = v;
+		else if (ARG("--tokens")) o->tokens = v;
 		else if (ARG("--format")) {
 			if (!strcmp(v, "msgpack")) o->msgpack = 1;
 			else if (!strcmp(v, "json")) o->msgpack = 0;
@@ -2118,6 +2251,7 @@ int main(int argc, char **argv)
 		"Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
 		path, W.o.host, W.o.port);
 	if (W.req_len >= sizeof(W.req)) { fprintf(stderr, "wsload: --path too long\n"); return 2; }
+	if (W.o.tokens && (load_tokens(W.o.tokens) < 0 || tokens_ready() < 0)) return 2;
 
 	W.t0 = now_us();
 	start_more();

@@ -3,9 +3,9 @@ wsload's own checks (histogram, payload parser), a short fan-out run with a
 handful of clients over two source addresses that must deliver everything
 with no gap, keyed clients that get only their key, gap detection that does
 fire on a stream joined midway, format=msgpack clients (--format msgpack) and
-conflating ones (--interval), state-dialect clients (--state web) and clients
-of several channels (--channel A,B,...), and bench/run.py producing its
-table and JSON.
+conflating ones (--interval), state-dialect clients (--state web), clients
+of several channels (--channel A,B,...) and clients bringing a token each
+(--tokens), and bench/run.py producing its table and JSON.
 These are tests, not benchmarks: small rates, every wait bounded."""
 import json
 import os
@@ -286,6 +286,54 @@ def test_wsload_state_and_several_channels(tools, mock_kafka, kafka_bridge):
         assert res["bytes"] >= res["snapshot_bytes"] + res["update_bytes"] > res["update_bytes"] > 0, res
 
 
+def test_wsload_tokens(tools, mock_kafka, kafka_bridge, tmp_path):
+    """--tokens FILE: client i sends line i % lines as Authorization: Bearer
+    on its upgrade. Against kbridge with --jwt-secret, 4 clients with valid
+    HS256 tokens (PyJWT), two of them narrowed to key k0, which every record
+    carries (the fanout-1kx1k-auth row's setup), all get 101 and all 600
+    records with no gap, while one narrowed to k1 gets none (the tokens do
+    reach the permissions); a client with a token signed with another
+    secret gets 401 and is counted as a refused, failed upgrade."""
+    jwt = pytest.importorskip("jwt")
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret-for-the-bench-tools-test\n")          # kbridge strips one newline
+    exp = int(time.time()) + 600
+    perms = [{"channels": ["bench"]}, {"channels": ["bench"], "keys": ["k0"]}]
+    good, bad, k1 = tmp_path / "good", tmp_path / "bad", tmp_path / "k1"
+    good.write_text("".join(jwt.encode({"sub": f"c{i}", "exp": exp, "kbridge": perms[i % 2]},
+                                       "s3cret-for-the-bench-tools-test", algorithm="HS256") + "\r\n"
+                            for i in range(2)) + "\n")              # CRLF, a blank line: skipped
+    bad.write_text(jwt.encode({"sub": "x", "exp": exp, "kbridge": perms[0]}, "another-secret",
+                              algorithm="HS256") + "\n")
+    k1.write_text(jwt.encode({"sub": "y", "exp": exp, "kbridge": {"channels": ["bench"], "keys": ["k1"]}},
+                             "s3cret-for-the-bench-tools-test", algorithm="HS256"))
+    mock = mock_kafka({"bench": 1})
+    srv = kafka_bridge(mock, "-t", "bench", "--jwt-secret", str(secret))
+    time.sleep(0.5)
+    ok = Load(srv.port, "--clients", 4, "--tokens", good)
+    refused = Load(srv.port, "--clients", 1, "--tokens", bad)
+    other_key = Load(srv.port, "--clients", 1, "--tokens", k1)
+    try:
+        ready = ok.event("ready")
+        assert ready["connected"] == ready["subscribed"] == 4 and ready["failed"] == 0, ready
+        assert other_key.event("ready")["subscribed"] == 1
+        r_bad = refused.finish(expect=1, quiet_ms=200)
+        pres = produce(mock.bootstrap, rate=200, duration=3)
+        res = ok.finish(expect=4 * pres["acked"])
+        r_k1 = other_key.finish(expect=1, quiet_ms=500)
+    finally:
+        for x in (ok, refused, other_key):
+            x.kill()
+    check_result_shape(res)
+    assert res["tokens"] == 2 and res["refused"] == 0 and res["acks"] == 4, res
+    assert res["msgs"] == 4 * 600 and res["msgs_min"] == res["msgs_max"] == 600, res
+    assert res["gaps"] == res["clients_with_gaps"] == res["dups"] == res["sub_errors"] == 0, res
+    assert r_bad["tokens"] == 1 and r_bad["refused"] == r_bad["failed"] == 1, r_bad
+    assert r_bad["connected"] == r_bad["subscribed"] == 0, r_bad
+    assert "upgrade refused: HTTP/1.1 401" in r_bad["first_error"], r_bad
+    assert r_k1["acks"] == 1 and r_k1["msgs"] == 0 and r_k1["failed"] == 0, r_k1
+
+
 def test_gap_detection_fires(bench_bridge):
     """Clients that join a stream midway miss its first records: strict
     clients must report that as a gap, --seq-any clients must not."""
@@ -326,7 +374,7 @@ def test_run_py_prints_table_and_json(tools):
     env.pop("BENCH_BRIDGE", None)
     pin = [] if (os.cpu_count() or 1) >= 2 else ["--no-pin"]
     r = subprocess.run(["/usr/bin/python3", "bench/run.py", "--scenario", "fanout:3x100",
-                        "--scenario", "fanout:3x100:msgpack:interval=250:keys=5",
+                        "--scenario", "fanout:3x100:msgpack:interval=250:keys=5", "--scenario", "fanout:3x100:auth",
                         "--scenario", "state:3x100:channels=2:keys=10",
                         "--scenario", "keyed:3x60", "--scenario", "idle:20", "--duration", "2",
                         "--out", out] + pin,
@@ -337,9 +385,9 @@ def test_run_py_prints_table_and_json(tools):
         data = json.load(f)
     assert data["meta"]["machine"]["cores"] >= 1
     by = {x["name"]: x for x in data["results"]}
-    assert set(by) == {"fanout-3x100", "fanout-3x100-msgpack-i250-k5", "state-3x100", "keyed-3",
-                       "idle-20"}, by.keys()
-    for name in ("fanout-3x100", "keyed-3"):
+    assert set(by) == {"fanout-3x100", "fanout-3x100-msgpack-i250-k5", "fanout-3x100-auth", "state-3x100",
+                       "keyed-3", "idle-20"}, by.keys()
+    for name in ("fanout-3x100", "keyed-3", "fanout-3x100-auth"):
         x = by[name]
         assert "error" not in x, x
         assert x["delivered"] == x["expected"] > 0 and x["pct"] == 100.0, x
@@ -347,6 +395,13 @@ def test_run_py_prints_table_and_json(tools):
     assert by["fanout-3x100"]["expected"] == 3 * 200
     check_bridge_logs(out, data["results"])
     assert by["keyed-3"]["expected"] == 120
+    # tokens minted per client, one of the three narrowed to k0: all delivered
+    x = by["fanout-3x100-auth"]
+    assert x["auth"] and x["wsload"]["tokens"] == 3 and x["narrowed_clients"] == 1, x
+    if by["fanout-3x100"]["cpu_per_m_deliveries"]:      # CPU is counted in ticks: a tiny run may show none
+        assert x["cpu_ratio"] == pytest.approx(x["cpu_per_m_deliveries"]
+                                               / by["fanout-3x100"]["cpu_per_m_deliveries"]), x
+    assert "fanout-3x100-auth: 3 clients with HS256 tokens (1 narrowed to key k0" in r.stdout, r.stdout
     # msgpack + conflation: 200 records over 5 keys, 40 a key spanning 1.95 s:
     # at most ceil(1950 / 250) + 1 = 9 a key and client
     x = by["fanout-3x100-msgpack-i250-k5"]
