@@ -380,17 +380,20 @@ def raw_es(key, msg, h, size):
 
 
 def seeds(t):
-    """Inputs for fuzz/fuzz_jwt.c, whose keys are secret.txt and ec256.pem.
-    Files named sign_* are a header.payload the target signs with HS256."""
+    """Inputs for fuzz/fuzz_jwt.c, whose keys are secret.txt and ec256.pem:
+    tokens as they are, and (raw_*) a header's and a payload's JSON joined
+    by a NUL byte, which the target encodes and signs with HS256 itself."""
     os.makedirs(SEEDS, exist_ok=True)
     for name in ("hs256", "es256", "hs256_kid", "es256_kid", "expired", "nbf_future", "aud_array",
                  "exp_fraction", "exp_missing", "sub_long", "alg_none", "es256_der", "header_crit",
                  "payload_not_json", "hs256_payload", "es256_short", "rs256", "eddsa"):
         with open(os.path.join(SEEDS, name), "w") as f:
             f.write(t[name])
-    for name in ("hs256", "aud_array", "sub_escaped", "exp_fraction", "edge"):
-        with open(os.path.join(SEEDS, "sign_" + name), "w") as f:
-            f.write(".".join(t[name].split(".")[:2]))
+    for name in ("hs256", "aud_array", "sub_escaped", "sub_long", "exp_fraction", "edge", "aud_number",
+                 "iss_wrong", "nbf_future", "hs256_kid"):
+        h, p = (base64.urlsafe_b64decode(s + "==") for s in t[name].split(".")[:2])
+        with open(os.path.join(SEEDS, "raw_" + name), "wb") as f:
+            f.write(h + b"\0" + p)
 
 
 def main():
