@@ -339,10 +339,28 @@ static const char asyncapi_components[] = "{\"messages\":{"
 	"\"channel\":{\"type\":\"string\"},\"channels\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
 	"\"key\":{\"type\":\"string\"},\"keys\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
 	"\"filter\":{\"type\":\"object\"},\"id\":{}}}},"
-	"\"error\":{\"name\":\"error\",\"payload\":{\"type\":\"object\",\"properties\":{\"type\":{\"const\":\"error\"},"
+	/* Authentication (docs/security.md): the token as the first message, or
+	 * again later to refresh it, and its ack. */
+	"\"auth\":{\"name\":\"auth\",\"summary\":\"Authenticate, or refresh the token (with --jwt-key or --jwt-secret)\","
+	"\"payload\":{\"type\":\"object\",\"required\":[\"token\"],\"anyOf\":[{\"required\":[\"type\"]},{\"required\":[\"action\"]}],"
+	"\"properties\":{\"type\":{\"const\":\"auth\"},\"action\":{\"const\":\"auth\"},"
+	"\"token\":{\"type\":\"string\",\"maxLength\":16384,\"description\":\"a JSON Web Token (RFC 7519)\"},\"id\":{}}}},"
+	"\"auth_ack\":{\"name\":\"auth_ack\",\"summary\":\"The token was accepted: the client's identity, and when the "
+	"connection ends without a newer token\",\"payload\":{\"type\":\"object\",\"required\":[\"type\",\"action\",\"sub\",\"expires\"],"
+	"\"properties\":{\"type\":{\"const\":\"ack\"},\"action\":{\"const\":\"auth\"},\"id\":{},"
+	"\"sub\":{\"type\":\"string\",\"description\":\"the token's sub claim, empty without one\"},"
+	"\"expires\":{\"type\":\"string\",\"format\":\"date-time\",\"description\":\"the token's exp\"}}}},"
+	"\"error\":{\"name\":\"error\",\"payload\":{\"type\":\"object\",\"required\":[\"type\",\"code\"],\"properties\":{"
+	"\"type\":{\"const\":\"error\"},\"id\":{},"
 	"\"code\":{\"enum\":[\"INVALID_JSON\",\"UNKNOWN_TYPE\",\"UNKNOWN_CHANNEL\",\"BAD_REQUEST\",\"RATE_LIMITED\","
-	"\"TOO_MANY_SUBSCRIPTIONS\",\"UNAUTHORIZED\",\"SLOW_CONSUMER\",\"RESUME_GAP\"]},\"message\":{\"type\":\"string\"}}}}"
-	"}}";
+	"\"TOO_MANY_SUBSCRIPTIONS\",\"UNAUTHORIZED\",\"TOKEN_EXPIRED\",\"SLOW_CONSUMER\",\"RESUME_GAP\"]},"
+	"\"channel\":{\"type\":\"string\",\"description\":\"UNAUTHORIZED: the channel the token does not allow\"},"
+	"\"message\":{\"type\":\"string\"}}}}"
+	"},\"securitySchemes\":{"
+	"\"bearer\":{\"type\":\"http\",\"scheme\":\"bearer\",\"bearerFormat\":\"JWT\","
+	"\"description\":\"Authorization: Bearer on the upgrade; or, without it, the auth message within --auth-timeout\"},"
+	"\"access_token\":{\"type\":\"httpApiKey\",\"name\":\"access_token\",\"in\":\"query\","
+	"\"description\":\"the token on the upgrade URL (it ends up in proxies' logs: prefer the header or the auth message)\"}}}";
 
 static void asyncapi(struct http_out *o, const struct http_request *req)
 {
@@ -352,6 +370,7 @@ static void asyncapi(struct http_out *o, const struct http_request *req)
 	snprintf(hostbuf, sizeof(hostbuf), "%.*s", host ? (int)host->value_len : 9, host ? host->value : "localhost");
 	const struct route *ri;
 	size_t n = src->routes(&ri);
+	int auth_on = conf->jwt_key || conf->jwt_secret;
 
 	o->status = 200;
 	json_obj_begin(b);
@@ -360,7 +379,10 @@ static void asyncapi(struct http_out *o, const struct http_request *req)
 	json_obj_begin(b);
 	json_key(b, "title");       json_cstr(b, "kbridge");
 	json_key(b, "version");     json_cstr(b, KBRIDGE_VERSION);
-	json_key(b, "description"); json_cstr(b, "Kafka records as WebSocket messages. Connect to /ws, send a subscribe message, receive data messages.");
+	json_key(b, "description");
+	json_cstr(b, auth_on ? "Kafka records as WebSocket messages. Connect to /ws, authenticate (Authorization: Bearer on the "
+			       "upgrade, or an auth message first), send a subscribe message, receive the data messages the token allows."
+			     : "Kafka records as WebSocket messages. Connect to /ws, send a subscribe message, receive data messages.");
 	json_obj_end(b);
 	json_key(b, "servers");
 	json_obj_begin(b);
@@ -368,6 +390,11 @@ static void asyncapi(struct http_out *o, const struct http_request *req)
 	json_obj_begin(b);
 	json_key(b, "url");      json_cstr(b, hostbuf);
 	json_key(b, "protocol"); json_cstr(b, "ws");
+	if (auth_on) {          /* either scheme; the auth message is in the description */
+		static const char either[] = "[{\"bearer\":[]},{\"access_token\":[]}]";
+		json_key(b, "security");
+		json_raw(b, either, sizeof(either) - 1);
+	}
 	json_obj_end(b);
 	json_obj_end(b);
 	json_key(b, "defaultContentType"); json_cstr(b, "application/json");
@@ -418,6 +445,8 @@ static void asyncapi(struct http_out *o, const struct http_request *req)
 		schema_ref(b, "#/components/messages/data");
 		schema_ref(b, "#/components/messages/state_snapshot");
 		schema_ref(b, "#/components/messages/state_update");
+		schema_ref(b, "#/components/messages/auth_ack");
+		schema_ref(b, "#/components/messages/error");
 		json_arr_end(b);
 		json_obj_end(b);
 		json_obj_end(b);
@@ -425,7 +454,14 @@ static void asyncapi(struct http_out *o, const struct http_request *req)
 		json_obj_begin(b);
 		snprintf(op, sizeof(op), "control_%zu", i);
 		json_key(b, "operationId"); json_cstr(b, op);
-		json_key(b, "message");     schema_ref(b, "#/components/messages/control");
+		json_key(b, "message");
+		json_obj_begin(b);
+		json_key(b, "oneOf");
+		json_arr_begin(b);
+		schema_ref(b, "#/components/messages/control");
+		schema_ref(b, "#/components/messages/auth");
+		json_arr_end(b);
+		json_obj_end(b);
 		json_obj_end(b);
 		json_obj_end(b);
 	}
