@@ -78,6 +78,25 @@ static const struct { enum metric m; const char *stats_key, *label; } conn_resul
 };
 #define NCONN (sizeof(conn_results) / sizeof(conn_results[0]))
 
+/* Refusals by an abuse limit: /stats "rejected" and kbridge_rejected_total. */
+static const struct { enum metric m; const char *reason; } rejected[] = {
+	{ M_REJECTED_PER_IP,       "per_ip" },
+	{ M_REJECTED_RATE,         "upgrade_rate" },
+	{ M_REJECTED_AUTH_TIMEOUT, "auth_timeout" },
+};
+#define NREJECTED (sizeof(rejected) / sizeof(rejected[0]))
+
+/* Why tokens were refused: /stats "auth_failures" and
+ * kbridge_auth_failures_total, the names of jwt.h's comments.
+ * TODO(lead): jwt_error_name(e) instead, once jwt.c is linked in. */
+static const char *const auth_reasons[JWT_NERRORS] = {
+	[JWT_MALFORMED] = "malformed",         [JWT_ALGORITHM] = "algorithm",
+	[JWT_UNKNOWN_KEY] = "unknown_key",     [JWT_SIGNATURE] = "signature",
+	[JWT_EXPIRED] = "expired",             [JWT_NOT_YET_VALID] = "not_yet_valid",
+	[JWT_MISSING_EXP] = "missing_exp",     [JWT_AUDIENCE] = "audience",
+	[JWT_ISSUER] = "issuer",               [JWT_NO_MEMORY] = "no_memory",
+};
+
 /* ---- JSON endpoints ------------------------------------------------------------ */
 
 static void health(struct http_out *o, const struct http_request *req)
@@ -161,6 +180,20 @@ static void stats(struct http_out *o, const struct http_request *req)
 		json_uint(b, metrics_get(conn_results[k].m));
 	}
 	json_obj_end(b);
+	json_key(b, "rejected");
+	json_obj_begin(b);
+	for (size_t k = 0; k < NREJECTED; k++) {
+		json_key(b, rejected[k].reason);
+		json_uint(b, metrics_get(rejected[k].m));
+	}
+	json_obj_end(b);
+	json_key(b, "auth_failures");
+	json_obj_begin(b);
+	for (int e = JWT_OK + 1; e < JWT_NERRORS; e++) {
+		json_key(b, auth_reasons[e]);
+		json_uint(b, metrics_auth_failures((enum jwt_error)e));
+	}
+	json_obj_end(b);
 	json_key(b, "lag");
 	json_obj_begin(b);
 	for (i = 0; src->lag_next(&i, &name, &lag);) {
@@ -177,6 +210,8 @@ static void stats(struct http_out *o, const struct http_request *req)
 		json_obj_begin(b);
 		json_key(b, "id");              json_uint(b, c.id);
 		json_key(b, "peer");            json_cstr(b, c.peer);
+		json_key(b, "identity");
+		if (c.identity) json_cstr(b, c.identity); else json_null(b);
 		json_key(b, "subscriptions");   json_uint(b, c.subscriptions);
 		json_key(b, "queued_messages"); json_uint(b, c.queued_messages);
 		json_key(b, "queued_bytes");    json_uint(b, c.queued_bytes);
@@ -216,6 +251,16 @@ static void metrics(struct http_out *o, const struct http_request *req)
 	for (size_t k = 0; k < NCONN; k++)
 		appendf(b, "kbridge_connections_total{result=\"%s\"} %llu\n", conn_results[k].label,
 			(unsigned long long)metrics_get(conn_results[k].m));
+
+	metric_head(b, "kbridge_rejected_total", "counter",
+		    "Upgrades refused by a per-address limit (429), and clients closed for not authenticating in time, by reason.");
+	for (size_t k = 0; k < NREJECTED; k++)
+		appendf(b, "kbridge_rejected_total{reason=\"%s\"} %llu\n", rejected[k].reason,
+			(unsigned long long)metrics_get(rejected[k].m));
+	metric_head(b, "kbridge_auth_failures_total", "counter", "Tokens refused, by reason.");
+	for (int e = JWT_OK + 1; e < JWT_NERRORS; e++)
+		appendf(b, "kbridge_auth_failures_total{reason=\"%s\"} %llu\n", auth_reasons[e],
+			(unsigned long long)metrics_auth_failures((enum jwt_error)e));
 
 	metric_head(b, "kbridge_subscriptions", "gauge", "Subscriptions per channel.");
 	for (i = 0; src->channel_next(&i, &name, &subs, &seq);) {

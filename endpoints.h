@@ -26,6 +26,7 @@ struct http_out {
 struct endpoints_client {
 	uint32_t id;
 	const char *peer;      /* "ip:port", valid until the next call */
+	const char *identity;  /* the token's subject, NULL when none */
 	uint32_t subscriptions;
 	uint32_t queued_messages;
 	size_t queued_bytes;

@@ -22,6 +22,7 @@ static const double lat_bounds[] = {
 
 static struct {
 	uint64_t counters[M_COUNT];
+	uint64_t auth_failures[JWT_NERRORS];
 	int64_t start_ms;
 	struct map topics;              /* name -> struct metrics_topic * */
 	uint64_t lat_buckets[NLAT + 1]; /* last: +Inf */
@@ -37,6 +38,16 @@ void metrics_add(enum metric m, uint64_t n)
 uint64_t metrics_get(enum metric m)
 {
 	return M.counters[m];
+}
+
+void metrics_auth_failure(enum jwt_error e)
+{
+	if (e > JWT_OK && e < JWT_NERRORS) M.auth_failures[e]++;
+}
+
+uint64_t metrics_auth_failures(enum jwt_error e)
+{
+	return e > JWT_OK && e < JWT_NERRORS ? M.auth_failures[e] : 0;
 }
 
 void metrics_start(void)

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jwt.h"
+
 enum metric {
 	M_ACCEPTED,          /* WebSocket upgrades that succeeded */
 	M_REJECTED_FULL,     /* 503: --max-clients, shutting down, or the plain-HTTP cap */
@@ -20,11 +22,18 @@ enum metric {
 	M_DROPPED,           /* messages dropped by the slow-client policy */
 	M_SLOW_DISCONNECTS,  /* clients closed by --slow-client disconnect */
 	M_RECORDS_IN,        /* Kafka records consumed, routed or not */
+	M_REJECTED_PER_IP,   /* 429: --max-clients-per-ip */
+	M_REJECTED_RATE,     /* 429: --upgrade-rate */
+	M_REJECTED_AUTH_TIMEOUT, /* closed 1008: no valid token within --auth-timeout */
 	M_COUNT
 };
 
 void     metrics_add(enum metric m, uint64_t n);
 uint64_t metrics_get(enum metric m);
+
+/* Tokens refused, by reason (kbridge_auth_failures_total{reason}). */
+void     metrics_auth_failure(enum jwt_error e);
+uint64_t metrics_auth_failures(enum jwt_error e);
 
 /* Seconds since metrics_start() (called once at start-up), by the turn clock. */
 void    metrics_start(void);

@@ -162,7 +162,8 @@ int server_client_next(size_t *i, struct endpoints_client *out)
 	while (*i < S.nclients) {
 		const struct client *c = S.clients[(*i)++];
 		if (!c->ws) continue;
-		*out = (struct endpoints_client){ c->id, client_peer(c), c->nsubs, c->q.count, c->q.bytes };
+		*out = (struct endpoints_client){ c->id, client_peer(c), NULL, c->nsubs, c->q.count, c->q.bytes };
+		/* TODO(lead): out->identity = auth_identity(c); */
 		return 1;
 	}
 	return 0;
