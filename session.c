@@ -481,15 +481,16 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 	metrics_add(M_HTTP_REQUESTS, 1);
 
 	/* /ws and /ws/<anything> upgrade, except /ws/stats, which is always
-	 * the stats endpoint. */
-	int is_ws_path = (http_path_is(&req, "/ws") || (req.path_len >= 4 && memcmp(req.path, "/ws/", 4) == 0)) &&
+	 * the stats endpoint; the admin port has no WebSockets. */
+	int is_ws_path = !c->admin &&
+			 (http_path_is(&req, "/ws") || (req.path_len >= 4 && memcmp(req.path, "/ws/", 4) == 0)) &&
 			 !http_path_is(&req, "/ws/stats");
 	if (!get && !head && !options) {
 		http_error(c, 405, "method not allowed", "Allow: GET, HEAD, OPTIONS\r\n");
 		return len;
 	}
 	struct endpoint_info ei = { .methods = "GET, HEAD, OPTIONS", .cors = 0 };   /* /ws: no CORS */
-	int known = is_ws_path || endpoints_find(&req, &ei) == 0;
+	int known = is_ws_path || endpoints_find(&req, c->admin, &ei) == 0;
 	if (is_ws_path && !options) {
 		handle_upgrade(c, &req);
 		return (size_t)r;
@@ -498,7 +499,7 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 		answer_options(c, &req, &ei, keep);
 	} else {
 		struct http_out out = { .status = 404 };
-		endpoints_handle(&req, &out);
+		endpoints_handle(&req, c->admin, &out);
 		char extra[1024];
 		snprintf(extra, sizeof(extra), "%s", out.extra ? out.extra : "");
 		if (known && ei.cors) add_cors(extra, sizeof(extra), &req, NULL);
