@@ -51,7 +51,8 @@ struct client {
 		 ev_out : 1,         /* EPOLLOUT is registered */
 		 snapshots : 1,      /* snapshot=1: a snapshot after every subscribe */
 		 dialect : 1,        /* type=tui|web: the state dialect (state.h) */
-		 admin : 1;          /* accepted on --admin-listen: plain HTTP, no upgrades */
+		 admin : 1,          /* accepted on --admin-listen: plain HTTP, no upgrades */
+		 ip_counted : 1;     /* counted toward --max-clients-per-ip (iplimit.h) */
 	uint32_t utf8;               /* UTF-8 validator state of the text message in progress */
 
 	unsigned char *rbuf;         /* unconsumed input; NULL when empty */

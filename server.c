@@ -20,6 +20,7 @@
 #include "client.h"
 #include "clock.h"
 #include "frame.h"
+#include "iplimit.h"
 #include "log.h"
 #include "metrics.h"
 #include "proto.h"
@@ -129,6 +130,7 @@ static void remove_client(struct client *c)
 {
 	uint32_t slot = c->slot;
 	proto_client_gone(c);
+	if (c->ip_counted) iplimit_close(&c->peer.sa);
 	S.nadmin -= c->admin;
 	client_free(c);
 	S.nclients--;
@@ -340,6 +342,7 @@ void server_tick(void)
 			break;
 		}
 	}
+	iplimit_sweep(now);
 }
 
 int64_t server_next_wake(void)
