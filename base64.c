@@ -1,7 +1,9 @@
-/* base64.c - RFC 4648 §4 base64 (standard alphabet, '=' padding). The decoder
- * is strict because it only reads Sec-WebSocket-Key, where anything but the
- * canonical form of 16 bytes is a bad handshake: no whitespace, no URL-safe
- * alphabet, no missing padding, no non-zero pad bits (RFC 4648 §3.5). */
+/* base64.c - RFC 4648 §4 base64 (standard alphabet, '=' padding), and the
+ * RFC 4648 §5 base64url decoder without padding that JWS uses. Both decoders
+ * are strict: base64_decode reads Sec-WebSocket-Key, where anything but the
+ * canonical form of 16 bytes is a bad handshake (no whitespace, no URL-safe
+ * alphabet, no missing padding, no non-zero pad bits, RFC 4648 §3.5), and
+ * base64url_decode reads token parts, which must have one spelling only. */
 #include "base64.h"
 
 #include <stdint.h>
@@ -86,6 +88,51 @@ ssize_t base64_decode(const char *in, size_t len, unsigned char *out)
 		out[o++] = (unsigned char)(a << 2 | b >> 4);
 		out[o++] = (unsigned char)((b & 15) << 4 | c >> 2);
 		out[o++] = (unsigned char)((c & 3) << 6 | d);
+	}
+	return (ssize_t)o;
+}
+
+/* Value of one base64url alphabet byte, or -1 (RFC 4648 §5). */
+static int b64url_val(unsigned char c)
+{
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	if (c == '+' || c == '/')
+		return -1;
+	return b64_val(c);
+}
+
+ssize_t base64url_decode(const char *in, size_t len, unsigned char *out)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	size_t i, o = 0, rest = len % 4;
+	int v[4];
+
+	/* One leftover character carries 6 bits: not even one byte. */
+	if (rest == 1)
+		return -1;
+	for (i = 0; i + 4 <= len; i += 4) {
+		v[0] = b64url_val(p[i]), v[1] = b64url_val(p[i + 1]);
+		v[2] = b64url_val(p[i + 2]), v[3] = b64url_val(p[i + 3]);
+		if ((v[0] | v[1] | v[2] | v[3]) < 0)
+			return -1;
+		out[o++] = (unsigned char)(v[0] << 2 | v[1] >> 4);
+		out[o++] = (unsigned char)((v[1] & 15) << 4 | v[2] >> 2);
+		out[o++] = (unsigned char)((v[2] & 3) << 6 | v[3]);
+	}
+	if (rest) {
+		v[0] = b64url_val(p[i]), v[1] = b64url_val(p[i + 1]);
+		v[2] = rest == 3 ? b64url_val(p[i + 2]) : 0;
+		if ((v[0] | v[1] | v[2]) < 0)
+			return -1;
+		/* The bits past the last whole byte must be zero (RFC 4648 §3.5). */
+		if (rest == 2 ? (v[1] & 15) : (v[2] & 3))
+			return -1;
+		out[o++] = (unsigned char)(v[0] << 2 | v[1] >> 4);
+		if (rest == 3)
+			out[o++] = (unsigned char)((v[1] & 15) << 4 | v[2] >> 2);
 	}
 	return (ssize_t)o;
 }

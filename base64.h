@@ -1,4 +1,5 @@
-/* base64.h - RFC 4648 §4 base64 with padding (encode and strict decode). */
+/* base64.h - RFC 4648 §4 base64 with padding (encode and strict decode), and
+ * the strict decoder of RFC 4648 §5 base64url without padding (JWS, RFC 7515). */
 #ifndef KB_BASE64_H
 #define KB_BASE64_H
 #include <stddef.h>
@@ -15,4 +16,14 @@ size_t base64_encode(const void *in, size_t len, char *out);
  * non-zero trailing bits are rejected. out needs (len / 4) * 3 bytes.
  * Returns decoded length, or -1 on invalid input. */
 ssize_t base64_decode(const char *in, size_t len, unsigned char *out);
+
+/* Bytes base64url_decode writes at most for len input bytes. */
+#define BASE64URL_DECODED_LEN(len) ((len) / 4 * 3 + (len) % 4 * 3 / 4)
+
+/* Strict base64url decode as JWS uses it (RFC 7515 §2): the URL-safe
+ * alphabet ('-' and '_'), no padding, no whitespace, no length of 4k+1,
+ * and non-zero trailing bits are rejected, so each byte string has exactly
+ * one accepted text. out needs BASE64URL_DECODED_LEN(len) bytes. Returns
+ * the decoded length, or -1 on invalid input. */
+ssize_t base64url_decode(const char *in, size_t len, unsigned char *out);
 #endif

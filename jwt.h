@@ -35,17 +35,22 @@ const char *jwt_error_name(enum jwt_error e);
 struct jwt_keys;
 
 /* Loads keys. key_file (may be NULL): a PEM file with one or more public
- * keys or X.509 certificates, or a JWKS document ({"keys":[...]}, kty RSA,
- * EC or OKP/Ed25519; keys with "use":"enc" and kinds we cannot use are
- * skipped and counted in *skipped). secret_file (may be NULL): the HMAC
- * secret, the file's bytes with one trailing newline removed; empty is an
- * error. NULL with a one-line reason in err (naming the file) when a file
- * cannot be read, is neither form, holds a key that fails to load, or
- * yields no key at all. RSA keys under 2048 bits are refused. */
+ * keys ("PUBLIC KEY", "RSA PUBLIC KEY") or X.509 certificates (only their
+ * key is used: dates and issuer are not checked), or a JWKS document
+ * ({"keys":[...]}, kty RSA, EC or OKP/Ed25519; keys with a "use" other than
+ * "sig", and kinds we cannot use (kty "oct", other curves) are skipped and
+ * counted: jwt_keys_skipped). secret_file (may be NULL): the HMAC secret,
+ * the file's bytes with one trailing "\n" or "\r\n" removed; empty is an
+ * error. NULL with a one-line reason in err (naming the file) when both
+ * are NULL, a file cannot be read or is over 1 MiB, is neither form, holds
+ * a key that fails to load (a private key, RSA under 2048 bits, an EC
+ * point off its curve), or yields no usable key at all. */
 struct jwt_keys *jwt_keys_load(const char *key_file, const char *secret_file, char *err, size_t errlen);
 void jwt_keys_free(struct jwt_keys *k);
 /* Public keys and secrets loaded (for the log line after a (re)load). */
 size_t jwt_keys_count(const struct jwt_keys *k);
+/* JWKS entries skipped as unusable (for the same log line). */
+size_t jwt_keys_skipped(const struct jwt_keys *k);
 
 /* What the caller checks beyond the signature. */
 struct jwt_check {
@@ -65,14 +70,24 @@ struct jwt_claims {
 	char sub[256];          /* "sub", truncated; "" when absent */
 };
 
-/* Verifies tok[0..len): splits it, decodes the header (alg, kid, typ is
- * ignored), picks the key (by kid when the token names one: a key with
- * that kid; else any key whose type fits alg), verifies the signature
- * with libcrypto, then checks exp (required), nbf, aud and iss. alg must
- * fit the key: HS* only with the secret, RS/PS* with RSA keys, ES256/384/512
- * with P-256/P-384/P-521, EdDSA with Ed25519; "none" never. A JWKS key's
- * own "alg", when present, must equal the token's. On JWT_OK *out is filled
- * (free with jwt_claims_free); otherwise *out is untouched. */
+/* Verifies tok[0..len): splits it, decodes the header (alg, kid; typ is
+ * ignored, any "crit" is malformed, keys named by the header (jwk, jku,
+ * x5u, x5c) are never used) and the claims object, picks the key,
+ * verifies the signature with libcrypto, then checks exp (required), nbf,
+ * aud and iss. alg must fit the key: HS* only with the secret, RS/PS* with
+ * RSA keys, ES256/384/512 with P-256/P-384/P-521, EdDSA with Ed25519;
+ * "none" never. Keys: when the token names a kid, only keys with that kid
+ * (PEM keys and the secret have none: such a token is unknown_key for
+ * them); else every key whose type fits alg. A JWKS key's own "alg", when
+ * present, must equal the token's. Reasons come in this order: malformed
+ * (the three parts, base64url, both JSON objects, header member types),
+ * algorithm (alg unknown or fitting no key, or the kid's key does not
+ * fit), unknown_key, signature; then, for a verified token only, malformed
+ * for claims of the wrong type (exp or nbf not a number, sub or iss not a
+ * string, aud not a string or array of strings, when checked), missing_exp,
+ * expired (now >= exp + leeway), not_yet_valid (now < nbf - leeway),
+ * audience, issuer. On JWT_OK *out is filled (free with jwt_claims_free);
+ * otherwise *out is untouched. */
 enum jwt_error jwt_verify(const struct jwt_keys *k, const char *tok, size_t len,
 			  const struct jwt_check *chk, struct jwt_claims *out);
 void jwt_claims_free(struct jwt_claims *c);

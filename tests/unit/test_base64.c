@@ -1,7 +1,11 @@
 /* test_base64.c - RFC 4648 §10 vectors in both directions, the RFC 6455
  * handshake key, round trips of every length up to 64, and every invalid
  * form the strict decoder must refuse: bad length, non-alphabet bytes,
- * whitespace, misplaced or partial padding, and non-zero pad bits (RFC 4648 §3.5). */
+ * whitespace, misplaced or partial padding, and non-zero pad bits (RFC 4648 §3.5).
+ * base64url (RFC 4648 §5, unpadded as RFC 7515 §2 uses it): the same vectors
+ * without padding, agreement with the padded decoder over every length and
+ * byte value, and every form it must refuse (padding, '+' and '/', a lone
+ * trailing character, non-zero trailing bits). */
 #include "base64.h"
 #include "check.h"
 
@@ -33,6 +37,46 @@ static void bad(const char *in, int line)
 
 #define VEC(plain, coded) do { enc(plain, coded, __LINE__); dec(coded, plain, __LINE__); } while (0)
 #define BAD(s) bad(s, __LINE__)
+
+static void url_dec(const char *in, const char *want, int line)
+{
+	unsigned char out[64];
+	ssize_t n = base64url_decode(in, strlen(in), out);
+
+	CHECKF(n >= 0 && (size_t)n == strlen(want) && memcmp(out, want, (size_t)n) == 0,
+	       "line %d: base64url \"%s\" gave %zd", line, in, n);
+	CHECKF((size_t)n == BASE64URL_DECODED_LEN(strlen(in)), "line %d: BASE64URL_DECODED_LEN(%zu) is %zu, wrote %zd",
+	       line, strlen(in), (size_t)BASE64URL_DECODED_LEN(strlen(in)), n);
+}
+
+static void url_bad(const char *in, int line)
+{
+	unsigned char out[64];
+	ssize_t n = base64url_decode(in, strlen(in), out);
+
+	CHECKF(n == -1, "line %d: base64url \"%s\" decoded to %zd bytes, want -1", line, in, n);
+}
+#define URL_DEC(coded, plain) url_dec(coded, plain, __LINE__)
+#define URL_BAD(s) url_bad(s, __LINE__)
+
+/* base64url by way of the standard alphabet: s with '-' '_' mapped to
+ * '+' '/' (and '+' '/' '=' to a byte neither takes) and padding added must
+ * decode to the same bytes, or both decoders must refuse it. */
+static int url_agrees(const char *s, size_t n)
+{
+	char std[96];
+	unsigned char a[64], b[64];
+	ssize_t na, nb;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		std[i] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : strchr("+/=", s[i]) && s[i] ? '*' : s[i];
+	while (i % 4)
+		std[i++] = '=';
+	na = base64url_decode(s, n, a);
+	nb = n % 4 == 1 ? -1 : base64_decode(std, i, b);
+	return na == nb && (na < 0 || memcmp(a, b, (size_t)na) == 0);
+}
 
 int main(void)
 {
@@ -119,6 +163,89 @@ int main(void)
 	/* NUL-free decoder usage must not read past len */
 	p = "Zm9vYmFyXXXX";
 	CHECK(base64_decode(p, 8, raw) == 6 && memcmp(raw, "foobar", 6) == 0);
+
+	/* ---- base64url ---- */
+	URL_DEC("", "");
+	URL_DEC("Zg", "f");
+	URL_DEC("Zm8", "fo");
+	URL_DEC("Zm9v", "foo");
+	URL_DEC("Zm9vYg", "foob");
+	URL_DEC("Zm9vYmE", "fooba");
+	URL_DEC("Zm9vYmFy", "foobar");
+	URL_DEC("eyJhbGciOiJIUzI1NiJ9", "{\"alg\":\"HS256\"}");  /* RFC 7515 §A.1 style header */
+	{
+		static const unsigned char hi[] = { 0xfb, 0xff, 0xbf };
+		CHECK(base64url_decode("-_-_", 4, raw) == 3 && memcmp(raw, hi, 3) == 0);
+		CHECK(base64url_decode("-w", 2, raw) == 1 && raw[0] == 0xfb);
+	}
+	/* Every length up to 64 over all byte values, encoded by the standard
+	 * encoder and translated: the padded and unpadded decoders agree. */
+	fails = 0;
+	for (len = 0; len <= 64; len++) {
+		size_t n, k;
+		ssize_t m;
+		for (i = 0; i < len; i++)
+			raw[i] = (unsigned char)(i * 53 + len * 7 + 200);
+		n = base64_encode(raw, len, txt);
+		while (n && txt[n - 1] == '=')
+			n--;
+		for (k = 0; k < n; k++)
+			txt[k] = txt[k] == '+' ? '-' : txt[k] == '/' ? '_' : txt[k];
+		m = base64url_decode(txt, n, back);
+		fails += m != (ssize_t)len || memcmp(raw, back, len) != 0 || BASE64URL_DECODED_LEN(n) != len;
+		fails += !url_agrees(txt, n);
+	}
+	CHECKF(fails == 0, "%zu base64url round-trip failures", fails);
+	/* Padding is refused wherever it stands. */
+	URL_BAD("Zg==");
+	URL_BAD("Zm8=");
+	URL_BAD("Zg=");
+	URL_BAD("=");
+	URL_BAD("Zm9v====");
+	/* The standard alphabet's '+' and '/' are not base64url. */
+	URL_BAD("+/+/");
+	URL_BAD("Zm9+");
+	URL_BAD("Zm9/");
+	URL_BAD("Zm/v");
+	/* One leftover character is never whole bytes. */
+	URL_BAD("Z");
+	URL_BAD("Zm9vY");
+	/* Whitespace and other bytes, in whole quads and in the tail. */
+	URL_BAD("Zm9v\n");
+	URL_BAD("Zm9 ");
+	URL_BAD(" Zm9");
+	URL_BAD("Zm.v");
+	URL_BAD("Z*");
+	URL_BAD("Zm*");
+	URL_BAD("*g");
+	/* Non-zero trailing bits (RFC 4648 §3.5): canonical are "Zg" and "Zm8". */
+	URL_BAD("Zh");
+	URL_BAD("Zv");
+	URL_BAD("Z_");
+	URL_BAD("Zm9");
+	URL_BAD("Zm-");
+	URL_BAD("Zm9vYh");
+	/* Every byte value in every position of a quad and of a tail. */
+	fails = 0;
+	for (i = 0; i < 256; i++) {
+		char q[4] = { 'Q', 'Q', 'Q', 'Q' };
+		int ok = (i >= 'A' && i <= 'Z') || (i >= 'a' && i <= 'z') ||
+			 (i >= '0' && i <= '9') || i == '-' || i == '_';
+		for (len = 0; len < 4; len++) {
+			q[len] = (char)i;
+			fails += (base64url_decode(q, 4, raw) >= 0) != ok;
+			fails += !url_agrees(q, 4);
+			q[len] = 'Q';
+		}
+		q[0] = (char)i;
+		fails += (base64url_decode(q, 2, raw) >= 0) != ok;  /* "xQ": Q's low bits are 0 */
+		fails += !url_agrees(q, 2) || !url_agrees(q, 3);
+	}
+	CHECKF(fails == 0, "%zu byte values misjudged by base64url", fails);
+	CHECK(base64url_decode("Zm\0v", 4, raw) == -1);
+	/* Reads no further than len. */
+	CHECK(base64url_decode("Zm9vYmFy====", 8, raw) == 6 && memcmp(raw, "foobar", 6) == 0);
+	CHECK(base64url_decode("Zm8=", 3, raw) == 2 && memcmp(raw, "fo", 2) == 0);
 
 	return check_summary("base64");
 }
