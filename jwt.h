@@ -65,9 +65,11 @@ struct jwt_check {
 struct jwt_claims {
 	char *payload;
 	size_t payload_len;
-	int64_t exp;            /* seconds since the epoch */
-	int64_t nbf;            /* 0 when absent */
-	char sub[256];          /* "sub", truncated; "" when absent */
+	int64_t exp;            /* seconds since the epoch (a fraction rounded down,
+				 * beyond int64 saturated) */
+	int64_t nbf;            /* 0 when absent (a fraction rounded up) */
+	char sub[256];          /* "sub", unescaped, cut at a UTF-8 character
+				 * boundary to fit; "" when absent */
 };
 
 /* Verifies tok[0..len): splits it, decodes the header (alg, kid; typ is
