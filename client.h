@@ -50,7 +50,9 @@ struct client {
 		 ws : 1,             /* upgraded: counts toward --max-clients */
 		 ev_out : 1,         /* EPOLLOUT is registered */
 		 snapshots : 1,      /* snapshot=1: a snapshot after every subscribe */
-		 dialect : 1;        /* type=tui|web: the state dialect (state.h) */
+		 dialect : 1,        /* type=tui|web: the state dialect (state.h) */
+		 admin : 1,          /* accepted on --admin-listen: plain HTTP, no upgrades */
+		 ip_counted : 1;     /* counted toward --max-clients-per-ip (iplimit.h) */
 	uint32_t utf8;               /* UTF-8 validator state of the text message in progress */
 
 	unsigned char *rbuf;         /* unconsumed input; NULL when empty */

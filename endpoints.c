@@ -2,17 +2,24 @@
  * for what each reports): /health, /ready, /stats and /ws/stats, /metrics
  * (Prometheus text format 0.0.4), /docs, /asyncapi.json and /openapi.json
  * (openapi.c; from the live routes and configuration) and the console at /.
- * One table says which paths exist and which of them pages of other
- * origins may read. Each fills a status and a body; none does I/O.
+ * One table says which paths exist, which of them pages of other origins
+ * may read and which are the admin's (--admin-listen, --admin-token).
+ * Each fills a status and a body; none does I/O but reading the admin
+ * token file at start and on SIGHUP.
  * Counters come from metrics.c; live state of the layers above (clients,
  * channels, Kafka) through the sources given to endpoints_init. */
 #include "endpoints.h"
 
+#include <errno.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "assets.h"
+#include "log.h"
 #include "metrics.h"
 #include "openapi.h"
 #include "tp.h"
@@ -22,11 +29,86 @@
 
 static const struct endpoints_sources *src;
 static const struct config *conf;
+static char *admin_token;      /* --admin-token's content, NULL: none required */
+static size_t admin_token_len;
 
-void endpoints_init(const struct config *cfg, const struct endpoints_sources *sources)
+/* ---- the admin token ------------------------------------------------------------ */
+
+/* Reads the token file: its bytes, one trailing newline removed. It must
+ * be one line of visible ASCII (it is sent in a header line: anything
+ * else could never match). 0 and a malloc'd *out, or -1 with err. */
+static int read_token(const char *path, char **out, size_t *outlen, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errlen, "--admin-token: cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char *buf = malloc(ENDPOINTS_TOKEN_MAX + 2);
+	size_t n = buf ? fread(buf, 1, ENDPOINTS_TOKEN_MAX + 2, f) : 0;
+	int bad = !buf || ferror(f);
+	fclose(f);
+	if (bad) {
+		snprintf(err, errlen, "--admin-token: cannot read %s", path);
+		free(buf);
+		return -1;
+	}
+	if (n && buf[n - 1] == '\n') n--;
+	const char *why = n == 0 ? "is empty" : n > ENDPOINTS_TOKEN_MAX ? "is longer than 4096 bytes" : NULL;
+	for (size_t i = 0; !why && i < n; i++)
+		if ((unsigned char)buf[i] <= 0x20 || (unsigned char)buf[i] >= 0x7f)
+			why = "must be one line of visible ASCII characters (no spaces)";
+	if (why) {
+		snprintf(err, errlen, "--admin-token: %s %s", path, why);
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	*outlen = n;
+	return 0;
+}
+
+int endpoints_init(const struct config *cfg, const struct endpoints_sources *sources, char *err, size_t errlen)
 {
 	conf = cfg;
 	src = sources;
+	if (cfg->admin_token && read_token(cfg->admin_token, &admin_token, &admin_token_len, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+int endpoints_reload(void)
+{
+	if (!conf || !conf->admin_token) return 0;
+	char err[512], *tok;
+	size_t len;
+	if (read_token(conf->admin_token, &tok, &len, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERROR, "admin token not reloaded: the old one stays", "error", err, NULL);
+		return 1;
+	}
+	free(admin_token);
+	admin_token = tok;
+	admin_token_len = len;
+	log_msg(LOG_INFO, "admin token reloaded", "file", conf->admin_token, NULL);
+	return 1;
+}
+
+/* Authorization: Bearer <token> (RFC 6750 §2.1; the scheme is
+ * case-insensitive, RFC 9110 §11.1), compared in constant time so the
+ * answer's timing does not tell how much of a guess was right. -1: no
+ * bearer credentials, 0: wrong ones, 1: the token. */
+static int admin_authorized(const struct http_request *req)
+{
+	const struct http_header *h = http_header_get(req, "Authorization");
+	if (!h || h->value_len < 7 || strncasecmp(h->value, "Bearer ", 7) != 0) return -1;
+	const char *t = h->value + 7;
+	size_t n = h->value_len - 7;
+	while (n && *t == ' ') { t++; n--; }
+	if (http_header_count(req, "Authorization") != 1) return 0;
+	/* Lengths may differ: compare the token with itself then, so the
+	 * time taken does not depend on the guess either. */
+	int same = n == admin_token_len;
+	return CRYPTO_memcmp(same ? t : admin_token, admin_token, admin_token_len) == 0 && same;
 }
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -77,6 +159,14 @@ static const struct { enum metric m; const char *stats_key, *label; } conn_resul
 	{ M_REJECTED_BAD,    "rejected_bad",    "rejected_bad_request" },
 };
 #define NCONN (sizeof(conn_results) / sizeof(conn_results[0]))
+
+/* Refusals by an abuse limit: /stats "rejected" and kbridge_rejected_total. */
+static const struct { enum metric m; const char *reason; } rejected[] = {
+	{ M_REJECTED_PER_IP,       "per_ip" },
+	{ M_REJECTED_RATE,         "upgrade_rate" },
+	{ M_REJECTED_AUTH_TIMEOUT, "auth_timeout" },
+};
+#define NREJECTED (sizeof(rejected) / sizeof(rejected[0]))
 
 /* ---- JSON endpoints ------------------------------------------------------------ */
 
@@ -161,6 +251,20 @@ static void stats(struct http_out *o, const struct http_request *req)
 		json_uint(b, metrics_get(conn_results[k].m));
 	}
 	json_obj_end(b);
+	json_key(b, "rejected");
+	json_obj_begin(b);
+	for (size_t k = 0; k < NREJECTED; k++) {
+		json_key(b, rejected[k].reason);
+		json_uint(b, metrics_get(rejected[k].m));
+	}
+	json_obj_end(b);
+	json_key(b, "auth_failures");
+	json_obj_begin(b);
+	for (int e = JWT_OK + 1; e < JWT_NERRORS; e++) {
+		json_key(b, jwt_error_name(e));
+		json_uint(b, metrics_auth_failures((enum jwt_error)e));
+	}
+	json_obj_end(b);
 	json_key(b, "lag");
 	json_obj_begin(b);
 	for (i = 0; src->lag_next(&i, &name, &lag);) {
@@ -177,6 +281,8 @@ static void stats(struct http_out *o, const struct http_request *req)
 		json_obj_begin(b);
 		json_key(b, "id");              json_uint(b, c.id);
 		json_key(b, "peer");            json_cstr(b, c.peer);
+		json_key(b, "identity");
+		if (c.identity) json_cstr(b, c.identity); else json_null(b);
 		json_key(b, "subscriptions");   json_uint(b, c.subscriptions);
 		json_key(b, "queued_messages"); json_uint(b, c.queued_messages);
 		json_key(b, "queued_bytes");    json_uint(b, c.queued_bytes);
@@ -216,6 +322,16 @@ static void metrics(struct http_out *o, const struct http_request *req)
 	for (size_t k = 0; k < NCONN; k++)
 		appendf(b, "kbridge_connections_total{result=\"%s\"} %llu\n", conn_results[k].label,
 			(unsigned long long)metrics_get(conn_results[k].m));
+
+	metric_head(b, "kbridge_rejected_total", "counter",
+		    "Upgrades refused by a per-address limit (429), and clients closed for not authenticating in time, by reason.");
+	for (size_t k = 0; k < NREJECTED; k++)
+		appendf(b, "kbridge_rejected_total{reason=\"%s\"} %llu\n", rejected[k].reason,
+			(unsigned long long)metrics_get(rejected[k].m));
+	metric_head(b, "kbridge_auth_failures_total", "counter", "Tokens refused, by reason.");
+	for (int e = JWT_OK + 1; e < JWT_NERRORS; e++)
+		appendf(b, "kbridge_auth_failures_total{reason=\"%s\"} %llu\n", jwt_error_name(e),
+			(unsigned long long)metrics_auth_failures((enum jwt_error)e));
 
 	metric_head(b, "kbridge_subscriptions", "gauge", "Subscriptions per channel.");
 	for (i = 0; src->channel_next(&i, &name, &subs, &seq);) {
@@ -339,10 +455,28 @@ static const char asyncapi_components[] = "{\"messages\":{"
 	"\"channel\":{\"type\":\"string\"},\"channels\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
 	"\"key\":{\"type\":\"string\"},\"keys\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
 	"\"filter\":{\"type\":\"object\"},\"id\":{}}}},"
-	"\"error\":{\"name\":\"error\",\"payload\":{\"type\":\"object\",\"properties\":{\"type\":{\"const\":\"error\"},"
+	/* Authentication (docs/security.md): the token as the first message, or
+	 * again later to refresh it, and its ack. */
+	"\"auth\":{\"name\":\"auth\",\"summary\":\"Authenticate, or refresh the token (with --jwt-key or --jwt-secret)\","
+	"\"payload\":{\"type\":\"object\",\"required\":[\"token\"],\"anyOf\":[{\"required\":[\"type\"]},{\"required\":[\"action\"]}],"
+	"\"properties\":{\"type\":{\"const\":\"auth\"},\"action\":{\"const\":\"auth\"},"
+	"\"token\":{\"type\":\"string\",\"maxLength\":16384,\"description\":\"a JSON Web Token (RFC 7519)\"},\"id\":{}}}},"
+	"\"auth_ack\":{\"name\":\"auth_ack\",\"summary\":\"The token was accepted: the client's identity, and when the "
+	"connection ends without a newer token\",\"payload\":{\"type\":\"object\",\"required\":[\"type\",\"action\",\"sub\",\"expires\"],"
+	"\"properties\":{\"type\":{\"const\":\"ack\"},\"action\":{\"const\":\"auth\"},\"id\":{},"
+	"\"sub\":{\"type\":\"string\",\"description\":\"the token's sub claim, empty without one\"},"
+	"\"expires\":{\"type\":\"string\",\"format\":\"date-time\",\"description\":\"the token's exp\"}}}},"
+	"\"error\":{\"name\":\"error\",\"payload\":{\"type\":\"object\",\"required\":[\"type\",\"code\"],\"properties\":{"
+	"\"type\":{\"const\":\"error\"},\"id\":{},"
 	"\"code\":{\"enum\":[\"INVALID_JSON\",\"UNKNOWN_TYPE\",\"UNKNOWN_CHANNEL\",\"BAD_REQUEST\",\"RATE_LIMITED\","
-	"\"TOO_MANY_SUBSCRIPTIONS\",\"UNAUTHORIZED\",\"SLOW_CONSUMER\",\"RESUME_GAP\"]},\"message\":{\"type\":\"string\"}}}}"
-	"}}";
+	"\"TOO_MANY_SUBSCRIPTIONS\",\"UNAUTHORIZED\",\"TOKEN_EXPIRED\",\"SLOW_CONSUMER\",\"RESUME_GAP\"]},"
+	"\"channel\":{\"type\":\"string\",\"description\":\"UNAUTHORIZED: the channel the token does not allow\"},"
+	"\"message\":{\"type\":\"string\"}}}}"
+	"},\"securitySchemes\":{"
+	"\"bearer\":{\"type\":\"http\",\"scheme\":\"bearer\",\"bearerFormat\":\"JWT\","
+	"\"description\":\"Authorization: Bearer on the upgrade; or, without it, the auth message within --auth-timeout\"},"
+	"\"access_token\":{\"type\":\"httpApiKey\",\"name\":\"access_token\",\"in\":\"query\","
+	"\"description\":\"the token on the upgrade URL (it ends up in proxies' logs: prefer the header or the auth message)\"}}}";
 
 static void asyncapi(struct http_out *o, const struct http_request *req)
 {
@@ -352,6 +486,7 @@ static void asyncapi(struct http_out *o, const struct http_request *req)
 	snprintf(hostbuf, sizeof(hostbuf), "%.*s", host ? (int)host->value_len : 9, host ? host->value : "localhost");
 	const struct route *ri;
 	size_t n = src->routes(&ri);
+	int auth_on = conf->jwt_key || conf->jwt_secret;
 
 	o->status = 200;
 	json_obj_begin(b);
@@ -360,7 +495,10 @@ static void asyncapi(struct http_out *o, const struct http_request *req)
 	json_obj_begin(b);
 	json_key(b, "title");       json_cstr(b, "kbridge");
 	json_key(b, "version");     json_cstr(b, KBRIDGE_VERSION);
-	json_key(b, "description"); json_cstr(b, "Kafka records as WebSocket messages. Connect to /ws, send a subscribe message, receive data messages.");
+	json_key(b, "description");
+	json_cstr(b, auth_on ? "Kafka records as WebSocket messages. Connect to /ws, authenticate (Authorization: Bearer on the "
+			       "upgrade, or an auth message first), send a subscribe message, receive the data messages the token allows."
+			     : "Kafka records as WebSocket messages. Connect to /ws, send a subscribe message, receive data messages.");
 	json_obj_end(b);
 	json_key(b, "servers");
 	json_obj_begin(b);
@@ -368,6 +506,11 @@ static void asyncapi(struct http_out *o, const struct http_request *req)
 	json_obj_begin(b);
 	json_key(b, "url");      json_cstr(b, hostbuf);
 	json_key(b, "protocol"); json_cstr(b, "ws");
+	if (auth_on) {          /* either scheme; the auth message is in the description */
+		static const char either[] = "[{\"bearer\":[]},{\"access_token\":[]}]";
+		json_key(b, "security");
+		json_raw(b, either, sizeof(either) - 1);
+	}
 	json_obj_end(b);
 	json_obj_end(b);
 	json_key(b, "defaultContentType"); json_cstr(b, "application/json");
@@ -418,6 +561,8 @@ static void asyncapi(struct http_out *o, const struct http_request *req)
 		schema_ref(b, "#/components/messages/data");
 		schema_ref(b, "#/components/messages/state_snapshot");
 		schema_ref(b, "#/components/messages/state_update");
+		schema_ref(b, "#/components/messages/auth_ack");
+		schema_ref(b, "#/components/messages/error");
 		json_arr_end(b);
 		json_obj_end(b);
 		json_obj_end(b);
@@ -425,7 +570,14 @@ static void asyncapi(struct http_out *o, const struct http_request *req)
 		json_obj_begin(b);
 		snprintf(op, sizeof(op), "control_%zu", i);
 		json_key(b, "operationId"); json_cstr(b, op);
-		json_key(b, "message");     schema_ref(b, "#/components/messages/control");
+		json_key(b, "message");
+		json_obj_begin(b);
+		json_key(b, "oneOf");
+		json_arr_begin(b);
+		schema_ref(b, "#/components/messages/control");
+		schema_ref(b, "#/components/messages/auth");
+		json_arr_end(b);
+		json_obj_end(b);
 		json_obj_end(b);
 		json_obj_end(b);
 	}
@@ -456,54 +608,77 @@ static void openapi(struct http_out *o, const struct http_request *req)
 /* ---- the table ---------------------------------------------------------------------- */
 
 #define METHODS "GET, HEAD, OPTIONS"
+enum { ANY, MAIN, ADMIN };
 
 static const struct endpoint {
 	const char *path;
 	void (*answer)(struct http_out *o, const struct http_request *req);
 	int cors;           /* JSON or text: pages of other origins may read it */
 	int newline;        /* a JSON body, ended with a newline */
+	int where;          /* ANY port, the MAIN port only, or the ADMIN endpoints */
 } endpoints[] = {
-	{ "/health",        health,   1, 1 },
-	{ "/ready",         ready,    1, 1 },
-	{ "/stats",         stats,    1, 1 },
-	{ "/ws/stats",      stats,    1, 1 },
-	{ "/metrics",       metrics,  1, 0 },
-	{ "/asyncapi.json", asyncapi, 1, 1 },
-	{ "/openapi.json",  openapi,  1, 1 },
-	{ "/docs",          docs,     0, 0 },
-	{ "/",              console,  0, 0 },
-	{ "/index.html",    console,  0, 0 },
+	{ "/health",        health,   1, 1, ANY },
+	{ "/ready",         ready,    1, 1, ANY },
+	{ "/stats",         stats,    1, 1, ADMIN },
+	{ "/ws/stats",      stats,    1, 1, ADMIN },
+	{ "/metrics",       metrics,  1, 0, ADMIN },
+	{ "/asyncapi.json", asyncapi, 1, 1, MAIN },
+	{ "/openapi.json",  openapi,  1, 1, MAIN },
+	{ "/docs",          docs,     0, 0, MAIN },
+	{ "/",              console,  0, 0, MAIN },
+	{ "/index.html",    console,  0, 0, MAIN },
 };
 
-static const struct endpoint *find(const struct http_request *req)
+/* The endpoint of req's path on this port. With --admin-listen the admin
+ * endpoints move there, and that port serves nothing else but the
+ * probes an orchestrator asks (/health, /ready). */
+static const struct endpoint *find(const struct http_request *req, int admin)
 {
-	for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++)
-		if (http_path_is(req, endpoints[i].path)) return &endpoints[i];
+	for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
+		const struct endpoint *e = &endpoints[i];
+		if (!http_path_is(req, e->path)) continue;
+		if (conf->admin_listen_len && e->where != ANY && (e->where == ADMIN) != (admin != 0)) return NULL;
+		return e;
+	}
 	return NULL;
 }
 
-int endpoints_find(const struct http_request *req, struct endpoint_info *info)
+int endpoints_find(const struct http_request *req, int admin, struct endpoint_info *info)
 {
-	const struct endpoint *e = find(req);
+	const struct endpoint *e = find(req, admin);
 	if (!e) return -1;
 	info->methods = METHODS;
 	info->cors = e->cors;
 	return 0;
 }
 
-void endpoints_handle(const struct http_request *req, struct http_out *o)
+static void error_body(struct http_out *o, int status, const char *msg)
 {
-	const struct endpoint *e = find(req);
-	json_init(&o->body);
-	if (e) {
-		e->answer(o, req);
-		if (e->newline) LIT(&o->body, "\n");
-		return;
-	}
-	o->status = 404;
+	o->status = status;
 	json_obj_begin(&o->body);
 	json_key(&o->body, "error");
-	json_cstr(&o->body, "not found");
+	json_cstr(&o->body, msg);
 	json_obj_end(&o->body);
 	LIT(&o->body, "\n");
+}
+
+void endpoints_handle(const struct http_request *req, int admin, struct http_out *o)
+{
+	const struct endpoint *e = find(req, admin);
+	json_init(&o->body);
+	if (!e) {
+		error_body(o, 404, "not found");
+		return;
+	}
+	/* The probes stay open: an orchestrator has no token. */
+	int auth = e->where == ADMIN && admin_token ? admin_authorized(req) : 1;
+	if (auth <= 0) {
+		/* RFC 6750 §3: the challenge, and why when a token came. */
+		o->extra = auth < 0 ? "WWW-Authenticate: Bearer realm=\"kbridge-admin\"\r\n"
+				    : "WWW-Authenticate: Bearer realm=\"kbridge-admin\", error=\"invalid_token\"\r\n";
+		error_body(o, 401, auth < 0 ? "admin token required" : "invalid admin token");
+		return;
+	}
+	e->answer(o, req);
+	if (e->newline) LIT(&o->body, "\n");
 }

@@ -1,10 +1,11 @@
 /* endpoints.h - the plain HTTP endpoints (docs/operations.md): /health,
  * /ready, /stats, /metrics, /docs, /asyncapi.json, /openapi.json and the
  * console. Each request fills a status and a body; the session layer sends
- * them, and asks first what a path is (OPTIONS, CORS). The
- * live state of layers above this one (clients, channels, Kafka) is read
- * through sources registered once at start-up; counters come from
- * metrics.c. */
+ * them, and asks first what a path is (OPTIONS, CORS). Which port serves
+ * which path (--admin-listen) and the admin token (--admin-token) are
+ * decided here too. The live state of layers above this one (clients,
+ * channels, Kafka) is read through sources registered once at start-up;
+ * counters come from metrics.c. */
 #ifndef KB_ENDPOINTS_H
 #define KB_ENDPOINTS_H
 #include <stddef.h>
@@ -26,6 +27,7 @@ struct http_out {
 struct endpoints_client {
 	uint32_t id;
 	const char *peer;      /* "ip:port", valid until the next call */
+	const char *identity;  /* the token's subject, NULL when none */
 	uint32_t subscriptions;
 	uint32_t queued_messages;
 	size_t queued_bytes;
@@ -46,8 +48,16 @@ struct endpoints_sources {
 	void (*state_counts)(uint32_t *clients, uint32_t *groups, uint64_t *updates);
 };
 
-/* cfg and sources must stay valid for the process's life. */
-void endpoints_init(const struct config *cfg, const struct endpoints_sources *sources);
+/* cfg and sources must stay valid for the process's life. Reads the
+ * --admin-token file: 0, or -1 with one line in err (exit 2). */
+int  endpoints_init(const struct config *cfg, const struct endpoints_sources *sources, char *err, size_t errlen);
+/* SIGHUP: reads the --admin-token file again; one that cannot be read or
+ * is empty keeps the old token and logs one error line. 0 when there is
+ * no such file to reload. */
+int  endpoints_reload(void);
+
+/* The token's maximum length: it travels in one header line. */
+#define ENDPOINTS_TOKEN_MAX 4096
 
 /* What a path is, before it is answered. */
 struct endpoint_info {
@@ -57,9 +67,13 @@ struct endpoint_info {
 };
 
 /* 0 and *info for a path endpoints_handle answers, -1 for one it answers
- * with 404. */
-int endpoints_find(const struct http_request *req, struct endpoint_info *info);
+ * with 404. admin: the request came to --admin-listen, which serves only
+ * /metrics, /stats, /ws/stats and the probes /health and /ready; with an
+ * admin listener the main port no longer serves the first three. */
+int endpoints_find(const struct http_request *req, int admin, struct endpoint_info *info);
 
-/* GET/HEAD of a non-WebSocket path. */
-void endpoints_handle(const struct http_request *req, struct http_out *out);
+/* GET/HEAD of a non-WebSocket path (admin: as for endpoints_find). With
+ * --admin-token the admin endpoints answer 401 unless the request carries
+ * Authorization: Bearer <token>. */
+void endpoints_handle(const struct http_request *req, int admin, struct http_out *out);
 #endif

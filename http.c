@@ -141,6 +141,15 @@ const struct http_header *http_header_get(const struct http_request *req, const 
 	return NULL;
 }
 
+size_t http_header_count(const struct http_request *req, const char *name)
+{
+	size_t n = strlen(name), count = 0;
+	for (size_t i = 0; i < req->nheaders; i++)
+		if (req->headers[i].name_len == n && strncasecmp(req->headers[i].name, name, n) == 0)
+			count++;
+	return count;
+}
+
 int http_has_token(const char *v, size_t len, const char *token)
 {
 	size_t tl = strlen(token), i = 0;
@@ -198,6 +207,33 @@ ssize_t http_query_param(const char *q, size_t qlen, const char *name, char *out
 	return -1;
 }
 
+/* Appends what fits of p[0..n) to out, leaving room for the NUL. */
+static size_t put(char *out, size_t cap, size_t o, const char *p, size_t n)
+{
+	while (n-- && o + 1 < cap) out[o++] = *p++;
+	return o;
+}
+
+size_t http_query_redact(const char *q, size_t qlen, const char *name, char *out, size_t cap)
+{
+	static const char mark[] = "REDACTED";
+	size_t nl = strlen(name), o = 0, i = 0;
+	if (cap == 0) return 0;
+	while (q && i < qlen) {
+		size_t s = i;
+		while (i < qlen && q[i] != '&') i++;
+		const char *eq = memchr(q + s, '=', i - s);
+		int secret = eq && (size_t)(eq - (q + s)) == nl && memcmp(q + s, name, nl) == 0;
+		/* A secret keeps its name and '=', and its value becomes the mark. */
+		o = put(out, cap, o, q + s, secret ? nl + 1 : i - s);
+		if (secret) o = put(out, cap, o, mark, sizeof(mark) - 1);
+		if (i < qlen) o = put(out, cap, o, "&", 1);
+		i++;
+	}
+	out[o] = '\0';
+	return o;
+}
+
 int http_header_has_token(const struct http_request *req, const char *name, const char *token)
 {
 	size_t n = strlen(name);
@@ -229,11 +265,13 @@ const char *http_reason(int status)
 	case 200: return "OK";
 	case 204: return "No Content";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
 	case 426: return "Upgrade Required";
+	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";

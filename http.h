@@ -36,6 +36,9 @@ int http_path_is(const struct http_request *req, const char *p);
 
 /* Value of the first header named `name` (case-insensitive), or NULL. */
 const struct http_header *http_header_get(const struct http_request *req, const char *name);
+/* Header lines named `name` (case-insensitive): a field that must not be
+ * repeated is refused when this is above 1. */
+size_t http_header_count(const struct http_request *req, const char *name);
 /* 1 if the comma-separated list value[0..len) holds `token` (case-insensitive),
  * as in "Connection: keep-alive, Upgrade". */
 int http_has_token(const char *value, size_t len, const char *token);
@@ -46,6 +49,12 @@ int http_header_has_token(const struct http_request *req, const char *name, cons
  * NUL-terminated). Returns its length, -1 when absent, -2 when it does not
  * fit in cap or is badly encoded. */
 ssize_t http_query_param(const char *query, size_t qlen, const char *name, char *out, size_t cap);
+/* Copies query q[0..qlen) into out (NUL-terminated, cut to cap - 1 bytes)
+ * with the value of every parameter named `name` replaced by "REDACTED"
+ * (names compared as written, like http_query_param), so the query can be
+ * logged. No byte of a replaced value is ever written, cut or not.
+ * Returns the length written. */
+size_t http_query_redact(const char *q, size_t qlen, const char *name, char *out, size_t cap);
 /* 1 if the client asked for the connection to stay open after this request
  * (HTTP/1.1 default, "Connection: keep-alive" on 1.0, no "close" token). */
 int http_keep_alive(const struct http_request *req);

@@ -204,7 +204,9 @@ done:
 }
 
 /* Picks the keys for a token and tries them. kid (NULL: the token has
- * none) narrows the candidates to the keys carrying it; a JWK's own alg
+ * none) narrows the candidates to the keys carrying it, and to keys that
+ * carry none (PEM keys and the secret: issuers put a kid in every token,
+ * and a file of PEM keys has no names to match it with); a JWK's own alg
  * must be a's. The reason when none verifies, in the order of jwt.h. */
 static enum jwt_error verify_sig(const struct jwks *ks, const struct alg *a, const char *kid,
 				 size_t kid_len, const char *msg, size_t mlen,
@@ -214,18 +216,15 @@ static enum jwt_error verify_sig(const struct jwks *ks, const struct alg *a, con
 
 	if (a->kind == ALG_HS) {
 		/* Only the secret: a public key is never an HMAC key (RFC 8725
-		 * §3.1). The secret has no kid, so a token naming one is not
-		 * meant for it. */
+		 * §3.1). The secret has no kid to compare a token's with. */
 		if (!ks->secret)
 			return JWT_ALGORITHM;
-		if (kid)
-			return JWT_UNKNOWN_KEY;
 		return verify_hmac(a, ks, msg, mlen, sig, slen) ? JWT_OK : JWT_SIGNATURE;
 	}
 	for (i = 0; i < ks->n; i++) {
 		const struct jwks_key *k = &ks->keys[i];
 		int fit = k->type == a->key && (!k->alg[0] || !strcmp(k->alg, a->name));
-		int match = !kid || (k->has_kid && k->kid_len == kid_len && !memcmp(k->kid, kid, kid_len));
+		int match = !kid || !k->has_kid || (k->kid_len == kid_len && !memcmp(k->kid, kid, kid_len));
 
 		fits += fit;
 		named += kid && match;

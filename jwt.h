@@ -78,9 +78,10 @@ struct jwt_claims {
  * verifies the signature with libcrypto, then checks exp (required), nbf,
  * aud and iss. alg must fit the key: HS* only with the secret, RS/PS* with
  * RSA keys, ES256/384/512 with P-256/P-384/P-521, EdDSA with Ed25519;
- * "none" never. Keys: when the token names a kid, only keys with that kid
- * (PEM keys and the secret have none: such a token is unknown_key for
- * them); else every key whose type fits alg. A JWKS key's own "alg", when
+ * "none" never. Keys: when the token names a kid, the keys with that kid
+ * and the keys with none (PEM keys and the secret: a file of PEM keys has
+ * no names to match an issuer's kid with); else every key whose type fits
+ * alg. A JWKS key's own "alg", when
  * present, must equal the token's. Reasons come in this order: malformed
  * (the three parts, base64url, both JSON objects, header member types),
  * algorithm (alg unknown or fitting no key, or the kid's key does not

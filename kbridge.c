@@ -1,8 +1,9 @@
 /* kbridge.c - the program: main(), start-up, signals and the loop.
- * One thread runs one poll() over four fds: the listener, a signalfd, the
- * eventfd librdkafka writes when the consumer queue has records or events,
- * and the epoll set holding every client socket. The loop knows fds and
- * timers, not clients: each turn it waits for the nearest timer, then
+ * One thread runs one poll() over five fds: the listener, the admin
+ * listener (--admin-listen), a signalfd, the eventfd librdkafka writes
+ * when the consumer queue has records or events, and the epoll set
+ * holding every client socket. The loop knows fds and timers, not
+ * clients: each turn it waits for the nearest timer, then
  * calls each layer in a fixed order (signals, Kafka, replays, the demo
  * producer, ready clients, new clients, timers, conflation, flush, reap).
  * Start-up wires the layers together: the upward callbacks (records to the
@@ -40,7 +41,7 @@
 
 #define TICK_MS 250     /* timer resolution: pings, timeouts, channel gc */
 
-enum { PFD_LISTEN, PFD_SIGNAL, PFD_KAFKA, PFD_CLIENTS, NPFD };
+enum { PFD_LISTEN, PFD_ADMIN, PFD_SIGNAL, PFD_KAFKA, PFD_CLIENTS, NPFD };
 
 static struct config cfg;
 static int stopping;   /* the first SIGTERM/SIGINT was seen */
@@ -61,15 +62,26 @@ static int setup_signals(void)
 	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
+/* SIGHUP: every file read at start that may change while running is
+ * read again; a file that fails keeps what was loaded before. */
+static void reload(void)
+{
+	int reloaded = 0;
+	reloaded += endpoints_reload();   /* --admin-token */
+	if (auth_enabled()) {             /* --jwt-key, --jwt-secret (docs/security.md#rotating-keys) */
+		auth_reload();
+		reloaded++;
+	}
+	if (!reloaded) log_msg(LOG_INFO, "SIGHUP ignored (logs go to stderr; nothing to reopen)", NULL);
+}
+
 /* The first SIGTERM/SIGINT starts the drain; a second exits at once. */
 static void handle_signals(int sfd)
 {
 	struct signalfd_siginfo si;
 	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			/* Key files are read again (docs/security.md#rotating-keys);
-			 * logs go to stderr, so there is nothing to reopen. */
-			auth_reload();
+			reload();
 			continue;
 		}
 		if (stopping) {
@@ -120,9 +132,10 @@ static const struct endpoints_sources sources = {
 static int start(void)
 {
 	char err[512];
-	/* Configuration errors (routes, -X) exit 2 before anything starts,
-	 * also when the port is taken. */
-	if (proto_init(&cfg, err, sizeof(err)) < 0 || kafka_check_props(&cfg, err, sizeof(err)) < 0) {
+	/* Configuration errors (routes, -X, the admin token file) exit 2
+	 * before anything starts, also when the port is taken. */
+	if (proto_init(&cfg, err, sizeof(err)) < 0 || kafka_check_props(&cfg, err, sizeof(err)) < 0 ||
+	    endpoints_init(&cfg, &sources, err, sizeof(err)) < 0) {
 		fprintf(stderr, "kbridge: %s\n", err);
 		exit(2);
 	}
@@ -130,7 +143,6 @@ static int start(void)
 		fprintf(stderr, "kbridge: %s\n", err);
 		exit(1);
 	}
-	endpoints_init(&cfg, &sources);
 	const char *demo_bootstrap = NULL;
 	if (cfg.demo && !(demo_bootstrap = demo_start(&cfg, err, sizeof(err)))) {
 		fprintf(stderr, "kbridge: %s\n", err);
@@ -184,6 +196,7 @@ int main(int argc, char **argv)
 
 	struct pollfd pfds[NPFD] = {
 		[PFD_LISTEN] = { .fd = server_listen_fd(), .events = POLLIN },
+		[PFD_ADMIN] = { .fd = server_admin_fd(), .events = POLLIN },
 		[PFD_SIGNAL] = { .fd = sfd, .events = POLLIN },
 		[PFD_KAFKA] = { .fd = kfd, .events = POLLIN },
 		[PFD_CLIENTS] = { .fd = server_epoll_fd(), .events = POLLIN },
@@ -194,6 +207,7 @@ int main(int argc, char **argv)
 	for (;;) {
 		int timeout = next_timeout(next_tick);
 		pfds[PFD_LISTEN].fd = server_listen_fd();   /* -1 while paused or after shutdown */
+		pfds[PFD_ADMIN].fd = server_admin_fd();     /* and -1 without --admin-listen */
 		int n = poll(pfds, NPFD, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_msg(LOG_ERROR, "poll failed", "error", strerror(errno), NULL);
@@ -210,6 +224,7 @@ int main(int argc, char **argv)
 		 * that exist now. */
 		if (n > 0 && pfds[PFD_CLIENTS].revents) server_ready();
 		if (n > 0 && (pfds[PFD_LISTEN].revents & POLLIN)) server_accept();
+		if (n > 0 && (pfds[PFD_ADMIN].revents & POLLIN)) server_accept_admin();
 		if (now >= next_tick) {
 			server_tick();
 			proto_tick();

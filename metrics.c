@@ -22,6 +22,7 @@ static const double lat_bounds[] = {
 
 static struct {
 	uint64_t counters[M_COUNT];
+	uint64_t auth_failures[JWT_NERRORS];
 	int64_t start_ms;
 	struct map topics;              /* name -> struct metrics_topic * */
 	uint64_t lat_buckets[NLAT + 1]; /* last: +Inf */
@@ -37,6 +38,16 @@ void metrics_add(enum metric m, uint64_t n)
 uint64_t metrics_get(enum metric m)
 {
 	return M.counters[m];
+}
+
+void metrics_auth_failure(enum jwt_error e)
+{
+	if (e > JWT_OK && e < JWT_NERRORS) M.auth_failures[e]++;
+}
+
+uint64_t metrics_auth_failures(enum jwt_error e)
+{
+	return e > JWT_OK && e < JWT_NERRORS ? M.auth_failures[e] : 0;
 }
 
 void metrics_start(void)
@@ -86,16 +97,4 @@ void metrics_observe_latency(double seconds)
 void metrics_latency(struct metrics_histogram *out)
 {
 	*out = (struct metrics_histogram){ lat_bounds, NLAT, M.lat_buckets, M.lat_count, M.lat_sum };
-}
-
-static uint64_t auth_failures[JWT_NERRORS];
-
-void metrics_auth_failure(enum jwt_error e)
-{
-	if (e > JWT_OK && e < JWT_NERRORS) auth_failures[e]++;
-}
-
-uint64_t metrics_auth_failures(enum jwt_error e)
-{
-	return e > JWT_OK && e < JWT_NERRORS ? auth_failures[e] : 0;
 }

@@ -24,14 +24,14 @@ enum metric {
 	M_RECORDS_IN,        /* Kafka records consumed, routed or not */
 	M_REJECTED_PER_IP,   /* 429: --max-clients-per-ip */
 	M_REJECTED_RATE,     /* 429: --upgrade-rate */
-	M_REJECTED_AUTH_TIMEOUT, /* 1008: no token within --auth-timeout */
+	M_REJECTED_AUTH_TIMEOUT, /* closed 1008: no valid token within --auth-timeout */
 	M_COUNT
 };
 
 void     metrics_add(enum metric m, uint64_t n);
 uint64_t metrics_get(enum metric m);
 
-/* Tokens refused, by reason (enum jwt_error of jwt.h, 1..JWT_NERRORS-1). */
+/* Tokens refused, by reason (kbridge_auth_failures_total{reason}). */
 void     metrics_auth_failure(enum jwt_error e);
 uint64_t metrics_auth_failures(enum jwt_error e);
 

@@ -5,8 +5,10 @@
  * written per request, as /asyncapi.json is: the routes (the values of the
  * channel parameter), the servers (--listen, and the request's Host when
  * kbridge listens on every address), the origins CORS admits
- * (--allow-origin) and --max-clients. The messages after the WebSocket
- * upgrade are /asyncapi.json's subject; this document stops at the 101. */
+ * (--allow-origin), --max-clients, and which endpoints need a token
+ * (--jwt-key/--jwt-secret, --admin-token; docs/security.md). The messages
+ * after the WebSocket upgrade, the auth message among them, are
+ * /asyncapi.json's subject; this document stops at the 101. */
 #include "openapi.h"
 
 #include <arpa/inet.h>
@@ -34,40 +36,41 @@ static const struct api_path {
 	const char *path, *id, *tag, *summary, *description;
 	int cors;                       /* JSON or text: other origins may read it */
 	struct api_response resp[2];    /* GET's answers besides the 4XX ones */
+	int admin;                      /* moved by --admin-listen, guarded by --admin-token */
 } api_paths[] = {
 	{ "/health", "Health", "health", "Liveness",
 	  "200 while kbridge's loop runs, whatever Kafka's state: for liveness probes. `clients` counts "
 	  "WebSocket clients.", 1,
-	  { { "200", "kbridge runs", JSON_MEDIA, REF("schemas/Health") } } },
+	  { { "200", "kbridge runs", JSON_MEDIA, REF("schemas/Health") } }, 0 },
 	{ "/ready", "Ready", "health", "Readiness",
 	  "200 once partitions were assigned (every start position resolved) and while a Kafka broker is "
 	  "up; 503 otherwise. Without any route never 200.", 1,
 	  { { "200", "ready", JSON_MEDIA, REF("schemas/Ready") },
-	    { "503", "not ready", JSON_MEDIA, REF("schemas/Ready") } } },
+	    { "503", "not ready", JSON_MEDIA, REF("schemas/Ready") } }, 0 },
 	{ "/stats", "Stats", "monitoring", "Counters and live state",
 	  "Clients, channels, topics, lag and counters, as docs/operations.md describes them.", 1,
-	  { { "200", "the stats", JSON_MEDIA, REF("schemas/Stats") } } },
+	  { { "200", "the stats", JSON_MEDIA, REF("schemas/Stats") } }, 1 },
 	{ "/ws/stats", "WsStats", "monitoring", "Counters and live state (the same as /stats)",
 	  "The same answer as `GET /stats`; never a WebSocket upgrade.", 1,
-	  { { "200", "the stats", JSON_MEDIA, REF("schemas/Stats") } } },
+	  { { "200", "the stats", JSON_MEDIA, REF("schemas/Stats") } }, 1 },
 	{ "/metrics", "Metrics", "monitoring", "Prometheus metrics",
 	  "Every counter and gauge in the Prometheus text format 0.0.4.", 1,
-	  { { "200", "the metrics", "text/plain; version=0.0.4; charset=utf-8", STRING } } },
+	  { { "200", "the metrics", "text/plain; version=0.0.4; charset=utf-8", STRING } }, 1 },
 	{ "/asyncapi.json", "AsyncApi", "documents", "AsyncAPI document of the WebSocket protocol",
 	  "AsyncAPI 2.6.0: this instance's channels and the messages exchanged on `/ws`.", 1,
-	  { { "200", "the AsyncAPI document", JSON_MEDIA, REF("schemas/AsyncApiDocument") } } },
+	  { { "200", "the AsyncAPI document", JSON_MEDIA, REF("schemas/AsyncApiDocument") } }, 0 },
 	{ "/openapi.json", "OpenApi", "documents", "This document",
 	  "OpenAPI 3.1.0 of kbridge's HTTP endpoints, generated from the live configuration.", 1,
-	  { { "200", "the OpenAPI document", JSON_MEDIA, REF("schemas/OpenApiDocument") } } },
+	  { { "200", "the OpenAPI document", JSON_MEDIA, REF("schemas/OpenApiDocument") } }, 0 },
 	{ "/docs", "Docs", "documents", "The protocol page",
 	  "HTML: the WebSocket protocol, with this instance's live routes.", 0,
-	  { { "200", "the page", "text/html; charset=utf-8", STRING } } },
+	  { { "200", "the page", "text/html; charset=utf-8", STRING } }, 0 },
 	{ "/", "Console", "documents", "The web console",
 	  "HTML: connect, subscribe, watch messages and stats.", 0,
-	  { { "200", "the console", "text/html; charset=utf-8", STRING } } },
+	  { { "200", "the console", "text/html; charset=utf-8", STRING } }, 0 },
 	{ "/index.html", "ConsoleIndex", "documents", "The web console (the same as /)",
 	  "The same page as `GET /`.", 0,
-	  { { "200", "the console", "text/html; charset=utf-8", STRING } } },
+	  { { "200", "the console", "text/html; charset=utf-8", STRING } }, 0 },
 };
 
 /* Response headers of every answer, and of the endpoints other origins read. */
@@ -106,8 +109,15 @@ static void options_operation(struct jbuf *b, const char *id, const char *tag, i
 	json_obj_end(b);
 }
 
+/* The admin endpoints' 401, with and without --admin-token here. */
+#define ADMIN_401(here) "{\"description\":\"`--admin-token` is set and the request has no `Authorization: " \
+	"Bearer` with its content (see docs/security.md). " here "\",\"content\":{\"application/json\":{\"schema\":" \
+	REF("schemas/Error") "}}}"
+static const char admin_401_on[] = ADMIN_401("`--admin-token` is set here.");
+static const char admin_401_off[] = ADMIN_401("Never here: no `--admin-token`.");
+
 /* GET, HEAD and OPTIONS of one plain endpoint. */
-static void api_path(struct jbuf *b, const struct api_path *p)
+static void api_path(struct jbuf *b, const struct api_path *p, const struct config *cfg)
 {
 	const char *headers = p->cors ? cors_response_headers : plain_headers;
 	json_key(b, p->path);
@@ -119,10 +129,25 @@ static void api_path(struct jbuf *b, const struct api_path *p)
 		json_obj_begin(b);
 		operation_head(b, head ? "head" : "get", p->id, p->tag, summary);
 		json_key(b, "description");
-		json_cstr(b, head ? "The same status and headers as GET, without the body." : p->description);
+		if (!head && p->admin && cfg->admin_listen_len) {
+			struct jbuf d;
+			json_init(&d);
+			json_append(&d, p->description, strlen(p->description));
+			LIT(&d, " Served on the admin listener only, `--admin-listen ");
+			if (cfg->admin_listen_str) json_append(&d, cfg->admin_listen_str, strlen(cfg->admin_listen_str));
+			LIT(&d, "`; `404` on the main port.");
+			json_str(b, d.buf ? d.buf : "", d.len);
+			json_free(&d);
+		} else {
+			json_cstr(b, head ? "The same status and headers as GET, without the body." : p->description);
+		}
 		if (p->cors) {
 			json_key(b, "parameters");
 			RAW(b, "[" REF("parameters/Origin") "]");
+		}
+		if (p->admin && cfg->admin_token) {
+			json_key(b, "security");
+			RAW(b, "[{\"adminToken\":[]}]");
 		}
 		json_key(b, "responses");
 		json_obj_begin(b);
@@ -143,6 +168,7 @@ static void api_path(struct jbuf *b, const struct api_path *p)
 			}
 			json_obj_end(b);
 		}
+		if (p->admin) { json_key(b, "401"); RAW(b, cfg->admin_token ? admin_401_on : admin_401_off); }
 		json_key(b, "4XX"); RAW(b, http_errors);
 		json_obj_end(b);
 		json_obj_end(b);
@@ -319,6 +345,7 @@ static const char ws_101[] = "{\"description\":\"Switching Protocols: from here 
 	"\"Sec-WebSocket-Accept\":{\"description\":\"base64 of the SHA-1 of the key and the RFC 6455 GUID\",\"schema\":{\"type\":\"string\"}}}}";
 
 static const char ws_400[] = "{\"description\":\"Not an HTTP/1.1 GET, a missing or invalid `Sec-WebSocket-Key`, "
+	"two `Host`, `Upgrade`, `Sec-WebSocket-Key` or `Sec-WebSocket-Version` lines, "
 	"a bad query parameter (the error names it) or an unknown channel. The connection is closed.\","
 	"\"content\":{\"application/json\":{\"schema\":" REF("schemas/Error") "}}}";
 
@@ -327,6 +354,10 @@ static const char ws_426[] = "{\"description\":\"No `Upgrade: websocket` and `Co
 	"\"headers\":{\"Upgrade\":{\"description\":\"only when the upgrade headers were missing\",\"schema\":{\"const\":\"websocket\"}},"
 	"\"Sec-WebSocket-Version\":{\"schema\":{\"const\":\"13\"}}},"
 	"\"content\":{\"application/json\":{\"schema\":" REF("schemas/Error") "}}}";
+
+static const char ws_401_headers[] = "{\"WWW-Authenticate\":{\"schema\":{\"const\":\"Bearer error=\\\"invalid_token\\\"\"}}}";
+static const char ws_429_headers[] = "{\"Retry-After\":{\"description\":\"seconds to wait; only for `--upgrade-rate`\","
+	"\"schema\":{\"type\":\"string\"}}}";
 
 static void error_response(struct jbuf *b, const char *status, const struct jbuf *d, const char *headers)
 {
@@ -353,12 +384,30 @@ static void ws_path(struct jbuf *b, const struct openapi_input *in)
 		"at once with `channel=`/`channels=`. Query parameters apply to the whole connection; values are "
 		"percent-decoded, at most 2,047 bytes each. Routes of this instance:");
 	routes_text(&d, in, "\n- ");
+	int auth_on = in->cfg->jwt_key || in->cfg->jwt_secret;
+	if (auth_on)
+		LIT(&d, "\n\nAuthentication is on: a client reads what its token (a JWT) allows. It brings the token "
+			"in `Authorization: Bearer`, in `access_token=`, or after the 101 in an auth message within "
+			"`--auth-timeout`; see docs/security.md.");
+	else
+		LIT(&d, "\n\nAuthentication is off on this instance: every client reads every channel.");
 	json_key(b, "description"); json_str(b, d.buf ? d.buf : "", d.len);
 	json_key(b, "parameters");  RAW(b, ws_parameters);
+	if (auth_on) {          /* a token on the upgrade, or none and the auth message */
+		json_key(b, "security");
+		RAW(b, "[{\"bearerAuth\":[]},{\"accessToken\":[]},{}]");
+	}
 	json_key(b, "responses");
 	json_obj_begin(b);
 	json_key(b, "101"); RAW(b, ws_101);
 	json_key(b, "400"); RAW(b, ws_400);
+	json_reset(&d);
+	LIT(&d, "The request carried a token (`Authorization: Bearer`, or `access_token=` when there is no such "
+		"header) and it was refused: `reason` says why (docs/security.md). A request without a token is upgraded "
+		"and authenticates by message. The connection is closed. ");
+	if (auth_on) LIT(&d, "Authentication is on here.");
+	else LIT(&d, "Never here: authentication is off (no `--jwt-key` or `--jwt-secret`).");
+	error_response(b, "401", &d, ws_401_headers);
 	json_reset(&d);
 	LIT(&d, "The `Origin` is not one `--allow-origin` allows (requests without `Origin` are allowed). Allowed here: ");
 	origins_text(&d, in->cfg);
@@ -366,7 +415,15 @@ static void ws_path(struct jbuf *b, const struct openapi_input *in)
 	error_response(b, "403", &d, NULL);
 	json_key(b, "426"); RAW(b, ws_426);
 	json_reset(&d);
-	char n[32];
+	char n[64];
+	snprintf(n, sizeof(n), "%ld and `--upgrade-rate` %ld", in->cfg->max_clients_per_ip, in->cfg->upgrade_rate);
+	LIT(&d, "Over a per-address limit: `--max-clients-per-ip` WebSocket clients from this address, or "
+		"`--upgrade-rate` upgrades per second from it (then with `Retry-After`). The connection is closed. "
+		"Here `--max-clients-per-ip` is ");
+	json_append(&d, n, strlen(n));
+	LIT(&d, " (0: off).");
+	error_response(b, "429", &d, ws_429_headers);
+	json_reset(&d);
 	snprintf(n, sizeof(n), "%ld", in->cfg->max_clients);
 	LIT(&d, "`--max-clients` (here ");
 	json_append(&d, n, strlen(n));
@@ -423,11 +480,14 @@ static const struct named schemas[] = {
 		"\"type\":\"object\",\"required\":[\"id\",\"peer\",\"subscriptions\",\"queued_messages\",\"queued_bytes\"],"
 		"\"properties\":{\"id\":" REF("schemas/Count") ",\"peer\":{\"type\":\"string\",\"description\":\"ip:port\"},"
 		"\"subscriptions\":" REF("schemas/Count") ",\"queued_messages\":" REF("schemas/Count") ","
-		"\"queued_bytes\":" REF("schemas/Count") "}}},"
+		"\"queued_bytes\":" REF("schemas/Count") ",\"identity\":{\"type\":[\"string\",\"null\"],"
+		"\"description\":\"with authentication on: the `sub` of the client's token\"}}}},"
 		"\"client_list_truncated\":{\"type\":\"boolean\",\"description\":\"more clients than listed\"},"
 		"\"version\":{\"type\":\"string\"},\"librdkafka\":{\"type\":\"string\"}}}" },
 	{ "Error", "{\"type\":\"object\",\"required\":[\"error\"],\"properties\":{\"error\":{\"type\":\"string\","
-		"\"description\":\"what was wrong\"}}}" },
+		"\"description\":\"what was wrong\"},\"reason\":{\"description\":\"a 401 to an upgrade: why the token was "
+		"refused\",\"enum\":[\"malformed\",\"algorithm\",\"unknown_key\",\"signature\",\"expired\",\"not_yet_valid\","
+		"\"missing_exp\",\"audience\",\"issuer\"]}}}" },
 	{ "AsyncApiDocument", "{\"type\":\"object\",\"description\":\"an AsyncAPI 2.6.0 document\","
 		"\"required\":[\"asyncapi\",\"info\",\"channels\"],\"properties\":{\"asyncapi\":{\"const\":\"2.6.0\"}}}" },
 	{ "OpenApiDocument", "{\"type\":\"object\",\"description\":\"an OpenAPI 3.1.0 document: this one\","
@@ -515,6 +575,18 @@ static const struct named responses[] = {
 		"\"content\":{\"application/json\":{\"schema\":" REF("schemas/Error") "}}}" },
 };
 
+/* How clients present tokens (docs/security.md); which endpoints need one
+ * is said per instance on the operations. */
+static const struct named security_schemes[] = {
+	{ "bearerAuth", "{\"type\":\"http\",\"scheme\":\"bearer\",\"bearerFormat\":\"JWT\",\"description\":\"a JWT signed "
+		"by a key of `--jwt-key` or with `--jwt-secret`, in `Authorization: Bearer` on the WebSocket upgrade\"}" },
+	{ "accessToken", "{\"type\":\"apiKey\",\"in\":\"query\",\"name\":\"access_token\",\"description\":\"the same "
+		"JWT on the upgrade URL, for clients that cannot set headers; URLs end up in proxies' logs, so prefer the "
+		"header or the auth message after the upgrade\"}" },
+	{ "adminToken", "{\"type\":\"http\",\"scheme\":\"bearer\",\"description\":\"the content of the `--admin-token` "
+		"file, for `/stats`, `/ws/stats` and `/metrics`\"}" },
+};
+
 static void named_members(struct jbuf *b, const struct named *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -559,6 +631,10 @@ static void components(struct jbuf *b, const struct openapi_input *in)
 	json_obj_begin(b);
 	NAMED(b, responses);
 	json_obj_end(b);
+	json_key(b, "securitySchemes");
+	json_obj_begin(b);
+	NAMED(b, security_schemes);
+	json_obj_end(b);
 	json_obj_end(b);
 }
 
@@ -596,7 +672,7 @@ void openapi_write(struct jbuf *b, const struct openapi_input *in)
 	json_key(b, "tags"); RAW(b, tags);
 	json_key(b, "paths");
 	json_obj_begin(b);
-	for (size_t i = 0; i < sizeof(api_paths) / sizeof(api_paths[0]); i++) api_path(b, &api_paths[i]);
+	for (size_t i = 0; i < sizeof(api_paths) / sizeof(api_paths[0]); i++) api_path(b, &api_paths[i], in->cfg);
 	ws_path(b, in);
 	json_obj_end(b);
 	components(b, in);

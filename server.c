@@ -21,6 +21,7 @@
 #include "client.h"
 #include "clock.h"
 #include "frame.h"
+#include "iplimit.h"
 #include "log.h"
 #include "metrics.h"
 #include "proto.h"
@@ -30,11 +31,14 @@
 #define ACCEPT_BATCH     256     /* accepts per turn, so clients are not starved */
 #define READ_CHUNK       65536
 #define HTTP_CONN_CAP    1024    /* plain HTTP / not-yet-upgraded connections */
+#define ADMIN_CONN_CAP   64      /* connections to --admin-listen, besides those */
 #define EPOLL_BATCH      1024    /* ready clients handled per turn */
 
 static struct {
 	const struct config *cfg;
 	int listen_fd;
+	int admin_fd;                 /* --admin-listen, -1 when none */
+	uint32_t nadmin;              /* connections accepted there, until freed */
 	int epfd;                     /* every client socket, level-triggered */
 	struct client **clients;      /* all connections, dense: for timers and stats */
 	uint32_t nclients, cap;
@@ -97,7 +101,7 @@ void server_flush(void)
 /* A new connection: a client in CS_HTTP (the client layer counts it
  * toward the plain-HTTP cap), in the epoll set for input, in the
  * registry. NULL when any step fails; the caller then closes fd. */
-static struct client *add_client(int fd, const struct sockaddr *sa, socklen_t salen)
+static struct client *add_client(int fd, const struct sockaddr *sa, socklen_t salen, int admin)
 {
 	if (S.nclients == S.cap) {
 		uint32_t ncap = S.cap ? S.cap * 2 : 64;
@@ -116,6 +120,8 @@ static struct client *add_client(int fd, const struct sockaddr *sa, socklen_t sa
 	}
 	c->slot = S.nclients;
 	S.clients[S.nclients++] = c;
+	c->admin = (unsigned)admin;
+	S.nadmin += c->admin;
 	return c;
 }
 
@@ -125,6 +131,8 @@ static void remove_client(struct client *c)
 {
 	uint32_t slot = c->slot;
 	proto_client_gone(c);
+	if (c->ip_counted) iplimit_close(&c->peer.sa);
+	S.nadmin -= c->admin;
 	client_free(c);
 	S.nclients--;
 	if (slot != S.nclients) {
@@ -163,7 +171,7 @@ int server_client_next(size_t *i, struct endpoints_client *out)
 	while (*i < S.nclients) {
 		const struct client *c = S.clients[(*i)++];
 		if (!c->ws) continue;
-		*out = (struct endpoints_client){ c->id, client_peer(c), c->nsubs, c->q.count, c->q.bytes };
+		*out = (struct endpoints_client){ c->id, client_peer(c), auth_identity(c), c->nsubs, c->q.count, c->q.bytes };
 		return 1;
 	}
 	return 0;
@@ -171,12 +179,14 @@ int server_client_next(size_t *i, struct endpoints_client *out)
 
 /* ---- accepting and reading ------------------------------------------------------ */
 
-void server_accept(void)
+/* New connections on lfd; admin: it is --admin-listen, whose connections
+ * have their own cap and never take one of the main port's places. */
+static void accept_from(int lfd, int admin)
 {
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
-		int fd = accept4(S.listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED) continue;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -186,7 +196,9 @@ void server_accept(void)
 			}
 			return;
 		}
-		if (client_http_count() >= HTTP_CONN_CAP) {
+		/* Admin connections are counted by the client layer too (they
+		 * read heads): the main port's cap is over the others. */
+		if (admin ? S.nadmin >= ADMIN_CONN_CAP : client_http_count() >= HTTP_CONN_CAP + S.nadmin) {
 			/* Too many heads in progress: one cheap answer, no state. */
 			static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 			ssize_t w = write(fd, busy, sizeof(busy) - 1);
@@ -198,11 +210,21 @@ void server_accept(void)
 		/* Small messages must not wait for Nagle: corking is ours. */
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (!add_client(fd, (struct sockaddr *)&ss, sl)) {
+		if (!add_client(fd, (struct sockaddr *)&ss, sl, admin)) {
 			close(fd);
 			return;
 		}
 	}
+}
+
+void server_accept(void)
+{
+	accept_from(S.listen_fd, 0);
+}
+
+void server_accept_admin(void)
+{
+	accept_from(S.admin_fd, 1);
 }
 
 /* Keeps unconsumed bytes in the client's own buffer, sized to fit: idle
@@ -324,6 +346,7 @@ void server_tick(void)
 			break;
 		}
 	}
+	iplimit_sweep(now);
 }
 
 int64_t server_next_wake(void)
@@ -337,14 +360,15 @@ int64_t server_next_wake(void)
 
 /* ---- start and shutdown ------------------------------------------------------- */
 
-static int open_listener(char *err, size_t errlen)
+static int open_listener(const struct sockaddr_storage *addr, socklen_t len, const char *name,
+			 char *err, size_t errlen)
 {
-	int fd = socket(S.cfg->listen.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) { snprintf(err, errlen, "socket: %s", strerror(errno)); return -1; }
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&S.cfg->listen, S.cfg->listen_len) < 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", S.cfg->listen_str, strerror(errno));
+	if (bind(fd, (const struct sockaddr *)addr, len) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", name, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -366,7 +390,12 @@ int server_open(const struct config *cfg, char *err, size_t errlen)
 		return -1;
 	}
 	S.ping_frame->refs = UINT32_MAX;   /* static: references cost nothing */
-	if ((S.listen_fd = open_listener(err, errlen)) < 0) return -1;
+	S.admin_fd = -1;
+	if ((S.listen_fd = open_listener(&cfg->listen, cfg->listen_len, cfg->listen_str, err, errlen)) < 0)
+		return -1;
+	if (cfg->admin_listen_len &&
+	    (S.admin_fd = open_listener(&cfg->admin_listen, cfg->admin_listen_len, cfg->admin_listen_str, err, errlen)) < 0)
+		return -1;
 	if ((S.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
 		snprintf(err, errlen, "epoll: %s", strerror(errno));
 		return -1;
@@ -374,10 +403,21 @@ int server_open(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-int server_listen_fd(void)
+/* Accepting is paused for a moment when descriptors ran out. */
+static int accepting(void)
 {
 	if (S.accept_paused_until && clock_now() >= S.accept_paused_until) S.accept_paused_until = 0;
-	return S.accept_paused_until ? -1 : S.listen_fd;
+	return !S.accept_paused_until;
+}
+
+int server_listen_fd(void)
+{
+	return accepting() ? S.listen_fd : -1;
+}
+
+int server_admin_fd(void)
+{
+	return accepting() ? S.admin_fd : -1;
 }
 
 int server_epoll_fd(void)
@@ -394,6 +434,8 @@ void server_shutdown(double drain_s)
 	/* Refuse new connections at once: the port is closed, not just ignored. */
 	close(S.listen_fd);
 	S.listen_fd = -1;
+	if (S.admin_fd >= 0) close(S.admin_fd);
+	S.admin_fd = -1;
 	session_drain();
 	/* WebSockets get a close 1001 and the drain time to answer it; plain
 	 * requests still being answered finish; idle ones go now. */

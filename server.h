@@ -12,17 +12,20 @@
 #include "config.h"
 #include "endpoints.h"
 
-/* Opens the listener and the epoll set, and initialises the client and
+/* Opens the listeners and the epoll set, and initialises the client and
  * session layers. 0, or -1 with one line in err (exit 1). */
 int  server_open(const struct config *cfg, char *err, size_t errlen);
 
-/* The fds to poll: the listener (-1 while accepting is paused or after
- * shutdown began) and the epoll set (readable when a client is ready). */
+/* The fds to poll: the listener and the --admin-listen one (-1 while
+ * accepting is paused, after shutdown began, or without an admin
+ * listener), and the epoll set (readable when a client is ready). */
 int  server_listen_fd(void);
+int  server_admin_fd(void);
 int  server_epoll_fd(void);
 
 /* One turn's work, in the loop's order: */
 void server_accept(void);       /* new connections (bounded per turn) */
+void server_accept_admin(void); /* the same on --admin-listen: plain HTTP, admin endpoints */
 void server_ready(void);        /* ready clients: read and handle input */
 void server_tick(void);         /* timers: header timeouts, pings, close deadlines */
 void server_flush(void);        /* write queued output that is due */

@@ -23,6 +23,7 @@
 #include "cors.h"
 #include "endpoints.h"
 #include "http.h"
+#include "iplimit.h"
 #include "json.h"
 #include "json_parse.h"
 #include "log.h"
@@ -45,6 +46,7 @@ static struct {
 void session_init(const struct config *cfg)
 {
 	SS.cfg = cfg;
+	iplimit_init(cfg->max_clients_per_ip, cfg->upgrade_rate);
 }
 
 void session_drain(void)
@@ -395,6 +397,7 @@ static int upgrade_token(struct client *c, const struct http_request *req)
 		tok = az->value + 7;
 		len = az->value_len - 7;
 		while (len && *tok == ' ') { tok++; len--; }
+		if (!len) tok = NULL;          /* "Bearer " alone: no token */
 	} else if ((n = http_query_param(req->query, req->query_len, "access_token", qtok, sizeof(qtok))) >= 0) {
 		tok = qtok;
 		len = (size_t)n;
@@ -422,13 +425,61 @@ static int upgrade_token(struct client *c, const struct http_request *req)
 	return -1;
 }
 
+/* The per-address limits (--max-clients-per-ip, --upgrade-rate) on the
+ * address the client counts as: behind a --trusted-proxy the one the
+ * proxy names, which from here on is c's peer (logs, /stats). 0, or -1
+ * after a 429. */
+static int address_admitted(struct client *c, const struct http_request *req)
+{
+	struct sockaddr_storage fwd;
+	socklen_t fl;
+	if (iplimit_forwarded(req, &c->peer.sa, SS.cfg->trusted, SS.cfg->ntrusted, &fwd, &fl) &&
+	    (size_t)fl <= sizeof(c->peer))
+		memcpy(&c->peer, &fwd, (size_t)fl);
+	unsigned retry = 0;
+	switch (iplimit_admit(&c->peer.sa, clock_now(), &retry)) {
+	case IPLIMIT_OK:
+		return 0;
+	case IPLIMIT_PER_IP:
+		metrics_add(M_REJECTED_PER_IP, 1);
+		http_error(c, 429, "too many connections from this address", NULL);
+		return -1;
+	case IPLIMIT_RATE: {
+		char extra[48];
+		snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry);
+		metrics_add(M_REJECTED_RATE, 1);
+		http_error(c, 429, "too many upgrades from this address", extra);
+		return -1;
+	}
+	}
+	return 0;
+}
+
+/* Fields an upgrade must carry once (RFC 6455 §11.3.1, §11.3.5), and
+ * Upgrade too: a proxy in front and kbridge must not read one request two
+ * ways. The name of the first one given twice, or NULL. */
+static const char *repeated_field(const struct http_request *req)
+{
+	static const char *const once[] = { "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Upgrade" };
+	for (size_t i = 0; i < sizeof(once) / sizeof(once[0]); i++)
+		if (http_header_count(req, once[i]) > 1) return once[i];
+	return NULL;
+}
+
 /* Handles GET /ws...: validates the upgrade (RFC 6455 §4.2.1) and switches. */
 static void handle_upgrade(struct client *c, const struct http_request *req)
 {
 	const struct http_header *ver = http_header_get(req, "Sec-WebSocket-Version");
 	const struct http_header *key = http_header_get(req, "Sec-WebSocket-Key");
+	const char *twice = repeated_field(req);
 	char accept[WS_ACCEPT_LEN + 1];
 
+	if (twice) {
+		char msg[80];
+		snprintf(msg, sizeof(msg), "more than one %s header", twice);
+		upgrade_refused(c, 400, msg, NULL);
+		return;
+	}
 	if (!http_header_has_token(req, "Upgrade", "websocket") ||
 	    !http_header_has_token(req, "Connection", "upgrade")) {
 		upgrade_refused(c, 426, "this endpoint needs a WebSocket upgrade",
@@ -458,6 +509,7 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 		http_error(c, 503, SS.draining ? "shutting down" : "too many clients", "Retry-After: 1\r\n");
 		return;
 	}
+	if (address_admitted(c, req) < 0) return;
 	/* Validate query parameters before switching: errors are still HTTP. */
 	char err[160];
 	struct upgrade_opts uo;
@@ -482,14 +534,18 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 	client_queue(c, f);
 
 	client_upgrade(c);
+	c->ip_counted = (unsigned)iplimit_open(&c->peer.sa);   /* the server's remove_client uncounts */
 	metrics_add(M_ACCEPTED, 1);
 	c->last_rx = clock_now();
 	c->next_ping = clock_now() + (int64_t)(SS.cfg->ping_interval * 1000);
 	c->rl_last = clock_now();
 	c->rl_tokens = (float)(2 * SS.cfg->client_rate);   /* a full burst to start with */
 	c->utf8 = UTF8_ACCEPT;
+	/* The query as asked, but never a token (access_token=). */
+	char query[512];
+	http_query_redact(req->query, req->query_len, "access_token", query, sizeof(query));
 	log_msg(LOG_INFO, "websocket open", "client", log_num(c->id), "peer", client_peer(c),
-		"path", log_str(req->path, req->path_len), NULL);
+		"path", log_str(req->path, req->path_len), "query", query, NULL);
 	proto_upgrade_apply(c, &uo);
 }
 
@@ -517,23 +573,26 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 		const struct http_header *cl = http_header_get(&req, "Content-Length");
 		if (!cl || cl->value_len != 1 || cl->value[0] != '0') keep = 0;
 	}
-	/* RFC 9112 §3.2: an HTTP/1.1 request without Host is answered 400. */
-	if (req.minor >= 1 && !http_header_get(&req, "Host")) {
-		http_error(c, 400, "missing Host header", NULL);
+	/* RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request
+	 * with more than one, is answered 400. */
+	size_t hosts = http_header_count(&req, "Host");
+	if (hosts > 1 || (req.minor >= 1 && !hosts)) {
+		http_error(c, 400, hosts ? "more than one Host header" : "missing Host header", NULL);
 		return len;
 	}
 	metrics_add(M_HTTP_REQUESTS, 1);
 
 	/* /ws and /ws/<anything> upgrade, except /ws/stats, which is always
-	 * the stats endpoint. */
-	int is_ws_path = (http_path_is(&req, "/ws") || (req.path_len >= 4 && memcmp(req.path, "/ws/", 4) == 0)) &&
+	 * the stats endpoint; the admin port has no WebSockets. */
+	int is_ws_path = !c->admin &&
+			 (http_path_is(&req, "/ws") || (req.path_len >= 4 && memcmp(req.path, "/ws/", 4) == 0)) &&
 			 !http_path_is(&req, "/ws/stats");
 	if (!get && !head && !options) {
 		http_error(c, 405, "method not allowed", "Allow: GET, HEAD, OPTIONS\r\n");
 		return len;
 	}
 	struct endpoint_info ei = { .methods = "GET, HEAD, OPTIONS", .cors = 0 };   /* /ws: no CORS */
-	int known = is_ws_path || endpoints_find(&req, &ei) == 0;
+	int known = is_ws_path || endpoints_find(&req, c->admin, &ei) == 0;
 	if (is_ws_path && !options) {
 		handle_upgrade(c, &req);
 		return (size_t)r;
@@ -542,7 +601,7 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 		answer_options(c, &req, &ei, keep);
 	} else {
 		struct http_out out = { .status = 404 };
-		endpoints_handle(&req, &out);
+		endpoints_handle(&req, c->admin, &out);
 		char extra[1024];
 		snprintf(extra, sizeof(extra), "%s", out.extra ? out.extra : "");
 		if (known && ei.cors) add_cors(extra, sizeof(extra), &req, NULL);

@@ -8,6 +8,10 @@ The console test runs kbridge --demo, subscribes to `dashboard`, waits for
 data rows and a msg/s above 0, pauses and checks the list stops growing, and
 saves tests/artifacts/console.png (and console-phone.png); it is copied to
 web/console-screenshot.png when that is missing or KBRIDGE_SCREENSHOT=1.
+Then it fills the token field (docs/security.md) and checks that the auth
+message is the first one sent after reconnecting and again on Send auth,
+that the outcome is shown, and that the token is in no page text, URL or
+storage.
 
 The state test runs kbridge on the mock cluster and opens the console with
 ?type=web (docs/protocol.md#state-dialect): console.mjs checks the State card

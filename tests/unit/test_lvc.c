@@ -6,11 +6,14 @@
  * update makes a key the newest; JSON values verbatim, text (even text that
  * looks like JSON) as JSON strings, binary values as base64 listed in
  * "base64_values", non-UTF-8 keys as base64 listed in "base64_keys"; id,
- * channel and seq as given. lvc_clear leaves a reusable, empty cache, and
+ * channel and seq as given; with a filter (a token's limits), only the
+ * entries whose key and value pass it, base64 lists included. lvc_clear
+ * leaves a reusable, empty cache, and
  * LeakSanitizer (asan build) sees every entry freed. */
 #include <stdlib.h>
 
 #include "check.h"
+#include "filter.h"
 #include "json.h"
 #include "json_parse.h"
 #include "lvc.h"
@@ -186,8 +189,57 @@ static void test_bound(void)
 	lvc_clear(&l);
 }
 
+/* A snapshot restricted to what a token allows: keys and forced fields. */
+static void test_only(void)
+{
+	struct lvc l = { 0 };
+	lvc_configure(100);
+	upd(&l, "a", "{\"t\":\"acme\",\"v\":1}", 1);
+	upd(&l, "b", "{\"t\":\"globex\",\"v\":2}", 1);
+	upd(&l, "c", "{\"t\":\"acme\",\"v\":3}", 1);
+	upd(&l, "d", "plain text", 0);
+	lvc_update(&l, "\xff", 1, "\xfe\xfd", 2, 0);
+	struct filter f = { 0 };
+	char *want_keys[] = { "a", "b", "d" };
+	for (int i = 0; i < 3; i++) CHECK(filter_add_key(&f, strdup(want_keys[i])) == 0);
+	struct jbuf b;
+	json_init(&b);
+	lvc_snapshot_json(&b, &l, "ch", 7, NULL, 0, &f);
+	json_append(&b, "", 1);
+	CHECKF(strcmp(b.buf, "{\"type\":\"snapshot\",\"channel\":\"ch\",\"seq\":7,\"data\":{"
+		      "\"a\":{\"t\":\"acme\",\"v\":1},\"b\":{\"t\":\"globex\",\"v\":2},\"d\":\"plain text\"}}") == 0,
+	       "%s", b.buf);
+	/* A forced field: text values and other tenants are left out. */
+	struct filter only = { 0 };
+	struct field_filter ff = { "t", "\"acme\"", 6, 0 };
+	only.fields = &ff;
+	only.nfields = 1;
+	json_reset(&b);
+	lvc_snapshot_json(&b, &l, "ch", 7, NULL, 0, &only);
+	json_append(&b, "", 1);
+	CHECKF(strcmp(b.buf, "{\"type\":\"snapshot\",\"channel\":\"ch\",\"seq\":7,\"data\":{"
+		      "\"a\":{\"t\":\"acme\",\"v\":1},\"c\":{\"t\":\"acme\",\"v\":3}}}") == 0, "%s", b.buf);
+	/* The binary entry and its base64 lists appear only when allowed. */
+	CHECK(filter_add_key(&f, strdup("\xff")) == 0);
+	json_reset(&b);
+	lvc_snapshot_json(&b, &l, "ch", 7, NULL, 0, &f);
+	json_append(&b, "", 1);
+	CHECKF(strstr(b.buf, "\"base64_keys\":[\"/w==\"]") && strstr(b.buf, "\"base64_values\":[\"/w==\"]"), "%s", b.buf);
+	json_reset(&b);
+	struct filter none = { 0 };
+	none.keys = calloc(1, sizeof(char *));
+	lvc_snapshot_json(&b, &l, "ch", 7, NULL, 0, &none);
+	json_append(&b, "", 1);
+	CHECKF(strcmp(b.buf, "{\"type\":\"snapshot\",\"channel\":\"ch\",\"seq\":7,\"data\":{}}") == 0, "%s", b.buf);
+	filter_free(&none);
+	filter_free(&f);
+	json_free(&b);
+	lvc_clear(&l);
+}
+
 int main(void)
 {
+	test_only();
 	test_values();
 	test_binary();
 	test_id();

@@ -121,6 +121,29 @@ async function consoleTest() {
   await page.waitForTimeout(1200);          // a fresh stats refresh and a settled rate
   await page.screenshot({ path: path.join(outDir, 'console.png') });
 
+  // a token: sent as the first message after (re)connecting and again with
+  // "Send auth"; the outcome shown; the token itself shown and stored nowhere
+  const TOKEN = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjb25zb2xlIn0.c2lnbmF0dXJl', sent = [];
+  page.on('websocket', w => w.on('framesent', f => sent.push(String(f.payload))));
+  const frame = async (n, what) => {
+    for (let i = 0; i < 100 && sent.length <= n; i++) await page.waitForTimeout(50);
+    let m = null;
+    try { m = JSON.parse(sent[n]); } catch { /* not sent, or not JSON */ }
+    check(m && m.type === 'auth' && m.token === TOKEN, what, sent[n]);
+  };
+  await page.fill('#token', TOKEN);
+  await page.press('#url', 'Enter');        // reconnect
+  await frame(0, 'the first message after connecting is the auth message');
+  await page.waitForFunction(() => !['', 'sent…'].includes(document.getElementById('auth-state').textContent), null, { timeout: 5000 });
+  check(true, 'the auth outcome is shown', await page.textContent('#auth-state'));
+  const n = sent.length;
+  await page.click('#auth');
+  await frame(n, 'Send auth sends it again');
+  await page.waitForSelector('#messages > li.out[data-type="auth"]', { timeout: 5000 });
+  const leak = await page.evaluate(t => ({ page: document.documentElement.outerHTML.includes(t), url: location.href.includes(t),
+    storage: JSON.stringify([{ ...localStorage }, { ...sessionStorage }]).includes(t) }), TOKEN);
+  check(!leak.page && !leak.url && !leak.storage, 'the token is shown, put in the URL and stored nowhere', leak);
+
   // a phone-sized viewport: no horizontal scrolling, the controls usable
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2,
     isMobile: true, hasTouch: true, colorScheme: 'dark' });
