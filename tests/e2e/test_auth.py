@@ -685,6 +685,26 @@ def test_tokens_never_logged(kbridge, keyring):
                                          f"{log[max(0, m.start() - 80):m.end() + 20]!r}"
 
 
+def test_sub_is_the_identity_in_stats_and_logs(kbridge, keyring):
+    """The token's sub is the client's identity: in the /stats client list
+    ("identity") and in the log line of its authentication."""
+    srv = kbridge(*ROUTE, "--jwt-secret", keyring.secret)
+    a = srv.ws(headers=[("Authorization", f"Bearer {au.mint('HS256', keyring.good['hmac'], au.claims(sub='alice@x'))}")])
+    b, ack = au.auth_ws(srv, au.mint("HS256", keyring.good["hmac"], au.claims(sub="bob@y")))
+    assert ack.get("sub") == "bob@y", ack
+    anon = srv.ws()
+    for ws in (a, b, anon):
+        ws.ping_ok()
+    st = srv.http("GET", "/stats").json()
+    rows = [row for v in st.values() if isinstance(v, list) for row in v
+            if isinstance(row, dict) and "identity" in row]
+    idents = sorted(str(r.get("identity")) for r in rows)
+    assert "alice@x" in idents and "bob@y" in idents, f"/stats client identities: {idents} ({st!r:.600})"
+    assert len(rows) == 3, f"/stats lists {len(rows)} clients with an identity field, expected 3: {rows!r}"
+    log = srv.log()
+    assert "alice@x" in log and "bob@y" in log, f"the subs are not in the log ({srv.log_path})"
+
+
 BAD_KEY_FILES = {
     "missing": None,
     "empty": b"",
