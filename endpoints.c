@@ -272,12 +272,15 @@ static void stats(struct http_out *o, const struct http_request *req)
 		if (lag >= 0) json_int(b, lag); else json_null(b);
 	}
 	json_obj_end(b);
-	/* Per-client summaries, capped: a stats call must stay cheap. */
+	/* Per-client summaries, capped: a stats call must stay cheap. Who is
+	 * connected from where is the operator's business: once clients
+	 * authenticate, only for the admin listener or the admin token. */
+	int listed = !(conf->jwt_key || conf->jwt_secret) || conf->admin_listen_len || admin_token;
 	json_key(b, "client_list");
 	json_arr_begin(b);
 	uint32_t shown = 0;
 	struct endpoints_client c;
-	for (i = 0; shown < STATS_CLIENTS_MAX && src->client_next(&i, &c); shown++) {
+	for (i = 0; listed && shown < STATS_CLIENTS_MAX && src->client_next(&i, &c); shown++) {
 		json_obj_begin(b);
 		json_key(b, "id");              json_uint(b, c.id);
 		json_key(b, "peer");            json_cstr(b, c.peer);
@@ -289,7 +292,8 @@ static void stats(struct http_out *o, const struct http_request *req)
 		json_obj_end(b);
 	}
 	json_arr_end(b);
-	json_key(b, "client_list_truncated"); json_bool(b, src->clients() > shown);
+	json_key(b, "client_list_truncated"); json_bool(b, listed && src->clients() > shown);
+	if (!listed) { json_key(b, "client_list_hidden"); json_bool(b, 1); }
 	json_key(b, "version");    json_cstr(b, KBRIDGE_VERSION);
 	json_key(b, "librdkafka"); json_cstr(b, src->kafka_version());
 	json_obj_end(b);

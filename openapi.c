@@ -483,6 +483,8 @@ static const struct named schemas[] = {
 		"\"queued_bytes\":" REF("schemas/Count") ",\"identity\":{\"type\":[\"string\",\"null\"],"
 		"\"description\":\"with authentication on: the `sub` of the client's token\"}}}},"
 		"\"client_list_truncated\":{\"type\":\"boolean\",\"description\":\"more clients than listed\"},"
+		"\"client_list_hidden\":{\"type\":\"boolean\",\"description\":\"with authentication on, the list is "
+		"given only on the admin listener or behind the admin token\"},"
 		"\"version\":{\"type\":\"string\"},\"librdkafka\":{\"type\":\"string\"}}}" },
 	{ "Error", "{\"type\":\"object\",\"required\":[\"error\"],\"properties\":{\"error\":{\"type\":\"string\","
 		"\"description\":\"what was wrong\"},\"reason\":{\"description\":\"a 401 to an upgrade: why the token was "
