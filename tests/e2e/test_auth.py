@@ -686,16 +686,20 @@ def test_tokens_never_logged(kbridge, keyring):
 
 
 def test_sub_is_the_identity_in_stats_and_logs(kbridge, keyring):
-    """The token's sub is the client's identity: in the /stats client list
-    ("identity") and in the log line of its authentication."""
-    srv = kbridge(*ROUTE, "--jwt-secret", keyring.secret)
+    """The token's sub is the client's identity: in the admin /stats client
+    list ("identity"; --admin-listen) and in the log line of its
+    authentication."""
+    from conftest import free_port
+    import wsutil
+    admin = free_port()
+    srv = kbridge(*ROUTE, "--jwt-secret", keyring.secret, "--admin-listen", f"127.0.0.1:{admin}")
     a = srv.ws(headers=[("Authorization", f"Bearer {au.mint('HS256', keyring.good['hmac'], au.claims(sub='alice@x'))}")])
     b, ack = au.auth_ws(srv, au.mint("HS256", keyring.good["hmac"], au.claims(sub="bob@y")))
     assert ack.get("sub") == "bob@y", ack
     anon = srv.ws()
     for ws in (a, b, anon):
         ws.ping_ok()
-    st = srv.http("GET", "/stats").json()
+    st = wsutil.get_json(admin, "/stats")
     rows = [row for v in st.values() if isinstance(v, list) for row in v
             if isinstance(row, dict) and "identity" in row]
     idents = sorted(str(r.get("identity")) for r in rows)
