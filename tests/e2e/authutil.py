@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 import wsutil
+from wsutil import recv_until  # noqa: F401 (used as au.recv_until)
 
 # alg -> the kind of key that signs it
 ALG_KIND = {
@@ -318,18 +319,3 @@ def wait_for(pred, timeout, what, step=0.05):
         time.sleep(step)
 
 
-def recv_until(ws, pred, timeout=5.0, what="message"):
-    """Reads JSON messages until pred(obj); returns (obj, everything read)."""
-    seen = []
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"no {what} within {timeout}s; got {seen[-5:]!r}")
-        try:
-            obj = ws.recv_json(left)
-        except TimeoutError:
-            continue
-        seen.append(obj)
-        if pred(obj):
-            return obj, seen

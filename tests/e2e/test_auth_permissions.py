@@ -129,6 +129,16 @@ def check_data(name, got, recs, want_pred):
         assert m.get("key") == r.key, f"{name}: {r!r} delivered with key {m.get('key')!r}"
 
 
+def check_clients(srv, clients, recs):
+    """Once recs are routed: each client ({name: (ws, pred)}) received
+    exactly the records pred allows, and no control message."""
+    wait_routed(srv, recs)
+    for name, (ws, pred) in clients.items():
+        data, controls = drain(ws)
+        assert not controls, f"{name}: unexpected {controls!r}"
+        check_data(name, data, recs, pred)
+
+
 def drain(ws, quiet=0.6, timeout=20):
     controls = []
     data = read_messages(ws, quiet=quiet, timeout=timeout, controls=controls)
@@ -216,11 +226,7 @@ def test_channel_globs_and_refused_channels(bridge, keyring):
 
     recs = produce(mk, [(t, k, {"t": t, "k": k, "i": i}) for i, (t, k) in
                         enumerate((t, k) for t in GLOB_TOPICS for k in ("a", "b", None))])
-    wait_routed(srv, recs)
-    for name, (ws, pred) in clients.items():
-        data, controls = drain(ws)
-        assert not controls, f"{name}: unexpected {controls!r}"
-        check_data(name, data, recs, pred)
+    check_clients(srv, clients, recs)
 
 
 # ---------------------------------------------------------------- keys
@@ -267,11 +273,7 @@ def test_key_narrowing(bridge, keyring):
         for k in ("a", "b", "c", "d", None, "A", "a ", "ab"):
             specs.append(("ticker", k, {"k": k, "i": i, "side": "buy" if i % 2 == 0 else "sell"}))
     recs = produce(mk, specs)
-    wait_routed(srv, recs)
-    for name, (ws, pred) in clients.items():
-        data, controls = drain(ws)
-        assert not controls, f"{name}: unexpected {controls!r}"
-        check_data(name, data, recs, pred)
+    check_clients(srv, clients, recs)
 
 
 # ---------------------------------------------------------------- forced filter
@@ -335,11 +337,7 @@ def test_forced_filter_anded_with_the_clients(bridge, keyring):
 
     specs = [("ticker", k, v) for i, v in enumerate(FILTER_VALUES * 2) for k in ["ab"[i % 2]]]
     recs = produce(mk, specs)
-    wait_routed(srv, recs)
-    for name, (ws, pred) in clients.items():
-        data, controls = drain(ws)
-        assert not controls, f"{name}: unexpected {controls!r}"
-        check_data(name, data, recs, pred)
+    check_clients(srv, clients, recs)
 
 
 # ---------------------------------------------------------------- public channels
@@ -382,11 +380,7 @@ def test_public_channels_without_token_and_not_narrowed(bridge, keyring):
                 for tenant in ("acme", "globex"):
                     specs.append((topic, k, {"i": i, "tenant": tenant}))
     recs = produce(mk, specs)
-    wait_routed(srv, recs)
-    for name, (ws, pred) in clients.items():
-        data, controls = drain(ws)
-        assert not controls, f"{name}: unexpected {controls!r}"
-        check_data(name, data, recs, pred)
+    check_clients(srv, clients, recs)
 
     # Snapshots of a public channel are whole, with or without a token.
     newest = {}
