@@ -311,10 +311,26 @@ static int subscribe(struct client *c, struct channel *ch, struct filter *f, cha
 	struct sub **tail = &c->subs;
 	for (struct sub *s = c->subs; s; s = s->cnext) {
 		if (s->ch == ch && s->spec_len == spec_len && memcmp(s->spec, spec, spec_len) == 0) {
-			s->interval_ms = interval_ms;   /* the same subscription, asked again */
-			filter_free(f);
+			/* The same subscription, asked again: the new filter
+			 * replaces its own (a refreshed token may allow more, or
+			 * less, than when it was made; docs/security.md). */
+			s->interval_ms = interval_ms;
 			free(spec);
-			return 0;
+			struct filter old = s->f;
+			sub_detach(s);
+			s->f = *f;
+			memset(f, 0, sizeof(*f));
+			if (sub_attach(s) == 0) {
+				filter_free(&old);
+				return 0;
+			}
+			filter_free(&s->f);
+			s->f = old;
+			if (sub_attach(s) == 0) return -1;
+			*tail = s->cnext;       /* no memory to index it either way: it goes */
+			sub_free(s);
+			c->nsubs--;
+			return -1;
 		}
 		tail = &s->cnext;
 	}

@@ -212,7 +212,7 @@ static enum jwt_error verify_sig(const struct jwks *ks, const struct alg *a, con
 				 size_t kid_len, const char *msg, size_t mlen,
 				 const unsigned char *sig, size_t slen)
 {
-	size_t i, fits = 0, named = 0, tried = 0;
+	size_t i, named = 0, tried = 0;
 
 	if (a->kind == ALG_HS) {
 		/* Only the secret: a public key is never an HMAC key (RFC 8725
@@ -226,19 +226,20 @@ static enum jwt_error verify_sig(const struct jwks *ks, const struct alg *a, con
 		int fit = k->type == a->key && (!k->alg[0] || !strcmp(k->alg, a->name));
 		int match = !kid || !k->has_kid || (k->kid_len == kid_len && !memcmp(k->kid, kid, kid_len));
 
-		fits += fit;
-		named += kid && match;
+		named += kid && k->has_kid && k->kid_len == kid_len && !memcmp(k->kid, kid, kid_len);
 		if (!fit || !match)
 			continue;
 		tried++;
 		if (verify_pkey(a, k->pkey, msg, mlen, sig, slen))
 			return JWT_OK;
 	}
-	if (!fits)
-		return JWT_ALGORITHM;
-	if (!tried)  /* the kid names a key of another type, or none */
-		return named ? JWT_ALGORITHM : JWT_UNKNOWN_KEY;
-	return JWT_SIGNATURE;
+	if (tried)
+		return JWT_SIGNATURE;
+	/* A kid no key carries is unknown whatever the alg: the key may be
+	 * of a kind not loaded yet (the caller may read the file again). */
+	if (kid && !named)
+		return JWT_UNKNOWN_KEY;
+	return JWT_ALGORITHM;   /* no key fits alg, or the kid's key does not */
 }
 
 /* ---- claims (RFC 7519 §4.1) ----------------------------------------------- */

@@ -84,8 +84,10 @@ struct jwt_claims {
  * alg. A JWKS key's own "alg", when
  * present, must equal the token's. Reasons come in this order: malformed
  * (the three parts, base64url, both JSON objects, header member types),
- * algorithm (alg unknown or fitting no key, or the kid's key does not
- * fit), unknown_key, signature; then, for a verified token only, malformed
+ * algorithm (alg unknown; HS without a secret), then for public keys:
+ * unknown_key (a kid no key carries, when no key without a kid fits:
+ * whatever the alg, since the key may be of a kind not loaded yet),
+ * algorithm (no key fits alg, or the kid's key does not), signature; then, for a verified token only, malformed
  * for claims of the wrong type (exp or nbf not a number, sub or iss not a
  * string, aud not a string or array of strings, when checked), missing_exp,
  * expired (now >= exp + leeway), not_yet_valid (now < nbf - leeway),

@@ -25,27 +25,11 @@ import threading
 import time
 
 from conftest import BulkReader, is_data, wait_channel_seq, ws_subscribe
+from wsutil import recv_until
 
 
 def b64(b):
     return base64.b64encode(b).decode("ascii")
-
-
-def recv_until(ws, pred, timeout=5.0, what="message"):
-    """Reads JSON messages until pred(obj); returns (obj, everything read)."""
-    seen = []
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"no {what} within {timeout}s; got {seen[-5:]!r}")
-        try:
-            obj = ws.recv_json(left)
-        except TimeoutError:
-            continue
-        seen.append(obj)
-        if pred(obj):
-            return obj, seen
 
 
 def snapshot_of(ws, channel, ident, timeout=5.0):

@@ -463,3 +463,20 @@ def check_101(r, key):
         f"accept {r.header('Sec-WebSocket-Accept')!r}, expected {accept_key(key)!r}"
     assert r.header("Sec-WebSocket-Protocol") is None, "subprotocol selected though none offered/supported"
     assert r.header("Sec-WebSocket-Extensions") is None, "extension in 101 though none offered"
+
+
+def recv_until(ws, pred, timeout=5.0, what="message"):
+    """Reads JSON messages until pred(obj); returns (obj, everything read)."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no {what} within {timeout}s; got {seen[-5:]!r}")
+        try:
+            obj = ws.recv_json(left)
+        except TimeoutError:
+            continue
+        seen.append(obj)
+        if pred(obj):
+            return obj, seen

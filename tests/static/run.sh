@@ -143,8 +143,10 @@ for pair in musl-gcc:musl-tools file:file openssl:openssl chroot:coreutils \
 done
 $PY -c 'import websockets' 2>/dev/null || apt_install python3-websockets
 $PY -c 'import websockets' 2>/dev/null || missing="$missing python3-websockets"
+$PY -c 'import jwt, cryptography' 2>/dev/null || apt_install python3-jwt
+$PY -c 'import jwt, cryptography' 2>/dev/null || missing="$missing python3-jwt"
 if [ -n "$missing" ]; then bad "prerequisites missing and not installable:$missing"; finish; fi
-ok "prerequisites: musl-gcc, file, openssl, chroot, readelf, python3-websockets"
+ok "prerequisites: musl-gcc, file, openssl, chroot, readelf, python3-websockets, python3-jwt"
 
 # ---- build -----------------------------------------------------------------
 if timeout "${STATIC_MAKE_TIMEOUT:-5400}" "${MAKE:-make}" static >"$T/make.log" 2>&1 && [ -x "$BIN" ]; then
@@ -248,6 +250,41 @@ if [ $rc = 0 ] && grep -q 'info stopped' "$T/demo.log"; then ok "chroot: --demo 
 else bad "chroot: --demo after SIGTERM: exit status $rc (want 0)" "$T/demo.log"; fi
 if grep -qE '^[^ ]+ (warn|error) ' "$T/demo.log"; then
 	echo "       note: warnings/errors in the demo log:"; grep -E '^[^ ]+ (warn|error) ' "$T/demo.log" | head -n 5 | cut -c1-300 | sed 's/^/       | /'
+fi
+
+# ---- JWT verification in the chroot -------------------------------------------
+# The static binary verifies tokens with the libcrypto linked into it: an RSA
+# 2048 and an EC P-256 key pair made with openssl outside the chroot, the two
+# public keys copied in as one PEM file; RS256 and ES256 tokens minted by
+# PyJWT outside (tests/static/jwt_upgrade.py): the upgrade with each is a 101
+# (and subscribes), with its signature or payload tampered a 401.
+mkdir -p "$T/jwt"
+jwt_keys() {
+	cd "$T/jwt" &&
+	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.key &&
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec.key &&
+	{ openssl pkey -in rsa.key -pubout && openssl pkey -in ec.key -pubout; } >keys.pem
+}
+if (jwt_keys) >"$T/jwt/openssl.log" 2>&1 && cp "$T/jwt/keys.pem" "$ROOTFS/jwt.pem" && chmod 644 "$ROOTFS/jwt.pem"; then
+	P=$(free_port)
+	start_bridge "$T/jwt.log" -- --demo --listen 127.0.0.1:"$P" --jwt-key /jwt.pem
+	if wait_for 20 http_200 "http://127.0.0.1:$P/ready"; then
+		for pair in RS256:rsa.key ES256:ec.key; do
+			if out=$(timeout 60 $PY tests/static/jwt_upgrade.py "ws://127.0.0.1:$P/ws" "${pair%%:*}" "$T/jwt/${pair#*:}" 2>&1); then
+				ok "chroot: --jwt-key /jwt.pem: $out"
+			else
+				bad "chroot: --jwt-key /jwt.pem: $out" "$T/jwt.log"
+			fi
+		done
+	else
+		bad "chroot: --demo --jwt-key /jwt.pem did not become ready within 20 s" "$T/jwt.log"
+	fi
+	stop_bridge; rc=$?
+	if [ $rc = 0 ]; then ok "chroot: --demo --jwt-key exits 0 on SIGTERM"
+	else bad "chroot: --demo --jwt-key: exit status $rc after SIGTERM" "$T/jwt.log"; fi
+	rm -f "$ROOTFS/jwt.pem"
+else
+	bad "openssl: could not make the JWT key pairs" "$T/jwt/openssl.log"
 fi
 
 # ---- no /etc/hosts: "localhost" does not resolve, and kbridge says so --------
