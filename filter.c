@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "json_parse.h"
 
 int filter_add_key(struct filter *f, char *k)
@@ -120,4 +121,22 @@ int filter_fields_ok(const struct filter *f, const void *value, size_t value_len
 		if (!ff->any && !json_value_eq(v, vl, ff->value, ff->value_len)) return 0;
 	}
 	return 1;
+}
+
+void filter_text(const struct filter *f, struct jbuf *b)
+{
+	/* Separators no key, name or value holds unescaped. */
+	if (f->keys) {
+		json_append(b, "k", 1);
+		for (uint32_t i = 0; i < f->nkeys; i++) json_str(b, f->keys[i], strlen(f->keys[i]));
+	}
+	for (uint32_t i = 0; i < f->nfields; i++) {
+		json_append(b, f->fields[i].any ? "F" : "f", 1);
+		json_cstr(b, f->fields[i].name);
+		json_append(b, f->fields[i].value, f->fields[i].value_len);
+	}
+	if (f->type) {
+		json_append(b, "t", 1);
+		json_cstr(b, f->type);
+	}
 }

@@ -36,6 +36,12 @@ void filter_free(struct filter *f);
  * unchanged); -2 out of memory (f may be partly narrowed: free it). */
 int  filter_restrict(struct filter *f, const struct filter *only);
 
+/* Appends a text that is the same for two filters that pass the same
+ * records (keys, fields and type in their stored order): the state
+ * dialect groups clients by it. */
+struct jbuf;
+void filter_text(const struct filter *f, struct jbuf *b);
+
 /* 1 when the key passes f's key list (check_keys = 0: the caller found
  * the subscription through the key index already). */
 int  filter_key_ok(const struct filter *f, const void *key, size_t key_len);

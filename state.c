@@ -321,7 +321,8 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* A client's identity for sharing: period, format and its subscriptions
- * (channel and filter), sorted so the order they came in does not count. */
+ * (channel and the filter in force, which a token may have narrowed),
+ * sorted so the order they came in does not count. */
 static char *signature(const struct client *c, size_t *len)
 {
 	uint32_t n = 0;
@@ -331,16 +332,25 @@ static char *signature(const struct client *c, size_t *len)
 	json_init(&b);
 	if (!items) return NULL;
 	n = 0;
+	struct jbuf f;
+	json_init(&f);
 	for (const struct sub *u = c->subs; u; u = u->cnext) {
 		if (!u->st) continue;
+		/* The filter as applied, not as asked: two clients asking the
+		 * same under different tokens may see different state. */
+		json_reset(&f);
+		json_append(&f, u->spec, u->spec_len);
+		json_append(&f, "\x1f", 1);
+		filter_text(&u->f, &f);
 		size_t nl = strlen(u->st->name);
-		if (!(items[n] = malloc(nl + u->spec_len + 2))) break;
+		if (f.failed || !(items[n] = malloc(nl + f.len + 2))) break;
 		memcpy(items[n], u->st->name, nl);
 		items[n][nl] = '\x1f';
-		memcpy(items[n] + nl + 1, u->spec, u->spec_len);
-		items[n][nl + 1 + u->spec_len] = '\0';
+		memcpy(items[n] + nl + 1, f.buf, f.len);
+		items[n][nl + 1 + f.len] = '\0';
 		n++;
 	}
+	json_free(&f);
 	qsort(items, n, sizeof(*items), cmp_str);
 	char head[48];
 	snprintf(head, sizeof(head), "%u|%d", (unsigned)c->interval_ms, (int)c->msgpack);

@@ -816,3 +816,58 @@ def test_state_dialect_obeys_the_token(bridge, keyring):
                 assert tick.get(k) == newest[k].obj, f"{r.name}: ticker.{k} = {tick.get(k)!r}, " \
                                                      f"expected {newest[k].obj!r}"
         assert state.get("news") == news, f"{r.name}: public news state {state.get('news')!r} != {news!r}"
+
+
+def test_state_dialect_groups_by_the_token(bridge, keyring):
+    """Two type=web clients asking the very same (channels=ticker on the
+    URL) under different tokens share no updates: the narrowed one never
+    sees a key or value only the other may read, however the state
+    dialect groups its clients, also after a refresh narrows a token that
+    first read everything."""
+    mk, srv = bridge(["ticker"])
+    wide = token(keyring, channels=["ticker"])
+    a = srv.ws("/ws?type=web&format=json&channels=ticker", headers=hdr(wide))   # first in its group
+    ra = BulkReader(a, "wide")
+    b = srv.ws("/ws?type=web&format=json&channels=ticker", headers=hdr(leak_token(keyring)))
+    rb = BulkReader(b, "narrow")
+    c = srv.ws("/ws?type=web&format=json&channels=ticker", headers=hdr(wide))
+    rc = BulkReader(c, "narrowed-by-refresh")
+    for r in (ra, rb, rc):
+        r.wait_for(lambda objs: any(o.get("type") == "snapshot" for o in objs), 5, "snapshot")
+    c.send_json({"type": "auth", "token": leak_token(keyring), "id": "narrow"})
+    rc.wait_for(lambda objs: any(o.get("type") == "ack" for o in objs), 5, "refresh ack")
+    recs = produce(mk, leak_specs(3))
+    wait_routed(srv, recs)
+    time.sleep(0.8)                       # two web periods: the last changes are out
+    for r in (ra, rb, rc):
+        r.stop()
+    ok = {}
+    for r in recs:
+        if permitted(r):
+            ok.setdefault(r.key, []).append(r.obj)
+
+    def states(objs):
+        """The state after each snapshot or update."""
+        state = {}
+        for o in objs:
+            if o.get("type") == "snapshot":
+                state = copy.deepcopy(o["data"])
+            elif o.get("type") == "update":
+                for path, v in o["changes"].items():
+                    set_nested(state, path, copy.deepcopy(v))
+            else:
+                continue
+            yield o, state
+
+    wide = set()
+    for _, st in states(ra.objs()):
+        wide |= set((st.get("ticker") or {}).keys())
+    assert {"c", "d"} <= wide, f"the wide client should see c and d: {wide}"
+    for r in (rb, rc):
+        n = 0
+        for o, st in states(r.objs()):
+            n += 1
+            for k, v in (st.get("ticker") or {}).items():
+                assert k in LEAK_KEYS or v is None, f"{r.name}: message {n} holds ticker key {k!r}: {o!r:.300}"
+                assert v is None or v in ok.get(k, []), f"{r.name}: message {n} leaves ticker.{k} = {v!r}"
+        assert n >= 2, f"{r.name}: no update at all"
