@@ -432,6 +432,19 @@ static int start_resume(struct client *c, char (*topics)[256], const int32_t *pa
 {
 	struct replay_req req[RESUME_MAX];
 	int nk = 0;
+	/* With tokens, only what this connection reads: a replay for a
+	 * channel it has no subscription to (one its token refused) would
+	 * cost a Kafka consumer and deliver nothing. */
+	for (int i = 0; auth_enabled() && i < n; i++) {
+		const struct channel *ch = hub_topic_channel(topics[i]);
+		const struct sub *s = c->subs;
+		while (ch && s && s->ch && s->ch != ch) s = s->cnext;
+		if (ch && !s) {
+			snprintf(err, errlen, "cannot resume %s:%d: this connection reads no channel of that topic",
+				 topics[i], (int)parts[i]);
+			return -1;
+		}
+	}
 	for (int i = 0; i < n; i++) {
 		int rc = hub_resume(c, topics[i], parts[i], last[i]);
 		if (rc < 0) {

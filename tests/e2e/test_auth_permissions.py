@@ -871,3 +871,26 @@ def test_state_dialect_groups_by_the_token(bridge, keyring):
                 assert k in LEAK_KEYS or v is None, f"{r.name}: message {n} holds ticker key {k!r}: {o!r:.300}"
                 assert v is None or v in ok.get(k, []), f"{r.name}: message {n} leaves ticker.{k} = {v!r}"
         assert n >= 2, f"{r.name}: no update at all"
+
+
+def test_no_resume_of_what_the_token_refuses(bridge, keyring):
+    """A resume naming a topic whose channel the connection does not read
+    (refused, or never subscribed) starts no replay: BAD_REQUEST naming
+    it, on the upgrade URL (tokenless) and in a subscribe; a permitted
+    resume still replays."""
+    mk, srv = bridge(["ticker", "secret"], "--history", "0", "--public-channels", "ticker")
+    recs = produce(mk, [("secret", "a", {"i": i}) for i in range(3)] + [("ticker", "a", {"i": 9})])
+    wait_routed(srv, recs)
+    ws = srv.ws("/ws?channels=secret&resume=secret:0:-1")
+    got = [ws.recv_json(5), ws.recv_json(5)]
+    expect_unauthorized(got[0], "secret", what="refused channel on the URL")
+    assert got[1].get("code") == "BAD_REQUEST" and "secret:0" in got[1].get("message", ""), got
+    ws.send_json({"type": "subscribe", "channel": "ticker", "resume": {"secret:0": -1}, "id": "r"})
+    r = ws.recv_json(5)
+    assert r.get("type") == "ack", r                # the public subscription itself stands
+    r = ws.recv_json(5)
+    assert r.get("code") == "BAD_REQUEST" and r.get("id") == "r" and "secret:0" in r.get("message", ""), r
+    ws.send_json({"type": "subscribe", "channel": "ticker", "resume": {"ticker:0": -1}, "id": "ok"})
+    data, _ = drain(ws)
+    assert [m["data"] for m in data if m.get("topic") == "ticker"] == [{"i": 9}], data
+    assert not [m for m in data if m.get("topic") == "secret"], data
