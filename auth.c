@@ -22,6 +22,7 @@
 #include "ws.h"
 
 #define KID_RELOAD_MS 10000   /* an unknown kid re-reads the key file at most this often */
+#define EXP_MAX 253402300799LL  /* 9999-12-31T23:59:59Z */
 
 /* A token's permissions (docs/security.md#permissions). */
 struct perm {
@@ -325,7 +326,9 @@ static enum jwt_error verify(const char *tok, size_t len, struct auth_client **o
 	struct auth_client *au = calloc(1, sizeof(*au) + sl + 1);
 	if (!au) { jwt_claims_free(&cl); return JWT_NO_MEMORY; }
 	memcpy(au->sub, cl.sub, sl + 1);
-	au->exp_s = cl.exp;
+	/* Beyond the year 9999 is forever: kept there, the deadline's
+	 * arithmetic in ms cannot overflow and the ack's date prints. */
+	au->exp_s = cl.exp < EXP_MAX ? cl.exp : EXP_MAX;
 	int bad = perm_parse(cl.payload, cl.payload_len, &au->p);
 	jwt_claims_free(&cl);
 	if (bad) { free(au); return JWT_MALFORMED; }
@@ -414,8 +417,8 @@ static void ack(struct client *c, const char *id, size_t id_len)
 	char when[32];
 	time_t t = (time_t)c->au->exp_s;
 	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!gmtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(when, sizeof(when), "9999-12-31T23:59:59Z");
 	struct jbuf b;
 	reply_begin(&b, "ack", id, id_len);
 	json_key(&b, "action");  json_cstr(&b, "auth");

@@ -391,6 +391,20 @@ def test_refused_refresh_keeps_the_old_token(kbridge, keyring):
     assert r.get("type") == "ack", r
 
 
+def test_exp_far_in_the_future(kbridge, keyring):
+    """exp beyond the year 9999 (up to 2**62, or a float) is accepted as
+    forever: the ack says 9999-12-31T23:59:59Z, the client stays and
+    reads (no overflow into an instant TOKEN_EXPIRED)."""
+    srv = kbridge(*ROUTE, "--jwt-secret", keyring.secret, "--jwt-leeway", "86400")
+    for exp in (2 ** 62, 2 ** 63 - 1, 1e300):
+        tok = au.mint("HS256", keyring.good["hmac"], au.claims(exp_in=None, exp=exp))
+        ws = srv.ws()
+        r = ws.request({"type": "auth", "token": tok, "id": "a"})
+        assert r.get("type") == "ack" and r.get("expires") == "9999-12-31T23:59:59Z", (exp, r)
+        time.sleep(0.6)                     # past a server tick: no TOKEN_EXPIRED
+        assert_authenticated(ws, f"exp {exp}")
+
+
 def test_auth_timeout_closes_unauthenticated(kbridge, keyring):
     """--auth-timeout 1: a client that brought no token and sent none (or
     only a bad one) is closed with 1008 "authentication required"; clients
