@@ -13,11 +13,14 @@
 #include <time.h>
 
 #include "clock.h"
+#include "conflate.h"
+#include "history.h"
 #include "hub.h"
 #include "json.h"
 #include "json_parse.h"
 #include "log.h"
 #include "metrics.h"
+#include "replay.h"
 #include "state.h"
 #include "ws.h"
 
@@ -409,7 +412,18 @@ static void install(struct client *c, struct auth_client *au)
 		changed = 1;
 	}
 	free(chans);
-	if (changed && c->dialect) state_client_changed(c, NULL, 0);
+	if (!changed) return;
+	/* What was held back under the old token may be what the new one
+	 * refuses: conflation's pending records go (newer ones follow), and
+	 * a resume still waiting for Kafka ends, said with RESUME_GAP. */
+	conflate_drop_channel(c, NULL);
+	if (c->rs) {
+		replay_owner_gone(c);
+		history_gate_free(c);
+		reply_error(c, NULL, 0, "RESUME_GAP", "your token changed during a resume: it ended, and what it held "
+			    "back was dropped; subscribe with \"resume\" again from the last offsets you have");
+	}
+	if (c->dialect) state_client_changed(c, NULL, 0);
 }
 
 static void ack(struct client *c, const char *id, size_t id_len)

@@ -164,7 +164,7 @@ void conflate_drop_channel(struct client *c, const void *chan)
 	struct map_slot *s;
 	while (map_next(&cf->keys, &i, &s)) {
 		struct centry *e = s->val;
-		if (e->chan == chan && e->pending) {
+		if ((!chan || e->chan == chan) && e->pending) {
 			frame_unref(e->pending);
 			e->pending = NULL;
 			cf->npending--;

@@ -19,7 +19,8 @@ void conflate_offer(struct client *c, const void *chan, const void *key, size_t 
 void conflate_service(int64_t now);
 /* ms until something is due, -1 when nothing waits. */
 int  conflate_timeout_ms(int64_t now);
-/* Forgets what c holds for chan (a snapshot is about to cover it). */
+/* Forgets what c holds for chan (a snapshot is about to cover it, or c
+ * may no longer read it); chan NULL: for every channel. */
 void conflate_drop_channel(struct client *c, const void *chan);
 void conflate_client_gone(struct client *c);
 #endif

@@ -894,3 +894,28 @@ def test_no_resume_of_what_the_token_refuses(bridge, keyring):
     data, _ = drain(ws)
     assert [m["data"] for m in data if m.get("topic") == "ticker"] == [{"i": 9}], data
     assert not [m for m in data if m.get("topic") == "secret"], data
+
+
+def test_refresh_drops_what_conflation_held(bridge, keyring):
+    """interval=3000 holds the newest record per key for up to 3 s: a
+    refresh that takes the channel away (or narrows its keys) must not
+    let a held record out afterwards."""
+    mk, srv = bridge(["ticker", "other"])
+    ws = srv.ws("/ws?interval=3000", headers=hdr(token(keyring, channels=["ticker", "other"])))
+    assert ws.request({"type": "subscribe", "channels": ["ticker"], "id": "s"}).get("type") == "ack"
+    nk = srv.ws("/ws?interval=3000", headers=hdr(token(keyring, channels=["ticker"])))
+    assert nk.request({"type": "subscribe", "channel": "ticker", "id": "s"}).get("type") == "ack"
+    recs = produce(mk, [("ticker", "c", {"v": "first"})])
+    wait_routed(srv, recs)
+    first, _ = drain(ws, quiet=0.3, timeout=5)
+    drain(nk, quiet=0.3, timeout=5)
+    # The next ones wait in conflation for the rest of the interval.
+    recs += produce(mk, [("ticker", "c", {"v": "held"}), ("ticker", "a", {"v": "held-a"})])
+    wait_routed(srv, recs)
+    ws.send_json({"type": "auth", "token": token(keyring, channels=["other"]), "id": "r"})
+    nk.send_json({"type": "auth", "token": token(keyring, channels=["ticker"], keys=["a"]), "id": "r"})
+    data, controls = drain(ws, quiet=4.0, timeout=8)
+    assert not [m for m in data if m.get("data") == {"v": "held"}], f"revoked channel's held record: {data!r}"
+    assert any(o.get("code") == "UNAUTHORIZED" and o.get("channel") == "ticker" for o in controls), controls
+    data, controls = drain(nk, quiet=4.0, timeout=8)
+    assert not [m for m in data if m.get("key") == "c"], f"narrowed-away key's held record: {data!r}"
