@@ -499,6 +499,12 @@ void auth_deadline(struct client *c)
 	/* else: an anonymous reader of public channels stays */
 }
 
+void auth_unsubscribed(struct client *c)
+{
+	if (A.keys && !c->au && !c->nsubs && !c->auth_deadline)
+		c->auth_deadline = clock_now() + (int64_t)(A.cfg->auth_timeout * 1000);
+}
+
 const char *auth_identity(const struct client *c)
 {
 	return c->au ? c->au->sub : NULL;

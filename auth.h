@@ -56,6 +56,10 @@ void auth_deadline(struct client *c);
 /* The reason in words ("token expired", "bad signature", ...), for the
  * 401 body beside jwt_error_name(). */
 const char *auth_reason_text(enum jwt_error e);
+/* c unsubscribed: a client without a token left with no subscription
+ * gets --auth-timeout again to authenticate (an anonymous reader of
+ * public channels is not closed, an idle one is). */
+void auth_unsubscribed(struct client *c);
 /* The token's sub of c, NULL when c has none. */
 const char *auth_identity(const struct client *c);
 /* c is about to be freed. */

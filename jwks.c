@@ -508,7 +508,7 @@ static int read_file(const char *path, char **buf, size_t *len, char *err, size_
 	int fd;
 
 	*buf = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);   /* a FIFO must not hold the loop */
 	if (fd < 0) {
 		fail(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;

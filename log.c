@@ -53,10 +53,19 @@ const char *log_str(const char *s, size_t n)
 	return b;
 }
 
-/* A text value needs quotes when it is empty or holds spaces, quotes or '='. */
+/* A text value needs quotes when it is empty or holds spaces, quotes,
+ * '=' or control bytes (which the quoting escapes: a value from a peer,
+ * a token's sub, cannot forge a line or move the terminal's cursor). */
+static int plain(const char *v)
+{
+	for (; *v; v++)
+		if ((unsigned char)*v <= ' ' || *v == '"' || *v == '=' || *v == 0x7f) return 0;
+	return 1;
+}
+
 static void text_value(struct jbuf *b, const char *v)
 {
-	if (*v && !strpbrk(v, " \"=\t\n")) {
+	if (*v && plain(v)) {
 		json_append(b, v, strlen(v));
 		return;
 	}

@@ -640,6 +640,7 @@ static void unsubscribe(const struct msg_ctx *m, int action_dialect)
 		removed += hub_unsubscribe(m->c, r.chans[i], 0, spec, r.spec.len);
 	ack(m, "unsubscribe", &r, removed, NULL);
 	if (m->c->dialect && removed) state_client_changed(m->c, m->id, m->id_len);
+	if (removed) auth_unsubscribed(m->c);
 out:
 	sub_req_free(&r);
 }

@@ -390,6 +390,11 @@ static int upgrade_token(struct client *c, const struct http_request *req)
 {
 	const struct http_header *az = http_header_get(req, "Authorization");
 	static char qtok[JWT_MAX_LEN + 1];
+	if (auth_enabled() && http_header_count(req, "Authorization") > 1) {
+		/* A proxy and kbridge must not read different tokens. */
+		upgrade_refused(c, 400, "two Authorization lines", NULL);
+		return -1;
+	}
 	const char *tok = NULL;
 	size_t len = 0;
 	ssize_t n;

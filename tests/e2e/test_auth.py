@@ -430,6 +430,36 @@ def test_auth_timeout_closes_unauthenticated(kbridge, keyring):
     assert rej.get("auth_timeout") == 2, f"kbridge_rejected_total: {rej}"
 
 
+def test_auth_timeout_again_after_the_last_unsubscribe(kbridge, keyring):
+    """With public channels an anonymous reader outlives --auth-timeout;
+    once it unsubscribes from the last one it has --auth-timeout again,
+    then 1008 "authentication required"."""
+    srv = kbridge(*ROUTE, "-t", "news", "--public-channels", "news", "--jwt-secret", keyring.secret,
+                  "--auth-timeout", "1")
+    ws = srv.ws()
+    assert ws.request({"type": "subscribe", "channel": "news", "id": "s"}).get("type") == "ack"
+    time.sleep(1.6)
+    ws.ping_ok("still")
+    assert ws.request({"type": "unsubscribe", "channel": "news", "id": "u"}).get("type") == "ack"
+    t0 = time.monotonic()
+    ws.expect_close(1008, timeout=8, reason="authentication required")
+    assert time.monotonic() - t0 >= 0.7
+
+
+def test_two_authorization_lines_refused(kbridge, keyring):
+    """Two Authorization lines on an upgrade get 400: a proxy in front and
+    kbridge must not read different tokens."""
+    srv = kbridge(*ROUTE, "--jwt-secret", keyring.secret)
+    tok = au.mint("HS256", keyring.good["hmac"], au.claims())
+    hdrs = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Authorization", f"Bearer {tok}"),
+            ("Authorization", "Bearer other")]
+    r = srv.http("GET", "/ws", headers=hdrs)
+    assert r.status == 400, r
+    r = srv.http("GET", "/ws", headers=hdrs[:-1])
+    assert r.status == 101, r
+
+
 def test_default_auth_timeout_is_not_tiny(kbridge, keyring):
     """The default --auth-timeout is 10 s: an anonymous client is still open
     after 2 s."""
