@@ -11,6 +11,7 @@
 #include "client.h"
 #include "config.h"
 #include "json_parse.h"
+#include "proto_query.h"
 
 /* One parsed client message: tok[0] is a JSON object; id is the raw text
  * of its "id" member (NULL if none), echoed in every reply. */
@@ -23,22 +24,6 @@ struct msg_ctx {
 	size_t id_len;
 };
 
-#define PROTO_QUERY_MAX 2048
-#define PROTO_RESUME_MAX 16     /* partitions in resume= on the upgrade */
-
-/* Query parameters of the upgrade request, validated before the 101. */
-struct upgrade_opts {
-	char channels[PROTO_QUERY_MAX];   /* comma list from channel= / channels= */
-	int msgpack;
-	int interval_ms;                  /* conflation, 0 = none; the state dialect's period */
-	int state;                        /* type=tui|web: the state dialect */
-	int snapshot;
-	int nresume;                      /* resume=TOPIC:PARTITION:OFFSET,... */
-	char rtopics[PROTO_RESUME_MAX][256];
-	int32_t rparts[PROTO_RESUME_MAX];
-	int64_t rlast[PROTO_RESUME_MAX];
-};
-
 /* Sets up this layer and the routing layer below it (routes from cfg)
  * and registers for the outcomes of replays from Kafka. 0, or -1 with a
  * one-line reason in err (a configuration error: exit 2). */
@@ -46,9 +31,6 @@ int  proto_init(const struct config *cfg, char *err, size_t errlen);
 /* Handles one client control message (a JSON object); every reply goes to
  * m->c through the client layer. */
 void proto_handle(const struct msg_ctx *m);
-/* Validates the upgrade's query: 0, or -1 with a one-line reason in err
- * (answered 400 before the 101). */
-int  proto_upgrade_parse(const char *query, size_t qlen, struct upgrade_opts *o, char *err, size_t errlen);
 /* After the 101: applies the validated options (format, conflation,
  * subscriptions, snapshots, resume). */
 void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o);

@@ -1,8 +1,8 @@
-/* proto_query.c - the upgrade request's query parameters (proto.h):
+/* proto_query.c - the upgrade request's query parameters (proto_query.h):
  * channel(s)=, format=, type=, interval=, snapshot= and resume=, checked
  * before the 101 so that every mistake is still an HTTP 400 with a reason.
  * Applying them after the 101 is proto.c's. */
-#include "proto.h"
+#include "proto_query.h"
 
 #include <stdio.h>
 #include <stdlib.h>
