@@ -224,13 +224,19 @@ struct ssl_st *tls_new(int fd)
 	return s;
 }
 
+void tls_shutdown(struct ssl_st *s)
+{
+	/* One close_notify, only after a finished handshake and when none
+	 * went yet; SSL_shutdown never waits for the peer's on a
+	 * non-blocking socket when called once. */
+	if (SSL_is_init_finished(s) && !(SSL_get_shutdown(s) & SSL_SENT_SHUTDOWN)) SSL_shutdown(s);
+	ERR_clear_error();
+}
+
 void tls_free(struct ssl_st *s)
 {
 	if (!s) return;
-	/* One close_notify, only after a finished handshake and when none
-	 * went yet; whatever the socket does not take is lost. */
-	if (SSL_is_init_finished(s) && !(SSL_get_shutdown(s) & SSL_SENT_SHUTDOWN)) SSL_shutdown(s);
-	ERR_clear_error();
+	tls_shutdown(s);
 	SSL_free(s);
 }
 

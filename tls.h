@@ -37,6 +37,9 @@ void tls_tick(void);
 /* A server-side SSL object on fd (accept state) from the current pair, or
  * NULL when out of memory. The caller owns it; tls_free drops it. */
 struct ssl_st *tls_new(int fd);
+/* Sends close_notify once, after a finished handshake (best effort:
+ * whatever the socket does not take now is lost). */
+void tls_shutdown(struct ssl_st *s);
 /* Sends close_notify once (best effort, never waits), then frees s. */
 void tls_free(struct ssl_st *s);
 /* Advances the handshake: 0 when it is done, TLS_WANT_* or TLS_FAIL. */
