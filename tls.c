@@ -161,14 +161,15 @@ int tls_init(const struct config *cfg, char *err, size_t errlen)
 	T.cfg = cfg;
 	if (!cfg->tls_cert) return 0;
 	T.ktls = probe_ktls();
-	/* Logged once either way: which write path TLS clients take. */
-	log_msg(LOG_INFO, T.ktls ? "kernel TLS available: shared frames go out with writev"
-				 : "kernel TLS not available: frames are gathered into TLS records",
-		NULL);
 	T.cert_st = file_stamp(cfg->tls_cert);
 	T.key_st = file_stamp(cfg->tls_key);
 	T.ca_st = file_stamp(cfg->tls_client_ca);
 	if (!(T.ctx = build_ctx(err, errlen))) return -1;
+	/* Logged once either way (after the pair loaded: a bad pair is one
+	 * line): which write path TLS clients take. */
+	log_msg(LOG_INFO, T.ktls ? "kernel TLS available: shared frames go out with writev"
+				 : "kernel TLS not available: frames are gathered into TLS records",
+		NULL);
 	log_msg(LOG_INFO, "tls certificate loaded", "why", "start", "client_ca", cfg->tls_client_ca ? "on" : "off", NULL);
 	T.next_poll = clock_now() + TLS_POLL_MS;
 	return 0;
