@@ -191,7 +191,7 @@ struct frame *client_message(const struct client *c, const char *json, size_t le
 
 /* TLS without the kernel's help: queued frames are gathered into one
  * record's worth of plaintext (TLS_STAGE), so a flush of many small frames
- * costs a few records, not one each (DESIGN §12). Gathered bytes leave the
+ * costs a few records, not one each (issue 14). Gathered bytes leave the
  * queue at once, as bytes the kernel took would; what SSL_write has not
  * taken yet stays in tls_out and goes first next time, the same bytes, as
  * OpenSSL requires after a want-write. The buffer is freed once empty, so

@@ -1,4 +1,4 @@
-/* tls.c - the server side of TLS with OpenSSL 3 (tls.h, DESIGN §12). One
+/* tls.c - the server side of TLS with OpenSSL 3 (tls.h, issue 14). One
  * SSL_CTX is current; a reload builds a new one and swaps it in, and
  * connections made with the old one keep it (SSL_CTX is reference-counted:
  * SSL_new takes a reference, SSL_free drops it). Every call here is

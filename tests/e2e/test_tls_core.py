@@ -1,4 +1,4 @@
-"""TLS on the main listener (DESIGN §12, issue 14), the core: wss and https
+"""TLS on the main listener (issue 14), the core: wss and https
 from real TLS peers (Python's websockets and ssl, curl, openssl s_client),
 TLS 1.2 / 1.3 / ALPN, peers that do not speak TLS, mutual TLS, and the pair
 reloaded on SIGHUP while a connection stays open. The certificates come
