@@ -214,7 +214,9 @@ static int write_tls(struct client *c)
 		ssize_t w = tls_write(c->ssl, c->tls_out + c->tls_off, (size_t)(c->tls_len - c->tls_off));
 		if (w == TLS_WANT_WRITE || w == TLS_WANT_READ) break;   /* the same bytes next time */
 		if (w <= 0) {
-			client_kill(c, tls_last_error());
+			if (log_enabled(LOG_DEBUG))
+				log_msg(LOG_DEBUG, "tls write failed", "client", log_num(c->id), "error", tls_last_error(), NULL);
+			client_kill(c, "tls write failed");   /* static text: why outlives the call */
 			rc = -1;
 			break;
 		}
