@@ -229,3 +229,45 @@ def test_mtls_identity_with_jwt_on_grants_nothing_until_a_token(kbridge_tls, tls
     assert who_before == ["alice"]             # but it names the client
     assert acked["type"] == "ack" and acked["sub"] == "bob"
     assert who_after == ["bob"]
+
+
+def test_half_open_handshakes_and_a_trickled_hello_are_cut_off(kbridge_tls, tls_certs):
+    srv = kbridge_tls("--header-timeout", "2")
+    idle = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(300)]
+    vanished = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    vanished.sendall(b"\x16\x03\x01\x02\x00\x01")   # half a ClientHello, then gone
+    vanished.close()
+    trickle = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    t0 = time.monotonic()
+    # a normal client is served meanwhile
+    assert https_get(srv.port, ctx=tls_certs.context())[0] == 200
+    hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64
+    closed_at = None
+    for b in hello:
+        try:
+            trickle.sendall(bytes([b]))
+        except OSError:
+            closed_at = time.monotonic()
+            break
+        time.sleep(0.25)
+        trickle.settimeout(0.01)
+        try:
+            if trickle.recv(1) == b"":
+                closed_at = time.monotonic()
+                break
+        except socket.timeout:
+            pass
+        except OSError:
+            closed_at = time.monotonic()
+            break
+    trickle.close()
+    assert closed_at is not None and closed_at - t0 < 4, "the trickled ClientHello was not cut off"
+    for s in idle:
+        s.settimeout(3)
+        try:
+            assert s.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        s.close()
+    assert srv.alive()
+    assert https_get(srv.port, ctx=tls_certs.context())[0] == 200
