@@ -271,3 +271,35 @@ def test_half_open_handshakes_and_a_trickled_hello_are_cut_off(kbridge_tls, tls_
         s.close()
     assert srv.alive()
     assert https_get(srv.port, ctx=tls_certs.context())[0] == 200
+
+
+def test_renegotiation_is_refused(kbridge_tls, tls_certs):
+    srv = kbridge_tls()
+    p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", "-tls1_2",
+                          "-CAfile", tls_certs.ca], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    time.sleep(1.0)
+    p.stdin.write(b"R\n")          # s_client's command: renegotiate
+    p.stdin.flush()
+    time.sleep(1.5)
+    out = p.communicate(timeout=10)[0].decode(errors="replace")
+    assert "RENEGOTIATING" in out and "no renegotiation" in out
+    assert https_get(srv.port, ctx=tls_certs.context())[0] == 200
+
+
+def test_a_burst_is_gathered_into_few_records(kbridge_tls, tls_certs):
+    # many small frames per flush: far fewer TLS records than messages
+    srv = kbridge_tls("--demo", "--demo-rate", "5000", brokers=False)
+
+    async def go():
+        ws = await _subscribe(srv.port, tls_certs.context())
+        try:
+            for _ in range(2000):
+                await _next_record(ws)
+        finally:
+            await ws.close()
+    _run(go())
+    body = https_get(srv.port, "/metrics", ctx=tls_certs.context())[1].decode()
+    val = {l.split()[0]: float(l.split()[1]) for l in body.splitlines() if l and not l.startswith("#")}
+    assert val["kbridge_messages_sent_total"] >= 2000
+    assert val["kbridge_tls_records_total"] * 3 < val["kbridge_messages_sent_total"], val
