@@ -303,3 +303,26 @@ def test_a_burst_is_gathered_into_few_records(kbridge_tls, tls_certs):
     val = {l.split()[0]: float(l.split()[1]) for l in body.splitlines() if l and not l.startswith("#")}
     assert val["kbridge_messages_sent_total"] >= 2000
     assert val["kbridge_tls_records_total"] * 3 < val["kbridge_messages_sent_total"], val
+
+
+def test_a_stalled_reader_resumes_with_intact_frames(kbridge_tls, tls_certs):
+    # the socket fills while the client does not read: SSL_write wants to
+    # write, the same staged bytes go again later, framing stays whole
+    srv = kbridge_tls("--demo", "--demo-rate", "20000", brokers=False)
+
+    async def go():
+        ws = await websockets.connect(f"wss://127.0.0.1:{srv.port}/ws", ssl=tls_certs.context(),
+                                      max_queue=4, read_limit=2**12, open_timeout=5)
+        try:
+            await ws.send(json.dumps({"type": "subscribe", "channel": "dashboard", "id": 1}))
+            await _next_record(ws)
+            await asyncio.sleep(2.0)          # stall: the kernel buffers fill
+            n = 0
+            for _ in range(1500):
+                m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                n += m.get("channel") == "dashboard"
+            return n
+        finally:
+            await ws.close()
+    assert _run(go()) > 1000
+    assert srv.alive()
