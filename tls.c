@@ -247,7 +247,9 @@ void tls_free(struct ssl_st *s)
 	SSL_free(s);
 }
 
-/* OpenSSL's result r of a call on s, as a TLS_* code; 0 at a clean EOF. */
+/* OpenSSL's result r of a call on s, as a TLS_* code; 0 at a clean EOF.
+ * After a fatal error no close_notify may follow (SSL_shutdown(3)):
+ * quiet shutdown makes tls_shutdown send nothing then. */
 static int result(SSL *s, int r, const char *what)
 {
 	int e = SSL_get_error(s, r);
@@ -258,12 +260,14 @@ static int result(SSL *s, int r, const char *what)
 	case SSL_ERROR_SYSCALL:
 		/* EOF without close_notify, or a socket error. */
 		if (errno == EAGAIN || errno == EINTR) return TLS_WANT_READ;
+		SSL_set_quiet_shutdown(s, 1);
 		if (errno == 0 && !ERR_peek_error()) return 0;
 		snprintf(T.err, sizeof(T.err), "%s: %s", what, ERR_peek_error() ? "protocol error" :
 			 errno ? strerror(errno) : "peer closed the connection");
 		ERR_clear_error();
 		return TLS_FAIL;
 	default:
+		SSL_set_quiet_shutdown(s, 1);
 		take_error(T.err, sizeof(T.err), what);
 		return TLS_FAIL;
 	}
