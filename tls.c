@@ -89,9 +89,9 @@ static SSL_CTX *build_ctx(char *err, size_t errlen)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
 	/* No renegotiation (a CPU lever for a peer); tickets for resumption;
-	 * the server's cipher order. Default cipher suites otherwise. */
-	/* A peer that closes without close_notify has simply gone (EOF), as
-	 * on a plain connection: nothing we send depends on truncation. */
+	 * the server's cipher order; default cipher suites otherwise. A peer
+	 * that closes without close_notify has simply gone (EOF), as on a
+	 * plain connection: nothing we serve depends on detecting truncation. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
 				 SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF |
 				 (T.ktls ? SSL_OP_ENABLE_KTLS : 0));
