@@ -2,7 +2,7 @@
 #pings):
 protocol errors close 1002, bad UTF-8 1007, oversized messages 1009, the
 close handshake, and server keep-alive pings. Every test runs twice: over
-plain TCP and over TLS (DESIGN §12: the same frames inside TLS records; the
+plain TCP and over TLS (docs/operations.md#tls: the same frames inside TLS records; the
 tls runs skip while the binary has no --tls-cert)."""
 import struct
 import time

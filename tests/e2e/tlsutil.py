@@ -1,5 +1,5 @@
 """tlsutil.py - a test PKI made with the `openssl` command line, and the
-pieces that start kbridge with TLS (DESIGN §12, docs/operations.md#tls).
+pieces that start kbridge with TLS (docs/operations.md#tls).
 
 `pki` (session fixture) makes, in a session temp dir: a CA, a server
 certificate for IP 127.0.0.1 (ECDSA P-256, SAN IP:127.0.0.1 and

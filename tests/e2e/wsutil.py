@@ -5,7 +5,7 @@ malformed HTTP, unmasked or reserved-bit frames, bad close codes. Every wait
 is bounded by a timeout. Server frames are checked on every read:
 RFC 6455 §5.1 says they are never masked, and no extension is negotiated,
 so their RSV bits must be 0. Every helper takes an optional `ssl` context:
-with one the socket speaks TLS (DESIGN §12) and the same bytes go inside it.
+with one the socket speaks TLS (docs/operations.md#tls) and the same bytes go inside it.
 """
 import base64
 import hashlib
