@@ -505,6 +505,22 @@ void auth_unsubscribed(struct client *c)
 		c->auth_deadline = clock_now() + (int64_t)(A.cfg->auth_timeout * 1000);
 }
 
+void auth_set_certificate(struct client *c, const char *cn)
+{
+	/* With JWT on, the token alone decides (docs/security.md): a
+	 * certificate is not a token. TODO: keep the CN beside it as the
+	 * identity until a token comes. */
+	if (A.keys || c->au) return;
+	size_t n = strlen(cn);
+	struct auth_client *au = calloc(1, sizeof(*au) + n + 1);
+	if (!au) return;              /* no identity: logs say less, nothing breaks */
+	memcpy(au->sub, cn, n + 1);
+	/* No permissions to hold: without keys every check here allows all
+	 * (A.keys is NULL for the whole run), and no deadline is set. */
+	au->exp_s = EXP_MAX;
+	c->au = au;
+}
+
 const char *auth_identity(const struct client *c)
 {
 	return c->au ? c->au->sub : NULL;

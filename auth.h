@@ -60,7 +60,11 @@ const char *auth_reason_text(enum jwt_error e);
  * gets --auth-timeout again to authenticate (an anonymous reader of
  * public channels is not closed, an idle one is). */
 void auth_unsubscribed(struct client *c);
-/* The token's sub of c, NULL when c has none. */
+/* Mutual TLS (--tls-client-ca): c's verified certificate has subject CN
+ * cn. It is c's identity; without --jwt-key and --jwt-secret, c counts as
+ * authenticated for every channel, else its token still decides. */
+void auth_set_certificate(struct client *c, const char *cn);
+/* The token's sub of c, else its certificate's CN, NULL when none. */
 const char *auth_identity(const struct client *c);
 /* c is about to be freed. */
 void auth_client_gone(struct client *c);

@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
+#include "tls.h"
 #include "ws.h"
 
 static struct {
@@ -60,6 +61,8 @@ void client_free(struct client *c)
 			"reason", c->why ? c->why : "", NULL);
 	}
 	if (c->state == CS_HTTP) C.http--;   /* freed before it ever left CS_HTTP */
+	tls_free(c->ssl);
+	free(c->tls_out);
 	close(c->fd);
 	outq_clear(&c->q);
 	free(c->rbuf);
@@ -186,10 +189,58 @@ struct frame *client_message(const struct client *c, const char *json, size_t le
 	return frame_message(c->msgpack, json, len, kind);
 }
 
+/* TLS without the kernel's help: queued frames are gathered into one
+ * record's worth of plaintext (TLS_STAGE), so a flush of many small frames
+ * costs a few records, not one each (DESIGN §12). Gathered bytes leave the
+ * queue at once, as bytes the kernel took would; what SSL_write has not
+ * taken yet stays in tls_out and goes first next time, the same bytes, as
+ * OpenSSL requires after a want-write. The buffer is freed once empty, so
+ * an idle client holds none. Returns 0, or -1 after killing c. */
+static int write_tls(struct client *c)
+{
+	uint64_t done = 0, bytes = 0, records = 0;
+	int rc = 0;
+	for (;;) {
+		if (c->tls_off == c->tls_len) {
+			c->tls_off = c->tls_len = 0;
+			if (c->q.count == 0) break;
+			if (!c->tls_out && !(c->tls_out = malloc(TLS_STAGE))) {
+				client_kill(c, "out of memory");
+				rc = -1;
+				break;
+			}
+			c->tls_len = (uint16_t)outq_gather(&c->q, c->tls_out, TLS_STAGE, &done);
+		}
+		ssize_t w = tls_write(c->ssl, c->tls_out + c->tls_off, (size_t)(c->tls_len - c->tls_off));
+		if (w == TLS_WANT_WRITE || w == TLS_WANT_READ) break;   /* the same bytes next time */
+		if (w <= 0) {
+			client_kill(c, tls_last_error());
+			rc = -1;
+			break;
+		}
+		c->tls_off = (uint16_t)(c->tls_off + w);
+		bytes += (uint64_t)w;
+		records += ((uint64_t)w + TLS_STAGE - 1) / TLS_STAGE;
+	}
+	if (c->tls_off == c->tls_len) {
+		free(c->tls_out);
+		c->tls_out = NULL;
+		c->tls_off = c->tls_len = 0;
+	}
+	metrics_add(M_MESSAGES_OUT, done);
+	metrics_add(M_BYTES_OUT, bytes);
+	if (records) {
+		metrics_add(M_TLS_RECORDS, records);
+		metrics_add(M_TLS_FLUSHES, 1);
+	}
+	return rc;
+}
+
 /* Writes what the socket takes; counts bytes and whole data messages.
  * Returns 0, or -1 after killing c on a socket error. */
 static int write_queue(struct client *c)
 {
+	if (c->ssl && !c->ktls) return write_tls(c);
 	uint64_t done = 0;
 	ssize_t w = outq_write(&c->q, c->fd, &done);
 	int saved = errno;
@@ -235,7 +286,8 @@ int client_write(struct client *c)
 	 * records were dropped since the last one. */
 	if (c->dropped) insert_notice(c);
 	if (write_queue(c) < 0) return -1;
-	if (c->q.count == 0 && c->state == CS_LINGER && !c->wr_shut) {
+	if (c->q.count == 0 && !c->tls_len && c->state == CS_LINGER && !c->wr_shut) {
+		if (c->ssl) tls_shutdown(c->ssl);   /* close_notify before our FIN */
 		shutdown(c->fd, SHUT_WR);
 		c->wr_shut = 1;
 	}

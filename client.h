@@ -35,6 +35,7 @@ struct conflation; /* conflate.c */
 struct resume;     /* history.c: per-partition resume gates */
 struct state_client; /* state.c: a client of the state dialect */
 struct auth_client;  /* auth.c: identity and permissions */
+struct ssl_st;       /* OpenSSL's SSL, made and driven through tls.h */
 
 struct client {
 	int fd;
@@ -52,7 +53,10 @@ struct client {
 		 snapshots : 1,      /* snapshot=1: a snapshot after every subscribe */
 		 dialect : 1,        /* type=tui|web: the state dialect (state.h) */
 		 admin : 1,          /* accepted on --admin-listen: plain HTTP, no upgrades */
-		 ip_counted : 1;     /* counted toward --max-clients-per-ip (iplimit.h) */
+		 ip_counted : 1,     /* counted toward --max-clients-per-ip (iplimit.h) */
+		 tls_done : 1,       /* TLS: the handshake finished */
+		 tls_want_out : 1,   /* TLS: a read or the handshake waits for writability */
+		 ktls : 1;           /* TLS: the kernel encrypts (writev goes on unchanged) */
 	uint32_t utf8;               /* UTF-8 validator state of the text message in progress */
 
 	unsigned char *rbuf;         /* unconsumed input; NULL when empty */
@@ -61,6 +65,9 @@ struct client {
 	uint32_t msg_len, msg_cap;
 
 	struct outq q;
+	struct ssl_st *ssl;          /* tls.h: NULL on a plain connection */
+	unsigned char *tls_out;      /* TLS: gathered bytes not yet taken by SSL_write; NULL when none */
+	uint16_t tls_off, tls_len;   /* of tls_out: written so far, staged in all */
 	uint32_t dropped;            /* records dropped since the last SLOW_CONSUMER notice */
 
 	int64_t deadline;            /* ms: header timeout, close/linger timeout */
@@ -99,7 +106,7 @@ void client_init(const struct config *cfg, client_flush_fn *on_output);
  * The caller registers it (slot) and later frees it with client_free after
  * the layers above have forgotten it. */
 struct client *client_new(int fd, const struct sockaddr *sa, socklen_t salen);
-/* Closes the socket and frees the client's own buffers and queue. */
+/* Closes the socket (after one best-effort close_notify on TLS) and frees the client's own buffers and queue. */
 void client_free(struct client *c);
 /* The handshake is done: c is a WebSocket and counts toward --max-clients. */
 void client_upgrade(struct client *c);

@@ -115,6 +115,12 @@ static const struct opt opts[] = {
 	  "upgrades per second per source address, burst 2x; beyond it 429 with Retry-After (0: off)", 0, 1000000 },
 	{ "trusted-proxy", 0, "KBRIDGE_TRUSTED_PROXY", NULL, T_SPECIAL, "CIDRS", NULL,
 	  "peers in these ranges may name the client address with X-Forwarded-For or X-Real-IP (comma list)", 0, 0 },
+	{ "tls-cert", 0, "KBRIDGE_TLS_CERT", NULL, T_STR, "FILE", NULL,
+	  "certificate (PEM, the chain may follow) for TLS on --listen: https and wss only; needs --tls-key (reloaded on SIGHUP and on change)", 0, 0 },
+	{ "tls-key", 0, "KBRIDGE_TLS_KEY", NULL, T_STR, "FILE", NULL,
+	  "private key (PEM) of --tls-cert", 0, 0 },
+	{ "tls-client-ca", 0, "KBRIDGE_TLS_CLIENT_CA", NULL, T_STR, "FILE", NULL,
+	  "require client certificates signed by these CAs (PEM, mutual TLS); the subject CN is the client's identity", 0, 0 },
 	{ "help", 'h', NULL, NULL, T_BOOL, NULL, NULL, "print this help and exit", 0, 0 },
 	{ "version", 'V', NULL, NULL, T_BOOL, NULL, NULL,
 	  "print versions and librdkafka's builtin features, then exit", 0, 0 },
@@ -401,6 +407,9 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 		else if (!strcmp(n, "jwt-issuer")) c->jwt_issuer = v;
 		else if (!strcmp(n, "jwt-claim")) c->jwt_claim = v;
 		else if (!strcmp(n, "admin-token")) c->admin_token = v;
+		else if (!strcmp(n, "tls-cert")) c->tls_cert = v;
+		else if (!strcmp(n, "tls-key")) c->tls_key = v;
+		else if (!strcmp(n, "tls-client-ca")) c->tls_client_ca = v;
 		return 0;
 	case T_LIST:
 		if (!strcmp(n, "topic")) {
@@ -630,6 +639,11 @@ void config_load(struct config *c, int argc, char **argv, void (*version_line)(v
 	if ((c->jwt_audience || c->jwt_issuer) && !c->jwt_key && !c->jwt_secret)
 		die_usage(c->jwt_audience ? "--jwt-audience" : "--jwt-issuer",
 			  "needs --jwt-key or --jwt-secret to check tokens with");
+	/* DESIGN §12: the pair goes together; a client CA alone means nothing. */
+	if (!c->tls_cert != !c->tls_key)
+		die_usage(c->tls_cert ? "--tls-cert" : "--tls-key", "needs --tls-cert and --tls-key together");
+	if (c->tls_client_ca && !c->tls_cert)
+		die_usage("--tls-client-ca", "needs --tls-cert and --tls-key");
 }
 
 /* -X values whose names look secret are never logged (docs/operations.md). */
@@ -676,5 +690,6 @@ void config_log_summary(const struct config *c)
 		"allow_origin", origins,
 		"auth", c->jwt_key || c->jwt_secret ? "jwt" : "off",
 		"admin_listen", c->admin_listen_str ? c->admin_listen_str : "(main port)",
+		"tls", c->tls_cert ? (c->tls_client_ca ? "mtls" : "on") : "off",
 		NULL);
 }

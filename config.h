@@ -62,6 +62,10 @@ struct config {
 	long max_clients_per_ip;                  /* 0: off */
 	long upgrade_rate;                        /* upgrades per second per address, 0: off */
 	struct cidr *trusted; size_t ntrusted;    /* --trusted-proxy */
+
+	/* TLS on --listen (DESIGN §12); NULL: plain. */
+	const char *tls_cert, *tls_key;           /* both or neither */
+	const char *tls_client_ca;                /* mutual TLS */
 };
 
 /* An address range of --trusted-proxy. IPv4 ranges are kept as IPv4;

@@ -357,6 +357,11 @@ static void metrics(struct http_out *o, const struct http_request *req)
 	appendf(b, "kbridge_messages_dropped_total %llu\n", (unsigned long long)metrics_get(M_DROPPED));
 	metric_head(b, "kbridge_slow_disconnects_total", "counter", "Clients disconnected for reading too slowly.");
 	appendf(b, "kbridge_slow_disconnects_total %llu\n", (unsigned long long)metrics_get(M_SLOW_DISCONNECTS));
+	/* Records per flush is their ratio: how well flushes gather frames. */
+	metric_head(b, "kbridge_tls_records_total", "counter", "TLS records written to clients (without kernel TLS).");
+	appendf(b, "kbridge_tls_records_total %llu\n", (unsigned long long)metrics_get(M_TLS_RECORDS));
+	metric_head(b, "kbridge_tls_flushes_total", "counter", "Flushes of TLS clients that wrote records.");
+	appendf(b, "kbridge_tls_flushes_total %llu\n", (unsigned long long)metrics_get(M_TLS_FLUSHES));
 
 	metric_head(b, "kbridge_consumer_lag", "gauge", "Records behind the partition's high watermark.");
 	for (i = 0; src->lag_next(&i, &name, &lag);) {

@@ -136,6 +136,39 @@ void outq_clear(struct outq *q)
 	memset(q, 0, sizeof(*q));
 }
 
+/* Retires n bytes from the head: whole frames are unreferenced, a partial
+ * one keeps its offset. */
+static void advance(struct outq *q, size_t left, uint64_t *data_done)
+{
+	q->bytes -= left;
+	while (q->count) {
+		struct frame *f = q->ring[q->head];
+		size_t rest = f->len - q->off;
+		if (left < rest) { q->off += (uint32_t)left; break; }
+		left -= rest;
+		if (f->kind == FRAME_DATA && data_done) (*data_done)++;
+		q->off = 0;
+		q->head = (q->head + 1) % q->cap;
+		q->count--;
+		frame_unref(f);
+	}
+}
+
+size_t outq_gather(struct outq *q, unsigned char *buf, size_t cap, uint64_t *data_done)
+{
+	size_t n = 0;
+	for (uint32_t i = 0; i < q->count && n < cap; i++) {
+		struct frame *f = q->ring[(q->head + i) % q->cap];
+		size_t skip = i == 0 ? q->off : 0;
+		size_t take = f->len - skip < cap - n ? f->len - skip : cap - n;
+		memcpy(buf + n, f->data + skip, take);
+		n += take;
+	}
+	advance(q, n, data_done);
+	if (q->count == 0) outq_clear(q);
+	return n;
+}
+
 ssize_t outq_write(struct outq *q, int fd, uint64_t *data_done)
 {
 	ssize_t total = 0;
@@ -157,20 +190,8 @@ ssize_t outq_write(struct outq *q, int fd, uint64_t *data_done)
 			return -1;
 		}
 		total += w;
-		q->bytes -= (size_t)w;
 		/* Retire every frame the write finished; remember where it stopped. */
-		size_t left = (size_t)w;
-		while (q->count) {
-			struct frame *f = q->ring[q->head];
-			size_t rest = f->len - q->off;
-			if (left < rest) { q->off += (uint32_t)left; break; }
-			left -= rest;
-			if (f->kind == FRAME_DATA && data_done) (*data_done)++;
-			q->off = 0;
-			q->head = (q->head + 1) % q->cap;
-			q->count--;
-			frame_unref(f);
-		}
+		advance(q, (size_t)w, data_done);
 		if ((size_t)w < offered) break;   /* the kernel is full: wait for POLLOUT */
 	}
 	if (q->count == 0) outq_clear(q);

@@ -70,6 +70,11 @@ void outq_remove(struct outq *q, uint32_t i);
  * (>= 0, 0 also on EAGAIN) or -1 with errno set on a real error. When
  * data_done is not NULL, adds to it the FRAME_DATA frames written in full. */
 ssize_t outq_write(struct outq *q, int fd, uint64_t *data_done);
+/* Copies up to cap bytes from the head of the queue into buf and retires
+ * them as if written (a partial frame is resumed at the exact byte next
+ * time): for a TLS connection, whose bytes go through one record buffer.
+ * Returns the bytes copied; data_done as for outq_write. */
+size_t outq_gather(struct outq *q, unsigned char *buf, size_t cap, uint64_t *data_done);
 /* Drops every reference and the ring. */
 void outq_clear(struct outq *q);
 #endif

@@ -37,6 +37,7 @@
 #include "replay.h"
 #include "server.h"
 #include "state.h"
+#include "tls.h"
 #include "version.h"
 
 #define TICK_MS 250     /* timer resolution: pings, timeouts, channel gc */
@@ -70,6 +71,10 @@ static void reload(void)
 	reloaded += endpoints_reload();   /* --admin-token */
 	if (auth_enabled()) {             /* --jwt-key, --jwt-secret (docs/security.md#rotating-keys) */
 		auth_reload();
+		reloaded++;
+	}
+	if (tls_enabled()) {              /* --tls-cert, --tls-key, --tls-client-ca */
+		tls_reload();
 		reloaded++;
 	}
 	if (!reloaded) log_msg(LOG_INFO, "SIGHUP ignored (logs go to stderr; nothing to reopen)", NULL);
@@ -135,7 +140,7 @@ static int start(void)
 	/* Configuration errors (routes, -X, the admin token file) exit 2
 	 * before anything starts, also when the port is taken. */
 	if (proto_init(&cfg, err, sizeof(err)) < 0 || kafka_check_props(&cfg, err, sizeof(err)) < 0 ||
-	    endpoints_init(&cfg, &sources, err, sizeof(err)) < 0) {
+	    endpoints_init(&cfg, &sources, err, sizeof(err)) < 0 || tls_init(&cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "kbridge: %s\n", err);
 		exit(2);
 	}
@@ -228,6 +233,7 @@ int main(int argc, char **argv)
 		if (now >= next_tick) {
 			server_tick();
 			proto_tick();
+			tls_tick();
 			next_tick = now + TICK_MS;
 		}
 		conflate_service(now);

@@ -25,6 +25,8 @@ enum metric {
 	M_REJECTED_PER_IP,   /* 429: --max-clients-per-ip */
 	M_REJECTED_RATE,     /* 429: --upgrade-rate */
 	M_REJECTED_AUTH_TIMEOUT, /* closed 1008: no valid token within --auth-timeout */
+	M_TLS_RECORDS,       /* TLS records written by the gathering path (not kernel TLS) */
+	M_TLS_FLUSHES,       /* flushes of a TLS client that wrote at least one record */
 	M_COUNT
 };
 

@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "proto.h"
 #include "session.h"
+#include "tls.h"
 #include "ws.h"
 
 #define ACCEPT_BATCH     256     /* accepts per turn, so clients are not starved */
@@ -33,6 +34,7 @@
 #define HTTP_CONN_CAP    1024    /* plain HTTP / not-yet-upgraded connections */
 #define ADMIN_CONN_CAP   64      /* connections to --admin-listen, besides those */
 #define EPOLL_BATCH      1024    /* ready clients handled per turn */
+#define TLS_READS        8       /* reads per ready TLS client per turn while OpenSSL holds bytes */
 
 static struct {
 	const struct config *cfg;
@@ -67,11 +69,13 @@ static void want_flush(struct client *c, int64_t due)
 	S.flush_head = c;
 }
 
-/* What epoll watches for is derived from the queue alone: always input,
- * and output while bytes wait for the kernel. Told only on a change. */
+/* What epoll watches for is derived from the output alone: always input,
+ * and output while bytes wait for the kernel (queued frames, staged TLS
+ * bytes) or while OpenSSL waits to write (a handshake step). Told only on
+ * a change. */
 static void sync_events(struct client *c)
 {
-	unsigned want_out = c->q.count > 0;
+	unsigned want_out = c->q.count > 0 || c->tls_len > 0 || c->tls_want_out;
 	if (want_out == c->ev_out || c->state == CS_DEAD) return;
 	struct epoll_event ev = { .events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = c };
 	if (epoll_ctl(S.epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->ev_out = want_out;
@@ -198,10 +202,12 @@ static void accept_from(int lfd, int admin)
 		}
 		/* Admin connections are counted by the client layer too (they
 		 * read heads): the main port's cap is over the others. */
+		int tls = !admin && tls_enabled();   /* the admin listener stays plain */
 		if (admin ? S.nadmin >= ADMIN_CONN_CAP : client_http_count() >= HTTP_CONN_CAP + S.nadmin) {
-			/* Too many heads in progress: one cheap answer, no state. */
+			/* Too many heads in progress: one cheap answer, no state
+			 * (none on TLS: a plain answer would be garbage there). */
 			static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-			ssize_t w = write(fd, busy, sizeof(busy) - 1);
+			ssize_t w = tls ? 0 : write(fd, busy, sizeof(busy) - 1);
 			(void)w;
 			close(fd);
 			metrics_add(M_REJECTED_FULL, 1);
@@ -210,10 +216,14 @@ static void accept_from(int lfd, int admin)
 		/* Small messages must not wait for Nagle: corking is ours. */
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (!add_client(fd, (struct sockaddr *)&ss, sl, admin)) {
+		struct client *c = add_client(fd, (struct sockaddr *)&ss, sl, admin);
+		if (!c) {
 			close(fd);
 			return;
 		}
+		/* The handshake starts when the ClientHello arrives (client_read),
+		 * under the header deadline client_new set. */
+		if (tls && !(c->ssl = tls_new(fd))) client_kill(c, "out of memory");
 	}
 }
 
@@ -252,15 +262,67 @@ static int keep_rest(struct client *c, const unsigned char *p, size_t n)
 	return 0;
 }
 
-static void client_read(struct client *c)
+/* Reads up to n bytes from c's socket, decrypted when c speaks TLS: the
+ * count, 0 at EOF (a close_notify too), -1 with errno set on an error, or
+ * -1 with errno EAGAIN when nothing is there now. */
+static ssize_t sock_read(struct client *c, unsigned char *buf, size_t n)
+{
+	if (!c->ssl) return read(c->fd, buf, n);
+	/* Records come one at a time: read until the buffer is full or the
+	 * socket is empty, so nothing decrypted waits unseen inside OpenSSL
+	 * while epoll (level-triggered on the socket) stays quiet. */
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = tls_read(c->ssl, buf + got, n - got);
+		if (r > 0) { got += (size_t)r; continue; }
+		if (got) break;               /* EOF or an error show again next time */
+		c->tls_want_out = r == TLS_WANT_WRITE;
+		if (r == TLS_WANT_READ || r == TLS_WANT_WRITE) { errno = EAGAIN; return -1; }
+		if (r == 0) return 0;
+		errno = EPROTO;
+		return -1;
+	}
+	c->tls_want_out = 0;
+	return (ssize_t)got;
+}
+
+/* Advances c's TLS handshake: 1 once it is done (application data may
+ * follow), 0 while it waits for the socket or after it failed (c killed:
+ * garbage, plain HTTP to the TLS port, a refused client certificate; one
+ * debug line). */
+static int handshake(struct client *c)
+{
+	int r = tls_handshake(c->ssl);
+	if (r == TLS_FAIL) {
+		if (log_enabled(LOG_DEBUG))
+			log_msg(LOG_DEBUG, "tls handshake failed", "client", log_num(c->id), "peer", client_peer(c),
+				"error", tls_last_error(), NULL);
+		client_kill(c, "tls handshake failed");
+		return 0;
+	}
+	c->tls_want_out = r == TLS_WANT_WRITE;
+	sync_events(c);
+	if (r != 0) return 0;
+	c->tls_done = 1;
+	c->ktls = (unsigned)tls_ktls_send(c->ssl);
+	/* Mutual TLS: the verified certificate's CN names the client. */
+	char cn[256];
+	if (tls_peer_cn(c->ssl, cn, sizeof(cn))) auth_set_certificate(c, cn);
+	return 1;
+}
+
+/* Reads what c sent and hands it to the session layer. Returns 1 when it
+ * read bytes and OpenSSL still holds some (read again), else 0. */
+static int client_read(struct client *c)
 {
 	ssize_t n;
 	unsigned char *base;
 	size_t have;
 
+	if (c->ssl && !c->tls_done && !handshake(c)) return 0;
 	if (c->rlen == 0) {
 		/* Nothing left over: read into the shared buffer, no allocation. */
-		n = read(c->fd, read_buf, sizeof(read_buf));
+		n = sock_read(c, read_buf, sizeof(read_buf));
 		base = read_buf;
 		have = 0;
 	} else {
@@ -268,31 +330,36 @@ static void client_read(struct client *c)
 		size_t need = c->rlen + READ_CHUNK;
 		if (c->rcap < need) {
 			unsigned char *nb = realloc(c->rbuf, need);
-			if (!nb) { client_kill(c, "out of memory"); return; }
+			if (!nb) { client_kill(c, "out of memory"); return 0; }
 			c->rbuf = nb;
 			c->rcap = (uint32_t)need;
 		}
-		n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+		n = sock_read(c, c->rbuf + c->rlen, c->rcap - c->rlen);
 		base = c->rbuf;
 		have = c->rlen;
 	}
+	if (c->ssl) sync_events(c);      /* a read may leave OpenSSL wanting to write */
 	if (n < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-		client_kill(c, strerror(errno));
-		return;
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
+		client_kill(c, c->ssl && errno == EPROTO ? tls_last_error() : strerror(errno));
+		return 0;
 	}
 	if (n == 0) {
 		client_kill(c, c->state == CS_LINGER ? "closed" : "peer closed the connection");
-		return;
+		return 0;
 	}
 	size_t len = have + (size_t)n;
 	if (c->state == CS_LINGER) {   /* discard: we are only waiting for the FIN */
 		keep_rest(c, NULL, 0);
-		return;
+		return c->ssl && tls_pending(c->ssl);
 	}
 	size_t used = session_input(c, base, len);
-	if (c->state == CS_DEAD) return;
-	if (keep_rest(c, base + used, len - used) < 0) client_kill(c, "out of memory");
+	if (c->state == CS_DEAD) return 0;
+	if (keep_rest(c, base + used, len - used) < 0) {
+		client_kill(c, "out of memory");
+		return 0;
+	}
+	return c->ssl && tls_pending(c->ssl);
 }
 
 void server_ready(void)
@@ -304,7 +371,9 @@ void server_ready(void)
 	for (int i = 0; i < ne; i++) {
 		struct client *c = evs[i].data.ptr;
 		if (c->state == CS_DEAD) continue;
-		if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) client_read(c);
+		/* TLS: a handshake step or a read may wait for writability. */
+		if ((evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || ((evs[i].events & EPOLLOUT) && c->tls_want_out))
+			for (int k = 0; k < TLS_READS && client_read(c); k++) {}
 		if ((evs[i].events & EPOLLOUT) && c->state != CS_DEAD) want_flush(c, clock_now());
 	}
 }
@@ -322,7 +391,11 @@ void server_tick(void)
 		struct client *c = S.clients[i];
 		switch (c->state) {
 		case CS_HTTP:
-			if (now >= c->deadline) session_head_timeout(c);
+			/* The handshake shares the request head's deadline: a slow or
+			 * silent ClientHello is cut off like a slow head. */
+			if (now < c->deadline) break;
+			if (c->ssl && !c->tls_done) client_kill(c, "tls handshake timeout");
+			else session_head_timeout(c);
 			break;
 		case CS_WS:
 			if (c->auth_deadline && now >= c->auth_deadline) {

@@ -133,14 +133,18 @@ class Server:
         return "\n".join(self.log().splitlines()[-n:])
 
 
-def _wait_ready(srv, timeout=10.0):
+def _wait_ready(srv, timeout=10.0, probe=None):
+    """probe(srv) -> HTTP status of GET /health (default: over srv.ssl or plain)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if srv.proc.poll() is not None:
             return False
         try:
-            r = wsutil.http_request(srv.port, "GET", "/health", timeout=1.0, ssl=srv.ssl)
-            if r.status == 200:
+            if probe:
+                status = probe(srv)
+            else:
+                status = wsutil.http_request(srv.port, "GET", "/health", timeout=1.0, ssl=srv.ssl).status
+            if status == 200:
                 return True
         except (OSError, wsutil.Closed, TimeoutError, AssertionError, ValueError):
             pass
@@ -160,7 +164,8 @@ def kbridge(request):
     counter = [0]
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:100]
 
-    def start(*args, env=None, port=None, listen=True, brokers=True, nofile=None, ssl=None):
+    def start(*args, env=None, port=None, listen=True, brokers=True, nofile=None, ssl=None,
+              ready=None):
         if not os.path.exists(bin_path()):
             pytest.fail(f"kbridge binary {bin_path()} not found (build it with make)")
         os.makedirs(ARTIFACTS, exist_ok=True)
@@ -182,7 +187,7 @@ def kbridge(request):
                                         preexec_fn=_set_nofile(nofile) if nofile else None)
             srv = Server(proc, p, log_path, ssl)
             servers.append(srv)
-            if _wait_ready(srv):
+            if _wait_ready(srv, probe=ready):
                 return srv
             srv.failed_start = True
             if proc.poll() is None:
@@ -224,6 +229,89 @@ def kbridge(request):
 @pytest.fixture
 def server(kbridge):
     return kbridge()
+
+
+# ---------------------------------------------------------------- TLS (DESIGN §12)
+#
+# `tls_certs` (one per session) is a test CA with an ECDSA P-256 server
+# certificate for 127.0.0.1 and client certificates, made with the openssl
+# command line; `kbridge_tls` starts kbridge with --tls-cert/--tls-key (more
+# flags as args) and waits for GET /health over https.
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True, timeout=30)
+
+
+class TlsCerts:
+    """Files in .dir: ca.pem (the CA), server.pem/server.key, client.pem/
+    client.key (CN "alice", from the CA), other.pem/other.key (CN "mallory",
+    from another CA). server(name) makes another server pair from the CA."""
+
+    def __init__(self, d):
+        self.dir = d
+        self._ca("ca")
+        self._ca("otherca")
+        self.cert, self.key = self.server("server")
+        self.client_cert, self.client_key = self._leaf("client", "alice", "ca", "")
+        self.other_cert, self.other_key = self._leaf("other", "mallory", "otherca", "")
+        self.ca = os.path.join(d, "ca.pem")
+
+    def _ca(self, name):
+        _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f"{name}.key", cwd=self.dir)
+        _openssl("req", "-x509", "-new", "-key", f"{name}.key", "-subj", f"/CN=kbridge test {name}",
+                 "-days", "2", "-out", f"{name}.pem", cwd=self.dir)
+
+    def _leaf(self, name, cn, ca, ext):
+        _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f"{name}.key", cwd=self.dir)
+        _openssl("req", "-new", "-key", f"{name}.key", "-subj", f"/CN={cn}", "-out", f"{name}.csr", cwd=self.dir)
+        with open(os.path.join(self.dir, f"{name}.ext"), "w") as f:
+            f.write(ext)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+                 "-set_serial", str(int(time.time() * 1000) % 2**31), "-days", "2",
+                 "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=self.dir)
+        return os.path.join(self.dir, f"{name}.pem"), os.path.join(self.dir, f"{name}.key")
+
+    def server(self, name):
+        return self._leaf(name, "127.0.0.1", "ca", "subjectAltName=IP:127.0.0.1\n")
+
+    def context(self, client=None):
+        """An ssl client context trusting the test CA; client: "alice" or
+        "mallory" presents that certificate."""
+        import ssl
+        ctx = ssl.create_default_context(cafile=self.ca)
+        if client == "alice":
+            ctx.load_cert_chain(self.client_cert, self.client_key)
+        elif client == "mallory":
+            ctx.load_cert_chain(self.other_cert, self.other_key)
+        return ctx
+
+
+def https_get(port, path="/health", ctx=None, timeout=2.0):
+    """GET over https: (status, body bytes)."""
+    import http.client
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory):
+    return TlsCerts(str(tmp_path_factory.mktemp("tls")))
+
+
+@pytest.fixture
+def kbridge_tls(kbridge, tls_certs):
+    def start(*args, cert=None, key=None, client=None, **kw):
+        args = ["--tls-cert", cert or tls_certs.cert, "--tls-key", key or tls_certs.key] + list(args)
+        if client is None and "--tls-client-ca" in args:
+            client = "alice"
+        ctx = tls_certs.context(client)
+        return kbridge(*args, ready=lambda srv: https_get(srv.port, ctx=ctx, timeout=1.0)[0], **kw)
+    return start
 
 
 # ---------------------------------------------------------------- summary

@@ -1,0 +1,188 @@
+"""TLS on the main listener (DESIGN §12, issue 14), the core: wss and https
+from real TLS peers (Python's websockets and ssl, curl, openssl s_client),
+TLS 1.2 / 1.3 / ALPN, peers that do not speak TLS, mutual TLS, and the pair
+reloaded on SIGHUP while a connection stays open. The certificates come
+from the `tls_certs` fixture (conftest.py): a test CA, ECDSA P-256."""
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+import websockets
+
+from conftest import https_get
+
+
+def _run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+async def _subscribe(port, ctx):
+    ws = await websockets.connect(f"wss://127.0.0.1:{port}/ws", ssl=ctx, open_timeout=5)
+    await ws.send(json.dumps({"type": "subscribe", "channel": "dashboard", "id": 1}))
+    return ws
+
+
+async def _next_record(ws):
+    while True:
+        m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if m.get("channel") == "dashboard" and m.get("type") not in ("ack", "error"):
+            return m
+
+
+def _served_cert(port):
+    return ssl.get_server_certificate(("127.0.0.1", port))
+
+
+def _pem(path):
+    with open(path) as f:
+        return ssl.DER_cert_to_PEM_cert(ssl.PEM_cert_to_DER_cert(f.read()))
+
+
+def test_wss_subscribe_receives_demo_records(kbridge_tls, tls_certs):
+    srv = kbridge_tls("--demo", brokers=False)
+
+    async def go():
+        ws = await _subscribe(srv.port, tls_certs.context())
+        try:
+            return await _next_record(ws)
+        finally:
+            await ws.close()
+    rec = _run(go())
+    assert rec["channel"] == "dashboard"
+    # records leave in gathered TLS records, counted for the bench note
+    status, body = https_get(srv.port, "/metrics", ctx=tls_certs.context())
+    assert status == 200 and b"kbridge_tls_records_total" in body
+
+
+def test_curl_https_health(kbridge_tls, tls_certs):
+    srv = kbridge_tls()
+    out = subprocess.run(["curl", "-sS", "--max-time", "5", "--cacert", tls_certs.ca,
+                          f"https://127.0.0.1:{srv.port}/health"], capture_output=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] in ("ok", "degraded")
+
+
+@pytest.mark.parametrize("version,name", [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")])
+def test_s_client_versions_and_alpn(kbridge_tls, tls_certs, version, name):
+    srv = kbridge_tls()
+    out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", version,
+                          "-alpn", "http/1.1", "-CAfile", tls_certs.ca, "-servername", "127.0.0.1"],
+                         input=b"", capture_output=True, timeout=15).stdout.decode()
+    assert name in out
+    assert "ALPN protocol: http/1.1" in out
+    assert "Verify return code: 0 (ok)" in out
+
+
+def test_alpn_without_http11_gets_no_alpn(kbridge_tls, tls_certs):
+    # tls.c's choice: no ALPN answer rather than a fatal alert
+    srv = kbridge_tls()
+    out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", "-alpn", "h2",
+                          "-CAfile", tls_certs.ca], input=b"", capture_output=True, timeout=15).stdout.decode()
+    assert "No ALPN negotiated" in out
+    assert "Verify return code: 0 (ok)" in out
+
+
+def _closed_without_answer(port, payload, wait=5.0):
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        if payload:
+            s.sendall(payload)
+        try:
+            data = s.recv(4096)
+        except ConnectionResetError:
+            return True
+        # a TLS alert at most, never an HTTP answer
+        return not data.startswith(b"HTTP/") and (not data or data[0] == 0x15)
+
+
+@pytest.mark.parametrize("payload", [b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", os.urandom(300)],
+                         ids=["plain-http", "garbage"])
+def test_non_tls_peer_is_closed_and_server_stays_up(kbridge_tls, tls_certs, payload):
+    srv = kbridge_tls()
+    assert _closed_without_answer(srv.port, payload)
+    assert https_get(srv.port, ctx=tls_certs.context())[0] == 200
+    assert srv.alive()
+
+
+def test_silent_handshake_cut_off_by_header_timeout(kbridge_tls, tls_certs):
+    srv = kbridge_tls("--header-timeout", "1")
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+        s.sendall(b"\x16\x03\x01")      # the start of a ClientHello, then nothing
+        try:
+            assert s.recv(100) == b""     # closed by the deadline, nothing said
+        except ConnectionResetError:
+            pass
+    assert 0.5 < time.monotonic() - t0 < 4
+    assert https_get(srv.port, ctx=tls_certs.context())[0] == 200
+
+
+def test_mtls_accepts_the_ca_and_names_the_client(kbridge_tls, tls_certs):
+    srv = kbridge_tls("--demo", "--tls-client-ca", tls_certs.ca, brokers=False)
+
+    async def go():
+        ws = await _subscribe(srv.port, tls_certs.context("alice"))
+        try:
+            await _next_record(ws)
+            return https_get(srv.port, "/stats", ctx=tls_certs.context("alice"))
+        finally:
+            await ws.close()
+    status, body = _run(go())
+    assert status == 200
+    assert "alice" in [c.get("identity") for c in json.loads(body)["client_list"]]
+
+
+@pytest.mark.parametrize("who", [None, "mallory"], ids=["no-cert", "other-ca"])
+def test_mtls_refuses(kbridge_tls, tls_certs, who):
+    srv = kbridge_tls("--tls-client-ca", tls_certs.ca)
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        https_get(srv.port, ctx=tls_certs.context(who))
+    assert https_get(srv.port, ctx=tls_certs.context("alice"))[0] == 200
+
+
+def test_sighup_reload_new_pair_for_new_handshakes_old_connection_continues(kbridge_tls, tls_certs, tmp_path):
+    cert, key = str(tmp_path / "c.pem"), str(tmp_path / "k.pem")
+    shutil.copy(tls_certs.cert, cert)
+    shutil.copy(tls_certs.key, key)
+    srv = kbridge_tls("--demo", cert=cert, key=key, brokers=False)
+    assert _served_cert(srv.port) == _pem(tls_certs.cert)
+    new_cert, new_key = tls_certs.server("rotated")
+
+    async def go():
+        ws = await _subscribe(srv.port, tls_certs.context())
+        try:
+            await _next_record(ws)
+            # a broken pair keeps the old one
+            with open(key, "w") as f:
+                f.write("not a key\n")
+            os.kill(srv.pid, signal.SIGHUP)
+            await asyncio.sleep(0.5)
+            assert _served_cert(srv.port) == _pem(tls_certs.cert)
+            assert "tls certificate not reloaded" in srv.log()
+            # the new pair: new handshakes get it
+            shutil.copy(new_key, key)
+            shutil.copy(new_cert, cert)
+            os.kill(srv.pid, signal.SIGHUP)
+            await asyncio.sleep(0.5)
+            assert _served_cert(srv.port) == _pem(new_cert)
+            assert https_get(srv.port, ctx=tls_certs.context())[0] == 200
+            # the connection made before keeps receiving
+            await _next_record(ws)
+            await _next_record(ws)
+        finally:
+            await ws.close()
+    _run(go())
+
+
+def test_tls_flags_come_as_a_pair(tls_certs):
+    from conftest import run_kbridge
+    r = run_kbridge(["--demo", "--tls-cert", tls_certs.cert])
+    assert r.returncode == 2 and b"--tls-key" in r.stderr and len(r.stderr.splitlines()) == 1
+    r = run_kbridge(["--demo", "--tls-cert", tls_certs.cert, "--tls-key", tls_certs.other_key])
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
