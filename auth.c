@@ -40,6 +40,7 @@ struct perm {
 struct auth_client {
 	struct perm p;
 	int64_t exp_s;            /* the token's exp */
+	uint8_t cert;             /* from a client certificate (mTLS): an identity, no permissions */
 	char sub[];
 };
 
@@ -239,24 +240,33 @@ out:
 	return rc;
 }
 
+/* c's token, NULL when it has none: an identity from a client
+ * certificate alone grants nothing while JWT is on. */
+static const struct auth_client *token_of(const struct client *c)
+{
+	return c->au && !c->au->cert ? c->au : NULL;
+}
+
 static int allows_all(const struct client *c)
 {
-	for (uint32_t i = 0; c->au && i < c->au->p.nchans; i++)
-		if (c->au->p.chans[i][strspn(c->au->p.chans[i], "*")] == '\0') return 1;
+	const struct auth_client *t = token_of(c);
+	for (uint32_t i = 0; t && i < t->p.nchans; i++)
+		if (t->p.chans[i][strspn(t->p.chans[i], "*")] == '\0') return 1;
 	return 0;
 }
 
 static int chan_readable(const struct client *c, const char *name)
 {
 	if (!A.keys || is_public(name)) return 1;
-	return c->au && any_glob(c->au->p.chans, c->au->p.nchans, name);
+	const struct auth_client *t = token_of(c);
+	return t && any_glob(t->p.chans, t->p.nchans, name);
 }
 
 const struct filter *auth_view(const struct client *c, const struct channel *ch)
 {
 	if (!A.keys || (ch && is_public(hub_channel_name(ch)))) return NULL;
-	if (!c->au) return &A.nothing;
-	const struct filter *only = &c->au->p.only;
+	if (!token_of(c)) return &A.nothing;
+	const struct filter *only = &token_of(c)->p.only;
 	return only->keys || only->nfields ? only : NULL;
 }
 
@@ -367,6 +377,10 @@ static void install(struct client *c, struct auth_client *au)
 	struct auth_client *old = c->au;
 	c->au = au;
 	c->auth_deadline = deadline_of(au->exp_s);
+	if (old && old->cert) {       /* the certificate's identity gives way to the token's */
+		au_free(old);
+		old = NULL;
+	}
 	if (!old) return;
 	int same = (!old->p.claim && !au->p.claim) ||
 		   (old->p.claim && au->p.claim && !strcmp(old->p.claim, au->p.claim));
@@ -471,7 +485,7 @@ void auth_message(struct client *c, const char *token, size_t len, const char *i
 		unauthorized(c, id, id_len, NULL, msg);
 		return;
 	}
-	int refresh = c->au != NULL;
+	int refresh = token_of(c) != NULL;
 	install(c, au);
 	log_msg(refresh ? LOG_DEBUG : LOG_INFO, refresh ? "token refreshed" : "client authenticated",
 		"client", log_num(c->id), "sub", au->sub, "by", "message", NULL);
@@ -480,14 +494,14 @@ void auth_message(struct client *c, const char *token, size_t len, const char *i
 
 int auth_may(const struct client *c)
 {
-	return !A.keys || c->au || A.cfg->npublic_channels;
+	return !A.keys || token_of(c) || A.cfg->npublic_channels;
 }
 
 void auth_deadline(struct client *c)
 {
 	c->auth_deadline = 0;
 	if (c->state != CS_WS) return;
-	if (c->au) {
+	if (token_of(c)) {
 		log_msg(LOG_INFO, "token expired", "client", log_num(c->id), "sub", c->au->sub, NULL);
 		reply_error(c, NULL, 0, "TOKEN_EXPIRED", "your token expired: send a new one with {\"type\":\"auth\"} before it does");
 		client_ws_close(c, WS_CLOSE_POLICY, "token expired", CLIENT_CLOSE_WAIT_MS);
@@ -501,23 +515,22 @@ void auth_deadline(struct client *c)
 
 void auth_unsubscribed(struct client *c)
 {
-	if (A.keys && !c->au && !c->nsubs && !c->auth_deadline)
+	if (A.keys && !token_of(c) && !c->nsubs && !c->auth_deadline)
 		c->auth_deadline = clock_now() + (int64_t)(A.cfg->auth_timeout * 1000);
 }
 
 void auth_set_certificate(struct client *c, const char *cn)
 {
-	/* With JWT on, the token alone decides (docs/security.md): a
-	 * certificate is not a token. TODO: keep the CN beside it as the
-	 * identity until a token comes. */
-	if (A.keys || c->au) return;
+	if (c->au) return;
 	size_t n = strlen(cn);
 	struct auth_client *au = calloc(1, sizeof(*au) + n + 1);
 	if (!au) return;              /* no identity: logs say less, nothing breaks */
 	memcpy(au->sub, cn, n + 1);
-	/* No permissions to hold: without keys every check here allows all
-	 * (A.keys is NULL for the whole run), and no deadline is set. */
+	/* An identity without permissions: with JWT off every check here
+	 * allows all anyway (A.keys stays NULL for the whole run); with JWT on
+	 * token_of() ignores it, so the token still decides and replaces it. */
 	au->exp_s = EXP_MAX;
+	au->cert = 1;
 	c->au = au;
 }
 

@@ -62,7 +62,8 @@ const char *auth_reason_text(enum jwt_error e);
 void auth_unsubscribed(struct client *c);
 /* Mutual TLS (--tls-client-ca): c's verified certificate has subject CN
  * cn. It is c's identity; without --jwt-key and --jwt-secret, c counts as
- * authenticated for every channel, else its token still decides. */
+ * authenticated for every channel; with them the token still decides
+ * every permission, and its sub becomes the identity once it comes. */
 void auth_set_certificate(struct client *c, const char *cn);
 /* The token's sub of c, else its certificate's CN, NULL when none. */
 const char *auth_identity(const struct client *c);

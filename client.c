@@ -191,7 +191,7 @@ struct frame *client_message(const struct client *c, const char *json, size_t le
 
 /* TLS without the kernel's help: queued frames are gathered into one
  * record's worth of plaintext (TLS_STAGE), so a flush of many small frames
- * costs a few records, not one each (DESIGN §12). Gathered bytes leave the
+ * costs a few records, not one each (issue 14). Gathered bytes leave the
  * queue at once, as bytes the kernel took would; what SSL_write has not
  * taken yet stays in tls_out and goes first next time, the same bytes, as
  * OpenSSL requires after a want-write. The buffer is freed once empty, so
@@ -214,7 +214,9 @@ static int write_tls(struct client *c)
 		ssize_t w = tls_write(c->ssl, c->tls_out + c->tls_off, (size_t)(c->tls_len - c->tls_off));
 		if (w == TLS_WANT_WRITE || w == TLS_WANT_READ) break;   /* the same bytes next time */
 		if (w <= 0) {
-			client_kill(c, tls_last_error());
+			if (log_enabled(LOG_DEBUG))
+				log_msg(LOG_DEBUG, "tls write failed", "client", log_num(c->id), "error", tls_last_error(), NULL);
+			client_kill(c, "tls write failed");   /* static text: why outlives the call */
 			rc = -1;
 			break;
 		}

@@ -639,7 +639,7 @@ void config_load(struct config *c, int argc, char **argv, void (*version_line)(v
 	if ((c->jwt_audience || c->jwt_issuer) && !c->jwt_key && !c->jwt_secret)
 		die_usage(c->jwt_audience ? "--jwt-audience" : "--jwt-issuer",
 			  "needs --jwt-key or --jwt-secret to check tokens with");
-	/* DESIGN §12: the pair goes together; a client CA alone means nothing. */
+	/* the pair goes together; a client CA alone means nothing. */
 	if (!c->tls_cert != !c->tls_key)
 		die_usage(c->tls_cert ? "--tls-cert" : "--tls-key", "needs --tls-cert and --tls-key together");
 	if (c->tls_client_ca && !c->tls_cert)

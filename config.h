@@ -63,7 +63,7 @@ struct config {
 	long upgrade_rate;                        /* upgrades per second per address, 0: off */
 	struct cidr *trusted; size_t ntrusted;    /* --trusted-proxy */
 
-	/* TLS on --listen (DESIGN §12); NULL: plain. */
+	/* TLS on --listen (issue 14); NULL: plain. */
 	const char *tls_cert, *tls_key;           /* both or neither */
 	const char *tls_client_ca;                /* mutual TLS */
 };

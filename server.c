@@ -341,7 +341,13 @@ static int client_read(struct client *c)
 	if (c->ssl) sync_events(c);      /* a read may leave OpenSSL wanting to write */
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
-		client_kill(c, c->ssl && errno == EPROTO ? tls_last_error() : strerror(errno));
+		if (c->ssl && errno == EPROTO) {
+			if (log_enabled(LOG_DEBUG))
+				log_msg(LOG_DEBUG, "tls read failed", "client", log_num(c->id), "error", tls_last_error(), NULL);
+			client_kill(c, "tls read failed");   /* static text: why outlives the call */
+			return 0;
+		}
+		client_kill(c, strerror(errno));
 		return 0;
 	}
 	if (n == 0) {

@@ -549,8 +549,11 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 	/* The query as asked, but never a token (access_token=). */
 	char query[512];
 	http_query_redact(req->query, req->query_len, "access_token", query, sizeof(query));
+	/* Last: a client without identity (no token, no certificate) ends
+	 * the list there. */
+	const char *who = auth_identity(c);
 	log_msg(LOG_INFO, "websocket open", "client", log_num(c->id), "peer", client_peer(c),
-		"path", log_str(req->path, req->path_len), "query", query, NULL);
+		"path", log_str(req->path, req->path_len), "query", query, who ? "identity" : NULL, who, NULL);
 	proto_upgrade_apply(c, &uo);
 }
 

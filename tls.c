@@ -1,4 +1,4 @@
-/* tls.c - the server side of TLS with OpenSSL 3 (tls.h, DESIGN §12). One
+/* tls.c - the server side of TLS with OpenSSL 3 (tls.h, issue 14). One
  * SSL_CTX is current; a reload builds a new one and swaps it in, and
  * connections made with the old one keep it (SSL_CTX is reference-counted:
  * SSL_new takes a reference, SSL_free drops it). Every call here is
@@ -90,8 +90,11 @@ static SSL_CTX *build_ctx(char *err, size_t errlen)
 	SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
 	/* No renegotiation (a CPU lever for a peer); tickets for resumption;
 	 * the server's cipher order. Default cipher suites otherwise. */
+	/* A peer that closes without close_notify has simply gone (EOF), as
+	 * on a plain connection: nothing we send depends on truncation. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-				 SSL_OP_NO_COMPRESSION | (T.ktls ? SSL_OP_ENABLE_KTLS : 0));
+				 SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF |
+				 (T.ktls ? SSL_OP_ENABLE_KTLS : 0));
 	SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
 	/* Idle connections give their buffers back; a write may be partial
 	 * and retried from a moved buffer (the client layer's staging). */
@@ -252,6 +255,7 @@ static int result(SSL *s, int r, const char *what)
 	case SSL_ERROR_SYSCALL:
 		/* EOF without close_notify, or a socket error. */
 		if (errno == EAGAIN || errno == EINTR) return TLS_WANT_READ;
+		if (errno == 0 && !ERR_peek_error()) return 0;
 		snprintf(T.err, sizeof(T.err), "%s: %s", what, ERR_peek_error() ? "protocol error" :
 			 errno ? strerror(errno) : "peer closed the connection");
 		ERR_clear_error();

@@ -1,4 +1,4 @@
-/* tls.h - TLS on the main listener (DESIGN §12, docs/operations.md): the
+/* tls.h - TLS on the main listener (issue 14, docs/operations.md): the
  * server's SSL_CTX (TLS 1.2/1.3, ALPN http/1.1, no renegotiation, session
  * tickets, optional client certificates), its reload on SIGHUP and on file
  * change, the kernel-TLS probe, and non-blocking wrappers over one

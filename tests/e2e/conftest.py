@@ -231,7 +231,7 @@ def server(kbridge):
     return kbridge()
 
 
-# ---------------------------------------------------------------- TLS (DESIGN §12)
+# ---------------------------------------------------------------- TLS (issue 14)
 #
 # `tls_certs` (one per session) is a test CA with an ECDSA P-256 server
 # certificate for 127.0.0.1 and client certificates, made with the openssl

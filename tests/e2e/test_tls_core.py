@@ -1,4 +1,4 @@
-"""TLS on the main listener (DESIGN §12, issue 14), the core: wss and https
+"""TLS on the main listener (issue 14), the core: wss and https
 from real TLS peers (Python's websockets and ssl, curl, openssl s_client),
 TLS 1.2 / 1.3 / ALPN, peers that do not speak TLS, mutual TLS, and the pair
 reloaded on SIGHUP while a connection stays open. The certificates come
@@ -16,7 +16,8 @@ import time
 import pytest
 import websockets
 
-from conftest import https_get
+import wsutil
+from conftest import free_port, https_get
 
 
 def _run(coro):
@@ -136,6 +137,7 @@ def test_mtls_accepts_the_ca_and_names_the_client(kbridge_tls, tls_certs):
     status, body = _run(go())
     assert status == 200
     assert "alice" in [c.get("identity") for c in json.loads(body)["client_list"]]
+    assert "identity=alice" in srv.log()         # the CN names the client in the logs too
 
 
 @pytest.mark.parametrize("who", [None, "mallory"], ids=["no-cert", "other-ca"])
@@ -186,3 +188,44 @@ def test_tls_flags_come_as_a_pair(tls_certs):
     assert r.returncode == 2 and b"--tls-key" in r.stderr and len(r.stderr.splitlines()) == 1
     r = run_kbridge(["--demo", "--tls-cert", tls_certs.cert, "--tls-key", tls_certs.other_key])
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+
+
+def test_mtls_identity_with_jwt_on_grants_nothing_until_a_token(kbridge_tls, tls_certs, tmp_path):
+    import jwt
+    from authutil import claims
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"s3cret-for-tls-tests-0123456789abcdef")
+    admin = free_port()
+    # the client list is the admin listener's once tokens are on; it stays plain HTTP
+    srv = kbridge_tls("--demo", "--tls-client-ca", tls_certs.ca, "--jwt-secret", str(secret),
+                      "--admin-listen", f"127.0.0.1:{admin}", brokers=False)
+    ctx = tls_certs.context("alice")
+
+    def identities():
+        return [c.get("identity") for c in wsutil.get_json(admin, "/stats")["client_list"]]
+
+    async def reply(ws, ident):
+        while True:
+            m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if m.get("id") == ident:
+                return m
+
+    async def go():
+        ws = await websockets.connect(f"wss://127.0.0.1:{srv.port}/ws", ssl=ctx, open_timeout=5)
+        try:
+            await ws.send(json.dumps({"type": "subscribe", "channel": "dashboard", "id": 1}))
+            refused = await reply(ws, 1)
+            who_before = identities()
+            tok = jwt.encode(claims(sub="bob"), secret.read_bytes(), algorithm="HS256")
+            await ws.send(json.dumps({"type": "auth", "token": tok, "id": 2}))
+            acked = await reply(ws, 2)
+            await ws.send(json.dumps({"type": "subscribe", "channel": "dashboard", "id": 3}))
+            await _next_record(ws)
+            return refused, who_before, acked, identities()
+        finally:
+            await ws.close()
+    refused, who_before, acked, who_after = _run(go())
+    assert refused["type"] == "error"          # the certificate is no token
+    assert who_before == ["alice"]             # but it names the client
+    assert acked["type"] == "ack" and acked["sub"] == "bob"
+    assert who_after == ["bob"]
