@@ -185,6 +185,37 @@ def test_session_resumption_tls12(tls_kbridge, pki, tmp_path):
     assert "Reused, TLSv1.2" in out, f"session not resumed:\n{out[-2000:]}"
 
 
+def test_session_resumption_tls13_ticket(tls_kbridge, pki, tmp_path):
+    srv = tls_kbridge()
+    sess = str(tmp_path / "sess13.pem")
+    # The TLS 1.3 ticket comes after the handshake: stdin stays open a moment.
+    rc, out = s_client(srv.port, "-tls1_3", "-CAfile", pki.ca.cert, "-sess_out", sess, keep_open=1)
+    assert "New, TLSv1.3" in out, out[-2000:]
+    rc, out = s_client(srv.port, "-tls1_3", "-CAfile", pki.ca.cert, "-sess_in", sess)
+    assert "Reused, TLSv1.3" in out, f"session ticket not accepted:\n{out[-2000:]}"
+
+
+@pytest.mark.parametrize("broken", ["garbage-cert", "missing-key", "other-key"])
+def test_bad_pair_at_start_exits_2(pki, tmp_path, broken):
+    from tlsutil import binary_has_tls, require_tls
+    require_tls(conftest.bin_path())
+    assert binary_has_tls(conftest.bin_path())
+    cert, key = pki.server.cert, pki.server.key
+    if broken == "garbage-cert":
+        cert = str(tmp_path / "garbage.pem")
+        with open(cert, "w") as f:
+            f.write("not a certificate\n")
+    elif broken == "missing-key":
+        key = str(tmp_path / "absent.key")
+    else:
+        key = pki.client.key
+    r = run_kbridge(["--brokers", "127.0.0.1:1", "--listen", f"127.0.0.1:{free_port()}",
+                     "--tls-cert", cert, "--tls-key", key], timeout=15)
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 2, f"exit {r.returncode}, want 2\n{err[-2000:]}"
+    assert "tls" in err.lower() or "cert" in err.lower() or "key" in err.lower(), err[-2000:]
+
+
 # ---------------------------------------------------------------- mutual TLS
 
 def test_mtls_client_cert_from_ca_accepted_cn_is_identity(tls_kbridge, pki):
@@ -194,6 +225,8 @@ def test_mtls_client_cert_from_ca_accepted_cn_is_identity(tls_kbridge, pki):
     st = srv.http("GET", "/stats", ssl=pki.context(client=pki.client)).json()
     ids = [c.get("identity") for c in st.get("client_list", [])]
     assert pki.client.cn in ids, f"identity {pki.client.cn!r} not in client_list {st.get('client_list')!r}"
+    opens = [ln for ln in srv.log().splitlines() if "websocket open" in ln]
+    assert opens and f"identity={pki.client.cn}" in opens[-1], f"no identity in the open line: {opens[-1:]}"
 
 
 @pytest.mark.parametrize("who", ["none", "other-ca"])
@@ -446,6 +479,26 @@ def test_2000_half_open_handshakes_normal_client_served_meanwhile(half_open_brid
     finally:
         for s in socks:
             s.close()
+
+
+def test_idle_tls_clients_stay_small(tls_kbridge, pki):
+    """Issue 14: buffers released while idle; the bench's bound is 16 KiB
+    of RSS per idle wss connection (measured here over 1,000)."""
+    if _raise_nofile(4000) < 2500:
+        pytest.skip("RLIMIT_NOFILE too small")
+    srv = tls_kbridge(nofile=4096)
+    warm = [srv.ws() for _ in range(20)]
+    for c in warm:
+        c.ping_ok()
+    time.sleep(0.3)
+    before = srv.rss()
+    clients = [srv.ws() for _ in range(1000)]
+    clients[-1].ping_ok()
+    time.sleep(0.5)
+    per = (srv.rss() - before) / 1000
+    conftest.note(f"tls: RSS per idle wss connection {per / 1024:.1f} KiB (1,000 clients)")
+    assert per < 16 * 1024, f"{per / 1024:.1f} KiB of RSS per idle TLS connection (issue 14: under 16 KiB)"
+    assert srv.health()["clients"] == 1020
 
 
 # ---------------------------------------------------------------- admin listener
