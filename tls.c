@@ -100,6 +100,9 @@ static SSL_CTX *build_ctx(char *err, size_t errlen)
 	 * and retried from a moved buffer (the client layer's staging). */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* Resumption by stateless tickets only: a server-side session cache
+	 * would keep every session (KiBs each) for its lifetime. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	static const unsigned char sid_ctx[] = "kbridge";
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);

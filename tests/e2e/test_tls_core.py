@@ -229,3 +229,100 @@ def test_mtls_identity_with_jwt_on_grants_nothing_until_a_token(kbridge_tls, tls
     assert who_before == ["alice"]             # but it names the client
     assert acked["type"] == "ack" and acked["sub"] == "bob"
     assert who_after == ["bob"]
+
+
+def test_half_open_handshakes_and_a_trickled_hello_are_cut_off(kbridge_tls, tls_certs):
+    srv = kbridge_tls("--header-timeout", "2")
+    idle = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(300)]
+    vanished = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    vanished.sendall(b"\x16\x03\x01\x02\x00\x01")   # half a ClientHello, then gone
+    vanished.close()
+    trickle = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    t0 = time.monotonic()
+    # a normal client is served meanwhile
+    assert https_get(srv.port, ctx=tls_certs.context())[0] == 200
+    hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64
+    closed_at = None
+    for b in hello:
+        try:
+            trickle.sendall(bytes([b]))
+        except OSError:
+            closed_at = time.monotonic()
+            break
+        time.sleep(0.25)
+        trickle.settimeout(0.01)
+        try:
+            if trickle.recv(1) == b"":
+                closed_at = time.monotonic()
+                break
+        except socket.timeout:
+            pass
+        except OSError:
+            closed_at = time.monotonic()
+            break
+    trickle.close()
+    assert closed_at is not None and closed_at - t0 < 4, "the trickled ClientHello was not cut off"
+    for s in idle:
+        s.settimeout(3)
+        try:
+            assert s.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        s.close()
+    assert srv.alive()
+    assert https_get(srv.port, ctx=tls_certs.context())[0] == 200
+
+
+def test_renegotiation_is_refused(kbridge_tls, tls_certs):
+    srv = kbridge_tls()
+    p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", "-tls1_2",
+                          "-CAfile", tls_certs.ca], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    time.sleep(1.0)
+    p.stdin.write(b"R\n")          # s_client's command: renegotiate
+    p.stdin.flush()
+    time.sleep(1.5)
+    out = p.communicate(timeout=10)[0].decode(errors="replace")
+    assert "RENEGOTIATING" in out and "no renegotiation" in out
+    assert https_get(srv.port, ctx=tls_certs.context())[0] == 200
+
+
+def test_a_burst_is_gathered_into_few_records(kbridge_tls, tls_certs):
+    # many small frames per flush: far fewer TLS records than messages
+    srv = kbridge_tls("--demo", "--demo-rate", "5000", brokers=False)
+
+    async def go():
+        ws = await _subscribe(srv.port, tls_certs.context())
+        try:
+            for _ in range(2000):
+                await _next_record(ws)
+        finally:
+            await ws.close()
+    _run(go())
+    body = https_get(srv.port, "/metrics", ctx=tls_certs.context())[1].decode()
+    val = {l.split()[0]: float(l.split()[1]) for l in body.splitlines() if l and not l.startswith("#")}
+    assert val["kbridge_messages_sent_total"] >= 2000
+    assert val["kbridge_tls_records_total"] * 3 < val["kbridge_messages_sent_total"], val
+
+
+def test_a_stalled_reader_resumes_with_intact_frames(kbridge_tls, tls_certs):
+    # the socket fills while the client does not read: SSL_write wants to
+    # write, the same staged bytes go again later, framing stays whole
+    srv = kbridge_tls("--demo", "--demo-rate", "20000", brokers=False)
+
+    async def go():
+        ws = await websockets.connect(f"wss://127.0.0.1:{srv.port}/ws", ssl=tls_certs.context(),
+                                      max_queue=4, read_limit=2**12, open_timeout=5)
+        try:
+            await ws.send(json.dumps({"type": "subscribe", "channel": "dashboard", "id": 1}))
+            await _next_record(ws)
+            await asyncio.sleep(2.0)          # stall: the kernel buffers fill
+            n = 0
+            for _ in range(1500):
+                m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                n += m.get("channel") == "dashboard"
+            return n
+        finally:
+            await ws.close()
+    assert _run(go()) > 1000
+    assert srv.alive()
