@@ -617,3 +617,14 @@ def test_healthcheck_https_against_tls_kbridge(tls_kbridge, pki):
     rc, err, took = _probe(f"http://127.0.0.1:{srv.port}/health")
     assert rc == 1 and took < 6, err
     assert srv.alive()
+
+
+def test_healthcheck_with_mtls_probes_the_plain_admin_listener(tls_kbridge, pki):
+    """The probe has no client certificate: with --tls-client-ca it is
+    refused on the main port, and the admin listener (plain) answers it."""
+    admin = free_port()
+    srv = tls_kbridge("--admin-listen", f"127.0.0.1:{admin}", client_ca=pki.ca.cert)
+    rc, err, _ = _probe(f"https://127.0.0.1:{srv.port}/health", "--healthcheck-ca", pki.ca.cert)
+    assert rc == 1, err
+    rc, err, _ = _probe(f"http://127.0.0.1:{admin}/health")
+    assert rc == 0, err
