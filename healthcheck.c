@@ -46,6 +46,7 @@ struct probe {
 	SSL_CTX *ctx;
 	SSL *ssl;
 	int64_t deadline;
+	int verify;             /* the certificate is checked (no --healthcheck-insecure) */
 	char why[256];          /* the cause when a step fails */
 };
 
@@ -63,7 +64,7 @@ static void ssl_why(struct probe *p, const char *step, const char *dflt)
 	char buf[200];
 	if (e) ERR_error_string_n(e, buf, sizeof(buf));
 	else snprintf(buf, sizeof(buf), "%s", dflt);
-	if (p->ssl) {
+	if (p->ssl && p->verify) {   /* unverified, the result is recorded but means nothing */
 		long v = SSL_get_verify_result(p->ssl);
 		if (v != X509_V_OK) snprintf(buf, sizeof(buf), "certificate verify failed: %s",
 		                             X509_verify_cert_error_string(v));
@@ -88,6 +89,7 @@ static int tls_start(struct probe *p, const char *ip, const char *ca_file, int i
 	p->ctx = SSL_CTX_new(TLS_client_method());
 	if (!p->ctx) { ssl_why(p, "TLS", "cannot create a context"); return -1; }
 	SSL_CTX_set_min_proto_version(p->ctx, TLS1_2_VERSION);
+	p->verify = !insecure;
 	if (!insecure) {
 		int ok = ca_file ? SSL_CTX_load_verify_locations(p->ctx, ca_file, NULL)
 		                 : SSL_CTX_set_default_verify_paths(p->ctx);
