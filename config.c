@@ -84,7 +84,11 @@ static const struct opt opts[] = {
 	{ "ca-file", 0, "KBRIDGE_CA_FILE", NULL, T_STR, "PATH", NULL,
 	  "CA certificates (PEM) for TLS to Kafka; same as -X ssl.ca.location=PATH", 0, 0 },
 	{ "healthcheck", 0, NULL, NULL, T_STR, "URL", NULL,
-	  "GET http://ADDR:PORT/PATH, exit 0 on 200 else 1 (container health checks)", 0, 0 },
+	  "GET http://ADDR:PORT/PATH or https://ADDR:PORT/PATH, exit 0 on 200 else 1 (container health checks)", 0, 0 },
+	{ "healthcheck-ca", 0, NULL, NULL, T_STR, "FILE", NULL,
+	  "CA certificates (PEM) that verify an https:// --healthcheck (default: the system's CA paths)", 0, 0 },
+	{ "healthcheck-insecure", 0, NULL, NULL, T_BOOL, NULL, NULL,
+	  "do not verify the certificate of an https:// --healthcheck", 0, 0 },
 	{ "jwt-key", 0, "KBRIDGE_JWT_KEY", NULL, T_STR, "FILE", NULL,
 	  "JWT verification keys: PEM public keys or certificates (RSA, EC, Ed25519), or a JWKS document; clients must then authenticate (reloaded on SIGHUP and on change)", 0, 0 },
 	{ "jwt-secret", 0, "KBRIDGE_JWT_SECRET", NULL, T_STR, "FILE", NULL,
@@ -387,6 +391,7 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 		if (v && parse_bool(v, &b) < 0) { *why = "expected 1/0, true/false, yes/no or on/off"; return -1; }
 		if (!strcmp(n, "demo")) c->demo = b;
 		else if (!strcmp(n, "headers")) c->headers = b;
+		else if (!strcmp(n, "healthcheck-insecure")) c->healthcheck_insecure = b;
 		return 0;
 	}
 	case T_STR:
@@ -395,6 +400,7 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 		else if (!strcmp(n, "group")) c->group = v;
 		else if (!strcmp(n, "ca-file")) c->ca_file = v;
 		else if (!strcmp(n, "healthcheck")) c->healthcheck = v;
+		else if (!strcmp(n, "healthcheck-ca")) c->healthcheck_ca = v;
 		else if (!strcmp(n, "jwt-key")) c->jwt_key = v;
 		else if (!strcmp(n, "jwt-secret")) c->jwt_secret = v;
 		else if (!strcmp(n, "jwt-audience")) c->jwt_audience = v;

@@ -44,6 +44,8 @@ struct config {
 	const char **state_shapes; size_t nstate_shapes;   /* "channel=map|value|list" */
 	const char *ca_file;                      /* -> ssl.ca.location */
 	const char *healthcheck;                  /* URL: probe it and exit */
+	const char *healthcheck_ca;               /* PEM CAs for an https:// probe */
+	int healthcheck_insecure;                 /* https:// probe without verification */
 
 	/* Authentication and abuse limits (docs/security.md). */
 	const char *jwt_key;                      /* file: PEM keys/certificates or a JWKS document */

@@ -189,7 +189,7 @@ static int next_timeout(int64_t next_tick)
 int main(int argc, char **argv)
 {
 	config_load(&cfg, argc, argv, print_version);
-	if (cfg.healthcheck) return healthcheck_run(cfg.healthcheck);
+	if (cfg.healthcheck) return healthcheck_run(cfg.healthcheck, cfg.healthcheck_ca, cfg.healthcheck_insecure);
 	log_setup((enum log_level)cfg.log_level, cfg.log_json);
 	clock_advance();
 	metrics_start();

@@ -6,7 +6,9 @@ summary line tests/run.sh sums: "e2e: N passed, N failed, N skipped".
 broker, waits for GET /health to answer 200, and on teardown closes the test's
 sockets, sends SIGTERM (10 s, then SIGKILL), and fails the test when kbridge
 did not exit 0 or its log shows a sanitizer report. `server` is one kbridge
-with default flags.
+with default flags. kbridge(..., ssl=ctx) starts one whose listener speaks
+TLS (the caller passes --tls-cert/--tls-key; tlsutil.tls_kbridge does): the
+Server's helpers then connect with that SSLContext.
 """
 import os
 import re
@@ -19,6 +21,7 @@ import time
 import pytest
 
 import wsutil
+from tlsutil import pki, tls_kbridge  # noqa: F401 (fixtures)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
@@ -63,7 +66,8 @@ def run_kbridge(args, env=None, timeout=10):
 
 
 class Server:
-    def __init__(self, proc, port, log_path):
+    def __init__(self, proc, port, log_path, ssl=None):
+        self.ssl = ssl              # SSLContext when the listener speaks TLS
         self.proc = proc
         self.pid = proc.pid
         self.port = port
@@ -78,16 +82,25 @@ class Server:
         return c
 
     def ws(self, path="/ws", **kw):
+        kw.setdefault("ssl", self.ssl)
         return self.track(wsutil.WS.connect(self.port, path, **kw))
 
     def conn(self, **kw):
+        kw.setdefault("ssl", self.ssl)
         return self.track(wsutil.Conn.open(self.port, **kw))
 
     def http(self, method="GET", path="/health", **kw):
+        kw.setdefault("ssl", self.ssl)
         return wsutil.http_request(self.port, method, path, **kw)
 
     def health(self):
-        return wsutil.get_json(self.port, "/health")
+        return wsutil.get_json(self.port, "/health", ssl=self.ssl)
+
+    def url(self, path="/ws"):
+        """ws:// or wss:// (http:// or https:// for other paths) URL."""
+        scheme = ("wss" if path.startswith("/ws") else "https") if self.ssl else \
+            ("ws" if path.startswith("/ws") else "http")
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
 
     def signal(self, sig):
         self.signalled = True
@@ -121,13 +134,16 @@ class Server:
 
 
 def _wait_ready(srv, timeout=10.0, probe=None):
-    """probe(srv) -> HTTP status of GET /health (default: plain HTTP)."""
+    """probe(srv) -> HTTP status of GET /health (default: over srv.ssl or plain)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if srv.proc.poll() is not None:
             return False
         try:
-            status = probe(srv) if probe else wsutil.http_request(srv.port, "GET", "/health", timeout=1.0).status
+            if probe:
+                status = probe(srv)
+            else:
+                status = wsutil.http_request(srv.port, "GET", "/health", timeout=1.0, ssl=srv.ssl).status
             if status == 200:
                 return True
         except (OSError, wsutil.Closed, TimeoutError, AssertionError, ValueError):
@@ -148,7 +164,8 @@ def kbridge(request):
     counter = [0]
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:100]
 
-    def start(*args, env=None, port=None, listen=True, brokers=True, nofile=None, ready=None):
+    def start(*args, env=None, port=None, listen=True, brokers=True, nofile=None, ssl=None,
+              ready=None):
         if not os.path.exists(bin_path()):
             pytest.fail(f"kbridge binary {bin_path()} not found (build it with make)")
         os.makedirs(ARTIFACTS, exist_ok=True)
@@ -168,7 +185,7 @@ def kbridge(request):
                 proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, cwd=ROOT, env=clean_env(env),
                                         preexec_fn=_set_nofile(nofile) if nofile else None)
-            srv = Server(proc, p, log_path)
+            srv = Server(proc, p, log_path, ssl)
             servers.append(srv)
             if _wait_ready(srv, probe=ready):
                 return srv

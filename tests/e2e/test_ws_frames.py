@@ -1,16 +1,36 @@
 """RFC 6455 framing rules (docs/protocol.md#websocket-rules, #close-codes,
 #pings):
 protocol errors close 1002, bad UTF-8 1007, oversized messages 1009, the
-close handshake, and server keep-alive pings."""
+close handshake, and server keep-alive pings. Every test runs twice: over
+plain TCP and over TLS (docs/operations.md#tls: the same frames inside TLS records; the
+tls runs skip while the binary has no --tls-cert)."""
 import struct
 import time
 
 import pytest
 
+import conftest
+from tlsutil import require_tls
 from wsutil import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Closed, build_frame,
                     close_payload)
 
 PING = b'{"type":"ping","id":"ok"}'
+
+
+@pytest.fixture(params=["plain", "tls"])
+def kbridge(request, kbridge):
+    """conftest's kbridge, started a second time with --tls-cert/--tls-key
+    (the test PKI's server pair) for the tls runs; `server` and `small`
+    below come from it too."""
+    if request.param == "plain":
+        return kbridge
+    require_tls(conftest.bin_path())
+    pki = request.getfixturevalue("pki")
+
+    def start(*args, **kw):
+        return kbridge("--tls-cert", pki.server.cert, "--tls-key", pki.server.key, *args,
+                       ssl=pki.context(), **kw)
+    return start
 
 
 # ---------------------------------------------------------------- 1002
@@ -356,8 +376,9 @@ def test_websockets_library_client_survives_pings(kbridge):
     srv = kbridge("--ping-interval", "1")
 
     async def run():
-        async with websockets.connect(f"ws://127.0.0.1:{srv.port}/ws", ping_interval=None,
-                                      open_timeout=5, close_timeout=5) as ws:
+        tls = {"ssl": srv.ssl} if srv.ssl else {}
+        async with websockets.connect(srv.url("/ws"), ping_interval=None,
+                                      open_timeout=5, close_timeout=5, **tls) as ws:
             await asyncio.sleep(4.5)     # the library answers server pings by itself
             await ws.send(json.dumps({"type": "ping", "id": "still"}))
             reply = json.loads(await asyncio.wait_for(ws.recv(), 5))

@@ -4,13 +4,15 @@ Raw sockets only (loopback), so tests can send what a library never would:
 malformed HTTP, unmasked or reserved-bit frames, bad close codes. Every wait
 is bounded by a timeout. Server frames are checked on every read:
 RFC 6455 §5.1 says they are never masked, and no extension is negotiated,
-so their RSV bits must be 0.
+so their RSV bits must be 0. Every helper takes an optional `ssl` context:
+with one the socket speaks TLS (docs/operations.md#tls) and the same bytes go inside it.
 """
 import base64
 import hashlib
 import json
 import os
 import socket
+import ssl as _ssl
 import struct
 import time
 
@@ -47,13 +49,21 @@ class CloseFrame(Exception):
         self.reason = reason
 
 
-def tcp_connect(port, timeout=DEFAULT_TIMEOUT, rcvbuf=None, host="127.0.0.1"):
+def tcp_connect(port, timeout=DEFAULT_TIMEOUT, rcvbuf=None, host="127.0.0.1", ssl=None):
+    """A connected socket; with `ssl` (an SSLContext) wrapped in TLS, the
+    handshake done and the certificate verified for `host`."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf is not None:  # must be set before connect to bound the window
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.settimeout(timeout)
-    s.connect((host, port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        s.connect((host, port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ssl is not None:
+            s = ssl.wrap_socket(s, server_hostname=host)
+    except BaseException:
+        s.close()
+        raise
     return s
 
 
@@ -104,8 +114,8 @@ class Conn:
         self.buf = b""
 
     @classmethod
-    def open(cls, port, timeout=DEFAULT_TIMEOUT, rcvbuf=None):
-        return cls(tcp_connect(port, timeout, rcvbuf))
+    def open(cls, port, timeout=DEFAULT_TIMEOUT, rcvbuf=None, ssl=None):
+        return cls(tcp_connect(port, timeout, rcvbuf, ssl=ssl))
 
     def close(self):
         try:
@@ -127,7 +137,7 @@ class Conn:
             chunk = self.sock.recv(65536)
         except socket.timeout:
             raise TimeoutError("timed out waiting for data") from None
-        except (ConnectionResetError, BrokenPipeError) as e:
+        except (ConnectionResetError, BrokenPipeError, _ssl.SSLError) as e:
             raise Closed(f"connection reset ({e})") from None
         if not chunk:
             raise Closed("connection closed by peer (EOF)")
@@ -215,7 +225,7 @@ class Conn:
                 chunk = self.sock.recv(65536)
             except socket.timeout:
                 continue
-            except ConnectionResetError:
+            except (ConnectionResetError, _ssl.SSLError):
                 return "reset"
             if not chunk:
                 return "eof"
@@ -234,7 +244,7 @@ class Conn:
                 chunk = self.sock.recv(65536)
             except socket.timeout:
                 return True
-            except (ConnectionResetError, BrokenPipeError):
+            except (ConnectionResetError, BrokenPipeError, _ssl.SSLError):
                 return False
             if not chunk:
                 return False
@@ -251,9 +261,9 @@ def build_request(method, path, headers=None, version="HTTP/1.1", body=b"", host
 
 
 def http_request(port, method="GET", path="/health", headers=None, version="HTTP/1.1",
-                 body=b"", timeout=DEFAULT_TIMEOUT):
+                 body=b"", timeout=DEFAULT_TIMEOUT, ssl=None):
     """One request on a fresh connection; returns the Response."""
-    c = Conn.open(port, timeout)
+    c = Conn.open(port, timeout, ssl=ssl)
     try:
         c.send(build_request(method, path, headers, version, body))
         return c.read_response(head=(method == "HEAD"), timeout=timeout)
@@ -261,8 +271,8 @@ def http_request(port, method="GET", path="/health", headers=None, version="HTTP
         c.close()
 
 
-def get_json(port, path="/health", timeout=DEFAULT_TIMEOUT):
-    r = http_request(port, "GET", path, timeout=timeout)
+def get_json(port, path="/health", timeout=DEFAULT_TIMEOUT, ssl=None):
+    r = http_request(port, "GET", path, timeout=timeout, ssl=ssl)
     assert r.status == 200, r
     return r.json()
 
@@ -329,11 +339,11 @@ class WS(Conn):
 
     @classmethod
     def connect(cls, port, path="/ws", key=None, headers=None, timeout=DEFAULT_TIMEOUT,
-                rcvbuf=None, early=b""):
+                rcvbuf=None, early=b"", ssl=None):
         """Opens a connection and completes the handshake, asserting a 101
         with a correct accept key. `early` bytes are sent in the same write
         as the request (frames sent before the 101 arrives)."""
-        c = cls(tcp_connect(port, timeout, rcvbuf))
+        c = cls(tcp_connect(port, timeout, rcvbuf, ssl=ssl))
         try:
             key = key or new_key()
             c.send(build_request("GET", path, upgrade_headers(key=key, extra=headers)) + early)

@@ -4,7 +4,8 @@
 # then proves it is scratch-ready: statically linked, small, and working in
 # an empty chroot (no /etc at all) as a non-root numeric user: --version,
 # --licenses, --demo with live records over WebSocket, --healthcheck, exit 0
-# on SIGTERM, and TLS to a local `openssl s_server` with and without a CA.
+# on SIGTERM, wss:// served to a client outside, --healthcheck https://, and
+# TLS to a local `openssl s_server` with and without a CA.
 # Prints one line per check and ends with exactly one line
 #     static: N passed, N failed
 # Needs root for chroot (or falls back to `unshare -r chroot`, without the
@@ -285,6 +286,69 @@ if (jwt_keys) >"$T/jwt/openssl.log" 2>&1 && cp "$T/jwt/keys.pem" "$ROOTFS/jwt.pe
 	rm -f "$ROOTFS/jwt.pem"
 else
 	bad "openssl: could not make the JWT key pairs" "$T/jwt/openssl.log"
+fi
+
+# ---- wss:// from the chroot -----------------------------------------------------
+# The listener speaks TLS with the libssl linked into the static binary: an
+# ECDSA P-256 CA and a server certificate for IP 127.0.0.1 made outside,
+# the pair (and the CA, for the probe) copied in. A client outside the
+# chroot gets live records over wss:// verified against the CA (through
+# SSL_CERT_FILE, which Python's default context reads); --healthcheck
+# https:// in the chroot verifies with --healthcheck-ca, fails without a CA
+# (the chroot has none), passes with --healthcheck-insecure.
+mkdir -p "$T/wss"
+wss_pki() {
+	cd "$T/wss" &&
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj "/CN=kbridge static wss CA" -addext basicConstraints=critical,CA:TRUE \
+		-addext keyUsage=critical,keyCertSign,cRLSign -keyout ca.key -out ca.pem &&
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+		-keyout srv.key -out srv.csr &&
+	printf '%s\n' subjectAltName=IP:127.0.0.1 basicConstraints=CA:FALSE \
+		keyUsage=digitalSignature extendedKeyUsage=serverAuth >ext.cnf &&
+	openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+		-extfile ext.cnf -out srv.pem &&
+	openssl verify -CAfile ca.pem srv.pem
+}
+https_200() { # URL CAFILE
+	$PY - "$1" "$2" <<-'EOF'
+	import ssl, sys, urllib.request
+	ctx = ssl.create_default_context(cafile=sys.argv[2])
+	sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=1, context=ctx).status == 200 else 1)
+	EOF
+}
+if (wss_pki) >"$T/wss/openssl.log" 2>&1; then
+	# 644 on the key: the numeric user must read it (a test key, thrown away).
+	cp "$T/wss/srv.pem" "$ROOTFS/tls-cert.pem" && cp "$T/wss/srv.key" "$ROOTFS/tls-key.pem" &&
+		cp "$T/wss/ca.pem" "$ROOTFS/tls-ca.pem" && chmod 644 "$ROOTFS"/tls-*.pem
+	P=$(free_port)
+	start_bridge "$T/wss.log" -- --demo --listen 127.0.0.1:"$P" --tls-cert /tls-cert.pem --tls-key /tls-key.pem
+	if wait_for 20 https_200 "https://127.0.0.1:$P/ready" "$T/wss/ca.pem"; then
+		ok "chroot: --demo --tls-cert /tls-cert.pem is ready (GET https://127.0.0.1:$P/ready 200, verified, from outside)"
+		if out=$(SSL_CERT_FILE=$T/wss/ca.pem timeout 60 $PY tests/static/ws_live.py "wss://127.0.0.1:$P/ws" 10 20 2>&1); then
+			ok "outside the chroot over wss://: $out"
+		else
+			bad "live records over wss://: $out" "$T/wss.log"
+		fi
+		out=$(as_nobody --healthcheck "https://127.0.0.1:$P/health" --healthcheck-ca /tls-ca.pem 2>&1); rc=$?
+		if [ $rc = 0 ]; then ok "chroot: --healthcheck https://127.0.0.1:$P/health --healthcheck-ca /tls-ca.pem exits 0"
+		else bad "chroot: --healthcheck https:// --healthcheck-ca /tls-ca.pem: rc $rc: $out"; fi
+		out=$(as_nobody --healthcheck "https://127.0.0.1:$P/health" 2>&1); rc=$?
+		if [ $rc = 1 ] && grep -q 'certificate verify failed' <<<"$out"; then
+			ok "chroot: --healthcheck https:// without a CA exits 1 ($out)"
+		else bad "chroot: --healthcheck https:// without a CA: rc $rc (want 1, certificate verify failed): $out"; fi
+		out=$(as_nobody --healthcheck "https://127.0.0.1:$P/health" --healthcheck-insecure 2>&1); rc=$?
+		if [ $rc = 0 ]; then ok "chroot: --healthcheck https:// --healthcheck-insecure exits 0"
+		else bad "chroot: --healthcheck https:// --healthcheck-insecure: rc $rc: $out"; fi
+	else
+		bad "chroot: --demo --tls-cert did not answer GET https://127.0.0.1:$P/ready within 20 s" "$T/wss.log"
+	fi
+	stop_bridge; rc=$?
+	if [ $rc = 0 ]; then ok "chroot: --demo --tls-cert exits 0 on SIGTERM"
+	else bad "chroot: --demo --tls-cert: exit status $rc after SIGTERM" "$T/wss.log"; fi
+	rm -f "$ROOTFS"/tls-*.pem
+else
+	bad "openssl: could not make the wss CA and server certificate" "$T/wss/openssl.log"
 fi
 
 # ---- no /etc/hosts: "localhost" does not resolve, and kbridge says so --------
