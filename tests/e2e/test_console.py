@@ -83,13 +83,14 @@ def need_browser():
         pytest.skip(_browser["reason"])
 
 
-def run_browser(mode, base, timeout=90, steps=None):
+def run_browser(mode, base, timeout=90, steps=None, out_dir=ARTIFACTS, args=()):
     """Runs console.mjs; returns (parsed last JSON line, whole output). With
     steps, each {"step": NAME} line the script prints calls steps(NAME) and
-    then lets the script go on (a line on its stdin)."""
-    os.makedirs(ARTIFACTS, exist_ok=True)
+    then lets the script go on (a line on its stdin). Screenshots go to
+    out_dir; args follow it on the command line."""
+    os.makedirs(out_dir, exist_ok=True)
     env = dict(os.environ, CHROMIUM=CHROMIUM)
-    cmd = ["node", SCRIPT, mode, base, ARTIFACTS]
+    cmd = ["node", SCRIPT, mode, base, out_dir, *args]
     if steps:
         rc, stdout, stderr = _run_steps(cmd, env, timeout, steps)
     else:

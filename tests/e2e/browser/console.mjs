@@ -5,6 +5,10 @@
 //   node console.mjs docs    BASE_URL OUT_DIR   the protocol page at BASE_URL/docs
 //   node console.mjs state   BASE_URL OUT_DIR   the console at BASE_URL/?type=web (the
 //                                               state dialect), in steps: see stateTest
+//   node console.mjs tls     BASE_URL OUT_DIR SPKI   the console test over https://
+//                                               and wss://, the server's certificate
+//                                               trusted only through
+//                                               --ignore-certificate-errors-spki-list=SPKI
 //
 // Prints progress lines, then one JSON line {"ok":true|false,...} last; exits
 // 0 only when every check passed. Screenshots go to OUT_DIR. Run by
@@ -13,11 +17,12 @@ import { chromium } from 'playwright-core';
 import path from 'node:path';
 import readline from 'node:readline';
 
-const [mode, base, outDir] = process.argv.slice(2);
+const [mode, base, outDir, spki] = process.argv.slice(2);
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const result = { ok: false, mode, checks: [] };
+const sockets = [];         // every WebSocket a page opened: {url, received} (frames from the server)
 
 // Everything is bounded: a hung browser fails the run instead of the suite.
 const LIMIT_S = mode === 'state' ? 110 : 75;
@@ -51,6 +56,11 @@ async function openPage(context) {
     const u = r.url();
     if (!u.startsWith(origin + '/') && !u.startsWith(wsOrigin + '/') && !u.startsWith('data:'))
       page.problems.push('external request: ' + u);
+  });
+  page.on('websocket', w => {
+    const s = { url: w.url(), received: 0 };
+    sockets.push(s);
+    w.on('framereceived', () => s.received++);
   });
   page.on('websocket', w => { if (!w.url().startsWith(wsOrigin + '/')) page.problems.push('external websocket: ' + w.url()); });
   return page;
@@ -325,6 +335,45 @@ async function stateTest() {
   check(problems.length === 0, 'no console errors, exceptions, failed or external requests', problems);
 }
 
+// ---- TLS: the same console test over https:// and wss://. The server's
+// certificate is issued by a test CA no trust store holds: a browser without
+// the SPKI flag must refuse the page; one launched with
+// --ignore-certificate-errors-spki-list=SPKI (the sha256 of the server
+// certificate's public key) loads it and streams over wss://.
+async function tlsTest() {
+  check(base.startsWith('https://'), 'the base URL is https', base);
+  check(/^[A-Za-z0-9+/]{43}=$/.test(spki || ''), 'an SPKI sha256 in base64 was given', spki);
+  const plain = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 20000 });
+  let refused = null;
+  try {
+    const p0 = await (await plain.newContext()).newPage();
+    await p0.goto(base + '/', { waitUntil: 'load', timeout: 10000 }).then(() => { refused = 'loaded'; }, e => { refused = String(e.message); });
+  } finally { await plain.close(); }
+  check(/ERR_CERT_/.test(refused), 'without the SPKI flag Chromium refuses the certificate', (refused || '').split('\n')[0]);
+
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, timeout: 20000,
+    args: ARGS.concat(['--ignore-certificate-errors-spki-list=' + spki]) });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await openPage(context);
+  const resp = await page.goto(base + '/', { waitUntil: 'load', timeout: 10000 });
+  check(resp.status() === 200 && page.url().startsWith('https://'), 'GET / over https is 200', [resp.status(), page.url()]);
+  const sec = await resp.securityDetails();
+  check(sec && /^TLS 1\.[23]$/.test(sec.protocol) && sec.subjectName === '127.0.0.1' && /kbridge test CA/.test(sec.issuer || ''),
+    'served with the test certificate over TLS 1.2+', sec);
+  check(await page.evaluate(() => window.isSecureContext && location.protocol === 'https:'), 'the page is a secure context');
+  await page.waitForSelector('#status[data-state="open"]', { timeout: 10000 });
+  check((await page.inputValue('#url')).startsWith('wss://'), 'the console connects over wss://', await page.inputValue('#url'));
+  check(page.problems.length === 0, 'no console errors, exceptions, failed or external requests', page.problems);
+  await context.close();
+
+  await consoleTest();            // all of it: subscribe, rows, rate, pause, auth, phone
+
+  const n = sockets.reduce((a, s) => a + s.received, 0);
+  check(sockets.length > 0 && sockets.every(s => s.url.startsWith('wss://127.0.0.1:')), 'every WebSocket was wss://', sockets.map(s => s.url));
+  check(n >= 20, 'frames received over wss://', n);
+  result.wssFrames = n;
+}
+
 async function docsTest() {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   const page = await openPage(context);
@@ -345,9 +394,12 @@ async function docsTest() {
 }
 
 try {
-  if (!base || !outDir || !['console', 'docs', 'state'].includes(mode)) throw new Error('usage: node console.mjs console|docs|state BASE_URL OUT_DIR');
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 20000 });
-  await (mode === 'console' ? consoleTest() : mode === 'docs' ? docsTest() : stateTest());
+  if (!base || !outDir || !['console', 'docs', 'state', 'tls'].includes(mode)) throw new Error('usage: node console.mjs console|docs|state BASE_URL OUT_DIR | tls BASE_URL OUT_DIR SPKI');
+  if (mode === 'tls') await tlsTest();
+  else {
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 20000 });
+    await (mode === 'console' ? consoleTest() : mode === 'docs' ? docsTest() : stateTest());
+  }
   await finish();
 } catch (e) {
   await finish(e);
