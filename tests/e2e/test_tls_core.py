@@ -312,7 +312,8 @@ def test_a_stalled_reader_resumes_with_intact_frames(kbridge_tls, tls_certs):
 
     async def go():
         ws = await websockets.connect(f"wss://127.0.0.1:{srv.port}/ws", ssl=tls_certs.context(),
-                                      max_queue=4, read_limit=2**12, open_timeout=5)
+                                      max_queue=4, read_limit=2**12, open_timeout=5,
+                                      close_timeout=2)   # records still arriving fill max_queue
         try:
             await ws.send(json.dumps({"type": "subscribe", "channel": "dashboard", "id": 1}))
             await _next_record(ws)
