@@ -1079,15 +1079,16 @@ def update_readme(md):
 # ---------------------------------------------------------------- main
 
 def parse_spec(spec):
-    """kind:CLIENTSxRATE[:msgpack][:interval=MS][:keys=K][:channels=N][:layout=L][:auth]
-    (fanout, keyed; keys, channels, layout, auth: fanout only),
+    """kind:CLIENTSxRATE[:msgpack][:interval=MS][:keys=K][:channels=N][:layout=L][:auth][:tls]
+    (fanout, keyed; keys, channels, layout, auth, tls: fanout only),
     state:CLIENTSxRATE[:msgpack][:keys=K][:channels=N] (4 channels, 100 keys
     by default; compared with fanout:CLIENTSxRATE when that ran too) or
-    kind:CLIENTS (idle, connect)."""
+    kind:CLIENTS[:tls] (idle, connect). tls: wss, compared with the same
+    scenario without it when that ran too."""
     kind, _, arg = spec.partition(":")
     # The options each CLIENTSxRATE kind takes.
     takes = {"state": ("msgpack", "keys", "channels"),
-             "fanout": ("msgpack", "interval", "keys", "channels", "layout", "auth"),
+             "fanout": ("msgpack", "interval", "keys", "channels", "layout", "auth", "tls"),
              "keyed": ("msgpack", "interval")}
     if kind in takes:
         arg, *opts = arg.split(":")
@@ -1096,13 +1097,13 @@ def parse_spec(spec):
         try:
             for o in opts:
                 name, _, val = o.partition("=")
-                flag = name in ("msgpack", "auth")
+                flag = name in ("msgpack", "auth", "tls")
                 if name not in takes[kind] or flag != (val == "" and "=" not in o):
                     raise ValueError(o)
                 if name == "msgpack":
                     kw["fmt"] = "msgpack"
-                elif name == "auth":
-                    kw["auth"] = True
+                elif name in ("auth", "tls"):
+                    kw[name] = True
                 elif name == "layout":
                     if val not in ("stream", "state"):
                         raise ValueError(o)
@@ -1113,11 +1114,15 @@ def parse_spec(spec):
             return make(int(c), int(rate), **kw)
         except ValueError:
             pass
-    if kind in ("idle", "connect"):
-        return (idle if kind == "idle" else connect)(int(arg))
+    if kind in ("idle", "connect") and arg.partition(":")[2] in ("", "tls"):
+        try:
+            n, _, t = arg.partition(":")
+            return (idle if kind == "idle" else connect)(int(n), tls=t == "tls")
+        except ValueError:
+            pass
     raise SystemExit(f"run.py: bad --scenario {spec!r} (fanout:CxR[:msgpack][:interval=MS][:keys=K]"
-                     "[:channels=N][:layout=stream|state][:auth], keyed:CxR[:msgpack][:interval=MS], "
-                     "state:CxR[:msgpack][:keys=K][:channels=N], idle:C, connect:C)")
+                     "[:channels=N][:layout=stream|state][:auth][:tls], keyed:CxR[:msgpack][:interval=MS], "
+                     "state:CxR[:msgpack][:keys=K][:channels=N], idle:C[:tls], connect:C[:tls])")
 
 
 def main():
