@@ -183,6 +183,23 @@ int server_client_next(size_t *i, struct endpoints_client *out)
 
 /* ---- accepting and reading ------------------------------------------------------ */
 
+/* At the cap of heads in progress, a new TLS connection takes the place of
+ * the oldest one still in its handshake: a flood of half-open handshakes
+ * then cannot lock a real client out for a whole --header-timeout (the
+ * flood must outpace HTTP_CONN_CAP connections to push one out). 1 when
+ * one was closed. Scans only at the cap. */
+static int evict_handshake(void)
+{
+	struct client *old = NULL;
+	for (uint32_t i = 0; i < S.nclients; i++) {
+		struct client *c = S.clients[i];
+		if (c->state == CS_HTTP && c->ssl && !c->tls_done && (!old || c->deadline < old->deadline)) old = c;
+	}
+	if (!old) return 0;
+	client_kill(old, "tls handshake evicted");
+	return 1;
+}
+
 /* New connections on lfd; admin: it is --admin-listen, whose connections
  * have their own cap and never take one of the main port's places. */
 static void accept_from(int lfd, int admin)
@@ -203,7 +220,8 @@ static void accept_from(int lfd, int admin)
 		/* Admin connections are counted by the client layer too (they
 		 * read heads): the main port's cap is over the others. */
 		int tls = !admin && tls_enabled();   /* the admin listener stays plain */
-		if (admin ? S.nadmin >= ADMIN_CONN_CAP : client_http_count() >= HTTP_CONN_CAP + S.nadmin) {
+		if (admin ? S.nadmin >= ADMIN_CONN_CAP :
+			    client_http_count() >= HTTP_CONN_CAP + S.nadmin && !(tls && evict_handshake())) {
 			/* Too many heads in progress: one cheap answer, no state
 			 * (none on TLS: a plain answer would be garbage there). */
 			static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";

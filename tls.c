@@ -89,9 +89,9 @@ static SSL_CTX *build_ctx(char *err, size_t errlen)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
 	/* No renegotiation (a CPU lever for a peer); tickets for resumption;
-	 * the server's cipher order. Default cipher suites otherwise. */
-	/* A peer that closes without close_notify has simply gone (EOF), as
-	 * on a plain connection: nothing we send depends on truncation. */
+	 * the server's cipher order; default cipher suites otherwise. A peer
+	 * that closes without close_notify has simply gone (EOF), as on a
+	 * plain connection: nothing we serve depends on detecting truncation. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
 				 SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF |
 				 (T.ktls ? SSL_OP_ENABLE_KTLS : 0));
@@ -145,6 +145,9 @@ fail:
  * socket (the ULP needs an established TCP connection). */
 static int probe_ktls(void)
 {
+#ifdef OPENSSL_NO_KTLS
+	return 0;                     /* the kernel may have it, our OpenSSL cannot use it */
+#endif
 	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c = -1, a = -1, ok = 0;
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t sl = sizeof(sa);
@@ -247,7 +250,9 @@ void tls_free(struct ssl_st *s)
 	SSL_free(s);
 }
 
-/* OpenSSL's result r of a call on s, as a TLS_* code; 0 at a clean EOF. */
+/* OpenSSL's result r of a call on s, as a TLS_* code; 0 at a clean EOF.
+ * After a fatal error no close_notify may follow (SSL_shutdown(3)):
+ * quiet shutdown makes tls_shutdown send nothing then. */
 static int result(SSL *s, int r, const char *what)
 {
 	int e = SSL_get_error(s, r);
@@ -258,12 +263,14 @@ static int result(SSL *s, int r, const char *what)
 	case SSL_ERROR_SYSCALL:
 		/* EOF without close_notify, or a socket error. */
 		if (errno == EAGAIN || errno == EINTR) return TLS_WANT_READ;
+		SSL_set_quiet_shutdown(s, 1);
 		if (errno == 0 && !ERR_peek_error()) return 0;
 		snprintf(T.err, sizeof(T.err), "%s: %s", what, ERR_peek_error() ? "protocol error" :
 			 errno ? strerror(errno) : "peer closed the connection");
 		ERR_clear_error();
 		return TLS_FAIL;
 	default:
+		SSL_set_quiet_shutdown(s, 1);
 		take_error(T.err, sizeof(T.err), what);
 		return TLS_FAIL;
 	}
@@ -307,6 +314,7 @@ int tls_pending(struct ssl_st *s)
 
 int tls_ktls_send(struct ssl_st *s)
 {
+	(void)s;                      /* unused where OpenSSL is built without kTLS */
 	return T.ktls && BIO_get_ktls_send(SSL_get_wbio(s));
 }
 

@@ -327,3 +327,19 @@ def test_a_stalled_reader_resumes_with_intact_frames(kbridge_tls, tls_certs):
             await ws.close()
     assert _run(go()) > 1000
     assert srv.alive()
+
+
+def test_a_flood_of_half_open_handshakes_does_not_lock_out_a_client(kbridge_tls, tls_certs):
+    # more silent connections than the cap of heads in progress (1024): the
+    # oldest handshakes give way, a real client gets through at once
+    srv = kbridge_tls("--header-timeout", "30", nofile=8192)
+    flood = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(1500)]
+    try:
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        assert https_get(srv.port, ctx=tls_certs.context(), timeout=5)[0] == 200
+        assert time.monotonic() - t0 < 3
+        assert srv.alive()
+    finally:
+        for s in flood:
+            s.close()

@@ -3,7 +3,8 @@
  * outq_write over a non-blocking socketpair with a small send buffer, checked
  * against a model: the bytes the peer reads must be exactly the queued frames
  * in order (partial writes resume at the exact byte), every reference the
- * queue held is dropped, and the ring is freed when the queue drains. */
+ * queue held is dropped, and the ring is freed when the queue drains;
+ * outq_gather (TLS) handing out the same bytes in buffers of any size. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -432,6 +433,44 @@ static void test_glued(void)
 	outq_clear(&q);
 }
 
+/* outq_gather (the TLS path): random frame sizes and random buffer
+ * capacities; the concatenation of what it hands out must be the queued
+ * frames byte for byte, a frame cut by the capacity resumes at the exact
+ * byte, FRAME_DATA frames count once when finished, the byte count falls
+ * with each gather, every reference is dropped and the ring freed. */
+static void test_gather(void)
+{
+	enum { N = 300 };
+	struct outq q = { 0 };
+	static unsigned char want[N * 700], got[N * 700];
+	size_t wl = 0, gl = 0;
+	struct frame *f[N];
+	for (uint32_t i = 0; i < N; i++) {
+		f[i] = mk(i, rnd() % 700);
+		if (i % 7 == 0) f[i]->kind = FRAME_REPLY;    /* not counted as data */
+		memcpy(want + wl, f[i]->data, f[i]->len);
+		wl += f[i]->len;
+		CHECK(outq_push(&q, frame_ref(f[i])) == 0);
+	}
+	uint64_t done = 0;
+	int ok = 1;
+	while (q.count) {
+		size_t cap = 1 + rnd() % 2000, before = q.bytes;
+		size_t n = outq_gather(&q, got + gl, cap, &done);
+		if (n > cap || before - q.bytes != n || (n < cap && q.count)) ok = 0;
+		gl += n;
+	}
+	CHECK(ok);
+	CHECK_MEM(got, gl, want, wl);
+	CHECKF(done == N - (N + 6) / 7, "data frames done %llu", (unsigned long long)done);
+	CHECK(q.ring == NULL && q.bytes == 0 && q.off == 0);
+	CHECK(outq_gather(&q, got, sizeof(got), NULL) == 0);
+	for (uint32_t i = 0; i < N; i++) {
+		CHECKF(f[i]->refs == 1, "frame %u refs %u", i, f[i]->refs);
+		frame_unref(f[i]);
+	}
+}
+
 int main(void)
 {
 	test_refs();
@@ -442,5 +481,6 @@ int main(void)
 	test_errors();
 	test_zero_length();
 	test_glued();
+	test_gather();
 	return check_summary("frame");
 }
