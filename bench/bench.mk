@@ -15,10 +15,11 @@ _BENCH_GOAL := $(.DEFAULT_GOAL)
 BENCH_B     := build/bench
 BENCH_TOOLS := $(BENCH_B)/wsload $(BENCH_B)/produce
 
-# wsload needs no library at all; produce links librdkafka.
+# wsload links only libssl/libcrypto (--tls: the system's, the same ones the
+# dev build of kbridge links through RDKAFKA_LIBS); produce links librdkafka.
 $(BENCH_B)/wsload: bench/wsload.c
 	@mkdir -p $(@D)
-	$(CC) $(KB_CFLAGS) -o $@ $<
+	$(CC) $(KB_CFLAGS) -o $@ $< -lssl -lcrypto
 $(BENCH_B)/produce: bench/produce.c | $(RDKAFKA_DEV_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(KB_CFLAGS) -o $@ $< $(LDLIBS)

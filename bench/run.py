@@ -58,7 +58,7 @@ def topics(channels):
 
 
 def fanout(clients, rate, name=None, fmt="json", interval=0, keys=1, channels=1, layout="stream",
-           auth=False):
+           auth=False, tls=False):
     """C clients on the channel. fmt="msgpack": format=msgpack clients;
     interval: conflating clients (at most one message per key per interval);
     keys: the producer cycles over that many keys (per channel); channels:
@@ -66,13 +66,16 @@ def fanout(clients, rate, name=None, fmt="json", interval=0, keys=1, channels=1,
     (records spread over them in turn); layout: produce.c's --layout;
     auth: the bridge runs with --jwt-secret and every client brings a token
     allowing the channels, every other one narrowed by its token to the
-    keys the producer uses (so it still gets every record: see mint_tokens)."""
+    keys the producer uses (so it still gets every record: see mint_tokens);
+    tls: wss, the bridge with --tls-cert/--tls-key (an ECDSA P-256 pair made
+    for the run: see make_cert) and wsload --tls."""
     base = f"fanout-{k(clients)}x{k(rate)}"
     suffix = ((f"-c{channels}" if channels != 1 else "") + variant(fmt, interval, keys, 1)
-              + ("-" + layout if layout != "stream" else "") + ("-auth" if auth else ""))
+              + ("-" + layout if layout != "stream" else "") + ("-auth" if auth else "")
+              + ("-wss" if tls else ""))
     return dict(name=name or base + suffix, base=base, kind="fanout",
                 clients=clients, rate=rate, keys=keys, format=fmt, interval=interval,
-                topics=topics(channels), layout=layout, auth=bool(auth))
+                topics=topics(channels), layout=layout, auth=bool(auth), tls=bool(tls))
 
 
 def state(clients, rate, name=None, fmt="json", channels=4, keys=100, base=None, stype="web"):
@@ -91,12 +94,16 @@ def keyed(clients, rate, name=None, fmt="json", interval=0):
                 clients=clients, rate=rate, keys=clients, format=fmt, interval=interval)
 
 
-def idle(clients, name=None):
-    return dict(name=name or f"idle-{k(clients)}", kind="idle", clients=clients)
+def idle(clients, name=None, tls=False):
+    base = f"idle-{k(clients)}"
+    return dict(name=name or base + ("-wss" if tls else ""), base=base, kind="idle", clients=clients,
+                tls=bool(tls))
 
 
-def connect(clients, name=None):
-    return dict(name=name or f"connect-{k(clients)}", kind="connect", clients=clients)
+def connect(clients, name=None, tls=False):
+    base = f"connect-{k(clients)}"
+    return dict(name=name or base + ("-wss" if tls else ""), base=base, kind="connect", clients=clients,
+                tls=bool(tls))
 
 
 def k(n):
@@ -110,16 +117,21 @@ def default_scenarios():
     # a record stream of those very records (fanout:1000x1000:channels=4:
     # keys=100:layout=state) costs the bridge what fanout-1kx1k does per
     # delivery, within a few percent (bench/README.md), so it is not run too.
-    return [fanout(100, 1000), fanout(1000, 1000), fanout(1000, 1000, auth=True), state(1000, 1000),
+    # Each wss row follows the plain row it is judged against.
+    return [fanout(100, 1000), fanout(1000, 1000), fanout(1000, 1000, tls=True),
+            fanout(1000, 1000, auth=True), state(1000, 1000),
             fanout(1000, 1000, "fanout-1kx1k-msgpack", fmt="msgpack"),
             fanout(1000, 1000, "fanout-1kx1k-conflated", interval=250, keys=100),
             fanout(5000, 1000), fanout(100, 10000),
-            fanout(1000, 10000), keyed(10000, 10000), idle(1000), idle(10000), connect(10000)]
+            fanout(1000, 10000), keyed(10000, 10000), idle(1000), idle(10000), idle(10000, tls=True),
+            connect(10000), connect(10000, tls=True)]
 
 
 # The performance targets (bench/README.md, "Scenarios and targets"), on the
 # 2-core machine with the bridge pinned to one core.
 AUTH_CPU_RATIO_MAX = 1.10     # fanout-1kx1k-auth: CPU per delivery vs fanout-1kx1k's
+TLS_CPU_RATIO_MAX = 2.0       # fanout-1kx1k-wss: CPU per delivery vs fanout-1kx1k's
+TLS_IDLE_MAX = 16384          # idle-10k-wss: RSS per connection, bytes
 
 
 def check_targets(r):
@@ -139,6 +151,18 @@ def check_targets(r):
         need(r["cpu_ratio"] <= AUTH_CPU_RATIO_MAX,
              f"{r['cpu_ratio']:.2f}x {r['base']}'s CPU s/M > {AUTH_CPU_RATIO_MAX:.2f}x")
         return f"100%, no gaps, <={AUTH_CPU_RATIO_MAX:.2f}x {r['base']}'s CPU s/M", misses
+    if n == "fanout-1kx1k-wss":
+        need(r.get("pct", 0) >= 100.0, f"delivered {r.get('pct', 0):.2f}% < 100%")
+        need(r.get("gap_clients", 1) == 0, f"{r.get('gap_clients')} clients with gaps")
+        if r.get("cpu_ratio") is None:
+            return "100%, no gaps", misses
+        need(r["cpu_ratio"] <= TLS_CPU_RATIO_MAX,
+             f"{r['cpu_ratio']:.2f}x {r['base']}'s CPU s/M > {TLS_CPU_RATIO_MAX:.1f}x")
+        return f"100%, no gaps, <={TLS_CPU_RATIO_MAX:.0f}x {r['base']}'s CPU s/M", misses
+    if n == "idle-10k-wss":
+        need(r.get("rss_per_conn", 1e9) < TLS_IDLE_MAX,
+             f"{r.get('rss_per_conn', 0):.0f} B/conn >= {TLS_IDLE_MAX // 1024} KiB")
+        return f"< {TLS_IDLE_MAX // 1024} KiB RSS/conn", misses
     if n == "fanout-1kx1k" or n == "keyed-10k":
         cpu_max = 0.5 if n == "fanout-1kx1k" else 8.0
         need(r.get("pct", 0) >= 100.0, f"delivered {r.get('pct', 0):.2f}% < 100%")
@@ -344,6 +368,28 @@ def http_json(port, path, timeout=5.0):
         return None
 
 
+def http_metrics(port, timeout=5.0):
+    """kbridge's /metrics as {name: value} (unlabelled samples only)."""
+    import http.client
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        c.request("GET", "/metrics")
+        resp = c.getresponse()
+        body = resp.read().decode("utf-8", "replace")
+        c.close()
+    except (OSError, http.client.HTTPException):
+        return {}
+    out = {}
+    for line in body.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and not line.startswith("#") and "{" not in parts[0]:
+            try:
+                out[parts[0]] = float(parts[1])
+            except ValueError:
+                pass
+    return out
+
+
 def tcp_open(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
@@ -415,7 +461,23 @@ class Bench:
         scen.update(jwt_secret=base + ".secret", tokens=base + ".tokens", narrowed_keys=keys,
                     narrowed_clients=scen["clients"] // 2)
 
+    def make_cert(self):
+        """wss rows: a self-signed ECDSA P-256 certificate for 127.0.0.1 (SAN
+        IP:127.0.0.1) and its key, made once per run by the openssl command
+        line into the output dir. Returns (cert, key)."""
+        cert, key = os.path.join(self.out, "tls-p256.crt"), os.path.join(self.out, "tls-p256.key")
+        if not getattr(self, "_cert_made", False):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                            "-addext", "subjectAltName=IP:127.0.0.1"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+            self._cert_made = True
+        return cert, key
+
     def start_bridge(self, scen, brokers):
+        """Returns the bridge, its port and the port of its plain HTTP
+        endpoints (/ready, /stats, /metrics): a wss row's bridge serves TLS
+        only on --listen, so it gets --admin-listen on loopback for them."""
         port = free_port()
         cmd = self.template
         tops = scen.get("topics", [TOPIC])
@@ -427,16 +489,21 @@ class Bench:
         argv = shlex.split(cmd)
         if scen.get("auth"):
             argv += ["--jwt-secret", scen["jwt_secret"]]
+        ctl = port
+        if scen.get("tls"):
+            cert, key = self.make_cert()
+            ctl = free_port()
+            argv += ["--tls-cert", cert, "--tls-key", key, "--admin-listen", f"127.0.0.1:{ctl}"]
         b = Proc("bridge", argv, self.log_path(scen, "bridge"), cpu=self.bridge_cpu)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if b.p.poll() is not None:
                 raise RuntimeError(f"bridge exited {b.p.returncode} at start-up "
                                    f"(see {self.log_path(scen, 'bridge')})")
-            ok = tcp_open(port) if self.ready == "tcp" else http_status(port, self.ready) == 200
+            ok = tcp_open(port) if self.ready == "tcp" else http_status(ctl, self.ready) == 200
             if ok:
                 time.sleep(self.settle)     # offsets resolved before the first record
-                return b, port
+                return b, port, ctl
             time.sleep(0.05)
         raise RuntimeError(f"bridge not ready ({self.ready}) within 30 s")
 
@@ -485,6 +552,8 @@ class Bench:
             argv += ["--interval", str(scen["interval"])]
         if scen.get("tokens"):
             argv += ["--tokens", scen["tokens"]]
+        if scen.get("tls"):
+            argv += ["--tls"]       # no certificate check: the e2e tests verify (--ca)
         argv += list(extra)
         return Proc("wsload", argv, self.log_path(scen, "wsload"), stdin=True, cpu=self.tools_cpu)
 
@@ -498,7 +567,7 @@ class Bench:
                 scen = r
             mock, brokers = self.start_mock(scen)
             procs.append(mock)
-            bridge, port = self.start_bridge(scen, brokers)
+            bridge, port, ctl = self.start_bridge(scen, brokers)
             procs.append(bridge)
             pid = bridge.pid
             rss_base = proc_rss(pid)
@@ -518,12 +587,22 @@ class Bench:
             if scen["kind"] in ("idle", "connect"):
                 self.run_idle(r, wl, pid, rss_base)
             else:
+                m0 = http_metrics(ctl) if scen.get("tls") and not self.custom else {}
                 self.run_traffic(r, wl, pid, brokers, mock.pid)
+                if m0:
+                    # TLS records and flushes over the window (the subscribes' acks
+                    # before it are left out): how well a flush gathers frames
+                    m1 = http_metrics(ctl)
+                    recs = m1.get("kbridge_tls_records_total", 0) - m0.get("kbridge_tls_records_total", 0)
+                    fl = m1.get("kbridge_tls_flushes_total", 0) - m0.get("kbridge_tls_flushes_total", 0)
+                    r.update(tls_records=int(recs), tls_flushes=int(fl),
+                             tls_records_per_flush=recs / fl if fl else None,
+                             tls_msgs_per_record=r["delivered"] / recs if recs else None)
                 if not self.custom:
                     # kbridge's own counters tell where missing records went:
                     # never consumed (the mock keeps only 5 MB per partition,
                     # so a lagging consumer skips ahead) or dropped per client.
-                    st = http_json(port, "/stats") or {}
+                    st = http_json(ctl, "/stats") or {}
                     r["bridge_stats"] = {k: st.get(k) for k in ("records_in", "messages_out",
                                                                 "dropped", "slow_disconnects", "state")}
                     if st.get("records_in") is not None and st["records_in"] < r["produced"]:
@@ -761,6 +840,9 @@ def table(results):
                      + (f", noise {r['noise'] * 100:.0f}%" if r.get("noise", 0) > 0.05 else ""))
             if r.get("interval") and r.get("cpu_per_m_deliveries") is not None:
                 other += f"; {r['cpu_per_m_deliveries']:.2f} CPU s/M deliveries"
+            if r.get("tls_records_per_flush") is not None:
+                other += (f"; {r['tls_records_per_flush']:.2f} TLS records/flush, "
+                          f"{r['tls_msgs_per_record']:.1f} msgs/record")
             rows.append([r["name"], str(r["clients"]), fmt_n(r["rate"]), fmt_n(r["per_s"]),
                          f"{r['pct']:.2f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
                          f"{r['p999_ms']:.1f}", f"{r['max_ms']:.1f}", str(r["gap_clients"]),
@@ -771,6 +853,8 @@ def table(results):
                 other = f"{r['rss_per_conn']:.0f} B/conn"
             else:
                 other = f"{r['connect_s']:.3f} s to connect, {r['subscribe_s']:.3f} s subscribed"
+                if r.get("tls") and r.get("connect_s"):
+                    other += f", {r['connected'] / r['connect_s']:,.0f} handshakes/s"
             if r.get("failed"):
                 other += f", {r['failed']} failed"
             if r.get("noise", 0) > 0.05:
@@ -791,8 +875,14 @@ def compare(results):
     varies (same clients and rate), when both ran: bridge CPU per million
     records x clients, and bytes on the wire per message."""
     by = {r["name"]: r for r in results if "error" not in r and "cpu_s" in r}
+    every = {r["name"]: r for r in results if "error" not in r}
     out = []
     for r in results:
+        if r.get("tls") and "error" not in r and every.get(r.get("base")) not in (None, r):
+            text = compare_tls(r, every[r["base"]])
+            out.append(text)
+            r.setdefault("compare", text)
+            continue
         base = by.get(r.get("base"))
         if r["name"] not in by or base is None or base is r:
             continue
@@ -859,6 +949,46 @@ def compare_auth(r, base):
     if r.get("connect_cpu_s") is not None and base.get("connect_cpu_s") is not None:
         text += (f"; upgrades + subscribes cost the bridge {r['connect_cpu_s']:.2f} vs "
                  f"{base['connect_cpu_s']:.2f} CPU s")
+    if r.get("steal") is not None and base.get("steal") is not None:
+        text += (f"; meanwhile the hypervisor stole {r['steal'] * 100:.1f}% vs {base['steal'] * 100:.1f}% "
+                 f"of a core, other processes used {r.get('noise', 0) * 100:.0f}% vs "
+                 f"{base.get('noise', 0) * 100:.0f}%")
+    return text
+
+
+def compare_tls(r, base):
+    """A wss row against the plain row of the same run: fan-out, bridge CPU
+    per delivery (the ratio check_targets judges) and how many frames a TLS
+    record carried; idle, RSS per connection; connect storm, handshakes/s
+    and the bridge's CPU per connection."""
+    text = f"wss (TLS, ECDSA P-256) vs {base['name']} (plain)"
+    if r["kind"] == "fanout":
+        cpu_r, cpu_b = r.get("cpu_per_m_deliveries"), base.get("cpu_per_m_deliveries")
+        if cpu_r is not None and cpu_b:
+            r["cpu_ratio"] = cpu_r / cpu_b
+            text += (f": bridge CPU {cpu_r:.3f} vs {cpu_b:.3f} s per million deliveries "
+                     f"({r['cpu_ratio']:.2f}x)")
+        text += f"; {r['delivered']} vs {base['delivered']} delivered"
+        if r.get("tls_records"):
+            text += (f"; {r['tls_records']} TLS records in {r['tls_flushes']} flushes "
+                     f"({r['tls_records_per_flush']:.2f} records per flush, "
+                     f"{r['tls_msgs_per_record']:.1f} messages per record)")
+        elif r.get("tls_records") == 0:
+            text += "; kbridge counted no TLS records (kbridge_tls_records_total)"
+    elif r["kind"] == "idle":
+        text += (f": {r['rss_per_conn']:.0f} vs {base['rss_per_conn']:.0f} B RSS per connection "
+                 f"({r['rss'] / 1048576:.1f} vs {base['rss'] / 1048576:.1f} MiB)")
+    else:
+        hs = r["connected"] / r["connect_s"] if r.get("connect_s") else 0
+        text += (f": {r['connected']} connections in {r['connect_s']:.3f} vs {base['connect_s']:.3f} s "
+                 f"({hs:,.0f} TLS handshakes + upgrades/s)")
+        if r.get("connect_cpu_s") is not None and base.get("connect_cpu_s") is not None:
+            text += (f"; the bridge's CPU over them {r['connect_cpu_s']:.2f} vs {base['connect_cpu_s']:.2f} s "
+                     f"({r['connect_cpu_s'] / max(1, r['connected']) * 1e6:.0f} vs "
+                     f"{base['connect_cpu_s'] / max(1, base['connected']) * 1e6:.0f} us per connection)")
+        ws = (r.get("wsload") or {}).get("cpu_s")
+        if ws is not None:
+            text += f", wsload's {ws:.2f} s"
     if r.get("steal") is not None and base.get("steal") is not None:
         text += (f"; meanwhile the hypervisor stole {r['steal'] * 100:.1f}% vs {base['steal'] * 100:.1f}% "
                  f"of a core, other processes used {r.get('noise', 0) * 100:.0f}% vs "
@@ -949,15 +1079,16 @@ def update_readme(md):
 # ---------------------------------------------------------------- main
 
 def parse_spec(spec):
-    """kind:CLIENTSxRATE[:msgpack][:interval=MS][:keys=K][:channels=N][:layout=L][:auth]
-    (fanout, keyed; keys, channels, layout, auth: fanout only),
+    """kind:CLIENTSxRATE[:msgpack][:interval=MS][:keys=K][:channels=N][:layout=L][:auth][:tls]
+    (fanout, keyed; keys, channels, layout, auth, tls: fanout only),
     state:CLIENTSxRATE[:msgpack][:keys=K][:channels=N] (4 channels, 100 keys
     by default; compared with fanout:CLIENTSxRATE when that ran too) or
-    kind:CLIENTS (idle, connect)."""
+    kind:CLIENTS[:tls] (idle, connect). tls: wss, compared with the same
+    scenario without it when that ran too."""
     kind, _, arg = spec.partition(":")
     # The options each CLIENTSxRATE kind takes.
     takes = {"state": ("msgpack", "keys", "channels"),
-             "fanout": ("msgpack", "interval", "keys", "channels", "layout", "auth"),
+             "fanout": ("msgpack", "interval", "keys", "channels", "layout", "auth", "tls"),
              "keyed": ("msgpack", "interval")}
     if kind in takes:
         arg, *opts = arg.split(":")
@@ -966,13 +1097,13 @@ def parse_spec(spec):
         try:
             for o in opts:
                 name, _, val = o.partition("=")
-                flag = name in ("msgpack", "auth")
+                flag = name in ("msgpack", "auth", "tls")
                 if name not in takes[kind] or flag != (val == "" and "=" not in o):
                     raise ValueError(o)
                 if name == "msgpack":
                     kw["fmt"] = "msgpack"
-                elif name == "auth":
-                    kw["auth"] = True
+                elif name in ("auth", "tls"):
+                    kw[name] = True
                 elif name == "layout":
                     if val not in ("stream", "state"):
                         raise ValueError(o)
@@ -983,11 +1114,15 @@ def parse_spec(spec):
             return make(int(c), int(rate), **kw)
         except ValueError:
             pass
-    if kind in ("idle", "connect"):
-        return (idle if kind == "idle" else connect)(int(arg))
+    if kind in ("idle", "connect") and arg.partition(":")[2] in ("", "tls"):
+        try:
+            n, _, t = arg.partition(":")
+            return (idle if kind == "idle" else connect)(int(n), tls=t == "tls")
+        except ValueError:
+            pass
     raise SystemExit(f"run.py: bad --scenario {spec!r} (fanout:CxR[:msgpack][:interval=MS][:keys=K]"
-                     "[:channels=N][:layout=stream|state][:auth], keyed:CxR[:msgpack][:interval=MS], "
-                     "state:CxR[:msgpack][:keys=K][:channels=N], idle:C, connect:C)")
+                     "[:channels=N][:layout=stream|state][:auth][:tls], keyed:CxR[:msgpack][:interval=MS], "
+                     "state:CxR[:msgpack][:keys=K][:channels=N], idle:C[:tls], connect:C[:tls])")
 
 
 def main():

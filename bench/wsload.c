@@ -46,6 +46,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #define READ_BUF      (1u << 20)   /* one shared read buffer for every connection */
 #define MAX_FRAME     (READ_BUF / 2) /* a leftover partial frame always fits in front */
@@ -126,6 +129,7 @@ static uint64_t hist_quantile(const struct hist *h, double q)
 enum conn_state {
 	C_IDLE,        /* not started yet */
 	C_CONNECTING,  /* non-blocking connect in progress */
+	C_TLS,         /* --tls: TLS handshake in progress */
 	C_HANDSHAKE,   /* upgrade request sent, reading the 101 */
 	C_SUBSCRIBING, /* subscribe sent, waiting for the ack */
 	C_OPEN,        /* subscribed: data flows */
@@ -139,12 +143,14 @@ struct conn {
 	uint8_t src;            /* source address 127.0.0.(src+1) */
 	uint8_t frag_op;        /* opcode of a fragmented message in progress */
 	uint8_t frag_has_ts;
+	uint8_t tls_wantw;      /* --tls: the TLS layer waits for the socket to be writable */
 	uint32_t id;            /* index; in keyed mode the key is id % keys */
 	uint32_t gaps;          /* sequence jumps seen */
 	uint32_t part_len;      /* bytes in part */
 	uint32_t out_len;       /* bytes in out */
 	unsigned char *part;    /* unparsed input left from the last read; NULL when none */
 	unsigned char *out;     /* unsent output (rare: pongs, subscribe); NULL when none */
+	SSL *ssl;               /* --tls: the connection's TLS state; NULL without --tls */
 	uint64_t next_seq;      /* sequence number the next data message should carry */
 	uint64_t msgs;          /* data messages received */
 	int64_t t_start;        /* us: connect started */
@@ -169,6 +175,8 @@ struct opts {
 	int interval_ms;        /* --interval: conflation asked for */
 	const char *state;      /* --state: the dialect's type (web, tui), NULL: none */
 	const char *tokens;     /* --tokens FILE: a bearer token per line */
+	int tls;                /* --tls: wss (TLS over each connection) */
+	const char *ca;         /* --ca FILE: verify the server's certificate (and its IP) */
 	int period_ms;          /* --state: the update period asked for (250 for web) */
 	double duration, timeout;
 	uint64_t expect;
@@ -225,6 +233,9 @@ static struct {
 	uint32_t *tok_len, ntok;
 	char *req_auth;
 	uint64_t refused;        /* upgrades answered with a status other than 101 */
+	SSL_CTX *tls_ctx;        /* --tls */
+	uint64_t tls_handshakes; /* --tls: handshakes completed */
+	uint64_t tls_resumed;    /* --tls: of which resumed (none: no session is offered) */
 } W;
 
 static int64_t now_us(void)
@@ -354,20 +365,71 @@ static int load_tokens(const char *path)
 static void set_events(struct conn *c)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-	if (c->state == C_CONNECTING || c->out_len) ev.events |= EPOLLOUT;
+	if (c->state == C_CONNECTING || c->out_len || c->tls_wantw) ev.events |= EPOLLOUT;
 	epoll_ctl(W.ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
 static void conn_fail(struct conn *c, const char *why);
 
+/* --tls: what an SSL call's failure means. Returns the bytes (> 0), 0 when
+ * it must wait (c->tls_wantw says for which readiness), -1 when the
+ * connection failed (already failed here), -2 on a clean TLS EOF. */
+static int tls_result(struct conn *c, int r)
+{
+	if (r > 0) { if (c->tls_wantw) { c->tls_wantw = 0; set_events(c); } return r; }
+	int e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ) {
+		if (c->tls_wantw) { c->tls_wantw = 0; set_events(c); }
+		return 0;
+	}
+	if (e == SSL_ERROR_WANT_WRITE) {
+		if (!c->tls_wantw) { c->tls_wantw = 1; set_events(c); }
+		return 0;
+	}
+	if (e == SSL_ERROR_ZERO_RETURN) return -2;
+	char why[160];
+	unsigned long q = ERR_get_error();
+	if (q) {
+		snprintf(why, sizeof(why), "TLS: ");
+		ERR_error_string_n(q, why + 5, sizeof(why) - 5);
+	} else if (e == SSL_ERROR_SYSCALL) {
+		snprintf(why, sizeof(why), "TLS: %s", errno ? strerror(errno) : "EOF");
+	} else {
+		snprintf(why, sizeof(why), "TLS: error %d", e);
+	}
+	ERR_clear_error();
+	conn_fail(c, why);
+	return -1;
+}
+
+/* One write: send() or SSL_write(). Returns the bytes taken, 0 when the
+ * socket (or TLS) must wait, -1 when the connection failed (already failed). */
+static ssize_t conn_send(struct conn *c, const void *p, size_t len)
+{
+	if (c->ssl) {
+		ERR_clear_error();
+		int r = tls_result(c, SSL_write(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len));
+		if (r == -2) { conn_fail(c, "EOF"); return -1; }
+		return r;
+	}
+	ssize_t w = send(c->fd, p, len, MSG_NOSIGNAL);
+	if (w >= 0) return w;
+	if (errno == EAGAIN || errno == EINTR) return 0;
+	conn_fail(c, strerror(errno));
+	return -1;
+}
+
 /* Writes now; what the socket does not take waits in c->out for EPOLLOUT. */
 static void conn_write(struct conn *c, const void *p, size_t len)
 {
 	if (c->out_len == 0) {
-		ssize_t w = send(c->fd, p, len, MSG_NOSIGNAL);
+		ssize_t w = conn_send(c, p, len);
 		if (w == (ssize_t)len) return;
-		if (w < 0 && errno != EAGAIN && errno != EINTR) { conn_fail(c, strerror(errno)); return; }
-		if (w > 0) { p = (const char *)p + w; len -= (size_t)w; }
+		if (w < 0) return;
+		/* TLS: a retried SSL_write must offer the same bytes again: they
+		 * wait in c->out (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER) */
+		p = (const char *)p + w;
+		len -= (size_t)w;
 	}
 	unsigned char *n = realloc(c->out, c->out_len + len);
 	if (!n) { conn_fail(c, "out of memory"); return; }
@@ -379,11 +441,8 @@ static void conn_write(struct conn *c, const void *p, size_t len)
 
 static void flush_out(struct conn *c)
 {
-	ssize_t w = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
-	if (w < 0) {
-		if (errno != EAGAIN && errno != EINTR) conn_fail(c, strerror(errno));
-		return;
-	}
+	ssize_t w = conn_send(c, c->out, c->out_len);
+	if (w <= 0) return;
 	memmove(c->out, c->out + w, c->out_len - (size_t)w);
 	c->out_len -= (uint32_t)w;
 	if (c->out_len == 0) { free(c->out); c->out = NULL; set_events(c); }
@@ -418,6 +477,8 @@ static void start_more(void);
 
 static void conn_release(struct conn *c)
 {
+	if (c->ssl) { SSL_free(c->ssl); c->ssl = NULL; }
+	c->tls_wantw = 0;
 	if (c->fd >= 0) { close(c->fd); c->fd = -1; }
 	free(c->part); c->part = NULL; c->part_len = 0;
 	free(c->out); c->out = NULL; c->out_len = 0;
@@ -427,7 +488,7 @@ static void conn_release(struct conn *c)
 static void conn_fail(struct conn *c, const char *why)
 {
 	if (c->state == C_FAILED || c->state == C_CLOSED) return;
-	if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) {
+	if (c->state == C_CONNECTING || c->state == C_TLS || c->state == C_HANDSHAKE) {
 		W.in_flight--;
 		if (W.connected + W.failed + 1 == W.o.clients) W.t_connected = now_us();
 	}
@@ -447,6 +508,36 @@ static void addr_for(struct sockaddr_in *a, int src)
 	memset(a, 0, sizeof(*a));
 	a->sin_family = AF_INET;
 	a->sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)src);
+}
+
+static void send_upgrade(struct conn *c);
+
+/* --tls: drives the handshake; once done, sends the upgrade. */
+static void tls_handshake(struct conn *c)
+{
+	ERR_clear_error();
+	int r = tls_result(c, SSL_do_handshake(c->ssl));
+	if (r == -2) { conn_fail(c, "TLS: EOF in the handshake"); return; }
+	if (r <= 0) return;
+	W.tls_handshakes++;
+	if (SSL_session_reused(c->ssl)) W.tls_resumed++;
+	send_upgrade(c);
+}
+
+/* --tls: a TLS client on the connected (or connecting) socket, in the epoll
+ * set; the ClientHello goes out at once (or when the connect completes: a
+ * write before that is a want-write). Returns -1 when the connection failed. */
+static int tls_start(struct conn *c)
+{
+	c->ssl = SSL_new(W.tls_ctx);
+	if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) { conn_fail(c, "TLS: SSL_new failed"); return -1; }
+	SSL_set_connect_state(c->ssl);
+	c->state = C_TLS;
+	c->tls_wantw = 1;   /* the first readiness wanted: writable (connect completed) */
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
+	if (epoll_ctl(W.ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) { conn_fail(c, strerror(errno)); return -1; }
+	tls_handshake(c);
+	return c->fd >= 0 ? 0 : -1;
 }
 
 /* Opens one connection. Returns 0, or -1 when this source address has no
@@ -496,6 +587,7 @@ static int conn_connect(struct conn *c, int src)
 		conn_fail(c, strerror(e));
 		return 0;
 	}
+	if (W.tls_ctx) { tls_start(c); return 0; }
 	/* On loopback the TCP handshake has usually completed by the time
 	 * connect() returns: send the upgrade at once and save a wake-up per
 	 * connection. EAGAIN means still connecting: wait for EPOLLOUT. */
@@ -1570,6 +1662,23 @@ static void on_upgraded(struct conn *c, int64_t now)
 	start_more();
 }
 
+/* --tls: SSL_read into the shared buffer: the records the socket holds, as
+ * many as fit (a record is at most 16 KiB of plaintext). Returns the bytes,
+ * 0 when TLS waits (nothing read), -1 when the connection failed. */
+static ssize_t tls_read(struct conn *c, unsigned char *b, size_t room)
+{
+	size_t got = 0;
+	while (room - got >= 16384 || (got == 0 && room > got)) {
+		ERR_clear_error();
+		int r = tls_result(c, SSL_read(c->ssl, b + got, (int)(room - got)));
+		if (r == -1) return -1;
+		if (r == -2) { if (got) break; conn_fail(c, "EOF"); return -1; }
+		if (r == 0) break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
 /* One read per readiness event (level-triggered: fair to every connection).
  * A leftover partial frame is copied in front of the shared buffer so frames
  * are always parsed from one contiguous region. */
@@ -1578,13 +1687,19 @@ static void on_readable(struct conn *c)
 	unsigned char *b = W.rbuf;
 	size_t have = c->part_len;
 	if (have) memcpy(b, c->part, have);
-	ssize_t r = read(c->fd, b + have, READ_BUF - have);
-	if (r < 0) {
-		if (errno == EAGAIN || errno == EINTR) return;
-		conn_fail(c, strerror(errno));
-		return;
+	ssize_t r;
+	if (c->ssl) {
+		r = tls_read(c, b + have, READ_BUF - have);
+		if (r <= 0) return;
+	} else {
+		r = read(c->fd, b + have, READ_BUF - have);
+		if (r < 0) {
+			if (errno == EAGAIN || errno == EINTR) return;
+			conn_fail(c, strerror(errno));
+			return;
+		}
+		if (r == 0) { conn_fail(c, "EOF"); return; }
 	}
-	if (r == 0) { conn_fail(c, "EOF"); return; }
 	int64_t now = now_us();
 	size_t len = have + (size_t)r, off = 0;
 	if (c->state == C_HANDSHAKE) {
@@ -1743,6 +1858,7 @@ static void print_result(void)
 		W.o.msgpack ? "msgpack" : "json", W.wrong_format, W.o.interval_ms, W.nkey_max ? key_count() : 0,
 		stale, with_stale, disorder, bad);
 	fprintf(f, "\"channels\":%d,\"tokens\":%u,\"refused\":%" PRIu64 ",", W.nch, W.ntok, W.refused);
+	fprintf(f, "\"tls\":%d,\"tls_handshakes\":%" PRIu64 ",", W.o.tls, W.tls_handshakes);
 	if (W.o.state) {
 		fprintf(f, "\"state\":\"%s\",\"period_ms\":%d,\"snapshots\":%" PRIu64 ",\"updates\":%" PRIu64 ","
 			"\"snapshot_bytes\":%" PRIu64 ",\"update_bytes\":%" PRIu64 ",\"values\":%" PRIu64 ","
@@ -2097,6 +2213,9 @@ static void usage(void)
 		"                     the age of each \"ts_us\" carried (--interval: ?interval=MS)\n"
 		"  --tokens FILE      one token a line: client i sends line i %% lines as\n"
 		"                     Authorization: Bearer on its upgrade\n"
+		"  --tls              wss: TLS on every connection (no certificate check)\n"
+		"  --ca FILE          with --tls: verify the server's certificate against FILE\n"
+		"                     (and that it names --host)\n"
 		"  --src-addrs N      spread over 127.0.0.1..N (more are taken when ports run out)\n"
 		"  --duration S       after all are subscribed, run S seconds then finish\n"
 		"  --expect N         finish once N data messages arrived in total\n"
@@ -2123,6 +2242,8 @@ static void parse_args(int argc, char **argv)
 		else if (!strcmp(a, "--no-subscribe")) o->no_subscribe = 1;
 		else if (!strcmp(a, "--seq-any")) o->seq_any = 1;
 		else if (!strcmp(a, "--control")) o->control = 1;
+		else if (!strcmp(a, "--tls")) o->tls = 1;
+		else if (ARG("--ca")) { o->ca = v; o->tls = 1; }
 		else if (ARG("--host")) o->host = v;
 		else if (ARG("--port")) o->port = atoi(v);
 		else if (ARG("--path")) o->path = v;
@@ -2176,6 +2297,38 @@ static void parse_args(int argc, char **argv)
 	if (!o->sub_tmpl)
 		o->sub_tmpl = o->keys > 0 ? "{\"type\":\"subscribe\",\"channel\":\"{channel}\",\"key\":\"{key}\"}"
 					  : "{\"type\":\"subscribe\",\"channel\":\"{channel}\"}";
+}
+
+/* --tls: one client context for every connection. No session is kept or
+ * offered (each handshake is a full one); buffers are released while a
+ * connection is idle, so 10,000 idle clients stay small here too. */
+static int tls_setup(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) { fprintf(stderr, "wsload: SSL_CTX_new failed\n"); return -1; }
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+			      SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	static const unsigned char alpn[] = "\x08http/1.1";
+	SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);
+	if (W.o.ca) {
+		if (SSL_CTX_load_verify_locations(ctx, W.o.ca, NULL) != 1) {
+			fprintf(stderr, "wsload: --ca %s: cannot load it\n", W.o.ca);
+			return -1;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		X509_VERIFY_PARAM *vp = SSL_CTX_get0_param(ctx);
+		if (X509_VERIFY_PARAM_set1_ip_asc(vp, W.o.host) != 1) {
+			fprintf(stderr, "wsload: --host %s: not an IP address to verify\n", W.o.host);
+			return -1;
+		}
+	} else {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	}
+	W.tls_ctx = ctx;
+	return 0;
 }
 
 static void raise_nofile(int need)
@@ -2252,6 +2405,7 @@ int main(int argc, char **argv)
 		path, W.o.host, W.o.port);
 	if (W.req_len >= sizeof(W.req)) { fprintf(stderr, "wsload: --path too long\n"); return 2; }
 	if (W.o.tokens && (load_tokens(W.o.tokens) < 0 || tokens_ready() < 0)) return 2;
+	if (W.o.tls && tls_setup() < 0) return 2;
 
 	W.t0 = now_us();
 	start_more();
@@ -2268,8 +2422,11 @@ int main(int argc, char **argv)
 				if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(c);
 				continue;
 			}
+			if (c->state == C_TLS) { tls_handshake(c); continue; }
+			int wantw = c->tls_wantw;
 			if ((e & EPOLLOUT) && c->out_len) flush_out(c);
-			if (c->fd >= 0 && (e & (EPOLLIN | EPOLLERR | EPOLLHUP))) on_readable(c);
+			if (c->fd >= 0 && ((e & (EPOLLIN | EPOLLERR | EPOLLHUP)) || (wantw && !c->out_len && (e & EPOLLOUT))))
+				on_readable(c);
 		}
 		start_more();
 	}

@@ -5,7 +5,8 @@ with no gap, keyed clients that get only their key, gap detection that does
 fire on a stream joined midway, format=msgpack clients (--format msgpack) and
 conflating ones (--interval), state-dialect clients (--state web), clients
 of several channels (--channel A,B,...) and clients bringing a token each
-(--tokens), and bench/run.py producing its table and JSON.
+(--tokens), wss clients (--tls, --ca) against kbridge with TLS, and
+bench/run.py producing its table and JSON.
 These are tests, not benchmarks: small rates, every wait bounded."""
 import json
 import os
@@ -332,6 +333,41 @@ def test_wsload_tokens(tools, mock_kafka, kafka_bridge, tmp_path):
     assert r_bad["connected"] == r_bad["subscribed"] == 0, r_bad
     assert "upgrade refused: HTTP/1.1 401" in r_bad["first_error"], r_bad
     assert r_k1["acks"] == 1 and r_k1["msgs"] == 0 and r_k1["failed"] == 0, r_k1
+
+
+def test_wsload_tls(tools, mock_kafka, kbridge, tls_certs):
+    """--tls: TLS handshakes inside wsload's epoll loop, then the same
+    upgrade, subscribe and frames over SSL_read/SSL_write. Against kbridge
+    with --tls-cert/--tls-key (the test CA's ECDSA P-256 pair), 4 clients
+    verifying it with --ca get all 600 records with no gap; one verifying
+    against another CA fails its handshake; a plain client gets no upgrade."""
+    mock = mock_kafka({"bench": 1})        # before kbridge: it outlives it at teardown
+    ctx = tls_certs.context()
+    srv = kbridge("--brokers", mock.bootstrap, "-X", "fetch.wait.max.ms=10", "-t", "bench",
+                  "--tls-cert", tls_certs.cert, "--tls-key", tls_certs.key, brokers=False,
+                  ready=lambda s: conftest.https_get(s.port, "/ready", ctx=ctx, timeout=1.0)[0])
+    time.sleep(0.5)
+    ok = Load(srv.port, "--clients", 4, "--src-addrs", 2, "--ca", tls_certs.ca)
+    wrong_ca = Load(srv.port, "--clients", 1, "--ca", os.path.join(tls_certs.dir, "otherca.pem"))
+    plain = Load(srv.port, "--clients", 1)
+    try:
+        ready = ok.event("ready")
+        assert ready["connected"] == ready["subscribed"] == 4 and ready["failed"] == 0, ready
+        r_ca = wrong_ca.finish(expect=1, quiet_ms=200)
+        r_plain = plain.finish(expect=1, quiet_ms=200)
+        pres = produce(mock.bootstrap, rate=200, duration=3)
+        res = ok.finish(expect=4 * pres["acked"])
+    finally:
+        for x in (ok, wrong_ca, plain):
+            x.kill()
+    check_result_shape(res)
+    assert res["tls"] == 1 and res["tls_handshakes"] == 4, res
+    assert res["msgs"] == 4 * 600 and res["msgs_min"] == res["msgs_max"] == 600, res
+    assert res["gaps"] == res["clients_with_gaps"] == res["dups"] == res["sub_errors"] == 0, res
+    assert res["acks"] == 4 and res["unparsed"] == 0 and res["src_addrs"] == 2, res
+    assert r_ca["failed"] == 1 and r_ca["tls_handshakes"] == 0, r_ca
+    assert "certificate verify failed" in r_ca["first_error"], r_ca
+    assert r_plain["failed"] == 1 and r_plain["connected"] == 0 and r_plain["tls"] == 0, r_plain
 
 
 def test_gap_detection_fires(bench_bridge):
