@@ -464,9 +464,6 @@ def test_2000_half_open_handshakes_cut_off(half_open_bridge, pki):
             s.close()
 
 
-@pytest.mark.xfail(strict=True, reason="core: the 1,024 connections reading a head (HTTP_CONN_CAP, server.c) "
-                   "are all taken by half-open handshakes; a new TLS client is closed at accept "
-                   "until --header-timeout frees them")
 def test_2000_half_open_handshakes_normal_client_served_meanwhile(half_open_bridge, pki):
     srv = half_open_bridge
     socks, opened = _half_open(srv, client_hello(pki.context()))
