@@ -84,6 +84,17 @@ static int alpn_select(SSL *s, const unsigned char **out, unsigned char *outlen,
 static SSL_CTX *build_ctx(char *err, size_t errlen)
 {
 	const struct config *cfg = T.cfg;
+	/* OpenSSL opens the files itself, blocking: a FIFO (or a device) in
+	 * their place would hold the loop at a reload. */
+	const char *const files[][2] = { { "--tls-cert", cfg->tls_cert }, { "--tls-key", cfg->tls_key },
+					 { "--tls-client-ca", cfg->tls_client_ca } };
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		struct stat st;
+		if (files[i][1] && stat(files[i][1], &st) == 0 && !S_ISREG(st.st_mode)) {
+			snprintf(err, errlen, "%s %s: not a regular file", files[i][0], files[i][1]);
+			return NULL;
+		}
+	}
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (!ctx) { take_error(err, errlen, "out of memory"); return NULL; }
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
