@@ -44,36 +44,17 @@ struct auth_client {
 	char sub[];
 };
 
-/* A file's identity for change detection. */
-struct stamp { struct timespec mtime; off_t size; ino_t ino; };
 
 static struct {
 	const struct config *cfg;
 	struct jwt_keys *keys;    /* NULL: authentication off */
-	struct stamp key_st, secret_st;
+	struct file_stamp key_st, secret_st;
 	int64_t next_poll, last_kid_reload;
 	struct filter nothing;    /* reads nothing: a key list with no key */
 } A;
 
 /* ---- keys ------------------------------------------------------------------- */
 
-static struct stamp file_stamp(const char *path)
-{
-	struct stamp s = { 0 };
-	struct stat st;
-	if (path && stat(path, &st) == 0) {
-		s.mtime = st.st_mtim;
-		s.size = st.st_size;
-		s.ino = st.st_ino;
-	}
-	return s;
-}
-
-static int stamp_eq(struct stamp a, struct stamp b)
-{
-	return a.mtime.tv_sec == b.mtime.tv_sec && a.mtime.tv_nsec == b.mtime.tv_nsec &&
-	       a.size == b.size && a.ino == b.ino;
-}
 
 /* Loads the files again: the new keys replace the old, or the old stay
  * with one error line. Either way the files' stamps are remembered, so a
@@ -119,8 +100,8 @@ void auth_tick(void)
 {
 	if (!A.keys || clock_now() < A.next_poll) return;
 	A.next_poll = clock_now() + AUTH_POLL_MS;
-	if (!stamp_eq(file_stamp(A.cfg->jwt_key), A.key_st) ||
-	    !stamp_eq(file_stamp(A.cfg->jwt_secret), A.secret_st))
+	if (!file_stamp_eq(file_stamp(A.cfg->jwt_key), A.key_st) ||
+	    !file_stamp_eq(file_stamp(A.cfg->jwt_secret), A.secret_st))
 		reload("file changed");
 }
 

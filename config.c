@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "assets.h"
 #include "log.h"
@@ -692,4 +693,22 @@ void config_log_summary(const struct config *c)
 		"admin_listen", c->admin_listen_str ? c->admin_listen_str : "(main port)",
 		"tls", c->tls_cert ? (c->tls_client_ca ? "mtls" : "on") : "off",
 		NULL);
+}
+
+struct file_stamp file_stamp(const char *path)
+{
+	struct file_stamp s = { 0 };
+	struct stat st;
+	if (path && stat(path, &st) == 0) {
+		s.mtime = st.st_mtim;
+		s.size = st.st_size;
+		s.ino = st.st_ino;
+	}
+	return s;
+}
+
+int file_stamp_eq(struct file_stamp a, struct file_stamp b)
+{
+	return a.mtime.tv_sec == b.mtime.tv_sec && a.mtime.tv_nsec == b.mtime.tv_nsec &&
+	       a.size == b.size && a.ino == b.ino;
 }

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
 
 enum slow_policy { SLOW_DROP_OLDEST, SLOW_CONFLATE, SLOW_DISCONNECT };
 enum offset_kind { OFFSET_LATEST, OFFSET_EARLIEST, OFFSET_TAIL, OFFSET_TIME };
@@ -75,6 +77,13 @@ struct cidr {
 	unsigned char addr[16];
 	unsigned bits;
 };
+
+/* A file named by the configuration, as seen now: a rewrite changes one
+ * of these (all 0 when the file cannot be read). Key and certificate
+ * files are polled with it and read again when it changes. */
+struct file_stamp { struct timespec mtime; off_t size; ino_t ino; };
+struct file_stamp file_stamp(const char *path);
+int file_stamp_eq(struct file_stamp a, struct file_stamp b);
 
 /* 1 when the address sa falls in one of the n ranges. */
 int cidr_match(const struct cidr *r, size_t n, const struct sockaddr *sa);

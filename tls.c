@@ -25,35 +25,15 @@
 #define TCP_ULP 31
 #endif
 
-/* A file's identity for change detection (as auth.c does for key files). */
-struct stamp { struct timespec mtime; off_t size; ino_t ino; };
-
 static struct {
 	const struct config *cfg;
 	SSL_CTX *ctx;                 /* new handshakes; NULL: TLS off */
-	struct stamp cert_st, key_st, ca_st;
+	struct file_stamp cert_st, key_st, ca_st;
 	int64_t next_poll;
 	int ktls;                     /* the kernel has the TLS ULP */
 	char err[256];                /* tls_last_error */
 } T;
 
-static struct stamp file_stamp(const char *path)
-{
-	struct stamp s = { 0 };
-	struct stat st;
-	if (path && stat(path, &st) == 0) {
-		s.mtime = st.st_mtim;
-		s.size = st.st_size;
-		s.ino = st.st_ino;
-	}
-	return s;
-}
-
-static int stamp_eq(struct stamp a, struct stamp b)
-{
-	return a.mtime.tv_sec == b.mtime.tv_sec && a.mtime.tv_nsec == b.mtime.tv_nsec &&
-	       a.size == b.size && a.ino == b.ino;
-}
 
 /* OpenSSL's first queued error in words, the queue emptied. */
 static void take_error(char *buf, size_t len, const char *fallback)
@@ -225,8 +205,9 @@ void tls_tick(void)
 {
 	if (!T.ctx || clock_now() < T.next_poll) return;
 	T.next_poll = clock_now() + TLS_POLL_MS;
-	if (!stamp_eq(file_stamp(T.cfg->tls_cert), T.cert_st) || !stamp_eq(file_stamp(T.cfg->tls_key), T.key_st) ||
-	    !stamp_eq(file_stamp(T.cfg->tls_client_ca), T.ca_st))
+	if (!file_stamp_eq(file_stamp(T.cfg->tls_cert), T.cert_st) ||
+	    !file_stamp_eq(file_stamp(T.cfg->tls_key), T.key_st) ||
+	    !file_stamp_eq(file_stamp(T.cfg->tls_client_ca), T.ca_st))
 		reload("file changed");
 }
 

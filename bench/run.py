@@ -940,20 +940,32 @@ def compare_auth(r, base):
     text = (f"{r['clients']} clients with HS256 tokens ({r.get('narrowed_clients', 0)} narrowed to "
             f"{'key' if len(keys) == 1 else 'keys'} {what}, which every record carries) vs "
             f"{base['name']} (no auth)")
+    text += cpu_beside(r, base)
+    if r.get("connect_cpu_s") is not None and base.get("connect_cpu_s") is not None:
+        text += (f"; upgrades + subscribes cost the bridge {r['connect_cpu_s']:.2f} vs "
+                 f"{base['connect_cpu_s']:.2f} CPU s")
+    return text + noise_beside(r, base)
+
+
+def cpu_beside(r, base):
+    """Bridge CPU per delivery of row r beside base's (sets r["cpu_ratio"],
+    which check_targets judges) and what each delivered."""
+    text = ""
     cpu_r, cpu_b = r.get("cpu_per_m_deliveries"), base.get("cpu_per_m_deliveries")
     if cpu_r is not None and cpu_b:
         r["cpu_ratio"] = cpu_r / cpu_b
         text += (f": bridge CPU {cpu_r:.3f} vs {cpu_b:.3f} s per million deliveries "
                  f"({r['cpu_ratio']:.2f}x)")
-    text += f"; {r['delivered']} vs {base['delivered']} delivered"
-    if r.get("connect_cpu_s") is not None and base.get("connect_cpu_s") is not None:
-        text += (f"; upgrades + subscribes cost the bridge {r['connect_cpu_s']:.2f} vs "
-                 f"{base['connect_cpu_s']:.2f} CPU s")
-    if r.get("steal") is not None and base.get("steal") is not None:
-        text += (f"; meanwhile the hypervisor stole {r['steal'] * 100:.1f}% vs {base['steal'] * 100:.1f}% "
-                 f"of a core, other processes used {r.get('noise', 0) * 100:.0f}% vs "
-                 f"{base.get('noise', 0) * 100:.0f}%")
-    return text
+    return text + f"; {r['delivered']} vs {base['delivered']} delivered"
+
+
+def noise_beside(r, base):
+    """The steal and other processes' CPU during both rows."""
+    if r.get("steal") is None or base.get("steal") is None:
+        return ""
+    return (f"; meanwhile the hypervisor stole {r['steal'] * 100:.1f}% vs {base['steal'] * 100:.1f}% "
+            f"of a core, other processes used {r.get('noise', 0) * 100:.0f}% vs "
+            f"{base.get('noise', 0) * 100:.0f}%")
 
 
 def compare_tls(r, base):
@@ -963,12 +975,7 @@ def compare_tls(r, base):
     and the bridge's CPU per connection."""
     text = f"wss (TLS, ECDSA P-256) vs {base['name']} (plain)"
     if r["kind"] == "fanout":
-        cpu_r, cpu_b = r.get("cpu_per_m_deliveries"), base.get("cpu_per_m_deliveries")
-        if cpu_r is not None and cpu_b:
-            r["cpu_ratio"] = cpu_r / cpu_b
-            text += (f": bridge CPU {cpu_r:.3f} vs {cpu_b:.3f} s per million deliveries "
-                     f"({r['cpu_ratio']:.2f}x)")
-        text += f"; {r['delivered']} vs {base['delivered']} delivered"
+        text += cpu_beside(r, base)
         if r.get("tls_records"):
             text += (f"; {r['tls_records']} TLS records in {r['tls_flushes']} flushes "
                      f"({r['tls_records_per_flush']:.2f} records per flush, "
@@ -989,11 +996,7 @@ def compare_tls(r, base):
         ws = (r.get("wsload") or {}).get("cpu_s")
         if ws is not None:
             text += f", wsload's {ws:.2f} s"
-    if r.get("steal") is not None and base.get("steal") is not None:
-        text += (f"; meanwhile the hypervisor stole {r['steal'] * 100:.1f}% vs {base['steal'] * 100:.1f}% "
-                 f"of a core, other processes used {r.get('noise', 0) * 100:.0f}% vs "
-                 f"{base.get('noise', 0) * 100:.0f}%")
-    return text
+    return text + noise_beside(r, base)
 
 
 def compare_state(r, base):
