@@ -481,8 +481,6 @@ def test_2000_half_open_handshakes_normal_client_served_meanwhile(half_open_brid
 def test_idle_tls_clients_stay_small(tls_kbridge, pki):
     """Issue 14: buffers released while idle; the bench's bound is 16 KiB
     of RSS per idle wss connection (measured here over 1,000)."""
-    if conftest.is_sanitized_build():
-        pytest.skip("RSS means nothing under AddressSanitizer")
     if _raise_nofile(4000) < 2500:
         pytest.skip("RLIMIT_NOFILE too small")
     srv = tls_kbridge(nofile=4096)
@@ -495,9 +493,13 @@ def test_idle_tls_clients_stay_small(tls_kbridge, pki):
     clients[-1].ping_ok()
     time.sleep(0.5)
     per = (srv.rss() - before) / 1000
-    conftest.note(f"tls: RSS per idle wss connection {per / 1024:.1f} KiB (1,000 clients)")
-    assert per < 16 * 1024, f"{per / 1024:.1f} KiB of RSS per idle TLS connection (issue 14: under 16 KiB)"
     assert srv.health()["clients"] == 1020
+    # Under ASan every allocation carries redzones and quarantine: the
+    # bound is checked on the release build only (the same test runs
+    # there); the 1,000 idle connections are held on both.
+    if not conftest.is_sanitized_build():
+        conftest.note(f"tls: RSS per idle wss connection {per / 1024:.1f} KiB (1,000 clients)")
+        assert per < 16 * 1024, f"{per / 1024:.1f} KiB of RSS per idle TLS connection (issue 14: under 16 KiB)"
 
 
 # ---------------------------------------------------------------- admin listener
