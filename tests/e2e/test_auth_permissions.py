@@ -744,6 +744,21 @@ def test_slow_client_conflate_obeys_the_token(mock_kafka, kafka_bridge, keyring)
     check_conflated("slow client", r.objs(), recs)
 
 
+def states(objs):
+    """A state-dialect client's state after each of its snapshots and
+    updates: (message, state) pairs."""
+    state = {}
+    for o in objs:
+        if o.get("type") == "snapshot":
+            state = copy.deepcopy(o["data"])
+        elif o.get("type") == "update":
+            for path, v in o["changes"].items():
+                set_nested(state, path, copy.deepcopy(v))
+        else:
+            continue
+        yield o, state
+
+
 def test_state_dialect_obeys_the_token(bridge, keyring):
     """type=web clients (by header, and by an auth message) on ticker (and
     the public channel news): the snapshot and every update keep ticker's
@@ -794,14 +809,7 @@ def test_state_dialect_obeys_the_token(bridge, keyring):
         errs = [o for o in r.controls() if o.get("type") == "error" and o.get("code") != "UNAUTHORIZED"]
         assert not errs, f"{r.name}: {errs!r}"
         state, n = {}, 0
-        for o in r.objs():
-            if o.get("type") == "snapshot":
-                state = copy.deepcopy(o["data"])
-            elif o.get("type") == "update":
-                for path, v in o["changes"].items():
-                    set_nested(state, path, copy.deepcopy(v))
-            else:
-                continue
+        for o, state in states(r.objs()):
             n += 1
             assert "secret" not in state, f"{r.name}: message {n} put the refused channel in the state: {o!r}"
             tick = state.get("ticker") or {}
@@ -845,19 +853,6 @@ def test_state_dialect_groups_by_the_token(bridge, keyring):
     for r in recs:
         if permitted(r):
             ok.setdefault(r.key, []).append(r.obj)
-
-    def states(objs):
-        """The state after each snapshot or update."""
-        state = {}
-        for o in objs:
-            if o.get("type") == "snapshot":
-                state = copy.deepcopy(o["data"])
-            elif o.get("type") == "update":
-                for path, v in o["changes"].items():
-                    set_nested(state, path, copy.deepcopy(v))
-            else:
-                continue
-            yield o, state
 
     wide = set()
     for _, st in states(ra.objs()):
