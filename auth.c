@@ -48,8 +48,8 @@ struct auth_client {
 static struct {
 	const struct config *cfg;
 	struct jwt_keys *keys;    /* NULL: authentication off */
-	struct file_stamp key_st, secret_st;
-	int64_t next_poll, last_kid_reload;
+	struct file_watch files;  /* --jwt-key, --jwt-secret */
+	int64_t last_kid_reload;
 	struct filter nothing;    /* reads nothing: a key list with no key */
 } A;
 
@@ -62,8 +62,7 @@ static struct {
 static void reload(const char *why)
 {
 	char err[300];
-	A.key_st = file_stamp(A.cfg->jwt_key);
-	A.secret_st = file_stamp(A.cfg->jwt_secret);
+	file_watch_mark(&A.files, clock_now(), AUTH_POLL_MS);
 	struct jwt_keys *k = jwt_keys_load(A.cfg->jwt_key, A.cfg->jwt_secret, err, sizeof(err));
 	if (!k) {
 		log_msg(LOG_ERROR, "jwt keys not reloaded: the old keys stay", "why", why, "error", err, NULL);
@@ -80,12 +79,12 @@ int auth_init(const struct config *cfg, char *err, size_t errlen)
 	A.nothing.keys = calloc(1, sizeof(char *));
 	if (!A.nothing.keys) { snprintf(err, errlen, "out of memory"); return -1; }
 	if (!cfg->jwt_key && !cfg->jwt_secret) return 0;
-	A.key_st = file_stamp(cfg->jwt_key);
-	A.secret_st = file_stamp(cfg->jwt_secret);
+	A.files.path[0] = cfg->jwt_key;
+	A.files.path[1] = cfg->jwt_secret;
+	file_watch_mark(&A.files, clock_now(), AUTH_POLL_MS);
 	A.keys = jwt_keys_load(cfg->jwt_key, cfg->jwt_secret, err, errlen);
 	if (!A.keys) return -1;
 	log_msg(LOG_INFO, "jwt keys loaded", "why", "start", "keys", log_num((int64_t)jwt_keys_count(A.keys)), NULL);
-	A.next_poll = clock_now() + AUTH_POLL_MS;
 	return 0;
 }
 
@@ -98,11 +97,7 @@ void auth_reload(void)
 
 void auth_tick(void)
 {
-	if (!A.keys || clock_now() < A.next_poll) return;
-	A.next_poll = clock_now() + AUTH_POLL_MS;
-	if (!file_stamp_eq(file_stamp(A.cfg->jwt_key), A.key_st) ||
-	    !file_stamp_eq(file_stamp(A.cfg->jwt_secret), A.secret_st))
-		reload("file changed");
+	if (A.keys && file_watch_changed(&A.files, clock_now(), AUTH_POLL_MS)) reload("file changed");
 }
 
 /* ---- permissions -------------------------------------------------------------- */

@@ -695,7 +695,7 @@ void config_log_summary(const struct config *c)
 		NULL);
 }
 
-struct file_stamp file_stamp(const char *path)
+static struct file_stamp file_stamp(const char *path)
 {
 	struct file_stamp s = { 0 };
 	struct stat st;
@@ -707,8 +707,23 @@ struct file_stamp file_stamp(const char *path)
 	return s;
 }
 
-int file_stamp_eq(struct file_stamp a, struct file_stamp b)
+static int file_stamp_eq(struct file_stamp a, struct file_stamp b)
 {
 	return a.mtime.tv_sec == b.mtime.tv_sec && a.mtime.tv_nsec == b.mtime.tv_nsec &&
 	       a.size == b.size && a.ino == b.ino;
+}
+
+void file_watch_mark(struct file_watch *w, int64_t now, int64_t period_ms)
+{
+	for (int i = 0; i < FILE_WATCH_MAX; i++) w->st[i] = file_stamp(w->path[i]);
+	w->next = now + period_ms;
+}
+
+int file_watch_changed(struct file_watch *w, int64_t now, int64_t period_ms)
+{
+	if (now < w->next) return 0;
+	w->next = now + period_ms;
+	for (int i = 0; i < FILE_WATCH_MAX; i++)
+		if (!file_stamp_eq(file_stamp(w->path[i]), w->st[i])) return 1;
+	return 0;
 }

@@ -80,10 +80,22 @@ struct cidr {
 
 /* A file named by the configuration, as seen now: a rewrite changes one
  * of these (all 0 when the file cannot be read). Key and certificate
- * files are polled with it and read again when it changes. */
+ * files are polled with a file_watch and read again when it changes. */
 struct file_stamp { struct timespec mtime; off_t size; ino_t ino; };
-struct file_stamp file_stamp(const char *path);
-int file_stamp_eq(struct file_stamp a, struct file_stamp b);
+
+/* Up to FILE_WATCH_MAX such files (NULL paths skipped), polled. */
+#define FILE_WATCH_MAX 3
+struct file_watch {
+	const char *path[FILE_WATCH_MAX];
+	struct file_stamp st[FILE_WATCH_MAX];
+	int64_t next;                 /* turn-clock ms of the next look */
+};
+/* Remembers the files as they are now (right before they are read), and
+ * looks again no sooner than now + period_ms. */
+void file_watch_mark(struct file_watch *w, int64_t now, int64_t period_ms);
+/* 1 when one of the files changed since the mark; looks at most once per
+ * period_ms (0 between looks). */
+int  file_watch_changed(struct file_watch *w, int64_t now, int64_t period_ms);
 
 /* 1 when the address sa falls in one of the n ranges. */
 int cidr_match(const struct cidr *r, size_t n, const struct sockaddr *sa);

@@ -28,8 +28,7 @@
 static struct {
 	const struct config *cfg;
 	SSL_CTX *ctx;                 /* new handshakes; NULL: TLS off */
-	struct file_stamp cert_st, key_st, ca_st;
-	int64_t next_poll;
+	struct file_watch files;      /* --tls-cert, --tls-key, --tls-client-ca */
 	int ktls;                     /* the kernel has the TLS ULP */
 	char err[256];                /* tls_last_error */
 } T;
@@ -161,9 +160,10 @@ int tls_init(const struct config *cfg, char *err, size_t errlen)
 	T.cfg = cfg;
 	if (!cfg->tls_cert) return 0;
 	T.ktls = probe_ktls();
-	T.cert_st = file_stamp(cfg->tls_cert);
-	T.key_st = file_stamp(cfg->tls_key);
-	T.ca_st = file_stamp(cfg->tls_client_ca);
+	T.files.path[0] = cfg->tls_cert;
+	T.files.path[1] = cfg->tls_key;
+	T.files.path[2] = cfg->tls_client_ca;
+	file_watch_mark(&T.files, clock_now(), TLS_POLL_MS);
 	if (!(T.ctx = build_ctx(err, errlen))) return -1;
 	/* Logged once either way (after the pair loaded: a bad pair is one
 	 * line): which write path TLS clients take. */
@@ -171,7 +171,6 @@ int tls_init(const struct config *cfg, char *err, size_t errlen)
 				 : "kernel TLS not available: frames are gathered into TLS records",
 		NULL);
 	log_msg(LOG_INFO, "tls certificate loaded", "why", "start", "client_ca", cfg->tls_client_ca ? "on" : "off", NULL);
-	T.next_poll = clock_now() + TLS_POLL_MS;
 	return 0;
 }
 
@@ -183,9 +182,7 @@ int tls_enabled(void) { return T.ctx != NULL; }
 static void reload(const char *why)
 {
 	char err[400];
-	T.cert_st = file_stamp(T.cfg->tls_cert);
-	T.key_st = file_stamp(T.cfg->tls_key);
-	T.ca_st = file_stamp(T.cfg->tls_client_ca);
+	file_watch_mark(&T.files, clock_now(), TLS_POLL_MS);
 	SSL_CTX *ctx = build_ctx(err, sizeof(err));
 	if (!ctx) {
 		log_msg(LOG_ERROR, "tls certificate not reloaded: the old one stays", "why", why, "error", err, NULL);
@@ -203,11 +200,7 @@ void tls_reload(void)
 
 void tls_tick(void)
 {
-	if (!T.ctx || clock_now() < T.next_poll) return;
-	T.next_poll = clock_now() + TLS_POLL_MS;
-	if (!file_stamp_eq(file_stamp(T.cfg->tls_cert), T.cert_st) ||
-	    !file_stamp_eq(file_stamp(T.cfg->tls_key), T.key_st) ||
-	    !file_stamp_eq(file_stamp(T.cfg->tls_client_ca), T.ca_st))
+	if (T.ctx && file_watch_changed(&T.files, clock_now(), TLS_POLL_MS))
 		reload("file changed");
 }
 
