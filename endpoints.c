@@ -151,22 +151,37 @@ static void html_text(struct jbuf *b, const char *v)
 	}
 }
 
+/* A family of counters: each one's key in /stats and its label value in
+ * /metrics. */
+struct counter { enum metric m; const char *stats_key, *label; };
+#define NCOUNTERS(t) (sizeof(t) / sizeof((t)[0]))
+
 /* Upgrade outcomes: /stats "connections" and kbridge_connections_total. */
-static const struct { enum metric m; const char *stats_key, *label; } conn_results[] = {
+static const struct counter conn_results[] = {
 	{ M_ACCEPTED,        "accepted",        "accepted" },
 	{ M_REJECTED_FULL,   "rejected_full",   "rejected_full" },
 	{ M_REJECTED_ORIGIN, "rejected_origin", "rejected_origin" },
 	{ M_REJECTED_BAD,    "rejected_bad",    "rejected_bad_request" },
 };
-#define NCONN (sizeof(conn_results) / sizeof(conn_results[0]))
 
 /* Refusals by an abuse limit: /stats "rejected" and kbridge_rejected_total. */
-static const struct { enum metric m; const char *reason; } rejected[] = {
-	{ M_REJECTED_PER_IP,       "per_ip" },
-	{ M_REJECTED_RATE,         "upgrade_rate" },
-	{ M_REJECTED_AUTH_TIMEOUT, "auth_timeout" },
+static const struct counter rejected[] = {
+	{ M_REJECTED_PER_IP,       "per_ip",       "per_ip" },
+	{ M_REJECTED_RATE,         "upgrade_rate", "upgrade_rate" },
+	{ M_REJECTED_AUTH_TIMEOUT, "auth_timeout", "auth_timeout" },
 };
-#define NREJECTED (sizeof(rejected) / sizeof(rejected[0]))
+
+/* "key":{stats_key: value,...} */
+static void stats_counters(struct jbuf *b, const char *key, const struct counter *t, size_t n)
+{
+	json_key(b, key);
+	json_obj_begin(b);
+	for (size_t k = 0; k < n; k++) {
+		json_key(b, t[k].stats_key);
+		json_uint(b, metrics_get(t[k].m));
+	}
+	json_obj_end(b);
+}
 
 /* ---- JSON endpoints ------------------------------------------------------------ */
 
@@ -244,20 +259,8 @@ static void stats(struct http_out *o, const struct http_request *req)
 	json_key(b, "groups");  json_uint(b, sg);
 	json_key(b, "updates"); json_uint(b, su);
 	json_obj_end(b);
-	json_key(b, "connections");
-	json_obj_begin(b);
-	for (size_t k = 0; k < NCONN; k++) {
-		json_key(b, conn_results[k].stats_key);
-		json_uint(b, metrics_get(conn_results[k].m));
-	}
-	json_obj_end(b);
-	json_key(b, "rejected");
-	json_obj_begin(b);
-	for (size_t k = 0; k < NREJECTED; k++) {
-		json_key(b, rejected[k].reason);
-		json_uint(b, metrics_get(rejected[k].m));
-	}
-	json_obj_end(b);
+	stats_counters(b, "connections", conn_results, NCOUNTERS(conn_results));
+	stats_counters(b, "rejected", rejected, NCOUNTERS(rejected));
 	json_key(b, "auth_failures");
 	json_obj_begin(b);
 	for (int e = JWT_OK + 1; e < JWT_NERRORS; e++) {
@@ -323,14 +326,14 @@ static void metrics(struct http_out *o, const struct http_request *req)
 
 	metric_head(b, "kbridge_connections_total", "counter",
 		    "WebSocket upgrade attempts by result.");
-	for (size_t k = 0; k < NCONN; k++)
+	for (size_t k = 0; k < NCOUNTERS(conn_results); k++)
 		appendf(b, "kbridge_connections_total{result=\"%s\"} %llu\n", conn_results[k].label,
 			(unsigned long long)metrics_get(conn_results[k].m));
 
 	metric_head(b, "kbridge_rejected_total", "counter",
 		    "Upgrades refused by a per-address limit (429), and clients closed for not authenticating in time, by reason.");
-	for (size_t k = 0; k < NREJECTED; k++)
-		appendf(b, "kbridge_rejected_total{reason=\"%s\"} %llu\n", rejected[k].reason,
+	for (size_t k = 0; k < NCOUNTERS(rejected); k++)
+		appendf(b, "kbridge_rejected_total{reason=\"%s\"} %llu\n", rejected[k].label,
 			(unsigned long long)metrics_get(rejected[k].m));
 	metric_head(b, "kbridge_auth_failures_total", "counter", "Tokens refused, by reason.");
 	for (int e = JWT_OK + 1; e < JWT_NERRORS; e++)
