@@ -7,7 +7,9 @@
 #   make fuzz       libFuzzer targets, each run FUZZ_SECONDS (default 60)
 #   make bench      every benchmark scenario: table + build/bench/results.json (~3 min)
 #   make static     fully static musl binary ./kbridge-static (deps/deps.mk)
-#   make test-static  the static binary in an empty chroot, TLS (tests/static/)
+#   make static ARCH=aarch64  the same for arm64: ./kbridge-static-aarch64
+#   make test-static  both static binaries in an empty chroot, TLS (tests/static/;
+#                   the arm64 one under qemu-user-static)
 #   make clean
 # Objects and test programs go to build/ (never committed); third-party
 # libraries to a cache outside the tree (deps/).
@@ -103,7 +105,7 @@ test: setup
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-15} tests/run.sh
 
 test-static: setup
-	SUITES=static tests/run.sh
+	SUITES="static static-aarch64" tests/run.sh
 
 clean:
 	rm -rf build kbridge kbridge-asan

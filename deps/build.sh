@@ -3,13 +3,18 @@
 # a cache outside the work tree ($KBRIDGE_CACHE, default ~/.cache/kbridge).
 #
 #   deps/build.sh dev            librdkafka.a with gcc, against Debian's -dev libs
-#   deps/build.sh static         zlib, zstd, OpenSSL, librdkafka with musl-gcc
+#   deps/build.sh static-ARCH    zlib, zstd, OpenSSL, librdkafka with musl for
+#                                ARCH = x86_64 or aarch64 (static = static-x86_64);
+#                                a foreign ARCH uses Debian's cross gcc and
+#                                multiarch musl-dev, and runs its smoke tests
+#                                under qemu-user-static
 #   deps/build.sh prefix FLAVOUR print the install prefix (used by deps/deps.mk)
 #   deps/build.sh fetch          download + verify every source only
 #   deps/build.sh showsrc        Debian source versions available now (to bump pins)
 #
 # Each flavour installs into $KBRIDGE_CACHE/<flavour>-<librdkafka>-<key>, where
-# <key> hashes the pins in deps/versions.mk that the flavour uses (including
+# <key> hashes the pins in deps/versions.mk that the flavour uses (and the
+# target architecture; including
 # DEV_RECIPE / STATIC_RECIPE, bumped when this script's build steps change):
 # any change gets a fresh prefix, so it rebuilds. <prefix>/.stamp is written
 # only after the smoke test passed; a run that finds it does nothing.
@@ -24,7 +29,7 @@ JOBS=${JOBS:-2}
 key_of() { # flavour
     case $1 in
     dev) grep -E '^(LIBRDKAFKA_|DEV_RECIPE=)' "$DEPS_DIR/versions.mk" ;;
-    *) grep -E '^[A-Z]' "$DEPS_DIR/versions.mk" | grep -v '^DEV_RECIPE=' ;;
+    *) grep -E '^[A-Z]' "$DEPS_DIR/versions.mk" | grep -v '^DEV_RECIPE=' && echo "flavour=$1" ;;
     esac | sha256sum | cut -c1-12
 }
 DL="$KBRIDGE_CACHE/downloads"
@@ -231,13 +236,14 @@ build_librdkafka() { # prefix log [extra configure args...]
     )
 }
 
-# Link deps/smoke.c against the fresh prefix and run it.
+# Link deps/smoke.c against the fresh prefix and run it ($EMU: the emulator
+# a foreign architecture's programs run under, else empty).
 smoke() { # cc prefix log libs...
     _cc=$1; _p=$2; _log=$3; shift 3
     # shellcheck disable=SC2086 # $_cc may carry flags ("musl-gcc -static")
     run "$_log" $_cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror \
         -isystem "$_p/include" -o "$_p/smoke" "$DEPS_DIR/smoke.c" "$@"
-    "$_p/smoke" "$REQUIRED_FEATURES" >"$_p/smoke.out" 2>>"$_log" ||
+    ${EMU:-} "$_p/smoke" "$REQUIRED_FEATURES" >"$_p/smoke.out" 2>>"$_log" ||
         { cat "$_p/smoke.out" >&2; die "smoke test failed for $_p (log: $_log)"; }
     sed 's/^/deps:   /' "$_p/smoke.out" >&2
 }
@@ -284,7 +290,52 @@ build_dev() {
 
 # --- static (musl) flavour -------------------------------------------------
 
-MUSL_CC=musl-gcc
+# The target: set by set_target from the flavour name (static-ARCH).
+#   ARCH      x86_64 or aarch64 (uname -m spelling)
+#   DEB_ARCH  Debian's name for it (amd64, arm64)
+#   MUSL_CC   Debian's musl wrapper for it: <ARCH>-linux-musl-gcc, in
+#             musl-dev:<DEB_ARCH>, runs <ARCH>-linux-gnu-gcc with musl's specs
+#   BINPFX    binutils prefix (<ARCH>-linux-gnu-): ar, ranlib, strip
+#   EMU       empty on a host of that architecture, else qemu-<ARCH>-static
+set_target() { # flavour
+    case $1 in
+    static | static-x86_64) ARCH=x86_64 DEB_ARCH=amd64 OSSL_TARGET=linux-x86_64 ;;
+    static-aarch64) ARCH=aarch64 DEB_ARCH=arm64 OSSL_TARGET=linux-aarch64 ;;
+    *) die "unknown flavour $1 (static-x86_64 or static-aarch64)" ;;
+    esac
+    FLAVOUR=static-$ARCH
+    MUSL_CC=$ARCH-linux-musl-gcc
+    BINPFX=$ARCH-linux-gnu-
+    EMU=
+    [ "$(uname -m)" = "$ARCH" ] || EMU=qemu-$ARCH-static
+}
+
+# A foreign target needs Debian's cross gcc and binutils, its musl-dev from
+# the foreign architecture (multiarch: dpkg --add-architecture), and qemu
+# to run the smoke tests. The musl version is the pin in versions.mk.
+need_target() {
+    _pkgs="gcc make perl pkg-config bzip2 xz-utils file"
+    if [ -z "$EMU" ]; then
+        _pkgs="$_pkgs musl-tools"
+    else
+        if ! dpkg --print-foreign-architectures 2>/dev/null | grep -qx "$DEB_ARCH"; then
+            [ "$(id -u)" = 0 ] || die "need root to add the $DEB_ARCH architecture (dpkg --add-architecture $DEB_ARCH)"
+            say "dpkg --add-architecture $DEB_ARCH (multiarch, for musl-dev:$DEB_ARCH)"
+            dpkg --add-architecture "$DEB_ARCH" && apt_retry update >/dev/null ||
+                die "could not add the $DEB_ARCH architecture to dpkg/apt"
+        fi
+        _gnu=$(echo "$ARCH" | tr _ -)-linux-gnu
+        _pkgs="$_pkgs gcc-$_gnu binutils-$_gnu musl-dev:$DEB_ARCH qemu-user-static"
+    fi
+    # shellcheck disable=SC2086
+    need_pkgs $_pkgs
+    _musl=$(dpkg-query -W -f='${Version}' "musl-dev:$DEB_ARCH" 2>/dev/null) ||
+        die "musl-dev:$DEB_ARCH is not installed"
+    [ "$_musl" = "$MUSL_DEB_VERSION" ] ||
+        die "musl-dev:$DEB_ARCH is $_musl, deps/versions.mk pins MUSL_DEB_VERSION=$MUSL_DEB_VERSION (update the pin after checking the new version builds)"
+    command -v "$MUSL_CC" >/dev/null 2>&1 || die "$MUSL_CC not found (package musl-dev:$DEB_ARCH)"
+}
+
 # Size matters here (edge boxes, FROM scratch): per-function sections let the
 # final link (-Wl,--gc-sections) drop unused code. librdkafka and OpenSSL's C
 # parts use -Os (OpenSSL's hot paths are assembly either way); zlib and zstd
@@ -296,7 +347,8 @@ build_zlib() {
     unpack "$DL/$ZLIB_ORIG" zlib
     (
         cd "$WORK/zlib"
-        run "$LOG" env CC="$MUSL_CC" CFLAGS="$SPEED_CFLAGS" ./configure --static --prefix="$T"
+        run "$LOG" env CC="$MUSL_CC" AR="${BINPFX}ar" RANLIB="${BINPFX}ranlib" \
+            CFLAGS="$SPEED_CFLAGS" ./configure --static --prefix="$T"
         run "$LOG" make -j"$JOBS" libz.a
         run "$LOG" make install
     )
@@ -307,7 +359,7 @@ build_zstd() {
     # Kafka never carries pre-1.0 zstd frames: legacy decoders only cost size.
     (
         cd "$WORK/zstd/lib"
-        set -- CC="$MUSL_CC" PREFIX="$T" ZSTD_LEGACY_SUPPORT=0 CFLAGS="$SPEED_CFLAGS"
+        set -- CC="$MUSL_CC" AR="${BINPFX}ar" PREFIX="$T" ZSTD_LEGACY_SUPPORT=0 CFLAGS="$SPEED_CFLAGS"
         run "$LOG" make -j"$JOBS" libzstd.a "$@"
         run "$LOG" make install-static install-includes install-pc "$@"
     )
@@ -332,8 +384,11 @@ build_openssl() {
     unpack "$DL/$OPENSSL_ORIG" openssl
     (
         cd "$WORK/openssl"
+        # CC/AR/RANLIB from the environment: OpenSSL's Configure takes them
+        # as given (--cross-compile-prefix would prefix the musl wrapper too).
         # shellcheck disable=SC2086
-        run "$LOG" env CC="$MUSL_CC" ./Configure linux-x86_64 \
+        run "$LOG" env CC="$MUSL_CC" AR="${BINPFX}ar" RANLIB="${BINPFX}ranlib" \
+            ./Configure "$OSSL_TARGET" \
             --prefix="$T" --libdir=lib --openssldir=/etc/ssl $OPENSSL_OPTS \
             $SIZE_CFLAGS
         run "$LOG" make -j"$JOBS" build_libs
@@ -341,9 +396,10 @@ build_openssl() {
     )
 }
 
-build_static() {
-    begin static || return 0
-    need_pkgs gcc make perl pkg-config musl-tools bzip2 xz-utils
+build_static() { # flavour
+    set_target "$1"
+    begin "$FLAVOUR" || return 0
+    need_target
     fetch_all_static
     build_zlib
     build_zstd
@@ -351,9 +407,11 @@ build_static() {
     unpack_librdkafka
     # Point configure at our own musl-built dependencies only: PKG_CONFIG_LIBDIR
     # hides the system's (glibc) .pc files. No syslog: nothing listens on
-    # /dev/log in a FROM scratch container.
+    # /dev/log in a FROM scratch container. The binutils are the target's
+    # (mklove and make take them from the environment).
     (
         export CC="$MUSL_CC" CPPFLAGS="-I$T/include" LDFLAGS="-L$T/lib"
+        export AR="${BINPFX}ar" RANLIB="${BINPFX}ranlib" NM="${BINPFX}nm" STRIP="${BINPFX}strip"
         export CFLAGS="$SIZE_CFLAGS"
         export PKG_CONFIG_LIBDIR="$T/lib/pkgconfig" PKG_CONFIG_PATH=
         build_librdkafka "$T" "$LOG" --enable-static --disable-syslog
@@ -365,28 +423,29 @@ build_static() {
     run "$LOG" $MUSL_CC -static -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror \
         -isystem "$T/include" -o "$T/tls_smoke" "$DEPS_DIR/tls_smoke.c" \
         -Wl,--gc-sections "$T/lib/libssl.a" "$T/lib/libcrypto.a"
-    "$T/tls_smoke" >"$T/tls_smoke.out" 2>>"$LOG" ||
+    ${EMU:-} "$T/tls_smoke" >"$T/tls_smoke.out" 2>>"$LOG" ||
         { cat "$T/tls_smoke.out" >&2; die "TLS smoke test failed for $T (log: $LOG)"; }
     sed 's/^/deps:   /' "$T/tls_smoke.out" >&2
-    strip "$T/smoke" "$T/tls_smoke"
-    say "static smoke binary: $(stat -c %s "$T/smoke") bytes stripped"
-    command -v file >/dev/null 2>&1 || need_pkgs file
+    "${BINPFX}strip" "$T/smoke" "$T/tls_smoke"
+    say "static smoke binary ($ARCH${EMU:+, run under $EMU}): $(stat -c %s "$T/smoke") bytes stripped"
     file "$T/smoke" | grep -q 'statically linked' ||
         die "smoke binary is not statically linked: $(file "$T/smoke")"
-    finish static
+    finish "$FLAVOUR"
 }
 
 # --- main ------------------------------------------------------------------
 
-usage() { die "usage: $0 dev|static|fetch|showsrc|prefix dev|prefix static"; }
+usage() { die "usage: $0 dev|static-x86_64|static-aarch64|fetch|showsrc|prefix FLAVOUR (static = static-x86_64)"; }
 [ $# -ge 1 ] || usage
 case $1 in
 prefix)
     [ $# -eq 2 ] || usage
-    prefix_of "$2"
+    case $2 in static | static-x86_64 | static-aarch64) set_target "$2"; prefix_of "$FLAVOUR" ;;
+    *) prefix_of "$2" ;;
+    esac
     exit 0
     ;;
-dev | static | fetch | showsrc) ;;
+dev | static | static-x86_64 | static-aarch64 | fetch | showsrc) ;;
 *) usage ;;
 esac
 
@@ -397,7 +456,7 @@ flock 9
 
 case $1 in
 dev) build_dev ;;
-static) build_static ;;
+static*) build_static "$1" ;;
 fetch) fetch_all_static ;;
 showsrc) showsrc ;;
 esac

@@ -11,7 +11,9 @@
 #   RDKAFKA_LIBS          librdkafka.a plus the system libraries it needs
 #   RDKAFKA_STATIC_STAMP  file target: zlib, zstd, OpenSSL, librdkafka (musl)
 #   RDKAFKA_STATIC_CFLAGS / RDKAFKA_STATIC_LIBS / RDKAFKA_STATIC_LDFLAGS / MUSL_CC
-#   kbridge-static, static (phony): the stripped, fully static musl binary
+#   STATIC_BIN, static (phony): the stripped, fully static musl binary for
+#                         ARCH (x86_64 default: kbridge-static; aarch64:
+#                         kbridge-static-aarch64)
 #   deps, deps-static (phony): just build the libraries
 # Uses from the top Makefile: MAIN_SRC, LIB_SRCS (include this file after
 # they are set: rule targets are expanded as they are read) and KB_CFLAGS.
@@ -34,7 +36,17 @@ DEPS_BUILD = KBRIDGE_CACHE='$(KBRIDGE_CACHE)' sh $(DEPS_DIR)/build.sh
 # linking these libraries should depend on the stamp as a normal (not
 # order-only) prerequisite, or it will not be relinked after a bump.
 RDKAFKA_DEV_PREFIX    := $(shell $(DEPS_BUILD) prefix dev)
-RDKAFKA_STATIC_PREFIX := $(shell $(DEPS_BUILD) prefix static)
+
+# The static binary's target: ARCH=x86_64 (the default) or ARCH=aarch64
+# (Docker's names amd64 and arm64 are taken too). A target other than the
+# host's is cross-compiled with Debian's gcc-<arch>-linux-gnu and
+# musl-dev:<debian-arch> (installed by deps/build.sh when missing).
+ARCH ?= x86_64
+override ARCH := $(patsubst amd64,x86_64,$(patsubst arm64,aarch64,$(ARCH)))
+ifeq ($(filter x86_64 aarch64,$(ARCH)),)
+$(error ARCH=$(ARCH): the static build targets x86_64 (amd64) or aarch64 (arm64))
+endif
+RDKAFKA_STATIC_PREFIX := $(shell $(DEPS_BUILD) prefix static-$(ARCH))
 
 # --- dev flavour (system gcc, Debian's libssl/zlib/libzstd) ---------------
 RDKAFKA_DEV_STAMP := $(RDKAFKA_DEV_PREFIX)/.stamp
@@ -45,8 +57,9 @@ RDKAFKA_LIBS      := $(RDKAFKA_DEV_PREFIX)/lib/librdkafka.a \
 $(RDKAFKA_DEV_STAMP):
 	$(DEPS_BUILD) dev
 
-# --- static flavour (musl-gcc, every dependency built from source) --------
-MUSL_CC := musl-gcc
+# --- static flavour (musl, every dependency built from source) ------------
+MUSL_CC := $(ARCH)-linux-musl-gcc
+CROSS_STRIP := $(ARCH)-linux-gnu-strip
 RDKAFKA_STATIC_STAMP  := $(RDKAFKA_STATIC_PREFIX)/.stamp
 RDKAFKA_STATIC_CFLAGS := -isystem $(RDKAFKA_STATIC_PREFIX)/include
 RDKAFKA_STATIC_LIBS   := $(addprefix $(RDKAFKA_STATIC_PREFIX)/lib/, \
@@ -55,15 +68,21 @@ RDKAFKA_STATIC_LIBS   := $(addprefix $(RDKAFKA_STATIC_PREFIX)/lib/, \
 RDKAFKA_STATIC_LDFLAGS := -static -Wl,--gc-sections
 
 $(RDKAFKA_STATIC_STAMP):
-	$(DEPS_BUILD) static
+	$(DEPS_BUILD) static-$(ARCH)
 
 .PHONY: deps deps-static static static-clean
 deps: $(RDKAFKA_DEV_STAMP)
 deps-static: $(RDKAFKA_STATIC_STAMP)
 
-# --- make static -> ./kbridge-static ---------------------------------------
+# --- make static -> ./kbridge-static (ARCH=aarch64: ./kbridge-static-aarch64)
 KB_CFLAGS ?= -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP
-STATIC_B    := build/static
+ifeq ($(ARCH),x86_64)
+STATIC_B   := build/static
+STATIC_BIN := kbridge-static
+else
+STATIC_B   := build/static-$(ARCH)
+STATIC_BIN := kbridge-static-$(ARCH)
+endif
 STATIC_OBJS  = $(patsubst %.c,$(STATIC_B)/%.o,$(MAIN_SRC) $(LIB_SRCS))
 
 # Objects depend on the stamp (not order-only): -MMD does not list -isystem
@@ -79,16 +98,16 @@ $(STATIC_B)/kbridge: $(STATIC_OBJS) $(RDKAFKA_STATIC_STAMP)
 	$(MUSL_CC) $(RDKAFKA_STATIC_LDFLAGS) -O2 -o $@ $(STATIC_OBJS) \
 	    $(RDKAFKA_STATIC_LIBS)
 
-kbridge-static: $(STATIC_B)/kbridge
-	strip -o $@ $<
+$(STATIC_BIN): $(STATIC_B)/kbridge
+	$(CROSS_STRIP) -o $@ $<
 	@! readelf -d $@ | grep -q NEEDED || { echo "$@ is not static" >&2; exit 1; }
 
 # The size is printed on every run, not only when the binary was relinked.
-static: kbridge-static
-	@stat -c %s kbridge-static | awk '{ printf "kbridge-static: %d bytes (%.2f MB) stripped\n", $$1, $$1 / 1048576 }'
+static: $(STATIC_BIN)
+	@stat -c %s $(STATIC_BIN) | awk '{ printf "$(STATIC_BIN): %d bytes (%.2f MB, %.2f MiB) stripped, $(ARCH)\n", $$1, $$1 / 1e6, $$1 / 1048576 }'
 
 static-clean:
-	rm -rf $(STATIC_B) kbridge-static
+	rm -rf build/static build/static-* kbridge-static kbridge-static-*
 clean: static-clean
 
 -include $(wildcard $(STATIC_B)/*.d)

@@ -4,7 +4,7 @@
 # Bumping any value here changes the cache key, so the next build rebuilds.
 # *_RECIPE: bump when deps/build.sh changes how that flavour is built.
 DEV_RECIPE=1
-STATIC_RECIPE=2
+STATIC_RECIPE=3
 
 # librdkafka: taken from its copy vendored in this npm package (under
 # package/deps/librdkafka). The sha256 is of the tarball `npm pack` writes.
@@ -15,7 +15,13 @@ LIBRDKAFKA_NPM_VERSION=1.10.1
 LIBRDKAFKA_NPM_TGZ=confluentinc-kafka-javascript-1.10.1.tgz
 LIBRDKAFKA_NPM_SHA256=ada7d703bb1d3237e2292bfabf438d663b6160c9f1ac2a2406b5dc4257c81b66
 
-# Static (musl) flavour only: Debian 12 (bookworm) source packages, fetched
+# Static (musl) flavours only. The C library: Debian 12's musl, the
+# musl-dev package of the target architecture (musl-dev:amd64 comes with
+# musl-tools; musl-dev:arm64 is installed multiarch for the aarch64 cross
+# build). deps/build.sh refuses another version.
+MUSL_DEB_VERSION=1.2.3-1
+
+# Debian 12 (bookworm) source packages, fetched
 # with `apt-get source --download-only PKG=VERSION`. Only the upstream orig
 # tarball is used (no Debian patches); its sha256 is pinned.
 # Debian drops superseded versions from its archive: if a fetch fails with

@@ -1,32 +1,49 @@
 #!/usr/bin/env bash
 # tests/static/run.sh - the static-binary suite (make test-static; the
-# "static" suite of tests/run.sh). Builds ./kbridge-static with `make static`,
-# then proves it is scratch-ready: statically linked, small, and working in
+# "static" suite of tests/run.sh). Builds ./kbridge-static with `make static`
+# (ARCH=aarch64: ./kbridge-static-aarch64 with `make static ARCH=aarch64`,
+# run under qemu-user-static), then proves it is scratch-ready: statically linked, small, and working in
 # an empty chroot (no /etc at all) as a non-root numeric user: --version,
 # --licenses, --demo with live records over WebSocket, --healthcheck, exit 0
 # on SIGTERM, wss:// served to a client outside, --healthcheck https://, and
 # TLS to a local `openssl s_server` with and without a CA.
 # Prints one line per check and ends with exactly one line
-#     static: N passed, N failed
+#     static: N passed, N failed           (static-aarch64: ... for ARCH=aarch64)
+# A foreign ARCH needs Debian's cross toolchain and qemu-user-static
+# (tests/setup.sh installs them); without them the suite prints one skip
+# line saying what is missing and ends "N passed, N failed, 1 skipped".
+# Under emulation the chroot holds the emulator too (qemu-<arch>-static, a
+# static binary: the kernel here has no binfmt_misc to run it implicitly),
+# kbridge runs as its argument, and every wait is EMU_SLOW times longer.
 # Needs root for chroot (or falls back to `unshare -r chroot`, without the
 # numeric-user checks, which then fail). Every wait is bounded; every
 # process it starts is stopped by PID and its temp dir removed on exit.
 # Logs of failed checks are copied to tests/artifacts/static-*.log.
-#   STATIC_MAX_BYTES   size limit for the stripped binary (default 6 MB = 6000000)
+#   ARCH               x86_64 (default) or aarch64
+#   STATIC_MAX_BYTES   size limit for the stripped binary (default 5.5 MB = 5500000)
 #   STATIC_MAKE_TIMEOUT  seconds `make static` may take (default 5400: a cold
 #                        cache builds OpenSSL, zstd, zlib and librdkafka)
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
 PY=/usr/bin/python3
-BIN=$ROOT/kbridge-static
-MAX_BYTES=${STATIC_MAX_BYTES:-6000000}
+ARCH=${ARCH:-x86_64}
+case $ARCH in
+x86_64) BIN=$ROOT/kbridge-static NAME=static FILE_ARCH=x86-64 ;;
+aarch64) BIN=$ROOT/kbridge-static-aarch64 NAME=static-aarch64 FILE_ARCH="ARM aarch64" ;;
+*) echo "static: ARCH=$ARCH is not x86_64 or aarch64"; echo "static: 0 passed, 1 failed"; exit 1 ;;
+esac
+EMU= EMU_SLOW=1 KB=(/kbridge)     # KB: kbridge's command line inside the chroot
+if [ "$(uname -m)" != "$ARCH" ]; then
+	EMU=qemu-$ARCH-static EMU_SLOW=3 KB=("/$EMU" /kbridge)
+fi
+MAX_BYTES=${STATIC_MAX_BYTES:-5500000}
 NOBODY=65534:65534
 pass=0 fail=0
 PIDS=()
 
-T=$(mktemp -d /tmp/kbridge-static.XXXXXX) || { echo "static: 0 passed, 1 failed"; exit 1; }
-ROOTFS=$T/root                    # the chroot: will hold /kbridge (and /ca.pem) only
+T=$(mktemp -d /tmp/kbridge-static.XXXXXX) || { echo "$NAME: 0 passed, 1 failed"; exit 1; }
+ROOTFS=$T/root                    # the chroot: will hold /kbridge (and /ca.pem, the emulator) only
 mkdir -p "$ROOTFS" "$T/pki" && chmod 755 "$T" "$ROOTFS"
 
 cleanup() {
@@ -55,14 +72,15 @@ bad() {
 		cp "$2" "tests/artifacts/static-$(basename "$2")" 2>/dev/null
 	fi
 }
-finish() { echo "static: $pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit; }
+finish() { echo "$NAME: $pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit; }
 
 free_port() {
 	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-# wait_for SECONDS CMD...: polls CMD every 0.2 s until it succeeds.
+# wait_for SECONDS CMD...: polls CMD every 0.2 s until it succeeds
+# (SECONDS x EMU_SLOW under emulation).
 wait_for() {
-	local end=$((SECONDS + $1)); shift
+	local end=$((SECONDS + $1 * EMU_SLOW)); shift
 	until "$@" >/dev/null 2>&1; do
 		[ $SECONDS -ge $end ] && return 1
 		sleep 0.2
@@ -93,10 +111,11 @@ else
 	CHROOT=(unshare -r chroot)
 	AS_NOBODY=()
 fi
-# as_nobody ARGS...: /kbridge ARGS in the chroot as the numeric user, <= 20 s.
+# as_nobody ARGS...: /kbridge ARGS in the chroot as the numeric user, <= 20 s
+# (60 s under emulation).
 as_nobody() {
 	[ ${#AS_NOBODY[@]} -gt 0 ] || { echo "running as uid $(id -u): chroot --userspec needs root"; return 97; }
-	env -i PATH="$PATH" timeout -k 5 20 "${AS_NOBODY[@]}" "$ROOTFS" /kbridge "$@"
+	env -i PATH="$PATH" timeout -k 5 $((20 * EMU_SLOW)) "${AS_NOBODY[@]}" "$ROOTFS" "${KB[@]}" "$@"
 }
 # start_bridge LOG [ENV=V...] -- ARGS...: runs /kbridge in the chroot
 # (BRIDGE_ROOT, default ROOTFS) as the numeric user, in the background, for
@@ -112,14 +131,14 @@ start_bridge() {
 	[ ${#how[@]} -gt 0 ] || how=("${CHROOT[@]}")
 	# env -i: nothing from the caller's environment (SSL_CERT_FILE, KBRIDGE_*)
 	# leaks in; PATH only lets timeout find chroot.
-	env -i PATH="$PATH" "${envs[@]}" timeout --foreground -k 5 120 "${how[@]}" "${BRIDGE_ROOT:-$ROOTFS}" /kbridge "$@" >"$log" 2>&1 &
+	env -i PATH="$PATH" "${envs[@]}" timeout --foreground -k 5 $((120 * EMU_SLOW)) "${how[@]}" "${BRIDGE_ROOT:-$ROOTFS}" "${KB[@]}" "$@" >"$log" 2>&1 &
 	BRIDGE_PID=$!
 	PIDS+=("$BRIDGE_PID")
 }
 # stop_bridge: SIGTERM, then kbridge's exit status (bounded by 20 s).
 stop_bridge() {
 	kill -TERM "$BRIDGE_PID" 2>/dev/null
-	wait_pid "$BRIDGE_PID" 20
+	wait_pid "$BRIDGE_PID" $((20 * EMU_SLOW))
 }
 
 # ---- prerequisites: install what is missing, never skip ---------------------
@@ -148,20 +167,34 @@ $PY -c 'import jwt, cryptography' 2>/dev/null || apt_install python3-jwt
 $PY -c 'import jwt, cryptography' 2>/dev/null || missing="$missing python3-jwt"
 if [ -n "$missing" ]; then bad "prerequisites missing and not installable:$missing"; finish; fi
 ok "prerequisites: musl-gcc, file, openssl, chroot, readelf, python3-websockets, python3-jwt"
+# A foreign target: tests/setup.sh installs the cross toolchain and the
+# emulator (it needs a multiarch apt source); this suite does not, and says
+# so when they are absent.
+if [ -n "$EMU" ]; then
+	absent=
+	for c in "$ARCH-linux-musl-gcc" "$ARCH-linux-gnu-gcc" "$ARCH-linux-gnu-strip" "$EMU"; do
+		command -v "$c" >/dev/null 2>&1 || absent="$absent $c"
+	done
+	if [ -n "$absent" ]; then
+		echo "skip - $ARCH build and emulated tests: cross toolchain missing:$absent (tests/setup.sh installs gcc-$ARCH-linux-gnu, musl-dev for $ARCH and qemu-user-static)"
+		echo "$NAME: $pass passed, $fail failed, 1 skipped"; exit 0
+	fi
+	ok "cross toolchain: $ARCH-linux-musl-gcc ($("$ARCH-linux-gnu-gcc" -dumpversion)), $EMU ($("$EMU" --version | head -n 1))"
+fi
 
 # ---- build -----------------------------------------------------------------
-if timeout "${STATIC_MAKE_TIMEOUT:-5400}" "${MAKE:-make}" static >"$T/make.log" 2>&1 && [ -x "$BIN" ]; then
-	said=$(grep -E '^kbridge-static: [0-9]+ bytes' "$T/make.log" | tail -n 1)
-	ok "make static -> kbridge-static (${said:-up to date, so make printed no size line})"
+if timeout "${STATIC_MAKE_TIMEOUT:-5400}" "${MAKE:-make}" static ARCH="$ARCH" >"$T/make.log" 2>&1 && [ -x "$BIN" ]; then
+	said=$(grep -E "^$(basename "$BIN"): [0-9]+ bytes" "$T/make.log" | tail -n 1)
+	ok "make static ARCH=$ARCH -> $(basename "$BIN") ($said)"
 else
-	bad "make static failed" "$T/make.log"; finish
+	bad "make static ARCH=$ARCH failed" "$T/make.log"; finish
 fi
 
 # ---- static, stripped, small -----------------------------------------------
 f=$(file -b "$BIN")
 case $f in
-*ELF\ 64-bit*x86-64*statically\ linked*) ok "file: $(cut -d, -f1-2 <<<"$f"), statically linked" ;;
-*) bad "file does not say statically linked x86-64: $f" ;;
+*"ELF 64-bit"*"$FILE_ARCH"*"statically linked"*) ok "file: $(cut -d, -f1-2 <<<"$f"), statically linked" ;;
+*) bad "file does not say statically linked $FILE_ARCH: $f" ;;
 esac
 case $f in
 *", stripped"*) ok "file: stripped" ;;
@@ -179,7 +212,7 @@ else bad "stripped size $size bytes = $mb is not under $MAX_BYTES bytes"; fi
 
 # ---- --version ---------------------------------------------------------------
 pinned=$(sed -n 's/^LIBRDKAFKA_VERSION=//p' deps/versions.mk)
-ver=$("$BIN" --version 2>&1); rc=$?
+ver=$($EMU "$BIN" --version 2>&1); rc=$?
 echo "$ver" | sed 's/^/       | /'
 if [ $rc = 0 ] && grep -qE '^kbridge [0-9]' <<<"$ver" && grep -qx "librdkafka $pinned" <<<"$ver"; then
 	ok "--version: kbridge version and librdkafka $pinned (the pin in deps/versions.mk)"
@@ -198,22 +231,36 @@ for feat in gzip snappy lz4 zstd ssl sasl_plain sasl_scram; do
 done
 if [ -z "$absent" ]; then ok "builtin.features has gzip snappy lz4 zstd ssl sasl_plain sasl_scram"
 else bad "builtin.features lacks:$absent"; fi
+# Another architecture's binary must be the same program: the same version
+# lines and librdkafka features as the x86_64 one, when that was built.
+if [ "$ARCH" != x86_64 ] && [ -x "$ROOT/kbridge-static" ] && [ "$(uname -m)" = x86_64 ]; then
+	if [ "$(./kbridge-static --version 2>&1)" = "$ver" ]; then
+		ok "--version is line for line the x86_64 kbridge-static's (builtin.features included)"
+	else
+		bad "--version differs from kbridge-static's: $(diff <(./kbridge-static --version 2>&1) <(echo "$ver") | tr '\n' ' ')"
+	fi
+fi
 
 # ---- alone in an empty chroot ------------------------------------------------
 cp "$BIN" "$ROOTFS/kbridge" && chmod 755 "$ROOTFS/kbridge"
+want="./kbridge "
+if [ -n "$EMU" ]; then
+	cp "$(command -v "$EMU")" "$ROOTFS/$EMU" && chmod 755 "$ROOTFS/$EMU"
+	want="./kbridge ./$EMU "
+fi
 contents=$(cd "$ROOTFS" && find . -mindepth 1 | sort | tr '\n' ' ')
-if [ "$contents" = "./kbridge " ]; then ok "chroot dir holds only /kbridge (no /etc, /lib, /dev, /proc)"
-else bad "chroot dir is not just /kbridge: $contents"; fi
+if [ "$contents" = "$want" ]; then ok "chroot dir holds only ${want% } (no /etc, /lib, /dev, /proc)"
+else bad "chroot dir is not just ${want% }: $contents"; fi
 
-out=$(env -i PATH="$PATH" timeout -k 5 20 "${CHROOT[@]}" "$ROOTFS" /kbridge --version 2>&1); rc=$?
-if [ $rc = 0 ] && [ "$out" = "$ver" ]; then ok "chroot: /kbridge --version"
-else bad "chroot: /kbridge --version: rc $rc: $out"; fi
+out=$(env -i PATH="$PATH" timeout -k 5 $((20 * EMU_SLOW)) "${CHROOT[@]}" "$ROOTFS" "${KB[@]}" --version 2>&1); rc=$?
+if [ $rc = 0 ] && [ "$out" = "$ver" ]; then ok "chroot: ${KB[*]} --version"
+else bad "chroot: ${KB[*]} --version: rc $rc: $out"; fi
 out=$(as_nobody --version 2>&1); rc=$?
-if [ $rc = 0 ] && [ "$out" = "$ver" ]; then ok "chroot --userspec=$NOBODY: /kbridge --version"
-else bad "chroot --userspec=$NOBODY: /kbridge --version: rc $rc: $out"; fi
+if [ $rc = 0 ] && [ "$out" = "$ver" ]; then ok "chroot --userspec=$NOBODY: ${KB[*]} --version"
+else bad "chroot --userspec=$NOBODY: ${KB[*]} --version: rc $rc: $out"; fi
 # The binary ships alone: its licence notices must come out of it, with
 # nothing else in the chroot, exactly as the repository has them.
-env -i PATH="$PATH" timeout -k 5 20 "${CHROOT[@]}" "$ROOTFS" /kbridge --licenses >"$T/licenses.out" 2>"$T/licenses.err"; rc=$?
+env -i PATH="$PATH" timeout -k 5 $((20 * EMU_SLOW)) "${CHROOT[@]}" "$ROOTFS" "${KB[@]}" --licenses >"$T/licenses.out" 2>"$T/licenses.err"; rc=$?
 if [ $rc = 0 ] && [ ! -s "$T/licenses.err" ] && cat LICENSE THIRD-PARTY-NOTICES | cmp -s - "$T/licenses.out"; then
 	ok "chroot: /kbridge --licenses prints LICENSE + THIRD-PARTY-NOTICES ($(stat -c %s "$T/licenses.out") bytes, as in the repository)"
 else
@@ -447,6 +494,7 @@ expect_verified "SSL_CERT_FILE=/ca.pem (no -X)"
 IMG=$T/image
 mkdir -p "$IMG/etc/ssl/certs" && chmod -R 755 "$IMG"
 cp "$BIN" "$IMG/kbridge"
+[ -z "$EMU" ] || { cp "$(command -v "$EMU")" "$IMG/$EMU" && chmod 755 "$IMG/$EMU"; }
 if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
 	cat /etc/ssl/certs/ca-certificates.crt "$T/pki/ca.pem" >"$IMG/etc/ssl/certs/ca-certificates.crt"
 else
