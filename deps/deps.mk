@@ -106,6 +106,14 @@ $(STATIC_BIN): $(STATIC_B)/kbridge
 static: $(STATIC_BIN)
 	@stat -c %s $(STATIC_BIN) | awk '{ printf "$(STATIC_BIN): %d bytes (%.2f MB, %.2f MiB) stripped, $(ARCH)\n", $$1, $$1 / 1e6, $$1 / 1048576 }'
 
+.PHONY: static-path static-runner
+# For scripts (Dockerfile.scratch, tests/static/run.sh): the binary's name for
+# ARCH, and the emulator that runs it here (nothing on a host of that arch).
+static-path:
+	@echo $(STATIC_BIN)
+static-runner:
+	@[ "$$(uname -m)" = $(ARCH) ] || echo qemu-$(ARCH)-static
+
 static-clean:
 	rm -rf build/static build/static-* kbridge-static kbridge-static-*
 clean: static-clean

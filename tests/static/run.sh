@@ -190,6 +190,23 @@ else
 	bad "make static ARCH=$ARCH failed" "$T/make.log"; finish
 fi
 
+# ---- Dockerfile.scratch's build step, here ----------------------------------
+# No Docker engine here: the build stage's `RUN --mount=... make static ...`
+# command is taken from the Dockerfile and run as is with TARGETARCH set as
+# BuildKit would (amd64, arm64); it must leave this binary in
+# build/image/kbridge (what the scratch stage copies) and run it.
+case $ARCH in x86_64) DEB_ARCH=amd64 ;; aarch64) DEB_ARCH=arm64 ;; esac
+step=$(awk '/^RUN --mount=type=cache,target=\/root\/.cache\/kbridge/ { on = 1; sub(/^RUN --mount=[^ ]* */, "") }
+	on { line = $0; more = sub(/\\$/, "", line); printf "%s ", line; if (!more) exit }' Dockerfile.scratch)
+rm -f build/image/kbridge
+if [ -z "$step" ]; then
+	bad "Dockerfile.scratch: no 'RUN --mount=type=cache,target=/root/.cache/kbridge' build step found"
+elif out=$(TARGETARCH=$DEB_ARCH timeout 600 sh -c "$step" 2>&1) && cmp -s build/image/kbridge "$BIN"; then
+	ok "Dockerfile.scratch build step with TARGETARCH=$DEB_ARCH: build/image/kbridge is $(basename "$BIN") and runs ($(grep -m1 '^kbridge ' <<<"$out"))"
+else
+	bad "Dockerfile.scratch build step with TARGETARCH=$DEB_ARCH did not leave $(basename "$BIN") in build/image/kbridge: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+fi
+
 # ---- static, stripped, small -----------------------------------------------
 f=$(file -b "$BIN")
 case $f in
