@@ -124,7 +124,7 @@ static const struct opt opts[] = {
 	  "require client certificates signed by these CAs (PEM, mutual TLS); the subject CN is the client's identity", 0, 0 },
 	{ "help", 'h', NULL, NULL, T_BOOL, NULL, NULL, "print this help and exit", 0, 0 },
 	{ "version", 'V', NULL, NULL, T_BOOL, NULL, NULL,
-	  "print versions and librdkafka's builtin features, then exit", 0, 0 },
+	  "print versions, the build target and librdkafka's builtin features, then exit", 0, 0 },
 	{ "licenses", 0, NULL, NULL, T_BOOL, NULL, NULL,
 	  "print the licences of kbridge and of the code linked into it, then exit", 0, 0 },
 };

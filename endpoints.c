@@ -298,6 +298,7 @@ static void stats(struct http_out *o, const struct http_request *req)
 	json_key(b, "client_list_truncated"); json_bool(b, listed && src->clients() > shown);
 	if (!listed) { json_key(b, "client_list_hidden"); json_bool(b, 1); }
 	json_key(b, "version");    json_cstr(b, KBRIDGE_VERSION);
+	json_key(b, "target");     json_cstr(b, KBRIDGE_TARGET);
 	json_key(b, "librdkafka"); json_cstr(b, src->kafka_version());
 	json_obj_end(b);
 }
@@ -393,8 +394,8 @@ static void metrics(struct http_out *o, const struct http_request *req)
 
 	metric_head(b, "kbridge_uptime_seconds", "gauge", "Seconds since start.");
 	appendf(b, "kbridge_uptime_seconds %lld\n", (long long)metrics_uptime_s());
-	metric_head(b, "kbridge_build_info", "gauge", "Version of kbridge and of the librdkafka linked in.");
-	appendf(b, "kbridge_build_info{version=\"%s\",librdkafka=\"%s\"} 1\n", KBRIDGE_VERSION, src->kafka_version());
+	metric_head(b, "kbridge_build_info", "gauge", "Version of kbridge, the target it was built for and the librdkafka linked in.");
+	appendf(b, "kbridge_build_info{version=\"%s\",target=\"%s\",librdkafka=\"%s\"} 1\n", KBRIDGE_VERSION, KBRIDGE_TARGET, src->kafka_version());
 }
 
 /* ---- /docs and /asyncapi.json ------------------------------------------------------- */

@@ -109,7 +109,7 @@ static void raise_fd_limit(void)
 
 static void print_version(void)
 {
-	printf("kbridge %s\n", KBRIDGE_VERSION);
+	printf("kbridge %s\ntarget %s\n", KBRIDGE_VERSION, KBRIDGE_TARGET);
 	kafka_print_version();
 }
 

@@ -455,7 +455,7 @@ static const struct named schemas[] = {
 	{ "Count", "{\"type\":\"integer\",\"minimum\":0}" },
 	{ "Stats", "{\"type\":\"object\",\"required\":[\"clients\",\"uptime_s\",\"kafka\",\"ready\",\"channels\",\"topics\","
 		"\"records_in\",\"messages_out\",\"bytes_out\",\"dropped\",\"slow_disconnects\",\"state\",\"connections\",\"lag\","
-		"\"client_list\",\"client_list_truncated\",\"version\",\"librdkafka\"],\"properties\":{"
+		"\"client_list\",\"client_list_truncated\",\"version\",\"target\",\"librdkafka\"],\"properties\":{"
 		"\"clients\":" REF("schemas/Count") ",\"uptime_s\":" REF("schemas/Count") ","
 		"\"kafka\":" REF("schemas/KafkaState") ",\"ready\":{\"type\":\"boolean\"},"
 		"\"channels\":{\"type\":\"object\",\"description\":\"every known channel: its subscriptions (every-channel ones "
@@ -485,7 +485,7 @@ static const struct named schemas[] = {
 		"\"client_list_truncated\":{\"type\":\"boolean\",\"description\":\"more clients than listed\"},"
 		"\"client_list_hidden\":{\"type\":\"boolean\",\"description\":\"with authentication on, the list is "
 		"given only on the admin listener or behind the admin token\"},"
-		"\"version\":{\"type\":\"string\"},\"librdkafka\":{\"type\":\"string\"}}}" },
+		"\"version\":{\"type\":\"string\"},\"target\":{\"type\":\"string\",\"description\":\"architecture and C library the binary was built for, e.g. aarch64-linux-musl\"},\"librdkafka\":{\"type\":\"string\"}}}" },
 	{ "Error", "{\"type\":\"object\",\"required\":[\"error\"],\"properties\":{\"error\":{\"type\":\"string\","
 		"\"description\":\"what was wrong\"},\"reason\":{\"description\":\"a 401 to an upgrade: why the token was "
 		"refused\",\"enum\":[\"malformed\",\"algorithm\",\"unknown_key\",\"signature\",\"expired\",\"not_yet_valid\","

@@ -103,6 +103,10 @@ def test_version():
     assert p.returncode == 0, p
     text = p.stdout.decode().lower()
     assert "kbridge" in text and "librdkafka" in text, text
+    # the build target: this machine's architecture (the dev build is glibc's)
+    import platform
+    lines = text.splitlines()
+    assert lines[1] in ("target %s-linux-gnu" % platform.machine(), "target %s-linux-musl" % platform.machine()), lines
 
 
 LICENSES_HELP = ("      --licenses                 print the licences of kbridge and of the code"

@@ -2,6 +2,7 @@
 /metrics parsed by Prometheus' own text-format parser and checked against
 known traffic, /stats and /ws/stats shape, /docs and /asyncapi.json from the
 live routes, structured logs with secrets redacted, SIGHUP."""
+import platform
 import json
 import signal
 import time
@@ -98,6 +99,7 @@ def test_metrics_parse_and_count_traffic(traffic):
     assert vals == sorted(vals) and vals[-1] == N
     bi = [s for s in fams["kbridge_build_info"].samples][0]
     assert bi.value == 1 and bi.labels["librdkafka"].startswith("2.15") and bi.labels["version"]
+    assert bi.labels["target"].startswith(platform.machine() + "-linux-"), bi.labels
 
 
 def test_stats_shape(traffic):
@@ -111,6 +113,7 @@ def test_stats_shape(traffic):
         assert isinstance(st["messages_out"], int) and isinstance(st["bytes_out"], int)
         assert st["dropped"] == 0
         assert "obs-t:0" in st["lag"]
+        assert st["target"].startswith(platform.machine() + "-linux-"), st["target"]
         assert len(st["client_list"]) == 2
         for c in st["client_list"]:
             assert c["subscriptions"] == 1 and "peer" in c and "queued_bytes" in c
