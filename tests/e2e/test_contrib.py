@@ -87,6 +87,8 @@ def fake_root(tmp_path):
     service depends on (sysinit.target, ...). verify insists that Exec paths
     exist, and under --root= it looks for them inside the root: so the unit
     is checked unchanged instead of rewriting its ExecStart= in a copy."""
+    if not os.path.isdir("/usr/lib/systemd/system"):
+        pytest.skip("no /usr/lib/systemd/system to take the targets from")
     root = tmp_path / "root"
     for d in ("usr/local/bin", "usr/bin", "usr/lib/systemd", "etc/systemd/system"):
         (root / d).mkdir(parents=True)
@@ -386,7 +388,14 @@ def test_kbridge_stays_inside_the_units_filters(mock_kafka, tmp_path, pki):
                             env=conftest.clean_env({"ASAN_OPTIONS": "detect_leaks=0"}), cwd=ROOT)
     ctx = pki.context()
     try:
-        au.wait_for(lambda: _status(port, "/ready", ctx) == 200, 30, "GET /ready 200 under strace")
+        def ready():
+            if proc.poll() is not None:
+                out = (tmp_path / "kbridge.log").read_text(errors="replace")
+                if "ptrace" in out or "Operation not permitted" in out:
+                    pytest.skip("strace cannot trace here: " + out[-300:])
+                raise AssertionError(f"kbridge under strace exited {proc.returncode}: {out[-2000:]}")
+            return _status(port, "/ready", ctx) == 200
+        au.wait_for(ready, 30, "GET /ready 200 under strace")
         tok = au.mint("HS256", b"contrib-test-secret-0123456789abcdef", au.claims(channels=[TOPIC]))
         ws = wsutil.WS.connect(port, headers=[("Authorization", "Bearer " + tok)], ssl=ctx)
         try:
@@ -413,7 +422,7 @@ def test_kbridge_stays_inside_the_units_filters(mock_kafka, tmp_path, pki):
         m = re.match(r"\d+\s+([a-z0-9_]+)\(", l)
         if m:
             calls.add(m.group(1))
-    assert {"epoll_wait", "accept4"} & calls and len(calls) > 20, f"trace too thin: {sorted(calls)}"
+    assert "accept4" in calls and len(calls) > 20, f"trace too thin: {sorted(calls)}"
     assert calls <= allowed, f"system calls outside {unit_value('SystemCallFilter')}: {sorted(calls - allowed)}"
     families = set(re.findall(r"\bsocket\((AF_[A-Z0-9]+)", "\n".join(lines)))
     permitted = set(unit_value("RestrictAddressFamilies").split())
