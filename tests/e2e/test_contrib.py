@@ -188,6 +188,35 @@ def test_env_names_are_kbridge_variables():
     assert {"KBRIDGE_BROKERS", "KBRIDGE_TOPIC", "KBRIDGE_LISTEN"} <= set(active)
 
 
+def test_env_example_with_every_line_on_starts_kbridge(kbridge, pki, tmp_path):
+    """contrib/kbridge.env with its commented settings switched on too (the
+    last of a name wins), its /etc/kbridge files replaced by test ones and
+    its addresses by free ports: kbridge takes every value and serves."""
+    token = tmp_path / "admin-token"
+    token.write_text("contrib-admin-token\n")
+    files = {"/etc/kbridge/tls.pem": pki.server.cert, "/etc/kbridge/tls.key": pki.server.key,
+             "/etc/kbridge/client-ca.pem": pki.ca.cert, "/etc/kbridge/kafka-ca.pem": pki.ca.cert,
+             "/etc/kbridge/jwt.pem": pki.ca.cert, "/etc/kbridge/admin-token": str(token)}
+    env = {}
+    with open(ENV_FILE, encoding="utf-8") as f:
+        for line in f:
+            m = re.fullmatch(r"#?(KBRIDGE_[A-Z_]+)=(\S+)\n?", line)
+            if m:
+                env[m.group(1)] = files.get(m.group(2), m.group(2))
+    left = [v for v in env.values() if v.startswith("/etc/")]
+    assert not left, f"files the test does not stand in for: {left}"
+    assert len(env) >= 20, sorted(env)
+    port, admin = free_port(), free_port()
+    env.update(KBRIDGE_BROKERS="127.0.0.1:1", KBRIDGE_LISTEN="127.0.0.1:%d" % port,
+               KBRIDGE_ADMIN_LISTEN="127.0.0.1:%d" % admin)
+    srv = kbridge(env=env, port=port, listen=False, brokers=False,
+                  ssl=pki.context(client=pki.client))
+    r = wsutil.http_request(admin, "GET", "/metrics",
+                            headers=[("Authorization", "Bearer contrib-admin-token")])
+    assert r.status == 200 and b"kbridge_clients" in r.body, r
+    assert srv.http("GET", "/health").status == 200
+
+
 # ---------------------------------------------------------------- a TLS + JWT kbridge with traffic
 
 TOPIC = "trades"
