@@ -9,7 +9,7 @@ set -eu
 PKGS="gcc make clang libclang-rt-14-dev musl-tools libssl-dev zlib1g-dev libzstd-dev
       python3 python3-websockets python3-kafka python3-pytest python3-prometheus-client python3-msgpack
       python3-jsonschema kcat
-      curl file procps util-linux openssl chromium
+      curl file procps util-linux openssl chromium strace systemd
       golang-go golang-github-gorilla-websocket-dev golang-github-vmihailenco-msgpack.v5-dev"
 
 missing=""
