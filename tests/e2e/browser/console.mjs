@@ -83,6 +83,10 @@ async function consoleTest() {
   await page.waitForSelector('#stats dd[data-k="clients"]', { timeout: 6000 });
   await page.waitForSelector('#channels button[data-channel="dashboard"]', { timeout: 6000 });
   check(true, 'stats panel shows clients and the dashboard channel button');
+  // the footer names the version and the build target (architecture, libc)
+  result.statsVer = await page.textContent('#stats-ver');
+  check(/^v\S+ · (x86_64|aarch64)-linux-(gnu|musl) · librdkafka \S+$/.test(result.statsVer),
+        'stats footer shows version, build target and librdkafka', result.statsVer);
 
   // subscribe: an ack, then data rows (type, channel, key, seq highlighted)
   await page.fill('#channel', 'dashboard');
