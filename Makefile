@@ -89,8 +89,11 @@ fuzz: fuzz-build
 	SUITES=fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh
 
 # ---- the two README commands ------------------------------------------------
+# make test and make test-static also install what only the tests need
+# (SETUP_TEST=1: strace, systemd-analyze, the arm64 cross toolchain).
 setup:
-	@sh tests/setup.sh
+	@SETUP_TEST=$(SETUP_TEST) sh tests/setup.sh
+test test-static: SETUP_TEST = 1
 
 demo: setup
 	$(MAKE) all

@@ -9,6 +9,7 @@
 #                                multiarch musl-dev, and runs its smoke tests
 #                                under qemu-user-static
 #   deps/build.sh prefix FLAVOUR print the install prefix (used by deps/deps.mk)
+#   deps/build.sh check FLAVOUR  the installed musl is the pinned one (deps/deps.mk)
 #   deps/build.sh fetch          download + verify every source only
 #   deps/build.sh showsrc        Debian source versions available now (to bump pins)
 #
@@ -313,6 +314,16 @@ set_target() { # flavour
 # A foreign target needs Debian's cross gcc and binutils, its musl-dev from
 # the foreign architecture (multiarch: dpkg --add-architecture), and qemu
 # to run the smoke tests. The musl version is the pin in versions.mk.
+# The installed musl-dev of the target against the pin (also run by make
+# before every static link: the libraries are cached, musl is not).
+check_musl() {
+    _musl=$(dpkg-query -W -f='${Version}' "musl-dev:$DEB_ARCH" 2>/dev/null) ||
+        die "musl-dev:$DEB_ARCH is not installed (deps/build.sh $FLAVOUR installs it)"
+    [ "$_musl" = "$MUSL_DEB_VERSION" ] ||
+        die "musl-dev:$DEB_ARCH is $_musl, deps/versions.mk pins MUSL_DEB_VERSION=$MUSL_DEB_VERSION (update the pin after checking the new version builds)"
+    command -v "$MUSL_CC" >/dev/null 2>&1 || die "$MUSL_CC not found (package musl-dev:$DEB_ARCH)"
+}
+
 need_target() {
     _pkgs="gcc make perl pkg-config bzip2 xz-utils file"
     if [ -z "$EMU" ]; then
@@ -321,19 +332,19 @@ need_target() {
         if ! dpkg --print-foreign-architectures 2>/dev/null | grep -qx "$DEB_ARCH"; then
             [ "$(id -u)" = 0 ] || die "need root to add the $DEB_ARCH architecture (dpkg --add-architecture $DEB_ARCH)"
             say "dpkg --add-architecture $DEB_ARCH (multiarch, for musl-dev:$DEB_ARCH)"
-            dpkg --add-architecture "$DEB_ARCH" && apt_retry update >/dev/null ||
-                die "could not add the $DEB_ARCH architecture to dpkg/apt"
+            # An archive without $DEB_ARCH indexes would leave every later
+            # apt-get update failing: the architecture is removed again then.
+            if ! { dpkg --add-architecture "$DEB_ARCH" && apt_retry update >/dev/null; }; then
+                dpkg --remove-architecture "$DEB_ARCH" 2>/dev/null
+                die "could not add the $DEB_ARCH architecture to dpkg/apt (no $DEB_ARCH packages in the archive?)"
+            fi
         fi
         _gnu=$(echo "$ARCH" | tr _ -)-linux-gnu
         _pkgs="$_pkgs gcc-$_gnu binutils-$_gnu musl-dev:$DEB_ARCH qemu-user-static"
     fi
     # shellcheck disable=SC2086
     need_pkgs $_pkgs
-    _musl=$(dpkg-query -W -f='${Version}' "musl-dev:$DEB_ARCH" 2>/dev/null) ||
-        die "musl-dev:$DEB_ARCH is not installed"
-    [ "$_musl" = "$MUSL_DEB_VERSION" ] ||
-        die "musl-dev:$DEB_ARCH is $_musl, deps/versions.mk pins MUSL_DEB_VERSION=$MUSL_DEB_VERSION (update the pin after checking the new version builds)"
-    command -v "$MUSL_CC" >/dev/null 2>&1 || die "$MUSL_CC not found (package musl-dev:$DEB_ARCH)"
+    check_musl
 }
 
 # Size matters here (edge boxes, FROM scratch): per-function sections let the
@@ -435,7 +446,7 @@ build_static() { # flavour
 
 # --- main ------------------------------------------------------------------
 
-usage() { die "usage: $0 dev|static-x86_64|static-aarch64|fetch|showsrc|prefix FLAVOUR (static = static-x86_64)"; }
+usage() { die "usage: $0 dev|static-x86_64|static-aarch64|fetch|showsrc|prefix FLAVOUR|check FLAVOUR (static = static-x86_64)"; }
 [ $# -ge 1 ] || usage
 case $1 in
 prefix)
@@ -443,6 +454,12 @@ prefix)
     case $2 in static | static-x86_64 | static-aarch64) set_target "$2"; prefix_of "$FLAVOUR" ;;
     *) prefix_of "$2" ;;
     esac
+    exit 0
+    ;;
+check)
+    [ $# -eq 2 ] || usage
+    set_target "$2"
+    check_musl
     exit 0
     ;;
 dev | static | static-x86_64 | static-aarch64 | fetch | showsrc) ;;

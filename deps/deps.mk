@@ -41,7 +41,11 @@ RDKAFKA_DEV_PREFIX    := $(shell $(DEPS_BUILD) prefix dev)
 # (Docker's names amd64 and arm64 are taken too). A target other than the
 # host's is cross-compiled with Debian's gcc-<arch>-linux-gnu and
 # musl-dev:<debian-arch> (installed by deps/build.sh when missing).
-ARCH ?= x86_64
+# Only an ARCH on make's command line counts: kernel and embedded build
+# environments often export ARCH=x86, arm or riscv for their own use.
+ifneq ($(origin ARCH),command line)
+ARCH := x86_64
+endif
 override ARCH := $(patsubst amd64,x86_64,$(patsubst arm64,aarch64,$(ARCH)))
 ifeq ($(filter x86_64 aarch64,$(ARCH)),)
 $(error ARCH=$(ARCH): the static build targets x86_64 (amd64) or aarch64 (arm64))
@@ -94,7 +98,10 @@ $(STATIC_OBJS): $(STATIC_B)/%.o: %.c $(RDKAFKA_STATIC_STAMP)
 	$(MUSL_CC) $(RDKAFKA_STATIC_CFLAGS) $(KB_CFLAGS) -O2 \
 	    -ffunction-sections -fdata-sections -c -o $@ $<
 
+# The libraries are cached, musl is Debian's installed package: its pin is
+# checked at every link, not only when the libraries were built.
 $(STATIC_B)/kbridge: $(STATIC_OBJS) $(RDKAFKA_STATIC_STAMP)
+	@$(DEPS_BUILD) check static-$(ARCH)
 	$(MUSL_CC) $(RDKAFKA_STATIC_LDFLAGS) -O2 -o $@ $(STATIC_OBJS) \
 	    $(RDKAFKA_STATIC_LIBS)
 
@@ -114,6 +121,7 @@ static-path:
 static-runner:
 	@[ "$$(uname -m)" = $(ARCH) ] || echo qemu-$(ARCH)-static
 
+# Both architectures' objects and binaries.
 static-clean:
 	rm -rf build/static build/static-* kbridge-static kbridge-static-*
 clean: static-clean

@@ -73,7 +73,7 @@ for suite in $SUITES; do
 		# static-aarch64: the arm64 binary under qemu-user-static (one skip
 		# line when the cross toolchain is absent).
 		arch=x86_64; [ "$suite" = static-aarch64 ] && arch=aarch64
-		out=$(ARCH=$arch tests/static/run.sh 2>&1); printf '%s\n' "$out" | tail -n 60
+		out=$(STATIC_ARCH=$arch tests/static/run.sh 2>&1); printf '%s\n' "$out" | tail -n 60
 		tally "$suite" <<<"$out" ;;
 	*)
 		echo "unknown suite $suite"; fail=$((fail + 1)) ;;

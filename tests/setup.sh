@@ -9,7 +9,7 @@ set -eu
 PKGS="gcc make clang libclang-rt-14-dev musl-tools libssl-dev zlib1g-dev libzstd-dev
       python3 python3-websockets python3-kafka python3-pytest python3-prometheus-client python3-msgpack
       python3-jsonschema kcat
-      curl file procps util-linux openssl chromium strace systemd
+      curl file procps util-linux openssl chromium
       golang-go golang-github-gorilla-websocket-dev golang-github-vmihailenco-msgpack.v5-dev"
 
 missing=""
@@ -31,28 +31,43 @@ if [ -n "$missing" ]; then
 	}
 fi
 
-# The arm64 static build and its emulated tests (make static ARCH=aarch64,
-# the static-aarch64 suite): Debian's cross gcc and binutils, Debian's musl
-# for arm64 (multiarch: dpkg --add-architecture arm64) and qemu-user-static.
-# A machine whose apt sources offer no arm64 packages only warns here: that
-# suite then prints a skip line saying what is missing.
-cross="gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu musl-dev:arm64 qemu-user-static"
-if [ "$(dpkg --print-architecture)" = amd64 ]; then
+# For `make test` only (SETUP_TEST=1), not `make demo`:
+# - strace and systemd-analyze (Debian's systemd) for the systemd unit's tests;
+# - the arm64 static build and its emulated tests (make static ARCH=aarch64,
+#   the static-aarch64 suite): Debian's cross gcc and binutils, Debian's musl
+#   for arm64 (multiarch: dpkg --add-architecture arm64) and
+#   qemu-user-static. An archive that offers no arm64 packages only warns
+#   here (the architecture is removed again, so apt keeps working): that
+#   suite then prints a skip line saying what is missing.
+if [ "${SETUP_TEST:-}" = 1 ]; then
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	export DEBIAN_FRONTEND=noninteractive
+	want="strace systemd"
+	[ "$(dpkg --print-architecture)" = amd64 ] &&
+		want="$want gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu musl-dev:arm64 qemu-user-static"
 	missing=""
-	for p in $cross; do
+	for p in $want; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 	done
 	if [ -n "$missing" ]; then
-		echo "setup: installing the arm64 cross toolchain:$missing"
-		SUDO=""
-		[ "$(id -u)" -eq 0 ] || SUDO=sudo
-		export DEBIAN_FRONTEND=noninteractive
-		{
-			{ dpkg --print-foreign-architectures | grep -qx arm64 ||
-				{ $SUDO dpkg --add-architecture arm64 && $SUDO apt-get update; }; } &&
-			{ $SUDO apt-get install -y --no-install-recommends $missing || {
-				$SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends $missing; }; }
-		} || echo "setup: could not install the arm64 cross toolchain: the static-aarch64 suite will skip"
+		echo "setup: installing for the tests:$missing"
+		added=""
+		case $missing in *:arm64*)
+			if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+				$SUDO dpkg --add-architecture arm64 && added=1
+				$SUDO apt-get update || true
+			fi ;;
+		esac
+		$SUDO apt-get install -y --no-install-recommends $missing || {
+			$SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends $missing; } || {
+			echo "setup: could not install:$missing (the tests that need them will skip, saying so)"
+			# nothing of arm64 installed: take the architecture out again
+			[ -n "$added" ] && ! dpkg-query -W -f='${Architecture}\n' 2>/dev/null | grep -qx arm64 &&
+				$SUDO dpkg --remove-architecture arm64
+			# a partial install: each package alone, so what exists arrives
+			for p in $missing; do $SUDO apt-get install -y --no-install-recommends "$p" || true; done
+		}
 	fi
 fi
 

@@ -121,6 +121,19 @@ def test_unit_verifies_without_a_word(tmp_path):
 
 
 @needs_systemd_analyze
+def test_unit_with_the_key_group_verifies(tmp_path):
+    # The group line ships commented out (a group that does not exist fails
+    # the start): switched on, as the docs say for key files, it verifies too.
+    root = fake_root(tmp_path)
+    unit = root / "etc/systemd/system/kbridge.service"
+    text = unit.read_text()
+    assert text.count("\n#SupplementaryGroups=kbridge\n") == 1, "no '#SupplementaryGroups=kbridge' line to switch on"
+    unit.write_text(text.replace("\n#SupplementaryGroups=kbridge\n", "\nSupplementaryGroups=kbridge\n"))
+    rc, out = verify(root)
+    assert rc == 0 and out == "", f"systemd-analyze verify with the group (rc {rc}):\n{out}"
+
+
+@needs_systemd_analyze
 def test_unit_exposure_is_low():
     r = subprocess.run([SYSTEMD_ANALYZE, "security", "--offline=yes", UNIT], capture_output=True,
                        text=True, timeout=60, stdin=subprocess.DEVNULL)
@@ -142,7 +155,7 @@ HARDENING = {
     "ProtectProc": "invisible", "RestrictRealtime": "yes", "RestrictSUIDSGID": "yes",
     "UMask": "0077", "Restart": "on-failure", "KillSignal": "SIGTERM",
     "ExecStart": "/usr/local/bin/kbridge", "EnvironmentFile": "/etc/kbridge/env",
-    "ExecReload": "/bin/kill -HUP $MAINPID", "SupplementaryGroups": "kbridge",
+    "ExecReload": "/bin/kill -HUP $MAINPID",
 }
 
 
@@ -244,8 +257,9 @@ def start_secured(mock_kafka, tls_kbridge, tmp_path, prefix=()):
     return srv
 
 
-def exposed(srv):
-    """(sample names, {name: TYPE}) of /metrics."""
+def exposed(srv, labels=None):
+    """(sample names, {name: TYPE}) of /metrics; fills labels, when given,
+    with {sample name: {label names its samples carry}}."""
     r = srv.http("GET", "/metrics")
     assert r.status == 200, r
     samples, types = set(), {}
@@ -254,8 +268,28 @@ def exposed(srv):
         if m:
             types[m.group(1)] = m.group(2)
         elif line and not line.startswith("#"):
-            samples.add(re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0))
+            name = re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0)
+            samples.add(name)
+            if labels is not None:
+                labels.setdefault(name, set()).update(re.findall(r'[{,]([a-zA-Z_][a-zA-Z0-9_]*)="', line))
     return samples, types
+
+
+# Labels Prometheus adds to every scraped series, not kbridge's.
+TARGET_LABELS = {"job", "instance"}
+
+
+def promql_labels(expr, legend=""):
+    """Label names a query relies on: grouped by (by (...)), matched
+    ({label=...}) or shown in the legend ({{label}})."""
+    s = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    used = set()
+    for group in re.findall(r"\bby\s*\(([^)]*)\)", s):
+        used.update(x.strip() for x in group.split(",") if x.strip())
+    for matchers in re.findall(r"\{([^}]*)\}", s):
+        used.update(re.findall(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)", matchers))
+    used.update(re.findall(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}", legend))
+    return used - TARGET_LABELS - {"__name__"}
 
 
 # ---------------------------------------------------------------- the dashboard
@@ -355,9 +389,24 @@ def test_dashboard_uses_only_what_kbridge_exposes(mock_kafka, tls_kbridge, tmp_p
             used.setdefault(n, []).append(where)
     assert len(used) >= 15, f"only {sorted(used)} found in the dashboard"
     srv = start_secured(mock_kafka, tls_kbridge, tmp_path)
-    samples, types = exposed(srv)
+    labels = {}
+    samples, types = exposed(srv, labels)
     missing = {n: w for n, w in used.items() if n not in samples}
     assert not missing, f"not on kbridge's /metrics: {missing}\nexposed: {sorted(samples)}"
+    # Every label a panel groups by, matches on or names in its legend is
+    # one the queried metrics carry: a renamed label breaks no panel silently.
+    assert promql_labels('sum by (le, topic) (rate(x{reason="a"}[1m]))', "{{partition}}") == \
+        {"le", "topic", "reason", "partition"}
+    checked = 0
+    for p in dashboard_panels(dashboard_exprs()[0]["panels"]):
+        for t in p.get("targets", []):
+            names = promql_names(t["expr"])
+            carried = set().union(*(labels.get(n, set()) for n in names))
+            wanted = promql_labels(t["expr"], t.get("legendFormat", ""))
+            assert wanted <= carried, (f"panel {p['title']!r}: labels {sorted(wanted - carried)} are not on "
+                                       f"{names} (they carry {sorted(carried)})")
+            checked += len(wanted)
+    assert checked >= 10, f"only {checked} label uses checked"
     for n in used:
         base = re.sub(r"_(bucket|sum|count)$", "", n)
         if base != n and base in types:
