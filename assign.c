@@ -1,5 +1,11 @@
 /* assign.c - where each partition starts and where it stands (assign.h).
- * The rebalance callback chooses start offsets: fan-out mode continues a
+ * Fan-out mode with literal routes joins no group: the topics are
+ * described (DescribeTopics, asynchronously, again every
+ * topic.metadata.refresh.interval.ms) and every partition is assigned
+ * directly, so /ready needs no coordinator and no rebalance delay; new
+ * partitions and topics found later are added. Otherwise (group mode, regex
+ * routes) the rebalance callback assigns. Either way start offsets are
+ * chosen the same way: fan-out mode continues a
  * partition after the last record routed, starts topics first seen after
  * start-up at their beginning, and otherwise follows --offset; group mode
  * lets committed offsets win. "latest" and @MS (and, in group mode, the
@@ -22,6 +28,7 @@ struct part {
 	int64_t next;      /* offset after the last record routed, -1 if none */
 	int64_t start;     /* logical start assigned (BEGINNING, END, TAIL) while next < 0 */
 	int64_t lag;       /* hi_offset - app_offset from statistics, -1 unknown */
+	int assigned;      /* in the consumer's assignment now */
 };
 
 static struct {
@@ -38,6 +45,15 @@ static struct {
 	int committed_pending;         /* ListConsumerGroupOffsets not answered yet */
 	int64_t lookup_due;            /* when to ask again after a failure, 0: not */
 	int lookup_backoff;            /* ms, doubling to 2 s */
+	/* Direct assignment (assign_direct): the literal topics, described
+	 * again at describe_due; one DescribeTopics in flight at most. */
+	char **topics;                 /* copies of the names, NULL-terminated */
+	size_t ntopics;
+	int describing;
+	int64_t describe_due;
+	int describe_backoff;          /* ms after a failure, doubling to 2 s */
+	int refresh_ms;                /* topic.metadata.refresh.interval.ms */
+	struct map missing_logged;     /* topic -> 1 while "not found" was logged */
 } A;
 
 void assign_init(const struct config *cfg, rd_kafka_t *rk, rd_kafka_queue_t *adminq, void (*on_assigned)(void))
@@ -60,6 +76,7 @@ static struct part *part_get(const char *topic, int32_t partition, int create)
 	p->next = -1;
 	p->start = RD_KAFKA_OFFSET_INVALID;
 	p->lag = -1;
+	p->assigned = 0;
 	if (map_put(&A.parts, key, kl, p) < 0) { free(p); return NULL; }
 	return p;
 }
@@ -186,8 +203,12 @@ static void do_assign(rd_kafka_topic_partition_list_t *parts)
 		if (!p) continue;
 		if (parts->elems[i].offset >= 0) p->next = parts->elems[i].offset;
 		else if (p->next < 0) p->start = parts->elems[i].offset;
+		p->assigned = 1;
 	}
-	if (strcmp(rd_kafka_rebalance_protocol(A.rk), "COOPERATIVE") == 0)
+	/* Direct assignment adds to what is assigned, as a cooperative
+	 * rebalance does; an eager one replaces it. */
+	const char *proto = rd_kafka_rebalance_protocol(A.rk);
+	if (A.topics || (proto && strcmp(proto, "COOPERATIVE") == 0))
 		e = rd_kafka_incremental_assign(A.rk, parts);
 	else
 		err = rd_kafka_assign(A.rk, parts);
@@ -368,34 +389,43 @@ static void lookup_done(rd_kafka_event_t *ev)
 	lookup_progress();                 /* partitions added since the request, or done */
 }
 
+/* Newly assigned partitions, from a rebalance or a description: start
+ * offsets chosen (and looked up where needed), then assigned. */
+static void assign_new(rd_kafka_topic_partition_list_t *parts)
+{
+	/* A cooperative rebalance may add nothing: acknowledge it now,
+	 * librdkafka waits for the call. */
+	if (parts->cnt == 0) {
+		do_assign(parts);
+		return;
+	}
+	if (A.cfg->group && A.cfg->offset != OFFSET_EARLIEST) {
+		committed_lookup(parts);
+		return;
+	}
+	rd_kafka_topic_partition_list_t *req = choose_offsets(parts);
+	if (req) {
+		lookup_offsets(parts, req);
+		rd_kafka_topic_partition_list_destroy(req);
+	} else {
+		do_assign(parts);
+	}
+}
+
 void assign_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	(void)opaque;
 	int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		/* A cooperative rebalance may add nothing: acknowledge it now,
-		 * librdkafka waits for the call. */
-		if (parts->cnt == 0) {
-			do_assign(parts);
-			return;
-		}
-		if (A.cfg->group && A.cfg->offset != OFFSET_EARLIEST) {
-			committed_lookup(parts);
-			return;
-		}
-		rd_kafka_topic_partition_list_t *req = choose_offsets(parts);
-		if (req) {
-			lookup_offsets(parts, req);
-			rd_kafka_topic_partition_list_destroy(req);
-		} else {
-			do_assign(parts);
-		}
+		assign_new(parts);
 		return;
 	}
 	if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
 		log_msg(LOG_INFO, "partitions revoked", "count", log_num(parts->cnt), NULL);
 		for (int i = 0; i < parts->cnt; i++) {
+			struct part *p = part_get(parts->elems[i].topic, parts->elems[i].partition, 0);
+			if (p) p->assigned = 0;
 			/* Not assigned yet: the lookup's answer must not assign them. */
 			if (A.waiting) rd_kafka_topic_partition_list_del(A.waiting, parts->elems[i].topic, parts->elems[i].partition);
 			if (A.lookup) rd_kafka_topic_partition_list_del(A.lookup, parts->elems[i].topic, parts->elems[i].partition);
@@ -417,6 +447,97 @@ void assign_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 }
 
+/* ---- direct assignment (fan-out, literal routes) ------------------------------ */
+
+#define DESCRIBE_TIMEOUT_MS 10000
+
+static void describe_send(void)
+{
+	A.describe_due = 0;
+	A.describing = 1;
+	rd_kafka_TopicCollection_t *c = rd_kafka_TopicCollection_of_topic_names((const char **)A.topics, A.ntopics);
+	/* Not librdkafka's 60 s: a failure is logged and retried sooner. */
+	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(A.rk, RD_KAFKA_ADMIN_OP_DESCRIBETOPICS);
+	char why[128];
+	rd_kafka_AdminOptions_set_request_timeout(o, DESCRIBE_TIMEOUT_MS, why, sizeof(why));
+	rd_kafka_DescribeTopics(A.rk, c, o, A.adminq);
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_TopicCollection_destroy(c);
+}
+
+int assign_direct(const char *const *topics, size_t ntopics)
+{
+	char v[32] = "";
+	size_t vl = sizeof(v);
+	if (!(A.topics = calloc(ntopics + 1, sizeof(*A.topics)))) return -1;
+	for (size_t i = 0; i < ntopics; i++)
+		if (!(A.topics[i] = strdup(topics[i]))) return -1;
+	A.ntopics = ntopics;
+	A.refresh_ms = 5000;
+	if (rd_kafka_conf_get(rd_kafka_conf(A.rk), "topic.metadata.refresh.interval.ms", v, &vl) == RD_KAFKA_CONF_OK &&
+	    atoi(v) > 0)
+		A.refresh_ms = atoi(v);
+	describe_send();
+	return 0;
+}
+
+/* A description: partitions not assigned yet (and not waiting for their
+ * offsets) are assigned. Those of the first description follow --offset;
+ * any found later, of a topic created or grown since, start at the
+ * beginning (choose_offsets), so nothing produced before is lost. */
+static void describe_done(rd_kafka_event_t *ev)
+{
+	A.describing = 0;
+	const rd_kafka_DescribeTopics_result_t *res = rd_kafka_event_DescribeTopics_result(ev);
+	const char *why = rd_kafka_event_error(ev) ? rd_kafka_event_error_string(ev) : NULL;
+	size_t n = 0;
+	const rd_kafka_TopicDescription_t **d = !why && res ? rd_kafka_DescribeTopics_result_topics(res, &n) : NULL;
+	if (!d) {
+		/* Kafka down or slow: /ready waits for the first answer. */
+		if (!A.describe_backoff)
+			log_msg(LOG_WARN, "topic description failed: retrying", "error", why ? why : "no result", NULL);
+		A.describe_backoff = A.describe_backoff ? A.describe_backoff * 2 : 100;
+		if (A.describe_backoff > 2000) A.describe_backoff = 2000;
+		A.describe_due = mono_ms() + A.describe_backoff;
+		return;
+	}
+	A.describe_backoff = 0;
+	rd_kafka_topic_partition_list_t *add = rd_kafka_topic_partition_list_new(8);
+	for (size_t i = 0; i < n; i++) {
+		const char *topic = rd_kafka_TopicDescription_name(d[i]);
+		const rd_kafka_error_t *te = rd_kafka_TopicDescription_error(d[i]);
+		size_t tl = strlen(topic);
+		if (te) {
+			/* Logged once until it appears; its partitions then start
+			 * at the beginning. */
+			if (!map_get(&A.missing_logged, topic, tl)) {
+				log_msg(LOG_WARN, "topic not available: assigned when it appears", "topic", topic,
+					"error", rd_kafka_error_string(te), NULL);
+				map_put(&A.missing_logged, topic, tl, (void *)1);
+			}
+			continue;
+		}
+		map_del(&A.missing_logged, topic, tl);
+		size_t np;
+		const rd_kafka_TopicPartitionInfo_t **pi = rd_kafka_TopicDescription_partitions(d[i], &np);
+		for (size_t j = 0; j < np; j++) {
+			int32_t id = (int32_t)rd_kafka_TopicPartitionInfo_partition(pi[j]);
+			struct part *p = part_get(topic, id, 0);
+			if ((p && p->assigned) || (A.waiting && rd_kafka_topic_partition_list_find(A.waiting, topic, id)))
+				continue;
+			rd_kafka_topic_partition_list_add(add, topic, id);
+		}
+	}
+	if (add->cnt || !A.assigned_once) {
+		if (A.assigned_once)
+			log_msg(LOG_INFO, "new partitions found: assigned from their beginning",
+				"count", log_num(add->cnt), NULL);
+		assign_new(add);
+	}
+	rd_kafka_topic_partition_list_destroy(add);
+	A.describe_due = mono_ms() + A.refresh_ms;
+}
+
 /* ---- admin answers, retries, stop -------------------------------------------- */
 
 int assign_event(rd_kafka_event_t *ev)
@@ -424,18 +545,23 @@ int assign_event(rd_kafka_event_t *ev)
 	switch (rd_kafka_event_type(ev)) {
 	case RD_KAFKA_EVENT_LISTOFFSETS_RESULT: lookup_done(ev); return 1;
 	case RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT: committed_done(ev); return 1;
+	case RD_KAFKA_EVENT_DESCRIBETOPICS_RESULT: describe_done(ev); return 1;
 	default: return 0;
 	}
 }
 
 int64_t assign_due(void)
 {
-	return A.lookup_due;
+	if (!A.lookup_due) return A.describe_due;
+	if (!A.describe_due) return A.lookup_due;
+	return A.lookup_due < A.describe_due ? A.lookup_due : A.describe_due;
 }
 
 void assign_service(void)
 {
-	if (A.lookup_due && mono_ms() >= A.lookup_due) lookup_send();
+	int64_t now = mono_ms();
+	if (A.lookup_due && now >= A.lookup_due) lookup_send();
+	if (A.describe_due && now >= A.describe_due && !A.describing) describe_send();
 }
 
 void assign_stop(void)
@@ -449,4 +575,9 @@ void assign_stop(void)
 	while (map_next(&A.parts, &i, &s)) free(s->val);
 	map_free(&A.parts);
 	map_free(&A.topics_seen);
+	map_free(&A.missing_logged);
+	for (size_t t = 0; A.topics && t < A.ntopics; t++) free(A.topics[t]);
+	free(A.topics);
+	A.topics = NULL;
+	A.describe_due = 0;
 }

@@ -16,12 +16,18 @@
  * caller polls it and passes them to assign_event); on_assigned: called
  * after every assignment (it proves a coordinator answered). */
 void assign_init(const struct config *cfg, rd_kafka_t *rk, rd_kafka_queue_t *adminq, void (*on_assigned)(void));
+/* Fan-out with literal topics: no group join. Describes the topics (the
+ * names are copied) and assigns every partition directly,
+ * then again every topic.metadata.refresh.interval.ms for partitions and
+ * topics that appeared. Call instead of rd_kafka_subscribe. */
+/* Returns -1 when out of memory. */
+int  assign_direct(const char *const *topics, size_t ntopics);
 /* The rebalance callback to register on the consumer's configuration. */
 void assign_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque);
 /* An event from the admin queue: 1 when it was an answer of ours. */
 int  assign_event(rd_kafka_event_t *ev);
-/* Monotonic ms when a failed lookup is retried (0: none); assign_service
- * retries what is due. */
+/* Monotonic ms when a failed lookup is retried or the topics are described
+ * again (0: none); assign_service does what is due. */
 int64_t assign_due(void);
 void assign_service(void);
 void assign_stop(void);

@@ -48,6 +48,10 @@ const char *demo_start(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "demo: librdkafka did not start its mock cluster");
 		return NULL;
 	}
+	/* On librdkafka 2.15 the mock answers admin requests such as
+	 * DescribeTopics (the direct assignment of fan-out mode) only with a
+	 * controller set. */
+	rd_kafka_mock_set_controller_id(mc, 1);
 	rd_kafka_mock_group_initial_rebalance_delay_ms(mc, 0);
 	for (int i = 0; i < 3; i++) rd_kafka_mock_topic_create(mc, demo_topics[i], 1, 1);
 	const char *boot = rd_kafka_mock_cluster_bootstraps(mc);

@@ -353,9 +353,21 @@ int kafka_start(const struct config *cfg, const char *demo_bootstrap, const char
 	/* Events queued during rd_kafka_new() produced no wake-up: make one. */
 	if (write(K.efd, &one, sizeof(one)) < 0) { /* cannot fail on a fresh eventfd */ }
 
-	if (ntopics) {
-		/* Literal topics and '^' regexes alike: librdkafka subscribes to
-		 * both and finds new matching topics by itself. */
+	int regex = 0;
+	for (size_t i = 0; i < ntopics; i++) regex |= topics[i][0] == '^';
+	if (ntopics && !cfg->group && !regex) {
+		/* Fan-out with literal topics: every partition assigned directly,
+		 * no group to join (no coordinator, no rebalance delay). */
+		if (assign_direct(topics, ntopics) < 0) {
+			snprintf(err, errlen, "kafka: out of memory");
+			rd_kafka_destroy(K.rk);
+			K.rk = NULL;
+			return -1;
+		}
+	} else if (ntopics) {
+		/* Group mode, or a regex route: librdkafka subscribes and finds
+		 * new matching topics by itself. There is no non-blocking topic
+		 * listing to match a regex against (rd_kafka_metadata blocks). */
 		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)ntopics);
 		for (size_t i = 0; i < ntopics; i++)
 			rd_kafka_topic_partition_list_add(l, topics[i], RD_KAFKA_PARTITION_UA);

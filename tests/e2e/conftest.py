@@ -355,8 +355,9 @@ def pytest_terminal_summary(terminalreporter):
 #
 # Appended for the test_kafka_*.py files. `mock_kafka` is a factory fixture:
 # mock_kafka({"trades": 3}, brokers=1) starts build/mockkafka (librdkafka's
-# mock cluster as a process, a real Kafka protocol peer on 127.0.0.1) and
-# returns a MockKafka with .bootstrap, .create_topic(), .down()/.up(),
+# mock cluster as a process, a real Kafka protocol peer on 127.0.0.1;
+# rebalance_delay=3000 gives its groups Kafka's initial rebalance delay,
+# else 0) and returns a MockKafka with .bootstrap, .create_topic(), .down()/.up(),
 # .produce() (kafka-python) and .kcat_produce(). `kafka_bridge` starts kbridge
 # against one and waits (bounded) for GET /ready.
 
@@ -384,6 +385,12 @@ class MockKafka:
 
     def create_topic(self, name, partitions=1):
         return self.command(f"topic {name} {partitions}")
+
+    def regrow(self, name, partitions):
+        """Deletes topic `name` and creates it again with `partitions`: the
+        mock cannot add partitions, and an empty topic grown this way looks
+        to a consumer like one whose partitions were added."""
+        return self.command(f"regrow {name} {partitions}")
 
     def down(self, broker=1):
         return self.command(f"down {broker}")
@@ -464,7 +471,7 @@ def mock_kafka():
     import threading
     started = []
 
-    def start(topics=None, brokers=1, lifetime=600):
+    def start(topics=None, brokers=1, lifetime=600, rebalance_delay=None):
         if not os.path.exists(MOCK_BIN):
             pytest.fail(f"{MOCK_BIN} not found (build it with make tools)")
         items = topics.items() if isinstance(topics, dict) else \
@@ -472,6 +479,8 @@ def mock_kafka():
         # Topics are created with stdin commands once the cluster runs: with
         # many --topic flags mockkafka takes seconds to start.
         cmd = [MOCK_BIN, "--brokers", str(brokers), "--lifetime", str(lifetime)]
+        if rebalance_delay is not None:        # ms; mockkafka's own default is 0
+            cmd += ["--rebalance-delay", str(rebalance_delay)]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True, bufsize=1)
         lines = queue.Queue()

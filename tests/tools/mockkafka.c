@@ -4,10 +4,16 @@
  * ready, then obeys one command per line on stdin:
  *   down ID | up ID          take broker ID down / bring it back
  *   topic NAME PARTITIONS    create a topic
+ *   regrow NAME PARTITIONS   delete topic NAME and create it again with
+ *                            PARTITIONS (the mock cannot add partitions:
+ *                            an empty topic "grown" this way looks the same)
  *   reqerr ID API ERR MS N   broker ID fails the next N requests with ApiKey
  *                            API with error code ERR, answering after MS ms
  *   quit                     exit (so does EOF on stdin, or --lifetime)
- * Usage: mockkafka [--brokers N] [--topic NAME:PARTITIONS]... [--lifetime S] */
+ * Usage: mockkafka [--brokers N] [--topic NAME:PARTITIONS]... [--lifetime S]
+ *                  [--rebalance-delay MS]
+ * --rebalance-delay: the group coordinator's initial rebalance delay; 0 by
+ * default here (joins are fast), 3000 is Kafka's and the mock's own. */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,11 +32,12 @@ static void create_topic(rd_kafka_mock_cluster_t *mc, const char *name, int part
 
 int main(int argc, char **argv)
 {
-	int brokers = 1, lifetime = 600;
+	int brokers = 1, lifetime = 600, delay = 0;
 	char errstr[512];
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--brokers") && i + 1 < argc) brokers = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--lifetime") && i + 1 < argc) lifetime = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--rebalance-delay") && i + 1 < argc) delay = atoi(argv[++i]);
 
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
@@ -42,7 +49,7 @@ int main(int argc, char **argv)
 	 * such as DescribeTopics hang; joins are slow without the
 	 * initial rebalance delay set to zero. */
 	rd_kafka_mock_set_controller_id(mc, 1);
-	rd_kafka_mock_group_initial_rebalance_delay_ms(mc, 0);
+	rd_kafka_mock_group_initial_rebalance_delay_ms(mc, delay);
 
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--topic") && i + 1 < argc) {
@@ -85,6 +92,9 @@ int main(int argc, char **argv)
 				printf("error reqerr BROKER APIKEY ERR RTT_MS COUNT\n");
 			}
 		} else if (got >= 3 && !strcmp(cmd, "topic")) {
+			create_topic(mc, arg, n);
+		} else if (got >= 3 && !strcmp(cmd, "regrow")) {
+			rd_kafka_mock_topic_delete(mc, arg);
 			create_topic(mc, arg, n);
 		} else {
 			printf("error unknown command\n");
