@@ -50,6 +50,7 @@ static struct {
 	char **topics;                 /* copies of the names, NULL-terminated */
 	size_t ntopics;
 	int describing;
+	int described;                 /* the first description was acted on */
 	int64_t describe_due;
 	int describe_backoff;          /* ms after a failure, doubling to 2 s */
 	int refresh_ms;                /* topic.metadata.refresh.interval.ms */
@@ -180,7 +181,7 @@ static rd_kafka_topic_partition_list_t *choose_offsets(rd_kafka_topic_partition_
 			p->offset = RD_KAFKA_OFFSET_INVALID;
 		} else if (known && known->next >= 0) {
 			p->offset = known->next;
-		} else if (A.assigned_once && (!topic_known || !known)) {
+		} else if ((A.assigned_once || A.described) && (!topic_known || !known)) {
 			p->offset = RD_KAFKA_OFFSET_BEGINNING;
 		} else {
 			start_by_offset_flag(p, &req, parts->cnt);
@@ -528,12 +529,15 @@ static void describe_done(rd_kafka_event_t *ev)
 			rd_kafka_topic_partition_list_add(add, topic, id);
 		}
 	}
-	if (add->cnt || !A.assigned_once) {
-		if (A.assigned_once)
+	if (add->cnt || !A.described) {
+		if (A.described)
 			log_msg(LOG_INFO, "new partitions found: assigned from their beginning",
 				"count", log_num(add->cnt), NULL);
 		assign_new(add);
 	}
+	/* Later finds start at the beginning even while the first ones still
+	 * wait for their offsets. */
+	A.described = 1;
 	rd_kafka_topic_partition_list_destroy(add);
 	A.describe_due = mono_ms() + A.refresh_ms;
 }
