@@ -191,12 +191,15 @@ static int64_t due_of(const struct client *c)
 
 static void test_send_flush(void)
 {
-	int fd;
+	int fd, fd2;
 	setup(1024, 1 << 20, SLOW_DROP_OLDEST);
 	struct client *c = peer_client(&fd, 0, 0);
 	int64_t now = clock_advance();
 
 	CHECK(peer_nwant == 0);
+	/* A client streaming data (data within the last CLIENT_CORK_MS): its
+	 * data waits for company. */
+	c->last_data = (uint32_t)(now - 1);
 	client_send(c, data("D1"));
 	CHECK(c->q.count == 1 && peer_nwant == 1 && due_of(c) == now + CLIENT_CORK_MS);
 	client_send(c, data("D2"));                   /* the same request, once */
@@ -206,6 +209,22 @@ static void test_send_flush(void)
 	client_send(c, NULL);
 	CHECK(c->q.count == 3);
 	CHECK_RX(c, fd, "D1,D2,R1");
+
+	/* After a pause (or on a new client) one frame gains nothing from
+	 * waiting: due at the end of this turn; the next, within the cork
+	 * window of it, is corked again. */
+	c->last_data = (uint32_t)(now - CLIENT_CORK_MS);
+	client_send(c, data("D3"));
+	CHECK(due_of(c) == now && c->last_data == (uint32_t)now);
+	CHECK_RX(c, fd, "D3");
+	client_send(c, data("D4"));
+	CHECK(due_of(c) == now + CLIENT_CORK_MS);
+	CHECK_RX(c, fd, "D4");
+	struct client *fresh = peer_client(&fd2, 0, 0);
+	client_send(fresh, data("F1"));
+	CHECK(due_of(fresh) == now);
+	CHECK_RX(fresh, fd2, "F1");
+	bye(fresh, fd2);
 
 	client_send(c, ping("P1"));
 	CHECK(due_of(c) == now);
