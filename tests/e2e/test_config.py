@@ -242,3 +242,15 @@ def test_flag_wins_over_a_bad_environment_value(kbridge):
     assert srv.health() is not None
     p = run_kbridge(base_args(), env={"MAX_CLIENTS": "abc"})
     assert_config_error(p, r"MAX_CLIENTS")
+
+
+def test_operations_doc_carries_the_help_text():
+    # docs/operations.md#flags quotes `kbridge --help` whole: it must not
+    # fall behind a new flag.
+    p = run_kbridge(["--help"])
+    assert p.returncode == 0, p
+    with open(os.path.join(ROOT, "docs", "operations.md"), encoding="utf-8") as f:
+        doc = f.read()
+    start = doc.index("`kbridge --help`:\n\n```\n") + len("`kbridge --help`:\n\n```\n")
+    quoted = doc[start:doc.index("```", start)]
+    assert quoted == p.stdout.decode(), "docs/operations.md#flags differs from kbridge --help"
