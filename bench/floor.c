@@ -89,7 +89,7 @@ static struct {
 	uint64_t total, n;
 	int64_t start_mono, start_wall, end_wall;
 	/* counters */
-	uint64_t deliveries, writes, partial, bytes, slow_closed, accepted, upgraded, subscribed, closed;
+	uint64_t deliveries, writes, data_writes, partial, bytes, slow_closed, accepted, upgraded, subscribed, closed;
 	uint64_t backlog_max;
 	char ctl[256];
 	size_t ctl_len;
@@ -454,11 +454,11 @@ static void print_result(void)
 	double secs = (double)(F.end_wall - F.start_wall) / 1e6;
 	printf("{\"event\":\"result\",\"mode\":\"%s\",\"produced\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"failed\":0,"
 	       "\"keys\":%ld,\"size\":%ld,\"rate\":%.1f,\"duration_s\":%.3f,\"tick_us\":%ld,\"subscribed\":%u,"
-	       "\"deliveries\":%" PRIu64 ",\"writes\":%" PRIu64 ",\"partial_writes\":%" PRIu64 ",\"bytes\":%" PRIu64 ","
+	       "\"deliveries\":%" PRIu64 ",\"data_writes\":%" PRIu64 ",\"writes\":%" PRIu64 ",\"partial_writes\":%" PRIu64 ",\"bytes\":%" PRIu64 ","
 	       "\"backlog_max\":%" PRIu64 ",\"slow_closed\":%" PRIu64 ",\"self_cpu_s\":%.3f,"
 	       "\"start_us\":%" PRId64 ",\"end_us\":%" PRId64 "}\n",
 	       F.keyed ? "keyed" : "fanout", F.n, F.n, F.keys, F.size, secs > 0 ? (double)F.n / secs : 0.0, secs,
-	       F.tick_us, F.nsubs, F.deliveries, F.writes, F.partial, F.bytes, F.backlog_max, F.slow_closed,
+	       F.tick_us, F.nsubs, F.deliveries, F.data_writes, F.writes, F.partial, F.bytes, F.backlog_max, F.slow_closed,
 	       cpu_seconds(), F.start_wall, F.end_wall);
 	fflush(stdout);
 }
@@ -470,6 +470,7 @@ static void on_tick(void)
 	uint64_t exp;
 	if (read(F.tfd, &exp, sizeof(exp)) < 0 && errno != EAGAIN) return;
 	if (!F.started || F.done) return;
+	uint64_t w0 = F.writes;
 	int64_t now = mono_us();
 	uint64_t due = (uint64_t)((double)(now - F.start_mono) * F.rate / 1e6) + 1;
 	if (due > F.total) due = F.total;
@@ -499,6 +500,7 @@ static void on_tick(void)
 		}
 		F.n += m;
 	}
+	F.data_writes += F.writes - w0;
 	if (F.n >= F.total) {
 		F.done = 1;
 		F.end_wall = wall_us();
