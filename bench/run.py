@@ -1101,8 +1101,9 @@ def floor_notes(results):
         if f.get("floor") is not True or "error" in f or not f.get("delivered"):
             continue
         fr = f.get("floor_result") or {}
+        tick = f"{fr.get('tick_us', 1000) / 1000:g} ms"
         text = (f"reference sender (bench/floor.c: no Kafka, no per-record work, "
-                f"{'one write per client per tick' if f['kind'] == 'fanout' else 'one write per delivery'}): "
+                f"{'one write per client per ' + tick + ' tick' if f['kind'] == 'fanout' else 'one write per delivery, records made every ' + tick}): "
                 f"{f['delivered']} deliveries in {f.get('data_writes', 0)} writes")
         if f.get("deliveries_per_write"):
             text += f" ({f['deliveries_per_write']:.2f} a write)"
@@ -1461,7 +1462,7 @@ def main():
                 date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 machine=machine(), pinning=dict(bridge=a.bridge_cpu, tools=a.tools_cpu),
                 bridge=b.template if b.custom else "kbridge",
-                duration_s=a.duration, size=a.size, inflight=a.inflight)
+                duration_s=a.duration, size=a.size, inflight=a.inflight, floor_tick_us=a.floor_tick_us)
     print("# " + header(meta), flush=True)
     results = []
     t_all = time.monotonic()
