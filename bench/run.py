@@ -1317,7 +1317,9 @@ def header(meta):
             f"{meta['pinning']['tools']} (taskset) | bridge: {meta['bridge']} "
             f"({meta['version'] or 'BENCH_BRIDGE'}, tree {meta['commit']}) | "
             f"{meta['duration_s']:g} s per traffic scenario, {meta['size']} B records, "
-            f"fetch.wait.max.ms=10, linger.ms=0")
+            f"fetch.wait.max.ms=10, linger.ms=0" +
+            (f" | floor rows: build/bench/floor, {meta['floor_tick_us'] / 1000:g} ms tick"
+             if meta.get("floor_tick_us") else ""))
 
 
 def update_readme(md):
@@ -1462,7 +1464,8 @@ def main():
                 date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 machine=machine(), pinning=dict(bridge=a.bridge_cpu, tools=a.tools_cpu),
                 bridge=b.template if b.custom else "kbridge",
-                duration_s=a.duration, size=a.size, inflight=a.inflight, floor_tick_us=a.floor_tick_us)
+                duration_s=a.duration, size=a.size, inflight=a.inflight,
+                floor_tick_us=a.floor_tick_us if any(s.get("floor") for s in scens) else None)
     print("# " + header(meta), flush=True)
     results = []
     t_all = time.monotonic()
