@@ -567,7 +567,7 @@ static void usage(void)
 		"  --tick-us T        wake every T us and make every record due by then (1000)\n"
 		"  --channel NAME     channel named in acks and frames (default bench)\n"
 		"  --max-clients N    connections at most (default 20000)\n"
-		"  --control          stdin: go (start the records), quit; without it the records\n"
+		"  --control          stdin (a pipe): go (start the records), quit; without it the records\n"
 		"                     start at once\n");
 	exit(2);
 }
@@ -633,9 +633,19 @@ int main(int argc, char **argv)
 {
 	parse_args(argc, argv);
 	signal(SIGPIPE, SIG_IGN);
-	struct sigaction sa = { .sa_handler = on_signal };      /* no SA_RESTART: epoll_wait returns */
+	/* SIGTERM and SIGINT are blocked but inside epoll_pwait, so one can
+	 * neither be lost between the check of stop_signal and the wait nor
+	 * interrupt anything else. */
+	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigset_t block, waitmask;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &waitmask);
+	sigdelset(&waitmask, SIGTERM);
+	sigdelset(&waitmask, SIGINT);
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
@@ -672,8 +682,8 @@ int main(int argc, char **argv)
 
 	struct epoll_event evs[EVENTS];
 	while (!F.quit && !stop_signal) {
-		int n = epoll_wait(F.ep, evs, EVENTS, -1);
-		if (n < 0 && errno != EINTR) { perror("floor: epoll_wait"); return 1; }
+		int n = epoll_pwait(F.ep, evs, EVENTS, -1, &waitmask);
+		if (n < 0 && errno != EINTR) { perror("floor: epoll_pwait"); return 1; }
 		for (int i = 0; i < n; i++) {
 			int fd = evs[i].data.fd;
 			uint32_t e = evs[i].events;
