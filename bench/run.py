@@ -16,6 +16,15 @@ by a library independent of kbridge's own JWT code.
   bench/run.py --scenario fanout:100x1000:msgpack --scenario fanout:100x1000:interval=250:keys=100
   bench/run.py --scenario state:100x1000 --scenario fanout:100x1000:channels=4:keys=100:layout=state
   bench/run.py --only fanout-1kx1k,fanout-1kx1k-auth
+  bench/run.py --only floor-fanout-1kx1k,fanout-1kx1k --duration 5
+  bench/run.py --scenario floor:keyed:1000x1000 --scenario keyed:1000x1000 --scenario ready:3
+
+The floor rows (floor-*) run build/bench/floor, a reference sender with no
+Kafka and no per-record work, in the bridge's place for the same clients
+and record schedule; every kbridge row of the same clients and rate gets
+its CPU per delivery as a ratio to its floor's and the p99 difference
+(column "vs floor", results.json). The start-to-ready row times kbridge
+from exec to the first 200 from GET /ready, 5 starts on fresh mock clusters.
 """
 import argparse
 import datetime
@@ -106,6 +115,25 @@ def connect(clients, name=None, tls=False):
                 tls=bool(tls))
 
 
+def floor(of):
+    """The floor row of a fanout or keyed scenario: build/bench/floor in
+    the bridge's place (no Kafka, no mock cluster, no per-record work),
+    the same clients subscribing the same way, its own records on
+    produce.c's schedule at the same rate, keys and size. Every kbridge row
+    with the same base (clients x rate) is compared with it."""
+    return dict(name="floor-" + of["base"], base=of["base"], kind=of["kind"], floor=True,
+                clients=of["clients"], rate=of["rate"], keys=of["keys"], format="json", interval=0,
+                topics=[TOPIC], layout="stream")
+
+
+def start_to_ready(starts=5, partitions=3):
+    """kbridge's time from exec to the first 200 from GET /ready: `starts`
+    starts, each against a fresh mock cluster with one topic of
+    `partitions` partitions (bench-ready), routed literally (-t bench-ready)."""
+    return dict(name="start-to-ready", base="start-to-ready", kind="ready", clients=0, starts=starts,
+                partitions=partitions, topic="bench-ready")
+
+
 def k(n):
     return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
 
@@ -117,14 +145,18 @@ def default_scenarios():
     # a record stream of those very records (fanout:1000x1000:channels=4:
     # keys=100:layout=state) costs the bridge what fanout-1kx1k does per
     # delivery, within a few percent (bench/README.md), so it is not run too.
-    # Each wss row follows the plain row it is judged against.
-    return [fanout(100, 1000), fanout(1000, 1000), fanout(1000, 1000, tls=True),
+    # Each wss row follows the plain row it is judged against. Each size
+    # of fan-out, and keyed-10k, has its floor row right before it (every
+    # kbridge row of that size is compared with it).
+    return [floor(fanout(100, 1000)), fanout(100, 1000),
+            floor(fanout(1000, 1000)), fanout(1000, 1000), fanout(1000, 1000, tls=True),
             fanout(1000, 1000, auth=True), state(1000, 1000),
             fanout(1000, 1000, "fanout-1kx1k-msgpack", fmt="msgpack"),
             fanout(1000, 1000, "fanout-1kx1k-conflated", interval=250, keys=100),
-            fanout(5000, 1000), fanout(100, 10000),
-            fanout(1000, 10000), keyed(10000, 10000), idle(1000), idle(10000), idle(10000, tls=True),
-            connect(10000), connect(10000, tls=True)]
+            floor(fanout(5000, 1000)), fanout(5000, 1000), floor(fanout(100, 10000)), fanout(100, 10000),
+            floor(fanout(1000, 10000)), fanout(1000, 10000), floor(keyed(10000, 10000)), keyed(10000, 10000),
+            idle(1000), idle(10000), idle(10000, tls=True),
+            connect(10000), connect(10000, tls=True), start_to_ready()]
 
 
 # The performance targets (bench/README.md, "Scenarios and targets"), on the
@@ -319,6 +351,19 @@ def other_cpu(before, after, ours, wall, n=3):
     return sum(d for d, _ in used), [f"{name} {d:.1f}s" for d, name in used[:n] if d >= 0.05]
 
 
+def proc_syscw(pid):
+    """Write-family system calls the process made so far (write, writev:
+    syscw in /proc/PID/io, all threads), None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("syscw:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def proc_cpus(pid):
     """The CPUs a process may run on (what taskset set), e.g. "0"."""
     try:
@@ -409,6 +454,7 @@ class Bench:
         self.kbridge = os.environ.get("KBRIDGE_BIN", os.path.join(ROOT, "kbridge"))
         self.mock_bin = os.environ.get("MOCKKAFKA_BIN", os.path.join(ROOT, "build", "mockkafka"))
         self.tools = os.environ.get("BENCH_TOOLS_DIR", os.path.join(ROOT, "build", "bench"))
+        self.floor_bin = os.path.join(self.tools, "floor")
         self.template = os.environ.get("BENCH_BRIDGE") or KBRIDGE_CMD
         self.custom = bool(os.environ.get("BENCH_BRIDGE"))
         self.ready = os.environ.get("BENCH_READY", "tcp" if self.custom else "/ready")
@@ -474,19 +520,22 @@ class Bench:
             self._cert_made = True
         return cert, key
 
-    def start_bridge(self, scen, brokers):
-        """Returns the bridge, its port and the port of its plain HTTP
-        endpoints (/ready, /stats, /metrics): a wss row's bridge serves TLS
-        only on --listen, so it gets --admin-listen on loopback for them."""
-        port = free_port()
+    def bridge_argv(self, tops, brokers, port):
+        """The bridge's command line (the template filled in)."""
         cmd = self.template
-        tops = scen.get("topics", [TOPIC])
         for key, val in (("{bin}", self.kbridge), ("{brokers}", brokers), ("{port}", str(port)),
                          ("{listen}", f"127.0.0.1:{port}"), ("{topic}", tops[0]),
                          ("{routes}", " ".join(f"-t {t}" for t in tops)),
                          ("{channel}", tops[0])):
             cmd = cmd.replace(key, val)
-        argv = shlex.split(cmd)
+        return shlex.split(cmd)
+
+    def start_bridge(self, scen, brokers):
+        """Returns the bridge, its port and the port of its plain HTTP
+        endpoints (/ready, /stats, /metrics): a wss row's bridge serves TLS
+        only on --listen, so it gets --admin-listen on loopback for them."""
+        port = free_port()
+        argv = self.bridge_argv(scen.get("topics", [TOPIC]), brokers, port)
         if scen.get("auth"):
             argv += ["--jwt-secret", scen["jwt_secret"]]
         ctl = port
@@ -506,6 +555,17 @@ class Bench:
                 return b, port, ctl
             time.sleep(0.05)
         raise RuntimeError(f"bridge not ready ({self.ready}) within 30 s")
+
+    def start_floor(self, scen):
+        """A floor row's sender on the bridge's core: build/bench/floor
+        listening on a port of its choice, records started by "go" on its
+        stdin (run_traffic). Returns it and its port."""
+        argv = [self.floor_bin, "--mode", scen["kind"], "--rate", str(scen["rate"]),
+                "--keys", str(scen["keys"]), "--size", str(self.a.size), "--duration", str(self.a.duration),
+                "--channel", CHANNEL, "--max-clients", "20000", "--tick-us", str(self.a.floor_tick_us),
+                "--control"]
+        f = Proc("floor", argv, self.log_path(scen, "bridge"), stdin=True, cpu=self.bridge_cpu)
+        return f, f.event("listening", 15)["port"]
 
     def start_perf(self, scen, pid):
         """--perf: sample the bridge's stacks over the scenario (perf record)."""
@@ -533,18 +593,22 @@ class Bench:
         return os.path.relpath(report, ROOT)
 
     def start_wsload(self, scen, port, extra=()):
-        argv = [os.path.join(self.tools, "wsload"), "--port", str(port), "--path", self.ws_path,
+        """wsload for the scenario; a floor row's clients speak kbridge's
+        subscribe (floor reads "key" from it), whatever BENCH_* says."""
+        fl = bool(scen.get("floor"))
+        argv = [os.path.join(self.tools, "wsload"), "--port", str(port),
+                "--path", "/ws" if fl else self.ws_path,
                 "--clients", str(scen["clients"]), "--inflight", str(self.a.inflight),
                 "--channel", ",".join(scen.get("topics", [CHANNEL])), "--control", "--timeout", "300"]
         if scen["kind"] == "state":
             argv += ["--state", scen["state"]]
         elif scen["kind"] == "keyed":
             argv += ["--keys", str(scen["keys"])]
-            if self.keyed_sub:
+            if self.keyed_sub and not fl:
                 argv += ["--subscribe", self.keyed_sub]
-        elif self.sub:
+        elif self.sub and not fl:
             argv += ["--subscribe", self.sub]
-        if self.no_ack:
+        if self.no_ack and not fl:
             argv += ["--no-ack"]
         if scen.get("format", "json") != "json":
             argv += ["--format", scen["format"]]
@@ -558,16 +622,24 @@ class Bench:
         return Proc("wsload", argv, self.log_path(scen, "wsload"), stdin=True, cpu=self.tools_cpu)
 
     def run(self, scen):
+        if scen["kind"] == "ready":
+            return self.run_ready(scen)
         r = dict(scen)
         procs = []
         perf = None
+        fl = bool(scen.get("floor"))        # build/bench/floor in the bridge's place, no Kafka
         try:
             if scen.get("auth"):
                 self.mint_tokens(r)
                 scen = r
-            mock, brokers = self.start_mock(scen)
-            procs.append(mock)
-            bridge, port, ctl = self.start_bridge(scen, brokers)
+            if fl:
+                mock, brokers = None, None
+                bridge, port = self.start_floor(scen)
+                ctl = None
+            else:
+                mock, brokers = self.start_mock(scen)
+                procs.append(mock)
+                bridge, port, ctl = self.start_bridge(scen, brokers)
             procs.append(bridge)
             pid = bridge.pid
             rss_base = proc_rss(pid)
@@ -581,14 +653,15 @@ class Bench:
             ready = wl.event("ready", 120)
             # bridge CPU for the upgrades and subscribes (token checks included)
             r["connect_cpu_s"] = proc_cpu(pid) - cpu_c0
-            r["cpus"] = dict(bridge=proc_cpus(pid), wsload=proc_cpus(wl.pid), mock=proc_cpus(mock.pid))
+            r["cpus"] = dict(bridge=proc_cpus(pid), wsload=proc_cpus(wl.pid),
+                             mock=proc_cpus(mock.pid) if mock else None)
             r.update(connected=ready["connected"], connect_s=ready["connect_s"],
                      subscribe_s=ready["subscribe_s"])
             if scen["kind"] in ("idle", "connect"):
                 self.run_idle(r, wl, pid, rss_base)
             else:
                 m0 = http_metrics(ctl) if scen.get("tls") and not self.custom else {}
-                self.run_traffic(r, wl, pid, brokers, mock.pid)
+                self.run_traffic(r, wl, pid, brokers, mock.pid if mock else None, sender=bridge if fl else None)
                 if m0:
                     # TLS records and flushes over the window (the subscribes' acks
                     # before it are left out): how well a flush gathers frames
@@ -598,7 +671,7 @@ class Bench:
                     r.update(tls_records=int(recs), tls_flushes=int(fl),
                              tls_records_per_flush=recs / fl if fl else None,
                              tls_msgs_per_record=r["delivered"] / recs if recs else None)
-                if not self.custom:
+                if not self.custom and not fl:
                     # kbridge's own counters tell where missing records went:
                     # never consumed (the mock keeps only 5 MB per partition,
                     # so a lagging consumer skips ahead) or dropped per client.
@@ -636,7 +709,8 @@ class Bench:
                         f"value of {res['stale']} keys in all")
             wall = time.monotonic() - t0
             other, r["noise_top"] = other_cpu(procs0, all_procs_cpu(),
-                                              {os.getpid(), pid, mock.pid, wl.pid, r.get("produce_pid")},
+                                              {os.getpid(), pid, mock.pid if mock else None, wl.pid,
+                                               r.get("produce_pid")},
                                               wall)
             r["noise"] = other / wall
             r["steal"] = (steal_s() - steal0) / wall
@@ -667,6 +741,94 @@ class Bench:
                 p.stop()
         return r
 
+    def rebalance_delay_option(self):
+        """Whether build/mockkafka takes --rebalance-delay MS (the mock's
+        initial rebalance delay, 0 without it): its --help names it, or the
+        binary holds the option's name. Today's mock takes no --help: it
+        starts, reads EOF on stdin and exits."""
+        try:
+            h = subprocess.run([self.mock_bin, "--help"], stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=15, cwd=ROOT)
+            if "--rebalance-delay" in h.stdout + h.stderr:
+                return True
+        except (OSError, subprocess.SubprocessError):
+            pass
+        try:
+            with open(self.mock_bin, "rb") as f:
+                return b"--rebalance-delay" in f.read()
+        except OSError:
+            return False
+
+    def run_ready(self, scen):
+        """start-to-ready: `starts` times, a fresh mock cluster (topic
+        bench-ready of 3 partitions; --rebalance-delay 3000 when the mock
+        takes it), then the bridge, timed with time.monotonic() from just
+        before Popen (fork + exec included) to the first 200 from GET /ready,
+        polled every 5 ms; SIGTERM, the mock quits, next. Median and max."""
+        r = dict(scen)
+        times, exits = [], []
+        delay = 3000 if self.rebalance_delay_option() else None
+        r["rebalance_delay_ms"] = delay
+        cpu = self.bridge_cpu
+        try:
+            for i in range(scen["starts"]):
+                margv = [self.mock_bin, "--lifetime", "300", "--topic", f"{scen['topic']}:{scen['partitions']}"]
+                if delay is not None:
+                    margv += ["--rebalance-delay", str(delay)]
+                mock = Proc("mockkafka", margv, self.log_path(scen, "mockkafka"), stdin=True, cpu=self.tools_cpu)
+                bridge = None
+                log = open(self.log_path(scen, "bridge"), "ab")
+                try:
+                    brokers = mock.line(15, "bootstrap=").split("=", 1)[1]
+                    port = free_port()
+                    argv = self.bridge_argv([scen["topic"]], brokers, port)
+                    log.write(("# start %d: %s\n" % (i + 1, " ".join(shlex.quote(a) for a in argv))).encode())
+                    log.flush()
+                    pin = (lambda: os.sched_setaffinity(0, {int(cpu)})) if cpu is not None else None
+                    t0 = time.monotonic()
+                    bridge = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=ROOT,
+                                              preexec_fn=pin)
+                    while True:
+                        ok = tcp_open(port) if self.ready == "tcp" else http_status(port, self.ready) == 200
+                        t = time.monotonic() - t0
+                        if ok:
+                            times.append(t)
+                            break
+                        if bridge.poll() is not None:
+                            raise RuntimeError(f"bridge exited {bridge.returncode} before ready "
+                                               f"(see {self.log_path(scen, 'bridge')})")
+                        if t > 60:
+                            raise RuntimeError("bridge not ready within 60 s")
+                        time.sleep(0.005)
+                finally:
+                    if bridge is not None:
+                        if bridge.poll() is None:
+                            bridge.send_signal(signal.SIGTERM)
+                            try:
+                                bridge.wait(10)
+                            except subprocess.TimeoutExpired:
+                                bridge.kill()
+                                bridge.wait(5)
+                        exits.append(bridge.returncode)
+                    log.close()
+                    mock.send("quit")
+                    mock.stop()
+        except Exception as e:      # one broken scenario must not lose the others
+            r["error"] = str(e)
+        ts = sorted(times)
+        r.update(ready_s=times, bridge_exits=exits, bridge_exit=next((x for x in exits if x != 0), 0) if exits else None)
+        if ts:
+            r.update(ready_median_s=ts[len(ts) // 2] if len(ts) % 2 else (ts[len(ts) // 2 - 1] + ts[len(ts) // 2]) / 2,
+                     ready_max_s=ts[-1], ready_min_s=ts[0])
+        r.setdefault("notes", []).append(
+            f"{len(times)} starts of a fan-out bridge (-t {scen['topic']}, {scen['partitions']} partitions), "
+            f"each on a fresh mock cluster " +
+            ("with its initial rebalance delay at 3000 ms (--rebalance-delay 3000)" if delay is not None else
+             "with its initial rebalance delay at 0 ms (build/mockkafka takes no --rebalance-delay: "
+             "not the 3 s default of a real cluster)") +
+            ("; seconds to ready: " + ", ".join(f"{t:.3f}" for t in times) if times else ""))
+        return r
+
     def run_idle(self, r, wl, pid, rss_base):
         time.sleep(1.0)             # let per-connection buffers shrink back
         rss = proc_rss(pid)
@@ -678,18 +840,26 @@ class Bench:
                  failed=res["failed"], closed=res["closed"],
                  connect_p99_ms=res["connect_ms"]["p99"])
 
-    def run_traffic(self, r, wl, pid, brokers, mock_pid):
+    def run_traffic(self, r, wl, pid, brokers, mock_pid, sender=None):
+        """The traffic window: produce (or, floor: the floor's own records,
+        started by "go"; its start and result lines have produce's fields)
+        for the duration, then wsload drains."""
         time.sleep(0.3)
         cpu0, main0, wl_cpu0 = proc_cpu(pid), proc_cpu(pid, pid), proc_cpu(wl.pid)
-        mock0 = proc_cpu(mock_pid)
+        mock0 = proc_cpu(mock_pid) if mock_pid else 0.0
+        syscw0 = proc_syscw(pid)
         t0 = time.monotonic()
-        prod = Proc("produce", [os.path.join(self.tools, "produce"), "--brokers", brokers,
-                                "--topic", ",".join(r.get("topics", [TOPIC])), "--partition", "0",
-                                "--rate", str(r["rate"]), "--layout", r.get("layout", "stream"),
-                                "--size", str(self.a.size), "--keys", str(r["keys"]),
-                                "--duration", str(self.a.duration)],
-                    self.log_path(r, "produce"), cpu=self.tools_cpu)
-        r["produce_pid"] = prod.pid
+        if sender:
+            prod = sender
+            sender.send("go")
+        else:
+            prod = Proc("produce", [os.path.join(self.tools, "produce"), "--brokers", brokers,
+                                    "--topic", ",".join(r.get("topics", [TOPIC])), "--partition", "0",
+                                    "--rate", str(r["rate"]), "--layout", r.get("layout", "stream"),
+                                    "--size", str(self.a.size), "--keys", str(r["keys"]),
+                                    "--duration", str(self.a.duration)],
+                        self.log_path(r, "produce"), cpu=self.tools_cpu)
+            r["produce_pid"] = prod.pid
         try:
             start = prod.event("start", 30)
             rss_max = proc_rss(pid)
@@ -709,7 +879,8 @@ class Bench:
             if pres is None:
                 raise RuntimeError("producer gave no result")
         finally:
-            prod.stop()
+            if not sender:
+                prod.stop()
         acked = pres["acked"]
         expected = self.expected(r, acked)
         plain = self.expected(dict(r, interval=0), acked)     # records x their subscribers
@@ -724,11 +895,13 @@ class Bench:
         wall = time.monotonic() - t0
         cpu = proc_cpu(pid) - cpu0
         main = proc_cpu(pid, pid) - main0
+        syscw1 = proc_syscw(pid)
+        writes = syscw1 - syscw0 if syscw0 is not None and syscw1 is not None else None
         try:
             wl_cpu = proc_cpu(wl.pid) - wl_cpu0
         except OSError:         # already exited
             wl_cpu = res["cpu_s"]
-        tools_cpu = wl_cpu + (proc_cpu(mock_pid) - mock0) + pres.get("cpu_s", 0.0)
+        tools_cpu = wl_cpu + (proc_cpu(mock_pid) - mock0 if mock_pid else 0.0) + pres.get("cpu_s", 0.0)
         rss_max = max(rss_max, proc_rss(pid))
         msgs = res["msgs"]
         span = max(pres["duration_s"], (res["last_us"] - start["t_us"]) / 1e6) if msgs else 0
@@ -752,7 +925,17 @@ class Bench:
                  (cpu / msgs * 1e6 if msgs else None),
                  cpu_per_m_deliveries=cpu / msgs * 1e6 if msgs else None,
                  bridge_util=cpu / wall, tools_util=tools_cpu / wall, wsload_util=wl_cpu / wall, window_s=wall, rss=rss_max,
-                 closed=res["closed"], failed=res["failed"])
+                 closed=res["closed"], failed=res["failed"],
+                 # the bridge's write/writev calls over the window (kbridge: a
+                 # flush of a client's queue; librdkafka's sockets use sendmsg,
+                 # not counted), and data messages per call
+                 writes=writes, msgs_per_write=msgs / writes if writes else None)
+        if sender:
+            # what the floor did for those deliveries (its result line)
+            dw = pres.get("data_writes") or 0
+            r.update(floor_result=pres, data_writes=dw, partial_writes=pres.get("partial_writes"),
+                     slow_closed=pres.get("slow_closed"),
+                     deliveries_per_write=pres["deliveries"] / dw if dw else None)
         if r["kind"] == "state":
             # A delivery is a client-update; "% exp" is the share of records x
             # clients whose value reached the client (in some update); the
@@ -812,11 +995,19 @@ def fmt_n(v):
 
 def table(results):
     head = ["scenario", "clients", "rec/s", "delivered/s", "% exp", "p50 ms", "p99 ms",
-            "p99.9 ms", "max ms", "gap cl.", "CPU s/M", "RSS MiB", "other", "target"]
+            "p99.9 ms", "max ms", "gap cl.", "CPU s/M", "vs floor", "RSS MiB", "other", "target"]
     rows = []
     for r in results:
         if "error" in r:
-            rows.append([r["name"], str(r["clients"])] + ["-"] * 10 + [f"ERROR: {r['error']}", ""])
+            rows.append([r["name"], str(r["clients"])] + ["-"] * 11 + [f"ERROR: {r['error']}", ""])
+            continue
+        if r["kind"] == "ready":
+            # the median start in the p50 column, the slowest in max
+            rows.append([r["name"], "-", "-", "-", "-", f"{r['ready_median_s'] * 1000:.0f}", "-", "-",
+                         f"{r['ready_max_s'] * 1000:.0f}", "-", "-", "-", "-",
+                         f"exec to /ready 200: median {r['ready_median_s']:.3f} s, max {r['ready_max_s']:.3f} s "
+                         f"over {len(r['ready_s'])} starts; mock rebalance delay "
+                         f"{r['rebalance_delay_ms'] or 0} ms", ""])
             continue
         tgt, misses = check_targets(r)
         verdict = "" if not tgt else ("ok" if not misses else "MISS: " + "; ".join(misses))
@@ -833,7 +1024,7 @@ def table(results):
             rows.append([r["name"], str(r["clients"]), fmt_n(r["rate"]), fmt_n(r["per_s"]),
                          f"{r['pct']:.2f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
                          f"{r['p999_ms']:.1f}", f"{r['max_ms']:.1f}", str(r["gap_clients"]),
-                         f"{r['cpu_per_m']:.2f}" if r["cpu_per_m"] is not None else "-",
+                         f"{r['cpu_per_m']:.2f}" if r["cpu_per_m"] is not None else "-", "-",
                          f"{r['rss'] / 1048576:.1f}", other, "none"])
         elif r["kind"] in ("fanout", "keyed"):
             other = (f"cpu: bridge {r['bridge_util'] * 100:.0f}%, tools {r['tools_util'] * 100:.0f}%"
@@ -843,10 +1034,14 @@ def table(results):
             if r.get("tls_records_per_flush") is not None:
                 other += (f"; {r['tls_records_per_flush']:.2f} TLS records/flush, "
                           f"{r['tls_msgs_per_record']:.1f} msgs/record")
+            if r.get("floor") is True:
+                other = other.replace("cpu: bridge", "cpu: floor")
+            if r.get("msgs_per_write"):
+                other += f"; {r['msgs_per_write']:.2f} msgs/write"
             rows.append([r["name"], str(r["clients"]), fmt_n(r["rate"]), fmt_n(r["per_s"]),
                          f"{r['pct']:.2f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
                          f"{r['p999_ms']:.1f}", f"{r['max_ms']:.1f}", str(r["gap_clients"]),
-                         f"{r['cpu_per_m']:.2f}" if r["cpu_per_m"] is not None else "-",
+                         f"{r['cpu_per_m']:.2f}" if r["cpu_per_m"] is not None else "-", vs_floor(r),
                          f"{r['rss'] / 1048576:.1f}", other, verdict])
         else:
             if r["kind"] == "idle":
@@ -859,7 +1054,7 @@ def table(results):
                 other += f", {r['failed']} failed"
             if r.get("noise", 0) > 0.05:
                 other += f", noise {r['noise'] * 100:.0f}%"
-            rows.append([r["name"], str(r["clients"]), "-", "-", "-", "-", "-", "-", "-", "-", "-",
+            rows.append([r["name"], str(r["clients"]), "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
                          f"{r['rss'] / 1048576:.1f}", other, verdict])
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
               for i, h in enumerate(head)]
@@ -868,6 +1063,64 @@ def table(results):
     for row in rows:
         lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
     return "\n".join(lines)
+
+
+def vs_floor(r):
+    """The "vs floor" cell: bridge CPU per delivery as a multiple of its
+    floor row's, and the p99 difference (compare_floor)."""
+    if r.get("floor") is True:
+        return "(floor)"
+    if r.get("floor_p99_diff_ms") is None:
+        return "-"
+    cpu = f"{r['floor_cpu_ratio']:.2f}x" if r.get("floor_cpu_ratio") is not None else "-"
+    return f"{cpu}, {r['floor_p99_diff_ms']:+.1f} ms"
+
+
+def compare_floor(results):
+    """Every kbridge fanout or keyed row against the floor row of its base
+    (the same clients x rate) in the same run: bridge CPU per delivery
+    (conflated rows: per record x client, the unit of their CPU s/M
+    column) over the floor's, and p99 minus the floor's p99. Sets
+    floor_row, floor_cpu_ratio, floor_p99_diff_ms on the row."""
+    floors = {r["base"]: r for r in results if r.get("floor") is True and "error" not in r and r.get("delivered")}
+    for r in results:
+        f = floors.get(r.get("base"))
+        if f is None or r.get("floor") or "error" in r or r["kind"] not in ("fanout", "keyed") \
+                or "p99_ms" not in r:
+            continue
+        r["floor_row"] = f["name"]
+        r["floor_cpu_ratio"] = (r["cpu_per_m"] / f["cpu_per_m"]
+                                if r.get("cpu_per_m") is not None and f.get("cpu_per_m") else None)
+        r["floor_p99_diff_ms"] = r["p99_ms"] - f["p99_ms"]
+
+
+def floor_notes(results):
+    """The note of each floor row: what it is, what it did, and the rows
+    compared with it."""
+    for f in results:
+        if f.get("floor") is not True or "error" in f or not f.get("delivered"):
+            continue
+        fr = f.get("floor_result") or {}
+        tick = f"{fr.get('tick_us', 1000) / 1000:g} ms"
+        text = (f"reference sender (bench/floor.c: no Kafka, no per-record work, "
+                f"{'one write per client per ' + tick + ' tick' if f['kind'] == 'fanout' else 'one write per delivery, records made every ' + tick}): "
+                f"{f['delivered']} deliveries in {f.get('data_writes', 0)} writes")
+        if f.get("deliveries_per_write"):
+            text += f" ({f['deliveries_per_write']:.2f} a write)"
+        if fr.get("partial_writes"):
+            text += f", {fr['partial_writes']} writes not taken whole"
+        if fr.get("slow_closed"):
+            text += f", {fr['slow_closed']} clients closed for a backlog over 16 MiB"
+        if f.get("bytes_per_msg"):
+            text += f"; {f['bytes_per_msg']:.0f} B per message"
+        for r in results:
+            if r.get("floor_row") != f["name"]:
+                continue
+            cpu = (f"{r['cpu_per_m']:.3f} vs {f['cpu_per_m']:.3f} CPU s/M ({r['floor_cpu_ratio']:.2f}x)"
+                   if r.get("floor_cpu_ratio") is not None else "CPU -")
+            text += (f"; {r['name']}: {cpu}, p99 {r['p99_ms']:.1f} vs {f['p99_ms']:.1f} ms "
+                     f"({r['floor_p99_diff_ms']:+.1f})")
+        f["compare"] = text
 
 
 def compare(results):
@@ -1064,7 +1317,9 @@ def header(meta):
             f"{meta['pinning']['tools']} (taskset) | bridge: {meta['bridge']} "
             f"({meta['version'] or 'BENCH_BRIDGE'}, tree {meta['commit']}) | "
             f"{meta['duration_s']:g} s per traffic scenario, {meta['size']} B records, "
-            f"fetch.wait.max.ms=10, linger.ms=0")
+            f"fetch.wait.max.ms=10, linger.ms=0" +
+            (f" | floor rows: build/bench/floor, {meta['floor_tick_us'] / 1000:g} ms tick"
+             if meta.get("floor_tick_us") else ""))
 
 
 def update_readme(md):
@@ -1087,8 +1342,16 @@ def parse_spec(spec):
     state:CLIENTSxRATE[:msgpack][:keys=K][:channels=N] (4 channels, 100 keys
     by default; compared with fanout:CLIENTSxRATE when that ran too) or
     kind:CLIENTS[:tls] (idle, connect). tls: wss, compared with the same
-    scenario without it when that ran too."""
+    scenario without it when that ran too. floor:fanout:CxR, floor:keyed:CxR:
+    the floor row of that scenario; ready[:STARTS]: start-to-ready."""
     kind, _, arg = spec.partition(":")
+    if kind == "floor":
+        of = parse_spec(arg)
+        if of["kind"] not in ("fanout", "keyed") or of["name"] != of["base"]:
+            raise SystemExit(f"run.py: bad --scenario {spec!r} (floor:fanout:CxR or floor:keyed:CxR)")
+        return floor(of)
+    if kind == "ready" and (arg == "" or arg.isdigit()):
+        return start_to_ready(int(arg) if arg else 5)
     # The options each CLIENTSxRATE kind takes.
     takes = {"state": ("msgpack", "keys", "channels"),
              "fanout": ("msgpack", "interval", "keys", "channels", "layout", "auth", "tls"),
@@ -1125,7 +1388,8 @@ def parse_spec(spec):
             pass
     raise SystemExit(f"run.py: bad --scenario {spec!r} (fanout:CxR[:msgpack][:interval=MS][:keys=K]"
                      "[:channels=N][:layout=stream|state][:auth][:tls], keyed:CxR[:msgpack][:interval=MS], "
-                     "state:CxR[:msgpack][:keys=K][:channels=N], idle:C[:tls], connect:C[:tls])")
+                     "state:CxR[:msgpack][:keys=K][:channels=N], idle:C[:tls], connect:C[:tls], "
+                     "floor:fanout:CxR, floor:keyed:CxR, ready[:STARTS])")
 
 
 def main():
@@ -1140,6 +1404,9 @@ def main():
     ap.add_argument("--bridge-cpu", default=os.environ.get("BENCH_BRIDGE_CPU", "0"))
     ap.add_argument("--tools-cpu", default=os.environ.get("BENCH_TOOLS_CPU", "1" if ncpu > 1 else "0"))
     ap.add_argument("--no-pin", action="store_true", help="do not use taskset")
+    ap.add_argument("--floor-tick-us", type=int, default=int(os.environ.get("BENCH_FLOOR_TICK_US", 1000)),
+                    help="the floor rows' tick: records due are made, and each fan-out client written, "
+                         "once per tick (default 1000)")
     ap.add_argument("--perf", action="store_true",
                     help="perf record the bridge per scenario (build/bench/logs/NAME.perf.txt)")
     ap.add_argument("--update-readme", action="store_true", help="write the table into bench/README.md")
@@ -1169,7 +1436,7 @@ def main():
 
     b = Bench(a)
     for tool in (os.path.join(b.tools, "wsload"), os.path.join(b.tools, "produce"), b.mock_bin) + \
-            (() if b.custom else (b.kbridge,)):
+            (() if b.custom else (b.kbridge,)) + ((b.floor_bin,) if any(s.get("floor") for s in scens) else ()):
         if not os.access(tool, os.X_OK):
             raise SystemExit(f"run.py: {tool} missing: run make bench (or make all tools bench-tools)")
     if b.custom and any(s["kind"] == "keyed" for s in scens) and not b.keyed_sub:
@@ -1197,7 +1464,8 @@ def main():
                 date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 machine=machine(), pinning=dict(bridge=a.bridge_cpu, tools=a.tools_cpu),
                 bridge=b.template if b.custom else "kbridge",
-                duration_s=a.duration, size=a.size, inflight=a.inflight)
+                duration_s=a.duration, size=a.size, inflight=a.inflight,
+                floor_tick_us=a.floor_tick_us if any(s.get("floor") for s in scens) else None)
     print("# " + header(meta), flush=True)
     results = []
     t_all = time.monotonic()
@@ -1206,10 +1474,14 @@ def main():
         r = b.run(s)
         results.append(r)
         status = r.get("error") or (f"{r['delivered']} delivered ({r['pct']:.2f}%), p99 {r['p99_ms']:.1f} ms"
-                                    if "delivered" in r else f"rss/conn {r.get('rss_per_conn', 0):.0f} B, "
+                                    if "delivered" in r else
+                                    f"ready in {r['ready_median_s']:.3f} s (median), {r['ready_max_s']:.3f} s (max)"
+                                    if r["kind"] == "ready" else f"rss/conn {r.get('rss_per_conn', 0):.0f} B, "
                                     f"connect {r.get('connect_s', 0):.3f} s")
         print(f"# {s['name']}: {status} ({time.monotonic() - t:.0f} s)", flush=True)
     meta["total_s"] = round(time.monotonic() - t_all, 1)
+    compare_floor(results)
+    floor_notes(results)
     compare(results)
 
     md = f"{header(meta)}\n\n{table(results)}\n"

@@ -5,12 +5,15 @@ with no gap, keyed clients that get only their key, gap detection that does
 fire on a stream joined midway, format=msgpack clients (--format msgpack) and
 conflating ones (--interval), state-dialect clients (--state web), clients
 of several channels (--channel A,B,...) and clients bringing a token each
-(--tokens), wss clients (--tls, --ca) against kbridge with TLS, and
-bench/run.py producing its table and JSON.
+(--tokens), wss clients (--tls, --ca) against kbridge with TLS, the
+reference sender (bench/floor.c) feeding fan-out and keyed wsload clients
+everything in order, and bench/run.py producing its table and JSON (with a
+floor row and the start-to-ready row).
 These are tests, not benchmarks: small rates, every wait bounded."""
 import json
 import os
 import queue
+import signal
 import subprocess
 import threading
 import time
@@ -23,6 +26,7 @@ from conftest import ROOT
 BENCH_DIR = os.path.join(ROOT, "build", "bench")
 WSLOAD = os.path.join(BENCH_DIR, "wsload")
 PRODUCE = os.path.join(BENCH_DIR, "produce")
+FLOOR = os.path.join(BENCH_DIR, "floor")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +36,7 @@ def tools():
     r = subprocess.run(["make", "-s", "-f", "Makefile", "-f", "bench/bench.mk", "bench-tools"],
                        cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, f"building the bench tools failed:\n{r.stdout}\n{r.stderr}"
-    for t in (WSLOAD, PRODUCE):
+    for t in (WSLOAD, PRODUCE, FLOOR):
         assert os.access(t, os.X_OK), f"{t} not built"
 
 
@@ -370,6 +374,98 @@ def test_wsload_tls(tools, mock_kafka, kbridge, tls_certs):
     assert r_plain["failed"] == 1 and r_plain["connected"] == 0 and r_plain["tls"] == 0, r_plain
 
 
+class Floor:
+    """A running build/bench/floor driven over stdin, as bench/run.py does."""
+
+    def __init__(self, *args):
+        self.p = subprocess.Popen([FLOOR, "--control"] + [str(a) for a in args],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, bufsize=1, cwd=ROOT)
+        self.lines = queue.Queue()
+
+        def reader():
+            for line in self.p.stdout:
+                self.lines.put(line)
+            self.lines.put(None)
+        threading.Thread(target=reader, daemon=True).start()
+        self.port = self.event("listening")["port"]
+
+    def event(self, name, timeout=10):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            obj = json.loads(line)
+            if obj.get("event") == name:
+                return obj
+        self.kill()
+        raise AssertionError(f"floor gave no {name!r} line within {timeout}s; stderr: {self.p.stderr.read()[-2000:]}")
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait(5)
+
+
+def test_floor_feeds_wsload_in_order(tools):
+    """bench/floor.c, the reference sender of the floor rows: a fan-out one
+    (every record to every client, one write per client per tick) and a
+    keyed one (record j to the clients of key j % 4, one write per
+    delivery), each with a handful of wsload clients for 1 s at 300
+    records/s: the upgrade is accepted (wsload checks Sec-WebSocket-Accept),
+    every subscribe acked, every record delivered in order with no gap, no
+    misrouting, latencies parsed from the payload; floor exits 0 on SIGTERM
+    and quits on "quit"."""
+    fan = Floor("--mode", "fanout", "--rate", 300, "--duration", 1)
+    keyed = Floor("--mode", "keyed", "--rate", 300, "--duration", 1, "--keys", 4)
+    loads = []
+    try:
+        lf = Load(fan.port, "--clients", 5, "--src-addrs", 2, "--timeout", 20)
+        loads.append(lf)
+        lk = Load(keyed.port, "--clients", 8, "--keys", 4, "--timeout", 20)
+        loads.append(lk)
+        for x, n in ((lf, 5), (lk, 8)):
+            ready = x.event("ready", timeout=10)
+            assert ready["connected"] == ready["subscribed"] == n and ready["failed"] == 0, ready
+        for f in (fan, keyed):
+            f.p.stdin.write("go\n")
+            f.p.stdin.flush()
+        starts = [f.event("start") for f in (fan, keyed)]
+        assert starts[0]["records"] == 300 and starts[0]["subscribed"] == 5, starts
+        assert starts[1]["subscribed"] == 8, starts
+        r_fan, r_keyed = fan.event("result", timeout=10), keyed.event("result", timeout=10)
+        res_f = lf.finish(expect=5 * 300, quiet_ms=1000, max_ms=5000)
+        res_k = lk.finish(expect=2 * 300, quiet_ms=1000, max_ms=5000)
+        fan.p.send_signal(signal.SIGTERM)
+        assert fan.p.wait(5) == 0
+        keyed.p.stdin.write("quit\n")
+        keyed.p.stdin.flush()
+        assert keyed.p.wait(5) == 0
+    finally:
+        for x in loads:
+            x.kill()
+        fan.kill()
+        keyed.kill()
+    assert r_fan["produced"] == r_fan["acked"] == 300 and r_fan["deliveries"] == 5 * 300, r_fan
+    assert r_fan["subscribed"] == 5 and r_fan["slow_closed"] == 0 and 0.8 < r_fan["duration_s"] < 1.5, r_fan
+    # one write per client per tick: never more writes than deliveries
+    assert 0 < r_fan["data_writes"] <= r_fan["deliveries"], r_fan
+    assert r_keyed["deliveries"] == r_keyed["data_writes"] == 2 * 300, r_keyed     # one write per delivery
+    for res, n, per in ((res_f, 5, 300), (res_k, 8, 75)):
+        check_result_shape(res)
+        assert res["msgs"] == n * per and res["msgs_min"] == res["msgs_max"] == per, res
+        assert res["gaps"] == res["clients_with_gaps"] == res["missing"] == res["dups"] == 0, res
+        assert res["acks"] == n and res["sub_errors"] == 0 and res["unparsed"] == 0, res
+        assert res["misrouted"] == 0 and res["failed"] == 0, res
+        # kbridge's envelope around a 200 B payload: about 350 B a message
+        assert 330 < res["bytes"] / res["msgs"] < 400, res["bytes"] / res["msgs"]
+        assert res["latency_ms"]["max"] < 5000, res["latency_ms"]
+
+
 def test_gap_detection_fires(bench_bridge):
     """Clients that join a stream midway miss its first records: strict
     clients must report that as a gap, --seq-any clients must not."""
@@ -412,7 +508,8 @@ def test_run_py_prints_table_and_json(tools):
     r = subprocess.run(["/usr/bin/python3", "bench/run.py", "--scenario", "fanout:3x100",
                         "--scenario", "fanout:3x100:msgpack:interval=250:keys=5", "--scenario", "fanout:3x100:auth",
                         "--scenario", "state:3x100:channels=2:keys=10",
-                        "--scenario", "keyed:3x60", "--scenario", "idle:20", "--duration", "2",
+                        "--scenario", "keyed:3x60", "--scenario", "idle:20", "--scenario", "floor:fanout:3x100",
+                        "--scenario", "ready:1", "--duration", "2",
                         "--out", out] + pin,
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, f"run.py failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
@@ -422,8 +519,8 @@ def test_run_py_prints_table_and_json(tools):
     assert data["meta"]["machine"]["cores"] >= 1
     by = {x["name"]: x for x in data["results"]}
     assert set(by) == {"fanout-3x100", "fanout-3x100-msgpack-i250-k5", "fanout-3x100-auth", "state-3x100",
-                       "keyed-3", "idle-20"}, by.keys()
-    for name in ("fanout-3x100", "keyed-3", "fanout-3x100-auth"):
+                       "keyed-3", "idle-20", "floor-fanout-3x100", "start-to-ready"}, by.keys()
+    for name in ("fanout-3x100", "keyed-3", "fanout-3x100-auth", "floor-fanout-3x100"):
         x = by[name]
         assert "error" not in x, x
         assert x["delivered"] == x["expected"] > 0 and x["pct"] == 100.0, x
@@ -463,6 +560,25 @@ def test_run_py_prints_table_and_json(tools):
     row = [line for line in r.stdout.splitlines() if line.startswith("| state-3x100 ")]
     assert row and row[0].rstrip(" |").endswith("none") and "KiB/update" in row[0], r.stdout
     assert "state-3x100: type=web JSON, 2 channels x 10 keys vs fanout-3x100" in r.stdout, r.stdout
+    # the floor row (bench/floor.c in the bridge's place, same clients and
+    # records) and the ratio of every fanout-3x100 row to it
+    f = by["floor-fanout-3x100"]
+    assert f["floor"] is True and f["expected"] == 3 * 200 and f["data_writes"] > 0, f
+    assert f["floor_result"]["deliveries"] == 600 and f["floor_result"]["slow_closed"] == 0, f
+    for name in ("fanout-3x100", "fanout-3x100-auth", "fanout-3x100-msgpack-i250-k5"):
+        x = by[name]
+        assert x["floor_row"] == "floor-fanout-3x100", x
+        assert x["floor_p99_diff_ms"] == pytest.approx(x["p99_ms"] - f["p99_ms"]), x
+        if f["cpu_per_m"] and x["cpu_per_m"] is not None:      # CPU ticks: a tiny run may count none
+            assert x["floor_cpu_ratio"] == pytest.approx(x["cpu_per_m"] / f["cpu_per_m"]), x
+    assert "floor_row" not in by["state-3x100"] and "floor_row" not in by["keyed-3"]
+    assert "vs floor" in r.stdout and "| floor-fanout-3x100 " in r.stdout, r.stdout
+    assert "floor-fanout-3x100: reference sender (bench/floor.c" in r.stdout, r.stdout
+    # start-to-ready: one start on a fresh mock, exec to the first /ready 200
+    x = by["start-to-ready"]
+    assert "error" not in x and len(x["ready_s"]) == 1 and x["bridge_exits"] == [0], x
+    assert 0 < x["ready_median_s"] == x["ready_max_s"] < 30, x
+    assert "| start-to-ready " in r.stdout and "exec to /ready 200: median" in r.stdout, r.stdout
 
 
 def test_bench_bridge_hook_drives_another_command(tools):
