@@ -21,10 +21,10 @@ BENCH_TOOLS := $(BENCH_B)/wsload $(BENCH_B)/produce $(BENCH_B)/floor
 $(BENCH_B)/wsload: bench/wsload.c
 	@mkdir -p $(@D)
 	$(CC) $(KB_CFLAGS) -o $@ $< -lssl -lcrypto
-$(BENCH_B)/floor: bench/floor.c
+$(BENCH_B)/floor: bench/floor.c bench/benchclock.h
 	@mkdir -p $(@D)
 	$(CC) $(KB_CFLAGS) -o $@ $< -lcrypto
-$(BENCH_B)/produce: bench/produce.c | $(RDKAFKA_DEV_STAMP)
+$(BENCH_B)/produce: bench/produce.c bench/benchclock.h | $(RDKAFKA_DEV_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(KB_CFLAGS) -o $@ $< $(LDLIBS)
 

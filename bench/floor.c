@@ -47,6 +47,8 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "benchclock.h"
+
 #define MAX_IN       8192          /* a client's unparsed input: upgrade head, small frames */
 #define MAX_BACKLOG  (16u << 20)   /* a client's unsent output before it is closed */
 #define MAX_BATCH    4096          /* records made in one go (one write per client each) */
@@ -96,20 +98,6 @@ static struct {
 } F;
 
 static volatile sig_atomic_t stop_signal;
-
-static int64_t wall_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static double cpu_seconds(void)
 {

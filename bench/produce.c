@@ -32,6 +32,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "benchclock.h"
+
 #define MAX_SIZE   (1 << 20)
 #define MAX_TOPICS 64
 
@@ -39,20 +41,6 @@ static struct {
 	uint64_t acked, failed;
 	char first_error[256];
 } P;
-
-static int64_t wall_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {

@@ -40,14 +40,14 @@ def tools():
         assert os.access(t, os.X_OK), f"{t} not built"
 
 
-class Load:
-    """A running wsload driven over stdin (the way bench/run.py drives it)."""
+class Tool:
+    """A bench tool driven over stdin, printing one JSON object per stdout
+    line (the way bench/run.py drives wsload and floor)."""
+    name = "tool"
 
-    def __init__(self, port, *args):
-        self.p = subprocess.Popen([WSLOAD, "--port", str(port), "--control", "--timeout", "60"]
-                                  + [str(a) for a in args],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, bufsize=1, cwd=ROOT)
+    def __init__(self, argv):
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, bufsize=1, cwd=ROOT)
         self.lines = queue.Queue()
 
         def reader():
@@ -69,8 +69,22 @@ class Load:
             if obj.get("event") == name:
                 return obj
         self.kill()
-        raise AssertionError(f"wsload gave no {name!r} line within {timeout}s; "
+        raise AssertionError(f"{self.name} gave no {name!r} line within {timeout}s; "
                              f"stderr: {self.p.stderr.read()[-2000:]}")
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait(5)
+
+
+class Load(Tool):
+    """A running wsload."""
+    name = "wsload"
+
+    def __init__(self, port, *args):
+        super().__init__([WSLOAD, "--port", str(port), "--control", "--timeout", "60"]
+                         + [str(a) for a in args])
 
     def finish(self, expect, quiet_ms=2000, max_ms=20000):
         self.p.stdin.write(f"drain {expect} {quiet_ms} {max_ms}\n")
@@ -78,11 +92,6 @@ class Load:
         res = self.event("result", timeout=max_ms / 1000 + 10)
         assert self.p.wait(10) == 0
         return res
-
-    def kill(self):
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait(5)
 
 
 def produce(bootstrap, rate, duration, keys=1, size=200, topic="bench", layout="stream"):
@@ -374,41 +383,13 @@ def test_wsload_tls(tools, mock_kafka, kbridge, tls_certs):
     assert r_plain["failed"] == 1 and r_plain["connected"] == 0 and r_plain["tls"] == 0, r_plain
 
 
-class Floor:
-    """A running build/bench/floor driven over stdin, as bench/run.py does."""
+class Floor(Tool):
+    """A running build/bench/floor."""
+    name = "floor"
 
     def __init__(self, *args):
-        self.p = subprocess.Popen([FLOOR, "--control"] + [str(a) for a in args],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, bufsize=1, cwd=ROOT)
-        self.lines = queue.Queue()
-
-        def reader():
-            for line in self.p.stdout:
-                self.lines.put(line)
-            self.lines.put(None)
-        threading.Thread(target=reader, daemon=True).start()
-        self.port = self.event("listening")["port"]
-
-    def event(self, name, timeout=10):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            obj = json.loads(line)
-            if obj.get("event") == name:
-                return obj
-        self.kill()
-        raise AssertionError(f"floor gave no {name!r} line within {timeout}s; stderr: {self.p.stderr.read()[-2000:]}")
-
-    def kill(self):
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait(5)
+        super().__init__([FLOOR, "--control"] + [str(a) for a in args])
+        self.port = self.event("listening", timeout=10)["port"]
 
 
 def test_floor_feeds_wsload_in_order(tools):
