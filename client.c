@@ -48,7 +48,7 @@ struct client *client_new(int fd, const struct sockaddr *sa, socklen_t salen)
 	c->id = ++C.next_id;
 	c->state = CS_HTTP;
 	c->deadline = clock_now() + C.header_timeout_ms;
-	c->last_data = (uint32_t)(clock_now() - CLIENT_CORK_MS);    /* no data yet: the first goes at once */
+	c->last_data = (uint32_t)(clock_now() - CLIENT_STREAM_MS);  /* no data yet: the first goes at once */
 	if ((size_t)salen <= sizeof(c->peer)) memcpy(&c->peer, sa, (size_t)salen);
 	C.http++;
 	return c;
@@ -393,14 +393,17 @@ void client_send(struct client *c, struct frame *f)
 		return;
 	}
 	if (queue_full(c, f) && !make_room(c, f)) return;
-	/* Data of a streaming client (data within the last CLIENT_CORK_MS)
-	 * waits a few ms so one writev carries several records. A client
-	 * with one frame due gains nothing from waiting: its first frame after
-	 * a pause, like replies and controls, goes at the end of this turn
-	 * (which still gathers everything this turn queued for it). */
+	/* Data of a streaming client (data within the last CLIENT_STREAM_MS)
+	 * waits a few ms so one writev carries several records: Kafka hands
+	 * records over in fetch-sized bursts, often split over turns, so the
+	 * window must span the gap between bursts, not between records. A
+	 * client with one frame due now and then (a key of its own) gains
+	 * nothing from waiting: its first frame after a pause, like replies
+	 * and controls, goes at the end of this turn (which still gathers
+	 * everything this turn queued for it). */
 	int64_t now = clock_now(), due = now;
 	if (f->kind == FRAME_DATA) {
-		if ((uint32_t)now - c->last_data < CLIENT_CORK_MS) due = now + CLIENT_CORK_MS;
+		if ((uint32_t)now - c->last_data < CLIENT_STREAM_MS) due = now + CLIENT_CORK_MS;
 		c->last_data = (uint32_t)now;
 	}
 	if (outq_push(&c->q, f) == 0) C.on_output(c, due);

@@ -27,6 +27,7 @@ enum client_state {
 #define CLIENT_LINGER_MS     2000  /* after our last bytes: wait for the peer's FIN */
 #define CLIENT_CLOSE_WAIT_MS 5000  /* after our close frame: wait for the peer's */
 #define CLIENT_CORK_MS       3     /* data of a streaming client waits this long for company in one writev */
+#define CLIENT_STREAM_MS     50    /* a client that had data this recently is streaming */
 
 /* State that modules above keep per client; declared by them, reached only
  * through their own functions. */
@@ -142,9 +143,10 @@ void client_drop_queued(struct client *c);
 
 /* Queues a frame to a WebSocket client under the slow-client policy; the
  * caller's reference moves in (it is dropped when the client cannot take
- * it, and f may be NULL). Data frames of a client that had data within the
- * last CLIENT_CORK_MS wait that long for company; a client's first frame
- * after a pause goes at the end of the turn (waiting would only delay it). */
+ * it, and f may be NULL). Data frames of a streaming client (data within
+ * the last CLIENT_STREAM_MS) wait CLIENT_CORK_MS for company; a client's
+ * first frame after a pause goes at the end of the turn (waiting would
+ * only delay it). */
 void client_send(struct client *c, struct frame *f);
 /* Whether a message of len bytes would pass c's queue limits now (the
  * state dialect sends a snapshot later instead of an update then). */

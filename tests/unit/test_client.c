@@ -197,9 +197,9 @@ static void test_send_flush(void)
 	int64_t now = clock_advance();
 
 	CHECK(peer_nwant == 0);
-	/* A client streaming data (data within the last CLIENT_CORK_MS): its
+	/* A client streaming data (data within the last CLIENT_STREAM_MS): its
 	 * data waits for company. */
-	c->last_data = (uint32_t)(now - 1);
+	c->last_data = (uint32_t)(now - (CLIENT_STREAM_MS - 1));
 	client_send(c, data("D1"));
 	CHECK(c->q.count == 1 && peer_nwant == 1 && due_of(c) == now + CLIENT_CORK_MS);
 	client_send(c, data("D2"));                   /* the same request, once */
@@ -213,7 +213,7 @@ static void test_send_flush(void)
 	/* After a pause (or on a new client) one frame gains nothing from
 	 * waiting: due at the end of this turn; the next, within the cork
 	 * window of it, is corked again. */
-	c->last_data = (uint32_t)(now - CLIENT_CORK_MS);
+	c->last_data = (uint32_t)(now - CLIENT_STREAM_MS);
 	client_send(c, data("D3"));
 	CHECK(due_of(c) == now && c->last_data == (uint32_t)now);
 	CHECK_RX(c, fd, "D3");
