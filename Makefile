@@ -5,7 +5,7 @@
 #                   "N passed, N failed, N skipped"
 #   make asan       ./kbridge-asan and unit tests under ASan/UBSan (build/asan/)
 #   make fuzz       libFuzzer targets, each run FUZZ_SECONDS (default 60)
-#   make bench      every benchmark scenario: table + build/bench/results.json (~3 min)
+#   make bench      every benchmark scenario: table + build/bench/results.json (~4 min)
 #   make static     fully static musl binary ./kbridge-static (deps/deps.mk)
 #   make static ARCH=aarch64  the same for arm64: ./kbridge-static-aarch64
 #   make test-static  both static binaries in an empty chroot, TLS (tests/static/;
