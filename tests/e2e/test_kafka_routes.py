@@ -148,7 +148,11 @@ def test_regex_topic_created_after_start(mock_kafka, kafka_bridge):
 
 def test_regex_new_topic_pickup_time_default(mock_kafka, kafka_bridge):
     """A topic created after start-up matching a regex route reaches its
-    subscribers within ~15 s with kbridge's default settings (see MOCK_REJOIN)."""
+    subscribers within ~15 s with kbridge's default settings (see MOCK_REJOIN):
+    10 s here on a quiet machine (a metadata refresh, 5 s, then the mock's
+    rejoin, session.timeout.ms - 1 s). The bound allows one missed refresh
+    cycle under load (ASan, a full suite beside it): one such run took over
+    16 s."""
     mk = mock_kafka({"pt-old": 1})
     srv = kafka_bridge(mk, "-t", "^pt-.*")
     c = srv.ws()
@@ -157,13 +161,13 @@ def test_regex_new_topic_pickup_time_default(mock_kafka, kafka_bridge):
     mk.create_topic("pt-new", 1)
     mk.produce("pt-new", '{"first":true}', partition=0)
     try:
-        m = read_messages(c, 1, timeout=16)
+        m = read_messages(c, 1, timeout=22)
     except AssertionError:
         raise AssertionError("a record in a topic created after start-up matching ^pt-.* was not "
-                             "delivered within 16 s (default settings; on this mock a group rejoin "
-                             "takes session.timeout.ms - 1 s)") from None
+                             "delivered within 22 s (default settings; on this mock a group rejoin "
+                             "takes session.timeout.ms - 1 s after a 5 s metadata refresh)") from None
     assert m[0]["topic"] == "pt-new" and m[0]["offset"] == 0, m
-    assert time.monotonic() - t0 <= 16
+    assert time.monotonic() - t0 <= 22
 
 
 def test_seq_per_channel_counts_unsubscribed_records(mock_kafka, kafka_bridge):
