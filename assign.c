@@ -139,6 +139,15 @@ int assign_lag_next(size_t *i, const char **tp, int64_t *lag)
 
 /* ---- start offsets and the assignment -------------------------------------- */
 
+/* After a failed admin request: the next backoff (100 ms, doubling to 2 s)
+ * in *ms, and the monotonic time to ask again. */
+static int64_t backoff_due(int *ms)
+{
+	*ms = *ms ? *ms * 2 : 100;
+	if (*ms > 2000) *ms = 2000;
+	return mono_ms() + *ms;
+}
+
 
 /* Starts p where --offset says. "latest" and @MS need a lookup: p then
  * starts at the end unless the lookup answers, and is added to *req with
@@ -382,9 +391,7 @@ static void lookup_done(rd_kafka_event_t *ev)
 		if (!A.lookup_backoff)
 			log_msg(LOG_WARN, "offset lookup failed: retrying, not ready until it succeeds",
 				"partitions", log_num(A.lookup->cnt), "error", why, NULL);
-		A.lookup_backoff = A.lookup_backoff ? A.lookup_backoff * 2 : 100;
-		if (A.lookup_backoff > 2000) A.lookup_backoff = 2000;
-		A.lookup_due = mono_ms() + A.lookup_backoff;
+		A.lookup_due = backoff_due(&A.lookup_backoff);
 		return;
 	}
 	lookup_progress();                 /* partitions added since the request, or done */
@@ -497,9 +504,7 @@ static void describe_done(rd_kafka_event_t *ev)
 		/* Kafka down or slow: /ready waits for the first answer. */
 		if (!A.describe_backoff)
 			log_msg(LOG_WARN, "topic description failed: retrying", "error", why ? why : "no result", NULL);
-		A.describe_backoff = A.describe_backoff ? A.describe_backoff * 2 : 100;
-		if (A.describe_backoff > 2000) A.describe_backoff = 2000;
-		A.describe_due = mono_ms() + A.describe_backoff;
+		A.describe_due = backoff_due(&A.describe_backoff);
 		return;
 	}
 	A.describe_backoff = 0;
