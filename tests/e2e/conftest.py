@@ -65,6 +65,17 @@ def run_kbridge(args, env=None, timeout=10):
                           timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL)
 
 
+def stop_process(proc, timeout=5.0):
+    """SIGTERM, then SIGKILL if proc has not exited within timeout s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 class Server:
     def __init__(self, proc, port, log_path, ssl=None):
         self.ssl = ssl              # SSLContext when the listener speaks TLS

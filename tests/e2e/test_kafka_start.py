@@ -43,13 +43,7 @@ def exec_to_ready(mk, *args, limit=15.0):
 
 
 def stop(proc, log):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    conftest.stop_process(proc, 20)
     log.seek(0)
     text = log.read().decode(errors="replace")
     log.close()

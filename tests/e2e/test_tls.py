@@ -542,12 +542,7 @@ def s_server(pki):
         return port
     yield start
     for p in procs:
-        p.terminate()
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
+        conftest.stop_process(p)
 
 
 def _port_open(port):
