@@ -18,10 +18,10 @@ BENCH_TOOLS := $(BENCH_B)/wsload $(BENCH_B)/produce $(BENCH_B)/floor
 # wsload links only libssl/libcrypto (--tls: the system's, the same ones the
 # dev build of kbridge links through RDKAFKA_LIBS); produce links librdkafka;
 # floor (the reference sender, no Kafka) only libcrypto, for the upgrade's SHA-1.
-$(BENCH_B)/wsload: bench/wsload.c
+$(BENCH_B)/wsload: bench/wsload.c bench/benchctl.h
 	@mkdir -p $(@D)
 	$(CC) $(KB_CFLAGS) -o $@ $< -lssl -lcrypto
-$(BENCH_B)/floor: bench/floor.c bench/benchclock.h
+$(BENCH_B)/floor: bench/floor.c bench/benchclock.h bench/benchctl.h
 	@mkdir -p $(@D)
 	$(CC) $(KB_CFLAGS) -o $@ $< -lcrypto
 $(BENCH_B)/produce: bench/produce.c bench/benchclock.h | $(RDKAFKA_DEV_STAMP)

@@ -48,6 +48,7 @@
 #include <openssl/sha.h>
 
 #include "benchclock.h"
+#include "benchctl.h"
 
 #define MAX_IN       8192          /* a client's unparsed input: upgrade head, small frames */
 #define MAX_BACKLOG  (16u << 20)   /* a client's unsent output before it is closed */
@@ -93,8 +94,7 @@ static struct {
 	/* counters */
 	uint64_t deliveries, writes, data_writes, partial, bytes, slow_closed, accepted, upgraded, subscribed, closed;
 	uint64_t backlog_max;
-	char ctl[256];
-	size_t ctl_len;
+	struct benchctl ctl;         /* --control: commands on stdin */
 } F;
 
 static volatile sig_atomic_t stop_signal;
@@ -517,26 +517,15 @@ static void start_records(void)
 
 /* ---- control, set-up ------------------------------------------------------- */
 
+static void on_control_line(char *line)
+{
+	if (!strncmp(line, "go", 2)) start_records();
+	else if (!strncmp(line, "quit", 4)) F.quit = 1;
+}
+
 static void on_stdin(void)
 {
-	ssize_t r = read(0, F.ctl + F.ctl_len, sizeof(F.ctl) - 1 - F.ctl_len);
-	if (r <= 0) {
-		if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
-		F.quit = 1;     /* EOF: the driver went away */
-		return;
-	}
-	F.ctl_len += (size_t)r;
-	F.ctl[F.ctl_len] = '\0';
-	char *nl;
-	while ((nl = strchr(F.ctl, '\n'))) {
-		*nl = '\0';
-		if (!strncmp(F.ctl, "go", 2)) start_records();
-		else if (!strncmp(F.ctl, "quit", 4)) F.quit = 1;
-		size_t rest = F.ctl_len - (size_t)(nl + 1 - F.ctl);
-		memmove(F.ctl, nl + 1, rest + 1);
-		F.ctl_len = rest;
-	}
-	if (F.ctl_len == sizeof(F.ctl) - 1) F.ctl_len = 0;
+	if (benchctl_read(&F.ctl, on_control_line)) F.quit = 1;     /* EOF: the driver went away */
 }
 
 static void usage(void)

@@ -50,6 +50,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "benchctl.h"
+
 #define READ_BUF      (1u << 20)   /* one shared read buffer for every connection */
 #define MAX_FRAME     (READ_BUF / 2) /* a leftover partial frame always fits in front */
 #define MAX_HEAD      8192         /* HTTP response head */
@@ -220,8 +222,7 @@ static struct {
 	int stop;
 	struct hist lat;         /* us */
 	struct hist conn_lat;    /* us: connect start -> 101 */
-	char ctl[512];
-	size_t ctl_len;
+	struct benchctl ctl;     /* --control: commands on stdin */
 	uint64_t rng;
 	unsigned char *rbuf;
 	char first_error[160];
@@ -1749,23 +1750,7 @@ static void on_control_line(char *line)
 
 static void on_stdin(void)
 {
-	ssize_t r = read(0, W.ctl + W.ctl_len, sizeof(W.ctl) - 1 - W.ctl_len);
-	if (r <= 0) {
-		if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
-		W.stop = 1;   /* EOF: the driver went away */
-		return;
-	}
-	W.ctl_len += (size_t)r;
-	W.ctl[W.ctl_len] = '\0';
-	char *nl;
-	while ((nl = strchr(W.ctl, '\n'))) {
-		*nl = '\0';
-		on_control_line(W.ctl);
-		size_t rest = W.ctl_len - (size_t)(nl + 1 - W.ctl);
-		memmove(W.ctl, nl + 1, rest + 1);
-		W.ctl_len = rest;
-	}
-	if (W.ctl_len == sizeof(W.ctl) - 1) W.ctl_len = 0;
+	if (benchctl_read(&W.ctl, on_control_line)) W.stop = 1;   /* EOF: the driver went away */
 }
 
 /* ---- result ---------------------------------------------------------------- */
