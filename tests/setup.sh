@@ -12,18 +12,23 @@ PKGS="gcc make clang libclang-rt-14-dev musl-tools libssl-dev zlib1g-dev libzstd
       curl file procps util-linux openssl chromium
       golang-go golang-github-gorilla-websocket-dev golang-github-vmihailenco-msgpack.v5-dev"
 
-missing=""
-for p in $PKGS; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+
+# missing_of PKG...: those not installed, each with a leading space.
+missing_of() {
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || printf ' %s' "$p"
+	done
+}
+
+missing=$(missing_of $PKGS)
 # Node may come from elsewhere than Debian (its npm conflicts with Debian's):
 # only install Debian's when there is no node at all.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 if [ -n "$missing" ]; then
 	echo "setup: installing:$missing"
-	SUDO=""
-	[ "$(id -u)" -eq 0 ] || SUDO=sudo
-	export DEBIAN_FRONTEND=noninteractive
 	# Update the package lists first only when an install finds them stale.
 	$SUDO apt-get install -y --no-install-recommends $missing || {
 		$SUDO apt-get update
@@ -40,16 +45,10 @@ fi
 #   here (the architecture is removed again, so apt keeps working): that
 #   suite then prints a skip line saying what is missing.
 if [ "${SETUP_TEST:-}" = 1 ]; then
-	SUDO=""
-	[ "$(id -u)" -eq 0 ] || SUDO=sudo
-	export DEBIAN_FRONTEND=noninteractive
 	want="strace systemd"
 	[ "$(dpkg --print-architecture)" = amd64 ] &&
 		want="$want gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu musl-dev:arm64 qemu-user-static"
-	missing=""
-	for p in $want; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-	done
+	missing=$(missing_of $want)
 	if [ -n "$missing" ]; then
 		echo "setup: installing for the tests:$missing"
 		added=""
