@@ -205,7 +205,7 @@ static void publish_tables(struct entry *e, const struct endpoints_sources *live
 	atomic_fetch_add_explicit(&e->seq, 1, memory_order_release);
 }
 
-void fleet_publish(const struct endpoints_sources *live, int64_t now)
+void fleet_publish(const struct endpoints_sources *live, int64_t now, int now_too)
 {
 	if (F.self < 0) return;
 	struct entry *e = &F.t->e[F.self];
@@ -218,7 +218,7 @@ void fleet_publish(const struct endpoints_sources *live, int64_t now)
 	STORE(e->st_clients, sc);
 	STORE(e->st_groups, sg);
 	STORE(e->st_updates, su);
-	if (now < F.due) { F.owed = 1; return; }
+	if (now < F.due && !now_too) { F.owed = 1; return; }
 	publish_tables(e, live);
 	F.owed = 0;
 	F.due = now + FLEET_PUBLISH_MS;
@@ -239,8 +239,7 @@ static void refresh(void)
 	int64_t now = clock_now();
 	if (F.self < 0 || now == F.refreshed) return;
 	F.refreshed = now;
-	F.due = 0;
-	fleet_publish(F.own, now);
+	fleet_publish(F.own, now, 1);
 }
 
 /* Copies entry w's tables consistently into F.copy. A writer killed in

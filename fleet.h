@@ -30,9 +30,10 @@ void fleet_started(unsigned self, pid_t pid, int restart);
 void fleet_gone(unsigned self);
 
 /* A worker, at the end of every turn: the gauges now, the tables when
- * FLEET_PUBLISH_MS have passed since the last time. live: this process's
- * own sources. */
-void fleet_publish(const struct endpoints_sources *live, int64_t now);
+ * FLEET_PUBLISH_MS have passed since the last time or now_too (clients
+ * came, went or spoke this turn, so a client that was answered finds
+ * itself in the totals). live: this process's own sources. */
+void fleet_publish(const struct endpoints_sources *live, int64_t now, int now_too);
 /* ms until a publish is owed (a turn ran since the last), -1 when none. */
 int  fleet_timeout_ms(int64_t now);
 

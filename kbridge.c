@@ -81,6 +81,7 @@ static void reload(void)
 {
 	int reloaded = 0;
 	reloaded += endpoints_reload();   /* --admin-token */
+	if (role == MASTER) return;       /* keys and certificates: the workers' */
 	if (auth_enabled()) {             /* --jwt-key, --jwt-secret (docs/security.md#rotating-keys) */
 		auth_reload();
 		reloaded++;
@@ -107,8 +108,12 @@ static void handle_signals(int sfd)
 			continue;
 		}
 		if (stopping) {
+			/* A worker may get the signal itself and from the master
+			 * passing it on (a terminal's Ctrl-C, systemd signalling
+			 * the whole unit): the master's copy is no second one. */
+			if (role == WORKER && si.ssi_pid == (uint32_t)getppid()) continue;
 			log_msg(LOG_WARN, "second signal: exiting now", NULL);
-			if (role == MASTER) workers_forward(SIGTERM);   /* their second one too */
+			if (role == MASTER) workers_forward(SIGKILL);
 			_exit(1);
 		}
 		stopping = 1;
@@ -225,8 +230,10 @@ int main(int argc, char **argv)
 	if (role == WORKER) {
 		snprintf(me.name, sizeof(me.name), "%u", me.index);
 		log_tag("worker", me.name);
-		/* --max-clients bounds the box: each worker takes its share. */
-		cfg.max_clients = (cfg.max_clients + cfg.workers - 1) / cfg.workers;
+		/* --max-clients bounds the box: each worker takes its share,
+		 * the first max % N one more. */
+		long share = cfg.max_clients / cfg.workers;
+		cfg.max_clients = share + ((long)me.index < cfg.max_clients % cfg.workers);
 	}
 	clock_advance();
 	metrics_start();
@@ -265,13 +272,20 @@ int main(int argc, char **argv)
 		if (demo_timeout_ms() == 0) demo_tick();
 		/* Ready clients first, then new ones: events refer to clients
 		 * that exist now. */
+		/* Clients came, went or spoke: the totals other processes read
+		 * show it from the end of this turn. */
+		int moved = n > 0 && (pfds[PFD_CLIENTS].revents || pfds[PFD_LISTEN].revents);
 		if (n > 0 && pfds[PFD_CLIENTS].revents) server_ready();
 		if (n > 0 && (pfds[PFD_LISTEN].revents & POLLIN)) server_accept();
 		if (n > 0 && (pfds[PFD_ADMIN].revents & POLLIN)) server_accept_admin();
 		if (now >= next_tick) {
 			server_tick();
-			proto_tick();
-			tls_tick();
+			/* Key and certificate files are watched where they are used:
+			 * in the workers, not the master. */
+			if (role != MASTER) {
+				proto_tick();
+				tls_tick();
+			}
 			next_tick = now + TICK_MS;
 		}
 		conflate_service(now);
@@ -286,7 +300,7 @@ int main(int argc, char **argv)
 			}
 			if (server_done() && workers_done()) break;
 		} else {
-			if (role == WORKER) fleet_publish(&sources, now);
+			if (role == WORKER) fleet_publish(&sources, now, moved);
 			if (server_done()) break;
 		}
 	}

@@ -100,13 +100,13 @@ void log_msg(enum log_level level, const char *msg, ...)
 		json_key(&b, "ts");    json_cstr(&b, when);
 		json_key(&b, "level"); json_cstr(&b, level_names[level]);
 		json_key(&b, "msg");   json_cstr(&b, msg);
-		if (tag_key) { json_key(&b, tag_key); json_cstr(&b, tag_val); }
 		for (const char *k; (k = va_arg(ap, const char *));) {
 			const char *v = va_arg(ap, const char *);
 			if (!v) continue;              /* a NULL value leaves the field out */
 			json_key(&b, k);
 			json_cstr(&b, v);
 		}
+		if (tag_key) { json_key(&b, tag_key); json_cstr(&b, tag_val); }
 		json_obj_end(&b);
 	} else {
 		json_append(&b, when, strlen(when));
@@ -114,12 +114,6 @@ void log_msg(enum log_level level, const char *msg, ...)
 		json_append(&b, level_names[level], strlen(level_names[level]));
 		json_append(&b, " ", 1);
 		json_append(&b, msg, strlen(msg));
-		if (tag_key) {
-			json_append(&b, " ", 1);
-			json_append(&b, tag_key, strlen(tag_key));
-			json_append(&b, "=", 1);
-			text_value(&b, tag_val);
-		}
 		for (const char *k; (k = va_arg(ap, const char *));) {
 			const char *v = va_arg(ap, const char *);
 			if (!v) continue;
@@ -127,6 +121,12 @@ void log_msg(enum log_level level, const char *msg, ...)
 			json_append(&b, k, strlen(k));
 			json_append(&b, "=", 1);
 			text_value(&b, v);
+		}
+		if (tag_key) {
+			json_append(&b, " ", 1);
+			json_append(&b, tag_key, strlen(tag_key));
+			json_append(&b, "=", 1);
+			text_value(&b, tag_val);
 		}
 	}
 	va_end(ap);

@@ -71,7 +71,7 @@ static pid_t run_worker(int fd, unsigned index, unsigned nclients, unsigned read
 	if (fleet_attach(dup(fd), index, err, sizeof(err)) < 0) _exit(3);
 	clock_advance();
 	metrics_add(M_MESSAGES_OUT, 100 + index);
-	fleet_publish(&own, clock_now());
+	fleet_publish(&own, clock_now(), 0);
 	_exit(0);
 }
 
