@@ -673,7 +673,12 @@ class Bench:
             r["cpus"] = dict(bridge=proc_cpus(pid), wsload=proc_cpus(wl.pid),
                              mock=proc_cpus(mock.pid) if mock else None)
             if scen.get("workers", 1) > 1:
+                # how SO_REUSEPORT spread the clients: /stats workers[].clients
+                # when kbridge gives it, and the sockets each worker holds
                 r["worker_sockets"] = list(tasks.sockets().values())
+                ws = (http_json(ctl, "/stats", timeout=15) or {}).get("workers")
+                if isinstance(ws, list):
+                    r["worker_clients"] = [w.get("clients") for w in sorted(ws, key=lambda w: w.get("index", 0))]
             r.update(connected=ready["connected"], connect_s=ready["connect_s"],
                      subscribe_s=ready["subscribe_s"])
             if scen["kind"] in ("idle", "connect"):
@@ -697,10 +702,12 @@ class Bench:
                     st = http_json(ctl, "/stats") or {}
                     r["bridge_stats"] = {k: st.get(k) for k in ("records_in", "messages_out",
                                                                 "dropped", "slow_disconnects", "state")}
-                    if st.get("records_in") is not None and st["records_in"] < r["produced"]:
+                    nw = r.get("workers", 1)        # workers: /stats sums them, each consumes every record
+                    if st.get("records_in") is not None and st["records_in"] < r["produced"] * nw:
                         r.setdefault("notes", []).append(
-                            f"kbridge consumed {st['records_in']} of {r['produced']} records "
-                            "(lag beyond the mock's 5 MB retention)")
+                            f"kbridge consumed {st['records_in']} of {r['produced'] * nw} records"
+                            + (f" ({nw} workers, each every record)" if nw > 1 else "")
+                            + " (lag beyond the mock's 5 MB retention)")
                     if st.get("dropped"):
                         r.setdefault("notes", []).append(f"kbridge dropped {st['dropped']} "
                                                          "messages to slow clients")
