@@ -72,6 +72,14 @@ static void text_value(struct jbuf *b, const char *v)
 	json_str(b, v, strlen(v));
 }
 
+static const char *tag_key, *tag_val;
+
+void log_tag(const char *key, const char *value)
+{
+	tag_key = key;
+	tag_val = value;
+}
+
 void log_msg(enum log_level level, const char *msg, ...)
 {
 	if (level < log_min) return;
@@ -92,6 +100,7 @@ void log_msg(enum log_level level, const char *msg, ...)
 		json_key(&b, "ts");    json_cstr(&b, when);
 		json_key(&b, "level"); json_cstr(&b, level_names[level]);
 		json_key(&b, "msg");   json_cstr(&b, msg);
+		if (tag_key) { json_key(&b, tag_key); json_cstr(&b, tag_val); }
 		for (const char *k; (k = va_arg(ap, const char *));) {
 			const char *v = va_arg(ap, const char *);
 			if (!v) continue;              /* a NULL value leaves the field out */
@@ -105,6 +114,12 @@ void log_msg(enum log_level level, const char *msg, ...)
 		json_append(&b, level_names[level], strlen(level_names[level]));
 		json_append(&b, " ", 1);
 		json_append(&b, msg, strlen(msg));
+		if (tag_key) {
+			json_append(&b, " ", 1);
+			json_append(&b, tag_key, strlen(tag_key));
+			json_append(&b, "=", 1);
+			text_value(&b, tag_val);
+		}
 		for (const char *k; (k = va_arg(ap, const char *));) {
 			const char *v = va_arg(ap, const char *);
 			if (!v) continue;

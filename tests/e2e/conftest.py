@@ -27,6 +27,11 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
 BIN = os.environ.get("KBRIDGE_BIN", "./kbridge")
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+# KBRIDGE_TEST_WORKERS=N (the e2e-workers suite): every kbridge the `kbridge`
+# fixture starts runs --workers N, unless the test chose its own --workers or
+# a mode that refuses workers (--group, --demo).
+TEST_WORKERS = os.environ.get("KBRIDGE_TEST_WORKERS")
+NO_WORKERS = ("--workers", "--group", "-g", "--demo")
 
 # Configuration variables the user's environment must not leak into tests.
 CONFIG_ENV = re.compile(r"^(KBRIDGE_.*|KAFKA_.*|MAX_CLIENTS|MESSAGE_BUFFER_SIZE|PORT|LOG_LEVEL)$")
@@ -190,6 +195,9 @@ def kbridge(request):
             if listen:
                 cmd += ["--listen", f"127.0.0.1:{p}"]
             cmd += [str(a) for a in args]
+            if TEST_WORKERS and not any(str(a).split("=")[0] in NO_WORKERS for a in args) \
+                    and not any(k in (env or {}) for k in ("KBRIDGE_GROUP", "KBRIDGE_DEMO", "KBRIDGE_WORKERS")):
+                cmd += ["--workers", TEST_WORKERS]
             with open(log_path, "wb") as logf:
                 logf.write(("# " + " ".join(cmd) + "\n").encode())
                 logf.flush()
