@@ -318,7 +318,7 @@ static void merge(enum table_kind kind)
 			F.m[F.nm++] = (struct merged){ NULL, a, b };
 		}
 	}
-out:
+out:;
 	/* the names: the map's own copies of the keys */
 	struct map_slot *slot;
 	for (size_t i = 0; map_next(&F.names, &i, &slot);) F.m[(uintptr_t)slot->val - 1].name = slot->key;

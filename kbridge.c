@@ -119,7 +119,7 @@ static void handle_signals(int sfd)
 			 * The master ends it with SIGKILL on a real second signal. */
 			if (role == WORKER) continue;
 			log_msg(LOG_WARN, "second signal: exiting now", NULL);
-			if (role == MASTER) workers_forward(SIGKILL);
+			if (role == MASTER) workers_kill(1000);
 			_exit(1);
 		}
 		stopping = 1;

@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -37,7 +38,7 @@ extern char **environ;
 
 struct worker {
 	pid_t pid;              /* 0: not running */
-	int listen_fd;          /* kept by the master for the worker's whole life */
+	int listen_fd;          /* kept across a restart; -1 while one that keeps dying waits */
 	int64_t started;        /* turn clock of its start */
 	int64_t restart_at;     /* when to start it again; 0: not due */
 	int64_t backoff;        /* the next wait after a quick death */
@@ -48,6 +49,9 @@ struct worker {
 static struct {
 	struct worker *w;
 	unsigned n;
+	const struct config *cfg;
+	struct sockaddr_storage addr;   /* every listener's: --listen, its port resolved */
+	socklen_t alen;
 	int table_fd;
 	char **argv;
 	const char *exe;
@@ -89,7 +93,12 @@ static char **child_env(unsigned i, char *handover, size_t len)
 static void spawn(unsigned i)
 {
 	struct worker *w = &W.w[i];
-	char handover[64];
+	char handover[64], err[256];
+	if (w->listen_fd < 0 && (w->listen_fd = server_bind(&W.addr, W.alen, W.cfg->listen_str, 1, err, sizeof(err))) < 0) {
+		log_msg(LOG_ERROR, "cannot start worker", "worker", log_num(i), "error", err, NULL);
+		w->restart_at = clock_now() + BACKOFF_MAX_MS;
+		return;
+	}
 	char **env = child_env(i, handover, sizeof(handover));
 	pid_t master = getpid();
 	pid_t pid = env ? fork() : -1;
@@ -129,19 +138,20 @@ int workers_start(const struct config *cfg, char **argv, char *err, size_t errle
 		return -1;
 	}
 	W.argv = argv;
+	W.cfg = cfg;
 	W.n = (unsigned)cfg->workers;
 	if (!(W.w = calloc(W.n, sizeof(*W.w)))) { snprintf(err, errlen, "out of memory"); return -1; }
 	/* Every listener on the same port: the first one's when --listen asks
 	 * for port 0. A probe without SO_REUSEPORT first: another kbridge with
 	 * workers on the port would otherwise let this one join its group. */
-	struct sockaddr_storage addr = cfg->listen;
-	socklen_t alen = cfg->listen_len;
-	int probe = server_bind(&addr, alen, cfg->listen_str, 0, err, errlen);
+	W.addr = cfg->listen;
+	W.alen = cfg->listen_len;
+	int probe = server_bind(&W.addr, W.alen, cfg->listen_str, 0, err, errlen);
 	if (probe < 0) return -1;
-	getsockname(probe, (struct sockaddr *)&addr, &alen);
+	getsockname(probe, (struct sockaddr *)&W.addr, &W.alen);
 	close(probe);
 	for (unsigned i = 0; i < W.n; i++) {
-		if ((W.w[i].listen_fd = server_bind(&addr, alen, cfg->listen_str, 1, err, errlen)) < 0) return -1;
+		if ((W.w[i].listen_fd = server_bind(&W.addr, W.alen, cfg->listen_str, 1, err, errlen)) < 0) return -1;
 		W.w[i].backoff = BACKOFF_FIRST_MS;
 	}
 	if ((W.table_fd = fleet_create(W.n, err, errlen)) < 0) return -1;
@@ -179,6 +189,13 @@ static void ended(unsigned i, int status)
 	}
 	if (lived >= WORKER_STEADY_MS) w->backoff = BACKOFF_FIRST_MS;
 	w->restart_at = now + w->backoff;
+	/* Dying again at once: its listener leaves the port until the next
+	 * start, so new connections go to the workers that serve instead of
+	 * waiting seconds in a queue (those waiting in it now are reset). */
+	if (w->backoff > BACKOFF_FIRST_MS && w->listen_fd >= 0) {
+		close(w->listen_fd);
+		w->listen_fd = -1;
+	}
 	log_msg(LOG_ERROR, "worker died; restarting it", "worker", log_num(i), "why", why(status, buf, sizeof(buf)),
 		"lived_ms", log_num(lived), "restart_in_ms", log_num(w->backoff), NULL);
 	w->backoff = w->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff * 2;
@@ -230,10 +247,21 @@ void workers_stop(double drain_s)
 	/* The port closes at once: the master's copies of the listeners go
 	 * first, the workers close theirs when the signal arrives. */
 	for (unsigned i = 0; i < W.n; i++) {
-		close(W.w[i].listen_fd);
+		if (W.w[i].listen_fd >= 0) close(W.w[i].listen_fd);
 		W.w[i].listen_fd = -1;
 	}
 	workers_forward(SIGTERM);
+}
+
+void workers_kill(int64_t wait_ms)
+{
+	workers_forward(SIGKILL);
+	int64_t until = mono_ms() + wait_ms;
+	for (unsigned i = 0; i < W.n; i++)
+		while (W.w[i].pid && waitpid(W.w[i].pid, NULL, WNOHANG) == 0 && mono_ms() < until) {
+			struct timespec ts = { 0, 5000000 };
+			nanosleep(&ts, NULL);
+		}
 }
 
 int workers_done(void)

@@ -1,7 +1,8 @@
 /* workers.h - the master process of --workers N (docs/operations.md#workers).
  * It binds N listeners on --listen with SO_REUSEPORT, one per worker, and
  * keeps them: a worker that dies leaves its queue of new connections to
- * the one that replaces it. Each worker is this binary executed again with
+ * the one that replaces it (unless it keeps dying: then its listener is
+ * closed until its next start, and the others take the connections). Each worker is this binary executed again with
  * its listener and the shared table (fleet.h); it runs the whole
  * single-process loop with its own consumer. The master restarts a worker
  * that died (with backoff) and logs why, forwards SIGHUP and SIGTERM, and
@@ -30,6 +31,9 @@ void workers_forward(int sig);       /* SIGHUP (and a second SIGTERM) to every w
 /* SIGTERM: no more connections (the listeners close) and every worker
  * drains; drain_s later a worker still running is killed. */
 void workers_stop(double drain_s);
+/* A second signal: SIGKILL to every worker, and up to wait_ms for them
+ * to be gone (the master is about to exit: none is left to init). */
+void workers_kill(int64_t wait_ms);
 int  workers_done(void);             /* stopped, and every worker has ended */
 int  workers_status(void);           /* the master's exit status once done */
 #endif
