@@ -1,0 +1,542 @@
+"""test_workers.py - `--workers N|auto` (issue 16): one master process and N
+worker processes (its children, the same binary), each a whole single-threaded
+kbridge with its own fan-out consumer, sharing --listen through SO_REUSEPORT.
+
+Checked end to end against the mock cluster: the refused combinations (exit
+status 2), clients spread over the workers and every client getting every
+record of its channel once and in order, /metrics, /stats, /health and
+/ready reporting the totals of all workers from whichever process answers,
+a worker killed with SIGKILL restarted by the master while its clients
+reconnect and resume (docs/protocol.md#resume) with no gap and no duplicate
+and no counter going down, SIGTERM closing every client with 1001 and
+leaving no process behind, --admin-listen served by the master, SIGHUP
+forwarded to the workers, and the `worker` field of their log lines.
+Worker processes are found as the master's children in /proc; an autouse
+fixture kills (by PID and start time) any that outlive a test, and fails it."""
+import json
+import os
+import re
+import signal
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import wsutil
+from conftest import BulkReader, PacedProducer, free_port, read_messages, run_kbridge, ws_subscribe
+from wsutil import get_json, http_request
+
+PROBE_ERRORS = (OSError, wsutil.Closed, TimeoutError, AssertionError, ValueError)
+
+
+# ---------------------------------------------------------------- processes
+
+def proc_stat(pid):
+    """(state, ppid, start time) of a process, None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return None
+    rest = s[s.rindex(")") + 2:].split()
+    return rest[0], int(rest[1]), int(rest[19])
+
+
+def child_pids(pid):
+    """Living (not zombie) children of pid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = proc_stat(int(d))
+            if st and st[1] == pid and st[0] != "Z":
+                out.append(int(d))
+    return sorted(out)
+
+
+_seen = []          # (pid, start time) of every worker a test saw
+
+
+def remember(pids):
+    for pid in pids:
+        st = proc_stat(pid)
+        if st and (pid, st[2]) not in _seen:
+            _seen.append((pid, st[2]))
+
+
+def still_running(pid, start):
+    st = proc_stat(pid)
+    return st is not None and st[2] == start and st[0] != "Z"
+
+
+@pytest.fixture(autouse=True)
+def no_worker_outlives_its_test():
+    """Set up before kbridge's fixture, so torn down after the master was
+    stopped: a worker still running then is killed (by PID, checked against
+    its start time) and fails the test."""
+    _seen.clear()
+    yield
+    left = []
+    for pid, start in _seen:
+        if still_running(pid, start):
+            left.append(pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    if left:
+        pytest.fail(f"worker processes {left} still ran after the master exited; killed", pytrace=False)
+
+
+# ---------------------------------------------------------------- /stats and /metrics
+
+def stats(port, headers=None):
+    r = http_request(port, "GET", "/stats", headers=headers, timeout=3)
+    assert r.status == 200, r
+    return r.json()
+
+
+def workers_of(st):
+    ws = st.get("workers")
+    assert isinstance(ws, list), f"/stats has no workers list: {sorted(st)}"
+    return sorted(ws, key=lambda w: w.get("index", -1))
+
+
+def wait_workers(srv, n=2, ready=False, timeout=20.0, pred=None, what="workers", port=None, headers=None):
+    """Polls /stats until it lists n workers, indexes 0..n-1, whose pids are
+    exactly the master's living children (and all ready, and pred(workers)).
+    Returns (stats, workers sorted by index)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            st = stats(port or srv.port, headers)
+            ws = workers_of(st)
+            kids = child_pids(srv.pid)
+            remember(kids)
+            last = (ws, kids)
+            if [w.get("index") for w in ws] == list(range(n)) \
+                    and sorted(w.get("pid") for w in ws) == kids \
+                    and (not ready or all(w.get("ready") is True for w in ws)) \
+                    and (pred is None or pred(ws)):
+                return st, ws
+        except PROBE_ERRORS as e:
+            last = repr(e)
+        assert srv.alive(), f"the master exited with {srv.proc.returncode}\n{srv.log_tail()}"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout}s: last (/stats workers, master's children) = "
+                                 f"{last!r}\n{srv.log_tail()}")
+        time.sleep(0.1)
+
+
+def metric_values(port, headers=None):
+    """{(sample name, sorted labels): value} of one GET /metrics."""
+    r = http_request(port, "GET", "/metrics", headers=headers, timeout=3)
+    assert r.status == 200, r
+    out = {}
+    for fam in text_string_to_metric_families(r.body.decode()):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def msum(vals, name, **labels):
+    """Sum of the samples called name whose labels include labels."""
+    hits = [v for (n, ls), v in vals.items()
+            if n == name and all(dict(ls).get(k) == v2 for k, v2 in labels.items())]
+    assert hits, f"no {name}{labels or ''} in /metrics: " \
+                 f"{sorted({n for n, _ in vals if n.startswith('kbridge_')})}"
+    return sum(hits)
+
+
+def wait_metric(port, name, want, timeout=10.0, headers=None, **labels):
+    """Polls /metrics until the sample equals want; returns the last values."""
+    deadline = time.monotonic() + timeout
+    while True:
+        vals = metric_values(port, headers)
+        got = msum(vals, name, **labels)
+        if got == want:
+            return vals
+        assert time.monotonic() < deadline, f"{name}{labels or ''} = {got} after {timeout}s, expected {want}"
+        time.sleep(0.1)
+
+
+COUNTERS = [("kbridge_messages_sent_total", {}), ("kbridge_bytes_sent_total", {}),
+            ("kbridge_records_consumed_total", {}),
+            ("kbridge_connections_total", {"result": "accepted"})]
+
+
+def counters(port):
+    vals = metric_values(port)
+    return {name: msum(vals, name, **labels) for name, labels in COUNTERS}
+
+
+def peer_of(ws):
+    return "127.0.0.1:%d" % ws.sock.getsockname()[1]
+
+
+def client_workers(port, peers, timeout=5.0, headers=None):
+    """{peer: worker index} from /stats client_list, polled until every one
+    of peers is listed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = stats(port, headers)
+        got = {e.get("peer"): e.get("worker") for e in st.get("client_list", []) if e.get("peer") in peers}
+        if len(got) == len(peers) and all(isinstance(w, int) for w in got.values()):
+            return got, st
+        assert time.monotonic() < deadline, \
+            f"client_list does not name the worker of all {len(peers)} clients: {st.get('client_list')!r}"
+        time.sleep(0.05)
+
+
+def spread(srv, n, port=None, headers=None):
+    """Opens n WebSocket clients and asserts both workers got some (client_list
+    and workers[].clients). Returns (clients, {peer: worker})."""
+    clients = [srv.ws() for _ in range(n)]
+    for c in clients:
+        c.ping_ok()
+    where, st = client_workers(port or srv.port, {peer_of(c) for c in clients}, headers=headers)
+    per = [sum(1 for w in where.values() if w == i) for i in (0, 1)]
+    assert sorted(set(where.values())) == [0, 1], f"the kernel gave all {n} clients to one worker: {where}"
+    deadline = time.monotonic() + 5
+    while [w.get("clients") for w in workers_of(st)] != per:
+        assert time.monotonic() < deadline, \
+            f"/stats workers[].clients {[w.get('clients') for w in workers_of(st)]}, client_list says {per}"
+        time.sleep(0.1)
+        st = stats(port or srv.port, headers)
+    return clients, where
+
+
+def produce_keyed(mk, topic, parts, per_part):
+    futs = [mk.produce(topic, '{"p":%d,"i":%d}' % (p, i), key="k%d" % i, partition=p, wait=False)
+            for p in range(parts) for i in range(per_part)]
+    return [f.get(20) for f in futs]
+
+
+# ---------------------------------------------------------------- 1. refused
+
+@pytest.mark.parametrize("args, env", [
+    (["--brokers", "127.0.0.1:1", "--workers", "2", "--group", "g"], None),
+    (["--brokers", "127.0.0.1:1", "--workers", "2"], {"KBRIDGE_GROUP": "g"}),
+    (["--workers", "2", "--demo"], None),
+    (["--brokers", "127.0.0.1:1", "--workers", "0"], None),
+    (["--brokers", "127.0.0.1:1", "--workers", "-1"], None),
+    (["--brokers", "127.0.0.1:1", "--workers", "abc"], None),
+    (["--brokers", "127.0.0.1:1", "--workers", "2x"], None),
+    (["--brokers", "127.0.0.1:1"], {"KBRIDGE_WORKERS": "abc"}),
+], ids=["group", "group-env", "demo", "zero", "negative", "abc", "2x", "env-abc"])
+def test_refused_combinations_and_values_exit_2(args, env):
+    t0 = time.monotonic()
+    r = run_kbridge(args, env=env)
+    lines = r.stderr.decode(errors="replace").splitlines()
+    assert r.returncode == 2, f"exit status {r.returncode}, stderr {lines!r}"
+    assert len(lines) == 1, f"expected one stderr line: {lines!r}"
+    assert "--workers" in lines[0] or "KBRIDGE_WORKERS" in lines[0], lines[0]
+    assert "unknown option" not in lines[0], lines[0]
+    assert time.monotonic() - t0 < 5
+
+
+# ---------------------------------------------------------------- 2. fan-out on every worker
+
+def test_every_client_on_either_worker_gets_every_record_once_in_order(mock_kafka, kafka_bridge):
+    mk = mock_kafka({"wk": 4})
+    srv = kafka_bridge(mk, "-t", "wk", "--workers", "2", "--offset", "earliest")
+    wait_workers(srv, 2, ready=True)
+    clients, where = spread(srv, 16)
+    for i, c in enumerate(clients):
+        ws_subscribe(c, {"type": "subscribe", "channel": "wk"}, ident=i)
+    per_part = 50
+    mds = produce_keyed(mk, "wk", 4, per_part)
+    assert sorted((md.partition, md.offset) for md in mds) == [(p, o) for p in range(4) for o in range(per_part)]
+    total = 0
+    problems = []
+    for i, c in enumerate(clients):
+        got = read_messages(c, 4 * per_part, timeout=20)
+        got += read_messages(c, None, timeout=1.5, quiet=0.3)      # duplicates would show now
+        total += len(got)
+        offs = {p: [m["offset"] for m in got if m["partition"] == p] for p in range(4)}
+        if offs != {p: list(range(per_part)) for p in range(4)}:
+            problems.append(f"client {i} (worker {where[peer_of(c)]}): {len(got)} messages, "
+                            f"per partition {({p: o[:5] + ['...'] for p, o in offs.items()})}")
+    assert not problems, "\n".join(problems)
+    assert total == 16 * 4 * per_part
+    # Totals: the sum over both workers, whichever process answers.
+    vals = wait_metric(srv.port, "kbridge_messages_sent_total", total)
+    assert msum(vals, "kbridge_clients") == 16
+    assert msum(vals, "kbridge_workers") == 2
+    assert msum(vals, "kbridge_subscriptions", channel="wk") == 16
+    for _ in range(8):          # fresh connections: the kernel picks the worker
+        vals = metric_values(srv.port)
+        assert (msum(vals, "kbridge_messages_sent_total"), msum(vals, "kbridge_clients")) == (total, 16)
+        h = get_json(srv.port, "/health")
+        assert h["clients"] == 16, h
+    st = stats(srv.port)
+    assert st["clients"] == 16 and st["channels"]["wk"]["subscribers"] == 16, st["channels"]
+    assert sum(w["clients"] for w in workers_of(st)) == 16
+    assert len(st["client_list"]) == 16 and all(e.get("worker") in (0, 1) for e in st["client_list"])
+
+
+def test_workers_auto_is_the_cpus_kbridge_may_run_on(kbridge):
+    cpus = min(len(os.sched_getaffinity(0)), 64)
+    if cpus < 2:
+        pytest.skip("one CPU: --workers auto means one process")
+    srv = kbridge("--workers", "auto")
+    _, ws = wait_workers(srv, cpus)
+    assert msum(metric_values(srv.port), "kbridge_workers") == cpus
+    assert all(w.get("restarts") == 0 for w in ws), ws
+
+
+# ---------------------------------------------------------------- 3. SIGKILL
+
+class Logical:
+    """One logical client across reconnects: the positions it saw (starting
+    from the subscribe ack's) and the data of each of its connections."""
+
+    def __init__(self, srv, name, channel):
+        self.srv, self.name, self.channel = srv, name, channel
+        self.last = {}
+        self.segments = []
+        self.reader = None
+        self.conns = 0
+        self.connect()
+
+    def connect(self):
+        ws = self.srv.ws()
+        self.peer = peer_of(ws)
+        self.conns += 1
+        msg = {"type": "subscribe", "channel": self.channel, "id": f"{self.name}-{self.conns}"}
+        if self.conns > 1:
+            msg["resume"] = dict(self.last)
+        ack = ws.request(msg, timeout=10)
+        assert ack.get("type") == "ack", f"{self.name}: {msg!r} -> {ack!r}"
+        for k, v in (ack.get("positions") or {}).items():
+            self.last.setdefault(k, v)
+        self.reader = BulkReader(ws, f"{self.name}#{self.conns}")
+
+    def end(self):
+        """The connection is over (closed by the server or by us)."""
+        self.reader.stop()
+        errs = [o for o in self.reader.controls() if o.get("type") == "error"]
+        assert not errs, f"{self.name}: errors {errs!r}"
+        data = self.reader.data()
+        self.segments.append(data)
+        for m in data:
+            self.last[f"{m['topic']}:{m['partition']}"] = m["offset"]
+
+    def count(self):
+        return sum(len(s) for s in self.segments) + len(self.reader.data())
+
+
+def test_sigkill_worker_is_restarted_and_its_clients_resume(mock_kafka, kafka_bridge):
+    mk = mock_kafka({"kw": 3})
+    big = ["--client-queue", "100000", "--client-buffer", "64MiB"]
+    srv = kafka_bridge(mk, "-t", "kw", "--workers", "2", "--offset", "earliest", *big)
+    _, before = wait_workers(srv, 2, ready=True)
+    logical = [Logical(srv, f"c{i}", "kw") for i in range(12)]
+    where, _ = client_workers(srv.port, {lc.peer for lc in logical})
+    on = {i: [lc for lc in logical if where[lc.peer] == i] for i in (0, 1)}
+    assert on[0] and on[1], f"all clients on one worker: {where}"
+    prod = PacedProducer(mk, "kw", 300, 6.0, fmt_key=lambda i: "k%d" % (i % 30))
+    for lc in logical:          # a partition never seen has no position to resume from
+        lc.reader.wait_for(lambda objs: len({o["partition"] for o in objs if "offset" in o}) == 3, 15,
+                           "records of all 3 partitions")
+    samples = [counters(srv.port)]
+    victim, vpid = 0, before[0]["pid"]
+    log_mark = len(srv.log())
+    os.kill(vpid, signal.SIGKILL)
+
+    # Its clients lose the connection (no close frame: the process is gone);
+    # half reconnect at once (to whichever worker the kernel picks).
+    for lc in on[victim]:
+        lc.reader.thread.join(10)
+        assert lc.reader.closed in ("reset", "eof"), \
+            f"{lc.name} on the killed worker: closed={lc.reader.closed!r}"
+    for lc in on[1 - victim]:
+        assert lc.reader.closed is None, f"{lc.name} on the surviving worker lost its connection: {lc.reader.closed}"
+    early, late = on[victim][::2], on[victim][1::2]
+    for lc in early:
+        lc.end()
+        lc.connect()
+
+    # The master restarts the worker: a new pid, restarts 1, ready again.
+    def restarted(ws):
+        samples.append(counters(srv.port))
+        return ws[victim].get("pid") != vpid and ws[victim].get("restarts") == 1
+    _, after = wait_workers(srv, 2, ready=True, timeout=15, pred=restarted, what="restarted worker")
+    assert proc_stat(vpid) is None or proc_stat(vpid)[1] != srv.pid, "the killed worker was not reaped"
+    assert after[1 - victim]["pid"] == before[1 - victim]["pid"] and after[1 - victim].get("restarts") == 0, after
+    for lc in late:
+        lc.end()
+        lc.connect()
+
+    deadline = time.monotonic() + 5
+    while True:
+        died = [l for l in srv.log()[log_mark:].splitlines()
+                if (str(vpid) in l or re.search(r'worker\W{1,3}%d\b' % victim, l))
+                and re.search(r"SIGKILL|\bKILL\b|signal\W{1,3}9\b|killed", l, re.I)]
+        if died or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(died) == 1, f"expected one master log line naming worker {victim} (pid {vpid}) and SIGKILL:\n" \
+                           + srv.log()[log_mark:][-3000:]
+
+    total = prod.wait(30)
+    for lc in logical:
+        lc.reader.wait_for(lambda objs, lc=lc: lc.count() >= total, 30, f"all {total} records")
+    time.sleep(0.5)                 # duplicates after the end would show now
+    problems = []
+    for lc in logical:
+        lc.end()
+        data = [m for seg in lc.segments for m in seg]
+        for p in range(3):
+            offs = [m["offset"] for m in data if m["partition"] == p]
+            if offs != list(range(len(offs))):
+                bad = next((j for j, o in enumerate(offs) if o != j), None)
+                problems.append(f"{lc.name} ({lc.conns} connections) partition {p}: {len(offs)} records, "
+                                f"{len(offs) - len(set(offs))} duplicates, break at #{bad}: "
+                                f"{offs[max(0, (bad or 0) - 3):(bad or 0) + 3]}")
+        if sorted(m["data"]["i"] for m in data) != list(range(total)):
+            problems.append(f"{lc.name}: {len(data)} records for {total} produced")
+    assert not problems, "\n".join(problems)
+
+    samples.append(counters(srv.port))
+    for name, _ in COUNTERS:
+        series = [s[name] for s in samples]
+        assert series == sorted(series), f"{name} went down across the restart: {series}"
+    vals = wait_metric(srv.port, "kbridge_clients", 12)
+    assert msum(vals, "kbridge_worker_restarts_total") == 1
+    assert msum(vals, "kbridge_workers") == 2
+
+
+# ---------------------------------------------------------------- 4. SIGTERM
+
+def test_sigterm_closes_every_client_with_1001_and_leaves_no_process(kbridge):
+    srv = kbridge("--workers", "2", "--drain-timeout", "3")
+    _, ws = wait_workers(srv, 2)
+    pids = [(w["pid"], proc_stat(w["pid"])[2]) for w in ws]
+    clients, _ = spread(srv, 12)
+    srv.signal(signal.SIGTERM)
+    for c in clients:
+        c.expect_close(1001, timeout=6)
+    rc = srv.wait_exit(10)
+    assert rc == 0, f"master exit status {rc} (None: still running 10 s after SIGTERM)\n{srv.log_tail()}"
+    left = [pid for pid, start in pids if still_running(pid, start)]
+    assert not left, f"workers {left} still run after the master exited"
+    with pytest.raises(ConnectionRefusedError):
+        wsutil.tcp_connect(srv.port, timeout=2).close()
+
+
+# ---------------------------------------------------------------- 5. /ready
+
+def test_ready_only_when_every_worker_is_ready(mock_kafka, kbridge):
+    mk = mock_kafka({"rd": 2})
+    mk.down(1)
+    srv = kbridge("--brokers", mk.bootstrap, "-X", "fetch.wait.max.ms=10", "-t", "rd", brokers=False,
+                  env={"KBRIDGE_WORKERS": "2"})
+    _, ws = wait_workers(srv, 2)
+    for _ in range(8):
+        r = http_request(srv.port, "GET", "/ready", timeout=3)
+        assert r.status == 503, f"/ready {r.status} while the broker is down"
+        time.sleep(0.1)
+    st = stats(srv.port)
+    assert st.get("ready") is False and not any(w.get("ready") for w in workers_of(st)), workers_of(st)
+    mk.up(1)
+    deadline = time.monotonic() + 30
+    while http_request(srv.port, "GET", "/ready", timeout=3).status != 200:
+        assert time.monotonic() < deadline, f"/ready not 200 within 30 s of the broker's return\n{srv.log_tail()}"
+        time.sleep(0.05)
+    # The first 200 means every worker is ready: no lag to wait out here.
+    st = stats(srv.port)
+    assert st.get("ready") is True and st.get("kafka") == "up", st
+    assert [(w.get("ready"), w.get("kafka")) for w in workers_of(st)] == [(True, "up")] * 2, workers_of(st)
+    for _ in range(8):
+        assert http_request(srv.port, "GET", "/ready", timeout=3).status == 200
+
+
+# ---------------------------------------------------------------- 6. admin listener
+
+def listening_inode(port):
+    want = ":%04X" % port
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            if cols[1].endswith(want) and cols[3] == "0A":
+                return cols[9]
+    return None
+
+
+def socket_inodes(pid):
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            out.add(link[8:-1])
+    return out
+
+
+def test_admin_listener_on_the_master_reports_the_totals(kbridge):
+    admin = free_port()
+    srv = kbridge("--workers", "2", "--admin-listen", f"127.0.0.1:{admin}")
+    wait_workers(srv, 2, port=admin)
+    inode = listening_inode(admin)
+    assert inode is not None, f"nothing listens on 127.0.0.1:{admin}"
+    assert inode in socket_inodes(srv.pid), f"the master (pid {srv.pid}) does not hold the admin listener"
+    clients, where = spread(srv, 10, port=admin)
+    vals = wait_metric(admin, "kbridge_clients", 10)
+    assert msum(vals, "kbridge_workers") == 2
+    assert msum(vals, "kbridge_connections_total", result="accepted") == 10
+    assert http_request(srv.port, "GET", "/metrics").status == 404
+    for c in clients[:4]:
+        c.close()
+    wait_metric(admin, "kbridge_clients", 6)
+    st = stats(admin)
+    assert st["clients"] == 6 and sum(w["clients"] for w in workers_of(st)) == 6, workers_of(st)
+    assert get_json(admin, "/health")["clients"] == 6
+
+
+# ---------------------------------------------------------------- 7. SIGHUP
+
+def test_sighup_reaches_every_worker(kbridge, tmp_path):
+    tok = tmp_path / "admin-token"
+    tok.write_bytes(b"first\n")
+    srv = kbridge("--workers", "2", "--admin-token", str(tok))
+    first, second = [("Authorization", "Bearer first")], [("Authorization", "Bearer second")]
+    wait_workers(srv, 2, headers=first)
+    clients, _ = spread(srv, 8, headers=first)
+    for _ in range(8):
+        assert http_request(srv.port, "GET", "/metrics", headers=first).status == 200
+        assert http_request(srv.port, "GET", "/metrics", headers=second).status == 401
+    tok.write_bytes(b"second")
+    os.kill(srv.pid, signal.SIGHUP)      # not srv.signal: teardown still wants exit 0
+    deadline = time.monotonic() + 10
+    while True:
+        reloaded = [l for l in srv.log().splitlines() if "admin token reloaded" in l]
+        if {i for i in (0, 1) if any(re.search(r"\bworker=%d\b" % i, l) for l in reloaded)} == {0, 1}:
+            break
+        assert time.monotonic() < deadline, f"not every worker logged 'admin token reloaded': {reloaded!r}"
+        time.sleep(0.1)
+    for _ in range(10):             # fresh connections, whichever worker answers
+        assert http_request(srv.port, "GET", "/metrics", headers=second).status == 200
+        assert http_request(srv.port, "GET", "/metrics", headers=first).status == 401
+    assert srv.alive() and len(child_pids(srv.pid)) == 2
+    for c in clients:
+        c.ping_ok()
+
+
+# ---------------------------------------------------------------- logs
+
+def test_worker_log_lines_carry_the_worker_index(kbridge):
+    srv = kbridge("--workers", "2", "--log-format", "json")
+    wait_workers(srv, 2)
+    clients, where = spread(srv, 8)
+    deadline = time.monotonic() + 5
+    while True:
+        events = [json.loads(l) for l in srv.log().splitlines() if l.startswith("{")]
+        opened = {e.get("peer"): e.get("worker") for e in events if e.get("msg") == "websocket open"}
+        if all(p in opened for p in where) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    got = {p: (None if opened.get(p) is None else int(opened[p])) for p in where}
+    assert got == where, f"worker field of 'websocket open' lines {got} vs /stats client_list {where}"
