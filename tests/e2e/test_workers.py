@@ -114,8 +114,9 @@ def wait_workers(srv, n=2, ready=False, timeout=20.0, pred=None, what="workers",
             kids = child_pids(srv.pid)
             remember(kids)
             last = (ws, kids)
+            pids = [w.get("pid") for w in ws]
             if [w.get("index") for w in ws] == list(range(n)) \
-                    and sorted(w.get("pid") for w in ws) == kids \
+                    and all(isinstance(p, int) for p in pids) and sorted(pids) == kids \
                     and (not ready or all(w.get("ready") is True for w in ws)) \
                     and (pred is None or pred(ws)):
                 return st, ws
