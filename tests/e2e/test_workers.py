@@ -223,8 +223,9 @@ def produce_keyed(mk, topic, parts, per_part):
     (["--brokers", "127.0.0.1:1", "--workers", "-1"], None),
     (["--brokers", "127.0.0.1:1", "--workers", "abc"], None),
     (["--brokers", "127.0.0.1:1", "--workers", "2x"], None),
+    (["--brokers", "127.0.0.1:1", "--workers", "65"], None),
     (["--brokers", "127.0.0.1:1"], {"KBRIDGE_WORKERS": "abc"}),
-], ids=["group", "group-env", "demo", "zero", "negative", "abc", "2x", "env-abc"])
+], ids=["group", "group-env", "demo", "zero", "negative", "abc", "2x", "65", "env-abc"])
 def test_refused_combinations_and_values_exit_2(args, env):
     t0 = time.monotonic()
     r = run_kbridge(args, env=env)
@@ -541,3 +542,161 @@ def test_worker_log_lines_carry_the_worker_index(kbridge):
         time.sleep(0.1)
     got = {p: (None if opened.get(p) is None else int(opened[p])) for p in where}
     assert got == where, f"worker field of 'websocket open' lines {got} vs /stats client_list {where}"
+
+
+# ---------------------------------------------------------------- restarts, backoff, the kept listener
+
+def new_child(master, old, timeout=10.0):
+    """Waits for a child of master not in old; (pid, seconds waited)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        fresh = [p for p in child_pids(master) if p not in old]
+        if fresh:
+            remember(fresh)
+            return fresh[0], time.monotonic() - t0
+        time.sleep(0.002)
+    raise AssertionError(f"no new worker within {timeout}s; children {child_pids(master)}")
+
+
+def test_quick_deaths_back_off_ready_is_503_and_connections_wait(mock_kafka, kafka_bridge):
+    """Worker 0 killed four times right after each start: the master waits
+    100 ms, then longer (doubling), before each restart. In the last wait
+    /ready is 503 while worker 1 is ready, and connections the kernel gives
+    the dead worker's listener wait there for its replacement (the master
+    keeps it open) instead of being refused."""
+    mk = mock_kafka({"bo": 2})
+    srv = kafka_bridge(mk, "-t", "bo", "--workers", "2")
+    _, ws = wait_workers(srv, 2, ready=True)
+    keep = ws[1]["pid"]
+    pid, gaps = ws[0]["pid"], []
+    for k in range(4):
+        os.kill(pid, signal.SIGKILL)
+        t_kill = time.monotonic()
+        if k < 3:
+            pid, gap = new_child(srv.pid, {keep, pid})
+            gaps.append(gap)
+            continue
+        # The fourth wait (about 800 ms): worker 1 alone runs.
+        time.sleep(0.35)            # state published at the end of a turn: let it settle
+        alone = child_pids(srv.pid) == [keep]
+        ready = http_request(srv.port, "GET", "/ready", timeout=3).status
+        st = stats(srv.port)
+        w = workers_of(st)
+        socks = []
+        for _ in range(16):
+            c = srv.conn()
+            c.send(wsutil.build_request("GET", "/ws", wsutil.upgrade_headers()))
+            socks.append(c)
+        still_alone = child_pids(srv.pid) == [keep]
+        pid, _ = new_child(srv.pid, {keep, pid})
+        gaps.append(time.monotonic() - t_kill)
+    assert gaps[0] < 1.5, f"first restart after {gaps[0]:.2f}s (documented: 100 ms)"
+    assert gaps[3] >= 0.6, f"restart waits {[round(g, 3) for g in gaps]}: no doubling for quick deaths"
+    assert alone, "the replacement started before the fourth wait was over"
+    assert ready == 503, f"/ready {ready} while worker 0 was down: {w}"
+    assert w[1].get("ready") is True and w[0].get("ready") is not True, w
+    assert still_alone, "connections opened too late to test the kept listener (the machine is too slow)"
+    for c in socks:
+        r = c.read_response(head=True, timeout=10)
+        assert r.status == 101, r
+    where, _ = client_workers(srv.port, {"127.0.0.1:%d" % c.sock.getsockname()[1] for c in socks})
+    assert 0 in where.values(), f"no connection waited for the replacement worker 0: {where}"
+    _, ws = wait_workers(srv, 2, ready=True)
+    assert ws[0]["pid"] == pid and ws[0]["restarts"] == 4 and ws[1]["restarts"] == 0, ws
+    assert msum(metric_values(srv.port), "kbridge_worker_restarts_total") == 4
+    assert len(re.findall(r"worker died", srv.log())) == 4, srv.log_tail()
+
+
+def test_a_replacement_with_a_configuration_error_stops_everything_with_2(kbridge, tmp_path):
+    # A worker exiting 2 met a file that changed since the master checked it.
+    tok = tmp_path / "admin-token"
+    tok.write_bytes(b"first\n")
+    srv = kbridge("--workers", "2", "--admin-token", str(tok))
+    _, ws = wait_workers(srv, 2, headers=[("Authorization", "Bearer first")])
+    pids = [(w["pid"], proc_stat(w["pid"])[2]) for w in ws]
+    tok.write_bytes(b"")
+    srv.signalled = True            # the master is expected to exit by itself
+    os.kill(ws[0]["pid"], signal.SIGKILL)
+    rc = srv.wait_exit(15)
+    assert rc == 2, f"master exit status {rc} (None: still running)\n{srv.log_tail()}"
+    left = [pid for pid, start in pids if still_running(pid, start)]
+    assert not left and not child_pids(srv.pid), f"workers left: {left}"
+
+
+# ---------------------------------------------------------------- signals
+
+def test_master_killed_workers_drain_and_exit(kbridge):
+    # PR_SET_PDEATHSIG: the kernel sends each worker SIGTERM.
+    srv = kbridge("--workers", "2", "--drain-timeout", "3")
+    _, ws = wait_workers(srv, 2)
+    pids = [(w["pid"], proc_stat(w["pid"])[2]) for w in ws]
+    clients, _ = spread(srv, 8)
+    srv.signal(signal.SIGKILL)
+    for c in clients:
+        c.expect_close(1001, timeout=6)
+    deadline = time.monotonic() + 6
+    while [p for p, s in pids if still_running(p, s)]:
+        assert time.monotonic() < deadline, "workers still run 6 s after the master was killed"
+        time.sleep(0.05)
+
+
+def test_second_signal_ends_every_worker_at_once_with_1(kbridge):
+    from test_shutdown import FLOOD_FLAGS, stuck_client
+    srv = kbridge("--workers", "2", "--drain-timeout", "30", *FLOOD_FLAGS)
+    _, ws = wait_workers(srv, 2)
+    pids = [(w["pid"], proc_stat(w["pid"])[2]) for w in ws]
+    stuck_client(srv)
+    srv.signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert srv.alive(), "the master exited at once although a client's output was not flushed (--drain-timeout 30)"
+    t0 = time.monotonic()
+    srv.signal(signal.SIGTERM)
+    rc = srv.wait_exit(5)
+    assert rc == 1, f"master exit status {rc} after the second signal (None: still running 5 s later)"
+    assert time.monotonic() - t0 < 3
+    left = [pid for pid, start in pids if still_running(pid, start)]
+    assert not left, f"workers {left} still run after the master exited"
+
+
+def test_sigterm_to_the_whole_process_group_counts_once(tmp_path):
+    """Ctrl-C or systemd signal the master and every worker: a worker takes
+    the master's forwarded copy for the same signal, so the drain goes on
+    (--drain-timeout 2 for a client that cannot be flushed) and all exit 0."""
+    import subprocess
+    import conftest
+    from test_shutdown import FLOOD_FLAGS
+    from test_slow import flood
+    port = free_port()
+    cmd = [conftest.bin_path(), "--brokers", "127.0.0.1:1", "--listen", f"127.0.0.1:{port}",
+           "--workers", "2", "--drain-timeout", "2", *FLOOD_FLAGS]
+    log = open(tmp_path / "kbridge.log", "w+b")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=conftest.clean_env(), start_new_session=True)
+    conns = []
+    try:
+        class Srv:
+            pass
+        srv = Srv()
+        srv.pid, srv.port, srv.alive = proc.pid, port, (lambda: proc.poll() is None)
+        srv.proc = proc
+        srv.log_tail = lambda: open(tmp_path / "kbridge.log", errors="replace").read()[-3000:]
+        _, ws = wait_workers(srv, 2)
+        pids = [(w["pid"], proc_stat(w["pid"])[2]) for w in ws]
+        idle = wsutil.WS.connect(port)
+        stuck = wsutil.WS.connect(port, rcvbuf=4096)
+        conns += [idle, stuck]
+        flood(stuck)
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGTERM)
+        idle.expect_close(1001, timeout=5)
+        rc = proc.wait(15)
+        took = time.monotonic() - t0
+        assert rc == 0, f"exit status {rc} after {took:.1f}s\n{srv.log_tail()}"
+        assert took >= 1.5, f"exited {took:.2f}s after SIGTERM, before the 2 s drain of the stuck client was over"
+        left = [pid for pid, start in pids if still_running(pid, start)]
+        assert not left, f"workers {left} still run after the master exited"
+    finally:
+        for c in conns:
+            c.close()
+        conftest.stop_process(proc, 10)
+        log.close()
