@@ -558,6 +558,36 @@ def new_child(master, old, timeout=10.0):
     raise AssertionError(f"no new worker within {timeout}s; children {child_pids(master)}")
 
 
+def conn_owner(server_port, client_port, pids):
+    """Which of pids holds the server side of a loopback TCP connection."""
+    want = (":%04X" % server_port, ":%04X" % client_port)
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            if cols[1].endswith(want[0]) and cols[2].endswith(want[1]):
+                return next((p for p in pids if cols[9] in socket_inodes(p)), None)
+    return None
+
+
+class KeepAlive:
+    """An HTTP/1.1 keep-alive connection held by a given worker."""
+
+    @classmethod
+    def on(cls, srv, pid, tries=40):
+        for _ in range(tries):
+            k = cls()
+            k.c = srv.conn()
+            assert k.get("/health").status == 200
+            if conn_owner(srv.port, k.c.sock.getsockname()[1], [pid]) == pid:
+                return k
+            k.c.close()
+        raise AssertionError(f"no connection of {tries} landed on worker pid {pid}")
+
+    def get(self, path):
+        self.c.send(wsutil.build_request("GET", path))
+        return self.c.read_response(timeout=3)
+
+
 def test_quick_deaths_back_off_ready_is_503_and_connections_wait(mock_kafka, kafka_bridge):
     """Worker 0 killed four times right after each start: the master waits
     100 ms, then longer (doubling), before each restart. In the last wait
@@ -575,13 +605,16 @@ def test_quick_deaths_back_off_ready_is_503_and_connections_wait(mock_kafka, kaf
         if k < 3:
             pid, gap = new_child(srv.pid, {keep, pid})
             gaps.append(gap)
+            if k == 2:
+                probe = KeepAlive.on(srv, keep)
             continue
-        # The fourth wait (about 800 ms): worker 1 alone runs.
+        # The fourth wait (about 800 ms): worker 1 alone runs. Probes go
+        # over a keep-alive connection worker 1 holds (a new one could wait
+        # in worker 0's listener).
         time.sleep(0.35)            # state published at the end of a turn: let it settle
         alone = child_pids(srv.pid) == [keep]
-        ready = http_request(srv.port, "GET", "/ready", timeout=3).status
-        st = stats(srv.port)
-        w = workers_of(st)
+        ready = probe.get("/ready").status
+        w = workers_of(probe.get("/stats").json())
         socks = []
         for _ in range(16):
             c = srv.conn()
