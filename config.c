@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -82,6 +83,8 @@ static const struct opt opts[] = {
 	  "keys per channel in the last-value cache for snapshots; beyond it the least recently updated goes (0: off)", 0, 10000000 },
 	{ "state-shape", 0, "KBRIDGE_STATE_SHAPE", NULL, T_LIST, "CHANNEL=SHAPE", NULL,
 	  "shape of a channel's state for type=tui|web clients: map, value or list; repeatable (default: the first record decides)", 0, 0 },
+	{ "workers", 0, "KBRIDGE_WORKERS", NULL, T_SPECIAL, "N|auto", "1",
+	  "worker processes sharing --listen, each with its own Kafka consumer; auto: one per CPU kbridge may run on (fan-out mode only)", 0, 0 },
 	{ "ca-file", 0, "KBRIDGE_CA_FILE", NULL, T_STR, "PATH", NULL,
 	  "CA certificates (PEM) for TLS to Kafka; same as -X ssl.ca.location=PATH", 0, 0 },
 	{ "healthcheck", 0, NULL, NULL, T_STR, "URL", NULL,
@@ -512,6 +515,17 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 					if (!strcmp(c->origins[i], "*")) { c->norigins = 0; break; }
 				if (c->norigins == 0 && !strchr(v, '*')) { *why = "expected * or a comma list of scheme://host[:port]"; return -1; }
 			}
+		} else if (!strcmp(n, "workers")) {
+			long w;
+			if (!strcmp(v, "auto")) {
+				cpu_set_t set;
+				w = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+				if (w > CONFIG_WORKERS_MAX) w = CONFIG_WORKERS_MAX;
+			} else if (parse_long(v, 1, CONFIG_WORKERS_MAX, &w) < 0) {
+				*why = "expected auto or an integer 1-" CONFIG_WORKERS_MAX_STR;
+				return -1;
+			}
+			c->workers = (int)w;
 		} else if (!strcmp(n, "log-level")) {
 			int l = log_level_parse(v);
 			if (l < 0) { *why = "expected debug, info, warn or error"; return -1; }
@@ -634,6 +648,12 @@ void config_load(struct config *c, int argc, char **argv, void (*version_line)(v
 		die_usage("--brokers", "required unless --demo (or set KAFKA_BROKERS)");
 	if (c->brokers && c->demo)
 		die_usage("--demo", "cannot be combined with --brokers: the demo runs its own cluster");
+	/* Each worker consumes every partition itself: a group would split
+	 * them, and each would run its own demo cluster. */
+	if (c->workers > 1 && c->group)
+		die_usage("--workers", "above 1 needs fan-out mode: with --group the workers would split the partitions between them");
+	if (c->workers > 1 && c->demo)
+		die_usage("--workers", "above 1 cannot run --demo: each worker would start a demo cluster of its own");
 	if (c->admin_listen_len && c->admin_listen_len == c->listen_len &&
 	    !memcmp(&c->admin_listen, &c->listen, c->listen_len))
 		die_usage("--admin-listen", "must differ from --listen");
@@ -692,6 +712,7 @@ void config_log_summary(const struct config *c)
 		"auth", c->jwt_key || c->jwt_secret ? "jwt" : "off",
 		"admin_listen", c->admin_listen_str ? c->admin_listen_str : "(main port)",
 		"tls", c->tls_cert ? (c->tls_client_ca ? "mtls" : "on") : "off",
+		"workers", log_num(c->workers),
 		NULL);
 }
 

@@ -68,7 +68,12 @@ struct config {
 	/* TLS on --listen (issue 14); NULL: plain. */
 	const char *tls_cert, *tls_key;           /* both or neither */
 	const char *tls_client_ca;                /* mutual TLS */
+
+	int workers;                              /* processes sharing --listen (issue 16); 1: this one */
 };
+
+#define CONFIG_WORKERS_MAX 64
+#define CONFIG_WORKERS_MAX_STR "64"
 
 /* An address range of --trusted-proxy. IPv4 ranges are kept as IPv4;
  * IPv4-mapped IPv6 peers are compared as IPv4. */

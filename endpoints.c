@@ -25,8 +25,6 @@
 #include "tp.h"
 #include "version.h"
 
-#define STATS_CLIENTS_MAX 100   /* per-client summaries in /stats */
-
 static const struct endpoints_sources *src;
 static const struct config *conf;
 static char *admin_token;      /* --admin-token's content, NULL: none required */
@@ -283,7 +281,7 @@ static void stats(struct http_out *o, const struct http_request *req)
 	json_arr_begin(b);
 	uint32_t shown = 0;
 	struct endpoints_client c;
-	for (i = 0; listed && shown < STATS_CLIENTS_MAX && src->client_next(&i, &c); shown++) {
+	for (i = 0; listed && shown < ENDPOINTS_CLIENTS_MAX && src->client_next(&i, &c); shown++) {
 		json_obj_begin(b);
 		json_key(b, "id");              json_uint(b, c.id);
 		json_key(b, "peer");            json_cstr(b, c.peer);
@@ -292,11 +290,29 @@ static void stats(struct http_out *o, const struct http_request *req)
 		json_key(b, "subscriptions");   json_uint(b, c.subscriptions);
 		json_key(b, "queued_messages"); json_uint(b, c.queued_messages);
 		json_key(b, "queued_bytes");    json_uint(b, c.queued_bytes);
+		if (c.worker >= 0) { json_key(b, "worker"); json_uint(b, (uint64_t)c.worker); }
 		json_obj_end(b);
 	}
 	json_arr_end(b);
 	json_key(b, "client_list_truncated"); json_bool(b, listed && src->clients() > shown);
 	if (!listed) { json_key(b, "client_list_hidden"); json_bool(b, 1); }
+	if (src->worker_next) {
+		struct endpoints_worker w;
+		json_key(b, "workers");
+		json_arr_begin(b);
+		for (i = 0; src->worker_next(&i, &w);) {
+			json_obj_begin(b);
+			json_key(b, "index");    json_uint(b, w.index);
+			json_key(b, "pid");
+			if (w.pid) json_int(b, w.pid); else json_null(b);
+			json_key(b, "ready");    json_bool(b, w.ready);
+			json_key(b, "kafka");    json_cstr(b, w.kafka_up ? "up" : "down");
+			json_key(b, "clients");  json_uint(b, w.clients);
+			json_key(b, "restarts"); json_uint(b, w.restarts);
+			json_obj_end(b);
+		}
+		json_arr_end(b);
+	}
 	json_key(b, "version");    json_cstr(b, KBRIDGE_VERSION);
 	json_key(b, "target");     json_cstr(b, KBRIDGE_TARGET);
 	json_key(b, "librdkafka"); json_cstr(b, src->kafka_version());
@@ -391,6 +407,18 @@ static void metrics(struct http_out *o, const struct http_request *req)
 	appendf(b, "kbridge_broadcast_latency_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)lat.count);
 	appendf(b, "kbridge_broadcast_latency_seconds_sum %.6f\n", lat.sum);
 	appendf(b, "kbridge_broadcast_latency_seconds_count %llu\n", (unsigned long long)lat.count);
+
+	/* Without --workers, the one process is the one worker. */
+	uint32_t running = 0, restarts = 0;
+	struct endpoints_worker w;
+	for (i = 0; src->worker_next && src->worker_next(&i, &w);) {
+		running += w.pid != 0;
+		restarts += w.restarts;
+	}
+	metric_head(b, "kbridge_workers", "gauge", "Worker processes running (--workers).");
+	appendf(b, "kbridge_workers %u\n", src->worker_next ? running : 1);
+	metric_head(b, "kbridge_worker_restarts_total", "counter", "Worker processes started again after one ended.");
+	appendf(b, "kbridge_worker_restarts_total %u\n", restarts);
 
 	metric_head(b, "kbridge_uptime_seconds", "gauge", "Seconds since start.");
 	appendf(b, "kbridge_uptime_seconds %lld\n", (long long)metrics_uptime_s());

@@ -23,6 +23,9 @@ struct http_out {
 	struct jbuf body;
 };
 
+/* Per-client summaries in /stats: a stats call must stay cheap. */
+#define ENDPOINTS_CLIENTS_MAX 100
+
 /* One WebSocket client as /stats lists it. */
 struct endpoints_client {
 	uint32_t id;
@@ -31,6 +34,16 @@ struct endpoints_client {
 	uint32_t subscriptions;
 	uint32_t queued_messages;
 	size_t queued_bytes;
+	int worker;            /* --workers: the worker it is on; -1 without */
+};
+
+/* One worker process as /stats lists it (--workers). */
+struct endpoints_worker {
+	unsigned index;
+	int pid;               /* 0: not running (between a crash and its restart) */
+	int ready, kafka_up;
+	uint32_t clients;
+	uint32_t restarts;
 };
 
 /* What the endpoints read from the layers above them. Iterators start
@@ -46,6 +59,8 @@ struct endpoints_sources {
 	size_t (*routes)(const struct route **out);
 	/* the state dialect: its clients, their groups, updates sent */
 	void (*state_counts)(uint32_t *clients, uint32_t *groups, uint64_t *updates);
+	/* --workers: each worker process; NULL without workers */
+	int (*worker_next)(size_t *i, struct endpoints_worker *out);
 };
 
 /* cfg and sources must stay valid for the process's life. Reads the

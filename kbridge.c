@@ -1,5 +1,8 @@
 /* kbridge.c - the program: main(), start-up, signals and the loop.
- * One thread runs one poll() over five fds: the listener, the admin
+ * With --workers N above 1 the process started is the master (workers.c):
+ * the same loop without a consumer or main listener, serving
+ * --admin-listen and supervising the workers, each of which runs this
+ * file's loop with everything. One thread runs one poll() over five fds: the listener, the admin
  * listener (--admin-listen), a signalfd, the eventfd librdkafka writes
  * when the consumer queue has records or events, and the epoll set
  * holding every client socket. The loop knows fds and timers, not
@@ -28,6 +31,7 @@
 #include "conflate.h"
 #include "demo.h"
 #include "endpoints.h"
+#include "fleet.h"
 #include "healthcheck.h"
 #include "hub.h"
 #include "kafka.h"
@@ -39,6 +43,7 @@
 #include "state.h"
 #include "tls.h"
 #include "version.h"
+#include "workers.h"
 
 #define TICK_MS 250     /* timer resolution: pings, timeouts, channel gc */
 
@@ -46,6 +51,12 @@ enum { PFD_LISTEN, PFD_ADMIN, PFD_SIGNAL, PFD_KAFKA, PFD_CLIENTS, NPFD };
 
 static struct config cfg;
 static int stopping;   /* the first SIGTERM/SIGINT was seen */
+static enum { SINGLE, MASTER, WORKER } role;
+static struct {        /* a worker's hand-over from the master */
+	unsigned index;
+	int listen_fd, table_fd;
+	char name[12];
+} me;
 
 /* ---- start-up and signals ------------------------------------------------ */
 
@@ -56,6 +67,7 @@ static int setup_signals(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	if (role == MASTER) sigaddset(&set, SIGCHLD);   /* a worker ended */
 	/* Blocked before librdkafka starts its threads, so they inherit the mask
 	 * and every signal reaches the signalfd. */
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) return -1;
@@ -69,6 +81,7 @@ static void reload(void)
 {
 	int reloaded = 0;
 	reloaded += endpoints_reload();   /* --admin-token */
+	if (role == MASTER) return;       /* keys and certificates: the workers' */
 	if (auth_enabled()) {             /* --jwt-key, --jwt-secret (docs/security.md#rotating-keys) */
 		auth_reload();
 		reloaded++;
@@ -85,15 +98,26 @@ static void handle_signals(int sfd)
 {
 	struct signalfd_siginfo si;
 	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD) {
+			if (role == MASTER) workers_reap();
+			continue;
+		}
 		if (si.ssi_signo == SIGHUP) {
 			reload();
+			if (role == MASTER) workers_forward(SIGHUP);
 			continue;
 		}
 		if (stopping) {
+			/* A worker may get the signal itself and from the master
+			 * passing it on (a terminal's Ctrl-C, systemd signalling
+			 * the whole unit): the master's copy is no second one. */
+			if (role == WORKER && si.ssi_pid == (uint32_t)getppid()) continue;
 			log_msg(LOG_WARN, "second signal: exiting now", NULL);
+			if (role == MASTER) workers_forward(SIGKILL);
 			_exit(1);
 		}
 		stopping = 1;
+		if (role == MASTER) workers_stop(cfg.drain_timeout);
 		server_shutdown(cfg.drain_timeout);
 	}
 }
@@ -132,22 +156,32 @@ static const struct endpoints_sources sources = {
 	.state_counts = state_counts,
 };
 
-/* Starts everything but the loop. Returns the Kafka wake-up fd, or exits:
- * 2 for a configuration error, 1 for anything else. */
-static int start(void)
+/* Starts everything but the loop. Returns the Kafka wake-up fd (-1 in
+ * the master, which has no consumer), or exits: 2 for a configuration
+ * error, 1 for anything else. */
+static int start(char **argv)
 {
 	char err[512];
-	/* Configuration errors (routes, -X, the admin token file) exit 2
-	 * before anything starts, also when the port is taken. */
-	if (proto_init(&cfg, err, sizeof(err)) < 0 || kafka_check_props(&cfg, err, sizeof(err)) < 0 ||
-	    endpoints_init(&cfg, &sources, err, sizeof(err)) < 0 || tls_init(&cfg, err, sizeof(err)) < 0) {
+	/* A worker counts into its slot of the shared table from the start. */
+	if (role == WORKER && fleet_attach(me.table_fd, me.index, err, sizeof(err)) < 0) {
 		fprintf(stderr, "kbridge: %s\n", err);
 		exit(2);
 	}
-	if (server_open(&cfg, err, sizeof(err)) < 0) {
+	const struct endpoints_sources *shown = role == SINGLE ? &sources : fleet_sources(&sources);
+	/* Configuration errors (routes, -X, the admin token file) exit 2
+	 * before anything starts, also when the port is taken. */
+	if (proto_init(&cfg, err, sizeof(err)) < 0 || kafka_check_props(&cfg, err, sizeof(err)) < 0 ||
+	    endpoints_init(&cfg, shown, err, sizeof(err)) < 0 || tls_init(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kbridge: %s\n", err);
+		exit(2);
+	}
+	int listen_fd = role == WORKER ? me.listen_fd : role == MASTER ? SERVER_LISTEN_NONE : SERVER_LISTEN_OPEN;
+	if (server_open(&cfg, listen_fd, role != WORKER, err, sizeof(err)) < 0 ||
+	    (role == MASTER && workers_start(&cfg, argv, err, sizeof(err)) < 0)) {
 		fprintf(stderr, "kbridge: %s\n", err);
 		exit(1);
 	}
+	if (role == MASTER) return -1;   /* the workers consume */
 	const char *demo_bootstrap = NULL;
 	if (cfg.demo && !(demo_bootstrap = demo_start(&cfg, err, sizeof(err)))) {
 		fprintf(stderr, "kbridge: %s\n", err);
@@ -180,7 +214,7 @@ static int next_timeout(int64_t next_tick)
 	if (sw < wake) wake = sw;
 	int timeout = (int)(wake > now ? wake - now : 0);
 	int layer[] = { kafka_timeout_ms(), conflate_timeout_ms(now), replay_timeout_ms(), demo_timeout_ms(),
-			state_timeout_ms(now) };
+			state_timeout_ms(now), role == MASTER ? workers_timeout_ms(now) : fleet_timeout_ms(now) };
 	for (size_t i = 0; i < sizeof(layer) / sizeof(layer[0]); i++)
 		if (layer[i] >= 0 && layer[i] < timeout) timeout = layer[i];
 	return timeout;
@@ -190,14 +224,24 @@ int main(int argc, char **argv)
 {
 	config_load(&cfg, argc, argv, print_version);
 	if (cfg.healthcheck) return healthcheck_run(cfg.healthcheck, cfg.healthcheck_ca, cfg.healthcheck_insecure);
+	if (workers_child(&me.index, &me.listen_fd, &me.table_fd) == 0) role = WORKER;
+	else if (cfg.workers > 1) role = MASTER;
 	log_setup((enum log_level)cfg.log_level, cfg.log_json);
+	if (role == WORKER) {
+		snprintf(me.name, sizeof(me.name), "%u", me.index);
+		log_tag("worker", me.name);
+		/* --max-clients bounds the box: each worker takes its share,
+		 * the first max % N one more. */
+		long share = cfg.max_clients / cfg.workers;
+		cfg.max_clients = share + ((long)me.index < cfg.max_clients % cfg.workers);
+	}
 	clock_advance();
 	metrics_start();
 	raise_fd_limit();
 
 	int sfd = setup_signals();
 	if (sfd < 0) { fprintf(stderr, "kbridge: signals: %s\n", strerror(errno)); return 1; }
-	int kfd = start();
+	int kfd = start(argv);
 
 	struct pollfd pfds[NPFD] = {
 		[PFD_LISTEN] = { .fd = server_listen_fd(), .events = POLLIN },
@@ -206,7 +250,8 @@ int main(int argc, char **argv)
 		[PFD_KAFKA] = { .fd = kfd, .events = POLLIN },
 		[PFD_CLIENTS] = { .fd = server_epoll_fd(), .events = POLLIN },
 	};
-	config_log_summary(&cfg);
+	if (role == WORKER) log_msg(LOG_INFO, "worker started", "pid", log_num(getpid()), NULL);
+	else config_log_summary(&cfg);
 	int64_t next_tick = clock_now() + TICK_MS;
 
 	for (;;) {
@@ -227,24 +272,41 @@ int main(int argc, char **argv)
 		if (demo_timeout_ms() == 0) demo_tick();
 		/* Ready clients first, then new ones: events refer to clients
 		 * that exist now. */
+		/* Clients came, went or spoke: the totals other processes read
+		 * show it from the end of this turn. */
+		int moved = n > 0 && (pfds[PFD_CLIENTS].revents || pfds[PFD_LISTEN].revents);
 		if (n > 0 && pfds[PFD_CLIENTS].revents) server_ready();
 		if (n > 0 && (pfds[PFD_LISTEN].revents & POLLIN)) server_accept();
 		if (n > 0 && (pfds[PFD_ADMIN].revents & POLLIN)) server_accept_admin();
 		if (now >= next_tick) {
 			server_tick();
-			proto_tick();
-			tls_tick();
+			/* Key and certificate files are watched where they are used:
+			 * in the workers, not the master. */
+			if (role != MASTER) {
+				proto_tick();
+				tls_tick();
+			}
 			next_tick = now + TICK_MS;
 		}
 		conflate_service(now);
 		if (state_timeout_ms(now) == 0) state_service(now);
 		server_flush();
 		server_reap();
-		if (server_done()) break;
+		if (role == MASTER) {
+			workers_service(now);
+			if (workers_status() && !stopping) {   /* a worker's configuration error */
+				stopping = 1;
+				server_shutdown(0);
+			}
+			if (server_done() && workers_done()) break;
+		} else {
+			if (role == WORKER) fleet_publish(&sources, now, moved);
+			if (server_done()) break;
+		}
 	}
 	log_msg(LOG_INFO, "stopped", "clients_left", log_num(server_connections()), NULL);
 	kafka_stop();
 	replay_stop();
 	demo_stop();
-	return 0;
+	return role == MASTER ? workers_status() : 0;
 }

@@ -72,6 +72,14 @@ static void text_value(struct jbuf *b, const char *v)
 	json_str(b, v, strlen(v));
 }
 
+static const char *tag_key, *tag_val;
+
+void log_tag(const char *key, const char *value)
+{
+	tag_key = key;
+	tag_val = value;
+}
+
 void log_msg(enum log_level level, const char *msg, ...)
 {
 	if (level < log_min) return;
@@ -98,6 +106,7 @@ void log_msg(enum log_level level, const char *msg, ...)
 			json_key(&b, k);
 			json_cstr(&b, v);
 		}
+		if (tag_key) { json_key(&b, tag_key); json_cstr(&b, tag_val); }
 		json_obj_end(&b);
 	} else {
 		json_append(&b, when, strlen(when));
@@ -112,6 +121,12 @@ void log_msg(enum log_level level, const char *msg, ...)
 			json_append(&b, k, strlen(k));
 			json_append(&b, "=", 1);
 			text_value(&b, v);
+		}
+		if (tag_key) {
+			json_append(&b, " ", 1);
+			json_append(&b, tag_key, strlen(tag_key));
+			json_append(&b, "=", 1);
+			text_value(&b, tag_val);
 		}
 	}
 	va_end(ap);

@@ -12,6 +12,9 @@ void log_setup(enum log_level min, int json);
 int  log_enabled(enum log_level level);
 /* log_msg(LOG_INFO, "client connected", "peer", "1.2.3.4:5", "id", log_num(7), NULL) */
 void log_msg(enum log_level level, const char *msg, ...);
+/* A field every later line carries last (a worker's index); key and
+ * value must outlive the process's logging. */
+void log_tag(const char *key, const char *value);
 /* Formats v into one of a few rotating static buffers: valid until a few
  * more calls; meant for log_msg's arguments only. */
 const char *log_num(int64_t v);

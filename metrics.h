@@ -30,6 +30,16 @@ enum metric {
 	M_COUNT
 };
 
+/* With --workers every process writes its own slot of a table in shared
+ * memory and reads the sums of all slots: metrics_share(slots, n, self)
+ * before anything is counted; slots is n * metrics_slot_size() bytes,
+ * zeroed when created. A slot keeps its numbers when its process is
+ * replaced, so totals never go down. Without it, one private slot. */
+size_t   metrics_slot_size(void);
+void     metrics_share(void *slots, unsigned n, unsigned self);
+
+/* Adds to this process's slot; metrics_get and the readers below sum
+ * every slot. */
 void     metrics_add(enum metric m, uint64_t n);
 uint64_t metrics_get(enum metric m);
 

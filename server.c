@@ -175,7 +175,7 @@ int server_client_next(size_t *i, struct endpoints_client *out)
 	while (*i < S.nclients) {
 		const struct client *c = S.clients[(*i)++];
 		if (!c->ws) continue;
-		*out = (struct endpoints_client){ c->id, client_peer(c), auth_identity(c), c->nsubs, c->q.count, c->q.bytes };
+		*out = (struct endpoints_client){ c->id, client_peer(c), auth_identity(c), c->nsubs, c->q.count, c->q.bytes, -1 };
 		return 1;
 	}
 	return 0;
@@ -457,13 +457,18 @@ int64_t server_next_wake(void)
 
 /* ---- start and shutdown ------------------------------------------------------- */
 
-static int open_listener(const struct sockaddr_storage *addr, socklen_t len, const char *name,
-			 char *err, size_t errlen)
+int server_bind(const struct sockaddr_storage *addr, socklen_t len, const char *name, int reuseport,
+		char *err, size_t errlen)
 {
 	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) { snprintf(err, errlen, "socket: %s", strerror(errno)); return -1; }
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+		snprintf(err, errlen, "SO_REUSEPORT: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
 	if (bind(fd, (const struct sockaddr *)addr, len) < 0) {
 		snprintf(err, errlen, "cannot listen on %s: %s", name, strerror(errno));
 		close(fd);
@@ -477,7 +482,7 @@ static int open_listener(const struct sockaddr_storage *addr, socklen_t len, con
 	return fd;
 }
 
-int server_open(const struct config *cfg, char *err, size_t errlen)
+int server_open(const struct config *cfg, int listen_fd, int admin, char *err, size_t errlen)
 {
 	S.cfg = cfg;
 	client_init(cfg, want_flush);
@@ -488,10 +493,13 @@ int server_open(const struct config *cfg, char *err, size_t errlen)
 	}
 	S.ping_frame->refs = UINT32_MAX;   /* static: references cost nothing */
 	S.admin_fd = -1;
-	if ((S.listen_fd = open_listener(&cfg->listen, cfg->listen_len, cfg->listen_str, err, errlen)) < 0)
+	S.listen_fd = listen_fd;
+	if (listen_fd == SERVER_LISTEN_OPEN &&
+	    (S.listen_fd = server_bind(&cfg->listen, cfg->listen_len, cfg->listen_str, 0, err, errlen)) < 0)
 		return -1;
-	if (cfg->admin_listen_len &&
-	    (S.admin_fd = open_listener(&cfg->admin_listen, cfg->admin_listen_len, cfg->admin_listen_str, err, errlen)) < 0)
+	if (listen_fd == SERVER_LISTEN_NONE) S.listen_fd = -1;
+	if (admin && cfg->admin_listen_len &&
+	    (S.admin_fd = server_bind(&cfg->admin_listen, cfg->admin_listen_len, cfg->admin_listen_str, 0, err, errlen)) < 0)
 		return -1;
 	if ((S.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
 		snprintf(err, errlen, "epoll: %s", strerror(errno));
@@ -529,7 +537,7 @@ void server_shutdown(double drain_s)
 	log_msg(LOG_INFO, "shutting down", "clients", log_num(client_ws_count()),
 		"drain_timeout_s", log_num((int64_t)drain_s), NULL);
 	/* Refuse new connections at once: the port is closed, not just ignored. */
-	close(S.listen_fd);
+	if (S.listen_fd >= 0) close(S.listen_fd);
 	S.listen_fd = -1;
 	if (S.admin_fd >= 0) close(S.admin_fd);
 	S.admin_fd = -1;

@@ -8,13 +8,25 @@
 #define KB_SERVER_H
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "config.h"
 #include "endpoints.h"
 
 /* Opens the listeners and the epoll set, and initialises the client and
- * session layers. 0, or -1 with one line in err (exit 1). */
-int  server_open(const struct config *cfg, char *err, size_t errlen);
+ * session layers. listen_fd: SERVER_LISTEN_OPEN binds --listen here; an
+ * fd is a listener inherited from the master of --workers; with
+ * SERVER_LISTEN_NONE (the master) there is no main listener. admin: open
+ * --admin-listen when configured. 0, or -1 with one line in err (exit 1). */
+#define SERVER_LISTEN_OPEN (-1)
+#define SERVER_LISTEN_NONE (-2)
+int  server_open(const struct config *cfg, int listen_fd, int admin, char *err, size_t errlen);
+
+/* A listening TCP socket on addr (name: how errors call it), non-blocking
+ * and close-on-exec; reuseport: one of several sharing the port
+ * (SO_REUSEPORT, the workers). The fd, or -1 with one line in err. */
+int  server_bind(const struct sockaddr_storage *addr, socklen_t len, const char *name, int reuseport,
+		 char *err, size_t errlen);
 
 /* The fds to poll: the listener and the --admin-listen one (-1 while
  * accepting is paused, after shutdown began, or without an admin

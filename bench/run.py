@@ -23,7 +23,11 @@ The floor rows (floor-*) run build/bench/floor, a reference sender with no
 Kafka and no per-record work, in the bridge's place for the same clients
 and record schedule; every kbridge row of the same clients and rate gets
 its CPU per delivery as a ratio to its floor's and the p99 difference
-(column "vs floor", results.json). The start-to-ready row times kbridge
+(column "vs floor", results.json), and the same for its loop thread alone
+(bench/bridgecpu.py: "loop s/M", "loop vs floor", librdkafka's share "rdk %").
+Rows named -w2 run kbridge --workers 2 (a master and two worker processes,
+their CPU summed; judged by deliveries per CPU-second against the
+single-process row). The start-to-ready row times kbridge
 from exec to the first 200 from GET /ready, 5 starts on fresh mock clusters.
 """
 import argparse
@@ -41,6 +45,8 @@ import subprocess
 import sys
 import threading
 import time
+
+import bridgecpu
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 TOPIC = CHANNEL = "bench"
@@ -67,7 +73,7 @@ def topics(channels):
 
 
 def fanout(clients, rate, name=None, fmt="json", interval=0, keys=1, channels=1, layout="stream",
-           auth=False, tls=False):
+           auth=False, tls=False, workers=1):
     """C clients on the channel. fmt="msgpack": format=msgpack clients;
     interval: conflating clients (at most one message per key per interval);
     keys: the producer cycles over that many keys (per channel); channels:
@@ -77,14 +83,15 @@ def fanout(clients, rate, name=None, fmt="json", interval=0, keys=1, channels=1,
     allowing the channels, every other one narrowed by its token to the
     keys the producer uses (so it still gets every record: see mint_tokens);
     tls: wss, the bridge with --tls-cert/--tls-key (an ECDSA P-256 pair made
-    for the run: see make_cert) and wsload --tls."""
+    for the run: see make_cert) and wsload --tls; workers: kbridge
+    --workers N (N > 1: a master and N worker processes)."""
     base = f"fanout-{k(clients)}x{k(rate)}"
     suffix = ((f"-c{channels}" if channels != 1 else "") + variant(fmt, interval, keys, 1)
               + ("-" + layout if layout != "stream" else "") + ("-auth" if auth else "")
-              + ("-wss" if tls else ""))
+              + ("-wss" if tls else "") + (f"-w{workers}" if workers > 1 else ""))
     return dict(name=name or base + suffix, base=base, kind="fanout",
                 clients=clients, rate=rate, keys=keys, format=fmt, interval=interval,
-                topics=topics(channels), layout=layout, auth=bool(auth), tls=bool(tls))
+                topics=topics(channels), layout=layout, auth=bool(auth), tls=bool(tls), workers=workers)
 
 
 def state(clients, rate, name=None, fmt="json", channels=4, keys=100, base=None, stype="web"):
@@ -97,10 +104,11 @@ def state(clients, rate, name=None, fmt="json", channels=4, keys=100, base=None,
                 format=fmt, interval=0, topics=topics(channels), layout="state")
 
 
-def keyed(clients, rate, name=None, fmt="json", interval=0):
+def keyed(clients, rate, name=None, fmt="json", interval=0, workers=1):
     base = f"keyed-{k(clients)}"
-    return dict(name=name or base + variant(fmt, interval, clients, clients), base=base, kind="keyed",
-                clients=clients, rate=rate, keys=clients, format=fmt, interval=interval)
+    return dict(name=name or base + variant(fmt, interval, clients, clients)
+                + (f"-w{workers}" if workers > 1 else ""), base=base, kind="keyed",
+                clients=clients, rate=rate, keys=clients, format=fmt, interval=interval, workers=workers)
 
 
 def idle(clients, name=None, tls=False):
@@ -147,14 +155,17 @@ def default_scenarios():
     # delivery, within a few percent (bench/README.md), so it is not run too.
     # Each wss row follows the plain row it is judged against. Each size
     # of fan-out, and keyed-10k, has its floor row right before it (every
-    # kbridge row of that size is compared with it).
+    # kbridge row of that size is compared with it). The --workers 2 rows
+    # (-w2) follow the single-process row they are judged against.
     return [floor(fanout(100, 1000)), fanout(100, 1000),
             floor(fanout(1000, 1000)), fanout(1000, 1000), fanout(1000, 1000, tls=True),
             fanout(1000, 1000, auth=True), state(1000, 1000),
             fanout(1000, 1000, "fanout-1kx1k-msgpack", fmt="msgpack"),
             fanout(1000, 1000, "fanout-1kx1k-conflated", interval=250, keys=100),
-            floor(fanout(5000, 1000)), fanout(5000, 1000), floor(fanout(100, 10000)), fanout(100, 10000),
+            floor(fanout(5000, 1000)), fanout(5000, 1000), fanout(5000, 1000, workers=2),
+            floor(fanout(100, 10000)), fanout(100, 10000),
             floor(fanout(1000, 10000)), fanout(1000, 10000), floor(keyed(10000, 10000)), keyed(10000, 10000),
+            keyed(10000, 10000, workers=2),
             idle(1000), idle(10000), idle(10000, tls=True),
             connect(10000), connect(10000, tls=True), start_to_ready()]
 
@@ -176,6 +187,8 @@ def check_targets(r):
     def need(ok, text):
         if not ok:
             misses.append(text)
+    if r.get("workers", 1) > 1:
+        return bridgecpu.target(r)
     if n == "fanout-1kx1k-auth":
         if r.get("cpu_ratio") is None:
             return "", misses
@@ -207,7 +220,8 @@ def check_targets(r):
         need(r.get("p99_ms", 1e9) < 20.0, f"p99 {r.get('p99_ms', 0):.1f} ms >= 20 ms")
         need(r.get("cpu_per_m", 1e9) <= cpu_max,
              f"{r.get('cpu_per_m', 0):.2f} CPU s/M > {cpu_max}")
-        return f"100%, no gaps, p99<20ms, <={cpu_max} CPU s/M", misses
+        loop = bridgecpu.loop_target(r, need) if n == "keyed-10k" else ""
+        return f"100%, no gaps, p99<20ms, <={cpu_max} CPU s/M{loop}", misses
     if n == "fanout-5kx1k":
         need(r.get("per_s", 0) >= 2e6, f"{r.get('per_s', 0) / 1e6:.2f} M/s < 2 M/s")
         return ">= 2,000,000 deliveries/s", misses
@@ -354,19 +368,6 @@ def other_cpu(before, after, ours, wall, n=3):
             used.append((d, f"{comm}[{pid}]"))
     used.sort(reverse=True)
     return sum(d for d, _ in used), [f"{name} {d:.1f}s" for d, name in used[:n] if d >= 0.05]
-
-
-def proc_syscw(pid):
-    """Write-family system calls the process made so far (write, writev:
-    syscw in /proc/PID/io, all threads), None when unreadable."""
-    try:
-        with open(f"/proc/{pid}/io") as f:
-            for line in f:
-                if line.startswith("syscw:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 def proc_cpus(pid):
@@ -548,7 +549,13 @@ class Bench:
             cert, key = self.make_cert()
             ctl = free_port()
             argv += ["--tls-cert", cert, "--tls-key", key, "--admin-listen", f"127.0.0.1:{ctl}"]
-        b = Proc("bridge", argv, self.log_path(scen, "bridge"), cpu=self.bridge_cpu)
+        workers = scen.get("workers", 1)
+        cpu = self.bridge_cpu
+        if workers > 1:
+            argv += ["--workers", str(workers)]
+            if cpu is not None and self.tools_cpu not in (None, cpu):
+                cpu = f"{cpu},{self.tools_cpu}"     # the workers get every core, shared with the tools
+        b = Proc("bridge", argv, self.log_path(scen, "bridge"), cpu=cpu)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if b.p.poll() is not None:
@@ -556,6 +563,8 @@ class Bench:
                                    f"(see {self.log_path(scen, 'bridge')})")
             ok = tcp_open(port) if self.ready == "tcp" else http_status(ctl, self.ready) == 200
             if ok:
+                if workers > 1:
+                    scen["worker_pids"], scen["listeners"] = bridgecpu.wait_workers(b.pid, workers, port)
                 time.sleep(self.settle)     # offsets resolved before the first record
                 return b, port, ctl
             time.sleep(0.05)
@@ -573,7 +582,8 @@ class Bench:
         return f, f.event("listening", 15)["port"]
 
     def start_perf(self, scen, pid):
-        """--perf: sample the bridge's stacks over the scenario (perf record)."""
+        """--perf: sample the bridge's stacks over the scenario (perf record;
+        pid: a PID or several, comma-separated: a master and its workers)."""
         if not self.a.perf:
             return None
         data = self.log_path(scen, "perf").replace(".log", ".data")
@@ -644,29 +654,38 @@ class Bench:
             else:
                 mock, brokers = self.start_mock(scen)
                 procs.append(mock)
-                bridge, port, ctl = self.start_bridge(scen, brokers)
+                bridge, port, ctl = self.start_bridge(r, brokers)
             procs.append(bridge)
             pid = bridge.pid
-            rss_base = proc_rss(pid)
+            # the bridge's processes (a master and its workers) and threads
+            tasks = bridgecpu.Tasks(pid, scen.get("workers", 1))
+            rss_base = tasks.rss()
             # CPU bookkeeping over the scenario, to tell how much of the
             # machine something else used meanwhile (the "noise" figure).
             steal0, t0, procs0 = steal_s(), time.monotonic(), all_procs_cpu()
-            perf = self.start_perf(scen, pid)
-            cpu_c0 = proc_cpu(pid)
+            perf = self.start_perf(scen, ",".join(map(str, tasks.live())))
+            cpu_c0 = tasks.read()
             wl = self.start_wsload(scen, port)
             procs.append(wl)
             ready = wl.event("ready", 120)
             # bridge CPU for the upgrades and subscribes (token checks included)
-            r["connect_cpu_s"] = proc_cpu(pid) - cpu_c0
+            r["connect_cpu_s"] = tasks.window(cpu_c0, tasks.read())["cpu"]
             r["cpus"] = dict(bridge=proc_cpus(pid), wsload=proc_cpus(wl.pid),
                              mock=proc_cpus(mock.pid) if mock else None)
+            if scen.get("workers", 1) > 1:
+                # how SO_REUSEPORT spread the clients: /stats workers[].clients
+                # when kbridge gives it, and the sockets each worker holds
+                r["worker_sockets"] = list(tasks.sockets().values())
+                ws = (http_json(ctl, "/stats", timeout=15) or {}).get("workers")
+                if isinstance(ws, list):
+                    r["worker_clients"] = [w.get("clients") for w in sorted(ws, key=lambda w: w.get("index", 0))]
             r.update(connected=ready["connected"], connect_s=ready["connect_s"],
                      subscribe_s=ready["subscribe_s"])
             if scen["kind"] in ("idle", "connect"):
                 self.run_idle(r, wl, pid, rss_base)
             else:
                 m0 = http_metrics(ctl) if scen.get("tls") and not self.custom else {}
-                self.run_traffic(r, wl, pid, brokers, mock.pid if mock else None, sender=bridge if fl else None)
+                self.run_traffic(r, wl, tasks, brokers, mock.pid if mock else None, sender=bridge if fl else None)
                 if m0:
                     # TLS records and flushes over the window (the subscribes' acks
                     # before it are left out): how well a flush gathers frames
@@ -683,10 +702,12 @@ class Bench:
                     st = http_json(ctl, "/stats") or {}
                     r["bridge_stats"] = {k: st.get(k) for k in ("records_in", "messages_out",
                                                                 "dropped", "slow_disconnects", "state")}
-                    if st.get("records_in") is not None and st["records_in"] < r["produced"]:
+                    nw = r.get("workers", 1)        # workers: /stats sums them, each consumes every record
+                    if st.get("records_in") is not None and st["records_in"] < r["produced"] * nw:
                         r.setdefault("notes", []).append(
-                            f"kbridge consumed {st['records_in']} of {r['produced']} records "
-                            "(lag beyond the mock's 5 MB retention)")
+                            f"kbridge consumed {st['records_in']} of {r['produced'] * nw} records"
+                            + (f" ({nw} workers, each every record)" if nw > 1 else "")
+                            + " (lag beyond the mock's 5 MB retention)")
                     if st.get("dropped"):
                         r.setdefault("notes", []).append(f"kbridge dropped {st['dropped']} "
                                                          "messages to slow clients")
@@ -714,8 +735,8 @@ class Bench:
                         f"value of {res['stale']} keys in all")
             wall = time.monotonic() - t0
             other, r["noise_top"] = other_cpu(procs0, all_procs_cpu(),
-                                              {os.getpid(), pid, mock.pid if mock else None, wl.pid,
-                                               r.get("produce_pid")},
+                                              {os.getpid(), mock.pid if mock else None, wl.pid,
+                                               r.get("produce_pid")} | tasks.pids(),
                                               wall)
             r["noise"] = other / wall
             r["steal"] = (steal_s() - steal0) / wall
@@ -729,9 +750,14 @@ class Bench:
                 r.setdefault("notes", []).append(
                     f"other processes used {r['noise'] * 100:.0f}% of a core meanwhile"
                     + (f" ({', '.join(r['noise_top'])})" if r["noise_top"] else ""))
+            workers = bridgecpu.identify(tasks.live()[1:])
             r["bridge_exit"] = bridge.stop()
             if r["bridge_exit"] not in (0, None):
                 r.setdefault("notes", []).append(f"bridge exited {r['bridge_exit']}")
+            left = bridgecpu.leftover(workers)
+            if left:
+                r.setdefault("notes", []).append(f"worker(s) {', '.join(map(str, left))} still ran after the "
+                                                 "master exited; killed")
         except Exception as e:      # one broken scenario must not lose the others
             r["error"] = str(e)
         finally:
@@ -824,14 +850,17 @@ class Bench:
                  failed=res["failed"], closed=res["closed"],
                  connect_p99_ms=res["connect_ms"]["p99"])
 
-    def run_traffic(self, r, wl, pid, brokers, mock_pid, sender=None):
+    def run_traffic(self, r, wl, tasks, brokers, mock_pid, sender=None):
         """The traffic window: produce (or, floor: the floor's own records,
         started by "go"; its start and result lines have produce's fields)
-        for the duration, then wsload drains."""
+        for the duration, then wsload drains. tasks: the bridge's processes
+        and threads (bridgecpu.Tasks), read at both ends of the window and
+        on every RSS sample between."""
         time.sleep(0.3)
-        cpu0, main0, wl_cpu0 = proc_cpu(pid), proc_cpu(pid, pid), proc_cpu(wl.pid)
+        wl_cpu0 = proc_cpu(wl.pid)
+        cpu0 = tasks.read()
         mock0 = proc_cpu(mock_pid) if mock_pid else 0.0
-        syscw0 = proc_syscw(pid)
+        syscw0 = tasks.syscw()
         t0 = time.monotonic()
         if sender:
             prod = sender
@@ -846,12 +875,13 @@ class Bench:
             r["produce_pid"] = prod.pid
         try:
             start = prod.event("start", 30)
-            rss_max = proc_rss(pid)
+            rss_max = tasks.rss()
             # Sample RSS while the producer runs (its result line ends the loop).
             deadline = time.monotonic() + self.a.duration + 60
             pres = None
             while pres is None and time.monotonic() < deadline:
-                rss_max = max(rss_max, proc_rss(pid))
+                rss_max = max(rss_max, tasks.rss())
+                tasks.read()        # workers seen, and their last CPU, should one exit
                 try:
                     line = prod.lines.get(timeout=0.25)
                 except queue.Empty:
@@ -877,16 +907,16 @@ class Bench:
         wl.send(f"drain {0 if r.get('interval') else expected} 2000 20000")
         res = wl.event("result", 60)
         wall = time.monotonic() - t0
-        cpu = proc_cpu(pid) - cpu0
-        main = proc_cpu(pid, pid) - main0
-        syscw1 = proc_syscw(pid)
+        split = tasks.window(cpu0, tasks.read())
+        cpu = split["cpu"]
+        syscw1 = tasks.syscw()
         writes = syscw1 - syscw0 if syscw0 is not None and syscw1 is not None else None
         try:
             wl_cpu = proc_cpu(wl.pid) - wl_cpu0
         except OSError:         # already exited
             wl_cpu = res["cpu_s"]
         tools_cpu = wl_cpu + (proc_cpu(mock_pid) - mock0 if mock_pid else 0.0) + pres.get("cpu_s", 0.0)
-        rss_max = max(rss_max, proc_rss(pid))
+        rss_max = max(rss_max, tasks.rss())
         msgs = res["msgs"]
         span = max(pres["duration_s"], (res["last_us"] - start["t_us"]) / 1e6) if msgs else 0
         lat = res["latency_ms"]
@@ -901,7 +931,7 @@ class Bench:
                  gap_clients=res["clients_bad"] if conflated else res["clients_with_gaps"],
                  missing=res["missing"], dups=res["dups"], server_errors=res["server_errors"],
                  bytes_per_msg=res["bytes"] / msgs if msgs else None,
-                 cpu_s=cpu, cpu_main_s=main,
+                 cpu_s=cpu,
                  # CPU s per million deliveries; conflated: per million records x
                  # clients (what the same clients would get without conflation),
                  # comparable with plain JSON, and per delivery beside it.
@@ -938,6 +968,8 @@ class Bench:
                      cpu_per_m_records=cpu / plain * 1e6 if plain else None,
                      update_gap_ms=res["update_gap_ms"], newest_age_ms=res["newest_age_ms"],
                      update_delay_ms=res["update_delay_ms"])
+        # the loop thread(s) and librdkafka's share, per the unit of CPU s/M
+        bridgecpu.window_figures(r, split, r["delivered"] if r["kind"] == "state" else plain if conflated else msgs)
 
     @staticmethod
     def expected(r, acked):
@@ -979,18 +1011,19 @@ def fmt_n(v):
 
 def table(results):
     head = ["scenario", "clients", "rec/s", "delivered/s", "% exp", "p50 ms", "p99 ms",
-            "p99.9 ms", "max ms", "gap cl.", "CPU s/M", "vs floor", "RSS MiB", "other", "target"]
+            "p99.9 ms", "max ms", "gap cl.", "CPU s/M", "loop s/M", "rdk %", "vs floor", "loop vs floor",
+            "RSS MiB", "other", "target"]
     rows = []
     for r in results:
         if "error" in r:
-            rows.append([r["name"], str(r["clients"])] + ["-"] * 11 + [f"ERROR: {r['error']}", ""])
+            rows.append([r["name"], str(r["clients"])] + ["-"] * 14 + [f"ERROR: {r['error']}", ""])
             continue
         tgt, misses = check_targets(r)
         verdict = "" if not tgt else ("ok" if not misses else "MISS: " + "; ".join(misses))
         if r["kind"] == "ready":
             # the median start in the p50 column, the slowest in max
             rows.append([r["name"], "-", "-", "-", "-", f"{r['ready_median_s'] * 1000:.0f}", "-", "-",
-                         f"{r['ready_max_s'] * 1000:.0f}", "-", "-", "-", "-",
+                         f"{r['ready_max_s'] * 1000:.0f}", "-", "-", "-", "-", "-", "-", "-",
                          f"exec to /ready 200: median {r['ready_median_s']:.3f} s, max {r['ready_max_s']:.3f} s "
                          f"over {len(r['ready_s'])} starts; mock rebalance delay "
                          f"{r['rebalance_delay_ms'] or 0} ms", verdict])
@@ -1008,7 +1041,8 @@ def table(results):
             rows.append([r["name"], str(r["clients"]), fmt_n(r["rate"]), fmt_n(r["per_s"]),
                          f"{r['pct']:.2f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
                          f"{r['p999_ms']:.1f}", f"{r['max_ms']:.1f}", str(r["gap_clients"]),
-                         f"{r['cpu_per_m']:.2f}" if r["cpu_per_m"] is not None else "-", "-",
+                         f"{r['cpu_per_m']:.2f}" if r["cpu_per_m"] is not None else "-",
+                         *bridgecpu.cells(r)[:2], "-", "-",
                          f"{r['rss'] / 1048576:.1f}", other, "none"])
         elif r["kind"] in ("fanout", "keyed"):
             other = (f"cpu: bridge {r['bridge_util'] * 100:.0f}%, tools {r['tools_util'] * 100:.0f}%"
@@ -1022,11 +1056,13 @@ def table(results):
                 other = other.replace("cpu: bridge", "cpu: floor")
             if r.get("msgs_per_write"):
                 other += f"; {r['msgs_per_write']:.2f} msgs/write"
+            other += bridgecpu.other_cell(r)
+            loop, rdk, loop_floor = bridgecpu.cells(r)
             rows.append([r["name"], str(r["clients"]), fmt_n(r["rate"]), fmt_n(r["per_s"]),
                          f"{r['pct']:.2f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
                          f"{r['p999_ms']:.1f}", f"{r['max_ms']:.1f}", str(r["gap_clients"]),
-                         f"{r['cpu_per_m']:.2f}" if r["cpu_per_m"] is not None else "-", vs_floor(r),
-                         f"{r['rss'] / 1048576:.1f}", other, verdict])
+                         f"{r['cpu_per_m']:.2f}" if r["cpu_per_m"] is not None else "-", loop, rdk,
+                         vs_floor(r), loop_floor, f"{r['rss'] / 1048576:.1f}", other, verdict])
         else:
             if r["kind"] == "idle":
                 other = f"{r['rss_per_conn']:.0f} B/conn"
@@ -1038,8 +1074,8 @@ def table(results):
                 other += f", {r['failed']} failed"
             if r.get("noise", 0) > 0.05:
                 other += f", noise {r['noise'] * 100:.0f}%"
-            rows.append([r["name"], str(r["clients"]), "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
-                         f"{r['rss'] / 1048576:.1f}", other, verdict])
+            rows.append([r["name"], str(r["clients"])] + ["-"] * 13 + [f"{r['rss'] / 1048576:.1f}", other,
+                                                                         verdict])
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
               for i, h in enumerate(head)]
     lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
@@ -1076,6 +1112,7 @@ def compare_floor(results):
         r["floor_cpu_ratio"] = (r["cpu_per_m"] / f["cpu_per_m"]
                                 if r.get("cpu_per_m") is not None and f.get("cpu_per_m") else None)
         r["floor_p99_diff_ms"] = r["p99_ms"] - f["p99_ms"]
+        bridgecpu.compare_floor(r, f)       # floor_loop_ratio: the loop thread alone
 
 
 def floor_notes(results):
@@ -1102,8 +1139,8 @@ def floor_notes(results):
                 continue
             cpu = (f"{r['cpu_per_m']:.3f} vs {f['cpu_per_m']:.3f} CPU s/M ({r['floor_cpu_ratio']:.2f}x)"
                    if r.get("floor_cpu_ratio") is not None else "CPU -")
-            text += (f"; {r['name']}: {cpu}, p99 {r['p99_ms']:.1f} vs {f['p99_ms']:.1f} ms "
-                     f"({r['floor_p99_diff_ms']:+.1f})")
+            text += (f"; {r['name']}: {cpu}{bridgecpu.floor_note(r)}, p99 {r['p99_ms']:.1f} vs "
+                     f"{f['p99_ms']:.1f} ms ({r['floor_p99_diff_ms']:+.1f})")
         f["compare"] = text
 
 
@@ -1122,6 +1159,12 @@ def compare(results):
             continue
         base = by.get(r.get("base"))
         if r["name"] not in by or base is None or base is r:
+            continue
+        if r.get("workers", 1) > 1:
+            if base.get("workers", 1) <= 1 and not base.get("floor"):
+                text = bridgecpu.compare_workers(r, base) + noise_beside(r, base)
+                out.append(text)
+                r.setdefault("compare", text)
             continue
         if r["kind"] == "state":
             text = compare_state(r, base)
@@ -1321,8 +1364,9 @@ def update_readme(md):
 # ---------------------------------------------------------------- main
 
 def parse_spec(spec):
-    """kind:CLIENTSxRATE[:msgpack][:interval=MS][:keys=K][:channels=N][:layout=L][:auth][:tls]
-    (fanout, keyed; keys, channels, layout, auth, tls: fanout only),
+    """kind:CLIENTSxRATE[:msgpack][:interval=MS][:keys=K][:channels=N][:layout=L][:auth][:tls][:workers=N]
+    (fanout, keyed; keys, channels, layout, auth, tls: fanout only; workers:
+    kbridge --workers N, compared with the same scenario without it),
     state:CLIENTSxRATE[:msgpack][:keys=K][:channels=N] (4 channels, 100 keys
     by default; compared with fanout:CLIENTSxRATE when that ran too) or
     kind:CLIENTS[:tls] (idle, connect). tls: wss, compared with the same
@@ -1338,8 +1382,8 @@ def parse_spec(spec):
         return start_to_ready(int(arg) if arg else 5)
     # The options each CLIENTSxRATE kind takes.
     takes = {"state": ("msgpack", "keys", "channels"),
-             "fanout": ("msgpack", "interval", "keys", "channels", "layout", "auth", "tls"),
-             "keyed": ("msgpack", "interval")}
+             "fanout": ("msgpack", "interval", "keys", "channels", "layout", "auth", "tls", "workers"),
+             "keyed": ("msgpack", "interval", "workers")}
     if kind in takes:
         arg, *opts = arg.split(":")
         c, _, rate = arg.partition("x")
@@ -1371,7 +1415,8 @@ def parse_spec(spec):
         except ValueError:
             pass
     raise SystemExit(f"run.py: bad --scenario {spec!r} (fanout:CxR[:msgpack][:interval=MS][:keys=K]"
-                     "[:channels=N][:layout=stream|state][:auth][:tls], keyed:CxR[:msgpack][:interval=MS], "
+                     "[:channels=N][:layout=stream|state][:auth][:tls][:workers=N], "
+                     "keyed:CxR[:msgpack][:interval=MS][:workers=N], "
                      "state:CxR[:msgpack][:keys=K][:channels=N], idle:C[:tls], connect:C[:tls], "
                      "floor:fanout:CxR, floor:keyed:CxR, ready[:STARTS])")
 
@@ -1436,6 +1481,17 @@ def main():
               "several-channel and auth scenarios (kbridge's query parameters, routes and "
               "--jwt-secret)", file=sys.stderr)
         scens = [s for s in scens if not kbridge_only(s)]
+
+    if any(s.get("workers", 1) > 1 for s in scens):
+        try:
+            helps = subprocess.run([b.kbridge, "--help"], capture_output=True, text=True, timeout=10)
+            has = "--workers" in helps.stdout + helps.stderr
+        except (OSError, subprocess.SubprocessError):
+            has = False
+        if b.custom or not has:
+            print(f"run.py: {'BENCH_BRIDGE' if b.custom else b.kbridge + ' has no --workers'}: "
+                  "skipping the --workers rows (-wN)", file=sys.stderr)
+            scens = [s for s in scens if s.get("workers", 1) <= 1]
 
     def first_line(argv):
         try:

@@ -27,6 +27,14 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
 BIN = os.environ.get("KBRIDGE_BIN", "./kbridge")
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+# KBRIDGE_TEST_WORKERS=N (the e2e-workers suite): every kbridge the `kbridge`
+# fixture starts runs --workers N, unless the test chose its own --workers or
+# a mode that refuses workers (--group, --demo), or is marked
+# @pytest.mark.one_process("why"): it checks what one process does alone
+# (per-process seq, limits per address, one process's log lines).
+# Server.workers is the number of worker processes it runs (1 without).
+TEST_WORKERS = os.environ.get("KBRIDGE_TEST_WORKERS")
+NO_WORKERS = ("--workers", "--group", "-g", "--demo")
 
 # Configuration variables the user's environment must not leak into tests.
 CONFIG_ENV = re.compile(r"^(KBRIDGE_.*|KAFKA_.*|MAX_CLIENTS|MESSAGE_BUFFER_SIZE|PORT|LOG_LEVEL)$")
@@ -84,6 +92,7 @@ class Server:
         self.port = port
         self.log_path = log_path
         self.signalled = False      # the test sent signals itself
+        self.workers = 1            # worker processes (--workers)
         self.failed_start = False
         self.sockets = []
 
@@ -169,6 +178,10 @@ def _set_nofile(n):
     return fn
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "one_process(why): never run with --workers in the e2e-workers suite")
+
+
 @pytest.fixture
 def kbridge(request):
     servers = []
@@ -190,6 +203,15 @@ def kbridge(request):
             if listen:
                 cmd += ["--listen", f"127.0.0.1:{p}"]
             cmd += [str(a) for a in args]
+            workers = 1
+            if TEST_WORKERS and not any(str(a).split("=")[0] in NO_WORKERS for a in args) \
+                    and not any(k in (env or {}) for k in ("KBRIDGE_GROUP", "KBRIDGE_DEMO", "KBRIDGE_WORKERS")) \
+                    and not request.node.get_closest_marker("one_process"):
+                cmd += ["--workers", TEST_WORKERS]
+                workers = int(TEST_WORKERS)
+            for k, a in enumerate(args[:-1]):
+                if str(a) == "--workers" and str(args[k + 1]).isdigit():
+                    workers = int(args[k + 1])
             with open(log_path, "wb") as logf:
                 logf.write(("# " + " ".join(cmd) + "\n").encode())
                 logf.flush()
@@ -197,6 +219,7 @@ def kbridge(request):
                                         stdin=subprocess.DEVNULL, cwd=ROOT, env=clean_env(env),
                                         preexec_fn=_set_nofile(nofile) if nofile else None)
             srv = Server(proc, p, log_path, ssl)
+            srv.workers = workers
             servers.append(srv)
             if _wait_ready(srv, probe=ready):
                 return srv

@@ -332,6 +332,7 @@ def test_without_new_flags_stats_and_metrics_are_as_before(kbridge):
 
 # ---------------------------------------------------------------- per-address limits
 
+@pytest.mark.one_process("limits per address are kept by each worker for its own connections")
 def test_max_clients_per_ip(kbridge):
     srv = kbridge("--max-clients-per-ip", "2")
     a1 = upgrade(srv.port, "127.0.0.2", tracker=srv)[1]
@@ -372,6 +373,7 @@ def test_max_clients_per_ip(kbridge):
         c.ping_ok()
 
 
+@pytest.mark.one_process("limits per address are kept by each worker for its own connections")
 def test_upgrade_rate_429_with_retry_after_then_recovers(kbridge):
     srv = kbridge("--upgrade-rate", "1")          # burst 2
     for _ in range(2):
@@ -395,6 +397,7 @@ def test_upgrade_rate_429_with_retry_after_then_recovers(kbridge):
     c.ping_ok()
 
 
+@pytest.mark.one_process("limits per address are kept by each worker for its own connections")
 def test_limits_hold_for_the_websockets_library(kbridge):
     """A real client library sees the 429 as a refused handshake."""
     srv = kbridge("--max-clients-per-ip", "1")
@@ -421,6 +424,7 @@ def test_limits_hold_for_the_websockets_library(kbridge):
 
 # ---------------------------------------------------------------- trusted proxies
 
+@pytest.mark.one_process("limits per address are kept by each worker for its own connections")
 def test_trusted_proxy_names_the_client_address(kbridge):
     admin = free_port()
     srv = kbridge("--trusted-proxy", "127.0.0.1,127.0.0.100/31", "--max-clients-per-ip", "1",

@@ -604,6 +604,7 @@ def rewrite_in_place(path, data, st):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
+@pytest.mark.one_process("each worker re-reads its keys file on its own 10 s clock")
 def test_unknown_kid_rereads_the_jwks_at_most_every_10s(kbridge, keyring, tmp_path):
     """A kid that is not in the keys makes kbridge read the JWKS file again,
     at most once per 10 s, before refusing it as `unknown_key`. The file is
@@ -667,6 +668,7 @@ def test_unknown_kid_of_a_new_key_type(kbridge, keyring, tmp_path):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.one_process("counts the one error line a process logs")
 def test_bad_new_key_file_keeps_old_keys(kbridge, keyring, tmp_path):
     """The key file is replaced by garbage: one error line ("jwt keys not
     reloaded"), not repeated at every poll, and the old keys stay (tokens of

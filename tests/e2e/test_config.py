@@ -169,6 +169,7 @@ def upgrade(port):
     return http_request(port, "GET", "/ws", headers=upgrade_headers()).status
 
 
+@pytest.mark.one_process("--max-clients is split between the workers, and the kernel picks the worker")
 def test_env_max_clients(kbridge):
     srv = kbridge(env={"KBRIDGE_MAX_CLIENTS": "1"})
     srv.ws()
@@ -181,6 +182,7 @@ def test_env_alias_max_clients(kbridge):
     assert upgrade(srv.port) == 503
 
 
+@pytest.mark.one_process("--max-clients is split between the workers, and the kernel picks the worker")
 def test_flag_wins_over_env(kbridge):
     srv = kbridge("--max-clients", "2", env={"KBRIDGE_MAX_CLIENTS": "1", "MAX_CLIENTS": "1"})
     srv.ws()

@@ -343,6 +343,7 @@ def test_ws_paths_upgrade(server, path):
 
 # ---------------------------------------------------------------- max clients
 
+@pytest.mark.one_process("--max-clients is split between the workers, and the kernel picks the worker")
 def test_max_clients_503_then_room_again(kbridge):
     srv = kbridge("--max-clients", "3")
     clients = [srv.ws() for _ in range(3)]

@@ -12,6 +12,8 @@ Every filtered client's result is compared with a Python model of the rules:
 An unfiltered observer client tells when everything was routed."""
 import json
 
+import pytest
+
 from conftest import read_messages, ws_subscribe
 
 ROUTES = ["-t", "trades=market:trade_data", "-t", "candles=market:candle", "-t", "misc"]
@@ -198,6 +200,7 @@ def test_native_key_and_field_filters(mock_kafka, kafka_bridge):
     run_cases(srv, mk, NATIVE, native_match)
 
 
+@pytest.mark.one_process("compares seq across connections: seq is per process")
 def test_action_dialect_filters(mock_kafka, kafka_bridge):
     mk = mock_kafka(TOPICS)
     srv = kafka_bridge(mk, *ROUTES)

@@ -308,6 +308,7 @@ def test_fan_out_behind_retention_continues_from_oldest_record(mock_kafka, kafka
     note(f"retention: {resets[0]}")
 
 
+@pytest.mark.one_process("counts the one log line a process writes")
 def test_latest_is_resolved_before_ready(mock_kafka, kafka_bridge):
     """--offset latest is resolved to a concrete offset before /ready turns
     200, so a record produced once /ready says 200 is delivered. The broker

@@ -4,6 +4,8 @@ topics (#rebalancing-and-new-topics), channels (docs/protocol.md#overview),
 and `seq` (docs/protocol.md#seq)."""
 import time
 
+import pytest
+
 from conftest import read_messages, ws_subscribe
 from wsutil import get_json
 
@@ -170,6 +172,7 @@ def test_regex_new_topic_pickup_time_default(mock_kafka, kafka_bridge):
     assert time.monotonic() - t0 <= 22
 
 
+@pytest.mark.one_process("compares seq across connections: seq is per process")
 def test_seq_per_channel_counts_unsubscribed_records(mock_kafka, kafka_bridge):
     """docs/protocol.md#seq: seq starts at 1 per channel and grows by one for
     every record routed to the channel, subscribed or not; a channel fed by

@@ -1017,6 +1017,7 @@ def test_unsubscribe_refresh_resubscribe(mock_kafka, kafka_bridge):
         assert len(c.of_type("snapshot")) == 4, [o["data"] for o in c.of_type("snapshot")]
 
 
+@pytest.mark.one_process("two clients in one group: groups are per process")
 def test_seq_per_connection_when_frames_are_shared(mock_kafka, kafka_bridge):
     """Two clients of one (period, subscription set, format) group share
     each update's frame, yet seq counts each connection's own messages:

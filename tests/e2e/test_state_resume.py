@@ -16,6 +16,8 @@ import re
 import signal
 import time
 
+import pytest
+
 from conftest import BulkReader, PacedProducer, is_data, read_messages, wait_channel_seq, ws_subscribe
 
 
@@ -58,6 +60,7 @@ def ping_through(ws, ident="alive", timeout=10.0):
             return
 
 
+@pytest.mark.one_process("compares seq with the instance's: seq is per process")
 def test_resume_after_random_disconnects_same_other_and_restarted_instance(mock_kafka, kafka_bridge):
     """~10,000 records/s into 3 partitions for 5 s. One logical client
     disconnects abruptly (TCP reset, no close frame) at random points and

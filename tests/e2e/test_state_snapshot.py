@@ -24,6 +24,8 @@ import re
 import threading
 import time
 
+import pytest
+
 from conftest import BulkReader, is_data, wait_channel_seq, ws_subscribe
 from wsutil import recv_until
 
@@ -347,6 +349,7 @@ def check_stream_around_snapshots(name, objs, observed, last_seq):
     return apply_records(dict(objs[snaps[0]]["data"]), after)
 
 
+@pytest.mark.one_process("compares seq across connections: seq is per process")
 def test_snapshot_consistent_with_stream_under_production(mock_kafka, kafka_bridge):
     """Records are produced continuously (kafka-python, 3 partitions, 40 keys
     with the odd tombstone); an observer subscribed from the start sees

@@ -279,6 +279,7 @@ def test_rotation_with_100_clients(tls_kbridge, pki, tmp_path, how):
     assert "tls certificate loaded" in srv.log()
 
 
+@pytest.mark.one_process("counts the one error line a process logs")
 def test_broken_new_pair_keeps_old(tls_kbridge, pki, tmp_path):
     d = str(tmp_path)
     old, other = pki.issue_server("brk-old"), pki.issue_server("brk-other")

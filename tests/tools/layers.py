@@ -21,14 +21,14 @@ import sys
 # Top to bottom. A module may call modules of its own layer (without a cycle)
 # and of any layer below it.
 LAYERS = [
-    ("program", ["kbridge"]),
+    ("program", ["kbridge", "workers"]),
     ("server", ["server"]),
     ("session", ["session"]),
     ("protocol", ["proto", "proto_query", "auth"]),
     ("routing", ["hub", "envelope", "lvc", "history", "state", "stateview"]),
     ("kafka", ["kafka", "assign", "replay", "demo"]),
     ("client", ["client", "conflate"]),
-    ("observability", ["endpoints", "openapi", "metrics"]),
+    ("observability", ["endpoints", "openapi", "metrics", "fleet"]),
     ("leaves", ["config", "route", "filter", "frame", "http", "ws", "json", "json_parse", "msgpack",
                 "statediff", "utf8", "sha1", "base64", "map", "tp", "clock", "log", "assets", "healthcheck",
                 "cors", "jwt", "jwks", "iplimit", "tls"]),

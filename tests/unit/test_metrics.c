@@ -5,7 +5,11 @@
  * only, and adding through NULL is harmless. The histogram puts a value equal
  * to a bound in that bound's bucket (Prometheus "le"), one just above it in
  * the next, past the last bound in +Inf; buckets are per bucket (not
- * cumulative); a negative latency (producer clock ahead) counts as 0. */
+ * cumulative); a negative latency (producer clock ahead) counts as 0.
+ * Shared slots (--workers): each process adds to its own slot and reads
+ * the sums of all; topics of the same name in two slots are one in the
+ * totals; a process that takes over a slot continues its numbers, topic
+ * entries included; the histogram's count is its buckets' sum. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -124,10 +128,57 @@ static void test_histogram(void)
 	CHECK(h.buckets[b] == 3);        /* the bound, the value above 0.025, and 0.03 */
 }
 
+/* Three slots, as the master and two workers would have them; the
+ * processes are played one after another by sharing as each. */
+static void test_shared(void)
+{
+	size_t size = metrics_slot_size();
+	char *slots = calloc(3, size);
+	if (!slots) { CHECK(slots != NULL); return; }
+	metrics_share(slots, 3, 0);
+	CHECK(metrics_get(M_DROPPED) == 0);   /* the private slot's numbers are gone */
+	int listed;
+	CHECK(topic_records("orders", &listed) == -1 && listed == 0);
+	metrics_add(M_MESSAGES_OUT, 10);
+	metrics_topic_add(metrics_topic("orders"), 4);
+	metrics_observe_latency(0.001);
+	metrics_auth_failure(JWT_EXPIRED);
+
+	metrics_share(slots, 3, 1);
+	metrics_add(M_MESSAGES_OUT, 5);
+	metrics_topic_add(metrics_topic("orders"), 6);
+	metrics_topic_add(metrics_topic("prices"), 1);
+	metrics_observe_latency(20);
+	metrics_auth_failure(JWT_EXPIRED);
+	CHECK(metrics_get(M_MESSAGES_OUT) == 15);
+	CHECK(metrics_auth_failures(JWT_EXPIRED) == 2);
+	CHECK(topic_records("orders", &listed) == 10 && listed == 2);
+	CHECK(topic_records("prices", &listed) == 1);
+
+	/* Slot 1's process is replaced: the new one continues its numbers. */
+	metrics_share(slots, 3, 1);
+	metrics_topic_add(metrics_topic("orders"), 1);
+	CHECK(topic_records("orders", &listed) == 11 && listed == 2);
+
+	/* The master (slot 2) reads the same totals. */
+	metrics_share(slots, 3, 2);
+	CHECK(metrics_get(M_MESSAGES_OUT) == 15);
+	CHECK(topic_records("orders", &listed) == 11);
+	struct metrics_histogram h;
+	metrics_latency(&h);
+	uint64_t sum = 0;
+	for (size_t i = 0; i <= h.nbounds; i++) sum += h.buckets[i];
+	CHECK(h.count == 2 && sum == 2 && h.buckets[h.nbounds] == 1);
+	CHECKF(fabs(h.sum - 20.001) < 1e-9, "sum %.17g", h.sum);
+	metrics_share(&slots[0], 1, 0);   /* this process's numbers are in slots[] again */
+	free(slots);
+}
+
 int main(void)
 {
 	test_counters();
 	test_topics();
 	test_histogram();
+	test_shared();
 	return check_summary("metrics");
 }
