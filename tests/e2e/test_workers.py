@@ -9,19 +9,25 @@ record of its channel once and in order, /metrics, /stats, /health and
 a worker killed with SIGKILL restarted by the master while its clients
 reconnect and resume (docs/protocol.md#resume) with no gap and no duplicate
 and no counter going down, SIGTERM closing every client with 1001 and
-leaving no process behind, --admin-listen served by the master, SIGHUP
-forwarded to the workers, and the `worker` field of their log lines.
+leaving no process behind (also when the master is killed, on a second
+signal, and on a signal to the whole process group), quick deaths backing
+off while /ready says 503 and new connections wait for the replacement,
+--admin-listen served by the master, SIGHUP reloading the master's and
+every worker's files, and the `worker` field of the workers' log lines.
 Worker processes are found as the master's children in /proc; an autouse
 fixture kills (by PID and start time) any that outlive a test, and fails it."""
 import json
 import os
 import re
+import shutil
 import signal
+import subprocess
 import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import conftest
 import wsutil
 from conftest import BulkReader, PacedProducer, free_port, read_messages, run_kbridge, ws_subscribe
 from wsutil import get_json, http_request
@@ -68,6 +74,28 @@ def still_running(pid, start):
     return st is not None and st[2] == start and st[0] != "Z"
 
 
+def identities(ws):
+    """(pid, start time) of each worker of a /stats workers list."""
+    return [(w["pid"], proc_stat(w["pid"])[2]) for w in ws]
+
+
+def assert_gone(ids):
+    left = [pid for pid, start in ids if still_running(pid, start)]
+    assert not left, f"workers {left} still run after the master exited"
+
+
+def poll(cond, timeout, msg):
+    """Calls cond() until it returns something true, which is returned;
+    fails with msg (called when callable) after timeout s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        assert time.monotonic() < deadline, msg() if callable(msg) else msg
+        time.sleep(0.05)
+
+
 @pytest.fixture(autouse=True)
 def no_worker_outlives_its_test():
     """Set up before kbridge's fixture, so torn down after the master was
@@ -75,14 +103,9 @@ def no_worker_outlives_its_test():
     its start time) and fails the test."""
     _seen.clear()
     yield
-    left = []
-    for pid, start in _seen:
-        if still_running(pid, start):
-            left.append(pid)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+    left = [pid for pid, start in _seen if still_running(pid, start)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
     if left:
         pytest.fail(f"worker processes {left} still ran after the master exited; killed", pytrace=False)
 
@@ -129,15 +152,16 @@ def wait_workers(srv, n=2, ready=False, timeout=20.0, pred=None, what="workers",
         time.sleep(0.1)
 
 
+def parse_metrics(text):
+    """{(sample name, sorted labels): value}"""
+    return {(sm.name, tuple(sorted(sm.labels.items()))): sm.value
+            for fam in text_string_to_metric_families(text) for sm in fam.samples}
+
+
 def metric_values(port, headers=None):
-    """{(sample name, sorted labels): value} of one GET /metrics."""
     r = http_request(port, "GET", "/metrics", headers=headers, timeout=3)
     assert r.status == 200, r
-    out = {}
-    for fam in text_string_to_metric_families(r.body.decode()):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
+    return parse_metrics(r.body.decode())
 
 
 def msum(vals, name, **labels):
@@ -207,12 +231,6 @@ def spread(srv, n, port=None, headers=None):
     return clients, where
 
 
-def produce_keyed(mk, topic, parts, per_part):
-    futs = [mk.produce(topic, '{"p":%d,"i":%d}' % (p, i), key="k%d" % i, partition=p, wait=False)
-            for p in range(parts) for i in range(per_part)]
-    return [f.get(20) for f in futs]
-
-
 # ---------------------------------------------------------------- 1. refused
 
 @pytest.mark.parametrize("args, env", [
@@ -227,14 +245,12 @@ def produce_keyed(mk, topic, parts, per_part):
     (["--brokers", "127.0.0.1:1"], {"KBRIDGE_WORKERS": "abc"}),
 ], ids=["group", "group-env", "demo", "zero", "negative", "abc", "2x", "65", "env-abc"])
 def test_refused_combinations_and_values_exit_2(args, env):
-    t0 = time.monotonic()
-    r = run_kbridge(args, env=env)
+    r = run_kbridge(args, env=env, timeout=5)
     lines = r.stderr.decode(errors="replace").splitlines()
     assert r.returncode == 2, f"exit status {r.returncode}, stderr {lines!r}"
     assert len(lines) == 1, f"expected one stderr line: {lines!r}"
     assert "--workers" in lines[0] or "KBRIDGE_WORKERS" in lines[0], lines[0]
     assert "unknown option" not in lines[0], lines[0]
-    assert time.monotonic() - t0 < 5
 
 
 # ---------------------------------------------------------------- 2. fan-out on every worker
@@ -247,7 +263,8 @@ def test_every_client_on_either_worker_gets_every_record_once_in_order(mock_kafk
     for i, c in enumerate(clients):
         ws_subscribe(c, {"type": "subscribe", "channel": "wk"}, ident=i)
     per_part = 50
-    mds = produce_keyed(mk, "wk", 4, per_part)
+    mds = [f.get(20) for f in [mk.produce("wk", '{"i":%d}' % i, key="k%d" % i, partition=p, wait=False)
+                               for p in range(4) for i in range(per_part)]]
     assert sorted((md.partition, md.offset) for md in mds) == [(p, o) for p in range(4) for o in range(per_part)]
     total = 0
     problems = []
@@ -287,6 +304,25 @@ def test_workers_auto_is_the_cpus_kbridge_may_run_on(kbridge):
     assert all(w.get("restarts") == 0 for w in ws), ws
 
 
+def test_max_clients_bounds_the_box(kbridge):
+    # Each worker takes its share of --max-clients: 5 = 3 + 2.
+    srv = kbridge("--workers", "2", "--max-clients", "5")
+    wait_workers(srv, 2)
+    statuses, peers = [], set()
+    for _ in range(20):
+        c = srv.conn()
+        c.send(wsutil.build_request("GET", "/ws", wsutil.upgrade_headers()))
+        statuses.append(c.read_response(head=True).status)
+        if statuses[-1] == 101:
+            peers.add(peer_of(c))
+        else:
+            c.close()
+    assert sorted(set(statuses)) == [101, 503] and statuses.count(101) == 5, statuses
+    where, _ = client_workers(srv.port, peers)
+    assert sorted(list(where.values()).count(i) for i in (0, 1)) == [2, 3], where
+    wait_metric(srv.port, "kbridge_connections_total", 15, result="rejected_full")
+
+
 # ---------------------------------------------------------------- 3. SIGKILL
 
 class Logical:
@@ -301,9 +337,17 @@ class Logical:
         self.conns = 0
         self.connect()
 
-    def connect(self):
-        ws = self.srv.ws()
-        self.peer = peer_of(ws)
+    def connect(self, on=None):
+        """Subscribes (resuming after the first time) on a new connection;
+        on: a worker index, other connections are closed unused."""
+        for _ in range(40):
+            ws = self.srv.ws()
+            self.peer = peer_of(ws)
+            if on is None or client_workers(self.srv.port, {self.peer})[0][self.peer] == on:
+                break
+            ws.close()
+        else:
+            raise AssertionError(f"{self.name}: 40 connections, none on worker {on}")
         self.conns += 1
         msg = {"type": "subscribe", "channel": self.channel, "id": f"{self.name}-{self.conns}"}
         if self.conns > 1:
@@ -366,19 +410,16 @@ def test_sigkill_worker_is_restarted_and_its_clients_resume(mock_kafka, kafka_br
     _, after = wait_workers(srv, 2, ready=True, timeout=15, pred=restarted, what="restarted worker")
     assert proc_stat(vpid) is None or proc_stat(vpid)[1] != srv.pid, "the killed worker was not reaped"
     assert after[1 - victim]["pid"] == before[1 - victim]["pid"] and after[1 - victim].get("restarts") == 0, after
-    for lc in late:
+    for lc in late:                     # on the replacement: its history is empty
         lc.end()
-        lc.connect()
+        lc.connect(on=victim)
 
-    deadline = time.monotonic() + 5
-    while True:
-        died = [l for l in srv.log()[log_mark:].splitlines()
+    def died():
+        return [l for l in srv.log()[log_mark:].splitlines()
                 if (str(vpid) in l or re.search(r'worker\W{1,3}%d\b' % victim, l))
                 and re.search(r"SIGKILL|\bKILL\b|signal\W{1,3}9\b|killed", l, re.I)]
-        if died or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert len(died) == 1, f"expected one master log line naming worker {victim} (pid {vpid}) and SIGKILL:\n" \
+    poll(died, 5, lambda: "no master log line on the death:\n" + srv.log()[log_mark:][-3000:])
+    assert len(died()) == 1, f"expected one master log line naming worker {victim} (pid {vpid}) and SIGKILL:\n" \
                            + srv.log()[log_mark:][-3000:]
 
     total = prod.wait(30)
@@ -411,18 +452,20 @@ def test_sigkill_worker_is_restarted_and_its_clients_resume(mock_kafka, kafka_br
 
 # ---------------------------------------------------------------- 4. SIGTERM
 
-def test_sigterm_closes_every_client_with_1001_and_leaves_no_process(kbridge):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["TERM", "master-KILLed"])
+def test_sigterm_closes_every_client_with_1001_and_leaves_no_process(kbridge, sig):
+    # SIGKILL: the master cannot forward anything; the kernel sends each
+    # worker SIGTERM (PR_SET_PDEATHSIG) and they drain the same way.
     srv = kbridge("--workers", "2", "--drain-timeout", "3")
     _, ws = wait_workers(srv, 2)
-    pids = [(w["pid"], proc_stat(w["pid"])[2]) for w in ws]
+    ids = identities(ws)
     clients, _ = spread(srv, 12)
-    srv.signal(signal.SIGTERM)
+    srv.signal(sig)
     for c in clients:
         c.expect_close(1001, timeout=6)
     rc = srv.wait_exit(10)
-    assert rc == 0, f"master exit status {rc} (None: still running 10 s after SIGTERM)\n{srv.log_tail()}"
-    left = [pid for pid, start in pids if still_running(pid, start)]
-    assert not left, f"workers {left} still run after the master exited"
+    assert rc == (0 if sig == signal.SIGTERM else -signal.SIGKILL), f"master exit status {rc}\n{srv.log_tail()}"
+    poll(lambda: not [p for p, t in ids if still_running(p, t)], 6, "workers still run 6 s after the master exited")
     with pytest.raises(ConnectionRefusedError):
         wsutil.tcp_connect(srv.port, timeout=2).close()
 
@@ -442,10 +485,8 @@ def test_ready_only_when_every_worker_is_ready(mock_kafka, kbridge):
     st = stats(srv.port)
     assert st.get("ready") is False and not any(w.get("ready") for w in workers_of(st)), workers_of(st)
     mk.up(1)
-    deadline = time.monotonic() + 30
-    while http_request(srv.port, "GET", "/ready", timeout=3).status != 200:
-        assert time.monotonic() < deadline, f"/ready not 200 within 30 s of the broker's return\n{srv.log_tail()}"
-        time.sleep(0.05)
+    poll(lambda: http_request(srv.port, "GET", "/ready", timeout=3).status == 200, 30,
+         lambda: f"/ready not 200 within 30 s of the broker's return\n{srv.log_tail()}")
     # The first 200 means every worker is ready: no lag to wait out here.
     st = stats(srv.port)
     assert st.get("ready") is True and st.get("kafka") == "up", st
@@ -456,13 +497,14 @@ def test_ready_only_when_every_worker_is_ready(mock_kafka, kbridge):
 
 # ---------------------------------------------------------------- 6. admin listener
 
-def listening_inode(port):
-    want = ":%04X" % port
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            cols = line.split()
-            if cols[1].endswith(want) and cols[3] == "0A":
-                return cols[9]
+def tcp_inode(local, remote=None):
+    """Inode of the loopback TCP socket on local port `local`: the listening
+    one, or the one connected to port `remote`."""
+    for line in open("/proc/net/tcp").readlines()[1:]:
+        cols = line.split()
+        if cols[1].endswith(":%04X" % local) and (
+                cols[3] == "0A" if remote is None else cols[2].endswith(":%04X" % remote)):
+            return cols[9]
     return None
 
 
@@ -478,24 +520,34 @@ def socket_inodes(pid):
     return out
 
 
-def test_admin_listener_on_the_master_reports_the_totals(kbridge):
+def test_admin_listener_on_the_master_reports_the_totals(kbridge, tmp_path):
+    """The master serves --admin-listen with every worker's totals, and
+    SIGHUP reloads its own --admin-token file too."""
+    tok = tmp_path / "admin-token"
+    tok.write_bytes(b"first\n")
     admin = free_port()
-    srv = kbridge("--workers", "2", "--admin-listen", f"127.0.0.1:{admin}")
-    wait_workers(srv, 2, port=admin)
-    inode = listening_inode(admin)
+    srv = kbridge("--workers", "2", "--admin-listen", f"127.0.0.1:{admin}", "--admin-token", str(tok))
+    first, second = [("Authorization", "Bearer first")], [("Authorization", "Bearer second")]
+    wait_workers(srv, 2, port=admin, headers=first)
+    inode = tcp_inode(admin)
     assert inode is not None, f"nothing listens on 127.0.0.1:{admin}"
     assert inode in socket_inodes(srv.pid), f"the master (pid {srv.pid}) does not hold the admin listener"
-    clients, where = spread(srv, 10, port=admin)
-    vals = wait_metric(admin, "kbridge_clients", 10)
+    clients, where = spread(srv, 10, port=admin, headers=first)
+    vals = wait_metric(admin, "kbridge_clients", 10, headers=first)
     assert msum(vals, "kbridge_workers") == 2
     assert msum(vals, "kbridge_connections_total", result="accepted") == 10
-    assert http_request(srv.port, "GET", "/metrics").status == 404
+    assert http_request(srv.port, "GET", "/metrics", headers=first).status == 404
     for c in clients[:4]:
         c.close()
-    wait_metric(admin, "kbridge_clients", 6)
-    st = stats(admin)
+    wait_metric(admin, "kbridge_clients", 6, headers=first)
+    st = stats(admin, first)
     assert st["clients"] == 6 and sum(w["clients"] for w in workers_of(st)) == 6, workers_of(st)
     assert get_json(admin, "/health")["clients"] == 6
+    tok.write_bytes(b"second")
+    os.kill(srv.pid, signal.SIGHUP)      # not srv.signal: teardown still wants exit 0
+    poll(lambda: http_request(admin, "GET", "/metrics", headers=second).status == 200, 5,
+         lambda: f"the master's admin port still refuses the new token\n{srv.log_tail()}")
+    assert http_request(admin, "GET", "/metrics", headers=first).status == 401
 
 
 # ---------------------------------------------------------------- 7. SIGHUP
@@ -512,13 +564,10 @@ def test_sighup_reaches_every_worker(kbridge, tmp_path):
         assert http_request(srv.port, "GET", "/metrics", headers=second).status == 401
     tok.write_bytes(b"second")
     os.kill(srv.pid, signal.SIGHUP)      # not srv.signal: teardown still wants exit 0
-    deadline = time.monotonic() + 10
-    while True:
-        reloaded = [l for l in srv.log().splitlines() if "admin token reloaded" in l]
-        if {i for i in (0, 1) if any(re.search(r"\bworker=%d\b" % i, l) for l in reloaded)} == {0, 1}:
-            break
-        assert time.monotonic() < deadline, f"not every worker logged 'admin token reloaded': {reloaded!r}"
-        time.sleep(0.1)
+    def reloaded():
+        return [l for l in srv.log().splitlines() if "admin token reloaded" in l]
+    poll(lambda: all(any(re.search(r"\bworker=%d\b" % i, l) for l in reloaded()) for i in (0, 1)), 10,
+         lambda: f"not every worker logged 'admin token reloaded': {reloaded()!r}")
     for _ in range(10):             # fresh connections, whichever worker answers
         assert http_request(srv.port, "GET", "/metrics", headers=second).status == 200
         assert http_request(srv.port, "GET", "/metrics", headers=first).status == 401
@@ -533,13 +582,11 @@ def test_worker_log_lines_carry_the_worker_index(kbridge):
     srv = kbridge("--workers", "2", "--log-format", "json")
     wait_workers(srv, 2)
     clients, where = spread(srv, 8)
-    deadline = time.monotonic() + 5
-    while True:
+    def opened():
         events = [json.loads(l) for l in srv.log().splitlines() if l.startswith("{")]
-        opened = {e.get("peer"): e.get("worker") for e in events if e.get("msg") == "websocket open"}
-        if all(p in opened for p in where) or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+        return {e.get("peer"): e.get("worker") for e in events if e.get("msg") == "websocket open"}
+    poll(lambda: all(p in opened() for p in where), 5, lambda: f"no 'websocket open' line for some of {where}")
+    opened = opened()
     got = {p: (None if opened.get(p) is None else int(opened[p])) for p in where}
     assert got == where, f"worker field of 'websocket open' lines {got} vs /stats client_list {where}"
 
@@ -558,34 +605,21 @@ def new_child(master, old, timeout=10.0):
     raise AssertionError(f"no new worker within {timeout}s; children {child_pids(master)}")
 
 
-def conn_owner(server_port, client_port, pids):
-    """Which of pids holds the server side of a loopback TCP connection."""
-    want = (":%04X" % server_port, ":%04X" % client_port)
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            cols = line.split()
-            if cols[1].endswith(want[0]) and cols[2].endswith(want[1]):
-                return next((p for p in pids if cols[9] in socket_inodes(p)), None)
-    return None
+def get(conn, path):
+    """GET on an open keep-alive connection."""
+    conn.send(wsutil.build_request("GET", path))
+    return conn.read_response(timeout=3)
 
 
-class KeepAlive:
-    """An HTTP/1.1 keep-alive connection held by a given worker."""
-
-    @classmethod
-    def on(cls, srv, pid, tries=40):
-        for _ in range(tries):
-            k = cls()
-            k.c = srv.conn()
-            assert k.get("/health").status == 200
-            if conn_owner(srv.port, k.c.sock.getsockname()[1], [pid]) == pid:
-                return k
-            k.c.close()
-        raise AssertionError(f"no connection of {tries} landed on worker pid {pid}")
-
-    def get(self, path):
-        self.c.send(wsutil.build_request("GET", path))
-        return self.c.read_response(timeout=3)
+def keepalive_on(srv, pid, tries=40):
+    """An HTTP/1.1 keep-alive connection that the worker pid holds."""
+    for _ in range(tries):
+        c = srv.conn()
+        assert get(c, "/health").status == 200
+        if tcp_inode(srv.port, c.sock.getsockname()[1]) in socket_inodes(pid):
+            return c
+        c.close()
+    raise AssertionError(f"no connection of {tries} landed on worker pid {pid}")
 
 
 def test_quick_deaths_back_off_ready_is_503_and_connections_wait(mock_kafka, kafka_bridge):
@@ -599,35 +633,32 @@ def test_quick_deaths_back_off_ready_is_503_and_connections_wait(mock_kafka, kaf
     _, ws = wait_workers(srv, 2, ready=True)
     keep = ws[1]["pid"]
     pid, gaps = ws[0]["pid"], []
-    for k in range(4):
+    for _ in range(3):                  # waits of 100, 200, 400 ms
         os.kill(pid, signal.SIGKILL)
-        t_kill = time.monotonic()
-        if k < 3:
-            pid, gap = new_child(srv.pid, {keep, pid})
-            gaps.append(gap)
-            if k == 2:
-                probe = KeepAlive.on(srv, keep)
-            continue
-        # The fourth wait (about 800 ms): worker 1 alone runs. Probes go
-        # over a keep-alive connection worker 1 holds (a new one could wait
-        # in worker 0's listener).
-        time.sleep(0.35)            # state published at the end of a turn: let it settle
-        alone = child_pids(srv.pid) == [keep]
-        ready = probe.get("/ready").status
-        w = workers_of(probe.get("/stats").json())
-        socks = []
-        for _ in range(16):
-            c = srv.conn()
-            c.send(wsutil.build_request("GET", "/ws", wsutil.upgrade_headers()))
-            socks.append(c)
-        still_alone = child_pids(srv.pid) == [keep]
-        pid, _ = new_child(srv.pid, {keep, pid})
-        gaps.append(time.monotonic() - t_kill)
+        pid, gap = new_child(srv.pid, {keep, pid})
+        gaps.append(gap)
+    # Probes go over a keep-alive connection worker 1 holds: a new one
+    # could wait in worker 0's listener.
+    probe = keepalive_on(srv, keep)
+    os.kill(pid, signal.SIGKILL)        # the fourth wait: about 800 ms
+    t_kill = time.monotonic()
+    time.sleep(0.35)                    # state is published at the end of a turn
+    alone = child_pids(srv.pid) == [keep]
+    ready = get(probe, "/ready").status
+    w = workers_of(get(probe, "/stats").json())
+    running = msum(parse_metrics(get(probe, "/metrics").body.decode()), "kbridge_workers")
+    socks = [srv.conn() for _ in range(16)]
+    for c in socks:
+        c.send(wsutil.build_request("GET", "/ws", wsutil.upgrade_headers()))
+    still_alone = child_pids(srv.pid) == [keep]
+    pid, _ = new_child(srv.pid, {keep, pid})
+    gaps.append(time.monotonic() - t_kill)
     assert gaps[0] < 1.5, f"first restart after {gaps[0]:.2f}s (documented: 100 ms)"
     assert gaps[3] >= 0.6, f"restart waits {[round(g, 3) for g in gaps]}: no doubling for quick deaths"
     assert alone, "the replacement started before the fourth wait was over"
     assert ready == 503, f"/ready {ready} while worker 0 was down: {w}"
     assert w[1].get("ready") is True and w[0].get("ready") is not True, w
+    assert running == 1, f"kbridge_workers {running} while worker 0 was down"
     assert still_alone, "connections opened too late to test the kept listener (the machine is too slow)"
     for c in socks:
         r = c.read_response(head=True, timeout=10)
@@ -646,38 +677,22 @@ def test_a_replacement_with_a_configuration_error_stops_everything_with_2(kbridg
     tok.write_bytes(b"first\n")
     srv = kbridge("--workers", "2", "--admin-token", str(tok))
     _, ws = wait_workers(srv, 2, headers=[("Authorization", "Bearer first")])
-    pids = [(w["pid"], proc_stat(w["pid"])[2]) for w in ws]
+    ids = identities(ws)
     tok.write_bytes(b"")
     srv.signalled = True            # the master is expected to exit by itself
     os.kill(ws[0]["pid"], signal.SIGKILL)
     rc = srv.wait_exit(15)
     assert rc == 2, f"master exit status {rc} (None: still running)\n{srv.log_tail()}"
-    left = [pid for pid, start in pids if still_running(pid, start)]
-    assert not left and not child_pids(srv.pid), f"workers left: {left}"
+    assert_gone(ids)
 
 
 # ---------------------------------------------------------------- signals
-
-def test_master_killed_workers_drain_and_exit(kbridge):
-    # PR_SET_PDEATHSIG: the kernel sends each worker SIGTERM.
-    srv = kbridge("--workers", "2", "--drain-timeout", "3")
-    _, ws = wait_workers(srv, 2)
-    pids = [(w["pid"], proc_stat(w["pid"])[2]) for w in ws]
-    clients, _ = spread(srv, 8)
-    srv.signal(signal.SIGKILL)
-    for c in clients:
-        c.expect_close(1001, timeout=6)
-    deadline = time.monotonic() + 6
-    while [p for p, s in pids if still_running(p, s)]:
-        assert time.monotonic() < deadline, "workers still run 6 s after the master was killed"
-        time.sleep(0.05)
-
 
 def test_second_signal_ends_every_worker_at_once_with_1(kbridge):
     from test_shutdown import FLOOD_FLAGS, stuck_client
     srv = kbridge("--workers", "2", "--drain-timeout", "30", *FLOOD_FLAGS)
     _, ws = wait_workers(srv, 2)
-    pids = [(w["pid"], proc_stat(w["pid"])[2]) for w in ws]
+    ids = identities(ws)
     stuck_client(srv)
     srv.signal(signal.SIGTERM)
     time.sleep(0.5)
@@ -687,49 +702,81 @@ def test_second_signal_ends_every_worker_at_once_with_1(kbridge):
     rc = srv.wait_exit(5)
     assert rc == 1, f"master exit status {rc} after the second signal (None: still running 5 s later)"
     assert time.monotonic() - t0 < 3
-    left = [pid for pid, start in pids if still_running(pid, start)]
-    assert not left, f"workers {left} still run after the master exited"
+    assert_gone(ids)
+
+
+class Own:
+    """A kbridge started here rather than by the kbridge fixture: in a
+    session of its own (so its process group can be signalled), optionally
+    from another copy of the binary. stop() fails on a sanitizer report."""
+
+    def __init__(self, tmp_path, args, binary=None):
+        self.port = free_port()
+        self.log_path = tmp_path / f"kbridge-{self.port}.log"
+        self.conns = []         # closed by stop()
+        cmd = [binary or conftest.bin_path(), "--brokers", "127.0.0.1:1",
+               "--listen", f"127.0.0.1:{self.port}", *args]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=conftest.clean_env(), start_new_session=True)
+        self.pid = self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self):
+        return self.log()[-3000:]
+
+    def stop(self):
+        for c in self.conns:
+            c.close()
+        conftest.stop_process(self.proc, 10)
+        marks = [m for m in conftest.SANITIZER_MARKS if m in self.log()]
+        assert not marks, f"sanitizer report in {self.log_path}:\n{self.log_tail()}"
 
 
 def test_sigterm_to_the_whole_process_group_counts_once(tmp_path):
     """Ctrl-C or systemd signal the master and every worker: a worker takes
     the master's forwarded copy for the same signal, so the drain goes on
     (--drain-timeout 2 for a client that cannot be flushed) and all exit 0."""
-    import subprocess
-    import conftest
     from test_shutdown import FLOOD_FLAGS
     from test_slow import flood
-    port = free_port()
-    cmd = [conftest.bin_path(), "--brokers", "127.0.0.1:1", "--listen", f"127.0.0.1:{port}",
-           "--workers", "2", "--drain-timeout", "2", *FLOOD_FLAGS]
-    log = open(tmp_path / "kbridge.log", "w+b")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=conftest.clean_env(), start_new_session=True)
-    conns = []
+    own = Own(tmp_path, ["--workers", "2", "--drain-timeout", "2", *FLOOD_FLAGS])
     try:
-        class Srv:
-            pass
-        srv = Srv()
-        srv.pid, srv.port, srv.alive = proc.pid, port, (lambda: proc.poll() is None)
-        srv.proc = proc
-        srv.log_tail = lambda: open(tmp_path / "kbridge.log", errors="replace").read()[-3000:]
-        _, ws = wait_workers(srv, 2)
-        pids = [(w["pid"], proc_stat(w["pid"])[2]) for w in ws]
-        idle = wsutil.WS.connect(port)
-        stuck = wsutil.WS.connect(port, rcvbuf=4096)
-        conns += [idle, stuck]
+        _, ws = wait_workers(own, 2)
+        ids = identities(ws)
+        idle, stuck = wsutil.WS.connect(own.port), wsutil.WS.connect(own.port, rcvbuf=4096)
+        own.conns += [idle, stuck]
         flood(stuck)
         t0 = time.monotonic()
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(own.pid, signal.SIGTERM)
         idle.expect_close(1001, timeout=5)
-        rc = proc.wait(15)
+        rc = own.proc.wait(15)
         took = time.monotonic() - t0
-        assert rc == 0, f"exit status {rc} after {took:.1f}s\n{srv.log_tail()}"
+        assert rc == 0, f"exit status {rc} after {took:.1f}s\n{own.log_tail()}"
         assert took >= 1.5, f"exited {took:.2f}s after SIGTERM, before the 2 s drain of the stuck client was over"
-        left = [pid for pid, start in pids if still_running(pid, start)]
-        assert not left, f"workers {left} still run after the master exited"
+        assert_gone(ids)
     finally:
-        for c in conns:
-            c.close()
-        conftest.stop_process(proc, 10)
-        log.close()
+        own.stop()
+
+
+def test_a_replacement_runs_the_masters_binary_even_once_the_file_is_gone(tmp_path):
+    copy = tmp_path / "kbridge-copy"
+    shutil.copy2(conftest.bin_path(), copy)
+    own = Own(tmp_path, ["--workers", "2"], binary=str(copy))
+    try:
+        _, ws = wait_workers(own, 2)
+        os.unlink(copy)
+        os.kill(ws[0]["pid"], signal.SIGKILL)
+        wait_workers(own, 2, timeout=10, what="replacement of worker 0",
+                     pred=lambda w: w[0].get("restarts") == 1 and w[0]["pid"] != ws[0]["pid"])
+        for _ in range(6):
+            own.conns.append(wsutil.WS.connect(own.port))
+            own.conns[-1].ping_ok()
+        own.proc.send_signal(signal.SIGTERM)
+        assert own.proc.wait(10) == 0, own.log_tail()
+    finally:
+        own.stop()
