@@ -417,6 +417,11 @@ def test_sigkill_worker_is_restarted_and_its_clients_resume(mock_kafka, kafka_br
     _, after = wait_workers(srv, 2, ready=True, timeout=15, pred=restarted, what="restarted worker")
     assert proc_stat(vpid) is None or proc_stat(vpid)[1] != srv.pid, "the killed worker was not reaped"
     assert after[1 - victim]["pid"] == before[1 - victim]["pid"] and after[1 - victim].get("restarts") == 0, after
+    # The dead worker's clients are no longer counted (nor listed).
+    alive = len(on[1 - victim]) + len(early)
+    vals = wait_metric(srv.port, "kbridge_clients", alive)
+    assert msum(vals, "kbridge_subscriptions", channel="kw") == alive
+    assert len(stats(srv.port)["client_list"]) == alive
     for lc in late:                     # on the replacement: its history is empty
         lc.end()
         lc.connect(on=victim)
