@@ -59,7 +59,6 @@ static struct {
 	int owed;                         /* a turn ran since the last one */
 	int64_t refreshed;                /* the turn of the last refresh() */
 	const struct endpoints_sources *own;
-	struct entry copy;                /* one entry's tables, read consistently */
 	/* merged tables of the current iteration */
 	struct map names;
 	struct merged { const char *name; uint64_t a; int64_t b; } *m;
@@ -70,6 +69,9 @@ static struct {
 	char (*cl_peer)[PEER], (*cl_identity)[IDENTITY];
 	size_t ncl;
 } F = { .self = -1 };
+
+/* One entry's tables, read consistently (zeroed, so not in the binary). */
+static struct entry copy;
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 #define STORE(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
@@ -242,7 +244,7 @@ static void refresh(void)
 	fleet_publish(F.own, now, 1);
 }
 
-/* Copies entry w's tables consistently into F.copy. A writer killed in
+/* Copies entry w's tables consistently into `copy`. A writer killed in
  * the middle of a publish leaves the sequence odd until the master
  * reaps it: after SPIN tries the entry reads as empty. */
 #define SPIN 100000
@@ -251,8 +253,8 @@ static const struct entry *copy_entry(unsigned w)
 	const struct entry *e = &F.t->e[w];
 	for (int tries = 0;; tries++) {
 		if (tries == SPIN) {
-			F.copy.nchannels = F.copy.nlags = F.copy.nclients = 0;
-			return &F.copy;
+			copy.nchannels = copy.nlags = copy.nclients = 0;
+			return &copy;
 		}
 		uint32_t s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
 		if (s1 & 1) continue;
@@ -260,15 +262,15 @@ static const struct entry *copy_entry(unsigned w)
 		if (nc > CHANNELS) nc = CHANNELS;
 		if (nl > LAGS) nl = LAGS;
 		if (nk > ENDPOINTS_CLIENTS_MAX) nk = ENDPOINTS_CLIENTS_MAX;
-		memcpy(F.copy.channels, e->channels, nc * sizeof(e->channels[0]));
-		memcpy(F.copy.lags, e->lags, nl * sizeof(e->lags[0]));
-		memcpy(F.copy.clients, e->clients, nk * sizeof(e->clients[0]));
+		memcpy(copy.channels, e->channels, nc * sizeof(e->channels[0]));
+		memcpy(copy.lags, e->lags, nl * sizeof(e->lags[0]));
+		memcpy(copy.clients, e->clients, nk * sizeof(e->clients[0]));
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&e->seq, memory_order_relaxed) != s1) continue;
-		F.copy.nchannels = nc;
-		F.copy.nlags = nl;
-		F.copy.nclients = nk;
-		return &F.copy;
+		copy.nchannels = nc;
+		copy.nlags = nl;
+		copy.nclients = nk;
+		return &copy;
 	}
 }
 

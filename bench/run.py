@@ -26,8 +26,8 @@ its CPU per delivery as a ratio to its floor's and the p99 difference
 (column "vs floor", results.json), and the same for its loop thread alone
 (bench/bridgecpu.py: "loop s/M", "loop vs floor", librdkafka's share "rdk %").
 Rows named -w2 run kbridge --workers 2 (a master and two worker processes,
-their CPU summed; judged by deliveries per CPU-second against the
-single-process row). The start-to-ready row times kbridge
+their CPU summed, on every core beside the tools; judged by deliveries per
+CPU-second against the -w1 row: one process placed the same way). The start-to-ready row times kbridge
 from exec to the first 200 from GET /ready, 5 starts on fresh mock clusters.
 """
 import argparse
@@ -73,7 +73,7 @@ def topics(channels):
 
 
 def fanout(clients, rate, name=None, fmt="json", interval=0, keys=1, channels=1, layout="stream",
-           auth=False, tls=False, workers=1):
+           auth=False, tls=False, workers=1, shared=False):
     """C clients on the channel. fmt="msgpack": format=msgpack clients;
     interval: conflating clients (at most one message per key per interval);
     keys: the producer cycles over that many keys (per channel); channels:
@@ -84,14 +84,17 @@ def fanout(clients, rate, name=None, fmt="json", interval=0, keys=1, channels=1,
     keys the producer uses (so it still gets every record: see mint_tokens);
     tls: wss, the bridge with --tls-cert/--tls-key (an ECDSA P-256 pair made
     for the run: see make_cert) and wsload --tls; workers: kbridge
-    --workers N (N > 1: a master and N worker processes)."""
+    --workers N (N > 1: a master and N worker processes); shared: one
+    process placed as the workers rows are, on every core beside the tools
+    (-w1: what a -wN row is judged against)."""
     base = f"fanout-{k(clients)}x{k(rate)}"
     suffix = ((f"-c{channels}" if channels != 1 else "") + variant(fmt, interval, keys, 1)
               + ("-" + layout if layout != "stream" else "") + ("-auth" if auth else "")
-              + ("-wss" if tls else "") + (f"-w{workers}" if workers > 1 else ""))
+              + ("-wss" if tls else "") + (f"-w{workers}" if workers > 1 or shared else ""))
     return dict(name=name or base + suffix, base=base, kind="fanout",
                 clients=clients, rate=rate, keys=keys, format=fmt, interval=interval,
-                topics=topics(channels), layout=layout, auth=bool(auth), tls=bool(tls), workers=workers)
+                topics=topics(channels), layout=layout, auth=bool(auth), tls=bool(tls), workers=workers,
+                shared=bool(shared or workers > 1))
 
 
 def state(clients, rate, name=None, fmt="json", channels=4, keys=100, base=None, stype="web"):
@@ -104,11 +107,12 @@ def state(clients, rate, name=None, fmt="json", channels=4, keys=100, base=None,
                 format=fmt, interval=0, topics=topics(channels), layout="state")
 
 
-def keyed(clients, rate, name=None, fmt="json", interval=0, workers=1):
+def keyed(clients, rate, name=None, fmt="json", interval=0, workers=1, shared=False):
     base = f"keyed-{k(clients)}"
     return dict(name=name or base + variant(fmt, interval, clients, clients)
-                + (f"-w{workers}" if workers > 1 else ""), base=base, kind="keyed",
-                clients=clients, rate=rate, keys=clients, format=fmt, interval=interval, workers=workers)
+                + (f"-w{workers}" if workers > 1 or shared else ""), base=base, kind="keyed",
+                clients=clients, rate=rate, keys=clients, format=fmt, interval=interval, workers=workers,
+                shared=bool(shared or workers > 1))
 
 
 def idle(clients, name=None, tls=False):
@@ -156,16 +160,18 @@ def default_scenarios():
     # Each wss row follows the plain row it is judged against. Each size
     # of fan-out, and keyed-10k, has its floor row right before it (every
     # kbridge row of that size is compared with it). The --workers 2 rows
-    # (-w2) follow the single-process row they are judged against.
+    # (-w2) follow the single-process row they are judged against (-w1:
+    # one process on the same cores, beside the tools, as the workers are).
     return [floor(fanout(100, 1000)), fanout(100, 1000),
             floor(fanout(1000, 1000)), fanout(1000, 1000), fanout(1000, 1000, tls=True),
             fanout(1000, 1000, auth=True), state(1000, 1000),
             fanout(1000, 1000, "fanout-1kx1k-msgpack", fmt="msgpack"),
             fanout(1000, 1000, "fanout-1kx1k-conflated", interval=250, keys=100),
-            floor(fanout(5000, 1000)), fanout(5000, 1000), fanout(5000, 1000, workers=2),
+            floor(fanout(5000, 1000)), fanout(5000, 1000), fanout(5000, 1000, shared=True),
+            fanout(5000, 1000, workers=2),
             floor(fanout(100, 10000)), fanout(100, 10000),
             floor(fanout(1000, 10000)), fanout(1000, 10000), floor(keyed(10000, 10000)), keyed(10000, 10000),
-            keyed(10000, 10000, workers=2),
+            keyed(10000, 10000, shared=True), keyed(10000, 10000, workers=2),
             idle(1000), idle(10000), idle(10000, tls=True),
             connect(10000), connect(10000, tls=True), start_to_ready()]
 
@@ -551,7 +557,7 @@ class Bench:
             argv += ["--tls-cert", cert, "--tls-key", key, "--admin-listen", f"127.0.0.1:{ctl}"]
         workers = scen.get("workers", 1)
         cpu = self.bridge_cpu
-        if workers > 1:
+        if workers > 1 or scen.get("shared"):
             argv += ["--workers", str(workers)]
             if cpu is not None and self.tools_cpu not in (None, cpu):
                 cpu = f"{cpu},{self.tools_cpu}"     # the workers get every core, shared with the tools
@@ -1160,7 +1166,11 @@ def compare(results):
         base = by.get(r.get("base"))
         if r["name"] not in by or base is None or base is r:
             continue
+        if r.get("shared") and r.get("workers", 1) == 1:
+            continue        # -w1: the row the -wN rows are judged against
         if r.get("workers", 1) > 1:
+            # against one process placed as the workers are, when it ran
+            base = by.get(r["name"].rsplit("-w", 1)[0] + "-w1") or base
             if base.get("workers", 1) <= 1 and not base.get("floor"):
                 text = bridgecpu.compare_workers(r, base) + noise_beside(r, base)
                 out.append(text)
@@ -1366,7 +1376,8 @@ def update_readme(md):
 def parse_spec(spec):
     """kind:CLIENTSxRATE[:msgpack][:interval=MS][:keys=K][:channels=N][:layout=L][:auth][:tls][:workers=N]
     (fanout, keyed; keys, channels, layout, auth, tls: fanout only; workers:
-    kbridge --workers N, compared with the same scenario without it),
+    kbridge --workers N on every core beside the tools, compared with
+    workers=1, else with the same scenario without it),
     state:CLIENTSxRATE[:msgpack][:keys=K][:channels=N] (4 channels, 100 keys
     by default; compared with fanout:CLIENTSxRATE when that ran too) or
     kind:CLIENTS[:tls] (idle, connect). tls: wss, compared with the same
@@ -1404,6 +1415,8 @@ def parse_spec(spec):
                     kw["layout"] = val
                 else:
                     kw[name] = int(val)
+                    if name == "workers":
+                        kw["shared"] = True     # workers=1: one process placed as workers are
             make = {"state": state, "fanout": fanout, "keyed": keyed}[kind]
             return make(int(c), int(rate), **kw)
         except ValueError:

@@ -441,6 +441,40 @@ else
 	bad "openssl: could not make the wss CA and server certificate" "$T/wss/openssl.log"
 fi
 
+# ---- --workers 2 in the chroot: no /proc, so a worker is the path argv[0] names -
+# A worker is this binary executed again; without /proc/self/exe the master
+# runs the path it was started by (/kbridge). Kafka: the mock cluster, on the host.
+workers_ok() { # PORT: /stats lists two running, ready workers
+	$PY - "$1" <<-'EOF'
+	import json, sys, urllib.request
+	st = json.load(urllib.request.urlopen("http://127.0.0.1:%s/stats" % sys.argv[1], timeout=1))
+	w = st.get("workers") or []
+	sys.exit(0 if st["ready"] and len(w) == 2 and all(x["pid"] and x["ready"] for x in w) else 1)
+	EOF
+}
+if [ -n "$EMU" ]; then
+	echo "skip - chroot: --workers 2 under $EMU: the master starts each worker with execve(/kbridge), which runs a foreign binary only through binfmt_misc, absent here"
+	skipped=$((skipped + 1))
+elif [ ! -x build/mockkafka ]; then
+	echo "skip - chroot: --workers 2 needs build/mockkafka (make tools; make test builds it)"
+	skipped=$((skipped + 1))
+else
+	sleep 120 | build/mockkafka --topic wt:2 --lifetime 120 >"$T/mock.log" 2>&1 &
+	PIDS+=("$!")
+	wait_for 10 grep -q '^bootstrap=' "$T/mock.log"
+	boot=$(sed -n 's/^bootstrap=//p' "$T/mock.log")
+	P=$(free_port)
+	start_bridge "$T/workers.log" -- --brokers "$boot" -t wt --listen 127.0.0.1:"$P" --workers 2
+	if wait_for 20 workers_ok "$P"; then
+		ok "chroot: --workers 2 (no /proc): two workers started from /kbridge, both ready (GET /stats from outside)"
+	else
+		bad "chroot: --workers 2: /stats did not list two ready workers within $((20 * EMU_SLOW)) s" "$T/workers.log"
+	fi
+	stop_bridge; rc=$?
+	if [ $rc = 0 ] && [ "$(grep -c 'info stopped' "$T/workers.log")" = 3 ]; then ok "chroot: --workers 2 exits 0 on SIGTERM, the master after both workers"
+	else bad "chroot: --workers 2 after SIGTERM: exit status $rc, $(grep -c 'info stopped' "$T/workers.log") of 3 processes said stopped" "$T/workers.log"; fi
+fi
+
 # ---- no /etc/hosts: "localhost" does not resolve, and kbridge says so --------
 P=$(free_port)
 start_bridge "$T/resolve.log" -- --brokers localhost:9092 -t x --listen 127.0.0.1:"$P"
