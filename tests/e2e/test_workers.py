@@ -715,7 +715,9 @@ def test_second_signal_ends_every_worker_at_once_with_1(kbridge):
     rc = srv.wait_exit(5)
     assert rc == 1, f"master exit status {rc} after the second signal (None: still running 5 s later)"
     assert time.monotonic() - t0 < 3
-    assert_gone(ids)
+    # "At once": the master kills the workers and does not wait for them to
+    # end, so one may still be dying (an ASan build's teardown takes a while).
+    poll(lambda: not [p for p, t in ids if still_running(p, t)], 2, "workers still run 2 s after the master exited")
 
 
 def test_sigterm_to_every_process_at_once_counts_once(kbridge):
