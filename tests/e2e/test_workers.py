@@ -13,7 +13,8 @@ leaving no process behind (also when the master is killed, on a second
 signal, and on a signal to the whole process group), quick deaths backing
 off while /ready says 503 and new connections wait for the replacement,
 --admin-listen served by the master, SIGHUP reloading the master's and
-every worker's files, and the `worker` field of the workers' log lines.
+every worker's files, --max-clients shared out, TLS on every worker, and
+the `worker` field of the workers' log lines.
 Worker processes are found as the master's children in /proc; an autouse
 fixture kills (by PID and start time) any that outlive a test, and fails it."""
 import json
@@ -755,3 +756,12 @@ def test_a_replacement_runs_the_masters_binary_even_once_the_file_is_gone(kbridg
                  pred=lambda w: w[0].get("restarts") == 1 and w[0]["pid"] != ws[0]["pid"])
     for _ in range(6):
         srv.ws().ping_ok()
+
+
+def test_tls_on_every_worker(tls_kbridge):
+    admin = free_port()
+    srv = tls_kbridge("--workers", "2", "--admin-listen", f"127.0.0.1:{admin}")
+    wait_workers(srv, 2, port=admin)
+    spread(srv, 8, port=admin)          # wss clients on both workers
+    for _ in range(8):
+        assert srv.http(path="/health").status == 200
