@@ -648,6 +648,7 @@ void config_load(struct config *c, int argc, char **argv, void (*version_line)(v
 		die_usage("--brokers", "required unless --demo (or set KAFKA_BROKERS)");
 	if (c->brokers && c->demo)
 		die_usage("--demo", "cannot be combined with --brokers: the demo runs its own cluster");
+	c->max_clients_here = c->max_clients;
 	/* Each worker consumes every partition itself: a group would split
 	 * them, and each would run its own demo cluster. */
 	if (c->workers > 1 && c->group)

@@ -26,6 +26,7 @@ struct config {
 	const char *listen_str;
 
 	long max_clients;
+	long max_clients_here;                    /* this process's share (--workers); else max_clients */
 	size_t client_buffer;
 	long client_queue;
 	enum slow_policy slow;

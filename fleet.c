@@ -8,6 +8,7 @@
 #include "fleet.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ struct entry {
 	_Atomic uint32_t ready, up, connected;   /* connected: WebSocket clients */
 	_Atomic uint32_t st_clients, st_groups;
 	_Atomic uint64_t st_updates;
+	_Atomic uint64_t st_updates_before;   /* the master's: what ended processes of the slot sent */
 	_Atomic uint32_t seq;             /* odd while the tables change */
 	uint32_t nchannels, nlags, nclients;
 	struct { char name[NAME]; uint32_t subs; uint64_t seq; } channels[CHANNELS];
@@ -46,6 +48,7 @@ struct entry {
 
 struct table {
 	uint64_t magic;
+	int64_t started_ms;               /* the master's start, monotonic ms: uptime */
 	uint32_t n;                       /* workers */
 	uint32_t entry_size, slot_size;   /* what the creator compiled: a worker checks */
 	struct entry e[];                 /* then n + 1 metrics slots */
@@ -115,6 +118,7 @@ int fleet_create(unsigned n, char *err, size_t errlen)
 	F.t->n = n;
 	F.t->entry_size = sizeof(struct entry);
 	F.t->slot_size = (uint32_t)metrics_slot_size();
+	F.t->started_ms = mono_ms();
 	metrics_share(slots_of(F.t), n + 1, n);
 	return fd;
 }
@@ -131,6 +135,7 @@ int fleet_attach(int fd, unsigned self, char *err, size_t errlen)
 	close(fd);
 	F.self = (int)self;
 	metrics_share(slots_of(F.t), head.n + 1, self);
+	metrics_start_at(F.t->started_ms);   /* uptime is the master's */
 	return 0;
 }
 
@@ -151,6 +156,8 @@ void fleet_gone(unsigned self)
 	e->nchannels = e->nlags = e->nclients = 0;
 	atomic_store_explicit(&e->seq, s + 1, memory_order_release);
 	STORE(e->pid, 0);
+	STORE(e->st_updates_before, LOAD(e->st_updates_before) + LOAD(e->st_updates));
+	STORE(e->st_updates, 0);
 	STORE(e->ready, 0);
 	STORE(e->up, 0);
 	STORE(e->connected, 0);
@@ -247,7 +254,7 @@ static void refresh(void)
 /* Copies entry w's tables consistently into `copy`. A writer killed in
  * the middle of a publish leaves the sequence odd until the master
  * reaps it: after SPIN tries the entry reads as empty. */
-#define SPIN 100000
+#define SPIN 20000
 static const struct entry *copy_entry(unsigned w)
 {
 	const struct entry *e = &F.t->e[w];
@@ -257,7 +264,10 @@ static const struct entry *copy_entry(unsigned w)
 			return &copy;
 		}
 		uint32_t s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
-		if (s1 & 1) continue;
+		if (s1 & 1) {
+			if (tries % 64 == 63) sched_yield();   /* the writer may be waiting for this core */
+			continue;
+		}
 		uint32_t nc = e->nchannels, nl = e->nlags, nk = e->nclients;
 		if (nc > CHANNELS) nc = CHANNELS;
 		if (nl > LAGS) nl = LAGS;
@@ -300,14 +310,15 @@ static void merge(enum table_kind kind)
 			if (F.nm == F.cap) {
 				size_t cap = F.cap ? F.cap * 2 : 64;
 				struct merged *m = realloc(F.m, cap * sizeof(*m));
-				if (!m) return;
+				if (!m) goto out;   /* out of memory: what was merged */
 				F.m = m;
 				F.cap = cap;
 			}
-			if (map_put(&F.names, name, len, (void *)(uintptr_t)(F.nm + 1)) < 0) return;
+			if (map_put(&F.names, name, len, (void *)(uintptr_t)(F.nm + 1)) < 0) goto out;
 			F.m[F.nm++] = (struct merged){ NULL, a, b };
 		}
 	}
+out:
 	/* the names: the map's own copies of the keys */
 	struct map_slot *slot;
 	for (size_t i = 0; map_next(&F.names, &i, &slot);) F.m[(uintptr_t)slot->val - 1].name = slot->key;
@@ -404,7 +415,7 @@ static void state_counts(uint32_t *sc, uint32_t *sg, uint64_t *su)
 	for (unsigned w = 0; w < F.t->n; w++) {
 		*sc += LOAD(F.t->e[w].st_clients);
 		*sg += LOAD(F.t->e[w].st_groups);
-		*su += LOAD(F.t->e[w].st_updates);
+		*su += LOAD(F.t->e[w].st_updates_before) + LOAD(F.t->e[w].st_updates);
 	}
 }
 

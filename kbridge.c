@@ -67,7 +67,12 @@ static int setup_signals(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
-	if (role == MASTER) sigaddset(&set, SIGCHLD);   /* a worker ended */
+	if (role == MASTER) {
+		sigaddset(&set, SIGCHLD);   /* a worker ended */
+		/* Inherited as ignored, the kernel would reap workers itself and
+		 * the master would never learn of their end. */
+		signal(SIGCHLD, SIG_DFL);
+	}
 	/* Blocked before librdkafka starts its threads, so they inherit the mask
 	 * and every signal reaches the signalfd. */
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) return -1;
@@ -110,8 +115,9 @@ static void handle_signals(int sfd)
 		if (stopping) {
 			/* A worker may get the signal itself and from the master
 			 * passing it on (a terminal's Ctrl-C, systemd signalling
-			 * the whole unit): the master's copy is no second one. */
-			if (role == WORKER && si.ssi_pid == (uint32_t)getppid()) continue;
+			 * the whole unit, pkill), in either order: it drains once.
+			 * The master ends it with SIGKILL on a real second signal. */
+			if (role == WORKER) continue;
 			log_msg(LOG_WARN, "second signal: exiting now", NULL);
 			if (role == MASTER) workers_forward(SIGKILL);
 			_exit(1);
@@ -210,7 +216,8 @@ static int next_timeout(int64_t next_tick)
 	int64_t now = clock_now();
 	if (kafka_pending()) return 0;    /* stopped at its per-turn bound: more waits */
 	int64_t wake = next_tick;
-	int64_t sw = server_next_wake();
+	/* The master past its own drain waits for its workers: SIGCHLD wakes it. */
+	int64_t sw = role == MASTER && server_done() ? INT64_MAX : server_next_wake();
 	if (sw < wake) wake = sw;
 	int timeout = (int)(wake > now ? wake - now : 0);
 	int layer[] = { kafka_timeout_ms(), conflate_timeout_ms(now), replay_timeout_ms(), demo_timeout_ms(),
@@ -233,7 +240,7 @@ int main(int argc, char **argv)
 		/* --max-clients bounds the box: each worker takes its share,
 		 * the first max % N one more. */
 		long share = cfg.max_clients / cfg.workers;
-		cfg.max_clients = share + ((long)me.index < cfg.max_clients % cfg.workers);
+		cfg.max_clients_here = share + ((long)me.index < cfg.max_clients % cfg.workers);
 	}
 	clock_advance();
 	metrics_start();

@@ -100,6 +100,11 @@ void metrics_start(void)
 	M.start_ms = clock_now();
 }
 
+void metrics_start_at(int64_t ms)
+{
+	M.start_ms = ms;
+}
+
 int64_t metrics_uptime_s(void)
 {
 	return (clock_now() - M.start_ms) / 1000;

@@ -49,6 +49,7 @@ uint64_t metrics_auth_failures(enum jwt_error e);
 
 /* Seconds since metrics_start() (called once at start-up), by the turn clock. */
 void    metrics_start(void);
+void    metrics_start_at(int64_t ms);   /* --workers: the master's start (monotonic ms) */
 int64_t metrics_uptime_s(void);
 
 /* Records consumed per topic. A handle stays valid for the process's life,

@@ -509,7 +509,7 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 		http_error(c, 403, "origin not allowed", NULL);
 		return;
 	}
-	if (client_ws_count() >= (uint32_t)SS.cfg->max_clients || SS.draining) {
+	if (client_ws_count() >= (uint32_t)SS.cfg->max_clients_here || SS.draining) {
 		metrics_add(M_REJECTED_FULL, 1);
 		http_error(c, 503, SS.draining ? "shutting down" : "too many clients", "Retry-After: 1\r\n");
 		return;

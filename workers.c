@@ -6,8 +6,9 @@
  * named in KBRIDGE_WORKER=index:listen_fd:table_fd. A worker that ends
  * without being asked is started again: 100 ms later, doubling while it
  * keeps dying within WORKER_STEADY_MS of its start, up to 5 s. A worker
- * that exits 2 met a configuration error the master could not see; the
- * master then stops them all and exits 2. */
+ * of the first start that exits 2 met a configuration error the master
+ * could not see; the master then stops them all and exits 2. A later one
+ * that does (a key file missing for a moment) is restarted like any. */
 #include "workers.h"
 
 #include <errno.h>
@@ -41,6 +42,7 @@ struct worker {
 	int64_t restart_at;     /* when to start it again; 0: not due */
 	int64_t backoff;        /* the next wait after a quick death */
 	int ever;               /* started at least once */
+	int first;              /* the running process is the slot's first */
 };
 
 static struct {
@@ -110,6 +112,7 @@ static void spawn(unsigned i)
 	}
 	w->pid = pid;
 	w->started = clock_now();
+	w->first = !w->ever;
 	fleet_started(i, pid, w->ever);
 	if (w->ever) log_msg(LOG_INFO, "worker restarted", "worker", log_num(i), "pid", log_num(pid), NULL);
 	w->ever = 1;
@@ -128,12 +131,17 @@ int workers_start(const struct config *cfg, char **argv, char *err, size_t errle
 	W.argv = argv;
 	W.n = (unsigned)cfg->workers;
 	if (!(W.w = calloc(W.n, sizeof(*W.w)))) { snprintf(err, errlen, "out of memory"); return -1; }
-	/* Every listener on the same port: the first one's when --listen asks for port 0. */
+	/* Every listener on the same port: the first one's when --listen asks
+	 * for port 0. A probe without SO_REUSEPORT first: another kbridge with
+	 * workers on the port would otherwise let this one join its group. */
 	struct sockaddr_storage addr = cfg->listen;
 	socklen_t alen = cfg->listen_len;
+	int probe = server_bind(&addr, alen, cfg->listen_str, 0, err, errlen);
+	if (probe < 0) return -1;
+	getsockname(probe, (struct sockaddr *)&addr, &alen);
+	close(probe);
 	for (unsigned i = 0; i < W.n; i++) {
 		if ((W.w[i].listen_fd = server_bind(&addr, alen, cfg->listen_str, 1, err, errlen)) < 0) return -1;
-		if (i == 0) getsockname(W.w[0].listen_fd, (struct sockaddr *)&addr, &alen);
 		W.w[i].backoff = BACKOFF_FIRST_MS;
 	}
 	if ((W.table_fd = fleet_create(W.n, err, errlen)) < 0) return -1;
@@ -162,7 +170,7 @@ static void ended(unsigned i, int status)
 			"worker", log_num(i), "why", why(status, buf, sizeof(buf)), NULL);
 		return;
 	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 2) {
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && w->first) {
 		log_msg(LOG_ERROR, "worker failed with a configuration error; stopping", "worker", log_num(i),
 			"lived_ms", log_num(lived), NULL);
 		W.status = 2;

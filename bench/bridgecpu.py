@@ -229,10 +229,17 @@ def other_cell(r):
     text = f"; {fmt_dps(r.get('deliveries_per_cpu_s'))} deliveries/CPU-s"
     if r.get("workers_dps_ratio") is not None:
         text += f" vs {fmt_dps(r['single_dps'])} with 1 ({r['workers_dps_ratio']:.2f}x)"
+    return text + spread(r, "/", "clients per worker", "sockets per worker", both=False)
+
+
+def spread(r, sep, clients, sockets, both):
+    """How SO_REUSEPORT spread a workers row: its clients per worker
+    (/stats), and (both, or when /stats did not say) its sockets per worker."""
+    text = ""
     if r.get("worker_clients"):
-        text += f"; clients per worker {'/'.join(str(n) for n in r['worker_clients'])}"
-    elif r.get("worker_sockets"):
-        text += f"; sockets per worker {'/'.join(str(n) for n in r['worker_sockets'])}"
+        text += f"; {clients} {sep.join(map(str, r['worker_clients']))}"
+    if r.get("worker_sockets") and (both or not text):
+        text += f"; {sockets} {sep.join(map(str, r['worker_sockets']))}"
     return text
 
 
@@ -254,11 +261,7 @@ def compare_workers(r, base):
                  f"({r.get('bridge_procs', 0) - 1} workers seen at the end)")
     if r.get("loop_per_m") is not None and base.get("loop_per_m") is not None:
         text += f"; loop CPU {r['loop_per_m']:.3f} vs {base['loop_per_m']:.3f} s per million deliveries"
-    if r.get("worker_clients"):
-        text += f"; clients per worker (/stats) {', '.join(map(str, r['worker_clients']))}"
-    if r.get("worker_sockets"):
-        text += f"; sockets per worker after the subscribes {', '.join(map(str, r['worker_sockets']))}"
-    return text
+    return text + spread(r, ", ", "clients per worker (/stats)", "sockets per worker after the subscribes", both=True)
 
 
 def target(r):

@@ -1164,13 +1164,14 @@ def compare(results):
             r.setdefault("compare", text)
             continue
         base = by.get(r.get("base"))
+        if r.get("workers", 1) > 1:
+            # against one process placed as the workers are, when it ran
+            base = by.get(r["name"].rsplit("-w", 1)[0] + "-w1") or base
         if r["name"] not in by or base is None or base is r:
             continue
         if r.get("shared") and r.get("workers", 1) == 1:
             continue        # -w1: the row the -wN rows are judged against
         if r.get("workers", 1) > 1:
-            # against one process placed as the workers are, when it ran
-            base = by.get(r["name"].rsplit("-w", 1)[0] + "-w1") or base
             if base.get("workers", 1) <= 1 and not base.get("floor"):
                 text = bridgecpu.compare_workers(r, base) + noise_beside(r, base)
                 out.append(text)

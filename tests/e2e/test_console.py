@@ -220,3 +220,12 @@ def test_pages_are_self_contained():
         assert "<meta name=\"viewport\"" in html, name
     with open(os.path.join(ROOT, "web", "docs.html"), encoding="utf-8") as f:
         assert f.read().count("<!--ROUTES-->") == 1
+
+
+def test_console_counts_the_workers(mock_kafka, kafka_bridge):
+    """With --workers 2 the stats panel shows how many workers run."""
+    need_browser()
+    mk = mock_kafka({"wc": 1})
+    srv = kafka_bridge(mk, "-t", "wc", "--workers", "2")
+    result, out = run_browser("workers", f"http://127.0.0.1:{srv.port}")
+    assert result["ok"] and result["workers"].startswith("2/2"), out

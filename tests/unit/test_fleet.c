@@ -4,7 +4,8 @@
  * exits. The master's totals then add clients and subscriptions, take the
  * largest seq and lag, list every worker's clients with their worker, and
  * report each worker's pid and readiness; /ready needs every worker; a
- * worker that ended reads as gone but its counters stay; a child given a
+ * worker that ended reads as gone but its counters stay (the state
+ * dialect's updates included, which a process counts itself); a child given a
  * fd that is not the table refuses it. */
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -140,6 +141,8 @@ int main(void)
 	clock_advance();
 	CHECK(t->clients() == 2 && !t->kafka_ready() && t->kafka_up());
 	CHECK(metrics_get(M_MESSAGES_OUT) == 201);
+	t->state_counts(&sc, &sg, &su);
+	CHECK(sc == 1 && su == 21);           /* its updates still count */
 	fleet_started(1, 4242, 1);
 	i = 1;
 	CHECK(t->worker_next(&i, &w) && w.pid == 4242 && w.restarts == 1 && !w.ready && w.clients == 0);
@@ -148,6 +151,8 @@ int main(void)
 	clock_advance();
 	CHECK(t->clients() == 3 && !t->kafka_ready());
 	CHECK(metrics_get(M_MESSAGES_OUT) == 302);
+	t->state_counts(&sc, &sg, &su);
+	CHECK(su == 32);                      /* the replacement's add to them */
 
 	/* A worker handed something else than the table refuses it. */
 	int p[2];

@@ -5,6 +5,8 @@
 //   node console.mjs docs    BASE_URL OUT_DIR   the protocol page at BASE_URL/docs
 //   node console.mjs state   BASE_URL OUT_DIR   the console at BASE_URL/?type=web (the
 //                                               state dialect), in steps: see stateTest
+//   node console.mjs workers BASE_URL OUT_DIR   the console of a kbridge --workers 2:
+//                                               the stats panel counts the workers
 //   node console.mjs tls     BASE_URL OUT_DIR SPKI   the console test over https://
 //                                               and wss://, the server's certificate
 //                                               trusted only through
@@ -397,12 +399,26 @@ async function docsTest() {
   check(page.problems.length === 0, 'no console errors, exceptions, failed or external requests', page.problems);
 }
 
+// The stats panel of a kbridge --workers 2 shows "2/2" workers running.
+async function workersTest() {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await openPage(context);
+  const resp = await page.goto(base + '/', { waitUntil: 'load', timeout: 10000 });
+  check(resp.status() === 200, 'GET / is 200', resp.status());
+  await page.waitForSelector('#stats dd[data-k="workers"]', { timeout: 8000 });
+  result.workers = (await page.textContent('#stats dd[data-k="workers"]')).trim();
+  check(/^2\/2\b/.test(result.workers), 'stats panel shows 2/2 workers', result.workers);
+  await page.screenshot({ path: path.join(outDir, 'console-workers.png'), fullPage: false });
+  check(page.problems.length === 0, 'no console errors, exceptions, failed or external requests', page.problems);
+}
+
 try {
-  if (!base || !outDir || !['console', 'docs', 'state', 'tls'].includes(mode)) throw new Error('usage: node console.mjs console|docs|state BASE_URL OUT_DIR | tls BASE_URL OUT_DIR SPKI');
+  if (!base || !outDir || !['console', 'docs', 'state', 'tls', 'workers'].includes(mode)) throw new Error('usage: node console.mjs console|docs|state|workers BASE_URL OUT_DIR | tls BASE_URL OUT_DIR SPKI');
   if (mode === 'tls') await tlsTest();
   else {
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 20000 });
-    await (mode === 'console' ? consoleTest() : mode === 'docs' ? docsTest() : stateTest());
+    const tests = { console: consoleTest, docs: docsTest, state: stateTest, workers: workersTest };
+    await tests[mode]();
   }
   await finish();
 } catch (e) {
