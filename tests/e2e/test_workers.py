@@ -222,14 +222,10 @@ def spread(srv, n, port=None, headers=None):
         for c in new:
             c.ping_ok()
         clients += new
-        where, st = client_workers(port or srv.port, {peer_of(c) for c in clients}, headers=headers)
-    per = [sum(1 for w in where.values() if w == i) for i in (0, 1)]
-    deadline = time.monotonic() + 5
-    while [w.get("clients") for w in workers_of(st)] != per:
-        assert time.monotonic() < deadline, \
-            f"/stats workers[].clients {[w.get('clients') for w in workers_of(st)]}, client_list says {per}"
-        time.sleep(0.1)
-        st = stats(port or srv.port, headers)
+        where, _ = client_workers(port or srv.port, {peer_of(c) for c in clients}, headers=headers)
+    per = [list(where.values()).count(i) for i in (0, 1)]
+    poll(lambda: [w.get("clients") for w in workers_of(stats(port or srv.port, headers))] == per, 5,
+         lambda: f"/stats workers[].clients {workers_of(stats(port or srv.port, headers))}, client_list says {per}")
     return clients, where
 
 
@@ -345,10 +341,7 @@ class Logical:
 
     def __init__(self, srv, name, channel):
         self.srv, self.name, self.channel = srv, name, channel
-        self.last = {}
-        self.segments = []
-        self.reader = None
-        self.conns = 0
+        self.last, self.segments, self.reader, self.conns = {}, [], None, 0
         self.connect()
 
     def connect(self, on=None):
