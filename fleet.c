@@ -4,7 +4,8 @@
  * client list) sit under a sequence lock per entry: the one writer makes
  * the count odd while it writes, readers copy and retry when it moved.
  * Readers merge what they copied: subscriptions and clients add up, a
- * channel's seq and a partition's lag take the largest. */
+ * channel's seq is the smallest (what every worker routed), a partition's
+ * lag the largest. */
 #include "fleet.h"
 
 #include <errno.h>
@@ -285,8 +286,9 @@ static const struct entry *copy_entry(unsigned w)
 }
 
 /* Merges one table of every worker by name into F.m: channels (a: the
- * subscriptions added up, b: the largest seq) or lag (b: the largest, -1
- * when no worker knows it). */
+ * subscriptions added up, b: the smallest seq) or lag (b: the largest, -1
+ * when no worker knows it). Both describe the slowest worker: a channel
+ * has been routed up to seq by every worker that has it. */
 enum table_kind { T_CHANNELS, T_LAGS };
 
 static void merge(enum table_kind kind)
@@ -304,7 +306,7 @@ static void merge(enum table_kind kind)
 			uintptr_t at = (uintptr_t)map_get(&F.names, name, len);
 			if (at) {
 				F.m[at - 1].a += a;
-				if (b > F.m[at - 1].b) F.m[at - 1].b = b;
+				if (kind == T_LAGS ? b > F.m[at - 1].b : b < F.m[at - 1].b) F.m[at - 1].b = b;
 				continue;
 			}
 			if (F.nm == F.cap) {

@@ -269,6 +269,7 @@ def test_offset_forms(mock_kafka, kafka_bridge):
     assert not errors, "\n".join(errors)
 
 
+@pytest.mark.one_process("stops the consuming process with SIGSTOP: with workers the master, which consumes nothing")
 def test_fan_out_behind_retention_continues_from_oldest_record(mock_kafka, kafka_bridge):
     """A fan-out instance whose position was deleted by retention (the mock
     keeps ~5 MB per partition) goes on from the oldest record still there,
