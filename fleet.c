@@ -17,9 +17,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include "clock.h"
 #include "map.h"
 #include "metrics.h"
+#include "tls.h"
 
 #define MAGIC 0x6b62666c65657431ull   /* "kbfleet1" */
 #define NAME 256                      /* channel names, "topic:partition" */
@@ -49,6 +52,7 @@ struct entry {
 
 struct table {
 	uint64_t magic;
+	unsigned char ticket_keys[TLS_TICKET_KEYS_LEN];   /* the master's random bytes */
 	int64_t started_ms;               /* the master's start, monotonic ms: uptime */
 	uint32_t n;                       /* workers */
 	uint32_t entry_size, slot_size;   /* what the creator compiled: a worker checks */
@@ -120,6 +124,10 @@ int fleet_create(unsigned n, char *err, size_t errlen)
 	F.t->entry_size = sizeof(struct entry);
 	F.t->slot_size = (uint32_t)metrics_slot_size();
 	F.t->started_ms = mono_ms();
+	if (RAND_bytes(F.t->ticket_keys, sizeof(F.t->ticket_keys)) != 1) {
+		snprintf(err, errlen, "workers: no random bytes for the session ticket keys");
+		return -1;
+	}
 	metrics_share(slots_of(F.t), n + 1, n);
 	return fd;
 }
@@ -232,6 +240,11 @@ void fleet_publish(const struct endpoints_sources *live, int64_t now, int now_to
 	publish_tables(e, live);
 	F.owed = 0;
 	F.due = now + FLEET_PUBLISH_MS;
+}
+
+const unsigned char *fleet_ticket_keys(void)
+{
+	return F.t ? F.t->ticket_keys : NULL;
 }
 
 int fleet_timeout_ms(int64_t now)

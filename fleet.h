@@ -37,6 +37,10 @@ void fleet_publish(const struct endpoints_sources *live, int64_t now, int now_to
 /* ms until a publish is owed (a turn ran since the last), -1 when none. */
 int  fleet_timeout_ms(int64_t now);
 
+/* The TLS session ticket keys the master drew for every worker (tls.h),
+ * NULL without a table. */
+const unsigned char *fleet_ticket_keys(void);
+
 /* The sources the endpoints read: the totals of every worker. own gives
  * what is the same in every process (routes, the librdkafka version) and,
  * in a worker, what fleet_publish() publishes. */

@@ -173,6 +173,7 @@ static int start(char **argv)
 		fprintf(stderr, "kbridge: %s\n", err);
 		exit(2);
 	}
+	if (role == WORKER) tls_ticket_keys(fleet_ticket_keys());   /* resumption on any worker */
 	const struct endpoints_sources *shown = role == SINGLE ? &sources : fleet_sources(&sources);
 	/* Configuration errors (routes, -X, the admin token file) exit 2
 	 * before anything starts, also when the port is taken. */

@@ -31,7 +31,15 @@ static struct {
 	struct file_watch files;      /* --tls-cert, --tls-key, --tls-client-ca */
 	int ktls;                     /* the kernel has the TLS ULP */
 	char err[256];                /* tls_last_error */
+	unsigned char ticket_keys[TLS_TICKET_KEYS_LEN];
+	int shared_keys;              /* --workers: ticket_keys, not the context's own */
 } T;
+
+void tls_ticket_keys(const unsigned char keys[TLS_TICKET_KEYS_LEN])
+{
+	memcpy(T.ticket_keys, keys, TLS_TICKET_KEYS_LEN);
+	T.shared_keys = 1;
+}
 
 
 /* OpenSSL's first queued error in words, the queue emptied. */
@@ -86,6 +94,10 @@ static SSL_CTX *build_ctx(char *err, size_t errlen)
 				 SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF |
 				 (T.ktls ? SSL_OP_ENABLE_KTLS : 0));
 	SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
+	if (T.shared_keys && SSL_CTX_set_tlsext_ticket_keys(ctx, T.ticket_keys, sizeof(T.ticket_keys)) != 1) {
+		take_error(err, errlen, "cannot set the workers' session ticket keys");
+		goto fail;
+	}
 	/* Idle connections give their buffers back; a write may be partial
 	 * and retried from a moved buffer (the client layer's staging). */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |

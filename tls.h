@@ -25,6 +25,13 @@ struct ssl_st;
  * for kernel TLS. 0, or -1 with one line in err (exit 2). Without
  * --tls-cert it does nothing and tls_enabled() is 0. */
 int  tls_init(const struct config *cfg, char *err, size_t errlen);
+
+/* --workers: the session ticket keys every context uses (its own and
+ * those of reloads), the same in every worker, so a client resumes its
+ * session on whichever worker takes its next connection. Before tls_init;
+ * without it each context makes its own. */
+#define TLS_TICKET_KEYS_LEN 80
+void tls_ticket_keys(const unsigned char keys[TLS_TICKET_KEYS_LEN]);
 int  tls_enabled(void);
 /* SIGHUP: load the pair again; a pair that fails keeps the old one with
  * one error line. New handshakes use the new pair, existing connections

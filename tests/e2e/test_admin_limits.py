@@ -145,6 +145,7 @@ def test_admin_listener_serves_the_admin_endpoints_and_the_main_port_no_longer(k
     ws.ping_ok()
 
 
+@pytest.mark.one_process("--max-clients is split between the workers, and the kernel picks the worker")
 def test_admin_connections_take_no_client_places(kbridge):
     admin = free_port()
     srv = kbridge("--admin-listen", f"127.0.0.1:{admin}", "--max-clients", "1", "--max-clients-per-ip", "1")

@@ -10,7 +10,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import read_messages, ws_subscribe
+from conftest import read_messages, wait_channel_seq, ws_subscribe
 from wsutil import get_json, http_request, upgrade_headers, Conn
 
 N = 20
@@ -106,6 +106,8 @@ def test_metrics_parse_and_count_traffic(traffic):
 
 def test_stats_shape(traffic):
     srv, mk, clients = traffic
+    # with workers, a channel's seq is what every worker has routed
+    wait_channel_seq(srv.port, "obs", N)
     for path in ("/stats", "/ws/stats"):
         st = get_json(srv.port, path)
         assert st["clients"] == 2 and isinstance(st["uptime_s"], int) and st["kafka"] == "up"
