@@ -367,6 +367,7 @@ def test_max_clients_503_then_room_again(kbridge):
 
 # ---------------------------------------------------------------- slowloris
 
+@pytest.mark.one_process("--max-clients is split between the workers, and the kernel picks the worker")
 def test_slowloris_closed_after_header_timeout(kbridge):
     srv = kbridge("--header-timeout", "2", "--max-clients", "1")
     slow = srv.conn()

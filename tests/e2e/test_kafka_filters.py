@@ -194,6 +194,7 @@ def run_cases(srv, mk, cases, match, path="/ws"):
     assert not errors, "\n".join(errors)
 
 
+@pytest.mark.one_process("compares seq across connections: seq is per process")
 def test_native_key_and_field_filters(mock_kafka, kafka_bridge):
     mk = mock_kafka(TOPICS)
     srv = kafka_bridge(mk, *ROUTES)
