@@ -9,6 +9,8 @@ the newest queued record per key; SLOW_CONSUMER with `dropped` precedes the
 next message)."""
 import time
 
+import pytest
+
 from conftest import BulkReader, PacedProducer, is_data, wait_channel_seq, ws_subscribe
 
 HOT = 5
@@ -78,6 +80,7 @@ def check_conflated(name, reader, interval_s, produced_last, slow_values, live_b
     return by_key
 
 
+@pytest.mark.one_process("compares seq across connections: seq is per process")
 def test_conflation_intervals_newest_wins_no_starvation(mock_kafka, kafka_bridge):
     mk = mock_kafka({"cf": 1, "cf2": 1})
     srv = kafka_bridge(mk, "-t", "cf=cfc", "-t", "cf2=cf2c", "--client-queue", "1000000",
