@@ -136,11 +136,19 @@ class Server:
         return self.proc.poll() is None
 
     def rss(self):
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        raise AssertionError("no VmRSS")
+        """VmRSS in bytes: of the process, and with --workers of the master
+        and every worker (their clients are in the workers)."""
+        pids = [self.pid]
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+        total = 0
+        for pid in pids:
+            with open(f"/proc/{pid}/status") as f:
+                total += next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS:"))
+        return total
 
     def log(self):
         try:
