@@ -168,12 +168,15 @@ static const struct endpoints_sources sources = {
 static int start(char **argv)
 {
 	char err[512];
-	/* A worker counts into its slot of the shared table from the start. */
-	if (role == WORKER && fleet_attach(me.table_fd, me.index, err, sizeof(err)) < 0) {
-		fprintf(stderr, "kbridge: %s\n", err);
-		exit(2);
+	/* A worker counts into its slot of the shared table from the start,
+	 * and takes the master's ticket keys: resumption on any worker. */
+	if (role == WORKER) {
+		if (fleet_attach(me.table_fd, me.index, err, sizeof(err)) < 0) {
+			fprintf(stderr, "kbridge: %s\n", err);
+			exit(2);
+		}
+		tls_ticket_keys(fleet_ticket_keys());
 	}
-	if (role == WORKER) tls_ticket_keys(fleet_ticket_keys());   /* resumption on any worker */
 	const struct endpoints_sources *shown = role == SINGLE ? &sources : fleet_sources(&sources);
 	/* Configuration errors (routes, -X, the admin token file) exit 2
 	 * before anything starts, also when the port is taken. */
@@ -278,11 +281,11 @@ int main(int argc, char **argv)
 		if ((n > 0 && pfds[PFD_KAFKA].revents) || kafka_pending() || kafka_timeout_ms() == 0) kafka_service();
 		if (replay_timeout_ms() == 0) replay_service();
 		if (demo_timeout_ms() == 0) demo_tick();
-		/* Ready clients first, then new ones: events refer to clients
-		 * that exist now. */
 		/* Clients came, went or spoke: the totals other processes read
 		 * show it from the end of this turn. */
 		int moved = n > 0 && (pfds[PFD_CLIENTS].revents || pfds[PFD_LISTEN].revents);
+		/* Ready clients first, then new ones: events refer to clients
+		 * that exist now. */
 		if (n > 0 && pfds[PFD_CLIENTS].revents) server_ready();
 		if (n > 0 && (pfds[PFD_LISTEN].revents & POLLIN)) server_accept();
 		if (n > 0 && (pfds[PFD_ADMIN].revents & POLLIN)) server_accept_admin();

@@ -72,6 +72,20 @@ static void text_value(struct jbuf *b, const char *v)
 	json_str(b, v, strlen(v));
 }
 
+/* One field: " k=v" in text, "k":"v" in JSON. */
+static void field(struct jbuf *b, const char *k, const char *v)
+{
+	if (log_json) {
+		json_key(b, k);
+		json_cstr(b, v);
+		return;
+	}
+	json_append(b, " ", 1);
+	json_append(b, k, strlen(k));
+	json_append(b, "=", 1);
+	text_value(b, v);
+}
+
 static const char *tag_key, *tag_val;
 
 void log_tag(const char *key, const char *value)
@@ -100,35 +114,19 @@ void log_msg(enum log_level level, const char *msg, ...)
 		json_key(&b, "ts");    json_cstr(&b, when);
 		json_key(&b, "level"); json_cstr(&b, level_names[level]);
 		json_key(&b, "msg");   json_cstr(&b, msg);
-		for (const char *k; (k = va_arg(ap, const char *));) {
-			const char *v = va_arg(ap, const char *);
-			if (!v) continue;              /* a NULL value leaves the field out */
-			json_key(&b, k);
-			json_cstr(&b, v);
-		}
-		if (tag_key) { json_key(&b, tag_key); json_cstr(&b, tag_val); }
-		json_obj_end(&b);
 	} else {
 		json_append(&b, when, strlen(when));
 		json_append(&b, " ", 1);
 		json_append(&b, level_names[level], strlen(level_names[level]));
 		json_append(&b, " ", 1);
 		json_append(&b, msg, strlen(msg));
-		for (const char *k; (k = va_arg(ap, const char *));) {
-			const char *v = va_arg(ap, const char *);
-			if (!v) continue;
-			json_append(&b, " ", 1);
-			json_append(&b, k, strlen(k));
-			json_append(&b, "=", 1);
-			text_value(&b, v);
-		}
-		if (tag_key) {
-			json_append(&b, " ", 1);
-			json_append(&b, tag_key, strlen(tag_key));
-			json_append(&b, "=", 1);
-			text_value(&b, tag_val);
-		}
 	}
+	for (const char *k; (k = va_arg(ap, const char *));) {
+		const char *v = va_arg(ap, const char *);
+		if (v) field(&b, k, v);        /* a NULL value leaves the field out */
+	}
+	if (tag_key) field(&b, tag_key, tag_val);
+	if (log_json) json_obj_end(&b);
 	va_end(ap);
 	json_append(&b, "\n", 1);
 	if (!b.failed) {

@@ -493,11 +493,10 @@ int server_open(const struct config *cfg, int listen_fd, int admin, char *err, s
 	}
 	S.ping_frame->refs = UINT32_MAX;   /* static: references cost nothing */
 	S.admin_fd = -1;
-	S.listen_fd = listen_fd;
+	S.listen_fd = listen_fd == SERVER_LISTEN_NONE ? -1 : listen_fd;
 	if (listen_fd == SERVER_LISTEN_OPEN &&
 	    (S.listen_fd = server_bind(&cfg->listen, cfg->listen_len, cfg->listen_str, 0, err, errlen)) < 0)
 		return -1;
-	if (listen_fd == SERVER_LISTEN_NONE) S.listen_fd = -1;
 	if (admin && cfg->admin_listen_len &&
 	    (S.admin_fd = server_bind(&cfg->admin_listen, cfg->admin_listen_len, cfg->admin_listen_str, 0, err, errlen)) < 0)
 		return -1;
