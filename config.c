@@ -521,11 +521,13 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 				cpu_set_t set;
 				w = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
 				if (w > CONFIG_WORKERS_MAX) w = CONFIG_WORKERS_MAX;
+				c->workers_auto = 1;
 			} else if (parse_long(v, 1, CONFIG_WORKERS_MAX, &w) < 0) {
 				*why = "expected auto or an integer 1-" CONFIG_WORKERS_MAX_STR;
 				return -1;
 			}
 			c->workers = (int)w;
+			if (strcmp(v, "auto")) c->workers_auto = 0;
 		} else if (!strcmp(n, "log-level")) {
 			int l = log_level_parse(v);
 			if (l < 0) { *why = "expected debug, info, warn or error"; return -1; }
@@ -655,6 +657,14 @@ void config_load(struct config *c, int argc, char **argv, void (*version_line)(v
 		die_usage("--workers", "above 1 needs fan-out mode: with --group the workers would split the partitions between them");
 	if (c->workers > 1 && c->demo)
 		die_usage("--workers", "above 1 cannot run --demo: each worker would start a demo cluster of its own");
+	/* Every worker takes a share of --max-clients: one with none would
+	 * answer 503 to every connection the kernel hands it. */
+	if (c->workers > c->max_clients) {
+		if (!c->workers_auto)
+			die_usage("--workers", "%d is more than --max-clients %ld: every worker needs a share of at least one client",
+			          c->workers, c->max_clients);
+		c->workers = (int)c->max_clients;
+	}
 	if (c->admin_listen_len && c->admin_listen_len == c->listen_len &&
 	    !memcmp(&c->admin_listen, &c->listen, c->listen_len))
 		die_usage("--admin-listen", "must differ from --listen");

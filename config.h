@@ -71,6 +71,7 @@ struct config {
 	const char *tls_client_ca;                /* mutual TLS */
 
 	int workers;                              /* processes sharing --listen (issue 16); 1: this one */
+	int workers_auto;                         /* --workers auto: capped to --max-clients */
 };
 
 #define CONFIG_WORKERS_MAX 64

@@ -176,6 +176,7 @@ def test_env_max_clients(kbridge):
     assert upgrade(srv.port) == 503
 
 
+@pytest.mark.one_process("--workers above --max-clients is refused")
 def test_env_alias_max_clients(kbridge):
     srv = kbridge(env={"MAX_CLIENTS": "1"})
     srv.ws()

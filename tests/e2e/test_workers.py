@@ -255,7 +255,10 @@ def order_problems(name, msgs, parts, per_part=None):
     (["--brokers", "127.0.0.1:1", "--workers", "2x"], None),
     (["--brokers", "127.0.0.1:1", "--workers", "65"], None),
     (["--brokers", "127.0.0.1:1"], {"KBRIDGE_WORKERS": "abc"}),
-], ids=["group", "group-env", "demo", "zero", "negative", "abc", "2x", "65", "env-abc"])
+    (["--brokers", "127.0.0.1:1", "--workers", "3", "--max-clients", "2"], None),
+    (["--brokers", "127.0.0.1:1", "--workers", "2"], {"MAX_CLIENTS": "1"}),
+], ids=["group", "group-env", "demo", "zero", "negative", "abc", "2x", "65", "env-abc",
+        "above-max-clients", "above-max-clients-env"])
 def test_refused_combinations_and_values_exit_2(args, env):
     r = run_kbridge(args, env=env, timeout=5)
     lines = r.stderr.decode(errors="replace").splitlines()
@@ -312,6 +315,16 @@ def test_workers_auto_is_the_cpus_kbridge_may_run_on(kbridge):
     _, ws = wait_workers(srv, cpus)
     assert msum(metric_values(srv.port), "kbridge_workers") == cpus
     assert all(w.get("restarts") == 0 for w in ws), ws
+
+
+def test_workers_auto_is_capped_to_max_clients(kbridge):
+    # auto never starts a worker with no share of --max-clients.
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: --workers auto means one process")
+    srv = kbridge("--workers", "auto", "--max-clients", "1")
+    assert msum(metric_values(srv.port), "kbridge_workers") == 1
+    srv.ws()
+    assert wsutil.http_request(srv.port, "GET", "/ws", headers=wsutil.upgrade_headers()).status == 503
 
 
 def test_max_clients_bounds_the_box(kbridge):
