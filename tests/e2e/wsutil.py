@@ -490,3 +490,308 @@ def recv_until(ws, pred, timeout=5.0, what="message"):
         seen.append(obj)
         if pred(obj):
             return obj, seen
+
+
+# ---------------------------------------------------------------- permessage-deflate
+#
+# Added for tests/e2e/test_deflate.py (RFC 7692, docs/protocol.md#compression).
+# The helpers above assume no extension; PmdWS is a raw client that may offer
+# permessage-deflate and reads RSV1 frames; FrameRelay sits between any
+# client (a library, a browser) and kbridge and records the server's frame
+# headers, so a test sees what went over the wire.
+
+import threading as _threading
+import zlib as _zlib
+
+PMD_TAIL = b"\x00\x00\xff\xff"      # RFC 7692 §7.2.1: removed by the sender, appended by the reader
+PMD_NAME = "permessage-deflate"
+PMD_ANSWER = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
+
+def pmd_compress(data, bits=15, final=False, level=9):
+    """One message compressed as RFC 7692 §7.2.1 says: raw DEFLATE with a
+    window of `bits`, sync-flushed, the 00 00 ff ff tail removed. final:
+    ended with Z_FINISH instead (a BFINAL block, kept whole: §7.2.3.1
+    allows it)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    co = _zlib.compressobj(level, _zlib.DEFLATED, -bits)
+    if final:
+        return co.compress(data) + co.flush(_zlib.Z_FINISH)
+    out = co.compress(data) + co.flush(_zlib.Z_SYNC_FLUSH)
+    assert out.endswith(PMD_TAIL), out[-8:]
+    return out[:-4]
+
+
+def pmd_inflate(payload, bits=15, limit=256 << 20):
+    """Inflates one compressed message (RFC 7692 §7.2.2) with a window of
+    `bits`: zlib fails ("invalid distance too far back") when the sender
+    used a larger window than it said. Below 15 bits it inflates 64 bytes
+    a call: zlib checks a distance against its window only for what an
+    earlier call wrote, so one big call would let a too-far one pass."""
+    d = _zlib.decompressobj(-bits)
+    data = payload + PMD_TAIL
+    if bits == 15:
+        out = d.decompress(data, limit)
+        assert not d.unconsumed_tail, f"message inflates past {limit} bytes"
+        return out
+    out = bytearray()
+    while True:
+        chunk = d.decompress(data, 64)
+        data = d.unconsumed_tail
+        if not chunk and not data:
+            break
+        out += chunk
+        assert len(out) <= limit, f"message inflates past {limit} bytes"
+    return bytes(out)
+
+
+def pmd_params(value):
+    """A Sec-WebSocket-Extensions answer as {param: value or True}, with
+    "" -> the extension name; None when value is None."""
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(";")]
+    out = {"": parts[0]}
+    for p in parts[1:]:
+        k, eq, v = p.partition("=")
+        out[k.strip()] = v.strip().strip('"') if eq else True
+    return out
+
+
+class PmdWS(WS):
+    """A raw WebSocket client that may offer permessage-deflate. Server
+    frames are checked as WS does, except that RSV1 is allowed on the first
+    frame of a data message when deflate was negotiated (and never on a
+    control or continuation frame, nor RSV2/RSV3). Every server frame's
+    (opcode, fin, rsv, wire payload length) is kept in .frames; a
+    compressed message is inflated with the negotiated server window, and
+    .last_compressed / .last_wire_len tell how the last message came."""
+
+    frames = None
+
+    @classmethod
+    def open_pmd(cls, port, path="/ws", offers=(PMD_NAME,), headers=None, timeout=DEFAULT_TIMEOUT,
+                 ssl=None, early=b""):
+        """Upgrades offering each string of `offers` as its own
+        Sec-WebSocket-Extensions line (none: no offer). Asserts a correct
+        101; .pmd is the answer's parameters (pmd_params) or None, .bits the
+        window the server compresses with."""
+        c = cls(tcp_connect(port, timeout, None, ssl=ssl))
+        try:
+            key = new_key()
+            extra = [("Sec-WebSocket-Extensions", o) for o in offers] + list(headers or [])
+            c.send(build_request("GET", path, upgrade_headers(key=key, extra=extra)) + early)
+            r = c.read_response(head=True, timeout=timeout)
+            assert r.status == 101, f"upgrade failed: {r!r}"
+            assert r.header("Sec-WebSocket-Accept") == accept_key(key), r
+            assert len(r.header_all("Sec-WebSocket-Extensions")) <= 1, r
+            c.handshake = r
+            c.answer = r.header("Sec-WebSocket-Extensions")
+            c.pmd = pmd_params(c.answer)
+            if c.pmd is not None:
+                assert c.pmd[""] == PMD_NAME, r
+            c.bits = int(c.pmd.get("server_max_window_bits", 15)) if c.pmd else None
+            c.frames = []
+            c.last_compressed = None
+            c.last_wire_len = None
+        except BaseException:
+            c.close()
+            raise
+        return c
+
+    def recv_frame(self, timeout=DEFAULT_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        left = lambda: max(0.001, deadline - time.monotonic())
+        h = self.read_exact(2, left())
+        fin, rsv, op = h[0] >> 7, (h[0] >> 4) & 7, h[0] & 0xF
+        masked, n = h[1] >> 7, h[1] & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self.read_exact(2, left()))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self.read_exact(8, left()))[0]
+        assert not masked, "server frame is masked (RFC 6455 §5.1 forbids it)"
+        assert rsv & 3 == 0, f"server frame has RSV2/RSV3 set: {rsv:#x}"
+        if rsv & 4:
+            assert self.pmd is not None, "server frame has RSV1 though deflate was not negotiated"
+            assert op in (OP_TEXT, OP_BINARY), \
+                f"RSV1 on a server frame of opcode {op:#x} (RFC 7692 §6: only a message's first frame)"
+        assert n < (64 << 20), f"absurd server frame length {n}"
+        f = Frame(bool(fin), rsv, op, self.read_exact(n, left()))
+        if self.frames is not None:
+            self.frames.append((op, bool(fin), rsv, n))
+        return f
+
+    def recv_message(self, timeout=DEFAULT_TIMEOUT, auto_pong=True, on_control=None):
+        """As WS.recv_message; a message whose first frame has RSV1 comes
+        back inflated."""
+        deadline = time.monotonic() + timeout
+        op, parts, compressed = None, [], False
+        while True:
+            f = self.recv_frame(max(0.001, deadline - time.monotonic()))
+            if f.opcode >= 0x8:
+                if on_control:
+                    on_control(f)
+                if f.opcode == OP_PING and auto_pong:
+                    self.send_frame(OP_PONG, f.payload)
+                elif f.opcode == OP_CLOSE:
+                    code, reason = f.close_code()
+                    raise CloseFrame(code, reason)
+                continue
+            if op is None:
+                assert f.opcode in (OP_TEXT, OP_BINARY), f"server sent bad first frame {f!r}"
+                op, compressed = f.opcode, bool(f.rsv & 4)
+            else:
+                assert f.opcode == OP_CONT, f"server interleaved data frames {f!r}"
+            parts.append(f.payload)
+            if f.fin:
+                payload = b"".join(parts)
+                self.last_compressed, self.last_wire_len = compressed, len(payload)
+                if compressed:
+                    payload = pmd_inflate(payload, self.bits)
+                return op, payload
+
+    def send_deflated(self, opcode, data, fragments=1, between=None, final=False, bits=15,
+                      rsv_more=0):
+        """Sends data as one compressed message (RSV1 on its first frame)
+        in `fragments` frames; `between` (bytes) is sent after the first
+        fragment (e.g. a ping frame). rsv_more adds RSV bits to the first
+        frame."""
+        body = pmd_compress(data, bits=bits, final=final)
+        self.send_compressed(opcode, body, fragments, between, rsv_more)
+        return body
+
+    def send_compressed(self, opcode, body, fragments=1, between=None, rsv_more=0):
+        """Sends already compressed bytes as one message (RSV1 on the first
+        frame) split into `fragments` frames."""
+        cut = [len(body) * i // fragments for i in range(fragments + 1)]
+        out = b""
+        for i in range(fragments):
+            out += build_frame(opcode if i == 0 else OP_CONT, body[cut[i]:cut[i + 1]],
+                               fin=(i == fragments - 1), rsv=(4 | rsv_more) if i == 0 else 0)
+            if i == 0 and between is not None:
+                out += between
+        self.send(out)
+
+
+class FrameRelay:
+    """A TCP relay on 127.0.0.1 (port .port) to kbridge's `target_port`:
+    forwards bytes both ways for every connection it accepts, and parses
+    what follows the upgrade into frame headers. .frames lists (opcode,
+    fin, rsv, payload length) of every server frame seen, in order, across
+    connections, .client_frames the same of the clients' frames; .answers
+    the 101s' Sec-WebSocket-Extensions (None: none). A frame is recorded
+    before it is passed on. Threads are daemons; close() stops it."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.frames = []
+        self.client_frames = []
+        self.answers = []
+        self.lock = _threading.Lock()
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        self.socks = []
+        self.stopped = False
+        _threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                client, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            self.socks += [client, server]
+            _threading.Thread(target=self._pipe, args=(client, server, self._parser(False)),
+                              daemon=True).start()
+            _threading.Thread(target=self._pipe, args=(server, client, self._parser(True)),
+                              daemon=True).start()
+
+    def _parser(self, from_server):
+        """A generator fed one direction's bytes: the HTTP head (request or
+        response), then frames."""
+        out = self.frames if from_server else self.client_frames
+        buf = bytearray()
+        head_done = False
+        while True:
+            chunk = yield
+            buf += chunk
+            if not head_done:
+                i = buf.find(b"\r\n\r\n")
+                if i < 0:
+                    continue
+                head = bytes(buf[:i]).decode("latin-1")
+                del buf[:i + 4]
+                if from_server and not head.startswith("HTTP/1.1 101"):
+                    # not an upgrade: nothing of it is frames
+                    while True:
+                        yield
+                ans = None
+                for line in head.split("\r\n")[1:]:
+                    k, _, v = line.partition(":")
+                    if k.strip().lower() == "sec-websocket-extensions":
+                        ans = v.strip()
+                if from_server:
+                    with self.lock:
+                        self.answers.append(ans)
+                head_done = True
+            while len(buf) >= 2:
+                n, hl = buf[1] & 0x7F, 2
+                if n == 126:
+                    if len(buf) < 4:
+                        break
+                    n, hl = struct.unpack_from("!H", buf, 2)[0], 4
+                elif n == 127:
+                    if len(buf) < 10:
+                        break
+                    n, hl = struct.unpack_from("!Q", buf, 2)[0], 10
+                hl += 4 if buf[1] & 0x80 else 0        # the mask key
+                if len(buf) < hl + n:
+                    break
+                with self.lock:
+                    out.append((buf[0] & 0xF, bool(buf[0] & 0x80), (buf[0] >> 4) & 7, n))
+                del buf[:hl + n]
+
+    def _pipe(self, src, dst, parser):
+        if parser is not None:
+            next(parser)
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if parser is not None:
+                    parser.send(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def data_frames(self):
+        with self.lock:
+            return [f for f in self.frames if f[0] in (OP_TEXT, OP_BINARY, OP_CONT)]
+
+    def control_frames(self):
+        with self.lock:
+            return [f for f in self.frames if f[0] >= 0x8]
+
+    def close(self):
+        self.stopped = True
+        for s in [self.lsock] + self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
