@@ -313,22 +313,45 @@ def test_deflate_off_ignores_offers_and_refuses_rsv1(kbridge):
 
 # ---------------------------------------------------------------- inbound
 
-@pytest.mark.parametrize("how", ["sync-flush", "bfinal", "window-9", "stored"])
+@pytest.mark.parametrize("how", ["sync-flush", "bfinal", "rfc-bfinal", "window-9", "stored"])
 def test_compressed_text_message_is_read(server, how):
-    """One compressed frame: sync-flushed as RFC 7692 §7.2.1 says, ended by a
-    BFINAL block (Z_FINISH: §7.2.3.1 allows it), from a 9-bit window, or as
-    stored blocks (level 0)."""
+    """One compressed frame: sync-flushed as RFC 7692 §7.2.1 says; ended by a
+    final block as zlib's Z_FINISH writes it; the same followed by the 0x00
+    that the steps of RFC 7692 §7.2.1 leave after a final block (RFC 7692
+    §7.2.3.4 shows one); from a 9-bit window; as stored blocks (level 0)."""
     c = pmd(server)
     ident = "in-" + how + "-" + "q" * 300
     msg = json.dumps({"type": "ping", "id": ident})
-    body = pmd_compress(msg, final=(how == "bfinal"), bits=(9 if how == "window-9" else 15),
+    body = pmd_compress(msg, final=how in ("bfinal", "rfc-bfinal"), bits=(9 if how == "window-9" else 15),
                         level=(0 if how == "stored" else 9))
+    if how == "rfc-bfinal":
+        body += b"\x00"
     c.send_compressed(OP_TEXT, body)
     assert c.recv_json() == {"type": "pong", "id": ident}
     # and again: no context is kept from one message to the next
     c.send_compressed(OP_TEXT, body)
     assert c.recv_json() == {"type": "pong", "id": ident}
     c.ping_ok()                    # an uncompressed message between compressed ones
+
+
+# RFC 7692 §7.2.3.1, §7.2.3.3, §7.2.3.4: "Hello" compressed three ways, byte
+# for byte as the RFC prints them. Not JSON, so each gets INVALID_JSON: a
+# reply, not a close, proves it inflated.
+RFC_HELLO = {
+    "7.2.3.1": bytes.fromhex("f248cdc9c90700"),
+    "7.2.3.3": bytes.fromhex("000500faff48656c6c6f00"),
+    "7.2.3.4": bytes.fromhex("f348cdc9c9070000"),
+}
+
+
+@pytest.mark.parametrize("section", sorted(RFC_HELLO))
+def test_rfc7692_examples_inflate(server, section):
+    assert pmd_inflate(RFC_HELLO[section]) == b"Hello"      # what the test itself reads
+    c = pmd(server)
+    c.send_compressed(OP_TEXT, RFC_HELLO[section])
+    reply = c.recv_json()
+    assert reply.get("type") == "error" and reply.get("code") == "INVALID_JSON", reply
+    c.ping_ok()
 
 
 def test_compressed_message_in_fragments_with_ping_between(server):

@@ -511,7 +511,7 @@ PMD_ANSWER = "permessage-deflate; server_no_context_takeover; client_no_context_
 def pmd_compress(data, bits=15, final=False, level=9):
     """One message compressed as RFC 7692 §7.2.1 says: raw DEFLATE with a
     window of `bits`, sync-flushed, the 00 00 ff ff tail removed. final:
-    ended with Z_FINISH instead (a BFINAL block, kept whole: §7.2.3.1
+    ended with Z_FINISH instead (a final block, as zlib writes it: RFC 7692 §7.2.1
     allows it)."""
     if isinstance(data, str):
         data = data.encode("utf-8")

@@ -1,0 +1,61 @@
+"""test_deflate_browser.py - permessage-deflate with a browser's own
+implementation: headless Chromium (tests/e2e/browser/deflate.mjs) opens a
+WebSocket to kbridge through wsutil.FrameRelay, which records the RSV1 bit of
+every frame. Records must arrive intact in the page, the big ones compressed
+on the wire (docs/protocol.md#compression). Chromium and playwright-core are
+installed on demand as in test_console.py; without them the test skips.
+"""
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+
+from test_console import CHROMIUM, need_browser
+from wsutil import OP_TEXT, PMD_ANSWER, FrameRelay
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.join(HERE, "browser", "deflate.mjs")
+
+
+def test_chromium_negotiates_and_reads_compressed_records(mock_kafka, kafka_bridge):
+    need_browser()
+    mk = mock_kafka({"pmd": 1})
+    srv = kafka_bridge(mk, "-t", "pmd")
+    relay = FrameRelay(srv.port)
+    values = ['{"i":0}', json.dumps({"i": 1, "text": " ".join(["chromium record"] * 200)}),
+              '{"i":2}', json.dumps({"i": 3, "list": list(range(800))})]
+    p = subprocess.Popen(["node", SCRIPT, f"http://127.0.0.1:{srv.port}/health",
+                          f"ws://127.0.0.1:{relay.port}/ws?channel=pmd", str(len(values))],
+                         cwd=HERE, env=dict(os.environ, CHROMIUM=CHROMIUM), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                         start_new_session=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(ln) for ln in p.stdout] + [lines.put(None)],
+                     daemon=True).start()
+    try:
+        first = lines.get(timeout=40)
+        assert first and json.loads(first).get("open"), f"browser: {first!r}"
+        for v in values:
+            mk.produce("pmd", v, key="b")
+        last = lines.get(timeout=40)
+        p.wait(10)
+    finally:
+        if p.poll() is None:           # node and the browser it started
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)
+        relay.close()
+    assert last, f"browser script printed no result; stderr: {p.stderr.read()[-3000:]}"
+    res = json.loads(last)
+    assert res["ok"], res
+    # the page's ws.extensions is what kbridge answered
+    assert res["extensions"] == PMD_ANSWER, res["extensions"]
+    assert relay.answers == [PMD_ANSWER], relay.answers
+    data = [m for m in res["messages"] if "offset" in m]
+    assert [m["data"] for m in data] == [json.loads(v) for v in values], data
+    frames = relay.data_frames()
+    assert all(op == OP_TEXT and fin for op, fin, _, _ in frames), frames
+    # small, big, small, big records, then the 2 KB pong
+    assert [rsv for _, _, rsv, _ in frames[:5]] == [0, 4, 0, 4, 4], frames
+    assert all(rsv == 0 for _, _, rsv, _ in relay.control_frames()), relay.control_frames()
