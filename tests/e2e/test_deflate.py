@@ -554,6 +554,60 @@ def test_min_size_zero_compresses_small_messages_when_smaller(mock_kafka, kafka_
     assert not c.last_compressed, "a message deflate did not shrink was sent compressed"
 
 
+def next_of(c, kind, timeout=10.0):
+    """The next message of type `kind` on raw client c (JSON or
+    MessagePack), skipping others."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {kind} within {timeout}s"
+        op, payload = c.recv_message(left)
+        obj = json.loads(payload) if op == OP_TEXT else mp_unpack(payload)
+        if obj.get("type") == kind:
+            return obj, payload
+
+
+def test_state_dialect_shared_updates_keep_each_clients_seq(mock_kafka, kafka_bridge):
+    """State-dialect updates are made once per group of clients and shared,
+    only each client's seq its own (docs/protocol.md#snapshot-and-update).
+    Compressed, every client must still read its own seq and the same
+    changes: clients whose seq differ, a 10-bit window, MessagePack, and
+    one without deflate."""
+    mk, srv = pmd_bridge(mock_kafka, kafka_bridge, "--state-shape", "pmd=map")
+    offer10 = ["permessage-deflate; server_max_window_bits=10"]
+    clients = {"ahead": pmd(srv, "/ws?type=tui"), "json": pmd(srv, "/ws?type=tui"),
+               "json10": pmd(srv, "/ws?type=tui", offers=offer10),
+               "msgpack": pmd(srv, "/ws?type=tui&format=msgpack"),
+               "msgpack10": pmd(srv, "/ws?type=tui&format=msgpack", offers=offer10),
+               "plain": pmd(srv, "/ws?type=tui", offers=[])}
+    seq = {}
+    for name, c in clients.items():
+        c.send_json({"type": "subscribe", "channel": "pmd"})
+        snap, raw = next_of(c, "snapshot")
+        assert snap["seq"] == 1 and snap["data"] == {"pmd": {}}, (name, snap)
+        assert not c.last_compressed, f"{name}: a {len(raw)}-byte snapshot was compressed"
+        seq[name] = 1
+    for _ in range(2):             # "ahead" runs two snapshots ahead of the others
+        clients["ahead"].send_json({"type": "refresh"})
+        seq["ahead"] = next_of(clients["ahead"], "snapshot")[0]["seq"]
+    assert seq["ahead"] == 3
+    for i, value in enumerate([big_record(0), window_record(1)]):
+        mk.produce("pmd", value, key="big%d" % i)
+        for name, c in clients.items():
+            up, raw = next_of(c, "update")
+            assert up["seq"] == seq[name] + 1, (name, up["seq"], seq[name])
+            seq[name] = up["seq"]
+            assert up["changes"] == {"pmd.big%d" % i: json.loads(value)}, (name, str(up)[:300])
+            assert c.last_compressed == (name != "plain"), (name, len(raw))
+    # a snapshot now holds both: compressed, and read whole
+    for name, c in clients.items():
+        c.send_json({"type": "refresh", "id": name})
+        snap, raw = next_of(c, "snapshot")
+        assert snap["seq"] == seq[name] + 1 and snap["id"] == name, (name, snap["seq"])
+        assert sorted(snap["data"]["pmd"]) == ["big0", "big1"], name
+        assert c.last_compressed == (name != "plain"), name
+
+
 # ---------------------------------------------------------------- observability
 
 def stats_client(st, sock):
