@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import threading
 import time
+import zlib
 
 import pytest
 
@@ -38,6 +39,7 @@ RSV1 = 4
 
 def pmd(srv, path="/ws", offers=("permessage-deflate",), **kw):
     """A raw client of srv offering `offers` (one header line each)."""
+    kw.setdefault("ssl", srv.ssl)
     return srv.track(PmdWS.open_pmd(srv.port, path, offers=offers, **kw))
 
 
@@ -317,23 +319,34 @@ def test_deflate_off_ignores_offers_and_refuses_rsv1(kbridge):
 
 # ---------------------------------------------------------------- inbound
 
-@pytest.mark.parametrize("how", ["sync-flush", "bfinal", "rfc-bfinal", "window-9", "stored"])
+@pytest.mark.parametrize("how", ["sync-flush", "bfinal", "rfc-bfinal", "window-9", "stored", "two-blocks",
+                                 "empty-first-fragment"])
 def test_compressed_text_message_is_read(server, how):
-    """One compressed frame: sync-flushed as RFC 7692 §7.2.1 says; ended by a
-    final block as zlib's Z_FINISH writes it; the same followed by the 0x00
+    """One compressed message: sync-flushed as RFC 7692 §7.2.1 says; ended by
+    a final block as zlib's Z_FINISH writes it; the same followed by the 0x00
     that the steps of RFC 7692 §7.2.1 leave after a final block (RFC 7692
-    §7.2.3.4 shows one); from a 9-bit window; as stored blocks (level 0)."""
+    §7.2.3.4 shows one); from a 9-bit window; as stored blocks (level 0);
+    flushed twice, so an inner 00 00 ff ff stays (RFC 7692 §7.2.3.5); and
+    with an empty first fragment (RFC 7692 §7.2.3.6)."""
     c = pmd(server)
     ident = "in-" + how + "-" + "q" * 300
-    msg = json.dumps({"type": "ping", "id": ident})
+    msg = json.dumps({"type": "ping", "id": ident}).encode()
     body = pmd_compress(msg, final=how in ("bfinal", "rfc-bfinal"), bits=(9 if how == "window-9" else 15),
                         level=(0 if how == "stored" else 9))
     if how == "rfc-bfinal":
         body += b"\x00"
-    c.send_compressed(OP_TEXT, body)
+    elif how == "two-blocks":
+        co = zlib.compressobj(9, zlib.DEFLATED, -15)
+        body = co.compress(msg[:40]) + co.flush(zlib.Z_SYNC_FLUSH) + co.compress(msg[40:]) + co.flush(zlib.Z_SYNC_FLUSH)
+        assert body.count(b"\x00\x00\xff\xff") == 2
+        body = body[:-4]
+    frames = build_frame(OP_TEXT, body, rsv=RSV1)
+    if how == "empty-first-fragment":
+        frames = build_frame(OP_TEXT, b"", fin=False, rsv=RSV1) + build_frame(OP_CONT, body)
+    c.send(frames)
     assert c.recv_json() == {"type": "pong", "id": ident}
     # and again: no context is kept from one message to the next
-    c.send_compressed(OP_TEXT, body)
+    c.send(frames)
     assert c.recv_json() == {"type": "pong", "id": ident}
     c.ping_ok()                    # an uncompressed message between compressed ones
 
@@ -417,10 +430,11 @@ def test_max_message_limits_the_inflated_size(server, size, ok):
         c.expect_close(1009)
 
 
-def test_incompressible_message_may_exceed_max_message_compressed(server):
+@pytest.mark.parametrize("fragments", [1, 3])
+def test_incompressible_message_may_exceed_max_message_compressed(server, fragments):
     """Stored blocks make the compressed form a little longer than the
     message: up to max-message + max-message/8 + 64 compressed bytes are
-    read before judging the inflated size."""
+    read before judging the inflated size, in one frame or several."""
     overhead = len(json.dumps({"type": "ping", "id": ""}))
     run = base64.b64encode(os.urandom(50000)).decode()[:65536 - overhead]
     msg = json.dumps({"type": "ping", "id": run})
@@ -428,7 +442,7 @@ def test_incompressible_message_may_exceed_max_message_compressed(server):
     body = pmd_compress(msg, level=0)
     assert len(body) > 65536 > len(msg), len(body)
     c = pmd(server)
-    c.send_compressed(OP_TEXT, body)
+    c.send_compressed(OP_TEXT, body, fragments=fragments)
     assert c.recv_json(timeout=10) == {"type": "pong", "id": run}
 
 
@@ -463,6 +477,16 @@ def test_rsv1_without_negotiation_is_1002(server):
     assert c.answer is None
     c.send_compressed(OP_TEXT, pmd_compress('{"type":"ping","id":"x"}'))
     c.expect_close(1002)
+
+
+def test_deflate_over_tls(kbridge_tls):
+    """The same bytes inside TLS: negotiated, read and written compressed."""
+    srv = kbridge_tls()
+    c = pmd(srv)
+    assert c.answer == PMD_ANSWER
+    ident = "tls-" + "t" * 1000
+    c.send_deflated(OP_TEXT, json.dumps({"type": "ping", "id": ident}), fragments=2)
+    assert c.recv_json() == {"type": "pong", "id": ident} and c.last_compressed
 
 
 # ---------------------------------------------------------------- outbound
