@@ -446,6 +446,35 @@ def test_incompressible_message_may_exceed_max_message_compressed(server, fragme
     assert c.recv_json(timeout=10) == {"type": "pong", "id": run}
 
 
+def padded_compressed(total):
+    """A JSON ping compressed into exactly `total` bytes: stored, then empty
+    stored blocks (00 00 00 ff ff, inflating to nothing), tail removed."""
+    for n in range(1000, 1005):
+        co = zlib.compressobj(0, zlib.DEFLATED, -15)
+        ident = "p" * n
+        msg = json.dumps({"type": "ping", "id": ident}).encode()
+        head = co.compress(msg) + co.flush(zlib.Z_SYNC_FLUSH)
+        if (total + 4 - len(head)) % 5 == 0:
+            body = (head + b"\x00\x00\x00\xff\xff" * ((total + 4 - len(head)) // 5))[:-4]
+            assert len(body) == total and pmd_inflate(body) == msg
+            return ident, body
+
+
+@pytest.mark.parametrize("fragments", [1, 4])
+def test_compressed_size_bound(server, fragments):
+    """One message's compressed bytes may take max-message + max-message/8
+    + 64 (73,792 by default) however little they inflate to; one byte more
+    is 1009."""
+    bound = 65536 + 65536 // 8 + 64
+    ident, body = padded_compressed(bound)
+    c = pmd(server)
+    c.send_compressed(OP_TEXT, body, fragments=fragments)
+    assert c.recv_json(timeout=10) == {"type": "pong", "id": ident}
+    ident, body = padded_compressed(bound + 1)
+    c.send_compressed(OP_TEXT, body, fragments=fragments)
+    c.expect_close(1009)
+
+
 BAD = [
     # (why, frames sent, close code)
     ("corrupt deflate data", lambda: build_frame(OP_TEXT, b"\xff\xfe\xfd\xfc\xfb", rsv=RSV1), 1007),
