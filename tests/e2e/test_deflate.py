@@ -27,7 +27,7 @@ import zlib
 
 import pytest
 
-from conftest import is_sanitized_build, mp_pack, mp_unpack
+from conftest import is_sanitized_build, mp_pack, mp_unpack, run_kbridge
 from wsutil import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, PMD_ANSWER,
                     FrameRelay, PmdWS, build_frame, get_json, http_request, pmd_compress, pmd_inflate,
                     upgrade_headers)
@@ -315,6 +315,21 @@ def test_deflate_off_ignores_offers_and_refuses_rsv1(kbridge):
     # the environment variable says the same
     srv2 = kbridge(env={"KBRIDGE_DEFLATE": "off"})
     assert pmd(srv2).answer is None
+
+
+@pytest.mark.parametrize("args,env", [(["--deflate", "maybe"], None), (["--deflate-min-size", "-1"], None),
+                                      (["--deflate-min-size", "lots"], None), ([], {"KBRIDGE_DEFLATE": "1"})],
+                         ids=["deflate maybe", "min-size -1", "min-size lots", "KBRIDGE_DEFLATE=1"])
+def test_bad_settings_are_refused(args, env):
+    p = run_kbridge(["--brokers", "127.0.0.1:1", "--listen", "127.0.0.1:0"] + args, env=env)
+    assert p.returncode == 2, (p.returncode, p.stderr[-500:])
+
+
+def test_min_size_from_the_environment(kbridge):
+    srv = kbridge(env={"KBRIDGE_DEFLATE_MIN_SIZE": "0"})
+    c = pmd(srv)
+    ident = "e" * 60                    # a ~90-byte pong that deflate shrinks
+    assert c.request({"type": "ping", "id": ident})["id"] == ident and c.last_compressed
 
 
 # ---------------------------------------------------------------- inbound
