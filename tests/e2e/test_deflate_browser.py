@@ -14,7 +14,7 @@ import threading
 
 from test_console import CHROMIUM, need_browser
 from test_deflate import check_wire
-from wsutil import PMD_ANSWER, FrameRelay
+from wsutil import OP_TEXT, PMD_ANSWER, FrameRelay
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "browser", "deflate.mjs")
@@ -58,3 +58,5 @@ def test_chromium_negotiates_and_reads_compressed_records(mock_kafka, kafka_brid
     # RSV1 exactly on the big records and the 2 KB pong (which may come first)
     check_wire(relay.data_frames(), res["messages"])
     assert all(rsv == 0 for _, _, rsv, _ in relay.control_frames()), relay.control_frames()
+    # Chromium compressed its 2 KB ping: kbridge inflated it to answer
+    assert [rsv for op, _, rsv, _ in relay.client_frames if op == OP_TEXT] == [4], relay.client_frames
