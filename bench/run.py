@@ -959,7 +959,8 @@ class Bench:
             wl_cpu = proc_cpu(wl.pid) - wl_cpu0
         except OSError:         # already exited
             wl_cpu = res["cpu_s"]
-        wl_cpu -= (res.get("deflate_cost") or {}).get("cpu_s", 0.0)    # --deflate: its timing at the end
+        # --deflate: its zlib timings at the end are not load
+        wl_cpu -= sum((res.get(t) or {}).get("cpu_s", 0.0) for t in ("deflate_cost", "inflate_cost"))
         tools_cpu = wl_cpu + (proc_cpu(mock_pid) - mock0 if mock_pid else 0.0) + pres.get("cpu_s", 0.0)
         rss_max = max(rss_max, tasks.rss())
         msgs = res["msgs"]
@@ -1285,8 +1286,9 @@ def compare_deflate(r, base):
     delivery and wire bytes per message (wsload's count, frame heads
     included), the two ratios check_targets judges (r["cpu_ratio"],
     r["bytes_ratio"]); how many messages came compressed and kbridge's own
-    count of the bytes; wsload's CPU per delivery (it inflates every
-    message: the load side's cost, not the bridge's). Adds the per-client
+    count of the bytes; wsload's CPU per delivery (it inflates each
+    payload it has not inflated before: the load side's cost, not the
+    bridge's) and what inflating costs a client per message. Adds the per-client
     estimate as a note: wsload timed compressing one of the run's messages
     (deflate_cost), which a compressor per client pays per delivery and
     compress-once per record."""
@@ -1307,8 +1309,12 @@ def compare_deflate(r, base):
         text += "; /metrics had no kbridge_bytes_uncompressed_total (or no bytes sent)"
     wl_r, wl_b = r.get("wsload_cpu_s"), base.get("wsload_cpu_s")
     if wl_r is not None and wl_b is not None and r.get("delivered") and base.get("delivered"):
-        text += (f"; wsload (inflating) {wl_r / r['delivered'] * 1e6:.2f} vs {wl_b / base['delivered'] * 1e6:.2f} "
-                 f"us per delivery")
+        text += (f"; wsload {wl_r / r['delivered'] * 1e6:.2f} vs {wl_b / base['delivered'] * 1e6:.2f} "
+                 f"us per delivery, inflating {res.get('inflates', 0)} payloads (the other "
+                 f"{res.get('inflate_cache_hits', 0)} were bytes it had inflated before)")
+    if res.get("inflate_cost"):
+        text += f"; a client inflating a message pays {res['inflate_cost']['cpu_us']:.2f} CPU us"
+
     cost, cpu_b = res.get("deflate_cost"), base.get("cpu_per_m_deliveries")
     if cost and r.get("delivered") and r.get("produced") and cpu_b:
         t = cost["cpu_us"]          # us per message = CPU s per million messages

@@ -67,6 +67,10 @@
 #define MAX_CHANNELS  64           /* --channel A,B,...: names at most */
 #define SW_DEPTH      32           /* --state: nesting walked at most */
 #define MAX_TOKEN     7000         /* --tokens: a line at most (kbridge reads 8 KiB of head) */
+#define ZCACHE        4096         /* --deflate: inflated messages kept, by their compressed bytes, */
+#define ZCACHE_WAYS   8            /* ... in sets of 8, the least recently used one replaced */
+#define ZCACHE_MAX    4096         /* ... of compressed payloads at most this long */
+#define ZCACHE_MAX_OUT 65536       /* ... inflating to at most this */
 
 /* The RFC 6455 §1.3 example key: every connection may use the same one, and
  * checking the reply needs no SHA-1 here. */
@@ -187,10 +191,17 @@ struct opts {
 	const char *ca;         /* --ca FILE: verify the server's certificate (and its IP) */
 	int deflate;            /* --deflate: offer permessage-deflate, inflate RSV1 messages */
 	int deflate_level;      /* --deflate-level: zlib level of the compression timed at the end */
+	int no_zcache;          /* --no-inflate-cache: inflate every message, even the same bytes again */
 	int period_ms;          /* --state: the update period asked for (250 for web) */
 	double duration, timeout;
 	uint64_t expect;
 	int quiet_ms;
+};
+
+struct zentry {             /* b: the compressed bytes, then the text */
+	unsigned char *b;
+	uint32_t zlen, len, hash;
+	uint64_t used;          /* W.zclock when last found or filled */
 };
 
 static struct {
@@ -250,6 +261,12 @@ static struct {
 	uint64_t deflated;       /* --deflate: compressed messages received */
 	uint64_t deflated_bytes, inflated_bytes;   /* their payloads, as sent and inflated */
 	uint64_t ext_declined;   /* --deflate: 101s that did not accept permessage-deflate */
+	struct zentry *zcache;   /* --deflate: recent payloads inflated (NULL: --no-inflate-cache) */
+	uint64_t inflates, zcache_hits;   /* compressed messages inflated, and found inflated */
+	uint64_t zclock;
+	unsigned char zsample[ZCACHE_MAX];   /* the last payload inflated, for inflate_cost */
+	size_t zsample_len;
+	double icost_us, icost_total_s;      /* CPU us to inflate it once, and the timing's CPU s */
 	size_t zlast;            /* --deflate: length of the last message inflated (in zbuf) */
 	double zcost_us;         /* --deflate: CPU us to compress that message once (deflate_cost) */
 	size_t zcost_out;        /* its compressed length (the 4-byte tail cut) */
@@ -1563,11 +1580,11 @@ static void on_state_frame(struct conn *c, int fin, int op, const unsigned char 
 	if (p == c->mfrag) { free(c->mfrag); c->mfrag = NULL; c->mfrag_len = 0; }
 }
 
-/* --deflate: one compressed message (its frames' payloads joined) inflated
- * into W.zbuf, RFC 7692 §7.2.2: raw DEFLATE with 00 00 ff ff appended, a
- * fresh stream per message (the server takes no context over). Returns
- * the length, or -1 when the data does not inflate or exceeds MAX_FRAME. */
-static ssize_t inflate_message(const unsigned char *p, size_t len)
+/* --deflate: compressed bytes inflated into W.zbuf, RFC 7692 §7.2.2: raw
+ * DEFLATE with 00 00 ff ff appended, a fresh stream per message (the server
+ * takes no context over). Returns the length, or -1 when the data does not
+ * inflate or exceeds MAX_FRAME. */
+static ssize_t inflate_raw(const unsigned char *p, size_t len)
 {
 	static const unsigned char tail[4] = { 0x00, 0x00, 0xff, 0xff };
 	z_stream *z = &W.zin;
@@ -1584,18 +1601,83 @@ static ssize_t inflate_message(const unsigned char *p, size_t len)
 		r = inflate(z, Z_SYNC_FLUSH);
 	}
 	if ((r != Z_OK && r != Z_STREAM_END) || z->avail_out == 0) return -1;
+	return (ssize_t)(MAX_FRAME - z->avail_out);
+}
+
+static uint32_t zhash(const unsigned char *p, size_t len)
+{
+	/* every byte, 8 at a time (the parts of a record that change, its
+	 * numbers, may sit anywhere in the compressed bits) */
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ len, w;
+	size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	w = 0;
+	memcpy(&w, p + i, len - i);
+	h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+	return (uint32_t)(h ^ h >> 29);
+}
+
+/* --deflate: one compressed message (its frames' payloads joined),
+ * inflated. A server that compresses a record once sends every client the
+ * same bytes, so the inflated text of recent compressed payloads is kept
+ * (W.zcache: a set per hash, the whole payload compared; the clients of a
+ * record read it at different moments, so a set holds several records in
+ * flight, or two of them would evict each other 1,000 times): a payload seen
+ * before is not inflated again, which lets one wsload inflate 1,000,000
+ * messages a second; --no-inflate-cache inflates every one, as each real
+ * client would. *out points to the message (W.zbuf or a cache entry,
+ * valid until the next call). Returns its length, or -1 when it does not
+ * inflate or exceeds MAX_FRAME. */
+static ssize_t inflate_message(const unsigned char *p, size_t len, const unsigned char **out)
+{
+	struct zentry *e = NULL;
+	uint32_t h = 0;
+	if (W.zcache && len <= ZCACHE_MAX) {
+		h = zhash(p, len);
+		struct zentry *set = &W.zcache[h % (ZCACHE / ZCACHE_WAYS) * ZCACHE_WAYS];
+		e = set;
+		for (int i = 0; i < ZCACHE_WAYS; i++) {
+			struct zentry *x = &set[i];
+			if (x->b && x->hash == h && x->zlen == len && !memcmp(x->b, p, len)) { e = x; break; }
+			if (x->used < e->used) e = x;
+		}
+		e->used = ++W.zclock;
+	}
+	ssize_t n;
+	if (e && e->b && e->hash == h && e->zlen == len && !memcmp(e->b, p, len)) {
+		W.zcache_hits++;
+		n = (ssize_t)e->len;
+		*out = e->b + e->zlen;
+	} else {
+		n = inflate_raw(p, len);
+		if (n < 0) return -1;
+		W.inflates++;
+		*out = W.zbuf;
+		W.zlast = (size_t)n;
+		if (len <= ZCACHE_MAX) { memcpy(W.zsample, p, len); W.zsample_len = len; }
+		unsigned char *b = e && n <= ZCACHE_MAX_OUT ? realloc(e->b, len + (size_t)n) : NULL;
+		if (b) {
+			memcpy(b, p, len);
+			memcpy(b + len, W.zbuf, (size_t)n);
+			*e = (struct zentry){ .b = b, .zlen = (uint32_t)len, .len = (uint32_t)n, .hash = h, .used = W.zclock };
+		}
+	}
 	W.deflated++;
 	W.deflated_bytes += len;
-	W.inflated_bytes += MAX_FRAME - z->avail_out;
-	W.zlast = MAX_FRAME - z->avail_out;
-	return (ssize_t)(MAX_FRAME - z->avail_out);
+	W.inflated_bytes += (uint64_t)n;
+	return n;
 }
 
 /* --deflate: a frame of a compressed message. Fragments are gathered (in
  * mfrag; kbridge sends none); once the message is whole it is inflated.
- * Returns its length in W.zbuf, -2 when more fragments are due, -1 when
- * the connection failed. */
-static ssize_t on_compressed(struct conn *c, int fin, int op, const unsigned char *p, size_t len)
+ * Returns its length (the text at *out), -2 when more fragments are due,
+ * -1 when the connection failed. */
+static ssize_t on_compressed(struct conn *c, int fin, int op, const unsigned char *p, size_t len,
+			     const unsigned char **out)
 {
 	if (!fin || c->frag_z) {
 		if (op) { c->frag_op = (uint8_t)op; c->frag_z = 1; }
@@ -1609,7 +1691,7 @@ static ssize_t on_compressed(struct conn *c, int fin, int op, const unsigned cha
 		p = c->mfrag;
 		len = c->mfrag_len;
 	}
-	ssize_t n = inflate_message(p, len);
+	ssize_t n = inflate_message(p, len, out);
 	free(c->mfrag); c->mfrag = NULL; c->mfrag_len = 0;
 	c->frag_op = 0;
 	c->frag_z = 0;
@@ -1646,11 +1728,12 @@ static void on_frame(struct conn *c, int fin, int op, int rsv1, const unsigned c
 	if (rsv1 || c->frag_z) {
 		/* the whole message, inflated, goes on as one unfragmented frame */
 		int mop = op ? op : c->frag_op;
-		ssize_t m = on_compressed(c, fin, op, p, len);
+		const unsigned char *text;
+		ssize_t m = on_compressed(c, fin, op, p, len, &text);
 		if (m < 0) return;
 		fin = 1;
 		op = mop;
-		p = W.zbuf;
+		p = text;
 		len = (size_t)m;
 	}
 	if (W.o.state) {
@@ -1872,35 +1955,55 @@ static double thread_cpu_us(void)
 	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-/* --deflate, at the end: what compressing the last message received (a
- * data message of the run, as the server sent it) costs, the way RFC 7692
- * §7.2.1 says and a server without context takeover does it: one raw
- * stream of --deflate-level, window 15, memLevel 8, reset per message,
- * sync-flushed. CPU us per message over enough rounds for 50 ms. This is
- * the cost a per-client compressor pays per delivery; bench/run.py
- * multiplies it out (bench/README.md, the deflate row). */
-static void deflate_cost(void)
+/* --deflate, at the end: what the zlib work costs per message, timed on
+ * the run's own messages (the last one inflated: a data message, the very
+ * bytes the server sent), CPU us per call over rounds of 100 until 50 ms:
+ * - compressing its text the way RFC 7692 §7.2.1 says and a server
+ *   without context takeover does it: one raw stream of --deflate-level,
+ *   window 15, memLevel 8, reset per message, sync-flushed. A compressor
+ *   per client pays this per delivery; bench/run.py multiplies it out
+ *   (bench/README.md, the deflate row);
+ * - inflating it (inflate_raw), what each real client pays per message
+ *   (wsload's cache spares itself most of it). */
+static z_stream zdef;
+static unsigned char zdef_out[MAX_FRAME + 64];
+
+static int deflate_once(void)
 {
-	static unsigned char out[MAX_FRAME + 64];
-	z_stream d = { 0 };
-	if (!W.zlast || deflateInit2(&d, W.o.deflate_level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return;
+	deflateReset(&zdef);
+	zdef.next_in = W.zbuf;
+	zdef.avail_in = (uInt)W.zlast;
+	zdef.next_out = zdef_out;
+	zdef.avail_out = sizeof(zdef_out);
+	return deflate(&zdef, Z_SYNC_FLUSH) == Z_OK && !zdef.avail_in ? 0 : -1;
+}
+
+static int inflate_once(void)
+{
+	return inflate_raw(W.zsample, W.zsample_len) == (ssize_t)W.zlast ? 0 : -1;
+}
+
+/* CPU us per call of fn (-1: it failed); *total_s: the timing's CPU s. */
+static double cpu_per_call(int (*fn)(void), double *total_s)
+{
 	unsigned n = 0;
 	double t0 = thread_cpu_us(), t = t0;
 	while (t - t0 < 50000 || n < 100) {
-		for (int i = 0; i < 100; i++, n++) {
-			deflateReset(&d);
-			d.next_in = W.zbuf;
-			d.avail_in = (uInt)W.zlast;
-			d.next_out = out;
-			d.avail_out = sizeof(out);
-			if (deflate(&d, Z_SYNC_FLUSH) != Z_OK || d.avail_in) { deflateEnd(&d); return; }
-		}
+		for (int i = 0; i < 100; i++, n++)
+			if (fn() < 0) return -1;
 		t = thread_cpu_us();
 	}
-	W.zcost_us = (t - t0) / n;
-	W.zcost_total_s = (t - t0) / 1e6;
-	W.zcost_out = sizeof(out) - d.avail_out - 4;
-	deflateEnd(&d);
+	*total_s = (t - t0) / 1e6;
+	return (t - t0) / n;
+}
+
+static void zlib_costs(void)
+{
+	if (!W.zlast || deflateInit2(&zdef, W.o.deflate_level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return;
+	W.zcost_us = cpu_per_call(deflate_once, &W.zcost_total_s);
+	W.zcost_out = sizeof(zdef_out) - zdef.avail_out - 4;
+	deflateEnd(&zdef);
+	if (W.zsample_len) W.icost_us = cpu_per_call(inflate_once, &W.icost_total_s);
 }
 
 static void print_hist_ms(FILE *f, const char *name, const struct hist *h)
@@ -1994,9 +2097,14 @@ static void print_result(void)
 	fprintf(f, "\"tls\":%d,\"tls_handshakes\":%" PRIu64 ",", W.o.tls, W.tls_handshakes);
 	fprintf(f, "\"deflate\":%d,\"ext_declined\":%" PRIu64 ",\"deflated\":%" PRIu64 ",\"deflated_bytes\":%" PRIu64 ","
 		"\"inflated_bytes\":%" PRIu64 ",", W.o.deflate, W.ext_declined, W.deflated, W.deflated_bytes, W.inflated_bytes);
+	if (W.o.deflate)
+		fprintf(f, "\"inflates\":%" PRIu64 ",\"inflate_cache_hits\":%" PRIu64 ",", W.inflates, W.zcache_hits);
 	if (W.zcost_us > 0)
 		fprintf(f, "\"deflate_cost\":{\"level\":%d,\"in\":%zu,\"out\":%zu,\"cpu_us\":%.3f,\"cpu_s\":%.3f},",
 			W.o.deflate_level, W.zlast, W.zcost_out, W.zcost_us, W.zcost_total_s);
+	if (W.icost_us > 0)
+		fprintf(f, "\"inflate_cost\":{\"in\":%zu,\"out\":%zu,\"cpu_us\":%.3f,\"cpu_s\":%.3f},",
+			W.zsample_len, W.zlast, W.icost_us, W.icost_total_s);
 	if (W.o.state) {
 		fprintf(f, "\"state\":\"%s\",\"period_ms\":%d,\"snapshots\":%" PRIu64 ",\"updates\":%" PRIu64 ","
 			"\"snapshot_bytes\":%" PRIu64 ",\"update_bytes\":%" PRIu64 ",\"values\":%" PRIu64 ","
@@ -2330,7 +2438,8 @@ static int self_test(void)
 	CHECK(!extensions_value((const unsigned char *)"HTTP/1.1 101 x\r\nUpgrade: websocket\r\n\r\n", 39, &evl));
 	W.o.deflate = 1;
 	W.zbuf = malloc(MAX_FRAME);
-	CHECK(W.zbuf && inflateInit2(&W.zin, -15) == Z_OK);
+	W.zcache = calloc(ZCACHE, sizeof(*W.zcache));
+	CHECK(W.zbuf && W.zcache && inflateInit2(&W.zin, -15) == Z_OK);
 	static unsigned char zc[512];
 	z_stream d = { 0 };
 	CHECK(deflateInit2(&d, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK);
@@ -2354,6 +2463,7 @@ static int self_test(void)
 	CHECK(W.msgs == m0 + 1 && zcn.frag_z && zcn.mfrag_len == 3);
 	on_frame(&zcn, 1, 0x0, 0, zc + 3, zl - 3, now_us());
 	CHECK(W.msgs == m0 + 2 && W.deflated == 2 && !zcn.frag_z && !zcn.mfrag && zcn.state == C_OPEN);
+	CHECK(W.inflates == 1 && W.zcache_hits == 1);   /* the same bytes again: inflated once */
 	CHECK(W.dups == d0 + 1);          /* the same "n" again */
 	W.first_error[0] = '\0';
 	on_frame(&zcn, 0, 0x1, 1, zc, 3, now_us());
@@ -2365,9 +2475,11 @@ static int self_test(void)
 	on_frame(&zcn, 1, 0x1, 1, junk, sizeof(junk), now_us());
 	CHECK(zcn.state == C_CLOSED && strstr(W.first_error, "does not inflate") && W.deflated == 2);
 	CHECK(W.zlast == strlen(env) && !memcmp(W.zbuf, env, W.zlast));   /* the last one inflated */
+	CHECK(W.zsample_len == zl && !memcmp(W.zsample, zc, zl));
 	W.o.deflate_level = 6;
-	deflate_cost();                   /* compresses it again as the sender did: the same bytes */
+	zlib_costs();                     /* compresses it again as the sender did: the same bytes */
 	CHECK(W.zcost_us > 0 && W.zcost_out == zl && W.zcost_total_s >= 0.04);
+	CHECK(W.icost_us > 0 && W.icost_total_s >= 0.04);
 	W.msgs = W.dups = W.gaps = W.missing = 0;
 	W.closed = 0;
 	W.first_error[0] = '\0';
@@ -2412,6 +2524,7 @@ static void usage(void)
 		"                     the 101 to accept it, inflate each compressed message; at\n"
 		"                     the end, time compressing the last one (\"deflate_cost\")\n"
 		"  --deflate-level L  zlib level of that timing (default 6: zlib's default)\n"
+		"  --no-inflate-cache inflate every compressed message, even bytes inflated before\n"
 		"  --src-addrs N      spread over 127.0.0.1..N (more are taken when ports run out)\n"
 		"  --duration S       after all are subscribed, run S seconds then finish\n"
 		"  --expect N         finish once N data messages arrived in total\n"
@@ -2441,6 +2554,7 @@ static void parse_args(int argc, char **argv)
 		else if (!strcmp(a, "--tls")) o->tls = 1;
 		else if (!strcmp(a, "--deflate")) o->deflate = 1;
 		else if (ARG("--deflate-level")) o->deflate_level = atoi(v);
+		else if (!strcmp(a, "--no-inflate-cache")) o->no_zcache = 1;
 		else if (ARG("--ca")) { o->ca = v; o->tls = 1; }
 		else if (ARG("--host")) o->host = v;
 		else if (ARG("--port")) o->port = atoi(v);
@@ -2606,7 +2720,8 @@ int main(int argc, char **argv)
 	if (W.req_len >= sizeof(W.req)) { fprintf(stderr, "wsload: --path too long\n"); return 2; }
 	if (W.o.tokens && (load_tokens(W.o.tokens) < 0 || tokens_ready() < 0)) return 2;
 	if (W.o.tls && tls_setup() < 0) return 2;
-	if (W.o.deflate && (!(W.zbuf = malloc(MAX_FRAME)) || inflateInit2(&W.zin, -15) != Z_OK)) {
+	if (W.o.deflate && (!(W.zbuf = malloc(MAX_FRAME)) || inflateInit2(&W.zin, -15) != Z_OK ||
+			    (!W.o.no_zcache && !(W.zcache = calloc(ZCACHE, sizeof(*W.zcache)))))) {
 		fprintf(stderr, "wsload: --deflate: cannot set up zlib\n");
 		return 2;
 	}
@@ -2635,7 +2750,7 @@ int main(int argc, char **argv)
 		start_more();
 	}
 	if (!W.ready_printed) { W.t_ready = W.t_ready ? W.t_ready : now_us(); print_ready(); }
-	if (W.o.deflate) deflate_cost();
+	if (W.o.deflate) zlib_costs();
 	print_result();
 	return 0;
 }

@@ -387,7 +387,8 @@ def test_wsload_tls(tools, mock_kafka, kbridge, tls_certs):
 def test_wsload_deflate(bench_bridge, kafka_bridge):
     """--deflate: every upgrade offers permessage-deflate and needs a 101
     that accepts it; each compressed message (RSV1) is inflated before the
-    usual checks. 5 clients get all 600 records of ~350 B compressed (the
+    usual checks (once per distinct payload: kbridge sends every client the
+    same bytes for a record). 5 clients get all 600 records of ~350 B compressed (the
     subscribe acks, under --deflate-min-size, come plain), no gap, fewer
     wire bytes than plain JSON (~350 B a message), and wsload times one
     message's compression at the end (deflate_cost: the same bytes the
@@ -412,11 +413,14 @@ def test_wsload_deflate(bench_bridge, kafka_bridge):
     assert res["gaps"] == res["clients_with_gaps"] == res["dups"] == res["unparsed"] == 0, res
     assert res["acks"] == 5 and res["sub_errors"] == 0, res
     assert res["deflated"] == 5 * 600, res
+    # every client got the same bytes for a record: inflated once, then found
+    assert res["inflates"] == 600 and res["inflate_cache_hits"] == 4 * 600, res
     assert res["deflated_bytes"] < res["inflated_bytes"] and 330 < res["inflated_bytes"] / 3000 < 370, res
     assert res["bytes"] / res["msgs"] < 0.6 * 350, res["bytes"] / res["msgs"]
     cost = res["deflate_cost"]
     assert cost["level"] == 6 and 330 < cost["in"] < 370 and 0 < cost["out"] < cost["in"], cost
     assert 0 < cost["cpu_us"] < 1000, cost
+    assert res["inflate_cost"]["in"] == cost["out"] and 0 < res["inflate_cost"]["cpu_us"] < 1000, res
     assert r_off["ext_declined"] == r_off["failed"] == 1 and r_off["connected"] == 0, r_off
     assert "did not accept permessage-deflate" in r_off["first_error"], r_off
 
