@@ -1207,6 +1207,8 @@ def compare(results):
             r.setdefault("compare", text)
             continue
         base = by.get(r.get("base"))
+        if r.get("deflate"):
+            base = by.get(r["name"].replace("-deflate", ""))    # the same records, no deflate
         if r.get("workers", 1) > 1:
             # against one process placed as the workers are, when it ran
             base = by.get(r["name"].rsplit("-w", 1)[0] + "-w1") or base
@@ -1506,7 +1508,7 @@ def parse_spec(spec):
                 elif name in ("auth", "tls", "deflate"):
                     kw[name] = True
                 elif name == "layout":
-                    if val not in ("stream", "state"):
+                    if val not in ("stream", "state", "market"):
                         raise ValueError(o)
                     kw["layout"] = val
                 else:
@@ -1524,7 +1526,7 @@ def parse_spec(spec):
         except ValueError:
             pass
     raise SystemExit(f"run.py: bad --scenario {spec!r} (fanout:CxR[:msgpack][:interval=MS][:keys=K]"
-                     "[:channels=N][:layout=stream|state][:auth][:tls][:deflate][:workers=N], "
+                     "[:channels=N][:layout=stream|state|market][:auth][:tls][:deflate][:workers=N], "
                      "keyed:CxR[:msgpack][:interval=MS][:workers=N], "
                      "state:CxR[:msgpack][:keys=K][:channels=N], idle:C[:tls], connect:C[:tls], "
                      "floor:fanout:CxR, floor:keyed:CxR, ready[:STARTS])")
