@@ -1233,7 +1233,8 @@ def compare(results):
             r.setdefault("compare", text)
             continue
         if r.get("layout", "stream") != "stream" or len(r.get("topics", [TOPIC])) > 1:
-            what = [f"{len(r['topics'])} channels x {r['keys']} keys, {r['layout']} layout"]
+            what = ([f"{len(r['topics'])} channels x {r['keys']} keys"] if len(r["topics"]) > 1 else []) \
+                + [f"{r['layout']} layout"]
             cpu_r, cpu_b = r.get("cpu_per_m_deliveries"), base.get("cpu_per_m_deliveries")
             text = f"{', '.join(what)} vs {base['name']}"
             if cpu_r and cpu_b:
