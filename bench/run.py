@@ -1329,7 +1329,8 @@ def compare_deflate(r, base):
             f"per-client estimate: compressing one of the run's messages ({cost['in']} -> {cost['out']} B, "
             f"zlib level {cost['level']}, window 15, a stream reset per message) takes {t:.2f} CPU us "
             f"(wsload's timing); a compressor per client pays that per delivery, {t:.2f} CPU s per million "
-            f"deliveries ({r['per_client_ratio']:.1f}x {base['name']}'s {cpu_b:.3f}), compress-once per record, "
+            f"deliveries (on top of {base['name']}'s {cpu_b:.3f}: {r['per_client_ratio']:.1f}x it), "
+            f"compress-once per record, "
             f"{r['compress_once_cpu_per_m']:.4f} s per million deliveries here ({r['clients']} clients a "
             f"record{extra} over {base['name']})")
     return text + noise_beside(r, base)
