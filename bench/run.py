@@ -28,7 +28,11 @@ its CPU per delivery as a ratio to its floor's and the p99 difference
 (bench/bridgecpu.py: "loop s/M", "loop vs floor", librdkafka's share "rdk %").
 Rows named -w2 run kbridge --workers 2 (a master and two worker processes,
 their CPU summed, on every core beside the tools; judged by deliveries per
-CPU-second against the -w1 row: one process placed the same way). The start-to-ready row times kbridge
+CPU-second against the -w1 row: one process placed the same way). The deflate row
+(fanout-1kx1k-deflate) has every client negotiate permessage-deflate (wsload
+--deflate) and is judged against fanout-1kx1k of the same run: CPU per
+delivery and wire bytes per message, with a per-client compressor's cost
+estimated beside it. The start-to-ready row times kbridge
 from exec to the first 200 from GET /ready, 5 starts on fresh mock clusters.
 """
 import argparse
