@@ -78,7 +78,11 @@ static enum ref_status ref_inflate(int bits, const unsigned char *in, size_t len
 		if (rc == Z_BUF_ERROR) { st = REF_INCOMPLETE; break; }
 	}
 	*outlen = cap + 1 - z.avail_out;
-	if (*outlen > cap) *outlen = cap;
+	if (*outlen > cap) {
+		/* Past cap before whatever else: an answer about the limit first. */
+		*outlen = cap;
+		st = REF_OVER;
+	}
 	if (*outlen) memcpy(out, o, *outlen);
 	inflateEnd(&z);
 	free(buf);
@@ -138,7 +142,7 @@ static void test_offer(void)
 	char b[128];
 
 	/* The plain offer and each parameter alone (RFC 7692 §7.1). Unnamed,
-	 * the server window is the default 15 (§7.1.2.1). */
+	 * the server window is the default 15 (RFC 7692 §7.1.2.1). */
 	OK(PMD);
 	OK(PMD "; server_no_context_takeover");
 	OK(PMD "; client_no_context_takeover");
@@ -187,7 +191,7 @@ static void test_offer(void)
 	NO(PMD "; server_max_window_bits=\" 9\"");
 	NO(PMD "; server_max_window_bits=\"9 \"");
 	NO(PMD "; server_max_window_bits=");                /* no value at all: grammar */
-	/* client_max_window_bits: no value, or 8..15 without leading zeroes (§7.1.2.2). */
+	/* client_max_window_bits: no value, or 8..15 without leading zeroes (RFC 7692 §7.1.2.2). */
 	NO(PMD "; client_max_window_bits=7");
 	NO(PMD "; client_max_window_bits=16");
 	NO(PMD "; client_max_window_bits=0");
@@ -195,12 +199,12 @@ static void test_offer(void)
 	NO(PMD "; client_max_window_bits=010");
 	NO(PMD "; client_max_window_bits=\"\"");
 	NO(PMD "; client_max_window_bits=x");
-	/* The no_context_takeover parameters take no value (§7.1.1). */
+	/* The no_context_takeover parameters take no value (RFC 7692 §7.1.1). */
 	NO(PMD "; server_no_context_takeover=1");
 	NO(PMD "; server_no_context_takeover=\"\"");
 	NO(PMD "; client_no_context_takeover=true");
 	NO(PMD "; client_no_context_takeover=\"x\"");
-	/* Unknown and repeated parameters decline the offer (§7). */
+	/* Unknown and repeated parameters decline the offer (RFC 7692 §7). */
 	NO(PMD "; foo");
 	NO(PMD "; foo=1");
 	NO(PMD "; server_max_window_bit=10");
@@ -221,7 +225,7 @@ static void test_offer(void)
 	NO(PMD "; server_max_window_bits=\"1\\\"0\"");      /* unescapes to 1"0 */
 
 	/* Other extensions, before and among offers: the first acceptable
-	 * permessage-deflate offer wins (§5.1). */
+	 * permessage-deflate offer wins (RFC 7692 §5.1). */
 	OK("x-webkit-deflate-frame, " PMD);
 	OKB("x-webkit-deflate-frame; no_context_takeover, " PMD "; server_max_window_bits=11", 11);
 	OKB("mux; max-channels=4; flow-control, " PMD "; server_max_window_bits=9, foo", 9);
@@ -242,7 +246,7 @@ static void test_offer(void)
 	NO("x; a=\", " PMD "; b=\"");
 	/* Only the whole token counts. Extension names are tokens compared
 	 * case-sensitively: RFC 6455 §4.2.1 calls out case-insensitive matching
-	 * for Upgrade and Connection values only, and §9.1 names none for
+	 * for Upgrade and Connection values only, and RFC 6455 §9.1 names none for
 	 * extensions (as node ws and Python websockets compare). */
 	NO("permessage-deflat");
 	NO("permessage-deflatex");
@@ -477,7 +481,7 @@ static void test_deflate(void)
 			}
 
 	/* RFC 7692 §7.2.3.1: "Hello" is f2 48 cd c9 c9 07 00, at every window;
-	 * §7.2.3.6: the empty message is the single byte 00. */
+	 * RFC 7692 §7.2.3.6: the empty message is the single byte 00. */
 	for (unsigned bits = PMD_MIN_BITS; bits <= PMD_MAX_BITS; bits++) {
 		static const unsigned char hello[] = { 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00 };
 		r = pmd_deflate(bits, "Hello", 5, &out);
@@ -717,10 +721,10 @@ static void test_inflate(void)
 	INF("\x00", 0, PMD_OK, "");
 	INF("\x00", 10, PMD_OK, "");
 	INF("\x02\x00", 0, PMD_OK, "");                 /* an empty fixed-Huffman block */
-	/* §7.2.3.4: a final block, then 00 so the tail still parses. The RFC
+	/* RFC 7692 §7.2.3.4: a final block, then 00 so the tail still parses. The RFC
 	 * gives this as a valid message. */
 	INF("\xf3\x48\xcd\xc9\xc9\x07\x00\x00", 5, PMD_OK, "Hello");
-	/* §7.2.3.2's second message refers back into the first: without
+	/* RFC 7692 §7.2.3.2's second message refers back into the first: without
 	 * context takeover the distance is too far back. */
 	INF("\xf2\x00\x11\x00\x00", 100, PMD_BAD_DATA, "");
 	/* Zero bytes: the tail alone is no whole block, but an empty message
