@@ -26,6 +26,7 @@ static struct {
 	client_flush_fn *on_output;  /* the server's flush list */
 	uint32_t next_id;
 	uint32_t http, ws;           /* connections reading a head; open WebSockets */
+	uint32_t deflate;            /* open WebSockets with permessage-deflate */
 	uint32_t dead;               /* killed since client_take_dead() */
 } C;
 
@@ -58,6 +59,7 @@ void client_free(struct client *c)
 {
 	if (c->ws) {
 		C.ws--;
+		C.deflate -= c->zbits != 0;
 		log_msg(LOG_INFO, "websocket closed", "client", log_num(c->id), "peer", client_peer(c),
 			"reason", c->why ? c->why : "", NULL);
 	}
@@ -84,10 +86,12 @@ void client_upgrade(struct client *c)
 	set_state(c, CS_WS);
 	c->ws = 1;
 	C.ws++;
+	C.deflate += c->zbits != 0;
 }
 
 uint32_t client_http_count(void) { return C.http; }
 uint32_t client_ws_count(void) { return C.ws; }
+uint32_t client_deflate_count(void) { return C.deflate; }
 
 uint32_t client_take_dead(void)
 {
@@ -187,7 +191,7 @@ void client_ws_close(struct client *c, unsigned code, const char *reason, int64_
 
 struct frame *client_message(const struct client *c, const char *json, size_t len, enum frame_kind kind)
 {
-	return frame_message(c->msgpack, json, len, kind);
+	return frame_for(frame_message(c->msgpack, json, len, kind), c->zbits);
 }
 
 /* TLS without the kernel's help: queued frames are gathered into one
@@ -199,7 +203,8 @@ struct frame *client_message(const struct client *c, const char *json, size_t le
  * an idle client holds none. Returns 0, or -1 after killing c. */
 static int write_tls(struct client *c)
 {
-	uint64_t done = 0, bytes = 0, records = 0;
+	struct outq_done done = { 0, 0 };
+	uint64_t bytes = 0, records = 0;
 	int rc = 0;
 	for (;;) {
 		if (c->tls_off == c->tls_len) {
@@ -230,8 +235,9 @@ static int write_tls(struct client *c)
 		c->tls_out = NULL;
 		c->tls_off = c->tls_len = 0;
 	}
-	metrics_add(M_MESSAGES_OUT, done);
+	metrics_add(M_MESSAGES_OUT, done.data);
 	metrics_add(M_BYTES_OUT, bytes);
+	metrics_add(M_BYTES_UNCOMPRESSED, bytes + done.saved);
 	if (records) {
 		metrics_add(M_TLS_RECORDS, records);
 		metrics_add(M_TLS_FLUSHES, 1);
@@ -244,12 +250,13 @@ static int write_tls(struct client *c)
 static int write_queue(struct client *c)
 {
 	if (c->ssl && !c->ktls) return write_tls(c);
-	uint64_t done = 0;
+	struct outq_done done = { 0, 0 };
 	ssize_t w = outq_write(&c->q, c->fd, &done);
-	int saved = errno;
-	metrics_add(M_MESSAGES_OUT, done);
+	int err = errno;
+	metrics_add(M_MESSAGES_OUT, done.data);
+	metrics_add(M_BYTES_UNCOMPRESSED, (w > 0 ? (uint64_t)w : 0) + done.saved);
 	if (w < 0) {
-		client_kill(c, strerror(saved));
+		client_kill(c, strerror(err));
 		return -1;
 	}
 	metrics_add(M_BYTES_OUT, (uint64_t)w);

@@ -57,7 +57,9 @@ struct client {
 		 ip_counted : 1,     /* counted toward --max-clients-per-ip (iplimit.h) */
 		 tls_done : 1,       /* TLS: the handshake finished */
 		 tls_want_out : 1,   /* TLS: a read or the handshake waits for writability */
-		 ktls : 1;           /* TLS: the kernel encrypts (writev goes on unchanged) */
+		 ktls : 1,           /* TLS: the kernel encrypts (writev goes on unchanged) */
+		 zbits : 4,          /* permessage-deflate: the window we compress with; 0: not negotiated */
+		 msg_z : 1;          /* the message being assembled is compressed (RFC 7692 §6) */
 	uint32_t utf8;               /* UTF-8 validator state of the text message in progress */
 
 	unsigned char *rbuf;         /* unconsumed input; NULL when empty */
@@ -110,11 +112,14 @@ void client_init(const struct config *cfg, client_flush_fn *on_output);
 struct client *client_new(int fd, const struct sockaddr *sa, socklen_t salen);
 /* Closes the socket (after one best-effort close_notify on TLS) and frees the client's own buffers and queue. */
 void client_free(struct client *c);
-/* The handshake is done: c is a WebSocket and counts toward --max-clients. */
+/* The handshake is done: c is a WebSocket and counts toward --max-clients
+ * (set c->zbits first when it negotiated permessage-deflate). */
 void client_upgrade(struct client *c);
-/* Connections now reading a request head, and open WebSocket clients. */
+/* Connections now reading a request head, open WebSocket clients, and
+ * those of them that negotiated permessage-deflate. */
 uint32_t client_http_count(void);
 uint32_t client_ws_count(void);
+uint32_t client_deflate_count(void);
 /* Clients killed since the last call: the server reaps only when non-zero. */
 uint32_t client_take_dead(void);
 /* "ip:port" of the peer, in a static buffer valid until the next call. */
@@ -162,7 +167,8 @@ void client_queue(struct client *c, struct frame *f);
  * it shuts down the write side. */
 int  client_write(struct client *c);
 
-/* A server message for c from its JSON text, in c's format. */
+/* A server message for c from its JSON text, in c's format, compressed
+ * when c negotiated permessage-deflate and it is worth it. */
 struct frame *client_message(const struct client *c, const char *json, size_t len, enum frame_kind kind);
 
 /* Replies: begin writes {"type":TYPE[,"id":ID]; the caller adds fields;

@@ -55,6 +55,10 @@ static const struct opt opts[] = {
 	  "when a client's queue is full: drop-oldest, conflate or disconnect", 0, 0 },
 	{ "max-message", 0, "KBRIDGE_MAX_MESSAGE", NULL, T_BYTES, "BYTES", "65536",
 	  "largest inbound WebSocket message; larger ones close with 1009", 125, 64 * MiB },
+	{ "deflate", 0, "KBRIDGE_DEFLATE", NULL, T_SPECIAL, "on|off", "on",
+	  "permessage-deflate (RFC 7692) with clients that offer it: a record compressed once for all of them", 0, 0 },
+	{ "deflate-min-size", 0, "KBRIDGE_DEFLATE_MIN_SIZE", NULL, T_BYTES, "BYTES", "256",
+	  "messages shorter than this go uncompressed", 0, 64 * MiB },
 	{ "ping-interval", 0, "KBRIDGE_PING_INTERVAL", NULL, T_SECS, "S", "30",
 	  "seconds between server pings; clients silent for twice this are dropped (0: off)", 0, 86400 },
 	{ "allow-origin", 0, "KBRIDGE_ALLOW_ORIGIN", NULL, T_SPECIAL, "LIST", "*",
@@ -464,6 +468,7 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 		if (!strcmp(n, "client-buffer")) c->client_buffer = z;
 		else if (!strcmp(n, "max-message")) c->max_message = z;
 		else if (!strcmp(n, "history")) c->history = z;
+		else if (!strcmp(n, "deflate-min-size")) c->deflate_min_size = z;
 		return 0;
 	}
 	case T_SECS: {
@@ -502,6 +507,10 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 			free(c->trusted);
 			c->trusted = r;
 			c->ntrusted = nl;
+		} else if (!strcmp(n, "deflate")) {
+			if (!strcmp(v, "on")) c->deflate = 1;
+			else if (!strcmp(v, "off")) c->deflate = 0;
+			else { *why = "expected on or off"; return -1; }
 		} else if (!strcmp(n, "slow-client")) {
 			if (!strcmp(v, "drop-oldest")) c->slow = SLOW_DROP_OLDEST;
 			else if (!strcmp(v, "conflate")) c->slow = SLOW_CONFLATE;
@@ -723,6 +732,7 @@ void config_log_summary(const struct config *c)
 		"auth", c->jwt_key || c->jwt_secret ? "jwt" : "off",
 		"admin_listen", c->admin_listen_str ? c->admin_listen_str : "(main port)",
 		"tls", c->tls_cert ? (c->tls_client_ca ? "mtls" : "on") : "off",
+		"deflate", c->deflate ? "on" : "off",
 		"workers", log_num(c->workers),
 		NULL);
 }

@@ -31,6 +31,8 @@ struct config {
 	long client_queue;
 	enum slow_policy slow;
 	size_t max_message;
+	int deflate;                              /* --deflate on: permessage-deflate is negotiated */
+	size_t deflate_min_size;
 	double ping_interval;                     /* seconds; 0 = no pings */
 	const char **origins;  size_t norigins;   /* empty = any ("*") */
 	int demo;

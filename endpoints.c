@@ -245,7 +245,13 @@ static void stats(struct http_out *o, const struct http_request *req)
 	json_obj_end(b);
 	json_key(b, "records_in");       json_uint(b, metrics_get(M_RECORDS_IN));
 	json_key(b, "messages_out");     json_uint(b, metrics_get(M_MESSAGES_OUT));
-	json_key(b, "bytes_out");        json_uint(b, metrics_get(M_BYTES_OUT));
+	uint64_t out = metrics_get(M_BYTES_OUT), plain = metrics_get(M_BYTES_UNCOMPRESSED);
+	json_key(b, "bytes_out");        json_uint(b, out);
+	json_key(b, "bytes_uncompressed"); json_uint(b, plain);
+	/* What permessage-deflate saves: 1 when nothing was compressed. */
+	json_key(b, "compression_ratio");
+	json_double(b, out && plain > out ? (double)(uint64_t)((double)plain / (double)out * 100 + 0.5) / 100 : 1.0);
+	json_key(b, "deflate_clients");  json_uint(b, src->deflate_clients());
 	json_key(b, "dropped");          json_uint(b, metrics_get(M_DROPPED));
 	json_key(b, "slow_disconnects"); json_uint(b, metrics_get(M_SLOW_DISCONNECTS));
 	uint32_t sc, sg;
@@ -290,6 +296,7 @@ static void stats(struct http_out *o, const struct http_request *req)
 		json_key(b, "subscriptions");   json_uint(b, c.subscriptions);
 		json_key(b, "queued_messages"); json_uint(b, c.queued_messages);
 		json_key(b, "queued_bytes");    json_uint(b, c.queued_bytes);
+		json_key(b, "deflate");         json_bool(b, c.deflate);
 		if (c.worker >= 0) { json_key(b, "worker"); json_uint(b, (uint64_t)c.worker); }
 		json_obj_end(b);
 	}
@@ -373,6 +380,9 @@ static void metrics(struct http_out *o, const struct http_request *req)
 	appendf(b, "kbridge_messages_sent_total %llu\n", (unsigned long long)metrics_get(M_MESSAGES_OUT));
 	metric_head(b, "kbridge_bytes_sent_total", "counter", "Bytes written to client sockets.");
 	appendf(b, "kbridge_bytes_sent_total %llu\n", (unsigned long long)metrics_get(M_BYTES_OUT));
+	metric_head(b, "kbridge_bytes_uncompressed_total", "counter",
+		    "What kbridge_bytes_sent_total would be without permessage-deflate.");
+	appendf(b, "kbridge_bytes_uncompressed_total %llu\n", (unsigned long long)metrics_get(M_BYTES_UNCOMPRESSED));
 	metric_head(b, "kbridge_messages_dropped_total", "counter", "Messages dropped by the slow-client policy.");
 	appendf(b, "kbridge_messages_dropped_total %llu\n", (unsigned long long)metrics_get(M_DROPPED));
 	metric_head(b, "kbridge_slow_disconnects_total", "counter", "Clients disconnected for reading too slowly.");

@@ -35,6 +35,7 @@ struct endpoints_client {
 	uint32_t queued_messages;
 	size_t queued_bytes;
 	int worker;            /* --workers: the worker it is on; -1 without */
+	int deflate;           /* negotiated permessage-deflate */
 };
 
 /* One worker process as /stats lists it (--workers). */
@@ -50,6 +51,7 @@ struct endpoints_worker {
  * with *i = 0 and return 0 when done. */
 struct endpoints_sources {
 	uint32_t (*clients)(void);                                  /* open WebSocket clients */
+	uint32_t (*deflate_clients)(void);                          /* of them, with permessage-deflate */
 	int (*client_next)(size_t *i, struct endpoints_client *out);
 	int (*kafka_up)(void);
 	int (*kafka_ready)(void);

@@ -124,9 +124,20 @@ struct frame *envelope_frame(struct envelope *e, int msgpack)
 	return e->frame[i];
 }
 
+struct frame *envelope_frame_for(struct envelope *e, int msgpack, unsigned zbits)
+{
+	struct frame *f = envelope_frame(e, msgpack);
+	if (!f || !zbits) return f;
+	struct frame **z = &e->zframe[msgpack ? 1 : 0][zbits - PMD_MIN_BITS];
+	if (!*z) *z = frame_for(frame_ref(f), zbits);
+	return *z;
+}
+
 void envelope_done(struct envelope *e)
 {
 	frame_unref(e->frame[0]);
 	frame_unref(e->frame[1]);
+	for (int i = 0; i < 2; i++)
+		for (int k = 0; k < PMD_VARIANTS; k++) frame_unref(e->zframe[i][k]);
 	json_free(&e->text);
 }

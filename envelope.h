@@ -11,6 +11,7 @@
 
 #include "frame.h"
 #include "json.h"
+#include "pmd.h"
 #include "record.h"
 
 /* With on, data messages carry the record's headers (--headers). */
@@ -25,6 +26,10 @@ struct envelope {
 	struct jbuf text;         /* the JSON envelope, built on first need */
 	struct frame *frame[2];   /* [0] JSON, [1] MessagePack, built on first need */
 	unsigned failed;          /* bit i: frame[i] could not be built (memory, size) */
+	/* Each format compressed for each window a client negotiated
+	 * (permessage-deflate), on first need: the compressed twin, or a
+	 * reference to the plain frame when compression does not pay. */
+	struct frame *zframe[2][PMD_VARIANTS];
 };
 
 void envelope_init(struct envelope *e, const struct record *r, const char *type, const char *channel, uint64_t seq);
@@ -34,6 +39,10 @@ int  envelope_is_json(struct envelope *e);
  * reference to keep it). NULL when out of memory or when the message would
  * pass the largest frame (docs/operations.md#limits); e->failed says so. */
 struct frame *envelope_frame(struct envelope *e, int msgpack);
+/* The same for a client that negotiated permessage-deflate with window
+ * zbits (0: none, the plain frame): compressed at most once per format
+ * and window, and shared the same way. */
+struct frame *envelope_frame_for(struct envelope *e, int msgpack, unsigned zbits);
 /* Drops the envelope's own references and buffers. */
 void envelope_done(struct envelope *e);
 #endif

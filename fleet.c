@@ -35,6 +35,7 @@ struct entry {
 	_Atomic int32_t pid;              /* 0: not running */
 	_Atomic uint32_t restarts;
 	_Atomic uint32_t ready, up, connected;   /* connected: WebSocket clients */
+	_Atomic uint32_t deflated;               /* of them, with permessage-deflate */
 	_Atomic uint32_t st_clients, st_groups;
 	_Atomic uint64_t st_updates;
 	_Atomic uint64_t st_updates_before;   /* the master's: what ended processes of the slot sent */
@@ -46,7 +47,7 @@ struct entry {
 		uint32_t id, subs, queued_messages;
 		uint64_t queued_bytes;
 		char peer[PEER], identity[IDENTITY];
-		uint8_t has_identity;
+		uint8_t has_identity, deflate;
 	} clients[ENDPOINTS_CLIENTS_MAX];
 };
 
@@ -170,6 +171,7 @@ void fleet_gone(unsigned self)
 	STORE(e->ready, 0);
 	STORE(e->up, 0);
 	STORE(e->connected, 0);
+	STORE(e->deflated, 0);
 	STORE(e->st_clients, 0);
 	STORE(e->st_groups, 0);
 }
@@ -217,6 +219,7 @@ static void publish_tables(struct entry *e, const struct endpoints_sources *live
 		e->clients[n].queued_bytes = c.queued_bytes;
 		put_str(e->clients[n].peer, PEER, c.peer);
 		e->clients[n].has_identity = c.identity != NULL;
+		e->clients[n].deflate = (uint8_t)c.deflate;
 		put_str(e->clients[n].identity, IDENTITY, c.identity ? c.identity : "");
 	}
 	e->nclients = n;
@@ -231,6 +234,7 @@ void fleet_publish(const struct endpoints_sources *live, int64_t now, int now_to
 	uint64_t su;
 	live->state_counts(&sc, &sg, &su);
 	STORE(e->connected, live->clients());
+	STORE(e->deflated, live->deflate_clients());
 	STORE(e->ready, (uint32_t)live->kafka_ready());
 	STORE(e->up, (uint32_t)live->kafka_up());
 	STORE(e->st_clients, sc);
@@ -383,7 +387,8 @@ static void merge_clients(void)
 			F.cl_peer[F.ncl][PEER - 1] = F.cl_identity[F.ncl][IDENTITY - 1] = '\0';
 			F.cl[F.ncl] = (struct endpoints_client){
 				e->clients[k].id, F.cl_peer[F.ncl], e->clients[k].has_identity ? F.cl_identity[F.ncl] : NULL,
-				e->clients[k].subs, e->clients[k].queued_messages, e->clients[k].queued_bytes, (int)w };
+				e->clients[k].subs, e->clients[k].queued_messages, e->clients[k].queued_bytes, (int)w,
+				e->clients[k].deflate };
 		}
 	}
 }
@@ -401,6 +406,14 @@ static uint32_t clients(void)
 	refresh();
 	uint32_t sum = 0;
 	for (unsigned w = 0; w < F.t->n; w++) sum += LOAD(F.t->e[w].connected);
+	return sum;
+}
+
+static uint32_t deflate_clients(void)
+{
+	refresh();
+	uint32_t sum = 0;
+	for (unsigned w = 0; w < F.t->n; w++) sum += LOAD(F.t->e[w].deflated);
 	return sum;
 }
 
@@ -459,6 +472,7 @@ const struct endpoints_sources *fleet_sources(const struct endpoints_sources *ow
 {
 	static const struct endpoints_sources merged = {
 		.clients = clients,
+		.deflate_clients = deflate_clients,
 		.client_next = client_next,
 		.kafka_up = kafka_up,
 		.kafka_ready = kafka_ready,

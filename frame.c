@@ -12,6 +12,7 @@
 
 #include "json.h"
 #include "msgpack.h"
+#include "pmd.h"
 
 #define STATIC_REFS UINT32_MAX
 
@@ -27,6 +28,7 @@ struct frame *frame_new(size_t len, enum frame_kind kind)
 	f->kind = (uint8_t)kind;
 	f->glued = 0;
 	f->len = (uint32_t)len;
+	f->saved = 0;
 	f->key_hash = 0;
 	return f;
 }
@@ -64,6 +66,61 @@ struct frame *frame_message(int msgpack, const char *json, size_t len, enum fram
 		frame_ws(WS_OP_BINARY, mp.buf, mp.len, kind) : NULL;
 	json_free(&mp);
 	return f;
+}
+
+static size_t deflate_min = 256;
+
+void frame_deflate_min(size_t min_size)
+{
+	deflate_min = min_size;
+}
+
+struct frame *frame_deflate(const struct frame *plain, unsigned bits)
+{
+	/* Read back the header frame_ws wrote: unmasked, 7-, 16- or 64-bit
+	 * length (RFC 6455 §5.2). */
+	if (plain->len < 2) return NULL;
+	const unsigned char *d = plain->data;
+	size_t hl = 2;
+	uint64_t n = d[1] & 0x7f;
+	if (n == 126) { hl = 4; n = (uint64_t)d[2] << 8 | d[3]; }
+	else if (n == 127) { hl = 10; n = 0; for (int i = 0; i < 8; i++) n = n << 8 | d[2 + i]; }
+	if (hl + n != plain->len || n < deflate_min || (d[0] & 0x70)) return NULL;
+	const unsigned char *z;
+	ssize_t zn = pmd_deflate(bits, d + hl, (size_t)n, &z);
+	if (zn < 0) return NULL;
+	size_t total = ws_header_len((uint64_t)zn) + (size_t)zn;
+	if (total >= plain->len) return NULL;   /* incompressible: plain is smaller */
+	struct frame *f = frame_new(total, (enum frame_kind)plain->kind);
+	if (!f) return NULL;
+	size_t zhl = ws_header_encode(f->data, (enum ws_opcode)((d[0] & 0x0f) | WS_RSV1), (uint64_t)zn);
+	memcpy(f->data + zhl, z, (size_t)zn);
+	f->saved = plain->len - (uint32_t)total;
+	f->key_hash = plain->key_hash;
+	f->glued = plain->glued;
+	return f;
+}
+
+struct frame *frame_deflate_body(const struct frame *body, unsigned bits)
+{
+	const unsigned char *z;
+	ssize_t zn = body->len < deflate_min ? -1 : pmd_deflate(bits, body->data, body->len, &z);
+	if (zn < 0 || (size_t)zn + PMD_STORED_OVERHEAD >= body->len) return NULL;
+	struct frame *f = frame_new((size_t)zn, (enum frame_kind)body->kind);
+	if (!f) return NULL;
+	memcpy(f->data, z, (size_t)zn);
+	f->saved = body->len - (uint32_t)zn - PMD_STORED_OVERHEAD;
+	f->glued = body->glued;
+	return f;
+}
+
+struct frame *frame_for(struct frame *plain, unsigned bits)
+{
+	if (!plain || !bits) return plain;
+	struct frame *z = frame_deflate(plain, bits);
+	if (!z) return plain;
+	frame_unref(plain);
+	return z;
 }
 
 static int outq_grow(struct outq *q)
@@ -138,7 +195,7 @@ void outq_clear(struct outq *q)
 
 /* Retires n bytes from the head: whole frames are unreferenced, a partial
  * one keeps its offset. */
-static void advance(struct outq *q, size_t left, uint64_t *data_done)
+static void advance(struct outq *q, size_t left, struct outq_done *done)
 {
 	q->bytes -= left;
 	while (q->count) {
@@ -146,7 +203,10 @@ static void advance(struct outq *q, size_t left, uint64_t *data_done)
 		size_t rest = f->len - q->off;
 		if (left < rest) { q->off += (uint32_t)left; break; }
 		left -= rest;
-		if (f->kind == FRAME_DATA && data_done) (*data_done)++;
+		if (done) {
+			done->data += f->kind == FRAME_DATA;
+			done->saved += f->saved;
+		}
 		q->off = 0;
 		q->head = (q->head + 1) % q->cap;
 		q->count--;
@@ -154,7 +214,7 @@ static void advance(struct outq *q, size_t left, uint64_t *data_done)
 	}
 }
 
-size_t outq_gather(struct outq *q, unsigned char *buf, size_t cap, uint64_t *data_done)
+size_t outq_gather(struct outq *q, unsigned char *buf, size_t cap, struct outq_done *done)
 {
 	size_t n = 0;
 	for (uint32_t i = 0; i < q->count && n < cap; i++) {
@@ -164,12 +224,12 @@ size_t outq_gather(struct outq *q, unsigned char *buf, size_t cap, uint64_t *dat
 		memcpy(buf + n, f->data + skip, take);
 		n += take;
 	}
-	advance(q, n, data_done);
+	advance(q, n, done);
 	if (q->count == 0) outq_clear(q);
 	return n;
 }
 
-ssize_t outq_write(struct outq *q, int fd, uint64_t *data_done)
+ssize_t outq_write(struct outq *q, int fd, struct outq_done *done)
 {
 	ssize_t total = 0;
 	while (q->count) {
@@ -191,7 +251,7 @@ ssize_t outq_write(struct outq *q, int fd, uint64_t *data_done)
 		}
 		total += w;
 		/* Retire every frame the write finished; remember where it stopped. */
-		advance(q, (size_t)w, data_done);
+		advance(q, (size_t)w, done);
 		if ((size_t)w < offered) break;   /* the kernel is full: wait for POLLOUT */
 	}
 	if (q->count == 0) outq_clear(q);

@@ -26,6 +26,7 @@ struct frame {
 	uint8_t kind;
 	uint8_t glued;         /* continues the previous frame's WebSocket frame: goes or stays with it */
 	uint32_t len;          /* bytes in data[] */
+	uint32_t saved;        /* bytes fewer than uncompressed (permessage-deflate), 0 if plain */
 	uint64_t key_hash;     /* record key hash for conflation (0: none) */
 	unsigned char data[];
 };
@@ -41,6 +42,25 @@ struct frame *frame_ws(enum ws_opcode op, const void *payload, size_t len, enum 
  * same object as MessagePack in a binary frame. NULL when out of memory (or
  * the JSON cannot be transcoded). */
 struct frame *frame_message(int msgpack, const char *json, size_t len, enum frame_kind kind);
+
+/* permessage-deflate (pmd.h): a message's payload is compressed when it
+ * has at least min_size bytes (--deflate-min-size). */
+void frame_deflate_min(size_t min_size);
+/* The compressed twin of a plain, whole WebSocket frame (as frame_ws and
+ * frame_message make them) for a client that negotiated permessage-deflate
+ * with a window of `bits` (RFC 7692 §7.2.1): RSV1 set, the payload
+ * compressed on its own, kind and key_hash kept, `saved` filled. NULL when
+ * the payload is below the minimum size, when compression would not make
+ * the frame smaller, or out of memory: the plain frame is sent then. */
+struct frame *frame_deflate(const struct frame *plain, unsigned bits);
+/* The shared body of a message whose own head goes ahead of it in a
+ * DEFLATE stored block (pmd_stored_block): body's bytes (no WebSocket
+ * header) compressed with window bits, glued like body; `saved` counts the
+ * stored block's cost. NULL as for frame_deflate. */
+struct frame *frame_deflate_body(const struct frame *body, unsigned bits);
+/* For a client with window bits (0: no deflate): plain, or in its place
+ * (the reference moves) its compressed twin when there is one. */
+struct frame *frame_for(struct frame *plain, unsigned bits);
 
 /* A bounded ring of frame references. The ring array is allocated on the
  * first push and freed when the queue drains, so an idle client holds none. */
@@ -66,15 +86,21 @@ struct frame *outq_at(const struct outq *q, uint32_t i);
 /* Removes the frame at position i (never the partly written head) and
  * drops its reference. */
 void outq_remove(struct outq *q, uint32_t i);
+/* What a write finished: FRAME_DATA frames written in full, and the bytes
+ * compression spared in the frames written in full. */
+struct outq_done {
+	uint64_t data;
+	uint64_t saved;
+};
 /* Writes as much as the socket takes with writev(). Returns bytes written
- * (>= 0, 0 also on EAGAIN) or -1 with errno set on a real error. When
- * data_done is not NULL, adds to it the FRAME_DATA frames written in full. */
-ssize_t outq_write(struct outq *q, int fd, uint64_t *data_done);
+ * (>= 0, 0 also on EAGAIN) or -1 with errno set on a real error. When done
+ * is not NULL, adds to it what the write finished. */
+ssize_t outq_write(struct outq *q, int fd, struct outq_done *done);
 /* Copies up to cap bytes from the head of the queue into buf and retires
  * them as if written (a partial frame is resumed at the exact byte next
  * time): for a TLS connection, whose bytes go through one record buffer.
- * Returns the bytes copied; data_done as for outq_write. */
-size_t outq_gather(struct outq *q, unsigned char *buf, size_t cap, uint64_t *data_done);
+ * Returns the bytes copied; done as for outq_write. */
+size_t outq_gather(struct outq *q, unsigned char *buf, size_t cap, struct outq_done *done);
 /* Drops every reference and the ring. */
 void outq_clear(struct outq *q);
 #endif

@@ -458,7 +458,7 @@ static void deliver(struct envelope *e, const struct topic *t, const struct sub 
 	struct client *c = s->c;
 	if (c->stamp == H.stamp) return;   /* several of its subscriptions matched */
 	c->stamp = H.stamp;
-	struct frame *f = envelope_frame(e, c->msgpack);
+	struct frame *f = envelope_frame_for(e, c->msgpack, c->zbits);
 	if (!f) return;
 	if (c->rs && !history_gate(c, t, e->r->partition, e->r->offset, f)) return;
 	uint32_t interval = s->interval_ms ? s->interval_ms : c->interval_ms;
@@ -530,7 +530,7 @@ static void replay_one(void *arg, const struct record *r, uint64_t seq)
 	for (const struct sub *s = c->subs; s; s = s->cnext) {
 		if (s->ch && s->ch != x->t->ch) continue;
 		if (!filter_match(s, &e, 1)) continue;
-		struct frame *f = envelope_frame(&e, c->msgpack);
+		struct frame *f = envelope_frame_for(&e, c->msgpack, c->zbits);
 		if (f) client_send(c, frame_ref(f));
 		break;
 	}

@@ -152,6 +152,7 @@ static void route_record(const struct record *r)
 /* What /health, /stats and /metrics read from the layers above them. */
 static const struct endpoints_sources sources = {
 	.clients = client_ws_count,
+	.deflate_clients = client_deflate_count,
 	.client_next = server_client_next,
 	.kafka_up = kafka_up,
 	.kafka_ready = kafka_ready,

@@ -27,6 +27,7 @@ enum metric {
 	M_REJECTED_AUTH_TIMEOUT, /* closed 1008: no valid token within --auth-timeout */
 	M_TLS_RECORDS,       /* TLS records written by the gathering path (not kernel TLS) */
 	M_TLS_FLUSHES,       /* flushes of a TLS client that wrote at least one record */
+	M_BYTES_UNCOMPRESSED, /* M_BYTES_OUT as it would have been without permessage-deflate */
 	M_COUNT
 };
 

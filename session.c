@@ -29,6 +29,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "msgpack.h"
+#include "pmd.h"
 #include "proto.h"
 #include "utf8.h"
 #include "ws.h"
@@ -47,6 +48,15 @@ void session_init(const struct config *cfg)
 {
 	SS.cfg = cfg;
 	iplimit_init(cfg->max_clients_per_ip, cfg->upgrade_rate);
+	frame_deflate_min(cfg->deflate_min_size);
+}
+
+/* The bytes a compressed message may take before it is inflated: the
+ * inflated size is what --max-message bounds, and DEFLATE can grow what
+ * does not compress by up to an eighth (fixed Huffman codes of 9 bits). */
+static size_t compressed_max(void)
+{
+	return SS.cfg->max_message + SS.cfg->max_message / 8 + 64;
 }
 
 void session_drain(void)
@@ -161,12 +171,13 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
  * negative close code. */
 static int msg_append(struct client *c, const unsigned char *p, size_t n)
 {
+	size_t max = c->msg_z ? compressed_max() : SS.cfg->max_message;
 	if (n == 0) return 0;    /* empty fragments are legal (RFC 6455 §5.4) */
-	if ((uint64_t)c->msg_len + n > SS.cfg->max_message) return -WS_CLOSE_TOO_BIG;
+	if ((uint64_t)c->msg_len + n > max) return -WS_CLOSE_TOO_BIG;
 	if (c->msg_len + n > c->msg_cap) {
 		size_t cap = c->msg_cap ? c->msg_cap : 256;
 		while (cap < c->msg_len + n) cap *= 2;
-		if (cap > SS.cfg->max_message) cap = SS.cfg->max_message;
+		if (cap > max) cap = max;
 		unsigned char *nm = realloc(c->msg, cap);
 		if (!nm) return -WS_CLOSE_INTERNAL;
 		c->msg = nm;
@@ -183,7 +194,35 @@ static void msg_reset(struct client *c)
 	c->msg = NULL;
 	c->msg_len = c->msg_cap = 0;
 	c->msg_op = 0;
+	c->msg_z = 0;
 	c->utf8 = UTF8_ACCEPT;
+}
+
+/* A compressed message, whole (RFC 7692 §7.2.2): inflated under
+ * --max-message into pmd's buffer, its text checked as UTF-8 only then,
+ * and handed on like any message. Nothing of it is kept afterwards. */
+static void handle_compressed(struct client *c, int binary, const unsigned char *p, size_t n)
+{
+	const unsigned char *m;
+	size_t mlen;
+	switch (pmd_inflate(p, n, SS.cfg->max_message, &m, &mlen)) {
+	case PMD_OK:
+		break;
+	case PMD_TOO_BIG:
+		client_ws_fail(c, WS_CLOSE_TOO_BIG, "message too big");
+		return;
+	case PMD_BAD_DATA:
+		client_ws_fail(c, WS_CLOSE_BAD_DATA, "compressed data does not inflate");
+		return;
+	case PMD_NO_MEMORY:
+		client_ws_fail(c, WS_CLOSE_INTERNAL, "out of memory");
+		return;
+	}
+	if (!binary && !utf8_valid(m, mlen)) {
+		client_ws_fail(c, WS_CLOSE_BAD_DATA, "text is not valid UTF-8");
+		return;
+	}
+	if (c->state == CS_WS) handle_message(c, binary, (const char *)m, mlen);
 }
 
 /* The peer's close frame (RFC 6455 §5.5.1, §7.4): a malformed one fails
@@ -243,7 +282,15 @@ static void handle_frame(struct client *c, const struct ws_frame *f, unsigned ch
 	case WS_OP_TEXT:
 	case WS_OP_BINARY:
 		if (c->msg_op) { client_ws_fail(c, WS_CLOSE_PROTOCOL, "new message inside a fragmented one"); return; }
-		if (f->opcode == WS_OP_TEXT && !text_ok(c, UTF8_ACCEPT, p, n, f->fin)) return;
+		if (f->rsv1) {  /* compressed: text is checked once inflated */
+			if (f->fin) {
+				handle_compressed(c, f->opcode == WS_OP_BINARY, p, n);
+				return;
+			}
+			c->msg_z = 1;
+		} else if (f->opcode == WS_OP_TEXT && !text_ok(c, UTF8_ACCEPT, p, n, f->fin)) {
+			return;
+		}
 		if (f->fin) {   /* the common case: one frame, no copy */
 			c->utf8 = UTF8_ACCEPT;
 			if (c->state == CS_WS) handle_message(c, f->opcode == WS_OP_BINARY, (const char *)p, n);
@@ -253,13 +300,14 @@ static void handle_frame(struct client *c, const struct ws_frame *f, unsigned ch
 		break;
 	case WS_OP_CONT:
 		if (!c->msg_op) { client_ws_fail(c, WS_CLOSE_PROTOCOL, "continuation without a message"); return; }
-		if (c->msg_op == WS_OP_TEXT && !text_ok(c, c->utf8, p, n, f->fin)) return;
+		if (c->msg_op == WS_OP_TEXT && !c->msg_z && !text_ok(c, c->utf8, p, n, f->fin)) return;
 		break;
 	}
 	int rc = msg_append(c, p, n);
 	if (rc < 0) { client_ws_fail(c, (unsigned)-rc, rc == -WS_CLOSE_TOO_BIG ? "message too big" : "out of memory"); return; }
 	if (f->fin) {
-		if (c->state == CS_WS) handle_message(c, c->msg_op == WS_OP_BINARY, (const char *)c->msg, c->msg_len);
+		if (c->msg_z) handle_compressed(c, c->msg_op == WS_OP_BINARY, c->msg, c->msg_len);
+		else if (c->state == CS_WS) handle_message(c, c->msg_op == WS_OP_BINARY, (const char *)c->msg, c->msg_len);
 		msg_reset(c);
 	}
 }
@@ -275,8 +323,17 @@ static size_t process_ws(struct client *c, unsigned char *buf, size_t len)
 		int hl = ws_parse_header(buf + pos, len - pos, &f);
 		if (hl == 0) break;
 		if (hl < 0) { client_ws_fail(c, (unsigned)-hl, "protocol error"); break; }
-		/* Refuse oversized data before buffering it (1009). */
-		if (f.opcode < WS_OP_CLOSE && (uint64_t)c->msg_len + f.len > SS.cfg->max_message) {
+		/* RFC 7692 §6.1: RSV1 marks the first frame of a compressed
+		 * message, and only when permessage-deflate was negotiated. */
+		if (f.rsv1 && (!c->zbits || f.opcode == WS_OP_CONT)) {
+			client_ws_fail(c, WS_CLOSE_PROTOCOL, c->zbits ? "RSV1 on a continuation frame" :
+							    "RSV1 set without permessage-deflate");
+			break;
+		}
+		/* Refuse oversized data before buffering it (1009); a
+		 * compressed message is bounded by what it inflates to. */
+		int z = f.rsv1 || (f.opcode == WS_OP_CONT && c->msg_z);
+		if (f.opcode < WS_OP_CLOSE && (uint64_t)c->msg_len + f.len > (z ? compressed_max() : SS.cfg->max_message)) {
 			client_ws_fail(c, WS_CLOSE_TOO_BIG, "message too big");
 			break;
 		}
@@ -471,6 +528,21 @@ static const char *repeated_field(const struct http_request *req)
 	return NULL;
 }
 
+/* The first permessage-deflate offer of the request kbridge can honour,
+ * over every Sec-WebSocket-Extensions line in order (RFC 7692 §5.1); 1 and
+ * *p, or 0. */
+static int deflate_offered(const struct http_request *req, struct pmd_params *p)
+{
+	static const char name[] = "Sec-WebSocket-Extensions";
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+		if (h->name_len == sizeof(name) - 1 && !strncasecmp(h->name, name, sizeof(name) - 1) &&
+		    pmd_offer(h->value, h->value_len, p))
+			return 1;
+	}
+	return 0;
+}
+
 /* Handles GET /ws...: validates the upgrade (RFC 6455 §4.2.1) and switches. */
 static void handle_upgrade(struct client *c, const struct http_request *req)
 {
@@ -527,17 +599,26 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 	/* The 101 is queued like any frame; from here on the bytes of this
 	 * connection are WebSocket frames (the client's first may already be
 	 * in the same read). */
-	char resp[256];
+	struct pmd_params zp;
+	char ext[128] = "";
+	int deflate = SS.cfg->deflate && deflate_offered(req, &zp);
+	if (deflate) {
+		memcpy(ext, "Sec-WebSocket-Extensions: ", 26);
+		if (pmd_answer(&zp, ext + 26, sizeof(ext) - 28) < 0) deflate = 0, ext[0] = '\0';
+		else strcat(ext, "\r\n");
+	}
+	char resp[384];
 	int n = snprintf(resp, sizeof(resp),
 			 "HTTP/1.1 101 Switching Protocols\r\n"
 			 "Upgrade: websocket\r\n"
 			 "Connection: Upgrade\r\n"
-			 "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+			 "Sec-WebSocket-Accept: %s\r\n%s\r\n", accept, ext);
 	struct frame *f = frame_new((size_t)n, FRAME_CONTROL);
 	if (!f) { client_kill(c, "out of memory"); return; }
 	memcpy(f->data, resp, (size_t)n);
 	client_queue(c, f);
 
+	c->zbits = deflate ? zp.server_bits : 0;
 	client_upgrade(c);
 	c->ip_counted = (unsigned)iplimit_open(&c->peer.sa);   /* the server's remove_client uncounts */
 	metrics_add(M_ACCEPTED, 1);
@@ -553,7 +634,8 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 	 * the list there. */
 	const char *who = auth_identity(c);
 	log_msg(LOG_INFO, "websocket open", "client", log_num(c->id), "peer", client_peer(c),
-		"path", log_str(req->path, req->path_len), "query", query, who ? "identity" : NULL, who, NULL);
+		"path", log_str(req->path, req->path_len), "query", query, "deflate", c->zbits ? "on" : "off",
+		who ? "identity" : NULL, who, NULL);
 	proto_upgrade_apply(c, &uo);
 }
 

@@ -15,6 +15,7 @@
 #include "map.h"
 #include "metrics.h"
 #include "msgpack.h"
+#include "pmd.h"
 #include "statediff.h"
 #include "stateview.h"
 
@@ -293,7 +294,8 @@ static void send_snapshot(struct client *c, const char *id, size_t id_len)
 	json_obj_end(&data);
 	if (!data.failed && put_head(&msg, c->msgpack, "snapshot", sc->seq + 1, id, id_len) == 0 &&
 	    put_tail(&msg, c->msgpack, wall_ms(), "data", &data) == 0) {
-		struct frame *f = frame_ws(c->msgpack ? WS_OP_BINARY : WS_OP_TEXT, msg.buf, msg.len, FRAME_CONTROL);
+		struct frame *f = frame_for(frame_ws(c->msgpack ? WS_OP_BINARY : WS_OP_TEXT, msg.buf, msg.len,
+						     FRAME_CONTROL), c->zbits);
 		if (f) {
 			sc->seq++;
 			sc->resync = 0;
@@ -627,19 +629,34 @@ static struct frame *update_body(const struct group *g, int whole, int64_t ms)
 }
 
 /* Queues an update to c: its own head (WebSocket header and seq), then the
- * shared body by reference. */
-static void send_update(struct client *c, struct frame *body, int msgpack)
+ * shared body by reference. With permessage-deflate (zbody: the body
+ * compressed for c's window) the head goes in a DEFLATE stored block ahead
+ * of it, so the body is still compressed once for every client. */
+static void send_update(struct client *c, struct frame *body, struct frame *zbody, int msgpack)
 {
 	struct jbuf head;
 	json_init(&head);
 	if (put_head(&head, msgpack, "update", c->sc->seq + 1, NULL, 0) == 0) {
-		size_t total = head.len + body->len, hl = ws_header_len(total);
-		struct frame *f = frame_new(hl + head.len, FRAME_CONTROL);
+		if (head.len > 0xffff) zbody = NULL;   /* one stored block holds 64 KiB */
+		enum ws_opcode op = msgpack ? WS_OP_BINARY : WS_OP_TEXT;
+		size_t plain = head.len + body->len, total = plain, own = head.len;
+		if (zbody) {
+			own = PMD_STORED_OVERHEAD + head.len;
+			total = own + zbody->len;
+			op = (enum ws_opcode)(op | WS_RSV1);
+		}
+		size_t hl = ws_header_len(total);
+		struct frame *f = frame_new(hl + own, FRAME_CONTROL);
 		if (f) {
-			ws_header_encode(f->data, msgpack ? WS_OP_BINARY : WS_OP_TEXT, total);
-			memcpy(f->data + hl, head.buf, head.len);
+			ws_header_encode(f->data, op, total);
+			if (zbody) {
+				pmd_stored_block(f->data + hl, head.buf, head.len);
+				f->saved = (uint32_t)(ws_header_len(plain) - hl);
+			} else {
+				memcpy(f->data + hl, head.buf, head.len);
+			}
 			client_queue(c, f);
-			client_queue(c, frame_ref(body));
+			client_queue(c, frame_ref(zbody ? zbody : body));
 			c->sc->seq++;
 			S.updates++;
 			metrics_add(M_MESSAGES_OUT, 1);
@@ -652,6 +669,9 @@ static void tick_group(struct group *g, int64_t ms)
 {
 	struct frame *body[2] = { NULL, NULL };   /* [0] field by field, [1] whole per key */
 	int built[2] = { 0, 0 };
+	/* body[i] compressed for each window (permessage-deflate), on first need */
+	struct frame *zbody[2][PMD_VARIANTS] = { { NULL } };
+	unsigned char ztried[2][PMD_VARIANTS] = { { 0 } };
 	for (uint32_t i = 0; i < g->n; i++) {
 		struct client *c = g->m[i];
 		struct state_client *sc = c->sc;
@@ -676,10 +696,21 @@ static void tick_group(struct group *g, int64_t ms)
 			if (c->q.count == 0) send_snapshot(c, NULL, 0);
 			continue;
 		}
-		send_update(c, f, g->msgpack);
+		struct frame *z = NULL;
+		if (c->zbits) {
+			unsigned k = c->zbits - PMD_MIN_BITS;
+			if (!ztried[whole][k]) {
+				zbody[whole][k] = frame_deflate_body(f, c->zbits);
+				ztried[whole][k] = 1;
+			}
+			z = zbody[whole][k];
+		}
+		send_update(c, f, z, g->msgpack);
 	}
 	frame_unref(body[0]);
 	frame_unref(body[1]);
+	for (int i = 0; i < 2; i++)
+		for (int k = 0; k < PMD_VARIANTS; k++) frame_unref(zbody[i][k]);
 }
 
 static void tick(struct period *p)

@@ -18,14 +18,18 @@ int ws_parse_header(const unsigned char *b, size_t len, struct ws_frame *f)
 	f->fin = b[0] >> 7;
 	f->opcode = op;
 	f->masked = b[1] >> 7;
-	/* RSV1-3 must be 0 without a negotiated extension (RFC 6455 §5.2). */
-	if (b[0] & 0x70) return -WS_CLOSE_PROTOCOL;
+	f->rsv1 = (b[0] >> 6) & 1;
+	/* RSV2 and RSV3 must be 0: no extension that uses them is ever
+	 * negotiated (RFC 6455 §5.2). RSV1 is permessage-deflate's "compressed"
+	 * bit: the session knows whether it was negotiated. */
+	if (b[0] & 0x30) return -WS_CLOSE_PROTOCOL;
 	switch (op) {
 	case WS_OP_CONT: case WS_OP_TEXT: case WS_OP_BINARY:
 		break;
 	case WS_OP_CLOSE: case WS_OP_PING: case WS_OP_PONG:
-		/* RFC 6455 §5.5: control frames are never fragmented, payload <= 125. */
-		if (!f->fin || (b[1] & 0x7f) > WS_MAX_CONTROL) return -WS_CLOSE_PROTOCOL;
+		/* RFC 6455 §5.5: control frames are never fragmented, payload <= 125;
+		 * RFC 7692 §6.1: never compressed. */
+		if (!f->fin || f->rsv1 || (b[1] & 0x7f) > WS_MAX_CONTROL) return -WS_CLOSE_PROTOCOL;
 		break;
 	default:
 		return -WS_CLOSE_PROTOCOL;     /* reserved opcodes (RFC 6455 §5.2) */

@@ -26,7 +26,7 @@ enum {
 #define WS_ACCEPT_LEN 28         /* base64 of a SHA-1 digest */
 
 struct ws_frame {
-	unsigned fin : 1, masked : 1, opcode : 4;
+	unsigned fin : 1, rsv1 : 1, masked : 1, opcode : 4;   /* rsv1: compressed (RFC 7692 §6) */
 	unsigned char mask[4];
 	uint64_t len;      /* payload length */
 	size_t hdr_len;    /* bytes of header, mask key included */
@@ -34,18 +34,24 @@ struct ws_frame {
 
 /* Parses the header of a client frame at buf[0..len). Returns the header
  * length (> 0) when complete, 0 when more bytes are needed, or a negative
- * close code when the header alone breaks RFC 6455: -1002 for reserved bits
- * (no extension is negotiated), unknown opcodes, fragmented or oversized
- * control frames, an unmasked frame (RFC 6455 §5.1) or a 64-bit length with its high
- * bit set. */
+ * close code when the header alone breaks RFC 6455: -1002 for RSV2 or RSV3,
+ * RSV1 on a control frame (RFC 7692 §6.1), unknown opcodes, fragmented or
+ * oversized control frames, an unmasked frame (RFC 6455 §5.1) or a 64-bit
+ * length with its high bit set. RSV1 on a data frame is left in f->rsv1
+ * for the caller, who knows whether permessage-deflate was negotiated. */
 int ws_parse_header(const unsigned char *buf, size_t len, struct ws_frame *f);
 
 /* Unmasks n payload bytes in place; `offset` is the position of p[0] within
  * the frame's payload, so a payload can be unmasked in pieces. */
 void ws_unmask(unsigned char *p, size_t n, const unsigned char mask[4], uint64_t offset);
 
+/* RSV1 on a server frame: its payload is compressed (RFC 7692 §6); or'ed
+ * into the opcode given to ws_header_encode. */
+#define WS_RSV1 0x40
+
 /* Writes an unmasked, final server frame header for a payload of len bytes
- * into out (up to WS_MAX_SERVER_HEADER bytes); returns its length. */
+ * into out (up to WS_MAX_SERVER_HEADER bytes); returns its length. op may
+ * carry WS_RSV1. */
 size_t ws_header_encode(unsigned char *out, enum ws_opcode op, uint64_t len);
 /* Header length ws_header_encode would write. */
 size_t ws_header_len(uint64_t len);

@@ -31,7 +31,7 @@ LAYERS = [
     ("observability", ["endpoints", "openapi", "metrics", "fleet"]),
     ("leaves", ["config", "route", "filter", "frame", "http", "ws", "json", "json_parse", "msgpack",
                 "statediff", "utf8", "sha1", "base64", "map", "tp", "clock", "log", "assets", "healthcheck",
-                "cors", "jwt", "jwks", "iplimit", "tls"]),
+                "cors", "jwt", "jwks", "iplimit", "tls", "pmd"]),
 ]
 
 

@@ -22,6 +22,7 @@
 static unsigned w_index, w_clients, w_ready;
 
 static uint32_t src_clients(void) { return w_clients; }
+static uint32_t src_deflate(void) { return w_index ? w_clients : 0; }   /* worker 1's all negotiated it */
 static int src_up(void) { return 1; }
 static int src_ready(void) { return (int)w_ready; }
 static const char *src_version(void) { return "test"; }
@@ -31,7 +32,8 @@ static void src_state(uint32_t *c, uint32_t *g, uint64_t *u) { *c = 1; *g = 1; *
 static int src_client(size_t *i, struct endpoints_client *out)
 {
 	if (*i >= w_clients) return 0;
-	*out = (struct endpoints_client){ (uint32_t)(100 * w_index + *i), "127.0.0.1:5", w_index ? "bob" : NULL, 1, 0, 0, -1 };
+	*out = (struct endpoints_client){ (uint32_t)(100 * w_index + *i), "127.0.0.1:5", w_index ? "bob" : NULL, 1, 0, 0, -1,
+					  (int)w_index };
 	(*i)++;
 	return 1;
 }
@@ -58,7 +60,7 @@ static int src_lag(size_t *i, const char **tp, int64_t *lag)
 }
 
 static const struct endpoints_sources own = {
-	src_clients, src_client, src_up, src_ready, src_version, src_lag, src_channel, src_routes, src_state, NULL
+	src_clients, src_deflate, src_client, src_up, src_ready, src_version, src_lag, src_channel, src_routes, src_state, NULL
 };
 
 /* Worker `index` publishes once and ends with its attach result. */
@@ -98,7 +100,7 @@ int main(void)
 	fleet_started(1, b, 0);
 	clock_advance();
 
-	CHECK(t->clients() == 5);
+	CHECK(t->clients() == 5 && t->deflate_clients() == 3);
 	CHECK(t->kafka_up() && t->kafka_ready());
 	CHECK(metrics_get(M_MESSAGES_OUT) == 201);
 	uint32_t sc, sg;
@@ -125,6 +127,7 @@ int main(void)
 	int on[2] = { 0, 0 }, bobs = 0;
 	for (size_t i = 0; t->client_next(&i, &c);) {
 		if (c.worker == 0 || c.worker == 1) on[c.worker]++;
+		CHECKF(c.deflate == (c.worker == 1), "client %u on worker %d: deflate %d", c.id, c.worker, c.deflate);
 		bobs += c.identity && !strcmp(c.identity, "bob");
 		CHECK(!strcmp(c.peer, "127.0.0.1:5"));
 	}
@@ -140,7 +143,7 @@ int main(void)
 	 * replacement counts as a restart and is not ready yet. */
 	fleet_gone(1);
 	clock_advance();
-	CHECK(t->clients() == 2 && !t->kafka_ready() && t->kafka_up());
+	CHECK(t->clients() == 2 && t->deflate_clients() == 0 && !t->kafka_ready() && t->kafka_up());
 	CHECK(metrics_get(M_MESSAGES_OUT) == 201);
 	t->state_counts(&sc, &sg, &su);
 	CHECK(sc == 1 && su == 21);           /* its updates still count */

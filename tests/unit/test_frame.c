@@ -452,7 +452,7 @@ static void test_gather(void)
 		wl += f[i]->len;
 		CHECK(outq_push(&q, frame_ref(f[i])) == 0);
 	}
-	uint64_t done = 0;
+	struct outq_done done = { 0, 0 };
 	int ok = 1;
 	while (q.count) {
 		size_t cap = 1 + rnd() % 2000, before = q.bytes;
@@ -462,7 +462,7 @@ static void test_gather(void)
 	}
 	CHECK(ok);
 	CHECK_MEM(got, gl, want, wl);
-	CHECKF(done == N - (N + 6) / 7, "data frames done %llu", (unsigned long long)done);
+	CHECKF(done.data == N - (N + 6) / 7, "data frames done %llu", (unsigned long long)done.data);
 	CHECK(q.ring == NULL && q.bytes == 0 && q.off == 0);
 	CHECK(outq_gather(&q, got, sizeof(got), NULL) == 0);
 	for (uint32_t i = 0; i < N; i++) {

@@ -171,8 +171,16 @@ static void test_parse_header(void)
 		CHECK_MEM(p, 5, "Hello", 5);
 	}
 
-	/* Reserved bits (RFC 6455 §5.2): RSV2 and RSV3 mean nothing here; RSV1
-	 * on a data frame is test_rsv's. */
+	/* Reserved bits (RFC 6455 §5.2): RSV2 and RSV3 always, RSV1 on a
+	 * control frame (RFC 7692 §6.1); RSV1 on a data frame is reported
+	 * (every opcode and length: test_rsv). */
+	{
+		struct ws_frame f;
+		const unsigned char z[6] = { 0xc1, 0x80, 1, 2, 3, 4 }, plain[6] = { 0x81, 0x80, 1, 2, 3, 4 };
+		CHECK(ws_parse_header(z, sizeof(z), &f) == 6 && f.rsv1 && f.opcode == WS_OP_TEXT);
+		CHECK(ws_parse_header(plain, sizeof(plain), &f) == 6 && !f.rsv1);
+	}
+	HBAD(0xc9, 0x80, 1, 2, 3, 4);        /* RSV1 on a ping */
 	HBAD(0xa1, 0x80, 1, 2, 3, 4);
 	HBAD(0x91, 0x80, 1, 2, 3, 4);
 	HBAD(0xf1, 0x80, 1, 2, 3, 4);
