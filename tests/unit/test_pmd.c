@@ -239,11 +239,17 @@ static void test_offer(void)
 	NO("x-webkit-deflate-frame");
 	NO("x-webkit-deflate-frame; server_max_window_bits=10");
 	NO(PMD "; server_max_window_bits=8, " PMD "; server_max_window_bits=16");
-	/* A quoted value of another extension may hold , ; = and escaped quotes. */
-	OK("x; a=\"q,uoted; " PMD "\", " PMD);
-	OKB("x; a=\"esc\\\"aped, " PMD "\", " PMD "; server_max_window_bits=12", 12);
+	/* Any extension's quoted value, unescaped, must be a token (RFC 6455
+	 * §9.1): escapes of token characters are fine; a comma, semicolon,
+	 * space or quote inside breaks the grammar, so nothing after it counts
+	 * (and a comma in quotes never splits the list). */
+	OK("x; a=\"\\q\\-x\", " PMD);
+	OKB("x; a=\"" PMD "\", " PMD "; server_max_window_bits=12", 12);
 	NO("x; a=\"" PMD "\"");
 	NO("x; a=\", " PMD "; b=\"");
+	NO("x; a=\"q,uoted; " PMD "\", " PMD);
+	NO("x; a=\"esc\\\"aped\", " PMD);
+	NO("x; a=\"two words\", " PMD);
 	/* Only the whole token counts. Extension names are tokens compared
 	 * case-sensitively: RFC 6455 §4.2.1 calls out case-insensitive matching
 	 * for Upgrade and Connection values only, and RFC 6455 §9.1 names none for
@@ -319,11 +325,11 @@ static void test_offer(void)
 	/* Every prefix of an offer list: never a crash or a read past len, and
 	 * whatever is accepted is the one whole offer the prefix holds. */
 	{
-		static const char s[] = "x; a=\"q\\\"x\", " PMD "; server_max_window_bits=\"1\\1\"; "
+		static const char s[] = "x; a=\"q\\-x\", " PMD "; server_max_window_bits=\"1\\1\"; "
 					"client_max_window_bits, y";
-		size_t plain = strlen("x; a=\"q\\\"x\", " PMD);
-		size_t named = strlen("x; a=\"q\\\"x\", " PMD "; server_max_window_bits=\"1\\1\"");
-		size_t first = strlen("x; a=\"q\\\"x\", " PMD "; server_max_window_bits=\"1\\1\"; client_max_window_bits");
+		size_t plain = strlen("x; a=\"q\\-x\", " PMD);
+		size_t named = strlen("x; a=\"q\\-x\", " PMD "; server_max_window_bits=\"1\\1\"");
+		size_t first = strlen("x; a=\"q\\-x\", " PMD "; server_max_window_bits=\"1\\1\"; client_max_window_bits");
 		int bad = 0;
 		for (size_t n = 0; n < sizeof(s); n++) {
 			unsigned char *c = dup_exact(s, n);
