@@ -108,7 +108,9 @@ static enum ref_status ref_inflate(const unsigned char *in, size_t len, unsigned
 	for (;;) {
 		rc = inflate(&z, Z_NO_FLUSH);
 		if (rc == Z_STREAM_END) {
-			st = z.avail_in == 4 ? REF_COMPLETE :
+			/* A final block may end inside the tail: the message plus
+			 * the tail is a whole stream, so it inflates. */
+			st = z.avail_in <= 4 ? REF_COMPLETE :
 			     z.avail_in == 5 && buf[len - 1] == 0 ? REF_FINAL00 : REF_ERROR;
 			break;
 		}

@@ -46,7 +46,7 @@ enum ref_status { REF_COMPLETE, REF_INCOMPLETE, REF_ERROR, REF_OVER };
 
 /* Inflates in[0..len) + the RFC 7692 §7.2.2 tail with a raw window of
  * `bits`, at most cap bytes into out. COMPLETE when the data ends at a
- * block boundary (or at a final block followed by the tail alone),
+ * block boundary (or at a final block, with at most the tail after it),
  * INCOMPLETE when it stops inside a block, ERROR on bad data, OVER when
  * more than cap bytes come out. *outlen: the bytes produced. */
 static enum ref_status ref_inflate(int bits, const unsigned char *in, size_t len,
@@ -67,7 +67,11 @@ static enum ref_status ref_inflate(int bits, const unsigned char *in, size_t len
 	z.avail_out = (uInt)(cap + 1);       /* one byte more tells whether it goes past cap */
 	for (;;) {
 		rc = inflate(&z, Z_NO_FLUSH);
-		if (rc == Z_STREAM_END) { st = z.avail_in == 4 ? REF_COMPLETE : REF_ERROR; break; }
+		if (rc == Z_STREAM_END) {
+			/* Nothing but (what is left of) the tail after the final block. */
+			st = z.avail_in <= 4 ? REF_COMPLETE : REF_ERROR;
+			break;
+		}
 		if (rc != Z_OK && rc != Z_BUF_ERROR) { st = REF_ERROR; break; }
 		if (z.avail_out == 0) { st = REF_OVER; break; }
 		if (z.avail_in == 0) {
