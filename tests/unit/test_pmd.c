@@ -490,6 +490,18 @@ static void test_deflate(void)
 				free(d);
 			}
 
+	/* Past the 1 MiB a buffer is kept at, and a small message after it. */
+	{
+		unsigned char *d = make_data(0, 3u << 20);
+		round_trip(15, d, 3u << 20, "random 3 MiB");
+		round_trip(15, d, 1000, "random 1000 after 3 MiB");
+		free(d);
+	}
+	/* Windows outside 9..15 are refused. */
+	CHECK(pmd_deflate(8, "Hello", 5, &out) == -1);
+	CHECK(pmd_deflate(16, "Hello", 5, &out) == -1);
+	CHECK(pmd_deflate(0, "Hello", 5, &out) == -1);
+
 	/* RFC 7692 §7.2.3.1: "Hello" is f2 48 cd c9 c9 07 00, at every window;
 	 * RFC 7692 §7.2.3.6: the empty message is the single byte 00. */
 	for (unsigned bits = PMD_MIN_BITS; bits <= PMD_MAX_BITS; bits++) {
@@ -823,6 +835,12 @@ static void test_inflate(void)
 	INF("\xf2\x48\xcd\xc9\xc9\x07\x00", 5, PMD_OK, "Hello");
 	/* And no window carries over: "Hello" then a reference to it is bad. */
 	INF("\xf2\x00\x11\x00\x00", 100, PMD_BAD_DATA, "");
+
+	/* Any limit holds "Hello", the largest ones too (pmd.h bounds none;
+	 * kbridge's --max-message stops at 64 MiB). */
+	INF("\xf2\x48\xcd\xc9\xc9\x07\x00", (size_t)UINT32_MAX - 1, PMD_OK, "Hello");
+	INF("\xf2\x48\xcd\xc9\xc9\x07\x00", (size_t)UINT32_MAX, PMD_OK, "Hello");
+	INF("\xf2\x48\xcd\xc9\xc9\x07\x00", SIZE_MAX, PMD_OK, "Hello");
 
 	/* A client window below 15 reads the same (kbridge inflates at 15). */
 	for (int bits = 9; bits <= 15; bits++) {
