@@ -1,6 +1,6 @@
 /* fuzz_pmd.c - libFuzzer target for pmd.c (permessage-deflate, RFC 7692).
- * The first byte picks what the rest is (its value mod 4, so the seeds'
- * ASCII '0'..'3' read as modes):
+ * The first byte picks what the rest is (its value mod 8, so the seeds'
+ * ASCII '0'..'4' read as modes; 5..7 are modes 1..3 again):
  *   0  a Sec-WebSocket-Extensions value for pmd_offer: an accepted offer has
  *      a window 9..15 (15 unless named), its pmd_answer fits 128 bytes and
  *      reads back as the same offer, and garbage after it changes nothing;
@@ -13,7 +13,11 @@
  *      never ends with 00 00 ff ff, zlib inflates it at that window, and
  *      pmd_inflate gives the message back;
  *   3  a message split where the second byte says: a stored block of the
- *      head, then the body compressed, inflates to the whole message.
+ *      head, then the body compressed, inflates to the whole message;
+ *   4  a message compressed by zlib (window, sync flush or final block as
+ *      the third byte says), then cut short or one byte changed, then
+ *      judged as in mode 1 under the limit the second byte sets: damage
+ *      where real streams have structure, which random bytes rarely reach.
  * Every input is an exact-size heap copy, so ASan sees a read past it.
  * Build: make fuzz-build (pmd.c is in FUZZ_LIB; links -lz). */
 #include <stdint.h>
@@ -246,15 +250,61 @@ static void fuzz_stored(const uint8_t *d, size_t n)
 	free(msg);
 }
 
+/* d: limit/16, how, where, then the message. how: bits 0-2 the window
+ * (9 + how % 7), bit 3 a final block (Z_FINISH) instead of a sync flush,
+ * bits 4-5: 0 as is, 1 cut to where/256 of its length, 2 the byte at
+ * where/256 of its length xor the message's first byte (or 0x5a), 3 both. */
+static void fuzz_damaged(const uint8_t *d, size_t n)
+{
+	unsigned char *z, *in;
+	unsigned how, where;
+	size_t zn, cap;
+	z_stream s;
+	int bits;
+
+	if (n < 3)
+		return;
+	how = d[1];
+	where = d[2];
+	bits = 9 + (int)(how & 7) % 7;
+	memset(&s, 0, sizeof(s));
+	ASSERT(deflateInit2(&s, 6, Z_DEFLATED, -bits, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+	cap = deflateBound(&s, n - 3) + 16;
+	z = malloc(1 + cap);
+	ASSERT(z);
+	z[0] = d[0];                           /* the limit byte, as mode 1 reads it */
+	s.next_in = (Bytef *)(uintptr_t)(d + 3);
+	s.avail_in = (uInt)(n - 3);
+	s.next_out = z + 1;
+	s.avail_out = (uInt)cap;
+	ASSERT(deflate(&s, how & 8 ? Z_FINISH : Z_SYNC_FLUSH) == (how & 8 ? Z_STREAM_END : Z_OK));
+	zn = cap - s.avail_out;
+	deflateEnd(&s);
+	if (!(how & 8)) {
+		ASSERT(zn >= 4 && memcmp(z + 1 + zn - 4, tail, 4) == 0);
+		zn -= 4;
+	}
+	if (how & 0x20 && zn)
+		z[1 + (size_t)where * zn / 256] ^= n > 3 && d[3] ? d[3] : 0x5a;
+	if (how & 0x10)
+		zn = (size_t)where * zn / 256;
+	in = dup_exact(z, 1 + zn);
+	free(z);
+	fuzz_inflate(in, 1 + zn);
+	free(in);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	switch (data[0] % 4) {
+	unsigned mode = data[0] % 8;
+	switch (mode > 4 ? mode - 4 : mode) {
 	case 0: fuzz_offer(data + 1, size - 1); break;
 	case 1: fuzz_inflate(data + 1, size - 1); break;
 	case 2: fuzz_deflate(data + 1, size - 1); break;
-	default: fuzz_stored(data + 1, size - 1); break;
+	case 3: fuzz_stored(data + 1, size - 1); break;
+	default: fuzz_damaged(data + 1, size - 1); break;
 	}
 	return 0;
 }
