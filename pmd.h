@@ -33,8 +33,9 @@ int pmd_offer(const char *value, size_t len, struct pmd_params *out);
 
 /* The answer's Sec-WebSocket-Extensions value for p, NUL-terminated in out.
  * Always server_no_context_takeover and client_no_context_takeover.
- * Returns its length, or -1 when cap is too small (64 bytes suffice). */
+ * Returns its length, or -1 when cap is too small (PMD_ANSWER_MAX suffices). */
 int pmd_answer(const struct pmd_params *p, char *out, size_t cap);
+#define PMD_ANSWER_MAX 128
 
 /* Compresses one message with a window of `bits` (RFC 7692 §7.2.1: raw
  * DEFLATE, flushed, the 4-byte 00 00 ff ff tail removed). *out points to
