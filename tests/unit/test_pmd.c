@@ -406,11 +406,19 @@ static void test_answer(void)
 		CHECKF(pmd_answer(&p, out, sizeof(out)) == (int)strlen(want) && strcmp(out, want) == 0,
 		       "bits %u: %s", bits, out);
 	}
-	/* The longest answer is 101 bytes + NUL. */
+	/* The longest answer is 101 bytes + NUL, and PMD_ANSWER_MAX holds it
+	 * (pmd.h's first "64 bytes suffice" did not: a 101 without the extension). */
 	{
 		struct pmd_params p = { 15, 1 };
-		char out[102];
-		CHECK(pmd_answer(&p, out, sizeof(out)) == 101);
+		char out[PMD_ANSWER_MAX];
+		CHECK(pmd_answer(&p, out, 102) == 101);
+		CHECK(PMD_ANSWER_MAX >= 102);
+		for (unsigned bits = PMD_MIN_BITS; bits <= PMD_MAX_BITS; bits++)
+			for (unsigned named = 0; named <= 1; named++) {
+				p.server_bits = (uint8_t)bits;
+				p.server_bits_named = (uint8_t)named;
+				CHECKF(pmd_answer(&p, out, sizeof(out)) > 0, "bits %u named %u: no room", bits, named);
+			}
 	}
 }
 
