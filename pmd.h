@@ -60,7 +60,9 @@ enum pmd_inflate_result {
  * of RFC 7692 §7.2.2 appended. At most `limit` bytes come out; *out then
  * points to them, in a buffer of this module valid until the next
  * pmd_inflate call, and *outlen says how many. A final block (BFINAL)
- * ends the data: anything after it but the appended tail is bad data. */
+ * ends the data: anything after it but the empty stored block of RFC 7692
+ * §7.2.1 is bad data. An empty input is an empty message. Limits past
+ * UINT32_MAX - 1 count as that. */
 enum pmd_inflate_result pmd_inflate(const unsigned char *in, size_t len, size_t limit,
 				    const unsigned char **out, size_t *outlen);
 
