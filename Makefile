@@ -75,15 +75,16 @@ asan:
 
 # ---- fuzzing (libFuzzer via clang) ------------------------------------------
 FUZZ_SECONDS ?= 60
-FUZZ_LIB  := http.c ws.c json.c json_parse.c utf8.c sha1.c base64.c msgpack.c statediff.c jwt.c jwks.c
+FUZZ_LIB  := http.c ws.c json.c json_parse.c utf8.c sha1.c base64.c msgpack.c statediff.c jwt.c jwks.c pmd.c
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 
-# -lcrypto: jwt.c and jwks.c, like the rest of FUZZ_LIB, go into every target.
+# -lcrypto: jwt.c and jwks.c, -lz: pmd.c; like the rest of FUZZ_LIB, they go
+# into every target.
 build/fuzz/%: fuzz/%.c $(FUZZ_LIB) $(wildcard *.h)
 	@mkdir -p build/fuzz
-	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB) -lcrypto
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB) -lcrypto -lz
 fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
 	SUITES=fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh

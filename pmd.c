@@ -247,7 +247,13 @@ enum pmd_inflate_result pmd_inflate(const unsigned char *in, size_t len, size_t 
 		if (inflateInit2(z, -PMD_MAX_BITS) != Z_OK) return PMD_NO_MEMORY;
 		P.inf_ready = 1;
 	}
-	if (len > UINT32_MAX || limit >= UINT32_MAX) return PMD_TOO_BIG;
+	if (len > UINT32_MAX) return PMD_TOO_BIG;
+	if (limit > UINT32_MAX - 1) limit = UINT32_MAX - 1;   /* zlib counts in 32 bits */
+	if (len == 0) {   /* an empty message, sent as nothing at all */
+		*out = (const unsigned char *)"";
+		*outlen = 0;
+		return PMD_OK;
+	}
 	/* One byte past the limit is room enough to know it was passed. */
 	size_t cap = limit + 1, have = 0;
 	size_t first = cap < 4096 ? cap : 4096;
@@ -283,9 +289,13 @@ enum pmd_inflate_result pmd_inflate(const unsigned char *in, size_t len, size_t 
 		if (z->avail_in == 0 && part == 1 && z->avail_out > 0) break;   /* all read, all out */
 	}
 	if (res == PMD_OK) {
-		/* A final block ends the data: only our tail may follow it. An
-		 * open block at the end means the message was cut short. */
-		if (ended ? part == 0 && z->avail_in > 0 : !(z->data_type & 128)) res = PMD_BAD_DATA;
+		/* A final block ends the data: only the empty stored block that
+		 * RFC 7692 §7.2.1's steps append may follow it (its first byte,
+		 * 0x00, when the final block ended on a byte boundary; the rest
+		 * is the tail we appended). An open block at the end means the
+		 * message was cut short. */
+		int trailer = part == 1 || (z->avail_in == 0 || (z->avail_in == 1 && z->next_in[0] == 0));
+		if (ended ? !trailer : !(z->data_type & 128)) res = PMD_BAD_DATA;
 	}
 	inflateReset(z);   /* no context takeover: the next message starts afresh */
 	if (res != PMD_OK) return res;

@@ -33,8 +33,9 @@ int pmd_offer(const char *value, size_t len, struct pmd_params *out);
 
 /* The answer's Sec-WebSocket-Extensions value for p, NUL-terminated in out.
  * Always server_no_context_takeover and client_no_context_takeover.
- * Returns its length, or -1 when cap is too small (64 bytes suffice). */
+ * Returns its length, or -1 when cap is too small (PMD_ANSWER_MAX suffices). */
 int pmd_answer(const struct pmd_params *p, char *out, size_t cap);
+#define PMD_ANSWER_MAX 128
 
 /* Compresses one message with a window of `bits` (RFC 7692 §7.2.1: raw
  * DEFLATE, flushed, the 4-byte 00 00 ff ff tail removed). *out points to
@@ -59,7 +60,9 @@ enum pmd_inflate_result {
  * of RFC 7692 §7.2.2 appended. At most `limit` bytes come out; *out then
  * points to them, in a buffer of this module valid until the next
  * pmd_inflate call, and *outlen says how many. A final block (BFINAL)
- * ends the data: anything after it but the appended tail is bad data. */
+ * ends the data: anything after it but the empty stored block of RFC 7692
+ * §7.2.1 is bad data. An empty input is an empty message. Limits past
+ * UINT32_MAX - 1 count as that. */
 enum pmd_inflate_result pmd_inflate(const unsigned char *in, size_t len, size_t limit,
 				    const unsigned char **out, size_t *outlen);
 

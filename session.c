@@ -205,6 +205,7 @@ static void handle_compressed(struct client *c, int binary, const unsigned char 
 {
 	const unsigned char *m;
 	size_t mlen;
+	if (c->state != CS_WS) return;   /* closing: messages are no longer read */
 	switch (pmd_inflate(p, n, SS.cfg->max_message, &m, &mlen)) {
 	case PMD_OK:
 		break;
@@ -600,11 +601,11 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 	 * connection are WebSocket frames (the client's first may already be
 	 * in the same read). */
 	struct pmd_params zp;
-	char ext[128] = "";
+	char ext[32 + PMD_ANSWER_MAX] = "";
 	int deflate = SS.cfg->deflate && deflate_offered(req, &zp);
 	if (deflate) {
 		memcpy(ext, "Sec-WebSocket-Extensions: ", 26);
-		if (pmd_answer(&zp, ext + 26, sizeof(ext) - 28) < 0) deflate = 0, ext[0] = '\0';
+		if (pmd_answer(&zp, ext + 26, PMD_ANSWER_MAX) < 0) deflate = 0, ext[0] = '\0';
 		else strcat(ext, "\r\n");
 	}
 	char resp[384];

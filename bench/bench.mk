@@ -20,7 +20,7 @@ BENCH_TOOLS := $(BENCH_B)/wsload $(BENCH_B)/produce $(BENCH_B)/floor
 # floor (the reference sender, no Kafka) only libcrypto, for the upgrade's SHA-1.
 $(BENCH_B)/wsload: bench/wsload.c bench/benchctl.h
 	@mkdir -p $(@D)
-	$(CC) $(KB_CFLAGS) -o $@ $< -lssl -lcrypto
+	$(CC) $(KB_CFLAGS) -o $@ $< -lssl -lcrypto -lz
 $(BENCH_B)/floor: bench/floor.c bench/benchclock.h bench/benchctl.h
 	@mkdir -p $(@D)
 	$(CC) $(KB_CFLAGS) -o $@ $< -lcrypto

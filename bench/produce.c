@@ -19,6 +19,14 @@
  * change: values are then at most S bytes (exactly S for the widest numbers
  * of the run), not exactly S. (Blanks after the object to make up the
  * width would travel too: a new key's value goes out verbatim.)
+ * --layout market: a quote as a market-data feed would carry it, no pad and
+ * --size ignored (about 250-270 bytes; the deflate row's realistic twin):
+ *   {"sym":"AAPL","venue":"XNAS","bid":189.23,"ask":189.25,"bid_size":300,
+ *    "ask_size":500,"last":189.24,"last_size":100,"open":187.90,"high":..,
+ *    "low":..,"volume":48213377,"vwap":189.0412,"cond":["@","F"],
+ *    "ts_us":..,"n":..,"k":..,"kn":..}
+ * with prices, sizes and volume moving record by record (a hash of the
+ * key and its count: deterministic, not a compressor's friend).
  * Prints {"event":"start",...} when the clock starts and
  * {"event":"result",...} after the final flush, one JSON object per line. */
 #include <errno.h>
@@ -63,7 +71,8 @@ static void usage(void)
 		"  --keys K        keys k0..k<K-1> per topic, cycling (default 1)\n"
 		"  --layout L      stream (default) or state: a \"px\" field that changes every\n"
 		"                  other record of a key, a pad of one length all run long\n"
-		"                  (values then at most S bytes)\n"
+		"                  (values then at most S bytes); market: a realistic quote\n"
+		"                  (~260 bytes, --size ignored)\n"
 		"  --duration D    seconds (default 10)\n"
 		"  --partition P   fixed partition (default: the partitioner's choice)\n"
 		"  --tick-us T     wake at most every T us; records due meanwhile go in one call (1000)\n"
@@ -71,12 +80,39 @@ static void usage(void)
 	exit(2);
 }
 
+/* --layout market: key k's quote for its kk-th record (see the top). */
+static size_t market_value(char *v, size_t cap, uint32_t k, uint64_t kk, int64_t ts, uint64_t n)
+{
+	static const char *const syms[] = { "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "AVGO",
+					    "JPM", "V", "LLY", "XOM", "UNH", "MA", "COST", "HD" };
+	static const char *const venues[] = { "XNAS", "XNYS", "ARCX", "BATS", "EDGX", "IEXG" };
+	uint64_t h = (kk + 1) * 0x9e3779b97f4a7c15ull ^ (uint64_t)k * 0xc2b2ae3d27d4eb4full;
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 29;
+	unsigned base = 5000 + (k * 7919u) % 45000;                    /* cents: 50.00 .. 499.99 */
+	unsigned mid = base + (unsigned)(h % 400) - 200, spread = 1 + (unsigned)(h >> 12) % 4;
+	unsigned bid = mid - spread, ask = mid + spread, last = bid + (unsigned)(h >> 16) % (2 * spread + 1);
+	unsigned vwap = base * 100 + (unsigned)(h >> 20) % 20000 - 10000;   /* 1/10000ths */
+	int l = snprintf(v, cap,
+			 "{\"sym\":\"%s\",\"venue\":\"%s\",\"bid\":%u.%02u,\"ask\":%u.%02u,\"bid_size\":%u,"
+			 "\"ask_size\":%u,\"last\":%u.%02u,\"last_size\":%u,\"open\":%u.%02u,\"high\":%u.%02u,"
+			 "\"low\":%u.%02u,\"volume\":%" PRIu64 ",\"vwap\":%u.%04u,\"cond\":[\"@\",\"%c\"],"
+			 "\"ts_us\":%" PRId64 ",\"n\":%" PRIu64 ",\"k\":%u,\"kn\":%" PRIu64 "}",
+			 syms[k % 16], venues[(k + kk) % 6], bid / 100, bid % 100, ask / 100, ask % 100,
+			 100 * (1 + (unsigned)(h >> 24) % 50), 100 * (1 + (unsigned)(h >> 32) % 50), last / 100, last % 100,
+			 1 + (unsigned)(h >> 40) % 500, (base - 150) / 100, (base - 150) % 100, (base + 250) / 100,
+			 (base + 250) % 100, (base - 260) / 100, (base - 260) % 100, 1000000 + kk * 137 + (h >> 48) % 100,
+			 vwap / 10000, vwap % 10000, "FTIO"[(h >> 56) % 4], ts, n, k, kk);
+	return l > 0 && (size_t)l < cap ? (size_t)l : 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *brokers = NULL, *topic = NULL;
 	double rate = 1000, duration = 10;
 	long size = 200, keys = 1, tick_us = 1000;
-	int state_layout = 0;
+	int state_layout = 0, market_layout = 0;
 	int partition = RD_KAFKA_PARTITION_UA;
 	char errstr[512];
 
@@ -107,6 +143,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--tick-us")) tick_us = atol(v);
 		else if (!strcmp(a, "--layout")) {
 			if (!strcmp(v, "state")) state_layout = 1;
+			else if (!strcmp(v, "market")) market_layout = 1;
 			else if (!strcmp(v, "stream")) state_layout = 0;
 			else usage();
 		}
@@ -164,7 +201,7 @@ int main(int argc, char **argv)
 	 * producer batch: the mock cluster answers a fetch with one batch only
 	 * (rdkafka_mock_handlers.c), so one-record batches at 10,000/s would cap
 	 * what any consumer can fetch from it. linger.ms stays 0. */
-	size_t slot = (size_t)size + 160;
+	size_t slot = (size_t)(market_layout && size < 400 ? 400 : size) + 160;
 	size_t cap = (size_t)(16 << 20) / slot;
 	if (cap < 1) cap = 1;
 	if (cap > 4096) cap = 4096;
@@ -210,6 +247,13 @@ int main(int argc, char **argv)
 				uint32_t k = t * (uint32_t)keys + key;       /* = key with one topic */
 				uint64_t kk = ++kn[k];
 				char suffix[200], px[32] = "";
+				char *v = arena + i * slot;
+				if (market_layout) {
+					msgs[i] = (rd_kafka_message_t){ .payload = v, .len = market_value(v, slot, k, kk, ts, j + 1),
+									.key = keybuf[i] };
+					msgs[i].key_len = (size_t)snprintf(keybuf[i], sizeof(keybuf[i]), "k%u", key);
+					continue;
+				}
 				if (state_layout) {
 					/* a price that moves every other record of the key */
 					unsigned c = (unsigned)((k * 7919u + (unsigned)((kk + 1) / 2) * 13u) % 10000u);
@@ -220,7 +264,6 @@ int main(int argc, char **argv)
 						  px, state_layout ? "," : "\",", ts, j + 1, k, kk);
 				long pad = state_layout ? state_pad : size - 8 - sl;      /* 8 = strlen("{\"pad\":\"") */
 				if (pad < 0) pad = 0;
-				char *v = arena + i * slot;
 				memcpy(v, "{\"pad\":\"", 8);
 				memset(v + 8, 'x', (size_t)pad);
 				memcpy(v + 8 + pad, suffix, (size_t)sl);

@@ -16,6 +16,7 @@ by a library independent of kbridge's own JWT code.
   bench/run.py --scenario fanout:100x1000:msgpack --scenario fanout:100x1000:interval=250:keys=100
   bench/run.py --scenario state:100x1000 --scenario fanout:100x1000:channels=4:keys=100:layout=state
   bench/run.py --only fanout-1kx1k,fanout-1kx1k-auth
+  bench/run.py --only fanout-1kx1k,fanout-1kx1k-deflate
   bench/run.py --only floor-fanout-1kx1k,fanout-1kx1k --duration 5
   bench/run.py --scenario floor:keyed:1000x1000 --scenario keyed:1000x1000 --scenario ready:3
 
@@ -27,7 +28,11 @@ its CPU per delivery as a ratio to its floor's and the p99 difference
 (bench/bridgecpu.py: "loop s/M", "loop vs floor", librdkafka's share "rdk %").
 Rows named -w2 run kbridge --workers 2 (a master and two worker processes,
 their CPU summed, on every core beside the tools; judged by deliveries per
-CPU-second against the -w1 row: one process placed the same way). The start-to-ready row times kbridge
+CPU-second against the -w1 row: one process placed the same way). The deflate row
+(fanout-1kx1k-deflate) has every client negotiate permessage-deflate (wsload
+--deflate) and is judged against fanout-1kx1k of the same run: CPU per
+delivery and wire bytes per message, with a per-client compressor's cost
+estimated beside it. The start-to-ready row times kbridge
 from exec to the first 200 from GET /ready, 5 starts on fresh mock clusters.
 """
 import argparse
@@ -73,7 +78,7 @@ def topics(channels):
 
 
 def fanout(clients, rate, name=None, fmt="json", interval=0, keys=1, channels=1, layout="stream",
-           auth=False, tls=False, workers=1, shared=False):
+           auth=False, tls=False, workers=1, shared=False, deflate=False):
     """C clients on the channel. fmt="msgpack": format=msgpack clients;
     interval: conflating clients (at most one message per key per interval);
     keys: the producer cycles over that many keys (per channel); channels:
@@ -86,15 +91,18 @@ def fanout(clients, rate, name=None, fmt="json", interval=0, keys=1, channels=1,
     for the run: see make_cert) and wsload --tls; workers: kbridge
     --workers N (N > 1: a master and N worker processes); shared: one
     process placed as the workers rows are, on every core beside the tools
-    (-w1: what a -wN row is judged against)."""
+    (-w1: what a -wN row is judged against); deflate: every client offers
+    permessage-deflate and inflates what comes compressed (wsload
+    --deflate), the bridge with its defaults (--deflate on, min size 256)."""
     base = f"fanout-{k(clients)}x{k(rate)}"
     suffix = ((f"-c{channels}" if channels != 1 else "") + variant(fmt, interval, keys, 1)
               + ("-" + layout if layout != "stream" else "") + ("-auth" if auth else "")
-              + ("-wss" if tls else "") + (f"-w{workers}" if workers > 1 or shared else ""))
+              + ("-wss" if tls else "") + ("-deflate" if deflate else "")
+              + (f"-w{workers}" if workers > 1 or shared else ""))
     return dict(name=name or base + suffix, base=base, kind="fanout",
                 clients=clients, rate=rate, keys=keys, format=fmt, interval=interval,
                 topics=topics(channels), layout=layout, auth=bool(auth), tls=bool(tls), workers=workers,
-                shared=bool(shared or workers > 1))
+                shared=bool(shared or workers > 1), deflate=bool(deflate))
 
 
 def state(clients, rate, name=None, fmt="json", channels=4, keys=100, base=None, stype="web"):
@@ -151,9 +159,9 @@ def k(n):
 
 
 def default_scenarios():
-    # The authenticated, state-dialect, msgpack and conflated variants of
-    # fanout-1kx1k sit right after it, so their cost reads beside plain
-    # JSON's. The state row's records are spread over 4 channels x 100 keys;
+    # The authenticated, state-dialect, msgpack, conflated and deflate
+    # variants of fanout-1kx1k sit right after it, so their cost reads
+    # beside plain JSON's. The state row's records are spread over 4 channels x 100 keys;
     # a record stream of those very records (fanout:1000x1000:channels=4:
     # keys=100:layout=state) costs the bridge what fanout-1kx1k does per
     # delivery, within a few percent (bench/README.md), so it is not run too.
@@ -167,6 +175,7 @@ def default_scenarios():
             fanout(1000, 1000, auth=True), state(1000, 1000),
             fanout(1000, 1000, "fanout-1kx1k-msgpack", fmt="msgpack"),
             fanout(1000, 1000, "fanout-1kx1k-conflated", interval=250, keys=100),
+            fanout(1000, 1000, deflate=True),
             floor(fanout(5000, 1000)), fanout(5000, 1000), fanout(5000, 1000, shared=True),
             fanout(5000, 1000, workers=2),
             floor(fanout(100, 10000)), fanout(100, 10000),
@@ -181,6 +190,8 @@ def default_scenarios():
 AUTH_CPU_RATIO_MAX = 1.10     # fanout-1kx1k-auth: CPU per delivery vs fanout-1kx1k's
 TLS_CPU_RATIO_MAX = 2.0       # fanout-1kx1k-wss: CPU per delivery vs fanout-1kx1k's
 TLS_IDLE_MAX = 16384          # idle-10k-wss: RSS per connection, bytes
+DEFLATE_CPU_RATIO_MAX = 1.2   # fanout-1kx1k-deflate: CPU per delivery vs fanout-1kx1k's
+DEFLATE_BYTES_RATIO_MAX = 0.5  # fanout-1kx1k-deflate: wire bytes per message vs fanout-1kx1k's
 READY_MEDIAN_MAX_S = 0.25     # start-to-ready: exec to /ready, median of the starts
 
 
@@ -211,6 +222,22 @@ def check_targets(r):
         need(r["cpu_ratio"] <= TLS_CPU_RATIO_MAX,
              f"{r['cpu_ratio']:.2f}x {r['base']}'s CPU s/M > {TLS_CPU_RATIO_MAX:.1f}x")
         return f"100%, no gaps, <={TLS_CPU_RATIO_MAX:.0f}x {r['base']}'s CPU s/M", misses
+    if n == "fanout-1kx1k-deflate":
+        need(r.get("pct", 0) >= 100.0, f"delivered {r.get('pct', 0):.2f}% < 100%")
+        need(r.get("gap_clients", 1) == 0, f"{r.get('gap_clients')} clients with gaps")
+        res = r.get("wsload") or {}
+        need(res.get("ext_declined", 1) == 0 and res.get("failed", 1) == 0,
+             f"{res.get('ext_declined')} upgrades without permessage-deflate, {res.get('failed')} failed")
+        need(res.get("deflated", 0) >= r.get("delivered", 0) > 0,
+             f"{r.get('delivered', 0) - res.get('deflated', 0)} data messages not compressed")
+        if r.get("cpu_ratio") is None or r.get("bytes_ratio") is None:
+            return "100%, no gaps, all compressed", misses
+        need(r["cpu_ratio"] <= DEFLATE_CPU_RATIO_MAX,
+             f"{r['cpu_ratio']:.2f}x {r['base']}'s CPU s/M > {DEFLATE_CPU_RATIO_MAX:.1f}x")
+        need(r["bytes_ratio"] <= DEFLATE_BYTES_RATIO_MAX,
+             f"{r['bytes_ratio']:.2f}x {r['base']}'s B/msg > {DEFLATE_BYTES_RATIO_MAX:.1f}x")
+        return (f"100%, no gaps, all compressed, <={DEFLATE_CPU_RATIO_MAX:.1f}x {r['base']}'s CPU s/M, "
+                f"<={DEFLATE_BYTES_RATIO_MAX:.1f}x its B/msg"), misses
     if n == "start-to-ready":
         need(r.get("ready_median_s") is not None and r["ready_median_s"] <= READY_MEDIAN_MAX_S,
              f"median {r.get('ready_median_s') or 0:.3f} s > {READY_MEDIAN_MAX_S:.2f} s")
@@ -639,6 +666,8 @@ class Bench:
             argv += ["--tokens", scen["tokens"]]
         if scen.get("tls"):
             argv += ["--tls"]       # no certificate check: the e2e tests verify (--ca)
+        if scen.get("deflate"):
+            argv += ["--deflate"]
         argv += list(extra)
         return Proc("wsload", argv, self.log_path(scen, "wsload"), stdin=True, cpu=self.tools_cpu)
 
@@ -690,17 +719,27 @@ class Bench:
             if scen["kind"] in ("idle", "connect"):
                 self.run_idle(r, wl, pid, rss_base)
             else:
-                m0 = http_metrics(ctl) if scen.get("tls") and not self.custom else {}
+                m0 = http_metrics(ctl) if (scen.get("tls") or scen.get("deflate")) and not self.custom else {}
                 self.run_traffic(r, wl, tasks, brokers, mock.pid if mock else None, sender=bridge if fl else None)
                 if m0:
-                    # TLS records and flushes over the window (the subscribes' acks
-                    # before it are left out): how well a flush gathers frames
+                    # kbridge's counters over the window (the subscribes' acks
+                    # before it are left out)
                     m1 = http_metrics(ctl)
-                    recs = m1.get("kbridge_tls_records_total", 0) - m0.get("kbridge_tls_records_total", 0)
-                    fl = m1.get("kbridge_tls_flushes_total", 0) - m0.get("kbridge_tls_flushes_total", 0)
-                    r.update(tls_records=int(recs), tls_flushes=int(fl),
-                             tls_records_per_flush=recs / fl if fl else None,
-                             tls_msgs_per_record=r["delivered"] / recs if recs else None)
+
+                    def delta(name):
+                        return m1[name] - m0.get(name, 0) if name in m1 else None
+                    if scen.get("tls"):
+                        # TLS records and flushes: how well a flush gathers frames
+                        recs = delta("kbridge_tls_records_total") or 0
+                        flushes = delta("kbridge_tls_flushes_total") or 0
+                        r.update(tls_records=int(recs), tls_flushes=int(flushes),
+                                 tls_records_per_flush=recs / flushes if flushes else None,
+                                 tls_msgs_per_record=r["delivered"] / recs if recs else None)
+                    if scen.get("deflate"):
+                        # what kbridge wrote, and what it would have written uncompressed
+                        sent, unc = delta("kbridge_bytes_sent_total"), delta("kbridge_bytes_uncompressed_total")
+                        r.update(kb_bytes_sent=sent, kb_bytes_uncompressed=unc,
+                                 kb_compression_ratio=unc / sent if sent and unc is not None else None)
                 if not self.custom and not fl:
                     # kbridge's own counters tell where missing records went:
                     # never consumed (the mock keeps only 5 MB per partition,
@@ -718,6 +757,9 @@ class Bench:
                         r.setdefault("notes", []).append(f"kbridge dropped {st['dropped']} "
                                                          "messages to slow clients")
                 res = r["wsload"]
+                if res.get("ext_declined"):
+                    r.setdefault("notes", []).append(
+                        f"{res['ext_declined']} upgrades answered without permessage-deflate ({res['first_error']})")
                 if res.get("wrong_format"):
                     r.setdefault("notes", []).append(
                         f"{res['wrong_format']} messages not in the format asked for ({res['format']})")
@@ -921,6 +963,8 @@ class Bench:
             wl_cpu = proc_cpu(wl.pid) - wl_cpu0
         except OSError:         # already exited
             wl_cpu = res["cpu_s"]
+        # --deflate: its zlib timings at the end are not load
+        wl_cpu -= sum((res.get(t) or {}).get("cpu_s", 0.0) for t in ("deflate_cost", "inflate_cost"))
         tools_cpu = wl_cpu + (proc_cpu(mock_pid) - mock0 if mock_pid else 0.0) + pres.get("cpu_s", 0.0)
         rss_max = max(rss_max, tasks.rss())
         msgs = res["msgs"]
@@ -945,6 +989,7 @@ class Bench:
                  (cpu / msgs * 1e6 if msgs else None),
                  cpu_per_m_deliveries=cpu / msgs * 1e6 if msgs else None,
                  bridge_util=cpu / wall, tools_util=tools_cpu / wall, wsload_util=wl_cpu / wall, window_s=wall, rss=rss_max,
+                 wsload_cpu_s=wl_cpu,
                  closed=res["closed"], failed=res["failed"],
                  # the bridge's write/writev calls over the window (kbridge: a
                  # flush of a client's queue; librdkafka's sockets use sendmsg,
@@ -1060,6 +1105,8 @@ def table(results):
                           f"{r['tls_msgs_per_record']:.1f} msgs/record")
             if r.get("floor") is True:
                 other = other.replace("cpu: bridge", "cpu: floor")
+            if r.get("deflate") and r.get("bytes_per_msg"):
+                other += f"; {r['bytes_per_msg']:.0f} B/msg"
             if r.get("msgs_per_write"):
                 other += f"; {r['msgs_per_write']:.2f} msgs/write"
             other += bridgecpu.other_cell(r)
@@ -1164,6 +1211,8 @@ def compare(results):
             r.setdefault("compare", text)
             continue
         base = by.get(r.get("base"))
+        if r.get("deflate"):
+            base = by.get(r["name"].replace("-deflate", ""))    # the same records, no deflate
         if r.get("workers", 1) > 1:
             # against one process placed as the workers are, when it ran
             base = by.get(r["name"].rsplit("-w", 1)[0] + "-w1") or base
@@ -1182,13 +1231,14 @@ def compare(results):
             out.append(text)
             r.setdefault("compare", text)
             continue
-        if r.get("auth"):
-            text = compare_auth(r, base)
+        if r.get("auth") or r.get("deflate"):
+            text = (compare_auth if r.get("auth") else compare_deflate)(r, base)
             out.append(text)
             r.setdefault("compare", text)
             continue
         if r.get("layout", "stream") != "stream" or len(r.get("topics", [TOPIC])) > 1:
-            what = [f"{len(r['topics'])} channels x {r['keys']} keys, {r['layout']} layout"]
+            what = ([f"{len(r['topics'])} channels x {r['keys']} keys"] if len(r["topics"]) > 1 else []) \
+                + [f"{r['layout']} layout"]
             cpu_r, cpu_b = r.get("cpu_per_m_deliveries"), base.get("cpu_per_m_deliveries")
             text = f"{', '.join(what)} vs {base['name']}"
             if cpu_r and cpu_b:
@@ -1235,6 +1285,58 @@ def compare_auth(r, base):
     if r.get("connect_cpu_s") is not None and base.get("connect_cpu_s") is not None:
         text += (f"; upgrades + subscribes cost the bridge {r['connect_cpu_s']:.2f} vs "
                  f"{base['connect_cpu_s']:.2f} CPU s")
+    return text + noise_beside(r, base)
+
+
+def compare_deflate(r, base):
+    """The deflate row against the same clients without it: bridge CPU per
+    delivery and wire bytes per message (wsload's count, frame heads
+    included), the two ratios check_targets judges (r["cpu_ratio"],
+    r["bytes_ratio"]); how many messages came compressed and kbridge's own
+    count of the bytes; wsload's CPU per delivery (it inflates each
+    payload it has not inflated before: the load side's cost, not the
+    bridge's) and what inflating costs a client per message. Adds the per-client
+    estimate as a note: wsload timed compressing one of the run's messages
+    (deflate_cost), which a compressor per client pays per delivery and
+    compress-once per record."""
+    res = r.get("wsload") or {}
+    text = f"{r['clients']} clients negotiating permessage-deflate vs {base['name']} (none)" + cpu_beside(r, base)
+    if r.get("bytes_per_msg") and base.get("bytes_per_msg"):
+        r["bytes_ratio"] = r["bytes_per_msg"] / base["bytes_per_msg"]
+        text += (f"; {r['bytes_per_msg']:.0f} vs {base['bytes_per_msg']:.0f} B per message on the wire "
+                 f"({r['bytes_ratio']:.2f}x)")
+    if res.get("deflated"):
+        text += (f"; {res['deflated']} messages came compressed, {res['deflated_bytes'] / res['deflated']:.0f} B "
+                 f"of payload inflating to {res['inflated_bytes'] / res['deflated']:.0f} B")
+    if r.get("kb_bytes_sent") and r.get("kb_bytes_uncompressed") is not None:
+        text += (f"; kbridge_bytes_sent_total +{r['kb_bytes_sent']:,.0f} against "
+                 f"kbridge_bytes_uncompressed_total +{r['kb_bytes_uncompressed']:,.0f} "
+                 f"({r['kb_compression_ratio']:.2f}:1)")
+    elif "kb_bytes_uncompressed" in r:
+        text += "; /metrics had no kbridge_bytes_uncompressed_total (or no bytes sent)"
+    wl_r, wl_b = r.get("wsload_cpu_s"), base.get("wsload_cpu_s")
+    if wl_r is not None and wl_b is not None and r.get("delivered") and base.get("delivered"):
+        text += (f"; wsload {wl_r / r['delivered'] * 1e6:.2f} vs {wl_b / base['delivered'] * 1e6:.2f} "
+                 f"us per delivery, inflating {res.get('inflates', 0)} payloads (the other "
+                 f"{res.get('inflate_cache_hits', 0)} were bytes it had inflated before)")
+    if res.get("inflate_cost"):
+        text += f"; a client inflating a message pays {res['inflate_cost']['cpu_us']:.2f} CPU us"
+
+    cost, cpu_b = res.get("deflate_cost"), base.get("cpu_per_m_deliveries")
+    if cost and r.get("delivered") and r.get("produced") and cpu_b:
+        t = cost["cpu_us"]          # us per message = CPU s per million messages
+        r.update(per_client_cpu_per_m=t, compress_once_cpu_per_m=t * r["produced"] / r["delivered"],
+                 per_client_ratio=(cpu_b + t) / cpu_b)
+        extra = (f", measured {r['cpu_per_m_deliveries'] - cpu_b:+.3f}"
+                 if r.get("cpu_per_m_deliveries") is not None else "")
+        r.setdefault("notes", []).append(
+            f"per-client estimate: compressing one of the run's messages ({cost['in']} -> {cost['out']} B, "
+            f"zlib level {cost['level']}, window 15, a stream reset per message) takes {t:.2f} CPU us "
+            f"(wsload's timing); a compressor per client pays that per delivery, {t:.2f} CPU s per million "
+            f"deliveries (on top of {base['name']}'s {cpu_b:.3f}: {r['per_client_ratio']:.1f}x it), "
+            f"compress-once per record, "
+            f"{r['compress_once_cpu_per_m']:.4f} s per million deliveries here ({r['clients']} clients a "
+            f"record{extra} over {base['name']})")
     return text + noise_beside(r, base)
 
 
@@ -1375,14 +1477,15 @@ def update_readme(md):
 # ---------------------------------------------------------------- main
 
 def parse_spec(spec):
-    """kind:CLIENTSxRATE[:msgpack][:interval=MS][:keys=K][:channels=N][:layout=L][:auth][:tls][:workers=N]
-    (fanout, keyed; keys, channels, layout, auth, tls: fanout only; workers:
+    """kind:CLIENTSxRATE[:msgpack][:interval=MS][:keys=K][:channels=N][:layout=L][:auth][:tls][:deflate][:workers=N]
+    (fanout, keyed; keys, channels, layout, auth, tls, deflate: fanout only; workers:
     kbridge --workers N on every core beside the tools, compared with
     workers=1, else with the same scenario without it),
     state:CLIENTSxRATE[:msgpack][:keys=K][:channels=N] (4 channels, 100 keys
     by default; compared with fanout:CLIENTSxRATE when that ran too) or
     kind:CLIENTS[:tls] (idle, connect). tls: wss, compared with the same
-    scenario without it when that ran too. floor:fanout:CxR, floor:keyed:CxR:
+    scenario without it when that ran too; so is deflate (permessage-deflate
+    clients). floor:fanout:CxR, floor:keyed:CxR:
     the floor row of that scenario; ready[:STARTS]: start-to-ready."""
     kind, _, arg = spec.partition(":")
     if kind == "floor":
@@ -1394,7 +1497,7 @@ def parse_spec(spec):
         return start_to_ready(int(arg) if arg else 5)
     # The options each CLIENTSxRATE kind takes.
     takes = {"state": ("msgpack", "keys", "channels"),
-             "fanout": ("msgpack", "interval", "keys", "channels", "layout", "auth", "tls", "workers"),
+             "fanout": ("msgpack", "interval", "keys", "channels", "layout", "auth", "tls", "deflate", "workers"),
              "keyed": ("msgpack", "interval", "workers")}
     if kind in takes:
         arg, *opts = arg.split(":")
@@ -1403,15 +1506,15 @@ def parse_spec(spec):
         try:
             for o in opts:
                 name, _, val = o.partition("=")
-                flag = name in ("msgpack", "auth", "tls")
+                flag = name in ("msgpack", "auth", "tls", "deflate")
                 if name not in takes[kind] or flag != (val == "" and "=" not in o):
                     raise ValueError(o)
                 if name == "msgpack":
                     kw["fmt"] = "msgpack"
-                elif name in ("auth", "tls"):
+                elif name in ("auth", "tls", "deflate"):
                     kw[name] = True
                 elif name == "layout":
-                    if val not in ("stream", "state"):
+                    if val not in ("stream", "state", "market"):
                         raise ValueError(o)
                     kw["layout"] = val
                 else:
@@ -1429,7 +1532,7 @@ def parse_spec(spec):
         except ValueError:
             pass
     raise SystemExit(f"run.py: bad --scenario {spec!r} (fanout:CxR[:msgpack][:interval=MS][:keys=K]"
-                     "[:channels=N][:layout=stream|state][:auth][:tls][:workers=N], "
+                     "[:channels=N][:layout=stream|state|market][:auth][:tls][:deflate][:workers=N], "
                      "keyed:CxR[:msgpack][:interval=MS][:workers=N], "
                      "state:CxR[:msgpack][:keys=K][:channels=N], idle:C[:tls], connect:C[:tls], "
                      "floor:fanout:CxR, floor:keyed:CxR, ready[:STARTS])")

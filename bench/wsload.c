@@ -27,6 +27,9 @@
  * "timestamp" to its receipt are kept too.
  * --tokens FILE: one token per line; client i sends line i % lines as
  * "Authorization: Bearer" on its upgrade (a server with authentication on).
+ * --deflate: every client offers permessage-deflate (RFC 7692), requires
+ * the 101 to accept it, and inflates each compressed message (RSV1) before
+ * the checks above; no inflate state is kept between messages.
  * Not a WebSocket library: it speaks just enough of RFC 6455 for a client. */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -49,6 +53,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <zlib.h>
 
 #include "benchctl.h"
 
@@ -62,6 +67,10 @@
 #define MAX_CHANNELS  64           /* --channel A,B,...: names at most */
 #define SW_DEPTH      32           /* --state: nesting walked at most */
 #define MAX_TOKEN     7000         /* --tokens: a line at most (kbridge reads 8 KiB of head) */
+#define ZCACHE        4096         /* --deflate: inflated messages kept, by their compressed bytes, */
+#define ZCACHE_WAYS   8            /* ... in sets of 8, the least recently used one replaced */
+#define ZCACHE_MAX    4096         /* ... of compressed payloads at most this long */
+#define ZCACHE_MAX_OUT 65536       /* ... inflating to at most this */
 
 /* The RFC 6455 §1.3 example key: every connection may use the same one, and
  * checking the reply needs no SHA-1 here. */
@@ -146,6 +155,7 @@ struct conn {
 	uint8_t frag_op;        /* opcode of a fragmented message in progress */
 	uint8_t frag_has_ts;
 	uint8_t tls_wantw;      /* --tls: the TLS layer waits for the socket to be writable */
+	uint8_t frag_z;         /* --deflate: the fragmented message in progress is compressed */
 	uint32_t id;            /* index; in keyed mode the key is id % keys */
 	uint32_t gaps;          /* sequence jumps seen */
 	uint32_t part_len;      /* bytes in part */
@@ -179,10 +189,19 @@ struct opts {
 	const char *tokens;     /* --tokens FILE: a bearer token per line */
 	int tls;                /* --tls: wss (TLS over each connection) */
 	const char *ca;         /* --ca FILE: verify the server's certificate (and its IP) */
+	int deflate;            /* --deflate: offer permessage-deflate, inflate RSV1 messages */
+	int deflate_level;      /* --deflate-level: zlib level of the compression timed at the end */
+	int no_zcache;          /* --no-inflate-cache: inflate every message, even the same bytes again */
 	int period_ms;          /* --state: the update period asked for (250 for web) */
 	double duration, timeout;
 	uint64_t expect;
 	int quiet_ms;
+};
+
+struct zentry {             /* b: the compressed bytes, then the text */
+	unsigned char *b;
+	uint32_t zlen, len, hash;
+	uint64_t used;          /* W.zclock when last found or filled */
 };
 
 static struct {
@@ -237,6 +256,21 @@ static struct {
 	SSL_CTX *tls_ctx;        /* --tls */
 	uint64_t tls_handshakes; /* --tls: handshakes completed */
 	uint64_t tls_resumed;    /* --tls: of which resumed (none: no session is offered) */
+	z_stream zin;            /* --deflate: one raw inflate stream, reset per message */
+	unsigned char *zbuf;     /* --deflate: the message inflated (MAX_FRAME bytes) */
+	uint64_t deflated;       /* --deflate: compressed messages received */
+	uint64_t deflated_bytes, inflated_bytes;   /* their payloads, as sent and inflated */
+	uint64_t ext_declined;   /* --deflate: 101s that did not accept permessage-deflate */
+	struct zentry *zcache;   /* --deflate: recent payloads inflated (NULL: --no-inflate-cache) */
+	uint64_t inflates, zcache_hits;   /* compressed messages inflated, and found inflated */
+	uint64_t zclock;
+	unsigned char zsample[ZCACHE_MAX];   /* the last payload inflated, for inflate_cost */
+	size_t zsample_len;
+	double icost_us, icost_total_s;      /* CPU us to inflate it once, and the timing's CPU s */
+	size_t zlast;            /* --deflate: length of the last message inflated (in zbuf) */
+	double zcost_us;         /* --deflate: CPU us to compress that message once (deflate_cost) */
+	size_t zcost_out;        /* its compressed length (the 4-byte tail cut) */
+	double zcost_total_s;    /* CPU s the timing took (run.py leaves it out of wsload's) */
 } W;
 
 static int64_t now_us(void)
@@ -1546,10 +1580,132 @@ static void on_state_frame(struct conn *c, int fin, int op, const unsigned char 
 	if (p == c->mfrag) { free(c->mfrag); c->mfrag = NULL; c->mfrag_len = 0; }
 }
 
-/* One server frame (unmasked, RFC 6455 §5.1). */
-static void on_frame(struct conn *c, int fin, int op, const unsigned char *p, size_t len, int64_t now)
+/* --deflate: compressed bytes inflated into W.zbuf, RFC 7692 §7.2.2: raw
+ * DEFLATE with 00 00 ff ff appended, a fresh stream per message (the server
+ * takes no context over). Returns the length, or -1 when the data does not
+ * inflate or exceeds MAX_FRAME. */
+static ssize_t inflate_raw(const unsigned char *p, size_t len)
+{
+	static const unsigned char tail[4] = { 0x00, 0x00, 0xff, 0xff };
+	z_stream *z = &W.zin;
+	if (inflateReset(z) != Z_OK) return -1;
+	z->next_out = W.zbuf;
+	z->avail_out = MAX_FRAME;
+	z->next_in = (unsigned char *)p;
+	z->avail_in = (uInt)len;
+	int r = inflate(z, Z_SYNC_FLUSH);
+	if (r == Z_OK || (r == Z_BUF_ERROR && len == 0)) {
+		if (z->avail_in) return -1;                  /* output full: too large */
+		z->next_in = (unsigned char *)tail;
+		z->avail_in = sizeof(tail);
+		r = inflate(z, Z_SYNC_FLUSH);
+	}
+	if ((r != Z_OK && r != Z_STREAM_END) || z->avail_out == 0) return -1;
+	return (ssize_t)(MAX_FRAME - z->avail_out);
+}
+
+static uint32_t zhash(const unsigned char *p, size_t len)
+{
+	/* every byte, 8 at a time (the parts of a record that change, its
+	 * numbers, may sit anywhere in the compressed bits) */
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ len, w;
+	size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	w = 0;
+	memcpy(&w, p + i, len - i);
+	h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+	return (uint32_t)(h ^ h >> 29);
+}
+
+/* --deflate: one compressed message (its frames' payloads joined),
+ * inflated. A server that compresses a record once sends every client the
+ * same bytes, so the inflated text of recent compressed payloads is kept
+ * (W.zcache: a set per hash, the whole payload compared; the clients of a
+ * record read it at different moments, so a set holds several records in
+ * flight, or two of them would evict each other 1,000 times): a payload seen
+ * before is not inflated again, which lets one wsload inflate 1,000,000
+ * messages a second; --no-inflate-cache inflates every one, as each real
+ * client would. *out points to the message (W.zbuf or a cache entry,
+ * valid until the next call). Returns its length, or -1 when it does not
+ * inflate or exceeds MAX_FRAME. */
+static ssize_t inflate_message(const unsigned char *p, size_t len, const unsigned char **out)
+{
+	struct zentry *e = NULL;
+	uint32_t h = 0;
+	if (W.zcache && len <= ZCACHE_MAX) {
+		h = zhash(p, len);
+		struct zentry *set = &W.zcache[h % (ZCACHE / ZCACHE_WAYS) * ZCACHE_WAYS];
+		e = set;
+		for (int i = 0; i < ZCACHE_WAYS; i++) {
+			struct zentry *x = &set[i];
+			if (x->b && x->hash == h && x->zlen == len && !memcmp(x->b, p, len)) { e = x; break; }
+			if (x->used < e->used) e = x;
+		}
+		e->used = ++W.zclock;
+	}
+	ssize_t n;
+	if (e && e->b && e->hash == h && e->zlen == len && !memcmp(e->b, p, len)) {
+		W.zcache_hits++;
+		n = (ssize_t)e->len;
+		*out = e->b + e->zlen;
+	} else {
+		n = inflate_raw(p, len);
+		if (n < 0) return -1;
+		W.inflates++;
+		*out = W.zbuf;
+		W.zlast = (size_t)n;
+		if (len <= ZCACHE_MAX) { memcpy(W.zsample, p, len); W.zsample_len = len; }
+		unsigned char *b = e && n <= ZCACHE_MAX_OUT ? realloc(e->b, len + (size_t)n) : NULL;
+		if (b) {
+			memcpy(b, p, len);
+			memcpy(b + len, W.zbuf, (size_t)n);
+			*e = (struct zentry){ .b = b, .zlen = (uint32_t)len, .len = (uint32_t)n, .hash = h, .used = W.zclock };
+		}
+	}
+	W.deflated++;
+	W.deflated_bytes += len;
+	W.inflated_bytes += (uint64_t)n;
+	return n;
+}
+
+/* --deflate: a frame of a compressed message. Fragments are gathered (in
+ * mfrag; kbridge sends none); once the message is whole it is inflated.
+ * Returns its length (the text at *out), -2 when more fragments are due,
+ * -1 when the connection failed. */
+static ssize_t on_compressed(struct conn *c, int fin, int op, const unsigned char *p, size_t len,
+			     const unsigned char **out)
+{
+	if (!fin || c->frag_z) {
+		if (op) { c->frag_op = (uint8_t)op; c->frag_z = 1; }
+		if ((size_t)c->mfrag_len + len > MAX_FRAME) { conn_fail(c, "fragmented message too large for wsload"); return -1; }
+		unsigned char *nb = realloc(c->mfrag, c->mfrag_len + len + 1);
+		if (!nb) { conn_fail(c, "out of memory"); return -1; }
+		memcpy(nb + c->mfrag_len, p, len);
+		c->mfrag = nb;
+		c->mfrag_len += (uint32_t)len;
+		if (!fin) return -2;
+		p = c->mfrag;
+		len = c->mfrag_len;
+	}
+	ssize_t n = inflate_message(p, len, out);
+	free(c->mfrag); c->mfrag = NULL; c->mfrag_len = 0;
+	c->frag_op = 0;
+	c->frag_z = 0;
+	if (n < 0) conn_fail(c, "compressed message does not inflate (or inflates past 512 KiB)");
+	return n;
+}
+
+/* One server frame (unmasked, RFC 6455 §5.1). rsv1: the frame's RSV1 bit
+ * (--deflate only: a compressed message's first frame). */
+static void on_frame(struct conn *c, int fin, int op, int rsv1, const unsigned char *p, size_t len, int64_t now)
 {
 	uint64_t ts, n, k, kn;
+	if (rsv1 && (op & 0x8)) { conn_fail(c, "RSV1 on a control frame"); return; }
+	if (rsv1 && op == 0) { conn_fail(c, "RSV1 on a continuation frame"); return; }
 	switch (op) {
 	case 0x9:     /* ping: answer with a pong carrying the same payload (RFC 6455 §5.5.2) */
 		W.pings++;
@@ -1569,6 +1725,17 @@ static void on_frame(struct conn *c, int fin, int op, const unsigned char *p, si
 	}
 	if (op != 0 && c->frag_op) { conn_fail(c, "new message inside a fragmented one"); return; }
 	if (op == 0 && !c->frag_op) { conn_fail(c, "continuation without a message"); return; }
+	if (rsv1 || c->frag_z) {
+		/* the whole message, inflated, goes on as one unfragmented frame */
+		int mop = op ? op : c->frag_op;
+		const unsigned char *text;
+		ssize_t m = on_compressed(c, fin, op, p, len, &text);
+		if (m < 0) return;
+		fin = 1;
+		op = mop;
+		p = text;
+		len = (size_t)m;
+	}
 	if (W.o.state) {
 		on_state_frame(c, fin, op, p, len, now);
 		return;
@@ -1600,7 +1767,7 @@ static ssize_t parse_frames(struct conn *c, const unsigned char *buf, size_t len
 	while (len - off >= 2 && c->fd >= 0) {
 		const unsigned char *h = buf + off;
 		int fin = h[0] >> 7, op = h[0] & 0x0f;
-		if (h[0] & 0x70) { conn_fail(c, "RSV bits set"); return -1; }
+		if (h[0] & (W.o.deflate ? 0x30 : 0x70)) { conn_fail(c, "RSV bits set"); return -1; }
 		if (h[1] & 0x80) { conn_fail(c, "masked server frame"); return -1; }
 		uint64_t plen = h[1] & 0x7f;
 		size_t hl = 2;
@@ -1618,15 +1785,33 @@ static ssize_t parse_frames(struct conn *c, const unsigned char *buf, size_t len
 		if (len - off < hl + plen) break;
 		W.bytes += hl + plen;
 		W.frame_wire = hl + plen;
-		on_frame(c, fin, op, h + hl, (size_t)plen, now);
+		on_frame(c, fin, op, (h[0] >> 6) & 1, h + hl, (size_t)plen, now);
 		off += hl + (size_t)plen;
 	}
 	return c->fd >= 0 ? (ssize_t)off : -1;
 }
 
+/* The value of the response head's Sec-WebSocket-Extensions line (the
+ * name in any case), its length in *vl; NULL when there is none. */
+static const unsigned char *extensions_value(const unsigned char *head, size_t hl, size_t *vl)
+{
+	static const char name[] = "sec-websocket-extensions:";
+	for (const unsigned char *p = head, *e = head + hl; p < e;) {
+		const unsigned char *eol = memmem(p, (size_t)(e - p), "\r\n", 2);
+		if (!eol) break;
+		if ((size_t)(eol - p) >= sizeof(name) - 1 && !strncasecmp((const char *)p, name, sizeof(name) - 1)) {
+			*vl = (size_t)(eol - p) - (sizeof(name) - 1);
+			return p + sizeof(name) - 1;
+		}
+		p = eol + 2;
+	}
+	return NULL;
+}
+
 /* Checks the 101 (RFC 6455 §4.1 items 1-4 of the client's checks, loosely:
- * status 101 and our accept value). Returns the head's length, 0 when more
- * is needed, -1 on failure. */
+ * status 101 and our accept value; item 5: with --deflate the answer must
+ * accept permessage-deflate, without it carry no extension, RFC 7692 §5).
+ * Returns the head's length, 0 when more is needed, -1 on failure. */
 static ssize_t parse_head(struct conn *c, const unsigned char *buf, size_t len)
 {
 	const unsigned char *e = memmem(buf, len, "\r\n\r\n", 4);
@@ -1644,6 +1829,14 @@ static ssize_t parse_head(struct conn *c, const unsigned char *buf, size_t len)
 		return -1;
 	}
 	if (!memmem(buf, hl, WS_ACCEPT, sizeof(WS_ACCEPT) - 1)) { conn_fail(c, "wrong Sec-WebSocket-Accept"); return -1; }
+	size_t vl = 0;
+	const unsigned char *ext = extensions_value(buf, hl, &vl);
+	if (W.o.deflate && !(ext && memmem(ext, vl, "permessage-deflate", 18))) {
+		W.ext_declined++;
+		conn_fail(c, "the 101 did not accept permessage-deflate");
+		return -1;
+	}
+	if (!W.o.deflate && ext) { conn_fail(c, "the 101 names an extension none was offered"); return -1; }
 	return (ssize_t)hl;
 }
 
@@ -1755,6 +1948,64 @@ static void on_stdin(void)
 
 /* ---- result ---------------------------------------------------------------- */
 
+static double thread_cpu_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* --deflate, at the end: what the zlib work costs per message, timed on
+ * the run's own messages (the last one inflated: a data message, the very
+ * bytes the server sent), CPU us per call over rounds of 100 until 50 ms:
+ * - compressing its text the way RFC 7692 §7.2.1 says and a server
+ *   without context takeover does it: one raw stream of --deflate-level,
+ *   window 15, memLevel 8, reset per message, sync-flushed. A compressor
+ *   per client pays this per delivery; bench/run.py multiplies it out
+ *   (bench/README.md, the deflate row);
+ * - inflating it (inflate_raw), what each real client pays per message
+ *   (wsload's cache spares itself most of it). */
+static z_stream zdef;
+static unsigned char zdef_out[MAX_FRAME + 64];
+
+static int deflate_once(void)
+{
+	deflateReset(&zdef);
+	zdef.next_in = W.zbuf;
+	zdef.avail_in = (uInt)W.zlast;
+	zdef.next_out = zdef_out;
+	zdef.avail_out = sizeof(zdef_out);
+	return deflate(&zdef, Z_SYNC_FLUSH) == Z_OK && !zdef.avail_in ? 0 : -1;
+}
+
+static int inflate_once(void)
+{
+	return inflate_raw(W.zsample, W.zsample_len) == (ssize_t)W.zlast ? 0 : -1;
+}
+
+/* CPU us per call of fn (-1: it failed); *total_s: the timing's CPU s. */
+static double cpu_per_call(int (*fn)(void), double *total_s)
+{
+	unsigned n = 0;
+	double t0 = thread_cpu_us(), t = t0;
+	while (t - t0 < 50000 || n < 100) {
+		for (int i = 0; i < 100; i++, n++)
+			if (fn() < 0) return -1;
+		t = thread_cpu_us();
+	}
+	*total_s = (t - t0) / 1e6;
+	return (t - t0) / n;
+}
+
+static void zlib_costs(void)
+{
+	if (!W.zlast || deflateInit2(&zdef, W.o.deflate_level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return;
+	W.zcost_us = cpu_per_call(deflate_once, &W.zcost_total_s);
+	W.zcost_out = sizeof(zdef_out) - zdef.avail_out - 4;
+	deflateEnd(&zdef);
+	if (W.zsample_len) W.icost_us = cpu_per_call(inflate_once, &W.icost_total_s);
+}
+
 static void print_hist_ms(FILE *f, const char *name, const struct hist *h)
 {
 	fprintf(f, "\"%s\":{\"count\":%" PRIu64 ",\"mean\":%.3f,\"min\":%.3f,\"p50\":%.3f,\"p90\":%.3f,"
@@ -1844,6 +2095,16 @@ static void print_result(void)
 		stale, with_stale, disorder, bad);
 	fprintf(f, "\"channels\":%d,\"tokens\":%u,\"refused\":%" PRIu64 ",", W.nch, W.ntok, W.refused);
 	fprintf(f, "\"tls\":%d,\"tls_handshakes\":%" PRIu64 ",", W.o.tls, W.tls_handshakes);
+	fprintf(f, "\"deflate\":%d,\"ext_declined\":%" PRIu64 ",\"deflated\":%" PRIu64 ",\"deflated_bytes\":%" PRIu64 ","
+		"\"inflated_bytes\":%" PRIu64 ",", W.o.deflate, W.ext_declined, W.deflated, W.deflated_bytes, W.inflated_bytes);
+	if (W.o.deflate)
+		fprintf(f, "\"inflates\":%" PRIu64 ",\"inflate_cache_hits\":%" PRIu64 ",", W.inflates, W.zcache_hits);
+	if (W.zcost_us > 0)
+		fprintf(f, "\"deflate_cost\":{\"level\":%d,\"in\":%zu,\"out\":%zu,\"cpu_us\":%.3f,\"cpu_s\":%.3f},",
+			W.o.deflate_level, W.zlast, W.zcost_out, W.zcost_us, W.zcost_total_s);
+	if (W.icost_us > 0)
+		fprintf(f, "\"inflate_cost\":{\"in\":%zu,\"out\":%zu,\"cpu_us\":%.3f,\"cpu_s\":%.3f},",
+			W.zsample_len, W.zlast, W.icost_us, W.icost_total_s);
 	if (W.o.state) {
 		fprintf(f, "\"state\":\"%s\",\"period_ms\":%d,\"snapshots\":%" PRIu64 ",\"updates\":%" PRIu64 ","
 			"\"snapshot_bytes\":%" PRIu64 ",\"update_bytes\":%" PRIu64 ",\"values\":%" PRIu64 ","
@@ -2165,6 +2426,64 @@ static int self_test(void)
 	tc.id = 0;
 	rq = upgrade_request(&tc, &rl);   /* no tokens: the plain request */
 	CHECK(rq == W.req && rl == W.req_len);
+	/* --deflate: a 101's extension line found in any case; a message
+	 * compressed as RFC 7692 says (raw, sync-flushed, 00 00 ff ff cut),
+	 * whole and in two fragments, is inflated and counted as data; RSV1 on
+	 * a continuation and data that does not inflate fail the connection */
+	const char *h101 = "HTTP/1.1 101 Switching Protocols\r\nsec-websocket-EXTENSIONS: permessage-deflate; "
+			   "server_no_context_takeover\r\n\r\n";
+	size_t evl = 0;
+	const unsigned char *ev = extensions_value((const unsigned char *)h101, strlen(h101), &evl);
+	CHECK(ev && evl == 47 && !memcmp(ev, " permessage-deflate;", 20));
+	CHECK(!extensions_value((const unsigned char *)"HTTP/1.1 101 x\r\nUpgrade: websocket\r\n\r\n", 39, &evl));
+	W.o.deflate = 1;
+	W.zbuf = malloc(MAX_FRAME);
+	W.zcache = calloc(ZCACHE, sizeof(*W.zcache));
+	CHECK(W.zbuf && W.zcache && inflateInit2(&W.zin, -15) == Z_OK);
+	static unsigned char zc[512];
+	z_stream d = { 0 };
+	CHECK(deflateInit2(&d, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+	d.next_in = (unsigned char *)env;
+	d.avail_in = (uInt)strlen(env);
+	d.next_out = zc;
+	d.avail_out = sizeof(zc);
+	CHECK(deflate(&d, Z_SYNC_FLUSH) == Z_OK && d.avail_in == 0);
+	size_t zl = sizeof(zc) - d.avail_out;
+	deflateEnd(&d);
+	CHECK(zl > 4 && !memcmp(zc + zl - 4, "\x00\x00\xff\xff", 4));
+	zl -= 4;
+	static struct conn zcn;
+	zcn.state = C_OPEN;
+	zcn.fd = -1;
+	uint64_t m0 = W.msgs, d0 = W.dups;
+	on_frame(&zcn, 1, 0x1, 1, zc, zl, now_us());
+	CHECK(W.msgs == m0 + 1 && W.deflated == 1 && W.inflated_bytes == strlen(env) && W.deflated_bytes == zl);
+	CHECK(zcn.next_seq == 46);        /* "n":45 was parsed from the inflated text */
+	on_frame(&zcn, 0, 0x1, 1, zc, 3, now_us());
+	CHECK(W.msgs == m0 + 1 && zcn.frag_z && zcn.mfrag_len == 3);
+	on_frame(&zcn, 1, 0x0, 0, zc + 3, zl - 3, now_us());
+	CHECK(W.msgs == m0 + 2 && W.deflated == 2 && !zcn.frag_z && !zcn.mfrag && zcn.state == C_OPEN);
+	CHECK(W.inflates == 1 && W.zcache_hits == 1);   /* the same bytes again: inflated once */
+	CHECK(W.dups == d0 + 1);          /* the same "n" again */
+	W.first_error[0] = '\0';
+	on_frame(&zcn, 0, 0x1, 1, zc, 3, now_us());
+	on_frame(&zcn, 1, 0x0, 1, zc + 3, zl - 3, now_us());
+	CHECK(zcn.state == C_CLOSED && strstr(W.first_error, "RSV1 on a continuation"));
+	static const unsigned char junk[] = { 0xff, 0xff, 0xff, 0xff };
+	zcn = (struct conn){ .state = C_OPEN, .fd = -1 };
+	W.first_error[0] = '\0';
+	on_frame(&zcn, 1, 0x1, 1, junk, sizeof(junk), now_us());
+	CHECK(zcn.state == C_CLOSED && strstr(W.first_error, "does not inflate") && W.deflated == 2);
+	CHECK(W.zlast == strlen(env) && !memcmp(W.zbuf, env, W.zlast));   /* the last one inflated */
+	CHECK(W.zsample_len == zl && !memcmp(W.zsample, zc, zl));
+	W.o.deflate_level = 6;
+	zlib_costs();                     /* compresses it again as the sender did: the same bytes */
+	CHECK(W.zcost_us > 0 && W.zcost_out == zl && W.zcost_total_s >= 0.04);
+	CHECK(W.icost_us > 0 && W.icost_total_s >= 0.04);
+	W.msgs = W.dups = W.gaps = W.missing = 0;
+	W.closed = 0;
+	W.first_error[0] = '\0';
+	W.o.deflate = 0;
 #undef CHECK
 	printf("wsload self-test: %d passed, %d failed\n", pass, fail);
 	return fail ? 1 : 0;
@@ -2201,6 +2520,11 @@ static void usage(void)
 		"  --tls              wss: TLS on every connection (no certificate check)\n"
 		"  --ca FILE          with --tls: verify the server's certificate against FILE\n"
 		"                     (and that it names --host)\n"
+		"  --deflate          offer permessage-deflate (RFC 7692) on every upgrade, require\n"
+		"                     the 101 to accept it, inflate each compressed message; at\n"
+		"                     the end, time compressing the last one (\"deflate_cost\")\n"
+		"  --deflate-level L  zlib level of that timing (default 6: zlib's default)\n"
+		"  --no-inflate-cache inflate every compressed message, even bytes inflated before\n"
 		"  --src-addrs N      spread over 127.0.0.1..N (more are taken when ports run out)\n"
 		"  --duration S       after all are subscribed, run S seconds then finish\n"
 		"  --expect N         finish once N data messages arrived in total\n"
@@ -2217,7 +2541,7 @@ static void parse_args(int argc, char **argv)
 {
 	struct opts *o = &W.o;
 	*o = (struct opts){ .host = "127.0.0.1", .path = "/ws", .channel = "bench", .clients = 10,
-			    .inflight = 256, .src_addrs = 1, .timeout = 600 };
+			    .inflight = 256, .src_addrs = 1, .timeout = 600, .deflate_level = 6 };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -2228,6 +2552,9 @@ static void parse_args(int argc, char **argv)
 		else if (!strcmp(a, "--seq-any")) o->seq_any = 1;
 		else if (!strcmp(a, "--control")) o->control = 1;
 		else if (!strcmp(a, "--tls")) o->tls = 1;
+		else if (!strcmp(a, "--deflate")) o->deflate = 1;
+		else if (ARG("--deflate-level")) o->deflate_level = atoi(v);
+		else if (!strcmp(a, "--no-inflate-cache")) o->no_zcache = 1;
 		else if (ARG("--ca")) { o->ca = v; o->tls = 1; }
 		else if (ARG("--host")) o->host = v;
 		else if (ARG("--port")) o->port = atoi(v);
@@ -2254,7 +2581,8 @@ static void parse_args(int argc, char **argv)
 #undef ARG
 	}
 	if (o->port <= 0 || o->port > 65535 || o->clients <= 0 || o->inflight <= 0 ||
-	    o->src_addrs < 1 || o->src_addrs > MAX_SOURCES || o->keys < 0 || o->interval_ms < 0)
+	    o->src_addrs < 1 || o->src_addrs > MAX_SOURCES || o->keys < 0 || o->interval_ms < 0 ||
+	    o->deflate_level < 0 || o->deflate_level > 9)
 		usage();
 	/* --channel A,B,...: the names, each its own string */
 	char *names = strdup(o->channel);
@@ -2386,11 +2714,17 @@ int main(int argc, char **argv)
 	if (pl < 0 || (size_t)pl >= sizeof(path)) { fprintf(stderr, "wsload: --path too long\n"); return 2; }
 	W.req_len = (size_t)snprintf(W.req, sizeof(W.req),
 		"GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-		"Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
-		path, W.o.host, W.o.port);
+		"Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+		path, W.o.host, W.o.port,
+		W.o.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
 	if (W.req_len >= sizeof(W.req)) { fprintf(stderr, "wsload: --path too long\n"); return 2; }
 	if (W.o.tokens && (load_tokens(W.o.tokens) < 0 || tokens_ready() < 0)) return 2;
 	if (W.o.tls && tls_setup() < 0) return 2;
+	if (W.o.deflate && (!(W.zbuf = malloc(MAX_FRAME)) || inflateInit2(&W.zin, -15) != Z_OK ||
+			    (!W.o.no_zcache && !(W.zcache = calloc(ZCACHE, sizeof(*W.zcache)))))) {
+		fprintf(stderr, "wsload: --deflate: cannot set up zlib\n");
+		return 2;
+	}
 
 	W.t0 = now_us();
 	start_more();
@@ -2416,6 +2750,7 @@ int main(int argc, char **argv)
 		start_more();
 	}
 	if (!W.ready_printed) { W.t_ready = W.t_ready ? W.t_ready : now_us(); print_ready(); }
+	if (W.o.deflate) zlib_costs();
 	print_result();
 	return 0;
 }

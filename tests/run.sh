@@ -4,13 +4,14 @@
 # its own "... N passed, N failed[, N skipped]" line; a suite that crashes or
 # prints no such line counts as one failure.
 #   SUITES        space-separated subset (default: all of them):
-#                 unit e2e e2e-workers asan-unit asan-e2e fuzz static static-aarch64
+#                 unit e2e e2e-workers e2e-deflate asan-unit asan-e2e fuzz static static-aarch64
 #                 (e2e-workers: the e2e suite again, each kbridge with
-#                 --workers 2 unless a test chose --workers, --group or --demo)
+#                 --workers 2 unless a test chose --workers, --group or --demo;
+#                 e2e-deflate: again, every raw client offering permessage-deflate)
 #   FUZZ_SECONDS  per fuzz target (default 15)
 set -u
 cd "$(dirname "$0")/.."
-SUITES=${SUITES:-unit e2e e2e-workers asan-unit asan-e2e fuzz static static-aarch64}
+SUITES=${SUITES:-unit e2e e2e-workers e2e-deflate asan-unit asan-e2e fuzz static static-aarch64}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 PY=/usr/bin/python3
 pass=0 fail=0 skip=0
@@ -51,6 +52,7 @@ for suite in $SUITES; do
 	unit)      run_unit build ;;
 	e2e)       run_e2e ./kbridge ;;
 	e2e-workers) KBRIDGE_TEST_WORKERS=2 run_e2e ./kbridge ;;
+	e2e-deflate) KBRIDGE_TEST_DEFLATE=1 run_e2e ./kbridge ;;
 	asan-unit) run_unit build/asan ;;
 	asan-e2e)  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} run_e2e ./kbridge-asan ;;
 	fuzz)

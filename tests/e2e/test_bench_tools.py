@@ -5,7 +5,8 @@ with no gap, keyed clients that get only their key, gap detection that does
 fire on a stream joined midway, format=msgpack clients (--format msgpack) and
 conflating ones (--interval), state-dialect clients (--state web), clients
 of several channels (--channel A,B,...) and clients bringing a token each
-(--tokens), wss clients (--tls, --ca) against kbridge with TLS, the
+(--tokens), wss clients (--tls, --ca) against kbridge with TLS, clients
+negotiating permessage-deflate (--deflate), the
 reference sender (bench/floor.c) feeding fan-out and keyed wsload clients
 everything in order, and bench/run.py producing its table and JSON (with a
 floor row and the start-to-ready row).
@@ -383,6 +384,47 @@ def test_wsload_tls(tools, mock_kafka, kbridge, tls_certs):
     assert r_plain["failed"] == 1 and r_plain["connected"] == 0 and r_plain["tls"] == 0, r_plain
 
 
+def test_wsload_deflate(bench_bridge, kafka_bridge):
+    """--deflate: every upgrade offers permessage-deflate and needs a 101
+    that accepts it; each compressed message (RSV1) is inflated before the
+    usual checks (once per distinct payload: kbridge sends every client the
+    same bytes for a record). 5 clients get all 600 records of ~350 B compressed (the
+    subscribe acks, under --deflate-min-size, come plain), no gap, fewer
+    wire bytes than plain JSON (~350 B a message), and wsload times one
+    message's compression at the end (deflate_cost: the same bytes the
+    bridge sent). A bridge with --deflate off answers without the
+    extension: wsload refuses that 101 (ext_declined)."""
+    mock, srv = bench_bridge
+    off = kafka_bridge(mock, "-t", "bench", "--deflate", "off")
+    load = Load(srv.port, "--clients", 5, "--deflate")
+    declined = Load(off.port, "--clients", 1, "--deflate")
+    try:
+        ready = load.event("ready")
+        assert ready["connected"] == ready["subscribed"] == 5 and ready["failed"] == 0, ready
+        r_off = declined.finish(expect=1, quiet_ms=200)
+        pres = produce(mock.bootstrap, rate=200, duration=3)
+        res = load.finish(expect=5 * pres["acked"])
+    finally:
+        load.kill()
+        declined.kill()
+    check_result_shape(res)
+    assert res["deflate"] == 1 and res["ext_declined"] == 0, res
+    assert res["msgs"] == 5 * 600 and res["msgs_min"] == res["msgs_max"] == 600, res
+    assert res["gaps"] == res["clients_with_gaps"] == res["dups"] == res["unparsed"] == 0, res
+    assert res["acks"] == 5 and res["sub_errors"] == 0, res
+    assert res["deflated"] == 5 * 600, res
+    # every client got the same bytes for a record: inflated once, then found
+    assert res["inflates"] == 600 and res["inflate_cache_hits"] == 4 * 600, res
+    assert res["deflated_bytes"] < res["inflated_bytes"] and 330 < res["inflated_bytes"] / 3000 < 370, res
+    assert res["bytes"] / res["msgs"] < 0.6 * 350, res["bytes"] / res["msgs"]
+    cost = res["deflate_cost"]
+    assert cost["level"] == 6 and 330 < cost["in"] < 370 and 0 < cost["out"] < cost["in"], cost
+    assert 0 < cost["cpu_us"] < 1000, cost
+    assert res["inflate_cost"]["in"] == cost["out"] and 0 < res["inflate_cost"]["cpu_us"] < 1000, res
+    assert r_off["ext_declined"] == r_off["failed"] == 1 and r_off["connected"] == 0, r_off
+    assert "did not accept permessage-deflate" in r_off["first_error"], r_off
+
+
 class Floor(Tool):
     """A running build/bench/floor."""
     name = "floor"
@@ -488,6 +530,7 @@ def test_run_py_prints_table_and_json(tools):
     pin = [] if (os.cpu_count() or 1) >= 2 else ["--no-pin"]
     r = subprocess.run(["/usr/bin/python3", "bench/run.py", "--scenario", "fanout:3x100",
                         "--scenario", "fanout:3x100:msgpack:interval=250:keys=5", "--scenario", "fanout:3x100:auth",
+                        "--scenario", "fanout:3x100:deflate",
                         "--scenario", "state:3x100:channels=2:keys=10",
                         "--scenario", "keyed:3x60", "--scenario", "idle:20", "--scenario", "floor:fanout:3x100",
                         "--scenario", "ready:1", "--duration", "2",
@@ -499,9 +542,9 @@ def test_run_py_prints_table_and_json(tools):
         data = json.load(f)
     assert data["meta"]["machine"]["cores"] >= 1
     by = {x["name"]: x for x in data["results"]}
-    assert set(by) == {"fanout-3x100", "fanout-3x100-msgpack-i250-k5", "fanout-3x100-auth", "state-3x100",
-                       "keyed-3", "idle-20", "floor-fanout-3x100", "start-to-ready"}, by.keys()
-    for name in ("fanout-3x100", "keyed-3", "fanout-3x100-auth", "floor-fanout-3x100"):
+    assert set(by) == {"fanout-3x100", "fanout-3x100-msgpack-i250-k5", "fanout-3x100-auth", "fanout-3x100-deflate",
+                       "state-3x100", "keyed-3", "idle-20", "floor-fanout-3x100", "start-to-ready"}, by.keys()
+    for name in ("fanout-3x100", "keyed-3", "fanout-3x100-auth", "fanout-3x100-deflate", "floor-fanout-3x100"):
         x = by[name]
         assert "error" not in x, x
         assert x["delivered"] == x["expected"] > 0 and x["pct"] == 100.0, x
@@ -516,6 +559,18 @@ def test_run_py_prints_table_and_json(tools):
         assert x["cpu_ratio"] == pytest.approx(x["cpu_per_m_deliveries"]
                                                / by["fanout-3x100"]["cpu_per_m_deliveries"]), x
     assert "fanout-3x100-auth: 3 clients with HS256 tokens (1 narrowed to key k0" in r.stdout, r.stdout
+    # permessage-deflate clients: every record came compressed; the ratios to
+    # the plain row (wire bytes per message, CPU per delivery), kbridge's byte
+    # counters over the window and the per-client estimate are in the notes
+    x = by["fanout-3x100-deflate"]
+    assert x["deflate"] and x["wsload"]["deflated"] == x["delivered"] == 600, x["wsload"]
+    assert x["bytes_ratio"] == pytest.approx(x["bytes_per_msg"] / by["fanout-3x100"]["bytes_per_msg"]), x
+    assert x["bytes_ratio"] < 0.6, x
+    assert 0 < x["kb_bytes_sent"] < x["kb_bytes_uncompressed"], x
+    assert x["per_client_cpu_per_m"] == x["wsload"]["deflate_cost"]["cpu_us"] > 0, x
+    assert x["compress_once_cpu_per_m"] == pytest.approx(x["per_client_cpu_per_m"] / 3), x
+    assert "fanout-3x100-deflate: 3 clients negotiating permessage-deflate vs fanout-3x100" in r.stdout, r.stdout
+    assert "fanout-3x100-deflate: per-client estimate: compressing one of the run's messages" in r.stdout, r.stdout
     # msgpack + conflation: 200 records over 5 keys, 40 a key spanning 1.95 s:
     # at most ceil(1950 / 250) + 1 = 9 a key and client
     x = by["fanout-3x100-msgpack-i250-k5"]

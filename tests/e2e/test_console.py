@@ -4,7 +4,9 @@ Node (tests/e2e/browser/console.mjs, which does the clicking and checking and
 prints one JSON line). Both are installed on demand: `apt-get install chromium`
 (root only) and `npm install` in tests/e2e; without them the tests skip.
 
-The console test runs kbridge --demo, subscribes to `dashboard`, waits for
+The console test runs kbridge --demo, checks that its status says the
+connection negotiated permessage-deflate (Chromium offers it) and that the
+stats show the compression ratio, subscribes to `dashboard`, waits for
 data rows and a msg/s above 0, pauses and checks the list stops growing, and
 saves tests/artifacts/console.png (and console-phone.png); it is copied to
 web/console-screenshot.png when that is missing or KBRIDGE_SCREENSHOT=1.

@@ -468,6 +468,9 @@ def test_subscribe_ack_positions_cover_silent_partitions(mock_kafka, kafka_bridg
     for m in read_messages(c, 1):
         saved[f"{m['topic']}:{m['partition']}"] = m["offset"]
     assert saved == {"pp:0": 3, "pp:1": -1}
+    # With --workers the next client may be on a worker that has not routed
+    # the record yet: /stats shows the slowest worker's seq.
+    wait_channel_seq(srv.port, "ppc", 1)
     ack = ws_subscribe(srv.ws(), {"type": "subscribe", "channel": "ppc", "id": "b"})
     assert ack.get("positions") == {"pp:0": 3, "pp:1": -1}, ack
     # Partitions named in "resume" keep the client's own position.

@@ -756,7 +756,10 @@ def test_sigterm_to_every_process_at_once_counts_once(kbridge, master_first):
     t0 = time.monotonic()
     pids = [srv.pid] + [w["pid"] for w in ws]
     for pid in (pids if master_first else pids[::-1]):
-        os.kill(pid, signal.SIGTERM)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass   # the master's forwarded copy came first, and a worker without the stuck client drained already
     srv.signalled = True
     idle.expect_close(1001, timeout=5)
     rc = srv.wait_exit(15)

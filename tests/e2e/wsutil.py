@@ -15,6 +15,7 @@ import socket
 import ssl as _ssl
 import struct
 import time
+import zlib
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="          # RFC 6455 §1.3 example
@@ -277,6 +278,17 @@ def get_json(port, path="/health", timeout=DEFAULT_TIMEOUT, ssl=None):
     return r.json()
 
 
+# KBRIDGE_TEST_DEFLATE=1 (the e2e-deflate suite): every upgrade that names
+# no extension offers permessage-deflate, and WS inflates what comes back.
+OFFER_DEFLATE = os.environ.get("KBRIDGE_TEST_DEFLATE") == "1"
+DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"
+DEFLATE_TAIL = b"\x00\x00\xff\xff"   # RFC 7692 §7.2.2
+
+
+def offers_extension(headers):
+    return any(k.lower() == "sec-websocket-extensions" for k, _ in headers)
+
+
 def upgrade_headers(key=None, version="13", origin=None, extra=None):
     h = [("Upgrade", "websocket"), ("Connection", "Upgrade"),
          ("Sec-WebSocket-Key", key if key is not None else new_key()),
@@ -284,7 +296,19 @@ def upgrade_headers(key=None, version="13", origin=None, extra=None):
     if origin is not None:
         h.append(("Origin", origin))
     h += list(extra or [])
+    if OFFER_DEFLATE and not offers_extension(h):
+        h.append(("Sec-WebSocket-Extensions", DEFLATE_OFFER))
     return h
+
+
+def inflate_message(payload):
+    """A permessage-deflate message's payload inflated (RFC 7692 §7.2.2):
+    kbridge compresses without context takeover, so every message inflates
+    on its own; nothing may follow the data."""
+    d = zlib.decompressobj(-15)
+    out = d.decompress(payload + DEFLATE_TAIL) + d.flush(zlib.Z_SYNC_FLUSH)
+    assert not d.unused_data, f"bytes after the compressed data: {d.unused_data[:40]!r}"
+    return out
 
 
 # ---------------------------------------------------------------- frames
@@ -335,7 +359,9 @@ class Frame:
 
 
 class WS(Conn):
-    """A raw WebSocket client."""
+    """A raw WebSocket client. `deflate`: the 101 accepted
+    permessage-deflate; messages with RSV1 are then inflated."""
+    deflate = False
 
     @classmethod
     def connect(cls, port, path="/ws", key=None, headers=None, timeout=DEFAULT_TIMEOUT,
@@ -346,11 +372,13 @@ class WS(Conn):
         c = cls(tcp_connect(port, timeout, rcvbuf, ssl=ssl))
         try:
             key = key or new_key()
-            c.send(build_request("GET", path, upgrade_headers(key=key, extra=headers)) + early)
+            hs = upgrade_headers(key=key, extra=headers)
+            c.send(build_request("GET", path, hs) + early)
             r = c.read_response(head=True, timeout=timeout)
             assert r.status == 101, f"upgrade failed: {r!r}"
-            check_101(r, key)
+            check_101(r, key, offered=offers_extension(hs))
             c.handshake = r
+            c.deflate = (r.header("Sec-WebSocket-Extensions") or "").startswith("permessage-deflate")
         except BaseException:
             c.close()
             raise
@@ -379,7 +407,9 @@ class WS(Conn):
         elif n == 127:
             n = struct.unpack("!Q", self.read_exact(8, left()))[0]
         assert not masked, "server frame is masked (RFC 6455 §5.1 forbids it)"
-        assert rsv == 0, f"server frame has RSV bits {rsv:#x} without a negotiated extension"
+        # RFC 7692 §6.1: RSV1 only with permessage-deflate, on a data frame.
+        assert rsv == 0 or (rsv == 4 and self.deflate and op in (OP_TEXT, OP_BINARY)), \
+            f"server frame (opcode {op:#x}) has RSV bits {rsv:#x}" + ("" if self.deflate else " without a negotiated extension")
         assert n < (64 << 20), f"absurd server frame length {n}"
         return Frame(bool(fin), rsv, op, self.read_exact(n, left()))
 
@@ -387,7 +417,7 @@ class WS(Conn):
         """Next complete data message as (opcode, payload). Pings are answered
         (auto_pong) and passed to on_control; a close frame raises CloseFrame."""
         deadline = time.monotonic() + timeout
-        op, parts = None, []
+        op, parts, z = None, [], False
         while True:
             f = self.recv_frame(max(0.001, deadline - time.monotonic()))
             if f.opcode >= 0x8:
@@ -401,12 +431,12 @@ class WS(Conn):
                 continue
             if op is None:
                 assert f.opcode in (OP_TEXT, OP_BINARY), f"server sent bad first frame {f!r}"
-                op = f.opcode
+                op, z = f.opcode, f.rsv == 4
             else:
                 assert f.opcode == OP_CONT, f"server interleaved data frames {f!r}"
             parts.append(f.payload)
             if f.fin:
-                return op, b"".join(parts)
+                return op, inflate_message(b"".join(parts)) if z else b"".join(parts)
 
     def recv_json(self, timeout=DEFAULT_TIMEOUT, **kw):
         op, payload = self.recv_message(timeout, **kw)
@@ -464,15 +494,18 @@ class WS(Conn):
         return Conn.wait_closed(self, timeout)
 
 
-def check_101(r, key):
-    """RFC 6455 §4.2.2 checks of a 101 response."""
+def check_101(r, key, offered=OFFER_DEFLATE):
+    """RFC 6455 §4.2.2 checks of a 101 response; an extension only when
+    one was offered (RFC 6455 §9.1)."""
     assert r.status == 101, r
     assert "websocket" in [t for t in r.tokens("Upgrade")], f"Upgrade header: {r!r}"
     assert "upgrade" in r.tokens("Connection"), f"Connection header: {r!r}"
     assert r.header("Sec-WebSocket-Accept") == accept_key(key), \
         f"accept {r.header('Sec-WebSocket-Accept')!r}, expected {accept_key(key)!r}"
     assert r.header("Sec-WebSocket-Protocol") is None, "subprotocol selected though none offered/supported"
-    assert r.header("Sec-WebSocket-Extensions") is None, "extension in 101 though none offered"
+    ext = r.header("Sec-WebSocket-Extensions")
+    assert ext is None or offered, "extension in 101 though none offered"
+    assert ext is None or ext.startswith("permessage-deflate;"), f"unexpected extension {ext!r}"
 
 
 def recv_until(ws, pred, timeout=5.0, what="message"):

@@ -10,7 +10,11 @@
  * frame for MessagePack that decodes (mp_to_json) to the same object, also
  * for a value nested as deep as JSON goes; deeper, both carry the same
  * string. key_hash: non-zero for keyed records, 0 for null keys, the same in
- * both formats, distinct for distinct channel or key. */
+ * both formats, distinct for distinct channel or key. Compressed
+ * (permessage-deflate): built at most once per format and window, the
+ * same pointer for every client of that kind, RSV1 and key_hash kept;
+ * a window of 0 is the plain frame; a record below --deflate-min-size
+ * shares the plain frame itself. */
 #include <stdlib.h>
 
 #include "check.h"
@@ -309,6 +313,35 @@ static void test_key_hash(void)
 	CHECKF(dup == 0 && zero == 0, "%d equal key hashes, %d zero", dup, zero);
 }
 
+static void test_deflated(void)
+{
+	char v[600];
+	size_t vl = 0;
+	while (vl + 30 < sizeof(v)) vl += (size_t)snprintf(v + vl, sizeof(v) - vl, "%s{\"px\":%zu}", vl ? "," : "[", vl);
+	v[vl++] = ']';
+	struct record r = rec("k", 1, v, vl);
+	struct envelope e;
+	envelope_init(&e, &r, "order", "ch", 9);
+	struct frame *j = envelope_frame(&e, 0);
+	CHECK(envelope_frame_for(&e, 0, 0) == j);
+	struct frame *z15 = envelope_frame_for(&e, 0, 15), *z10 = envelope_frame_for(&e, 0, 10);
+	struct frame *m15 = envelope_frame_for(&e, 1, 15);
+	CHECK(z15 && z10 && m15 && z15 != j && z10 != z15 && m15 != z15);
+	CHECK(envelope_frame_for(&e, 0, 15) == z15 && envelope_frame_for(&e, 0, 10) == z10 &&
+	      envelope_frame_for(&e, 1, 15) == m15);                       /* once per format and window */
+	CHECK(z15->refs == 1 && j->refs == 1);
+	CHECK(z15->data[0] == (0x80 | 0x40 | 1) && m15->data[0] == (0x80 | 0x40 | 2));
+	CHECK(z15->key_hash == j->key_hash && z15->key_hash != 0 && z15->len < j->len);
+	envelope_done(&e);
+
+	/* Short: every window gets the plain frame itself. */
+	struct record s = rec("k", 1, "{\"a\":1}", 7);
+	envelope_init(&e, &s, "order", "ch", 10);
+	j = envelope_frame(&e, 0);
+	CHECK(envelope_frame_for(&e, 0, 15) == j && envelope_frame_for(&e, 0, 9) == j && j->refs == 3);
+	envelope_done(&e);
+}
+
 int main(void)
 {
 	test_fields();
@@ -316,5 +349,6 @@ int main(void)
 	test_frames();
 	test_depth();
 	test_key_hash();
+	test_deflated();
 	return check_summary("envelope");
 }

@@ -4,7 +4,12 @@
  * against a model: the bytes the peer reads must be exactly the queued frames
  * in order (partial writes resume at the exact byte), every reference the
  * queue held is dropped, and the ring is freed when the queue drains;
- * outq_gather (TLS) handing out the same bytes in buffers of any size. */
+ * outq_gather (TLS) handing out the same bytes in buffers of any size.
+ * permessage-deflate: a frame's compressed twin (RSV1, the same opcode,
+ * kind and key_hash, a payload that zlib inflates back, `saved` exact),
+ * none below the minimum size or when compression does not shrink it,
+ * each window's output readable with that window; a shared body after a
+ * stored-block head inflates to head + body; `saved` summed by a write. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -14,8 +19,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "check.h"
 #include "frame.h"
+#include "pmd.h"
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 static uint32_t rnd(void)
@@ -471,6 +479,121 @@ static void test_gather(void)
 	}
 }
 
+/* A server frame's payload bounds: header length and payload length. */
+static size_t frame_payload(const struct frame *f, size_t *n)
+{
+	size_t hl = 2, len = f->data[1] & 0x7f;
+	if (len == 126) { hl = 4; len = (size_t)f->data[2] << 8 | f->data[3]; }
+	else if (len == 127) { hl = 10; len = 0; for (int i = 0; i < 8; i++) len = len << 8 | f->data[2 + i]; }
+	*n = len;
+	return hl;
+}
+
+/* Inflates a permessage-deflate payload with zlib itself (raw, window
+ * bits, the tail of RFC 7692 §7.2.2 appended) into out; its length, or -1. */
+static long zinflate(const unsigned char *p, size_t n, int bits, unsigned char *out, size_t cap)
+{
+	static const unsigned char tail[4] = { 0, 0, 0xff, 0xff };
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	if (inflateInit2(&z, -bits) != Z_OK) return -1;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	z.next_in = (Bytef *)(uintptr_t)p;
+	z.avail_in = (uInt)n;
+	int rc = inflate(&z, Z_SYNC_FLUSH);
+	if (rc == Z_OK || rc == Z_BUF_ERROR) {
+		z.next_in = (Bytef *)(uintptr_t)tail;
+		z.avail_in = 4;
+		rc = inflate(&z, Z_SYNC_FLUSH);
+	}
+	long got = (long)(cap - z.avail_out);
+	inflateEnd(&z);
+	return rc == Z_OK || rc == Z_BUF_ERROR || rc == Z_STREAM_END ? got : -1;
+}
+
+static void test_deflate(void)
+{
+	static char json[4000];
+	size_t jl = 0;
+	for (int i = 0; jl + 80 < sizeof(json); i++)
+		jl += (size_t)snprintf(json + jl, sizeof(json) - jl, "{\"symbol\":\"BTC/USDT\",\"price\":%d.25,\"side\":\"buy\"},", 43000 + i);
+	static unsigned char out[8192];
+	frame_deflate_min(256);
+	for (unsigned bits = PMD_MIN_BITS; bits <= PMD_MAX_BITS; bits++) {
+		struct frame *plain = frame_ws(WS_OP_TEXT, json, jl, FRAME_DATA);
+		plain->key_hash = 77;
+		struct frame *z = frame_deflate(plain, bits);
+		CHECKF(z != NULL, "bits %u", bits);
+		if (!z) { frame_unref(plain); continue; }
+		size_t n, hl = frame_payload(z, &n);
+		CHECK(z->data[0] == (0x80 | 0x40 | WS_OP_TEXT) && hl + n == z->len);
+		CHECK(z->kind == FRAME_DATA && z->key_hash == 77 && z->refs == 1 && !z->glued);
+		CHECKF(z->saved == plain->len - z->len && z->len * 2 < plain->len, "%u of %u bytes", z->len, plain->len);
+		long got = zinflate(z->data + hl, n, (int)bits, out, sizeof(out));
+		CHECK_MEM(out, got < 0 ? 0 : (size_t)got, json, jl);
+		CHECK(frame_deflate(z, bits) == NULL);   /* already compressed */
+		/* frame_for hands the twin in place of the plain reference. */
+		struct frame *f = frame_for(frame_ref(plain), bits);
+		CHECK(f != plain && (f->data[0] & 0x40) && plain->refs == 1);
+		frame_unref(f);
+		CHECK(frame_for(frame_ref(plain), 0) == plain && plain->refs == 2);
+		frame_unref(plain);
+		frame_unref(z);
+		frame_unref(plain);
+	}
+	/* Below the minimum, and incompressible bytes: the plain frame goes. */
+	struct frame *small = frame_ws(WS_OP_TEXT, json, 255, FRAME_REPLY);
+	CHECK(frame_deflate(small, 15) == NULL && frame_for(frame_ref(small), 15) == small);
+	frame_unref(small);
+	frame_unref(small);
+	frame_deflate_min(0);
+	unsigned char noise[600];
+	for (size_t i = 0; i < sizeof(noise); i++) noise[i] = (unsigned char)(rnd() >> 24);
+	struct frame *nf = frame_ws(WS_OP_BINARY, noise, sizeof(noise), FRAME_DATA);
+	CHECK(frame_deflate(nf, 15) == NULL);
+	frame_unref(nf);
+	struct frame *tiny = frame_ws(WS_OP_TEXT, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 40, FRAME_REPLY);
+	struct frame *tz = frame_deflate(tiny, 15);
+	CHECK(tz && (tz->data[0] & 0x40) && tz->kind == FRAME_REPLY);   /* 0: whatever shrinks */
+	frame_unref(tz);
+	frame_unref(tiny);
+	frame_deflate_min(256);
+
+	/* A shared body after each client's stored-block head. */
+	struct frame *body = frame_new(jl, FRAME_CONTROL);
+	memcpy(body->data, json, jl);
+	body->glued = 1;
+	struct frame *zb = frame_deflate_body(body, 15);
+	CHECK(zb && zb->glued && zb->kind == FRAME_CONTROL && zb->saved == body->len - zb->len - PMD_STORED_OVERHEAD);
+	if (zb) {
+		static unsigned char msg[8192];
+		const char head[] = "{\"type\":\"update\",\"seq\":7,";
+		size_t m = pmd_stored_block(msg, head, sizeof(head) - 1);
+		memcpy(msg + m, zb->data, zb->len);
+		long got = zinflate(msg, m + zb->len, 15, out, sizeof(out));
+		CHECK(got == (long)(sizeof(head) - 1 + jl) && memcmp(out, head, sizeof(head) - 1) == 0 &&
+		      memcmp(out + sizeof(head) - 1, json, jl) == 0);
+	}
+	frame_unref(zb);
+	frame_unref(body);
+
+	/* A write sums what the frames it finished saved. */
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	struct outq q = { 0 };
+	struct frame *pf = frame_ws(WS_OP_TEXT, json, jl, FRAME_DATA), *zf = frame_deflate(pf, 15);
+	uint32_t saved = zf ? zf->saved : 0;
+	CHECK(zf && outq_push(&q, zf) == 0 && outq_push(&q, frame_ref(pf)) == 0);
+	struct outq_done done = { 0, 0 };
+	CHECK(outq_write(&q, sv[0], &done) > 0 && q.count == 0);
+	CHECK(done.data == 2 && done.saved == saved && saved > 0);
+	frame_unref(pf);
+	close(sv[0]);
+	close(sv[1]);
+	pmd_free();
+}
+
 int main(void)
 {
 	test_refs();
@@ -482,5 +605,6 @@ int main(void)
 	test_zero_length();
 	test_glued();
 	test_gather();
+	test_deflate();
 	return check_summary("frame");
 }

@@ -2,7 +2,10 @@
  * RFC 6455 §4.1 forbids; client frame headers of every length encoding fed byte by
  * byte from exact-size buffers; every header-level protocol error (-1002);
  * unmasking against a naive loop, whole and in pieces at every offset; the
- * server header encoder decoded back; close codes checked exhaustively. */
+ * server header encoder decoded back; close codes checked exhaustively;
+ * the reserved bits: RSV1 reported on data and continuation frames (the
+ * session decides, knowing whether permessage-deflate was negotiated, RFC
+ * 7692 §6), refused on control frames, RSV2 and RSV3 refused always. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -118,8 +121,8 @@ static void header_ok(int fin, unsigned op, uint64_t len, int line)
 	       line, (unsigned long long)len, r, f.hdr_len, n);
 	CHECKF(f.len == len, "line %d: payload length %llu, want %llu", line,
 	       (unsigned long long)f.len, (unsigned long long)len);
-	CHECKF(f.fin == (unsigned)!!fin && f.opcode == op && f.masked == 1, "line %d: fin %u op %u masked %u",
-	       line, f.fin, f.opcode, f.masked);
+	CHECKF(f.fin == (unsigned)!!fin && f.opcode == op && f.masked == 1 && f.rsv1 == 0,
+	       "line %d: fin %u op %u masked %u rsv1 %u", line, f.fin, f.opcode, f.masked, f.rsv1);
 	CHECK_MEM(f.mask, 4, mask, 4);
 	/* Payload bytes after the header do not change the answer. */
 	memset(b + n, 0xff, 8);
@@ -169,7 +172,8 @@ static void test_parse_header(void)
 	}
 
 	/* Reserved bits (RFC 6455 §5.2): RSV2 and RSV3 always, RSV1 on a
-	 * control frame (RFC 7692 §6.1); RSV1 on a data frame is reported. */
+	 * control frame (RFC 7692 §6.1); RSV1 on a data frame is reported
+	 * (every opcode and length: test_rsv). */
 	{
 		struct ws_frame f;
 		const unsigned char z[6] = { 0xc1, 0x80, 1, 2, 3, 4 }, plain[6] = { 0x81, 0x80, 1, 2, 3, 4 };
@@ -205,6 +209,100 @@ static void test_parse_header(void)
 	/* 64-bit length with the most significant bit set (RFC 6455 §5.2). */
 	HBAD(0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4);
 	HBAD(0x82, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4);
+}
+
+/* ---- reserved bits ------------------------------------------------------ */
+
+/* A data or continuation frame with RSV1: parsed whole, RSV1 reported,
+ * every prefix still waiting for bytes. */
+static void rsv1_ok(int fin, unsigned op, uint64_t len, int line)
+{
+	static const unsigned char mask[4] = { 0xa1, 0x00, 0x5c, 0xff };
+	unsigned char b[WS_MAX_HEADER + 8];
+	size_t n = client_hdr(b, fin, op, len, mask);
+	struct ws_frame f;
+
+	b[0] |= 0x40;
+	for (size_t k = 0; k < n; k++) {
+		int r = parse_exact(b, k, &f);
+		if (r != 0) { CHECKF(0, "line %d: prefix %zu/%zu gave %d, want 0", line, k, n, r); return; }
+	}
+	memset(&f, 0xee, sizeof(f));
+	int r = parse_exact(b, n, &f);
+	CHECKF(r == (int)n && f.hdr_len == n && f.len == len && f.rsv1 == 1 && f.fin == (unsigned)!!fin &&
+	       f.opcode == op && f.masked == 1,
+	       "line %d: op %u fin %d len %llu gave %d rsv1 %u fin %u op %u len %llu", line, op, fin,
+	       (unsigned long long)len, r, f.rsv1, f.fin, f.opcode, (unsigned long long)f.len);
+	CHECK_MEM(f.mask, 4, mask, 4);
+	/* And the same header without RSV1 reports it clear over a poisoned struct. */
+	b[0] &= (unsigned char)~0x40;
+	memset(&f, 0xff, sizeof(f));
+	CHECKF(parse_exact(b, n, &f) == (int)n && f.rsv1 == 0, "line %d: rsv1 %u without the bit", line, f.rsv1);
+}
+
+static void test_rsv(void)
+{
+	static const uint64_t lens[] = { 0, 1, 125, 126, 65535, 65536, (1ull << 32) + 5 };
+	static const unsigned data_ops[] = { WS_OP_TEXT, WS_OP_BINARY, WS_OP_CONT };
+	static const unsigned control_ops[] = { WS_OP_CLOSE, WS_OP_PING, WS_OP_PONG };
+	static const unsigned char mask[4] = { 1, 2, 3, 4 };
+
+	/* RSV1 on text, binary and continuation frames, FIN set or not, every
+	 * length encoding (the session refuses it on a continuation, RFC 7692 §6.1). */
+	for (size_t i = 0; i < sizeof(data_ops) / sizeof(data_ops[0]); i++)
+		for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+			rsv1_ok(1, data_ops[i], lens[l], __LINE__);
+			rsv1_ok(0, data_ops[i], lens[l], __LINE__);
+		}
+	/* RFC 7692 §7.2.3.1's compressed "Hello" frame, masked as RFC 6455 §5.7 does. */
+	{
+		static const unsigned char hello[] = { 0xc1, 0x87, 0x37, 0xfa, 0x21, 0x3d, 0xc5, 0xb2, 0xec, 0xf4,
+						       0xfe, 0xfd, 0x21 };
+		unsigned char p[7];
+		struct ws_frame f;
+		CHECK(ws_parse_header(hello, sizeof(hello), &f) == 6 && f.rsv1 && f.fin && f.opcode == WS_OP_TEXT &&
+		      f.len == 7);
+		memcpy(p, hello + 6, 7);
+		ws_unmask(p, 7, f.mask, 0);
+		CHECK_MEM(p, 7, "\xf2\x48\xcd\xc9\xc9\x07\x00", 7);
+	}
+
+	/* RSV2 and RSV3, alone or with RSV1, on every opcode: -1002. */
+	for (unsigned bits = 1; bits < 8; bits++) {
+		unsigned rsv = bits << 4;                    /* 0x10 RSV3, 0x20 RSV2, 0x40 RSV1 */
+		if (rsv == 0x40) continue;
+		for (size_t i = 0; i < 3; i++)
+			for (size_t l = 0; l < 3; l++) {
+				unsigned char b[WS_MAX_HEADER];
+				size_t n = client_hdr(b, (int)(l & 1), data_ops[i], lens[l * 2], mask);
+				b[0] |= (unsigned char)rsv;
+				header_bad(b, n, __LINE__);
+			}
+		for (size_t i = 0; i < 3; i++) {
+			unsigned char b[WS_MAX_HEADER];
+			size_t n = client_hdr(b, 1, control_ops[i], 2, mask);
+			b[0] |= (unsigned char)rsv;
+			header_bad(b, n, __LINE__);
+		}
+	}
+	/* RSV1 on close, ping and pong: -1002 (RFC 7692 §6: only data messages
+	 * are compressed), at every legal control length. */
+	for (size_t i = 0; i < 3; i++)
+		for (uint64_t l = 0; l <= 125; l += 25) {
+			unsigned char b[WS_MAX_HEADER];
+			size_t n = client_hdr(b, 1, control_ops[i], l, mask);
+			b[0] |= 0x40;
+			header_bad(b, n, __LINE__);
+		}
+	HBAD(0xc8, 0x82, 1, 2, 3, 4);        /* close */
+	HBAD(0xc9, 0x80, 1, 2, 3, 4);        /* ping */
+	HBAD(0xca, 0x80, 1, 2, 3, 4);        /* pong */
+	HBAD(0x49, 0x80, 1, 2, 3, 4);        /* ping, FIN clear too */
+	/* RSV1 does not rescue an otherwise bad header. */
+	HBAD(0xc1, 0x05, 'H', 'e', 'l', 'l', 'o');          /* unmasked */
+	HBAD(0xc3, 0x80, 1, 2, 3, 4);                       /* reserved opcode */
+	HBAD(0xcb, 0x80, 1, 2, 3, 4);
+	HBAD(0xc2, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4);
 }
 
 /* ---- unmasking ------------------------------------------------------------- */
@@ -353,6 +451,7 @@ int main(void)
 {
 	test_accept();
 	test_parse_header();
+	test_rsv();
 	test_unmask();
 	test_encode();
 	test_close_codes();

@@ -80,9 +80,14 @@ async function consoleTest() {
   check(url === base.replace(/^http/, 'ws') + '/ws', 'WebSocket URL defaults to this host', url);
   await page.waitForSelector('#status[data-state="open"]', { timeout: 10000 });
   check(true, 'status shows the connection open', await page.textContent('#status'));
+  // Chromium offers permessage-deflate: the status says it was negotiated
+  check(/^connected · deflate$/.test(await page.textContent('#status')),
+        'status shows the connection negotiated deflate', await page.textContent('#status'));
 
   // the /stats panel fills in, and lists the demo's channel as a quick button
   await page.waitForSelector('#stats dd[data-k="clients"]', { timeout: 6000 });
+  await page.waitForSelector('#stats dd[data-k="compression_ratio"]', { timeout: 6000 });
+  check(true, 'stats panel shows the compression ratio');
   await page.waitForSelector('#channels button[data-channel="dashboard"]', { timeout: 6000 });
   check(true, 'stats panel shows clients and the dashboard channel button');
   // the footer names the version and the build target (architecture, libc)
