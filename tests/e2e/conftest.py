@@ -702,7 +702,7 @@ class BulkReader:
         buf = bytearray(self.ws.buf)
         self.ws.buf = b""
         pos = 0
-        frag_op, frags = None, []
+        frag_op, frags, frag_z = None, [], False
         try:
             sock.settimeout(0.1)
             while not self._stop.is_set():
@@ -737,10 +737,14 @@ class BulkReader:
                         self.closed = (code, payload[2:].decode("utf-8", "replace"))
                         return
                     if op != wsutil.OP_CONT:
-                        frag_op, frags = op, []
+                        # RSV1: compressed (permessage-deflate, RFC 7692 §6)
+                        frag_op, frags, frag_z = op, [], bool(b0 & 0x40)
+                        assert not (b0 & 0x30) and (not frag_z or self.ws.deflate), f"RSV bits {b0:#x}"
                     frags.append(payload)
                     if fin:
                         whole = b"".join(frags)
+                        if frag_z:
+                            whole = wsutil.inflate_message(whole)
                         obj = decode_message(frag_op, whole) if self.decode else None
                         with self._lock:
                             self.msgs.append((time.monotonic(), frag_op, whole, obj))

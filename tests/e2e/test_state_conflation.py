@@ -160,7 +160,8 @@ def test_slow_client_conflate_keeps_newest_per_key(mock_kafka, kafka_bridge):
     mk = mock_kafka({"sc": 1})
     srv = kafka_bridge(mk, "-t", "sc=scc", "--slow-client", "conflate", "--client-queue", "32")
     from wsutil import WS
-    c = srv.track(WS.connect(srv.port, "/ws", rcvbuf=4096))
+    # Uncompressed: the padded records would compress into the buffers it stalls.
+    c = srv.track(WS.connect(srv.port, "/ws", rcvbuf=4096, offer=False))
     ws_subscribe(c, {"type": "subscribe", "channel": "scc"})
     time.sleep(0.5)
     N = 20000

@@ -211,12 +211,12 @@ class StateClient:
     """A raw WebSocket client (wsutil) that reads everything in a thread
     (BulkReader) and applies snapshot/update messages the plan's way."""
 
-    def __init__(self, srv, query, name=None, rcvbuf=None, read=True):
+    def __init__(self, srv, query, name=None, rcvbuf=None, read=True, offer=None):
         self.srv = srv
         self.query = query
         self.fmt = "msgpack" if "format=msgpack" in query else "json"
         self.name = name or query
-        self.ws = srv.ws(path="/ws?" + query, rcvbuf=rcvbuf)
+        self.ws = srv.ws(path="/ws?" + query, rcvbuf=rcvbuf, offer=offer)
         self.reader = BulkReader(self.ws, self.name) if read else None
 
     def start_reading(self):
@@ -1187,7 +1187,8 @@ def test_slow_client_gets_fresh_snapshot(mock_kafka, kafka_bridge):
                        "--client-rate", "1000000")
     for fmt in ("json", "msgpack"):
         fast = StateClient(srv, f"type=tui&format={fmt}", f"fast-{fmt}")
-        slow = StateClient(srv, f"type=tui&format={fmt}", f"slow-{fmt}", rcvbuf=4096, read=False)
+        # Uncompressed: compressed, the changes would fit the buffers it stalls.
+        slow = StateClient(srv, f"type=tui&format={fmt}", f"slow-{fmt}", rcvbuf=4096, read=False, offer=False)
         fast.subscribe(["m", "l"])
         slow.subscribe(["m", "l"])
         # Read the ack and the first snapshot, then stop reading.

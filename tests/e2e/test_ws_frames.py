@@ -49,7 +49,7 @@ def test_unmasked_control_frame_1002(server):
 
 @pytest.mark.parametrize("rsv", [1, 2, 4, 7])
 def test_reserved_bits_1002(server, rsv):
-    c = server.ws()
+    c = server.ws(offer=False)      # RSV1 (4) is allowed once permessage-deflate is negotiated
     c.send_frame(OP_TEXT, PING, rsv=rsv)
     c.expect_close(1002)
 

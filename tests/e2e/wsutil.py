@@ -289,14 +289,16 @@ def offers_extension(headers):
     return any(k.lower() == "sec-websocket-extensions" for k, _ in headers)
 
 
-def upgrade_headers(key=None, version="13", origin=None, extra=None):
+def upgrade_headers(key=None, version="13", origin=None, extra=None, offer=None):
+    """offer: False never offers permessage-deflate; None offers it in the
+    e2e-deflate suite when extra names no extension."""
     h = [("Upgrade", "websocket"), ("Connection", "Upgrade"),
          ("Sec-WebSocket-Key", key if key is not None else new_key()),
          ("Sec-WebSocket-Version", version)]
     if origin is not None:
         h.append(("Origin", origin))
     h += list(extra or [])
-    if OFFER_DEFLATE and not offers_extension(h):
+    if OFFER_DEFLATE and offer is None and not offers_extension(h):
         h.append(("Sec-WebSocket-Extensions", DEFLATE_OFFER))
     return h
 
@@ -365,14 +367,14 @@ class WS(Conn):
 
     @classmethod
     def connect(cls, port, path="/ws", key=None, headers=None, timeout=DEFAULT_TIMEOUT,
-                rcvbuf=None, early=b"", ssl=None):
+                rcvbuf=None, early=b"", ssl=None, offer=None):
         """Opens a connection and completes the handshake, asserting a 101
         with a correct accept key. `early` bytes are sent in the same write
         as the request (frames sent before the 101 arrives)."""
         c = cls(tcp_connect(port, timeout, rcvbuf, ssl=ssl))
         try:
             key = key or new_key()
-            hs = upgrade_headers(key=key, extra=headers)
+            hs = upgrade_headers(key=key, extra=headers, offer=offer)
             c.send(build_request("GET", path, hs) + early)
             r = c.read_response(head=True, timeout=timeout)
             assert r.status == 101, f"upgrade failed: {r!r}"
