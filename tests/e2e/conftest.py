@@ -138,6 +138,11 @@ class Server:
     def rss(self):
         """VmRSS in bytes: of the process, and with --workers of the master
         and every worker (their clients are in the workers)."""
+        return self.status_total("VmRSS")
+
+    def status_total(self, field):
+        """A /proc/PID/status field in kB (VmRSS, VmHWM, ...) in bytes,
+        summed over the process and its workers."""
         pids = [self.pid]
         try:
             with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
@@ -147,7 +152,7 @@ class Server:
         total = 0
         for pid in pids:
             with open(f"/proc/{pid}/status") as f:
-                total += next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS:"))
+                total += next(int(l.split()[1]) * 1024 for l in f if l.startswith(field + ":"))
         return total
 
     def log(self):
@@ -744,7 +749,7 @@ class BulkReader:
                     if fin:
                         whole = b"".join(frags)
                         if frag_z:
-                            whole = wsutil.inflate_message(whole)
+                            whole = wsutil.pmd_inflate(whole, self.ws.bits)
                         obj = decode_message(frag_op, whole) if self.decode else None
                         with self._lock:
                             self.msgs.append((time.monotonic(), frag_op, whole, obj))

@@ -20,6 +20,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -117,19 +118,29 @@ def byte_counters(port):
     return tuple(out)
 
 
-def peak_rss(srv):
-    """VmHWM (peak resident set) of kbridge and its workers, in bytes."""
-    pids = [srv.pid]
+def run_peer(cmd, produce, relay, open_timeout, result_timeout, **kw):
+    """Runs a peer script (Node, or Node driving Chromium) in its own
+    process group: it prints {"open":true} once connected, then, after
+    produce() ran, one result line. Returns (that line or None, stderr's
+    tail); the group is killed and the relay closed whatever happens."""
+    p = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         stdin=subprocess.DEVNULL, start_new_session=True, **kw)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(ln) for ln in p.stdout] + [lines.put(None)],
+                     daemon=True).start()
     try:
-        with open(f"/proc/{srv.pid}/task/{srv.pid}/children") as f:
-            pids += [int(p) for p in f.read().split()]
-    except OSError:
-        pass
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/status") as f:
-            total += next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
-    return total
+        first = lines.get(timeout=open_timeout)
+        assert first and json.loads(first).get("open"), \
+            f"{cmd[1]}: {first!r} {p.stderr.read()[-3000:] if first is None else ''}"
+        produce()
+        last = lines.get(timeout=result_timeout)
+        p.wait(10)
+    finally:
+        if p.poll() is None:           # node and any browser it started
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)
+        relay.close()
+    return last, p.stderr.read()[-3000:]
 
 
 # ---------------------------------------------------------------- real peers
@@ -183,26 +194,10 @@ def test_node_ws_negotiates_and_reads_records(mock_kafka, kafka_bridge):
     mk, srv = pmd_bridge(mock_kafka, kafka_bridge)
     relay = FrameRelay(srv.port)
     values = [big_record(0), small_record(1), big_record(2)]
-    p = subprocess.Popen(["node", os.path.join(HERE, "deflate_node.js"),
+    last, err = run_peer(["node", os.path.join(HERE, "deflate_node.js"),
                           f"ws://127.0.0.1:{relay.port}/ws?channel=pmd", str(len(values))],
-                         cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         stdin=subprocess.DEVNULL)
-    lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(ln) for ln in p.stdout] + [lines.put(None)],
-                     daemon=True).start()
-    try:
-        first = lines.get(timeout=10)
-        assert first and json.loads(first).get("open"), f"node: {first!r} {p.stderr.read() if first is None else ''}"
-        for v in values:
-            mk.produce("pmd", v, key="n")
-        last = lines.get(timeout=20)
-        p.wait(5)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait(5)
-        relay.close()
-    assert last, f"node printed no result; stderr: {p.stderr.read()}"
+                         lambda: [mk.produce("pmd", v, key="n") for v in values], relay, 10, 20)
+    assert last, f"node printed no result; stderr: {err}"
     res = json.loads(last)
     assert res["ok"], res
     assert res["answer"] == PMD_ANSWER, res["answer"]
@@ -411,7 +406,7 @@ def test_zip_bomb_closes_1009_and_memory_stays_bounded(server):
     assert len(bomb) < 12000
     c = pmd(server)
     c.ping_ok()
-    rss0, peak0 = server.rss(), peak_rss(server)
+    rss0, peak0 = server.rss(), server.status_total("VmHWM")
     for _ in range(3):
         c = pmd(server)
         c.send_compressed(OP_TEXT, bomb)
@@ -420,7 +415,7 @@ def test_zip_bomb_closes_1009_and_memory_stays_bounded(server):
     c = pmd(server)
     c.send_compressed(OP_BINARY, bomb, fragments=4)
     c.expect_close(1009)
-    grew, peak_grew = server.rss() - rss0, peak_rss(server) - peak0
+    grew, peak_grew = server.rss() - rss0, server.status_total("VmHWM") - peak0
     if not is_sanitized_build():
         # inflating 10 MB anywhere would raise the peak by ~10 MB
         assert peak_grew < (6 << 20), f"peak RSS grew {peak_grew >> 10} KiB inflating a zip bomb"

@@ -7,13 +7,9 @@ installed on demand as in test_console.py; without them the test skips.
 """
 import json
 import os
-import queue
-import signal
-import subprocess
-import threading
 
 from test_console import CHROMIUM, need_browser
-from test_deflate import check_wire
+from test_deflate import check_wire, run_peer
 from wsutil import OP_TEXT, PMD_ANSWER, FrameRelay
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,27 +23,11 @@ def test_chromium_negotiates_and_reads_compressed_records(mock_kafka, kafka_brid
     relay = FrameRelay(srv.port)
     values = ['{"i":0}', json.dumps({"i": 1, "text": " ".join(["chromium record"] * 200)}),
               '{"i":2}', json.dumps({"i": 3, "list": list(range(800))})]
-    p = subprocess.Popen(["node", SCRIPT, f"http://127.0.0.1:{srv.port}/health",
+    last, err = run_peer(["node", SCRIPT, f"http://127.0.0.1:{srv.port}/health",
                           f"ws://127.0.0.1:{relay.port}/ws?channel=pmd", str(len(values))],
-                         cwd=HERE, env=dict(os.environ, CHROMIUM=CHROMIUM), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-                         start_new_session=True)
-    lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(ln) for ln in p.stdout] + [lines.put(None)],
-                     daemon=True).start()
-    try:
-        first = lines.get(timeout=40)
-        assert first and json.loads(first).get("open"), f"browser: {first!r}"
-        for v in values:
-            mk.produce("pmd", v, key="b")
-        last = lines.get(timeout=40)
-        p.wait(10)
-    finally:
-        if p.poll() is None:           # node and the browser it started
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(10)
-        relay.close()
-    assert last, f"browser script printed no result; stderr: {p.stderr.read()[-3000:]}"
+                         lambda: [mk.produce("pmd", v, key="b") for v in values], relay, 40, 40,
+                         env=dict(os.environ, CHROMIUM=CHROMIUM))
+    assert last, f"browser script printed no result; stderr: {err}"
     res = json.loads(last)
     assert res["ok"], res
     # the page's ws.extensions is what kbridge answered

@@ -282,7 +282,6 @@ def get_json(port, path="/health", timeout=DEFAULT_TIMEOUT, ssl=None):
 # no extension offers permessage-deflate, and WS inflates what comes back.
 OFFER_DEFLATE = os.environ.get("KBRIDGE_TEST_DEFLATE") == "1"
 DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"
-DEFLATE_TAIL = b"\x00\x00\xff\xff"   # RFC 7692 §7.2.2
 
 
 def offers_extension(headers):
@@ -301,16 +300,6 @@ def upgrade_headers(key=None, version="13", origin=None, extra=None, offer=None)
     if OFFER_DEFLATE and offer is None and not offers_extension(h):
         h.append(("Sec-WebSocket-Extensions", DEFLATE_OFFER))
     return h
-
-
-def inflate_message(payload):
-    """A permessage-deflate message's payload inflated (RFC 7692 §7.2.2):
-    kbridge compresses without context takeover, so every message inflates
-    on its own; nothing may follow the data."""
-    d = zlib.decompressobj(-15)
-    out = d.decompress(payload + DEFLATE_TAIL) + d.flush(zlib.Z_SYNC_FLUSH)
-    assert not d.unused_data, f"bytes after the compressed data: {d.unused_data[:40]!r}"
-    return out
 
 
 # ---------------------------------------------------------------- frames
@@ -362,8 +351,15 @@ class Frame:
 
 class WS(Conn):
     """A raw WebSocket client. `deflate`: the 101 accepted
-    permessage-deflate; messages with RSV1 are then inflated."""
+    permessage-deflate; a message whose first frame has RSV1 then comes
+    back inflated with the server's window (`bits`), and .last_compressed /
+    .last_wire_len tell how the last message came. With .frames a list,
+    every server frame's (opcode, fin, rsv, wire payload length) goes in."""
     deflate = False
+    bits = 15
+    frames = None
+    last_compressed = None
+    last_wire_len = None
 
     @classmethod
     def connect(cls, port, path="/ws", key=None, headers=None, timeout=DEFAULT_TIMEOUT,
@@ -380,7 +376,9 @@ class WS(Conn):
             assert r.status == 101, f"upgrade failed: {r!r}"
             check_101(r, key, offered=offers_extension(hs))
             c.handshake = r
-            c.deflate = (r.header("Sec-WebSocket-Extensions") or "").startswith("permessage-deflate")
+            answer = pmd_params(r.header("Sec-WebSocket-Extensions"))
+            c.deflate = answer is not None
+            c.bits = int(answer.get("server_max_window_bits", 15)) if answer else 15
         except BaseException:
             c.close()
             raise
@@ -409,17 +407,21 @@ class WS(Conn):
         elif n == 127:
             n = struct.unpack("!Q", self.read_exact(8, left()))[0]
         assert not masked, "server frame is masked (RFC 6455 §5.1 forbids it)"
-        # RFC 7692 §6.1: RSV1 only with permessage-deflate, on a data frame.
-        assert rsv == 0 or (rsv == 4 and self.deflate and op in (OP_TEXT, OP_BINARY)), \
-            f"server frame (opcode {op:#x}) has RSV bits {rsv:#x}" + ("" if self.deflate else " without a negotiated extension")
+        assert rsv & 3 == 0, f"server frame has RSV2/RSV3 set: {rsv:#x}"
+        if rsv & 4:   # RFC 7692 §6.1: only with permessage-deflate, on a message's first frame
+            assert self.deflate, "server frame has RSV1 though deflate was not negotiated"
+            assert op in (OP_TEXT, OP_BINARY), f"RSV1 on a server frame of opcode {op:#x}"
         assert n < (64 << 20), f"absurd server frame length {n}"
-        return Frame(bool(fin), rsv, op, self.read_exact(n, left()))
+        f = Frame(bool(fin), rsv, op, self.read_exact(n, left()))
+        if self.frames is not None:
+            self.frames.append((op, bool(fin), rsv, n))
+        return f
 
     def recv_message(self, timeout=DEFAULT_TIMEOUT, auto_pong=True, on_control=None):
         """Next complete data message as (opcode, payload). Pings are answered
         (auto_pong) and passed to on_control; a close frame raises CloseFrame."""
         deadline = time.monotonic() + timeout
-        op, parts, z = None, [], False
+        op, parts, compressed = None, [], False
         while True:
             f = self.recv_frame(max(0.001, deadline - time.monotonic()))
             if f.opcode >= 0x8:
@@ -433,12 +435,14 @@ class WS(Conn):
                 continue
             if op is None:
                 assert f.opcode in (OP_TEXT, OP_BINARY), f"server sent bad first frame {f!r}"
-                op, z = f.opcode, f.rsv == 4
+                op, compressed = f.opcode, bool(f.rsv & 4)
             else:
                 assert f.opcode == OP_CONT, f"server interleaved data frames {f!r}"
             parts.append(f.payload)
             if f.fin:
-                return op, inflate_message(b"".join(parts)) if z else b"".join(parts)
+                payload = b"".join(parts)
+                self.last_compressed, self.last_wire_len = compressed, len(payload)
+                return op, pmd_inflate(payload, self.bits) if compressed else payload
 
     def recv_json(self, timeout=DEFAULT_TIMEOUT, **kw):
         op, payload = self.recv_message(timeout, **kw)
@@ -595,15 +599,8 @@ def pmd_params(value):
 
 
 class PmdWS(WS):
-    """A raw WebSocket client that may offer permessage-deflate. Server
-    frames are checked as WS does, except that RSV1 is allowed on the first
-    frame of a data message when deflate was negotiated (and never on a
-    control or continuation frame, nor RSV2/RSV3). Every server frame's
-    (opcode, fin, rsv, wire payload length) is kept in .frames; a
-    compressed message is inflated with the negotiated server window, and
-    .last_compressed / .last_wire_len tell how the last message came."""
-
-    frames = None
+    """A raw WebSocket client that offers exactly what it is told to (WS
+    reads what comes back), keeping every server frame in .frames."""
 
     @classmethod
     def open_pmd(cls, port, path="/ws", offers=(PMD_NAME,), headers=None, timeout=DEFAULT_TIMEOUT,
@@ -630,65 +627,13 @@ class PmdWS(WS):
             c.pmd = pmd_params(c.answer)
             if c.pmd is not None:
                 assert c.pmd[""] == PMD_NAME, r
+            c.deflate = c.pmd is not None
             c.bits = int(c.pmd.get("server_max_window_bits", 15)) if c.pmd else None
             c.frames = []
-            c.last_compressed = None
-            c.last_wire_len = None
         except BaseException:
             c.close()
             raise
         return c
-
-    def recv_frame(self, timeout=DEFAULT_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        left = lambda: max(0.001, deadline - time.monotonic())
-        h = self.read_exact(2, left())
-        fin, rsv, op = h[0] >> 7, (h[0] >> 4) & 7, h[0] & 0xF
-        masked, n = h[1] >> 7, h[1] & 0x7F
-        if n == 126:
-            n = struct.unpack("!H", self.read_exact(2, left()))[0]
-        elif n == 127:
-            n = struct.unpack("!Q", self.read_exact(8, left()))[0]
-        assert not masked, "server frame is masked (RFC 6455 §5.1 forbids it)"
-        assert rsv & 3 == 0, f"server frame has RSV2/RSV3 set: {rsv:#x}"
-        if rsv & 4:
-            assert self.pmd is not None, "server frame has RSV1 though deflate was not negotiated"
-            assert op in (OP_TEXT, OP_BINARY), \
-                f"RSV1 on a server frame of opcode {op:#x} (RFC 7692 §6: only a message's first frame)"
-        assert n < (64 << 20), f"absurd server frame length {n}"
-        f = Frame(bool(fin), rsv, op, self.read_exact(n, left()))
-        if self.frames is not None:
-            self.frames.append((op, bool(fin), rsv, n))
-        return f
-
-    def recv_message(self, timeout=DEFAULT_TIMEOUT, auto_pong=True, on_control=None):
-        """As WS.recv_message; a message whose first frame has RSV1 comes
-        back inflated."""
-        deadline = time.monotonic() + timeout
-        op, parts, compressed = None, [], False
-        while True:
-            f = self.recv_frame(max(0.001, deadline - time.monotonic()))
-            if f.opcode >= 0x8:
-                if on_control:
-                    on_control(f)
-                if f.opcode == OP_PING and auto_pong:
-                    self.send_frame(OP_PONG, f.payload)
-                elif f.opcode == OP_CLOSE:
-                    code, reason = f.close_code()
-                    raise CloseFrame(code, reason)
-                continue
-            if op is None:
-                assert f.opcode in (OP_TEXT, OP_BINARY), f"server sent bad first frame {f!r}"
-                op, compressed = f.opcode, bool(f.rsv & 4)
-            else:
-                assert f.opcode == OP_CONT, f"server interleaved data frames {f!r}"
-            parts.append(f.payload)
-            if f.fin:
-                payload = b"".join(parts)
-                self.last_compressed, self.last_wire_len = compressed, len(payload)
-                if compressed:
-                    payload = pmd_inflate(payload, self.bits)
-                return op, payload
 
     def send_deflated(self, opcode, data, fragments=1, between=None, final=False, bits=15,
                       rsv_more=0):
