@@ -254,12 +254,12 @@ static int write_queue(struct client *c)
 	ssize_t w = outq_write(&c->q, c->fd, &done);
 	int err = errno;
 	metrics_add(M_MESSAGES_OUT, done.data);
-	metrics_add(M_BYTES_UNCOMPRESSED, (w > 0 ? (uint64_t)w : 0) + done.saved);
 	if (w < 0) {
 		client_kill(c, strerror(err));
 		return -1;
 	}
 	metrics_add(M_BYTES_OUT, (uint64_t)w);
+	metrics_add(M_BYTES_UNCOMPRESSED, (uint64_t)w + done.saved);
 	return 0;
 }
 

@@ -128,8 +128,10 @@ struct frame *envelope_frame_for(struct envelope *e, int msgpack, unsigned zbits
 {
 	struct frame *f = envelope_frame(e, msgpack);
 	if (!f || !zbits) return f;
-	struct frame **z = &e->zframe[msgpack ? 1 : 0][zbits - PMD_MIN_BITS];
-	if (!*z) *z = frame_for(frame_ref(f), zbits);
+	/* Every window the message fits in shares one copy (pmd_window). */
+	unsigned w = pmd_window(zbits, f->len);
+	struct frame **z = &e->zframe[msgpack ? 1 : 0][w - PMD_MIN_BITS];
+	if (!*z) *z = frame_for(frame_ref(f), w);
 	return *z;
 }
 

@@ -26,9 +26,10 @@ struct envelope {
 	struct jbuf text;         /* the JSON envelope, built on first need */
 	struct frame *frame[2];   /* [0] JSON, [1] MessagePack, built on first need */
 	unsigned failed;          /* bit i: frame[i] could not be built (memory, size) */
-	/* Each format compressed for each window a client negotiated
-	 * (permessage-deflate), on first need: the compressed twin, or a
-	 * reference to the plain frame when compression does not pay. */
+	/* Each format compressed for each window in use (permessage-deflate;
+	 * pmd_window: the smallest that reaches across the message), on first
+	 * need: the compressed twin, or a reference to the plain frame when
+	 * compression does not pay. */
 	struct frame *zframe[2][PMD_VARIANTS];
 };
 

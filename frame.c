@@ -85,9 +85,10 @@ struct frame *frame_deflate(const struct frame *plain, unsigned bits)
 	uint64_t n = d[1] & 0x7f;
 	if (n == 126) { hl = 4; n = (uint64_t)d[2] << 8 | d[3]; }
 	else if (n == 127) { hl = 10; n = 0; for (int i = 0; i < 8; i++) n = n << 8 | d[2 + i]; }
-	if (hl + n != plain->len || n < deflate_min || (d[0] & 0x70)) return NULL;
+	/* Never a control frame (RFC 7692 §6.1), nor one compressed already. */
+	if (hl + n != plain->len || n < deflate_min || (d[0] & 0x78)) return NULL;
 	const unsigned char *z;
-	ssize_t zn = pmd_deflate(bits, d + hl, (size_t)n, &z);
+	ssize_t zn = pmd_deflate(pmd_window(bits, (size_t)n), d + hl, (size_t)n, &z);
 	if (zn < 0) return NULL;
 	size_t total = ws_header_len((uint64_t)zn) + (size_t)zn;
 	if (total >= plain->len) return NULL;   /* incompressible: plain is smaller */
@@ -95,6 +96,7 @@ struct frame *frame_deflate(const struct frame *plain, unsigned bits)
 	if (!f) return NULL;
 	size_t zhl = ws_header_encode(f->data, (enum ws_opcode)((d[0] & 0x0f) | WS_RSV1), (uint64_t)zn);
 	memcpy(f->data + zhl, z, (size_t)zn);
+	pmd_trim();
 	f->saved = plain->len - (uint32_t)total;
 	f->key_hash = plain->key_hash;
 	f->glued = plain->glued;
@@ -104,11 +106,12 @@ struct frame *frame_deflate(const struct frame *plain, unsigned bits)
 struct frame *frame_deflate_body(const struct frame *body, unsigned bits)
 {
 	const unsigned char *z;
-	ssize_t zn = body->len < deflate_min ? -1 : pmd_deflate(bits, body->data, body->len, &z);
+	ssize_t zn = body->len < deflate_min ? -1 : pmd_deflate(pmd_window(bits, body->len), body->data, body->len, &z);
 	if (zn < 0 || (size_t)zn + PMD_STORED_OVERHEAD >= body->len) return NULL;
 	struct frame *f = frame_new((size_t)zn, (enum frame_kind)body->kind);
 	if (!f) return NULL;
 	memcpy(f->data, z, (size_t)zn);
+	pmd_trim();
 	f->saved = body->len - (uint32_t)zn - PMD_STORED_OVERHEAD;
 	f->glued = body->glued;
 	return f;

@@ -15,7 +15,7 @@
  * all its clients (docs/protocol.md#compression). */
 #define PMD_LEVEL 6
 #define PMD_MEM_LEVEL 8
-#define PMD_KEEP (1u << 20)   /* buffers past this are given back after use */
+#define PMD_KEEP (1u << 20)   /* buffers past this are given back after use (pmd_trim) */
 
 static const unsigned char tail[4] = { 0x00, 0x00, 0xff, 0xff };   /* RFC 7692 §7.2.1 */
 
@@ -194,6 +194,14 @@ static int room(unsigned char **buf, size_t *cap, size_t need)
 	return 0;
 }
 
+unsigned pmd_window(unsigned bits, size_t len)
+{
+	/* zlib reaches back at most 2^bits - 262 bytes (MIN_LOOKAHEAD). */
+	unsigned b = PMD_MIN_BITS;
+	while (b < bits && ((size_t)1 << b) - 262 < len) b++;
+	return b < bits ? b : bits;
+}
+
 ssize_t pmd_deflate(unsigned bits, const void *in, size_t len, const unsigned char **out)
 {
 	if (bits < PMD_MIN_BITS || bits > PMD_MAX_BITS || len > UINT32_MAX) return -1;
@@ -208,7 +216,7 @@ ssize_t pmd_deflate(unsigned bits, const void *in, size_t len, const unsigned ch
 	}
 	/* The bound plus the sync flush's empty stored block. */
 	size_t need = deflateBound(z, (uLong)len) + 16;
-	if (room(&P.dbuf, &P.dcap, need) < 0) return -1;
+	if (need > UINT32_MAX || room(&P.dbuf, &P.dcap, need) < 0) return -1;   /* zlib counts in 32 bits */
 	z->next_in = (Bytef *)(uintptr_t)in;
 	z->avail_in = (uInt)len;
 	z->next_out = P.dbuf;
@@ -302,6 +310,12 @@ enum pmd_inflate_result pmd_inflate(const unsigned char *in, size_t len, size_t 
 	*out = P.ibuf;
 	*outlen = have;
 	return PMD_OK;
+}
+
+void pmd_trim(void)
+{
+	if (P.dcap > PMD_KEEP) { free(P.dbuf); P.dbuf = NULL; P.dcap = 0; }
+	if (P.icap > PMD_KEEP) { free(P.ibuf); P.ibuf = NULL; P.icap = 0; }
 }
 
 void pmd_free(void)

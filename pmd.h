@@ -37,6 +37,14 @@ int pmd_offer(const char *value, size_t len, struct pmd_params *out);
 int pmd_answer(const struct pmd_params *p, char *out, size_t cap);
 #define PMD_ANSWER_MAX 128
 
+/* The window to compress len bytes with for a client that allows `bits`:
+ * the smallest one (from PMD_MIN_BITS) that already reaches across the
+ * whole message. Output made with a smaller window is valid for any larger
+ * one (RFC 7692 §7.1.2.1), so clients of every window the message fits
+ * share one compressed copy, and a client cannot multiply the work of a
+ * short record by choosing windows. */
+unsigned pmd_window(unsigned bits, size_t len);
+
 /* Compresses one message with a window of `bits` (RFC 7692 §7.2.1: raw
  * DEFLATE, flushed, the 4-byte 00 00 ff ff tail removed). *out points to
  * a buffer of this module, valid until the next pmd_deflate call. Returns
@@ -65,6 +73,10 @@ enum pmd_inflate_result {
  * UINT32_MAX - 1 count as that. */
 enum pmd_inflate_result pmd_inflate(const unsigned char *in, size_t len, size_t limit,
 				    const unsigned char **out, size_t *outlen);
+
+/* Gives back a buffer grown past 1 MiB by the last message, once its
+ * result is no longer needed: one huge message does not stay resident. */
+void pmd_trim(void);
 
 /* Frees the module's zlib streams and buffers (tests, sanitizer runs). */
 void pmd_free(void);

@@ -224,6 +224,7 @@ static void handle_compressed(struct client *c, int binary, const unsigned char 
 		return;
 	}
 	if (c->state == CS_WS) handle_message(c, binary, (const char *)m, mlen);
+	pmd_trim();
 }
 
 /* The peer's close frame (RFC 6455 §5.5.1, §7.4): a malformed one fails

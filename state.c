@@ -698,9 +698,9 @@ static void tick_group(struct group *g, int64_t ms)
 		}
 		struct frame *z = NULL;
 		if (c->zbits) {
-			unsigned k = c->zbits - PMD_MIN_BITS;
+			unsigned w = pmd_window(c->zbits, f->len), k = w - PMD_MIN_BITS;
 			if (!ztried[whole][k]) {
-				zbody[whole][k] = frame_deflate_body(f, c->zbits);
+				zbody[whole][k] = frame_deflate_body(f, w);
 				ztried[whole][k] = 1;
 			}
 			z = zbody[whole][k];

@@ -324,21 +324,35 @@ static void test_deflated(void)
 	envelope_init(&e, &r, "order", "ch", 9);
 	struct frame *j = envelope_frame(&e, 0);
 	CHECK(envelope_frame_for(&e, 0, 0) == j);
+	/* About 600 bytes: a 10-bit window (1 KiB) reaches across it, so every
+	 * window from 10 up shares one copy; a 9-bit client gets its own. */
+	CHECK(pmd_window(15, j->len) == 10);
 	struct frame *z15 = envelope_frame_for(&e, 0, 15), *z10 = envelope_frame_for(&e, 0, 10);
-	struct frame *m15 = envelope_frame_for(&e, 1, 15);
-	CHECK(z15 && z10 && m15 && z15 != j && z10 != z15 && m15 != z15);
-	CHECK(envelope_frame_for(&e, 0, 15) == z15 && envelope_frame_for(&e, 0, 10) == z10 &&
-	      envelope_frame_for(&e, 1, 15) == m15);                       /* once per format and window */
+	struct frame *z9 = envelope_frame_for(&e, 0, 9), *m15 = envelope_frame_for(&e, 1, 15);
+	CHECK(z15 && z9 && m15 && z15 != j && z10 == z15 && z9 != z15 && m15 != z15);
+	CHECK(envelope_frame_for(&e, 0, 12) == z15 && envelope_frame_for(&e, 0, 9) == z9 &&
+	      envelope_frame_for(&e, 1, 11) == m15);                       /* once per format and window */
 	CHECK(z15->refs == 1 && j->refs == 1);
 	CHECK(z15->data[0] == (0x80 | 0x40 | 1) && m15->data[0] == (0x80 | 0x40 | 2));
 	CHECK(z15->key_hash == j->key_hash && z15->key_hash != 0 && z15->len < j->len);
 	envelope_done(&e);
 
-	/* Short: every window gets the plain frame itself. */
+	/* Short: every window gets the plain frame itself, held once. */
 	struct record s = rec("k", 1, "{\"a\":1}", 7);
 	envelope_init(&e, &s, "order", "ch", 10);
 	j = envelope_frame(&e, 0);
-	CHECK(envelope_frame_for(&e, 0, 15) == j && envelope_frame_for(&e, 0, 9) == j && j->refs == 3);
+	CHECK(envelope_frame_for(&e, 0, 15) == j && envelope_frame_for(&e, 0, 9) == j && j->refs == 2);
+	envelope_done(&e);
+
+	/* Longer than a 14-bit window reaches: 15 and 14 each their own. */
+	static char big[40000];
+	size_t bl = 0;
+	while (bl + 40 < sizeof(big)) bl += (size_t)snprintf(big + bl, sizeof(big) - bl, "%s{\"px\":%zu}", bl ? "," : "[", bl * 7);
+	big[bl++] = ']';
+	struct record b = rec("k", 1, big, bl);
+	envelope_init(&e, &b, "order", "ch", 11);
+	struct frame *b15 = envelope_frame_for(&e, 0, 15), *b14 = envelope_frame_for(&e, 0, 14);
+	CHECK(b15 && b14 && b15 != b14 && (b15->data[0] & 0x40) && (b14->data[0] & 0x40));
 	envelope_done(&e);
 }
 

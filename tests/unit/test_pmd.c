@@ -878,6 +878,36 @@ static void test_free(void)
 	pmd_free();                                  /* twice in a row: nothing left to free */
 }
 
+/* pmd_window: the smallest window from 9 that reaches across the message
+ * (zlib reaches 2^bits - 262 back), never more than the client's; and
+ * what it picks inflates with the client's own window; pmd_trim gives a
+ * large buffer back. */
+static void test_window(void)
+{
+	CHECK(pmd_window(15, 0) == 9 && pmd_window(15, 250) == 9 && pmd_window(15, 251) == 10);
+	CHECK(pmd_window(15, 762) == 10 && pmd_window(15, 763) == 11);
+	CHECK(pmd_window(15, 32506) == 15 && pmd_window(15, 1 << 20) == 15);
+	CHECK(pmd_window(12, 100000) == 12 && pmd_window(9, 100000) == 9 && pmd_window(10, 100) == 9);
+	for (unsigned bits = PMD_MIN_BITS; bits <= PMD_MAX_BITS; bits++)
+		for (size_t len = 0; len < 70000; len += 997)
+			CHECKF(pmd_window(bits, len) <= bits && pmd_window(bits, len) >= PMD_MIN_BITS &&
+			       (pmd_window(bits, len) == bits || ((size_t)1 << pmd_window(bits, len)) - 262 >= len),
+			       "bits %u len %zu: %u", bits, len, pmd_window(bits, len));
+	/* A 3000-byte message compressed for a 12-bit window reads back with 15. */
+	static unsigned char msg[3000];
+	for (size_t i = 0; i < sizeof(msg); i++) msg[i] = (unsigned char)("abcdefgh"[i % 8] + (i / 97) % 3);
+	const unsigned char *z, *out;
+	size_t n;
+	ssize_t zn = pmd_deflate(pmd_window(15, sizeof(msg)), msg, sizeof(msg), &z);
+	CHECK(zn > 0 && pmd_inflate(z, (size_t)zn, sizeof(msg), &out, &n) == PMD_OK && n == sizeof(msg) &&
+	      memcmp(out, msg, n) == 0);
+	/* Past 1 MiB a buffer is given back by pmd_trim, and all works after. */
+	static unsigned char huge[(1 << 20) + 4096];
+	CHECK(pmd_deflate(15, huge, sizeof(huge), &z) > 0);
+	pmd_trim();
+	CHECK(pmd_deflate(15, msg, sizeof(msg), &z) == zn);
+}
+
 int main(void)
 {
 	pmd_free();                                  /* before any use */
@@ -887,6 +917,7 @@ int main(void)
 	test_deflate();
 	test_stored();
 	test_inflate();
+	test_window();
 	test_free();
 	return check_summary("pmd");
 }
