@@ -14,6 +14,7 @@
  * more than level 1 and packs better, and a record is compressed once for
  * all its clients (docs/protocol.md#compression). */
 #define PMD_LEVEL 6
+#define PMD_LARGE (64u << 10)  /* bytes past which a message is compressed at level 1 */
 #define PMD_MEM_LEVEL 8
 #define PMD_KEEP (1u << 20)   /* buffers past this are given back after use (pmd_trim) */
 
@@ -22,6 +23,7 @@ static const unsigned char tail[4] = { 0x00, 0x00, 0xff, 0xff };   /* RFC 7692 Â
 static struct {
 	z_stream def[PMD_VARIANTS];
 	unsigned char def_ready[PMD_VARIANTS];
+	unsigned char def_level[PMD_VARIANTS];   /* the level each stream is set to */
 	z_stream inf;
 	int inf_ready;
 	unsigned char *dbuf, *ibuf;   /* the last result of each direction */
@@ -213,6 +215,15 @@ ssize_t pmd_deflate(unsigned bits, const void *in, size_t len, const unsigned ch
 		if (deflateInit2(z, PMD_LEVEL, Z_DEFLATED, -(int)bits, PMD_MEM_LEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
 			return -1;
 		P.def_ready[i] = 1;
+		P.def_level[i] = PMD_LEVEL;
+	}
+	/* A large message takes the fastest level: the loop must not stall on
+	 * one (a level-6 megabyte takes tens of milliseconds); the stream is
+	 * fresh, so deflateParams changes nothing already written. */
+	int level = len > PMD_LARGE ? 1 : PMD_LEVEL;
+	if (P.def_level[i] != level) {
+		if (deflateParams(z, level, Z_DEFAULT_STRATEGY) != Z_OK) return -1;
+		P.def_level[i] = (unsigned char)level;
 	}
 	/* The bound plus the sync flush's empty stored block. */
 	size_t need = deflateBound(z, (uLong)len) + 16;
