@@ -75,6 +75,14 @@ void frame_deflate_min(size_t min_size)
 	deflate_min = min_size;
 }
 
+/* n bytes at p compressed for a client of window bits, with the smallest
+ * window that reaches across them (pmd_window); -1 below the minimum size
+ * or on failure. *z stays valid until pmd_trim or the next compression. */
+static ssize_t compress(const void *p, size_t n, unsigned bits, const unsigned char **z)
+{
+	return n < deflate_min ? -1 : pmd_deflate(pmd_window(bits, n), p, n, z);
+}
+
 struct frame *frame_deflate(const struct frame *plain, unsigned bits)
 {
 	/* Read back the header frame_ws wrote: unmasked, 7-, 16- or 64-bit
@@ -86,34 +94,34 @@ struct frame *frame_deflate(const struct frame *plain, unsigned bits)
 	if (n == 126) { hl = 4; n = (uint64_t)d[2] << 8 | d[3]; }
 	else if (n == 127) { hl = 10; n = 0; for (int i = 0; i < 8; i++) n = n << 8 | d[2 + i]; }
 	/* Never a control frame (RFC 7692 §6.1), nor one compressed already. */
-	if (hl + n != plain->len || n < deflate_min || (d[0] & 0x78)) return NULL;
+	if (hl + n != plain->len || (d[0] & 0x78)) return NULL;
 	const unsigned char *z;
-	ssize_t zn = pmd_deflate(pmd_window(bits, (size_t)n), d + hl, (size_t)n, &z);
-	if (zn < 0) return NULL;
-	size_t total = ws_header_len((uint64_t)zn) + (size_t)zn;
-	if (total >= plain->len) return NULL;   /* incompressible: plain is smaller */
-	struct frame *f = frame_new(total, (enum frame_kind)plain->kind);
-	if (!f) return NULL;
-	size_t zhl = ws_header_encode(f->data, (enum ws_opcode)((d[0] & 0x0f) | WS_RSV1), (uint64_t)zn);
-	memcpy(f->data + zhl, z, (size_t)zn);
+	ssize_t zn = compress(d + hl, (size_t)n, bits, &z);
+	size_t total = zn < 0 ? 0 : ws_header_len((uint64_t)zn) + (size_t)zn;
+	struct frame *f = NULL;
+	/* Incompressible: the plain frame is smaller. */
+	if (zn >= 0 && total < plain->len && (f = frame_new(total, (enum frame_kind)plain->kind))) {
+		size_t zhl = ws_header_encode(f->data, (enum ws_opcode)((d[0] & 0x0f) | WS_RSV1), (uint64_t)zn);
+		memcpy(f->data + zhl, z, (size_t)zn);
+		f->saved = plain->len - (uint32_t)total;
+		f->key_hash = plain->key_hash;
+		f->glued = plain->glued;
+	}
 	pmd_trim();
-	f->saved = plain->len - (uint32_t)total;
-	f->key_hash = plain->key_hash;
-	f->glued = plain->glued;
 	return f;
 }
 
 struct frame *frame_deflate_body(const struct frame *body, unsigned bits)
 {
 	const unsigned char *z;
-	ssize_t zn = body->len < deflate_min ? -1 : pmd_deflate(pmd_window(bits, body->len), body->data, body->len, &z);
-	if (zn < 0 || (size_t)zn + PMD_STORED_OVERHEAD >= body->len) return NULL;
-	struct frame *f = frame_new((size_t)zn, (enum frame_kind)body->kind);
-	if (!f) return NULL;
-	memcpy(f->data, z, (size_t)zn);
+	ssize_t zn = compress(body->data, body->len, bits, &z);
+	struct frame *f = NULL;
+	if (zn >= 0 && (size_t)zn + PMD_STORED_OVERHEAD < body->len && (f = frame_new((size_t)zn, (enum frame_kind)body->kind))) {
+		memcpy(f->data, z, (size_t)zn);
+		f->saved = body->len - (uint32_t)zn - PMD_STORED_OVERHEAD;
+		f->glued = body->glued;
+	}
 	pmd_trim();
-	f->saved = body->len - (uint32_t)zn - PMD_STORED_OVERHEAD;
-	f->glued = body->glued;
 	return f;
 }
 

@@ -183,11 +183,11 @@ int pmd_answer(const struct pmd_params *p, char *out, size_t cap)
 
 /* ---- compression ------------------------------------------------------------- */
 
-/* Makes room for need bytes in *buf; a buffer grown past PMD_KEEP by an
- * earlier message is given back first when this one is smaller. */
+/* Makes room for need bytes in *buf (a large one is given back by
+ * pmd_trim once its message is done). */
 static int room(unsigned char **buf, size_t *cap, size_t need)
 {
-	if (*cap >= need && !(*cap > PMD_KEEP && need <= PMD_KEEP)) return 0;
+	if (*cap >= need) return 0;
 	size_t n = need < 4096 ? 4096 : need;
 	unsigned char *b = realloc(*buf, n);
 	if (!b) return -1;
@@ -277,12 +277,10 @@ enum pmd_inflate_result pmd_inflate(const unsigned char *in, size_t len, size_t 
 	size_t cap = limit + 1, have = 0;
 	size_t first = cap < 4096 ? cap : 4096;
 	if (room(&P.ibuf, &P.icap, first) < 0) return PMD_NO_MEMORY;
-	const unsigned char *src[2] = { in, tail };
-	size_t srclen[2] = { len, sizeof(tail) };
 	enum pmd_inflate_result res = PMD_OK;
 	int part = 0, ended = 0;
-	z->next_in = (Bytef *)(uintptr_t)src[0];
-	z->avail_in = (uInt)srclen[0];
+	z->next_in = (Bytef *)(uintptr_t)in;
+	z->avail_in = (uInt)len;
 	for (;;) {
 		if (z->avail_in == 0 && part == 0) {
 			part = 1;          /* the message's own bytes are in: the tail */
@@ -292,10 +290,7 @@ enum pmd_inflate_result pmd_inflate(const unsigned char *in, size_t len, size_t 
 		if (have == P.icap) {
 			size_t n = P.icap * 2 < cap ? P.icap * 2 : cap;
 			if (n == P.icap) { res = PMD_TOO_BIG; break; }
-			unsigned char *b = realloc(P.ibuf, n);
-			if (!b) { res = PMD_NO_MEMORY; break; }
-			P.ibuf = b;
-			P.icap = n;
+			if (room(&P.ibuf, &P.icap, n) < 0) { res = PMD_NO_MEMORY; break; }
 		}
 		z->next_out = P.ibuf + have;
 		z->avail_out = (uInt)(P.icap - have);

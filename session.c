@@ -51,12 +51,14 @@ void session_init(const struct config *cfg)
 	frame_deflate_min(cfg->deflate_min_size);
 }
 
-/* The bytes a compressed message may take before it is inflated: the
- * inflated size is what --max-message bounds, and DEFLATE can grow what
- * does not compress by up to an eighth (fixed Huffman codes of 9 bits). */
-static size_t compressed_max(void)
+/* The bytes a message may take as it arrives: --max-message, or for a
+ * compressed one what may still inflate to no more (--max-message bounds
+ * the inflated size, and DEFLATE can grow what does not compress by up to
+ * an eighth: fixed Huffman codes of 9 bits). */
+static size_t message_max(int compressed)
 {
-	return SS.cfg->max_message + SS.cfg->max_message / 8 + 64;
+	size_t m = SS.cfg->max_message;
+	return compressed ? m + m / 8 + 64 : m;
 }
 
 void session_drain(void)
@@ -171,7 +173,7 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
  * negative close code. */
 static int msg_append(struct client *c, const unsigned char *p, size_t n)
 {
-	size_t max = c->msg_z ? compressed_max() : SS.cfg->max_message;
+	size_t max = message_max(c->msg_z);
 	if (n == 0) return 0;    /* empty fragments are legal (RFC 6455 §5.4) */
 	if ((uint64_t)c->msg_len + n > max) return -WS_CLOSE_TOO_BIG;
 	if (c->msg_len + n > c->msg_cap) {
@@ -205,26 +207,20 @@ static void handle_compressed(struct client *c, int binary, const unsigned char 
 {
 	const unsigned char *m;
 	size_t mlen;
+	unsigned code = 0;
+	const char *why = NULL;
 	if (c->state != CS_WS) return;   /* closing: messages are no longer read */
 	switch (pmd_inflate(p, n, SS.cfg->max_message, &m, &mlen)) {
 	case PMD_OK:
+		if (binary || utf8_valid(m, mlen)) handle_message(c, binary, (const char *)m, mlen);
+		else code = WS_CLOSE_BAD_DATA, why = "text is not valid UTF-8";
 		break;
-	case PMD_TOO_BIG:
-		client_ws_fail(c, WS_CLOSE_TOO_BIG, "message too big");
-		return;
-	case PMD_BAD_DATA:
-		client_ws_fail(c, WS_CLOSE_BAD_DATA, "compressed data does not inflate");
-		return;
-	case PMD_NO_MEMORY:
-		client_ws_fail(c, WS_CLOSE_INTERNAL, "out of memory");
-		return;
+	case PMD_TOO_BIG:   code = WS_CLOSE_TOO_BIG, why = "message too big"; break;
+	case PMD_BAD_DATA:  code = WS_CLOSE_BAD_DATA, why = "compressed data does not inflate"; break;
+	case PMD_NO_MEMORY: code = WS_CLOSE_INTERNAL, why = "out of memory"; break;
 	}
-	if (!binary && !utf8_valid(m, mlen)) {
-		client_ws_fail(c, WS_CLOSE_BAD_DATA, "text is not valid UTF-8");
-		return;
-	}
-	if (c->state == CS_WS) handle_message(c, binary, (const char *)m, mlen);
-	pmd_trim();
+	pmd_trim();   /* whatever came of it: a bomb's buffer does not stay */
+	if (code) client_ws_fail(c, code, why);
 }
 
 /* The peer's close frame (RFC 6455 §5.5.1, §7.4): a malformed one fails
@@ -335,7 +331,7 @@ static size_t process_ws(struct client *c, unsigned char *buf, size_t len)
 		/* Refuse oversized data before buffering it (1009); a
 		 * compressed message is bounded by what it inflates to. */
 		int z = f.rsv1 || (f.opcode == WS_OP_CONT && c->msg_z);
-		if (f.opcode < WS_OP_CLOSE && (uint64_t)c->msg_len + f.len > (z ? compressed_max() : SS.cfg->max_message)) {
+		if (f.opcode < WS_OP_CLOSE && (uint64_t)c->msg_len + f.len > message_max(z)) {
 			client_ws_fail(c, WS_CLOSE_TOO_BIG, "message too big");
 			break;
 		}
