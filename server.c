@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "proto.h"
+#include "proto_sse.h"
 #include "session.h"
 #include "tls.h"
 #include "ws.h"
@@ -426,6 +427,13 @@ void server_tick(void)
 			if (c->auth_deadline && now >= c->auth_deadline) {
 				auth_deadline(c);
 				if (c->state != CS_WS) break;
+			}
+			if (c->sse) {          /* nothing comes from an SSE reader: a heartbeat goes to it */
+				if (now >= c->next_ping) {
+					proto_sse_heartbeat(c);
+					c->next_ping = now + SSE_HEARTBEAT_MS;
+				}
+				break;
 			}
 			if (ping_ms <= 0) break;
 			/* No frame at all for twice the interval: drop, no close frame. */
