@@ -1,4 +1,4 @@
-/* answer.h - the session layer's HTTP answers (docs/protocol.md#http): a
+/* answer.h - the session layer's HTTP answers (docs/protocol.md#http-errors): a
  * whole response queued as one frame, errors that end the connection,
  * OPTIONS and the CORS header lines, and the checks an upgrade and an SSE
  * request share before they are served: the Origin, the token (401 with

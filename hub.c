@@ -537,22 +537,23 @@ static struct frame *sse_own(const struct client *c, const struct frame *body, c
 
 /* The event of record e for SSE stream c, as a new reference: shared by
  * every stream that reads only t's channel and is in step with the live
- * one, else c's own. */
+ * one, else c's own. NULL when out of memory. */
 static struct frame *sse_event_for(const struct client *c, struct envelope *e, const struct topic *t)
 {
 	int shared = !c->rs || !history_gate_active(c);
 	for (const struct sub *s = c->subs; shared && s; s = s->cnext) shared = s->ch == t->ch;
+	struct frame *body = envelope_sse(e, NULL, 0), *f = NULL;
+	if (!body) return NULL;
 	if (!shared) {
-		struct frame *body = envelope_sse(e, NULL, 0);
-		return body ? sse_own(c, body, t, e->r->partition, e->r->offset) : NULL;
-	}
-	if (!e->sse[1]) {
+		f = sse_own(c, body, t, e->r->partition, e->r->offset);
+	} else {
 		char id[SSE_TOKEN_MAX + 1];
-		ssize_t il = sse_token(NULL, t->ch, NULL, 0, 0, id, sizeof(id));
-		if (il < 0) return NULL;
-		envelope_sse(e, id, (size_t)il);
+		ssize_t il = e->sse[1] ? 0 : sse_token(NULL, t->ch, NULL, 0, 0, id, sizeof(id));
+		f = il < 0 ? NULL : e->sse[1] ? e->sse[1] : envelope_sse(e, id, (size_t)il);
+		if (f) frame_ref(f);
 	}
-	return e->sse[1] ? frame_ref(e->sse[1]) : NULL;
+	/* A position past what a token holds: the event goes without id. */
+	return f ? f : frame_ref(body);
 }
 
 /* A gate releases a held record: an SSE stream's event gets its id now. */
@@ -560,8 +561,10 @@ static void release_held(struct client *c, struct frame *f, const void *topic, i
 {
 	if (c->sse) {
 		struct frame *own = sse_own(c, f, topic, partition, offset);
-		frame_unref(f);
-		f = own;
+		if (own) {            /* else without id, like sse_event_for */
+			frame_unref(f);
+			f = own;
+		}
 	}
 	client_send(c, f);
 }

@@ -177,7 +177,7 @@ int server_client_next(size_t *i, struct endpoints_client *out)
 		const struct client *c = S.clients[(*i)++];
 		if (!c->ws) continue;
 		*out = (struct endpoints_client){ c->id, client_peer(c), auth_identity(c), c->nsubs, c->q.count, c->q.bytes, -1,
-						  c->zbits != 0 };
+						  c->zbits != 0, c->sse };
 		return 1;
 	}
 	return 0;

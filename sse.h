@@ -1,5 +1,5 @@
 /* sse.h - Server-Sent Events (docs/protocol.md#sse): the bytes of one
- * event (WHATWG HTML §9.2, "event stream" syntax) made from a server
+ * event (the HTML standard's text/event-stream syntax) made from a server
  * message's JSON, and the position token carried in its `id:` line.
  * A token is base64url (RFC 4648 §5, no padding) of a small binary list:
  * for each partition, its topic's name (once per topic), the partition
