@@ -206,6 +206,15 @@ int proto_sse_open(struct client *c, const struct sse_req *r, struct sse_refusal
 	client_capture(NULL);
 	free(tok);
 	if (!cap.got) return 0;
+	if (c->nsubs) {
+		/* Subscribed, but the resume could not start (Kafka replays are
+		 * busy, or failed): end the stream after saying so, and the
+		 * reader reconnects from the same position in a second. An HTTP
+		 * error would make an EventSource give up for good. */
+		client_send(c, client_message(c, cap.json, cap.len, FRAME_REPLY));
+		client_ws_close(c, 0, "resume not started", 0);
+		return 0;
+	}
 	/* The error the subscription got becomes the answer. */
 	struct json_tok et[32];
 	int en = json_parse(cap.json, cap.len, et, 32, 4);
