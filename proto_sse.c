@@ -230,6 +230,9 @@ int proto_sse_open(struct client *c, const struct sse_req *r, struct sse_refusal
 	if (!strcmp(code, "UNKNOWN_CHANNEL")) no->status = 404, no->code = "UNKNOWN_CHANNEL";
 	else if (!strcmp(code, "UNAUTHORIZED")) no->status = c->au ? 403 : 401, no->code = "UNAUTHORIZED";
 	else if (!strcmp(code, "TOO_MANY_SUBSCRIPTIONS")) no->code = "TOO_MANY_SUBSCRIPTIONS";
+	if (no->status == 401)
+		snprintf(no->message, sizeof(no->message), "a channel asked for is not public: bring a token "
+			 "(access_token= or Authorization: Bearer)");
 	if (!no->message[0]) snprintf(no->message, sizeof(no->message), "the stream could not be subscribed");
 	hub_client_gone(c);
 	conflate_client_gone(c);
