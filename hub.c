@@ -535,16 +535,54 @@ static struct frame *sse_own(const struct client *c, const struct frame *body, c
 	return f;
 }
 
+static int reads_channel(const struct client *c, const struct channel *ch)
+{
+	for (const struct sub *s = c->subs; s; s = s->cnext)
+		if (s->ch == ch) return 1;
+	return 0;
+}
+
+/* Whether a and b read the same set of channels. */
+static int same_channels(const struct client *a, const struct client *b)
+{
+	for (const struct sub *s = a->subs; s; s = s->cnext)
+		if (!reads_channel(b, s->ch)) return 0;
+	for (const struct sub *s = b->subs; s; s = s->cnext)
+		if (!reads_channel(a, s->ch)) return 0;
+	return 1;
+}
+
+/* The record being routed: its event for each set of several channels that
+ * streams in step with the live one read (one id per set, not per stream). */
+#define SSE_SETS 8
+static struct {
+	int on;                   /* inside hub_route */
+	unsigned n;
+	struct sse_set { const struct client *rep; struct frame *f; } v[SSE_SETS];
+} sets;
+
+static void sets_clear(void)
+{
+	for (unsigned k = 0; k < sets.n; k++) frame_unref(sets.v[k].f);
+	sets.n = 0;
+}
+
 /* The event of record e for SSE stream c, as a new reference: shared by
  * every stream that reads only t's channel and is in step with the live
- * one, else c's own. NULL when out of memory. */
+ * one, or reads the same channels and has never resumed; else c's own.
+ * NULL when out of memory. */
 static struct frame *sse_event_for(const struct client *c, struct envelope *e, const struct topic *t)
 {
-	int shared = !c->rs || !history_gate_active(c);
-	for (const struct sub *s = c->subs; shared && s; s = s->cnext) shared = s->ch == t->ch;
+	int shared = !c->rs || !history_gate_active(c), one = 1;
+	for (const struct sub *s = c->subs; s; s = s->cnext) one &= s->ch == t->ch;
 	struct frame *body = envelope_sse(e, NULL, 0), *f = NULL;
 	if (!body) return NULL;
-	if (!shared) {
+	if (shared && !one && !c->rs && sets.on) {
+		for (unsigned k = 0; k < sets.n; k++)
+			if (same_channels(c, sets.v[k].rep)) return frame_ref(sets.v[k].f);
+		f = sse_own(c, body, t, e->r->partition, e->r->offset);
+		if (f && sets.n < SSE_SETS) sets.v[sets.n++] = (struct sse_set){ c, frame_ref(f) };
+	} else if (!shared || !one) {
 		f = sse_own(c, body, t, e->r->partition, e->r->offset);
 	} else {
 		char id[SSE_TOKEN_MAX + 1];
@@ -629,6 +667,7 @@ int hub_route(const struct record *r)
 	/* A new stamp per record: deliver() sends once per client however
 	 * many of its subscriptions match. */
 	H.stamp++;
+	sets.on = 1;
 	for (uint32_t i = 0; i < ch->any.n; i++) {
 		struct sub *s = ch->any.v[i];
 		if (filter_match(s, &e, 0)) deliver(&e, t, s);
@@ -640,7 +679,9 @@ int hub_route(const struct record *r)
 	}
 	for (uint32_t i = 0; i < H.all.n; i++)
 		if (filter_match(H.all.v[i], &e, 1)) deliver(&e, t, H.all.v[i]);
-	if ((e.frame[0] || e.frame[1]) && r->timestamp_ms >= 0)
+	sets.on = 0;
+	sets_clear();
+	if ((e.frame[0] || e.frame[1] || e.sse[0]) && r->timestamp_ms >= 0)
 		metrics_observe_latency((double)(wall_ms() - r->timestamp_ms) / 1000.0);
 	envelope_finish(&e);
 	return 1;
