@@ -468,24 +468,28 @@ static int reads_topic(const struct client *c, const struct topic *t)
 	return 0;
 }
 
-static int pos_has(const struct sse_pos *v, size_t n, const char *topic, int32_t partition)
+/* Index of topic:partition in v[0..n), -1 when absent. */
+static long pos_find(const struct sse_pos *v, size_t n, const char *topic, int32_t partition)
 {
 	for (size_t k = 0; k < n; k++)
-		if (v[k].topic == topic && v[k].partition == partition) return 1;
-	return 0;
+		if (v[k].topic == topic && v[k].partition == partition) return (long)k;
+	return -1;
 }
 
 /* The token of a stream (sse.h): for every partition feeding it, the
  * offset of the last record it got or passed over. only: a stream of
  * channel `only` in step with the live one (every partition where the
  * consumer is); else c's own: where a gate holds live records for a
- * replay, the gate's place, elsewhere the consumer's. rt:rp at roff is
- * the record the event carries (a replayed or held one is behind the
- * consumer). Returns the token's length, or -1 when it does not fit. */
+ * replay, the gate's place; elsewhere the consumer's, or a gate's when it
+ * is further (a resume from a position this instance has not reached:
+ * the gate drops what the reader has). rt:rp at roff is the record the
+ * event carries (a replayed or held one is behind the consumer). Returns
+ * the token's length, or -1 when it does not fit. */
 static ssize_t sse_token(const struct client *c, const struct channel *only, const struct topic *rt, int32_t rp,
 			 int64_t roff, char *out, size_t cap)
 {
 	static struct sse_pos v[SSE_POS_MAX];
+	static unsigned char held_at[SSE_POS_MAX];
 	size_t n = 0, i = 0, ngates;
 	const void *gt;
 	int32_t p;
@@ -493,9 +497,10 @@ static ssize_t sse_token(const struct client *c, const struct channel *only, con
 	int held;
 	while (!only && history_gate_next(c, &i, &gt, &p, &last, &held)) {
 		const struct topic *t = gt;
-		if (!held || !reads_topic(c, t)) continue;
+		if (!reads_topic(c, t)) continue;
 		if (n == SSE_POS_MAX) return -1;
-		v[n++] = (struct sse_pos){ t->name, p, t == rt && p == rp ? roff : last };
+		held_at[n] = (unsigned char)held;
+		v[n++] = (struct sse_pos){ t->name, p, last };
 	}
 	ngates = n;
 	const char *tp;
@@ -503,17 +508,17 @@ static ssize_t sse_token(const struct client *c, const struct channel *only, con
 	for (i = 0; assign_position_next(&i, &tp, &last);) {
 		if (tp_parse(tp, strlen(tp), name, sizeof(name), &p) < 0) continue;
 		const struct topic *t = map_get(&H.topics, name, strlen(name));
-		if (!t || !t->ch || (only ? t->ch != only : !reads_topic(c, t)) || pos_has(v, ngates, t->name, p)) continue;
+		if (!t || !t->ch || (only ? t->ch != only : !reads_topic(c, t))) continue;
+		long k = pos_find(v, ngates, t->name, p);
+		if (k >= 0) {
+			if (!held_at[k] && last > v[k].last) v[k].last = last;
+			continue;
+		}
 		if (n == SSE_POS_MAX) return -1;
-		v[n++] = (struct sse_pos){ t->name, p, t == rt && p == rp ? roff : last };
+		v[n++] = (struct sse_pos){ t->name, p, last };
 	}
-	/* A gate on a partition the consumer has no position for yet. */
-	for (i = 0; !only && history_gate_next(c, &i, &gt, &p, &last, &held);) {
-		const struct topic *t = gt;
-		if (held || !reads_topic(c, t) || pos_has(v, n, t->name, p)) continue;
-		if (n == SSE_POS_MAX) return -1;
-		v[n++] = (struct sse_pos){ t->name, p, t == rt && p == rp ? roff : last };
-	}
+	long k = rt ? pos_find(v, n, rt->name, rp) : -1;
+	if (k >= 0) v[k].last = roff;
 	return sse_token_encode(v, n, out, cap);
 }
 
