@@ -15,6 +15,7 @@
 
 static struct {
 	const struct config *cfg;
+	const struct http_request *cors;   /* answer_cors_on: refusals carry CORS for it */
 } A;
 
 void answer_init(const struct config *cfg)
@@ -27,7 +28,12 @@ void answer_init(const struct config *cfg)
 void answer_respond(struct client *c, int status, const char *ctype, const char *body, size_t blen,
 		  int keep_alive, int head_only, const char *extra)
 {
-	char head[2048];
+	char head[2048], more[1024];
+	if (A.cors) {              /* a page of another origin may read why it was refused */
+		snprintf(more, sizeof(more), "%s", extra ? extra : "");
+		answer_add_cors(more, sizeof(more), A.cors, NULL);
+		extra = more;
+	}
 	int hl = http_format_head(head, sizeof(head), status, ctype, blen, keep_alive, extra);
 	if (hl < 0) return;
 	size_t total = (size_t)hl + (head_only ? 0 : blen);
@@ -36,6 +42,11 @@ void answer_respond(struct client *c, int status, const char *ctype, const char 
 	memcpy(f->data, head, (size_t)hl);
 	if (!head_only && blen) memcpy(f->data + hl, body, blen);
 	client_queue(c, f);
+}
+
+void answer_cors_on(const struct http_request *req)
+{
+	A.cors = req;
 }
 
 /* An answer {"error":msg}. */

@@ -17,6 +17,10 @@ void answer_init(const struct config *cfg);
  * head of the same response. */
 void answer_respond(struct client *c, int status, const char *ctype, const char *body, size_t blen,
 		    int keep_alive, int head_only, const char *extra);
+/* Until called again with NULL, every answer carries the CORS header
+ * lines for req (an SSE request: its refusals are read by pages of other
+ * origins). */
+void answer_cors_on(const struct http_request *req);
 /* An answer {"error":msg}, the connection kept when keep says so. */
 void answer_error_body(struct client *c, int status, const char *msg, int keep, const char *extra);
 /* An error answer that ends the connection (counted as an HTTP error). */

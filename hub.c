@@ -507,7 +507,7 @@ static ssize_t sse_token(const struct client *c, const struct channel *only, con
 	char name[TP_TOPIC_MAX];
 	for (i = 0; assign_position_next(&i, &tp, &last);) {
 		if (tp_parse(tp, strlen(tp), name, sizeof(name), &p) < 0) continue;
-		const struct topic *t = map_get(&H.topics, name, strlen(name));
+		const struct topic *t = topic_get(name);   /* known before its first record too */
 		if (!t || !t->ch || (only ? t->ch != only : !reads_topic(c, t))) continue;
 		long k = pos_find(v, ngates, t->name, p);
 		if (k >= 0) {

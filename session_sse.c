@@ -52,15 +52,26 @@ static int head(char *out, size_t cap, const struct http_request *req)
 			"%s\r\n", cors);
 }
 
+static void serve(struct client *c, const struct http_request *req, int head_only, const struct config *cfg,
+		  int draining);
+
 void session_sse(struct client *c, const struct http_request *req, int head_only, const struct config *cfg, int draining)
 {
-	static const char retry[] = "retry: 1000\n";
-	char h[1024];
 	if (!answer_origin_allowed(req)) {
 		metrics_add(M_REJECTED_ORIGIN, 1);
 		answer_error(c, 403, "origin not allowed", NULL);
 		return;
 	}
+	answer_cors_on(req);
+	serve(c, req, head_only, cfg, draining);
+	answer_cors_on(NULL);
+}
+
+static void serve(struct client *c, const struct http_request *req, int head_only, const struct config *cfg,
+		  int draining)
+{
+	static const char retry[] = "retry: 1000\n";
+	char h[1024];
 	int hl = head(h, sizeof(h), req);
 	if (hl < 0 || (size_t)hl >= sizeof(h)) {
 		answer_error(c, 500, "response head too large", NULL);

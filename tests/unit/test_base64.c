@@ -5,7 +5,13 @@
  * base64url (RFC 4648 §5, unpadded as RFC 7515 §2 uses it): the same vectors
  * without padding, agreement with the padded decoder over every length and
  * byte value, and every form it must refuse (padding, '+' and '/', a lone
- * trailing character, non-zero trailing bits). */
+ * trailing character, non-zero trailing bits). base64url_encode: the same
+ * vectors unpadded, bytes that give '-' and '_', its length for every
+ * input length, nothing written past BASE64_ENCODED_LEN, and round trips
+ * through base64url_decode of pseudo-random bytes of every length 0..64
+ * and of every single byte value. */
+#include <stdint.h>
+
 #include "base64.h"
 #include "check.h"
 
@@ -76,6 +82,81 @@ static int url_agrees(const char *s, size_t n)
 	na = base64url_decode(s, n, a);
 	nb = n % 4 == 1 ? -1 : base64_decode(std, i, b);
 	return na == nb && (na < 0 || memcmp(a, b, (size_t)na) == 0);
+}
+
+static void url_enc(const char *in, const char *want, int line)
+{
+	char out[64];
+	memset(out, 0x5a, sizeof(out));
+	size_t n = base64url_encode(in, strlen(in), out);
+	CHECKF(n == strlen(want) && memcmp(out, want, n) == 0, "line %d: base64url_encode \"%s\" gave %.*s", line, in,
+	       (int)n, out);
+	CHECKF((unsigned char)out[BASE64_ENCODED_LEN(strlen(in))] == 0x5a, "line %d: wrote past BASE64_ENCODED_LEN", line);
+}
+#define URL_ENC(plain, coded) url_enc(plain, coded, __LINE__)
+
+static void test_url_encode(void)
+{
+	unsigned char raw[65], back[65];
+	char txt[BASE64_ENCODED_LEN(65) + 8];
+	size_t fails = 0;
+
+	/* RFC 4648 §10, unpadded (RFC 4648 §5, RFC 7515 §2) */
+	URL_ENC("", "");
+	URL_ENC("f", "Zg");
+	URL_ENC("fo", "Zm8");
+	URL_ENC("foo", "Zm9v");
+	URL_ENC("foob", "Zm9vYg");
+	URL_ENC("fooba", "Zm9vYmE");
+	URL_ENC("foobar", "Zm9vYmFy");
+	URL_ENC("{\"alg\":\"HS256\"}", "eyJhbGciOiJIUzI1NiJ9");
+	/* 62 and 63 are '-' and '_', in every position of a quad and a tail. */
+	{
+		static const unsigned char hi[] = { 0xfb, 0xff, 0xbf };
+		CHECK(base64url_encode(hi, 3, txt) == 4 && memcmp(txt, "-_-_", 4) == 0);
+		CHECK(base64url_encode(hi, 1, txt) == 2 && memcmp(txt, "-w", 2) == 0);
+		CHECK(base64url_encode(hi, 2, txt) == 3 && memcmp(txt, "-_8", 3) == 0);
+		static const unsigned char ff[] = { 0xff, 0xff, 0xff, 0xff };
+		CHECK(base64url_encode(ff, 4, txt) == 6 && memcmp(txt, "_____w", 6) == 0);
+		static const unsigned char f8[] = { 0x03, 0xef, 0xbe };
+		CHECK(base64url_encode(f8, 3, txt) == 4 && memcmp(txt, "A---", 4) == 0);
+		static const unsigned char z[] = { 0, 0 };
+		CHECK(base64url_encode(z, 2, txt) == 3 && memcmp(txt, "AAA", 3) == 0);
+	}
+	/* Pseudo-random bytes of every length 0..64: the unpadded length, only
+	 * the URL-safe alphabet, nothing past BASE64_ENCODED_LEN, the same text
+	 * as the padded encoder's translated, and base64url_decode gives the
+	 * bytes back. */
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (size_t len = 0; len <= 64; len++) {
+		for (size_t i = 0; i < len; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			raw[i] = (unsigned char)(x >> 24);
+		}
+		char std[BASE64_ENCODED_LEN(65)];
+		memset(txt, 0x5a, sizeof(txt));
+		size_t n = base64url_encode(raw, len, txt), sn = base64_encode(raw, len, std), bad = 0;
+		fails += n != (len * 4 + 2) / 3 || (unsigned char)txt[BASE64_ENCODED_LEN(len)] != 0x5a;
+		for (size_t i = 0; i < n; i++) {
+			char want = std[i] == '+' ? '-' : std[i] == '/' ? '_' : std[i];
+			bad += txt[i] != want || !strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", txt[i]) ||
+			       txt[i] == 0;
+		}
+		fails += bad || (sn != n && std[n] != '=');
+		ssize_t m = base64url_decode(txt, n, back);
+		fails += m != (ssize_t)len || memcmp(raw, back, len) != 0;
+	}
+	CHECKF(fails == 0, "%zu base64url_encode failures over lengths 0..64", fails);
+	fails = 0;
+	for (unsigned v = 0; v < 256; v++) {
+		unsigned char c = (unsigned char)v;
+		size_t n = base64url_encode(&c, 1, txt);
+		fails += n != 2 || base64url_decode(txt, 2, back) != 1 || back[0] != c;
+		raw[0] = 0x11, raw[1] = c, raw[2] = (unsigned char)~v;
+		n = base64url_encode(raw, 3, txt);
+		fails += n != 4 || base64url_decode(txt, 4, back) != 3 || memcmp(raw, back, 3) != 0;
+	}
+	CHECKF(fails == 0, "%zu byte values failed the round trip", fails);
 }
 
 int main(void)
@@ -247,5 +328,6 @@ int main(void)
 	CHECK(base64url_decode("Zm9vYmFy====", 8, raw) == 6 && memcmp(raw, "foobar", 6) == 0);
 	CHECK(base64url_decode("Zm8=", 3, raw) == 2 && memcmp(raw, "fo", 2) == 0);
 
+	test_url_encode();
 	return check_summary("base64");
 }

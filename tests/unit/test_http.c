@@ -3,7 +3,10 @@
  * exact size so ASan catches a read past len; valid heads are also tried with
  * bare-LF line endings. Covers the 8192-byte and 64-header limits at their
  * exact boundaries, every malformed form RFC 9112 makes us reject, and the
- * token, query-parameter, keep-alive and response-head helpers. */
+ * token, query-parameter, keep-alive and response-head helpers, and the
+ * query iterator (http_query_next: order, empty pairs, names without '=',
+ * percent-decoding and '+' in names and values, bad escapes and %00,
+ * capacities at their exact boundaries, qlen, empty and NULL queries). */
 #include <stdlib.h>
 #include <sys/types.h>
 
@@ -539,6 +542,129 @@ static void test_query_param(void)
 	}
 }
 
+/* Every parameter http_query_next gives for q[0..qlen) (an exact-size heap
+ * copy), as "name=value;" each, then "#" and the return that ended it (0 or
+ * -2). At most 16 calls; caps as given (bytes past them must stay). */
+static void qn(const char *q, size_t qlen, size_t ncap, size_t vcap, const char *want, int line)
+{
+	char *b = q ? malloc(qlen ? qlen : 1) : NULL;
+	char name[300], value[300], got[1024];
+	size_t at = 0, o = 0, past = 0;
+	int rc = 0, calls = 0;
+	if (q && !b) abort();
+	if (q) memcpy(b, q, qlen);
+	got[0] = '\0';
+	while (calls++ < 16) {
+		memset(name, 0x5a, sizeof(name));
+		memset(value, 0x5a, sizeof(value));
+		rc = http_query_next(b, qlen, &at, name, ncap, value, vcap);
+		for (size_t i = ncap; i < sizeof(name); i++) past += name[i] != 0x5a;
+		for (size_t i = vcap; i < sizeof(value); i++) past += value[i] != 0x5a;
+		if (rc != 1) break;
+		o += (size_t)snprintf(got + o, sizeof(got) - o, "%s=%s;", name, value);
+	}
+	snprintf(got + o, sizeof(got) - o, "#%d", rc);
+	CHECKF(!strcmp(got, want), "line %d: \"%.*s\": %s, want %s", line, (int)qlen, q ? q : "(null)", got, want);
+	CHECKF(past == 0, "line %d: %zu bytes written past a cap", line, past);
+	/* The end is the end: asked again, still 0. */
+	if (rc == 0) CHECKF(http_query_next(b, qlen, &at, name, ncap, value, vcap) == 0, "line %d: again", line);
+	free(b);
+}
+#define QN(q, want) qn(q, strlen(q), 256, 256, want, __LINE__)
+#define QNCAP(q, ncap, vcap, want) qn(q, strlen(q), ncap, vcap, want, __LINE__)
+
+static void test_query_next(void)
+{
+	/* In order, every pair, duplicates kept. */
+	QN("a=1&b=2&c=3", "a=1;b=2;c=3;#0");
+	QN("channel=a&channels=b,c&format=json&channel=z", "channel=a;channels=b,c;format=json;channel=z;#0");
+	QN("a=b=c", "a=b=c;#0");
+	/* Empty pairs are skipped, wherever they stand. */
+	QN("a=1&&b=2", "a=1;b=2;#0");
+	QN("&a=1&", "a=1;#0");
+	QN("&&&", "#0");
+	QN("&", "#0");
+	QN("a=1&&&&b=2&&", "a=1;b=2;#0");
+	/* A name without '=' has an empty value; "=v" an empty name. */
+	QN("flag", "flag=;#0");
+	QN("flag&x=1&y=", "flag=;x=1;y=;#0");
+	QN("=v&a", "=v;a=;#0");
+	QN("=", "=;#0");
+	/* Percent-decoding and '+' as a space, in names and values. */
+	QN("k=%41%62%2C%2f%2F", "k=Ab,//;#0");
+	QN("%6B%65%79=v", "key=v;#0");
+	QN("a+b=c+d+", "a b=c d ;#0");
+	QN("k=%2B&%2B=1", "k=+;+=1;#0");
+	QN("k=%26&j=%3D", "k=&;j==;#0");   /* an escaped '&' or '=' does not split */
+	QN("k=100%25", "k=100%;#0");
+	QN("k=%e2%82%ac", "k=\xe2\x82\xac;#0");
+	QN("last-event-id=AQFh%2DAQAA", "last-event-id=AQFh-AQAA;#0");
+	/* Bad escapes and %00 (it would cut the C string short) give -2, in
+	 * a value or a name, after good pairs as well. */
+	QN("k=%", "#-2");
+	QN("k=%4", "#-2");
+	QN("k=%4&x=1", "#-2");
+	QN("k=%zz", "#-2");
+	QN("k=%4g", "#-2");
+	QN("k=%g4", "#-2");
+	QN("k=% 41", "#-2");
+	QN("k=%00", "#-2");
+	QN("k=a%00b", "#-2");
+	QN("%00=1", "#-2");
+	QN("%0=1", "#-2");
+	QN("%=1", "#-2");
+	QN("%", "#-2");
+	QN("a=1&k=%zz&b=2", "a=1;#-2");
+	QN("a=1&%00", "a=1;#-2");
+	QN("k=%01", "k=\x01;#0");          /* any other byte is a byte */
+	/* Capacities: the decoded name or value and its NUL must fit. */
+	QNCAP("abcd=wxyz", 5, 5, "abcd=wxyz;#0");
+	QNCAP("abcd=wxyz", 4, 5, "#-2");
+	QNCAP("abcd=wxyz", 5, 4, "#-2");
+	QNCAP("a=1&abcd=wxyz", 5, 4, "a=1;#-2");
+	QNCAP("%41%41=%42%42", 3, 3, "AA=BB;#0");   /* decoded length counts */
+	QNCAP("%41%41=%42%42", 2, 3, "#-2");
+	QNCAP("%41%41=%42%42", 3, 2, "#-2");
+	QNCAP("a=", 2, 1, "a=;#0");
+	QNCAP("a=", 2, 0, "#-2");
+	QNCAP("a", 2, 1, "a=;#0");
+	QNCAP("a", 1, 1, "#-2");
+	QNCAP("a", 0, 1, "#-2");
+	/* qlen is respected: the bytes after it do not exist. */
+	qn("a=1&b=2", 3, 256, 256, "a=1;#0", __LINE__);
+	qn("a=12&b=2", 3, 256, 256, "a=1;#0", __LINE__);
+	qn("a=1&b=2", 4, 256, 256, "a=1;#0", __LINE__);
+	qn("k=%41", 4, 256, 256, "#-2", __LINE__);
+	qn("a=1", 0, 256, 256, "#0", __LINE__);
+	/* Empty and NULL queries have no parameters. */
+	QN("", "#0");
+	qn(NULL, 0, 256, 256, "#0", __LINE__);
+	qn(NULL, 5, 256, 256, "#0", __LINE__);
+	/* A long query: 100 pairs, in order. */
+	{
+		char q[1200], want[1200];
+		size_t o = 0, w = 0;
+		for (int i = 0; i < 100; i++) {
+			o += (size_t)snprintf(q + o, sizeof(q) - o, "%sp%d=%d", i ? "&" : "", i, i * 7);
+			if (i < 15) w += (size_t)snprintf(want + w, sizeof(want) - w, "p%d=%d;", i, i * 7);
+		}
+		snprintf(want + w, sizeof(want) - w, "p15=105;#1");   /* qn stops after 16 calls */
+		qn(q, o, 256, 256, want, __LINE__);
+		/* And all of them by hand. */
+		size_t at = 0;
+		char name[16], value[16];
+		int n = 0, ok = 1, rc;
+		while ((rc = http_query_next(q, o, &at, name, sizeof(name), value, sizeof(value))) == 1) {
+			char wn[16], wv[16];
+			snprintf(wn, sizeof(wn), "p%d", n);
+			snprintf(wv, sizeof(wv), "%d", n * 7);
+			ok &= !strcmp(name, wn) && !strcmp(value, wv);
+			n++;
+		}
+		CHECK(rc == 0 && n == 100 && ok);
+	}
+}
+
 static int keep(const char *s)
 {
 	struct http_request r;
@@ -661,6 +787,7 @@ int main(void)
 	test_header_get();
 	test_has_token();
 	test_query_param();
+	test_query_next();
 	test_keep_alive();
 	test_format_head();
 	return check_summary("http");
