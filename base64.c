@@ -39,6 +39,17 @@ size_t base64_encode(const void *in, size_t len, char *out)
 	return (size_t)(o - out);
 }
 
+size_t base64url_encode(const void *in, size_t len, char *out)
+{
+	size_t n = base64_encode(in, len, out);
+	while (n && out[n - 1] == '=') n--;
+	for (size_t i = 0; i < n; i++) {
+		if (out[i] == '+') out[i] = '-';
+		else if (out[i] == '/') out[i] = '_';
+	}
+	return n;
+}
+
 /* Value of one alphabet byte, or -1 ('=' included: callers handle padding). */
 static int b64_val(unsigned char c)
 {

@@ -1,5 +1,6 @@
 /* base64.h - RFC 4648 §4 base64 with padding (encode and strict decode), and
- * the strict decoder of RFC 4648 §5 base64url without padding (JWS, RFC 7515). */
+ * RFC 4648 §5 base64url without padding: the strict decoder JWS needs (RFC
+ * 7515) and the encoder of SSE position tokens. */
 #ifndef KB_BASE64_H
 #define KB_BASE64_H
 #include <stddef.h>
@@ -16,6 +17,11 @@ size_t base64_encode(const void *in, size_t len, char *out);
  * non-zero trailing bits are rejected. out needs (len / 4) * 3 bytes.
  * Returns decoded length, or -1 on invalid input. */
 ssize_t base64_decode(const char *in, size_t len, unsigned char *out);
+
+/* Encodes len bytes as base64url without padding (RFC 4648 §5) into out
+ * (BASE64_ENCODED_LEN(len) bytes suffice, no NUL); returns the bytes
+ * written. */
+size_t base64url_encode(const void *in, size_t len, char *out);
 
 /* Bytes base64url_decode writes at most for len input bytes. */
 #define BASE64URL_DECODED_LEN(len) ((len) / 4 * 3 + (len) % 4 * 3 / 4)

@@ -27,7 +27,9 @@ static struct {
 	uint32_t next_id;
 	uint32_t http, ws;           /* connections reading a head; open WebSockets */
 	uint32_t deflate;            /* open WebSockets with permessage-deflate */
+	uint32_t sse;                /* open SSE streams (counted in ws too) */
 	uint32_t dead;               /* killed since client_take_dead() */
+	struct client_capture *cap;  /* client_capture */
 } C;
 
 void client_init(const struct config *cfg, client_flush_fn *on_output)
@@ -60,7 +62,8 @@ void client_free(struct client *c)
 	if (c->ws) {
 		C.ws--;
 		C.deflate -= c->zbits != 0;
-		log_msg(LOG_INFO, "websocket closed", "client", log_num(c->id), "peer", client_peer(c),
+		C.sse -= c->sse;
+		log_msg(LOG_INFO, c->sse ? "sse closed" : "websocket closed", "client", log_num(c->id), "peer", client_peer(c),
 			"reason", c->why ? c->why : "", NULL);
 	}
 	if (c->state == CS_HTTP) C.http--;   /* freed before it ever left CS_HTTP */
@@ -87,11 +90,23 @@ void client_upgrade(struct client *c)
 	c->ws = 1;
 	C.ws++;
 	C.deflate += c->zbits != 0;
+	C.sse += c->sse;
+}
+
+void client_unupgrade(struct client *c)
+{
+	if (!c->ws) return;
+	C.ws--;
+	C.deflate -= c->zbits != 0;
+	C.sse -= c->sse;
+	c->ws = 0;
+	c->sse = 0;
 }
 
 uint32_t client_http_count(void) { return C.http; }
 uint32_t client_ws_count(void) { return C.ws; }
 uint32_t client_deflate_count(void) { return C.deflate; }
+uint32_t client_sse_count(void) { return C.sse; }
 
 uint32_t client_take_dead(void)
 {
@@ -168,7 +183,7 @@ void client_drop_queued(struct client *c)
 void client_ws_fail(struct client *c, unsigned code, const char *reason)
 {
 	if (!c->why) c->why = reason;
-	if (!c->close_sent) {
+	if (!c->close_sent && !c->sse) {
 		client_drop_queued(c);
 		client_close_frame(c, code, reason);
 	}
@@ -182,6 +197,10 @@ void client_ws_close(struct client *c, unsigned code, const char *reason, int64_
 {
 	if (c->state != CS_WS) return;
 	if (!c->why) c->why = reason;
+	if (c->sse) {              /* the response ends: its last bytes, then FIN */
+		client_linger(c);
+		return;
+	}
 	client_close_frame(c, code, reason);
 	set_state(c, CS_CLOSING);
 	c->deadline = clock_now() + wait_ms;
@@ -191,6 +210,7 @@ void client_ws_close(struct client *c, unsigned code, const char *reason, int64_
 
 struct frame *client_message(const struct client *c, const char *json, size_t len, enum frame_kind kind)
 {
+	if (c->sse) return frame_sse(NULL, 0, json, len, kind);
 	return frame_for(frame_message(c->msgpack, json, len, kind), c->zbits);
 }
 
@@ -441,9 +461,24 @@ void reply_begin(struct jbuf *b, const char *type, const char *id, size_t id_len
 	}
 }
 
+void client_capture(struct client_capture *cap)
+{
+	C.cap = cap;
+}
+
 void reply_send(struct client *c, struct jbuf *b)
 {
 	json_obj_end(b);
+	if (C.cap && C.cap->c == c) {
+		static const char err[] = "{\"type\":\"error\"";
+		if (!C.cap->got && !b->failed && b->len >= sizeof(err) - 1 && !memcmp(b->buf, err, sizeof(err) - 1)) {
+			C.cap->len = b->len < sizeof(C.cap->json) ? b->len : sizeof(C.cap->json);
+			memcpy(C.cap->json, b->buf, C.cap->len);
+			C.cap->got = 1;
+		}
+		json_free(b);
+		return;
+	}
 	if (!b->failed) client_send(c, client_message(c, b->buf, b->len, FRAME_REPLY));
 	json_free(b);
 }

@@ -18,7 +18,7 @@
 
 enum client_state {
 	CS_HTTP,      /* reading a request head (plain HTTP or upgrade) */
-	CS_WS,        /* WebSocket open */
+	CS_WS,        /* WebSocket open, or an SSE stream (c->sse) */
 	CS_CLOSING,   /* we sent a close frame and wait for the peer's */
 	CS_LINGER,    /* flush output, shut down our side, discard input until EOF */
 	CS_DEAD,      /* to be freed at the end of the turn */
@@ -59,7 +59,8 @@ struct client {
 		 tls_want_out : 1,   /* TLS: a read or the handshake waits for writability */
 		 ktls : 1,           /* TLS: the kernel encrypts (writev goes on unchanged) */
 		 zbits : 4,          /* permessage-deflate: the window we compress with; 0: not negotiated */
-		 msg_z : 1;          /* the message being assembled is compressed (RFC 7692 §6) */
+		 msg_z : 1,          /* the message being assembled is compressed (RFC 7692 §6) */
+		 sse : 1;            /* a Server-Sent Events stream (GET /sse): CS_WS, no frames either way */
 	uint32_t utf8;               /* UTF-8 validator state of the text message in progress */
 
 	unsigned char *rbuf;         /* unconsumed input; NULL when empty */
@@ -112,14 +113,20 @@ void client_init(const struct config *cfg, client_flush_fn *on_output);
 struct client *client_new(int fd, const struct sockaddr *sa, socklen_t salen);
 /* Closes the socket (after one best-effort close_notify on TLS) and frees the client's own buffers and queue. */
 void client_free(struct client *c);
-/* The handshake is done: c is a WebSocket and counts toward --max-clients
- * (set c->zbits first when it negotiated permessage-deflate). */
+/* The handshake is done: c is a WebSocket or an SSE stream and counts
+ * toward --max-clients (set c->zbits first when it negotiated
+ * permessage-deflate, c->sse for an SSE stream). */
 void client_upgrade(struct client *c);
-/* Connections now reading a request head, open WebSocket clients, and
- * those of them that negotiated permessage-deflate. */
+/* An SSE stream refused after client_upgrade (its subscription failed):
+ * c no longer counts as a client; answer it, then let it linger. */
+void client_unupgrade(struct client *c);
+/* Connections now reading a request head, open streaming clients
+ * (WebSocket and SSE), those that negotiated permessage-deflate, and the
+ * SSE streams among them. */
 uint32_t client_http_count(void);
 uint32_t client_ws_count(void);
 uint32_t client_deflate_count(void);
+uint32_t client_sse_count(void);
 /* Clients killed since the last call: the server reaps only when non-zero. */
 uint32_t client_take_dead(void);
 /* "ip:port" of the peer, in a static buffer valid until the next call. */
@@ -134,7 +141,8 @@ void client_kill(struct client *c, const char *why);
  * FIN (or CLIENT_LINGER_MS), so our last bytes are not lost to an RST. */
 void client_linger(struct client *c);
 /* Starts a clean WebSocket close (RFC 6455 §7.1.2) and waits up to wait_ms
- * for the peer's close frame. Only from CS_WS. */
+ * for the peer's close frame. Only from CS_WS. An SSE stream has no close
+ * frame: its response ends (what is queued goes first, then FIN). */
 void client_ws_close(struct client *c, unsigned code, const char *reason, int64_t wait_ms);
 /* Fails the WebSocket connection (RFC 6455 §7.1.7): drops queued output,
  * sends a close frame unless one went, then lingers. */
@@ -168,7 +176,8 @@ void client_queue(struct client *c, struct frame *f);
 int  client_write(struct client *c);
 
 /* A server message for c from its JSON text, in c's format, compressed
- * when c negotiated permessage-deflate and it is worth it. */
+ * when c negotiated permessage-deflate and it is worth it; an SSE event
+ * (without id) for an SSE stream. */
 struct frame *client_message(const struct client *c, const char *json, size_t len, enum frame_kind kind);
 
 /* Replies: begin writes {"type":TYPE[,"id":ID]; the caller adds fields;
@@ -176,4 +185,16 @@ struct frame *client_message(const struct client *c, const char *json, size_t le
 void reply_begin(struct jbuf *b, const char *type, const char *id, size_t id_len);
 void reply_send(struct client *c, struct jbuf *b);
 void reply_error(struct client *c, const char *id, size_t id_len, const char *code, const char *msg);
+
+/* While a capture is set, replies to its client are not sent: the first
+ * error is kept (its JSON, cut to fit) and the others are dropped. An SSE
+ * request's subscription is made before its response goes out, so a
+ * refusal can still be an HTTP status. NULL ends the capture. */
+struct client_capture {
+	const struct client *c;
+	int got;
+	size_t len;
+	char json[512];
+};
+void client_capture(struct client_capture *cap);
 #endif

@@ -252,6 +252,7 @@ static void stats(struct http_out *o, const struct http_request *req)
 	json_key(b, "compression_ratio");
 	json_double(b, out && plain > out ? (double)(uint64_t)((double)plain / (double)out * 100 + 0.5) / 100 : 1.0);
 	json_key(b, "deflate_clients");  json_uint(b, src->deflate_clients());
+	json_key(b, "sse_clients");      json_uint(b, src->sse_clients());
 	json_key(b, "dropped");          json_uint(b, metrics_get(M_DROPPED));
 	json_key(b, "slow_disconnects"); json_uint(b, metrics_get(M_SLOW_DISCONNECTS));
 	uint32_t sc, sg;
@@ -297,6 +298,7 @@ static void stats(struct http_out *o, const struct http_request *req)
 		json_key(b, "queued_messages"); json_uint(b, c.queued_messages);
 		json_key(b, "queued_bytes");    json_uint(b, c.queued_bytes);
 		json_key(b, "deflate");         json_bool(b, c.deflate);
+		json_key(b, "transport");       json_cstr(b, c.sse ? "sse" : "websocket");
 		if (c.worker >= 0) { json_key(b, "worker"); json_uint(b, (uint64_t)c.worker); }
 		json_obj_end(b);
 	}
@@ -345,8 +347,10 @@ static void metrics(struct http_out *o, const struct http_request *req)
 
 	o->status = 200;
 	o->ctype = "text/plain; version=0.0.4; charset=utf-8";
-	metric_head(b, "kbridge_clients", "gauge", "Connected WebSocket clients.");
+	metric_head(b, "kbridge_clients", "gauge", "Connected clients (WebSocket and SSE).");
 	appendf(b, "kbridge_clients %u\n", src->clients());
+	metric_head(b, "kbridge_sse_clients", "gauge", "Connected SSE streams (counted in kbridge_clients too).");
+	appendf(b, "kbridge_sse_clients %u\n", src->sse_clients());
 
 	metric_head(b, "kbridge_connections_total", "counter",
 		    "WebSocket upgrade attempts by result.");

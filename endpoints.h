@@ -36,6 +36,7 @@ struct endpoints_client {
 	size_t queued_bytes;
 	int worker;            /* --workers: the worker it is on; -1 without */
 	int deflate;           /* negotiated permessage-deflate */
+	int sse;               /* an SSE stream, not a WebSocket */
 };
 
 /* One worker process as /stats lists it (--workers). */
@@ -50,8 +51,9 @@ struct endpoints_worker {
 /* What the endpoints read from the layers above them. Iterators start
  * with *i = 0 and return 0 when done. */
 struct endpoints_sources {
-	uint32_t (*clients)(void);                                  /* open WebSocket clients */
+	uint32_t (*clients)(void);                                  /* open WebSocket clients and SSE streams */
 	uint32_t (*deflate_clients)(void);                          /* of them, with permessage-deflate */
+	uint32_t (*sse_clients)(void);                              /* of them, SSE streams */
 	int (*client_next)(size_t *i, struct endpoints_client *out);
 	int (*kafka_up)(void);
 	int (*kafka_ready)(void);

@@ -108,11 +108,18 @@ static void set_key_hash(struct frame *f, const struct envelope *e)
 	f->key_hash = h ? h : 1;
 }
 
+/* The JSON text, encoded on first need; NULL when out of memory. */
+static const struct jbuf *text(struct envelope *e)
+{
+	if (!e->text.len) encode(&e->text, e, envelope_is_json(e));
+	return e->text.failed ? NULL : &e->text;
+}
+
 struct frame *envelope_frame(struct envelope *e, int msgpack)
 {
 	int i = msgpack ? 1 : 0;
 	if (e->frame[i] || ((e->failed >> i) & 1)) return e->frame[i];
-	if (!e->text.len) encode(&e->text, e, envelope_is_json(e));
+	text(e);
 	/* MessagePack is transcoded from the JSON text: the same object at
 	 * any depth the JSON carries (docs/protocol.md#messagepack). */
 	if (!e->text.failed) e->frame[i] = frame_message(msgpack, e->text.buf, e->text.len, FRAME_DATA);
@@ -135,8 +142,24 @@ struct frame *envelope_frame_for(struct envelope *e, int msgpack, unsigned zbits
 	return *z;
 }
 
+struct frame *envelope_sse(struct envelope *e, const char *id, size_t id_len)
+{
+	int i = id ? 1 : 0;
+	if (e->sse[i] || ((e->failed >> (2 + i)) & 1)) return e->sse[i];
+	const struct jbuf *t = text(e);
+	if (t) e->sse[i] = frame_sse(id, id_len, t->buf, t->len, FRAME_DATA);
+	if (!e->sse[i]) {
+		e->failed |= 1u << (2 + i);
+		return NULL;
+	}
+	set_key_hash(e->sse[i], e);
+	return e->sse[i];
+}
+
 void envelope_done(struct envelope *e)
 {
+	frame_unref(e->sse[0]);
+	frame_unref(e->sse[1]);
 	frame_unref(e->frame[0]);
 	frame_unref(e->frame[1]);
 	for (int i = 0; i < 2; i++)

@@ -1,8 +1,8 @@
 /* envelope.h - one Kafka record as a data message
  * (docs/protocol.md#data-messages): the JSON envelope built once per
  * record, and the WebSocket frame of each format (JSON text, MessagePack
- * binary) built at most once, on first need, and shared by reference by
- * every client that gets it.
+ * binary) and its Server-Sent Event built at most once, on first need, and
+ * shared by reference by every client that gets it.
  * Knows records and formats, not subscribers or clients. */
 #ifndef KB_ENVELOPE_H
 #define KB_ENVELOPE_H
@@ -25,12 +25,16 @@ struct envelope {
 	int json;                 /* -1 unknown, 0 no, 1 the value is valid JSON */
 	struct jbuf text;         /* the JSON envelope, built on first need */
 	struct frame *frame[2];   /* [0] JSON, [1] MessagePack, built on first need */
-	unsigned failed;          /* bit i: frame[i] could not be built (memory, size) */
+	unsigned failed;          /* bit i: frame[i] could not be built (memory, size); bit 2 + i: sse[i] */
 	/* Each format compressed for each window in use (permessage-deflate;
 	 * pmd_window: the smallest that reaches across the message), on first
 	 * need: the compressed twin, or a reference to the plain frame when
 	 * compression does not pay. */
 	struct frame *zframe[2][PMD_VARIANTS];
+	/* Server-Sent Events (docs/protocol.md#sse), on first need: [0] the
+	 * event without id, [1] with the id every stream in step with the
+	 * live one shares (the routing layer names it). */
+	struct frame *sse[2];
 };
 
 void envelope_init(struct envelope *e, const struct record *r, const char *type, const char *channel, uint64_t seq);
@@ -44,6 +48,9 @@ struct frame *envelope_frame(struct envelope *e, int msgpack);
  * zbits (0: none, the plain frame): compressed at most once per format
  * and window, and shared the same way. */
 struct frame *envelope_frame_for(struct envelope *e, int msgpack, unsigned zbits);
+/* The record's SSE event without an `id:` line (borrowed like
+ * envelope_frame), or with the id given the first time it is asked for. */
+struct frame *envelope_sse(struct envelope *e, const char *id, size_t id_len);
 /* Drops the envelope's own references and buffers. */
 void envelope_done(struct envelope *e);
 #endif

@@ -36,6 +36,7 @@ struct entry {
 	_Atomic uint32_t restarts;
 	_Atomic uint32_t ready, up, connected;   /* connected: WebSocket clients */
 	_Atomic uint32_t deflated;               /* of them, with permessage-deflate */
+	_Atomic uint32_t sse;                    /* of them, SSE streams */
 	_Atomic uint32_t st_clients, st_groups;
 	_Atomic uint64_t st_updates;
 	_Atomic uint64_t st_updates_before;   /* the master's: what ended processes of the slot sent */
@@ -47,7 +48,7 @@ struct entry {
 		uint32_t id, subs, queued_messages;
 		uint64_t queued_bytes;
 		char peer[PEER], identity[IDENTITY];
-		uint8_t has_identity, deflate;
+		uint8_t has_identity, deflate, sse;
 	} clients[ENDPOINTS_CLIENTS_MAX];
 };
 
@@ -172,6 +173,7 @@ void fleet_gone(unsigned self)
 	STORE(e->up, 0);
 	STORE(e->connected, 0);
 	STORE(e->deflated, 0);
+	STORE(e->sse, 0);
 	STORE(e->st_clients, 0);
 	STORE(e->st_groups, 0);
 }
@@ -220,6 +222,7 @@ static void publish_tables(struct entry *e, const struct endpoints_sources *live
 		put_str(e->clients[n].peer, PEER, c.peer);
 		e->clients[n].has_identity = c.identity != NULL;
 		e->clients[n].deflate = (uint8_t)c.deflate;
+		e->clients[n].sse = (uint8_t)c.sse;
 		put_str(e->clients[n].identity, IDENTITY, c.identity ? c.identity : "");
 	}
 	e->nclients = n;
@@ -235,6 +238,7 @@ void fleet_publish(const struct endpoints_sources *live, int64_t now, int now_to
 	live->state_counts(&sc, &sg, &su);
 	STORE(e->connected, live->clients());
 	STORE(e->deflated, live->deflate_clients());
+	STORE(e->sse, live->sse_clients());
 	STORE(e->ready, (uint32_t)live->kafka_ready());
 	STORE(e->up, (uint32_t)live->kafka_up());
 	STORE(e->st_clients, sc);
@@ -388,7 +392,7 @@ static void merge_clients(void)
 			F.cl[F.ncl] = (struct endpoints_client){
 				e->clients[k].id, F.cl_peer[F.ncl], e->clients[k].has_identity ? F.cl_identity[F.ncl] : NULL,
 				e->clients[k].subs, e->clients[k].queued_messages, e->clients[k].queued_bytes, (int)w,
-				e->clients[k].deflate };
+				e->clients[k].deflate, e->clients[k].sse };
 		}
 	}
 }
@@ -414,6 +418,14 @@ static uint32_t deflate_clients(void)
 	refresh();
 	uint32_t sum = 0;
 	for (unsigned w = 0; w < F.t->n; w++) sum += LOAD(F.t->e[w].deflated);
+	return sum;
+}
+
+static uint32_t sse_clients(void)
+{
+	refresh();
+	uint32_t sum = 0;
+	for (unsigned w = 0; w < F.t->n; w++) sum += LOAD(F.t->e[w].sse);
 	return sum;
 }
 
@@ -473,6 +485,7 @@ const struct endpoints_sources *fleet_sources(const struct endpoints_sources *ow
 	static const struct endpoints_sources merged = {
 		.clients = clients,
 		.deflate_clients = deflate_clients,
+		.sse_clients = sse_clients,
 		.client_next = client_next,
 		.kafka_up = kafka_up,
 		.kafka_ready = kafka_ready,

@@ -13,6 +13,7 @@
 #include "json.h"
 #include "msgpack.h"
 #include "pmd.h"
+#include "sse.h"
 
 #define STATIC_REFS UINT32_MAX
 
@@ -65,6 +66,14 @@ struct frame *frame_message(int msgpack, const char *json, size_t len, enum fram
 	struct frame *f = mp_from_json(&mp, json, len) == 0 && !mp.failed ?
 		frame_ws(WS_OP_BINARY, mp.buf, mp.len, kind) : NULL;
 	json_free(&mp);
+	return f;
+}
+
+struct frame *frame_sse(const char *id, size_t id_len, const char *json, size_t len, enum frame_kind kind)
+{
+	size_t n = sse_event(NULL, id, id_len, json, len);
+	struct frame *f = n <= UINT32_MAX ? frame_new(n, kind) : NULL;
+	if (f) sse_event(f->data, id, id_len, json, len);
 	return f;
 }
 

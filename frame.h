@@ -43,6 +43,11 @@ struct frame *frame_ws(enum ws_opcode op, const void *payload, size_t len, enum 
  * the JSON cannot be transcoded). */
 struct frame *frame_message(int msgpack, const char *json, size_t len, enum frame_kind kind);
 
+/* The same message as a Server-Sent Event (sse.h): `id: ID` first when id
+ * is not NULL, `event:` its type, one `data:` line. NULL when out of
+ * memory. */
+struct frame *frame_sse(const char *id, size_t id_len, const char *json, size_t len, enum frame_kind kind);
+
 /* permessage-deflate (pmd.h): a message's payload is compressed when it
  * has at least min_size bytes (--deflate-min-size). */
 void frame_deflate_min(size_t min_size);

@@ -53,6 +53,7 @@ static struct {
 	struct map parts;         /* "topic:partition" -> struct hpart * */
 	struct record_header *hv; /* history_replay's header list, grown as needed */
 	size_t hcap;
+	history_release_fn *release;
 } H;
 
 void history_configure(size_t max_bytes, int headers, uint32_t hold_max)
@@ -266,7 +267,9 @@ static void gate_release(struct client *c, struct gate *g)
 	for (uint32_t i = 0; i < g->nheld; i++) {
 		if (g->held[i].offset >= g->next) {
 			g->next = g->held[i].offset + 1;
-			client_send(c, g->held[i].f);      /* the held reference moves in */
+			/* the held reference moves in */
+			if (H.release) H.release(c, g->held[i].f, g->topic, g->partition, g->held[i].offset);
+			else client_send(c, g->held[i].f);
 		} else {
 			frame_unref(g->held[i].f);
 		}
@@ -296,6 +299,30 @@ void history_gate_release(struct client *c, const void *topic, int32_t partition
 {
 	struct gate *g = gate_find(c, topic, partition);
 	if (g && g->active) gate_release(c, g);
+}
+
+int history_gate_next(const struct client *c, size_t *i, const void **topic, int32_t *partition, int64_t *last,
+		      int *held)
+{
+	if (!c->rs || *i >= c->rs->n) return 0;
+	const struct gate *g = &c->rs->v[(*i)++];
+	*topic = g->topic;
+	*partition = g->partition;
+	*last = g->next - 1;
+	*held = g->active;
+	return 1;
+}
+
+int history_gate_active(const struct client *c)
+{
+	for (uint32_t i = 0; c->rs && i < c->rs->n; i++)
+		if (c->rs->v[i].active) return 1;
+	return 0;
+}
+
+void history_on_release(history_release_fn *fn)
+{
+	H.release = fn;
 }
 
 void history_gate_free(struct client *c)

@@ -49,6 +49,19 @@ int  history_gate_take(struct client *c, const void *topic, int32_t partition, i
 void history_gate_settle(struct client *c, const void *topic, int32_t partition);
 /* The replay of that partition ended (caught up, gap or failure): release. */
 void history_gate_release(struct client *c, const void *topic, int32_t partition);
+/* Iterates c's gates: the partition, the offset below the gate's next
+ * (everything up to it went to c or was skipped) and whether it holds live
+ * records for a replay (c's stream is behind the live one there).
+ * for (size_t i = 0; history_gate_next(c, &i, &topic, &partition, &last, &held);) */
+int  history_gate_next(const struct client *c, size_t *i, const void **topic, int32_t *partition, int64_t *last,
+		       int *held);
+/* Whether any gate of c holds live records for a replay. */
+int  history_gate_active(const struct client *c);
+/* How a held record goes out when its gate releases it (default: as it
+ * is, client_send); the routing layer sets it once, for SSE streams, whose
+ * events carry the position reached at the moment they are queued. */
+typedef void history_release_fn(struct client *c, struct frame *f, const void *topic, int32_t partition, int64_t offset);
+void history_on_release(history_release_fn *fn);
 /* Frees every gate of c. */
 void history_gate_free(struct client *c);
 #endif

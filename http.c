@@ -172,6 +172,32 @@ static int hexval(char c)
 	return -1;
 }
 
+/* Percent-decodes p[0..n) ('+' is a space) into out, NUL-terminated.
+ * Returns the length, or -2 when it does not fit cap or is badly encoded. */
+static ssize_t query_decode(const char *p, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (size_t k = 0; k < n; k++) {
+		char c = p[k];
+		if (c == '%') {
+			int hi, lo;
+			if (k + 2 >= n) return -2;   /* truncated escape */
+			if ((hi = hexval(p[k + 1])) < 0 || (lo = hexval(p[k + 2])) < 0)
+				return -2;
+			c = (char)(hi << 4 | lo);
+			if (c == '\0') return -2;   /* would cut the C string short */
+			k += 2;
+		} else if (c == '+') {
+			c = ' ';
+		}
+		if (o + 1 >= cap) return -2;
+		out[o++] = c;
+	}
+	if (o >= cap) return -2;
+	out[o] = '\0';
+	return (ssize_t)o;
+}
+
 ssize_t http_query_param(const char *q, size_t qlen, const char *name, char *out, size_t cap)
 {
 	size_t nl = strlen(name), i = 0;
@@ -180,31 +206,27 @@ ssize_t http_query_param(const char *q, size_t qlen, const char *name, char *out
 		while (i < qlen && q[i] != '&') i++;
 		const char *eq = memchr(q + s, '=', i - s);
 		size_t klen = eq ? (size_t)(eq - (q + s)) : i - s;
-		if (klen == nl && memcmp(q + s, name, nl) == 0) {
-			size_t o = 0;
-			for (size_t k = eq ? klen + 1 : klen; s + k < i; k++) {
-				char c = q[s + k];
-				if (c == '%') {
-					int hi, lo;
-					if (s + k + 2 >= i) return -2;   /* truncated escape */
-					if ((hi = hexval(q[s + k + 1])) < 0 || (lo = hexval(q[s + k + 2])) < 0)
-						return -2;
-					c = (char)(hi << 4 | lo);
-					if (c == '\0') return -2;   /* would cut the C string short */
-					k += 2;
-				} else if (c == '+') {
-					c = ' ';
-				}
-				if (o + 1 >= cap) return -2;
-				out[o++] = c;
-			}
-			if (o >= cap) return -2;
-			out[o] = '\0';
-			return (ssize_t)o;
-		}
+		if (klen == nl && memcmp(q + s, name, nl) == 0)
+			return eq ? query_decode(eq + 1, i - s - klen - 1, out, cap) : query_decode("", 0, out, cap);
 		i++;
 	}
 	return -1;
+}
+
+int http_query_next(const char *q, size_t qlen, size_t *at, char *name, size_t ncap, char *value, size_t vcap)
+{
+	while (q && *at < qlen) {
+		size_t s = *at, i = s;
+		while (i < qlen && q[i] != '&') i++;
+		*at = i + 1;
+		if (i == s) continue;                      /* "&&" */
+		const char *eq = memchr(q + s, '=', i - s);
+		size_t klen = eq ? (size_t)(eq - (q + s)) : i - s;
+		if (query_decode(q + s, klen, name, ncap) < 0) return -2;
+		if (query_decode(eq ? eq + 1 : "", eq ? i - s - klen - 1 : 0, value, vcap) < 0) return -2;
+		return 1;
+	}
+	return 0;
 }
 
 /* Appends what fits of p[0..n) to out, leaving room for the NUL. */

@@ -49,6 +49,10 @@ int http_header_has_token(const struct http_request *req, const char *name, cons
  * NUL-terminated). Returns its length, -1 when absent, -2 when it does not
  * fit in cap or is badly encoded. */
 ssize_t http_query_param(const char *query, size_t qlen, const char *name, char *out, size_t cap);
+/* Iterates the query's parameters in order from *at (start at 0): the
+ * name and value percent-decoded and NUL-terminated. Returns 1, 0 at the
+ * end, -2 when one does not fit or is badly encoded. */
+int http_query_next(const char *q, size_t qlen, size_t *at, char *name, size_t ncap, char *value, size_t vcap);
 /* Copies query q[0..qlen) into out (NUL-terminated, cut to cap - 1 bytes)
  * with the value of every parameter named `name` replaced by "REDACTED"
  * (names compared as written, like http_query_param), so the query can be

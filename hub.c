@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assign.h"
 #include "clock.h"
 #include "conflate.h"
 #include "envelope.h"
@@ -20,7 +21,9 @@
 #include "lvc.h"
 #include "map.h"
 #include "metrics.h"
+#include "sse.h"
 #include "state.h"
+#include "tp.h"
 
 struct sublist {
 	struct sub **v;
@@ -147,12 +150,15 @@ void hub_gc(void)
 	}
 }
 
+static history_release_fn release_held;
+
 int hub_init(const struct config *cfg, char *err, size_t errlen)
 {
 	/* The layer's other modules take their settings here, once. */
 	envelope_configure(cfg->headers);
 	lvc_configure((uint32_t)cfg->snapshot_keys);
 	history_configure(cfg->history, cfg->headers, (uint32_t)cfg->client_queue);
+	history_on_release(release_held);
 	if (routes_parse(cfg->topics, cfg->ntopics, &H.routes, err, errlen) < 0) return -1;
 	H.nroutes = cfg->ntopics;
 	if (state_configure(cfg, err, errlen) < 0) return -1;
@@ -451,6 +457,139 @@ static void envelope_finish(struct envelope *e)
 	envelope_done(e);
 }
 
+/* ---- SSE positions (docs/protocol.md#sse) ------------------------------------- */
+
+/* Whether t's records reach a subscription of c. */
+static int reads_topic(const struct client *c, const struct topic *t)
+{
+	if (!t->ch) return 0;
+	for (const struct sub *s = c->subs; s; s = s->cnext)
+		if (!s->ch || s->ch == t->ch) return 1;
+	return 0;
+}
+
+static int pos_has(const struct sse_pos *v, size_t n, const char *topic, int32_t partition)
+{
+	for (size_t k = 0; k < n; k++)
+		if (v[k].topic == topic && v[k].partition == partition) return 1;
+	return 0;
+}
+
+/* The token of a stream (sse.h): for every partition feeding it, the
+ * offset of the last record it got or passed over. only: a stream of
+ * channel `only` in step with the live one (every partition where the
+ * consumer is); else c's own: where a gate holds live records for a
+ * replay, the gate's place, elsewhere the consumer's. rt:rp at roff is
+ * the record the event carries (a replayed or held one is behind the
+ * consumer). Returns the token's length, or -1 when it does not fit. */
+static ssize_t sse_token(const struct client *c, const struct channel *only, const struct topic *rt, int32_t rp,
+			 int64_t roff, char *out, size_t cap)
+{
+	static struct sse_pos v[SSE_POS_MAX];
+	size_t n = 0, i = 0, ngates;
+	const void *gt;
+	int32_t p;
+	int64_t last;
+	int held;
+	while (!only && history_gate_next(c, &i, &gt, &p, &last, &held)) {
+		const struct topic *t = gt;
+		if (!held || !reads_topic(c, t)) continue;
+		if (n == SSE_POS_MAX) return -1;
+		v[n++] = (struct sse_pos){ t->name, p, t == rt && p == rp ? roff : last };
+	}
+	ngates = n;
+	const char *tp;
+	char name[TP_TOPIC_MAX];
+	for (i = 0; assign_position_next(&i, &tp, &last);) {
+		if (tp_parse(tp, strlen(tp), name, sizeof(name), &p) < 0) continue;
+		const struct topic *t = map_get(&H.topics, name, strlen(name));
+		if (!t || !t->ch || (only ? t->ch != only : !reads_topic(c, t)) || pos_has(v, ngates, t->name, p)) continue;
+		if (n == SSE_POS_MAX) return -1;
+		v[n++] = (struct sse_pos){ t->name, p, t == rt && p == rp ? roff : last };
+	}
+	/* A gate on a partition the consumer has no position for yet. */
+	for (i = 0; !only && history_gate_next(c, &i, &gt, &p, &last, &held);) {
+		const struct topic *t = gt;
+		if (held || !reads_topic(c, t) || pos_has(v, n, t->name, p)) continue;
+		if (n == SSE_POS_MAX) return -1;
+		v[n++] = (struct sse_pos){ t->name, p, t == rt && p == rp ? roff : last };
+	}
+	return sse_token_encode(v, n, out, cap);
+}
+
+/* An event of c's own: its token, then the shared event without id. A new
+ * reference, NULL when out of memory or the token does not fit. */
+static struct frame *sse_own(const struct client *c, const struct frame *body, const struct topic *t, int32_t p,
+			     int64_t off)
+{
+	char id[SSE_TOKEN_MAX + 1];
+	ssize_t il = sse_token(c, NULL, t, p, off, id, sizeof(id));
+	if (il < 0) return NULL;
+	struct frame *f = frame_new(4 + (size_t)il + 1 + body->len, (enum frame_kind)body->kind);
+	if (!f) return NULL;
+	memcpy(f->data, "id: ", 4);
+	memcpy(f->data + 4, id, (size_t)il);
+	f->data[4 + il] = '\n';
+	memcpy(f->data + 5 + il, body->data, body->len);
+	f->key_hash = body->key_hash;
+	return f;
+}
+
+/* The event of record e for SSE stream c, as a new reference: shared by
+ * every stream that reads only t's channel and is in step with the live
+ * one, else c's own. NULL when out of memory. */
+static struct frame *sse_event_for(const struct client *c, struct envelope *e, const struct topic *t)
+{
+	int shared = !c->rs || !history_gate_active(c);
+	for (const struct sub *s = c->subs; shared && s; s = s->cnext) shared = s->ch == t->ch;
+	struct frame *body = envelope_sse(e, NULL, 0), *f = NULL;
+	if (!body) return NULL;
+	if (!shared) {
+		f = sse_own(c, body, t, e->r->partition, e->r->offset);
+	} else {
+		char id[SSE_TOKEN_MAX + 1];
+		ssize_t il = e->sse[1] ? 0 : sse_token(NULL, t->ch, NULL, 0, 0, id, sizeof(id));
+		f = il < 0 ? NULL : e->sse[1] ? e->sse[1] : envelope_sse(e, id, (size_t)il);
+		if (f) frame_ref(f);
+	}
+	/* A position past what a token holds: the event goes without id. */
+	return f ? f : frame_ref(body);
+}
+
+/* A gate releases a held record: an SSE stream's event gets its id now. */
+static void release_held(struct client *c, struct frame *f, const void *topic, int32_t partition, int64_t offset)
+{
+	if (c->sse) {
+		struct frame *own = sse_own(c, f, topic, partition, offset);
+		if (own) {            /* else without id, like sse_event_for */
+			frame_unref(f);
+			f = own;
+		}
+	}
+	client_send(c, f);
+}
+
+void hub_sse_position(struct client *c, int heartbeat)
+{
+	char id[SSE_TOKEN_MAX + 1];
+	static const char hb[] = ": keep-alive\n";
+	size_t hl = heartbeat ? sizeof(hb) - 1 : 0;
+	/* A stream whose interval still holds values has not passed them. */
+	ssize_t il = heartbeat && c->interval_ms ? -1 : sse_token(c, NULL, NULL, 0, 0, id, sizeof(id));
+	if (il < 0 && !heartbeat) return;
+	struct frame *f = frame_new(hl + (il < 0 ? 1 : 4 + (size_t)il + 2), FRAME_CONTROL);
+	if (!f) return;
+	memcpy(f->data, hb, hl);
+	if (il < 0) {
+		f->data[hl] = '\n';
+	} else {
+		memcpy(f->data + hl, "id: ", 4);
+		memcpy(f->data + hl + 4, id, (size_t)il);
+		memcpy(f->data + hl + 4 + il, "\n\n", 2);
+	}
+	client_send(c, f);
+}
+
 /* Hands the record's shared frame to s's client: through its resume gate
  * when it resumes, through conflation when it asked for an interval. */
 static void deliver(struct envelope *e, const struct topic *t, const struct sub *s)
@@ -458,12 +597,14 @@ static void deliver(struct envelope *e, const struct topic *t, const struct sub 
 	struct client *c = s->c;
 	if (c->stamp == H.stamp) return;   /* several of its subscriptions matched */
 	c->stamp = H.stamp;
-	struct frame *f = envelope_frame_for(e, c->msgpack, c->zbits);
+	/* An SSE stream's gate holds the event without id (release_held). */
+	struct frame *f = c->sse ? envelope_sse(e, NULL, 0) : envelope_frame_for(e, c->msgpack, c->zbits);
 	if (!f) return;
 	if (c->rs && !history_gate(c, t, e->r->partition, e->r->offset, f)) return;
+	if (!(f = c->sse ? sse_event_for(c, e, t) : frame_ref(f))) return;
 	uint32_t interval = s->interval_ms ? s->interval_ms : c->interval_ms;
-	if (interval) conflate_offer(c, t->ch, e->r->key, e->r->key ? e->r->key_len : 0, frame_ref(f), interval);
-	else client_send(c, frame_ref(f));
+	if (interval) conflate_offer(c, t->ch, e->r->key, e->r->key ? e->r->key_len : 0, f, interval);
+	else client_send(c, f);
 }
 
 int hub_route(const struct record *r)
@@ -530,12 +671,20 @@ static void replay_one(void *arg, const struct record *r, uint64_t seq)
 	for (const struct sub *s = c->subs; s; s = s->cnext) {
 		if (s->ch && s->ch != x->t->ch) continue;
 		if (!filter_match(s, &e, 1)) continue;
-		struct frame *f = envelope_frame_for(&e, c->msgpack, c->zbits);
-		if (f) client_send(c, frame_ref(f));
+		struct frame *f = c->sse ? sse_event_for(c, &e, x->t) : envelope_frame_for(&e, c->msgpack, c->zbits);
+		client_send(c, c->sse || !f ? f : frame_ref(f));
 		break;
 	}
 	envelope_finish(&e);
 	history_gate_settle(c, x->t, r->partition);
+}
+
+int hub_resume_hold(struct client *c, const char *topic, int32_t partition, int64_t last)
+{
+	struct topic *t = topic_get(topic);
+	if (!t || !t->ch || history_gate_open(c, t, partition, last) < 0) return -1;
+	history_gate_hold(c, t, partition);
+	return 0;
 }
 
 int hub_resume(struct client *c, const char *topic, int32_t partition, int64_t last)
@@ -548,6 +697,7 @@ int hub_resume(struct client *c, const char *topic, int32_t partition, int64_t l
 	if (history_covers(topic, partition, last)) {
 		struct replay_ctx x = { c, t };
 		history_replay(topic, partition, last, replay_one, &x);
+		history_gate_release(c, t, partition);   /* held by hub_resume_hold */
 		return 0;
 	}
 	history_gate_hold(c, t, partition);   /* until Kafka's replay catches up */

@@ -88,10 +88,24 @@ int  hub_restrict(struct client *c, const struct channel *ch, const struct filte
  * Kafka must be asked (live records of that partition are then held for c
  * until hub_replay_done), or -1 when no route consumes that topic. */
 int  hub_resume(struct client *c, const char *topic, int32_t partition, int64_t last);
+/* Before a resume of several partitions: c's gate on each is set at
+ * `last` and holds live records, so that what a replay sends before the
+ * others have begun carries no position past theirs (SSE ids). 0, or -1
+ * when no route consumes the topic or out of memory. */
+int  hub_resume_hold(struct client *c, const char *topic, int32_t partition, int64_t last);
 /* A record fetched back from Kafka for c (it carries no seq). */
 void hub_replay_record(struct client *c, const struct record *r);
 /* The replay of topic:partition for c reached Kafka's end (or failed). */
 void hub_replay_done(struct client *c, const char *topic, int32_t partition);
+
+/* ---- Server-Sent Events (docs/protocol.md#sse) ----------------------------- */
+
+/* Queues to SSE stream c an `id:` line with its position and a blank line
+ * (sets the reader's last event id, dispatches nothing); with heartbeat a
+ * `: keep-alive` comment first (a stream with an interval then gets the
+ * comment alone: its pending values are not passed yet). Data events go
+ * out through hub_route like WebSocket frames, with their ids. */
+void hub_sse_position(struct client *c, int heartbeat);
 
 /* ---- introspection (/stats, /metrics, /docs, the Kafka subscription) ------- */
 

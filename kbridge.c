@@ -153,6 +153,7 @@ static void route_record(const struct record *r)
 static const struct endpoints_sources sources = {
 	.clients = client_ws_count,
 	.deflate_clients = client_deflate_count,
+	.sse_clients = client_sse_count,
 	.client_next = server_client_next,
 	.kafka_up = kafka_up,
 	.kafka_ready = kafka_ready,

@@ -404,6 +404,7 @@ static void ack(const struct msg_ctx *m, const char *action, const struct sub_re
 		const struct resume_list *rl)
 {
 	struct jbuf b;
+	if (m->c->sse) return;   /* an SSE stream's only subscription is its request's */
 	reply_begin(&b, "ack", m->id, m->id_len);
 	json_key(&b, "action");
 	json_cstr(&b, action);
@@ -445,10 +446,15 @@ static int start_resume(struct client *c, char (*topics)[256], const int32_t *pa
 			return -1;
 		}
 	}
+	/* Every partition's gate first: what the history replays of one goes
+	 * out before the others have begun (an SSE id passes none of them). */
+	for (int i = 0; i < n; i++) hub_resume_hold(c, topics[i], parts[i], last[i]);
+	if (c->sse) hub_sse_position(c, 0);
 	for (int i = 0; i < n; i++) {
 		int rc = hub_resume(c, topics[i], parts[i], last[i]);
 		if (rc < 0) {
 			snprintf(err, errlen, "cannot resume %s:%d: no route consumes that topic", topics[i], (int)parts[i]);
+			for (int k = 0; k < n; k++) hub_replay_done(c, topics[k], parts[k]);   /* nothing held */
 			return -1;
 		}
 		if (rc == 1) req[nk++] = (struct replay_req){ topics[i], parts[i], last[i] };
@@ -571,6 +577,7 @@ static void subscribe(const struct msg_ctx *m, int action_dialect)
 	}
 	struct resume_list rl = { rtopics, rparts, nres };
 	ack(m, "subscribe", &r, -1, &rl);
+	if (m->c->sse && !nres) hub_sse_position(m->c, 0);   /* where the stream starts */
 	if (m->c->dialect) {
 		/* The state dialect: a new set means a new snapshot, whole. */
 		if (added) state_client_changed(m->c, m->id, m->id_len);

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "proto.h"
+#include "proto_sse.h"
 #include "session.h"
 #include "tls.h"
 #include "ws.h"
@@ -176,7 +177,7 @@ int server_client_next(size_t *i, struct endpoints_client *out)
 		const struct client *c = S.clients[(*i)++];
 		if (!c->ws) continue;
 		*out = (struct endpoints_client){ c->id, client_peer(c), auth_identity(c), c->nsubs, c->q.count, c->q.bytes, -1,
-						  c->zbits != 0 };
+						  c->zbits != 0, c->sse };
 		return 1;
 	}
 	return 0;
@@ -426,6 +427,13 @@ void server_tick(void)
 			if (c->auth_deadline && now >= c->auth_deadline) {
 				auth_deadline(c);
 				if (c->state != CS_WS) break;
+			}
+			if (c->sse) {          /* nothing comes from an SSE reader: a heartbeat goes to it */
+				if (now >= c->next_ping) {
+					proto_sse_heartbeat(c);
+					c->next_ping = now + SSE_HEARTBEAT_MS;
+				}
+				break;
 			}
 			if (ping_ms <= 0) break;
 			/* No frame at all for twice the interval: drop, no close frame. */

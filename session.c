@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "answer.h"
 #include "auth.h"
 #include "clock.h"
 #include "cors.h"
@@ -31,6 +32,7 @@
 #include "msgpack.h"
 #include "pmd.h"
 #include "proto.h"
+#include "session_sse.h"
 #include "utf8.h"
 #include "ws.h"
 
@@ -47,6 +49,7 @@ static struct {
 void session_init(const struct config *cfg)
 {
 	SS.cfg = cfg;
+	answer_init(cfg);
 	iplimit_init(cfg->max_clients_per_ip, cfg->upgrade_rate);
 	frame_deflate_min(cfg->deflate_min_size);
 }
@@ -346,174 +349,8 @@ static size_t process_ws(struct client *c, unsigned char *buf, size_t len)
 }
 
 /* ---- HTTP ---------------------------------------------------------------- */
-
-/* Queues a complete HTTP response as one private frame (head and body in
- * one buffer: one write). HEAD gets the head of the same response. */
-static void http_respond(struct client *c, int status, const char *ctype, const char *body, size_t blen,
-		  int keep_alive, int head_only, const char *extra)
-{
-	char head[2048];
-	int hl = http_format_head(head, sizeof(head), status, ctype, blen, keep_alive, extra);
-	if (hl < 0) return;
-	size_t total = (size_t)hl + (head_only ? 0 : blen);
-	struct frame *f = frame_new(total, FRAME_REPLY);
-	if (!f) return;
-	memcpy(f->data, head, (size_t)hl);
-	if (!head_only && blen) memcpy(f->data + hl, body, blen);
-	client_queue(c, f);
-}
-
-/* An answer {"error":msg}. */
-static void http_error_body(struct client *c, int status, const char *msg, int keep, const char *extra)
-{
-	char body[256];
-	struct jbuf b;
-	json_init(&b);
-	json_obj_begin(&b);
-	json_key(&b, "error");
-	json_cstr(&b, msg);
-	json_obj_end(&b);
-	snprintf(body, sizeof(body), "%.*s\n", (int)b.len, b.buf ? b.buf : "");
-	json_free(&b);
-	http_respond(c, status, "application/json", body, strlen(body), keep, 0, extra);
-}
-
-/* An error answer that ends the connection: after an error the rest of the
- * input cannot be trusted to be a request. */
-static void http_error(struct client *c, int status, const char *msg, const char *extra)
-{
-	http_error_body(c, status, msg, 0, extra);
-	metrics_add(M_HTTP_ERRORS, 1);
-	client_linger(c);
-}
-
-/* --allow-origin: exact Origin values; a request without Origin is not
- * from a browser page and is allowed (docs/operations.md). */
-static int origin_allowed(const struct http_request *req)
-{
-	const struct http_header *o = http_header_get(req, "Origin");
-	return cors_origin_allowed(SS.cfg->origins, SS.cfg->norigins, o ? o->value : NULL, o ? o->value_len : 0);
-}
-
-/* Appends the CORS header lines of an answer to req (methods: a preflight's)
- * after the n bytes already in extra. */
-static void add_cors(char *extra, size_t cap, const struct http_request *req, const char *methods)
-{
-	size_t n = strlen(extra);
-	if (cors_headers(extra + n, cap - n, SS.cfg->origins, SS.cfg->norigins, req, methods) < 0) extra[n] = '\0';
-}
-
-/* OPTIONS of a path that exists (RFC 9110 §9.3.7): 204 with Allow. A CORS
- * preflight gets the cross-origin answer when the path is one other
- * origins may read and --allow-origin allows the Origin, else 403; a plain
- * OPTIONS of such a path the CORS headers of a GET. A refused preflight was
- * a valid request: the connection stays open (docs/protocol.md#cors). */
-static void answer_options(struct client *c, const struct http_request *req, const struct endpoint_info *ei, int keep)
-{
-	char extra[1024];
-	snprintf(extra, sizeof(extra), "Allow: %s\r\n", ei->methods);
-	if (cors_is_preflight(req)) {
-		if (!ei->cors) {
-			http_error_body(c, 403, "this path does not answer other origins", keep, NULL);
-			return;
-		}
-		if (!origin_allowed(req)) {
-			char vary[64] = "";
-			add_cors(vary, sizeof(vary), req, NULL);   /* Vary: Origin, with a list */
-			http_error_body(c, 403, "origin not allowed", keep, vary);
-			return;
-		}
-		add_cors(extra, sizeof(extra), req, ei->methods);
-	} else if (ei->cors) {
-		add_cors(extra, sizeof(extra), req, NULL);
-	}
-	http_respond(c, 204, NULL, NULL, 0, keep, 0, extra);
-}
-
-/* An upgrade that is not a valid one: counted, then answered like any
- * HTTP error. */
-static void upgrade_refused(struct client *c, int status, const char *msg, const char *extra)
-{
-	metrics_add(M_REJECTED_BAD, 1);
-	http_error(c, status, msg, extra);
-}
-
-/* The upgrade's token, if it brings one (docs/security.md#tokens):
- * Authorization: Bearer, else access_token=. A bad one is answered 401
- * (RFC 6750 §3) with the reason; -1 then. */
-static int upgrade_token(struct client *c, const struct http_request *req)
-{
-	const struct http_header *az = http_header_get(req, "Authorization");
-	static char qtok[JWT_MAX_LEN + 1];
-	if (auth_enabled() && http_header_count(req, "Authorization") > 1) {
-		/* A proxy and kbridge must not read different tokens. */
-		upgrade_refused(c, 400, "two Authorization lines", NULL);
-		return -1;
-	}
-	const char *tok = NULL;
-	size_t len = 0;
-	ssize_t n;
-	if (az && az->value_len >= 7 && strncasecmp(az->value, "Bearer ", 7) == 0) {
-		tok = az->value + 7;
-		len = az->value_len - 7;
-		while (len && *tok == ' ') { tok++; len--; }
-		if (!len) tok = NULL;          /* "Bearer " alone: no token */
-	} else if ((n = http_query_param(req->query, req->query_len, "access_token", qtok, sizeof(qtok))) >= 0) {
-		tok = qtok;
-		len = (size_t)n;
-	} else if (n == -2) {
-		tok = qtok;                    /* too long or badly encoded: malformed */
-		len = JWT_MAX_LEN + 1;
-	}
-	enum jwt_error e = auth_upgrade(c, tok, len);
-	if (e == JWT_OK) return 0;
-	char body[256];
-	struct jbuf b;
-	json_init(&b);
-	json_obj_begin(&b);
-	json_key(&b, "error");  json_cstr(&b, auth_reason_text(e));
-	json_key(&b, "reason"); json_cstr(&b, jwt_error_name(e));
-	json_obj_end(&b);
-	snprintf(body, sizeof(body), "%.*s\n", (int)b.len, b.buf ? b.buf : "");
-	json_free(&b);
-	char extra[160];
-	snprintf(extra, sizeof(extra), "WWW-Authenticate: Bearer error=\"invalid_token\", error_description=\"%s\"\r\n",
-		 auth_reason_text(e));
-	http_respond(c, 401, "application/json", body, strlen(body), 0, 0, extra);
-	metrics_add(M_HTTP_ERRORS, 1);
-	client_linger(c);
-	return -1;
-}
-
-/* The per-address limits (--max-clients-per-ip, --upgrade-rate) on the
- * address the client counts as: behind a --trusted-proxy the one the
- * proxy names, which from here on is c's peer (logs, /stats). 0, or -1
- * after a 429. */
-static int address_admitted(struct client *c, const struct http_request *req)
-{
-	struct sockaddr_storage fwd;
-	socklen_t fl;
-	if (iplimit_forwarded(req, &c->peer.sa, SS.cfg->trusted, SS.cfg->ntrusted, &fwd, &fl) &&
-	    (size_t)fl <= sizeof(c->peer))
-		memcpy(&c->peer, &fwd, (size_t)fl);
-	unsigned retry = 0;
-	switch (iplimit_admit(&c->peer.sa, clock_now(), &retry)) {
-	case IPLIMIT_OK:
-		return 0;
-	case IPLIMIT_PER_IP:
-		metrics_add(M_REJECTED_PER_IP, 1);
-		http_error(c, 429, "too many connections from this address", NULL);
-		return -1;
-	case IPLIMIT_RATE: {
-		char extra[48];
-		snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry);
-		metrics_add(M_REJECTED_RATE, 1);
-		http_error(c, 429, "too many upgrades from this address", extra);
-		return -1;
-	}
-	}
-	return 0;
-}
+/* The HTTP answers themselves (status, CORS, tokens, per-address limits)
+ * are answer.c's. */
 
 /* Fields an upgrade must carry once (RFC 6455 §11.3.1, §11.3.5), and
  * Upgrade too: a proxy in front and kbridge must not read one request two
@@ -552,47 +389,47 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 	if (twice) {
 		char msg[80];
 		snprintf(msg, sizeof(msg), "more than one %s header", twice);
-		upgrade_refused(c, 400, msg, NULL);
+		answer_refused(c, 400, msg, NULL);
 		return;
 	}
 	if (!http_header_has_token(req, "Upgrade", "websocket") ||
 	    !http_header_has_token(req, "Connection", "upgrade")) {
-		upgrade_refused(c, 426, "this endpoint needs a WebSocket upgrade",
+		answer_refused(c, 426, "this endpoint needs a WebSocket upgrade",
 			   "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
 		return;
 	}
 	if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0 || req->minor < 1) {
-		upgrade_refused(c, 400, "a WebSocket upgrade must be an HTTP/1.1 GET", NULL);
+		answer_refused(c, 400, "a WebSocket upgrade must be an HTTP/1.1 GET", NULL);
 		return;
 	}
 	if (!ver || ver->value_len != 2 || memcmp(ver->value, "13", 2) != 0) {
-		upgrade_refused(c, 426, "unsupported WebSocket version: only 13 is spoken",
+		answer_refused(c, 426, "unsupported WebSocket version: only 13 is spoken",
 			   "Sec-WebSocket-Version: 13\r\n");
 		return;
 	}
 	if (!key || ws_accept_key(key->value, key->value_len, accept) < 0) {
-		upgrade_refused(c, 400, "missing or invalid Sec-WebSocket-Key", NULL);
+		answer_refused(c, 400, "missing or invalid Sec-WebSocket-Key", NULL);
 		return;
 	}
-	if (!origin_allowed(req)) {
+	if (!answer_origin_allowed(req)) {
 		metrics_add(M_REJECTED_ORIGIN, 1);
-		http_error(c, 403, "origin not allowed", NULL);
+		answer_error(c, 403, "origin not allowed", NULL);
 		return;
 	}
 	if (client_ws_count() >= (uint32_t)SS.cfg->max_clients_here || SS.draining) {
 		metrics_add(M_REJECTED_FULL, 1);
-		http_error(c, 503, SS.draining ? "shutting down" : "too many clients", "Retry-After: 1\r\n");
+		answer_error(c, 503, SS.draining ? "shutting down" : "too many clients", "Retry-After: 1\r\n");
 		return;
 	}
-	if (address_admitted(c, req) < 0) return;
+	if (answer_admitted(c, req) < 0) return;
 	/* Validate query parameters before switching: errors are still HTTP. */
 	char err[160];
 	struct upgrade_opts uo;
 	if (proto_upgrade_parse(req->query, req->query_len, &uo, err, sizeof(err)) < 0) {
-		upgrade_refused(c, 400, err, NULL);
+		answer_refused(c, 400, err, NULL);
 		return;
 	}
-	if (upgrade_token(c, req) < 0) return;
+	if (answer_token(c, req) < 0) return;
 
 	/* The 101 is queued like any frame; from here on the bytes of this
 	 * connection are WebSocket frames (the client's first may already be
@@ -648,7 +485,7 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 	if (r == 0) return 0;
 	if (r < 0) {
 		int st = (int)-r;
-		http_error(c, st, st == 431 ? "request header fields too large" :
+		answer_error(c, st, st == 431 ? "request header fields too large" :
 				  st == 505 ? "HTTP version not supported" : "malformed request", NULL);
 		return len;
 	}
@@ -665,7 +502,7 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 	 * with more than one, is answered 400. */
 	size_t hosts = http_header_count(&req, "Host");
 	if (hosts > 1 || (req.minor >= 1 && !hosts)) {
-		http_error(c, 400, hosts ? "more than one Host header" : "missing Host header", NULL);
+		answer_error(c, 400, hosts ? "more than one Host header" : "missing Host header", NULL);
 		return len;
 	}
 	metrics_add(M_HTTP_REQUESTS, 1);
@@ -676,7 +513,7 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 			 (http_path_is(&req, "/ws") || (req.path_len >= 4 && memcmp(req.path, "/ws/", 4) == 0)) &&
 			 !http_path_is(&req, "/ws/stats");
 	if (!get && !head && !options) {
-		http_error(c, 405, "method not allowed", "Allow: GET, HEAD, OPTIONS\r\n");
+		answer_error(c, 405, "method not allowed", "Allow: GET, HEAD, OPTIONS\r\n");
 		return len;
 	}
 	struct endpoint_info ei = { .methods = "GET, HEAD, OPTIONS", .cors = 0 };   /* /ws: no CORS */
@@ -685,6 +522,14 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 		handle_upgrade(c, &req);
 		return (size_t)r;
 	}
+	/* GET /sse: the same streams as an event-stream response. */
+	int is_sse = !c->admin && http_path_is(&req, "/sse");
+	if (is_sse && !options) {
+		session_sse(c, &req, head, SS.cfg, SS.draining);
+		return len;          /* what follows the request is never read */
+	}
+	if (is_sse) ei = (struct endpoint_info){ .methods = "GET, HEAD, OPTIONS", .cors = 1 };
+	known |= is_sse;
 	if (options && known) {
 		answer_options(c, &req, &ei, keep);
 	} else {
@@ -692,8 +537,8 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 		endpoints_handle(&req, c->admin, &out);
 		char extra[1024];
 		snprintf(extra, sizeof(extra), "%s", out.extra ? out.extra : "");
-		if (known && ei.cors) add_cors(extra, sizeof(extra), &req, NULL);
-		http_respond(c, out.status, out.ctype ? out.ctype : "application/json", out.body.buf, out.body.len,
+		if (known && ei.cors) answer_add_cors(extra, sizeof(extra), &req, NULL);
+		answer_respond(c, out.status, out.ctype ? out.ctype : "application/json", out.body.buf, out.body.len,
 			     keep, head, extra);
 		json_free(&out.body);
 	}
@@ -718,6 +563,7 @@ size_t session_input(struct client *c, unsigned char *buf, size_t len)
 	while (pos < len) {
 		size_t used;
 		if (c->state == CS_HTTP) used = process_http(c, buf + pos, len - pos);
+		else if (c->sse) used = len - pos;   /* an SSE stream's reader has nothing more to say */
 		else if (c->state == CS_WS || c->state == CS_CLOSING) used = process_ws(c, buf + pos, len - pos);
 		else used = len - pos;   /* lingering or dead: discard */
 		if (used == 0) break;
@@ -725,7 +571,7 @@ size_t session_input(struct client *c, unsigned char *buf, size_t len)
 	}
 	/* A head that has not ended within the limit never will: 431. */
 	if (c->state == CS_HTTP && len - pos >= HTTP_MAX_HEADER_BYTES) {
-		http_error(c, 431, "request header fields too large", NULL);
+		answer_error(c, 431, "request header fields too large", NULL);
 		pos = len;
 	}
 	return pos;
@@ -734,7 +580,7 @@ size_t session_input(struct client *c, unsigned char *buf, size_t len)
 void session_head_timeout(struct client *c)
 {
 	/* A peer that sent nothing is not owed an answer. */
-	if (c->got_bytes) http_error(c, 408, "request headers not received in time", NULL);
+	if (c->got_bytes) answer_error(c, 408, "request headers not received in time", NULL);
 	else client_kill(c, "idle");
 }
 

@@ -23,15 +23,15 @@ import sys
 LAYERS = [
     ("program", ["kbridge", "workers"]),
     ("server", ["server"]),
-    ("session", ["session"]),
-    ("protocol", ["proto", "proto_query", "auth"]),
+    ("session", ["session", "session_sse", "answer"]),
+    ("protocol", ["proto", "proto_query", "proto_sse", "auth"]),
     ("routing", ["hub", "envelope", "lvc", "history", "state", "stateview"]),
     ("kafka", ["kafka", "assign", "replay", "demo"]),
     ("client", ["client", "conflate"]),
     ("observability", ["endpoints", "openapi", "metrics", "fleet"]),
     ("leaves", ["config", "route", "filter", "frame", "http", "ws", "json", "json_parse", "msgpack",
                 "statediff", "utf8", "sha1", "base64", "map", "tp", "clock", "log", "assets", "healthcheck",
-                "cors", "jwt", "jwks", "iplimit", "tls", "pmd"]),
+                "cors", "jwt", "jwks", "iplimit", "tls", "pmd", "sse"]),
 ]
 
 

@@ -23,6 +23,7 @@ static unsigned w_index, w_clients, w_ready;
 
 static uint32_t src_clients(void) { return w_clients; }
 static uint32_t src_deflate(void) { return w_index ? w_clients : 0; }   /* worker 1's all negotiated it */
+static uint32_t src_sse(void) { return w_index ? 0 : 1; }                /* worker 0's first is an SSE stream */
 static int src_up(void) { return 1; }
 static int src_ready(void) { return (int)w_ready; }
 static const char *src_version(void) { return "test"; }
@@ -33,7 +34,7 @@ static int src_client(size_t *i, struct endpoints_client *out)
 {
 	if (*i >= w_clients) return 0;
 	*out = (struct endpoints_client){ (uint32_t)(100 * w_index + *i), "127.0.0.1:5", w_index ? "bob" : NULL, 1, 0, 0, -1,
-					  (int)w_index };
+					  (int)w_index, !w_index && *i == 0 };
 	(*i)++;
 	return 1;
 }
@@ -60,7 +61,7 @@ static int src_lag(size_t *i, const char **tp, int64_t *lag)
 }
 
 static const struct endpoints_sources own = {
-	src_clients, src_deflate, src_client, src_up, src_ready, src_version, src_lag, src_channel, src_routes, src_state, NULL
+	src_clients, src_deflate, src_sse, src_client, src_up, src_ready, src_version, src_lag, src_channel, src_routes, src_state, NULL
 };
 
 /* Worker `index` publishes once and ends with its attach result. */
@@ -100,7 +101,7 @@ int main(void)
 	fleet_started(1, b, 0);
 	clock_advance();
 
-	CHECK(t->clients() == 5 && t->deflate_clients() == 3);
+	CHECK(t->clients() == 5 && t->deflate_clients() == 3 && t->sse_clients() == 1);
 	CHECK(t->kafka_up() && t->kafka_ready());
 	CHECK(metrics_get(M_MESSAGES_OUT) == 201);
 	uint32_t sc, sg;
@@ -124,14 +125,16 @@ int main(void)
 	CHECK(seen == 2);
 
 	struct endpoints_client c;
-	int on[2] = { 0, 0 }, bobs = 0;
+	int on[2] = { 0, 0 }, bobs = 0, sse = 0;
 	for (size_t i = 0; t->client_next(&i, &c);) {
 		if (c.worker == 0 || c.worker == 1) on[c.worker]++;
 		CHECKF(c.deflate == (c.worker == 1), "client %u on worker %d: deflate %d", c.id, c.worker, c.deflate);
 		bobs += c.identity && !strcmp(c.identity, "bob");
+		sse += c.sse;
+		CHECKF(!c.sse || (c.worker == 0 && c.id == 0), "client %u on worker %d: sse", c.id, c.worker);
 		CHECK(!strcmp(c.peer, "127.0.0.1:5"));
 	}
-	CHECK(on[0] == 2 && on[1] == 3 && bobs == 3);
+	CHECK(on[0] == 2 && on[1] == 3 && bobs == 3 && sse == 1);
 
 	struct endpoints_worker w;
 	size_t i = 0;
