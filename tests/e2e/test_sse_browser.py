@@ -17,9 +17,14 @@ connection on command and notes what each request and response started with):
   Before any record, a drop checks that the id-only block that starts the
   stream set the EventSource's last event ID (the interface does not expose
   it: the reconnect's Last-Event-ID header is what it holds).
+- test_example_resumes_from_the_start_id: the stream is dropped before its
+  first record and kept down while records go into both partitions (one
+  with a record kbridge routed before, one without any): the id-only start
+  block must be enough to get exactly those when EventSource is back.
 - test_example_reports_a_refused_stream: an unknown channel is a 404 before
   the stream; EventSource gives up (readyState CLOSED, no retry) and the
-  example tells that apart from kbridge's own error events.
+  example tells that apart from kbridge's own error events. The page is on
+  another origin, so the 404 needs CORS headers too.
 
 Results go to tests/artifacts/browser-sse*.json and .png (and the proxy's
 notes to browser-sse-proxy.json).
@@ -40,7 +45,7 @@ import time
 
 import pytest
 
-from conftest import ARTIFACTS, ROOT
+from conftest import ARTIFACTS, ROOT, wait_channel_seq
 from test_browser_resume import Page as _ResumePage, Producer, _QuietHandler
 from test_console import CHROMIUM, HERE, need_browser
 
@@ -104,8 +109,9 @@ class Page(_ResumePage):
 class Proxy:
     """127.0.0.1:port relays each connection to kbridge's port. cut() closes
     every relayed connection at once (both sides); a connection kbridge
-    refuses is closed at once. conns lists, per connection, the first bytes
-    of the request and of the response (up to 16 KiB each)."""
+    refuses, or any while .refusing is set, is closed at once. conns lists,
+    per connection, the first bytes of the request and of the response (up
+    to 16 KiB each)."""
 
     KEEP = 16384
 
@@ -119,6 +125,7 @@ class Proxy:
         self.live = []          # [client, upstream] pairs
         self.conns = []         # {"request": bytes, "response": bytes, "refused": bool}
         self.closed = False
+        self.refusing = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -131,6 +138,8 @@ class Proxy:
             with self.lock:
                 self.conns.append(note)
             try:
+                if self.refusing:
+                    raise OSError("refusing")
                 u = socket.create_connection(("127.0.0.1", self.target), timeout=2)
                 u.settimeout(None)
             except OSError:
@@ -319,6 +328,54 @@ def test_example_reconnects_by_itself_without_gap_or_duplicate(mock_kafka, kafka
     assert not dup and not missing
 
 
+@pytest.mark.parametrize("routed", [True, False], ids=["after-a-record", "before-any-record"])
+def test_example_resumes_from_the_start_id(mock_kafka, kafka_bridge, make, routed):
+    """A break before the stream's first record: the id-only block that
+    starts the stream is all the EventSource has, and the records produced
+    while the stream is down must arrive when it is back, once. With
+    routed, partition 0 had a record kbridge routed before the page opened
+    (it must not come again) and partition 1 none; without, kbridge has
+    routed nothing of the topic yet (a new or idle topic)."""
+    need_browser()
+    mk = mock_kafka({"quiet": 2})
+    srv = kafka_bridge(mk, "-t", "quiet")
+    time.sleep(0.5)                 # --offset latest: let the assignment settle
+    if routed:
+        mk.produce("quiet", '{"i":-1}', key="k", partition=0)
+        wait_channel_seq(srv.port, "quiet", 1)
+    proxy = make("proxy", srv.port)
+    name = "browser-sse-start" + ("" if routed else "-unrouted")
+    p = make("page", f"http://127.0.0.1:{proxy.port}", "quiet", "quiet", name)
+    p.cmd("open")
+    deadline = time.monotonic() + 5
+    while not (proxy.streams() and proxy.streams()[0]["start_id"]):
+        assert time.monotonic() < deadline, f"no id-only block at the stream's start: {proxy.streams()}"
+        time.sleep(0.05)
+    start = proxy.streams()[0]["start_id"]
+    time.sleep(0.3)
+    proxy.refusing = True           # down until the records are in
+    assert proxy.cut() == 1
+    for i in range(4):
+        mk.produce("quiet", '{"i":%d}' % i, key="k", partition=i % 2)
+    mk.flush()
+    wait_channel_seq(srv.port, "quiet", 4 + routed)
+    proxy.refusing = False
+    p.cmd("waitopen 2 10000")
+    p.cmd("wait 4 5000")
+    time.sleep(0.5)                 # anything more would be a duplicate
+    res = p.finish()
+    proxy.save(name)
+    streams = [s for s in proxy.streams() if s["status"] == "200"]
+    assert len(streams) == 2 and streams[1]["last_event_id"] == start, (start, proxy.streams())
+    got = sorted((r[1], r[2], r[3]) for r in res["records"])
+    want = [(0, int(routed), 0), (0, int(routed) + 1, 2), (1, 0, 1), (1, 1, 3)]
+    assert got == want, \
+        (f"records produced during a break before the first record: want (partition, offset, i) "
+         f"{want}, got {got}; the start block's id was {start!r} "
+         f"and the reconnect's start id {streams[1]['start_id']!r}")
+    assert not res["errors"], res["errors"]
+
+
 def test_example_reports_a_refused_stream(mock_kafka, kafka_bridge, make):
     """An unknown channel: 404 before the stream. EventSource fails the
     connection for good (no retry, readyState CLOSED) and the example hands
@@ -340,3 +397,8 @@ def test_example_reports_a_refused_stream(mock_kafka, kafka_bridge, make):
     assert res["opens"] == 0 and res["sources"] == 1, res
     assert res["errors"] == [{"type": "error", "code": "CLOSED", "message": "connection refused"}], res["errors"]
     assert res["events"] == [["error", None, 2]], f"one error event, no data, readyState CLOSED: {res['events']}"
+    # The page is on another origin (as an app using kbridge is): without
+    # Access-Control-Allow-Origin on the refusal Chromium reports a CORS
+    # failure (net::ERR_FAILED) instead of the 404, and no page can read why.
+    assert "access-control-allow-origin" in streams[0]["headers"], \
+        f"the 404 before the stream has no Access-Control-Allow-Origin: {streams[0]['headers']} {res['netErrors']}"

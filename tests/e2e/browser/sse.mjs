@@ -153,7 +153,8 @@ try {
     // Reconnects while kbridge restarts are refused (the proxy closes the
     // browser's connection when kbridge does not answer), a refused stream
     // is logged with its status: counted and kept, the test judges them.
-    if (/\/sse\?|EventSource/.test(m.text())) { refused++; netErrors.push(m.text()); }
+    const where = (m.location() || {}).url || '';
+    if (/\/sse\?|EventSource/.test(m.text() + ' ' + where)) { refused++; netErrors.push(m.text() + ' ' + where); }
     else problems.push('console: ' + m.text());
   });
   page.on('pageerror', e => problems.push('exception: ' + e.message));
