@@ -477,6 +477,7 @@ async function sseTest() {
   await page.click('#subs li:has-text("no-such-channel") button');
   await connected('removing the unknown channel opens a working stream again');
   check(channelsOf(streams.at(-1)) === 'prices,qx', 'without it', streams.at(-1));
+  await page.screenshot({ path: path.join(outDir, 'console-sse.png') });
 
   // back to WebSocket: the same subscriptions, re-sent
   const acks = await page.$$eval('#messages > li.ctl[data-type="ack"]', els => els.length);
@@ -484,7 +485,6 @@ async function sseTest() {
   await page.waitForFunction(() => /^connected( · deflate)?$/.test(document.getElementById('status').textContent), null, { timeout: 10000 });
   await page.waitForFunction(n => document.querySelectorAll('#messages > li.ctl[data-type="ack"]').length >= n + 2, acks, { timeout: 5000 });
   check(true, 'switching back to WebSocket re-sends both subscriptions', await status());
-  await page.screenshot({ path: path.join(outDir, 'console-sse.png') });
 
   // a token goes onto the stream's URL as access_token (it has no other
   // way), and still into no page text or storage
