@@ -468,24 +468,28 @@ static int reads_topic(const struct client *c, const struct topic *t)
 	return 0;
 }
 
-static int pos_has(const struct sse_pos *v, size_t n, const char *topic, int32_t partition)
+/* Index of topic:partition in v[0..n), -1 when absent. */
+static long pos_find(const struct sse_pos *v, size_t n, const char *topic, int32_t partition)
 {
 	for (size_t k = 0; k < n; k++)
-		if (v[k].topic == topic && v[k].partition == partition) return 1;
-	return 0;
+		if (v[k].topic == topic && v[k].partition == partition) return (long)k;
+	return -1;
 }
 
 /* The token of a stream (sse.h): for every partition feeding it, the
  * offset of the last record it got or passed over. only: a stream of
  * channel `only` in step with the live one (every partition where the
  * consumer is); else c's own: where a gate holds live records for a
- * replay, the gate's place, elsewhere the consumer's. rt:rp at roff is
- * the record the event carries (a replayed or held one is behind the
- * consumer). Returns the token's length, or -1 when it does not fit. */
+ * replay, the gate's place; elsewhere the consumer's, or a gate's when it
+ * is further (a resume from a position this instance has not reached:
+ * the gate drops what the reader has). rt:rp at roff is the record the
+ * event carries (a replayed or held one is behind the consumer). Returns
+ * the token's length, or -1 when it does not fit. */
 static ssize_t sse_token(const struct client *c, const struct channel *only, const struct topic *rt, int32_t rp,
 			 int64_t roff, char *out, size_t cap)
 {
 	static struct sse_pos v[SSE_POS_MAX];
+	static unsigned char held_at[SSE_POS_MAX];
 	size_t n = 0, i = 0, ngates;
 	const void *gt;
 	int32_t p;
@@ -493,9 +497,10 @@ static ssize_t sse_token(const struct client *c, const struct channel *only, con
 	int held;
 	while (!only && history_gate_next(c, &i, &gt, &p, &last, &held)) {
 		const struct topic *t = gt;
-		if (!held || !reads_topic(c, t)) continue;
+		if (!reads_topic(c, t)) continue;
 		if (n == SSE_POS_MAX) return -1;
-		v[n++] = (struct sse_pos){ t->name, p, t == rt && p == rp ? roff : last };
+		held_at[n] = (unsigned char)held;
+		v[n++] = (struct sse_pos){ t->name, p, last };
 	}
 	ngates = n;
 	const char *tp;
@@ -503,17 +508,17 @@ static ssize_t sse_token(const struct client *c, const struct channel *only, con
 	for (i = 0; assign_position_next(&i, &tp, &last);) {
 		if (tp_parse(tp, strlen(tp), name, sizeof(name), &p) < 0) continue;
 		const struct topic *t = map_get(&H.topics, name, strlen(name));
-		if (!t || !t->ch || (only ? t->ch != only : !reads_topic(c, t)) || pos_has(v, ngates, t->name, p)) continue;
+		if (!t || !t->ch || (only ? t->ch != only : !reads_topic(c, t))) continue;
+		long k = pos_find(v, ngates, t->name, p);
+		if (k >= 0) {
+			if (!held_at[k] && last > v[k].last) v[k].last = last;
+			continue;
+		}
 		if (n == SSE_POS_MAX) return -1;
-		v[n++] = (struct sse_pos){ t->name, p, t == rt && p == rp ? roff : last };
+		v[n++] = (struct sse_pos){ t->name, p, last };
 	}
-	/* A gate on a partition the consumer has no position for yet. */
-	for (i = 0; !only && history_gate_next(c, &i, &gt, &p, &last, &held);) {
-		const struct topic *t = gt;
-		if (held || !reads_topic(c, t) || pos_has(v, n, t->name, p)) continue;
-		if (n == SSE_POS_MAX) return -1;
-		v[n++] = (struct sse_pos){ t->name, p, t == rt && p == rp ? roff : last };
-	}
+	long k = rt ? pos_find(v, n, rt->name, rp) : -1;
+	if (k >= 0) v[k].last = roff;
 	return sse_token_encode(v, n, out, cap);
 }
 
@@ -535,16 +540,54 @@ static struct frame *sse_own(const struct client *c, const struct frame *body, c
 	return f;
 }
 
+static int reads_channel(const struct client *c, const struct channel *ch)
+{
+	for (const struct sub *s = c->subs; s; s = s->cnext)
+		if (s->ch == ch) return 1;
+	return 0;
+}
+
+/* Whether a and b read the same set of channels. */
+static int same_channels(const struct client *a, const struct client *b)
+{
+	for (const struct sub *s = a->subs; s; s = s->cnext)
+		if (!reads_channel(b, s->ch)) return 0;
+	for (const struct sub *s = b->subs; s; s = s->cnext)
+		if (!reads_channel(a, s->ch)) return 0;
+	return 1;
+}
+
+/* The record being routed: its event for each set of several channels that
+ * streams in step with the live one read (one id per set, not per stream). */
+#define SSE_SETS 8
+static struct {
+	int on;                   /* inside hub_route */
+	unsigned n;
+	struct sse_set { const struct client *rep; struct frame *f; } v[SSE_SETS];
+} sets;
+
+static void sets_clear(void)
+{
+	for (unsigned k = 0; k < sets.n; k++) frame_unref(sets.v[k].f);
+	sets.n = 0;
+}
+
 /* The event of record e for SSE stream c, as a new reference: shared by
  * every stream that reads only t's channel and is in step with the live
- * one, else c's own. NULL when out of memory. */
+ * one, or reads the same channels and has never resumed; else c's own.
+ * NULL when out of memory. */
 static struct frame *sse_event_for(const struct client *c, struct envelope *e, const struct topic *t)
 {
-	int shared = !c->rs || !history_gate_active(c);
-	for (const struct sub *s = c->subs; shared && s; s = s->cnext) shared = s->ch == t->ch;
+	int shared = !c->rs || !history_gate_active(c), one = 1;
+	for (const struct sub *s = c->subs; s; s = s->cnext) one &= s->ch == t->ch;
 	struct frame *body = envelope_sse(e, NULL, 0), *f = NULL;
 	if (!body) return NULL;
-	if (!shared) {
+	if (shared && !one && !c->rs && sets.on) {
+		for (unsigned k = 0; k < sets.n; k++)
+			if (same_channels(c, sets.v[k].rep)) return frame_ref(sets.v[k].f);
+		f = sse_own(c, body, t, e->r->partition, e->r->offset);
+		if (f && sets.n < SSE_SETS) sets.v[sets.n++] = (struct sse_set){ c, frame_ref(f) };
+	} else if (!shared || !one) {
 		f = sse_own(c, body, t, e->r->partition, e->r->offset);
 	} else {
 		char id[SSE_TOKEN_MAX + 1];
@@ -629,6 +672,7 @@ int hub_route(const struct record *r)
 	/* A new stamp per record: deliver() sends once per client however
 	 * many of its subscriptions match. */
 	H.stamp++;
+	sets.on = 1;
 	for (uint32_t i = 0; i < ch->any.n; i++) {
 		struct sub *s = ch->any.v[i];
 		if (filter_match(s, &e, 0)) deliver(&e, t, s);
@@ -640,7 +684,9 @@ int hub_route(const struct record *r)
 	}
 	for (uint32_t i = 0; i < H.all.n; i++)
 		if (filter_match(H.all.v[i], &e, 1)) deliver(&e, t, H.all.v[i]);
-	if ((e.frame[0] || e.frame[1]) && r->timestamp_ms >= 0)
+	sets.on = 0;
+	sets_clear();
+	if ((e.frame[0] || e.frame[1] || e.sse[0]) && r->timestamp_ms >= 0)
 		metrics_observe_latency((double)(wall_ms() - r->timestamp_ms) / 1000.0);
 	envelope_finish(&e);
 	return 1;

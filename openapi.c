@@ -438,6 +438,62 @@ static void ws_path(struct jbuf *b, const struct openapi_input *in)
 	json_free(&d);
 }
 
+/* ---- /sse ------------------------------------------------------------------------ */
+
+static const char sse_parameters[] = "["
+	REF("parameters/Origin") "," REF("parameters/Last-Event-ID") ","
+	REF("parameters/channel") "," REF("parameters/channels") "," REF("parameters/key") ","
+	REF("parameters/keys") "," REF("parameters/interval") "," REF("parameters/sseSnapshot") ","
+	REF("parameters/sseResume") "]";
+
+static const char sse_200[] = "{\"description\":\"The event stream until either side closes (no Content-Length): "
+	"`retry: 1000` and the start position (`id:` alone), then per data message `id:` (its position token), "
+	"`event:` (its type) and `data:` (the JSON of the data message, one line); `event: snapshot`, `event: error` "
+	"(SLOW_CONSUMER, RESUME_GAP, TOKEN_EXPIRED) and a `: keep-alive` comment every 15 s.\","
+	"\"content\":{\"text/event-stream\":{\"schema\":{\"type\":\"string\"}}}}";
+
+static void sse_path(struct jbuf *b, const struct openapi_input *in)
+{
+	json_key(b, "/sse");
+	json_obj_begin(b);
+	json_key(b, "get");
+	json_obj_begin(b);
+	operation_head(b, "get", "Sse", "sse", "Stream channels as Server-Sent Events");
+	json_key(b, "description");
+	json_cstr(b, "The channels named, as `text/event-stream` (docs/protocol.md#sse). Besides the parameters "
+		  "below, `filter.FIELD=VALUE` keeps records whose payload has that top-level field (VALUE as JSON "
+		  "when it parses, else a string), and `access_token=` carries a token. A reconnect with "
+		  "`Last-Event-ID` (EventSource sends it) resumes with no gap and no duplicate.");
+	json_key(b, "parameters");  RAW(b, sse_parameters);
+	if (in->cfg->jwt_key || in->cfg->jwt_secret) {
+		json_key(b, "security");
+		RAW(b, "[{\"bearerAuth\":[]},{\"accessToken\":[]},{}]");
+	}
+	json_key(b, "responses");
+	json_obj_begin(b);
+	json_key(b, "200"); RAW(b, sse_200);
+	static const char *const codes[][2] = {
+		{ "400", "A bad query parameter, no channel, a malformed position token or one naming a topic none "
+			 "of the channels reads; `code` says which. The connection is closed." },
+		{ "401", "A token is needed (a channel is not public) or was refused. The connection is closed." },
+		{ "403", "The token does not allow a channel, or the `Origin` is not allowed. The connection is closed." },
+		{ "404", "No route produces a channel named (`UNKNOWN_CHANNEL`). The connection is closed." },
+		{ "429", "Over `--max-clients-per-ip` or `--upgrade-rate`. The connection is closed." },
+		{ "503", "`--max-clients` clients (WebSocket and SSE) are connected, or the server is shutting down." },
+	};
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		struct jbuf d;
+		json_init(&d);
+		json_append(&d, codes[i][1], strlen(codes[i][1]));
+		error_response(b, codes[i][0], &d, NULL);
+		json_free(&d);
+	}
+	json_obj_end(b);
+	json_obj_end(b);
+	options_operation(b, "Sse", "sse", 1);
+	json_obj_end(b);
+}
+
 /* ---- components ---------------------------------------------------------------- */
 
 struct named { const char *name, *json; };
@@ -455,7 +511,7 @@ static const struct named schemas[] = {
 	{ "Count", "{\"type\":\"integer\",\"minimum\":0}" },
 	{ "Stats", "{\"type\":\"object\",\"required\":[\"clients\",\"uptime_s\",\"kafka\",\"ready\",\"channels\",\"topics\","
 		"\"records_in\",\"messages_out\",\"bytes_out\",\"bytes_uncompressed\",\"compression_ratio\",\"deflate_clients\","
-		"\"dropped\",\"slow_disconnects\",\"state\",\"connections\",\"lag\","
+		"\"sse_clients\",\"dropped\",\"slow_disconnects\",\"state\",\"connections\",\"lag\","
 		"\"client_list\",\"client_list_truncated\",\"version\",\"target\",\"librdkafka\"],\"properties\":{"
 		"\"clients\":" REF("schemas/Count") ",\"uptime_s\":" REF("schemas/Count") ","
 		"\"kafka\":" REF("schemas/KafkaState") ",\"ready\":{\"type\":\"boolean\"},"
@@ -470,6 +526,8 @@ static const struct named schemas[] = {
 		"\"compression_ratio\":{\"type\":\"number\",\"minimum\":1,\"description\":\"bytes_uncompressed / bytes_out, "
 		"two decimals; 1 when nothing was compressed\"},\"deflate_clients\":{\"type\":\"integer\",\"minimum\":0,"
 		"\"description\":\"WebSocket clients that negotiated permessage-deflate\"},"
+		"\"sse_clients\":{\"type\":\"integer\",\"minimum\":0,\"description\":\"SSE streams (GET /sse), "
+		"counted in clients too\"},"
 		"\"dropped\":" REF("schemas/Count") ","
 		"\"slow_disconnects\":" REF("schemas/Count") ","
 		"\"state\":{\"type\":\"object\",\"description\":\"the state dialect (`type=tui|web`): the clients "
@@ -482,13 +540,15 @@ static const struct named schemas[] = {
 		"\"rejected_origin\":" REF("schemas/Count") ",\"rejected_bad\":" REF("schemas/Count") "}},"
 		"\"lag\":{\"type\":\"object\",\"description\":\"records behind the high watermark per `topic:partition`; null "
 		"while unknown\",\"additionalProperties\":{\"type\":[\"integer\",\"null\"],\"minimum\":0}},"
-		"\"client_list\":{\"type\":\"array\",\"maxItems\":100,\"description\":\"up to 100 WebSocket clients\",\"items\":{"
-		"\"type\":\"object\",\"required\":[\"id\",\"peer\",\"subscriptions\",\"queued_messages\",\"queued_bytes\",\"deflate\"],"
+		"\"client_list\":{\"type\":\"array\",\"maxItems\":100,\"description\":\"up to 100 clients (WebSocket and SSE)\",\"items\":{"
+		"\"type\":\"object\",\"required\":[\"id\",\"peer\",\"subscriptions\",\"queued_messages\",\"queued_bytes\",\"deflate\","
+		"\"transport\"],"
 		"\"properties\":{\"id\":" REF("schemas/Count") ",\"peer\":{\"type\":\"string\",\"description\":\"ip:port\"},"
 		"\"subscriptions\":" REF("schemas/Count") ",\"queued_messages\":" REF("schemas/Count") ","
 		"\"queued_bytes\":" REF("schemas/Count") ",\"identity\":{\"type\":[\"string\",\"null\"],"
 		"\"description\":\"with authentication on: the `sub` of the client's token\"},"
 		"\"deflate\":{\"type\":\"boolean\",\"description\":\"negotiated permessage-deflate\"},"
+		"\"transport\":{\"type\":\"string\",\"enum\":[\"websocket\",\"sse\"]},"
 		"\"worker\":{\"type\":\"integer\",\"minimum\":0,\"description\":\"with --workers: the worker it is on\"}}}},"
 		"\"workers\":{\"type\":\"array\",\"description\":\"with --workers only: each worker process\",\"items\":{"
 		"\"type\":\"object\",\"required\":[\"index\",\"pid\",\"ready\",\"kafka\",\"clients\",\"restarts\"],"
@@ -526,6 +586,15 @@ static const struct named parameters[] = {
 	HEADER_PARAM("Sec-WebSocket-Key", "true", "base64 of 16 random bytes",
 		     "{\"type\":\"string\",\"pattern\":\"^[A-Za-z0-9+/]{21}[AQgw]==$\"}"),
 	HEADER_PARAM("Sec-WebSocket-Version", "true", "the only version spoken", "{\"const\":\"13\"}"),
+	HEADER_PARAM("Last-Event-ID", "false", "a position token: resume right after it (`EventSource` sends the "
+		     "last `id:` it got when it reconnects); wins over `resume`", STRING),
+	QUERY_PARAM("key", "", "SSE: only records with this key (`*`: any)", STRING),
+	{ "keys", "{\"name\":\"keys\",\"in\":\"query\",\"style\":\"form\",\"explode\":false,\"description\":"
+		  "\"SSE: only records with one of these keys\",\"schema\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}}" },
+	{ "sseSnapshot", "{\"name\":\"snapshot\",\"in\":\"query\",\"description\":\"`1`: an `event: snapshot` per "
+		  "channel at the start (not when resuming)\",\"schema\":{\"type\":\"string\",\"enum\":[\"1\",\"true\",\"0\",\"false\"]}}" },
+	{ "sseResume", "{\"name\":\"resume\",\"in\":\"query\",\"description\":\"a position token, or "
+		  "`TOPIC:PARTITION:OFFSET,...`: start right after it\",\"schema\":{\"type\":\"string\"}}" },
 	QUERY_PARAM("channel", "", "subscribe to this channel at once, without filters, as if the first message "
 		    "were a subscribe (no ack is sent); an unknown channel fails the upgrade with 400",
 		    REF("schemas/Channel")),
@@ -660,7 +729,8 @@ static const char tags[] = "["
 	"{\"name\":\"health\",\"description\":\"liveness and readiness probes\"},"
 	"{\"name\":\"monitoring\",\"description\":\"stats and Prometheus metrics\"},"
 	"{\"name\":\"documents\",\"description\":\"descriptions of this kbridge, and its pages\"},"
-	"{\"name\":\"websocket\",\"description\":\"the WebSocket endpoint\"}]";
+	"{\"name\":\"websocket\",\"description\":\"the WebSocket endpoint\"},"
+	"{\"name\":\"sse\",\"description\":\"the same streams as Server-Sent Events\"}]";
 
 void openapi_write(struct jbuf *b, const struct openapi_input *in)
 {
@@ -690,6 +760,7 @@ void openapi_write(struct jbuf *b, const struct openapi_input *in)
 	json_obj_begin(b);
 	for (size_t i = 0; i < sizeof(api_paths) / sizeof(api_paths[0]); i++) api_path(b, &api_paths[i], in->cfg);
 	ws_path(b, in);
+	sse_path(b, in);
 	json_obj_end(b);
 	components(b, in);
 	json_obj_end(b);

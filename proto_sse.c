@@ -206,6 +206,15 @@ int proto_sse_open(struct client *c, const struct sse_req *r, struct sse_refusal
 	client_capture(NULL);
 	free(tok);
 	if (!cap.got) return 0;
+	if (c->nsubs) {
+		/* Subscribed, but the resume could not start (Kafka replays are
+		 * busy, or failed): end the stream after saying so, and the
+		 * reader reconnects from the same position in a second. An HTTP
+		 * error would make an EventSource give up for good. */
+		client_send(c, client_message(c, cap.json, cap.len, FRAME_REPLY));
+		client_ws_close(c, 0, "resume not started", 0);
+		return 0;
+	}
 	/* The error the subscription got becomes the answer. */
 	struct json_tok et[32];
 	int en = json_parse(cap.json, cap.len, et, 32, 4);
@@ -221,6 +230,9 @@ int proto_sse_open(struct client *c, const struct sse_req *r, struct sse_refusal
 	if (!strcmp(code, "UNKNOWN_CHANNEL")) no->status = 404, no->code = "UNKNOWN_CHANNEL";
 	else if (!strcmp(code, "UNAUTHORIZED")) no->status = c->au ? 403 : 401, no->code = "UNAUTHORIZED";
 	else if (!strcmp(code, "TOO_MANY_SUBSCRIPTIONS")) no->code = "TOO_MANY_SUBSCRIPTIONS";
+	if (no->status == 401)
+		snprintf(no->message, sizeof(no->message), "a channel asked for is not public: bring a token "
+			 "(access_token= or Authorization: Bearer)");
 	if (!no->message[0]) snprintf(no->message, sizeof(no->message), "the stream could not be subscribed");
 	hub_client_gone(c);
 	conflate_client_gone(c);

@@ -33,8 +33,9 @@ int  proto_sse_parse(const char *query, size_t qlen, const char *last_id, size_t
 /* Subscribes c (an SSE stream whose response head is queued) as r asks:
  * its start position, a snapshot when asked and not resuming, the replay
  * of a resume. 0, or -1 with *no filled (400, 401, 403, 404): nothing of
- * it is left subscribed then, and what it queued after `queued` frames is
- * dropped. */
+ * it is left subscribed then (the caller drops what it queued). A resume
+ * that cannot start now (Kafka replays busy) is no refusal: the stream
+ * says so in an `event: error` and ends, and the reader comes back. */
 int  proto_sse_open(struct client *c, const struct sse_req *r, struct sse_refusal *no);
 void proto_sse_free(struct sse_req *r);
 /* Every 15 s: the comment that keeps proxies from closing an idle

@@ -66,25 +66,26 @@ void session_sse(struct client *c, const struct http_request *req, int head_only
 		answer_error(c, 500, "response head too large", NULL);
 		return;
 	}
-	if (head_only) {              /* what a GET would begin with, nothing more */
-		struct frame *f = frame_new((size_t)hl, FRAME_REPLY);
-		if (f) memcpy(f->data, h, (size_t)hl);
-		client_queue(c, f);
-		client_linger(c);
-		return;
-	}
-	if (client_ws_count() >= (uint32_t)cfg->max_clients_here || draining) {
+	if (!head_only && (client_ws_count() >= (uint32_t)cfg->max_clients_here || draining)) {
 		metrics_add(M_REJECTED_FULL, 1);
 		answer_error(c, 503, draining ? "shutting down" : "too many clients", "Retry-After: 1\r\n");
 		return;
 	}
-	if (answer_admitted(c, req) < 0) return;
+	if (!head_only && answer_admitted(c, req) < 0) return;
 	struct sse_req r;
 	struct sse_refusal no;
 	const struct http_header *lei = http_header_get(req, "Last-Event-ID");
 	if (proto_sse_parse(req->query, req->query_len, lei ? lei->value : NULL, lei ? lei->value_len : 0, &r, &no) < 0) {
 		proto_sse_free(&r);
 		refuse(c, &no);
+		return;
+	}
+	if (head_only) {              /* what a GET would begin with, nothing more */
+		proto_sse_free(&r);
+		struct frame *f = frame_new((size_t)hl, FRAME_REPLY);
+		if (f) memcpy(f->data, h, (size_t)hl);
+		client_queue(c, f);
+		client_linger(c);
 		return;
 	}
 	if (answer_token(c, req) < 0) {

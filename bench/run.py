@@ -17,6 +17,7 @@ by a library independent of kbridge's own JWT code.
   bench/run.py --scenario state:100x1000 --scenario fanout:100x1000:channels=4:keys=100:layout=state
   bench/run.py --only fanout-1kx1k,fanout-1kx1k-auth
   bench/run.py --only fanout-1kx1k,fanout-1kx1k-deflate
+  bench/run.py --only fanout-1kx1k,fanout-1kx1k-sse
   bench/run.py --only floor-fanout-1kx1k,fanout-1kx1k --duration 5
   bench/run.py --scenario floor:keyed:1000x1000 --scenario keyed:1000x1000 --scenario ready:3
 
@@ -32,7 +33,9 @@ CPU-second against the -w1 row: one process placed the same way). The deflate ro
 (fanout-1kx1k-deflate) has every client negotiate permessage-deflate (wsload
 --deflate) and is judged against fanout-1kx1k of the same run: CPU per
 delivery and wire bytes per message, with a per-client compressor's cost
-estimated beside it. The start-to-ready row times kbridge
+estimated beside it. The SSE row (fanout-1kx1k-sse) has the same clients
+take the records as Server-Sent Events (GET /sse, wsload --sse) and is
+judged against fanout-1kx1k of the same run: CPU per delivery. The start-to-ready row times kbridge
 from exec to the first 200 from GET /ready, 5 starts on fresh mock clusters.
 """
 import argparse
@@ -78,7 +81,7 @@ def topics(channels):
 
 
 def fanout(clients, rate, name=None, fmt="json", interval=0, keys=1, channels=1, layout="stream",
-           auth=False, tls=False, workers=1, shared=False, deflate=False):
+           auth=False, tls=False, workers=1, shared=False, deflate=False, sse=False):
     """C clients on the channel. fmt="msgpack": format=msgpack clients;
     interval: conflating clients (at most one message per key per interval);
     keys: the producer cycles over that many keys (per channel); channels:
@@ -93,16 +96,18 @@ def fanout(clients, rate, name=None, fmt="json", interval=0, keys=1, channels=1,
     process placed as the workers rows are, on every core beside the tools
     (-w1: what a -wN row is judged against); deflate: every client offers
     permessage-deflate and inflates what comes compressed (wsload
-    --deflate), the bridge with its defaults (--deflate on, min size 256)."""
+    --deflate), the bridge with its defaults (--deflate on, min size 256);
+    sse: every client reads the channel as Server-Sent Events, GET
+    /sse?channel=... (wsload --sse), instead of over a WebSocket."""
     base = f"fanout-{k(clients)}x{k(rate)}"
     suffix = ((f"-c{channels}" if channels != 1 else "") + variant(fmt, interval, keys, 1)
               + ("-" + layout if layout != "stream" else "") + ("-auth" if auth else "")
-              + ("-wss" if tls else "") + ("-deflate" if deflate else "")
+              + ("-wss" if tls else "") + ("-deflate" if deflate else "") + ("-sse" if sse else "")
               + (f"-w{workers}" if workers > 1 or shared else ""))
     return dict(name=name or base + suffix, base=base, kind="fanout",
                 clients=clients, rate=rate, keys=keys, format=fmt, interval=interval,
                 topics=topics(channels), layout=layout, auth=bool(auth), tls=bool(tls), workers=workers,
-                shared=bool(shared or workers > 1), deflate=bool(deflate))
+                shared=bool(shared or workers > 1), deflate=bool(deflate), sse=bool(sse))
 
 
 def state(clients, rate, name=None, fmt="json", channels=4, keys=100, base=None, stype="web"):
@@ -159,9 +164,9 @@ def k(n):
 
 
 def default_scenarios():
-    # The authenticated, state-dialect, msgpack, conflated and deflate
+    # The authenticated, state-dialect, msgpack, conflated, deflate and SSE
     # variants of fanout-1kx1k sit right after it, so their cost reads
-    # beside plain JSON's. The state row's records are spread over 4 channels x 100 keys;
+    # beside plain JSON's (over WebSocket). The state row's records are spread over 4 channels x 100 keys;
     # a record stream of those very records (fanout:1000x1000:channels=4:
     # keys=100:layout=state) costs the bridge what fanout-1kx1k does per
     # delivery, within a few percent (bench/README.md), so it is not run too.
@@ -175,7 +180,7 @@ def default_scenarios():
             fanout(1000, 1000, auth=True), state(1000, 1000),
             fanout(1000, 1000, "fanout-1kx1k-msgpack", fmt="msgpack"),
             fanout(1000, 1000, "fanout-1kx1k-conflated", interval=250, keys=100),
-            fanout(1000, 1000, deflate=True),
+            fanout(1000, 1000, deflate=True), fanout(1000, 1000, sse=True),
             floor(fanout(5000, 1000)), fanout(5000, 1000), fanout(5000, 1000, shared=True),
             fanout(5000, 1000, workers=2),
             floor(fanout(100, 10000)), fanout(100, 10000),
@@ -192,6 +197,7 @@ TLS_CPU_RATIO_MAX = 2.0       # fanout-1kx1k-wss: CPU per delivery vs fanout-1kx
 TLS_IDLE_MAX = 16384          # idle-10k-wss: RSS per connection, bytes
 DEFLATE_CPU_RATIO_MAX = 1.2   # fanout-1kx1k-deflate: CPU per delivery vs fanout-1kx1k's
 DEFLATE_BYTES_RATIO_MAX = 0.5  # fanout-1kx1k-deflate: wire bytes per message vs fanout-1kx1k's
+SSE_CPU_RATIO_MAX = 1.2       # fanout-1kx1k-sse: CPU per delivery vs fanout-1kx1k's
 READY_MEDIAN_MAX_S = 0.25     # start-to-ready: exec to /ready, median of the starts
 
 
@@ -238,6 +244,17 @@ def check_targets(r):
              f"{r['bytes_ratio']:.2f}x {r['base']}'s B/msg > {DEFLATE_BYTES_RATIO_MAX:.1f}x")
         return (f"100%, no gaps, all compressed, <={DEFLATE_CPU_RATIO_MAX:.1f}x {r['base']}'s CPU s/M, "
                 f"<={DEFLATE_BYTES_RATIO_MAX:.1f}x its B/msg"), misses
+    if n == "fanout-1kx1k-sse":
+        need(r.get("pct", 0) >= 100.0, f"delivered {r.get('pct', 0):.2f}% < 100%")
+        need(r.get("gap_clients", 1) == 0, f"{r.get('gap_clients')} clients with gaps")
+        res = r.get("wsload") or {}
+        need(res.get("failed", 1) == 0 and res.get("sse_bad", 1) == 0,
+             f"{res.get('failed')} failed, {res.get('sse_bad')} data events off the contract ({res.get('first_error')})")
+        if r.get("cpu_ratio") is None:
+            return "100%, no gaps", misses
+        need(r["cpu_ratio"] <= SSE_CPU_RATIO_MAX,
+             f"{r['cpu_ratio']:.2f}x {r['base']}'s CPU s/M > {SSE_CPU_RATIO_MAX:.1f}x")
+        return f"100%, no gaps, <={SSE_CPU_RATIO_MAX:.1f}x {r['base']}'s CPU s/M", misses
     if n == "start-to-ready":
         need(r.get("ready_median_s") is not None and r["ready_median_s"] <= READY_MEDIAN_MAX_S,
              f"median {r.get('ready_median_s') or 0:.3f} s > {READY_MEDIAN_MAX_S:.2f} s")
@@ -645,7 +662,7 @@ class Bench:
         subscribe (floor reads "key" from it), whatever BENCH_* says."""
         fl = bool(scen.get("floor"))
         argv = [os.path.join(self.tools, "wsload"), "--port", str(port),
-                "--path", "/ws" if fl else self.ws_path,
+                "--path", "/ws" if fl else "/sse" if scen.get("sse") else self.ws_path,
                 "--clients", str(scen["clients"]), "--inflight", str(self.a.inflight),
                 "--channel", ",".join(scen.get("topics", [CHANNEL])), "--control", "--timeout", "300"]
         if scen["kind"] == "state":
@@ -668,6 +685,8 @@ class Bench:
             argv += ["--tls"]       # no certificate check: the e2e tests verify (--ca)
         if scen.get("deflate"):
             argv += ["--deflate"]
+        if scen.get("sse"):
+            argv += ["--sse"]       # GET /sse?channel=...: no subscribe message, no ack
         argv += list(extra)
         return Proc("wsload", argv, self.log_path(scen, "wsload"), stdin=True, cpu=self.tools_cpu)
 
@@ -716,6 +735,12 @@ class Bench:
                     r["worker_clients"] = [w.get("clients") for w in sorted(ws, key=lambda w: w.get("index", 0))]
             r.update(connected=ready["connected"], connect_s=ready["connect_s"],
                      subscribe_s=ready["subscribe_s"])
+            if scen.get("sse") and not self.custom:
+                # the clients are SSE streams as kbridge sees them (/stats sse_clients)
+                r["sse_clients"] = (http_json(ctl, "/stats", timeout=15) or {}).get("sse_clients")
+                if r["sse_clients"] != ready["subscribed"]:
+                    r.setdefault("notes", []).append(
+                        f"/stats said sse_clients {r['sse_clients']} with {ready['subscribed']} streams open")
             if scen["kind"] in ("idle", "connect"):
                 self.run_idle(r, wl, pid, rss_base)
             else:
@@ -1105,7 +1130,7 @@ def table(results):
                           f"{r['tls_msgs_per_record']:.1f} msgs/record")
             if r.get("floor") is True:
                 other = other.replace("cpu: bridge", "cpu: floor")
-            if r.get("deflate") and r.get("bytes_per_msg"):
+            if (r.get("deflate") or r.get("sse")) and r.get("bytes_per_msg"):
                 other += f"; {r['bytes_per_msg']:.0f} B/msg"
             if r.get("msgs_per_write"):
                 other += f"; {r['msgs_per_write']:.2f} msgs/write"
@@ -1213,6 +1238,8 @@ def compare(results):
         base = by.get(r.get("base"))
         if r.get("deflate"):
             base = by.get(r["name"].replace("-deflate", ""))    # the same records, no deflate
+        if r.get("sse"):
+            base = by.get(r["name"].replace("-sse", ""))        # the same clients over WebSocket
         if r.get("workers", 1) > 1:
             # against one process placed as the workers are, when it ran
             base = by.get(r["name"].rsplit("-w", 1)[0] + "-w1") or base
@@ -1228,6 +1255,11 @@ def compare(results):
             continue
         if r["kind"] == "state":
             text = compare_state(r, base)
+            out.append(text)
+            r.setdefault("compare", text)
+            continue
+        if r.get("sse"):
+            text = compare_sse(r, base)
             out.append(text)
             r.setdefault("compare", text)
             continue
@@ -1337,6 +1369,30 @@ def compare_deflate(r, base):
             f"compress-once per record, "
             f"{r['compress_once_cpu_per_m']:.4f} s per million deliveries here ({r['clients']} clients a "
             f"record{extra} over {base['name']})")
+    return text + noise_beside(r, base)
+
+
+def compare_sse(r, base):
+    """The SSE row against the same clients over WebSocket: bridge CPU per
+    delivery (the ratio check_targets judges), wire bytes per message
+    (an SSE event's id, event and data lines against a frame head), the
+    bridge's messages per write, and wsload's CPU per delivery (parsing
+    lines instead of frames: the load side's cost, not the bridge's)."""
+    res = r.get("wsload") or {}
+    text = f"{r['clients']} clients reading GET /sse vs {base['name']} (WebSocket)" + cpu_beside(r, base)
+    if r.get("bytes_per_msg") and base.get("bytes_per_msg"):
+        text += (f"; {r['bytes_per_msg']:.0f} vs {base['bytes_per_msg']:.0f} B per message on the wire "
+                 f"({r['bytes_per_msg'] / base['bytes_per_msg']:.2f}x)")
+    if r.get("msgs_per_write") and base.get("msgs_per_write"):
+        text += f"; {r['msgs_per_write']:.1f} vs {base['msgs_per_write']:.1f} messages per write"
+    if r.get("p99_ms") is not None and base.get("p99_ms") is not None:
+        text += f"; p99 {r['p99_ms']:.1f} vs {base['p99_ms']:.1f} ms"
+    wl_r, wl_b = r.get("wsload_cpu_s"), base.get("wsload_cpu_s")
+    if wl_r is not None and wl_b is not None and r.get("delivered") and base.get("delivered"):
+        text += f"; wsload {wl_r / r['delivered'] * 1e6:.2f} vs {wl_b / base['delivered'] * 1e6:.2f} us per delivery"
+    if res.get("sse"):
+        text += (f"; besides the data events: {res.get('sse_id_only', 0)} id-only blocks, "
+                 f"{res.get('sse_comments', 0)} comments, {res.get('sse_bad', 0)} events off the contract")
     return text + noise_beside(r, base)
 
 
@@ -1477,15 +1533,15 @@ def update_readme(md):
 # ---------------------------------------------------------------- main
 
 def parse_spec(spec):
-    """kind:CLIENTSxRATE[:msgpack][:interval=MS][:keys=K][:channels=N][:layout=L][:auth][:tls][:deflate][:workers=N]
-    (fanout, keyed; keys, channels, layout, auth, tls, deflate: fanout only; workers:
+    """kind:CLIENTSxRATE[:msgpack][:interval=MS][:keys=K][:channels=N][:layout=L][:auth][:tls][:deflate][:sse][:workers=N]
+    (fanout, keyed; keys, channels, layout, auth, tls, deflate, sse: fanout only; workers:
     kbridge --workers N on every core beside the tools, compared with
     workers=1, else with the same scenario without it),
     state:CLIENTSxRATE[:msgpack][:keys=K][:channels=N] (4 channels, 100 keys
     by default; compared with fanout:CLIENTSxRATE when that ran too) or
     kind:CLIENTS[:tls] (idle, connect). tls: wss, compared with the same
-    scenario without it when that ran too; so is deflate (permessage-deflate
-    clients). floor:fanout:CxR, floor:keyed:CxR:
+    scenario without it when that ran too; so are deflate (permessage-deflate
+    clients) and sse (Server-Sent Events clients: not with msgpack or deflate). floor:fanout:CxR, floor:keyed:CxR:
     the floor row of that scenario; ready[:STARTS]: start-to-ready."""
     kind, _, arg = spec.partition(":")
     if kind == "floor":
@@ -1497,7 +1553,8 @@ def parse_spec(spec):
         return start_to_ready(int(arg) if arg else 5)
     # The options each CLIENTSxRATE kind takes.
     takes = {"state": ("msgpack", "keys", "channels"),
-             "fanout": ("msgpack", "interval", "keys", "channels", "layout", "auth", "tls", "deflate", "workers"),
+             "fanout": ("msgpack", "interval", "keys", "channels", "layout", "auth", "tls", "deflate", "sse",
+                        "workers"),
              "keyed": ("msgpack", "interval", "workers")}
     if kind in takes:
         arg, *opts = arg.split(":")
@@ -1506,12 +1563,12 @@ def parse_spec(spec):
         try:
             for o in opts:
                 name, _, val = o.partition("=")
-                flag = name in ("msgpack", "auth", "tls", "deflate")
+                flag = name in ("msgpack", "auth", "tls", "deflate", "sse")
                 if name not in takes[kind] or flag != (val == "" and "=" not in o):
                     raise ValueError(o)
                 if name == "msgpack":
                     kw["fmt"] = "msgpack"
-                elif name in ("auth", "tls", "deflate"):
+                elif name in ("auth", "tls", "deflate", "sse"):
                     kw[name] = True
                 elif name == "layout":
                     if val not in ("stream", "state", "market"):
@@ -1521,6 +1578,8 @@ def parse_spec(spec):
                     kw[name] = int(val)
                     if name == "workers":
                         kw["shared"] = True     # workers=1: one process placed as workers are
+            if kw.get("sse") and (kw.get("fmt") or kw.get("deflate")):
+                raise ValueError("sse")     # an event stream is JSON text, uncompressed
             make = {"state": state, "fanout": fanout, "keyed": keyed}[kind]
             return make(int(c), int(rate), **kw)
         except ValueError:
@@ -1532,7 +1591,7 @@ def parse_spec(spec):
         except ValueError:
             pass
     raise SystemExit(f"run.py: bad --scenario {spec!r} (fanout:CxR[:msgpack][:interval=MS][:keys=K]"
-                     "[:channels=N][:layout=stream|state|market][:auth][:tls][:deflate][:workers=N], "
+                     "[:channels=N][:layout=stream|state|market][:auth][:tls][:deflate][:sse][:workers=N], "
                      "keyed:CxR[:msgpack][:interval=MS][:workers=N], "
                      "state:CxR[:msgpack][:keys=K][:channels=N], idle:C[:tls], connect:C[:tls], "
                      "floor:fanout:CxR, floor:keyed:CxR, ready[:STARTS])")
@@ -1592,11 +1651,11 @@ def main():
 
     def kbridge_only(s):
         return (s.get("format", "json") != "json" or s.get("interval") or s["kind"] == "state"
-                or len(s.get("topics", [TOPIC])) > 1 or s.get("auth"))
+                or len(s.get("topics", [TOPIC])) > 1 or s.get("auth") or s.get("sse"))
     if b.custom and any(kbridge_only(s) for s in scens):
         print("run.py: BENCH_BRIDGE: skipping the format=msgpack, conflation, state-dialect, "
-              "several-channel and auth scenarios (kbridge's query parameters, routes and "
-              "--jwt-secret)", file=sys.stderr)
+              "several-channel, auth and SSE scenarios (kbridge's query parameters, routes, "
+              "--jwt-secret and /sse)", file=sys.stderr)
         scens = [s for s in scens if not kbridge_only(s)]
 
     if any(s.get("workers", 1) > 1 for s in scens):

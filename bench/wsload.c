@@ -30,6 +30,11 @@
  * --deflate: every client offers permessage-deflate (RFC 7692), requires
  * the 101 to accept it, and inflates each compressed message (RSV1) before
  * the checks above; no inflate state is kept between messages.
+ * --sse: Server-Sent Events instead of WebSocket: each connection sends
+ * GET /sse?channel=... (key=, interval= in the query too), needs a 200
+ * text/event-stream answer, then parses the close-delimited event stream
+ * line by line; each data event is one delivery, its data line (the JSON
+ * a WebSocket client would get) parsed and checked as a message is.
  * Not a WebSocket library: it speaks just enough of RFC 6455 for a client. */
 #include <errno.h>
 #include <fcntl.h>
@@ -156,6 +161,7 @@ struct conn {
 	uint8_t frag_has_ts;
 	uint8_t tls_wantw;      /* --tls: the TLS layer waits for the socket to be writable */
 	uint8_t frag_z;         /* --deflate: the fragmented message in progress is compressed */
+	uint8_t sse_blk;        /* --sse: what the event block in progress has had (SB_*) */
 	uint32_t id;            /* index; in keyed mode the key is id % keys */
 	uint32_t gaps;          /* sequence jumps seen */
 	uint32_t part_len;      /* bytes in part */
@@ -193,6 +199,7 @@ struct opts {
 	int deflate_level;      /* --deflate-level: zlib level of the compression timed at the end */
 	int no_zcache;          /* --no-inflate-cache: inflate every message, even the same bytes again */
 	int period_ms;          /* --state: the update period asked for (250 for web) */
+	int sse;                /* --sse: Server-Sent Events (GET /sse) instead of WebSocket */
 	double duration, timeout;
 	uint64_t expect;
 	int quiet_ms;
@@ -271,6 +278,9 @@ static struct {
 	double zcost_us;         /* --deflate: CPU us to compress that message once (deflate_cost) */
 	size_t zcost_out;        /* its compressed length (the 4-byte tail cut) */
 	double zcost_total_s;    /* CPU s the timing took (run.py leaves it out of wsload's) */
+	/* --sse: what came besides data events, and what broke the contract */
+	uint64_t sse_ids, sse_id_only, sse_comments, sse_retry, sse_snapshots, sse_no_ts, sse_bad;
+	size_t req_key_at;       /* --sse --keys: where "&key=k<N>" goes in W.req (0: nowhere) */
 } W;
 
 static int64_t now_us(void)
@@ -339,28 +349,41 @@ static int parse_tokens(char *text, char *err, size_t errlen)
 	return (int)n;
 }
 
-/* The upgrade request of client c: W.req, or with --tokens W.req's head
- * plus client c's token (line id % lines) in W.req_auth, valid until the
- * next call (a partial send copies what is left). */
+/* The upgrade (or --sse: GET) request of client c: W.req, or in
+ * W.req_auth W.req's head with client c's own parts: with --sse --keys
+ * "&key=k<id % keys>" at the end of the query, with --tokens its token
+ * (line id % lines) as "Authorization: Bearer". Valid until the next call
+ * (a partial send copies what is left). */
 static const char *upgrade_request(const struct conn *c, size_t *len)
 {
-	if (!W.ntok) { *len = W.req_len; return W.req; }
-	uint32_t i = c->id % W.ntok;
-	size_t o = W.req_len - 2;                 /* W.req's head without its blank line */
-	memcpy(W.req_auth + o, "Authorization: Bearer ", 22);
-	o += 22;
-	memcpy(W.req_auth + o, W.tok[i], W.tok_len[i]);
-	o += W.tok_len[i];
-	memcpy(W.req_auth + o, "\r\n\r\n", 4);
-	*len = o + 4;
+	if (!W.ntok && !W.req_key_at) { *len = W.req_len; return W.req; }
+	size_t head = W.req_len - 2, o = head;    /* W.req's head without its blank line */
+	if (W.req_key_at) {
+		o = W.req_key_at;
+		o += (size_t)snprintf(W.req_auth + o, 24, "&key=k%u", c->id % (uint32_t)W.o.keys);
+		memcpy(W.req_auth + o, W.req + W.req_key_at, head - W.req_key_at);
+		o += head - W.req_key_at;
+	}
+	if (W.ntok) {
+		uint32_t i = c->id % W.ntok;
+		memcpy(W.req_auth + o, "Authorization: Bearer ", 22);
+		o += 22;
+		memcpy(W.req_auth + o, W.tok[i], W.tok_len[i]);
+		o += W.tok_len[i];
+		memcpy(W.req_auth + o, "\r\n", 2);
+		o += 2;
+	}
+	memcpy(W.req_auth + o, "\r\n", 2);
+	*len = o + 2;
 	return W.req_auth;
 }
 
-/* Once W.req is built: room for the longest token, and W.req's head in front. */
+/* Once W.req is built: room for a key and the longest token, and W.req's
+ * head in front (what precedes the key stays put). */
 static int tokens_ready(void)
 {
 	free(W.req_auth);
-	W.req_auth = malloc(W.req_len + 22 + MAX_TOKEN + 4);
+	W.req_auth = malloc(W.req_len + 24 + 22 + MAX_TOKEN + 4);
 	if (!W.req_auth) return -1;
 	memcpy(W.req_auth, W.req, W.req_len - 2);
 	return 0;
@@ -1791,21 +1814,27 @@ static ssize_t parse_frames(struct conn *c, const unsigned char *buf, size_t len
 	return c->fd >= 0 ? (ssize_t)off : -1;
 }
 
-/* The value of the response head's Sec-WebSocket-Extensions line (the
- * name in any case), its length in *vl; NULL when there is none. */
-static const unsigned char *extensions_value(const unsigned char *head, size_t hl, size_t *vl)
+/* The value of the response head's line named name (lower case, with its
+ * colon; the head's in any case), its length in *vl; NULL when none. */
+static const unsigned char *header_value(const unsigned char *head, size_t hl, const char *name, size_t *vl)
 {
-	static const char name[] = "sec-websocket-extensions:";
+	size_t nl = strlen(name);
 	for (const unsigned char *p = head, *e = head + hl; p < e;) {
 		const unsigned char *eol = memmem(p, (size_t)(e - p), "\r\n", 2);
 		if (!eol) break;
-		if ((size_t)(eol - p) >= sizeof(name) - 1 && !strncasecmp((const char *)p, name, sizeof(name) - 1)) {
-			*vl = (size_t)(eol - p) - (sizeof(name) - 1);
-			return p + sizeof(name) - 1;
+		if ((size_t)(eol - p) >= nl && !strncasecmp((const char *)p, name, nl)) {
+			*vl = (size_t)(eol - p) - nl;
+			return p + nl;
 		}
 		p = eol + 2;
 	}
 	return NULL;
+}
+
+/* The value of the response head's Sec-WebSocket-Extensions line. */
+static const unsigned char *extensions_value(const unsigned char *head, size_t hl, size_t *vl)
+{
+	return header_value(head, hl, "sec-websocket-extensions:", vl);
 }
 
 /* Checks the 101 (RFC 6455 §4.1 items 1-4 of the client's checks, loosely:
@@ -1840,14 +1869,128 @@ static ssize_t parse_head(struct conn *c, const unsigned char *buf, size_t len)
 	return (ssize_t)hl;
 }
 
+/* ---- Server-Sent Events (--sse) ---------------------------------------------
+ * The answer to GET /sse: 200, Content-Type text/event-stream, a body
+ * delimited by the close (no Content-Length, no chunking), read as lines
+ * ending in "\n" or "\r\n" (a lone "\r", which the format allows too, is
+ * not taken for one: kbridge never sends it). Lines make blocks ended by a
+ * blank line (WHATWG HTML, "Parsing an event stream"): "field: value"
+ * (one space after the colon dropped), ":" a comment. What kbridge sends:
+ * "retry:" and an id-only block (the start position) first; per record
+ * "id: TOKEN", "event: TYPE" and "data: JSON" (the WebSocket message's
+ * JSON, always one line); heartbeats ": keep-alive" then an id-only block
+ * or a blank line; "event: snapshot" and "event: error" blocks with data
+ * and no id. A block is handled at its blank line: one with data that is
+ * neither a snapshot nor an error is a data event, one delivery, its data
+ * parsed as a WebSocket message is (ts_us, n, k, kn) and checked the same
+ * way (latency, sequence, key). A data event without "ts_us" (not a
+ * produce.c record: kbridge --demo) is a delivery all the same, with no
+ * latency or sequence to check (sse_no_ts). A data event with no id, or
+ * with more than one data line, breaks the contract (sse_bad). The
+ * numbers of the block's data line wait in frag_ts ... frag_kn. */
+enum { SB_ID = 1, SB_DATA = 2, SB_MULTI = 4, SB_SNAPSHOT = 8, SB_ERROR = 16 };
+
+/* Checks the answer's head. Returns its length, 0 when more is needed,
+ * -1 on failure (a status other than 200 is a refusal, as for upgrades). */
+static ssize_t parse_sse_head(struct conn *c, const unsigned char *buf, size_t len)
+{
+	const unsigned char *e = memmem(buf, len, "\r\n\r\n", 4);
+	if (!e) {
+		if (len > MAX_HEAD) { conn_fail(c, "response head too long"); return -1; }
+		return 0;
+	}
+	size_t hl = (size_t)(e - buf) + 4, vl = 0;
+	if (len < 12 || memcmp(buf, "HTTP/1.1 200", 12) != 0) {
+		W.refused++;
+		const unsigned char *eol = memchr(buf, '\r', hl);
+		char why[96];
+		snprintf(why, sizeof(why), "SSE request refused: %.*s", (int)((eol ? eol : e) - buf > 60 ? 60 : (eol ? eol : e) - buf), (const char *)buf);
+		conn_fail(c, why);
+		return -1;
+	}
+	const unsigned char *ct = header_value(buf, hl, "content-type:", &vl);
+	if (!ct || !memmem(ct, vl, "text/event-stream", 17)) { conn_fail(c, "the 200 is not text/event-stream"); return -1; }
+	if (header_value(buf, hl, "transfer-encoding:", &vl) || header_value(buf, hl, "content-length:", &vl)) {
+		conn_fail(c, "the event stream is not close-delimited (Transfer-Encoding or Content-Length)");
+		return -1;
+	}
+	return (ssize_t)hl;
+}
+
+/* A blank line: the block ends. */
+static void sse_dispatch(struct conn *c, int64_t now)
+{
+	uint8_t b = c->sse_blk;
+	c->sse_blk = 0;
+	if (!(b & SB_DATA)) {
+		if (b & SB_ID) W.sse_id_only++;
+		return;
+	}
+	if (b & SB_ERROR) { W.server_errors++; return; }
+	if (b & SB_SNAPSHOT) { W.sse_snapshots++; return; }
+	if (!(b & SB_ID) || (b & SB_MULTI)) {
+		W.sse_bad++;
+		note_error("client %u: a data event %s", c->id, b & SB_ID ? "with more than one data line" : "without an id");
+	}
+	if (c->frag_has_ts) {
+		on_data(c, c->frag_ts, c->frag_n, c->frag_k, c->frag_kn, now);
+		return;
+	}
+	W.sse_no_ts++;
+	W.msgs++;
+	c->msgs++;
+	if (!W.t_first) W.t_first = now;
+	W.t_last = now;
+}
+
+/* Handles every complete line in buf; returns the bytes consumed (a line
+ * cut short waits for the next read), -1 when the connection failed. */
+static ssize_t parse_sse(struct conn *c, const unsigned char *buf, size_t len, int64_t now)
+{
+	size_t off = 0;
+	while (off < len && c->state == C_OPEN) {
+		const unsigned char *p = buf + off, *eol = memchr(p, '\n', len - off);
+		if (!eol) break;
+		size_t l = (size_t)(eol - p);
+		off += l + 1;
+		W.bytes += l + 1;
+		if (l && p[l - 1] == '\r') l--;
+		if (l == 0) { sse_dispatch(c, now); continue; }
+		if (p[0] == ':') { W.sse_comments++; continue; }
+		const unsigned char *colon = memchr(p, ':', l);
+		size_t nl = colon ? (size_t)(colon - p) : l;
+		const unsigned char *v = colon ? colon + 1 : p + l;
+		size_t vl = (size_t)(p + l - v);
+		if (vl && *v == ' ') { v++; vl--; }
+		if (nl == 4 && !memcmp(p, "data", 4)) {
+			c->sse_blk |= c->sse_blk & SB_DATA ? SB_MULTI : SB_DATA;
+			c->frag_has_ts = parse_fields(v, vl, &c->frag_ts, &c->frag_n, &c->frag_k, &c->frag_kn) == 0;
+			if (c->sse_blk & SB_ERROR)
+				note_error("client %u: event: error %.*s", c->id, (int)(vl > 100 ? 100 : vl), (const char *)v);
+		} else if (nl == 2 && !memcmp(p, "id", 2)) {
+			c->sse_blk |= SB_ID;
+			W.sse_ids++;
+		} else if (nl == 5 && !memcmp(p, "event", 5)) {
+			c->sse_blk &= (uint8_t)~(SB_SNAPSHOT | SB_ERROR);
+			if (vl == 8 && !memcmp(v, "snapshot", 8)) c->sse_blk |= SB_SNAPSHOT;
+			else if (vl == 5 && !memcmp(v, "error", 5)) c->sse_blk |= SB_ERROR;
+		} else if (nl == 5 && !memcmp(p, "retry", 5)) {
+			W.sse_retry++;
+		} else {
+			W.other++;      /* a field the format does not know: ignored, as EventSource does */
+		}
+	}
+	return c->state == C_OPEN ? (ssize_t)off : -1;
+}
+
 static void on_upgraded(struct conn *c, int64_t now)
 {
 	W.in_flight--;
 	W.connected++;
 	hist_add(&W.conn_lat, (uint64_t)(now - c->t_start));
 	if (W.connected + W.failed == W.o.clients || W.connected == W.o.clients) W.t_connected = now;
-	if (W.o.no_subscribe) {
-		became_subscribed(c);
+	if (W.o.no_subscribe || W.o.sse) {
+		became_subscribed(c);          /* --sse: the 200 is the subscription */
 	} else {
 		c->state = C_SUBSCRIBING;
 		send_subscribe(c);
@@ -1897,14 +2040,14 @@ static void on_readable(struct conn *c)
 	int64_t now = now_us();
 	size_t len = have + (size_t)r, off = 0;
 	if (c->state == C_HANDSHAKE) {
-		ssize_t hl = parse_head(c, b, len);
+		ssize_t hl = W.o.sse ? parse_sse_head(c, b, len) : parse_head(c, b, len);
 		if (hl < 0) return;
 		if (hl == 0) goto keep;
 		off = (size_t)hl;
 		on_upgraded(c, now);
 		if (c->fd < 0) return;
 	}
-	ssize_t used = parse_frames(c, b + off, len - off, now);
+	ssize_t used = W.o.sse ? parse_sse(c, b + off, len - off, now) : parse_frames(c, b + off, len - off, now);
 	if (used < 0) return;
 	off += (size_t)used;
 keep:
@@ -1913,7 +2056,7 @@ keep:
 		return;
 	}
 	size_t left = len - off;
-	if (left > MAX_FRAME + 14) { conn_fail(c, "frame too large for wsload"); return; }
+	if (left > MAX_FRAME + 14) { conn_fail(c, W.o.sse ? "SSE line too long for wsload" : "frame too large for wsload"); return; }
 	if (left > c->part_len || !c->part) {
 		unsigned char *n = realloc(c->part, left);
 		if (!n) { conn_fail(c, "out of memory"); return; }
@@ -2095,6 +2238,12 @@ static void print_result(void)
 		stale, with_stale, disorder, bad);
 	fprintf(f, "\"channels\":%d,\"tokens\":%u,\"refused\":%" PRIu64 ",", W.nch, W.ntok, W.refused);
 	fprintf(f, "\"tls\":%d,\"tls_handshakes\":%" PRIu64 ",", W.o.tls, W.tls_handshakes);
+	fprintf(f, "\"sse\":%d,", W.o.sse);
+	if (W.o.sse)
+		fprintf(f, "\"sse_ids\":%" PRIu64 ",\"sse_id_only\":%" PRIu64 ",\"sse_comments\":%" PRIu64 ","
+			"\"sse_retry\":%" PRIu64 ",\"sse_snapshots\":%" PRIu64 ",\"sse_no_ts\":%" PRIu64 ","
+			"\"sse_bad\":%" PRIu64 ",", W.sse_ids, W.sse_id_only, W.sse_comments, W.sse_retry,
+			W.sse_snapshots, W.sse_no_ts, W.sse_bad);
 	fprintf(f, "\"deflate\":%d,\"ext_declined\":%" PRIu64 ",\"deflated\":%" PRIu64 ",\"deflated_bytes\":%" PRIu64 ","
 		"\"inflated_bytes\":%" PRIu64 ",", W.o.deflate, W.ext_declined, W.deflated, W.deflated_bytes, W.inflated_bytes);
 	if (W.o.deflate)
@@ -2484,6 +2633,100 @@ static int self_test(void)
 	W.closed = 0;
 	W.first_error[0] = '\0';
 	W.o.deflate = 0;
+	/* --sse: client i's key goes at the end of the query */
+	W.req_len = (size_t)snprintf(W.req, sizeof(W.req), "GET /sse?channel=bench HTTP/1.1\r\nHost: h\r\n\r\n");
+	W.req_key_at = 4 + strlen("/sse?channel=bench");
+	W.o.keys = 4;
+	CHECK(tokens_ready() == 0);
+	tc.id = 6;
+	rq = upgrade_request(&tc, &rl);
+	want = "GET /sse?channel=bench&key=k2 HTTP/1.1\r\nHost: h\r\n\r\n";
+	CHECK(rl == strlen(want) && !memcmp(rq, want, rl));
+	W.o.keys = 0;
+	W.req_key_at = 0;
+	/* --sse: the answer's head: 200, text/event-stream, close-delimited */
+	W.o.sse = 1;
+	static struct conn se;
+	const char *h200 = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-store\r\n"
+			   "Connection: close\r\n\r\nretry: 1000\n";
+	size_t h200l = strlen(h200);
+	se = (struct conn){ .state = C_HANDSHAKE, .fd = -1 };
+	CHECK(parse_sse_head(&se, (const unsigned char *)h200, 40) == 0);
+	CHECK(parse_sse_head(&se, (const unsigned char *)h200, h200l) == (ssize_t)(h200l - 12) && se.state == C_HANDSHAKE);
+	const char *hbad[] = {
+		"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+	};
+	const char *hwhy[] = { "SSE request refused: HTTP/1.1 404 Not Found", "not text/event-stream", "not close-delimited" };
+	for (int i = 0; i < 3; i++) {
+		se = (struct conn){ .state = C_HANDSHAKE, .fd = -1 };
+		W.first_error[0] = '\0';
+		CHECK(parse_sse_head(&se, (const unsigned char *)hbad[i], strlen(hbad[i])) == -1 && se.state == C_FAILED &&
+		      strstr(W.first_error, hwhy[i]));
+	}
+	CHECK(W.refused == 1 && W.failed == 3);
+	W.refused = 0;
+	W.failed = 0;
+	W.in_flight = 0;
+	W.t_connected = 0;
+	/* --sse: a stream in pieces of every size from 1 to 8 bytes and some
+	 * longer: the start block, heartbeats (with and without a position),
+	 * data events (one with CRLF, no space after the colon; one after a
+	 * record left out: a gap), a snapshot, an error, an unknown field, an
+	 * event that is not a produce.c record, one without an id */
+	char stream[4096], ev_[4][200];
+	int64_t tnow = now_us();
+	for (int i = 0; i < 4; i++)
+		snprintf(ev_[i], sizeof(ev_[i]), "{\"type\":\"bench\",\"seq\":%d,\"data\":{\"pad\":\"x\",\"ts_us\":%" PRId64
+			 ",\"n\":%d,\"k\":0,\"kn\":%d}}", i + 1, tnow - 2000, (int[]){ 1, 2, 4, 5 }[i], (int[]){ 1, 2, 4, 5 }[i]);
+	size_t sl = (size_t)snprintf(stream, sizeof(stream),
+		"retry: 1000\nid: AAA\n\n: keep-alive\nid: BBB\n\n"
+		"id: CCC\nevent: bench\ndata: %s\n\n: keep-alive\n\n"
+		"id: DDD\r\nevent: bench\r\ndata:%s\r\n\r\n"
+		"event: snapshot\ndata: {\"type\":\"snapshot\",\"channel\":\"bench\",\"data\":{}}\n\n"
+		"id: EEE\nevent: bench\ndata: %s\n\n"
+		"x-unknown: 1\n\nevent: error\ndata: {\"type\":\"error\",\"code\":\"SLOW_CONSUMER\"}\n\n"
+		"id: FFF\nevent: trade_data\ndata: {\"symbol\":\"BTC/USDT\",\"price\":1}\n\n"
+		"event: bench\ndata: %s\n\nid: GG",
+		ev_[0], ev_[1], ev_[2], ev_[3]);
+	int sse_ok = 1;
+	memset(&W.lat, 0, sizeof(W.lat));
+	W.first_error[0] = '\0';
+	for (size_t step = 1; step <= sl; step += step < 8 ? 1 : 61) {
+		static unsigned char acc[4096];
+		size_t have = 0;
+		uint64_t lat0 = W.lat.count;
+		W.msgs = W.gaps = W.missing = W.dups = W.bytes = W.other = W.server_errors = 0;
+		W.sse_ids = W.sse_id_only = W.sse_comments = W.sse_retry = W.sse_snapshots = W.sse_no_ts = W.sse_bad = 0;
+		se = (struct conn){ .state = C_OPEN, .fd = -1 };
+		for (size_t at = 0; at < sl;) {
+			size_t piece = sl - at < step ? sl - at : step;
+			memcpy(acc + have, stream + at, piece);
+			have += piece;
+			at += piece;
+			ssize_t used = parse_sse(&se, acc, have, now_us());
+			if (used < 0) { sse_ok = 0; break; }
+			memmove(acc, acc + used, have - (size_t)used);
+			have -= (size_t)used;
+		}
+		if (!(W.msgs == 5 && se.msgs == 5 && W.lat.count == lat0 + 4 && W.sse_no_ts == 1 && W.sse_bad == 1 &&
+		      W.gaps == 1 && W.missing == 1 && W.dups == 0 && se.next_seq == 6 && W.sse_id_only == 2 &&
+		      W.sse_comments == 2 && W.sse_retry == 1 && W.sse_ids == 6 && W.sse_snapshots == 1 &&
+		      W.server_errors == 1 && W.other == 1 && W.bytes == sl - 6 && have == 6 && se.sse_blk == 0)) {
+			fprintf(stderr, "--sse: pieces of %zu bytes: msgs %" PRIu64 " gaps %" PRIu64 " ids %" PRIu64
+				" id-only %" PRIu64 " bad %" PRIu64 " bytes %" PRIu64 "\n", step, W.msgs, W.gaps, W.sse_ids,
+				W.sse_id_only, W.sse_bad, W.bytes);
+			sse_ok = 0;
+			break;
+		}
+	}
+	CHECK(sse_ok);
+	CHECK(W.lat.min >= 2000 && W.lat.max < 1000000);   /* ts_us came through: about 2 ms */
+	CHECK(strstr(W.first_error, "event: error {\"type\":\"error\",\"code\":\"SLOW_CONSUMER\"}"));
+	W.msgs = W.gaps = W.missing = W.dups = W.bytes = W.other = W.server_errors = 0;
+	W.first_error[0] = '\0';
+	W.o.sse = 0;
 #undef CHECK
 	printf("wsload self-test: %d passed, %d failed\n", pass, fail);
 	return fail ? 1 : 0;
@@ -2496,7 +2739,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: wsload --port P [options]\n"
 		"  --host ADDR        server address (default 127.0.0.1)\n"
-		"  --path PATH        upgrade path (default /ws)\n"
+		"  --path PATH        upgrade path (default /ws; /sse with --sse)\n"
 		"  --clients N        connections (default 10)\n"
 		"  --inflight N       connections handshaking at once (default 256)\n"
 		"  --channel LIST     channel(s) to subscribe to, comma-separated (default bench);\n"
@@ -2525,6 +2768,9 @@ static void usage(void)
 		"                     the end, time compressing the last one (\"deflate_cost\")\n"
 		"  --deflate-level L  zlib level of that timing (default 6: zlib's default)\n"
 		"  --no-inflate-cache inflate every compressed message, even bytes inflated before\n"
+		"  --sse              Server-Sent Events: GET PATH?channel(s)=...[&key=k<i%%K>]\n"
+		"                     [&interval=MS], a 200 text/event-stream, each data event\n"
+		"                     one delivery (its data line checked as a message)\n"
 		"  --src-addrs N      spread over 127.0.0.1..N (more are taken when ports run out)\n"
 		"  --duration S       after all are subscribed, run S seconds then finish\n"
 		"  --expect N         finish once N data messages arrived in total\n"
@@ -2540,7 +2786,7 @@ static void usage(void)
 static void parse_args(int argc, char **argv)
 {
 	struct opts *o = &W.o;
-	*o = (struct opts){ .host = "127.0.0.1", .path = "/ws", .channel = "bench", .clients = 10,
+	*o = (struct opts){ .host = "127.0.0.1", .channel = "bench", .clients = 10,
 			    .inflight = 256, .src_addrs = 1, .timeout = 600, .deflate_level = 6 };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -2553,6 +2799,7 @@ static void parse_args(int argc, char **argv)
 		else if (!strcmp(a, "--control")) o->control = 1;
 		else if (!strcmp(a, "--tls")) o->tls = 1;
 		else if (!strcmp(a, "--deflate")) o->deflate = 1;
+		else if (!strcmp(a, "--sse")) o->sse = 1;
 		else if (ARG("--deflate-level")) o->deflate_level = atoi(v);
 		else if (!strcmp(a, "--no-inflate-cache")) o->no_zcache = 1;
 		else if (ARG("--ca")) { o->ca = v; o->tls = 1; }
@@ -2584,6 +2831,11 @@ static void parse_args(int argc, char **argv)
 	    o->src_addrs < 1 || o->src_addrs > MAX_SOURCES || o->keys < 0 || o->interval_ms < 0 ||
 	    o->deflate_level < 0 || o->deflate_level > 9)
 		usage();
+	if (o->sse && (o->msgpack || o->state || o->deflate || o->sub_tmpl || o->no_ack || o->no_subscribe)) {
+		fprintf(stderr, "wsload: --sse takes no --format msgpack, --state, --deflate, --subscribe, --no-ack, --no-subscribe\n");
+		usage();
+	}
+	if (!o->path) o->path = o->sse ? "/sse" : "/ws";
 	/* --channel A,B,...: the names, each its own string */
 	char *names = strdup(o->channel);
 	for (char *save = NULL, *t = names ? strtok_r(names, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
@@ -2711,14 +2963,29 @@ int main(int argc, char **argv)
 	if (W.o.interval_ms && !strstr(W.o.sub_tmpl, "{interval}") && pl > 0 && (size_t)pl < sizeof(path))
 		pl += snprintf(path + pl, sizeof(path) - (size_t)pl, "%cinterval=%d", strchr(path, '?') ? '&' : '?',
 			       W.o.interval_ms);
+	if (W.o.sse) {
+		/* --sse: the channels and conflation in the query (no subscribe
+		 * message); client i's key, with --keys, appended per connection */
+		pl = snprintf(path, sizeof(path), "%s%c%s=%s", W.o.path, strchr(W.o.path, '?') ? '&' : '?',
+			      W.nch > 1 ? "channels" : "channel", W.o.channel);
+		if (W.o.interval_ms && pl > 0 && (size_t)pl < sizeof(path))
+			pl += snprintf(path + pl, sizeof(path) - (size_t)pl, "&interval=%d", W.o.interval_ms);
+	}
 	if (pl < 0 || (size_t)pl >= sizeof(path)) { fprintf(stderr, "wsload: --path too long\n"); return 2; }
-	W.req_len = (size_t)snprintf(W.req, sizeof(W.req),
-		"GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-		"Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
-		path, W.o.host, W.o.port,
-		W.o.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
+	if (W.o.sse)
+		W.req_len = (size_t)snprintf(W.req, sizeof(W.req),
+			"GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
+			path, W.o.host, W.o.port);
+	else
+		W.req_len = (size_t)snprintf(W.req, sizeof(W.req),
+			"GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			"Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+			path, W.o.host, W.o.port,
+			W.o.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
 	if (W.req_len >= sizeof(W.req)) { fprintf(stderr, "wsload: --path too long\n"); return 2; }
-	if (W.o.tokens && (load_tokens(W.o.tokens) < 0 || tokens_ready() < 0)) return 2;
+	if (W.o.sse && W.o.keys > 0) W.req_key_at = 4 + (size_t)pl;     /* after "GET " and the query */
+	if (W.o.tokens && load_tokens(W.o.tokens) < 0) return 2;
+	if ((W.ntok || W.req_key_at) && tokens_ready() < 0) return 2;
 	if (W.o.tls && tls_setup() < 0) return 2;
 	if (W.o.deflate && (!(W.zbuf = malloc(MAX_FRAME)) || inflateInit2(&W.zin, -15) != Z_OK ||
 			    (!W.o.no_zcache && !(W.zcache = calloc(ZCACHE, sizeof(*W.zcache)))))) {

@@ -6,7 +6,9 @@ fire on a stream joined midway, format=msgpack clients (--format msgpack) and
 conflating ones (--interval), state-dialect clients (--state web), clients
 of several channels (--channel A,B,...) and clients bringing a token each
 (--tokens), wss clients (--tls, --ca) against kbridge with TLS, clients
-negotiating permessage-deflate (--deflate), the
+negotiating permessage-deflate (--deflate), Server-Sent Events clients
+(--sse) against kbridge's GET /sse (bench records: every one, in order,
+keyed ones only their key; --demo records: counted), the
 reference sender (bench/floor.c) feeding fan-out and keyed wsload clients
 everything in order, and bench/run.py producing its table and JSON (with a
 floor row and the start-to-ready row).
@@ -425,6 +427,70 @@ def test_wsload_deflate(bench_bridge, kafka_bridge):
     assert "did not accept permessage-deflate" in r_off["first_error"], r_off
 
 
+def test_wsload_sse(bench_bridge):
+    """--sse: GET /sse?channel=bench (keyed: &key=k<i%4>) instead of an
+    upgrade; the 200 text/event-stream is the subscription (no subscribe
+    message, no ack); each data event is one delivery, its data line (the
+    WebSocket message's JSON) checked as a message is. 5 channel clients
+    over two source addresses get all 600 records in order, 4 keyed ones the
+    150 of their key; the start block (retry and an id-only block) is
+    counted apart, every data event has an id, and an event costs about the
+    WebSocket message plus its id and event lines on the wire."""
+    mock, srv = bench_bridge
+    load = Load(srv.port, "--sse", "--clients", 5, "--src-addrs", 2)
+    keyed = Load(srv.port, "--sse", "--clients", 4, "--keys", 4)
+    try:
+        for x, n in ((load, 5), (keyed, 4)):
+            ready = x.event("ready")
+            assert ready["connected"] == ready["subscribed"] == n and ready["failed"] == 0, ready
+        assert srv.health()["clients"] == 9
+        assert srv.http(path="/stats").json()["sse_clients"] == 9
+        pres = produce(mock.bootstrap, rate=200, duration=3, keys=4)
+        res = load.finish(expect=5 * pres["acked"])
+        rk = keyed.finish(expect=4 * 150)
+    finally:
+        load.kill()
+        keyed.kill()
+    for x, n, per in ((res, 5, 600), (rk, 4, 150)):
+        check_result_shape(x)
+        assert x["sse"] == 1 and x["failed"] == x["closed"] == x["refused"] == 0, x
+        assert x["msgs"] == n * per and x["msgs_min"] == x["msgs_max"] == per, x
+        assert x["gaps"] == x["clients_with_gaps"] == x["missing"] == x["dups"] == x["unparsed"] == 0, x
+        assert x["misrouted"] == x["server_errors"] == x["sse_bad"] == x["sse_no_ts"] == x["sse_snapshots"] == 0, x
+        assert x["acks"] == 0 and x["sse_retry"] == n and x["sse_id_only"] >= n, x
+        assert x["sse_ids"] == x["msgs"] + x["sse_id_only"], x
+        # kbridge's envelope around a 200 B payload (~348 B) plus "id: ...", "event: ..." and "data: "
+        assert 350 < x["bytes"] / x["msgs"] < 550, x["bytes"] / x["msgs"]
+    assert res["src_addrs"] == 2, res
+
+
+def test_wsload_sse_demo(tools, kbridge):
+    """--sse against kbridge --demo (its market data on channel dashboard,
+    records without produce.c's ts_us): every data event still counts as a
+    delivery (sse_no_ts: no latency, no sequence to check), each stream
+    began with its start block; an unknown channel is refused (404)."""
+    srv = kbridge("--demo", "--demo-rate", "200", brokers=False)
+    load = Load(srv.port, "--sse", "--clients", 4, "--channel", "dashboard")
+    unknown = Load(srv.port, "--sse", "--clients", 1, "--channel", "nosuch")
+    try:
+        ready = load.event("ready")
+        assert ready["connected"] == ready["subscribed"] == 4 and ready["failed"] == 0, ready
+        r_unknown = unknown.finish(expect=1, quiet_ms=200)
+        assert srv.http(path="/stats").json()["sse_clients"] == 4
+        res = load.finish(expect=4 * 150, quiet_ms=5000, max_ms=20000)
+    finally:
+        load.kill()
+        unknown.kill()
+    assert res["sse"] == 1 and res["failed"] == res["closed"] == 0, res
+    assert res["msgs"] >= 4 * 150 and res["msgs_min"] > 0, res
+    assert res["sse_no_ts"] == res["msgs"] and res["latency_ms"]["count"] == 0, res
+    assert res["sse_bad"] == res["server_errors"] == res["unparsed"] == 0, res
+    assert res["sse_retry"] == 4 and res["sse_id_only"] >= 4 and res["sse_ids"] >= res["msgs"] + 4, res
+    assert res["bytes"] > res["msgs"] * 100, res
+    assert r_unknown["refused"] == r_unknown["failed"] == 1 and r_unknown["connected"] == 0, r_unknown
+    assert "SSE request refused: HTTP/1.1 404" in r_unknown["first_error"], r_unknown
+
+
 class Floor(Tool):
     """A running build/bench/floor."""
     name = "floor"
@@ -530,7 +596,7 @@ def test_run_py_prints_table_and_json(tools):
     pin = [] if (os.cpu_count() or 1) >= 2 else ["--no-pin"]
     r = subprocess.run(["/usr/bin/python3", "bench/run.py", "--scenario", "fanout:3x100",
                         "--scenario", "fanout:3x100:msgpack:interval=250:keys=5", "--scenario", "fanout:3x100:auth",
-                        "--scenario", "fanout:3x100:deflate",
+                        "--scenario", "fanout:3x100:deflate", "--scenario", "fanout:3x100:sse",
                         "--scenario", "state:3x100:channels=2:keys=10",
                         "--scenario", "keyed:3x60", "--scenario", "idle:20", "--scenario", "floor:fanout:3x100",
                         "--scenario", "ready:1", "--duration", "2",
@@ -543,8 +609,10 @@ def test_run_py_prints_table_and_json(tools):
     assert data["meta"]["machine"]["cores"] >= 1
     by = {x["name"]: x for x in data["results"]}
     assert set(by) == {"fanout-3x100", "fanout-3x100-msgpack-i250-k5", "fanout-3x100-auth", "fanout-3x100-deflate",
-                       "state-3x100", "keyed-3", "idle-20", "floor-fanout-3x100", "start-to-ready"}, by.keys()
-    for name in ("fanout-3x100", "keyed-3", "fanout-3x100-auth", "fanout-3x100-deflate", "floor-fanout-3x100"):
+                       "fanout-3x100-sse", "state-3x100", "keyed-3", "idle-20", "floor-fanout-3x100",
+                       "start-to-ready"}, by.keys()
+    for name in ("fanout-3x100", "keyed-3", "fanout-3x100-auth", "fanout-3x100-deflate", "fanout-3x100-sse",
+                 "floor-fanout-3x100"):
         x = by[name]
         assert "error" not in x, x
         assert x["delivered"] == x["expected"] > 0 and x["pct"] == 100.0, x
@@ -571,6 +639,15 @@ def test_run_py_prints_table_and_json(tools):
     assert x["compress_once_cpu_per_m"] == pytest.approx(x["per_client_cpu_per_m"] / 3), x
     assert "fanout-3x100-deflate: 3 clients negotiating permessage-deflate vs fanout-3x100" in r.stdout, r.stdout
     assert "fanout-3x100-deflate: per-client estimate: compressing one of the run's messages" in r.stdout, r.stdout
+    # Server-Sent Events clients (GET /sse): every record, kbridge counted
+    # them as SSE streams, and the CPU ratio to the WebSocket row is in the note
+    x = by["fanout-3x100-sse"]
+    assert x["sse"] and x["wsload"]["sse"] == 1 and x["sse_clients"] == 3, x
+    assert x["wsload"]["sse_bad"] == 0 and x["wsload"]["acks"] == 0, x["wsload"]
+    if by["fanout-3x100"]["cpu_per_m_deliveries"]:
+        assert x["cpu_ratio"] == pytest.approx(x["cpu_per_m_deliveries"]
+                                               / by["fanout-3x100"]["cpu_per_m_deliveries"]), x
+    assert "fanout-3x100-sse: 3 clients reading GET /sse vs fanout-3x100 (WebSocket)" in r.stdout, r.stdout
     # msgpack + conflation: 200 records over 5 keys, 40 a key spanning 1.95 s:
     # at most ceil(1950 / 250) + 1 = 9 a key and client
     x = by["fanout-3x100-msgpack-i250-k5"]
