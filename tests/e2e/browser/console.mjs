@@ -7,6 +7,8 @@
 //                                               state dialect), in steps: see stateTest
 //   node console.mjs workers BASE_URL OUT_DIR   the console of a kbridge --workers 2:
 //                                               the stats panel counts the workers
+//   node console.mjs sse     BASE_URL OUT_DIR   the console switched to SSE (GET /sse),
+//                                               in steps: see sseTest
 //   node console.mjs tls     BASE_URL OUT_DIR SPKI   the console test over https://
 //                                               and wss://, the server's certificate
 //                                               trusted only through
@@ -27,7 +29,7 @@ const result = { ok: false, mode, checks: [] };
 const sockets = [];         // every WebSocket a page opened: {url, received} (frames from the server)
 
 // Everything is bounded: a hung browser fails the run instead of the suite.
-const LIMIT_S = mode === 'state' ? 110 : 75;
+const LIMIT_S = mode === 'state' ? 110 : mode === 'sse' ? 90 : 75;
 const watchdog = setTimeout(() => finish(new Error('browser script exceeded ' + LIMIT_S + ' s')), LIMIT_S * 1000);
 
 let browser;
@@ -404,6 +406,107 @@ async function docsTest() {
   check(page.problems.length === 0, 'no console errors, exceptions, failed or external requests', page.problems);
 }
 
+// ---- SSE: the transport switch set to SSE; the subscriptions go onto the
+// URL of an EventSource (GET /sse), each change opens a new one. Routes:
+// px -> prices as type price_tick (learnt from /asyncapi.json), qx -> qx as
+// type qx. At each step test_console.py produces: "prices" 3 records to px
+// ({"n":1..3}), "both" 2 to qx ({"q":1,2}) and 1 to px ({"n":4}).
+async function sseTest() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'dark' });
+  const page = await openPage(context);
+  const streams = [];           // the URL of each EventSource request
+  page.on('request', r => { if (r.resourceType() === 'eventsource') streams.push(r.url()); });
+  await page.goto(base + '/', { waitUntil: 'load', timeout: 10000 });
+  await page.waitForSelector('#status[data-state="open"]', { timeout: 10000 });
+  await page.selectOption('#tr', 'SSE');
+  await page.waitForFunction(() => document.getElementById('status').textContent === 'subscribe to open a stream', null, { timeout: 5000 });
+  check(streams.length === 0, 'SSE without a subscription opens no stream', streams);
+  const status = () => page.textContent('#status');
+  const connected = async what => {
+    try {
+      await page.waitForFunction(() => document.getElementById('status').textContent === 'connected · sse', null, { timeout: 10000 });
+    } catch (e) { throw new Error(what + ': status ' + JSON.stringify(await status()) + ' streams ' + JSON.stringify(streams)); }
+    check(true, what, await status());
+  };
+  const rowsOf = type => page.$$eval(`#messages > li.data[data-type="${type}"]`, els => els.map(el => ({
+    ch: (el.querySelector('.ch') || {}).textContent, pos: (el.querySelector('.pos') || {}).textContent,
+    body: el.querySelector('.json').textContent })).reverse());
+  const waitRows = async (type, n) => {
+    try {
+      await page.waitForFunction(([t, k]) => document.querySelectorAll(`#messages > li.data[data-type="${t}"]`).length >= k, [type, n], { timeout: 10000 });
+    } catch (e) { throw new Error(`never ${n} ${type} rows: ${JSON.stringify(await rowsOf(type))}`); }
+    await page.waitForTimeout(500);         // more would be duplicates
+    return rowsOf(type);
+  };
+  const channelsOf = u => new URL(u).searchParams.get('channels');
+
+  await page.fill('#channel', 'prices');
+  await page.click('#subscribe');
+  await connected('subscribing opens the stream: "connected · sse"');
+  check(streams.length === 1 && new URL(streams[0]).pathname === '/sse' && channelsOf(streams[0]) === 'prices',
+    'one EventSource on /sse?channels=prices', streams);
+  check((await page.textContent('#subs')).includes('prices'), 'the subscription is listed', await page.textContent('#subs'));
+  await step('prices');
+  let got = await waitRows('price_tick', 3);
+  check(JSON.stringify(got.map(r => r.pos)) === '["px/0@0","px/0@1","px/0@2"]' && got.every(r => r.ch === 'prices')
+    && got.map(r => r.body).join() === '{"n": 1},{"n": 2},{"n": 3}', 'the produced records show as data rows, in order', got);
+
+  // another channel: a new stream with both (no replay: it starts live)
+  await page.fill('#channel', 'qx');
+  await page.click('#subscribe');
+  await connected('subscribing to another channel reopens the stream');
+  check(streams.length === 2 && channelsOf(streams[1]) === 'prices,qx', 'the new stream names both channels', streams);
+  await step('both');
+  const qx = await waitRows('qx', 2);
+  got = await waitRows('price_tick', 4);
+  check(JSON.stringify(qx.map(r => r.pos)) === '["qx/0@0","qx/0@1"]' && qx.every(r => r.ch === 'qx'),
+    'records of the topic-named type show too', qx);
+  check(got.length === 4 && got[3].pos === 'px/0@3', 'the earlier channel goes on, nothing repeated', got);
+  // (not after the first records: they may come before msg/s has its first sample)
+  const rate = await page.waitForFunction(() => parseFloat(document.getElementById('rate').dataset.rate) > 0, null, { timeout: 5000 })
+    .then(() => true, () => false);
+  check(rate, 'msg/s counts SSE records', await page.textContent('#rate'));
+
+  // an unknown channel: kbridge refuses the stream (404); the reason shows
+  await page.fill('#channel', 'no-such-channel');
+  await page.click('#subscribe');
+  await page.waitForFunction(() => document.getElementById('errors').textContent.includes('UNKNOWN_CHANNEL'), null, { timeout: 10000 });
+  check(await page.isVisible('#errs') && await status() === 'refused', 'a refused stream shows UNKNOWN_CHANNEL and "refused"',
+    [await page.textContent('#errors'), await status()]);
+  check(await page.$$eval('#messages > li.err', els => els.length) >= 1, 'the error is in the message list too');
+  await page.click('#subs li:has-text("no-such-channel") button');
+  await connected('removing the unknown channel opens a working stream again');
+  check(channelsOf(streams.at(-1)) === 'prices,qx', 'without it', streams.at(-1));
+  await page.screenshot({ path: path.join(outDir, 'console-sse.png') });
+
+  // back to WebSocket: the same subscriptions, re-sent
+  const acks = await page.$$eval('#messages > li.ctl[data-type="ack"]', els => els.length);
+  await page.selectOption('#tr', 'WebSocket');
+  await page.waitForFunction(() => /^connected( · deflate)?$/.test(document.getElementById('status').textContent), null, { timeout: 10000 });
+  await page.waitForFunction(n => document.querySelectorAll('#messages > li.ctl[data-type="ack"]').length >= n + 2, acks, { timeout: 5000 });
+  check(true, 'switching back to WebSocket re-sends both subscriptions', await status());
+
+  // a token goes onto the stream's URL as access_token (it has no other
+  // way), and still into no page text or storage
+  const TOKEN = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzc2UifQ.c2lnbmF0dXJl', n = streams.length;
+  await page.fill('#token', TOKEN);
+  await page.selectOption('#tr', 'SSE');
+  for (let i = 0; i < 100 && streams.length === n; i++) await page.waitForTimeout(50);
+  check(streams.length === n + 1 && new URL(streams[n]).searchParams.get('access_token') === TOKEN,
+    'with a token the stream\'s URL carries access_token', streams.slice(n));
+  const leak = await page.evaluate(t => ({ page: document.documentElement.outerHTML.includes(t), url: location.href.includes(t),
+    storage: JSON.stringify([{ ...localStorage }, { ...sessionStorage }]).includes(t) }), TOKEN);
+  check(!leak.page && !leak.url && !leak.storage, 'the token is in no page text, page URL or storage', leak);
+  await page.waitForFunction(() => ['connected · sse', 'refused'].includes(document.getElementById('status').textContent), null, { timeout: 10000 });
+  result.tokenOutcome = await status();
+
+  // Chromium logs the streams the console closed to open new ones (aborted)
+  // and the refused one with the fetch asking why (404s).
+  const problems = page.problems.filter(p => !/^request failed: \S+\/sse\?\S+ net::ERR_ABORTED$|^console: Failed to load resource: .* 404 \(Not Found\)$/.test(p));
+  result.expectedErrors = page.problems.filter(p => !problems.includes(p));
+  check(problems.length === 0, 'no other console errors, exceptions, failed or external requests', problems);
+}
+
 // The stats panel of a kbridge --workers 2 shows "2/2" workers running.
 async function workersTest() {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
@@ -418,11 +521,11 @@ async function workersTest() {
 }
 
 try {
-  if (!base || !outDir || !['console', 'docs', 'state', 'tls', 'workers'].includes(mode)) throw new Error('usage: node console.mjs console|docs|state|workers BASE_URL OUT_DIR | tls BASE_URL OUT_DIR SPKI');
+  if (!base || !outDir || !['console', 'docs', 'state', 'tls', 'workers', 'sse'].includes(mode)) throw new Error('usage: node console.mjs console|docs|state|workers|sse BASE_URL OUT_DIR | tls BASE_URL OUT_DIR SPKI');
   if (mode === 'tls') await tlsTest();
   else {
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 20000 });
-    const tests = { console: consoleTest, docs: docsTest, state: stateTest, workers: workersTest };
+    const tests = { console: consoleTest, docs: docsTest, state: stateTest, workers: workersTest, sse: sseTest };
     await tests[mode]();
   }
   await finish();
