@@ -75,7 +75,7 @@ asan:
 
 # ---- fuzzing (libFuzzer via clang) ------------------------------------------
 FUZZ_SECONDS ?= 60
-FUZZ_LIB  := http.c ws.c json.c json_parse.c utf8.c sha1.c base64.c msgpack.c statediff.c jwt.c jwks.c pmd.c
+FUZZ_LIB  := http.c ws.c json.c json_parse.c utf8.c sha1.c base64.c msgpack.c statediff.c jwt.c jwks.c pmd.c sse.c
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
