@@ -4,8 +4,8 @@
 # (STATIC_ARCH=aarch64: ./kbridge-static-aarch64 with `make static ARCH=aarch64`,
 # run under qemu-user-static), then proves it is scratch-ready: statically linked, small, and working in
 # an empty chroot (no /etc at all) as a non-root numeric user: --version,
-# --licenses, --demo with live records over WebSocket, --healthcheck, exit 0
-# on SIGTERM, wss:// served to a client outside, --healthcheck https://, and
+# --licenses, --demo with live records over WebSocket and SSE, --healthcheck, exit 0
+# on SIGTERM, wss:// and SSE on https:// served to a client outside, --healthcheck https://, and
 # TLS to a local `openssl s_server` with and without a CA.
 # Prints one line per check and ends with exactly one line
 #     static: N passed, N failed, N skipped    (static-aarch64: ... for STATIC_ARCH=aarch64)
@@ -320,6 +320,9 @@ if wait_for 20 http_200 "http://127.0.0.1:$P/ready"; then
 	else
 		bad "live records over WebSocket: $out" "$T/demo.log"
 	fi
+	n=$(timeout 3 curl -sN "http://127.0.0.1:$P/sse?channel=dashboard" | grep -c '^data: ')
+	if [ "${n:-0}" -ge 5 ]; then ok "outside the chroot: $n live records over SSE in 3 s (curl -N /sse)"
+	else bad "live records over SSE: ${n:-0} in 3 s (want 5 or more)" "$T/demo.log"; fi
 	out=$(as_nobody --healthcheck "http://127.0.0.1:$P/health" 2>&1); rc=$?
 	if [ $rc = 0 ]; then ok "chroot: --healthcheck http://127.0.0.1:$P/health exits 0"
 	else bad "chroot: --healthcheck http://127.0.0.1:$P/health: rc $rc: $out"; fi
@@ -420,6 +423,9 @@ if (wss_pki) >"$T/wss/openssl.log" 2>&1; then
 		else
 			bad "live records over wss://: $out" "$T/wss.log"
 		fi
+		n=$(timeout 3 curl -sN --cacert "$T/wss/ca.pem" "https://127.0.0.1:$P/sse?channel=dashboard" | grep -c '^data: ')
+		if [ "${n:-0}" -ge 5 ]; then ok "outside the chroot: $n live records over SSE on https:// in 3 s (verified)"
+		else bad "live records over SSE on https://: ${n:-0} in 3 s (want 5 or more)" "$T/wss.log"; fi
 		out=$(as_nobody --healthcheck "https://127.0.0.1:$P/health" --healthcheck-ca /tls-ca.pem 2>&1); rc=$?
 		if [ $rc = 0 ]; then ok "chroot: --healthcheck https://127.0.0.1:$P/health --healthcheck-ca /tls-ca.pem exits 0"
 		else bad "chroot: --healthcheck https:// --healthcheck-ca /tls-ca.pem: rc $rc: $out"; fi
