@@ -208,6 +208,31 @@ class Producer:
         return out
 
 
+def assert_exactly_once(recs, produced, context):
+    """recs: (topic, partition, offset, i, seq) as a page reported them;
+    produced: i -> (partition, offset). Every produced record arrived once,
+    in offset order per partition of topic "ticks"; context ends every
+    failure message."""
+    by_i = {}
+    for topic, part, off, i, _seq in recs:
+        assert topic == "ticks"
+        assert produced.get(i) == (part, off), f"record i={i} at {part}:{off}, produced at {produced.get(i)}"
+        by_i[i] = by_i.get(i, 0) + 1
+    dup = sorted(i for i, n in by_i.items() if n > 1)
+    missing = sorted(i for i in produced if i not in by_i)
+    for part in (0, 1):
+        got = [off for _t, pp, off, _i, _s in recs if pp == part]
+        want = sorted(off for pp, off in produced.values() if pp == part)
+        if got != want:
+            first_bad = next((k for k, (x, y) in enumerate(zip(got, want)) if x != y), min(len(got), len(want)))
+            raise AssertionError(
+                f"partition {part}: {len(got)} records received, {len(want)} produced; "
+                f"first difference at #{first_bad}: got {got[first_bad:first_bad + 5]} "
+                f"want {want[first_bad:first_bad + 5]}; duplicates (i) {dup[:10]}, missing (i) {missing[:10]}; "
+                f"{context}")
+    assert not dup and not missing
+
+
 def test_example_resumes_without_gap_or_duplicate(mock_kafka, kafka_bridge, page):
     need_browser()
     mk = mock_kafka({"ticks": 2})
@@ -262,24 +287,7 @@ def test_example_resumes_without_gap_or_duplicate(mock_kafka, kafka_bridge, page
     assert len(subs) == res["sockets"] - res["refused"], (subs, summary)
     assert any(r[4] is None for r in recs), \
         f"no record without seq: the restarted instance replayed nothing from Kafka {summary}"
-    by_i = {}
-    for topic, part, off, i, _seq in recs:
-        assert topic == "ticks"
-        assert produced.get(i) == (part, off), f"record i={i} at {part}:{off}, produced at {produced.get(i)}"
-        by_i[i] = by_i.get(i, 0) + 1
-    dup = sorted(i for i, n in by_i.items() if n > 1)
-    missing = sorted(i for i in produced if i not in by_i)
-    for part in (0, 1):
-        got = [off for _t, pp, off, _i, _s in recs if pp == part]
-        want = sorted(off for pp, off in produced.values() if pp == part)
-        if got != want:
-            first_bad = next((k for k, (x, y) in enumerate(zip(got, want)) if x != y), min(len(got), len(want)))
-            raise AssertionError(
-                f"partition {part}: {len(got)} records received, {len(want)} produced; "
-                f"first difference at #{first_bad}: got {got[first_bad:first_bad + 5]} "
-                f"want {want[first_bad:first_bad + 5]}; duplicates (i) {dup[:10]}, missing (i) {missing[:10]}; "
-                f"{summary}; steps {steps}")
-    assert not dup and not missing
+    assert_exactly_once(recs, produced, f"{summary}; steps {steps}")
 
 
 def test_example_turns_resume_gap_into_snapshot(mock_kafka, kafka_bridge, page):

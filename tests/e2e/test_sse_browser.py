@@ -46,7 +46,7 @@ import time
 import pytest
 
 from conftest import ARTIFACTS, ROOT, wait_channel_seq
-from test_browser_resume import Page as _ResumePage, Producer, _QuietHandler
+from test_browser_resume import Page as _ResumePage, Producer, _QuietHandler, assert_exactly_once
 from test_console import CHROMIUM, HERE, need_browser
 
 SCRIPT = os.path.join(HERE, "browser", "sse.mjs")
@@ -309,24 +309,7 @@ def test_example_reconnects_by_itself_without_gap_or_duplicate(mock_kafka, kafka
     assert all(s["start_id"] and TOKEN_RE.match(s["start_id"]) for s in ok), f"every stream starts with an id: {ok}"
     assert any(r[4] is None for r in recs), \
         f"no record without seq: the restarted instance replayed nothing from Kafka {summary}"
-    by_i = {}
-    for topic, part, off, i, _seq in recs:
-        assert topic == "ticks"
-        assert produced.get(i) == (part, off), f"record i={i} at {part}:{off}, produced at {produced.get(i)}"
-        by_i[i] = by_i.get(i, 0) + 1
-    dup = sorted(i for i, n in by_i.items() if n > 1)
-    missing = sorted(i for i in produced if i not in by_i)
-    for part in (0, 1):
-        got = [off for _t, pp, off, _i, _s in recs if pp == part]
-        want = sorted(off for pp, off in produced.values() if pp == part)
-        if got != want:
-            first_bad = next((k for k, (x, y) in enumerate(zip(got, want)) if x != y), min(len(got), len(want)))
-            raise AssertionError(
-                f"partition {part}: {len(got)} records received, {len(want)} produced; "
-                f"first difference at #{first_bad}: got {got[first_bad:first_bad + 5]} "
-                f"want {want[first_bad:first_bad + 5]}; duplicates (i) {dup[:10]}, missing (i) {missing[:10]}; "
-                f"{summary}")
-    assert not dup and not missing
+    assert_exactly_once(recs, produced, summary)
 
 
 @pytest.mark.parametrize("routed", [True, False], ids=["after-a-record", "before-any-record"])

@@ -23,9 +23,9 @@
 //                     "errors":[...],"events":[...],"sources":N,"opens":N,...});
 //                     the last line printed is {"ok":...,"file":...}
 import { chromium } from 'playwright-core';
-import fs from 'node:fs';
-import path from 'node:path';
 import readline from 'node:readline';
+
+import { finisher } from './finish.mjs';
 
 const [pageUrl, outDir, name] = process.argv.slice(2);
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -39,22 +39,9 @@ const problems = [];
 const netErrors = [];     // the browser's console errors about the stream's URL (refused, 404, ...)
 let refused = 0, sources = 0, opens = 0, browser, context, page;
 
-const watchdog = setTimeout(() => finish(new Error('browser script exceeded 90 s')), 90000);
-
-async function finish(err) {
-  clearTimeout(watchdog);
-  const result = { ok: !err && problems.length === 0, records, errors, events, problems, netErrors, refused, sources, opens };
-  if (err) result.error = String(err && err.stack || err);
-  if (page) await Promise.race([drain(), new Promise(r => setTimeout(r, 3000))]);
-  try { if (page) await page.screenshot({ path: path.join(outDir, name + '.png') }); } catch (e) { /* gone */ }
-  try { if (browser) await browser.close(); } catch (e) { /* already gone */ }
-  // The whole result goes to a file (a big stdout write may not be flushed
-  // before exit); stdout gets the short summary.
-  const file = path.join(outDir, name + '.json');
-  fs.writeFileSync(file, JSON.stringify(result));
-  console.log(JSON.stringify({ ok: result.ok, file, error: result.error, problems }));
-  process.exit(result.ok ? 0 : 1);
-}
+const finish = finisher(outDir, name, () => ({
+  result: { records, errors, events, problems, netErrors, refused, sources, opens }, page, browser, drain,
+}));
 
 const reply = (cmd, extra) => console.log(JSON.stringify(Object.assign({ reply: cmd }, extra)));
 
