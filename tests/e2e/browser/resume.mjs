@@ -20,22 +20,16 @@
 //                     ({"ok":...,"records":[[topic,partition,offset,i,seq],...],
 //                     "controls":[...],"snapshots":[...],"sockets":N,...}); the
 //                     last line printed is {"ok":...,"file":...}
-import { chromium } from 'playwright-core';
-import readline from 'node:readline';
-
-import { finisher } from './finish.mjs';
+import { finisher, start } from './steps.mjs';
 
 const [pageUrl, outDir, name] = process.argv.slice(2);
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 const records = [];      // [topic, partition, offset, i, seq|null] in arrival order
 const controls = [];     // every non-data server message, parsed
 const snapshots = [];
 const sent = [];         // every message the page sent, parsed
 const problems = [];
-let refused = 0, sockets = 0, browser, context, page;
+let refused = 0, sockets = 0, browser, page;
 
 const finish = finisher(outDir, name, () => ({
   result: { records, controls, snapshots, sent, problems, refused, sockets }, page, browser, drain,
@@ -142,24 +136,9 @@ async function command(line) {
   }
 }
 
-try {
-  if (!pageUrl || !outDir || !name) throw new Error('usage: node resume.mjs PAGE_URL OUT_DIR NAME');
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 20000 });
-  context = await browser.newContext({ viewport: { width: 900, height: 500 } });
-  await context.addInitScript(tapPage);
-  page = await context.newPage();
-  page.on('console', m => {
-    if (m.type() !== 'error') return;
+await start('usage: node resume.mjs PAGE_URL OUT_DIR NAME', tapPage, (b, p) => { browser = b; page = p; },
+  text => {
     // Reconnect attempts while kbridge restarts are refused: expected.
-    if (/WebSocket connection to .* failed/.test(m.text())) refused++;
-    else problems.push('console: ' + m.text());
-  });
-  page.on('pageerror', e => problems.push('exception: ' + e.message));
-  // One command at a time, in order.
-  const rl = readline.createInterface({ input: process.stdin });
-  let chain = Promise.resolve();
-  rl.on('line', line => { chain = chain.then(() => command(line)).catch(e => finish(e)); });
-  rl.on('close', () => { chain = chain.then(() => finish(new Error('stdin closed before finish'))); });
-} catch (e) {
-  await finish(e);
-}
+    if (/WebSocket connection to .* failed/.test(text)) refused++;
+    else problems.push('console: ' + text);
+  }, problems, command, finish);

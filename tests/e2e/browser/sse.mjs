@@ -22,22 +22,16 @@
 //                     ({"ok":...,"records":[[topic,partition,offset,i,seq],...],
 //                     "errors":[...],"events":[...],"sources":N,"opens":N,...});
 //                     the last line printed is {"ok":...,"file":...}
-import { chromium } from 'playwright-core';
-import readline from 'node:readline';
-
-import { finisher } from './finish.mjs';
+import { finisher, start } from './steps.mjs';
 
 const [pageUrl, outDir, name] = process.argv.slice(2);
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 const records = [];      // [topic, partition, offset, i, seq|null] in arrival order
 const errors = [];       // what the example handed to onError
 const events = [];       // the EventSource's own open and error events: ['open'] | ['error', data|null, readyState]
 const problems = [];
 const netErrors = [];     // the browser's console errors about the stream's URL (refused, 404, ...)
-let refused = 0, sources = 0, opens = 0, browser, context, page;
+let refused = 0, sources = 0, opens = 0, browser, page;
 
 const finish = finisher(outDir, name, () => ({
   result: { records, errors, events, problems, netErrors, refused, sources, opens }, page, browser, drain,
@@ -129,27 +123,11 @@ async function command(line) {
   }
 }
 
-try {
-  if (!pageUrl || !outDir || !name) throw new Error('usage: node sse.mjs PAGE_URL OUT_DIR NAME');
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 20000 });
-  context = await browser.newContext({ viewport: { width: 900, height: 500 } });
-  await context.addInitScript(tapPage);
-  page = await context.newPage();
-  page.on('console', m => {
-    if (m.type() !== 'error') return;
+await start('usage: node sse.mjs PAGE_URL OUT_DIR NAME', tapPage, (b, p) => { browser = b; page = p; },
+  (text, where) => {
     // Reconnects while kbridge restarts are refused (the proxy closes the
     // browser's connection when kbridge does not answer), a refused stream
     // is logged with its status: counted and kept, the test judges them.
-    const where = (m.location() || {}).url || '';
-    if (/\/sse\?|EventSource/.test(m.text() + ' ' + where)) { refused++; netErrors.push(m.text() + ' ' + where); }
-    else problems.push('console: ' + m.text());
-  });
-  page.on('pageerror', e => problems.push('exception: ' + e.message));
-  // One command at a time, in order.
-  const rl = readline.createInterface({ input: process.stdin });
-  let chain = Promise.resolve();
-  rl.on('line', line => { chain = chain.then(() => command(line)).catch(e => finish(e)); });
-  rl.on('close', () => { chain = chain.then(() => finish(new Error('stdin closed before finish'))); });
-} catch (e) {
-  await finish(e);
-}
+    if (/\/sse\?|EventSource/.test(text + ' ' + where)) { refused++; netErrors.push(text + ' ' + where); }
+    else problems.push('console: ' + text);
+  }, problems, command, finish);
