@@ -176,7 +176,6 @@ def test_head_and_framing_curl_and_raw_socket(mock_kafka, kafka_bridge):
     assert evs[2].obj()["data"] == "hello\nworld: not json"
     assert evs[3].obj().get("encoding") == "base64"
     assert evs[6].obj()["data"] == "" and evs[7].obj()["data"] is None
-    assert decode_token(raw.start_id) == {("fr", 0): -1}, f"start id holds {decode_token(raw.start_id)!r}"
 
 
 def test_heartbeat_comment_on_idle_stream(kbridge):
@@ -395,6 +394,30 @@ def test_resume_last_event_id_resume_param_and_precedence(mock_kafka, kafka_brid
     e = r.data_events(1, timeout=5)[0]
     assert pos_of(e) == (t, p, o), e
     assert not r.collect(quiet=0.3, timeout=1), "more than the live record"
+
+
+def test_resume_from_the_start_id(mock_kafka, kafka_bridge):
+    """A stream that breaks before its first record resumes from where it
+    began: its start id (the id-only block) sent back as Last-Event-ID
+    brings the records produced meanwhile, on both partitions, also on a
+    topic that had no record yet when the stream began."""
+    mk = mock_kafka({"st": 2, "sf": 1})
+    srv = kafka_bridge(mk, "-t", "st=stc", "-t", "sf=stc")
+    produce_many(mk, "sf", [("old", '{"old":1}', 0)])
+    wait_channel_seq(srv.port, "stc", 1)
+    s = open_sse(srv, "/sse?channel=stc")
+    start = s.start_id
+    s.close()
+    missed = produce_many(mk, "st", [(f"k{i}", '{"i":%d}' % i, i % 2) for i in range(4)])
+    missed += produce_many(mk, "sf", [("new", '{"new":1}', 0)])
+    wait_channel_seq(srv.port, "stc", 6)
+    r = open_sse(srv, "/sse?channel=stc", [("Last-Event-ID", start)])
+    evs = r.collect(quiet=0.5, timeout=10, until=lambda ev: len(ev) >= len(missed))
+    evs += r.collect(quiet=0.4, timeout=2)
+    check_order(evs, "from the start id")
+    got = sorted(pos_of(e) for e in evs)
+    assert got == sorted(missed), \
+        f"resuming from the start id {start!r} (holds {decode_token(start)}): got {got}, expected {sorted(missed)}"
 
 
 def test_resume_token_on_another_instance(mock_kafka, kafka_bridge):
@@ -759,6 +782,8 @@ def test_slow_sse_reader(mock_kafka, kafka_bridge, policy):
         assert all(e.get("code") == "SLOW_CONSUMER" and isinstance(e.get("dropped"), int) and e["dropped"] > 0
                    for e in errors), errors[:3]
         check_order(data, f"slow {policy}", per_key=(policy == "conflate"))
+        print(f"{policy}: the slow stream read {len(data)} of {total} records, "
+              f"{len(errors)} SLOW_CONSUMER notices, {sum(e['dropped'] for e in errors)} dropped")
         if policy == "drop-oldest":
             assert errors, f"no SLOW_CONSUMER for a stream that read {len(data)} of {total} records"
             dropped = sum(e["dropped"] for e in errors)
