@@ -269,8 +269,8 @@ class CurlStream:
     """`curl -N -s -i URL` in the background: .out grows with what curl
     printed (head, then the body as it arrives)."""
 
-    def __init__(self, url, headers=(), max_time=20):
-        cmd = ["curl", "-N", "-s", "-i", "--max-time", str(max_time)]
+    def __init__(self, url, headers=(), max_time=20, extra=()):
+        cmd = ["curl", "-N", "-s", "-i", "--max-time", str(max_time)] + list(extra)
         for k, v in headers:
             cmd += ["-H", f"{k}: {v}"]
         cmd.append(url)
