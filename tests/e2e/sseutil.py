@@ -102,6 +102,7 @@ class SSE(Conn):
     start_id = None
     retry = None
     last_id = None
+    limit = 1 << 20
 
     @classmethod
     def open(cls, port, path, headers=None, timeout=5.0, rcvbuf=None, src=None, method="GET",
@@ -152,8 +153,9 @@ class SSE(Conn):
         return self.start_id
 
     def block(self, timeout=5.0):
-        """The next block (comment-only blocks included)."""
-        raw = self.read_until(b"\n\n", timeout=timeout)
+        """The next block (comment-only blocks included), at most .limit
+        bytes."""
+        raw = self.read_until(b"\n\n", timeout=timeout, limit=self.limit)
         for line in raw.split(b"\n")[:-1]:
             assert LINE_RE.match(line), f"line kbridge should not write: {line[:200]!r} in {raw[:300]!r}"
         e = Event(raw)

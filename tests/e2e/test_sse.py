@@ -40,6 +40,7 @@ import authutil as au
 import conftest
 import wsutil
 from authutil import keyring  # noqa: F401  (session fixture)
+from test_whole_records import big_producer  # noqa: F401  (fixture)
 from conftest import read_messages, wait_channel_seq
 from sseutil import (LINE_RE, SSE, TOKEN_RE, BlockReader, CurlStream, b64u_dec, b64u_enc, decode_token,
                      encode_token, error_body, parse_blocks, sse_request)
@@ -176,6 +177,29 @@ def test_head_and_framing_curl_and_raw_socket(mock_kafka, kafka_bridge):
     assert evs[2].obj()["data"] == "hello\nworld: not json"
     assert evs[3].obj().get("encoding") == "base64"
     assert evs[6].obj()["data"] == "" and evs[7].obj()["data"] is None
+
+
+def test_large_pretty_record_is_one_data_line(mock_kafka, kafka_bridge, big_producer):
+    """A 3 MB pretty-printed JSON record (about 150,000 line breaks, LF and
+    CRLF) comes as one event with one data line: the WebSocket data
+    message with every line break turned into a space."""
+    from test_whole_records import send
+    mk = mock_kafka({"lg": 1})
+    srv = kafka_bridge(mk, "-t", "lg=lgc", "-X", "fetch.max.bytes=16000000",
+                       "-X", "max.partition.fetch.bytes=16000000")
+    ws = srv.ws("/ws?channel=lgc")
+    s = open_sse(srv, "/sse?channel=lgc")
+    s.limit = 16 << 20
+    rows = [{"i": i, "s": "x" * 40, "n": None} for i in range(25000)]
+    value = json.dumps({"rows": rows}, indent=2).replace("\n  {", "\r\n  {")
+    assert value.count("\n") > 100000 and len(value) > 2_500_000
+    send(big_producer(mk), "lg", value, key="big")
+    w = read_messages(ws, 1, timeout=20)[0]
+    e = s.next_event(20)
+    obj = check_data_event(e, "3 MB record")
+    assert b"\r" not in e.raw and e.raw.count(b"\n") == 4, "line breaks of the payload reached the stream"
+    assert obj == w.obj, "SSE data differs from the WebSocket data message"
+    assert obj["data"]["rows"][-1] == rows[-1]
 
 
 def test_heartbeat_comment_and_position(mock_kafka, kafka_bridge):
@@ -472,8 +496,8 @@ def test_resume_token_on_another_instance(mock_kafka, kafka_bridge):
     """Instance A streams; the client reads 4 of 8 records and goes; 8 more
     are produced; instance B (same routes, same cluster) starts only then,
     so it never routed any of them. Resuming on B with A's token brings the
-    12 missed records from Kafka, no gap, no duplicate, in order, then B's
-    live records."""
+    12 missed records from Kafka and the 8 produced during that replay, no
+    gap, no duplicate, in order per partition, then B's live records."""
     mk = mock_kafka({"ri": 2})
     a = kafka_bridge(mk, "-t", "ri=ric")
     s = open_sse(a, "/sse?channel=ric")
@@ -486,14 +510,17 @@ def test_resume_token_on_another_instance(mock_kafka, kafka_bridge):
     missed = sorted(set(allpos) - set(pos_of(e) for e in seen))
     b = kafka_bridge(mk, "-t", "ri=ric")
     r = open_sse(b, "/sse?channel=ric", [("Last-Event-ID", tok)])
-    evs = r.collect(quiet=1.0, timeout=15, until=lambda ev: len(ev) >= len(missed))
+    # live records while B reads the missed ones back from Kafka
+    live = produce_many(mk, "ri", [(f"k{i}", '{"i":%d}' % i, i % 2) for i in range(16, 24)])
+    want = sorted(missed + live)
+    evs = r.collect(quiet=1.0, timeout=15, until=lambda ev: len(ev) >= len(want))
     evs += r.collect(quiet=0.4, timeout=2)
     check_order(evs, "instance B")
     got = sorted(pos_of(e) for e in evs)
-    assert got == missed, f"instance B replayed {got}, expected {missed}"
-    assert all("seq" not in e.obj() for e in evs), "records B never routed carry seq"
-    assert decode_token(evs[-1].id) == {("ri", p): max(o for t, pp, o in allpos if pp == p) for p in (0, 1)}
-    (pos,) = produce_many(mk, "ri", [("live", '{"i":16}', 0)])
+    assert got == want, f"instance B delivered {got}, expected the missed {missed} and the live {live}"
+    assert all("seq" not in e.obj() for e in evs if pos_of(e) in missed), "records B never routed carry seq"
+    assert decode_token(evs[-1].id) == {("ri", p): max(o for t, pp, o in allpos + live if pp == p) for p in (0, 1)}
+    (pos,) = produce_many(mk, "ri", [("live", '{"i":24}', 0)])
     e = r.data_events(1, timeout=5)[0]
     assert pos_of(e) == pos
 
