@@ -122,8 +122,9 @@ def test_head_and_framing_curl_and_raw_socket(mock_kafka, kafka_bridge):
     JSON value (LF, CRLF and CR line breaks), text with a newline, binary
     bytes, a binary key, a null key, an empty value and a tombstone each
     come as `id:`, `event: <type>` and exactly one `data:` line whose JSON
-    equals the WebSocket data message; no other line shape appears
-    anywhere, and each id carries the record's offset."""
+    equals the WebSocket data message (also for a raw CR inside a JSON
+    string, U+2028, and line breaks around a value); no other line shape
+    appears anywhere, and each id carries the record's offset."""
     mk = mock_kafka({"fr": 1})
     srv = kafka_bridge(mk, "-t", "fr=frc:frame_data")
     ws = srv.ws("/ws?channel=frc")
@@ -144,6 +145,9 @@ def test_head_and_framing_curl_and_raw_socket(mock_kafka, kafka_bridge):
             (None, "[1,\n2]"),
             ("empty", b""),
             ("tomb", None),
+            ("cr-in-string", b'{"a":"x\ry"}'),
+            ("u2028", '{"a":"x\u2028y"}'),
+            ("around", b'\n{"a":1}\r'),
         ]
         for k, v in records:
             mk.produce("fr", v, key=k)
@@ -177,6 +181,8 @@ def test_head_and_framing_curl_and_raw_socket(mock_kafka, kafka_bridge):
     assert evs[2].obj()["data"] == "hello\nworld: not json"
     assert evs[3].obj().get("encoding") == "base64"
     assert evs[6].obj()["data"] == "" and evs[7].obj()["data"] is None
+    assert evs[8].obj()["data"] == '{"a":"x\ry"}', "a raw CR inside a JSON string is not JSON: text"
+    assert evs[9].obj()["data"] == {"a": "x\u2028y"} and evs[10].obj()["data"] == {"a": 1}
 
 
 def test_large_pretty_record_is_one_data_line(mock_kafka, kafka_bridge, big_producer):
@@ -686,7 +692,7 @@ def test_auth_status_codes(kbridge, keyring):
 
 def test_auth_token_keys_and_expiry(mock_kafka, kafka_bridge, keyring):
     """A token with kbridge.keys ["K1"] streams only K1 records (a public
-    channel stays whole for it). With --jwt-leeway 0 a token expiring in
+    channel stays whole for it), also in a resume's replay. With --jwt-leeway 0 a token expiring in
     2 s gets `event: error` TOKEN_EXPIRED, not before its exp, and then the
     response ends (EOF)."""
     mk = mock_kafka({"orders": 1, "news": 1})
@@ -703,6 +709,12 @@ def test_auth_token_keys_and_expiry(mock_kafka, kafka_bridge, keyring):
     evs = s.collect(quiet=0.5, timeout=5)
     got = sorted((e.obj()["topic"], e.obj()["offset"]) for e in evs)
     assert got == [("news", 0), ("orders", 0), ("orders", 2)], f"token keys [K1]: got {got}"
+    # a resume replay obeys the token too: from orders:0, K2 at orders:1 is
+    # not replayed, K1 at orders:2 is
+    tok = next(e.id for e in evs if e.obj()["topic"] == "orders" and e.obj()["offset"] == 0)
+    r = open_sse(srv, "/sse?channels=orders,news", [("Authorization", f"Bearer {k1}"), ("Last-Event-ID", tok)])
+    again = [(e.obj()["topic"], e.obj()["offset"]) for e in r.collect(quiet=0.5, timeout=5)]
+    assert [x for x in again if x[0] == "orders"] == [("orders", 2)], f"replay with token keys [K1]: {again}"
 
     deadline = time.monotonic() + 8
     err = None
@@ -989,7 +1001,7 @@ def test_bad_input_leaves_the_server_up(mock_kafka, kafka_bridge):
     stream whose client sends 256 KiB after the head, and a stream reset
     (RST) mid-stream. No bytes sent are answered as another request, the
     well-behaved stream and the one that sent bytes (ignored) get every
-    record, /health answers 200 and the
+    record, also while 300 streams open and close (FIN or RST) at once, /health answers 200 and the
     client count comes back to what is open."""
     mk = mock_kafka({"bi": 1})
     srv = kafka_bridge(mk, "-t", "bi=bic")
@@ -1035,6 +1047,22 @@ def test_bad_input_leaves_the_server_up(mock_kafka, kafka_bridge):
     fresh = open_sse(srv, "/sse?channel=bic")
     produce_many(mk, "bi", [("k", '{"i":50}', 0)])
     assert fresh.data_events(1)[0].obj()["offset"] == 50
+    # churn: 300 streams opened while records flow, each closed (FIN or
+    # RST) at once or after reading its start
+    futs = []
+    for i in range(300):
+        if i % 10 == 0:
+            futs.append(mk.produce("bi", '{"c":%d}' % i, key="c", wait=False))
+        if i % 3 == 0:
+            c = SSE.open(srv.port, "/sse?channel=bic", start=False, expect=None)
+        else:
+            c = SSE.open(srv.port, "/sse?channel=bic")
+        c.rst() if i % 2 else c.close()
+    for f in futs:
+        f.get(10)
+    wait_channel_seq(srv.port, "bic", 81)
+    assert [e.obj()["offset"] for e in watcher.data_events(31, timeout=10)] == list(range(50, 81))
+    au.wait_for(lambda: srv.health()["clients"] == 3, 5, "client count back to the three open streams")
 
 
 def test_sse_over_tls_and_not_on_the_admin_listener(kbridge_tls, tls_certs):
