@@ -966,12 +966,46 @@ def test_2000_sse_clients_one_record(mock_kafka, kafka_bridge):
 
 # ---------------------------------------------------------------- shutdown and bad input
 
-def test_sigterm_ends_sse_responses(kbridge):
-    """Two idle streams; SIGTERM: each response ends with a FIN (EOF, not a
-    reset) within --drain-timeout 2, new streams are refused, kbridge exits
-    0."""
-    srv = kbridge("-t", "sd", "--drain-timeout", "2")
-    streams = [open_sse(srv, "/sse?channel=sd") for _ in range(2)]
+def test_stream_after_requests_on_a_kept_alive_connection(kbridge):
+    """A proxy or browser reuses a kept-alive connection: GET /health, then
+    GET /sse on the same connection (sent after the answer, and pipelined
+    behind it) gets the stream; so does an HTTP/1.0 request."""
+    srv = kbridge("-t", "ka")
+    for pipelined in (False, True):
+        c = srv.track(wsutil.Conn.open(srv.port))
+        if pipelined:
+            c.send(wsutil.build_request("GET", "/health") + wsutil.build_request("GET", "/sse?channel=ka"))
+        else:
+            c.send(wsutil.build_request("GET", "/health"))
+        r = c.read_response()
+        assert r.status == 200 and "keep-alive" in r.tokens("Connection"), r
+        if not pipelined:
+            c.send(wsutil.build_request("GET", "/sse?channel=ka"))
+        r = c.read_response(head=True)
+        check_stream_head(r, f"/sse after /health on one connection (pipelined={pipelined})")
+        assert c.read_until(b"\n\n").startswith(b"retry: 1000\n"), c.buf
+    c = srv.track(wsutil.Conn.open(srv.port))
+    c.send(wsutil.build_request("GET", "/sse?channel=ka", version="HTTP/1.0"))
+    r = c.read_response(head=True)
+    assert r.status == 200 and r.header("Content-Type") == SSE_TYPE, f"HTTP/1.0 GET /sse: {r!r}"
+    assert c.read_until(b"\n\n").startswith(b"retry: 1000\n"), c.buf
+    au.wait_for(lambda: srv.health()["clients"] == 3, 5, "three streams")
+
+
+def test_sigterm_ends_sse_responses(mock_kafka, kafka_bridge):
+    """Two idle streams (another channel) and one stalled stream (4 KiB
+    receive buffer, not reading, 8 MB of records behind it); SIGTERM: each idle response ends
+    with a FIN (EOF, not a reset) within --drain-timeout 2, new streams are
+    refused, kbridge exits 0 within the drain timeout (plus 3 s)."""
+    mk = mock_kafka({"sd": 2, "idle": 1})
+    srv = kafka_bridge(mk, "-t", "sd", "-t", "idle", "--drain-timeout", "2", "--client-buffer", "4MiB",
+                       "--client-queue", "100000")
+    streams = [open_sse(srv, "/sse?channel=idle") for _ in range(2)]
+    stalled = open_sse(srv, "/sse?channel=sd", rcvbuf=4096)
+    for p in range(2):
+        mk.kcat_produce("sd", b"".join(b'{"i":%d,"pad":"%s"}\n' % (i, b"y" * 8000) for i in range(500)),
+                        partition=p)
+    wait_channel_seq(srv.port, "sd", 1000, timeout=30)
     t0 = time.monotonic()
     srv.signal(signal.SIGTERM)
     for i, s in enumerate(streams):
@@ -992,7 +1026,9 @@ def test_sigterm_ends_sse_responses(kbridge):
         assert r.status == 503, f"a new stream while shutting down: {r!r}"
     except (ConnectionRefusedError, ConnectionResetError, Closed):
         pass
-    assert srv.wait_exit(5) == 0
+    rc = srv.wait_exit(5 - (time.monotonic() - t0))
+    assert rc == 0, f"exit status {rc} (None: still running 5 s after SIGTERM with --drain-timeout 2)"
+    assert stalled.sock is not None
 
 
 def test_bad_input_leaves_the_server_up(mock_kafka, kafka_bridge):
