@@ -6,28 +6,33 @@ kafka-python and kcat through librdkafka's mock cluster.
   X-Accel-Buffering: no, close-delimited) and framing (`retry: 1000`, an
   id-only start block, then per record `id:`, `event: <type>` and exactly
   one `data:` line holding the WebSocket data message), for pretty-printed
-  JSON with line breaks, text, binary values and keys, null keys and
-  tombstones, read by curl and by a raw socket; the heartbeat comment.
+  JSON with line breaks (also a 3 MB one), text, binary values and keys,
+  null keys and tombstones, read by curl and by a raw socket, over TLS too;
+  on a kept-alive connection after another request and over HTTP/1.0; the
+  heartbeat comment and the position it carries past filtered records.
 - The query: channel/channels, key/keys, filter.FIELD=VALUE (JSON or
   string), snapshot=1, interval= conflation; format=msgpack, type=, no or
   unknown channel refused; HEAD; OPTIONS preflight and CORS on the 200;
   a disallowed Origin gets 403.
 - Resume by `Last-Event-ID` and by `resume=` (the token, or the WebSocket
-  form), the header winning; across two instances on one cluster (replay
-  from Kafka); tokens taken while another partition's records were filtered
-  out; malformed tokens and tokens of a topic the channels do not read are
+  form), the header winning; from the start id; across two instances on
+  one cluster (replay from Kafka, live records meanwhile); tokens taken
+  while another partition's records were filtered out; malformed tokens and tokens of a topic the channels do not read are
   400; a token older than retention gets `event: error` RESUME_GAP and the
   stream goes on live.
 - Authentication (--jwt-secret; access_token= and Authorization): 401 for
   no or a bad token, 403 UNAUTHORIZED for a channel the token excludes,
   --public-channels, the token's keys narrowing the stream, TOKEN_EXPIRED
   ending the response.
-- Limits and observability: SSE clients count in --max-clients (503) and
-  --max-clients-per-ip (429), /health clients, /stats sse_clients and
+- Limits and observability: SSE clients count in --max-clients (503),
+  --max-clients-per-ip and --upgrade-rate (429), /sse is not on
+  --admin-listen, /health clients, /stats sse_clients and
   client_list[].transport, /metrics kbridge_sse_clients, the log lines.
-- Slow readers under --slow-client drop-oldest, conflate and disconnect;
-  2,000 concurrent SSE clients and their memory; SIGTERM ending streams;
-  bodies, garbage, bytes after the head and resets leave the server up.
+- Slow readers under --slow-client drop-oldest, conflate and disconnect
+  (then EventSource-style reconnects); 2,000 concurrent SSE clients and
+  their memory; SIGTERM ending streams (one stalled); bodies, garbage,
+  bytes after the head, resets and 300 streams churning leave the server
+  up.
 """
 import json
 import signal
@@ -366,8 +371,8 @@ def test_query_errors_head_options_and_cors(kbridge):
     400; an unknown channel 404 UNKNOWN_CHANNEL (also
     in a list). HEAD /sse answers the stream's head and no body. With
     --allow-origin https://ok.example: a preflight from it gets 204 with
-    its CORS headers, the GET gets them on the 200; another origin gets 403
-    on both."""
+    its CORS headers, the GET gets them on the 200 (and on a 404 or 400);
+    another origin gets 403 on both."""
     srv = kbridge("-t", "qa", "-t", "qb", "-t", "qc", "--allow-origin", "https://ok.example",
                   "--max-subscriptions", "2")
     # docs/protocol.md#query lists it under 400 BAD_REQUEST; the code of
@@ -407,6 +412,11 @@ def test_query_errors_head_options_and_cors(kbridge):
                       headers=[("Origin", evil), ("Access-Control-Request-Method", "GET")])
     assert pre.status == 403, f"preflight from a refused origin: {pre!r}"
 
+    # refusals carry CORS too for an allowed Origin, so a page can read them
+    for path, status in (("/sse?channel=nope", 404), ("/sse?channel=qa&format=msgpack", 400)):
+        r = sse_request(srv.port, path, headers=[("Origin", ok)])
+        assert r.status == status and r.header("Access-Control-Allow-Origin") == ok, \
+            f"{path} from an allowed Origin: {r!r}"
     s = open_sse(srv, "/sse?channel=qa", [("Origin", ok)])
     check_stream_head(s.resp, "allowed Origin")
     assert s.resp.header("Access-Control-Allow-Origin") == ok, s.resp
