@@ -930,6 +930,37 @@ def test_slow_sse_reader(mock_kafka, kafka_bridge, policy):
     assert srv.health()["status"] == "ok"
 
 
+@pytest.mark.parametrize("source", ["history", "kafka"])
+def test_resume_larger_than_the_client_buffer(mock_kafka, kafka_bridge, source):
+    """Default limits (--client-buffer 1 MiB, --client-queue 1024,
+    drop-oldest). A stream breaks at its start; 12.8 MB of records (1,600
+    of 8 KB) come meanwhile; the reader reconnects with its start id and
+    reads continuously (a thread, default socket buffers, as a browser
+    has). From the same instance (replay from its
+    history) and from a second instance started after the records (replay
+    from Kafka), every record arrives, once, in order per partition, with
+    no SLOW_CONSUMER: a resume has no gap, whatever the outage's size."""
+    mk = mock_kafka({"fl": PARTS})
+    a = kafka_bridge(mk, "-t", "fl=flc")
+    s = open_sse(a, "/sse?channel=flc")
+    start = s.start_id
+    s.close()
+    flood_records(mk, "fl", 5)
+    total = PARTS * PER_PART
+    wait_channel_seq(a.port, "flc", total, timeout=30)
+    srv = a if source == "history" else kafka_bridge(mk, "-t", "fl=flc")
+    r = BlockReader(open_sse(srv, "/sse?channel=flc", [("Last-Event-ID", start)]), f"resume from {source}")
+    try:
+        r.wait_for(lambda x: len(x.data()) + sum(e.obj().get("dropped", 0) for e in x.errors()) >= total,
+                   30, f"{total} records")
+        time.sleep(0.3)
+    finally:
+        r.stop()
+    assert not r.errors(), f"resume from {source}: {len(r.data())} records and {[e.obj() for e in r.errors()]}"
+    check_order(r.data(), f"resume from {source}")
+    assert sorted(pos_of(e) for e in r.data()) == [("fl", p, o) for p in range(PARTS) for o in range(PER_PART)]
+
+
 # ---------------------------------------------------------------- many clients
 
 N_MANY = 2000
