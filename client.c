@@ -347,6 +347,11 @@ static int queue_full(const struct client *c, const struct frame *f)
 	return 0;
 }
 
+int client_has_room(const struct client *c)
+{
+	return c->state == CS_WS && c->q.count < (C.max_messages + 1) / 2 && c->q.bytes < C.max_bytes / 2;
+}
+
 int client_would_wait(const struct client *c, size_t len)
 {
 	/* The bytes alone: the state dialect's messages are never dropped by
@@ -355,6 +360,43 @@ int client_would_wait(const struct client *c, size_t len)
 	if (c->q.count >= C.max_messages) return 1;
 	size_t behind = c->q.bytes - (outq_at(&c->q, 0)->len - c->q.off);
 	return behind > 0 && behind + len > C.max_bytes;
+}
+
+static void drop_at(struct client *c, uint32_t k)
+{
+	c->dropped++;
+	metrics_add(M_DROPPED, 1);
+	outq_remove(&c->q, k);
+}
+
+/* conflate: drops the oldest record at or past position i whose key has a
+ * newer record queued (or is f's). 1 when one went. One pass from the
+ * newest, with the keys seen in a small hash set. */
+static int drop_stale(struct client *c, uint32_t i, const struct frame *f)
+{
+	static uint64_t *set;
+	static size_t cap;
+	size_t need = 4;
+	while (need < 2 * ((size_t)c->q.count + 1)) need *= 2;
+	if (need > cap) {
+		uint64_t *n = realloc(set, need * sizeof(*n));
+		if (!n) return 0;
+		set = n;
+		cap = need;
+	}
+	memset(set, 0, need * sizeof(*set));
+	uint32_t stale = UINT32_MAX;
+	for (uint32_t k = c->q.count + 1; k-- > i;) {
+		const struct frame *x = k == c->q.count ? f : outq_at(&c->q, k);
+		if (x->kind != FRAME_DATA || !x->key_hash) continue;
+		size_t h = (size_t)(x->key_hash * 0x9e3779b97f4a7c15ull) & (need - 1);
+		while (set[h] && set[h] != x->key_hash) h = (h + 1) & (need - 1);
+		if (set[h]) stale = k;          /* a newer one of its key is queued */
+		else set[h] = x->key_hash;
+	}
+	if (stale == UINT32_MAX) return 0;
+	drop_at(c, stale);
+	return 1;
 }
 
 /* The queue is full and f waits: apply --slow-client. Returns 1 when f may
@@ -371,18 +413,15 @@ static int make_room(struct client *c, struct frame *f)
 		return 0;
 	}
 	uint32_t i = outq_first_free(&c->q);   /* never the partly written head */
-	/* conflate: an older queued record of the same channel and key gives
-	 * way to the newest; without one, fall back to drop-oldest. */
+	/* conflate: the oldest queued record of the same channel and key gives
+	 * way to the newest; without one, a record whose key has a newer copy
+	 * queued; only then drop-oldest, which may take a key's only value. */
 	if (C.slow == SLOW_CONFLATE && f->kind == FRAME_DATA && f->key_hash) {
-		for (uint32_t k = c->q.count; k-- > i;) {
-			struct frame *old = outq_at(&c->q, k);
-			if (old->kind == FRAME_DATA && old->key_hash == f->key_hash) {
-				c->dropped++;
-				metrics_add(M_DROPPED, 1);
-				outq_remove(&c->q, k);
-				break;
-			}
-		}
+		uint32_t k = i;
+		while (k < c->q.count && !(outq_at(&c->q, k)->kind == FRAME_DATA && outq_at(&c->q, k)->key_hash == f->key_hash))
+			k++;
+		if (k < c->q.count) drop_at(c, k);
+		else while (queue_full(c, f) && drop_stale(c, i, f)) {}
 	}
 	/* drop-oldest: drop the oldest droppable frames until the new one fits.
 	 * Replies may go too (uncounted in the notice); controls and notices stay. */

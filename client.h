@@ -161,6 +161,10 @@ void client_drop_queued(struct client *c);
  * first frame after a pause goes at the end of the turn (waiting would
  * only delay it). */
 void client_send(struct client *c, struct frame *f);
+/* Whether c's queue is under half of --client-queue and --client-buffer:
+ * a replay (resume) feeds c only then, so that it goes at the pace c
+ * reads instead of past its limits. */
+int  client_has_room(const struct client *c);
 /* Whether a message of len bytes would pass c's queue limits now (the
  * state dialect sends a snapshot later instead of an update then). */
 int  client_would_wait(const struct client *c, size_t len);

@@ -180,7 +180,7 @@ int history_covers(const char *topic, int32_t partition, int64_t last)
 	return hp && hp->covered_from >= 0 && last + 1 >= hp->covered_from;
 }
 
-void history_replay(const char *topic, int32_t partition, int64_t last, history_fn *fn, void *arg)
+int history_replay(const char *topic, int32_t partition, int64_t last, history_fn *fn, void *arg)
 {
 	const struct hpart *hp = hpart_get(topic, partition, 0);
 	for (const struct hist *h = hp ? hp->first : NULL; h; h = h->pnext) {
@@ -196,8 +196,9 @@ void history_replay(const char *topic, int32_t partition, int64_t last, history_
 			.value_len = h->val_len, .headers = H.hv, .nheaders = nh < 0 ? 0 : (size_t)nh,
 			.headers_truncated = h->headers_truncated + (nh < 0 ? h->nheaders : 0),
 		};
-		fn(arg, &r, h->seq);
+		if (fn(arg, &r, h->seq)) return 1;
 	}
+	return 0;
 }
 
 /* ---- resume gates ----------------------------------------------------------- */
@@ -311,6 +312,12 @@ int history_gate_next(const struct client *c, size_t *i, const void **topic, int
 	*last = g->next - 1;
 	*held = g->active;
 	return 1;
+}
+
+int64_t history_gate_last(const struct client *c, const void *topic, int32_t partition)
+{
+	const struct gate *g = gate_find(c, topic, partition);
+	return g ? g->next - 1 : -2;
 }
 
 int history_gate_active(const struct client *c)

@@ -27,9 +27,10 @@ void history_append(const struct record *r, uint64_t seq);
 /* 1 when the history holds every record of topic:partition after last. */
 int  history_covers(const char *topic, int32_t partition, int64_t last);
 /* Calls fn for every held record of topic:partition after last, in offset
- * order; the record and its memory are valid for the call only. */
-typedef void history_fn(void *arg, const struct record *r, uint64_t seq);
-void history_replay(const char *topic, int32_t partition, int64_t last, history_fn *fn, void *arg);
+ * order, until fn returns non-zero; the record and its memory are valid
+ * for the call only. Returns 1 when fn stopped it, else 0. */
+typedef int history_fn(void *arg, const struct record *r, uint64_t seq);
+int  history_replay(const char *topic, int32_t partition, int64_t last, history_fn *fn, void *arg);
 
 /* ---- resume gates ----------------------------------------------------------- */
 
@@ -55,6 +56,8 @@ void history_gate_release(struct client *c, const void *topic, int32_t partition
  * for (size_t i = 0; history_gate_next(c, &i, &topic, &partition, &last, &held);) */
 int  history_gate_next(const struct client *c, size_t *i, const void **topic, int32_t *partition, int64_t *last,
 		       int *held);
+/* The offset below c's gate on topic:partition's next (-2: no gate). */
+int64_t history_gate_last(const struct client *c, const void *topic, int32_t partition);
 /* Whether any gate of c holds live records for a replay. */
 int  history_gate_active(const struct client *c);
 /* How a held record goes out when its gate releases it (default: as it

@@ -733,18 +733,32 @@ int hub_resume_hold(struct client *c, const char *topic, int32_t partition, int6
 	return 0;
 }
 
-int hub_resume(struct client *c, const char *topic, int32_t partition, int64_t last)
+/* A record replayed from the history, while c's queue has room: 1 stops
+ * the replay there. */
+static int replay_hist(void *arg, const struct record *r, uint64_t seq)
+{
+	const struct replay_ctx *x = arg;
+	if (!client_has_room(x->c)) return 1;
+	replay_one(arg, r, seq);
+	return 0;
+}
+
+int hub_resume(struct client *c, const char *topic, int32_t partition, int64_t last, int64_t *from)
 {
 	struct topic *t = topic_get(topic);
 	if (!t || !t->ch) return -1;
 	if (history_gate_open(c, t, partition, last) < 0) return -1;
+	*from = last;
 	/* The history covers it: replay now, in this turn; live records that
-	 * follow have higher offsets. */
+	 * follow have higher offsets. What does not fit c's queue is left to
+	 * a replay from Kafka, which goes at the pace c reads. */
 	if (history_covers(topic, partition, last)) {
 		struct replay_ctx x = { c, t };
-		history_replay(topic, partition, last, replay_one, &x);
-		history_gate_release(c, t, partition);   /* held by hub_resume_hold */
-		return 0;
+		if (!history_replay(topic, partition, last, replay_hist, &x)) {
+			history_gate_release(c, t, partition);   /* held by hub_resume_hold */
+			return 0;
+		}
+		*from = history_gate_last(c, t, partition);
 	}
 	history_gate_hold(c, t, partition);   /* until Kafka's replay catches up */
 	return 1;

@@ -85,9 +85,11 @@ int  hub_restrict(struct client *c, const struct channel *ch, const struct filte
 
 /* Resume (docs/protocol.md#resume): c saw `last` of topic:partition.
  * Replays what the history holds after it and returns 0, or returns 1 when
- * Kafka must be asked (live records of that partition are then held for c
- * until hub_replay_done), or -1 when no route consumes that topic. */
-int  hub_resume(struct client *c, const char *topic, int32_t partition, int64_t last);
+ * Kafka must be asked from *from on (the history does not cover it, or
+ * holds more than c's queue takes now: the rest then comes from Kafka at
+ * the pace c reads); live records of that partition are then held for c
+ * until hub_replay_done. -1 when no route consumes that topic. */
+int  hub_resume(struct client *c, const char *topic, int32_t partition, int64_t last, int64_t *from);
 /* Before a resume of several partitions: c's gate on each is set at
  * `last` and holds live records, so that what a replay sends before the
  * others have begun carries no position past theirs (SSE ids). 0, or -1

@@ -60,7 +60,13 @@ static void replay_gap(void *owner, const char *cookie, size_t cookie_len, const
 	reply_send(owner, &b);
 }
 
-static const struct replay_hooks replay_hooks = { replay_record, replay_gap, replay_done };
+/* A replay feeds its client only while the client reads (client_has_room). */
+static int replay_ready(void *owner)
+{
+	return client_has_room(owner);
+}
+
+static const struct replay_hooks replay_hooks = { replay_record, replay_gap, replay_done, replay_ready };
 
 int proto_init(const struct config *cfg, char *err, size_t errlen)
 {
@@ -451,13 +457,14 @@ static int start_resume(struct client *c, char (*topics)[256], const int32_t *pa
 	for (int i = 0; i < n; i++) hub_resume_hold(c, topics[i], parts[i], last[i]);
 	if (c->sse) hub_sse_position(c, 0);
 	for (int i = 0; i < n; i++) {
-		int rc = hub_resume(c, topics[i], parts[i], last[i]);
+		int64_t from;
+		int rc = hub_resume(c, topics[i], parts[i], last[i], &from);
 		if (rc < 0) {
 			snprintf(err, errlen, "cannot resume %s:%d: no route consumes that topic", topics[i], (int)parts[i]);
 			for (int k = 0; k < n; k++) hub_replay_done(c, topics[k], parts[k]);   /* nothing held */
 			return -1;
 		}
-		if (rc == 1) req[nk++] = (struct replay_req){ topics[i], parts[i], last[i] };
+		if (rc == 1) req[nk++] = (struct replay_req){ topics[i], parts[i], from };
 	}
 	/* One replay consumer serves all of them; its records come back
 	 * through replay_record() above, its end through replay_done(). */

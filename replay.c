@@ -35,6 +35,7 @@ struct replay {
 	rd_kafka_t *rk;
 	struct replay_part *parts;
 	int nparts, left;
+	int64_t stalled;          /* ms since when the owner took nothing, 0 when it takes */
 	struct replay *next;
 };
 
@@ -101,6 +102,8 @@ int replay_start(void *owner, const struct replay_req *req, int n,
 		{ "auto.offset.reset", "error" },      /* a gap must be reported, not skipped */
 		{ "enable.partition.eof", "true" },    /* "caught up" */
 		{ "fetch.queue.backoff.ms", "20" },
+		/* What a replay fetches ahead while its owner does not read. */
+		{ "queued.max.messages.kbytes", "4096" },
 		{ "client.id", "kbridge-replay" },
 	};
 	for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
@@ -152,6 +155,19 @@ static void replay_gap(struct replay *rp, int i)
 	replay_part_done(rp, i);
 }
 
+/* The owner takes records now, or has taken none for REPLAY_STALL_MS (a
+ * reader that stopped must not keep a replay consumer for ever). */
+static int owner_ready(struct replay *rp)
+{
+	if (!R.hooks->ready || R.hooks->ready(rp->owner)) {
+		rp->stalled = 0;
+		return 1;
+	}
+	int64_t now = mono_ms();
+	if (!rp->stalled) rp->stalled = now;
+	return now - rp->stalled >= REPLAY_STALL_MS;
+}
+
 /* Drains each replay consumer up to REPLAY_BUDGET messages a turn, so a
  * long replay shares the loop with live traffic. A replay is freed once
  * every one of its partitions reported its end (EOF) or a gap. */
@@ -160,7 +176,7 @@ void replay_service(void)
 	R.due = mono_ms() + 5;   /* polled, not woken: every 5 ms while any runs */
 	for (struct replay **pp = &R.list; *pp;) {
 		struct replay *rp = *pp;
-		for (int k = 0; k < REPLAY_BUDGET && rp->left > 0; k++) {
+		for (int k = 0; k < REPLAY_BUDGET && rp->left > 0 && owner_ready(rp); k++) {
 			rd_kafka_message_t *m = rd_kafka_consumer_poll(rp->rk, 0);
 			if (!m) break;
 			const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";

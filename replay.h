@@ -22,7 +22,12 @@ struct replay_hooks {
 		    int64_t earliest);
 	/* The partition's replay is over: caught up, gap, or failed. */
 	void (*done)(void *owner, const char *topic, int32_t partition);
+	/* Whether the owner takes records now (NULL: always). A replay waits
+	 * while it does not, at most REPLAY_STALL_MS in a row; after that its
+	 * records go anyway (the owner's own limits decide). */
+	int (*ready)(void *owner);
 };
+#define REPLAY_STALL_MS 10000
 
 void replay_init(const struct config *cfg, const struct replay_hooks *hooks);
 

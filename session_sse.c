@@ -17,8 +17,8 @@
 #include "metrics.h"
 #include "proto_sse.h"
 
-/* {"error":message,"code":code}, then close. */
-static void refuse(struct client *c, const struct sse_refusal *no)
+/* {"error":message,"code":code}, then close; counted under metric. */
+static void refuse(struct client *c, const struct sse_refusal *no, enum metric metric)
 {
 	struct jbuf b;
 	char extra[96] = "";
@@ -30,7 +30,7 @@ static void refuse(struct client *c, const struct sse_refusal *no)
 	json_append(&b, "\n", 1);
 	if (no->status == 401)
 		snprintf(extra, sizeof(extra), "WWW-Authenticate: Bearer realm=\"kbridge\"\r\n");
-	metrics_add(M_REJECTED_BAD, 1);
+	metrics_add(metric, 1);
 	if (!b.failed) answer_respond(c, no->status, "application/json", b.buf, b.len, 0, 0, extra);
 	json_free(&b);
 	metrics_add(M_HTTP_ERRORS, 1);
@@ -58,8 +58,8 @@ static void serve(struct client *c, const struct http_request *req, int head_onl
 void session_sse(struct client *c, const struct http_request *req, int head_only, const struct config *cfg, int draining)
 {
 	if (!answer_origin_allowed(req)) {
-		metrics_add(M_REJECTED_ORIGIN, 1);
-		answer_error(c, 403, "origin not allowed", NULL);
+		struct sse_refusal no = { 403, "UNAUTHORIZED", "origin not allowed" };
+		refuse(c, &no, M_REJECTED_ORIGIN);
 		return;
 	}
 	answer_cors_on(req);
@@ -88,7 +88,7 @@ static void serve(struct client *c, const struct http_request *req, int head_onl
 	const struct http_header *lei = http_header_get(req, "Last-Event-ID");
 	if (proto_sse_parse(req->query, req->query_len, lei ? lei->value : NULL, lei ? lei->value_len : 0, &r, &no) < 0) {
 		proto_sse_free(&r);
-		refuse(c, &no);
+		refuse(c, &no, M_REJECTED_BAD);
 		return;
 	}
 	if (head_only) {              /* what a GET would begin with, nothing more */
@@ -118,7 +118,7 @@ static void serve(struct client *c, const struct http_request *req, int head_onl
 	if (rc < 0) {
 		while (c->q.count > before) outq_remove(&c->q, c->q.count - 1);
 		client_unupgrade(c);
-		refuse(c, &no);
+		refuse(c, &no, M_REJECTED_BAD);
 		return;
 	}
 	c->ip_counted = (unsigned)iplimit_open(&c->peer.sa);   /* the server's remove_client uncounts */

@@ -43,13 +43,14 @@ static void esc(char *out, size_t cap, const void *p, size_t n)
 
 struct seen {
 	int n;
+	int stop;                /* collect asks to stop after this many (0: never) */
 	char line[64][512];
 };
 
-static void collect(void *arg, const struct record *r, uint64_t seq)
+static int collect(void *arg, const struct record *r, uint64_t seq)
 {
 	struct seen *s = arg;
-	if (s->n == 64) return;
+	if (s->n == 64) return 0;
 	char k[128], v[128], h[256] = "", one[96];
 	esc(k, sizeof(k), r->key, r->key_len);
 	esc(v, sizeof(v), r->value, r->value_len);
@@ -61,6 +62,7 @@ static void collect(void *arg, const struct record *r, uint64_t seq)
 	snprintf(s->line[s->n++], sizeof(s->line[0]), "%s:%d@%lld seq=%llu k=%s v=%s ts=%lld%s%s", r->topic,
 		 (int)r->partition, (long long)r->offset, (unsigned long long)seq, k, v, (long long)r->timestamp_ms,
 		 r->nheaders ? " h=" : "", h);
+	return s->stop && s->n >= s->stop;
 }
 
 /* The lines of history_replay(topic, partition, last), joined by '|'. */
@@ -162,6 +164,11 @@ static void test_basic(void)
 	CHECK_STR(replayed("basic", 1, 4), "basic:1@5 seq=50 k=NULL v=vv ts=1005|basic:1@6 seq=60 k=NULL v='' ts=1006");
 	CHECK_STR(offsets("basic", 1, 5), "6");
 	CHECK_STR(offsets("basic", 7, -1), "");
+	/* fn stops it (a client whose queue is full): 1, and nothing after. */
+	static struct seen st = { .stop = 2 };
+	CHECK(history_replay("basic", 0, 9, collect, &st) == 1 && st.n == 2);
+	st = (struct seen){ .stop = 4 };
+	CHECK(history_replay("basic", 0, 9, collect, &st) == 0 && st.n == 3);
 
 	/* A gap in offsets (compaction, transaction markers) is not a restart. */
 	append("basic", 0, 20, 1);
@@ -213,7 +220,7 @@ static void test_content(void)
  * v0.., and the count left out upstream. */
 struct many { size_t n, truncated; int ok; };
 
-static void many_check(void *arg, const struct record *r, uint64_t seq)
+static int many_check(void *arg, const struct record *r, uint64_t seq)
 {
 	(void)seq;
 	struct many *m = arg;
@@ -227,6 +234,7 @@ static void many_check(void *arg, const struct record *r, uint64_t seq)
 		m->ok &= strcmp(r->headers[i].name, name) == 0 && r->headers[i].value_len == strlen(val) &&
 			 memcmp(r->headers[i].value, val, strlen(val)) == 0;
 	}
+	return 0;
 }
 
 /* Every header is kept, thousands of them, with the count of those the

@@ -630,6 +630,7 @@ static void test_last_value_cache(void)
 
 static void test_resume_from_history(void)
 {
+	int64_t from;
 	struct channel *ch = chan("rx-res");
 	for (int64_t o = 0; o < 10; o++) route("rx-res", 0, o, o % 2 ? "b" : "a", "{}");   /* seq o + 1 */
 	struct tc a = tc_new(0), b = tc_new(0), m = tc_new(1);
@@ -638,9 +639,9 @@ static void test_resume_from_history(void)
 	CHECK(sub(m.c, NULL, NULL, NULL, "rx-res", 0, NULL) == 1);
 	/* a saw offset 3: the history replays what it missed and wants (its
 	 * key), with the seq each record had, in this call. */
-	CHECK(hub_resume(a.c, "rx-res", 0, 3) == 0);
-	CHECK(hub_resume(b.c, "rx-res", 0, -1) == 0);    /* from the start */
-	CHECK(hub_resume(m.c, "rx-res", 0, 9) == 0);     /* saw everything */
+	CHECK(hub_resume(a.c, "rx-res", 0, 3, &from) == 0);
+	CHECK(hub_resume(b.c, "rx-res", 0, -1, &from) == 0);    /* from the start */
+	CHECK(hub_resume(m.c, "rx-res", 0, 9, &from) == 0);     /* saw everything */
 	struct pframe f[16];
 	int n = peer_recv_json(a.fd, f, 16);
 	CHECKF(n == 3, "%d frames", n);
@@ -661,19 +662,33 @@ static void test_resume_from_history(void)
 	CHECK_OFFS(a.fd, 0);
 
 	/* No route for the topic. */
-	CHECK(hub_resume(a.c, "nope", 0, 3) == -1);
+	CHECK(hub_resume(a.c, "nope", 0, 3, &from) == -1);
 	tc_free(&a); tc_free(&b); tc_free(&m);
+
+	/* More than the client's queue takes (half of --client-queue 1024):
+	 * the history gives what fits and Kafka is asked for the rest, from
+	 * the last record given; live records wait meanwhile. */
+	struct channel *big = chan("rx-big");
+	for (int64_t o = 0; o < 600; o++) route("rx-big", 0, o, "k", "{}");
+	struct tc g = tc_new(0);
+	CHECK(sub(g.c, big, NULL, NULL, NULL, 0, NULL) == 1);
+	CHECK(hub_resume(g.c, "rx-big", 0, -1, &from) == 1);
+	CHECKF(from == 511 && g.c->q.count == 512, "from %lld, %u queued", (long long)from, g.c->q.count);
+	route("rx-big", 0, 600, "k", "{}");
+	CHECK(g.c->q.count == 512);
+	tc_free(&g);
 }
 
 static void test_resume_from_kafka(void)
 {
+	int64_t from;
 	struct channel *ch = chan("rx-rk");
 	/* The history starts at offset 100 of partition 0. */
 	for (int64_t o = 100; o < 105; o++) route("rx-rk", 0, o, "k", "{}");   /* seq 1..5 */
 	struct tc a = tc_new(0);
 	CHECK(sub(a.c, ch, NULL, NULL, NULL, 0, NULL) == 1);
 	/* Resuming after 50: the history does not cover 51..99, Kafka must. */
-	CHECK(hub_resume(a.c, "rx-rk", 0, 50) == 1);
+	CHECK(hub_resume(a.c, "rx-rk", 0, 50, &from) == 1);
 	/* Live records wait for the replay. */
 	route("rx-rk", 0, 105, "k", "{}");   /* seq 6 */
 	route("rx-rk", 0, 106, "k", "{}");   /* seq 7 */
@@ -704,7 +719,7 @@ static void test_resume_from_kafka(void)
 
 	/* A replay that ends before it reaches the held records (a gap, or a
 	 * failure): the held ones go out in order when it is done. */
-	CHECK(hub_resume(a.c, "rx-rk", 0, 10) == 1);
+	CHECK(hub_resume(a.c, "rx-rk", 0, 10, &from) == 1);
 	route("rx-rk", 0, 108, "k", "{}");
 	route("rx-rk", 0, 109, "k", "{}");
 	CHECK_NONE(a.fd);
@@ -715,13 +730,13 @@ static void test_resume_from_kafka(void)
 	CHECK_NONE(a.fd);
 
 	/* A partition the history never saw. */
-	CHECK(hub_resume(a.c, "rx-rk", 3, 5) == 1);
+	CHECK(hub_resume(a.c, "rx-rk", 3, 5, &from) == 1);
 	route("rx-rk", 3, 6, "k", "{}");
 	CHECK_NONE(a.fd);
 	/* The replay is filtered by the subscriptions like live records. */
 	struct tc k = tc_new(0);
 	CHECK(sub(k.c, ch, KEYS("mine"), NULL, NULL, 0, NULL) == 1);
-	CHECK(hub_resume(k.c, "rx-rk", 3, 0) == 1);
+	CHECK(hub_resume(k.c, "rx-rk", 3, 0, &from) == 1);
 	replay(k.c, "rx-rk", 3, 1, "other", "{}");
 	replay(k.c, "rx-rk", 3, 2, "mine", "{}");
 	replay(k.c, "rx-rk", 3, 3, NULL, "{}");
@@ -736,6 +751,7 @@ static void test_resume_from_kafka(void)
 
 static void test_client_gone(void)
 {
+	int64_t from;
 	struct channel *ch = chan("rx-gone");
 	struct tc a = tc_new(0), b = tc_new(0);
 	CHECK(sub(a.c, ch, NULL, NULL, NULL, 0, NULL) == 1);
@@ -743,7 +759,7 @@ static void test_client_gone(void)
 	CHECK(sub(a.c, NULL, NULL, NULL, NULL, 0, NULL) == 1);
 	CHECK(sub(b.c, ch, KEYS("k"), NULL, NULL, 0, NULL) == 1);
 	route("rx-gone", 0, 0, "k", "{}");
-	CHECK(hub_resume(a.c, "rx-gone", 0, -1) == 0);
+	CHECK(hub_resume(a.c, "rx-gone", 0, -1, &from) == 0);
 	CHECK(a.c->rs != NULL);
 	uint32_t subs;
 	CHECK(chan_info("rx-gone", &subs, NULL) && subs == 4);
