@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "assign.h"
 #include "clock.h"
 #include "conflate.h"
 #include "envelope.h"
@@ -21,9 +20,9 @@
 #include "lvc.h"
 #include "map.h"
 #include "metrics.h"
+#include "position.h"
 #include "sse.h"
 #include "state.h"
-#include "tp.h"
 
 struct sublist {
 	struct sub **v;
@@ -468,58 +467,36 @@ static int reads_topic(const struct client *c, const struct topic *t)
 	return 0;
 }
 
-/* Index of topic:partition in v[0..n), -1 when absent. */
-static long pos_find(const struct sse_pos *v, size_t n, const char *topic, int32_t partition)
+/* Which topics a stream reads, for position_token: one channel's (a
+ * stream in step with the live consumer, only), else c's subscriptions'. */
+struct reader {
+	const struct client *c;
+	const struct channel *only;
+};
+
+static const char *reads(const struct reader *r, const struct topic *t)
 {
-	for (size_t k = 0; k < n; k++)
-		if (v[k].topic == topic && v[k].partition == partition) return (long)k;
-	return -1;
+	return t && t->ch && (r->only ? t->ch == r->only : reads_topic(r->c, t)) ? t->name : NULL;
 }
 
-/* The token of a stream (sse.h): for every partition feeding it, the
- * offset of the last record it got or passed over. only: a stream of
- * channel `only` in step with the live one (every partition where the
- * consumer is); else c's own: where a gate holds live records for a
- * replay, the gate's place; elsewhere the consumer's, or a gate's when it
- * is further (a resume from a position this instance has not reached:
- * the gate drops what the reader has). rt:rp at roff is the record the
- * event carries (a replayed or held one is behind the consumer). Returns
- * the token's length, or -1 when it does not fit. */
+static const char *gate_topic(const void *topic, void *arg)
+{
+	return reads(arg, topic);
+}
+
+static const char *topic_named(const char *name, void *arg)
+{
+	return reads(arg, topic_get(name));   /* known before its first record too */
+}
+
+/* The token of c's stream (only: of any stream of that channel in step
+ * with the live one); rt:rp at roff the record the event carries. */
 static ssize_t sse_token(const struct client *c, const struct channel *only, const struct topic *rt, int32_t rp,
 			 int64_t roff, char *out, size_t cap)
 {
-	static struct sse_pos v[SSE_POS_MAX];
-	static unsigned char held_at[SSE_POS_MAX];
-	size_t n = 0, i = 0, ngates;
-	const void *gt;
-	int32_t p;
-	int64_t last;
-	int held;
-	while (!only && history_gate_next(c, &i, &gt, &p, &last, &held)) {
-		const struct topic *t = gt;
-		if (!reads_topic(c, t)) continue;
-		if (n == SSE_POS_MAX) return -1;
-		held_at[n] = (unsigned char)held;
-		v[n++] = (struct sse_pos){ t->name, p, last };
-	}
-	ngates = n;
-	const char *tp;
-	char name[TP_TOPIC_MAX];
-	for (i = 0; assign_position_next(&i, &tp, &last);) {
-		if (tp_parse(tp, strlen(tp), name, sizeof(name), &p) < 0) continue;
-		const struct topic *t = topic_get(name);   /* known before its first record too */
-		if (!t || !t->ch || (only ? t->ch != only : !reads_topic(c, t))) continue;
-		long k = pos_find(v, ngates, t->name, p);
-		if (k >= 0) {
-			if (!held_at[k] && last > v[k].last) v[k].last = last;
-			continue;
-		}
-		if (n == SSE_POS_MAX) return -1;
-		v[n++] = (struct sse_pos){ t->name, p, last };
-	}
-	long k = rt ? pos_find(v, n, rt->name, rp) : -1;
-	if (k >= 0) v[k].last = roff;
-	return sse_token_encode(v, n, out, cap);
+	struct reader r = { c, only };
+	const struct position_reader pr = { gate_topic, topic_named, &r };
+	return position_token(only ? NULL : c, &pr, rt ? rt->name : NULL, rp, roff, out, cap);
 }
 
 /* An event of c's own: its token, then the shared event without id. A new
