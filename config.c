@@ -46,7 +46,7 @@ static const struct opt opts[] = {
 	{ "listen", 'l', "KBRIDGE_LISTEN", "PORT", T_SPECIAL, "ADDR:PORT", "0.0.0.0:8080",
 	  "HTTP and WebSocket listen address (PORT alone: port on 0.0.0.0)", 0, 0 },
 	{ "max-clients", 0, "KBRIDGE_MAX_CLIENTS", "MAX_CLIENTS", T_INT, "N", "10000",
-	  "WebSocket clients at most; beyond it upgrades get 503", 1, 1000000 },
+	  "clients (WebSocket and SSE) at most; beyond it upgrades and /sse get 503", 1, 1000000 },
 	{ "client-buffer", 0, "KBRIDGE_CLIENT_BUFFER", NULL, T_BYTES, "BYTES", "1MiB",
 	  "output waiting for one client behind the message being written before the slow-client policy applies; one message of any size always goes (records up to librdkafka's receive.message.max.bytes, 100MB)", 1024, 1024 * MiB },
 	{ "client-queue", 0, "KBRIDGE_CLIENT_QUEUE", "MESSAGE_BUFFER_SIZE", T_INT, "N", "1024",
@@ -62,7 +62,7 @@ static const struct opt opts[] = {
 	{ "ping-interval", 0, "KBRIDGE_PING_INTERVAL", NULL, T_SECS, "S", "30",
 	  "seconds between server pings; clients silent for twice this are dropped (0: off)", 0, 86400 },
 	{ "allow-origin", 0, "KBRIDGE_ALLOW_ORIGIN", NULL, T_SPECIAL, "LIST", "*",
-	  "comma-separated Origin values allowed to upgrade and to read the JSON endpoints (CORS), or *", 0, 0 },
+	  "comma-separated Origin values allowed to upgrade, to open /sse and to read the JSON endpoints (CORS), or *", 0, 0 },
 	{ "demo", 0, "KBRIDGE_DEMO", NULL, T_BOOL, NULL, NULL,
 	  "run an embedded mock Kafka cluster with a market-data producer", 0, 0 },
 	{ "demo-rate", 0, "KBRIDGE_DEMO_RATE", NULL, T_INT, "N", "20",
@@ -155,7 +155,7 @@ static void die_usage(const char *source, const char *fmt, ...)
 static void usage(void)
 {
 	printf("Usage: %s [OPTIONS]\n"
-	       "Bridges Kafka topics to WebSocket clients (see /docs on the running server).\n\n",
+	       "Bridges Kafka topics to WebSocket and Server-Sent Events clients (see /docs on the running server).\n\n",
 	       prog);
 	for (size_t i = 0; i < NOPTS; i++) {
 		const struct opt *o = &opts[i];
