@@ -349,7 +349,11 @@ static int queue_full(const struct client *c, const struct frame *f)
 
 int client_has_room(const struct client *c)
 {
-	return c->state == CS_WS && c->q.count < (C.max_messages + 1) / 2 && c->q.bytes < C.max_bytes / 2;
+	if (c->state != CS_WS) return 0;
+	if (c->q.count == 0) return 1;
+	/* As the limits themselves: what waits behind the message being written. */
+	size_t behind = c->q.bytes - (outq_at(&c->q, 0)->len - c->q.off);
+	return c->q.count < (C.max_messages + 1) / 2 && behind < C.max_bytes / 2;
 }
 
 int client_would_wait(const struct client *c, size_t len)

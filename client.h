@@ -161,7 +161,8 @@ void client_drop_queued(struct client *c);
  * first frame after a pause goes at the end of the turn (waiting would
  * only delay it). */
 void client_send(struct client *c, struct frame *f);
-/* Whether c's queue is under half of --client-queue and --client-buffer:
+/* Whether c's queue is under half of --client-queue and --client-buffer
+ * (bytes counted as the limits count them, behind the head):
  * a replay (resume) feeds c only then, so that it goes at the pace c
  * reads instead of past its limits. */
 int  client_has_room(const struct client *c);
