@@ -99,6 +99,14 @@ int assign_ready(void)
 	return A.ready;
 }
 
+int assign_position(const char *topic, int32_t partition, int64_t *last)
+{
+	const struct part *p = part_get(topic, partition, 0);
+	if (!p || p->next < 0) return -1;
+	*last = p->next - 1;
+	return 0;
+}
+
 int assign_position_next(size_t *i, const char **tp, int64_t *last)
 {
 	struct map_slot *s;

@@ -36,6 +36,9 @@ void assign_stop(void);
 int  assign_ready(void);
 /* A record of topic:partition at offset was routed. */
 void assign_routed(const char *topic, int32_t partition, int64_t offset);
+/* The offset of the last record routed of topic:partition (start offset
+ * - 1 before the first): 0, or -1 while unknown. */
+int  assign_position(const char *topic, int32_t partition, int64_t *last);
 /* Lag from librdkafka's statistics (-1 unknown). */
 void assign_set_lag(const char *topic, int32_t partition, int64_t lag);
 /* Iterates partitions with a known position: "topic:partition" and the

@@ -19,6 +19,7 @@ struct centry {
 	int64_t due;              /* when pending may go */
 	struct frame *pending;    /* newest record held back, or NULL */
 	const void *chan;
+	struct conflate_at at;    /* pending's place in Kafka */
 };
 
 struct conflation {
@@ -69,7 +70,7 @@ static void prune(struct conflation *cf, int64_t now)
 }
 
 void conflate_offer(struct client *c, const void *chan, const void *key, size_t key_len,
-		    struct frame *f, uint32_t interval_ms)
+		    struct frame *f, uint32_t interval_ms, struct conflate_at at)
 {
 	int64_t now = clock_now();
 	struct conflation *cf = c->cf;
@@ -112,6 +113,7 @@ void conflate_offer(struct client *c, const void *chan, const void *key, size_t 
 	if (e->pending) frame_unref(e->pending);
 	else cf->npending++;
 	e->pending = f;
+	e->at = at;
 	e->due = e->last_sent + interval_ms;
 	if (e->due < next_due) next_due = e->due;
 	list_add(cf);
@@ -170,6 +172,20 @@ void conflate_drop_channel(struct client *c, const void *chan)
 			cf->npending--;
 		}
 	}
+}
+
+int conflate_first_held(const struct client *c, const char *topic, int32_t partition, int64_t *offset)
+{
+	int found = 0;
+	size_t i = 0;
+	struct map_slot *s;
+	while (c->cf && c->cf->npending && map_next(&c->cf->keys, &i, &s)) {
+		const struct centry *e = s->val;
+		if (!e->pending || e->at.topic != topic || e->at.partition != partition) continue;
+		if (!found || e->at.offset < *offset) *offset = e->at.offset;
+		found = 1;
+	}
+	return found;
 }
 
 void conflate_client_gone(struct client *c)

@@ -36,6 +36,7 @@ struct gate {
 	int32_t partition;
 	int64_t next;             /* offsets below it were delivered (or skipped) */
 	int active;               /* a replay from Kafka is running: hold live records */
+	int replaying;            /* from history_gate_hold until history_gate_release */
 	struct held { struct frame *f; int64_t offset; } *held;
 	uint32_t nheld, cap;
 };
@@ -229,7 +230,7 @@ int history_gate_open(struct client *c, const void *topic, int32_t partition, in
 void history_gate_hold(struct client *c, const void *topic, int32_t partition)
 {
 	struct gate *g = gate_find(c, topic, partition);
-	if (g) g->active = 1;
+	if (g) g->active = g->replaying = 1;
 }
 
 int history_gate(struct client *c, const void *topic, int32_t partition, int64_t offset, struct frame *f)
@@ -300,6 +301,7 @@ void history_gate_release(struct client *c, const void *topic, int32_t partition
 {
 	struct gate *g = gate_find(c, topic, partition);
 	if (g && g->active) gate_release(c, g);
+	if (g) g->replaying = 0;
 }
 
 int history_gate_next(const struct client *c, size_t *i, const void **topic, int32_t *partition, int64_t *last,
@@ -324,6 +326,13 @@ int history_gate_active(const struct client *c)
 {
 	for (uint32_t i = 0; c->rs && i < c->rs->n; i++)
 		if (c->rs->v[i].active) return 1;
+	return 0;
+}
+
+int history_gate_busy(const struct client *c)
+{
+	for (uint32_t i = 0; c->rs && i < c->rs->n; i++)
+		if (c->rs->v[i].active || c->rs->v[i].replaying) return 1;
 	return 0;
 }
 

@@ -60,6 +60,9 @@ int  history_gate_next(const struct client *c, size_t *i, const void **topic, in
 int64_t history_gate_last(const struct client *c, const void *topic, int32_t partition);
 /* Whether any gate of c holds live records for a replay. */
 int  history_gate_active(const struct client *c);
+/* Whether a gate of c holds live records or its replay still runs (a
+ * replay goes on to Kafka's end after its held records went out). */
+int  history_gate_busy(const struct client *c);
 /* How a held record goes out when its gate releases it (default: as it
  * is, client_send); the routing layer sets it once, for SSE streams, whose
  * events carry the position reached at the moment they are queued. */

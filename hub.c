@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "assign.h"
 #include "conflate.h"
 #include "envelope.h"
 #include "history.h"
@@ -549,16 +550,44 @@ static void sets_clear(void)
 	sets.n = 0;
 }
 
+/* A stream whose gates hold nothing, whose replays are over and which no
+ * gate puts ahead of the consumer has caught up: its gates go, and its
+ * events are shared again (the gates stay for WebSocket clients, where
+ * they cost nothing per record). */
+static void sse_settle(struct client *c)
+{
+	if (!c->rs || history_gate_busy(c)) return;
+	size_t i = 0;
+	const void *gt;
+	int32_t p;
+	int64_t last, at;
+	int held;
+	while (history_gate_next(c, &i, &gt, &p, &last, &held)) {
+		const struct topic *t = gt;
+		if (assign_position(t->name, p, &at) < 0 || at < last) return;
+	}
+	history_gate_free(c);
+}
+
 /* The event of record e for SSE stream c, as a new reference: shared by
  * every stream that reads only t's channel and is in step with the live
  * one, or reads the same channels and has never resumed; else c's own.
  * NULL when out of memory. */
-static struct frame *sse_event_for(const struct client *c, struct envelope *e, const struct topic *t)
+static struct frame *sse_event_for(struct client *c, struct envelope *e, const struct topic *t)
 {
-	int shared = !c->rs || !history_gate_active(c), one = 1;
+	sse_settle(c);
+	int shared = !c->rs, one = 1;
 	for (const struct sub *s = c->subs; s; s = s->cnext) one &= s->ch == t->ch;
 	struct frame *body = envelope_sse(e, NULL, 0), *f = NULL;
 	if (!body) return NULL;
+	if (c->interval_ms) {
+		/* Conflation sends a key's value later than records routed
+		 * after it: an id here could pass a value still held. The
+		 * position goes in a line of its own, short of what is held
+		 * (hub_sse_position from proto_sse_tick). */
+		c->sse_moved = 1;
+		return frame_ref(body);
+	}
 	if (shared && !one && !c->rs && sets.on) {
 		for (unsigned k = 0; k < sets.n; k++)
 			if (same_channels(c, sets.v[k].rep)) return frame_ref(sets.v[k].f);
@@ -579,7 +608,9 @@ static struct frame *sse_event_for(const struct client *c, struct envelope *e, c
 /* A gate releases a held record: an SSE stream's event gets its id now. */
 static void release_held(struct client *c, struct frame *f, const void *topic, int32_t partition, int64_t offset)
 {
-	if (c->sse) {
+	if (c->sse && c->interval_ms) {
+		c->sse_moved = 1;     /* as in sse_event_for */
+	} else if (c->sse) {
 		struct frame *own = sse_own(c, f, topic, partition, offset);
 		if (own) {            /* else without id, like sse_event_for */
 			frame_unref(f);
@@ -594,8 +625,7 @@ void hub_sse_position(struct client *c, int heartbeat)
 	char id[SSE_TOKEN_MAX + 1];
 	static const char hb[] = ": keep-alive\n";
 	size_t hl = heartbeat ? sizeof(hb) - 1 : 0;
-	/* A stream whose interval still holds values has not passed them. */
-	ssize_t il = heartbeat && c->interval_ms ? -1 : sse_token(c, NULL, NULL, 0, 0, id, sizeof(id));
+	ssize_t il = sse_token(c, NULL, NULL, 0, 0, id, sizeof(id));
 	if (il < 0 && !heartbeat) return;
 	struct frame *f = frame_new(hl + (il < 0 ? 1 : 4 + (size_t)il + 2), FRAME_CONTROL);
 	if (!f) return;
@@ -623,7 +653,9 @@ static void deliver(struct envelope *e, const struct topic *t, const struct sub 
 	if (c->rs && !history_gate(c, t, e->r->partition, e->r->offset, f)) return;
 	if (!(f = c->sse ? sse_event_for(c, e, t) : frame_ref(f))) return;
 	uint32_t interval = s->interval_ms ? s->interval_ms : c->interval_ms;
-	if (interval) conflate_offer(c, t->ch, e->r->key, e->r->key ? e->r->key_len : 0, f, interval);
+	if (interval)
+		conflate_offer(c, t->ch, e->r->key, e->r->key ? e->r->key_len : 0, f, interval,
+			       (struct conflate_at){ t->name, e->r->partition, e->r->offset });
 	else client_send(c, f);
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "assign.h"
+#include "conflate.h"
 #include "history.h"
 #include "sse.h"
 #include "tp.h"
@@ -47,6 +48,11 @@ ssize_t position_token(const struct client *c, const struct position_reader *rd,
 		if (n == SSE_POS_MAX) return -1;
 		v[n++] = (struct sse_pos){ name, p, last };
 	}
+	/* Not past a record conflation still holds for the reader. */
+	int64_t first;
+	for (size_t j = 0; c && j < n; j++)
+		if (conflate_first_held(c, v[j].topic, v[j].partition, &first) && first - 1 < v[j].last)
+			v[j].last = first - 1;
 	long k = topic ? pos_find(v, n, topic, partition) : -1;
 	if (k >= 0) v[k].last = offset;
 	return sse_token_encode(v, n, out, cap);

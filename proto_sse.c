@@ -248,4 +248,13 @@ void proto_sse_free(struct sse_req *r)
 void proto_sse_heartbeat(struct client *c)
 {
 	hub_sse_position(c, 1);
+	c->sse_moved = 0;
+}
+
+void proto_sse_tick(struct client *c)
+{
+	if (c->sse_moved) {
+		hub_sse_position(c, 0);
+		c->sse_moved = 0;
+	}
 }

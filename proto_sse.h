@@ -42,4 +42,7 @@ void proto_sse_free(struct sse_req *r);
  * response, with the stream's position (hub_sse_position). */
 #define SSE_HEARTBEAT_MS 15000
 void proto_sse_heartbeat(struct client *c);
+/* Every tick: a stream with interval= whose events went without id gets
+ * an id line (its position, short of what conflation still holds). */
+void proto_sse_tick(struct client *c);
 #endif

@@ -433,6 +433,7 @@ void server_tick(void)
 					proto_sse_heartbeat(c);
 					c->next_ping = now + SSE_HEARTBEAT_MS;
 				}
+				proto_sse_tick(c);
 				break;
 			}
 			if (ping_ms <= 0) break;

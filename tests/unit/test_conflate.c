@@ -32,10 +32,14 @@ static struct frame *mk(const char *name)
 	return f;
 }
 
+static const char TOPIC[] = "t";
+static int64_t next_offset;   /* each offer is the next record of t:0 */
+
 /* Offers the test's frame f (the test keeps its own reference). */
 static void offer(struct client *c, const void *chan, const char *key, struct frame *f, uint32_t ms)
 {
-	conflate_offer(c, chan, key, key ? strlen(key) : 0, frame_ref(f), ms);
+	conflate_offer(c, chan, key, key ? strlen(key) : 0, frame_ref(f), ms,
+		       (struct conflate_at){ TOPIC, 0, next_offset++ });
 }
 
 /* The payloads the peer received since the last call, "A1,B1". */
@@ -77,8 +81,13 @@ static void test_interval(void)
 	CHECK_RX(fd, "A1");
 	offer(c, CH1, "k", a2, I);                   /* within the interval: held */
 	CHECK(a2->refs == 2);
+	int64_t off;
+	CHECK(conflate_first_held(c, TOPIC, 0, &off) && off == next_offset - 1);   /* A2's place */
 	offer(c, CH1, "k", a3, I);                   /* the newest replaces it */
 	CHECK(a2->refs == 1 && a3->refs == 2);
+	/* What a reader's position may not pass: the held A3, not the dropped A2. */
+	CHECK(conflate_first_held(c, TOPIC, 0, &off) && off == next_offset - 1);
+	CHECK(!conflate_first_held(c, TOPIC, 1, &off) && !conflate_first_held(c, "t2", 0, &off));
 	CHECK(conflate_timeout_ms(clock_now()) == I);
 	conflate_service(clock_now());               /* not due on this turn */
 	CHECK_RX(fd, "");
@@ -94,6 +103,7 @@ static void test_interval(void)
 	conflate_service(clock_now());
 	CHECK_RX(fd, "A3");
 	CHECK(a3->refs == 1);
+	CHECK(!conflate_first_held(c, TOPIC, 0, &off));   /* nothing held */
 	CHECK(conflate_timeout_ms(clock_now()) == -1);
 
 	/* The interval counts from that delivery: the next one is held... */
