@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "clock.h"
-#include "assign.h"
 #include "conflate.h"
 #include "envelope.h"
 #include "history.h"
@@ -23,6 +22,7 @@
 #include "metrics.h"
 #include "position.h"
 #include "sse.h"
+#include "ssesets.h"
 #include "state.h"
 
 struct sublist {
@@ -518,64 +518,14 @@ static struct frame *sse_own(const struct client *c, const struct frame *body, c
 	return f;
 }
 
-static int reads_channel(const struct client *c, const struct channel *ch)
-{
-	for (const struct sub *s = c->subs; s; s = s->cnext)
-		if (s->ch == ch) return 1;
-	return 0;
-}
-
-/* Whether a and b read the same set of channels. */
-static int same_channels(const struct client *a, const struct client *b)
-{
-	for (const struct sub *s = a->subs; s; s = s->cnext)
-		if (!reads_channel(b, s->ch)) return 0;
-	for (const struct sub *s = b->subs; s; s = s->cnext)
-		if (!reads_channel(a, s->ch)) return 0;
-	return 1;
-}
-
-/* The record being routed: its event for each set of several channels that
- * streams in step with the live one read (one id per set, not per stream). */
-#define SSE_SETS 8
-static struct {
-	int on;                   /* inside hub_route */
-	unsigned n;
-	struct sse_set { const struct client *rep; struct frame *f; } v[SSE_SETS];
-} sets;
-
-static void sets_clear(void)
-{
-	for (unsigned k = 0; k < sets.n; k++) frame_unref(sets.v[k].f);
-	sets.n = 0;
-}
-
-/* A stream whose gates hold nothing, whose replays are over and which no
- * gate puts ahead of the consumer has caught up: its gates go, and its
- * events are shared again (the gates stay for WebSocket clients, where
- * they cost nothing per record). */
-static void sse_settle(struct client *c)
-{
-	if (!c->rs || history_gate_busy(c)) return;
-	size_t i = 0;
-	const void *gt;
-	int32_t p;
-	int64_t last, at;
-	int held;
-	while (history_gate_next(c, &i, &gt, &p, &last, &held)) {
-		const struct topic *t = gt;
-		if (assign_position(t->name, p, &at) < 0 || at < last) return;
-	}
-	history_gate_free(c);
-}
-
 /* The event of record e for SSE stream c, as a new reference: shared by
  * every stream that reads only t's channel and is in step with the live
  * one, or reads the same channels and has never resumed; else c's own.
  * NULL when out of memory. */
 static struct frame *sse_event_for(struct client *c, struct envelope *e, const struct topic *t)
 {
-	sse_settle(c);
+	struct reader r = { c, NULL };
+	position_settle(c, &(const struct position_reader){ gate_topic, topic_named, &r });
 	int shared = !c->rs, one = 1;
 	for (const struct sub *s = c->subs; s; s = s->cnext) one &= s->ch == t->ch;
 	struct frame *body = envelope_sse(e, NULL, 0), *f = NULL;
@@ -588,11 +538,9 @@ static struct frame *sse_event_for(struct client *c, struct envelope *e, const s
 		c->sse_moved = 1;
 		return frame_ref(body);
 	}
-	if (shared && !one && !c->rs && sets.on) {
-		for (unsigned k = 0; k < sets.n; k++)
-			if (same_channels(c, sets.v[k].rep)) return frame_ref(sets.v[k].f);
-		f = sse_own(c, body, t, e->r->partition, e->r->offset);
-		if (f && sets.n < SSE_SETS) sets.v[sets.n++] = (struct sse_set){ c, frame_ref(f) };
+	if (shared && !one) {                /* in step, several channels: one event per set */
+		if ((f = ssesets_get(c))) return f;
+		if ((f = sse_own(c, body, t, e->r->partition, e->r->offset))) ssesets_put(c, f);
 	} else if (!shared || !one) {
 		f = sse_own(c, body, t, e->r->partition, e->r->offset);
 	} else {
@@ -681,7 +629,7 @@ int hub_route(const struct record *r)
 	/* A new stamp per record: deliver() sends once per client however
 	 * many of its subscriptions match. */
 	H.stamp++;
-	sets.on = 1;
+	ssesets_begin();
 	for (uint32_t i = 0; i < ch->any.n; i++) {
 		struct sub *s = ch->any.v[i];
 		if (filter_match(s, &e, 0)) deliver(&e, t, s);
@@ -693,8 +641,7 @@ int hub_route(const struct record *r)
 	}
 	for (uint32_t i = 0; i < H.all.n; i++)
 		if (filter_match(H.all.v[i], &e, 1)) deliver(&e, t, H.all.v[i]);
-	sets.on = 0;
-	sets_clear();
+	ssesets_end();
 	if ((e.frame[0] || e.frame[1] || e.sse[0]) && r->timestamp_ms >= 0)
 		metrics_observe_latency((double)(wall_ms() - r->timestamp_ms) / 1000.0);
 	envelope_finish(&e);

@@ -18,6 +18,20 @@ static long pos_find(const struct sse_pos *v, size_t n, const char *topic, int32
 	return -1;
 }
 
+void position_settle(struct client *c, const struct position_reader *rd)
+{
+	if (!c->rs || history_gate_busy(c)) return;
+	size_t i = 0;
+	const void *gt;
+	const char *name;
+	int32_t p;
+	int64_t last, at;
+	int held;
+	while (history_gate_next(c, &i, &gt, &p, &last, &held))
+		if ((name = rd->gate_topic(gt, rd->arg)) && (assign_position(name, p, &at) < 0 || at < last)) return;
+	history_gate_free(c);
+}
+
 ssize_t position_token(const struct client *c, const struct position_reader *rd, const char *topic,
 		       int32_t partition, int64_t offset, char *out, size_t cap)
 {

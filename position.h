@@ -31,6 +31,12 @@ struct position_reader {
  * none), whose position it is whatever the rest says (a replayed or held
  * record is behind the consumer). Returns the length, or -1 when it does
  * not fit (sse.h: SSE_POS_MAX partitions, SSE_TOKEN_MAX characters). */
+/* A stream whose gates hold nothing, whose replays are over and which no
+ * gate puts ahead of the consumer (on a topic it reads) has caught up:
+ * its gates go (history_gate_free), and it can share events again. The
+ * gates stay for WebSocket clients, where they cost nothing per record. */
+void position_settle(struct client *c, const struct position_reader *rd);
+
 ssize_t position_token(const struct client *c, const struct position_reader *rd, const char *topic,
 		       int32_t partition, int64_t offset, char *out, size_t cap);
 #endif

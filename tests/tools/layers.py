@@ -25,7 +25,7 @@ LAYERS = [
     ("server", ["server"]),
     ("session", ["session", "session_sse", "answer"]),
     ("protocol", ["proto", "proto_query", "proto_sse", "auth"]),
-    ("routing", ["hub", "envelope", "lvc", "history", "state", "stateview", "position"]),
+    ("routing", ["hub", "envelope", "lvc", "history", "state", "stateview", "position", "ssesets"]),
     ("kafka", ["kafka", "assign", "replay", "demo"]),
     ("client", ["client", "conflate"]),
     ("observability", ["endpoints", "openapi", "metrics", "fleet"]),
