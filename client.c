@@ -59,13 +59,10 @@ struct client *client_new(int fd, const struct sockaddr *sa, socklen_t salen)
 
 void client_free(struct client *c)
 {
-	if (c->ws) {
-		C.ws--;
-		C.deflate -= c->zbits != 0;
-		C.sse -= c->sse;
+	if (c->ws)
 		log_msg(LOG_INFO, c->sse ? "sse closed" : "websocket closed", "client", log_num(c->id), "peer", client_peer(c),
 			"reason", c->why ? c->why : "", NULL);
-	}
+	client_unupgrade(c);   /* no longer counted */
 	if (c->state == CS_HTTP) C.http--;   /* freed before it ever left CS_HTTP */
 	tls_free(c->ssl);
 	free(c->tls_out);
@@ -324,6 +321,13 @@ int client_write(struct client *c)
 	return 0;
 }
 
+/* The bytes queued behind the message being written (the head): what
+ * --client-buffer bounds. Only for a queue that is not empty. */
+static size_t behind_head(const struct client *c)
+{
+	return c->q.bytes - (outq_at(&c->q, 0)->len - c->q.off);
+}
+
 /* Whether f would take c past --client-queue messages or --client-buffer
  * bytes (docs/protocol.md#slow_consumer). The limits bound what waits
  * behind the message being written (the head of the queue), as an output
@@ -335,8 +339,7 @@ static int queue_full(const struct client *c, const struct frame *f)
 {
 	if (c->q.count == 0) return 0;
 	if (c->q.count >= C.max_messages) return 1;
-	size_t behind = c->q.bytes - (outq_at(&c->q, 0)->len - c->q.off);
-	if (behind + f->len <= C.max_bytes) return 0;
+	if (behind_head(c) + f->len <= C.max_bytes) return 0;
 	/* Over the bytes: full unless all that waits is what the policy never
 	 * drops (a SLOW_CONSUMER notice, a ping): f is then the lone waiting
 	 * message, and the newest record still reaches a stalled client. */
@@ -352,8 +355,7 @@ int client_has_room(const struct client *c)
 	if (c->state != CS_WS) return 0;
 	if (c->q.count == 0) return 1;
 	/* As the limits themselves: what waits behind the message being written. */
-	size_t behind = c->q.bytes - (outq_at(&c->q, 0)->len - c->q.off);
-	return c->q.count < (C.max_messages + 1) / 2 && behind < C.max_bytes / 2;
+	return c->q.count < (C.max_messages + 1) / 2 && behind_head(c) < C.max_bytes / 2;
 }
 
 int client_would_wait(const struct client *c, size_t len)
@@ -362,7 +364,7 @@ int client_would_wait(const struct client *c, size_t len)
 	 * the policy, so they would never count as droppable. */
 	if (c->q.count == 0) return 0;
 	if (c->q.count >= C.max_messages) return 1;
-	size_t behind = c->q.bytes - (outq_at(&c->q, 0)->len - c->q.off);
+	size_t behind = behind_head(c);
 	return behind > 0 && behind + len > C.max_bytes;
 }
 

@@ -322,13 +322,6 @@ int64_t history_gate_last(const struct client *c, const void *topic, int32_t par
 	return g ? g->next - 1 : -2;
 }
 
-int history_gate_active(const struct client *c)
-{
-	for (uint32_t i = 0; c->rs && i < c->rs->n; i++)
-		if (c->rs->v[i].active) return 1;
-	return 0;
-}
-
 int history_gate_busy(const struct client *c)
 {
 	for (uint32_t i = 0; c->rs && i < c->rs->n; i++)

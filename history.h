@@ -58,8 +58,6 @@ int  history_gate_next(const struct client *c, size_t *i, const void **topic, in
 		       int *held);
 /* The offset below c's gate on topic:partition's next (-2: no gate). */
 int64_t history_gate_last(const struct client *c, const void *topic, int32_t partition);
-/* Whether any gate of c holds live records for a replay. */
-int  history_gate_active(const struct client *c);
 /* Whether a gate of c holds live records or its replay still runs (a
  * replay goes on to Kafka's end after its held records went out). */
 int  history_gate_busy(const struct client *c);
