@@ -500,6 +500,24 @@ static ssize_t sse_token(const struct client *c, const struct channel *only, con
 	return position_token(only ? NULL : c, &pr, rt ? rt->name : NULL, rp, roff, out, cap);
 }
 
+/* A new frame: before[0..bl), the line `id: ID` (none when id is NULL),
+ * then after[0..al). NULL when out of memory. */
+static struct frame *id_frame(const char *before, size_t bl, const char *id, size_t il, const void *after, size_t al,
+			      enum frame_kind kind)
+{
+	size_t line = id ? 4 + il + 1 : 0;
+	struct frame *f = frame_new(bl + line + al, kind);
+	if (!f) return NULL;
+	memcpy(f->data, before, bl);
+	if (id) {
+		memcpy(f->data + bl, "id: ", 4);
+		memcpy(f->data + bl + 4, id, il);
+		f->data[bl + 4 + il] = '\n';
+	}
+	memcpy(f->data + bl + line, after, al);
+	return f;
+}
+
 /* An event of c's own: its token, then the shared event without id. A new
  * reference, NULL when out of memory or the token does not fit. */
 static struct frame *sse_own(const struct client *c, const struct frame *body, const struct topic *t, int32_t p,
@@ -507,14 +525,8 @@ static struct frame *sse_own(const struct client *c, const struct frame *body, c
 {
 	char id[SSE_TOKEN_MAX + 1];
 	ssize_t il = sse_token(c, NULL, t, p, off, id, sizeof(id));
-	if (il < 0) return NULL;
-	struct frame *f = frame_new(4 + (size_t)il + 1 + body->len, (enum frame_kind)body->kind);
-	if (!f) return NULL;
-	memcpy(f->data, "id: ", 4);
-	memcpy(f->data + 4, id, (size_t)il);
-	f->data[4 + il] = '\n';
-	memcpy(f->data + 5 + il, body->data, body->len);
-	f->key_hash = body->key_hash;
+	struct frame *f = il < 0 ? NULL : id_frame("", 0, id, (size_t)il, body->data, body->len, (enum frame_kind)body->kind);
+	if (f) f->key_hash = body->key_hash;
 	return f;
 }
 
@@ -541,13 +553,14 @@ static struct frame *sse_event_for(struct client *c, struct envelope *e, const s
 	if (shared && !one) {                /* in step, several channels: one event per set */
 		if ((f = ssesets_get(c))) return f;
 		if ((f = sse_own(c, body, t, e->r->partition, e->r->offset))) ssesets_put(c, f);
-	} else if (!shared || !one) {
+	} else if (!shared) {                /* resumed: its gates decide its position */
 		f = sse_own(c, body, t, e->r->partition, e->r->offset);
-	} else {
+	} else {                             /* in step, one channel: one event per record */
 		char id[SSE_TOKEN_MAX + 1];
-		ssize_t il = e->sse[1] ? 0 : sse_token(NULL, t->ch, NULL, 0, 0, id, sizeof(id));
-		f = il < 0 ? NULL : e->sse[1] ? e->sse[1] : envelope_sse(e, id, (size_t)il);
-		if (f) frame_ref(f);
+		ssize_t il;
+		if (!e->sse[1] && (il = sse_token(NULL, t->ch, NULL, 0, 0, id, sizeof(id))) >= 0)
+			envelope_sse(e, id, (size_t)il);
+		if ((f = e->sse[1])) frame_ref(f);
 	}
 	/* A position past what a token holds: the event goes without id. */
 	return f ? f : frame_ref(body);
@@ -572,20 +585,10 @@ void hub_sse_position(struct client *c, int heartbeat)
 {
 	char id[SSE_TOKEN_MAX + 1];
 	static const char hb[] = ": keep-alive\n";
-	size_t hl = heartbeat ? sizeof(hb) - 1 : 0;
 	ssize_t il = sse_token(c, NULL, NULL, 0, 0, id, sizeof(id));
 	if (il < 0 && !heartbeat) return;
-	struct frame *f = frame_new(hl + (il < 0 ? 1 : 4 + (size_t)il + 2), FRAME_CONTROL);
-	if (!f) return;
-	memcpy(f->data, hb, hl);
-	if (il < 0) {
-		f->data[hl] = '\n';
-	} else {
-		memcpy(f->data + hl, "id: ", 4);
-		memcpy(f->data + hl + 4, id, (size_t)il);
-		memcpy(f->data + hl + 4 + il, "\n\n", 2);
-	}
-	client_send(c, f);
+	client_send(c, id_frame(hb, heartbeat ? sizeof(hb) - 1 : 0, il < 0 ? NULL : id, (size_t)(il < 0 ? 0 : il), "\n", 1,
+				FRAME_CONTROL));
 }
 
 /* Hands the record's shared frame to s's client: through its resume gate
