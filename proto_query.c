@@ -70,13 +70,10 @@ int proto_upgrade_parse(const char *q, size_t qlen, struct upgrade_opts *o, char
 	if (n == -2) { snprintf(err, errlen, "query parameter resume is badly encoded or too long"); return -1; }
 	char *save = NULL;
 	for (char *item = n > 0 ? strtok_r(v, ",", &save) : NULL; item; item = strtok_r(NULL, ",", &save)) {
-		char *last_colon = strrchr(item, ':'), *end;
-		if (o->nresume == PROTO_RESUME_MAX || !last_colon) goto bad_resume;
-		*last_colon = '\0';
-		long long off = strtoll(last_colon + 1, &end, 10);
-		if (!last_colon[1] || *end || off < -1) goto bad_resume;
-		if (tp_parse(item, strlen(item), o->rtopics[o->nresume], 256, &o->rparts[o->nresume]) < 0) goto bad_resume;
-		o->rlast[o->nresume++] = off;
+		if (o->nresume == PROTO_RESUME_MAX ||
+		    tp_position_parse(item, o->rtopics[o->nresume], 256, &o->rparts[o->nresume], &o->rlast[o->nresume]) < 0)
+			goto bad_resume;
+		o->nresume++;
 	}
 	if (o->nresume && o->state) {
 		snprintf(err, errlen, "resume= does not apply to type=tui|web (a snapshot gives the whole state)");

@@ -49,16 +49,13 @@ static int put_positions(struct jbuf *b, char *pos, size_t len, const char *chan
 		char *save = NULL;
 		size_t used = 0;
 		for (char *item = strtok_r(pos, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-			char *colon = strrchr(item, ':'), *end;
-			int32_t p;
-			if (!colon || tok.n == SSE_POS_MAX) goto bad_list;
-			*colon = '\0';
-			long long off = strtoll(colon + 1, &end, 10);
-			size_t room = sizeof(tok.names) - used;
-			if (!colon[1] || *end || off < -1 || tp_parse(item, strlen(item), tok.names + used, room, &p) < 0)
+			struct sse_pos *p = &tok.pos[tok.n];
+			if (tok.n == SSE_POS_MAX ||
+			    tp_position_parse(item, tok.names + used, sizeof(tok.names) - used, &p->partition, &p->last) < 0)
 				goto bad_list;
-			tok.pos[tok.n++] = (struct sse_pos){ tok.names + used, p, off };
-			used += strlen(tok.names + used) + 1;
+			p->topic = tok.names + used;
+			used += strlen(p->topic) + 1;
+			tok.n++;
 		}
 	} else if (sse_token_decode(pos, len, &tok, &why) < 0) {
 		return refuse(no, 400, "BAD_REQUEST", "%s (Last-Event-ID or resume=)", why);

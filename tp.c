@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "map.h"
@@ -29,6 +30,17 @@ int tp_parse(const char *tp, size_t n, char *topic, size_t cap, int32_t *partiti
 	memcpy(topic, tp, (size_t)(colon - tp));
 	topic[colon - tp] = '\0';
 	*partition = (int32_t)p;
+	return 0;
+}
+
+int tp_position_parse(const char *item, char *topic, size_t cap, int32_t *partition, int64_t *last)
+{
+	const char *colon = strrchr(item, ':');
+	char *end;
+	if (!colon || !colon[1]) return -1;
+	long long off = strtoll(colon + 1, &end, 10);
+	if (*end || off < -1 || tp_parse(item, (size_t)(colon - item), topic, cap, partition) < 0) return -1;
+	*last = off;
 	return 0;
 }
 

@@ -20,6 +20,12 @@ size_t tp_format(char *buf, size_t cap, const char *topic, int32_t partition);
  * when it is not of that form. */
 int tp_parse(const char *tp, size_t n, char *topic, size_t cap, int32_t *partition);
 
+/* Reads a resume position "topic:partition:offset" (item NUL-terminated;
+ * the offset a decimal integer >= -1: the last one seen) into topic (as
+ * tp_parse), partition and last. Returns 0, or -1 when it is not of that
+ * form. */
+int tp_position_parse(const char *item, char *topic, size_t cap, int32_t *partition, int64_t *last);
+
 /* The value m holds under "topic:partition", or NULL. The key is left in
  * key/klen for a map_put that adds one. */
 struct map;

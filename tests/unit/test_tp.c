@@ -110,10 +110,29 @@ static void test_round_trip(void)
 	CHECK(tp_parse(key, n, topic, sizeof(topic), &p) == 0 && strcmp(topic, longest) == 0 && p == 42);
 }
 
+/* Resume positions "topic:partition:offset": offsets from -1 on. */
+static void test_position_parse(void)
+{
+	char topic[TP_TOPIC_MAX];
+	int32_t p;
+	int64_t last;
+	CHECK(tp_position_parse("trade-info:3:981233", topic, sizeof(topic), &p, &last) == 0 &&
+	      !strcmp(topic, "trade-info") && p == 3 && last == 981233);
+	CHECK(tp_position_parse("t:0:-1", topic, sizeof(topic), &p, &last) == 0 && last == -1);
+	/* The last two ':' separate, as tp_parse splits at the last one. */
+	CHECK(tp_position_parse("a:b:1:7", topic, sizeof(topic), &p, &last) == 0 && !strcmp(topic, "a:b") && p == 1 &&
+	      last == 7);
+	static const char *const bad[] = { "t:0:", "t:0:-2", "t:0:1x", "t:0", "t", ":0:1", "t::1", "t:x:1", "" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECKF(tp_position_parse(bad[i], topic, sizeof(topic), &p, &last) == -1, "\"%s\" accepted", bad[i]);
+	CHECK(tp_position_parse("topic:1:5", topic, 5, &p, &last) == -1);   /* topic longer than cap */
+}
+
 int main(void)
 {
 	test_format();
 	test_parse();
 	test_round_trip();
+	test_position_parse();
 	return check_summary("tp");
 }
