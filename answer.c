@@ -16,6 +16,7 @@
 static struct {
 	const struct config *cfg;
 	const struct http_request *cors;   /* answer_cors_on: refusals carry CORS for it */
+	int draining;                      /* shutting down: streams get 503 */
 } A;
 
 void answer_init(const struct config *cfg)
@@ -42,6 +43,19 @@ void answer_respond(struct client *c, int status, const char *ctype, const char 
 	memcpy(f->data, head, (size_t)hl);
 	if (!head_only && blen) memcpy(f->data + hl, body, blen);
 	client_queue(c, f);
+}
+
+void answer_drain(void)
+{
+	A.draining = 1;
+}
+
+int answer_room(struct client *c)
+{
+	if (client_ws_count() < (uint32_t)A.cfg->max_clients_here && !A.draining) return 1;
+	metrics_add(M_REJECTED_FULL, 1);
+	answer_error(c, 503, A.draining ? "shutting down" : "too many clients", "Retry-After: 1\r\n");
+	return 0;
 }
 
 void answer_cors_on(const struct http_request *req)

@@ -31,6 +31,11 @@ int  answer_origin_allowed(const struct http_request *req);
 void answer_add_cors(char *extra, size_t cap, const struct http_request *req, const char *methods);
 /* OPTIONS of a path that exists: 204 with Allow, or a CORS preflight's answer. */
 void answer_options(struct client *c, const struct http_request *req, const struct endpoint_info *ei, int keep);
+/* Shutting down: from now on every new stream is refused with 503. */
+void answer_drain(void);
+/* Room for one more stream (WebSocket or SSE): fewer than --max-clients
+ * of this process and not shutting down. 1, or 0 after a 503. */
+int  answer_room(struct client *c);
 /* A request for a stream that is not a valid one: counted, then answer_error. */
 void answer_refused(struct client *c, int status, const char *msg, const char *extra);
 /* The request's token (Authorization: Bearer, else access_token=): 0

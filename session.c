@@ -43,7 +43,6 @@
 
 static struct {
 	const struct config *cfg;
-	int draining;             /* shutting down: upgrades get 503 */
 } SS;
 
 void session_init(const struct config *cfg)
@@ -66,7 +65,7 @@ static size_t message_max(int compressed)
 
 void session_drain(void)
 {
-	SS.draining = 1;
+	answer_drain();
 }
 
 /* ---- WebSocket messages -------------------------------------------------- */
@@ -416,12 +415,7 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 		answer_error(c, 403, "origin not allowed", NULL);
 		return;
 	}
-	if (client_ws_count() >= (uint32_t)SS.cfg->max_clients_here || SS.draining) {
-		metrics_add(M_REJECTED_FULL, 1);
-		answer_error(c, 503, SS.draining ? "shutting down" : "too many clients", "Retry-After: 1\r\n");
-		return;
-	}
-	if (answer_admitted(c, req) < 0) return;
+	if (!answer_room(c) || answer_admitted(c, req) < 0) return;
 	/* Validate query parameters before switching: errors are still HTTP. */
 	char err[160];
 	struct upgrade_opts uo;
@@ -525,7 +519,7 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 	/* GET /sse: the same streams as an event-stream response. */
 	int is_sse = !c->admin && http_path_is(&req, "/sse");
 	if (is_sse && !options) {
-		session_sse(c, &req, head, SS.cfg, SS.draining);
+		session_sse(c, &req, head);
 		return len;          /* what follows the request is never read */
 	}
 	if (is_sse) ei = (struct endpoint_info){ .methods = "GET, HEAD, OPTIONS", .cors = 1 };

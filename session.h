@@ -19,6 +19,6 @@ size_t session_input(struct client *c, unsigned char *buf, size_t len);
 /* c's request head did not arrive within --header-timeout: 408, or a
  * silent close when not one byte came. */
 void session_head_timeout(struct client *c);
-/* Shutting down: from now on upgrades are refused with 503. */
+/* Shutting down: from now on upgrades and SSE requests are refused with 503. */
 void session_drain(void);
 #endif

@@ -52,10 +52,9 @@ static int head(char *out, size_t cap, const struct http_request *req)
 			"%s\r\n", cors);
 }
 
-static void serve(struct client *c, const struct http_request *req, int head_only, const struct config *cfg,
-		  int draining);
+static void serve(struct client *c, const struct http_request *req, int head_only);
 
-void session_sse(struct client *c, const struct http_request *req, int head_only, const struct config *cfg, int draining)
+void session_sse(struct client *c, const struct http_request *req, int head_only)
 {
 	if (!answer_origin_allowed(req)) {
 		struct sse_refusal no = { 403, "UNAUTHORIZED", "origin not allowed" };
@@ -63,12 +62,11 @@ void session_sse(struct client *c, const struct http_request *req, int head_only
 		return;
 	}
 	answer_cors_on(req);
-	serve(c, req, head_only, cfg, draining);
+	serve(c, req, head_only);
 	answer_cors_on(NULL);
 }
 
-static void serve(struct client *c, const struct http_request *req, int head_only, const struct config *cfg,
-		  int draining)
+static void serve(struct client *c, const struct http_request *req, int head_only)
 {
 	static const char retry[] = "retry: 1000\n";
 	char h[1024];
@@ -77,12 +75,7 @@ static void serve(struct client *c, const struct http_request *req, int head_onl
 		answer_error(c, 500, "response head too large", NULL);
 		return;
 	}
-	if (!head_only && (client_ws_count() >= (uint32_t)cfg->max_clients_here || draining)) {
-		metrics_add(M_REJECTED_FULL, 1);
-		answer_error(c, 503, draining ? "shutting down" : "too many clients", "Retry-After: 1\r\n");
-		return;
-	}
-	if (!head_only && answer_admitted(c, req) < 0) return;
+	if (!head_only && (!answer_room(c) || answer_admitted(c, req) < 0)) return;
 	struct sse_req r;
 	struct sse_refusal no;
 	const struct http_header *lei = http_header_get(req, "Last-Event-ID");

@@ -5,11 +5,9 @@
 #ifndef KB_SESSION_SSE_H
 #define KB_SESSION_SSE_H
 #include "client.h"
-#include "config.h"
 #include "http.h"
 
-/* Serves req (GET or, with head_only, HEAD /sse) on c; draining: shutting
- * down (503). Every refusal ends the connection. */
-void session_sse(struct client *c, const struct http_request *req, int head_only, const struct config *cfg,
-		 int draining);
+/* Serves req (GET or, with head_only, HEAD /sse) on c. Every refusal
+ * ends the connection. */
+void session_sse(struct client *c, const struct http_request *req, int head_only);
 #endif
