@@ -1,9 +1,11 @@
 /* http.c - HTTP/1.1 request-head parser and response-head writer.
  * The parser is a pure function over (buf, len): it allocates nothing, keeps
  * no state between calls and points into the caller's buffer, so it can be fed
- * a head whole or byte by byte and fuzzed directly. Bodies are not parsed. */
+ * a head whole or byte by byte and fuzzed directly. A body is only located
+ * (Content-Length framing), never parsed; chunked coding is not decoded. */
 #include "http.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -84,12 +86,55 @@ static int parse_header_line(const char *s, size_t n, struct http_header *h)
 	return 0;
 }
 
+static int name_is(const struct http_header *h, const char *name, size_t n)
+{
+	return h->name_len == n && strncasecmp(h->name, name, n) == 0;
+}
+
+static int is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Folds one Content-Length value v[0..n) into *cl (-1 until a first one):
+ * a comma list whose elements are all 1*DIGIT and equal to each other and
+ * to any earlier field line (RFC 9110 §8.6). An empty element ("", "5,"),
+ * a sign, any other byte, or more than HTTP_MAX_CL_DIGITS digits is -400:
+ * we answer a length we cannot be sure of rather than guess. */
+static int content_length(const char *v, size_t n, int64_t *cl)
+{
+	size_t i = 0;
+	for (;;) {
+		int64_t x = 0;
+		size_t digits = 0;
+		while (i < n && is_ows(v[i])) i++;
+		while (i < n && v[i] >= '0' && v[i] <= '9') {
+			if (++digits > HTTP_MAX_CL_DIGITS) return -400;
+			x = x * 10 + (v[i++] - '0');
+		}
+		while (i < n && is_ows(v[i])) i++;
+		if (digits == 0 || (*cl >= 0 && x != *cl)) return -400;
+		*cl = x;
+		if (i == n) return 0;
+		if (v[i++] != ',') return -400;
+	}
+}
+
+/* Notes what the field just parsed says about a body. */
+static int body_field(const struct http_header *h, struct http_request *req)
+{
+	if (name_is(h, "Transfer-Encoding", 17)) req->transfer_encoding = 1;
+	if (name_is(h, "Content-Length", 14)) return content_length(h->value, h->value_len, &req->content_length);
+	return 0;
+}
+
 ssize_t http_parse_request(const char *buf, size_t len, struct http_request *req)
 {
 	size_t pos = 0, eol, next;
 	int rc;
 
 	memset(req, 0, sizeof(*req));
+	req->content_length = -1;
 	/* Skip (a bounded number of) empty lines left over from a previous request. */
 	for (;;) {
 		if (pos > 64) return -400;   /* a flood of empty lines is not a request */
@@ -119,11 +164,30 @@ ssize_t http_parse_request(const char *buf, size_t len, struct http_request *req
 		/* obs-fold (a line starting with whitespace) is rejected: RFC 9112 §5.2. */
 		if (buf[pos] == ' ' || buf[pos] == '\t') return -400;
 		if (req->nheaders == HTTP_MAX_HEADERS) return -431;
-		if ((rc = parse_header_line(buf + pos, eol - pos, &req->headers[req->nheaders])) < 0)
+		if ((rc = parse_header_line(buf + pos, eol - pos, &req->headers[req->nheaders])) < 0 ||
+		    (rc = body_field(&req->headers[req->nheaders], req)) < 0)
 			return rc;
 		req->nheaders++;
 		pos = next;
 	}
+}
+
+ssize_t http_body(const char *buf, size_t len, size_t head_len, const struct http_request *req,
+		  const char **body)
+{
+	/* head_len comes from http_parse_request on this buf, so it is <= len;
+	 * anything else has no body in buf to point at. */
+	if (head_len > len) {
+		*body = NULL;
+		return -1;
+	}
+	*body = buf + head_len;
+	if (req->content_length <= 0) return 0;
+	/* Compared without adding, so no sum can wrap; a length over SSIZE_MAX
+	 * (32-bit builds only) cannot be in memory and stays "need more". */
+	if ((uint64_t)req->content_length > len - head_len || (uint64_t)req->content_length > SSIZE_MAX)
+		return -1;
+	return (ssize_t)req->content_length;
 }
 
 int http_path_is(const struct http_request *req, const char *p)
@@ -136,8 +200,7 @@ const struct http_header *http_header_get(const struct http_request *req, const 
 {
 	size_t n = strlen(name);
 	for (size_t i = 0; i < req->nheaders; i++)
-		if (req->headers[i].name_len == n && strncasecmp(req->headers[i].name, name, n) == 0)
-			return &req->headers[i];
+		if (name_is(&req->headers[i], name, n)) return &req->headers[i];
 	return NULL;
 }
 
@@ -145,8 +208,7 @@ size_t http_header_count(const struct http_request *req, const char *name)
 {
 	size_t n = strlen(name), count = 0;
 	for (size_t i = 0; i < req->nheaders; i++)
-		if (req->headers[i].name_len == n && strncasecmp(req->headers[i].name, name, n) == 0)
-			count++;
+		if (name_is(&req->headers[i], name, n)) count++;
 	return count;
 }
 
@@ -261,8 +323,7 @@ int http_header_has_token(const struct http_request *req, const char *name, cons
 	size_t n = strlen(name);
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct http_header *h = &req->headers[i];
-		if (h->name_len == n && strncasecmp(h->name, name, n) == 0 &&
-		    http_has_token(h->value, h->value_len, token))
+		if (name_is(h, name, n) && http_has_token(h->value, h->value_len, token))
 			return 1;
 	}
 	return 0;
@@ -292,6 +353,8 @@ const char *http_reason(int status)
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";   /* RFC 9110 §15.5.14 (was "Payload Too Large") */
 	case 426: return "Upgrade Required";
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";

@@ -1,14 +1,17 @@
 /* http.h - incremental HTTP/1.1 request parsing (RFC 9112) and response
- * writing for kbridge's plain endpoints and the WebSocket upgrade. The parser
- * is pure: bytes in, a request with pointers into those bytes out. It never
- * reads bodies: kbridge serves only GET, HEAD and OPTIONS. */
+ * writing for kbridge's plain endpoints, the WebSocket upgrade and
+ * POST /publish. The parser is pure: bytes in, a request with pointers into
+ * those bytes out. Bodies are framed by Content-Length only; chunked
+ * transfer coding is reported (transfer_encoding), never decoded. */
 #ifndef KB_HTTP_H
 #define KB_HTTP_H
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define HTTP_MAX_HEADER_BYTES 8192  /* request line + headers (over it: 431, docs/protocol.md#http-errors) */
 #define HTTP_MAX_HEADERS      256   /* more header lines than this: 431 */
+#define HTTP_MAX_CL_DIGITS    15    /* Content-Length digits (< 10^15 bytes); more: 400 */
 
 struct http_header {
 	const char *name, *value;   /* value has surrounding whitespace trimmed */
@@ -21,6 +24,8 @@ struct http_request {
 	int minor;                           /* HTTP/1.<minor> */
 	struct http_header headers[HTTP_MAX_HEADERS];
 	size_t nheaders;
+	int64_t content_length;              /* -1: no Content-Length field */
+	int transfer_encoding;               /* 1: a Transfer-Encoding field (any value) */
 };
 
 /* Parses one request head from buf[0..len). Returns the number of bytes the
@@ -28,8 +33,24 @@ struct http_request {
  * negative HTTP status for the error response: -400 (malformed), -431 (head
  * over HTTP_MAX_HEADER_BYTES or too many headers), -505 (not HTTP/1.x).
  * Empty lines before the request line are skipped (RFC 9112 §2.2); lines may
- * end in CRLF or a bare LF. */
+ * end in CRLF or a bare LF.
+ * Content-Length must be 1*DIGIT (at most HTTP_MAX_CL_DIGITS, leading zeros
+ * allowed); a list of one value repeated ("5, 5", or the field twice) is
+ * that value (RFC 9110 §8.6); anything else is -400 as soon as its line is
+ * in, since a length two parsers could read differently smuggles requests
+ * (RFC 9112 §6.3). Both fields may be present: a caller that does not decode
+ * chunked refuses transfer_encoding (411) before looking at the length. */
 ssize_t http_parse_request(const char *buf, size_t len, struct http_request *req);
+
+/* The body of a request whose head http_parse_request found in
+ * buf[0..head_len): returns its length when all content_length bytes are in
+ * buf[head_len..len) (*body points at them, in buf); 0 with *body =
+ * buf + head_len when none is announced (no Content-Length, or 0); -1 when
+ * more bytes are needed. Reads no byte of buf: bytes after head_len +
+ * content_length are the next request's (pipelining). A caller with a size
+ * limit checks content_length before waiting for the body (413). */
+ssize_t http_body(const char *buf, size_t len, size_t head_len, const struct http_request *req,
+		  const char **body);
 
 /* 1 if the request's path (query excluded) is exactly p. */
 int http_path_is(const struct http_request *req, const char *p);
