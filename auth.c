@@ -32,7 +32,7 @@ struct perm {
 	char **chans;             /* channel globs */
 	uint32_t nchans;
 	struct filter only;       /* keys (NULL: all) and forced field filters */
-	char **publish;           /* stored for publishing; not used yet */
+	char **publish;           /* channel globs and command types it may publish to */
 	uint32_t npublish;
 	char *claim;              /* the claim object's text: a refresh with the same is no change */
 };
@@ -466,6 +466,13 @@ void auth_message(struct client *c, const char *token, size_t len, const char *i
 	log_msg(refresh ? LOG_DEBUG : LOG_INFO, refresh ? "token refreshed" : "client authenticated",
 		"client", log_num(c->id), "sub", au->sub, "by", "message", NULL);
 	ack(c, id, id_len);
+}
+
+int auth_may_publish(const struct client *c, const char *name)
+{
+	if (!A.keys) return 1;
+	const struct auth_client *t = token_of(c);
+	return t && any_glob(t->p.publish, t->p.npublish, name);
 }
 
 int auth_may(const struct client *c)

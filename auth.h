@@ -40,6 +40,10 @@ void auth_message(struct client *c, const char *token, size_t len, const char *i
 /* Whether c may send a message of this kind now (auth and ping always;
  * the rest once authenticated, or subscribe alone for public channels). */
 int  auth_may(const struct client *c);
+/* Whether c may publish on channel `name` (or send the command of that
+ * type): authentication off, or its token's publish claim has a glob
+ * matching it. Public channels are not publishable without a token. */
+int  auth_may_publish(const struct client *c, const char *name);
 
 /* Narrows f, a new subscription's filter on channel ch (NULL: every
  * channel), to what c may read. 0, or -1 after answering UNAUTHORIZED

@@ -44,6 +44,7 @@ struct client {
 	uint32_t slot;               /* index in the server's registry */
 	uint8_t state;               /* enum client_state */
 	uint8_t msg_op;              /* opcode of the fragmented message in progress, 0 if none */
+	uint16_t publishing;         /* publishes Kafka has not answered yet (proto_publish.c, session_post.c) */
 	unsigned in_flush : 1,       /* on the server's flush list this turn */
 		 close_sent : 1,     /* a close frame is queued or sent */
 		 wr_shut : 1,        /* shutdown(SHUT_WR) done (linger) */

@@ -87,6 +87,14 @@ static const struct opt opts[] = {
 	  "keys per channel in the last-value cache for snapshots; beyond it the least recently updated goes (0: off)", 0, 10000000 },
 	{ "state-shape", 0, "KBRIDGE_STATE_SHAPE", NULL, T_LIST, "CHANNEL=SHAPE", NULL,
 	  "shape of a channel's state for type=tui|web clients: map, value or list; repeatable (default: the first record decides)", 0, 0 },
+	{ "publish", 0, "KBRIDGE_PUBLISH", NULL, T_LIST, "CHANNEL=TOPIC", NULL,
+	  "clients may publish on CHANNEL (WebSocket publish, POST /publish/CHANNEL); records go to TOPIC; repeatable", 0, 0 },
+	{ "command", 0, "KBRIDGE_COMMAND", NULL, T_LIST, "TYPE=TOPIC", NULL,
+	  "client messages {\"type\":TYPE,\"payload\":...} publish their payload to TOPIC; repeatable", 0, 0 },
+	{ "publish-timeout", 0, "KBRIDGE_PUBLISH_TIMEOUT", NULL, T_SECS, "S", "10",
+	  "seconds Kafka has to acknowledge a publish before the client gets PUBLISH_FAILED", 0.1, 3600 },
+	{ "max-inflight", 0, "KBRIDGE_MAX_INFLIGHT", NULL, T_INT, "N", "64",
+	  "unacknowledged publishes per client; beyond it RATE_LIMITED", 1, 65535 },
 	{ "workers", 0, "KBRIDGE_WORKERS", NULL, T_SPECIAL, "N|auto", "1",
 	  "worker processes sharing --listen, each with its own Kafka consumer; auto: one per CPU kbridge may run on (fan-out mode only)", 0, 0 },
 	{ "ca-file", 0, "KBRIDGE_CA_FILE", NULL, T_STR, "PATH", NULL,
@@ -438,6 +446,16 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 					return -1;
 				}
 			}
+		} else if (!strcmp(n, "publish") || !strcmp(n, "command")) {
+			int pub = n[1] == 'u';
+			const char ***l = pub ? &c->publishes : &c->commands;
+			size_t *nl = pub ? &c->npublishes : &c->ncommands;
+			if (from_env) { *nl = 0; push_list(l, nl, v); }
+			else push(l, nl, v);
+			for (size_t i = 0; i < *nl; i++) {
+				const char *eq = strchr((*l)[i], '=');
+				if (!eq || eq == (*l)[i] || !eq[1]) { *why = pub ? "expected CHANNEL=TOPIC" : "expected TYPE=TOPIC"; return -1; }
+			}
 		} else if (!strcmp(n, "public-channels")) {
 			if (from_env) c->npublic_channels = 0;
 			push_list(&c->public_channels, &c->npublic_channels, v);
@@ -457,6 +475,7 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 		else if (!strcmp(n, "snapshot-keys")) c->snapshot_keys = l;
 		else if (!strcmp(n, "max-clients-per-ip")) c->max_clients_per_ip = l;
 		else if (!strcmp(n, "upgrade-rate")) c->upgrade_rate = l;
+		else if (!strcmp(n, "max-inflight")) c->max_inflight = l;
 		return 0;
 	}
 	case T_BYTES: {
@@ -476,6 +495,7 @@ static int apply(struct config *c, const struct opt *o, const char *v, int from_
 		if (parse_secs(v, o->min, o->max, &d) < 0) { *why = range_why("seconds", "", o); return -1; }
 		if (!strcmp(n, "ping-interval")) c->ping_interval = d;
 		else if (!strcmp(n, "drain-timeout")) c->drain_timeout = d;
+		else if (!strcmp(n, "publish-timeout")) c->publish_timeout = d;
 		else if (!strcmp(n, "header-timeout")) c->header_timeout = d;
 		else if (!strcmp(n, "jwt-leeway")) c->jwt_leeway = d;
 		else if (!strcmp(n, "auth-timeout")) c->auth_timeout = d;

@@ -170,6 +170,14 @@ static const struct counter rejected[] = {
 };
 
 /* "key":{stats_key: value,...} */
+/* Publishes handed to Kafka and not answered yet, every process summed:
+ * those sent less those acknowledged or failed (pub: the answers). */
+static uint64_t publish_pending(const uint64_t *pub)
+{
+	uint64_t sent = metrics_get(M_PUBLISH_SENT), done = pub[METRICS_PUB_OK] + pub[METRICS_PUB_FAILED];
+	return sent > done ? sent - done : 0;
+}
+
 static void stats_counters(struct jbuf *b, const char *key, const struct counter *t, size_t n)
 {
 	json_key(b, key);
@@ -214,7 +222,7 @@ static void stats(struct http_out *o, const struct http_request *req)
 	struct jbuf *b = &o->body;
 	const char *name;
 	uint32_t subs;
-	uint64_t seq, n;
+	uint64_t seq;
 	int64_t lag;
 	size_t i;
 
@@ -236,12 +244,24 @@ static void stats(struct http_out *o, const struct http_request *req)
 	json_obj_end(b);
 	json_key(b, "topics");
 	json_obj_begin(b);
-	for (i = 0; metrics_topic_next(&i, &name, &n);) {
+	const struct metrics_topic_counts *tc;
+	uint64_t pub[METRICS_PUB_N] = { 0 };
+	for (i = 0; metrics_topic_next(&i, &name, &tc);) {
+		for (int r = 0; r < METRICS_PUB_N; r++) pub[r] += tc->published[r];
+		if (!(tc->roles & METRICS_CONSUMED)) continue;
 		json_key(b, name);
 		json_obj_begin(b);
-		json_key(b, "records"); json_uint(b, n);
+		json_key(b, "records"); json_uint(b, tc->records);
 		json_obj_end(b);
 	}
+	json_obj_end(b);
+	/* Publishes answered, and those Kafka has not answered yet. */
+	json_key(b, "published");
+	json_obj_begin(b);
+	json_key(b, "ok");           json_uint(b, pub[METRICS_PUB_OK]);
+	json_key(b, "failed");       json_uint(b, pub[METRICS_PUB_FAILED]);
+	json_key(b, "rate_limited"); json_uint(b, pub[METRICS_PUB_RATE_LIMITED]);
+	json_key(b, "inflight");     json_uint(b, publish_pending(pub));
 	json_obj_end(b);
 	json_key(b, "records_in");       json_uint(b, metrics_get(M_RECORDS_IN));
 	json_key(b, "messages_out");     json_uint(b, metrics_get(M_MESSAGES_OUT));
@@ -341,7 +361,7 @@ static void metrics(struct http_out *o, const struct http_request *req)
 	struct jbuf *b = &o->body;
 	const char *name;
 	uint32_t subs;
-	uint64_t seq, n;
+	uint64_t seq;
 	int64_t lag;
 	size_t i;
 
@@ -375,11 +395,27 @@ static void metrics(struct http_out *o, const struct http_request *req)
 		appendf(b, "\"} %u\n", subs);
 	}
 	metric_head(b, "kbridge_records_consumed_total", "counter", "Kafka records consumed per topic.");
-	for (i = 0; metrics_topic_next(&i, &name, &n);) {
+	const struct metrics_topic_counts *tc;
+	uint64_t pub[METRICS_PUB_N] = { 0 };
+	for (i = 0; metrics_topic_next(&i, &name, &tc);) {
+		if (!(tc->roles & METRICS_CONSUMED)) continue;
 		LIT(b, "kbridge_records_consumed_total{topic=\"");
 		label_value(b, name);
-		appendf(b, "\"} %llu\n", (unsigned long long)n);
+		appendf(b, "\"} %llu\n", (unsigned long long)tc->records);
 	}
+	metric_head(b, "kbridge_published_total", "counter", "Client publishes per topic, by outcome.");
+	static const char *const results[METRICS_PUB_N] = { "ok", "failed", "rate_limited" };
+	for (i = 0; metrics_topic_next(&i, &name, &tc);) {
+		if (!(tc->roles & METRICS_PUBLISHED)) continue;
+		for (int r = 0; r < METRICS_PUB_N; r++) {
+			pub[r] += tc->published[r];
+			LIT(b, "kbridge_published_total{topic=\"");
+			label_value(b, name);
+			appendf(b, "\",result=\"%s\"} %llu\n", results[r], (unsigned long long)tc->published[r]);
+		}
+	}
+	metric_head(b, "kbridge_publish_inflight", "gauge", "Client publishes Kafka has not acknowledged yet.");
+	appendf(b, "kbridge_publish_inflight %llu\n", (unsigned long long)publish_pending(pub));
 	metric_head(b, "kbridge_messages_sent_total", "counter", "Data messages written in full to clients.");
 	appendf(b, "kbridge_messages_sent_total %llu\n", (unsigned long long)metrics_get(M_MESSAGES_OUT));
 	metric_head(b, "kbridge_bytes_sent_total", "counter", "Bytes written to client sockets.");

@@ -202,7 +202,7 @@ static struct topic *topic_get(const char *name)
 		if (!t->ch || !t->type) { free(t->type); free(t); return NULL; }
 		t->ch->fed = 1;
 	}
-	t->counter = metrics_topic(name);
+	t->counter = metrics_topic(name, METRICS_CONSUMED);
 	if (!(t->name = strdup(name)) || map_put(&H.topics, name, len, t) < 0) {
 		free(t->name);
 		free(t->type);

@@ -718,3 +718,21 @@ int json_value_eq(const char *a, size_t alen, const char *b, size_t blen)
 	 * always differ here too, since their first bytes differ. */
 	return ae - ab == be - bb && memcmp(a + ab, b + bb, ae - ab) == 0;
 }
+
+void json_tok_raw(const char *src, const struct json_tok *tok, int t, const char **p, size_t *n)
+{
+	int q = tok[t].type == JSON_STRING;
+	*p = src + tok[t].start - q;
+	*n = tok[t].len + 2 * (size_t)q;
+}
+
+char *json_tok_strdup(const char *src, const struct json_tok *tok, int t)
+{
+	size_t cap = tok[t].len + 1;     /* unescaping never grows text */
+	char *s = malloc(cap);
+	if (!s) return NULL;
+	ssize_t n = json_str_decode(src, tok, t, s, cap);
+	if (n < 0) { free(s); return NULL; }
+	s[n] = '\0';
+	return s;
+}

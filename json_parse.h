@@ -75,6 +75,12 @@ int json_str_eq(const char *src, const struct json_tok *tok, int t, const char *
 /* Unescapes string token t into out (UTF-8, no NUL unless room). Returns the
  * unescaped length, or -1 when it needs more than cap bytes. */
 ssize_t json_str_decode(const char *src, const struct json_tok *tok, int t, char *out, size_t cap);
+/* The raw text of token t in src, quotes included for a string: a
+ * value's exact JSON text. */
+void json_tok_raw(const char *src, const struct json_tok *tok, int t, const char **p, size_t *n);
+/* Unescaped, NUL-terminated copy of string token t (malloc'd); NULL when
+ * out of memory. */
+char *json_tok_strdup(const char *src, const struct json_tok *tok, int t);
 /* Number token t as an integer: 0 on success, -1 if not an integral number
  * within int64 range. */
 int json_tok_int(const char *src, const struct json_tok *tok, int t, int64_t *out);

@@ -2,12 +2,13 @@
  * With --workers N above 1 the process started is the master (workers.c):
  * the same loop without a consumer or main listener, serving
  * --admin-listen and supervising the workers, each of which runs this
- * file's loop with everything. One thread runs one poll() over five fds: the listener, the admin
+ * file's loop with everything. One thread runs one poll() over six fds: the listener, the admin
  * listener (--admin-listen), a signalfd, the eventfd librdkafka writes
- * when the consumer queue has records or events, and the epoll set
- * holding every client socket. The loop knows fds and timers, not
+ * when the consumer queue has records or events, the producer's eventfd
+ * (delivery reports of client publishes) and the epoll set holding every
+ * client socket. The loop knows fds and timers, not
  * clients: each turn it waits for the nearest timer, then
- * calls each layer in a fixed order (signals, Kafka, replays, the demo
+ * calls each layer in a fixed order (signals, Kafka, publishes, replays, the demo
  * producer, ready clients, new clients, timers, conflation, flush, reap).
  * Start-up wires the layers together: the upward callbacks (records to the
  * hub, live state to the endpoints) are registered here and nowhere else.
@@ -38,6 +39,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "proto.h"
+#include "publish.h"
 #include "replay.h"
 #include "server.h"
 #include "state.h"
@@ -47,7 +49,7 @@
 
 #define TICK_MS 250     /* timer resolution: pings, timeouts, channel gc */
 
-enum { PFD_LISTEN, PFD_ADMIN, PFD_SIGNAL, PFD_KAFKA, PFD_CLIENTS, NPFD };
+enum { PFD_LISTEN, PFD_ADMIN, PFD_SIGNAL, PFD_KAFKA, PFD_PUBLISH, PFD_CLIENTS, NPFD };
 
 static struct config cfg;
 static int stopping;   /* the first SIGTERM/SIGINT was seen */
@@ -167,8 +169,9 @@ static const struct endpoints_sources sources = {
 /* Starts everything but the loop. Returns the Kafka wake-up fd (-1 in
  * the master, which has no consumer), or exits: 2 for a configuration
  * error, 1 for anything else. */
-static int start(char **argv)
+static int start(char **argv, int *pfd)
 {
+	*pfd = -1;
 	char err[512];
 	/* A worker counts into its slot of the shared table from the start,
 	 * and takes the master's ticket keys: resumption on any worker. */
@@ -211,6 +214,11 @@ static int start(char **argv)
 		fprintf(stderr, "kbridge: %s\n", err);
 		exit(kfd == -2 ? 2 : 1);
 	}
+	/* The producer of --publish and --command, when there are any. */
+	if ((*pfd = publish_start(demo_bootstrap, err, sizeof(err))) == -1) {
+		fprintf(stderr, "kbridge: %s\n", err);
+		exit(1);
+	}
 	return kfd;
 }
 
@@ -226,7 +234,7 @@ static int next_timeout(int64_t next_tick)
 	int64_t sw = role == MASTER && server_done() ? INT64_MAX : server_next_wake();
 	if (sw < wake) wake = sw;
 	int timeout = (int)(wake > now ? wake - now : 0);
-	int layer[] = { kafka_timeout_ms(), conflate_timeout_ms(now), replay_timeout_ms(), demo_timeout_ms(),
+	int layer[] = { kafka_timeout_ms(), publish_timeout_ms(), conflate_timeout_ms(now), replay_timeout_ms(), demo_timeout_ms(),
 			state_timeout_ms(now), role == MASTER ? workers_timeout_ms(now) : fleet_timeout_ms(now) };
 	for (size_t i = 0; i < sizeof(layer) / sizeof(layer[0]); i++)
 		if (layer[i] >= 0 && layer[i] < timeout) timeout = layer[i];
@@ -254,13 +262,15 @@ int main(int argc, char **argv)
 
 	int sfd = setup_signals();
 	if (sfd < 0) { fprintf(stderr, "kbridge: signals: %s\n", strerror(errno)); return 1; }
-	int kfd = start(argv);
+	int pfd;
+	int kfd = start(argv, &pfd);
 
 	struct pollfd pfds[NPFD] = {
 		[PFD_LISTEN] = { .fd = server_listen_fd(), .events = POLLIN },
 		[PFD_ADMIN] = { .fd = server_admin_fd(), .events = POLLIN },
 		[PFD_SIGNAL] = { .fd = sfd, .events = POLLIN },
 		[PFD_KAFKA] = { .fd = kfd, .events = POLLIN },
+		[PFD_PUBLISH] = { .fd = pfd, .events = POLLIN },
 		[PFD_CLIENTS] = { .fd = server_epoll_fd(), .events = POLLIN },
 	};
 	if (role == WORKER) log_msg(LOG_INFO, "worker started", "pid", log_num(getpid()), NULL);
@@ -281,6 +291,7 @@ int main(int argc, char **argv)
 		if (n > 0 && pfds[PFD_SIGNAL].revents) handle_signals(sfd);
 		/* Kafka first: records queue frames that this turn's flush sends. */
 		if ((n > 0 && pfds[PFD_KAFKA].revents) || kafka_pending() || kafka_timeout_ms() == 0) kafka_service();
+		if ((n > 0 && pfds[PFD_PUBLISH].revents) || publish_timeout_ms() == 0) publish_service();
 		if (replay_timeout_ms() == 0) replay_service();
 		if (demo_timeout_ms() == 0) demo_tick();
 		/* Clients came, went or spoke: the totals other processes read
@@ -319,6 +330,7 @@ int main(int argc, char **argv)
 	}
 	log_msg(LOG_INFO, "stopped", "clients_left", log_num(server_connections()), NULL);
 	kafka_stop();
+	publish_stop();
 	replay_stop();
 	demo_stop();
 	return role == MASTER ? workers_status() : 0;

@@ -26,6 +26,8 @@ static const double lat_bounds[] = {
 struct metrics_topic {
 	char name[TOPIC_NAME];
 	_Atomic uint64_t records;
+	_Atomic uint64_t published[METRICS_PUB_N];
+	_Atomic unsigned roles;                   /* METRICS_CONSUMED, METRICS_PUBLISHED */
 };
 
 struct metrics_slot {
@@ -49,7 +51,7 @@ static struct {
 	uint64_t lat_sum_buckets[NLAT + 1];
 	struct map merged;              /* name -> 1 + index in the arrays below */
 	const char **merged_names;
-	uint64_t *merged_records;
+	struct metrics_topic_counts *merged_counts;
 	size_t nmerged, merged_cap;
 } M = { .me = &own, .all = &own, .nall = 1 };
 
@@ -112,11 +114,14 @@ int64_t metrics_uptime_s(void)
 
 /* A topic this slot already counted (an earlier process of the same
  * worker wrote it) keeps counting in the same entry. */
-struct metrics_topic *metrics_topic(const char *name)
+struct metrics_topic *metrics_topic(const char *name, unsigned role)
 {
 	size_t len = strlen(name);
 	struct metrics_topic *t = map_get(&M.topics, name, len);
-	if (t) return t;
+	if (t) {
+		atomic_fetch_or_explicit(&t->roles, role, memory_order_relaxed);
+		return t;
+	}
 	if (len >= TOPIC_NAME) len = TOPIC_NAME - 1;
 	uint32_t n = atomic_load_explicit(&M.me->ntopics, memory_order_acquire);
 	for (uint32_t i = 0; i < n && !t; i++)
@@ -128,6 +133,7 @@ struct metrics_topic *metrics_topic(const char *name)
 		t->name[len] = '\0';
 		atomic_store_explicit(&M.me->ntopics, n + 1, memory_order_release);
 	}
+	atomic_fetch_or_explicit(&t->roles, role, memory_order_relaxed);
 	if (map_put(&M.topics, name, strlen(name), t) < 0) return NULL;
 	return t;
 }
@@ -135,6 +141,19 @@ struct metrics_topic *metrics_topic(const char *name)
 void metrics_topic_add(struct metrics_topic *t, uint64_t n)
 {
 	if (t) BUMP(t->records, n);
+}
+
+void metrics_topic_published(struct metrics_topic *t, enum metrics_pub result)
+{
+	if (t) BUMP(t->published[result], 1);
+}
+
+/* Adds entry t of one slot into the counts c. */
+static void add_counts(struct metrics_topic_counts *c, const struct metrics_topic *t)
+{
+	c->records += LOAD(t->records);
+	for (int r = 0; r < METRICS_PUB_N; r++) c->published[r] += LOAD(t->published[r]);
+	c->roles |= LOAD(t->roles);
 }
 
 /* Sums every slot's topics into the merged arrays (i == 0 of an iteration). */
@@ -149,29 +168,30 @@ static void merge_topics(void)
 			const struct metrics_topic *t = &M.all[s].topics[k];
 			size_t len = strnlen(t->name, TOPIC_NAME - 1);
 			uintptr_t at = (uintptr_t)map_get(&M.merged, t->name, len);
-			if (at) { M.merged_records[at - 1] += LOAD(t->records); continue; }
+			if (at) { add_counts(&M.merged_counts[at - 1], t); continue; }
 			if (M.nmerged == M.merged_cap) {
 				size_t cap = M.merged_cap ? M.merged_cap * 2 : 64;
 				const char **nn = realloc(M.merged_names, cap * sizeof(*nn));
 				if (nn) M.merged_names = nn;
-				uint64_t *nr = nn ? realloc(M.merged_records, cap * sizeof(*nr)) : NULL;
-				if (!nr) return;
-				M.merged_records = nr;
+				struct metrics_topic_counts *nc = nn ? realloc(M.merged_counts, cap * sizeof(*nc)) : NULL;
+				if (!nc) return;
+				M.merged_counts = nc;
 				M.merged_cap = cap;
 			}
 			if (map_put(&M.merged, t->name, len, (void *)(uintptr_t)(M.nmerged + 1)) < 0) return;
 			M.merged_names[M.nmerged] = t->name;
-			M.merged_records[M.nmerged++] = LOAD(t->records);
+			M.merged_counts[M.nmerged] = (struct metrics_topic_counts){ 0 };
+			add_counts(&M.merged_counts[M.nmerged++], t);
 		}
 	}
 }
 
-int metrics_topic_next(size_t *i, const char **name, uint64_t *records)
+int metrics_topic_next(size_t *i, const char **name, const struct metrics_topic_counts **counts)
 {
 	if (*i == 0) merge_topics();
 	if (*i >= M.nmerged) return 0;
 	*name = M.merged_names[*i];
-	*records = M.merged_records[*i];
+	*counts = &M.merged_counts[*i];
 	(*i)++;
 	return 1;
 }

@@ -28,6 +28,7 @@ enum metric {
 	M_TLS_RECORDS,       /* TLS records written by the gathering path (not kernel TLS) */
 	M_TLS_FLUSHES,       /* flushes of a TLS client that wrote at least one record */
 	M_BYTES_UNCOMPRESSED, /* M_BYTES_OUT as it would have been without permessage-deflate */
+	M_PUBLISH_SENT,      /* publishes handed to the producer (their answers: per topic) */
 	M_COUNT
 };
 
@@ -53,14 +54,26 @@ void    metrics_start(void);
 void    metrics_start_at(int64_t ms);   /* --workers: the master's start (monotonic ms) */
 int64_t metrics_uptime_s(void);
 
-/* Records consumed per topic. A handle stays valid for the process's life,
- * so the hot path adds through it without a lookup. NULL: out of memory
- * (adding to NULL is a no-op). */
+/* Per topic: records consumed (a route reads it) and publishes answered
+ * (a --publish or --command writes to it). A handle stays valid for the
+ * process's life, so the hot path adds through it without a lookup.
+ * NULL: out of memory or the table is full (adding to NULL is a no-op). */
+#define METRICS_CONSUMED  1u
+#define METRICS_PUBLISHED 2u
+enum metrics_pub { METRICS_PUB_OK, METRICS_PUB_FAILED, METRICS_PUB_RATE_LIMITED, METRICS_PUB_N };
 struct metrics_topic;
-struct metrics_topic *metrics_topic(const char *name);
+struct metrics_topic *metrics_topic(const char *name, unsigned role);
 void metrics_topic_add(struct metrics_topic *t, uint64_t n);
-/* for (size_t i = 0; metrics_topic_next(&i, &name, &records);) */
-int  metrics_topic_next(size_t *i, const char **name, uint64_t *records);
+void metrics_topic_published(struct metrics_topic *t, enum metrics_pub result);
+/* Every process's counts of one topic, summed; roles says which kind of
+ * topic it is (both when a route reads what clients publish). */
+struct metrics_topic_counts {
+	uint64_t records;
+	uint64_t published[METRICS_PUB_N];
+	unsigned roles;
+};
+/* for (size_t i = 0; metrics_topic_next(&i, &name, &counts);) */
+int  metrics_topic_next(size_t *i, const char **name, const struct metrics_topic_counts **counts);
 
 /* The broadcast latency histogram: from a record's Kafka timestamp to its
  * frame being queued to clients. */

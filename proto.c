@@ -21,6 +21,7 @@
 #include "hub.h"
 #include "json_parse.h"
 #include "log.h"
+#include "proto_publish.h"
 #include "replay.h"
 #include "state.h"
 #include "tp.h"
@@ -72,7 +73,7 @@ int proto_init(const struct config *cfg, char *err, size_t errlen)
 {
 	max_subscriptions = cfg->max_subscriptions;
 	replay_init(cfg, &replay_hooks);
-	if (auth_init(cfg, err, errlen) < 0) return -1;
+	if (auth_init(cfg, err, errlen) < 0 || proto_publish_init(cfg, err, errlen) < 0) return -1;
 	return hub_init(cfg, err, errlen);
 }
 
@@ -95,24 +96,14 @@ static void pong(const struct msg_ctx *m)
 	reply_send(m->c, &b);
 }
 
-/* The raw text of token t, quotes included for strings. */
 static void tok_raw(const struct msg_ctx *m, int t, const char **p, size_t *n)
 {
-	int q = m->tok[t].type == JSON_STRING;
-	*p = m->src + m->tok[t].start - q;
-	*n = m->tok[t].len + 2 * (size_t)q;
+	json_tok_raw(m->src, m->tok, t, p, n);
 }
 
-/* Decoded copy of string token t (NULL when out of memory). */
 static char *tok_strdup(const struct msg_ctx *m, int t)
 {
-	size_t cap = m->tok[t].len + 1;     /* unescaping never grows text */
-	char *s = malloc(cap);
-	if (!s) return NULL;
-	ssize_t n = json_str_decode(m->src, m->tok, t, s, cap);
-	if (n < 0) { free(s); return NULL; }
-	s[n] = '\0';
-	return s;
+	return json_tok_strdup(m->src, m->tok, t);
 }
 
 /* "*": any key, any value, any type, wherever a filter takes a value. */
@@ -710,6 +701,7 @@ void proto_handle(const struct msg_ctx *m)
 	else if (IS("unsubscribe")) unsubscribe(m, ad);
 	else if ((!ad && IS("list")) || IS("list_subscriptions")) list(m);
 	else if (!ad && IS("refresh")) refresh(m);
+	else if (proto_publish_handle(m, t)) {}
 	else reply_error(m->c, m->id, m->id_len, "UNKNOWN_TYPE", ad ? "unknown action" : "unknown message type");
 #undef IS
 }
@@ -745,6 +737,7 @@ void proto_upgrade_apply(struct client *c, const struct upgrade_opts *o)
 
 void proto_client_gone(struct client *c)
 {
+	proto_publish_gone(c);
 	state_client_gone(c);              /* before its subscriptions go */
 	auth_client_gone(c);
 	hub_client_gone(c);

@@ -827,9 +827,9 @@ static void test_gc(void)
 static uint64_t topic_records(const char *topic)
 {
 	const char *n;
-	uint64_t r;
-	for (size_t i = 0; metrics_topic_next(&i, &n, &r);)
-		if (strcmp(n, topic) == 0) return r;
+	const struct metrics_topic_counts *tc;
+	for (size_t i = 0; metrics_topic_next(&i, &n, &tc);)
+		if (strcmp(n, topic) == 0) return tc->records;
 	return UINT64_MAX;
 }
 

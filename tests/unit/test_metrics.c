@@ -41,12 +41,12 @@ static void test_counters(void)
 static int64_t topic_records(const char *want, int *listed)
 {
 	const char *name;
-	uint64_t records;
+	const struct metrics_topic_counts *tc;
 	int64_t got = -1;
 	*listed = 0;
-	for (size_t i = 0; metrics_topic_next(&i, &name, &records);) {
+	for (size_t i = 0; metrics_topic_next(&i, &name, &tc);) {
 		(*listed)++;
-		if (strcmp(name, want) == 0) got = (int64_t)records;
+		if (strcmp(name, want) == 0) got = (int64_t)tc->records;
 	}
 	return got;
 }
@@ -55,8 +55,8 @@ static void test_topics(void)
 {
 	int listed;
 	CHECK(topic_records("orders", &listed) == -1 && listed == 0);
-	struct metrics_topic *a = metrics_topic("orders");
-	struct metrics_topic *b = metrics_topic("prices");
+	struct metrics_topic *a = metrics_topic("orders", METRICS_CONSUMED);
+	struct metrics_topic *b = metrics_topic("prices", METRICS_CONSUMED);
 	CHECK(a && b && a != b);
 	CHECK(topic_records("orders", &listed) == 0 && listed == 2);   /* listed once asked for */
 	metrics_topic_add(a, 5);
@@ -70,15 +70,37 @@ static void test_topics(void)
 	char name[32];
 	for (int i = 0; i < 500; i++) {
 		snprintf(name, sizeof(name), "topic-%d", i);
-		metrics_topic_add(metrics_topic(name), (uint64_t)i);
+		metrics_topic_add(metrics_topic(name, METRICS_CONSUMED), (uint64_t)i);
 	}
-	CHECK(metrics_topic("orders") == a && metrics_topic("prices") == b);
+	CHECK(metrics_topic("orders", METRICS_CONSUMED) == a && metrics_topic("prices", METRICS_CONSUMED) == b);
 	metrics_topic_add(a, 1);
 	CHECK(topic_records("orders", &listed) == 8 && listed == 502);
 	CHECK(topic_records("topic-499", &listed) == 499);
 	CHECK(topic_records("topic-0", &listed) == 0);
+	/* Publishes are counted per topic and outcome; a topic both read and
+	 * written carries both roles. */
+	struct metrics_topic *o = metrics_topic("orders", METRICS_PUBLISHED);
+	CHECK(o == a);
+	metrics_topic_published(o, METRICS_PUB_OK);
+	metrics_topic_published(o, METRICS_PUB_OK);
+	metrics_topic_published(o, METRICS_PUB_RATE_LIMITED);
+	metrics_topic_published(NULL, METRICS_PUB_FAILED);
+	const char *name2;
+	const struct metrics_topic_counts *tc;
+	int seen = 0;
+	for (size_t i = 0; metrics_topic_next(&i, &name2, &tc);) {
+		if (strcmp(name2, "orders") == 0) {
+			seen = 1;
+			CHECK(tc->published[METRICS_PUB_OK] == 2 && tc->published[METRICS_PUB_FAILED] == 0 &&
+			      tc->published[METRICS_PUB_RATE_LIMITED] == 1 && tc->records == 8);
+			CHECK(tc->roles == (METRICS_CONSUMED | METRICS_PUBLISHED));
+		} else if (strcmp(name2, "prices") == 0) {
+			CHECK(tc->roles == METRICS_CONSUMED && tc->published[METRICS_PUB_OK] == 0);
+		}
+	}
+	CHECK(seen);
 	/* A name that is a prefix of another is its own topic. */
-	CHECK(metrics_topic("topic-4") != metrics_topic("topic-49"));
+	CHECK(metrics_topic("topic-4", METRICS_CONSUMED) != metrics_topic("topic-49", METRICS_CONSUMED));
 }
 
 static void test_histogram(void)
@@ -140,14 +162,14 @@ static void test_shared(void)
 	int listed;
 	CHECK(topic_records("orders", &listed) == -1 && listed == 0);
 	metrics_add(M_MESSAGES_OUT, 10);
-	metrics_topic_add(metrics_topic("orders"), 4);
+	metrics_topic_add(metrics_topic("orders", METRICS_CONSUMED), 4);
 	metrics_observe_latency(0.001);
 	metrics_auth_failure(JWT_EXPIRED);
 
 	metrics_share(slots, 3, 1);
 	metrics_add(M_MESSAGES_OUT, 5);
-	metrics_topic_add(metrics_topic("orders"), 6);
-	metrics_topic_add(metrics_topic("prices"), 1);
+	metrics_topic_add(metrics_topic("orders", METRICS_CONSUMED), 6);
+	metrics_topic_add(metrics_topic("prices", METRICS_CONSUMED), 1);
 	metrics_observe_latency(20);
 	metrics_auth_failure(JWT_EXPIRED);
 	CHECK(metrics_get(M_MESSAGES_OUT) == 15);
@@ -157,7 +179,7 @@ static void test_shared(void)
 
 	/* Slot 1's process is replaced: the new one continues its numbers. */
 	metrics_share(slots, 3, 1);
-	metrics_topic_add(metrics_topic("orders"), 1);
+	metrics_topic_add(metrics_topic("orders", METRICS_CONSUMED), 1);
 	CHECK(topic_records("orders", &listed) == 11 && listed == 2);
 
 	/* The master (slot 2) reads the same totals. */

@@ -1,0 +1,367 @@
+/* publish.c - the producer (publish.h; docs/operations.md#publishing).
+ * Every publish is an entry handed to librdkafka as the message's opaque;
+ * its delivery report comes back on the producer's main queue, which
+ * signals an eventfd the loop polls. Entries not yet answered also sit in
+ * a list in deadline order (every publish has the same timeout, so the
+ * list is in send order): publish_service answers those whose deadline
+ * passed, and the late delivery report then only frees the entry. */
+#include "publish.h"
+
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+
+struct publish_route {
+	char *name;                  /* the channel (--publish) or the message type (--command) */
+	const char *topic;           /* inside name's allocation */
+	int command;
+	struct metrics_topic *m;
+};
+
+struct entry {
+	struct entry *prev, *next;   /* the unanswered list, in deadline order */
+	void *owner;                 /* NULL once answered, or when the owner went */
+	publish_done_fn *done;
+	const struct publish_route *route;
+	int64_t deadline;            /* turn-clock ms */
+	int answered;
+	size_t note_len;
+	char note[];
+};
+
+static struct {
+	const struct config *cfg;
+	struct publish_route *routes;
+	size_t nroutes;
+	rd_kafka_t *rk;
+	rd_kafka_queue_t *q;
+	int efd;
+	int stopping;                /* publish_drain: refuse new ones */
+	int64_t drain_deadline;
+	struct entry *head, *tail;   /* unanswered */
+	uint32_t inflight;           /* entries librdkafka holds */
+	char why[256];               /* the last refusal */
+} P = { .efd = -1 };
+
+/* ---- routes ------------------------------------------------------------------ */
+
+static int add_routes(const char *const *specs, size_t n, int command, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(specs[i], '=');
+		if (!eq || eq == specs[i] || !eq[1]) {
+			snprintf(err, errlen, "--%s %s: expected %s=TOPIC", command ? "command" : "publish", specs[i],
+				 command ? "TYPE" : "CHANNEL");
+			return -1;
+		}
+		size_t nlen = (size_t)(eq - specs[i]);
+		if ((command ? publish_command : publish_channel)(specs[i], nlen)) {
+			snprintf(err, errlen, "--%s %.*s: named twice", command ? "command" : "publish", (int)nlen, specs[i]);
+			return -1;
+		}
+		struct publish_route *r = &P.routes[P.nroutes];
+		if (!(r->name = strdup(specs[i]))) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		r->name[nlen] = '\0';
+		r->topic = r->name + nlen + 1;
+		r->command = command;
+		r->m = metrics_topic(r->topic, METRICS_PUBLISHED);
+		P.nroutes++;
+	}
+	return 0;
+}
+
+int publish_configure(const struct config *cfg, char *err, size_t errlen)
+{
+	P.cfg = cfg;
+	P.routes = calloc(cfg->npublishes + cfg->ncommands + 1, sizeof(*P.routes));
+	if (!P.routes) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (add_routes(cfg->publishes, cfg->npublishes, 0, err, errlen) < 0) return -1;
+	return add_routes(cfg->commands, cfg->ncommands, 1, err, errlen);
+}
+
+static const struct publish_route *find(const char *name, size_t len, int command)
+{
+	for (size_t i = 0; i < P.nroutes; i++)
+		if (P.routes[i].command == command && strlen(P.routes[i].name) == len &&
+		    memcmp(P.routes[i].name, name, len) == 0)
+			return &P.routes[i];
+	return NULL;
+}
+
+const struct publish_route *publish_channel(const char *name, size_t len)
+{
+	return find(name, len, 0);
+}
+
+const struct publish_route *publish_command(const char *name, size_t len)
+{
+	return find(name, len, 1);
+}
+
+const char *publish_route_name(const struct publish_route *r)
+{
+	return r->name;
+}
+
+const char *publish_route_topic(const struct publish_route *r)
+{
+	return r->topic;
+}
+
+const struct publish_route *publish_route_next(size_t *i, int commands)
+{
+	while (*i < P.nroutes) {
+		const struct publish_route *r = &P.routes[(*i)++];
+		if (r->command == commands) return r;
+	}
+	return NULL;
+}
+
+/* ---- answers ----------------------------------------------------------------- */
+
+static void unlink_entry(struct entry *e)
+{
+	if (e->prev) e->prev->next = e->next; else P.head = e->next;
+	if (e->next) e->next->prev = e->prev; else P.tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+/* The one answer an entry gets: counted, then told to its owner. */
+static void answer(struct entry *e, const struct publish_outcome *o)
+{
+	e->answered = 1;
+	unlink_entry(e);
+	metrics_topic_published(e->route->m, o->ok ? METRICS_PUB_OK : METRICS_PUB_FAILED);
+	void *owner = e->owner;
+	e->owner = NULL;
+	if (owner && e->done) e->done(owner, e->note, e->note_len, o);
+}
+
+static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	(void)opaque;
+	struct entry *e = m->_private;
+	if (!e) return;
+	P.inflight--;
+	if (e->answered) {
+		/* The deadline answered first: say so when Kafka wrote it after all. */
+		if (!m->err)
+			log_msg(LOG_WARN, "a publish answered PUBLISH_FAILED (timeout) was written after all",
+				"topic", e->route->topic, "partition", log_num(m->partition), "offset", log_num(m->offset), NULL);
+		free(e);
+		return;
+	}
+	char why[300];
+	struct publish_outcome o = { .ok = !m->err, .topic = e->route->topic, .partition = m->partition,
+				     .offset = m->offset };
+	if (m->err) {
+		int maybe = rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED;
+		snprintf(why, sizeof(why), "%s%s", rd_kafka_err2str(m->err),
+			 maybe ? " (the record may have been written)" : "");
+		o.error = why;
+	}
+	answer(e, &o);
+	free(e);
+}
+
+static void producer_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)opaque;
+	if (err != RD_KAFKA_RESP_ERR__FATAL) {
+		log_msg(LOG_DEBUG, "kafka producer", "error", reason, NULL);
+		return;
+	}
+	char fatal[512];
+	rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+	log_msg(LOG_ERROR, "kafka producer failed for good: publishes fail until restart", "error", fatal, NULL);
+}
+
+static void producer_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	/* The consumer's -X properties are given to the producer too: that
+	 * it ignores them is not news. */
+	if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "consumer property")) level = 7;
+	kafka_log_cb(rk, level, fac, buf);
+}
+
+/* ---- start and stop ---------------------------------------------------------- */
+
+int publish_start(const char *demo_bootstrap, char *err, size_t errlen)
+{
+	if (!P.nroutes) return -2;
+	const struct config *cfg = P.cfg;
+	char ms[32], why[512];
+	snprintf(ms, sizeof(ms), "%.0f", cfg->publish_timeout * 1000);
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	struct { const char *k, *v; } defaults[] = {
+		{ "client.id", "kbridge" },
+		{ "enable.idempotence", "true" },
+		{ "acks", "all" },
+		{ "message.timeout.ms", ms },
+		/* A gateway answers people: a short wait to fill batches. */
+		{ "linger.ms", "1" },
+		{ "reconnect.backoff.max.ms", "2000" },
+		{ "log.queue", "true" },
+	};
+	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+		if (kafka_conf_set(conf, defaults[i].k, defaults[i].v, err, errlen) < 0) goto fail;
+	if (!demo_bootstrap && kafka_conf_set(conf, "bootstrap.servers", cfg->brokers, err, errlen) < 0) goto fail;
+	if (kafka_conf_user(conf, NULL, err, errlen) < 0) goto fail;
+	if (demo_bootstrap && kafka_conf_set(conf, "bootstrap.servers", demo_bootstrap, err, errlen) < 0) goto fail;
+	/* Idempotence and the timeout are the answers' promises: -X cannot
+	 * take them back. */
+	if (kafka_conf_set(conf, "enable.idempotence", "true", err, errlen) < 0 ||
+	    kafka_conf_set(conf, "message.timeout.ms", ms, err, errlen) < 0)
+		goto fail;
+	rd_kafka_conf_set_dr_msg_cb(conf, delivered);
+	rd_kafka_conf_set_error_cb(conf, producer_error);
+	rd_kafka_conf_set_log_cb(conf, producer_log);
+	if (!(P.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why)))) {
+		snprintf(err, errlen, "kafka producer: %s", why);
+		return -1;
+	}
+	rd_kafka_set_log_queue(P.rk, NULL);
+	P.q = rd_kafka_queue_get_main(P.rk);
+	P.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (P.efd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		return -1;
+	}
+	static const uint64_t one = 1;   /* an eventfd takes exactly 8 bytes */
+	rd_kafka_queue_io_event_enable(P.q, P.efd, &one, sizeof(one));
+	if (write(P.efd, &one, sizeof(one)) < 0) { /* cannot fail on a fresh eventfd */ }
+	return P.efd;
+fail:
+	rd_kafka_conf_destroy(conf);
+	return -1;
+}
+
+void publish_stop(void)
+{
+	if (!P.rk) return;
+	/* What is left has no one to answer; owners may be gone. */
+	for (struct entry *e = P.head; e; e = e->next) e->owner = NULL;
+	rd_kafka_purge(P.rk, RD_KAFKA_PURGE_F_QUEUE);
+	rd_kafka_flush(P.rk, 1000);
+	rd_kafka_queue_destroy(P.q);
+	rd_kafka_destroy(P.rk);
+	P.rk = NULL;
+	if (P.efd >= 0) close(P.efd);
+	P.efd = -1;
+}
+
+/* ---- sending ------------------------------------------------------------------- */
+
+const char *publish_refusal_text(void)
+{
+	return P.why;
+}
+
+int publish_send(const struct publish_route *r, const struct publish_record *rec, void *owner,
+		 publish_done_fn *done, const void *note, size_t note_len)
+{
+	if (P.stopping || !P.rk) {
+		snprintf(P.why, sizeof(P.why), "server shutting down: nothing was written");
+		return PUBLISH_STOPPING;
+	}
+	struct entry *e = malloc(sizeof(*e) + note_len);
+	rd_kafka_headers_t *h = rec->nheaders ? rd_kafka_headers_new(rec->nheaders) : NULL;
+	if (!e || (rec->nheaders && !h)) {
+		free(e);
+		if (h) rd_kafka_headers_destroy(h);
+		snprintf(P.why, sizeof(P.why), "out of memory");
+		return PUBLISH_ERROR;
+	}
+	for (size_t i = 0; i < rec->nheaders; i++)
+		rd_kafka_header_add(h, rec->headers[i].name, -1, rec->headers[i].value, (ssize_t)rec->headers[i].value_len);
+	*e = (struct entry){ .owner = owner, .done = done, .route = r, .note_len = note_len,
+			     .deadline = clock_now() + (int64_t)(P.cfg->publish_timeout * 1000) };
+	if (note_len) memcpy(e->note, note, note_len);
+	rd_kafka_resp_err_t err = rd_kafka_producev(P.rk, RD_KAFKA_V_TOPIC(r->topic),
+		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		RD_KAFKA_V_VALUE((void *)rec->value, rec->value_len),
+		RD_KAFKA_V_KEY((void *)rec->key, rec->key ? rec->key_len : 0),
+		RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(e), RD_KAFKA_V_END);
+	if (err) {
+		if (h) rd_kafka_headers_destroy(h);   /* ours again when producev fails */
+		free(e);
+		snprintf(P.why, sizeof(P.why), "%s", rd_kafka_err2str(err));
+		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			metrics_topic_published(r->m, METRICS_PUB_RATE_LIMITED);
+			return PUBLISH_FULL;
+		}
+		return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? PUBLISH_TOO_LARGE : PUBLISH_ERROR;
+	}
+	metrics_add(M_PUBLISH_SENT, 1);
+	P.inflight++;
+	e->prev = P.tail;
+	if (P.tail) P.tail->next = e; else P.head = e;
+	P.tail = e;
+	return PUBLISH_QUEUED;
+}
+
+/* ---- the loop's side --------------------------------------------------------- */
+
+void publish_service(void)
+{
+	if (!P.rk) return;
+	uint64_t v;
+	while (read(P.efd, &v, sizeof(v)) > 0) {}   /* clear first, then serve */
+	rd_kafka_poll(P.rk, 0);
+	int64_t now = clock_now();
+	while (P.head && P.head->deadline <= now) {
+		struct entry *e = P.head;
+		char why[160];
+		if (P.stopping && e->deadline >= P.drain_deadline)
+			snprintf(why, sizeof(why), "server shutting down before Kafka acknowledged the record");
+		else
+			snprintf(why, sizeof(why), "not acknowledged by Kafka within %g s (--publish-timeout)",
+				 P.cfg->publish_timeout);
+		struct publish_outcome o = { .ok = 0, .topic = e->route->topic, .partition = -1, .offset = -1,
+					     .error = why };
+		answer(e, &o);   /* the entry stays librdkafka's until its report */
+	}
+}
+
+int publish_timeout_ms(void)
+{
+	if (!P.head) return -1;
+	int64_t d = P.head->deadline - clock_now();
+	return d < 0 ? 0 : d > 1000 ? 1000 : (int)d;
+}
+
+void publish_owner_gone(void *owner)
+{
+	for (struct entry *e = P.head; e; e = e->next)
+		if (e->owner == owner) e->owner = NULL;
+}
+
+void publish_drain(int64_t deadline_ms)
+{
+	P.stopping = 1;
+	P.drain_deadline = deadline_ms;
+	/* min() keeps the list in deadline order. */
+	for (struct entry *e = P.head; e; e = e->next)
+		if (e->deadline > deadline_ms) e->deadline = deadline_ms;
+}
+
+uint32_t publish_inflight(void)
+{
+	return P.inflight;
+}
