@@ -550,11 +550,13 @@ void server_shutdown(double drain_s)
 	S.listen_fd = -1;
 	if (S.admin_fd >= 0) close(S.admin_fd);
 	S.admin_fd = -1;
-	session_drain();
-	/* WebSockets get a close 1001 and the drain time to answer it; plain
-	 * requests still being answered finish; idle ones go now. */
+	session_drain(S.stop_deadline);
+	/* WebSockets get a close 1001 and the drain time to answer it (those
+	 * waiting for publish answers after the last one); plain requests
+	 * still being answered finish; idle ones go now. */
 	for (uint32_t i = 0; i < S.nclients; i++) {
 		struct client *c = S.clients[i];
+		if (c->publishing) continue;
 		if (c->state == CS_WS) client_ws_close(c, WS_CLOSE_GOING_AWAY, "server shutting down", S.stop_deadline - clock_now());
 		else if (c->state == CS_HTTP && c->q.count == 0) client_kill(c, "shutdown");
 	}

@@ -32,6 +32,8 @@
 #include "msgpack.h"
 #include "pmd.h"
 #include "proto.h"
+#include "proto_publish.h"
+#include "session_post.h"
 #include "session_sse.h"
 #include "utf8.h"
 #include "ws.h"
@@ -43,12 +45,27 @@
 
 static struct {
 	const struct config *cfg;
+	int body_wait;               /* process_http: a publish's head came, its body is incomplete */
 } SS;
+
+/* What a client pipelined behind a publish, read once it was answered. */
+static void input_more(struct client *c)
+{
+	if (!c->rlen) return;
+	size_t used = session_input(c, c->rbuf, c->rlen);
+	if (c->state == CS_DEAD || c->state == CS_LINGER) {
+		c->rlen = 0;
+		return;
+	}
+	memmove(c->rbuf, c->rbuf + used, c->rlen - used);
+	c->rlen -= (uint32_t)used;
+}
 
 void session_init(const struct config *cfg)
 {
 	SS.cfg = cfg;
 	answer_init(cfg);
+	session_post_init(cfg, input_more);
 	iplimit_init(cfg->max_clients_per_ip, cfg->upgrade_rate);
 	frame_deflate_min(cfg->deflate_min_size);
 }
@@ -63,9 +80,11 @@ static size_t message_max(int compressed)
 	return compressed ? m + m / 8 + 64 : m;
 }
 
-void session_drain(void)
+void session_drain(int64_t deadline_ms)
 {
 	answer_drain();
+	session_post_drain();
+	proto_publish_drain(deadline_ms);
 }
 
 /* ---- WebSocket messages -------------------------------------------------- */
@@ -468,6 +487,20 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 	proto_upgrade_apply(c, &uo);
 }
 
+/* After an answer: the connection closes (all len bytes consumed), or the
+ * next request has the same time to arrive and an idle connection that
+ * sends nothing more is closed silently (used bytes consumed). */
+static size_t http_next(struct client *c, int keep, size_t len, size_t used)
+{
+	if (!keep) {
+		client_linger(c);
+		return len;
+	}
+	c->deadline = clock_now() + (int64_t)(SS.cfg->header_timeout * 1000);
+	c->got_bytes = 0;
+	return used;
+}
+
 /* One request head from buf. Returns bytes consumed, 0 when the head is
  * incomplete; after an answer that ends the connection, all of buf (what
  * follows is not read as requests). */
@@ -486,11 +519,22 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 	int get = req.method_len == 3 && memcmp(req.method, "GET", 3) == 0;
 	int head = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
 	int options = req.method_len == 7 && memcmp(req.method, "OPTIONS", 7) == 0;
+	int post = req.method_len == 4 && memcmp(req.method, "POST", 4) == 0;
 	int keep = http_keep_alive(&req);
-	/* We never read bodies: a request announcing one cannot share the connection. */
-	if (http_header_get(&req, "Content-Length") || http_header_get(&req, "Transfer-Encoding")) {
-		const struct http_header *cl = http_header_get(&req, "Content-Length");
-		if (!cl || cl->value_len != 1 || cl->value[0] != '0') keep = 0;
+	int publish = session_post_path(c, &req);
+	const char *body = NULL;
+	size_t body_len = 0;
+	if (post && publish) {
+		/* The whole request first, so it is counted and served once. */
+		int b = session_post_body(c, (const char *)buf, len, (size_t)r, &req, &body, &body_len);
+		if (b < 0) return len;
+		if (b == 0) {
+			SS.body_wait = 1;
+			return 0;
+		}
+	} else if (req.content_length > 0 || req.transfer_encoding) {
+		/* No other request has a body we read: it cannot share the connection. */
+		keep = 0;
 	}
 	/* RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request
 	 * with more than one, is answered 400. */
@@ -506,8 +550,23 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 	int is_ws_path = !c->admin &&
 			 (http_path_is(&req, "/ws") || (req.path_len >= 4 && memcmp(req.path, "/ws/", 4) == 0)) &&
 			 !http_path_is(&req, "/ws/stats");
+	if (publish && (post || options)) {
+		if (options) {
+			struct endpoint_info pi = { .methods = "POST, OPTIONS", .cors = 1 };
+			answer_options(c, &req, &pi, keep);
+		} else {
+			session_post(c, &req, body, body_len, keep);
+			if (c->state != CS_HTTP) return len;
+			if (c->publishing) return (size_t)r + body_len;   /* the answer waits for Kafka */
+		}
+		return http_next(c, keep, len, (size_t)r + body_len);
+	}
 	if (!get && !head && !options) {
 		answer_error(c, 405, "method not allowed", "Allow: GET, HEAD, OPTIONS\r\n");
+		return len;
+	}
+	if (publish) {
+		answer_error(c, 405, "method not allowed", "Allow: POST, OPTIONS\r\n");
 		return len;
 	}
 	struct endpoint_info ei = { .methods = "GET, HEAD, OPTIONS", .cors = 0 };   /* /ws: no CORS */
@@ -536,15 +595,7 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 			     keep, head, extra);
 		json_free(&out.body);
 	}
-	if (!keep) {
-		client_linger(c);
-		return len;
-	}
-	/* Keep-alive: the next request has the same time to arrive, and an
-	 * idle connection that sends nothing more is closed silently. */
-	c->deadline = clock_now() + (int64_t)(SS.cfg->header_timeout * 1000);
-	c->got_bytes = 0;
-	return (size_t)r;
+	return http_next(c, keep, len, (size_t)r);
 }
 
 /* ---- input --------------------------------------------------------------- */
@@ -554,8 +605,10 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 size_t session_input(struct client *c, unsigned char *buf, size_t len)
 {
 	size_t pos = 0;
+	SS.body_wait = 0;
 	while (pos < len) {
 		size_t used;
+		if (c->state == CS_HTTP && c->publishing) break;   /* one publish at a time (session_post.h) */
 		if (c->state == CS_HTTP) used = process_http(c, buf + pos, len - pos);
 		else if (c->sse) used = len - pos;   /* an SSE stream's reader has nothing more to say */
 		else if (c->state == CS_WS || c->state == CS_CLOSING) used = process_ws(c, buf + pos, len - pos);
@@ -563,8 +616,12 @@ size_t session_input(struct client *c, unsigned char *buf, size_t len)
 		if (used == 0) break;
 		pos += used;
 	}
-	/* A head that has not ended within the limit never will: 431. */
-	if (c->state == CS_HTTP && len - pos >= HTTP_MAX_HEADER_BYTES) {
+	/* A head that has not ended within the limit never will: 431. A
+	 * publish's body (at most --max-message) and what is pipelined
+	 * behind a publish waiting for Kafka have their own bounds. */
+	if (c->state == CS_HTTP && c->publishing) {
+		if (len - pos > HTTP_MAX_HEADER_BYTES + SS.cfg->max_message) client_kill(c, "pipelined too much behind a publish");
+	} else if (c->state == CS_HTTP && !SS.body_wait && len - pos >= HTTP_MAX_HEADER_BYTES) {
 		answer_error(c, 431, "request header fields too large", NULL);
 		pos = len;
 	}

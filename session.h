@@ -6,6 +6,7 @@
 #ifndef KB_SESSION_H
 #define KB_SESSION_H
 #include <stddef.h>
+#include <stdint.h>
 
 #include "client.h"
 #include "config.h"
@@ -19,6 +20,8 @@ size_t session_input(struct client *c, unsigned char *buf, size_t len);
 /* c's request head did not arrive within --header-timeout: 408, or a
  * silent close when not one byte came. */
 void session_head_timeout(struct client *c);
-/* Shutting down: from now on upgrades and SSE requests are refused with 503. */
-void session_drain(void);
+/* Shutting down (the drain ends at deadline_ms, turn clock): from now on
+ * upgrades and SSE requests are refused with 503 and publishes fail;
+ * those in flight are answered before the deadline. */
+void session_drain(int64_t deadline_ms);
 #endif

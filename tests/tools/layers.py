@@ -23,10 +23,10 @@ import sys
 LAYERS = [
     ("program", ["kbridge", "workers"]),
     ("server", ["server"]),
-    ("session", ["session", "session_sse", "answer"]),
-    ("protocol", ["proto", "proto_query", "proto_sse", "auth"]),
+    ("session", ["session", "session_sse", "session_post", "answer"]),
+    ("protocol", ["proto", "proto_query", "proto_sse", "proto_publish", "auth"]),
     ("routing", ["hub", "envelope", "lvc", "history", "state", "stateview", "position", "ssesets"]),
-    ("kafka", ["kafka", "assign", "replay", "demo"]),
+    ("kafka", ["kafka", "assign", "replay", "demo", "publish"]),
     ("client", ["client", "conflate"]),
     ("observability", ["endpoints", "openapi", "metrics", "fleet"]),
     ("leaves", ["config", "route", "filter", "frame", "http", "ws", "json", "json_parse", "msgpack",

@@ -1,0 +1,188 @@
+/* session_post.c - POST /publish/CHANNEL (session_post.h;
+ * docs/protocol.md#publishing): a request with a Content-Length body
+ * becomes one record for the producer, and the connection waits, reading
+ * nothing more, until Kafka answers: 200 with the record's topic,
+ * partition and offset, or an error status. The same rules as the
+ * WebSocket publish message (channel, token, --max-message). */
+#include "session_post.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "answer.h"
+#include "auth.h"
+#include "clock.h"
+#include "json.h"
+#include "json_parse.h"
+#include "log.h"
+#include "metrics.h"
+#include "publish.h"
+
+#define PREFIX     "/publish/"
+#define PREFIX_LEN (sizeof(PREFIX) - 1)
+#define KEY_MAX    4096          /* ?key= decoded */
+#define ANSWER_SLACK_MS 5000     /* past --publish-timeout: the producer answers before this */
+
+static struct {
+	const struct config *cfg;
+	int stopping;
+	session_more_fn *more;
+} SP;
+
+void session_post_init(const struct config *cfg, session_more_fn *more)
+{
+	SP.cfg = cfg;
+	SP.more = more;
+}
+
+void session_post_drain(void)
+{
+	SP.stopping = 1;
+}
+
+int session_post_path(const struct client *c, const struct http_request *req)
+{
+	return !c->admin && req->path_len > PREFIX_LEN && memcmp(req->path, PREFIX, PREFIX_LEN) == 0;
+}
+
+int session_post_body(struct client *c, const char *buf, size_t len, size_t head_len, const struct http_request *req,
+		      const char **body, size_t *body_len)
+{
+	if (req->transfer_encoding) {
+		answer_error(c, 411, "Transfer-Encoding is not accepted here: send the body with a Content-Length", NULL);
+		return -1;
+	}
+	if (req->content_length < 0) {
+		answer_error(c, 411, "POST /publish needs a Content-Length", NULL);
+		return -1;
+	}
+	if ((uint64_t)req->content_length > SP.cfg->max_message) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "the body is larger than --max-message (%zu bytes)", SP.cfg->max_message);
+		answer_error(c, 413, msg, NULL);
+		return -1;
+	}
+	ssize_t n = http_body(buf, len, head_len, req, body);
+	if (n < 0) return 0;
+	*body_len = (size_t)n;
+	return 1;
+}
+
+/* ---- Kafka's answer ------------------------------------------------------------ */
+
+/* A note is the keep-alive flag, then the answer's extra header lines. */
+static void answered(void *owner, const void *note, size_t note_len, const struct publish_outcome *o)
+{
+	struct client *c = owner;
+	const char *n = note;
+	int keep = n[0] == '1' && !SP.stopping;
+	char extra[1024];
+	snprintf(extra, sizeof(extra), "%.*s", (int)(note_len - 1), n + 1);
+	c->publishing--;
+	if (o->ok) {
+		struct jbuf b;
+		json_init(&b);
+		json_obj_begin(&b);
+		json_key(&b, "topic");     json_cstr(&b, o->topic);
+		json_key(&b, "partition"); json_int(&b, o->partition);
+		json_key(&b, "offset");    json_int(&b, o->offset);
+		json_obj_end(&b);
+		json_raw(&b, "\n", 1);
+		answer_respond(c, 200, "application/json", b.buf, b.len, keep, 0, extra);
+		json_free(&b);
+	} else {
+		answer_error_body(c, 503, o->error, keep, extra);
+	}
+	if (!keep) {
+		client_linger(c);
+		return;
+	}
+	c->deadline = clock_now() + (int64_t)(SP.cfg->header_timeout * 1000);
+	c->got_bytes = 0;
+	SP.more(c);   /* a request that came behind this one */
+}
+
+/* ---- the request ---------------------------------------------------------------- */
+
+/* 1 when req carries a token (Authorization: Bearer or access_token=). */
+static int has_token(const struct http_request *req)
+{
+	const struct http_header *az = http_header_get(req, "Authorization");
+	char tmp[8];
+	return az || http_query_param(req->query, req->query_len, "access_token", tmp, sizeof(tmp)) != -1;
+}
+
+void session_post(struct client *c, const struct http_request *req, const char *body, size_t body_len, int keep)
+{
+	char extra[1024] = "";
+	const struct http_header *origin = http_header_get(req, "Origin");
+	if (origin) {
+		if (!answer_origin_allowed(req)) {
+			metrics_add(M_REJECTED_ORIGIN, 1);
+			answer_error(c, 403, "origin not allowed", NULL);
+			return;
+		}
+		answer_add_cors(extra, sizeof(extra), req, NULL);
+	}
+	if (auth_enabled()) {
+		if (!has_token(req)) {
+			answer_error(c, 401, "a token is required: Authorization: Bearer <token>",
+				     "WWW-Authenticate: Bearer\r\n");
+			return;
+		}
+		if (answer_token(c, req) < 0) return;
+	}
+	const char *channel = req->path + PREFIX_LEN;
+	size_t clen = req->path_len - PREFIX_LEN;
+	const struct publish_route *r = publish_channel(channel, clen);
+	char name[512];
+	snprintf(name, sizeof(name), "%.*s", (int)clen, channel);
+	if (!r) {
+		answer_error_body(c, 404, "not a channel clients may publish on", keep, extra);
+		return;
+	}
+	if (!auth_may_publish(c, name)) {
+		answer_error_body(c, 403, "the token does not allow publishing on this channel", keep, extra);
+		return;
+	}
+	if (!body_len || !json_validate(body, body_len)) {
+		answer_error_body(c, 400, "the body must be one JSON value", keep, extra);
+		return;
+	}
+	static char key[KEY_MAX + 1];
+	ssize_t klen = http_query_param(req->query, req->query_len, "key", key, sizeof(key));
+	if (klen == -2) {
+		answer_error_body(c, 400, "key: too long or badly encoded", keep, extra);
+		return;
+	}
+	if (SP.stopping) {
+		answer_error_body(c, 503, "server shutting down: nothing was written", 0, extra);
+		client_linger(c);
+		return;
+	}
+	struct publish_record rec = { .value = body, .value_len = body_len, .key = klen >= 0 ? key : NULL,
+				      .key_len = klen >= 0 ? (size_t)klen : 0 };
+	size_t elen = strlen(extra);
+	char note[1 + sizeof(extra)];
+	note[0] = keep ? '1' : '0';
+	memcpy(note + 1, extra, elen);
+	int rc = publish_send(r, &rec, c, answered, note, 1 + elen);
+	if (rc == PUBLISH_QUEUED) {
+		c->publishing++;
+		/* Kafka's answer, not the head's deadline, ends the wait now. */
+		c->deadline = clock_now() + (int64_t)(SP.cfg->publish_timeout * 1000) + ANSWER_SLACK_MS;
+		return;
+	}
+	int status = rc == PUBLISH_FULL ? 429 : rc == PUBLISH_TOO_LARGE ? 413 : 503;
+	const char *why = rc == PUBLISH_FULL ? "Kafka's producer queue is full: nothing was written"
+		: rc == PUBLISH_TOO_LARGE ? "the record is larger than Kafka accepts (message.max.bytes)"
+		: publish_refusal_text();
+	if (status == 429) {
+		char more[1100];
+		snprintf(more, sizeof(more), "Retry-After: 1\r\n%s", extra);
+		answer_error_body(c, status, why, keep, more);
+	} else {
+		answer_error_body(c, status, why, keep, extra);
+	}
+}
