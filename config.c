@@ -64,7 +64,7 @@ static const struct opt opts[] = {
 	{ "allow-origin", 0, "KBRIDGE_ALLOW_ORIGIN", NULL, T_SPECIAL, "LIST", "*",
 	  "comma-separated Origin values allowed to upgrade, to open /sse and to read the JSON endpoints (CORS), or *", 0, 0 },
 	{ "demo", 0, "KBRIDGE_DEMO", NULL, T_BOOL, NULL, NULL,
-	  "run an embedded mock Kafka cluster with a market-data producer", 0, 0 },
+	  "run an embedded mock Kafka cluster with a market-data producer and a chat channel to publish on", 0, 0 },
 	{ "demo-rate", 0, "KBRIDGE_DEMO_RATE", NULL, T_INT, "N", "20",
 	  "records per second produced by --demo, across its topics", 0, 1000000 },
 	{ "log-level", 0, "KBRIDGE_LOG_LEVEL", "LOG_LEVEL", T_SPECIAL, "LEVEL", "info",
@@ -670,6 +670,9 @@ void config_load(struct config *c, int argc, char **argv, void (*version_line)(v
 		push(&c->topics, &c->ntopics, "token-info=dashboard:token_info");
 		push(&c->topics, &c->ntopics, "trade-info=dashboard:trade_data");
 		push(&c->topics, &c->ntopics, "aggregate-info=dashboard:aggregate_data");
+		/* A channel to publish on, read back: the console's publish box. */
+		if (!c->npublishes) push(&c->publishes, &c->npublishes, "chat=demo-chat");
+		push(&c->topics, &c->ntopics, "demo-chat=chat");
 	}
 	if (want_help) { usage(); exit(0); }
 	if (want_version) { version_line(); exit(0); }

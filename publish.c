@@ -19,6 +19,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "route.h"
 
 struct publish_route {
 	char *name;                  /* the channel (--publish) or the message type (--command) */
@@ -64,6 +65,11 @@ static int add_routes(const char *const *specs, size_t n, int command, char *err
 			return -1;
 		}
 		size_t nlen = (size_t)(eq - specs[i]);
+		if (!route_topic_valid(eq + 1)) {
+			snprintf(err, errlen, "--%s %s: '%s' is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)",
+				 command ? "command" : "publish", specs[i], eq + 1);
+			return -1;
+		}
 		if ((command ? publish_command : publish_channel)(specs[i], nlen)) {
 			snprintf(err, errlen, "--%s %.*s: named twice", command ? "command" : "publish", (int)nlen, specs[i]);
 			return -1;
