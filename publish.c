@@ -91,6 +91,9 @@ static int add_routes(const char *const *specs, size_t n, int command, char *err
 int publish_configure(const struct config *cfg, char *err, size_t errlen)
 {
 	P.cfg = cfg;
+	for (size_t i = 0; i < P.nroutes; i++) free(P.routes[i].name);
+	free(P.routes);
+	P.nroutes = 0;
 	P.routes = calloc(cfg->npublishes + cfg->ncommands + 1, sizeof(*P.routes));
 	if (!P.routes) {
 		snprintf(err, errlen, "out of memory");
