@@ -134,17 +134,21 @@ static int rate_limited(struct client *c, const char *id, size_t id_len)
 	return 1;
 }
 
+static void handle_parsed(struct client *c, int binary, const char *m, const struct json_tok *tok, int n,
+			  const char *id, size_t id_len);
+
 /* One complete client message. The order of checks is the protocol's:
  * the rate limit applies to every message, valid or not (so garbage cannot
  * flood either), and the id is found first so even errors echo it. Only a
  * JSON object reaches the protocol layer. */
 static void handle_message(struct client *c, int binary, const char *m, size_t len)
 {
-	/* MessagePack control messages become JSON and are handled as such. */
+	/* MessagePack messages become JSON and are handled as such (as deep
+	 * as a record may be: the JSON parse below bounds control messages). */
 	if (binary && c->msgpack) {
 		struct jbuf js;
 		json_init(&js);
-		if (mp_to_json(&js, (const unsigned char *)m, len, MAX_DEPTH) < 0 || js.failed) {
+		if (mp_to_json(&js, (const unsigned char *)m, len, JSON_VALIDATE_MAX_DEPTH) < 0 || js.failed) {
 			json_free(&js);
 			if (rate_limited(c, NULL, 0)) return;
 			reply_error(c, NULL, 0, "INVALID_JSON", "message is not valid MessagePack");
@@ -156,16 +160,40 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 	}
 	/* Parsed once into tokens on the stack: bounded by MAX_TOKENS and
 	 * MAX_DEPTH whatever the client sends. */
-	struct json_tok tok[MAX_TOKENS];
+	struct json_tok stack_tok[MAX_TOKENS], *tok = stack_tok, *big = NULL;
 	int n = binary ? JSON_EINVAL : json_parse(m, len, tok, MAX_TOKENS, MAX_DEPTH);
+	/* A publish carries a record (up to --max-message) that may hold
+	 * more, and deeper, JSON than a control message: such a message is
+	 * parsed again with tokens of its own, and only a publish may use
+	 * them. */
+	if (n == JSON_ETOOMANY || n == JSON_EDEPTH) {
+		int nb = json_parse_alloc(m, len, JSON_PARSE_MAX_DEPTH, &big);
+		if (nb > 0 && big[0].type == JSON_OBJECT && proto_publish_is(m, big)) {
+			tok = big;
+			n = nb;
+		}
+	}
 	size_t id_len = 0;
 	const char *id = message_id(m, tok, n, &id_len);
 	/* Valid JSON beyond the parser's limits still has its id echoed. */
 	if (n == JSON_ETOOMANY || n == JSON_EDEPTH) {
 		if (!json_top_field(m, len, "id", 2, &id, &id_len)) id = NULL;
 	}
+	/* Publishes are paced by their acknowledgements (--max-inflight),
+	 * not by --client-rate. */
+	int publish = n > 0 && tok[0].type == JSON_OBJECT && proto_publish_is(m, tok);
+	if (!publish && rate_limited(c, id, id_len)) {
+		free(big);
+		return;
+	}
+	handle_parsed(c, binary, m, tok, n, id, id_len);
+	free(big);
+}
 
-	if (rate_limited(c, id, id_len)) return;
+/* The checks after the rate limit, then the protocol layer. */
+static void handle_parsed(struct client *c, int binary, const char *m, const struct json_tok *tok, int n,
+			  const char *id, size_t id_len)
+{
 	if (binary) {   /* MessagePack connections took the branch above */
 		reply_error(c, NULL, 0, "BAD_REQUEST", "binary frames are not accepted on a JSON connection");
 		return;
