@@ -266,8 +266,10 @@ void publish_stop(void)
 	if (!P.rk) return;
 	/* What is left has no one to answer; owners may be gone. */
 	for (struct entry *e = P.head; e; e = e->next) e->owner = NULL;
-	rd_kafka_purge(P.rk, RD_KAFKA_PURGE_F_QUEUE);
-	rd_kafka_flush(P.rk, 1000);
+	/* Exiting: nothing waits for brokers that may be gone (each purged
+	 * record is counted failed through its report). */
+	rd_kafka_purge(P.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	rd_kafka_flush(P.rk, 500);
 	rd_kafka_queue_destroy(P.q);
 	rd_kafka_destroy(P.rk);
 	P.rk = NULL;
