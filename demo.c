@@ -54,6 +54,7 @@ const char *demo_start(const struct config *cfg, char *err, size_t errlen)
 	rd_kafka_mock_set_controller_id(mc, 1);
 	rd_kafka_mock_group_initial_rebalance_delay_ms(mc, 0);
 	for (int i = 0; i < 3; i++) rd_kafka_mock_topic_create(mc, demo_topics[i], 1, 1);
+	rd_kafka_mock_topic_create(mc, "demo-chat", 1, 1);   /* --demo's chat channel: clients publish, nobody produces */
 	const char *boot = rd_kafka_mock_cluster_bootstraps(mc);
 	log_msg(LOG_INFO, "demo mock cluster ready: produce with kcat -P -b BOOTSTRAP -t trade-info",
 		"bootstrap", boot, "rate", log_num(D.cfg->demo_rate), NULL);

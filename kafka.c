@@ -256,6 +256,22 @@ void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *
 }
 
 
+int kafka_wake_fd(rd_kafka_queue_t *const *queues, size_t n, char *err, size_t errlen)
+{
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		return -1;
+	}
+	/* An eventfd takes exactly 8 bytes: a 1-byte write fails with EINVAL,
+	 * which librdkafka ignores, and the loop would never wake. */
+	static const uint64_t one = 1;
+	for (size_t i = 0; i < n; i++) rd_kafka_queue_io_event_enable(queues[i], fd, &one, sizeof(one));
+	/* Events queued during rd_kafka_new() produced no wake-up: make one. */
+	if (write(fd, &one, sizeof(one)) < 0) { /* cannot fail on a fresh eventfd */ }
+	return fd;
+}
+
 /* ---- start, service, stop -------------------------------------------------- */
 
 int kafka_check_props(const struct config *cfg, char *err, size_t errlen)
@@ -340,18 +356,8 @@ int kafka_start(const struct config *cfg, const char *demo_bootstrap, const char
 	K.q = rd_kafka_queue_get_consumer(K.rk);
 	K.adminq = rd_kafka_queue_new(K.rk);
 	assign_init(cfg, K.rk, K.adminq, assigned);
-	K.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (K.efd < 0) {
-		snprintf(err, errlen, "eventfd: %s", strerror(errno));
-		return -1;
-	}
-	/* An eventfd takes exactly 8 bytes: a 1-byte write fails with EINVAL,
-	 * which librdkafka ignores, and the loop would never wake. */
-	static const uint64_t one = 1;
-	rd_kafka_queue_io_event_enable(K.q, K.efd, &one, sizeof(one));
-	rd_kafka_queue_io_event_enable(K.adminq, K.efd, &one, sizeof(one));
-	/* Events queued during rd_kafka_new() produced no wake-up: make one. */
-	if (write(K.efd, &one, sizeof(one)) < 0) { /* cannot fail on a fresh eventfd */ }
+	rd_kafka_queue_t *queues[] = { K.q, K.adminq };
+	if ((K.efd = kafka_wake_fd(queues, 2, err, errlen)) < 0) return -1;
 
 	int regex = 0;
 	for (size_t i = 0; i < ntopics; i++) regex |= topics[i][0] == '^';

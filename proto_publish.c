@@ -174,6 +174,7 @@ static void send_record(const struct msg_ctx *m, const struct publish_route *r, 
 		snprintf(msg, sizeof(msg), "%ld publishes await Kafka's answer (--max-inflight): nothing was written",
 			 PP.cfg->max_inflight);
 		reply_error(c, m->id, m->id_len, "RATE_LIMITED", msg);
+		publish_rate_limited(r);
 	} else {
 		size_t alen = strlen(action), clen = channel ? strlen(channel) : 0;
 		size_t note_len = alen + 1 + clen + 1 + m->id_len;

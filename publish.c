@@ -7,12 +7,10 @@
  * passed, and the late delivery report then only frees the entry. */
 #include "publish.h"
 
-#include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -205,7 +203,10 @@ static void producer_log(const rd_kafka_t *rk, int level, const char *fac, const
 {
 	/* The consumer's -X properties are given to the producer too: that
 	 * it ignores them is not news. */
-	if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "consumer property")) level = 7;
+	if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "consumer property")) {
+		log_msg(LOG_DEBUG, "librdkafka", "facility", fac, "text", buf, NULL);
+		return;
+	}
 	kafka_log_cb(rk, level, fac, buf);
 }
 
@@ -247,15 +248,7 @@ int publish_start(const char *demo_bootstrap, char *err, size_t errlen)
 	}
 	rd_kafka_set_log_queue(P.rk, NULL);
 	P.q = rd_kafka_queue_get_main(P.rk);
-	P.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (P.efd < 0) {
-		snprintf(err, errlen, "eventfd: %s", strerror(errno));
-		return -1;
-	}
-	static const uint64_t one = 1;   /* an eventfd takes exactly 8 bytes */
-	rd_kafka_queue_io_event_enable(P.q, P.efd, &one, sizeof(one));
-	if (write(P.efd, &one, sizeof(one)) < 0) { /* cannot fail on a fresh eventfd */ }
-	return P.efd;
+	return P.efd = kafka_wake_fd(&P.q, 1, err, errlen);
 fail:
 	rd_kafka_conf_destroy(conf);
 	return -1;
@@ -278,6 +271,11 @@ void publish_stop(void)
 }
 
 /* ---- sending ------------------------------------------------------------------- */
+
+void publish_rate_limited(const struct publish_route *r)
+{
+	metrics_topic_published(r->m, METRICS_PUB_RATE_LIMITED);
+}
 
 const char *publish_refusal_text(void)
 {

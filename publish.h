@@ -66,6 +66,9 @@ enum publish_refusal {
  * written and done never runs. note (copied) travels with the record. */
 int  publish_send(const struct publish_route *r, const struct publish_record *rec, void *owner,
 		  publish_done_fn *done, const void *note, size_t note_len);
+/* A publish for r refused before the producer (--max-inflight): counted
+ * as rate_limited like a full queue. */
+void publish_rate_limited(const struct publish_route *r);
 /* Why the last publish_send was refused (one line). */
 const char *publish_refusal_text(void);
 
