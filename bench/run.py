@@ -167,12 +167,13 @@ def start_to_ready(starts=5, partitions=3):
                 partitions=partitions, topic="bench-ready")
 
 
-def publish(clients, rate, readers=0, echo=10, name=None):
+def publish(clients, rate, readers=0, echo=1, name=None):
     """Publishing (issue 19): `clients` WebSocket clients each publishing
     `rate` records/s of PUB_SIZE B on channel PUB_CHANNEL (kbridge
     --publish pub=pub, and -t pub routing the topic back to the channel);
     `echo` readers of that channel check each publisher's records come back
-    in order (wsload --per-key). readers: that many fan-out clients of
+    in order (wsload --per-key); one by default: each costs the bridge a
+    fan-out of 10,000 deliveries/s, which would count as publishing's. readers: that many fan-out clients of
     "bench" fed at 1,000 records/s by produce meanwhile (the load of the
     fanout-<readers>x1k row, compared with it and with the publish row
     without readers)."""
@@ -1365,7 +1366,7 @@ def publish_cell(r):
         text += f"; {r['pub_errors']} errors, {r['unanswered']} unanswered"
     e = r.get("echo")
     if e:
-        text += (f"; echo: {e['readers']} readers {e['pct']:.2f}%, "
+        text += (f"; echo: {e['readers']} reader{'s' if e['readers'] != 1 else ''} {e['pct']:.2f}%, "
                  f"p50 {e['p50_ms']:.1f} p99 {e['p99_ms']:.1f} ms")
     f = r.get("fanout")
     if f:
@@ -1538,7 +1539,8 @@ def compare_publish(r, by):
                  f"{r['cpu_per_k_publishes']:.3f} s per 1,000 publishes")
         if r.get("rdkafka_share") is not None:
             text += f" ({r['rdkafka_share'] * 100:.0f}% in librdkafka's threads)"
-    text += (f"; {e['readers']} echo readers of {PUB_CHANNEL!r} got {e['pct']:.2f}% of the acknowledged records "
+    text += (f"; {e['readers']} echo reader{'s' if e['readers'] != 1 else ''} of {PUB_CHANNEL!r} got "
+             f"{e['pct']:.2f}% of the acknowledged records "
              f"({e['gap_clients']} with gaps), publish to receipt p50 {e['p50_ms']:.1f} ms, p99 {e['p99_ms']:.1f}")
     f = r.get("fanout")
     base = by.get(r.get("fanout_row"))
@@ -1562,7 +1564,10 @@ def compare_publish(r, by):
                     r["fanout_cpu_ratio"] = fan_cpu / base["cpu_per_m"]
                     text += (f"; less {alone['name']}'s, {fan_cpu:.3f} CPU s per million deliveries vs "
                              f"{base['cpu_per_m']:.3f} ({r['fanout_cpu_ratio']:.2f}x)")
-            text += noise_beside(r, base)
+            return text + noise_beside(r, base)
+    if r.get("steal") is not None:
+        text += (f"; meanwhile the hypervisor stole {r['steal'] * 100:.1f}% of a core, other processes "
+                 f"used {r.get('noise', 0) * 100:.0f}%")
     return text
 
 
@@ -1807,7 +1812,7 @@ def parse_spec(spec):
     the floor row of that scenario; ready[:STARTS]: start-to-ready;
     publish:CLIENTSxRATE[:readers=N][:echo=N]: publishers (and N fan-out
     readers of "bench" at 1,000 records/s meanwhile; echo readers of the
-    publish channel, 10 by default)."""
+    publish channel, 1 by default)."""
     kind, _, arg = spec.partition(":")
     if kind == "floor":
         of = parse_spec(arg)

@@ -296,7 +296,7 @@ static struct {
 	uint64_t sse_ids, sse_id_only, sse_comments, sse_retry, sse_snapshots, sse_no_ts, sse_bad;
 	size_t req_key_at;       /* --sse --keys: where "&key=k<N>" goes in W.req (0: nowhere) */
 	/* --publish: the schedule (wall us; 0: not started), what was sent and answered */
-	int64_t pub_t0, pub_end, pub_first_ack, pub_last_ack, pub_last_send;
+	int64_t pub_t0, pub_end, pub_last_ack, pub_last_send;
 	uint64_t published, pub_answered, pub_acked, pub_rate_limited, pub_failed, pub_errors;
 	uint64_t pub_unmatched, pub_no_offset, pub_overrun;
 	struct hist ack_lat;     /* us: publish sent -> its ack received */
@@ -561,6 +561,7 @@ static void conn_release(struct conn *c)
 	free(c->part); c->part = NULL; c->part_len = 0;
 	free(c->out); c->out = NULL; c->out_len = 0;
 	free(c->mfrag); c->mfrag = NULL; c->mfrag_len = 0;
+	free(c->pub_sent); c->pub_sent = NULL;   /* its answers will not come: unanswered */
 }
 
 static void conn_fail(struct conn *c, const char *why)
@@ -1245,7 +1246,6 @@ static void on_pub_answer(struct conn *c, const unsigned char *p, size_t len, in
 	if (a.kind != PA_ACK) return;
 	W.pub_acked++;
 	if (!a.has_offset) W.pub_no_offset++;
-	if (!W.pub_first_ack) W.pub_first_ack = now;
 	W.pub_last_ack = now;
 	hist_add(&W.ack_lat, now > sent ? (uint64_t)(now - sent) : 0);
 }
