@@ -20,6 +20,7 @@ by a library independent of kbridge's own JWT code.
   bench/run.py --only fanout-1kx1k,fanout-1kx1k-sse
   bench/run.py --only floor-fanout-1kx1k,fanout-1kx1k --duration 5
   bench/run.py --scenario floor:keyed:1000x1000 --scenario keyed:1000x1000 --scenario ready:3
+  bench/run.py --only fanout-1kx1k,publish-100x100,publish-100x100+fanout-1k
 
 The floor rows (floor-*) run build/bench/floor, a reference sender with no
 Kafka and no per-record work, in the bridge's place for the same clients
@@ -37,6 +38,10 @@ estimated beside it. The SSE row (fanout-1kx1k-sse) has the same clients
 take the records as Server-Sent Events (GET /sse, wsload --sse) and is
 judged against fanout-1kx1k of the same run: CPU per delivery. The start-to-ready row times kbridge
 from exec to the first 200 from GET /ready, 5 starts on fresh mock clusters.
+The publish rows (issue 19) have 100 WebSocket clients publish 100 records/s
+each (wsload --publish: acknowledged/s, ack latency, bridge CPU per 1,000
+publishes), the second with fanout-1kx1k's readers and records beside them,
+compared with that row of the same run.
 """
 import argparse
 import datetime
@@ -58,6 +63,9 @@ import bridgecpu
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 TOPIC = CHANNEL = "bench"
+PUB_CHANNEL = "pub"         # the publish rows: channel and topic (--publish pub=pub, -t pub)
+PUB_SIZE = 100              # the publish rows: bytes of a record's value (the message's data)
+PUB_READ_RATE = 1000        # the publish rows' fan-out readers: records/s produced to "bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 README = os.path.join(ROOT, "bench", "README.md")
 TABLE_BEGIN, TABLE_END = "<!-- bench-table-begin -->", "<!-- bench-table-end -->"
@@ -159,6 +167,24 @@ def start_to_ready(starts=5, partitions=3):
                 partitions=partitions, topic="bench-ready")
 
 
+def publish(clients, rate, readers=0, echo=1, name=None):
+    """Publishing (issue 19): `clients` WebSocket clients each publishing
+    `rate` records/s of PUB_SIZE B on channel PUB_CHANNEL (kbridge
+    --publish pub=pub, and -t pub routing the topic back to the channel);
+    `echo` readers of that channel check each publisher's records come back
+    in order (wsload --per-key); one by default: each costs the bridge a
+    fan-out of 10,000 deliveries/s, which would count as publishing's. readers: that many fan-out clients of
+    "bench" fed at 1,000 records/s by produce meanwhile (the load of the
+    fanout-<readers>x1k row, compared with it and with the publish row
+    without readers)."""
+    base = f"publish-{k(clients)}x{k(rate)}"
+    fan = f"fanout-{k(readers)}x1k" if readers else None
+    return dict(name=name or base + (f"+fanout-{k(readers)}" if readers else ""), base=base, kind="publish",
+                clients=clients, rate=rate, readers=readers, echo=echo, fanout_row=fan,
+                topics=([TOPIC] if readers else []) + [PUB_CHANNEL], keys=1, format="json", interval=0,
+                layout="stream")
+
+
 def k(n):
     return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
 
@@ -175,12 +201,15 @@ def default_scenarios():
     # kbridge row of that size is compared with it). The --workers 2 rows
     # (-w2) follow the single-process row they are judged against (-w1:
     # one process on the same cores, beside the tools, as the workers are).
+    # The publish rows follow the fanout-1kx1k family: the second has
+    # fanout-1kx1k's load beside the publishers and is compared with both.
     return [floor(fanout(100, 1000)), fanout(100, 1000),
             floor(fanout(1000, 1000)), fanout(1000, 1000), fanout(1000, 1000, tls=True),
             fanout(1000, 1000, auth=True), state(1000, 1000),
             fanout(1000, 1000, "fanout-1kx1k-msgpack", fmt="msgpack"),
             fanout(1000, 1000, "fanout-1kx1k-conflated", interval=250, keys=100),
             fanout(1000, 1000, deflate=True), fanout(1000, 1000, sse=True),
+            publish(100, 100), publish(100, 100, readers=1000),
             floor(fanout(5000, 1000)), fanout(5000, 1000), fanout(5000, 1000, shared=True),
             fanout(5000, 1000, workers=2),
             floor(fanout(100, 10000)), fanout(100, 10000),
@@ -594,6 +623,11 @@ class Bench:
         argv = self.bridge_argv(scen.get("topics", [TOPIC]), brokers, port)
         if scen.get("auth"):
             argv += ["--jwt-secret", scen["jwt_secret"]]
+        if scen["kind"] == "publish":
+            # publishing on PUB_CHANNEL into the topic of that name (the -t
+            # route above reads it back); every publish counts toward
+            # --client-rate (default 50 messages/s), which the row does not measure
+            argv += ["--publish", f"{PUB_CHANNEL}={PUB_CHANNEL}", "--client-rate", str(10 * scen["rate"])]
         ctl = port
         if scen.get("tls"):
             cert, key = self.make_cert()
@@ -657,9 +691,10 @@ class Bench:
                            stdout=f, stderr=subprocess.DEVNULL, timeout=120)
         return os.path.relpath(report, ROOT)
 
-    def start_wsload(self, scen, port, extra=()):
+    def start_wsload(self, scen, port, extra=(), what="wsload"):
         """wsload for the scenario; a floor row's clients speak kbridge's
-        subscribe (floor reads "key" from it), whatever BENCH_* says."""
+        subscribe (floor reads "key" from it), whatever BENCH_* says.
+        what: the log's name (a publish row runs several)."""
         fl = bool(scen.get("floor"))
         argv = [os.path.join(self.tools, "wsload"), "--port", str(port),
                 "--path", "/ws" if fl else "/sse" if scen.get("sse") else self.ws_path,
@@ -688,11 +723,13 @@ class Bench:
         if scen.get("sse"):
             argv += ["--sse"]       # GET /sse?channel=...: no subscribe message, no ack
         argv += list(extra)
-        return Proc("wsload", argv, self.log_path(scen, "wsload"), stdin=True, cpu=self.tools_cpu)
+        return Proc(what, argv, self.log_path(scen, what), stdin=True, cpu=self.tools_cpu)
 
     def run(self, scen):
         if scen["kind"] == "ready":
             return self.run_ready(scen)
+        if scen["kind"] == "publish":
+            return self.run_publish(scen)
         r = dict(scen)
         procs = []
         perf = None
@@ -806,23 +843,11 @@ class Bench:
                         f"clients saw a key's {'kn go' if scen['kind'] == 'state' else 'n repeat or go'} "
                         f"back ({res['dups']} times), {res['clients_stale']} clients missed the newest "
                         f"value of {res['stale']} keys in all")
-            wall = time.monotonic() - t0
-            other, r["noise_top"] = other_cpu(procs0, all_procs_cpu(),
-                                              {os.getpid(), mock.pid if mock else None, wl.pid,
-                                               r.get("produce_pid")} | tasks.pids(),
-                                              wall)
-            r["noise"] = other / wall
-            r["steal"] = (steal_s() - steal0) / wall
+            self.meanwhile(r, t0, steal0, procs0, {os.getpid(), mock.pid if mock else None, wl.pid,
+                                                   r.get("produce_pid")} | tasks.pids())
             if perf:
                 r["perf"] = self.stop_perf(scen, perf)
                 perf = None
-            if r["steal"] > 0.05:
-                r.setdefault("notes", []).append(
-                    f"the hypervisor stole {r['steal'] * 100:.0f}% of a core meanwhile")
-            if r["noise"] > 0.05:
-                r.setdefault("notes", []).append(
-                    f"other processes used {r['noise'] * 100:.0f}% of a core meanwhile"
-                    + (f" ({', '.join(r['noise_top'])})" if r["noise_top"] else ""))
             workers = bridgecpu.identify(tasks.live()[1:])
             r["bridge_exit"] = bridge.stop()
             if r["bridge_exit"] not in (0, None):
@@ -844,6 +869,23 @@ class Bench:
                     p.send("stop")
                 p.stop()
         return r
+
+    @staticmethod
+    def meanwhile(r, t0, steal0, procs0, ours):
+        """What else the machine did since t0 (the scenario's start): the
+        hypervisor's steal and other processes' CPU, as shares of a core
+        (r["steal"], r["noise"], r["noise_top"]) and notes when over 5%."""
+        wall = time.monotonic() - t0
+        other, r["noise_top"] = other_cpu(procs0, all_procs_cpu(), ours, wall)
+        r["noise"] = other / wall
+        r["steal"] = (steal_s() - steal0) / wall
+        if r["steal"] > 0.05:
+            r.setdefault("notes", []).append(
+                f"the hypervisor stole {r['steal'] * 100:.0f}% of a core meanwhile")
+        if r["noise"] > 0.05:
+            r.setdefault("notes", []).append(
+                f"other processes used {r['noise'] * 100:.0f}% of a core meanwhile"
+                + (f" ({', '.join(r['noise_top'])})" if r["noise_top"] else ""))
 
     def run_ready(self, scen):
         """start-to-ready: `starts` times, a fresh mock cluster (topic
@@ -1047,6 +1089,148 @@ class Bench:
         # the loop thread(s) and librdkafka's share, per the unit of CPU s/M
         bridgecpu.window_figures(r, split, r["delivered"] if r["kind"] == "state" else plain if conflated else msgs)
 
+    def run_publish(self, scen):
+        """A publish row: a fresh mock cluster (topic "pub", and "bench"
+        with readers), kbridge with --publish pub=pub and -t pub (plus -t
+        bench); the readers connect first (the fan-out clients of "bench",
+        then the echo readers of "pub"), then the publishers (wsload
+        --publish). The window: "publish D" to the publishers and, with
+        readers, produce at 1,000 records/s to "bench" for D s; the
+        publishers finish once every publish is answered, then the readers
+        drain as in run_traffic. Bridge CPU over the window per publish
+        acknowledged; what the readers got, as a fan-out row's figures."""
+        r = dict(scen)
+        procs = []
+        try:
+            mock, brokers = self.start_mock(r)
+            procs.append(mock)
+            bridge, port, ctl = self.start_bridge(r, brokers)
+            procs.append(bridge)
+            tasks = bridgecpu.Tasks(bridge.pid)
+            rss_base = tasks.rss()
+            steal0, t0, procs0 = steal_s(), time.monotonic(), all_procs_cpu()
+            cpu_c0 = tasks.read()
+            fan = None
+            if r["readers"]:
+                fan = self.start_wsload(dict(r, kind="fanout", clients=r["readers"], topics=[TOPIC]), port,
+                                        what="readers")
+                procs.append(fan)
+                fan.event("ready", 120)
+            echo = self.start_wsload(dict(r, kind="fanout", clients=r["echo"], topics=[PUB_CHANNEL]), port,
+                                     ["--per-key"], what="echo")
+            procs.append(echo)
+            echo.event("ready", 60)
+            pubs = self.start_wsload(dict(r, kind="publish", topics=[PUB_CHANNEL]), port,
+                                     ["--publish", str(r["rate"]), "--size", str(PUB_SIZE)], what="publishers")
+            procs.append(pubs)
+            ready = pubs.event("ready", 60)
+            r.update(connected=ready["connected"], connect_s=ready["connect_s"],
+                     connect_cpu_s=tasks.window(cpu_c0, tasks.read())["cpu"])
+            loads = [p for p in (fan, echo, pubs) if p]
+
+            time.sleep(0.3)
+            load0 = sum(proc_cpu(p.pid) for p in loads)
+            mock0 = proc_cpu(mock.pid)
+            cpu0 = tasks.read()
+            tw = time.monotonic()
+            prod = pres = None
+            if fan:
+                prod = Proc("produce", [os.path.join(self.tools, "produce"), "--brokers", brokers,
+                                        "--topic", TOPIC, "--partition", "0", "--rate", str(PUB_READ_RATE),
+                                        "--size", str(self.a.size), "--keys", "1",
+                                        "--duration", str(self.a.duration)],
+                            self.log_path(r, "produce"), cpu=self.tools_cpu)
+                procs.append(prod)
+                r["produce_pid"] = prod.pid
+            pubs.send(f"publish {self.a.duration}")
+            if prod:
+                pstart = prod.event("start", 30)
+            # RSS sampled until the publishers' result (every publish answered)
+            rss_max, res = tasks.rss(), None
+            deadline = time.monotonic() + self.a.duration + 60
+            while res is None and time.monotonic() < deadline:
+                rss_max = max(rss_max, tasks.rss())
+                try:
+                    line = pubs.lines.get(timeout=0.25)
+                except queue.Empty:
+                    continue
+                if line is None:
+                    raise RuntimeError(f"publishers exited ({pubs.p.wait()}) before their result")
+                if line.startswith("{") and json.loads(line).get("event") == "result":
+                    res = json.loads(line)
+            if res is None:
+                raise RuntimeError("publishers gave no result")
+            if prod:
+                pres = prod.event("result", 60)
+            pub = res["publish"]
+            acked = pub["acked"]
+            echo.send(f"drain {acked * r['echo']} 2000 20000")
+            eres = echo.event("result", 60)
+            fres = None
+            if fan:
+                fan.send(f"drain {pres['acked'] * r['readers']} 2000 20000")
+                fres = fan.event("result", 60)
+            wall = time.monotonic() - tw
+            split = tasks.window(cpu0, tasks.read())
+            cpu = split["cpu"]
+            rss_max = max(rss_max, tasks.rss())
+            tools_cpu = (sum(proc_cpu(p.pid) for p in loads if p.p.poll() is None) - load0
+                         + proc_cpu(mock.pid) - mock0 + (pres or {}).get("cpu_s", 0.0))
+            st = http_json(ctl, "/stats") or {}
+
+            lat = pub["ack_ms"]
+            errors = pub["rate_limited"] + pub["failed"] + pub["errors"]
+            r.update(wsload=res, publish=pub, published=pub["published"], acked=acked, delivered=acked,
+                     expected=r["clients"] * r["rate"] * self.a.duration,
+                     pct=100.0 * acked / pub["published"] if pub["published"] else 0.0,
+                     per_s=pub["acked_per_s"], p50_ms=lat["p50"], p99_ms=lat["p99"], p999_ms=lat["p999"],
+                     max_ms=lat["max"], pub_errors=errors, unmatched=pub["unmatched"],
+                     unanswered=pub["unanswered"], send_lag_p99_ms=pub["send_lag_ms"]["p99"],
+                     cpu_s=cpu, cpu_per_m=cpu / acked * 1e6 if acked else None,
+                     cpu_per_k_publishes=cpu / acked * 1e3 if acked else None,
+                     bridge_util=cpu / wall, tools_util=tools_cpu / wall, window_s=wall, rss=rss_max,
+                     rss_base=rss_base, bridge_published=st.get("published"))
+            r["echo_result"] = eres
+            r["echo"] = dict(readers=r["echo"], delivered=eres["msgs"], expected=acked * r["echo"],
+                             pct=100.0 * eres["msgs"] / (acked * r["echo"]) if acked else 0.0,
+                             p50_ms=eres["latency_ms"]["p50"], p99_ms=eres["latency_ms"]["p99"],
+                             gap_clients=eres["clients_with_gaps"], missing=eres["missing"], dups=eres["dups"])
+            gaps = eres["clients_with_gaps"]
+            if fres:
+                msgs = fres["msgs"]
+                span = max(pres["duration_s"], (fres["last_us"] - pstart["t_us"]) / 1e6) if msgs else 0
+                exp = pres["acked"] * r["readers"]
+                r["fanout"] = dict(clients=r["readers"], rate=PUB_READ_RATE, produced=pres["acked"], delivered=msgs,
+                                   expected=exp, pct=100.0 * msgs / exp if exp else 0.0,
+                                   per_s=msgs / span if span else 0.0, p50_ms=fres["latency_ms"]["p50"],
+                                   p99_ms=fres["latency_ms"]["p99"], p999_ms=fres["latency_ms"]["p999"],
+                                   max_ms=fres["latency_ms"]["max"], gap_clients=fres["clients_with_gaps"],
+                                   missing=fres["missing"])
+                r["readers_result"] = fres
+                gaps += fres["clients_with_gaps"]
+            r["gap_clients"] = gaps
+            bridgecpu.window_figures(r, split, acked)
+            if errors or pub["unanswered"] or pub["unmatched"]:
+                r.setdefault("notes", []).append(
+                    f"{pub['rate_limited']} publishes RATE_LIMITED, {pub['failed']} PUBLISH_FAILED, "
+                    f"{pub['errors']} other errors, {pub['unanswered']} unanswered, {pub['unmatched']} "
+                    f"answers matching no publish ({res['first_error']})")
+            self.meanwhile(r, t0, steal0, procs0, {os.getpid(), mock.pid, r.get("produce_pid")}
+                           | {p.pid for p in loads} | tasks.pids())
+            r["bridge_exit"] = bridge.stop()
+            if r["bridge_exit"] not in (0, None):
+                r.setdefault("notes", []).append(f"bridge exited {r['bridge_exit']}")
+        except Exception as e:      # one broken scenario must not lose the others
+            r["error"] = str(e)
+        finally:
+            for p in reversed(procs):
+                if p.name == "mockkafka":
+                    p.send("quit")
+                elif p.name != "bridge" and p.name != "produce":
+                    p.send("stop")
+                p.stop()
+        return r
+
     @staticmethod
     def expected(r, acked):
         """Deliveries due: every record to every client, or (keyed) each record
@@ -1120,6 +1304,14 @@ def table(results):
                          f"{r['cpu_per_m']:.2f}" if r["cpu_per_m"] is not None else "-",
                          *bridgecpu.cells(r)[:2], "-", "-",
                          f"{r['rss'] / 1048576:.1f}", other, "none"])
+        elif r["kind"] == "publish":
+            # delivered/s: publishes acknowledged a second; % exp: acked of
+            # published; latency: send -> ack; CPU s/M: per million acks
+            rows.append([r["name"], f"{r['clients']}" + (f"+{r['readers']}" if r.get("readers") else ""),
+                         fmt_n(r["clients"] * r["rate"]), fmt_n(r["per_s"]), f"{r['pct']:.2f}",
+                         f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['p999_ms']:.1f}", f"{r['max_ms']:.1f}",
+                         str(r["gap_clients"]), f"{r['cpu_per_m']:.2f}" if r.get("cpu_per_m") is not None else "-",
+                         *bridgecpu.cells(r)[:2], "-", "-", f"{r['rss'] / 1048576:.1f}", publish_cell(r), verdict])
         elif r["kind"] in ("fanout", "keyed"):
             other = (f"cpu: bridge {r['bridge_util'] * 100:.0f}%, tools {r['tools_util'] * 100:.0f}%"
                      + (f", noise {r['noise'] * 100:.0f}%" if r.get("noise", 0) > 0.05 else ""))
@@ -1161,6 +1353,26 @@ def table(results):
     for row in rows:
         lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
     return "\n".join(lines)
+
+
+def publish_cell(r):
+    """The "other" cell of a publish row: CPU shares, CPU per 1,000
+    publishes, errors, and what the echo readers and the fan-out readers got."""
+    text = (f"cpu: bridge {r['bridge_util'] * 100:.0f}%, tools {r['tools_util'] * 100:.0f}%"
+            + (f", noise {r['noise'] * 100:.0f}%" if r.get("noise", 0) > 0.05 else ""))
+    if r.get("cpu_per_k_publishes") is not None:
+        text += f"; {r['cpu_per_k_publishes']:.3f} CPU s/1k publishes"
+    if r.get("pub_errors") or r.get("unanswered"):
+        text += f"; {r['pub_errors']} errors, {r['unanswered']} unanswered"
+    e = r.get("echo")
+    if e:
+        text += (f"; echo: {e['readers']} reader{'s' if e['readers'] != 1 else ''} {e['pct']:.2f}%, "
+                 f"p50 {e['p50_ms']:.1f} p99 {e['p99_ms']:.1f} ms")
+    f = r.get("fanout")
+    if f:
+        text += (f"; readers: {fmt_n(f['per_s'])}/s {f['pct']:.2f}%, "
+                 f"p50 {f['p50_ms']:.1f} p99 {f['p99_ms']:.1f} ms")
+    return text
 
 
 def vs_floor(r):
@@ -1230,6 +1442,12 @@ def compare(results):
     every = {r["name"]: r for r in results if "error" not in r}
     out = []
     for r in results:
+        if r["kind"] == "publish":
+            if "error" not in r:
+                text = compare_publish(r, by)
+                out.append(text)
+                r.setdefault("compare", text)
+            continue
         if r.get("tls") and "error" not in r and every.get(r.get("base")) not in (None, r):
             text = compare_tls(r, every[r["base"]])
             out.append(text)
@@ -1302,6 +1520,55 @@ def compare(results):
         out.append(text)
         r.setdefault("compare", text)
     return out
+
+
+def compare_publish(r, by):
+    """A publish row's note: what was asked and acknowledged, the ack
+    latency, the bridge's CPU per 1,000 publishes (and librdkafka's share:
+    the producer's thread and the consumer reading the records back), the
+    echo readers; with readers, their figures beside the fan-out row of the
+    same run (same clients and records, no publishing), and the bridge's CPU
+    beside the sum of that row's and the publish row's without readers."""
+    pub, e = r["publish"], r["echo"]
+    text = (f"{r['clients']} clients x {r['rate']} publishes/s ({PUB_SIZE} B of data each, --max-inflight 64): "
+            f"{pub['acked']} of {pub['published']} acknowledged, {r['per_s']:,.0f}/s; ack latency p50 "
+            f"{r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f}, max {r['max_ms']:.1f}; the publishers sent on schedule "
+            f"within {r['send_lag_p99_ms']:.2f} ms at p99")
+    if r.get("cpu_per_k_publishes") is not None:
+        text += (f"; bridge CPU {r['cpu_s']:.2f} s in the {r['window_s']:.1f} s window, "
+                 f"{r['cpu_per_k_publishes']:.3f} s per 1,000 publishes")
+        if r.get("rdkafka_share") is not None:
+            text += f" ({r['rdkafka_share'] * 100:.0f}% in librdkafka's threads)"
+    text += (f"; {e['readers']} echo reader{'s' if e['readers'] != 1 else ''} of {PUB_CHANNEL!r} got "
+             f"{e['pct']:.2f}% of the acknowledged records "
+             f"({e['gap_clients']} with gaps), publish to receipt p50 {e['p50_ms']:.1f} ms, p99 {e['p99_ms']:.1f}")
+    f = r.get("fanout")
+    base = by.get(r.get("fanout_row"))
+    if f:
+        text += (f"; {f['clients']} readers of {CHANNEL!r} ({f['rate']} records/s): {f['delivered']} of "
+                 f"{f['expected']} delivered ({f['pct']:.2f}%, {f['gap_clients']} with gaps), "
+                 f"{fmt_n(f['per_s'])}/s, p50 {f['p50_ms']:.1f} p99 {f['p99_ms']:.1f} ms")
+        if base:
+            text += (f" vs {base['name']}'s {fmt_n(base['per_s'])}/s, p50 {base['p50_ms']:.1f} p99 "
+                     f"{base['p99_ms']:.1f} ms ({base['pct']:.2f}%)")
+            alone = by.get(r["base"])
+            if alone is not None and alone is not r and alone.get("cpu_s") is not None:
+                both = base["cpu_s"] + alone["cpu_s"]
+                r["cpu_sum_ratio"] = r["cpu_s"] / both if both else None
+                fan_cpu = (r["cpu_s"] - alone["cpu_s"]) / f["delivered"] * 1e6 if f["delivered"] else None
+                text += (f"; bridge CPU {r['cpu_s']:.2f} s vs {base['cpu_s']:.2f} ({base['name']}) + "
+                         f"{alone['cpu_s']:.2f} ({alone['name']}) = {both:.2f} s")
+                if r["cpu_sum_ratio"] is not None:
+                    text += f" ({r['cpu_sum_ratio']:.2f}x the sum)"
+                if fan_cpu is not None and base.get("cpu_per_m"):
+                    r["fanout_cpu_ratio"] = fan_cpu / base["cpu_per_m"]
+                    text += (f"; less {alone['name']}'s, {fan_cpu:.3f} CPU s per million deliveries vs "
+                             f"{base['cpu_per_m']:.3f} ({r['fanout_cpu_ratio']:.2f}x)")
+            return text + noise_beside(r, base)
+    if r.get("steal") is not None:
+        text += (f"; meanwhile the hypervisor stole {r['steal'] * 100:.1f}% of a core, other processes "
+                 f"used {r.get('noise', 0) * 100:.0f}%")
+    return text
 
 
 def compare_auth(r, base):
@@ -1542,7 +1809,10 @@ def parse_spec(spec):
     kind:CLIENTS[:tls] (idle, connect). tls: wss, compared with the same
     scenario without it when that ran too; so are deflate (permessage-deflate
     clients) and sse (Server-Sent Events clients: not with msgpack or deflate). floor:fanout:CxR, floor:keyed:CxR:
-    the floor row of that scenario; ready[:STARTS]: start-to-ready."""
+    the floor row of that scenario; ready[:STARTS]: start-to-ready;
+    publish:CLIENTSxRATE[:readers=N][:echo=N]: publishers (and N fan-out
+    readers of "bench" at 1,000 records/s meanwhile; echo readers of the
+    publish channel, 1 by default)."""
     kind, _, arg = spec.partition(":")
     if kind == "floor":
         of = parse_spec(arg)
@@ -1551,6 +1821,19 @@ def parse_spec(spec):
         return floor(of)
     if kind == "ready" and (arg == "" or arg.isdigit()):
         return start_to_ready(int(arg) if arg else 5)
+    if kind == "publish":
+        arg, *opts = arg.split(":")
+        c, _, rate = arg.partition("x")
+        try:
+            kw = {}
+            for o in opts:
+                name, _, val = o.partition("=")
+                if name not in ("readers", "echo") or not val.isdigit():
+                    raise ValueError(o)
+                kw[name] = int(val)
+            return publish(int(c), int(rate), **kw)
+        except ValueError:
+            pass
     # The options each CLIENTSxRATE kind takes.
     takes = {"state": ("msgpack", "keys", "channels"),
              "fanout": ("msgpack", "interval", "keys", "channels", "layout", "auth", "tls", "deflate", "sse",
@@ -1594,7 +1877,7 @@ def parse_spec(spec):
                      "[:channels=N][:layout=stream|state|market][:auth][:tls][:deflate][:sse][:workers=N], "
                      "keyed:CxR[:msgpack][:interval=MS][:workers=N], "
                      "state:CxR[:msgpack][:keys=K][:channels=N], idle:C[:tls], connect:C[:tls], "
-                     "floor:fanout:CxR, floor:keyed:CxR, ready[:STARTS])")
+                     "floor:fanout:CxR, floor:keyed:CxR, ready[:STARTS], publish:CxR[:readers=N][:echo=N])")
 
 
 def main():
@@ -1632,7 +1915,7 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    need = max(s["clients"] for s in scens) + 100
+    need = max(s["clients"] + s.get("readers", 0) + s.get("echo", 0) for s in scens) + 100
     if hard < need:
         print(f"run.py: RLIMIT_NOFILE hard limit {hard} < {need}: some clients will fail",
               file=sys.stderr)
@@ -1650,20 +1933,33 @@ def main():
         scens = [s for s in scens if s["kind"] != "keyed"]
 
     def kbridge_only(s):
-        return (s.get("format", "json") != "json" or s.get("interval") or s["kind"] == "state"
+        return (s.get("format", "json") != "json" or s.get("interval") or s["kind"] in ("state", "publish")
                 or len(s.get("topics", [TOPIC])) > 1 or s.get("auth") or s.get("sse"))
     if b.custom and any(kbridge_only(s) for s in scens):
         print("run.py: BENCH_BRIDGE: skipping the format=msgpack, conflation, state-dialect, "
-              "several-channel, auth and SSE scenarios (kbridge's query parameters, routes, "
-              "--jwt-secret and /sse)", file=sys.stderr)
+              "several-channel, auth, SSE and publish scenarios (kbridge's query parameters, routes, "
+              "--jwt-secret, /sse and --publish)", file=sys.stderr)
         scens = [s for s in scens if not kbridge_only(s)]
 
+    helps = None
+
+    def has_flag(flag):
+        """Whether kbridge --help names flag (a tree without it skips its rows)."""
+        nonlocal helps
+        if helps is None:
+            try:
+                p = subprocess.run([b.kbridge, "--help"], capture_output=True, text=True, timeout=10)
+                helps = p.stdout + p.stderr
+            except (OSError, subprocess.SubprocessError):
+                helps = ""
+        return flag in helps
+
+    if any(s["kind"] == "publish" for s in scens) and not has_flag("--publish"):
+        print(f"run.py: {b.kbridge} has no --publish: skipping the publish rows", file=sys.stderr)
+        scens = [s for s in scens if s["kind"] != "publish"]
+
     if any(s.get("workers", 1) > 1 for s in scens):
-        try:
-            helps = subprocess.run([b.kbridge, "--help"], capture_output=True, text=True, timeout=10)
-            has = "--workers" in helps.stdout + helps.stderr
-        except (OSError, subprocess.SubprocessError):
-            has = False
+        has = not b.custom and has_flag("--workers")
         if b.custom or not has:
             print(f"run.py: {'BENCH_BRIDGE' if b.custom else b.kbridge + ' has no --workers'}: "
                   "skipping the --workers rows (-wN)", file=sys.stderr)
@@ -1689,7 +1985,9 @@ def main():
         t = time.monotonic()
         r = b.run(s)
         results.append(r)
-        status = r.get("error") or (f"{r['delivered']} delivered ({r['pct']:.2f}%), p99 {r['p99_ms']:.1f} ms"
+        status = r.get("error") or (f"{r['acked']} of {r['published']} publishes acknowledged, "
+                                    f"ack p99 {r['p99_ms']:.1f} ms" if r["kind"] == "publish" else
+                                    f"{r['delivered']} delivered ({r['pct']:.2f}%), p99 {r['p99_ms']:.1f} ms"
                                     if "delivered" in r else
                                     f"ready in {r['ready_median_s']:.3f} s (median), {r['ready_max_s']:.3f} s (max)"
                                     if r["kind"] == "ready" else f"rss/conn {r.get('rss_per_conn', 0):.0f} B, "

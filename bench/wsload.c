@@ -35,6 +35,11 @@
  * text/event-stream answer, then parses the close-delimited event stream
  * line by line; each data event is one delivery, its data line (the JSON
  * a WebSocket client would get) parsed and checked as a message is.
+ * --publish R: publishers (issue 19): each client publishes R records a
+ * second on the first --channel (a "publish" message, key k<i>, id "<seq>",
+ * data produce.c's payload with "k" = the client and "kn" = seq) and
+ * matches every ack or error by its id: ack latency send -> ack. Readers
+ * of that channel take --per-key (each key's "kn" checked).
  * Not a WebSocket library: it speaks just enough of RFC 6455 for a client. */
 #include <errno.h>
 #include <fcntl.h>
@@ -76,6 +81,9 @@
 #define ZCACHE_WAYS   8            /* ... in sets of 8, the least recently used one replaced */
 #define ZCACHE_MAX    4096         /* ... of compressed payloads at most this long */
 #define ZCACHE_MAX_OUT 65536       /* ... inflating to at most this */
+#define PUB_RING      256          /* --publish: a client's publishes in flight at most
+				    * (kbridge's --max-inflight is 64 by default) */
+#define PUB_MAX_SIZE  512          /* --publish: --size at most (a frame of send_frame) */
 
 /* The RFC 6455 §1.3 example key: every connection may use the same one, and
  * checking the reply needs no SHA-1 here. */
@@ -183,6 +191,8 @@ struct conn {
 	uint64_t newest_held;   /* --state: the last update's newest-value age + 1 (us),
 				 * counted once another update follows; 0: none */
 	uint32_t mwire;         /* --state: wire bytes of the message gathered so far */
+	uint64_t pub_seq;       /* --publish: publishes sent (the last one's id) */
+	int64_t *pub_sent;      /* --publish: send time (us) by id % PUB_RING, 0 when answered */
 };
 
 struct opts {
@@ -200,6 +210,10 @@ struct opts {
 	int no_zcache;          /* --no-inflate-cache: inflate every message, even the same bytes again */
 	int period_ms;          /* --state: the update period asked for (250 for web) */
 	int sse;                /* --sse: Server-Sent Events (GET /sse) instead of WebSocket */
+	int per_key;            /* --per-key: one channel, but each key's "kn" checked */
+	int pub_rate;           /* --publish: records a second per client (0: a reader) */
+	int pub_size;           /* --size: bytes of a publish's data */
+	double ack_wait;        /* --ack-wait: seconds after publishing for the last answers */
 	double duration, timeout;
 	uint64_t expect;
 	int quiet_ms;
@@ -281,6 +295,12 @@ static struct {
 	/* --sse: what came besides data events, and what broke the contract */
 	uint64_t sse_ids, sse_id_only, sse_comments, sse_retry, sse_snapshots, sse_no_ts, sse_bad;
 	size_t req_key_at;       /* --sse --keys: where "&key=k<N>" goes in W.req (0: nowhere) */
+	/* --publish: the schedule (wall us; 0: not started), what was sent and answered */
+	int64_t pub_t0, pub_end, pub_last_ack, pub_last_send;
+	uint64_t published, pub_answered, pub_acked, pub_rate_limited, pub_failed, pub_errors;
+	uint64_t pub_unmatched, pub_no_offset, pub_overrun;
+	struct hist ack_lat;     /* us: publish sent -> its ack received */
+	struct hist send_lag;    /* us: publish due (schedule) -> sent */
 } W;
 
 static int64_t now_us(void)
@@ -541,6 +561,7 @@ static void conn_release(struct conn *c)
 	free(c->part); c->part = NULL; c->part_len = 0;
 	free(c->out); c->out = NULL; c->out_len = 0;
 	free(c->mfrag); c->mfrag = NULL; c->mfrag_len = 0;
+	free(c->pub_sent); c->pub_sent = NULL;   /* its answers will not come: unanswered */
 }
 
 static void conn_fail(struct conn *c, const char *why)
@@ -1064,7 +1085,7 @@ static void on_data(struct conn *c, uint64_t ts, uint64_t n, uint64_t k, uint64_
 		if (k != UINT64_MAX && k != c->id % (uint64_t)W.o.keys) { W.misrouted++; return; }
 	}
 	if (W.o.interval_ms) { on_conflated(c, n, k); return; }
-	if (W.nch > 1 && W.o.keys == 0) { on_perkey(c, k, kn); return; }
+	if ((W.nch > 1 || W.o.per_key) && W.o.keys == 0) { on_perkey(c, k, kn); return; }
 	if (seq == UINT64_MAX) { W.unparsed++; return; }
 	if (c->next_seq == 0 && W.o.seq_any) c->next_seq = seq;
 	if (c->next_seq == 0) c->next_seq = 1;
@@ -1107,6 +1128,134 @@ static void on_control(struct conn *c, const unsigned char *p, size_t len, int m
 		}
 		became_subscribed(c);
 	}
+}
+
+/* ---- publishing (--publish) ---------------------------------------------------
+ * Each open client publishes --publish R records a second on the first
+ * --channel, from "publish SECONDS" on stdin (or the ready line, without
+ * --control) for that long. Client i's j-th record (j from 0) is due at
+ * start + (j + i / clients) / R: the clients take turns over each period,
+ * and a late wake-up sends what is due at once (send_lag says how late).
+ * The record's id is "<j + 1>"; its send time waits in the client's ring
+ * until the answer with that id comes: an ack gives the ack latency, an
+ * error is counted by its code. Answers whose id was never sent, or was
+ * answered already, are "unmatched". */
+
+enum { PA_OTHER, PA_ACK, PA_RATE_LIMITED, PA_FAILED, PA_ERROR };
+
+struct pub_answer {
+	int kind;               /* PA_* */
+	uint64_t id;            /* 0: none (or not a number) */
+	int has_offset;         /* an ack carries "offset":<digits> */
+};
+
+/* Pure: what one server text message says about a publish. kbridge writes
+ * its JSON without blanks, so the members are matched as it spells them
+ * (docs/protocol.md#publishing); the id may be a string or a number. */
+static void pub_parse(const unsigned char *p, size_t len, struct pub_answer *a)
+{
+	const unsigned char *e = p + len, *q;
+	*a = (struct pub_answer){ .kind = PA_OTHER };
+	if (memmem(p, len, "\"type\":\"ack\"", 12)) a->kind = PA_ACK;
+	else if (!memmem(p, len, "\"type\":\"error\"", 14)) return;
+	else if (memmem(p, len, "\"code\":\"RATE_LIMITED\"", 21)) a->kind = PA_RATE_LIMITED;
+	else if (memmem(p, len, "\"code\":\"PUBLISH_FAILED\"", 23)) a->kind = PA_FAILED;
+	else a->kind = PA_ERROR;
+	if ((q = memmem(p, len, "\"id\":", 5))) {
+		q += 5;
+		if (q < e && *q == '"') q++;
+		if (!parse_num(q, e, &a->id)) a->id = 0;
+	}
+	uint64_t off;
+	q = memmem(p, len, "\"offset\":", 9);
+	a->has_offset = q && parse_num(q + 9, e, &off) != NULL;
+}
+
+static void pub_start(double seconds)
+{
+	if (W.pub_t0 || seconds <= 0) return;
+	W.pub_t0 = now_us();
+	W.pub_end = W.pub_t0 + (int64_t)(seconds * 1e6);
+}
+
+/* One publish: produce.c's stream payload ({"pad":"x..","ts_us":..,"n":..,
+ * "k":..,"kn":..}, --size bytes unless the numbers need more) as data. */
+static void pub_send(struct conn *c, int64_t due)
+{
+	if (!c->pub_sent && !(c->pub_sent = calloc(PUB_RING, sizeof(*c->pub_sent)))) {
+		conn_fail(c, "out of memory");
+		return;
+	}
+	static char xs[PUB_MAX_SIZE];
+	char nums[128], msg[PUB_MAX_SIZE + 256];
+	if (!xs[0]) memset(xs, 'x', sizeof(xs));
+	uint64_t seq = ++c->pub_seq;
+	int64_t t = now_us();
+	int nl = snprintf(nums, sizeof(nums), "\",\"ts_us\":%" PRId64 ",\"n\":%" PRIu64 ",\"k\":%u,\"kn\":%" PRIu64 "}",
+			  t, seq, c->id, seq);
+	int pad = W.o.pub_size - 8 - nl;      /* 8: {"pad":" */
+	if (pad < 0) pad = 0;
+	if (pad > PUB_MAX_SIZE) pad = PUB_MAX_SIZE;
+	int ml = snprintf(msg, sizeof(msg), "{\"type\":\"publish\",\"channel\":\"%s\",\"key\":\"k%u\",\"id\":\"%" PRIu64
+			  "\",\"data\":{\"pad\":\"%.*s%s}", W.chans[0].s, c->id, seq, pad, xs, nums);
+	if (ml < 0 || (size_t)ml >= sizeof(msg)) { conn_fail(c, "publish message too long"); return; }
+	int64_t *slot = &c->pub_sent[seq % PUB_RING];
+	if (*slot) W.pub_overrun++;           /* an older one never answered: forgotten */
+	*slot = t;
+	W.published++;
+	W.pub_last_send = t;
+	hist_add(&W.send_lag, t > due ? (uint64_t)(t - due) : 0);
+	send_frame(c, 0x1, msg, (size_t)ml);
+}
+
+/* Sends every publish due by now (called every turn of the loop). */
+static void pub_tick(int64_t now)
+{
+	if (!W.pub_t0 || now < W.pub_t0) return;
+	double period = 1e6 / W.o.pub_rate;
+	for (int i = 0; i < W.o.clients; i++) {
+		struct conn *c = &W.conns[i];
+		while (c->state == C_OPEN && c->fd >= 0) {
+			int64_t due = W.pub_t0 + (int64_t)(((double)c->pub_seq + (double)i / W.o.clients) * period);
+			if (due > now || due >= W.pub_end) break;
+			pub_send(c, due);
+		}
+	}
+}
+
+/* A publisher's text message that is not data: the answer to a publish. */
+static void on_pub_answer(struct conn *c, const unsigned char *p, size_t len, int64_t now)
+{
+	struct pub_answer a;
+	pub_parse(p, len, &a);
+	if (a.kind == PA_OTHER) { W.other++; return; }
+	if (a.kind == PA_ACK) W.acks++;
+	else {
+		W.server_errors++;
+		if (a.kind == PA_RATE_LIMITED) W.pub_rate_limited++;
+		else if (a.kind == PA_FAILED) W.pub_failed++;
+		else W.pub_errors++;
+		note_error("client %u: %.*s", c->id, (int)(len > 120 ? 120 : len), (const char *)p);
+	}
+	int64_t *slot = c->pub_sent && a.id && a.id <= c->pub_seq && a.id + PUB_RING > c->pub_seq
+		? &c->pub_sent[a.id % PUB_RING] : NULL;
+	if (!slot || !*slot) { W.pub_unmatched++; return; }
+	int64_t sent = *slot;
+	*slot = 0;
+	W.pub_answered++;
+	if (a.kind != PA_ACK) return;
+	W.pub_acked++;
+	if (!a.has_offset) W.pub_no_offset++;
+	W.pub_last_ack = now;
+	hist_add(&W.ack_lat, now > sent ? (uint64_t)(now - sent) : 0);
+}
+
+/* Publishing is over (and the run with it) once the schedule ended and
+ * every publish was answered, or --ack-wait after the schedule's end. */
+static int pub_done(int64_t now)
+{
+	if (!W.pub_t0 || now < W.pub_end) return 0;
+	return W.pub_answered + W.pub_overrun >= W.published || now >= W.pub_end + (int64_t)(W.o.ack_wait * 1e6);
 }
 
 /* A binary frame on a --format msgpack connection. A message must be whole
@@ -1779,6 +1928,7 @@ static void on_frame(struct conn *c, int fin, int op, int rsv1, const unsigned c
 		c->frag_op = 0;
 	}
 	if (has) on_data(c, ts, n, k, kn, now);
+	else if (W.o.pub_rate && c->state == C_OPEN) on_pub_answer(c, p, len, now);
 	else on_control(c, p, len, 0);
 }
 
@@ -2069,13 +2219,18 @@ keep:
 /* ---- control on stdin (bench/run.py) ------------------------------------------
  *   stop                          finish now
  *   drain EXPECT QUIET_MS MAX_MS  finish once EXPECT data messages arrived in
- *                                 total, or none came for QUIET_MS, or MAX_MS passed */
+ *                                 total, or none came for QUIET_MS, or MAX_MS passed
+ *   publish SECONDS               --publish: publish for SECONDS, then finish once
+ *                                 every publish is answered (or --ack-wait passed) */
 static void on_control_line(char *line)
 {
 	unsigned long long e = 0;
 	int q = 0, m = 0;
+	double secs = 0;
 	if (!strncmp(line, "stop", 4)) {
 		W.stop = 1;
+	} else if (sscanf(line, "publish %lf", &secs) == 1 && W.o.pub_rate) {
+		pub_start(secs);
 	} else if (sscanf(line, "drain %llu %d %d", &e, &q, &m) == 3) {
 		W.draining = 1;
 		W.drain_expect = e;
@@ -2266,6 +2421,26 @@ static void print_result(void)
 		fputc(',', f);
 		print_hist_ms(f, "update_delay_ms", &W.update_delay);
 		fputc(',', f);
+	}
+	if (W.o.pub_rate) {
+		/* acked_per_s: acks over the schedule's length (the rate asked for
+		 * when kbridge keeps up), from its start to the last ack */
+		double span = W.pub_last_ack > W.pub_t0 ? (double)(W.pub_last_ack - W.pub_t0) / 1e6 : 0;
+		double win = (double)(W.pub_end - W.pub_t0) / 1e6;
+		fprintf(f, "\"publish\":{\"rate\":%d,\"size\":%d,\"seconds\":%.3f,\"published\":%" PRIu64 ","
+			"\"answered\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"rate_limited\":%" PRIu64 ",\"failed\":%" PRIu64 ","
+			"\"errors\":%" PRIu64 ",\"unmatched\":%" PRIu64 ",\"unanswered\":%" PRIu64 ",\"no_offset\":%" PRIu64 ","
+			"\"overrun\":%" PRIu64 ",\"acked_per_s\":%.1f,\"ack_span_s\":%.3f,\"t_start_us\":%" PRId64 ","
+			"\"last_send_us\":%" PRId64 ",\"last_ack_us\":%" PRId64 ",",
+			W.o.pub_rate, W.o.pub_size, W.pub_t0 ? win : 0.0, W.published, W.pub_answered, W.pub_acked,
+			W.pub_rate_limited, W.pub_failed, W.pub_errors, W.pub_unmatched,
+			W.published - W.pub_answered, W.pub_no_offset, W.pub_overrun,
+			W.pub_t0 && win > 0 ? (double)W.pub_acked / (span > win ? span : win) : 0.0, span,
+			W.pub_t0, W.pub_last_send, W.pub_last_ack);
+		print_hist_ms(f, "ack_ms", &W.ack_lat);
+		fputc(',', f);
+		print_hist_ms(f, "send_lag_ms", &W.send_lag);
+		fprintf(f, "},");
 	}
 	fprintf(f, "\"t0_us\":%" PRId64 ",\"t_ready_us\":%" PRId64 ",\"first_us\":%" PRId64 ",\"last_us\":%" PRId64 ","
 		"\"cpu_s\":%.3f,\"wall_s\":%.3f,",
@@ -2727,6 +2902,76 @@ static int self_test(void)
 	W.msgs = W.gaps = W.missing = W.dups = W.bytes = W.other = W.server_errors = 0;
 	W.first_error[0] = '\0';
 	W.o.sse = 0;
+
+	/* --publish: answers told apart and matched by id, whichever JSON type it has */
+	struct pub_answer pa;
+#define PA(text) pub_parse((const unsigned char *)(text), sizeof(text) - 1, &pa)
+	PA("{\"type\":\"ack\",\"action\":\"publish\",\"id\":\"17\",\"channel\":\"c\",\"topic\":\"t\",\"partition\":0,\"offset\":42}");
+	CHECK(pa.kind == PA_ACK && pa.id == 17 && pa.has_offset);
+	PA("{\"type\":\"ack\",\"action\":\"publish\",\"id\":9,\"topic\":\"t\",\"partition\":0}");
+	CHECK(pa.kind == PA_ACK && pa.id == 9 && !pa.has_offset);
+	PA("{\"type\":\"error\",\"code\":\"RATE_LIMITED\",\"message\":\"64 in flight\",\"id\":\"3\"}");
+	CHECK(pa.kind == PA_RATE_LIMITED && pa.id == 3);
+	PA("{\"type\":\"error\",\"code\":\"PUBLISH_FAILED\",\"message\":\"timed out\",\"id\":\"4\"}");
+	CHECK(pa.kind == PA_FAILED && pa.id == 4);
+	PA("{\"type\":\"error\",\"code\":\"UNKNOWN_CHANNEL\",\"message\":\"x\"}");
+	CHECK(pa.kind == PA_ERROR && pa.id == 0);
+	PA("{\"type\":\"pong\"}");
+	CHECK(pa.kind == PA_OTHER);
+	PA("{\"type\":\"ack\",\"id\":\"x\"}");
+	CHECK(pa.kind == PA_ACK && pa.id == 0);
+#undef PA
+	/* a client's schedule over a socket pair: 50 ms at 100/s, 5 publishes
+	 * due and sent at once (the schedule began 100 ms ago), their frames
+	 * unmasked and read back; then answers: an ack matched, the same ack
+	 * again and an id never sent unmatched, an error counted */
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	struct conn pc = { .fd = sv[0], .state = C_OPEN, .id = 7 };
+	W.conns = &pc;
+	W.o.clients = 1; W.o.pub_rate = 100; W.o.pub_size = 100;
+	W.nch = 1; W.chans[0].s = "pub"; W.chans[0].l = 3;
+	W.pub_t0 = now_us() - 100000; W.pub_end = W.pub_t0 + 50000;
+	pub_tick(now_us());
+	CHECK(W.published == 5 && pc.pub_seq == 5 && W.send_lag.count == 5 && W.send_lag.min >= 50000);
+	unsigned char fb[4096];
+	ssize_t fl = read(sv[1], fb, sizeof(fb));
+	int frames_ok = fl > 0;
+	for (size_t o = 0, fi = 0; frames_ok && o < (size_t)fl; fi++) {
+		size_t plen = fb[o + 1] & 0x7f, hl = 6;
+		if (plen == 126) { plen = (size_t)fb[o + 2] << 8 | fb[o + 3]; hl = 8; }
+		unsigned char *m = fb + o + hl - 4, *pq = fb + o + hl;
+		for (size_t x = 0; x < plen; x++) pq[x] ^= m[x & 3];
+		char head[80];
+		snprintf(head, sizeof(head), "{\"type\":\"publish\",\"channel\":\"pub\",\"key\":\"k7\",\"id\":\"%zu\",", fi + 1);
+		uint64_t fts, fn, fk, fkn;
+		const unsigned char *dat = memmem(pq, plen, "\"data\":", 7);
+		frames_ok = fb[o] == 0x81 && !memcmp(pq, head, strlen(head)) && dat &&
+			    pq + plen - (dat + 7) == 100 + 1 &&       /* the data (100 B) and the closing brace */
+			    parse_fields(pq, plen, &fts, &fn, &fk, &fkn) == 0 && fk == 7 && fkn == fi + 1;
+		o += hl + plen;
+	}
+	CHECK(frames_ok);
+	pub_tick(now_us());
+	CHECK(W.published == 5);            /* the schedule is over */
+	int64_t t_ack = pc.pub_sent[2] + 1500;
+#define ANSWER(text) on_pub_answer(&pc, (const unsigned char *)(text), sizeof(text) - 1, t_ack)
+	ANSWER("{\"type\":\"ack\",\"action\":\"publish\",\"id\":\"2\",\"channel\":\"pub\",\"offset\":7}");
+	ANSWER("{\"type\":\"ack\",\"action\":\"publish\",\"id\":\"2\",\"channel\":\"pub\",\"offset\":7}");
+	ANSWER("{\"type\":\"ack\",\"action\":\"publish\",\"id\":\"6\",\"offset\":8}");
+	ANSWER("{\"type\":\"error\",\"code\":\"RATE_LIMITED\",\"message\":\"m\",\"id\":\"3\"}");
+#undef ANSWER
+	CHECK(W.pub_acked == 1 && W.ack_lat.count == 1 && W.ack_lat.min == 1500 && W.pub_unmatched == 2 &&
+	      W.pub_rate_limited == 1 && W.pub_answered == 2 && W.pub_no_offset == 0);
+	CHECK(!pub_done(now_us()));         /* 3 of 5 unanswered, --ack-wait (15 s) not over */
+	close(sv[0]); close(sv[1]);
+	free(pc.pub_sent);
+	W.conns = NULL;
+	W.o.pub_rate = 0; W.o.clients = 10; W.nch = 0;
+	W.pub_t0 = W.pub_end = 0;
+	W.published = W.pub_answered = W.pub_acked = W.pub_unmatched = W.pub_rate_limited = 0;
+	W.acks = W.server_errors = 0;
+	W.first_error[0] = '\0';
 #undef CHECK
 	printf("wsload self-test: %d passed, %d failed\n", pass, fail);
 	return fail ? 1 : 0;
@@ -2771,11 +3016,19 @@ static void usage(void)
 		"  --sse              Server-Sent Events: GET PATH?channel(s)=...[&key=k<i%%K>]\n"
 		"                     [&interval=MS], a 200 text/event-stream, each data event\n"
 		"                     one delivery (its data line checked as a message)\n"
+		"  --per-key          one channel, but each key's \"kn\" checked (readers of --publish)\n"
+		"  --publish R        publishers: no subscribe; each client publishes R records/s\n"
+		"                     on the first --channel (key k<i>, id \"<seq>\"), from\n"
+		"                     \"publish S\" on stdin (or ready, for --duration) for S s;\n"
+		"                     acks matched by id (ack latency), errors counted by code\n"
+		"  --size S           --publish: bytes of each record's data (default 100, max 512)\n"
+		"  --ack-wait S       --publish: wait at most S s after publishing for answers (15)\n"
 		"  --src-addrs N      spread over 127.0.0.1..N (more are taken when ports run out)\n"
 		"  --duration S       after all are subscribed, run S seconds then finish\n"
 		"  --expect N         finish once N data messages arrived in total\n"
 		"  --quiet MS         finish when no data came for MS (after the first)\n"
-		"  --control          read commands on stdin (stop; drain EXPECT QUIET_MS MAX_MS)\n"
+		"  --control          read commands on stdin (stop; drain EXPECT QUIET_MS MAX_MS;\n"
+		"                     publish SECONDS)\n"
 		"  --timeout S        hard bound on the whole run (default 600)\n"
 		"  --self-test        check the histogram and payload parser, then exit\n"
 		"Prints {\"event\":\"ready\",...} once every client is subscribed (or failed)\n"
@@ -2787,7 +3040,8 @@ static void parse_args(int argc, char **argv)
 {
 	struct opts *o = &W.o;
 	*o = (struct opts){ .host = "127.0.0.1", .channel = "bench", .clients = 10,
-			    .inflight = 256, .src_addrs = 1, .timeout = 600, .deflate_level = 6 };
+			    .inflight = 256, .src_addrs = 1, .timeout = 600, .deflate_level = 6,
+			    .pub_size = 100, .ack_wait = 15 };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -2800,6 +3054,10 @@ static void parse_args(int argc, char **argv)
 		else if (!strcmp(a, "--tls")) o->tls = 1;
 		else if (!strcmp(a, "--deflate")) o->deflate = 1;
 		else if (!strcmp(a, "--sse")) o->sse = 1;
+		else if (!strcmp(a, "--per-key")) o->per_key = 1;
+		else if (ARG("--publish")) o->pub_rate = atoi(v);
+		else if (ARG("--size")) o->pub_size = atoi(v);
+		else if (ARG("--ack-wait")) o->ack_wait = atof(v);
 		else if (ARG("--deflate-level")) o->deflate_level = atoi(v);
 		else if (!strcmp(a, "--no-inflate-cache")) o->no_zcache = 1;
 		else if (ARG("--ca")) { o->ca = v; o->tls = 1; }
@@ -2835,6 +3093,12 @@ static void parse_args(int argc, char **argv)
 		fprintf(stderr, "wsload: --sse takes no --format msgpack, --state, --deflate, --subscribe, --no-ack, --no-subscribe\n");
 		usage();
 	}
+	if (o->pub_rate < 0 || o->pub_size < 0 || o->pub_size > PUB_MAX_SIZE || o->ack_wait < 0) usage();
+	if (o->pub_rate && (o->sse || o->state || o->msgpack || o->sub_tmpl)) {
+		fprintf(stderr, "wsload: --publish takes no --sse, --state, --format msgpack, --subscribe\n");
+		usage();
+	}
+	if (o->pub_rate) o->no_subscribe = 1;       /* publishers read no channel */
 	if (!o->path) o->path = o->sse ? "/sse" : "/ws";
 	/* --channel A,B,...: the names, each its own string */
 	char *names = strdup(o->channel);
@@ -2917,11 +3181,13 @@ static int finished(int64_t now)
 	if (!W.t_ready) {
 		if (W.subscribed + W.failed < W.o.clients) return 0;   /* closed ones were subscribed */
 		W.t_ready = now;
-		if (W.o.duration > 0) W.t_done_deadline = now + (int64_t)(W.o.duration * 1e6);
+		if (W.o.pub_rate && !W.o.control) pub_start(W.o.duration > 0 ? W.o.duration : 10);
+		else if (W.o.duration > 0) W.t_done_deadline = now + (int64_t)(W.o.duration * 1e6);
 	}
 	if (!W.ready_printed) { W.ready_printed = 1; print_ready(); }
 	if (W.subscribed + W.closed > 0 && W.closed + W.failed == W.o.clients) return 1;   /* nobody left */
 	if (W.t_done_deadline && now >= W.t_done_deadline) return 1;
+	if (pub_done(now)) return 1;
 	/* the state dialect counts values carried (each key's new "kn"), not messages */
 	uint64_t got = W.o.state ? W.values : W.msgs;
 	if (W.o.expect && got >= W.o.expect) return 1;
@@ -2997,7 +3263,8 @@ int main(int argc, char **argv)
 	start_more();
 	struct epoll_event evs[EVENTS];
 	while (!finished(now_us())) {
-		int n = epoll_wait(W.ep, evs, EVENTS, 20);
+		/* publishing: a turn at least every millisecond, to keep the schedule */
+		int n = epoll_wait(W.ep, evs, EVENTS, W.pub_t0 && !pub_done(now_us()) ? 1 : 20);
 		if (n < 0 && errno != EINTR) { perror("wsload: epoll_wait"); break; }
 		for (int i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
@@ -3015,6 +3282,7 @@ int main(int argc, char **argv)
 				on_readable(c);
 		}
 		start_more();
+		if (W.o.pub_rate) pub_tick(now_us());
 	}
 	if (!W.ready_printed) { W.t_ready = W.t_ready ? W.t_ready : now_us(); print_ready(); }
 	if (W.o.deflate) zlib_costs();

@@ -8,10 +8,13 @@ of several channels (--channel A,B,...) and clients bringing a token each
 (--tokens), wss clients (--tls, --ca) against kbridge with TLS, clients
 negotiating permessage-deflate (--deflate), Server-Sent Events clients
 (--sse) against kbridge's GET /sse (bench records: every one, in order,
-keyed ones only their key; --demo records: counted), the
+keyed ones only their key; --demo records: counted), publishers (--publish)
+whose every publish is acknowledged and comes back in order to readers of
+the channel (--per-key), or answered with an error that is counted, the
 reference sender (bench/floor.c) feeding fan-out and keyed wsload clients
 everything in order, and bench/run.py producing its table and JSON (with a
-floor row and the start-to-ready row).
+floor row and the start-to-ready row; the publish rows beside a fan-out
+row).
 These are tests, not benchmarks: small rates, every wait bounded."""
 import json
 import os
@@ -24,6 +27,7 @@ import time
 import pytest
 
 import conftest
+import wsutil
 from conftest import ROOT
 
 BENCH_DIR = os.path.join(ROOT, "build", "bench")
@@ -500,6 +504,80 @@ class Floor(Tool):
         self.port = self.event("listening", timeout=10)["port"]
 
 
+def has_publish():
+    """Whether the kbridge under test takes --publish (issue 19)."""
+    r = subprocess.run([conftest.bin_path(), "--help"], capture_output=True, text=True, timeout=10)
+    return "--publish" in r.stdout + r.stderr
+
+
+class Publishers(Tool):
+    """wsload --publish: started on "publish SECONDS"; its result line
+    comes once every publish is answered."""
+    name = "wsload --publish"
+
+    def __init__(self, port, *args):
+        super().__init__([WSLOAD, "--port", str(port), "--control", "--timeout", "60"]
+                         + [str(a) for a in args])
+
+    def run(self, seconds):
+        self.p.stdin.write(f"publish {seconds}\n")
+        self.p.stdin.flush()
+        res = self.event("result", timeout=seconds + 30)
+        assert self.p.wait(10) == 0
+        return res
+
+
+def test_wsload_publish(tools, mock_kafka, kafka_bridge):
+    """--publish 50 from 4 clients for 2 s (kbridge --publish pub=pub, the
+    topic routed back to the channel by -t pub): 400 publishes, each
+    acknowledged with an offset and matched by its id, the ack latency of
+    each counted; 2 readers of the channel (--per-key) get all 400 records
+    back, each publisher's in order. Publishing on a channel that is not a
+    --publish channel: every publish answered with an error, counted as
+    such and matched, none acknowledged."""
+    if not has_publish():
+        pytest.skip("kbridge has no --publish (issue 19)")
+    mock = mock_kafka({"pub": 1})
+    srv = kafka_bridge(mock, "-t", "pub", "--publish", "pub=pub", "--client-rate", "1000")
+    time.sleep(0.5)
+    readers = Load(srv.port, "--clients", 2, "--channel", "pub", "--per-key")
+    pubs = Publishers(srv.port, "--clients", 4, "--channel", "pub", "--publish", 50, "--size", 120)
+    wrong = Publishers(srv.port, "--clients", 2, "--channel", "nope", "--publish", 20)
+    try:
+        readers.event("ready")
+        ready = pubs.event("ready")
+        assert ready["connected"] == ready["subscribed"] == 4 and ready["failed"] == 0, ready
+        wrong.event("ready")
+        res = pubs.run(2)
+        bad = wrong.run(1)
+        rres = readers.finish(expect=2 * 400)
+    finally:
+        for t in (readers, pubs, wrong):
+            t.kill()
+    pub = res["publish"]
+    assert pub["rate"] == 50 and pub["size"] == 120 and pub["seconds"] == 2.0, pub
+    assert pub["published"] == pub["answered"] == pub["acked"] == 400, (pub, res["first_error"])
+    assert pub["rate_limited"] == pub["failed"] == pub["errors"] == pub["unmatched"] == 0, pub
+    assert pub["unanswered"] == pub["no_offset"] == pub["overrun"] == 0, pub
+    assert res["acks"] == 400 and res["server_errors"] == 0 and res["msgs"] == 0, res
+    ack = pub["ack_ms"]
+    assert ack["count"] == 400 and 0 <= ack["min"] <= ack["p50"] <= ack["p99"] <= ack["max"] < 5000, ack
+    assert pub["send_lag_ms"]["count"] == 400, pub
+    assert 150 <= pub["acked_per_s"] <= 210, pub            # 200/s asked
+    # the records came back through the route: 4 keys, each 1..100 in order
+    check_result_shape(rres)
+    assert rres["msgs"] == 800 and rres["msgs_min"] == rres["msgs_max"] == 400, rres
+    assert rres["gaps"] == rres["missing"] == rres["dups"] == rres["unparsed"] == 0, rres
+    # an unknown channel: every publish answered with an error, matched by id
+    bp = bad["publish"]
+    assert bp["published"] == bp["answered"] == bp["errors"] == 2 * 20 and bp["acked"] == 0, bp
+    assert bp["unmatched"] == 0 and bad["server_errors"] == 40, bad
+    assert "UNKNOWN_CHANNEL" in bad["first_error"], bad["first_error"]
+    # kbridge's own count agrees with wsload's
+    st = wsutil.get_json(srv.port, "/stats")
+    assert st["published"]["ok"] == 400, st.get("published")
+
+
 def test_floor_feeds_wsload_in_order(tools):
     """bench/floor.c, the reference sender of the floor rows: a fan-out one
     (every record to every client, one write per client per tick) and a
@@ -692,6 +770,42 @@ def test_run_py_prints_table_and_json(tools):
     assert "error" not in x and len(x["ready_s"]) == 1 and x["bridge_exits"] == [0], x
     assert 0 < x["ready_median_s"] == x["ready_max_s"] < 30, x
     assert "| start-to-ready " in r.stdout and "exec to /ready 200: median" in r.stdout, r.stdout
+
+
+def test_run_py_publish_rows(tools):
+    """The publish rows end to end, small: 4 publishers x 50/s with 2 echo
+    readers, then the same beside 3 fan-out readers of "bench" at 1,000
+    records/s, compared with the fan-out row of the same run."""
+    if not has_publish():
+        pytest.skip("kbridge has no --publish (issue 19)")
+    out = os.path.join("build", "bench-test-publish")
+    env = conftest.clean_env({"KBRIDGE_BIN": conftest.bin_path(), "MOCKKAFKA_BIN": conftest.MOCK_BIN})
+    env.pop("BENCH_BRIDGE", None)
+    pin = [] if (os.cpu_count() or 1) >= 2 else ["--no-pin"]
+    r = subprocess.run(["/usr/bin/python3", "bench/run.py", "--scenario", "fanout:3x1000",
+                        "--scenario", "publish:4x50:echo=2", "--scenario", "publish:4x50:readers=3:echo=2",
+                        "--duration", "2", "--out", out] + pin,
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, f"run.py failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    with open(os.path.join(ROOT, out, "results.json")) as f:
+        data = json.load(f)
+    by = {x["name"]: x for x in data["results"]}
+    assert set(by) == {"fanout-3x1k", "publish-4x50", "publish-4x50+fanout-3"}, by.keys()
+    for name in ("publish-4x50", "publish-4x50+fanout-3"):
+        x = by[name]
+        assert "error" not in x, x
+        assert x["published"] == x["acked"] == 4 * 50 * 2 and x["pct"] == 100.0, x
+        assert x["pub_errors"] == x["unanswered"] == x["unmatched"] == 0 and x["gap_clients"] == 0, x
+        assert x["echo"]["delivered"] == x["echo"]["expected"] == 2 * 400, x["echo"]
+        assert x["p50_ms"] <= x["p99_ms"] <= x["max_ms"] and x["rss"] > 0, x
+        if x["cpu_s"]:      # CPU is counted in ticks: a tiny run may show none
+            assert x["cpu_per_k_publishes"] == pytest.approx(x["cpu_s"] / 400 * 1000), x
+        assert f"| {name} " in r.stdout and "CPU s/1k publishes" in r.stdout, r.stdout
+        assert f"{name}: 4 clients x 50 publishes/s" in r.stdout, r.stdout
+    f = by["publish-4x50+fanout-3"]["fanout"]
+    assert f["delivered"] == f["expected"] == 3 * 2000 and f["gap_clients"] == 0, f
+    assert "vs fanout-3x1k's" in r.stdout, r.stdout
+    check_bridge_logs(out, data["results"])
 
 
 def test_bench_bridge_hook_drives_another_command(tools):
