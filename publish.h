@@ -61,9 +61,9 @@ enum publish_refusal {
 	PUBLISH_ERROR = -4,          /* any other refusal: publish_refusal_text() */
 };
 /* Hands rec to librdkafka for r's topic. PUBLISH_QUEUED: done(owner,
- * note...) runs exactly once later, from publish_service() (or from
- * publish_owner_gone's caller never, see there). Otherwise nothing was
- * written and done never runs. note (copied) travels with the record. */
+ * note...) runs exactly once later, from publish_service(), unless
+ * publish_owner_gone(owner) came first. Otherwise nothing was written and
+ * done never runs. note (copied) travels with the record. */
 int  publish_send(const struct publish_route *r, const struct publish_record *rec, void *owner,
 		  publish_done_fn *done, const void *note, size_t note_len);
 /* A publish for r refused before the producer (--max-inflight): counted
