@@ -726,7 +726,7 @@ void json_tok_raw(const char *src, const struct json_tok *tok, int t, const char
 	*n = tok[t].len + 2 * (size_t)q;
 }
 
-char *json_tok_strdup(const char *src, const struct json_tok *tok, int t)
+char *json_tok_strdup(const char *src, const struct json_tok *tok, int t, size_t *len)
 {
 	size_t cap = tok[t].len + 1;     /* unescaping never grows text */
 	char *s = malloc(cap);
@@ -734,5 +734,6 @@ char *json_tok_strdup(const char *src, const struct json_tok *tok, int t)
 	ssize_t n = json_str_decode(src, tok, t, s, cap);
 	if (n < 0) { free(s); return NULL; }
 	s[n] = '\0';
+	if (len) *len = (size_t)n;
 	return s;
 }

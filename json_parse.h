@@ -78,9 +78,10 @@ ssize_t json_str_decode(const char *src, const struct json_tok *tok, int t, char
 /* The raw text of token t in src, quotes included for a string: a
  * value's exact JSON text. */
 void json_tok_raw(const char *src, const struct json_tok *tok, int t, const char **p, size_t *n);
-/* Unescaped, NUL-terminated copy of string token t (malloc'd); NULL when
- * out of memory. */
-char *json_tok_strdup(const char *src, const struct json_tok *tok, int t);
+/* Unescaped, NUL-terminated copy of string token t (malloc'd), its
+ * length in *len when len is not NULL (a \u0000 is a byte of it); NULL
+ * when out of memory. */
+char *json_tok_strdup(const char *src, const struct json_tok *tok, int t, size_t *len);
 /* Number token t as an integer: 0 on success, -1 if not an integral number
  * within int64 range. */
 int json_tok_int(const char *src, const struct json_tok *tok, int t, int64_t *out);

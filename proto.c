@@ -103,7 +103,7 @@ static void tok_raw(const struct msg_ctx *m, int t, const char **p, size_t *n)
 
 static char *tok_strdup(const struct msg_ctx *m, int t)
 {
-	return json_tok_strdup(m->src, m->tok, t);
+	return json_tok_strdup(m->src, m->tok, t, NULL);
 }
 
 /* "*": any key, any value, any type, wherever a filter takes a value. */

@@ -112,9 +112,9 @@ static const char *take(const struct msg_ctx *m, const char *data_name, struct t
 	if (d >= 0) {
 		json_tok_raw(src, tok, d, &k->rec.value, &k->rec.value_len);
 	} else {
-		char *text = tok[d64].type == JSON_STRING ? json_tok_strdup(src, tok, d64) : NULL;
+		size_t n = 0;
+		char *text = tok[d64].type == JSON_STRING ? json_tok_strdup(src, tok, d64, &n) : NULL;
 		if (!text) return "\"data_base64\" must be a base64 string";
-		size_t n = strlen(text);
 		k->bytes = malloc(n / 4 * 3 + 1);
 		ssize_t len = k->bytes ? base64_decode(text, n, (unsigned char *)k->bytes) : -1;
 		free(text);
@@ -125,9 +125,9 @@ static const char *take(const struct msg_ctx *m, const char *data_name, struct t
 	if (k->rec.value_len > PP.cfg->max_message) return "the record is larger than --max-message";
 	int kt = json_obj_get(src, tok, 0, "key");
 	if (kt >= 0 && tok[kt].type != JSON_NULL) {
-		if (tok[kt].type != JSON_STRING || !(k->key = json_tok_strdup(src, tok, kt))) return "\"key\" must be a string";
+		if (tok[kt].type != JSON_STRING || !(k->key = json_tok_strdup(src, tok, kt, &k->rec.key_len)))
+			return "\"key\" must be a string";
 		k->rec.key = k->key;
-		k->rec.key_len = strlen(k->key);
 	}
 	int ht = json_obj_get(src, tok, 0, "headers");
 	if (ht >= 0 && tok[ht].type != JSON_NULL) {
@@ -136,11 +136,12 @@ static const char *take(const struct msg_ctx *m, const char *data_name, struct t
 		for (int i = ht + 1; i < (int)tok[ht].next; i = (int)tok[i + 1].next) {
 			size_t n = k->rec.nheaders;
 			if (tok[i + 1].type != JSON_STRING) return "\"headers\" must be an object of strings";
-			k->names[n] = json_tok_strdup(src, tok, i);
-			k->values[n] = json_tok_strdup(src, tok, i + 1);
+			size_t nlen = 0, vlen = 0;
+			k->names[n] = json_tok_strdup(src, tok, i, &nlen);
+			k->values[n] = json_tok_strdup(src, tok, i + 1, &vlen);
 			k->rec.nheaders++;
 			if (!k->names[n] || !k->values[n]) return "out of memory";
-			k->h[n] = (struct publish_header){ k->names[n], k->values[n], strlen(k->values[n]) };
+			k->h[n] = (struct publish_header){ k->names[n], nlen, k->values[n], vlen };
 		}
 		k->rec.headers = k->h;
 	}
@@ -224,8 +225,9 @@ int proto_publish_handle(const struct msg_ctx *m, int t)
 	const struct json_tok *tok = m->tok;
 	if (json_str_eq(src, tok, t, "publish", 7)) {
 		int ct = json_obj_get(src, tok, 0, "channel");
-		char *channel = ct >= 0 && tok[ct].type == JSON_STRING ? json_tok_strdup(src, tok, ct) : NULL;
-		const struct publish_route *r = channel ? publish_channel(channel, strlen(channel)) : NULL;
+		size_t clen = 0;
+		char *channel = ct >= 0 && tok[ct].type == JSON_STRING ? json_tok_strdup(src, tok, ct, &clen) : NULL;
+		const struct publish_route *r = channel ? publish_channel(channel, clen) : NULL;
 		if (!channel)
 			reply_error(m->c, m->id, m->id_len, "BAD_REQUEST", "publish needs a \"channel\" string");
 		else if (!r)
@@ -235,8 +237,9 @@ int proto_publish_handle(const struct msg_ctx *m, int t)
 		free(channel);
 		return 1;
 	}
-	char *type = json_tok_strdup(src, tok, t);
-	const struct publish_route *r = type ? publish_command(type, strlen(type)) : NULL;
+	size_t tlen = 0;
+	char *type = json_tok_strdup(src, tok, t, &tlen);
+	const struct publish_route *r = type ? publish_command(type, tlen) : NULL;
 	if (r) send_record(m, r, type, NULL);
 	free(type);
 	return r != NULL;

@@ -298,7 +298,8 @@ int publish_send(const struct publish_route *r, const struct publish_record *rec
 		return PUBLISH_ERROR;
 	}
 	for (size_t i = 0; i < rec->nheaders; i++)
-		rd_kafka_header_add(h, rec->headers[i].name, -1, rec->headers[i].value, (ssize_t)rec->headers[i].value_len);
+		rd_kafka_header_add(h, rec->headers[i].name, (ssize_t)rec->headers[i].name_len, rec->headers[i].value,
+				    (ssize_t)rec->headers[i].value_len);
 	*e = (struct entry){ .owner = owner, .done = done, .route = r, .note_len = note_len,
 			     .deadline = clock_now() + (int64_t)(P.cfg->publish_timeout * 1000) };
 	if (note_len) memcpy(e->note, note, note_len);

@@ -35,7 +35,7 @@ const char *publish_route_topic(const struct publish_route *r);
 const struct publish_route *publish_route_next(size_t *i, int commands);
 
 /* One record to write. key NULL: none. Header values are bytes. */
-struct publish_header { const char *name; const char *value; size_t value_len; };
+struct publish_header { const char *name; size_t name_len; const char *value; size_t value_len; };
 struct publish_record {
 	const char *value; size_t value_len;
 	const char *key; size_t key_len;

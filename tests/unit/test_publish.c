@@ -58,7 +58,7 @@ static void serve(int want, int ms)
 
 static int pub(const struct publish_route *r, const char *value, const char *key, void *owner, const char *note)
 {
-	struct publish_header h = { "h1", "v1", 2 };
+	struct publish_header h = { "h1", 2, "v1", 2 };
 	struct publish_record rec = { value, strlen(value), key, key ? strlen(key) : 0, &h, 1 };
 	return publish_send(r, &rec, owner, done, note, strlen(note));
 }
