@@ -74,6 +74,12 @@ struct config {
 
 	int workers;                              /* processes sharing --listen (issue 16); 1: this one */
 	int workers_auto;                         /* --workers auto: capped to --max-clients */
+
+	/* Publishing into Kafka (docs/protocol.md#publishing). */
+	const char **publishes; size_t npublishes;   /* --publish "CHANNEL=TOPIC" */
+	const char **commands; size_t ncommands;     /* --command "TYPE=TOPIC" */
+	double publish_timeout;                   /* seconds Kafka has to acknowledge */
+	long max_inflight;                        /* unacknowledged publishes per client */
 };
 
 #define CONFIG_WORKERS_MAX 64
