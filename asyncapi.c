@@ -111,9 +111,12 @@ static void dialects(struct jbuf *b, const char *name, size_t len)
 	LIT(b, "},");
 }
 
-static const char record_fields[] = "\"key\":{\"type\":\"string\",\"description\":\"the record's key\"},"
-	"\"headers\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"},\"description\":\"the record's "
-	"headers, name to value\"},\"id\":{\"description\":\"any JSON value, echoed in the ack or error\"}";
+static const char record_fields[] = "\"data_base64\":{\"type\":\"string\",\"contentEncoding\":\"base64\","
+	"\"description\":\"instead: the record's value as bytes, in padded base64\"},"
+	"\"key\":{\"type\":[\"string\",\"null\"],\"description\":\"the record's key; null or absent: none\"},"
+	"\"headers\":{\"type\":[\"object\",\"null\"],\"maxProperties\":64,\"additionalProperties\":{\"type\":\"string\"},"
+	"\"description\":\"the record's headers, name to value\"},"
+	"\"id\":{\"description\":\"any JSON value, echoed in the ack or error\"}";
 
 /* The client's publish message: its channel one of --publish's. */
 static void publish_message(struct jbuf *b, const struct config *c)
@@ -130,9 +133,7 @@ static void publish_message(struct jbuf *b, const struct config *c)
 		if (i) LIT(b, ",");
 		quoted(b, c->publishes[i], spec_name(c->publishes[i], &topic));
 	}
-	LIT(b, "]},\"data\":{\"description\":\"any JSON value: the record's value is its JSON text\"},"
-	       "\"data_base64\":{\"type\":\"string\",\"contentEncoding\":\"base64\",\"description\":\"the record's value as "
-	       "bytes, in base64\"},");
+	LIT(b, "]},\"data\":{\"description\":\"any JSON value: the record's value is its JSON text\"},");
 	LIT(b, record_fields);
 	LIT(b, "}}}");
 }
@@ -157,7 +158,7 @@ static void command_messages(struct jbuf *b, const struct config *c)
 		LIT(b, ",\"summary\":\"Write one record into Kafka\",\"description\":");
 		quoted(b, d.buf ? d.buf : "", d.len);
 		json_free(&d);
-		LIT(b, ",\"payload\":{\"type\":\"object\",\"required\":[\"payload\"],");
+		LIT(b, ",\"payload\":{\"type\":\"object\",\"oneOf\":[{\"required\":[\"payload\"]},{\"required\":[\"data_base64\"]}],");
 		dialects(b, c->commands[i], n);
 		LIT(b, "\"payload\":{\"description\":\"any JSON value: the record's value is its JSON text\"},");
 		LIT(b, record_fields);

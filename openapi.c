@@ -572,13 +572,16 @@ static void publish_path(struct jbuf *b, const struct openapi_input *in)
 	       REF("headers/Cache-Control") ",\"Access-Control-Allow-Origin\":" REF("headers/Access-Control-Allow-Origin")
 	       "},\"content\":{\"application/json\":{\"schema\":" REF("schemas/Published") "}}}");
 	static const char *const codes[][2] = {
-		{ "400", "The body is not one JSON value, or `key` is not valid." },
-		{ "401", "Authentication is on and the request has no valid token (`Authorization: Bearer` or `access_token=`)." },
-		{ "403", "The token's `publish` claim does not allow the channel." },
+		{ "400", "The body is empty or not one JSON value, or `key` is too long or badly percent-encoded." },
+		{ "401", "Authentication is on and the request has no token (`Authorization: Bearer` or `access_token=`), "
+			 "or the token was refused. The connection is closed." },
+		{ "403", "The `Origin` is not one `--allow-origin` allows (the connection is closed), or the token's "
+			 "`publish` claim does not allow the channel." },
 		{ "404", "The channel is not one `--publish` names." },
 		{ "411", "No `Content-Length` (a chunked body included). The connection is closed." },
-		{ "413", "`Content-Length` over `--max-message`. The connection is closed; the body is not read." },
-		{ "429", "The producer's queue is full; nothing was written. Retry later." },
+		{ "413", "`Content-Length` over `--max-message` (the connection is closed; the body is not read), or a "
+			 "record larger than Kafka takes (`message.max.bytes`)." },
+		{ "429", "The producer's queue is full; nothing was written. `Retry-After: 1`." },
 		{ "503", "Kafka refused the record, did not acknowledge it within `--publish-timeout`, or the server is "
 			 "shutting down; `error` says which." },
 	};

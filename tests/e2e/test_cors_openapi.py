@@ -574,6 +574,8 @@ def test_asyncapi_describes_publishing(kbridge):
     cmd = jsonschema.Draft7Validator(msgs["command_place_order"]["payload"])
     assert cmd.is_valid({"type": "place_order", "payload": {"qty": 1}, "key": "o-1", "id": 9})
     assert not cmd.is_valid({"type": "place_order"})
+    assert cmd.is_valid({"action": "place_order", "data_base64": "AA=="})
+    assert not cmd.is_valid({"type": "place_order", "payload": 1, "data_base64": "AA=="})
     ack = jsonschema.Draft7Validator(msgs["publish_ack"]["payload"])
     assert ack.is_valid({"type": "ack", "action": "publish", "id": "p1", "channel": "orders", "topic": "orders-topic",
                          "partition": 0, "offset": 5})
