@@ -1,7 +1,8 @@
 /* endpoints.c - the plain HTTP endpoints (endpoints.h; docs/operations.md
  * for what each reports): /health, /ready, /stats and /ws/stats, /metrics
  * (Prometheus text format 0.0.4), /docs, /asyncapi.json and /openapi.json
- * (openapi.c; from the live routes and configuration) and the console at /.
+ * (asyncapi.c, openapi.c; from the live routes and configuration) and the
+ * console at /.
  * One table says which paths exist, which of them pages of other origins
  * may read and which are the admin's (--admin-listen, --admin-token).
  * Each fills a status and a body; none does I/O but reading the admin
@@ -19,6 +20,7 @@
 #include <strings.h>
 
 #include "assets.h"
+#include "asyncapi.h"
 #include "log.h"
 #include "metrics.h"
 #include "openapi.h"
@@ -515,167 +517,13 @@ static void docs(struct http_out *o, const struct http_request *req)
 	json_append(&o->body, at + sizeof(mark) - 1, a.len - after);
 }
 
-static void schema_ref(struct jbuf *b, const char *ref)
-{
-	json_obj_begin(b);
-	json_key(b, "$ref");
-	json_cstr(b, ref);
-	json_obj_end(b);
-}
-
-/* Message schemas shared by every channel of the AsyncAPI document. */
-static const char asyncapi_components[] = "{\"messages\":{"
-	"\"data\":{\"name\":\"data\",\"summary\":\"One Kafka record\",\"payload\":{\"type\":\"object\","
-	"\"required\":[\"type\",\"channel\",\"seq\",\"topic\",\"partition\",\"offset\",\"data\"],"
-	"\"properties\":{\"type\":{\"type\":\"string\"},\"channel\":{\"type\":\"string\"},"
-	"\"key\":{\"type\":\"string\"},\"key_encoding\":{\"const\":\"base64\"},\"seq\":{\"type\":\"integer\"},"
-	"\"topic\":{\"type\":\"string\"},\"partition\":{\"type\":\"integer\"},\"offset\":{\"type\":\"integer\"},"
-	"\"timestamp\":{\"type\":\"string\",\"format\":\"date-time\"},\"data\":{},\"encoding\":{\"const\":\"base64\"},"
-	"\"headers\":{\"type\":\"array\"},\"headers_truncated\":{\"type\":\"integer\"}}}},"
-	"\"state_snapshot\":{\"name\":\"state_snapshot\",\"summary\":\"type=tui|web: the whole state of every "
-	"subscribed channel\",\"payload\":{\"type\":\"object\",\"required\":[\"type\",\"seq\",\"timestamp\",\"data\"],"
-	"\"properties\":{\"type\":{\"const\":\"snapshot\"},\"seq\":{\"type\":\"integer\"},"
-	"\"timestamp\":{\"type\":\"string\",\"format\":\"date-time\"},\"data\":{\"type\":\"object\"},\"id\":{}}}},"
-	"\"state_update\":{\"name\":\"state_update\",\"summary\":\"type=tui|web: what changed, as paths joined by "
-	"'.'\",\"payload\":{\"type\":\"object\",\"required\":[\"type\",\"seq\",\"timestamp\",\"changes\"],"
-	"\"properties\":{\"type\":{\"const\":\"update\"},\"seq\":{\"type\":\"integer\"},"
-	"\"timestamp\":{\"type\":\"string\",\"format\":\"date-time\"},\"changes\":{\"type\":\"object\"}}}},"
-	"\"control\":{\"name\":\"control\",\"summary\":\"A client control message\",\"payload\":{\"type\":\"object\","
-	"\"properties\":{\"type\":{\"enum\":[\"subscribe\",\"unsubscribe\",\"ping\",\"list\",\"refresh\"]},"
-	"\"action\":{\"enum\":[\"subscribe\",\"unsubscribe\",\"ping\",\"list_subscriptions\"]},"
-	"\"channel\":{\"type\":\"string\"},\"channels\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
-	"\"key\":{\"type\":\"string\"},\"keys\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
-	"\"filter\":{\"type\":\"object\"},\"id\":{}}}},"
-	/* Authentication (docs/security.md): the token as the first message, or
-	 * again later to refresh it, and its ack. */
-	"\"auth\":{\"name\":\"auth\",\"summary\":\"Authenticate, or refresh the token (with --jwt-key or --jwt-secret)\","
-	"\"payload\":{\"type\":\"object\",\"required\":[\"token\"],\"anyOf\":[{\"required\":[\"type\"]},{\"required\":[\"action\"]}],"
-	"\"properties\":{\"type\":{\"const\":\"auth\"},\"action\":{\"const\":\"auth\"},"
-	"\"token\":{\"type\":\"string\",\"maxLength\":16384,\"description\":\"a JSON Web Token (RFC 7519)\"},\"id\":{}}}},"
-	"\"auth_ack\":{\"name\":\"auth_ack\",\"summary\":\"The token was accepted: the client's identity, and when the "
-	"connection ends without a newer token\",\"payload\":{\"type\":\"object\",\"required\":[\"type\",\"action\",\"sub\",\"expires\"],"
-	"\"properties\":{\"type\":{\"const\":\"ack\"},\"action\":{\"const\":\"auth\"},\"id\":{},"
-	"\"sub\":{\"type\":\"string\",\"description\":\"the token's sub claim, empty without one\"},"
-	"\"expires\":{\"type\":\"string\",\"format\":\"date-time\",\"description\":\"the token's exp\"}}}},"
-	"\"error\":{\"name\":\"error\",\"payload\":{\"type\":\"object\",\"required\":[\"type\",\"code\"],\"properties\":{"
-	"\"type\":{\"const\":\"error\"},\"id\":{},"
-	"\"code\":{\"enum\":[\"INVALID_JSON\",\"UNKNOWN_TYPE\",\"UNKNOWN_CHANNEL\",\"BAD_REQUEST\",\"RATE_LIMITED\","
-	"\"TOO_MANY_SUBSCRIPTIONS\",\"UNAUTHORIZED\",\"TOKEN_EXPIRED\",\"SLOW_CONSUMER\",\"RESUME_GAP\"]},"
-	"\"channel\":{\"type\":\"string\",\"description\":\"UNAUTHORIZED: the channel the token does not allow\"},"
-	"\"message\":{\"type\":\"string\"}}}}"
-	"},\"securitySchemes\":{"
-	"\"bearer\":{\"type\":\"http\",\"scheme\":\"bearer\",\"bearerFormat\":\"JWT\","
-	"\"description\":\"Authorization: Bearer on the upgrade; or, without it, the auth message within --auth-timeout\"},"
-	"\"access_token\":{\"type\":\"httpApiKey\",\"name\":\"access_token\",\"in\":\"query\","
-	"\"description\":\"the token on the upgrade URL (it ends up in proxies' logs: prefer the header or the auth message)\"}}}";
-
 static void asyncapi(struct http_out *o, const struct http_request *req)
 {
-	struct jbuf *b = &o->body;
 	const struct http_header *host = http_header_get(req, "Host");
-	char hostbuf[256];
-	snprintf(hostbuf, sizeof(hostbuf), "%.*s", host ? (int)host->value_len : 9, host ? host->value : "localhost");
-	const struct route *ri;
-	size_t n = src->routes(&ri);
-	int auth_on = conf->jwt_key || conf->jwt_secret;
-
+	struct asyncapi_input in = { .cfg = conf, .host = host ? host->value : NULL, .host_len = host ? host->value_len : 0 };
+	in.nroutes = src->routes(&in.routes);
 	o->status = 200;
-	json_obj_begin(b);
-	json_key(b, "asyncapi"); json_cstr(b, "2.6.0");
-	json_key(b, "info");
-	json_obj_begin(b);
-	json_key(b, "title");       json_cstr(b, "kbridge");
-	json_key(b, "version");     json_cstr(b, KBRIDGE_VERSION);
-	json_key(b, "description");
-	json_cstr(b, auth_on ? "Kafka records as WebSocket messages. Connect to /ws, authenticate (Authorization: Bearer on the "
-			       "upgrade, or an auth message first), send a subscribe message, receive the data messages the token allows."
-			     : "Kafka records as WebSocket messages. Connect to /ws, send a subscribe message, receive data messages.");
-	json_obj_end(b);
-	json_key(b, "servers");
-	json_obj_begin(b);
-	json_key(b, "kbridge");
-	json_obj_begin(b);
-	json_key(b, "url");      json_cstr(b, hostbuf);
-	json_key(b, "protocol"); json_cstr(b, "ws");
-	if (auth_on) {          /* either scheme; the auth message is in the description */
-		static const char either[] = "[{\"bearer\":[]},{\"access_token\":[]}]";
-		json_key(b, "security");
-		json_raw(b, either, sizeof(either) - 1);
-	}
-	json_obj_end(b);
-	json_obj_end(b);
-	json_key(b, "defaultContentType"); json_cstr(b, "application/json");
-	json_key(b, "channels");
-	json_obj_begin(b);
-	/* One AsyncAPI channel per kbridge channel, listing the topics that feed it. */
-	for (size_t i = 0; i < n; i++) {
-		const char *ch = ri[i].channel ? ri[i].channel : ri[i].is_regex ? "{topic}" : ri[i].topic;
-		size_t k;
-		for (k = 0; k < i; k++) {
-			const char *prev = ri[k].channel ? ri[k].channel : ri[k].is_regex ? "{topic}" : ri[k].topic;
-			if (strcmp(prev, ch) == 0) break;
-		}
-		if (k < i) continue;          /* already described */
-		json_key(b, ch);
-		json_obj_begin(b);
-		struct jbuf d;
-		json_init(&d);
-		appendf(&d, "Channel '%s' on /ws: subscribe with {\"type\":\"subscribe\",\"channel\":\"%s\"}. Fed by:", ch, ch);
-		for (k = i; k < n; k++) {
-			const char *other = ri[k].channel ? ri[k].channel : ri[k].is_regex ? "{topic}" : ri[k].topic;
-			if (strcmp(other, ch) != 0) continue;
-			appendf(&d, " %s %s as type '%s';", ri[k].is_regex ? "topics matching" : "topic", ri[k].topic,
-				ri[k].type ? ri[k].type : "(topic name)");
-		}
-		json_key(b, "description");
-		json_str(b, d.buf ? d.buf : "", d.len);
-		json_free(&d);
-		if (ri[i].is_regex && !ri[i].channel) {
-			json_key(b, "parameters");
-			json_obj_begin(b);
-			json_key(b, "topic");
-			json_obj_begin(b);
-			json_key(b, "description"); json_cstr(b, "a topic name matching the route's regular expression");
-			json_obj_end(b);
-			json_obj_end(b);
-		}
-		char op[64];
-		json_key(b, "subscribe");
-		json_obj_begin(b);
-		snprintf(op, sizeof(op), "receive_%zu", i);
-		json_key(b, "operationId"); json_cstr(b, op);
-		/* records, or with type=tui|web the state dialect's messages */
-		json_key(b, "message");
-		json_obj_begin(b);
-		json_key(b, "oneOf");
-		json_arr_begin(b);
-		schema_ref(b, "#/components/messages/data");
-		schema_ref(b, "#/components/messages/state_snapshot");
-		schema_ref(b, "#/components/messages/state_update");
-		schema_ref(b, "#/components/messages/auth_ack");
-		schema_ref(b, "#/components/messages/error");
-		json_arr_end(b);
-		json_obj_end(b);
-		json_obj_end(b);
-		json_key(b, "publish");
-		json_obj_begin(b);
-		snprintf(op, sizeof(op), "control_%zu", i);
-		json_key(b, "operationId"); json_cstr(b, op);
-		json_key(b, "message");
-		json_obj_begin(b);
-		json_key(b, "oneOf");
-		json_arr_begin(b);
-		schema_ref(b, "#/components/messages/control");
-		schema_ref(b, "#/components/messages/auth");
-		json_arr_end(b);
-		json_obj_end(b);
-		json_obj_end(b);
-		json_obj_end(b);
-	}
-	json_obj_end(b);
-	json_key(b, "components");
-	json_raw(b, asyncapi_components, sizeof(asyncapi_components) - 1);
-	json_obj_end(b);
+	asyncapi_write(&o->body, &in);
 }
 
 static void console(struct http_out *o, const struct http_request *req)

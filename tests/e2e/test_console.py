@@ -30,6 +30,12 @@ after the snapshot, then stops at each step while this file produces the
 step's records (updates: a changed field, a deleted key, new keys, one named
 __proto__, a value, a list; bulk: 10,000 keys), and saves console-state.png
 (and console-state-phone.png).
+
+The publish test runs kbridge on the mock cluster with --publish: console.mjs
+checks that the Publish card's channel comes from /asyncapi.json, that Send
+shows the ack's topic, partition and offset and the record then arrives at
+that place on the subscribed channel, that invalid JSON is refused in the
+page and that the server's error is shown; it saves console-publish.png.
 """
 import json
 import os
@@ -43,7 +49,7 @@ import time
 
 import pytest
 
-from conftest import ARTIFACTS, ROOT, wait_channel_seq
+from conftest import ARTIFACTS, ROOT, run_kbridge, wait_channel_seq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -235,6 +241,17 @@ def test_console_over_sse(mock_kafka, kafka_bridge):
     print("console sse: token outcome", result.get("tokenOutcome"), "- expected console errors", result.get("expectedErrors"))
     assert "subscribing opens the stream: \"connected · sse\"" in result["checks"], out
     assert os.path.getsize(os.path.join(ARTIFACTS, "console-sse.png")) > 10000, "screenshot looks empty"
+
+
+def test_console_publishes(mock_kafka, kafka_bridge):
+    need_browser()
+    if b"--publish" not in run_kbridge(["--help"]).stdout:
+        pytest.skip("this kbridge has no --publish")
+    mk = mock_kafka({"orders-topic": 1})
+    srv = kafka_bridge(mk, "-t", "orders-topic=orders", "--publish", "orders=orders-topic")
+    time.sleep(0.5)                 # --offset latest: let the assignment settle
+    result, out = run_browser("publish", f"http://127.0.0.1:{srv.port}")
+    assert "the ack shows topic, partition and offset" in result["checks"], out
 
 
 def test_docs_page_lists_live_routes(kbridge):

@@ -478,3 +478,112 @@ def test_docs_page_links_openapi(server):
     html = r.body.decode()
     assert re.search(r'href="openapi\.json"', html), "no link to openapi.json on /docs"
     assert "<code>GET /openapi.json</code>" in html
+
+
+# ---------------------------------------------------------------- publishing
+
+def need_publish():
+    from conftest import run_kbridge
+    if b"--publish" not in run_kbridge(["--help"]).stdout:
+        pytest.skip("this kbridge has no --publish")
+
+
+PUBLISH_ARGS = ("-t", "orders-topic=orders", "--publish", "orders=orders-topic", "--publish", "chat=chat-t",
+                "--command", "place_order=orders")
+
+
+def test_openapi_describes_post_publish(kbridge, tmp_path):
+    """POST /publish/{channel}: the channel enum is --publish's, a key query,
+    a JSON body, 200 Published and every error status; a valid document.
+    With authentication on, the bearer token."""
+    need_publish()
+    jsonschema = jsonschema_or_skip()
+    oas = oas31_schema()
+    srv = kbridge(*PUBLISH_ARGS)
+    doc = openapi(srv.port)
+    assert not list(jsonschema.Draft202012Validator(oas).iter_errors(doc))
+    for where, s in schema_objects(doc):
+        jsonschema.Draft202012Validator.check_schema(s)
+    for ref in set(refs(doc)):
+        resolve(doc, ref)
+    item = doc["paths"]["/publish/{channel}"]
+    assert set(item) == {"post", "options"}, item.keys()
+    post = item["post"]
+    params = [resolve(doc, p["$ref"]) if "$ref" in p else p for p in post["parameters"]]
+    by = {(p["in"], p["name"]): p for p in params}
+    assert by[("path", "channel")]["required"] is True
+    assert by[("path", "channel")]["schema"]["enum"] == ["orders", "chat"]
+    assert by[("query", "key")]["schema"]["type"] == "string"
+    assert "application/json" in post["requestBody"]["content"] and post["requestBody"]["required"] is True
+    assert set(post["responses"]) >= {"200", "400", "401", "403", "404", "411", "413", "429", "503"}
+    ok = post["responses"]["200"]["content"]["application/json"]["schema"]
+    validate_body(jsonschema, doc, ok["$ref"], {"topic": "orders-topic", "partition": 0, "offset": 7})
+    with pytest.raises(AssertionError):
+        validate_body(jsonschema, doc, ok["$ref"], {"topic": "orders-topic"})
+    err = post["responses"]["413"]["content"]["application/json"]["schema"]
+    validate_body(jsonschema, doc, err["$ref"], {"error": "body too large"})
+    assert "security" not in post                   # no authentication here
+    assert "orders-topic" in post["description"] and "chat-t" in post["description"]
+    validate_body(jsonschema, doc, "#/components/schemas/Stats", curl(srv.port, "/stats").json())
+
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"a-test-secret-of-some-length-32b")
+    auth = kbridge(*PUBLISH_ARGS, "--jwt-secret", str(secret))
+    post = openapi(auth.port)["paths"]["/publish/{channel}"]["post"]
+    assert {"bearerAuth": []} in post["security"] and {} not in post["security"]
+
+    # without --publish the path is still there, and every channel is outside the enum
+    bare = openapi(kbridge("-t", "trades").port)["paths"]["/publish/{channel}"]["post"]
+    assert [p for p in bare["parameters"] if p.get("in") == "path"][0]["schema"]["enum"] == []
+
+
+def test_asyncapi_describes_publishing(kbridge):
+    """The publish message on --publish channels (one read by a route, one
+    only written), a message per --command type, the ack and PUBLISH_FAILED."""
+    need_publish()
+    jsonschema = jsonschema_or_skip()
+    srv = kbridge(*PUBLISH_ARGS)
+    doc = curl(srv.port, "/asyncapi.json").json()
+    for ref in set(refs(doc)):
+        resolve(doc, ref)
+    msgs = doc["components"]["messages"]
+    for name, m in msgs.items():
+        jsonschema.Draft7Validator.check_schema(m["payload"])
+
+    def client_sends(ch):
+        return {r["$ref"].rsplit("/", 1)[1] for r in doc["channels"][ch]["publish"]["message"]["oneOf"]}
+
+    def server_sends(ch):
+        return {r["$ref"].rsplit("/", 1)[1] for r in doc["channels"][ch]["subscribe"]["message"]["oneOf"]}
+
+    assert {"publish", "command_place_order", "control"} <= client_sends("orders")
+    assert "publish_ack" in server_sends("orders") and "data" in server_sends("orders")
+    assert "chat" in doc["channels"] and "publishing only" in doc["channels"]["chat"]["description"]
+    assert "publish" in client_sends("chat") and "control" not in client_sends("chat")
+    assert "chat-t" in doc["channels"]["chat"]["description"]
+
+    pub = msgs["publish"]["payload"]
+    assert pub["properties"]["channel"]["enum"] == ["orders", "chat"]
+    ok = jsonschema.Draft7Validator(pub)
+    assert ok.is_valid({"type": "publish", "channel": "orders", "data": {"qty": 2}, "key": "k", "headers": {"a": "b"}, "id": 1})
+    assert ok.is_valid({"action": "publish", "channel": "chat", "data_base64": "AAE="})
+    assert not ok.is_valid({"type": "publish", "channel": "orders"})                              # no data
+    assert not ok.is_valid({"type": "publish", "channel": "orders", "data": 1, "data_base64": ""})  # both
+    assert not ok.is_valid({"type": "publish", "channel": "nope", "data": 1})
+    assert not ok.is_valid({"type": "publish", "channel": "orders", "data": 1, "headers": {"a": 1}})
+    cmd = jsonschema.Draft7Validator(msgs["command_place_order"]["payload"])
+    assert cmd.is_valid({"type": "place_order", "payload": {"qty": 1}, "key": "o-1", "id": 9})
+    assert not cmd.is_valid({"type": "place_order"})
+    assert cmd.is_valid({"action": "place_order", "data_base64": "AA=="})
+    assert not cmd.is_valid({"type": "place_order", "payload": 1, "data_base64": "AA=="})
+    ack = jsonschema.Draft7Validator(msgs["publish_ack"]["payload"])
+    assert ack.is_valid({"type": "ack", "action": "publish", "id": "p1", "channel": "orders", "topic": "orders-topic",
+                         "partition": 0, "offset": 5})
+    assert ack.is_valid({"type": "ack", "action": "place_order", "topic": "orders", "partition": 0, "offset": 6})
+    assert not ack.is_valid({"type": "ack", "action": "publish", "topic": "orders-topic"})
+    assert "PUBLISH_FAILED" in msgs["error"]["payload"]["properties"]["code"]["enum"]
+
+    # without --publish or --command, none of it
+    bare = curl(kbridge("-t", "trades").port, "/asyncapi.json").json()
+    assert not {"publish", "publish_ack"} & set(bare["components"]["messages"])
+    assert "PUBLISH_FAILED" in bare["components"]["messages"]["error"]["payload"]["properties"]["code"]["enum"]

@@ -28,7 +28,7 @@ LAYERS = [
     ("routing", ["hub", "envelope", "lvc", "history", "state", "stateview", "position", "ssesets"]),
     ("kafka", ["kafka", "assign", "replay", "demo", "publish"]),
     ("client", ["client", "conflate"]),
-    ("observability", ["endpoints", "openapi", "metrics", "fleet"]),
+    ("observability", ["endpoints", "openapi", "openapi_schemas", "asyncapi", "metrics", "fleet"]),
     ("leaves", ["config", "route", "filter", "frame", "http", "ws", "json", "json_parse", "msgpack",
                 "statediff", "utf8", "sha1", "base64", "map", "tp", "clock", "log", "assets", "healthcheck",
                 "cors", "jwt", "jwks", "iplimit", "tls", "pmd", "sse"]),

@@ -9,6 +9,8 @@
 //                                               the stats panel counts the workers
 //   node console.mjs sse     BASE_URL OUT_DIR   the console switched to SSE (GET /sse),
 //                                               in steps: see sseTest
+//   node console.mjs publish BASE_URL OUT_DIR   the Publish card of a kbridge with
+//                                               --publish orders=...: see publishTest
 //   node console.mjs tls     BASE_URL OUT_DIR SPKI   the console test over https://
 //                                               and wss://, the server's certificate
 //                                               trusted only through
@@ -520,12 +522,58 @@ async function workersTest() {
   check(page.problems.length === 0, 'no console errors, exceptions, failed or external requests', page.problems);
 }
 
+// The Publish card: the channel list comes from /asyncapi.json; a publish
+// shows its ack (topic partition offset) and is the record the page then
+// receives on the subscribed channel; bad JSON never leaves the page; a
+// channel that is not a publish channel shows the server's error.
+async function publishTest() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await openPage(context);
+  const sent = [];
+  page.on('websocket', w => w.on('framesent', f => sent.push(String(f.payload))));
+  await page.goto(base + '/', { waitUntil: 'load', timeout: 10000 });
+  await page.waitForSelector('#status[data-state="open"]', { timeout: 10000 });
+  await page.waitForFunction(() => [...document.querySelectorAll('#pub-list option')].some(o => o.value === 'orders'), null, { timeout: 8000 });
+  check(await page.inputValue('#pub-ch') === 'orders', 'the publish channels from /asyncapi.json fill the channel field', await page.inputValue('#pub-ch'));
+  await page.fill('#channel', 'orders');
+  await page.click('#subscribe');
+  await page.waitForSelector('#messages > li.ctl[data-type="ack"]', { timeout: 5000 });
+
+  await page.fill('#pub-key', 'o-1');
+  await page.fill('#pub-data', '{"item": "BTC", "qty": 2}');
+  await page.click('#pub-form button');
+  await page.waitForFunction(() => document.getElementById('pub-out').className !== '', null, { timeout: 15000 });
+  const ack = await page.textContent('#pub-out');
+  check(await page.getAttribute('#pub-out', 'class') === 'up' && /^orders-topic \d+ \d+$/.test(ack), 'the ack shows topic, partition and offset', ack);
+  const msg = JSON.parse(sent.find(f => f.includes('"publish"')) || 'null');
+  check(msg && msg.type === 'publish' && msg.channel === 'orders' && msg.key === 'o-1' && msg.data.qty === 2 && /^p\d+$/.test(msg.id),
+    'the publish message carries channel, parsed data, key and a p<n> id', msg);
+  const [, part, off] = ack.split(' ');
+  await page.waitForFunction(([p, o]) => [...document.querySelectorAll('#messages > li.data')].some(li => li.textContent.includes('orders-topic/' + p + '@' + o)),
+    [part, off], { timeout: 10000 });
+  check(true, 'the record comes back on the subscribed channel at the acknowledged place');
+
+  const before = sent.length;
+  await page.fill('#pub-data', '{"qty": ');
+  await page.click('#pub-form button');
+  check(await page.getAttribute('#pub-out', 'class') === 'down' && (await page.textContent('#pub-out')).startsWith('data: ') && sent.length === before,
+    'invalid JSON is refused in the page, nothing sent', await page.textContent('#pub-out'));
+
+  await page.fill('#pub-ch', 'nope');
+  await page.fill('#pub-data', '1');
+  await page.click('#pub-form button');
+  await page.waitForFunction(() => document.getElementById('pub-out').textContent.startsWith('UNKNOWN_CHANNEL'), null, { timeout: 5000 });
+  check(await page.getAttribute('#pub-out', 'class') === 'down', 'an error reply is shown in the card', await page.textContent('#pub-out'));
+  await page.screenshot({ path: path.join(outDir, 'console-publish.png') });
+  check(page.problems.length === 0, 'no console errors, exceptions, failed or external requests', page.problems);
+}
+
 try {
-  if (!base || !outDir || !['console', 'docs', 'state', 'tls', 'workers', 'sse'].includes(mode)) throw new Error('usage: node console.mjs console|docs|state|workers|sse BASE_URL OUT_DIR | tls BASE_URL OUT_DIR SPKI');
+  if (!base || !outDir || !['console', 'docs', 'state', 'tls', 'workers', 'sse', 'publish'].includes(mode)) throw new Error('usage: node console.mjs console|docs|state|workers|sse|publish BASE_URL OUT_DIR | tls BASE_URL OUT_DIR SPKI');
   if (mode === 'tls') await tlsTest();
   else {
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 20000 });
-    const tests = { console: consoleTest, docs: docsTest, state: stateTest, workers: workersTest, sse: sseTest };
+    const tests = { console: consoleTest, docs: docsTest, state: stateTest, workers: workersTest, sse: sseTest, publish: publishTest };
     await tests[mode]();
   }
   await finish();
