@@ -549,7 +549,7 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 	int options = req.method_len == 7 && memcmp(req.method, "OPTIONS", 7) == 0;
 	int post = req.method_len == 4 && memcmp(req.method, "POST", 4) == 0;
 	int keep = http_keep_alive(&req);
-	int publish = session_post_path(c, &req);
+	int publish = session_post_path(c, &req) && (!options || session_post_channel(&req));
 	const char *body = NULL;
 	size_t body_len = 0;
 	if (post && publish) {

@@ -46,6 +46,11 @@ int session_post_path(const struct client *c, const struct http_request *req)
 	return !c->admin && req->path_len > PREFIX_LEN && memcmp(req->path, PREFIX, PREFIX_LEN) == 0;
 }
 
+int session_post_channel(const struct http_request *req)
+{
+	return publish_channel(req->path + PREFIX_LEN, req->path_len - PREFIX_LEN) != NULL;
+}
+
 int session_post_body(struct client *c, const char *buf, size_t len, size_t head_len, const struct http_request *req,
 		      const char **body, size_t *body_len)
 {

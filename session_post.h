@@ -21,6 +21,9 @@ void session_post_init(const struct config *cfg, session_more_fn *more);
 void session_post_drain(void);
 /* 1 when req is for /publish/<something> on the main port. */
 int  session_post_path(const struct client *c, const struct http_request *req);
+/* 1 when req's /publish/CHANNEL names a --publish channel (a preflight
+ * for another is a 404 like any unknown path). */
+int  session_post_channel(const struct http_request *req);
 /* The body of req, whose head is buf[0..head_len): 1 with *body and
  * *body_len when all of it is in buf[0..len), 0 when more must arrive,
  * -1 after answering 411 (no Content-Length, or a Transfer-Encoding) or
