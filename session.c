@@ -593,8 +593,11 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 		answer_error(c, 405, "method not allowed", "Allow: GET, HEAD, OPTIONS\r\n");
 		return len;
 	}
-	if (publish) {
-		answer_error(c, 405, "method not allowed", "Allow: POST, OPTIONS\r\n");
+	if (publish) {   /* GET or HEAD (the head alone) of a publish path */
+		static const char e405[] = "{\"error\":\"method not allowed\"}\n";
+		answer_respond(c, 405, "application/json", e405, sizeof(e405) - 1, 0, head, "Allow: POST, OPTIONS\r\n");
+		metrics_add(M_HTTP_ERRORS, 1);
+		client_linger(c);
 		return len;
 	}
 	struct endpoint_info ei = { .methods = "GET, HEAD, OPTIONS", .cors = 0 };   /* /ws: no CORS */
