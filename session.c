@@ -151,7 +151,7 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 		if (mp_to_json(&js, (const unsigned char *)m, len, JSON_VALIDATE_MAX_DEPTH) < 0 || js.failed) {
 			json_free(&js);
 			if (rate_limited(c, NULL, 0)) return;
-			reply_error(c, NULL, 0, "INVALID_JSON", "message is not valid MessagePack");
+			reply_error(c, NULL, 0, "INVALID_JSON", "message is not valid MessagePack, or nested deeper than 63 levels");
 			return;
 		}
 		handle_message(c, 0, js.buf, js.len);
