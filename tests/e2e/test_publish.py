@@ -424,6 +424,10 @@ def test_config_errors_and_env(bridge):
         ("--command publish", ["--command", "publish=t"]),
         ("--command auth", ["--command", "auth=t"]),
         ("--command ping", ["--command", "ping=t"]),
+        ("--command unsubscribe", ["--command", "unsubscribe=t"]),
+        ("--command list", ["--command", "list=t"]),
+        ("--command list_subscriptions", ["--command", "list_subscriptions=t"]),
+        ("--command refresh", ["--command", "refresh=t"]),
         ("--publish-timeout 0.05", ["--publish", "a=t", "--publish-timeout", "0.05"]),
         ("--publish-timeout 3601", ["--publish", "a=t", "--publish-timeout", "3601"]),
         ("--max-inflight 0", ["--publish", "a=t", "--max-inflight", "0"]),
@@ -687,3 +691,39 @@ def test_metrics_and_stats_count_acks(bridge):
     st = get_json(srv.port, "/stats").get("published")
     assert st == {"ok": 11, "failed": 0, "rate_limited": 0, "inflight": 0}, f"/stats published {st!r}"
     assert wait_status(srv.port, "/ready", 200, 2) is not None
+
+
+def test_publishes_count_toward_client_rate(bridge):
+    """--client-rate 5 (burst 10): 25 publishes sent at once are not all
+    served; the ones over the limit get RATE_LIMITED with their id and
+    write nothing."""
+    mk, srv = bridge({"crt": 1}, "--publish", "cr=crt", "--client-rate", "5")
+
+    async def scenario():
+        async with pu.connect(srv) as ws:
+            for i in range(25):
+                await ws.send(json.dumps(publish_msg("cr", {"i": i}, f"r{i}")))
+            return [await pu.recv_obj(ws, 5) for _ in range(25)]
+    replies = pu.run(scenario())
+    acks = [r for r in replies if r.get("type") == "ack"]
+    limited = [r for r in replies if r.get("code") == "RATE_LIMITED"]
+    assert len(acks) + len(limited) == 25, replies
+    assert 8 <= len(acks) <= 13, f"{len(acks)} of 25 publishes served with --client-rate 5 (burst 10)"
+    assert sorted(r["id"] for r in replies) == sorted(f"r{i}" for i in range(25))
+    assert topic_total(mk, "crt") == len(acks)
+
+
+def topic_total(mk, topic, partitions=1):
+    return sum(len(v) for v in pu.read_all(mk, topic, partitions).values())
+
+
+def test_demo_has_no_publish_channel(kbridge):
+    """--demo adds no publish route: publishing to its channel is
+    UNKNOWN_CHANNEL."""
+    srv = kbridge("--demo", brokers=False)
+
+    async def scenario():
+        async with pu.connect(srv) as ws:
+            return [await pu.request(ws, publish_msg(ch, 1, ch)) for ch in ("demo", "trade-info", "dashboard")]
+    for r, ch in zip(pu.run(scenario()), ("demo", "trade-info", "dashboard")):
+        pu.check_error(r, "UNKNOWN_CHANNEL", ch, f"--demo, publish to {ch}")

@@ -337,3 +337,25 @@ def test_http_publish_counts_in_metrics(bridge):
         st, obj = curl_post(srv, "/publish/mc", b"%d" % i)
         assert st == 200, (st, obj)
     assert pu.published(srv.port, "mt", "ok") == 3
+
+
+def test_sigterm_answers_http_publish_in_flight(bridge):
+    """SIGTERM with a POST waiting for Kafka (broker down,
+    --publish-timeout 10, --drain-timeout 2): it is answered 503 by the
+    drain timeout, and kbridge exits 0."""
+    import signal
+    mk, srv = bridge({"sdt": 1}, "--publish", "sd=sdt", "--publish-timeout", "10", "--drain-timeout", "2")
+    st, obj = curl_post(srv, "/publish/sd", b"1")
+    assert st == 200, (st, obj)
+    mk.down(1)
+    c = srv.conn()
+    c.send(post("/publish/sd", b'{"inflight":1}'))
+    assert c.is_open(0.5) and not c.buf, f"answered while Kafka is down: {c.buf!r}"
+    t0 = time.monotonic()
+    srv.signal(signal.SIGTERM)
+    r = c.read_response(timeout=5)
+    took = time.monotonic() - t0
+    check_error_body(r, 503, "POST in flight at SIGTERM")
+    assert took <= 2.8, f"answered {took:.2f}s after SIGTERM, --drain-timeout 2"
+    rc = srv.wait_exit(6)
+    assert rc == 0, f"exit status {rc}\n{srv.log_tail()}"
