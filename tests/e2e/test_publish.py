@@ -727,3 +727,87 @@ def test_demo_has_no_publish_channel(kbridge):
             return [await pu.request(ws, publish_msg(ch, 1, ch)) for ch in ("demo", "trade-info", "dashboard")]
     for r, ch in zip(pu.run(scenario()), ("demo", "trade-info", "dashboard")):
         pu.check_error(r, "UNKNOWN_CHANNEL", ch, f"--demo, publish to {ch}")
+
+
+@pytest.mark.one_process("counts /metrics of the one process serving the clients")
+def test_client_gone_with_publishes_in_flight(bridge):
+    """Clients that leave with publishes in flight (one abruptly with 300
+    pipelined, one while the broker is down): kbridge survives, every
+    publish ends counted (ok or failed), nothing waits forever, and a new
+    client publishes as before."""
+    mk, srv = bridge({"gt": 1}, "--publish", "gc=gt", "--publish-timeout", "1.5", "--max-inflight", "1000", *FAST)
+
+    async def burst_and_leave():
+        ws = await pu.connect(srv, compression=None)
+        for i in range(300):
+            await ws.send('{"type":"publish","channel":"gc","id":%d,"data":{"i":%d}}' % (i, i))
+        await ws.send('{"type":"ping","id":"last"}')
+        await pu.reply_to(ws, "last", 10, skip=[])  # kbridge has read all 300 (some acks came)
+        ws.transport.abort()                       # no close handshake, the other replies unread
+    pu.run(burst_and_leave())
+    pu.wait_until(lambda: pu.published(srv.port, "gt", "ok") + pu.published(srv.port, "gt", "failed") == 300,
+                  10, "300 publishes of the client that left counted")
+    mk.down(1)
+
+    async def leave_while_down():
+        async with pu.connect(srv) as ws:
+            for i in range(5):
+                await ws.send(json.dumps(publish_msg("gc", {"down": i}, f"d{i}")))
+            await asyncio.sleep(0.2)
+    pu.run(leave_while_down())
+    pu.wait_until(lambda: pu.published(srv.port, "gt", "ok") + pu.published(srv.port, "gt", "failed") == 305,
+                  6, "the 5 publishes of the client gone while the broker was down counted")
+    m = pu.metrics(srv.port)
+    assert m.get(("kbridge_publish_inflight", ())) == 0, f"kbridge_publish_inflight {m.get(('kbridge_publish_inflight', ()))}"
+    mk.up(1)
+    assert srv.alive(), f"kbridge died\n{srv.log_tail()}"
+
+    async def again():
+        async with pu.connect(srv) as ws:
+            return await pu.request(ws, publish_msg("gc", {"again": 1}, "again"), timeout=20)
+    r = pu.run(again())
+    pu.check_ack(r, "again", "gt", channel="gc")
+    vals = [rec.value for rec in pu.read_all(mk, "gt")[0]]
+    assert len(vals) == len(set(vals)), "duplicates in the topic"
+    assert len(vals) == pu.published(srv.port, "gt", "ok"), \
+        f"{len(vals)} records in the topic, kbridge_published_total ok {pu.published(srv.port, 'gt', 'ok')}"
+
+
+def test_workers_stats_sum_published(bridge):
+    """--workers 2: /stats "published" sums every process's publishes."""
+    mk, srv = bridge({"wt": 2}, "--publish", "wc=wt", "--workers", "2")
+
+    async def many():
+        out = []
+        for i in range(12):
+            async with pu.connect(srv) as ws:
+                out.append(await pu.request(ws, publish_msg("wc", {"i": i}, f"w{i}")))
+        return out
+    out = pu.run(many())
+    assert all(r.get("type") == "ack" for r in out), out
+    st = pu.wait_until(lambda: (get_json(srv.port, "/stats").get("published") or {}).get("ok") == 12 and
+                       get_json(srv.port, "/stats")["published"], 5, "/stats published ok 12")
+    assert st == {"ok": 12, "failed": 0, "rate_limited": 0, "inflight": 0}, st
+    assert topic_total(mk, "wt", 2) == 12
+
+
+def test_auth_refresh_replaces_publish_permission(bridge, keyring):
+    """A new `auth` replaces the permissions: after refreshing with a token
+    without `publish`, publishing is UNAUTHORIZED; with one allowing it
+    again, it works."""
+    mk, srv = bridge({"rt": 1}, "--jwt-secret", keyring.secret, "--publish", "rc=rt")
+
+    async def scenario():
+        async with pu.connect(srv, "access_token=" + pub_token(keyring, publish=["*"])) as ws:
+            a = await pu.request(ws, publish_msg("rc", 1, "a"))
+            ack = await pu.request(ws, {"type": "auth", "token": pub_token(keyring), "id": "re1"})
+            b = await pu.request(ws, publish_msg("rc", 2, "b"))
+            ack2 = await pu.request(ws, {"type": "auth", "token": pub_token(keyring, publish=["r*"]), "id": "re2"})
+            c = await pu.request(ws, publish_msg("rc", 3, "c"))
+            return a, ack, b, ack2, c
+    a, ack, b, ack2, c = pu.run(scenario())
+    pu.check_ack(a, "a", "rt", channel="rc")
+    assert ack.get("type") == "ack" and ack2.get("type") == "ack", (ack, ack2)
+    pu.check_error(b, "UNAUTHORIZED", "b", "publish after a refresh without `publish`")
+    pu.check_ack(c, "c", "rt", channel="rc")
+    assert [r.value for r in pu.read_all(mk, "rt")[0]] == [b"1", b"3"]

@@ -359,3 +359,39 @@ def test_sigterm_answers_http_publish_in_flight(bridge):
     assert took <= 2.8, f"answered {took:.2f}s after SIGTERM, --drain-timeout 2"
     rc = srv.wait_exit(6)
     assert rc == 0, f"exit status {rc}\n{srv.log_tail()}"
+
+
+def test_head_publish_405_without_body(bridge):
+    """HEAD /publish/CHANNEL: 405 (Allow: POST, OPTIONS) and, as for every
+    HEAD, no content after the head (RFC 9110 §9.3.2)."""
+    mk, srv = bridge({"ht": 1}, "--publish", "hc=ht")
+    c = srv.conn()
+    c.send(build_request("HEAD", "/publish/hc"))
+    r = c.read_response(head=True)
+    assert r.status == 405, r
+    assert sorted(t.strip() for t in (r.header("Allow") or "").split(",")) == ["OPTIONS", "POST"], r
+    c.is_open(0.5)
+    assert c.buf == b"", f"content after the head of a HEAD answer: {c.buf[:100]!r}"
+
+
+@pytest.mark.one_process("counts /metrics of the one process serving the request")
+def test_http_client_gone_while_waiting(bridge):
+    """A POST whose client hangs up while Kafka is down: kbridge survives,
+    the publish ends counted as failed, and the next POST works."""
+    mk, srv = bridge({"gt": 1}, "--publish", "gc=gt", "--publish-timeout", "1")
+    st, obj = curl_post(srv, "/publish/gc", b"0")
+    assert st == 200, (st, obj)
+    mk.down(1)
+    c = srv.conn()
+    c.send(post("/publish/gc", b"1"))
+    time.sleep(0.2)
+    c.close()
+    pu.wait_until(lambda: pu.published(srv.port, "gt", "failed") == 1, 5, "the abandoned POST counted failed")
+    mk.up(1)
+    assert srv.alive()
+    deadline = time.monotonic() + 20
+    while True:
+        st, obj = curl_post(srv, "/publish/gc", b"2")
+        if st == 200 or time.monotonic() > deadline:
+            break
+    assert st == 200, (st, obj)
