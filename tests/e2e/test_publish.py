@@ -811,3 +811,35 @@ def test_auth_refresh_replaces_publish_permission(bridge, keyring):
     pu.check_error(b, "UNAUTHORIZED", "b", "publish after a refresh without `publish`")
     pu.check_ack(c, "c", "rt", channel="rc")
     assert [r.value for r in pu.read_all(mk, "rt")[0]] == [b"1", b"3"]
+
+
+@pytest.mark.one_process("counts /metrics of the one process serving the client")
+def test_producer_queue_full_rate_limited(bridge):
+    """librdkafka's queue full (-X queue.buffering.max.messages=3, the
+    broker down): further publishes get RATE_LIMITED at once, nothing
+    written, counted as rate_limited; the queued ones fail at
+    --publish-timeout."""
+    mk, srv = bridge({"qt": 1}, "--publish", "qc=qt", "-X", "queue.buffering.max.messages=3",
+                     "--publish-timeout", "1.5")
+    warm(srv, "qc", "qt")
+    mk.down(1)
+
+    async def scenario():
+        async with pu.connect(srv) as ws:
+            for i in range(6):
+                await ws.send(json.dumps(publish_msg("qc", {"q": i}, i)))
+            t0 = time.monotonic()
+            out = []
+            for _ in range(6):
+                out.append((await pu.recv_obj(ws, 5), time.monotonic() - t0))
+            return out
+    out = pu.run(scenario())
+    limited = [(r, t) for r, t in out if r.get("code") == "RATE_LIMITED"]
+    failed = [(r, t) for r, t in out if r.get("code") == "PUBLISH_FAILED"]
+    assert sorted(r["id"] for r, _ in limited) == [3, 4, 5], out
+    assert all(t < 1.0 for _, t in limited), f"RATE_LIMITED not immediate: {limited!r}"
+    assert sorted(r["id"] for r, _ in failed) == [0, 1, 2], out
+    assert pu.published(srv.port, "qt", "rate_limited") == 3
+    assert pu.published(srv.port, "qt", "failed") == 3
+    mk.up(1)
+    assert topic_total(mk, "qt") == 1, "a refused or failed publish was written"

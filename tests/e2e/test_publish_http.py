@@ -395,3 +395,25 @@ def test_http_client_gone_while_waiting(bridge):
         if st == 200 or time.monotonic() > deadline:
             break
     assert st == 200, (st, obj)
+
+
+def test_producer_queue_full_429(bridge):
+    """librdkafka's queue full (-X queue.buffering.max.messages=1, the
+    broker down): a POST gets 429 at once; the queued one 503 at
+    --publish-timeout."""
+    mk, srv = bridge({"qt": 1}, "--publish", "qc=qt", "-X", "queue.buffering.max.messages=1",
+                     "--publish-timeout", "1.5")
+    st, obj = curl_post(srv, "/publish/qc", b"0")
+    assert st == 200, (st, obj)
+    mk.down(1)
+    a = srv.conn()
+    a.send(post("/publish/qc", b"1"))
+    assert a.is_open(0.3) and not a.buf, f"answered while Kafka is down: {a.buf!r}"
+    t0 = time.monotonic()
+    r = srv.http("POST", "/publish/qc", headers=[("Content-Length", "1")], body=b"2", timeout=5)
+    check_error_body(r, 429, "producer queue full")
+    assert time.monotonic() - t0 < 1.0, "429 not immediate"
+    ra = a.read_response(timeout=5)
+    check_error_body(ra, 503, "queued publish, broker down")
+    mk.up(1)
+    assert topic_count(mk, "qt") == 1
