@@ -843,3 +843,37 @@ def test_producer_queue_full_rate_limited(bridge):
     assert pu.published(srv.port, "qt", "failed") == 3
     mk.up(1)
     assert topic_total(mk, "qt") == 1, "a refused or failed publish was written"
+
+
+def test_escaped_key_and_headers_decoded_whole(bridge):
+    """`key` and header names/values are JSON strings: the record gets
+    their decoded bytes (escapes resolved), all of them: a \\u0000 inside
+    is a byte like any other, never the end of the string. (Refusing such
+    a key with BAD_REQUEST, as POST /publish does for ?key=a%00b, would
+    also be honest; a shortened key never is.)"""
+    mk, srv = bridge({"nt": 1}, "--publish", "nc=nt")
+    cases = [
+        ("k1", '"a\\"b\\u00e9"', None, b'a"b\xc3\xa9', None),
+        ("k2", '"a\\u0000z"', None, b"a\x00z", None),
+        ("h1", '"k"', '{"h\\u00e9":"v\\n\\t"}', b"k", [("h\u00e9", b"v\n\t")]),
+        ("h2", '"k"', '{"h":"v\\u0000w"}', b"k", [("h", b"v\x00w")]),
+    ]
+
+    async def scenario():
+        out = []
+        async with pu.connect(srv) as ws:
+            for ident, key, headers, _, _ in cases:
+                raw = '{"type":"publish","channel":"nc","id":"%s","data":1,"key":%s%s}' % (
+                    ident, key, ',"headers":' + headers if headers else "")
+                out.append(await pu.request(ws, raw, ident=ident))
+        return out
+    for (ident, key, headers, want_key, want_headers), r in zip(cases, pu.run(scenario())):
+        if r.get("type") == "error":
+            assert "\\u0000" in key + (headers or ""), f"{ident}: {r!r}"
+            pu.check_error(r, "BAD_REQUEST", ident, f"{ident}: key {key} headers {headers}")
+            continue
+        p, o = pu.check_ack(r, ident, "nt", channel="nc")
+        rec = pu.read_at(mk, "nt", p, o)[0]
+        assert rec.key == want_key, f"{ident}: key {key} written as {rec.key!r}, expected {want_key!r}"
+        if want_headers is not None:
+            assert rec.headers == want_headers, f"{ident}: headers {headers} written as {rec.headers!r}"
