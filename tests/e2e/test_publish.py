@@ -877,3 +877,35 @@ def test_escaped_key_and_headers_decoded_whole(bridge):
         assert rec.key == want_key, f"{ident}: key {key} written as {rec.key!r}, expected {want_key!r}"
         if want_headers is not None:
             assert rec.headers == want_headers, f"{ident}: headers {headers} written as {rec.headers!r}"
+
+
+def test_kafka_errors_reason_and_retry(bridge):
+    """Kafka refuses a produce request: a permanent error (MESSAGE_TOO_LARGE,
+    INVALID_RECORD) is PUBLISH_FAILED with Kafka's reason as the message,
+    at once; a retriable one (REQUEST_TIMED_OUT) is retried by the
+    producer and acked, written once. Publishes after each work."""
+    mk, srv = bridge({"kt": 1}, "--publish", "kc=kt", "--publish-timeout", "5")
+    warm(srv, "kc", "kt")
+
+    async def scenario():
+        out = []
+        async with pu.connect(srv) as ws:
+            for err in (10, 7, 87):                     # ApiKey 0 = Produce
+                mk.request_errors(0, err, 0, 1)
+                t0 = time.monotonic()
+                r = await pu.request(ws, publish_msg("kc", {"e": err}, f"e{err}"), timeout=8)
+                out.append((err, r, time.monotonic() - t0,
+                            await pu.request(ws, publish_msg("kc", {"after": err}, f"n{err}"), timeout=8)))
+        return out
+    out = pu.run(scenario())
+    for err, r, took, nxt in out:
+        if err == 7:
+            pu.check_ack(r, f"e{err}", "kt", channel="kc")
+        else:
+            pu.check_error(r, "PUBLISH_FAILED", f"e{err}", f"Kafka error {err}")
+            want = {10: "too large", 87: "validate"}[err]
+            assert want in r["message"].lower(), f"message {r['message']!r} is not Kafka's reason ({want!r})"
+            assert took < 2.0, f"Kafka's error {err} answered after {took:.1f}s"
+        pu.check_ack(nxt, f"n{err}", "kt", channel="kc")
+    vals = [r.value for r in pu.read_all(mk, "kt")[0]]
+    assert vals == [b'{"warm": 1}', b'{"after": 10}', b'{"e": 7}', b'{"after": 7}', b'{"after": 87}'], vals

@@ -417,3 +417,22 @@ def test_producer_queue_full_429(bridge):
     check_error_body(ra, 503, "queued publish, broker down")
     mk.up(1)
     assert topic_count(mk, "qt") == 1
+
+
+def test_kafka_error_503(bridge):
+    """Kafka refuses the record (MESSAGE_TOO_LARGE injected): 503 with a
+    JSON error naming Kafka's reason; the connection (its request read
+    whole) serves the next POST."""
+    mk, srv = bridge({"kt": 1}, "--publish", "kc=kt")
+    st, obj = curl_post(srv, "/publish/kc", b"0")
+    assert st == 200, (st, obj)
+    mk.request_errors(0, 10, 0, 1)
+    c = srv.conn()
+    c.send(post("/publish/kc", b"1"))
+    r = c.read_response(timeout=5)
+    body = check_error_body(r, 503, "Kafka error")
+    assert "too large" in body["error"].lower(), body
+    assert c.is_open(0.2), "connection closed after a 503 (keep-alive expected: the body was read)"
+    c.send(post("/publish/kc", b"2"))
+    assert c.read_response(timeout=5).status == 200
+    assert [rec.value for rec in pu.read_all(mk, "kt")[0]] == [b"0", b"2"]
