@@ -813,7 +813,7 @@ def test_auth_refresh_replaces_publish_permission(bridge, keyring):
     assert [r.value for r in pu.read_all(mk, "rt")[0]] == [b"1", b"3"]
 
 
-@pytest.mark.one_process("counts /metrics of the one process serving the client")
+@pytest.mark.one_process("counts /metrics of the one process serving the client; its producer's queue")
 def test_producer_queue_full_rate_limited(bridge):
     """librdkafka's queue full (-X queue.buffering.max.messages=3, the
     broker down): further publishes get RATE_LIMITED at once, nothing

@@ -397,6 +397,7 @@ def test_http_client_gone_while_waiting(bridge):
     assert st == 200, (st, obj)
 
 
+@pytest.mark.one_process("the queue is one process's producer; the two connections may land on two workers")
 def test_producer_queue_full_429(bridge):
     """librdkafka's queue full (-X queue.buffering.max.messages=1, the
     broker down): a POST gets 429 at once; the queued one 503 at
