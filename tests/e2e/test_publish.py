@@ -693,24 +693,96 @@ def test_metrics_and_stats_count_acks(bridge):
     assert wait_status(srv.port, "/ready", 200, 2) is not None
 
 
-def test_publishes_count_toward_client_rate(bridge):
-    """--client-rate 5 (burst 10): 25 publishes sent at once are not all
-    served; the ones over the limit get RATE_LIMITED with their id and
-    write nothing."""
-    mk, srv = bridge({"crt": 1}, "--publish", "cr=crt", "--client-rate", "5")
+def test_publishes_outside_client_rate(bridge):
+    """Contract change 16:22: --client-rate does not count publishes and
+    commands (--max-inflight paces them). With --client-rate 5 (burst 10),
+    150 pipelined publishes and commands are all acked; the control
+    messages' bucket is untouched by them (10 pings right after: 10 pongs)
+    and still applies to control messages (the next 15 pings: some
+    RATE_LIMITED)."""
+    mk, srv = bridge({"crt": 1}, "--publish", "cr=crt", "--command", "crc=crt", "--client-rate", "5",
+                     "--max-inflight", "200")
 
     async def scenario():
         async with pu.connect(srv) as ws:
-            for i in range(25):
-                await ws.send(json.dumps(publish_msg("cr", {"i": i}, f"r{i}")))
-            return [await pu.recv_obj(ws, 5) for _ in range(25)]
-    replies = pu.run(scenario())
-    acks = [r for r in replies if r.get("type") == "ack"]
-    limited = [r for r in replies if r.get("code") == "RATE_LIMITED"]
-    assert len(acks) + len(limited) == 25, replies
-    assert 8 <= len(acks) <= 13, f"{len(acks)} of 25 publishes served with --client-rate 5 (burst 10)"
-    assert sorted(r["id"] for r in replies) == sorted(f"r{i}" for i in range(25))
-    assert topic_total(mk, "crt") == len(acks)
+            for i in range(150):
+                if i % 3:
+                    await ws.send(json.dumps(publish_msg("cr", {"i": i}, f"r{i}")))
+                else:
+                    await ws.send(json.dumps({"type": "crc", "payload": {"i": i}, "id": f"r{i}"}))
+            replies = [await pu.recv_obj(ws, 10) for _ in range(150)]
+            pings = []
+            for j in range(25):
+                await ws.send(json.dumps({"type": "ping", "id": f"p{j}"}))
+            for j in range(25):
+                pings.append(await pu.recv_obj(ws, 5))
+            return replies, pings
+    replies, pings = pu.run(scenario())
+    bad = [r for r in replies if r.get("type") != "ack"]
+    assert not bad, f"{len(bad)} of 150 publishes/commands refused with --client-rate 5: {bad[:3]!r}"
+    assert [p.get("type") for p in pings[:10]] == ["pong"] * 10, \
+        f"the first 10 pings after 150 publishes: {pings[:10]!r} (publishes used the control bucket?)"
+    assert any(p.get("code") == "RATE_LIMITED" for p in pings[10:]), \
+        "25 pings at once with --client-rate 5 all answered: the control limit no longer applies"
+    assert topic_total(mk, "crt") == 150
+
+
+def test_publish_data_beyond_control_limits(bridge):
+    """Contract change 16:22: a publish's data may exceed the control
+    message limits (512 JSON elements, 16 levels): 3,000 elements and 200
+    levels are published with their exact text, within --max-message."""
+    mk, srv = bridge({"dpt": 1}, "--publish", "dp=dpt", "--command", "dcmd=dpt")
+    wide = "[" + ",".join(str(i) for i in range(3000)) + "]"
+    deep = "[" * 200 + '{"x" : 1}' + "]" * 200
+    mixed = '{"rows":[' + ",".join('{"i":%d,"v":[%d,"s"]}' % (i, i) for i in range(400)) + "]}"
+
+    async def scenario():
+        async with pu.connect(srv) as ws:
+            out = []
+            for ident, data in (("wide", wide), ("deep", deep), ("mixed", mixed)):
+                out.append(await pu.request(ws, '{"type":"publish","channel":"dp","id":"%s","data":%s}' % (ident, data),
+                                            ident=ident))
+            out.append(await pu.request(ws, '{"type":"dcmd","id":"cmd","payload":%s}' % deep, ident="cmd"))
+        async with pu.connect(srv, "format=msgpack") as ws:
+            await ws.send(msgpack.packb({"type": "publish", "channel": "dp", "id": "mp", "data": json.loads(mixed)}))
+            out.append(await pu.reply_to(ws, "mp"))
+        return out
+    out = pu.run(scenario())
+    for r, (ident, text) in zip(out, (("wide", wide), ("deep", deep), ("mixed", mixed), ("cmd", deep),
+                                      ("mp", None))):
+        p, o = pu.check_ack(r, ident, "dpt", action="dcmd" if ident == "cmd" else "publish")
+        rec = pu.read_at(mk, "dpt", p, o)[0]
+        if text is not None:
+            assert rec.value == text.encode(), f"{ident}: value differs ({len(rec.value)} bytes, sent {len(text)})"
+        else:
+            assert json.loads(rec.value) == json.loads(mixed), f"{ident}: {rec.value[:100]!r}"
+
+
+
+def test_msgpack_deep_publish_answered_with_id(bridge):
+    """A MessagePack publish whose data is nested 100 levels (valid
+    MessagePack; the same data as JSON text is accepted on a JSON
+    connection, contract change 16:22): published, or at least refused as
+    a publish (BAD_REQUEST with the id), never "message is not valid
+    MessagePack" without the id."""
+    mk, srv = bridge({"dpt": 1}, "--publish", "dp=dpt")
+    deep = json.loads("[" * 100 + "1" + "]" * 100)
+
+    async def scenario():
+        async with pu.connect(srv, "format=msgpack") as ws:
+            await ws.send(msgpack.packb({"type": "publish", "channel": "dp", "id": "mpdeep", "data": deep}))
+            seen = []
+            try:
+                return await pu.reply_to(ws, "mpdeep", 3, skip=seen), seen
+            except AssertionError:
+                return None, seen
+    r, seen = pu.run(scenario())
+    assert r is not None, f"no answer with the id to a publish whose MessagePack data is 100 levels deep: {seen!r}"
+    if r.get("type") == "ack":
+        p, o = pu.check_ack(r, "mpdeep", "dpt", channel="dp")
+        assert json.loads(pu.read_at(mk, "dpt", p, o)[0].value) == deep
+    else:
+        pu.check_error(r, "BAD_REQUEST", "mpdeep", "MessagePack data 100 levels deep")
 
 
 def topic_total(mk, topic, partitions=1):
