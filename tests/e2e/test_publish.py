@@ -939,6 +939,14 @@ def test_escaped_key_and_headers_decoded_whole(bridge):
                     ident, key, ',"headers":' + headers if headers else "")
                 out.append(await pu.request(ws, raw, ident=ident))
         return out
+    async def channels():
+        async with pu.connect(srv) as ws:
+            return [await pu.request(ws, '{"type":"publish","channel":"nc\\u0000x","id":"c1","data":1}', ident="c1"),
+                    await pu.request(ws, '{"type":"publish","channel":"n\\u0063","id":"c2","data":2}', ident="c2")]
+    c1, c2 = pu.run(channels())
+    assert c1.get("type") == "error" and c1.get("code") in ("UNKNOWN_CHANNEL", "BAD_REQUEST") and c1.get("id") == "c1", \
+        f'channel "nc\\u0000x" taken as "nc": {c1!r}'
+    pu.check_ack(c2, "c2", "nt", channel="nc")
     for (ident, key, headers, want_key, want_headers), r in zip(cases, pu.run(scenario())):
         if r.get("type") == "error":
             assert "\\u0000" in key + (headers or ""), f"{ident}: {r!r}"

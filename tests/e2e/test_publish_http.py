@@ -305,6 +305,10 @@ def test_auth_401_403_200(bridge, keyring):
     assert rec.value == b'{"ok":1}' and rec.key == b"k"
     st, obj = curl_post(srv, f"/publish/orders-eu?access_token={tok}&key=q", b'{"ok":2}')
     assert st == 200, ("?access_token=", st, obj)
+    st, obj = curl_post(srv, f"/publish/secret?access_token={tok}", b'{"no":1}')
+    assert st == 403, ("?access_token=, forbidden channel", st, obj)
+    sig = tok.rsplit(".", 1)[1]
+    assert sig not in srv.log(), "a token from ?access_token= is in the log (docs/security.md: redacted)"
     assert topic_count(mk, "st") == 0
     assert topic_count(mk, "ot") == 2
 
