@@ -790,8 +790,10 @@ def topic_total(mk, topic, partitions=1):
 
 
 def test_demo_has_no_publish_channel(kbridge):
-    """--demo adds no publish route: publishing to its channel is
-    UNKNOWN_CHANNEL."""
+    """--demo's market-data channels are not publish channels (contract:
+    no publish routes unless given; the lead's --demo adds only a `chat`
+    channel for the console's publish box, not checked here): publishing
+    to them is UNKNOWN_CHANNEL."""
     srv = kbridge("--demo", brokers=False)
 
     async def scenario():
