@@ -324,6 +324,9 @@ def test_cors_preflight_and_post(bridge):
     assert r.header("Access-Control-Allow-Origin") == "http://a.example", r
     allowed_h = (r.header("Access-Control-Allow-Headers") or "").lower()
     assert "authorization" in allowed_h and "content-type" in allowed_h, r
+    r = srv.http("OPTIONS", "/publish/nope", headers=[("Origin", "http://a.example"),
+                                                      ("Access-Control-Request-Method", "POST")])
+    assert r.status == 404, f"preflight for a channel that is not a --publish channel: {r!r}"
     r = srv.http("POST", "/publish/cc", headers=[("Origin", "http://a.example"), ("Content-Type", "application/json"),
                                                  ("Content-Length", "2")], body=b"{}", timeout=10)
     assert r.status == 200, r
