@@ -345,3 +345,68 @@ bad:
 	o->has_items = o_items;
 	return -1;
 }
+
+/* The length of the one MessagePack value at p[0..n): containers are
+ * walked by a count of items still owed, without recursion. -1 when it
+ * is malformed or cut short. */
+static int64_t mp_span(const unsigned char *p, size_t n)
+{
+	struct rd r = { p, n, 0 };
+	uint64_t owed = 1;
+	while (owed) {
+		if (owed > r.n - r.i) return -1;     /* every item takes a byte at least */
+		unsigned t = r.p[r.i++];
+		uint64_t items = 0;
+		int64_t skip = 0, k = 0;
+		if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) skip = 0;
+		else if (t <= 0x8f) items = 2 * (uint64_t)(t & 0x0f);
+		else if (t <= 0x9f) items = t & 0x0f;
+		else if (t <= 0xbf) skip = t & 0x1f;
+		else if (t == 0xc4 || t == 0xd9) skip = read_len(&r, 1);
+		else if (t == 0xc5 || t == 0xda) skip = read_len(&r, 2);
+		else if (t == 0xc6 || t == 0xdb) skip = read_len(&r, 4);
+		else if (t >= 0xc7 && t <= 0xc9) skip = (k = read_len(&r, t == 0xc7 ? 1 : t == 0xc8 ? 2 : 4)) < 0 ? -1 : k + 1;
+		else if (t == 0xca || t == 0xce || t == 0xd2) skip = 4;
+		else if (t == 0xcb || t == 0xcf || t == 0xd3) skip = 8;
+		else if (t == 0xcc || t == 0xd0) skip = 1;
+		else if (t == 0xcd || t == 0xd1) skip = 2;
+		else if (t >= 0xd4 && t <= 0xd8) skip = 1 + (1 << (t - 0xd4));
+		else if (t >= 0xdc && t <= 0xdf) {
+			if ((k = read_len(&r, t & 1 ? 4 : 2)) < 0) return -1;
+			items = (uint64_t)k * (t >= 0xde ? 2 : 1);
+		} else {
+			return -1;                       /* 0xc1: never used */
+		}
+		if (skip < 0 || !need(&r, (size_t)skip)) return -1;
+		r.i += (size_t)skip;
+		owed = owed - 1 + items;
+	}
+	return (int64_t)r.i;
+}
+
+/* 1 when the value at p[0..n) is the string key[0..klen). */
+static int is_str(const unsigned char *p, size_t n, const char *key, size_t klen)
+{
+	size_t h = p[0] >= 0xa0 && p[0] <= 0xbf ? 1 : p[0] == 0xd9 ? 2 : p[0] == 0xda ? 3 : p[0] == 0xdb ? 5 : 0;
+	return h && n - h == klen && memcmp(p + h, key, klen) == 0;
+}
+
+int mp_map_field_json(struct jbuf *out, const unsigned char *mp, size_t len, const char *key, int maxdepth)
+{
+	struct rd r = { mp, len, 0 };
+	if (!need(&r, 1)) return -1;
+	unsigned t = mp[r.i++];
+	int64_t pairs = t >= 0x80 && t <= 0x8f ? (int64_t)(t & 0x0f) : t == 0xde ? read_len(&r, 2) : t == 0xdf ? read_len(&r, 4) : -1;
+	size_t klen = strlen(key);
+	for (int64_t i = 0; i < pairs; i++) {
+		int64_t ks = mp_span(mp + r.i, len - r.i);
+		if (ks < 0) return -1;
+		const unsigned char *kp = mp + r.i;
+		r.i += (size_t)ks;
+		int64_t vs = mp_span(mp + r.i, len - r.i);
+		if (vs < 0) return -1;
+		if (is_str(kp, (size_t)ks, key, klen)) return mp_to_json(out, mp + r.i, (size_t)vs, maxdepth);
+		r.i += (size_t)vs;
+	}
+	return -1;
+}

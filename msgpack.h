@@ -41,4 +41,9 @@ void mp_put_timestamp(struct jbuf *out, int64_t ms);
  * (at most MP_MAX_DEPTH, less what out already has open); on -1, out is as
  * it was. */
 int mp_to_json(struct jbuf *out, const unsigned char *mp, size_t len, int maxdepth);
+/* When mp starts with a map that has the string key `key`, appends the
+ * JSON form of its (first) value as mp_to_json does and returns 0; else
+ * -1. Only the members before it are walked, never converted, so a
+ * message too deep to convert whole still gives up its "id". */
+int mp_map_field_json(struct jbuf *out, const unsigned char *mp, size_t len, const char *key, int maxdepth);
 #endif

@@ -149,9 +149,14 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 		struct jbuf js;
 		json_init(&js);
 		if (mp_to_json(&js, (const unsigned char *)m, len, JSON_VALIDATE_MAX_DEPTH) < 0 || js.failed) {
+			/* Its id still answers, when it has one we can read. */
 			json_free(&js);
-			if (rate_limited(c, NULL, 0)) return;
-			reply_error(c, NULL, 0, "INVALID_JSON", "message is not valid MessagePack, or nested deeper than 63 levels");
+			json_init(&js);
+			int has_id = mp_map_field_json(&js, (const unsigned char *)m, len, "id", MAX_DEPTH) == 0 && !js.failed;
+			if (!rate_limited(c, has_id ? js.buf : NULL, has_id ? js.len : 0))
+				reply_error(c, has_id ? js.buf : NULL, has_id ? js.len : 0, "INVALID_JSON",
+					    "message is not valid MessagePack, or nested deeper than 63 levels");
+			json_free(&js);
 			return;
 		}
 		handle_message(c, 0, js.buf, js.len);

@@ -4,7 +4,8 @@
  * mp_from_json to the same document, and from the second lap on the JSON
  * text is a fixed point; a refusal leaves the buffer as it was. As JSON: whatever mp_from_json
  * accepts is valid JSON and its MessagePack transcodes back to the same
- * document (same tree, strings equal, numbers the same double).
+ * document (same tree, strings equal, numbers the same double). A member
+ * mp_map_field_json finds is valid JSON too.
  * Build: clang -fsanitize=fuzzer,address,undefined -I. fuzz/fuzz_msgpack.c \
  *        msgpack.c json.c utf8.c base64.c */
 #include <math.h>
@@ -104,6 +105,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct jbuf js, deep, mp, js2, js3;
 	int r, rd;
+
+	/* ---- a member of the input as a map: valid JSON when found ---- */
+	json_init(&js);
+	if (mp_map_field_json(&js, data, size, "id", SMALL_DEPTH) == 0 && !js.failed)
+		ASSERT(json_validate(js.buf, js.len));
+	json_free(&js);
 
 	/* ---- the input as MessagePack ---- */
 	json_init(&js);

@@ -1,5 +1,5 @@
 // publish_command.js - a client that sends commands the way the Dashboard
-// Server plan's web client would (DESIGN.md §15, §16; the plan's
+// Server plan's web client would (docs/protocol.md#publishing; the plan's
 // DashboardClient in dashboard-client.ts): it connects to
 // `${url}?type=web&format=msgpack` with binaryType 'arraybuffer', sends
 // {"type":"subscribe","channels":[...]} as a JSON text frame on open,

@@ -1,5 +1,5 @@
 """pubutil.py - helpers for the publishing tests (test_publish.py,
-test_publish_http.py; docs/protocol.md#publishing, DESIGN.md §15).
+test_publish_http.py; docs/protocol.md#publishing).
 
 Real peers only: records are read back from the mock Kafka cluster with
 kafka-python's KafkaConsumer (assigned partitions, no group), WebSocket

@@ -1,4 +1,4 @@
-"""Publishing into Kafka over WebSocket (DESIGN.md §15, docs/protocol.md#publishing):
+"""Publishing into Kafka over WebSocket (docs/protocol.md#publishing):
 `{"type":"publish","channel":C,"data":...}` (or `data_base64`, the action
 dialect, a MessagePack map on a format=msgpack connection) and
 `--command TYPE=TOPIC` commands produce one Kafka record each, answered
@@ -694,7 +694,7 @@ def test_metrics_and_stats_count_acks(bridge):
 
 
 def test_publishes_outside_client_rate(bridge):
-    """Contract change 16:22: --client-rate does not count publishes and
+    """--client-rate does not count publishes and
     commands (--max-inflight paces them). With --client-rate 5 (burst 10),
     150 pipelined publishes and commands are all acked; the control
     messages' bucket is untouched by them (10 pings right after: 10 pongs)
@@ -728,7 +728,7 @@ def test_publishes_outside_client_rate(bridge):
 
 
 def test_publish_data_beyond_control_limits(bridge):
-    """Contract change 16:22: a publish's data may exceed the control
+    """A publish's data may exceed the control
     message limits (512 JSON elements, 16 levels): 3,000 elements and 200
     levels are published with their exact text, within --max-message."""
     mk, srv = bridge({"dpt": 1}, "--publish", "dp=dpt", "--command", "dcmd=dpt")
@@ -777,11 +777,10 @@ def test_msgpack_publish_50_levels(bridge):
 def test_msgpack_deep_publish_answered_with_id(bridge):
     """A MessagePack publish whose data is nested 100 levels (valid
     MessagePack; the same data as JSON text is accepted on a JSON
-    connection, contract change 16:22): published, or at least refused as
-    a publish (BAD_REQUEST with the id). DESIGN.md §4: every reply carries
-    the request's id when it had one, and this one has a readable id
-    (docs/protocol.md at eaf3c73 documents INVALID_JSON without the id
-    instead: one of the two must change)."""
+    connection): too deep for kbridge's JSON writer (63 levels), so it is
+    refused, INVALID_JSON, and the refusal still carries the request's id
+    (every reply carries the request's id when it had one and it can be
+    read)."""
     mk, srv = bridge({"dpt": 1}, "--publish", "dp=dpt")
     deep = json.loads("[" * 100 + "1" + "]" * 100)
 
@@ -799,7 +798,8 @@ def test_msgpack_deep_publish_answered_with_id(bridge):
         p, o = pu.check_ack(r, "mpdeep", "dpt", channel="dp")
         assert json.loads(pu.read_at(mk, "dpt", p, o)[0].value) == deep
     else:
-        pu.check_error(r, "BAD_REQUEST", "mpdeep", "MessagePack data 100 levels deep")
+        pu.check_error(r, "INVALID_JSON", "mpdeep", "MessagePack data 100 levels deep")
+        assert "63 levels" in r["message"], r
 
 
 def topic_total(mk, topic, partitions=1):
@@ -807,9 +807,8 @@ def topic_total(mk, topic, partitions=1):
 
 
 def test_demo_has_no_publish_channel(kbridge):
-    """--demo's market-data channels are not publish channels (contract:
-    no publish routes unless given; the lead's --demo adds only a `chat`
-    channel for the console's publish box, not checked here): publishing
+    """--demo's market-data channels are not publish channels (its one
+    publish channel is `chat`, for the console's publish box): publishing
     to them is UNKNOWN_CHANNEL."""
     srv = kbridge("--demo", brokers=False)
 

@@ -1,4 +1,4 @@
-"""Publishing into Kafka over HTTP (DESIGN.md §15, docs/protocol.md#publishing):
+"""Publishing into Kafka over HTTP (docs/protocol.md#publishing):
 `POST /publish/CHANNEL[?key=K]` with a JSON body answers
 200 {"topic","partition","offset"} once Kafka acknowledged the record
 (value = the body's bytes), else 400/401/403/404/408/411/413/503 with a JSON

@@ -1086,6 +1086,60 @@ static void test_round_trips(void)
 	MRT2(B(0xa1, 0xff), 0xa3, 0xef, 0xbf, 0xbd);                       /* bad UTF-8 -> U+FFFD */
 }
 
+/* mp_map_field_json: a member's value out of a map, whatever comes
+ * before or after it (also values too deep to convert whole). */
+static void field(const unsigned char *m, size_t n, const char *key, const char *want, int line)
+{
+	struct jbuf b;
+	json_init(&b);
+	int rc = mp_map_field_json(&b, m, n, key, 16);
+	if (want) CHECKF(rc == 0 && b.len == strlen(want) && memcmp(b.buf, want, b.len) == 0, "line %d: %d %.*s", line, rc,
+			 (int)b.len, b.buf ? b.buf : "");
+	else CHECKF(rc == -1, "line %d: found %.*s", line, (int)b.len, b.buf ? b.buf : "");
+	json_free(&b);
+}
+
+static void test_map_field(void)
+{
+	/* {"a":[[1]],"id":"x7","z":1} */
+	static const unsigned char m1[] = { 0x83, 0xa1, 'a', 0x91, 0x91, 0x01, 0xa2, 'i', 'd', 0xa2, 'x', '7', 0xa1, 'z', 0x01 };
+	field(m1, sizeof(m1), "id", "\"x7\"", __LINE__);
+	field(m1, sizeof(m1), "a", "[[1]]", __LINE__);
+	field(m1, sizeof(m1), "q", NULL, __LINE__);
+	/* Every kind of value before the id is stepped over: nil, bool, ints of
+	 * each width, floats, str8, bin8, ext, fixext, array16, map16. */
+	static const unsigned char m2[] = { 0x8d,
+		0xa1, 'a', 0xc0, 0xa1, 'b', 0xc3, 0xa1, 'c', 0xcd, 0x01, 0x02, 0xa1, 'd', 0xd3, 0, 0, 0, 0, 0, 0, 0, 1,
+		0xa1, 'e', 0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0xa1, 'f', 0xd9, 0x02, 'h', 'i',
+		0xa1, 'g', 0xc4, 0x01, 0xff, 0xa1, 'h', 0xc7, 0x01, 0x05, 0xaa, 0xa1, 'i', 0xd5, 0x05, 0x01, 0x02,
+		0xa1, 'j', 0xdc, 0x00, 0x02, 0x01, 0x02, 0xa1, 'k', 0xde, 0x00, 0x01, 0xa1, 'x', 0x90,
+		0xd9, 0x02, 'i', 'd', 0x2a, 0xa1, 'l', 0xe0 };
+	field(m2, sizeof(m2), "id", "42", __LINE__);
+	field(m2, sizeof(m2), "l", "-32", __LINE__);
+	/* The id after data 100 levels deep (too deep to convert whole). */
+	unsigned char deep[120];
+	size_t n = 0;
+	deep[n++] = 0x82;
+	deep[n++] = 0xa1; deep[n++] = 'd';
+	for (int i = 0; i < 100; i++) deep[n++] = 0x91;
+	deep[n++] = 0x01;
+	deep[n++] = 0xa2; deep[n++] = 'i'; deep[n++] = 'd'; deep[n++] = 0x07;
+	field(deep, n, "id", "7", __LINE__);
+	struct jbuf b;
+	json_init(&b);
+	CHECK(mp_to_json(&b, deep, n, 1024) == -1);
+	json_free(&b);
+	/* Not a map, cut short, a length past the end: no field. */
+	static const unsigned char arr[] = { 0x91, 0xa2, 'i', 'd' };
+	field(arr, sizeof(arr), "id", NULL, __LINE__);
+	field(m1, 8, "id", NULL, __LINE__);
+	static const unsigned char big[] = { 0x81, 0xdd, 0xff, 0xff, 0xff, 0xff, 0xa2, 'i', 'd', 0x01 };
+	field(big, sizeof(big), "id", NULL, __LINE__);
+	static const unsigned char c1[] = { 0x81, 0xc1, 0xa2, 'i', 'd' };
+	field(c1, sizeof(c1), "id", NULL, __LINE__);
+	field(m1, 0, "id", NULL, __LINE__);
+}
+
 int main(void)
 {
 	test_from_json_ints();
@@ -1098,6 +1152,7 @@ int main(void)
 	test_to_json_containers();
 	test_to_json_errors();
 	test_to_json_depth();
+	test_map_field();
 	test_to_json_reuse();
 	test_round_trips();
 	return check_summary("msgpack");
