@@ -69,7 +69,19 @@ int session_post_body(struct client *c, const char *buf, size_t len, size_t head
 		return -1;
 	}
 	ssize_t n = http_body(buf, len, head_len, req, body);
-	if (n < 0) return 0;
+	if (n < 0) {
+		/* A client that waits for leave to send its body gets it, once:
+		 * when its head came alone (RFC 9110 §10.1.1). */
+		if (len == head_len && http_header_has_token(req, "Expect", "100-continue")) {
+			static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+			struct frame *f = frame_new(sizeof(cont) - 1, FRAME_REPLY);
+			if (f) {
+				memcpy(f->data, cont, sizeof(cont) - 1);
+				client_queue(c, f);
+			}
+		}
+		return 0;
+	}
 	*body_len = (size_t)n;
 	return 1;
 }

@@ -194,6 +194,29 @@ def test_body_longer_than_announced(bridge):
     assert topic_count(mk, "lt") == 1
 
 
+def test_expect_100_continue(bridge):
+    """A client that sends its head with `Expect: 100-continue` and waits
+    gets `100 Continue` at once, then the answer after its body; a head
+    that would be refused anyway gets the refusal instead (413), no 100.
+    curl itself waits this way for bodies over 1 MiB."""
+    mk, srv = bridge({"ec": 1}, "--publish", "ecc=ec")
+    c = srv.conn()
+    c.send(build_request("POST", "/publish/ecc", [("Content-Type", "application/json"), ("Content-Length", "7"),
+                                                  ("Expect", "100-continue")]))
+    r1 = c.read_response(timeout=5)
+    assert r1.status == 100, f"no 100 Continue for a head that waits: {r1!r}"
+    c.send(b'{"e":1}')
+    r2 = c.read_response(timeout=10)
+    assert r2.status == 200, r2
+    p, o = check_pos(r2.json(), "ec")
+    assert pu.read_at(mk, "ec", p, o)[0].value == b'{"e":1}'
+    c2 = srv.conn()
+    c2.send(build_request("POST", "/publish/ecc", [("Content-Length", str(1 << 20)), ("Expect", "100-continue")]))
+    r3 = c2.read_response(timeout=5)
+    assert r3.status == 413, f"a body over --max-message is refused at once, not continued: {r3!r}"
+    wait_closed(c2)
+
+
 def test_body_shorter_than_announced_408(bridge):
     """A body that stops short: 408 at --header-timeout (1 s), closed,
     nothing written."""
