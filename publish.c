@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "kafka.h"
 #include "log.h"
+#include "map.h"
 #include "metrics.h"
 #include "route.h"
 
@@ -28,6 +29,7 @@ struct publish_route {
 
 struct entry {
 	struct entry *prev, *next;   /* the unanswered list, in deadline order */
+	struct entry *oprev, *onext; /* the owner's unanswered entries (P.owners) */
 	void *owner;                 /* NULL once answered, or when the owner went */
 	publish_done_fn *done;
 	const struct publish_route *route;
@@ -47,6 +49,7 @@ static struct {
 	int stopping;                /* publish_drain: refuse new ones */
 	int64_t drain_deadline;
 	struct entry *head, *tail;   /* unanswered */
+	struct map owners;           /* owner (its pointer's bytes) -> its first unanswered entry */
 	uint32_t inflight;           /* entries librdkafka holds */
 	char why[256];               /* the last refusal */
 } P = { .efd = -1 };
@@ -141,6 +144,28 @@ const struct publish_route *publish_route_next(size_t *i, int commands)
 
 /* ---- answers ----------------------------------------------------------------- */
 
+/* Entries by owner, so that an owner going away costs its own entries
+ * and not every one in flight. */
+static int link_owner(struct entry *e)
+{
+	struct entry *first = map_get(&P.owners, &e->owner, sizeof(e->owner));
+	if (map_put(&P.owners, &e->owner, sizeof(e->owner), e) < 0) return -1;
+	e->oprev = NULL;
+	e->onext = first;
+	if (first) first->oprev = e;
+	return 0;
+}
+
+static void unlink_owner(struct entry *e)
+{
+	if (!e->owner) return;
+	if (e->oprev) e->oprev->onext = e->onext;
+	else if (e->onext) map_put(&P.owners, &e->owner, sizeof(e->owner), e->onext);   /* replaces: cannot fail */
+	else map_del(&P.owners, &e->owner, sizeof(e->owner));
+	if (e->onext) e->onext->oprev = e->oprev;
+	e->oprev = e->onext = NULL;
+}
+
 static void unlink_entry(struct entry *e)
 {
 	if (e->prev) e->prev->next = e->next; else P.head = e->next;
@@ -153,6 +178,7 @@ static void answer(struct entry *e, const struct publish_outcome *o)
 {
 	e->answered = 1;
 	unlink_entry(e);
+	unlink_owner(e);
 	metrics_topic_published(e->route->m, o->ok ? METRICS_PUB_OK : METRICS_PUB_FAILED);
 	void *owner = e->owner;
 	e->owner = NULL;
@@ -259,6 +285,7 @@ void publish_stop(void)
 	if (!P.rk) return;
 	/* What is left has no one to answer; owners may be gone. */
 	for (struct entry *e = P.head; e; e = e->next) e->owner = NULL;
+	map_free(&P.owners);
 	/* Exiting: nothing waits for brokers that may be gone (each purged
 	 * record is counted failed through its report). */
 	rd_kafka_purge(P.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
@@ -323,6 +350,7 @@ int publish_send(const struct publish_route *r, const struct publish_record *rec
 	e->prev = P.tail;
 	if (P.tail) P.tail->next = e; else P.head = e;
 	P.tail = e;
+	if (e->owner && link_owner(e) < 0) e->owner = NULL;   /* out of memory: counted, but nobody is told */
 	return PUBLISH_QUEUED;
 }
 
@@ -358,8 +386,13 @@ int publish_timeout_ms(void)
 
 void publish_owner_gone(void *owner)
 {
-	for (struct entry *e = P.head; e; e = e->next)
-		if (e->owner == owner) e->owner = NULL;
+	struct entry *e = map_del(&P.owners, &owner, sizeof(owner));
+	while (e) {
+		struct entry *next = e->onext;
+		e->owner = NULL;
+		e->oprev = e->onext = NULL;
+		e = next;
+	}
 }
 
 void publish_drain(int64_t deadline_ms)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "answer.h"
 #include "auth.h"
@@ -122,15 +123,31 @@ static void answered(void *owner, const void *note, size_t note_len, const struc
 
 /* ---- the request ---------------------------------------------------------------- */
 
-/* 1 when req carries a token (Authorization: Bearer or access_token=). */
+/* 1 when req carries a token: "Authorization: Bearer T" with T not
+ * empty, or access_token= (a malformed one is a token answer_token
+ * refuses). Any other Authorization is none. */
 static int has_token(const struct http_request *req)
 {
 	const struct http_header *az = http_header_get(req, "Authorization");
+	if (az && az->value_len > 7 && strncasecmp(az->value, "Bearer ", 7) == 0 &&
+	    strspn(az->value + 7, " ") < az->value_len - 7)
+		return 1;
 	char tmp[8];
-	return az || http_query_param(req->query, req->query_len, "access_token", tmp, sizeof(tmp)) != -1;
+	ssize_t n = http_query_param(req->query, req->query_len, "access_token", tmp, sizeof(tmp));
+	return n > 0 || n == -2;
 }
 
+static void serve(struct client *c, const struct http_request *req, const char *body, size_t body_len, int keep);
+
 void session_post(struct client *c, const struct http_request *req, const char *body, size_t body_len, int keep)
+{
+	serve(c, req, body, body_len, keep);
+	/* The token authorized this request alone (a request that follows
+	 * on the connection, an upgrade too, brings its own). */
+	if (c->au) auth_client_gone(c);
+}
+
+static void serve(struct client *c, const struct http_request *req, const char *body, size_t body_len, int keep)
 {
 	char extra[1024] = "";
 	const struct http_header *origin = http_header_get(req, "Origin");
@@ -143,6 +160,11 @@ void session_post(struct client *c, const struct http_request *req, const char *
 		answer_add_cors(extra, sizeof(extra), req, NULL);
 	}
 	if (auth_enabled()) {
+		/* Each request answers for itself: a token an earlier request on
+		 * this connection brought (a proxy may carry many users' requests
+		 * over one connection) authorizes nothing now. */
+		auth_client_gone(c);
+		c->auth_deadline = 0;
 		if (!has_token(req)) {
 			answer_error(c, 401, "a token is required: Authorization: Bearer <token>",
 				     "WWW-Authenticate: Bearer\r\n");

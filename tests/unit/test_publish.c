@@ -119,6 +119,20 @@ int main(void)
 	CHECK(publish_inflight() == 0 && publish_timeout_ms() == -1);
 	CHECK(metrics_get(M_PUBLISH_SENT) == 3);
 
+	/* One owner going leaves the others' answers alone, whatever the
+	 * order their entries were sent in. */
+	nanswers = 0;
+	int c1 = 3;
+	CHECK(pub(r, "a1", NULL, &a, "a1") == PUBLISH_QUEUED);
+	CHECK(pub(r, "c1", NULL, &c1, "c1") == PUBLISH_QUEUED);
+	CHECK(pub(r, "a2", NULL, &a, "a2") == PUBLISH_QUEUED);
+	CHECK(pub(r, "b1", NULL, &b, "b1") == PUBLISH_QUEUED);
+	publish_owner_gone(&a);
+	publish_owner_gone(&a);   /* twice: nothing left the second time */
+	serve(-1, 10000);
+	CHECK(nanswers == 2 && answers[0].owner == &c1 && answers[1].owner == &b && answers[1].ok);
+	CHECK(publish_inflight() == 0);
+
 	/* A broker that is down: the answer is the timeout's, on time. */
 	rd_kafka_mock_broker_set_down(mc, 1);
 	nanswers = 0;
