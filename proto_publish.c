@@ -200,22 +200,19 @@ static void send_record(const struct msg_ctx *m, const struct publish_route *r, 
 	take_free(&k);
 }
 
-/* The operation token of object 0: "action" when present, else "type". */
-static int operation(const char *src, const struct json_tok *tok)
+int proto_publish_text(const char *m, size_t len)
 {
-	int t = json_obj_get(src, tok, 0, "action");
-	if (t < 0) t = json_obj_get(src, tok, 0, "type");
-	return t >= 0 && tok[t].type == JSON_STRING ? t : -1;
-}
-
-int proto_publish_is(const char *src, const struct json_tok *tok)
-{
-	int t = operation(src, tok);
-	if (t < 0) return 0;
-	if (json_str_eq(src, tok, t, "publish", 7)) return 1;
+	const char *v;
+	size_t vl;
+	/* The operation: "action" when present, else "type" (as proto.c reads it). */
+	if (!json_top_field(m, len, "action", 6, &v, &vl) && !json_top_field(m, len, "type", 4, &v, &vl)) return 0;
+	if (vl < 2 || v[0] != '"') return 0;
+	v++;
+	vl -= 2;
+	if (vl == 7 && memcmp(v, "publish", 7) == 0) return 1;
 	size_t i = 0;
 	for (const struct publish_route *r; (r = publish_route_next(&i, 1));)
-		if (json_str_eq(src, tok, t, publish_route_name(r), strlen(publish_route_name(r)))) return 1;
+		if (strlen(publish_route_name(r)) == vl && memcmp(publish_route_name(r), v, vl) == 0) return 1;
 	return 0;
 }
 

@@ -7,7 +7,6 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "json_parse.h"
 #include "proto.h"
 
 /* Reads --publish and --command (a --command naming one of the
@@ -17,10 +16,11 @@ int  proto_publish_init(const struct config *cfg, char *err, size_t errlen);
  * Returns 1 when it was one (answered now or when Kafka answers), 0 when
  * it is neither. The caller has checked auth_may. */
 int  proto_publish_handle(const struct msg_ctx *m, int t);
-/* 1 when object 0 of tok is a publish or a --command message (their
- * pace is --max-inflight's, not --client-rate's, and their records may
- * be larger JSON than a control message). */
-int  proto_publish_is(const char *src, const struct json_tok *tok);
+/* 1 when the JSON text m[0..len) is an object whose operation is a
+ * publish or a --command type, as written (read off the text, without
+ * tokens: their pace is --max-inflight's, not --client-rate's, and their
+ * records may be larger JSON than a control message). */
+int  proto_publish_text(const char *m, size_t len);
 /* Shutting down (the drain ends at deadline_ms, turn clock): new
  * publishes fail, those in flight are answered before it, and a client
  * held open for its answers is closed (1001) after its last one. */

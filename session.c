@@ -122,15 +122,19 @@ static const char *message_id(const char *m, const struct json_tok *tok, int n, 
 
 /* The rate limit (--client-rate): 1 when this message is not to be handled; a client
  * over the limit for too long is closed, else told RATE_LIMITED. */
+/* Over the limit for too long: closed (1008). 1 when it was. */
+static int rate_close_due(struct client *c)
+{
+	if (clock_now() - c->rl_since < RATE_LIMIT_CLOSE_MS) return 0;
+	log_msg(LOG_WARN, "client closed for exceeding the rate limit", "client", log_num(c->id), "peer", client_peer(c), NULL);
+	client_ws_close(c, WS_CLOSE_POLICY, "rate limit exceeded", CLIENT_CLOSE_WAIT_MS);
+	return 1;
+}
+
 static int rate_limited(struct client *c, const char *id, size_t id_len)
 {
 	if (rate_ok(c)) return 0;
-	if (clock_now() - c->rl_since >= RATE_LIMIT_CLOSE_MS) {
-		log_msg(LOG_WARN, "client closed for exceeding the rate limit", "client", log_num(c->id), "peer", client_peer(c), NULL);
-		client_ws_close(c, WS_CLOSE_POLICY, "rate limit exceeded", CLIENT_CLOSE_WAIT_MS);
-	} else {
-		reply_error(c, id, id_len, "RATE_LIMITED", "too many messages: this one was ignored");
-	}
+	if (!rate_close_due(c)) reply_error(c, id, id_len, "RATE_LIMITED", "too many messages: this one was ignored");
 	return 1;
 }
 
@@ -169,11 +173,12 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 	int n = binary ? JSON_EINVAL : json_parse(m, len, tok, MAX_TOKENS, MAX_DEPTH);
 	/* A publish carries a record (up to --max-message) that may hold
 	 * more, and deeper, JSON than a control message: such a message is
-	 * parsed again with tokens of its own, and only a publish may use
-	 * them. */
-	if (n == JSON_ETOOMANY || n == JSON_EDEPTH) {
+	 * parsed again with tokens of its own. Whether it is one is read off
+	 * the text first, so nothing else gets that far. */
+	int publish = !binary && proto_publish_text(m, len);
+	if (publish && (n == JSON_ETOOMANY || n == JSON_EDEPTH)) {
 		int nb = json_parse_alloc(m, len, JSON_PARSE_MAX_DEPTH, &big);
-		if (nb > 0 && big[0].type == JSON_OBJECT && proto_publish_is(m, big)) {
+		if (nb > 0) {
 			tok = big;
 			n = nb;
 		}
@@ -185,13 +190,15 @@ static void handle_message(struct client *c, int binary, const char *m, size_t l
 		if (!json_top_field(m, len, "id", 2, &id, &id_len)) id = NULL;
 	}
 	/* Publishes are paced by their acknowledgements (--max-inflight),
-	 * not by --client-rate. */
-	int publish = n > 0 && tok[0].type == JSON_OBJECT && proto_publish_is(m, tok);
+	 * not by --client-rate; one refused at once (answered with an error)
+	 * costs like a control message, so refusals cannot flood. */
 	if (!publish && rate_limited(c, id, id_len)) {
 		free(big);
 		return;
 	}
+	uint16_t before = c->publishing;
 	handle_parsed(c, binary, m, tok, n, id, id_len);
+	if (publish && c->publishing <= before && !rate_ok(c)) rate_close_due(c);
 	free(big);
 }
 

@@ -727,6 +727,26 @@ def test_publishes_outside_client_rate(bridge):
     assert topic_total(mk, "crt") == 150
 
 
+def test_refused_publishes_cost_like_control_messages(bridge):
+    """Only a publish that goes to Kafka is outside --client-rate: one
+    refused at once (here UNKNOWN_CHANNEL, each answered) takes from the
+    control bucket, so a ping right after 40 of them with --client-rate 5
+    (burst 10) is RATE_LIMITED."""
+    mk, srv = bridge({"rft": 1}, "--publish", "rf=rft", "--client-rate", "5")
+
+    async def scenario():
+        async with pu.connect(srv) as ws:
+            for i in range(40):
+                await ws.send(json.dumps(publish_msg("nope", {"i": i}, f"n{i}")))
+            replies = [await pu.recv_obj(ws, 10) for _ in range(40)]
+            await ws.send(json.dumps({"type": "ping", "id": "after"}))
+            return replies, await pu.recv_obj(ws, 5)
+    replies, ping = pu.run(scenario())
+    assert all(r.get("code") == "UNKNOWN_CHANNEL" for r in replies), replies[:3]
+    assert ping.get("code") == "RATE_LIMITED" and ping.get("id") == "after", \
+        f"40 refused publishes left the control bucket full: {ping!r}"
+
+
 def test_publish_data_beyond_control_limits(bridge):
     """A publish's data may exceed the control
     message limits (512 JSON elements, 16 levels): 3,000 elements and 200
