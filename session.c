@@ -602,7 +602,7 @@ static size_t process_http(struct client *c, unsigned char *buf, size_t len)
 		return http_next(c, keep, len, (size_t)r + body_len);
 	}
 	if (!get && !head && !options) {
-		answer_error(c, 405, "method not allowed", "Allow: GET, HEAD, OPTIONS\r\n");
+		answer_error(c, 405, "method not allowed", publish ? "Allow: POST, OPTIONS\r\n" : "Allow: GET, HEAD, OPTIONS\r\n");
 		return len;
 	}
 	if (publish) {   /* GET or HEAD (the head alone) of a publish path */

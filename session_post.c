@@ -52,6 +52,9 @@ int session_post_channel(const struct http_request *req)
 	return publish_channel(req->path + PREFIX_LEN, req->path_len - PREFIX_LEN) != NULL;
 }
 
+static const struct publish_route *admit(struct client *c, const struct http_request *req, char *extra, size_t cap,
+					 int keep);
+
 int session_post_body(struct client *c, const char *buf, size_t len, size_t head_len, const struct http_request *req,
 		      const char **body, size_t *body_len)
 {
@@ -71,9 +74,16 @@ int session_post_body(struct client *c, const char *buf, size_t len, size_t head
 	}
 	ssize_t n = http_body(buf, len, head_len, req, body);
 	if (n < 0) {
-		/* A client that waits for leave to send its body gets it, once:
-		 * when its head came alone (RFC 9110 §10.1.1). */
-		if (len == head_len && http_header_has_token(req, "Expect", "100-continue")) {
+		/* A client that waits for leave to send its body gets it, once,
+		 * when its head came alone, unless the head already decides the
+		 * answer (RFC 9110 §10.1.1; HTTP/1.0 clients do not wait). */
+		if (len == head_len && req->minor >= 1 && http_header_has_token(req, "Expect", "100-continue")) {
+			char extra[1024];
+			if (!admit(c, req, extra, sizeof(extra), 0)) {
+				if (c->state == CS_HTTP) client_linger(c);   /* its body would follow */
+				return -1;
+			}
+			if (c->au) auth_client_gone(c);
 			static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 			struct frame *f = frame_new(sizeof(cont) - 1, FRAME_REPLY);
 			if (f) {
@@ -137,6 +147,51 @@ static int has_token(const struct http_request *req)
 	return n > 0 || n == -2;
 }
 
+/* The checks the head alone decides: the Origin, the token, the channel
+ * and the token's publish claim. extra gets the answer's CORS lines.
+ * The channel's route, or NULL after an answer (kept open when keep). */
+static const struct publish_route *admit(struct client *c, const struct http_request *req, char *extra, size_t cap,
+					 int keep)
+{
+	*extra = '\0';
+	const struct http_header *origin = http_header_get(req, "Origin");
+	if (origin) {
+		if (!answer_origin_allowed(req)) {
+			metrics_add(M_REJECTED_ORIGIN, 1);
+			answer_error(c, 403, "origin not allowed", NULL);
+			return NULL;
+		}
+		answer_add_cors(extra, cap, req, NULL);
+	}
+	if (auth_enabled()) {
+		/* Each request answers for itself: a token an earlier request on
+		 * this connection brought (a proxy may carry many users' requests
+		 * over one connection) authorizes nothing now. */
+		auth_client_gone(c);
+		c->auth_deadline = 0;
+		if (!has_token(req)) {
+			answer_error(c, 401, "a token is required: Authorization: Bearer <token>",
+				     "WWW-Authenticate: Bearer\r\n");
+			return NULL;
+		}
+		if (answer_token(c, req) < 0) return NULL;
+	}
+	const char *channel = req->path + PREFIX_LEN;
+	size_t clen = req->path_len - PREFIX_LEN;
+	const struct publish_route *r = publish_channel(channel, clen);
+	char name[512];
+	snprintf(name, sizeof(name), "%.*s", (int)clen, channel);
+	if (!r) {
+		answer_error_body(c, 404, "not a channel clients may publish on", keep, extra);
+		return NULL;
+	}
+	if (!auth_may_publish(c, name)) {
+		answer_error_body(c, 403, "the token does not allow publishing on this channel", keep, extra);
+		return NULL;
+	}
+	return r;
+}
+
 static void serve(struct client *c, const struct http_request *req, const char *body, size_t body_len, int keep);
 
 void session_post(struct client *c, const struct http_request *req, const char *body, size_t body_len, int keep)
@@ -149,42 +204,9 @@ void session_post(struct client *c, const struct http_request *req, const char *
 
 static void serve(struct client *c, const struct http_request *req, const char *body, size_t body_len, int keep)
 {
-	char extra[1024] = "";
-	const struct http_header *origin = http_header_get(req, "Origin");
-	if (origin) {
-		if (!answer_origin_allowed(req)) {
-			metrics_add(M_REJECTED_ORIGIN, 1);
-			answer_error(c, 403, "origin not allowed", NULL);
-			return;
-		}
-		answer_add_cors(extra, sizeof(extra), req, NULL);
-	}
-	if (auth_enabled()) {
-		/* Each request answers for itself: a token an earlier request on
-		 * this connection brought (a proxy may carry many users' requests
-		 * over one connection) authorizes nothing now. */
-		auth_client_gone(c);
-		c->auth_deadline = 0;
-		if (!has_token(req)) {
-			answer_error(c, 401, "a token is required: Authorization: Bearer <token>",
-				     "WWW-Authenticate: Bearer\r\n");
-			return;
-		}
-		if (answer_token(c, req) < 0) return;
-	}
-	const char *channel = req->path + PREFIX_LEN;
-	size_t clen = req->path_len - PREFIX_LEN;
-	const struct publish_route *r = publish_channel(channel, clen);
-	char name[512];
-	snprintf(name, sizeof(name), "%.*s", (int)clen, channel);
-	if (!r) {
-		answer_error_body(c, 404, "not a channel clients may publish on", keep, extra);
-		return;
-	}
-	if (!auth_may_publish(c, name)) {
-		answer_error_body(c, 403, "the token does not allow publishing on this channel", keep, extra);
-		return;
-	}
+	char extra[1024];
+	const struct publish_route *r = admit(c, req, extra, sizeof(extra), keep);
+	if (!r) return;
 	if (!body_len || !json_validate(body, body_len)) {
 		answer_error_body(c, 400, "the body must be one JSON value", keep, extra);
 		return;

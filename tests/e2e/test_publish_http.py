@@ -215,6 +215,11 @@ def test_expect_100_continue(bridge):
     r3 = c2.read_response(timeout=5)
     assert r3.status == 413, f"a body over --max-message is refused at once, not continued: {r3!r}"
     wait_closed(c2)
+    c3 = srv.conn()
+    c3.send(build_request("POST", "/publish/nope", [("Content-Length", "7"), ("Expect", "100-continue")]))
+    r4 = c3.read_response(timeout=5)
+    assert r4.status == 404, f"a channel the head names is refused before the body, not continued: {r4!r}"
+    wait_closed(c3)
 
 
 def test_body_shorter_than_announced_408(bridge):
@@ -277,6 +282,11 @@ def test_invalid_json_unknown_channel_and_methods(bridge):
     assert r.status == 405, r
     assert sorted(t.strip() for t in (r.header("Allow") or "").split(",")) == ["OPTIONS", "POST"], \
         f"GET /publish/ec: Allow {r.header('Allow')!r}"
+    for method in ("PUT", "DELETE"):
+        r = srv.http(method, "/publish/ec", headers=[("Content-Length", "2")], body=b"{}")
+        assert r.status == 405, f"{method} /publish/ec: {r!r}"
+        assert sorted(t.strip() for t in (r.header("Allow") or "").split(",")) == ["OPTIONS", "POST"], \
+            f"{method} /publish/ec: Allow {r.header('Allow')!r}"
     for path in ("/other", "/health", "/publishx/ec"):
         r = srv.http("POST", path, headers=[("Content-Length", "2")], body=b"{}")
         assert r.status == 405, f"POST {path}: {r!r}"
