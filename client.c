@@ -511,7 +511,7 @@ void client_capture(struct client_capture *cap)
 	C.cap = cap;
 }
 
-void reply_send(struct client *c, struct jbuf *b)
+static void reply_out(struct client *c, struct jbuf *b, int always)
 {
 	json_obj_end(b);
 	if (C.cap && C.cap->c == c) {
@@ -524,11 +524,25 @@ void reply_send(struct client *c, struct jbuf *b)
 		json_free(b);
 		return;
 	}
-	if (!b->failed) client_send(c, client_message(c, b->buf, b->len, FRAME_REPLY));
+	if (!b->failed) {
+		struct frame *f = client_message(c, b->buf, b->len, FRAME_REPLY);
+		if (always) client_send_always(c, f);
+		else client_send(c, f);
+	}
 	json_free(b);
 }
 
-void reply_error(struct client *c, const char *id, size_t id_len, const char *code, const char *msg)
+void reply_send(struct client *c, struct jbuf *b)
+{
+	reply_out(c, b, 0);
+}
+
+void reply_send_always(struct client *c, struct jbuf *b)
+{
+	reply_out(c, b, 1);
+}
+
+static void error_out(struct client *c, const char *id, size_t id_len, const char *code, const char *msg, int always)
 {
 	struct jbuf b;
 	reply_begin(&b, "error", id, id_len);
@@ -536,5 +550,15 @@ void reply_error(struct client *c, const char *id, size_t id_len, const char *co
 	json_cstr(&b, code);
 	json_key(&b, "message");
 	json_cstr(&b, msg);
-	reply_send(c, &b);
+	reply_out(c, &b, always);
+}
+
+void reply_error(struct client *c, const char *id, size_t id_len, const char *code, const char *msg)
+{
+	error_out(c, id, id_len, code, msg, 0);
+}
+
+void reply_error_always(struct client *c, const char *id, size_t id_len, const char *code, const char *msg)
+{
+	error_out(c, id, id_len, code, msg, 1);
 }

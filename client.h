@@ -192,6 +192,11 @@ struct frame *client_message(const struct client *c, const char *json, size_t le
 void reply_begin(struct jbuf *b, const char *type, const char *id, size_t id_len);
 void reply_send(struct client *c, struct jbuf *b);
 void reply_error(struct client *c, const char *id, size_t id_len, const char *code, const char *msg);
+/* The same past the slow-client policy: answers a client is owed (a
+ * publish's ack or PUBLISH_FAILED), which no policy may drop; the caller
+ * bounds how many can be owed. */
+void reply_send_always(struct client *c, struct jbuf *b);
+void reply_error_always(struct client *c, const char *id, size_t id_len, const char *code, const char *msg);
 
 /* While a capture is set, replies to its client are not sent: the first
  * error is kept (its JSON, cut to fit) and the others are dropped. An SSE

@@ -68,9 +68,9 @@ static void answered(void *owner, const void *note, size_t note_len, const struc
 		json_key(&b, "topic");     json_cstr(&b, o->topic);
 		json_key(&b, "partition"); json_int(&b, o->partition);
 		json_key(&b, "offset");    json_int(&b, o->offset);
-		reply_send(c, &b);
+		reply_send_always(c, &b);
 	} else {
-		reply_error(c, id_len ? id : NULL, id_len, "PUBLISH_FAILED", o->error);
+		reply_error_always(c, id_len ? id : NULL, id_len, "PUBLISH_FAILED", o->error);
 	}
 	/* The drain held this client open for its answers: now it may go. */
 	if (PP.stopping && !c->publishing && c->state == CS_WS) {
@@ -170,6 +170,11 @@ static void send_record(const struct msg_ctx *m, const struct publish_route *r, 
 	}
 	if (PP.stopping) {
 		reply_error(c, m->id, m->id_len, "PUBLISH_FAILED", "server shutting down: nothing was written");
+	} else if (!client_has_room(c)) {
+		/* Answers are never dropped, so a client that does not read them
+		 * may not add to them (its queue would only grow). */
+		reply_error(c, m->id, m->id_len, "RATE_LIMITED", "this connection's replies are not being read: nothing was written");
+		publish_rate_limited(r);
 	} else if (c->publishing >= PP.cfg->max_inflight) {
 		char msg[120];
 		snprintf(msg, sizeof(msg), "%ld publishes await Kafka's answer (--max-inflight): nothing was written",

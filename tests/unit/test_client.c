@@ -620,6 +620,22 @@ static void test_send_always(void)
 	client_send_always(c, data("D5"));            /* always: even data */
 	CHECK(c->q.count == 4 && c->dropped == 3);
 	CHECK_RX(c, fd, "N3,S1,S2,D4,D5");
+
+	/* Owed answers (a publish's ack or PUBLISH_FAILED) go past the
+	 * policy too; an ordinary reply does not. */
+	stall(c);
+	client_send(c, data("D6"));
+	client_send(c, data("D7"));
+	client_send(c, data("D8"));
+	struct jbuf b;
+	reply_begin(&b, "ack", "1", 1);
+	reply_send_always(c, &b);
+	reply_error_always(c, "2", 1, "PUBLISH_FAILED", "x");
+	CHECK(c->q.count == 5 && c->dropped == 0);
+	reply_begin(&b, "pong", NULL, 0);
+	reply_send(c, &b);                             /* the data go for it; the answers stay */
+	CHECKF(c->q.count == 3 && c->dropped == 3, "count %u dropped %u", (unsigned)c->q.count, (unsigned)c->dropped);
+	CHECK(outq_at(&c->q, 0)->kind == FRAME_REPLY && outq_at(&c->q, 1)->kind == FRAME_REPLY);
 	bye(c, fd);
 }
 
