@@ -144,10 +144,13 @@ static void command_messages(struct jbuf *b, const struct config *c)
 	for (size_t i = 0; i < c->ncommands; i++) {
 		const char *topic;
 		size_t n = spec_name(c->commands[i], &topic);
-		char key[160];
-		snprintf(key, sizeof(key), "command_%.*s", (int)n, c->commands[i]);
+		struct jbuf key;
+		json_init(&key);
+		LIT(&key, "command_");
+		json_append(&key, c->commands[i], n);
 		LIT(b, ",");
-		quoted(b, key, strlen(key));
+		quoted(b, key.buf ? key.buf : "", key.len);
+		json_free(&key);
 		LIT(b, ":{\"name\":");
 		quoted(b, c->commands[i], n);
 		struct jbuf d;
@@ -186,6 +189,30 @@ static void publish_ack(struct jbuf *b, const struct config *c)
 
 /* ---- channels ------------------------------------------------------------------------ */
 
+/* {"$ref":"#/components/messages/command_TYPE"} for --command spec,
+ * TYPE escaped as a JSON pointer token (RFC 6901) and then as JSON: any
+ * name a command may have. */
+static void command_ref(struct jbuf *b, const char *spec)
+{
+	const char *topic;
+	size_t n = spec_name(spec, &topic);
+	struct jbuf p, r;
+	json_init(&p);
+	json_init(&r);
+	LIT(&p, "#/components/messages/command_");
+	for (size_t i = 0; i < n; i++) {
+		if (spec[i] == '~') LIT(&p, "~0");
+		else if (spec[i] == '/') LIT(&p, "~1");
+		else json_append(&p, spec + i, 1);
+	}
+	LIT(&r, "{\"$ref\":");
+	quoted(&r, p.buf ? p.buf : "", p.len);
+	LIT(&r, "}");
+	if (!p.failed && !r.failed) json_raw(b, r.buf, r.len);
+	json_free(&p);
+	json_free(&r);
+}
+
 static void one_of(struct jbuf *b, const char *op_key, const char *op_id)
 {
 	json_key(b, op_key);
@@ -214,13 +241,7 @@ static void client_messages(struct jbuf *b, const struct config *c, int routed, 
 	if (routed) json_raw(b, MSG("control"), sizeof(MSG("control")) - 1);
 	json_raw(b, MSG("auth"), sizeof(MSG("auth")) - 1);
 	if (publish) json_raw(b, MSG("publish"), sizeof(MSG("publish")) - 1);
-	for (size_t k = 0; k < c->ncommands; k++) {
-		const char *topic;
-		char ref[200];
-		int n = snprintf(ref, sizeof(ref), "{\"$ref\":\"#/components/messages/command_%.*s\"}",
-				 (int)spec_name(c->commands[k], &topic), c->commands[k]);
-		json_raw(b, ref, (size_t)n < sizeof(ref) ? (size_t)n : sizeof(ref) - 1);
-	}
+	for (size_t k = 0; k < c->ncommands; k++) command_ref(b, c->commands[k]);
 	one_of_end(b);
 }
 
