@@ -27,6 +27,7 @@
 #include "proto.h"
 #include "proto_sse.h"
 #include "session.h"
+#include "session_post.h"
 #include "tls.h"
 #include "ws.h"
 
@@ -135,6 +136,7 @@ static struct client *add_client(int fd, const struct sockaddr *sa, socklen_t sa
 static void remove_client(struct client *c)
 {
 	uint32_t slot = c->slot;
+	session_post_gone(c);
 	proto_client_gone(c);
 	if (c->ip_counted) iplimit_close(&c->peer.sa);
 	S.nadmin -= c->admin;
@@ -202,6 +204,16 @@ static int evict_handshake(void)
 	return 1;
 }
 
+/* Connections reading a request head: those in CS_HTTP less those
+ * waiting for Kafka's answer to a publish (a killed one is out of the
+ * first count before the end of the turn, and of the second only at its
+ * reaping). */
+static uint32_t heads_in_progress(void)
+{
+	uint32_t http = client_http_count(), waiting = session_post_waiting();
+	return http > waiting ? http - waiting : 0;
+}
+
 /* New connections on lfd; admin: it is --admin-listen, whose connections
  * have their own cap and never take one of the main port's places. */
 static void accept_from(int lfd, int admin)
@@ -223,7 +235,7 @@ static void accept_from(int lfd, int admin)
 		 * read heads): the main port's cap is over the others. */
 		int tls = !admin && tls_enabled();   /* the admin listener stays plain */
 		if (admin ? S.nadmin >= ADMIN_CONN_CAP :
-			    client_http_count() >= HTTP_CONN_CAP + S.nadmin && !(tls && evict_handshake())) {
+			    heads_in_progress() >= HTTP_CONN_CAP + S.nadmin && !(tls && evict_handshake())) {
 			/* Too many heads in progress: one cheap answer, no state
 			 * (none on TLS: a plain answer would be garbage there). */
 			static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";

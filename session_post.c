@@ -24,10 +24,12 @@
 #define PREFIX_LEN (sizeof(PREFIX) - 1)
 #define KEY_MAX    4096          /* ?key= decoded */
 #define ANSWER_SLACK_MS 5000     /* past --publish-timeout: the producer answers before this */
+#define WAITING_MAX 4096         /* connections waiting for Kafka's answer at once; beyond: 429 */
 
 static struct {
 	const struct config *cfg;
 	int stopping;
+	uint32_t waiting;            /* connections whose publish waits for Kafka */
 	session_more_fn *more;
 } SP;
 
@@ -40,6 +42,16 @@ void session_post_init(const struct config *cfg, session_more_fn *more)
 void session_post_drain(void)
 {
 	SP.stopping = 1;
+}
+
+uint32_t session_post_waiting(void)
+{
+	return SP.waiting;
+}
+
+void session_post_gone(struct client *c)
+{
+	if (!c->ws && c->publishing) SP.waiting--;   /* a plain HTTP connection, whatever state it ended in */
 }
 
 int session_post_path(const struct client *c, const struct http_request *req)
@@ -108,6 +120,7 @@ static void answered(void *owner, const void *note, size_t note_len, const struc
 	char extra[1024];
 	snprintf(extra, sizeof(extra), "%.*s", (int)(note_len - 1), n + 1);
 	c->publishing--;
+	SP.waiting--;
 	if (o->ok) {
 		struct jbuf b;
 		json_init(&b);
@@ -222,6 +235,13 @@ static void serve(struct client *c, const struct http_request *req, const char *
 		client_linger(c);
 		return;
 	}
+	if (SP.waiting >= WAITING_MAX) {
+		char more[1100];
+		snprintf(more, sizeof(more), "Retry-After: 1\r\n%s", extra);
+		answer_error_body(c, 429, "too many publishes wait for Kafka: nothing was written", keep, more);
+		publish_rate_limited(r);
+		return;
+	}
 	struct publish_record rec = { .value = body, .value_len = body_len, .key = klen >= 0 ? key : NULL,
 				      .key_len = klen >= 0 ? (size_t)klen : 0 };
 	size_t elen = strlen(extra);
@@ -231,6 +251,7 @@ static void serve(struct client *c, const struct http_request *req, const char *
 	int rc = publish_send(r, &rec, c, answered, note, 1 + elen);
 	if (rc == PUBLISH_QUEUED) {
 		c->publishing++;
+		SP.waiting++;
 		/* Kafka's answer, not the head's deadline, ends the wait now. */
 		c->deadline = clock_now() + (int64_t)(SP.cfg->publish_timeout * 1000) + ANSWER_SLACK_MS;
 		return;

@@ -8,6 +8,7 @@
 #ifndef KB_SESSION_POST_H
 #define KB_SESSION_POST_H
 #include <stddef.h>
+#include <stdint.h>
 
 #include "client.h"
 #include "config.h"
@@ -19,6 +20,12 @@ typedef void session_more_fn(struct client *c);
 void session_post_init(const struct config *cfg, session_more_fn *more);
 /* Shutting down: publishes are refused (503), and answers close. */
 void session_post_drain(void);
+/* Connections waiting for Kafka's answer to their publish: they are
+ * not heads in progress (the server's cap on those leaves them out), and
+ * at most 4,096 wait at once (429 beyond). */
+uint32_t session_post_waiting(void);
+/* c is about to be freed (before the protocol layer forgets it). */
+void session_post_gone(struct client *c);
 /* 1 when req is for /publish/<something> on the main port. */
 int  session_post_path(const struct client *c, const struct http_request *req);
 /* 1 when req's /publish/CHANNEL names a --publish channel (a preflight

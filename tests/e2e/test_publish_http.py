@@ -312,6 +312,39 @@ def test_broker_down_503(bridge):
     assert vals == [b'{"warm":1}'], vals
 
 
+def test_waiting_publishes_leave_room_for_other_requests(bridge):
+    """1,100 POSTs waiting for Kafka (broker down) are not requests whose
+    head is still coming: the cap on those (1,024) does not refuse the
+    next connection, so /health still answers 200."""
+    import resource
+    import socket
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1400:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+    mk, srv = bridge({"wt": 1}, "--publish", "wc=wt", "--publish-timeout", "20")
+    st, obj = curl_post(srv, "/publish/wc", b'{"warm":1}')
+    assert st == 200, (st, obj)
+    mk.down(1)
+    req = post("/publish/wc", b'{"w":1}')
+    socks = []
+    try:
+        for _ in range(1100):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            s.sendall(req)
+            socks.append(s)
+        deadline = time.monotonic() + 10
+        while True:
+            r = srv.http("GET", "/health", timeout=5)
+            if r.status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert r.status == 200, f"/health with 1,100 publishes waiting: {r!r}"
+    finally:
+        for s in socks:
+            s.close()
+        mk.up(1)
+
+
 # ---------------------------------------------------------------- auth, CORS
 
 def test_auth_401_403_200(bridge, keyring):
