@@ -172,14 +172,6 @@ static const struct counter rejected[] = {
 };
 
 /* "key":{stats_key: value,...} */
-/* Publishes handed to Kafka and not answered yet, every process summed:
- * those sent less those acknowledged or failed (pub: the answers). */
-static uint64_t publish_pending(const uint64_t *pub)
-{
-	uint64_t sent = metrics_get(M_PUBLISH_SENT), done = pub[METRICS_PUB_OK] + pub[METRICS_PUB_FAILED];
-	return sent > done ? sent - done : 0;
-}
-
 static void stats_counters(struct jbuf *b, const char *key, const struct counter *t, size_t n)
 {
 	json_key(b, key);
@@ -263,7 +255,7 @@ static void stats(struct http_out *o, const struct http_request *req)
 	json_key(b, "ok");           json_uint(b, pub[METRICS_PUB_OK]);
 	json_key(b, "failed");       json_uint(b, pub[METRICS_PUB_FAILED]);
 	json_key(b, "rate_limited"); json_uint(b, pub[METRICS_PUB_RATE_LIMITED]);
-	json_key(b, "inflight");     json_uint(b, publish_pending(pub));
+	json_key(b, "inflight");     json_uint(b, metrics_get(M_PUBLISH_INFLIGHT));
 	json_obj_end(b);
 	json_key(b, "records_in");       json_uint(b, metrics_get(M_RECORDS_IN));
 	json_key(b, "messages_out");     json_uint(b, metrics_get(M_MESSAGES_OUT));
@@ -417,7 +409,7 @@ static void metrics(struct http_out *o, const struct http_request *req)
 		}
 	}
 	metric_head(b, "kbridge_publish_inflight", "gauge", "Client publishes Kafka has not acknowledged yet.");
-	appendf(b, "kbridge_publish_inflight %llu\n", (unsigned long long)publish_pending(pub));
+	appendf(b, "kbridge_publish_inflight %llu\n", (unsigned long long)metrics_get(M_PUBLISH_INFLIGHT));
 	metric_head(b, "kbridge_messages_sent_total", "counter", "Data messages written in full to clients.");
 	appendf(b, "kbridge_messages_sent_total %llu\n", (unsigned long long)metrics_get(M_MESSAGES_OUT));
 	metric_head(b, "kbridge_bytes_sent_total", "counter", "Bytes written to client sockets.");

@@ -77,6 +77,11 @@ void metrics_add(enum metric m, uint64_t n)
 	BUMP(M.me->counters[m], n);
 }
 
+void metrics_set(enum metric m, uint64_t v)
+{
+	STORE(M.me->counters[m], v);
+}
+
 uint64_t metrics_get(enum metric m)
 {
 	uint64_t sum = 0;

@@ -28,7 +28,7 @@ enum metric {
 	M_TLS_RECORDS,       /* TLS records written by the gathering path (not kernel TLS) */
 	M_TLS_FLUSHES,       /* flushes of a TLS client that wrote at least one record */
 	M_BYTES_UNCOMPRESSED, /* M_BYTES_OUT as it would have been without permessage-deflate */
-	M_PUBLISH_SENT,      /* publishes handed to the producer (their answers: per topic) */
+	M_PUBLISH_INFLIGHT,  /* a gauge (metrics_set): publishes Kafka has not answered yet */
 	M_COUNT
 };
 
@@ -43,6 +43,10 @@ void     metrics_share(void *slots, unsigned n, unsigned self);
 /* Adds to this process's slot; metrics_get and the readers below sum
  * every slot. */
 void     metrics_add(enum metric m, uint64_t n);
+/* Sets this process's value of a gauge kept beside the counters: a
+ * process started in a slot sets its own from scratch, so what a crashed
+ * one left is not summed for ever. */
+void     metrics_set(enum metric m, uint64_t v);
 uint64_t metrics_get(enum metric m);
 
 /* Tokens refused, by reason (kbridge_auth_failures_total{reason}). */

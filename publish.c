@@ -51,6 +51,7 @@ static struct {
 	struct entry *head, *tail;   /* unanswered */
 	struct map owners;           /* owner (its pointer's bytes) -> its first unanswered entry */
 	uint32_t inflight;           /* entries librdkafka holds */
+	uint32_t unanswered;         /* of them, those not answered yet (the list) */
 	char why[256];               /* the last refusal */
 } P = { .efd = -1 };
 
@@ -92,6 +93,7 @@ static int add_routes(const char *const *specs, size_t n, int command, char *err
 int publish_configure(const struct config *cfg, char *err, size_t errlen)
 {
 	P.cfg = cfg;
+	metrics_set(M_PUBLISH_INFLIGHT, 0);   /* this process's slot may hold a crashed one's */
 	for (size_t i = 0; i < P.nroutes; i++) free(P.routes[i].name);
 	free(P.routes);
 	P.nroutes = 0;
@@ -178,6 +180,7 @@ static void answer(struct entry *e, const struct publish_outcome *o)
 {
 	e->answered = 1;
 	unlink_entry(e);
+	metrics_set(M_PUBLISH_INFLIGHT, --P.unanswered);
 	unlink_owner(e);
 	metrics_topic_published(e->route->m, o->ok ? METRICS_PUB_OK : METRICS_PUB_FAILED);
 	void *owner = e->owner;
@@ -345,8 +348,8 @@ int publish_send(const struct publish_route *r, const struct publish_record *rec
 		}
 		return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? PUBLISH_TOO_LARGE : PUBLISH_ERROR;
 	}
-	metrics_add(M_PUBLISH_SENT, 1);
 	P.inflight++;
+	metrics_set(M_PUBLISH_INFLIGHT, ++P.unanswered);
 	e->prev = P.tail;
 	if (P.tail) P.tail->next = e; else P.head = e;
 	P.tail = e;

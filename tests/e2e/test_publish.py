@@ -901,6 +901,40 @@ def test_workers_stats_sum_published(bridge):
     assert topic_total(mk, "wt", 2) == 12
 
 
+def test_workers_inflight_forgets_a_killed_worker(bridge):
+    """--workers 2, broker down: publishes wait on both workers
+    ("inflight" counts them); the workers are killed (SIGKILL) and
+    replaced: what they had in flight is gone with them, and "inflight"
+    comes back to 0 instead of counting it for ever."""
+    mk, srv = bridge({"kt": 1}, "--publish", "kc=kt", "--workers", "2", "--publish-timeout", "60")
+    pu.wait_until(lambda: len(get_json(srv.port, "/stats").get("workers") or []) == 2 and
+                  all(w.get("pid") for w in get_json(srv.port, "/stats")["workers"]), 20, "2 workers")
+    mk.down(1)
+
+    async def hold():
+        conns = []
+        for i in range(6):
+            ws = await pu.connect(srv)
+            await ws.send(json.dumps(publish_msg("kc", {"i": i}, f"k{i}")))
+            conns.append(ws)
+        return conns
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(hold())
+        pu.wait_until(lambda: (get_json(srv.port, "/stats").get("published") or {}).get("inflight") == 6, 10,
+                      "6 publishes in flight")
+        pids = [w["pid"] for w in get_json(srv.port, "/stats")["workers"]]
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        pu.wait_until(lambda: (lambda ws: len(ws) == 2 and all(w.get("pid") and w["pid"] not in pids for w in ws))(
+            get_json(srv.port, "/stats").get("workers") or []), 20, "2 new workers")
+        st = pu.wait_until(lambda: get_json(srv.port, "/stats").get("published"), 5, "/stats published")
+        assert st.get("inflight") == 0, f"in flight after the workers holding them were killed: {st!r}"
+    finally:
+        mk.up(1)
+        loop.close()
+
+
 def test_auth_refresh_replaces_publish_permission(bridge, keyring):
     """A new `auth` replaces the permissions: after refreshing with a token
     without `publish`, publishing is UNAUTHORIZED; with one allowing it
