@@ -62,7 +62,8 @@ struct client {
 		 zbits : 4,          /* permessage-deflate: the window we compress with; 0: not negotiated */
 		 msg_z : 1,          /* the message being assembled is compressed (RFC 7692 §6) */
 		 sse : 1,            /* a Server-Sent Events stream (GET /sse): CS_WS, no frames either way */
-		 sse_moved : 1;      /* SSE with interval=: events went without id since its last id line */
+		 sse_moved : 1,      /* SSE with interval=: events went without id since its last id line */
+		 rd_eof : 1;         /* the peer shut its side after a publish it waits for (session_post.c) */
 	uint32_t utf8;               /* UTF-8 validator state of the text message in progress */
 
 	unsigned char *rbuf;         /* unconsumed input; NULL when empty */

@@ -79,7 +79,7 @@ static void sync_events(struct client *c)
 {
 	unsigned want_out = c->q.count > 0 || c->tls_len > 0 || c->tls_want_out;
 	if (want_out == c->ev_out || c->state == CS_DEAD) return;
-	struct epoll_event ev = { .events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = c };
+	struct epoll_event ev = { .events = (c->rd_eof ? 0 : EPOLLIN) | (want_out ? EPOLLOUT : 0), .data.ptr = c };
 	if (epoll_ctl(S.epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->ev_out = want_out;
 }
 
@@ -383,6 +383,14 @@ static int client_read(struct client *c)
 		return 0;
 	}
 	if (n == 0) {
+		if (c->state == CS_HTTP && c->publishing && !c->rd_eof && !c->ssl) {
+			/* A whole publish came and the peer shut its side: it may
+			 * still read the answer. Nothing more to read (no EPOLLIN). */
+			c->rd_eof = 1;
+			struct epoll_event ev = { .events = c->ev_out ? EPOLLOUT : 0, .data.ptr = c };
+			epoll_ctl(S.epfd, EPOLL_CTL_MOD, c->fd, &ev);
+			return 0;
+		}
 		client_kill(c, c->state == CS_LINGER ? "closed" : "peer closed the connection");
 		return 0;
 	}

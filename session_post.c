@@ -116,7 +116,7 @@ static void answered(void *owner, const void *note, size_t note_len, const struc
 {
 	struct client *c = owner;
 	const char *n = note;
-	int keep = n[0] == '1' && !SP.stopping;
+	int keep = n[0] == '1' && !SP.stopping && !c->rd_eof;   /* a peer that shut its side sends nothing more */
 	char extra[1024];
 	snprintf(extra, sizeof(extra), "%.*s", (int)(note_len - 1), n + 1);
 	c->publishing--;

@@ -222,6 +222,28 @@ def test_expect_100_continue(bridge):
     wait_closed(c3)
 
 
+def test_half_close_after_post_still_answered(bridge):
+    """A client that sends its whole POST and shuts its side of the
+    connection (as `nc -N` does) still reads the answer: 200 with the
+    record's place and `Connection: close`."""
+    import socket
+    mk, srv = bridge({"hct": 1}, "--publish", "hcc=hct")
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    s.sendall(post("/publish/hcc", b'{"h":1}'))
+    s.shutdown(socket.SHUT_WR)
+    out = b""
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        out += d
+    s.close()
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head, out
+    p, o = check_pos(json.loads(body), "hct")
+    assert pu.read_at(mk, "hct", p, o)[0].value == b'{"h":1}'
+
+
 def test_body_shorter_than_announced_408(bridge):
     """A body that stops short: 408 at --header-timeout (1 s), closed,
     nothing written."""
