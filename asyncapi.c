@@ -245,6 +245,18 @@ static void client_messages(struct jbuf *b, const struct config *c, int routed, 
 	one_of_end(b);
 }
 
+/* Opens channel ch's object in b and begins its description in d
+ * ("Channel 'ch' on /ws"). */
+static void channel_begin(struct jbuf *b, struct jbuf *d, const char *ch)
+{
+	json_key(b, ch);
+	json_obj_begin(b);
+	json_init(d);
+	LIT(d, "Channel '");
+	json_append(d, ch, strlen(ch));
+	LIT(d, "' on /ws");
+}
+
 /* A --publish channel's part of the description. */
 static void publish_text(struct jbuf *d, const char *ch, const char *topic)
 {
@@ -264,13 +276,9 @@ static void route_channels(struct jbuf *b, const struct asyncapi_input *in, int 
 		size_t k;
 		for (k = 0; k < i && strcmp(route_channel(&ri[k]), ch) != 0; k++) ;
 		if (k < i) continue;          /* already described */
-		json_key(b, ch);
-		json_obj_begin(b);
 		struct jbuf d;
-		json_init(&d);
-		LIT(&d, "Channel '");
-		json_append(&d, ch, strlen(ch));
-		LIT(&d, "' on /ws: subscribe with {\"type\":\"subscribe\",\"channel\":\"");
+		channel_begin(b, &d, ch);
+		LIT(&d, ": subscribe with {\"type\":\"subscribe\",\"channel\":\"");
 		json_append(&d, ch, strlen(ch));
 		LIT(&d, "\"}. Fed by:");
 		for (k = i; k < n; k++) {
@@ -317,13 +325,9 @@ static void publish_channels(struct jbuf *b, const struct asyncapi_input *in)
 		size_t k;
 		for (k = 0; k < in->nroutes && strcmp(route_channel(&in->routes[k]), ch) != 0; k++) ;
 		if (k < in->nroutes) continue;          /* described with its routes */
-		json_key(b, ch);
-		json_obj_begin(b);
 		struct jbuf d;
-		json_init(&d);
-		LIT(&d, "Channel '");
-		json_append(&d, ch, strlen(ch));
-		LIT(&d, "' on /ws, for publishing only (no route reads it).");
+		channel_begin(b, &d, ch);
+		LIT(&d, ", for publishing only (no route reads it).");
 		publish_text(&d, ch, topic);
 		json_key(b, "description");
 		json_str(b, d.buf ? d.buf : "", d.len);

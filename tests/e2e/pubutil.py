@@ -179,24 +179,14 @@ def run(coro, timeout=60):
 
 # ---------------------------------------------------------------- metrics
 
-def metrics(port):
-    """/metrics as {(name, labels): value}; labels a sorted tuple of pairs."""
-    r = wsutil.http_request(port, "GET", "/metrics")
-    assert r.status == 200, r
-    out = {}
-    for line in r.body.decode("utf-8").splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)', line)
-        if not m:
-            continue
-        labels = tuple(sorted(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(3) or "")))
-        out[(m.group(1), labels)] = float(m.group(4))
-    return out
+def metrics(srv):
+    """/metrics as {(name, labels): value} (authutil's reader)."""
+    import authutil
+    return authutil.metrics(srv)
 
 
-def published(port, topic, result):
-    return metrics(port).get(("kbridge_published_total", (("result", result), ("topic", topic))), 0.0)
+def published(srv, topic, result):
+    return metrics(srv).get(("kbridge_published_total", (("result", result), ("topic", topic))), 0.0)
 
 
 def wait_until(pred, timeout, what, step=0.05):

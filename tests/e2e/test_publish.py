@@ -475,7 +475,7 @@ def test_max_inflight_rate_limited_while_broker_down(bridge):
                 await ws.send(json.dumps(publish_msg("ic", {"i": i}, f"i{i}")))
             first = await pu.recv_obj(ws, 5)
             t_first = time.monotonic() - t0
-            mid = pu.metrics(srv.port)
+            mid = pu.metrics(srv)
             later = [await pu.recv_obj(ws, 6), await pu.recv_obj(ws, 6)]
             t_later = time.monotonic() - t0
             return first, t_first, later, t_later, mid
@@ -488,9 +488,9 @@ def test_max_inflight_rate_limited_while_broker_down(bridge):
     for r in later:
         pu.check_error(r, "PUBLISH_FAILED", r.get("id"), "publish while the broker is down")
     assert 1.8 <= t_later <= 4.0, f"PUBLISH_FAILED after {t_later:.2f}s with --publish-timeout 2"
-    assert pu.published(srv.port, "it", "ok") == 1
-    assert pu.published(srv.port, "it", "failed") == 2
-    assert pu.published(srv.port, "it", "rate_limited") == 1
+    assert pu.published(srv, "it", "ok") == 1
+    assert pu.published(srv, "it", "failed") == 2
+    assert pu.published(srv, "it", "rate_limited") == 1
     st = get_json(srv.port, "/stats").get("published")
     assert st == {"ok": 1, "failed": 2, "rate_limited": 1, "inflight": 0}, f"/stats published {st!r}"
     mk.up(1)
@@ -683,10 +683,10 @@ def test_metrics_and_stats_count_acks(bridge):
             return out
     out = pu.run(scenario())
     assert [r.get("type") for r in out] == ["ack"] * 11 + ["error"], out
-    assert pu.published(srv.port, "mt1", "ok") == 7
-    assert pu.published(srv.port, "mt2", "ok") == 4
-    assert pu.published(srv.port, "mt1", "failed") == 0 and pu.published(srv.port, "mt1", "rate_limited") == 0
-    m = pu.metrics(srv.port)
+    assert pu.published(srv, "mt1", "ok") == 7
+    assert pu.published(srv, "mt2", "ok") == 4
+    assert pu.published(srv, "mt1", "failed") == 0 and pu.published(srv, "mt1", "rate_limited") == 0
+    m = pu.metrics(srv)
     assert m.get(("kbridge_publish_inflight", ())) == 0, f"kbridge_publish_inflight {m.get(('kbridge_publish_inflight', ()))}"
     st = get_json(srv.port, "/stats").get("published")
     assert st == {"ok": 11, "failed": 0, "rate_limited": 0, "inflight": 0}, f"/stats published {st!r}"
@@ -855,7 +855,7 @@ def test_client_gone_with_publishes_in_flight(bridge):
         await pu.reply_to(ws, "last", 10, skip=[])  # kbridge has read all 300 (some acks came)
         ws.transport.abort()                       # no close handshake, the other replies unread
     pu.run(burst_and_leave())
-    pu.wait_until(lambda: pu.published(srv.port, "gt", "ok") + pu.published(srv.port, "gt", "failed") == 300,
+    pu.wait_until(lambda: pu.published(srv, "gt", "ok") + pu.published(srv, "gt", "failed") == 300,
                   10, "300 publishes of the client that left counted")
     mk.down(1)
 
@@ -865,9 +865,9 @@ def test_client_gone_with_publishes_in_flight(bridge):
                 await ws.send(json.dumps(publish_msg("gc", {"down": i}, f"d{i}")))
             await asyncio.sleep(0.2)
     pu.run(leave_while_down())
-    pu.wait_until(lambda: pu.published(srv.port, "gt", "ok") + pu.published(srv.port, "gt", "failed") == 305,
+    pu.wait_until(lambda: pu.published(srv, "gt", "ok") + pu.published(srv, "gt", "failed") == 305,
                   6, "the 5 publishes of the client gone while the broker was down counted")
-    m = pu.metrics(srv.port)
+    m = pu.metrics(srv)
     assert m.get(("kbridge_publish_inflight", ())) == 0, f"kbridge_publish_inflight {m.get(('kbridge_publish_inflight', ()))}"
     mk.up(1)
     assert srv.alive(), f"kbridge died\n{srv.log_tail()}"
@@ -879,8 +879,8 @@ def test_client_gone_with_publishes_in_flight(bridge):
     pu.check_ack(r, "again", "gt", channel="gc")
     vals = [rec.value for rec in pu.read_all(mk, "gt")[0]]
     assert len(vals) == len(set(vals)), "duplicates in the topic"
-    assert len(vals) == pu.published(srv.port, "gt", "ok"), \
-        f"{len(vals)} records in the topic, kbridge_published_total ok {pu.published(srv.port, 'gt', 'ok')}"
+    assert len(vals) == pu.published(srv, "gt", "ok"), \
+        f"{len(vals)} records in the topic, kbridge_published_total ok {pu.published(srv, 'gt', 'ok')}"
 
 
 def test_workers_stats_sum_published(bridge):
@@ -919,8 +919,9 @@ def test_workers_inflight_forgets_a_killed_worker(bridge):
             conns.append(ws)
         return conns
     loop = asyncio.new_event_loop()
+    conns = []
     try:
-        loop.run_until_complete(hold())
+        conns = loop.run_until_complete(hold())
         pu.wait_until(lambda: (get_json(srv.port, "/stats").get("published") or {}).get("inflight") == 6, 10,
                       "6 publishes in flight")
         pids = [w["pid"] for w in get_json(srv.port, "/stats")["workers"]]
@@ -932,6 +933,12 @@ def test_workers_inflight_forgets_a_killed_worker(bridge):
         assert st.get("inflight") == 0, f"in flight after the workers holding them were killed: {st!r}"
     finally:
         mk.up(1)
+
+        async def close_all():
+            for ws in conns:
+                ws.transport.abort()
+            await asyncio.gather(*(ws.wait_closed() for ws in conns), return_exceptions=True)
+        loop.run_until_complete(asyncio.wait_for(close_all(), 5))
         loop.close()
 
 
@@ -983,8 +990,8 @@ def test_producer_queue_full_rate_limited(bridge):
     assert sorted(r["id"] for r, _ in limited) == [3, 4, 5], out
     assert all(t < 1.0 for _, t in limited), f"RATE_LIMITED not immediate: {limited!r}"
     assert sorted(r["id"] for r, _ in failed) == [0, 1, 2], out
-    assert pu.published(srv.port, "qt", "rate_limited") == 3
-    assert pu.published(srv.port, "qt", "failed") == 3
+    assert pu.published(srv, "qt", "rate_limited") == 3
+    assert pu.published(srv, "qt", "failed") == 3
     mk.up(1)
     assert topic_total(mk, "qt") == 1, "a refused or failed publish was written"
 

@@ -431,7 +431,7 @@ def test_http_publish_counts_in_metrics(bridge):
     for i in range(3):
         st, obj = curl_post(srv, "/publish/mc", b"%d" % i)
         assert st == 200, (st, obj)
-    assert pu.published(srv.port, "mt", "ok") == 3
+    assert pu.published(srv, "mt", "ok") == 3
 
 
 def test_sigterm_answers_http_publish_in_flight(bridge):
@@ -481,7 +481,7 @@ def test_http_client_gone_while_waiting(bridge):
     c.send(post("/publish/gc", b"1"))
     time.sleep(0.2)
     c.close()
-    pu.wait_until(lambda: pu.published(srv.port, "gt", "failed") == 1, 5, "the abandoned POST counted failed")
+    pu.wait_until(lambda: pu.published(srv, "gt", "failed") == 1, 5, "the abandoned POST counted failed")
     mk.up(1)
     assert srv.alive()
     deadline = time.monotonic() + 20
