@@ -170,9 +170,11 @@ static void send_record(const struct msg_ctx *m, const struct publish_route *r, 
 	}
 	if (PP.stopping) {
 		reply_error(c, m->id, m->id_len, "PUBLISH_FAILED", "server shutting down: nothing was written");
-	} else if (!client_has_room(c)) {
+	} else if (c->q.count >= (uint32_t)(PP.cfg->client_queue > PP.cfg->max_inflight ? PP.cfg->client_queue
+											 : PP.cfg->max_inflight)) {
 		/* Answers are never dropped, so a client that does not read them
-		 * may not add to them (its queue would only grow). */
+		 * may not add to them (its queue would only grow): at most
+		 * --client-queue (or --max-inflight) messages wait, data included. */
 		reply_error(c, m->id, m->id_len, "RATE_LIMITED", "this connection's replies are not being read: nothing was written");
 		publish_rate_limited(r);
 	} else if (c->publishing >= PP.cfg->max_inflight) {

@@ -813,10 +813,12 @@ def test_observability_counts_sse_clients(kbridge):
 # ---------------------------------------------------------------- slow readers
 
 # Room for bursts a prompt reader takes (kbridge fetches at most 64 KiB per
-# partition at a time here), far less than the 12.8 MB a stalled reader is
-# sent; under conflate the queue holds a record of every one of the 20 keys,
-# so a new record always finds its key's older one to replace.
-SLOW_FLAGS = ["--client-buffer", "256KiB", "--client-queue", "1024", "-X", "max.partition.fetch.bytes=65536"]
+# partition at a time here) and for the fast reader, a Python thread, falling
+# a moment behind on a loaded machine (256 KiB, 32 records, was not always
+# enough there): far less than the 12.8 MB a stalled reader is sent; under
+# conflate the queue holds a record of every one of the 20 keys, so a new
+# record always finds its key's older one to replace.
+SLOW_FLAGS = ["--client-buffer", "1MiB", "--client-queue", "1024", "-X", "max.partition.fetch.bytes=65536"]
 PARTS, PER_PART, PAD = 4, 400, 8000      # 12.8 MB: more than the kernel holds for one socket
 
 
