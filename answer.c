@@ -138,10 +138,11 @@ void answer_refused(struct client *c, int status, const char *msg, const char *e
 	answer_error(c, status, msg, extra);
 }
 
-/* The upgrade's token, if it brings one (docs/security.md#tokens):
+/* The request's token, if it brings one (docs/security.md#tokens):
  * Authorization: Bearer, else access_token=. A bad one is answered 401
- * (RFC 6750 §3) with the reason; -1 then. */
-int answer_token(struct client *c, const struct http_request *req)
+ * (RFC 6750 §3) with the reason, and so is none at all when required;
+ * -1 then. */
+int answer_token(struct client *c, const struct http_request *req, int required)
 {
 	const struct http_header *az = http_header_get(req, "Authorization");
 	static char qtok[JWT_MAX_LEN + 1];
@@ -164,6 +165,10 @@ int answer_token(struct client *c, const struct http_request *req)
 	} else if (n == -2) {
 		tok = qtok;                    /* too long or badly encoded: malformed */
 		len = JWT_MAX_LEN + 1;
+	}
+	if (required && auth_enabled() && !len) {
+		answer_error(c, 401, "a token is required: Authorization: Bearer <token>", "WWW-Authenticate: Bearer\r\n");
+		return -1;
 	}
 	enum jwt_error e = auth_upgrade(c, tok, len);
 	if (e == JWT_OK) return 0;

@@ -39,8 +39,10 @@ int  answer_room(struct client *c);
 /* A request for a stream that is not a valid one: counted, then answer_error. */
 void answer_refused(struct client *c, int status, const char *msg, const char *extra);
 /* The request's token (Authorization: Bearer, else access_token=): 0
- * when c may go on, -1 after a 401 naming the reason. */
-int  answer_token(struct client *c, const struct http_request *req);
+ * when c may go on, -1 after a 401 naming the reason. required: a
+ * request without one (a POST /publish) is a 401 too, where an upgrade
+ * may still authenticate by message. */
+int  answer_token(struct client *c, const struct http_request *req, int required);
 /* The per-address limits on the address c counts as (behind a
  * --trusted-proxy, the one it names, which becomes c's peer). 0, or -1
  * after a 429. */

@@ -120,8 +120,6 @@ static const char *message_id(const char *m, const struct json_tok *tok, int n, 
 	return m + tok[t].start - quoted;
 }
 
-/* The rate limit (--client-rate): 1 when this message is not to be handled; a client
- * over the limit for too long is closed, else told RATE_LIMITED. */
 /* Over the limit for too long: closed (1008). 1 when it was. */
 static int rate_close_due(struct client *c)
 {
@@ -131,6 +129,8 @@ static int rate_close_due(struct client *c)
 	return 1;
 }
 
+/* The rate limit (--client-rate): 1 when this message is not to be handled; a client
+ * over the limit for too long is closed, else told RATE_LIMITED. */
 static int rate_limited(struct client *c, const char *id, size_t id_len)
 {
 	if (rate_ok(c)) return 0;
@@ -143,8 +143,9 @@ static void handle_parsed(struct client *c, int binary, const char *m, const str
 
 /* One complete client message. The order of checks is the protocol's:
  * the rate limit applies to every message, valid or not (so garbage cannot
- * flood either), and the id is found first so even errors echo it. Only a
- * JSON object reaches the protocol layer. */
+ * flood either), except a publish that goes to Kafka; and the id is found
+ * first so even errors echo it. Only a JSON object reaches the protocol
+ * layer. */
 static void handle_message(struct client *c, int binary, const char *m, size_t len)
 {
 	/* MessagePack messages become JSON and are handled as such (as deep
@@ -482,7 +483,7 @@ static void handle_upgrade(struct client *c, const struct http_request *req)
 		answer_refused(c, 400, err, NULL);
 		return;
 	}
-	if (answer_token(c, req) < 0) return;
+	if (answer_token(c, req, 0) < 0) return;
 
 	/* The 101 is queued like any frame; from here on the bytes of this
 	 * connection are WebSocket frames (the client's first may already be

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "answer.h"
 #include "auth.h"
@@ -146,20 +145,6 @@ static void answered(void *owner, const void *note, size_t note_len, const struc
 
 /* ---- the request ---------------------------------------------------------------- */
 
-/* 1 when req carries a token: "Authorization: Bearer T" with T not
- * empty, or access_token= (a malformed one is a token answer_token
- * refuses). Any other Authorization is none. */
-static int has_token(const struct http_request *req)
-{
-	const struct http_header *az = http_header_get(req, "Authorization");
-	if (az && az->value_len > 7 && strncasecmp(az->value, "Bearer ", 7) == 0 &&
-	    strspn(az->value + 7, " ") < az->value_len - 7)
-		return 1;
-	char tmp[8];
-	ssize_t n = http_query_param(req->query, req->query_len, "access_token", tmp, sizeof(tmp));
-	return n > 0 || n == -2;
-}
-
 /* The checks the head alone decides: the Origin, the token, the channel
  * and the token's publish claim. extra gets the answer's CORS lines.
  * The channel's route, or NULL after an answer (kept open when keep). */
@@ -182,12 +167,7 @@ static const struct publish_route *admit(struct client *c, const struct http_req
 		 * over one connection) authorizes nothing now. */
 		auth_client_gone(c);
 		c->auth_deadline = 0;
-		if (!has_token(req)) {
-			answer_error(c, 401, "a token is required: Authorization: Bearer <token>",
-				     "WWW-Authenticate: Bearer\r\n");
-			return NULL;
-		}
-		if (answer_token(c, req) < 0) return NULL;
+		if (answer_token(c, req, 1) < 0) return NULL;
 	}
 	const char *channel = req->path + PREFIX_LEN;
 	size_t clen = req->path_len - PREFIX_LEN;
@@ -203,6 +183,14 @@ static const struct publish_route *admit(struct client *c, const struct http_req
 		return NULL;
 	}
 	return r;
+}
+
+/* 429 with Retry-After: nothing was written, try again in a second. */
+static void too_many(struct client *c, const char *why, int keep, const char *extra)
+{
+	char more[1100];
+	snprintf(more, sizeof(more), "Retry-After: 1\r\n%s", extra);
+	answer_error_body(c, 429, why, keep, more);
 }
 
 static void serve(struct client *c, const struct http_request *req, const char *body, size_t body_len, int keep);
@@ -236,9 +224,7 @@ static void serve(struct client *c, const struct http_request *req, const char *
 		return;
 	}
 	if (SP.waiting >= WAITING_MAX) {
-		char more[1100];
-		snprintf(more, sizeof(more), "Retry-After: 1\r\n%s", extra);
-		answer_error_body(c, 429, "too many publishes wait for Kafka: nothing was written", keep, more);
+		too_many(c, "too many publishes wait for Kafka: nothing was written", keep, extra);
 		publish_rate_limited(r);
 		return;
 	}
@@ -260,11 +246,6 @@ static void serve(struct client *c, const struct http_request *req, const char *
 	const char *why = rc == PUBLISH_FULL ? "Kafka's producer queue is full: nothing was written"
 		: rc == PUBLISH_TOO_LARGE ? "the record is larger than Kafka accepts (message.max.bytes)"
 		: publish_refusal_text();
-	if (status == 429) {
-		char more[1100];
-		snprintf(more, sizeof(more), "Retry-After: 1\r\n%s", extra);
-		answer_error_body(c, status, why, keep, more);
-	} else {
-		answer_error_body(c, status, why, keep, extra);
-	}
+	if (status == 429) too_many(c, why, keep, extra);
+	else answer_error_body(c, status, why, keep, extra);
 }

@@ -92,7 +92,7 @@ static void serve(struct client *c, const struct http_request *req, int head_onl
 		client_linger(c);
 		return;
 	}
-	if (answer_token(c, req) < 0) {
+	if (answer_token(c, req, 0) < 0) {
 		proto_sse_free(&r);
 		return;
 	}
