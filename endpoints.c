@@ -390,7 +390,6 @@ static void metrics(struct http_out *o, const struct http_request *req)
 	}
 	metric_head(b, "kbridge_records_consumed_total", "counter", "Kafka records consumed per topic.");
 	const struct metrics_topic_counts *tc;
-	uint64_t pub[METRICS_PUB_N] = { 0 };
 	for (i = 0; metrics_topic_next(&i, &name, &tc);) {
 		if (!(tc->roles & METRICS_CONSUMED)) continue;
 		LIT(b, "kbridge_records_consumed_total{topic=\"");
@@ -402,7 +401,6 @@ static void metrics(struct http_out *o, const struct http_request *req)
 	for (i = 0; metrics_topic_next(&i, &name, &tc);) {
 		if (!(tc->roles & METRICS_PUBLISHED)) continue;
 		for (int r = 0; r < METRICS_PUB_N; r++) {
-			pub[r] += tc->published[r];
 			LIT(b, "kbridge_published_total{topic=\"");
 			label_value(b, name);
 			appendf(b, "\",result=\"%s\"} %llu\n", results[r], (unsigned long long)tc->published[r]);

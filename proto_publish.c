@@ -216,11 +216,7 @@ int proto_publish_text(const char *m, size_t len)
 	if (vl < 2 || v[0] != '"') return 0;
 	v++;
 	vl -= 2;
-	if (vl == 7 && memcmp(v, "publish", 7) == 0) return 1;
-	size_t i = 0;
-	for (const struct publish_route *r; (r = publish_route_next(&i, 1));)
-		if (strlen(publish_route_name(r)) == vl && memcmp(publish_route_name(r), v, vl) == 0) return 1;
-	return 0;
+	return (vl == 7 && memcmp(v, "publish", 7) == 0) || publish_command(v, vl) != NULL;
 }
 
 int proto_publish_handle(const struct msg_ctx *m, int t)

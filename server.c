@@ -71,16 +71,21 @@ static void want_flush(struct client *c, int64_t due)
 	S.flush_head = c;
 }
 
-/* What epoll watches for is derived from the output alone: always input,
- * and output while bytes wait for the kernel (queued frames, staged TLS
- * bytes) or while OpenSSL waits to write (a handshake step). Told only on
- * a change. */
+/* What epoll watches for is derived from the output: input (unless the
+ * peer shut its side after a publish, rd_eof), and output while bytes
+ * wait for the kernel (queued frames, staged TLS bytes) or while OpenSSL
+ * waits to write (a handshake step). Told only on a change. */
+static void set_events(struct client *c, unsigned want_out)
+{
+	struct epoll_event ev = { .events = (c->rd_eof ? 0 : EPOLLIN) | (want_out ? EPOLLOUT : 0), .data.ptr = c };
+	if (epoll_ctl(S.epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->ev_out = want_out;
+}
+
 static void sync_events(struct client *c)
 {
 	unsigned want_out = c->q.count > 0 || c->tls_len > 0 || c->tls_want_out;
 	if (want_out == c->ev_out || c->state == CS_DEAD) return;
-	struct epoll_event ev = { .events = (c->rd_eof ? 0 : EPOLLIN) | (want_out ? EPOLLOUT : 0), .data.ptr = c };
-	if (epoll_ctl(S.epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->ev_out = want_out;
+	set_events(c, want_out);
 }
 
 /* Writes queued output of every client on the flush list. */
@@ -387,8 +392,7 @@ static int client_read(struct client *c)
 			/* A whole publish came and the peer shut its side: it may
 			 * still read the answer. Nothing more to read (no EPOLLIN). */
 			c->rd_eof = 1;
-			struct epoll_event ev = { .events = c->ev_out ? EPOLLOUT : 0, .data.ptr = c };
-			epoll_ctl(S.epfd, EPOLL_CTL_MOD, c->fd, &ev);
+			set_events(c, c->ev_out);
 			return 0;
 		}
 		client_kill(c, c->state == CS_LINGER ? "closed" : "peer closed the connection");
