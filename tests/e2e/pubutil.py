@@ -190,11 +190,6 @@ def published(srv, topic, result):
 
 
 def wait_until(pred, timeout, what, step=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout}s")
-        time.sleep(step)
+    """pred()'s first true value within timeout (authutil's poll)."""
+    import authutil
+    return authutil.wait_for(pred, timeout, what, step)
