@@ -8,13 +8,11 @@ Debian's python3-msgpack.
 """
 import asyncio
 import json
-import re
 import time
 
 import msgpack
 import websockets
 
-import wsutil
 
 
 # ---------------------------------------------------------------- Kafka
