@@ -818,17 +818,29 @@ def test_observability_counts_sse_clients(kbridge):
 # enough there): far less than the 12.8 MB a stalled reader is sent; under
 # conflate the queue holds a record of every one of the 20 keys, so a new
 # record always finds its key's older one to replace.
-SLOW_FLAGS = ["--client-buffer", "1MiB", "--client-queue", "1024", "-X", "max.partition.fetch.bytes=65536"]
+# The slow stream holds at most its 4 KiB receive buffer, the server's send
+# buffer for it (about 3 MB here) and --client-buffer: well under the 12.8
+# MB flood, so it is always found slow. The fast stream's allowance is the
+# same 4 MiB plus its own, larger, kernel buffers: a reader thread that
+# stalls for a moment on a loaded machine must not be taken for slow.
+SLOW_FLAGS = ["--client-buffer", "4MiB", "--client-queue", "1024", "-X", "max.partition.fetch.bytes=65536"]
 PARTS, PER_PART, PAD = 4, 400, 8000      # 12.8 MB: more than the kernel holds for one socket
 
 
-def flood_records(mk, topic, keys):
+def flood_records(mk, topic, keys, rounds=1, pause=0.0):
     """PARTS x PER_PART records of ~8 KB, value {"p","i","pad"}, key
-    p<P>-k<i % keys> (each key lives in one partition)."""
-    for p in range(PARTS):
-        mk.kcat_produce(topic, b"".join(b'p%d-k%d\t{"p":%d,"i":%d,"pad":"%s"}\n'
-                                        % (p, i % keys, p, i, b"x" * PAD) for i in range(PER_PART)),
-                        partition=p, key_delim="\t")
+    p<P>-k<i % keys> (each key lives in one partition). rounds > 1 sends
+    them in that many slices (every partition's next slice, then `pause`
+    seconds), so that they arrive over a second or two rather than at once."""
+    step = PER_PART // rounds
+    for r in range(rounds):
+        if r and pause:
+            time.sleep(pause)
+        for p in range(PARTS):
+            mk.kcat_produce(topic, b"".join(b'p%d-k%d\t{"p":%d,"i":%d,"pad":"%s"}\n'
+                                            % (p, i % keys, p, i, b"x" * PAD)
+                                            for i in range(r * step, PER_PART if r == rounds - 1 else (r + 1) * step)),
+                            partition=p, key_delim="\t")
 
 
 def drain(s, timeout=30):
@@ -853,7 +865,8 @@ def drain(s, timeout=30):
 @pytest.mark.parametrize("policy", ["drop-oldest", "conflate", "disconnect"])
 def test_slow_sse_reader(mock_kafka, kafka_bridge, policy):
     """A stream with a 4 KiB receive buffer that stops reading while 12.8
-    MB of records arrive, beside a fast stream read in a thread.
+    MB of records arrive (in four slices over about a second), beside a
+    fast stream read in a thread.
     drop-oldest: the slow stream then reads, in offset order per
     partition, records plus `event: error` SLOW_CONSUMER notices whose
     `dropped` counts add up with the records to all of them, and goes on
@@ -867,7 +880,7 @@ def test_slow_sse_reader(mock_kafka, kafka_bridge, policy):
     fast = BlockReader(open_sse(srv, "/sse?channel=flc"), "fast")
     slow = open_sse(srv, "/sse?channel=flc", rcvbuf=4096)
     total = PARTS * PER_PART
-    flood_records(mk, "fl", 5)
+    flood_records(mk, "fl", 5, rounds=4, pause=0.2)
     wait_channel_seq(srv.port, "flc", total, timeout=30)
     fast.wait_for(lambda r: len(r.data()) >= total, 30, f"{total} records")
     assert srv.health()["status"] == "ok"
