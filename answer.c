@@ -170,7 +170,7 @@ int answer_token(struct client *c, const struct http_request *req, int required)
 		answer_error(c, 401, "a token is required: Authorization: Bearer <token>", "WWW-Authenticate: Bearer\r\n");
 		return -1;
 	}
-	enum jwt_error e = auth_upgrade(c, tok, len);
+	enum jwt_error e = auth_upgrade(c, tok, len, required);
 	if (e == JWT_OK) return 0;
 	char body[256];
 	struct jbuf b;

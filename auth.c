@@ -431,7 +431,7 @@ static void ack(struct client *c, const char *id, size_t id_len)
 	reply_send(c, &b);
 }
 
-enum jwt_error auth_upgrade(struct client *c, const char *token, size_t len)
+enum jwt_error auth_upgrade(struct client *c, const char *token, size_t len, int per_request)
 {
 	if (!A.keys) return JWT_OK;
 	if (!token) {
@@ -442,7 +442,10 @@ enum jwt_error auth_upgrade(struct client *c, const char *token, size_t len)
 	enum jwt_error e = verify(token, len, &au);
 	if (e != JWT_OK) { failed(c, e); return e; }
 	install(c, au);
-	log_msg(LOG_INFO, "client authenticated", "client", log_num(c->id), "sub", au->sub, "by", "upgrade", NULL);
+	/* A connection's token is worth a line; one per POST would be a line
+	 * per publish. */
+	log_msg(per_request ? LOG_DEBUG : LOG_INFO, "client authenticated", "client", log_num(c->id), "sub", au->sub,
+		"by", per_request ? "request" : "upgrade", NULL);
 	return JWT_OK;
 }
 

@@ -32,8 +32,9 @@ void auth_tick(void);
 /* The upgrade's token (from Authorization or access_token=; NULL when it
  * carries none). JWT_OK: c is authenticated (or needs no token); else the
  * reason to refuse the upgrade with 401. Sets the auth-timeout deadline
- * of a client that brought no token. */
-enum jwt_error auth_upgrade(struct client *c, const char *token, size_t len);
+ * of a client that brought no token. per_request: the token is a single
+ * request's (POST /publish), logged at debug level, by=request. */
+enum jwt_error auth_upgrade(struct client *c, const char *token, size_t len, int per_request);
 /* {"type":"auth","token":"T"} (or "action"): authenticate or refresh; the
  * reply is an ack or UNAUTHORIZED. */
 void auth_message(struct client *c, const char *token, size_t len, const char *id, size_t id_len);

@@ -399,6 +399,22 @@ def test_auth_401_403_200(bridge, keyring):
     assert sig not in srv.log(), "a token from ?access_token= is in the log (docs/security.md: redacted)"
     assert topic_count(mk, "st") == 0
     assert topic_count(mk, "ot") == 2
+    # A request's token is not a connection's: no info line per publish
+    # (docs/operations.md: `client authenticated`, by=request at debug).
+    lines = [ln for ln in srv.log().splitlines() if "client authenticated" in ln]
+    assert not lines, f"an info line per POST: {lines[:2]}"
+
+
+def test_request_token_logged_at_debug(bridge, keyring):
+    """With --log-level debug, the POST's accepted token is logged with
+    by=request (the info-level test above checks it is not an info line)."""
+    mk, srv = bridge({"dt": 1}, "--jwt-secret", keyring.secret, "--publish", "dc=dt", "--log-level", "debug")
+    c = au.claims(channels=["*"], sub="poster")
+    c["kbridge"]["publish"] = ["*"]
+    st, obj = curl_post(srv, "/publish/dc", b"{}", [f"Authorization: Bearer {au.mint('HS256', keyring.good['hmac'], c)}"])
+    assert st == 200, (st, obj)
+    lines = [ln for ln in srv.log().splitlines() if "client authenticated" in ln]
+    assert len(lines) == 1 and " debug " in lines[0] and "by=request" in lines[0] and "sub=poster" in lines[0], lines
 
 
 def test_cors_preflight_and_post(bridge):
