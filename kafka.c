@@ -256,9 +256,9 @@ void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *
 }
 
 
-int kafka_wake_fd(rd_kafka_queue_t *const *queues, size_t n, char *err, size_t errlen)
+int kafka_wake_fd(rd_kafka_queue_t *const *queues, size_t n, int fd, char *err, size_t errlen)
 {
-	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (fd < 0) fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		return -1;
@@ -357,7 +357,7 @@ int kafka_start(const struct config *cfg, const char *demo_bootstrap, const char
 	K.adminq = rd_kafka_queue_new(K.rk);
 	assign_init(cfg, K.rk, K.adminq, assigned);
 	rd_kafka_queue_t *queues[] = { K.q, K.adminq };
-	if ((K.efd = kafka_wake_fd(queues, 2, err, errlen)) < 0) return -1;
+	if ((K.efd = kafka_wake_fd(queues, 2, -1, err, errlen)) < 0) return -1;
 
 	int regex = 0;
 	for (size_t i = 0; i < ntopics; i++) regex |= topics[i][0] == '^';

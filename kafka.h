@@ -51,8 +51,9 @@ int  kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, 
 int  kafka_conf_user(rd_kafka_conf_t *conf, const char *const *skip, char *err, size_t errlen);
 /* An eventfd that becomes readable when any of the n queues has events
  * (the loop polls it), with one wake-up already in it for what was queued
- * before. The fd, or -1 with the reason in err. */
-int  kafka_wake_fd(rd_kafka_queue_t *const *queues, size_t n, char *err, size_t errlen);
+ * before: fd when it is one already (queues that join it), else a new one.
+ * The fd, or -1 with the reason in err. */
+int  kafka_wake_fd(rd_kafka_queue_t *const *queues, size_t n, int fd, char *err, size_t errlen);
 /* A consumed message as a record, borrowing its memory; with --headers
  * its headers too (up to RECORD_MAX_HEADERS), listed in an array of this
  * module's that stays valid until the next call. */

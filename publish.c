@@ -4,7 +4,12 @@
  * signals an eventfd the loop polls. Entries not yet answered also sit in
  * a list in deadline order (every publish has the same timeout, so the
  * list is in send order): publish_service answers those whose deadline
- * passed, and the late delivery report then only frees the entry. */
+ * passed, and the late delivery report then only frees the entry.
+ * A producer that fails for good (a fatal error: idempotence refused or
+ * broken by the cluster) is retired: what it holds is purged and answered
+ * from its reports, it is destroyed once it holds nothing, and a new one
+ * starts after a backoff (1 s, doubling to 30 s, back to 1 s after a
+ * delivery). Meanwhile publishes are refused with the fatal error's text. */
 #include "publish.h"
 
 #include <librdkafka/rdkafka.h>
@@ -39,12 +44,22 @@ struct entry {
 	char note[];
 };
 
+#define RENEW_MIN_MS 1000
+#define RENEW_MAX_MS 30000
+
 static struct {
 	const struct config *cfg;
 	struct publish_route *routes;
 	size_t nroutes;
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *q;
+	rd_kafka_t *old;             /* a producer that failed for good, until it holds nothing */
+	rd_kafka_queue_t *oldq;
+	const char *demo_bootstrap;
+	int fatal;                   /* P.rk raised a fatal error: retire it */
+	char fatal_why[240];
+	int64_t renew_at;            /* when to start a new producer (turn clock ms); 0: none due */
+	int backoff_ms;
 	int efd;
 	int stopping;                /* publish_drain: refuse new ones */
 	int64_t drain_deadline;
@@ -53,7 +68,7 @@ static struct {
 	uint32_t inflight;           /* entries librdkafka holds */
 	uint32_t unanswered;         /* of them, those not answered yet (the list) */
 	char why[256];               /* the last refusal */
-} P = { .efd = -1 };
+} P = { .efd = -1, .backoff_ms = RENEW_MIN_MS };
 
 /* ---- routes ------------------------------------------------------------------ */
 
@@ -188,9 +203,22 @@ static void answer(struct entry *e, const struct publish_outcome *o)
 	if (owner && e->done) e->done(owner, e->note, e->note_len, o);
 }
 
+/* rk raised a fatal error (from its error event, or seen first on a
+ * report that it failed): said once, and P.rk is retired next. */
+static void fatal_seen(rd_kafka_t *rk)
+{
+	if (rk != P.rk || P.fatal) return;   /* a retired one's, or said already */
+	char fatal[400];
+	rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+	P.fatal = 1;
+	snprintf(P.fatal_why, sizeof(P.fatal_why), "the Kafka producer failed: %.160s; a new one starts in %d s",
+		 fatal, P.backoff_ms / 1000);
+	log_msg(LOG_ERROR, "kafka producer failed: publishes fail until a new producer starts", "error", fatal,
+		"retry_in_s", log_num(P.backoff_ms / 1000), NULL);
+}
+
 static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-	(void)rk;
 	(void)opaque;
 	struct entry *e = m->_private;
 	if (!e) return;
@@ -208,9 +236,13 @@ static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 				     .offset = m->offset };
 	if (m->err) {
 		int maybe = rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED;
-		snprintf(why, sizeof(why), "%s%s", rd_kafka_err2str(m->err),
+		/* A failed producer's purge says "Purged in queue": say why. */
+		if (rd_kafka_fatal_error(rk, NULL, 0)) fatal_seen(rk);
+		snprintf(why, sizeof(why), "%.240s%s", rk == P.rk && !P.fatal ? rd_kafka_err2str(m->err) : P.fatal_why,
 			 maybe ? " (the record may have been written)" : "");
 		o.error = why;
+	} else if (rk == P.rk) {
+		P.backoff_ms = RENEW_MIN_MS;
 	}
 	answer(e, &o);
 	free(e);
@@ -223,9 +255,7 @@ static void producer_error(rd_kafka_t *rk, int err, const char *reason, void *op
 		log_msg(LOG_DEBUG, "kafka producer", "error", reason, NULL);
 		return;
 	}
-	char fatal[512];
-	rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
-	log_msg(LOG_ERROR, "kafka producer failed for good: publishes fail until restart", "error", fatal, NULL);
+	fatal_seen(rk);
 }
 
 static void producer_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -241,10 +271,11 @@ static void producer_log(const rd_kafka_t *rk, int level, const char *fac, const
 
 /* ---- start and stop ---------------------------------------------------------- */
 
-int publish_start(const char *demo_bootstrap, char *err, size_t errlen)
+/* A producer in P.rk and its main queue in P.q. 0, or -1 with the reason. */
+static int create(char *err, size_t errlen)
 {
-	if (!P.nroutes) return -2;
 	const struct config *cfg = P.cfg;
+	const char *demo_bootstrap = P.demo_bootstrap;
 	char ms[32], why[512];
 	snprintf(ms, sizeof(ms), "%.0f", cfg->publish_timeout * 1000);
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -277,25 +308,83 @@ int publish_start(const char *demo_bootstrap, char *err, size_t errlen)
 	}
 	rd_kafka_set_log_queue(P.rk, NULL);
 	P.q = rd_kafka_queue_get_main(P.rk);
-	return P.efd = kafka_wake_fd(&P.q, 1, err, errlen);
+	return 0;
 fail:
 	rd_kafka_conf_destroy(conf);
 	return -1;
 }
 
+int publish_start(const char *demo_bootstrap, char *err, size_t errlen)
+{
+	if (!P.nroutes) return -2;
+	P.demo_bootstrap = demo_bootstrap;
+	if (create(err, errlen) < 0) return -1;
+	return P.efd = kafka_wake_fd(&P.q, 1, -1, err, errlen);
+}
+
+/* P.rk failed for good: it becomes P.old, whose reports answer what it
+ * held; a new producer is due after the backoff. */
+static void retire(void)
+{
+	P.old = P.rk;
+	P.oldq = P.q;
+	P.rk = NULL;
+	P.q = NULL;
+	P.fatal = 0;
+	rd_kafka_purge(P.old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING);
+	P.renew_at = clock_now() + P.backoff_ms;
+	P.backoff_ms = P.backoff_ms * 2 > RENEW_MAX_MS ? RENEW_MAX_MS : P.backoff_ms * 2;
+}
+
+/* Serves the retired producer's reports; destroys it once it holds
+ * nothing (nothing left for its threads to wait for). */
+static void retire_service(void)
+{
+	rd_kafka_poll(P.old, 0);
+	if (rd_kafka_outq_len(P.old) > 0) return;
+	int64_t t0 = mono_ms();
+	rd_kafka_queue_destroy(P.oldq);
+	rd_kafka_destroy(P.old);
+	P.old = NULL;
+	P.oldq = NULL;
+	log_msg(LOG_DEBUG, "kafka producer retired", "destroy_ms", log_num(mono_ms() - t0), NULL);
+}
+
+static void renew(void)
+{
+	char err[512];
+	P.renew_at = 0;
+	if (create(err, sizeof(err)) < 0 || kafka_wake_fd(&P.q, 1, P.efd, err, sizeof(err)) < 0) {
+		if (P.q) rd_kafka_queue_destroy(P.q);
+		if (P.rk) rd_kafka_destroy(P.rk);
+		P.rk = NULL;
+		P.q = NULL;
+		P.renew_at = clock_now() + P.backoff_ms;
+		log_msg(LOG_ERROR, "kafka producer: a new one failed to start", "error", err, NULL);
+		return;
+	}
+	log_msg(LOG_INFO, "kafka producer started again", NULL);
+}
+
+/* Exiting: nothing waits for brokers that may be gone (each purged
+ * record is counted failed through its report). */
+static void destroy(rd_kafka_t *rk, rd_kafka_queue_t *q)
+{
+	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	rd_kafka_flush(rk, 500);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+}
+
 void publish_stop(void)
 {
-	if (!P.rk) return;
+	if (!P.rk && !P.old) return;
 	/* What is left has no one to answer; owners may be gone. */
 	for (struct entry *e = P.head; e; e = e->next) e->owner = NULL;
 	map_free(&P.owners);
-	/* Exiting: nothing waits for brokers that may be gone (each purged
-	 * record is counted failed through its report). */
-	rd_kafka_purge(P.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-	rd_kafka_flush(P.rk, 500);
-	rd_kafka_queue_destroy(P.q);
-	rd_kafka_destroy(P.rk);
-	P.rk = NULL;
+	if (P.old) destroy(P.old, P.oldq);
+	if (P.rk) destroy(P.rk, P.q);
+	P.rk = P.old = NULL;
 	if (P.efd >= 0) close(P.efd);
 	P.efd = -1;
 }
@@ -315,9 +404,13 @@ const char *publish_refusal_text(void)
 int publish_send(const struct publish_route *r, const struct publish_record *rec, void *owner,
 		 publish_done_fn *done, const void *note, size_t note_len)
 {
-	if (P.stopping || !P.rk) {
+	if (P.stopping) {
 		snprintf(P.why, sizeof(P.why), "server shutting down: nothing was written");
 		return PUBLISH_STOPPING;
+	}
+	if (!P.rk) {
+		snprintf(P.why, sizeof(P.why), "%.200s: nothing was written", P.fatal_why);
+		return PUBLISH_ERROR;
 	}
 	struct entry *e = malloc(sizeof(*e) + note_len);
 	rd_kafka_headers_t *h = rec->nheaders ? rd_kafka_headers_new(rec->nheaders) : NULL;
@@ -361,11 +454,14 @@ int publish_send(const struct publish_route *r, const struct publish_record *rec
 
 void publish_service(void)
 {
-	if (!P.rk) return;
+	if (P.efd < 0) return;
 	uint64_t v;
 	while (read(P.efd, &v, sizeof(v)) > 0) {}   /* clear first, then serve */
-	rd_kafka_poll(P.rk, 0);
+	if (P.rk) rd_kafka_poll(P.rk, 0);
+	if (P.fatal && !P.old) retire();   /* one retired at a time: a second waits its turn */
+	if (P.old) retire_service();
 	int64_t now = clock_now();
+	if (!P.rk && P.renew_at && now >= P.renew_at && !P.stopping) renew();
 	while (P.head && P.head->deadline <= now) {
 		struct entry *e = P.head;
 		char why[160];
@@ -382,8 +478,11 @@ void publish_service(void)
 
 int publish_timeout_ms(void)
 {
-	if (!P.head) return -1;
-	int64_t d = P.head->deadline - clock_now();
+	int64_t due = P.head ? P.head->deadline : INT64_MAX;
+	if (P.renew_at && P.renew_at < due) due = P.renew_at;
+	if (P.fatal || (P.old && due > clock_now() + 100)) due = clock_now() + (P.fatal ? 0 : 100);
+	if (due == INT64_MAX) return -1;
+	int64_t d = due - clock_now();
 	return d < 0 ? 0 : d > 1000 ? 1000 : (int)d;
 }
 

@@ -1068,3 +1068,55 @@ def test_kafka_errors_reason_and_retry(bridge):
         pu.check_ack(nxt, f"n{err}", "kt", channel="kc")
     vals = [r.value for r in pu.read_all(mk, "kt")[0]]
     assert vals == [b'{"warm": 1}', b'{"after": 10}', b'{"e": 7}', b'{"after": 7}', b'{"after": 87}'], vals
+
+
+@pytest.mark.one_process("counts the failures of the one producer: with workers each has its own")
+def test_fatal_producer_error_then_a_new_producer(mock_kafka, kafka_bridge):
+    """The cluster refuses the producer's idempotence (its InitProducerId
+    answered CLUSTER_AUTHORIZATION_FAILED after 1.5 s: a fatal error in
+    librdkafka), twice. The publish waiting for it is answered
+    PUBLISH_FAILED with that reason at once, not at --publish-timeout; an
+    error line says so and when a new producer starts (1 s, then 2 s);
+    publishes meanwhile are refused with the same reason. Then the third
+    producer writes, acked at its offset, and the refused publishes are
+    not in the topic; the failed producers were destroyed."""
+    mk = mock_kafka({"feed": 1, "ft": 1})
+    mk.request_errors(22, 31, 1500, 2)              # ApiKey 22 = InitProducerId
+    srv = kafka_bridge(mk, "-t", "feed", "--publish", "fc=ft", "--publish-timeout", "20", "--log-level", "debug",
+                       *FAST)
+
+    async def scenario():
+        async with pu.connect(srv) as ws:
+            t0 = time.monotonic()
+            first = await pu.request(ws, publish_msg("fc", {"n": 1}, "f1"), timeout=10)
+            took = time.monotonic() - t0
+            meanwhile = await pu.request(ws, publish_msg("fc", {"n": 2}, "f2"), timeout=5)
+            refused, acked, i = [], None, 3
+            deadline = time.monotonic() + 15
+            while acked is None and time.monotonic() < deadline:
+                r = await pu.request(ws, publish_msg("fc", {"n": i}, f"f{i}"), timeout=10)
+                if r.get("type") == "ack":
+                    acked = (i, r)
+                else:
+                    refused.append(r)
+                    await asyncio.sleep(0.2)
+                i += 1
+            return first, took, meanwhile, refused, acked
+    first, took, meanwhile, refused, acked = pu.run(scenario(), timeout=60)
+    for r, ident in [(first, "f1"), (meanwhile, "f2")] + [(r, r.get("id")) for r in refused]:
+        pu.check_error(r, "PUBLISH_FAILED", ident, "a publish while the producer failed")
+        assert "authorization" in r["message"].lower() and "new one starts" in r["message"], r["message"]
+    assert took < 5, f"the publish waiting for the failed producer was answered after {took:.1f}s"
+    assert acked is not None, f"no new producer within 15 s: {refused[-2:]!r}\n{srv.log()[-2000:]}"
+    i, r = acked
+    p, o = pu.check_ack(r, f"f{i}", "ft", channel="fc")
+    assert [rec.value for rec in pu.read_all(mk, "ft")[0]] == [json.dumps({"n": i}).encode()]
+    log = srv.log().splitlines()
+    failed = [ln for ln in log if "kafka producer failed" in ln]
+    assert len(failed) == 2 and all(" error " in ln for ln in failed), failed
+    assert "retry_in_s=1" in failed[0] and "retry_in_s=2" in failed[1], failed
+    assert sum("kafka producer started again" in ln for ln in log) == 2, log[-20:]
+    retired = [ln for ln in log if "kafka producer retired" in ln]
+    assert len(retired) == 2, retired
+    print("destroying a failed producer: " + ", ".join(ln.split("destroy_ms=")[1] + " ms" for ln in retired))
+    assert srv.health()["status"] == "ok"
