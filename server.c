@@ -388,9 +388,10 @@ static int client_read(struct client *c)
 		return 0;
 	}
 	if (n == 0) {
-		if (c->state == CS_HTTP && c->publishing && !c->rd_eof && !c->ssl) {
-			/* A whole publish came and the peer shut its side: it may
-			 * still read the answer. Nothing more to read (no EPOLLIN). */
+		if (c->state == CS_HTTP && c->publishing && !c->rd_eof) {
+			/* A whole publish came and the peer shut its side (over TLS:
+			 * a FIN, or close_notify, which ends only its direction): it
+			 * may still read the answer. Nothing more to read (no EPOLLIN). */
 			c->rd_eof = 1;
 			set_events(c, c->ev_out);
 			return 0;

@@ -550,6 +550,76 @@ def test_kafka_error_503(bridge):
     assert [rec.value for rec in pu.read_all(mk, "kt")[0]] == [b"0", b"2"]
 
 
+def tls_post_then_shut(port, ctx, request, close_notify):
+    """Over TLS (a MemoryBIO, so the TCP socket stays ours): sends the
+    request, then close_notify when asked, then shuts the socket's sending
+    side (FIN); returns every byte the server sends back, decrypted."""
+    import socket
+    import ssl
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_hostname="127.0.0.1")
+
+    def pump():
+        data = out.read()
+        if data:
+            raw.sendall(data)
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            pump()
+            d = raw.recv(65536)
+            assert d, "the server closed during the handshake"
+            inc.write(d)
+    tls.write(request)
+    pump()
+    if close_notify:
+        try:
+            tls.unwrap()                  # sends close_notify, then would wait for the server's
+        except ssl.SSLWantReadError:
+            pass
+        pump()
+    raw.shutdown(socket.SHUT_WR)
+    plain = b""
+    while True:
+        d = raw.recv(65536)
+        if d:
+            inc.write(d)
+        else:
+            inc.write_eof()
+        try:
+            while True:
+                chunk = tls.read(65536)
+                if not chunk:
+                    break
+                plain += chunk
+        except ssl.SSLWantReadError:
+            pass
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            break
+        if not d:
+            break
+    raw.close()
+    return plain
+
+
+@pytest.mark.parametrize("close_notify", [False, True], ids=["fin", "close_notify"])
+def test_half_close_after_post_over_tls(mock_kafka, tls_kbridge, pki, close_notify):
+    """The half-close above over TLS: the client shuts its side after its
+    POST, with a bare FIN or with TLS's close_notify first, and still reads
+    the 200 with the record's place, decrypted."""
+    mk = mock_kafka({"feed": 1, "ht": 1})
+    srv = tls_kbridge("--brokers", mk.bootstrap, "-t", "feed", "--publish", "hc=ht", brokers=False)
+    pu.wait_until(lambda: srv.http("GET", "/ready", timeout=1).status == 200, 20, "/ready over https")
+    out = tls_post_then_shut(srv.port, pki.context(), post("/publish/hc", b'{"t":1}'), close_notify)
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head, out
+    p, o = check_pos(json.loads(body), "ht")
+    assert pu.read_at(mk, "ht", p, o)[0].value == b'{"t":1}'
+
+
 def test_publish_over_tls(mock_kafka, tls_kbridge, pki):
     """TLS on --listen: curl POSTs a 20 KB body over https; a raw TLS
     client sends the head and the body in several records (the body split
