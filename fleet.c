@@ -40,6 +40,7 @@ struct entry {
 	_Atomic uint32_t st_clients, st_groups;
 	_Atomic uint64_t st_updates;
 	_Atomic uint64_t st_updates_before;   /* the master's: what ended processes of the slot sent */
+	_Atomic int64_t turned;           /* the end of the worker's last turn, monotonic ms; 0: none yet */
 	_Atomic uint32_t seq;             /* odd while the tables change */
 	uint32_t nchannels, nlags, nclients;
 	struct { char name[NAME]; uint32_t subs; uint64_t seq; } channels[CHANNELS];
@@ -153,6 +154,7 @@ int fleet_attach(int fd, unsigned self, char *err, size_t errlen)
 void fleet_started(unsigned self, pid_t pid, int restart)
 {
 	STORE(F.t->e[self].pid, (int32_t)pid);
+	STORE(F.t->e[self].turned, 0);
 	if (restart) STORE(F.t->e[self].restarts, LOAD(F.t->e[self].restarts) + 1);
 }
 
@@ -235,6 +237,7 @@ void fleet_publish(const struct endpoints_sources *live, int64_t now, int now_to
 	struct entry *e = &F.t->e[F.self];
 	uint32_t sc, sg;
 	uint64_t su;
+	STORE(e->turned, now);
 	live->state_counts(&sc, &sg, &su);
 	STORE(e->connected, live->clients());
 	STORE(e->deflated, live->deflate_clients());
@@ -248,6 +251,11 @@ void fleet_publish(const struct endpoints_sources *live, int64_t now, int now_to
 	publish_tables(e, live);
 	F.owed = 0;
 	F.due = now + FLEET_PUBLISH_MS;
+}
+
+int64_t fleet_turned(unsigned self)
+{
+	return LOAD(F.t->e[self].turned);
 }
 
 const unsigned char *fleet_ticket_keys(void)

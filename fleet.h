@@ -28,6 +28,9 @@ int  fleet_attach(int fd, unsigned self, char *err, size_t errlen);
  * not ready; its counters stay). */
 void fleet_started(unsigned self, pid_t pid, int restart);
 void fleet_gone(unsigned self);
+/* The master's watchdog: when worker `self` last ended a turn (monotonic
+ * ms, the turn clock of every process), 0 when it has not yet. */
+int64_t fleet_turned(unsigned self);
 
 /* A worker, at the end of every turn: the gauges now, the tables when
  * FLEET_PUBLISH_MS have passed since the last time or now_too (clients

@@ -8,7 +8,8 @@
  * keeps dying within WORKER_STEADY_MS of its start, up to 5 s. A worker
  * of the first start that exits 2 met a configuration error the master
  * could not see; the master then stops them all and exits 2. A later one
- * that does (a key file missing for a moment) is restarted like any. */
+ * that does (a key file missing for a moment) is restarted like any. A
+ * worker whose loop stops turning for HUNG_MS is killed and restarted. */
 #include "workers.h"
 
 #include <errno.h>
@@ -33,6 +34,7 @@
 #define BACKOFF_MAX_MS 5000
 #define WORKER_STEADY_MS 10000    /* a worker alive this long was no crash loop */
 #define KILL_GRACE_MS 2000        /* after the drain, before SIGKILL */
+#define HUNG_MS 20000             /* a worker whose loop has not turned this long is killed */
 
 extern char **environ;
 
@@ -44,6 +46,7 @@ struct worker {
 	int64_t backoff;        /* the next wait after a quick death */
 	int ever;               /* started at least once */
 	int first;              /* the running process is the slot's first */
+	int hung;               /* killed by the watchdog: said once */
 };
 
 static struct {
@@ -120,6 +123,7 @@ static void spawn(unsigned i)
 		return;
 	}
 	w->pid = pid;
+	w->hung = 0;
 	w->started = clock_now();
 	w->first = !w->ever;
 	fleet_started(i, pid, w->ever);
@@ -210,10 +214,27 @@ void workers_reap(void)
 			if (W.w[i].pid == pid) ended(i, status);
 }
 
+/* The watchdog: a worker's loop turns at least every tick, so one that has
+ * not for HUNG_MS (counted from its start until its first turn) is stuck:
+ * it is killed, and restarted like one that died. */
+static void watch(unsigned i, int64_t now)
+{
+	struct worker *w = &W.w[i];
+	int64_t last = fleet_turned(i);
+	if (last < w->started) last = w->started;
+	if (w->hung || now - last < HUNG_MS) return;
+	log_msg(LOG_ERROR, "worker stopped turning its loop; killing it", "worker", log_num(i), "pid", log_num(w->pid),
+		"stuck_ms", log_num(now - last), NULL);
+	kill(w->pid, SIGKILL);
+	w->hung = 1;
+}
+
 void workers_service(int64_t now)
 {
-	for (unsigned i = 0; i < W.n; i++)
+	for (unsigned i = 0; i < W.n; i++) {
 		if (!W.stopping && W.w[i].restart_at && now >= W.w[i].restart_at) spawn(i);
+		if (!W.stopping && W.w[i].pid) watch(i, now);
+	}
 	if (W.stopping && W.kill_at && now >= W.kill_at) {
 		for (unsigned i = 0; i < W.n; i++)
 			if (W.w[i].pid) {

@@ -707,6 +707,44 @@ def test_a_replacement_exiting_2_is_retried_while_the_other_worker_serves(kbridg
     assert after[1]["pid"] == ws[1]["pid"], after
 
 
+def test_a_stuck_worker_is_killed_and_restarted(kbridge):
+    """A worker whose loop stops turning (SIGSTOP stands in for a call that
+    never returns) is killed by the master about 20 s after its last turn,
+    with one error line naming it and how long it was stuck, and started
+    again (restarts 1); the other worker serves throughout. /stats is read
+    from the master's admin listener: the port may hand a connection to the
+    stopped worker."""
+    admin = free_port()
+    srv = kbridge("--workers", "2", "--admin-listen", f"127.0.0.1:{admin}")
+    _, ws = wait_workers(srv, 2, port=admin)
+    probe = keepalive_on(srv, ws[1]["pid"])
+    vpid, vstart = ws[0]["pid"], proc_stat(ws[0]["pid"])[2]
+    t0 = time.monotonic()
+    served = []
+
+    def killed():
+        if time.monotonic() - t0 > 2 * len(served):       # the other worker answers, every 2 s
+            served.append(get(probe, "/health").status)
+        return [ln for ln in srv.log().splitlines() if "stopped turning its loop" in ln]
+    os.kill(vpid, signal.SIGSTOP)
+    try:
+        stuck = poll(killed, 35, lambda: f"the stopped worker was not killed in 35 s\n{srv.log_tail()}")
+        took = time.monotonic() - t0
+    finally:
+        if still_running(vpid, vstart):
+            os.kill(vpid, signal.SIGCONT)
+    assert len(stuck) == 1 and " error " in stuck[0], stuck
+    assert "worker=0" in stuck[0] and f"pid={vpid}" in stuck[0], stuck
+    ms = int(re.search(r"stuck_ms=(\d+)", stuck[0]).group(1))
+    assert 20000 <= ms <= 21000, stuck[0]
+    assert 19 <= took <= 26, f"killed {took:.1f} s after the SIGSTOP"
+    assert len(served) >= 9 and set(served) == {200}, f"the other worker's answers meanwhile: {served}"
+    _, after = wait_workers(srv, 2, timeout=15, port=admin, what="the stuck worker's replacement",
+                            pred=lambda w: w[0]["pid"] != vpid and w[0].get("restarts") == 1)
+    assert after[1]["pid"] == ws[1]["pid"] and after[1].get("restarts") == 0, after
+    assert any("worker died; restarting it" in ln and "signal 9" in ln for ln in srv.log().splitlines())
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_the_port_is_the_masters_alone(kbridge, workers):
     srv = kbridge("--workers", "2")
