@@ -424,6 +424,11 @@ static void metrics(struct http_out *o, const struct http_request *req)
 	appendf(b, "kbridge_tls_records_total %llu\n", (unsigned long long)metrics_get(M_TLS_RECORDS));
 	metric_head(b, "kbridge_tls_flushes_total", "counter", "Flushes of TLS clients that wrote records.");
 	appendf(b, "kbridge_tls_flushes_total %llu\n", (unsigned long long)metrics_get(M_TLS_FLUSHES));
+	metric_head(b, "kbridge_tls_handshakes_total", "counter",
+		    "TLS connections by handshake: full (a new session), resumed, failed (closed before it completed).");
+	appendf(b, "kbridge_tls_handshakes_total{result=\"full\"} %llu\n", (unsigned long long)metrics_get(M_TLS_FULL));
+	appendf(b, "kbridge_tls_handshakes_total{result=\"resumed\"} %llu\n", (unsigned long long)metrics_get(M_TLS_RESUMED));
+	appendf(b, "kbridge_tls_handshakes_total{result=\"failed\"} %llu\n", (unsigned long long)metrics_get(M_TLS_FAILED));
 
 	metric_head(b, "kbridge_consumer_lag", "gauge", "Records behind the partition's high watermark.");
 	for (i = 0; src->lag_next(&i, &name, &lag);) {

@@ -29,6 +29,9 @@ enum metric {
 	M_TLS_FLUSHES,       /* flushes of a TLS client that wrote at least one record */
 	M_BYTES_UNCOMPRESSED, /* M_BYTES_OUT as it would have been without permessage-deflate */
 	M_PUBLISH_INFLIGHT,  /* a gauge (metrics_set): publishes Kafka has not answered yet */
+	M_TLS_FULL,          /* TLS handshakes completed with a new session */
+	M_TLS_RESUMED,       /* TLS handshakes that resumed a session (ticket or cache) */
+	M_TLS_FAILED,        /* TLS connections closed before their handshake completed */
 	M_COUNT
 };
 

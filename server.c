@@ -144,6 +144,8 @@ static void remove_client(struct client *c)
 	session_post_gone(c);
 	proto_client_gone(c);
 	if (c->ip_counted) iplimit_close(&c->peer.sa);
+	/* Refused, cut off, timed out or abandoned: no handshake completed. */
+	if (c->ssl && !c->tls_done) metrics_add(M_TLS_FAILED, 1);
 	S.nadmin -= c->admin;
 	client_free(c);
 	S.nclients--;
@@ -341,6 +343,7 @@ static int handshake(struct client *c)
 	sync_events(c);
 	if (r != 0) return 0;
 	c->tls_done = 1;
+	metrics_add(tls_resumed(c->ssl) ? M_TLS_RESUMED : M_TLS_FULL, 1);
 	c->ktls = (unsigned)tls_ktls_send(c->ssl);
 	/* Mutual TLS: the verified certificate's CN names the client. */
 	char cn[256];

@@ -309,6 +309,11 @@ int tls_pending(struct ssl_st *s)
 	return SSL_has_pending(s);
 }
 
+int tls_resumed(struct ssl_st *s)
+{
+	return SSL_session_reused(s);
+}
+
 int tls_ktls_send(struct ssl_st *s)
 {
 	(void)s;                      /* unused where OpenSSL is built without kTLS */

@@ -60,6 +60,8 @@ ssize_t tls_write(struct ssl_st *s, const void *buf, size_t n);
 /* Decrypted or undecrypted bytes wait inside s (read again before
  * waiting for the socket). */
 int  tls_pending(struct ssl_st *s);
+/* Whether s's completed handshake resumed a session. */
+int  tls_resumed(struct ssl_st *s);
 /* After the handshake: whether the kernel encrypts what is written to the
  * socket (kernel TLS send), so writev of shared frames may go on. */
 int  tls_ktls_send(struct ssl_st *s);

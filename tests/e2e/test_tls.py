@@ -195,6 +195,37 @@ def test_session_resumption_tls13_ticket(tls_kbridge, pki, tmp_path):
     assert "Reused, TLSv1.3" in out, f"session ticket not accepted:\n{out[-2000:]}"
 
 
+def handshakes(admin):
+    """kbridge_tls_handshakes_total by result, from the plain admin port."""
+    import re
+    text = wsutil.http_request(admin, "GET", "/metrics", timeout=3).body.decode()
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r'^kbridge_tls_handshakes_total\{result="(\w+)"\} (\d+)$', text, re.M)}
+
+
+def test_handshakes_counted_full_resumed_failed(tls_kbridge, pki, tmp_path):
+    """kbridge_tls_handshakes_total{result}: s_client's first handshake is
+    full, its second (the saved session) resumed; garbage instead of a
+    ClientHello, plain HTTP, and a connection that leaves without a word
+    are failed. Read on the plain admin listener, so reading adds none."""
+    admin = free_port()
+    srv = tls_kbridge("--admin-listen", f"127.0.0.1:{admin}")
+    base = handshakes(admin)
+    assert set(base) == {"full", "resumed", "failed"}, base
+    sess = str(tmp_path / "sess.pem")
+    rc, out = s_client(srv.port, "-tls1_2", "-CAfile", pki.ca.cert, "-sess_out", sess)
+    assert "New, TLSv1.2" in out, out[-2000:]
+    rc, out = s_client(srv.port, "-tls1_2", "-CAfile", pki.ca.cert, "-sess_in", sess)
+    assert "Reused, TLSv1.2" in out, out[-2000:]
+    for junk in (os.urandom(512), wsutil.build_request("GET", "/health"), b""):
+        c = wsutil.Conn.open(srv.port)
+        if junk:
+            c.send(junk)
+        c.close()
+    want = {"full": base["full"] + 1, "resumed": base["resumed"] + 1, "failed": base["failed"] + 3}
+    assert wait_until(lambda: handshakes(admin) == want, 5), f"{handshakes(admin)} != {want}"
+
+
 @pytest.mark.parametrize("broken", ["garbage-cert", "missing-key", "other-key"])
 def test_bad_pair_at_start_exits_2(pki, tmp_path, broken):
     from tlsutil import binary_has_tls, require_tls
