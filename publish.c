@@ -404,12 +404,16 @@ const char *publish_refusal_text(void)
 int publish_send(const struct publish_route *r, const struct publish_record *rec, void *owner,
 		 publish_done_fn *done, const void *note, size_t note_len)
 {
+	/* Refusals answered PUBLISH_FAILED count as failed, as Kafka's do:
+	 * an alert on failures sees a shutdown or a failed producer. */
 	if (P.stopping) {
 		snprintf(P.why, sizeof(P.why), "server shutting down: nothing was written");
+		metrics_topic_published(r->m, METRICS_PUB_FAILED);
 		return PUBLISH_STOPPING;
 	}
 	if (!P.rk) {
 		snprintf(P.why, sizeof(P.why), "%.200s: nothing was written", P.fatal_why);
+		metrics_topic_published(r->m, METRICS_PUB_FAILED);
 		return PUBLISH_ERROR;
 	}
 	struct entry *e = malloc(sizeof(*e) + note_len);
@@ -418,6 +422,7 @@ int publish_send(const struct publish_route *r, const struct publish_record *rec
 		free(e);
 		if (h) rd_kafka_headers_destroy(h);
 		snprintf(P.why, sizeof(P.why), "out of memory");
+		metrics_topic_published(r->m, METRICS_PUB_FAILED);
 		return PUBLISH_ERROR;
 	}
 	for (size_t i = 0; i < rec->nheaders; i++)
@@ -439,7 +444,9 @@ int publish_send(const struct publish_route *r, const struct publish_record *rec
 			metrics_topic_published(r->m, METRICS_PUB_RATE_LIMITED);
 			return PUBLISH_FULL;
 		}
-		return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? PUBLISH_TOO_LARGE : PUBLISH_ERROR;
+		if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) return PUBLISH_TOO_LARGE;   /* the client's: BAD_REQUEST */
+		metrics_topic_published(r->m, METRICS_PUB_FAILED);
+		return PUBLISH_ERROR;
 	}
 	P.inflight++;
 	metrics_set(M_PUBLISH_INFLIGHT, ++P.unanswered);
