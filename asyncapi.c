@@ -55,8 +55,9 @@ static const char fixed_messages[] =
 	"\"code\":{\"enum\":[\"INVALID_JSON\",\"UNKNOWN_TYPE\",\"UNKNOWN_CHANNEL\",\"BAD_REQUEST\",\"RATE_LIMITED\","
 	"\"TOO_MANY_SUBSCRIPTIONS\",\"UNAUTHORIZED\",\"TOKEN_EXPIRED\",\"SLOW_CONSUMER\",\"RESUME_GAP\",\"PUBLISH_FAILED\"]},"
 	"\"channel\":{\"type\":\"string\",\"description\":\"UNAUTHORIZED: the channel the token does not allow\"},"
-	"\"message\":{\"type\":\"string\",\"description\":\"PUBLISH_FAILED: Kafka's reason, or that no acknowledgement "
-	"came within --publish-timeout, or that the server is shutting down\"}}}}";
+	"\"message\":{\"type\":\"string\",\"description\":\"PUBLISH_FAILED: Kafka's reason, that no acknowledgement "
+	"came within --publish-timeout, that kbridge's producer failed (and when a new one starts), or that the server "
+	"is shutting down\"}}}}";
 
 static const char security_schemes[] = "{"
 	"\"bearer\":{\"type\":\"http\",\"scheme\":\"bearer\",\"bearerFormat\":\"JWT\","

@@ -582,8 +582,8 @@ static void publish_path(struct jbuf *b, const struct openapi_input *in)
 		{ "413", "`Content-Length` over `--max-message` (the connection is closed; the body is not read), or a "
 			 "record larger than Kafka takes (`message.max.bytes`)." },
 		{ "429", "The producer's queue is full; nothing was written. `Retry-After: 1`." },
-		{ "503", "Kafka refused the record, did not acknowledge it within `--publish-timeout`, or the server is "
-			 "shutting down; `error` says which." },
+		{ "503", "Kafka refused the record, did not acknowledge it within `--publish-timeout`, kbridge's producer "
+			 "failed and a new one has not started yet, or the server is shutting down; `error` says which." },
 	};
 	error_responses(b, codes, sizeof(codes) / sizeof(codes[0]), "{\"Access-Control-Allow-Origin\":"
 			REF("headers/Access-Control-Allow-Origin") "}");
