@@ -485,11 +485,11 @@ void publish_service(void)
 
 int publish_timeout_ms(void)
 {
-	int64_t due = P.head ? P.head->deadline : INT64_MAX;
-	if (P.renew_at && P.renew_at < due) due = P.renew_at;
-	if (P.fatal || (P.old && due > clock_now() + 100)) due = clock_now() + (P.fatal ? 0 : 100);
+	int64_t now = clock_now(), due = P.head ? P.head->deadline : INT64_MAX;
+	if (P.renew_at && !P.stopping && P.renew_at < due) due = P.renew_at;
+	if (P.old && now + 100 < due) due = now + 100;   /* a retired producer drains: look again */
 	if (due == INT64_MAX) return -1;
-	int64_t d = due - clock_now();
+	int64_t d = due - now;
 	return d < 0 ? 0 : d > 1000 ? 1000 : (int)d;
 }
 

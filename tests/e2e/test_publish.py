@@ -1126,3 +1126,29 @@ def test_fatal_producer_error_then_a_new_producer(mock_kafka, kafka_bridge):
            for res in ("ok", "failed")}
     assert got == {"ok": 1, "failed": 2 + len(refused)}, got
     assert srv.health()["status"] == "ok"
+
+
+@pytest.mark.one_process("signals the one process whose producer failed")
+def test_sigterm_while_no_producer_runs(mock_kafka, kafka_bridge):
+    """SIGTERM in the backoff after a fatal producer error, with a client
+    that never answers the close frame, so the drain lasts its 3 s, past
+    the moment a new producer was due: none starts, the loop does not spin
+    meanwhile (under 0.5 s of CPU in 2.5 s), and kbridge exits 0."""
+    mk = mock_kafka({"feed": 1, "st": 1})
+    mk.request_errors(22, 31, 0, 1)
+    srv = kafka_bridge(mk, "-t", "feed", "--publish", "sc=st", "--drain-timeout", "3")
+    pu.wait_until(lambda: "kafka producer failed" in srv.log(), 10, "the fatal error")
+    mute = srv.ws()                                  # read by nobody from here on
+    assert mute is not None
+
+    def cpu():
+        rest = open(f"/proc/{srv.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+    c0 = cpu()
+    srv.signal(signal.SIGTERM)
+    time.sleep(2.5)
+    used = cpu() - c0
+    rc = srv.wait_exit(8)
+    assert rc == 0, f"exit status {rc}\n{srv.log_tail()}"
+    assert used < 0.5, f"{used:.2f} s of CPU in 2.5 s of drain with no producer: the loop spins"
+    assert "kafka producer started again" not in srv.log()
