@@ -170,6 +170,7 @@ static void send_record(const struct msg_ctx *m, const struct publish_route *r, 
 	}
 	if (PP.stopping) {
 		reply_error(c, m->id, m->id_len, "PUBLISH_FAILED", "server shutting down: nothing was written");
+		publish_refused(r);
 	} else if (c->q.count >= (uint32_t)(PP.cfg->client_queue > PP.cfg->max_inflight ? PP.cfg->client_queue
 											 : PP.cfg->max_inflight)) {
 		/* Answers are never dropped, so a client that does not read them
@@ -201,8 +202,12 @@ static void send_record(const struct msg_ctx *m, const struct publish_route *r, 
 			reply_error(c, m->id, m->id_len, "RATE_LIMITED", "Kafka's producer queue is full: nothing was written");
 		else if (rc == PUBLISH_TOO_LARGE)
 			reply_error(c, m->id, m->id_len, "BAD_REQUEST", "the record is larger than Kafka accepts (message.max.bytes)");
-		else
-			reply_error(c, m->id, m->id_len, "PUBLISH_FAILED", note ? publish_refusal_text() : "out of memory");
+		else if (note)
+			reply_error(c, m->id, m->id_len, "PUBLISH_FAILED", publish_refusal_text());   /* counted there */
+		else {
+			reply_error(c, m->id, m->id_len, "PUBLISH_FAILED", "out of memory");
+			publish_refused(r);
+		}
 	}
 	take_free(&k);
 }

@@ -59,6 +59,7 @@ static struct {
 	int fatal;                   /* P.rk raised a fatal error: retire it */
 	char fatal_why[240];
 	int64_t renew_at;            /* when to start a new producer (turn clock ms); 0: none due */
+	int64_t look_at;             /* when to serve the retired producer again, while it drains */
 	int backoff_ms;
 	int efd;
 	int stopping;                /* publish_drain: refuse new ones */
@@ -304,7 +305,7 @@ static int create(char *err, size_t errlen)
 	rd_kafka_conf_set_log_cb(conf, producer_log);
 	if (!(P.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why)))) {
 		snprintf(err, errlen, "kafka producer: %s", why);
-		return -1;
+		goto fail;                    /* conf is still ours when rd_kafka_new fails */
 	}
 	rd_kafka_set_log_queue(P.rk, NULL);
 	P.q = rd_kafka_queue_get_main(P.rk);
@@ -322,6 +323,13 @@ int publish_start(const char *demo_bootstrap, char *err, size_t errlen)
 	return P.efd = kafka_wake_fd(&P.q, 1, -1, err, errlen);
 }
 
+/* A new producer is due after the backoff, which doubles for the next. */
+static void renew_later(void)
+{
+	P.renew_at = clock_now() + P.backoff_ms;
+	P.backoff_ms = P.backoff_ms * 2 > RENEW_MAX_MS ? RENEW_MAX_MS : P.backoff_ms * 2;
+}
+
 /* P.rk failed for good: it becomes P.old, whose reports answer what it
  * held; a new producer is due after the backoff. */
 static void retire(void)
@@ -332,8 +340,7 @@ static void retire(void)
 	P.q = NULL;
 	P.fatal = 0;
 	rd_kafka_purge(P.old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING);
-	P.renew_at = clock_now() + P.backoff_ms;
-	P.backoff_ms = P.backoff_ms * 2 > RENEW_MAX_MS ? RENEW_MAX_MS : P.backoff_ms * 2;
+	renew_later();
 }
 
 /* Serves the retired producer's reports; destroys it once it holds
@@ -341,28 +348,35 @@ static void retire(void)
 static void retire_service(void)
 {
 	rd_kafka_poll(P.old, 0);
-	if (rd_kafka_outq_len(P.old) > 0) return;
+	if (rd_kafka_outq_len(P.old) > 0) {
+		P.look_at = clock_now() + 100;   /* its purge completes in its own threads */
+		return;
+	}
+	/* Like a finished replay's consumer (replay.c), destroyed on the
+	 * loop: with nothing left in it, its threads only have to end. */
 	int64_t t0 = mono_ms();
 	rd_kafka_queue_destroy(P.oldq);
 	rd_kafka_destroy(P.old);
 	P.old = NULL;
 	P.oldq = NULL;
-	log_msg(LOG_DEBUG, "kafka producer retired", "destroy_ms", log_num(mono_ms() - t0), NULL);
+	P.look_at = 0;
+	int64_t took = mono_ms() - t0;
+	log_msg(took > 100 ? LOG_WARN : LOG_DEBUG, "kafka producer retired", "destroy_ms", log_num(took), NULL);
 }
 
 static void renew(void)
 {
 	char err[512];
 	P.renew_at = 0;
-	if (create(err, sizeof(err)) < 0 || kafka_wake_fd(&P.q, 1, P.efd, err, sizeof(err)) < 0) {
-		if (P.q) rd_kafka_queue_destroy(P.q);
-		if (P.rk) rd_kafka_destroy(P.rk);
-		P.rk = NULL;
-		P.q = NULL;
-		P.renew_at = clock_now() + P.backoff_ms;
-		log_msg(LOG_ERROR, "kafka producer: a new one failed to start", "error", err, NULL);
+	if (create(err, sizeof(err)) < 0) {
+		snprintf(P.fatal_why, sizeof(P.fatal_why), "a new Kafka producer failed to start: %.140s; next try in %d s",
+			 err, P.backoff_ms / 1000);
+		log_msg(LOG_ERROR, "kafka producer: a new one failed to start", "error", err,
+			"retry_in_s", log_num(P.backoff_ms / 1000), NULL);
+		renew_later();
 		return;
 	}
+	kafka_wake_fd(&P.q, 1, P.efd, err, sizeof(err));   /* P.efd exists: joining it cannot fail */
 	log_msg(LOG_INFO, "kafka producer started again", NULL);
 }
 
@@ -378,7 +392,7 @@ static void destroy(rd_kafka_t *rk, rd_kafka_queue_t *q)
 
 void publish_stop(void)
 {
-	if (!P.rk && !P.old) return;
+	if (P.efd < 0) return;        /* never started */
 	/* What is left has no one to answer; owners may be gone. */
 	for (struct entry *e = P.head; e; e = e->next) e->owner = NULL;
 	map_free(&P.owners);
@@ -396,6 +410,11 @@ void publish_rate_limited(const struct publish_route *r)
 	metrics_topic_published(r->m, METRICS_PUB_RATE_LIMITED);
 }
 
+void publish_refused(const struct publish_route *r)
+{
+	metrics_topic_published(r->m, METRICS_PUB_FAILED);
+}
+
 const char *publish_refusal_text(void)
 {
 	return P.why;
@@ -408,12 +427,12 @@ int publish_send(const struct publish_route *r, const struct publish_record *rec
 	 * an alert on failures sees a shutdown or a failed producer. */
 	if (P.stopping) {
 		snprintf(P.why, sizeof(P.why), "server shutting down: nothing was written");
-		metrics_topic_published(r->m, METRICS_PUB_FAILED);
+		publish_refused(r);
 		return PUBLISH_STOPPING;
 	}
 	if (!P.rk) {
 		snprintf(P.why, sizeof(P.why), "%.200s: nothing was written", P.fatal_why);
-		metrics_topic_published(r->m, METRICS_PUB_FAILED);
+		publish_refused(r);
 		return PUBLISH_ERROR;
 	}
 	struct entry *e = malloc(sizeof(*e) + note_len);
@@ -422,7 +441,7 @@ int publish_send(const struct publish_route *r, const struct publish_record *rec
 		free(e);
 		if (h) rd_kafka_headers_destroy(h);
 		snprintf(P.why, sizeof(P.why), "out of memory");
-		metrics_topic_published(r->m, METRICS_PUB_FAILED);
+		publish_refused(r);
 		return PUBLISH_ERROR;
 	}
 	for (size_t i = 0; i < rec->nheaders; i++)
@@ -445,7 +464,7 @@ int publish_send(const struct publish_route *r, const struct publish_record *rec
 			return PUBLISH_FULL;
 		}
 		if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) return PUBLISH_TOO_LARGE;   /* the client's: BAD_REQUEST */
-		metrics_topic_published(r->m, METRICS_PUB_FAILED);
+		publish_refused(r);
 		return PUBLISH_ERROR;
 	}
 	P.inflight++;
@@ -465,10 +484,15 @@ void publish_service(void)
 	uint64_t v;
 	while (read(P.efd, &v, sizeof(v)) > 0) {}   /* clear first, then serve */
 	if (P.rk) rd_kafka_poll(P.rk, 0);
-	if (P.fatal && !P.old) retire();   /* one retired at a time: a second waits its turn */
 	if (P.old) retire_service();
+	if (P.fatal && !P.old) {
+		retire();
+		retire_service();   /* and from now on every 100 ms until it holds nothing */
+	}
 	int64_t now = clock_now();
-	if (!P.rk && P.renew_at && now >= P.renew_at && !P.stopping) renew();
+	/* One retired producer at a time: a new one starts once the last is
+	 * gone (within ms of its purge), so a second failure can retire it. */
+	if (!P.rk && !P.old && P.renew_at && now >= P.renew_at && !P.stopping) renew();
 	while (P.head && P.head->deadline <= now) {
 		struct entry *e = P.head;
 		char why[160];
@@ -486,8 +510,8 @@ void publish_service(void)
 int publish_timeout_ms(void)
 {
 	int64_t now = clock_now(), due = P.head ? P.head->deadline : INT64_MAX;
-	if (P.renew_at && !P.stopping && P.renew_at < due) due = P.renew_at;
-	if (P.old && now + 100 < due) due = now + 100;   /* a retired producer drains: look again */
+	if (P.renew_at && !P.stopping && !P.old && P.renew_at < due) due = P.renew_at;
+	if (P.look_at && P.look_at < due) due = P.look_at;   /* a retired producer drains */
 	if (due == INT64_MAX) return -1;
 	int64_t d = due - now;
 	return d < 0 ? 0 : d > 1000 ? 1000 : (int)d;

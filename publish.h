@@ -69,6 +69,10 @@ int  publish_send(const struct publish_route *r, const struct publish_record *re
 /* A publish for r refused before the producer (--max-inflight): counted
  * as rate_limited like a full queue. */
 void publish_rate_limited(const struct publish_route *r);
+/* A publish for r answered PUBLISH_FAILED (or 503) without reaching the
+ * producer (shutting down, out of memory): counted as failed, as Kafka's
+ * refusals are. publish_send counts its own. */
+void publish_refused(const struct publish_route *r);
 /* Why the last publish_send was refused (one line). */
 const char *publish_refusal_text(void);
 

@@ -250,6 +250,7 @@ static void accept_from(int lfd, int admin)
 			(void)w;
 			close(fd);
 			metrics_add(M_REJECTED_FULL, 1);
+			if (tls) metrics_add(M_TLS_FAILED, 1);   /* turned away before any handshake */
 			continue;
 		}
 		/* Small messages must not wait for Nagle: corking is ours. */
@@ -262,7 +263,10 @@ static void accept_from(int lfd, int admin)
 		}
 		/* The handshake starts when the ClientHello arrives (client_read),
 		 * under the header deadline client_new set. */
-		if (tls && !(c->ssl = tls_new(fd))) client_kill(c, "out of memory");
+		if (tls && !(c->ssl = tls_new(fd))) {
+			metrics_add(M_TLS_FAILED, 1);
+			client_kill(c, "out of memory");
+		}
 	}
 }
 

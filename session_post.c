@@ -220,6 +220,7 @@ static void serve(struct client *c, const struct http_request *req, const char *
 	}
 	if (SP.stopping) {
 		answer_error_body(c, 503, "server shutting down: nothing was written", 0, extra);
+		publish_refused(r);
 		client_linger(c);
 		return;
 	}

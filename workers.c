@@ -60,6 +60,8 @@ static struct {
 	const char *exe;
 	int stopping;
 	int64_t kill_at;        /* stopping: SIGKILL what still runs then */
+	int64_t serviced;       /* the master's last workers_service */
+	int64_t watch_from;     /* the watchdog counts from here at the earliest */
 	int status;             /* the master's exit status */
 } W;
 
@@ -222,6 +224,7 @@ static void watch(unsigned i, int64_t now)
 	struct worker *w = &W.w[i];
 	int64_t last = fleet_turned(i);
 	if (last < w->started) last = w->started;
+	if (last < W.watch_from) last = W.watch_from;
 	if (w->hung || now - last < HUNG_MS) return;
 	log_msg(LOG_ERROR, "worker stopped turning its loop; killing it", "worker", log_num(i), "pid", log_num(w->pid),
 		"stuck_ms", log_num(now - last), NULL);
@@ -231,6 +234,11 @@ static void watch(unsigned i, int64_t now)
 
 void workers_service(int64_t now)
 {
+	/* The master itself did not run for a while (the whole group was
+	 * stopped or frozen, or starved): its workers were too, so their
+	 * silence so far proves nothing. */
+	if (now - W.serviced > 1000) W.watch_from = now;
+	W.serviced = now;
 	for (unsigned i = 0; i < W.n; i++) {
 		if (!W.stopping && W.w[i].restart_at && now >= W.w[i].restart_at) spawn(i);
 		if (!W.stopping && W.w[i].pid) watch(i, now);
