@@ -259,6 +259,7 @@ static void accept_from(int lfd, int admin)
 		struct client *c = add_client(fd, (struct sockaddr *)&ss, sl, admin);
 		if (!c) {
 			close(fd);
+			if (tls) metrics_add(M_TLS_FAILED, 1);
 			return;
 		}
 		/* The handshake starts when the ClientHello arrives (client_read),
