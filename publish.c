@@ -399,7 +399,7 @@ void publish_stop(void)
 	if (P.old) destroy(P.old, P.oldq);
 	if (P.rk) destroy(P.rk, P.q);
 	P.rk = P.old = NULL;
-	if (P.efd >= 0) close(P.efd);
+	close(P.efd);
 	P.efd = -1;
 }
 

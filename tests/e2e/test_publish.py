@@ -1120,10 +1120,7 @@ def test_fatal_producer_error_then_a_new_producer(mock_kafka, kafka_bridge):
     assert len(retired) == 2, retired
     print("destroying a failed producer: " + ", ".join(ln.split("destroy_ms=")[1] + " ms" for ln in retired))
     # Every PUBLISH_FAILED counts as failed: the purged one and the refused.
-    text = srv.http("GET", "/metrics").body.decode()
-    got = {res: sum(int(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
-                    if ln.startswith("kbridge_published_total{") and 'topic="ft"' in ln and f'result="{res}"' in ln)
-           for res in ("ok", "failed")}
+    got = {res: pu.published(srv, "ft", res) for res in ("ok", "failed")}
     assert got == {"ok": 1, "failed": 2 + len(refused)}, got
     assert srv.health()["status"] == "ok"
 
