@@ -58,11 +58,16 @@ def traffic(mock_kafka, kafka_bridge):
 
 def test_metrics_parse_and_count_traffic(traffic):
     srv, mk, clients = traffic
-    # messages are counted when written in full: give the last writes a moment
-    deadline = time.monotonic() + 5
+    # messages are counted when written in full, and with workers a worker
+    # without clients may consume later than the one that served them: give
+    # both a moment
+    deadline = time.monotonic() + 10
     while True:
         text, fams = metrics(srv.port)
-        if sample(fams, "kbridge_messages_sent", "kbridge_messages_sent_total") >= 2 * N or time.monotonic() > deadline:
+        done = (sample(fams, "kbridge_messages_sent", "kbridge_messages_sent_total") >= 2 * N and
+                sample(fams, "kbridge_records_consumed", "kbridge_records_consumed_total",
+                       topic="obs-t") >= N * srv.workers)
+        if done or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     # every family of docs/operations.md#metrics with HELP and TYPE
