@@ -737,8 +737,12 @@ void state_service(int64_t now)
 {
 	for (struct period *p = S.periods; p; p = p->next) {
 		if (p->due > now) continue;
+		/* A period from when this tick is stamped (the turn may have
+		 * begun a while ago), not the next slot of a fixed grid: a tick
+		 * that ran late (a busy loop, a descheduled process) would
+		 * otherwise be followed by one less than a period after it. */
+		p->due = mono_ms() + p->ms;
 		tick(p);
-		p->due = (now / p->ms + 1) * p->ms;
 	}
 }
 
