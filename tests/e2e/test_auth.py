@@ -554,7 +554,11 @@ def test_jwks_rotation_by_file_change(mock_kafka, kafka_bridge, keyring, tmp_pat
     time.sleep(1.1)                      # a different mtime second on coarse file systems
     write_atomic(path, jwks_bytes(("k-new", new)))
     t0 = time.monotonic()
-    au.wait_for(lambda: count_lines(srv, "jwt keys loaded") > loaded0, 8, "'jwt keys loaded' after the change")
+    # every worker reloads on its own poll: wait for all of them, or the
+    # old kid may meet one that has not yet
+    au.wait_for(lambda: sum(1 for line in srv.log().splitlines()
+                            if "jwt keys loaded" in line and "why=start" not in line) >= srv.workers, 8,
+                "'jwt keys loaded' after the change")
     took = time.monotonic() - t0
     assert took < 6, f"reloaded {took:.1f}s after the change (polled every 2 s)"
     new_tok = au.mint("RS256", new, au.claims(sub="rotated"), kid="k-new")
