@@ -111,7 +111,9 @@ def test_lag_known_right_after_ready(mock_kafka, kafka_bridge):
         if all(isinstance(lag.get(k), int) for k in ("lag2:0", "lag2:1")):
             break
         time.sleep(0.05)
-    assert lag.get("lag2:0") == 0 and lag.get("lag2:1") in (0, 3), f"/stats lag 1 s after /ready: {lag}"
+    # partition 1's three records came in three batches, and the mock
+    # answers a fetch with one: its lag may be read on the way down
+    assert lag.get("lag2:0") == 0 and lag.get("lag2:1") in (0, 1, 2, 3), f"/stats lag 1 s after /ready: {lag}"
 
 
 # ---------------------------------------------------------------- --demo
