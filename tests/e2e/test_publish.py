@@ -929,8 +929,10 @@ def test_workers_inflight_forgets_a_killed_worker(bridge):
             os.kill(pid, signal.SIGKILL)
         pu.wait_until(lambda: (lambda ws: len(ws) == 2 and all(w.get("pid") and w["pid"] not in pids for w in ws))(
             get_json(srv.port, "/stats").get("workers") or []), 20, "2 new workers")
-        st = pu.wait_until(lambda: get_json(srv.port, "/stats").get("published"), 5, "/stats published")
-        assert st.get("inflight") == 0, f"in flight after the workers holding them were killed: {st!r}"
+        # a replacement clears its slot when it starts publishing, which
+        # may be a moment after /stats first names it
+        pu.wait_until(lambda: (get_json(srv.port, "/stats").get("published") or {}).get("inflight") == 0, 10,
+                      "nothing in flight after the workers holding the publishes were killed")
     finally:
         mk.up(1)
 
