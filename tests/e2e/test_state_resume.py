@@ -228,6 +228,7 @@ def test_resume_from_history_and_beyond_it_from_kafka(mock_kafka, kafka_bridge):
     observer.wait_for(lambda objs: sum(1 for x in objs if is_data(x)) >= N, 30, f"{N} records")
     live = {m["offset"]: m for m in observer.data()}
     assert sorted(live) == list(range(N)) and all(live[i]["data"]["n"] == i for i in range(N))
+    wait_channel_seq(srv.port, "deepc", N)   # with workers: every worker's history has them
 
     far = srv.ws()
     far.send_json({"type": "subscribe", "channel": "deepc", "resume": {"deep:0": 9}, "id": "far"})
@@ -429,6 +430,7 @@ def test_replayed_records_carry_their_headers(mock_kafka, kafka_bridge):
         f.get(20)
     observer.wait_for(lambda objs: sum(1 for x in objs if is_data(x)) >= N, 30, f"{N} records")
     live = {m["offset"]: m for m in observer.data()}
+    wait_channel_seq(srv.port, "hdc", N)     # with workers: every worker's history has them
     assert live[7]["headers"] == [["n", "7"], ["bin", {"base64": "/wA="}], ["empty", ""], ["n", "again"]], live[7]
 
     readers = []
