@@ -824,6 +824,19 @@ class BulkReader:
             raise AssertionError(f"{self.name}: reader failed: {self.error!r}")
 
 
+def settled(read, want, timeout=3.0):
+    """read()'s value once it equals want (within timeout; the last value
+    read otherwise, for the caller's assertion). With --workers, a count
+    that one worker changed reaches /health, /stats and /metrics answered
+    by another at the end of the first one's loop turn."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = read()
+        if v == want or time.monotonic() > deadline:
+            return v
+        time.sleep(0.02)
+
+
 def channel_seq(port, channel):
     """The channel's seq from GET /stats (docs/operations.md#stats), 0 when
     absent."""

@@ -19,7 +19,7 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import free_port, run_kbridge
+from conftest import free_port, run_kbridge, settled
 from wsutil import WS, Conn, build_request, check_101, get_json, http_request, new_key, upgrade_headers
 
 BEARER_REALM = 'Bearer realm="kbridge-admin"'
@@ -120,8 +120,7 @@ def test_admin_listener_serves_the_admin_endpoints_and_the_main_port_no_longer(k
     r, _ = upgrade(srv.port, path="/ws/stats")
     assert r.status == 404, r
     # The admin port: the admin endpoints and the probes, nothing else.
-    fams = metrics(admin)
-    assert sample(fams, "kbridge_clients") == 1
+    assert settled(lambda: sample(metrics(admin), "kbridge_clients"), 1) == 1
     for path in ("/stats", "/ws/stats"):
         st = get_json(admin, path)
         assert st["clients"] == 1 and len(st["client_list"]) == 1
@@ -290,6 +289,7 @@ def test_client_list_has_identity_and_peer(kbridge):
     admin = free_port()
     srv = kbridge("--admin-listen", f"127.0.0.1:{admin}")
     _, ws = upgrade(srv.port, src="127.0.0.9", tracker=srv)
+    settled(lambda: len(get_json(admin, "/stats")["client_list"]), 1)
     st = get_json(admin, "/stats")
     assert len(st["client_list"]) == 1
     entry = st["client_list"][0]
@@ -302,6 +302,7 @@ def test_without_new_flags_stats_and_metrics_are_as_before(kbridge):
     srv = kbridge()
     ws = srv.ws()
     # Open on the main port, no token asked.
+    settled(lambda: get_json(srv.port, "/stats")["clients"], 1)
     st = get_json(srv.port, "/stats")
     assert st.keys() == get_json(srv.port, "/ws/stats").keys()
     assert st["clients"] == 1

@@ -28,7 +28,7 @@ import pytest
 
 import conftest
 import wsutil
-from conftest import ROOT
+from conftest import ROOT, settled
 
 BENCH_DIR = os.path.join(ROOT, "build", "bench")
 WSLOAD = os.path.join(BENCH_DIR, "wsload")
@@ -447,8 +447,8 @@ def test_wsload_sse(bench_bridge):
         for x, n in ((load, 5), (keyed, 4)):
             ready = x.event("ready")
             assert ready["connected"] == ready["subscribed"] == n and ready["failed"] == 0, ready
-        assert srv.health()["clients"] == 9
-        assert srv.http(path="/stats").json()["sse_clients"] == 9
+        assert settled(lambda: srv.health()["clients"], 9) == 9
+        assert settled(lambda: srv.http(path="/stats").json()["sse_clients"], 9) == 9
         pres = produce(mock.bootstrap, rate=200, duration=3, keys=4)
         res = load.finish(expect=5 * pres["acked"])
         rk = keyed.finish(expect=4 * 150)

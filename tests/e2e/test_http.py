@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from conftest import settled
 from wsutil import (Conn, WS, build_request, http_request, upgrade_headers, new_key,
                     check_101)
 
@@ -40,7 +41,7 @@ def test_health_counts_websocket_clients_only(server):
     plain = server.conn()       # an idle plain HTTP connection is no client
     plain.send(build_request("GET", "/nope"))
     assert plain.read_response().status == 404
-    assert server.health()["clients"] == 2
+    assert settled(lambda: server.health()["clients"], 2) == 2
     a.send_close(1000)
     a.expect_close(1000, reply=False)
     deadline = time.monotonic() + 3

@@ -130,7 +130,14 @@ def test_stats_shape(traffic):
     # counts toward each channel's subscriptions, in /stats and /metrics.
     w = srv.ws("/ws/crypto")
     assert w.request({"action": "subscribe", "type": "obs_type"}).get("type") == "ack"
-    st = get_json(srv.port, "/stats")
+    # with workers, the other worker may answer before this one's table
+    # reaches it (at most 50 ms)
+    deadline = time.monotonic() + 3
+    while True:
+        st = get_json(srv.port, "/stats")
+        if st["channels"]["obs"]["subscribers"] == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert st["channels"]["obs"]["subscribers"] == 3 and st["channels"]["other-t"]["subscribers"] == 1, st["channels"]
     _, fams = metrics(srv.port)
     assert sample(fams, "kbridge_subscriptions", channel="obs") == 3
@@ -184,7 +191,10 @@ def test_json_logs_and_secret_redaction(kbridge):
 def test_sighup_is_ignored(server):
     c = server.ws()
     server.signal(signal.SIGHUP)
-    time.sleep(0.3)
+    # with workers, they log it once the master has passed the signal on
+    deadline = time.monotonic() + 3
+    while "SIGHUP ignored" not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert server.alive()
     c.ping_ok()
     assert "SIGHUP ignored" in server.log()

@@ -46,7 +46,7 @@ import conftest
 import wsutil
 from authutil import keyring  # noqa: F401  (session fixture)
 from test_whole_records import big_producer  # noqa: F401  (fixture)
-from conftest import read_messages, wait_channel_seq
+from conftest import read_messages, settled, wait_channel_seq
 from sseutil import (LINE_RE, SSE, TOKEN_RE, BlockReader, CurlStream, b64u_dec, b64u_enc, decode_token,
                      encode_token, error_body, parse_blocks, sse_request)
 from wsutil import Closed
@@ -802,8 +802,10 @@ def test_observability_counts_sse_clients(kbridge):
         return (srv.health()["clients"], st.get("sse_clients"),
                 sorted(c.get("transport") for c in st.get("client_list", [])),
                 m.get(("kbridge_sse_clients", ())), m.get(("kbridge_clients", ())))
-    assert state() == (2, 1, ["sse", "websocket"], 1.0, 2.0), \
-        f"(health clients, sse_clients, transports, kbridge_sse_clients, kbridge_clients) = {state()}"
+    want = (2, 1, ["sse", "websocket"], 1.0, 2.0)
+    got = settled(state, want)
+    assert got == want, \
+        f"(health clients, sse_clients, transports, kbridge_sse_clients, kbridge_clients) = {got}"
     assert "sse open" in srv.log(), srv.log_tail()
     s.close()
     au.wait_for(lambda: state()[0] == 1, 5, "the SSE client gone from /health")
@@ -999,8 +1001,8 @@ def test_2000_sse_clients_one_record(mock_kafka, kafka_bridge):
     t0 = time.monotonic()
     clients = [srv.track(SSE.open(srv.port, "/sse?channel=manyc", timeout=10)) for _ in range(N_MANY)]
     t_connect = time.monotonic() - t0
-    assert srv.health()["clients"] == N_MANY
-    assert srv.http("GET", "/stats").json().get("sse_clients") == N_MANY
+    assert settled(lambda: srv.health()["clients"], N_MANY) == N_MANY
+    assert settled(lambda: srv.http("GET", "/stats").json().get("sse_clients"), N_MANY) == N_MANY
     (pos,) = produce_many(mk, "many", [("k", '{"one":1}', 0)])
     ids = set()
     for i, c in enumerate(clients):

@@ -22,7 +22,7 @@ import pytest
 
 import conftest
 import wsutil
-from conftest import free_port, run_kbridge
+from conftest import free_port, run_kbridge, settled
 from tlsutil import serial_of_der
 
 OPENSSL = shutil.which("openssl") or "openssl"
@@ -253,7 +253,11 @@ def test_mtls_client_cert_from_ca_accepted_cn_is_identity(tls_kbridge, pki):
     srv = tls_kbridge(client_ca=pki.ca.cert)
     ws = srv.ws(ssl=pki.context(client=pki.client))
     ws.ping_ok()
-    st = srv.http("GET", "/stats", ssl=pki.context(client=pki.client)).json()
+
+    def read():
+        return srv.http("GET", "/stats", ssl=pki.context(client=pki.client)).json()
+    settled(lambda: pki.client.cn in [c.get("identity") for c in read().get("client_list", [])], True)
+    st = read()
     ids = [c.get("identity") for c in st.get("client_list", [])]
     assert pki.client.cn in ids, f"identity {pki.client.cn!r} not in client_list {st.get('client_list')!r}"
     opens = [ln for ln in srv.log().splitlines() if "websocket open" in ln]
