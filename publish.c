@@ -218,6 +218,14 @@ static void fatal_seen(rd_kafka_t *rk)
 		"retry_in_s", log_num(P.backoff_ms / 1000), NULL);
 }
 
+/* The answer to a publish that --publish-timeout ran out on. librdkafka's
+ * own report of the same timeout (message.timeout.ms is the same value)
+ * can come first when its periodic scan beats the loop: it says the same. */
+static void timeout_text(char *why, size_t size)
+{
+	snprintf(why, size, "not acknowledged by Kafka within %g s (--publish-timeout)", P.cfg->publish_timeout);
+}
+
 static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	(void)opaque;
@@ -239,7 +247,10 @@ static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		int maybe = rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED;
 		/* A failed producer's purge says "Purged in queue": say why. */
 		if (rd_kafka_fatal_error(rk, NULL, 0)) fatal_seen(rk);
-		snprintf(why, sizeof(why), "%.240s%s", rk == P.rk && !P.fatal ? rd_kafka_err2str(m->err) : P.fatal_why,
+		char timeout[120] = "";
+		if (m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT) timeout_text(timeout, sizeof(timeout));
+		snprintf(why, sizeof(why), "%.240s%s",
+			 rk != P.rk || P.fatal ? P.fatal_why : *timeout ? timeout : rd_kafka_err2str(m->err),
 			 maybe ? " (the record may have been written)" : "");
 		o.error = why;
 	} else if (rk == P.rk) {
@@ -499,8 +510,7 @@ void publish_service(void)
 		if (P.stopping && e->deadline >= P.drain_deadline)
 			snprintf(why, sizeof(why), "server shutting down before Kafka acknowledged the record");
 		else
-			snprintf(why, sizeof(why), "not acknowledged by Kafka within %g s (--publish-timeout)",
-				 P.cfg->publish_timeout);
+			timeout_text(why, sizeof(why));
 		struct publish_outcome o = { .ok = 0, .topic = e->route->topic, .partition = -1, .offset = -1,
 					     .error = why };
 		answer(e, &o);   /* the entry stays librdkafka's until its report */
