@@ -467,7 +467,7 @@ def test_sigterm_answers_http_publish_in_flight(bridge):
     r = c.read_response(timeout=5)
     took = time.monotonic() - t0
     check_error_body(r, 503, "POST in flight at SIGTERM")
-    assert took <= 2.8, f"answered {took:.2f}s after SIGTERM, --drain-timeout 2"
+    assert took <= 3.5, f"answered {took:.2f}s after SIGTERM, --drain-timeout 2 (and long before the 10 s publish timeout)"
     rc = srv.wait_exit(6)
     assert rc == 0, f"exit status {rc}\n{srv.log_tail()}"
 

@@ -53,11 +53,12 @@ def check_conflated(name, reader, interval_s, produced_last, slow_values, live_b
                                 f"(seq {o.get('seq')} is {ref!r})")
                 break
         times = [t for t, _ in got]
-        # Rate: at most one message per key per interval (slack for timer
-        # jitter): in any window of one second, <= 1/interval + 1.
-        win = 1.0
+        # Rate: at most one message per key per interval. The times are
+        # this reader thread's, and a thread held up for a moment reads a
+        # few at once: in any window of two seconds, <= 2/interval + 3.
+        win = 2.0
         most = max(sum(1 for u in times if s <= u < s + win) for s in times)
-        if most > win / interval_s + 1:
+        if most > win / interval_s + 3:
             problems.append(f"key {k}: {most} messages within {win}s (interval {interval_s * 1000:.0f} ms)")
         if len(times) > duration / interval_s + 3:
             problems.append(f"key {k}: {len(times)} messages in {duration:.1f}s (interval {interval_s * 1000:.0f} ms)")
@@ -67,10 +68,11 @@ def check_conflated(name, reader, interval_s, produced_last, slow_values, live_b
                 problems.append(f"key slow: delivered {ivals}, produced {slow_values}")
         else:
             # No starvation: a key that changes all the time shows up every
-            # interval (allow timer jitter and a loaded machine).
+            # interval (allow timer jitter and a loaded machine, where this
+            # reader thread can be held up for most of a second).
             inside = [u for u in times if u <= t_end]
             gaps = [b - a for a, b in zip(inside, inside[1:])]
-            if gaps and max(gaps) > 2 * interval_s + 0.4:
+            if gaps and max(gaps) > 2 * interval_s + 1.0:
                 problems.append(f"key {k}: {max(gaps) * 1000:.0f} ms without a message while it kept changing")
             if len(inside) < duration / interval_s * 0.5:
                 problems.append(f"key {k}: only {len(inside)} messages in {duration:.1f}s "

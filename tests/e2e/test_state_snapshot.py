@@ -390,11 +390,13 @@ def test_snapshot_consistent_with_stream_under_production(mock_kafka, kafka_brid
         except Exception as e:           # noqa: BLE001 - reported below
             prod_err.append(e)
 
+    mk.producer()                        # connected before the clock starts
     t = threading.Thread(target=produce, daemon=True)
     t.start()
     clients = []
     rnd = random.Random(11)
     try:
+        wait_channel_seq(srv.port, "consc", 1)   # the first snapshot is mid-stream
         for n in range(3):
             time.sleep(0.4 + rnd.random() * 0.5)
             w = srv.ws()

@@ -638,8 +638,9 @@ def keepalive_on(srv, pid, tries=40):
 
 
 def test_quick_deaths_back_off_ready_is_503_and_the_others_serve(mock_kafka, kafka_bridge):
-    """Worker 0 killed four times right after each start: the master waits
+    """Worker 0 killed five times right after each start: the master waits
     100 ms, then longer (doubling), before each restart. In the last wait
+    (1.6 s, room for a loaded machine to look around in it)
     /ready is 503 while worker 1 is ready, and the dead worker's listener
     has left the port (it keeps dying): every new connection is served by
     worker 1 at once instead of waiting for worker 0's replacement."""
@@ -648,14 +649,14 @@ def test_quick_deaths_back_off_ready_is_503_and_the_others_serve(mock_kafka, kaf
     _, ws = wait_workers(srv, 2, ready=True)
     keep = ws[1]["pid"]
     pid, gaps = ws[0]["pid"], []
-    for _ in range(3):                  # waits of 100, 200, 400 ms
+    for _ in range(4):                  # waits of 100, 200, 400, 800 ms
         os.kill(pid, signal.SIGKILL)
         pid, gap = new_child(srv.pid, {keep, pid})
         gaps.append(gap)
     # Probes go over a keep-alive connection worker 1 holds: a new one
     # could wait in worker 0's listener.
     probe = keepalive_on(srv, keep)
-    os.kill(pid, signal.SIGKILL)        # the fourth wait: about 800 ms
+    os.kill(pid, signal.SIGKILL)        # the fifth wait: about 1.6 s
     t_kill = time.monotonic()
     time.sleep(0.35)                    # state is published at the end of a turn
     alone = child_pids(srv.pid) == [keep]
@@ -669,8 +670,8 @@ def test_quick_deaths_back_off_ready_is_503_and_the_others_serve(mock_kafka, kaf
     pid, _ = new_child(srv.pid, {keep, pid})
     gaps.append(time.monotonic() - t_kill)
     assert gaps[0] < 1.5, f"first restart after {gaps[0]:.2f}s (documented: 100 ms)"
-    assert gaps[3] >= 0.6, f"restart waits {[round(g, 3) for g in gaps]}: no doubling for quick deaths"
-    assert alone, "the replacement started before the fourth wait was over"
+    assert gaps[3] >= 0.6 and gaps[4] >= 1.2, f"restart waits {[round(g, 3) for g in gaps]}: no doubling for quick deaths"
+    assert alone, "the replacement started before the fifth wait was over"
     assert ready == 503, f"/ready {ready} while worker 0 was down: {w}"
     assert w[1].get("ready") is True and w[0].get("ready") is not True, w
     assert running == 1, f"kbridge_workers {running} while worker 0 was down"
@@ -681,9 +682,9 @@ def test_quick_deaths_back_off_ready_is_503_and_the_others_serve(mock_kafka, kaf
     where, _ = client_workers(srv.port, {"127.0.0.1:%d" % c.sock.getsockname()[1] for c in socks})
     assert set(where.values()) == {1}, f"a connection went to the dead worker's listener: {where}"
     _, ws = wait_workers(srv, 2, ready=True)
-    assert ws[0]["pid"] == pid and ws[0]["restarts"] == 4 and ws[1]["restarts"] == 0, ws
-    assert msum(metric_values(srv.port), "kbridge_worker_restarts_total") == 4
-    assert len(re.findall(r"worker died", srv.log())) == 4, srv.log_tail()
+    assert ws[0]["pid"] == pid and ws[0]["restarts"] == 5 and ws[1]["restarts"] == 0, ws
+    assert msum(metric_values(srv.port), "kbridge_worker_restarts_total") == 5
+    assert len(re.findall(r"worker died", srv.log())) == 5, srv.log_tail()
 
 
 def test_a_replacement_exiting_2_is_retried_while_the_other_worker_serves(kbridge, tmp_path):
@@ -737,7 +738,9 @@ def test_a_stuck_worker_is_killed_and_restarted(kbridge):
     assert "worker=0" in stuck[0] and f"pid={vpid}" in stuck[0], stuck
     ms = int(re.search(r"stuck_ms=(\d+)", stuck[0]).group(1))
     assert 20000 <= ms <= 21000, stuck[0]
-    assert 19 <= took <= 26, f"killed {took:.1f} s after the SIGSTOP"
+    # later if the master itself was held up for over a second meanwhile
+    # (it then counts again, so as not to take a frozen group for stuck)
+    assert 19 <= took <= 33, f"killed {took:.1f} s after the SIGSTOP"
     assert len(served) >= 9 and set(served) == {200}, f"the other worker's answers meanwhile: {served}"
     _, after = wait_workers(srv, 2, timeout=15, port=admin, what="the stuck worker's replacement",
                             pred=lambda w: w[0]["pid"] != vpid and w[0].get("restarts") == 1)
