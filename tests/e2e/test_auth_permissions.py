@@ -470,7 +470,10 @@ def test_refresh_removes_channels_the_new_token_refuses(bridge, keyring):
     check_data("refreshed", data, recs, lambda r: r.topic == "ticker")
 
     st_reader.wait_for(lambda objs: any(o.get("type") == "update" for o in objs[n_mark:]), 5, "an update")
-    time.sleep(0.6)
+    want = {"a": {"t": "ticker", "k": "a"}, "b": {"t": "ticker", "k": "b"}}
+    st_reader.wait_for(lambda objs: [st.get("ticker") for _, st in states(objs)][-1:] == [want], 5,
+                       "the ticker state of both records")
+    time.sleep(0.6)                       # and nothing after it may bring orders.* back
     st_reader.stop()
     state = {}
     for o in st_reader.objs():
@@ -482,7 +485,7 @@ def test_refresh_removes_channels_the_new_token_refuses(bridge, keyring):
             for path, v in o["changes"].items():
                 set_nested(state, path, copy.deepcopy(v))
     assert "orders.eu" not in state, f"state still holds orders.eu after the refresh: {state!r}"
-    assert state.get("ticker") == {"a": {"t": "ticker", "k": "a"}, "b": {"t": "ticker", "k": "b"}}, state
+    assert state.get("ticker") == want, state
 
 
 def test_refresh_narrows_keys_and_filter_never_widens(bridge, keyring):
@@ -846,6 +849,10 @@ def test_state_dialect_groups_by_the_token(bridge, keyring):
     rc.wait_for(lambda objs: any(o.get("type") == "ack" for o in objs), 5, "refresh ack")
     recs = produce(mk, leak_specs(3))
     wait_routed(srv, recs)
+    ra.wait_for(lambda objs: {"c", "d"} <= set().union(*[set((st.get("ticker") or {}).keys())
+                                                         for _, st in states(objs)]), 5, "keys c and d")
+    for r in (rb, rc):
+        r.wait_for(lambda objs: any(o.get("type") == "update" for o in objs), 5, "an update")
     time.sleep(0.8)                       # two web periods: the last changes are out
     for r in (ra, rb, rc):
         r.stop()
@@ -892,25 +899,27 @@ def test_no_resume_of_what_the_token_refuses(bridge, keyring):
 
 
 def test_refresh_drops_what_conflation_held(bridge, keyring):
-    """interval=3000 holds the newest record per key for up to 3 s: a
+    """interval=6000 holds the newest record per key for up to 6 s: a
     refresh that takes the channel away (or narrows its keys) must not
     let a held record out afterwards."""
     mk, srv = bridge(["ticker", "other"])
-    ws = srv.ws("/ws?interval=3000", headers=hdr(token(keyring, channels=["ticker", "other"])))
+    ws = srv.ws("/ws?interval=6000", headers=hdr(token(keyring, channels=["ticker", "other"])))
     assert ws.request({"type": "subscribe", "channels": ["ticker"], "id": "s"}).get("type") == "ack"
-    nk = srv.ws("/ws?interval=3000", headers=hdr(token(keyring, channels=["ticker"])))
+    nk = srv.ws("/ws?interval=6000", headers=hdr(token(keyring, channels=["ticker"])))
     assert nk.request({"type": "subscribe", "channel": "ticker", "id": "s"}).get("type") == "ack"
     recs = produce(mk, [("ticker", "c", {"v": "first"})])
     wait_routed(srv, recs)
-    first, _ = drain(ws, quiet=0.3, timeout=5)
-    drain(nk, quiet=0.3, timeout=5)
+    # the interval starts with this first send; the rest must happen
+    # within it, with room for a loaded machine
+    read_messages(ws, 1, timeout=10)
+    read_messages(nk, 1, timeout=10)
     # The next ones wait in conflation for the rest of the interval.
     recs += produce(mk, [("ticker", "c", {"v": "held"}), ("ticker", "a", {"v": "held-a"})])
     wait_routed(srv, recs)
     ws.send_json({"type": "auth", "token": token(keyring, channels=["other"]), "id": "r"})
     nk.send_json({"type": "auth", "token": token(keyring, channels=["ticker"], keys=["a"]), "id": "r"})
-    data, controls = drain(ws, quiet=4.0, timeout=8)
+    data, controls = drain(ws, quiet=7.0, timeout=12)
     assert not [m for m in data if m.get("data") == {"v": "held"}], f"revoked channel's held record: {data!r}"
     assert any(o.get("code") == "UNAUTHORIZED" and o.get("channel") == "ticker" for o in controls), controls
-    data, controls = drain(nk, quiet=4.0, timeout=8)
+    data, controls = drain(nk, quiet=7.0, timeout=12)
     assert not [m for m in data if m.get("key") == "c"], f"narrowed-away key's held record: {data!r}"

@@ -699,7 +699,8 @@ def test_metrics_and_stats_count_compression(mock_kafka, kafka_bridge):
     d1 = pmd(srv, "/ws?channel=pmd")
     d2 = pmd(srv, "/ws?channel=pmd&format=msgpack")
     plain = pmd(srv, "/ws?channel=pmd", offers=[])
-    wait_for(lambda: get_json(srv.port, "/stats")["deflate_clients"] == 2, 5, "deflate_clients 2")
+    wait_for(lambda: (lambda st: st["deflate_clients"] == 2 and len(st["client_list"]) == 3)(
+        get_json(srv.port, "/stats")), 5, "deflate_clients 2 of 3 clients")
     st = get_json(srv.port, "/stats")
     assert stats_client(st, d1.sock)["deflate"] is True
     assert stats_client(st, d2.sock)["deflate"] is True

@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from conftest import read_messages, ws_subscribe
-from wsutil import get_json
+from conftest import read_messages, wait_channel_seq, ws_subscribe
 
 
 def assert_error(reply, code, ident=None):
@@ -185,16 +184,9 @@ def test_seq_per_channel_counts_unsubscribed_records(mock_kafka, kafka_bridge):
     for i in range(2):
         mk.produce("sb", '{"phase":1}', key="x")
     mk.produce("solo", '{"phase":1}', key="x")
-    # Wait until kbridge routed them (/stats channels.<c>.seq when present).
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
-        st = get_json(srv.port, "/stats")
-        chans = st.get("channels") or {}
-        if (chans.get("shared") or {}).get("seq") == 5 and (chans.get("solo") or {}).get("seq") == 1:
-            break
-        time.sleep(0.1)
-    else:
-        time.sleep(0.5)
+    # Wait until kbridge routed them.
+    wait_channel_seq(srv.port, "shared", 5)
+    wait_channel_seq(srv.port, "solo", 1)
     c = srv.ws()
     ws_subscribe(c, {"type": "subscribe", "channels": ["shared", "solo"]})
     f = srv.ws()                      # a filtered client: numbers are skipped, not renumbered

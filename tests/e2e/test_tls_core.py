@@ -164,14 +164,21 @@ def test_sighup_reload_new_pair_for_new_handshakes_old_connection_continues(kbri
             with open(key, "w") as f:
                 f.write("not a key\n")
             os.kill(srv.pid, signal.SIGHUP)
-            await asyncio.sleep(0.5)
+            for _ in range(100):
+                if "tls certificate not reloaded" in srv.log():
+                    break
+                await asyncio.sleep(0.05)
             assert _served_cert(srv.port) == _pem(tls_certs.cert)
             assert "tls certificate not reloaded" in srv.log()
             # the new pair: new handshakes get it
             shutil.copy(new_key, key)
             shutil.copy(new_cert, cert)
+            loaded = srv.log().count("tls certificate loaded")
             os.kill(srv.pid, signal.SIGHUP)
-            await asyncio.sleep(0.5)
+            for _ in range(100):
+                if srv.log().count("tls certificate loaded") > loaded:
+                    break
+                await asyncio.sleep(0.05)
             assert _served_cert(srv.port) == _pem(new_cert)
             assert https_get(srv.port, ctx=tls_certs.context())[0] == 200
             # the connection made before keeps receiving
