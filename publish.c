@@ -247,11 +247,15 @@ static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		int maybe = rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED;
 		/* A failed producer's purge says "Purged in queue": say why. */
 		if (rd_kafka_fatal_error(rk, NULL, 0)) fatal_seen(rk);
-		char timeout[120] = "";
-		if (m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT) timeout_text(timeout, sizeof(timeout));
-		snprintf(why, sizeof(why), "%.240s%s",
-			 rk != P.rk || P.fatal ? P.fatal_why : *timeout ? timeout : rd_kafka_err2str(m->err),
-			 maybe ? " (the record may have been written)" : "");
+		char timeout[120];
+		const char *text = rd_kafka_err2str(m->err);
+		if (rk != P.rk || P.fatal) {
+			text = P.fatal_why;
+		} else if (m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT) {
+			timeout_text(timeout, sizeof(timeout));
+			text = timeout;
+		}
+		snprintf(why, sizeof(why), "%.240s%s", text, maybe ? " (the record may have been written)" : "");
 		o.error = why;
 	} else if (rk == P.rk) {
 		P.backoff_ms = RENEW_MIN_MS;

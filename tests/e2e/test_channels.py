@@ -5,6 +5,7 @@ the last subscription goes (this ran into freed memory once; the suite also
 runs under ASan)."""
 import time
 
+from conftest import settled
 from wsutil import get_json
 
 
@@ -36,11 +37,6 @@ def test_regex_channels_come_and_go(kbridge):
     settles(srv, {"fixed"})
 
 
-def settles(srv, want, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        chans = set(get_json(srv.port, "/stats")["channels"])
-        if chans == want:
-            return
-        assert time.monotonic() < deadline, f"/stats channels {sorted(chans)} after {timeout}s, not {sorted(want)}"
-        time.sleep(0.05)
+def settles(srv, want):
+    chans = settled(lambda: set(get_json(srv.port, "/stats")["channels"]), want)
+    assert chans == want, f"/stats channels {sorted(chans)}, not {sorted(want)}"

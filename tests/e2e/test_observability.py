@@ -10,7 +10,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import read_messages, wait_channel_seq, ws_subscribe
+from conftest import read_messages, settled, wait_channel_seq, ws_subscribe
 from wsutil import get_json, http_request, upgrade_headers, Conn
 
 N = 20
@@ -132,12 +132,8 @@ def test_stats_shape(traffic):
     assert w.request({"action": "subscribe", "type": "obs_type"}).get("type") == "ack"
     # with workers, the other worker may answer before this one's table
     # reaches it (at most 50 ms)
-    deadline = time.monotonic() + 3
-    while True:
-        st = get_json(srv.port, "/stats")
-        if st["channels"]["obs"]["subscribers"] == 3 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    settled(lambda: get_json(srv.port, "/stats")["channels"]["obs"]["subscribers"], 3)
+    st = get_json(srv.port, "/stats")
     assert st["channels"]["obs"]["subscribers"] == 3 and st["channels"]["other-t"]["subscribers"] == 1, st["channels"]
     _, fams = metrics(srv.port)
     assert sample(fams, "kbridge_subscriptions", channel="obs") == 3
@@ -192,9 +188,7 @@ def test_sighup_is_ignored(server):
     c = server.ws()
     server.signal(signal.SIGHUP)
     # with workers, they log it once the master has passed the signal on
-    deadline = time.monotonic() + 3
-    while "SIGHUP ignored" not in server.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    settled(lambda: "SIGHUP ignored" in server.log(), True)
     assert server.alive()
     c.ping_ok()
     assert "SIGHUP ignored" in server.log()
